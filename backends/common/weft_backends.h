@@ -1,0 +1,125 @@
+/*
+ * weft_backends.h - the tracers: the classifier every backend feeds, the
+ * backend interface, preflight results, and the registry the CLI iterates.
+ *
+ * Backends do not classify. They normalize what they see into weft_event
+ * (schema/weft_schema.h) and feed the one classifier here, which keeps the
+ * fd tables and turns events into per-path file records and process
+ * records. The same event stream gives the same report whatever the backend.
+ */
+#ifndef WEFT_BACKENDS_H
+#define WEFT_BACKENDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "weft_schema.h"
+
+/* ---- The classifier ---- */
+
+typedef struct weft_classifier weft_classifier;
+
+/* A classifier for one run. The backend seeds the root process with
+ * weft_classifier_add_process (ppid 0) as soon as it knows its pid, before
+ * feeding any of its events. Paths under any ignore prefix (e.g. the
+ * project's .weft directory) never become file records. */
+weft_classifier *weft_classifier_new(void);
+void weft_classifier_free(weft_classifier *c);
+int weft_classifier_ignore_prefix(weft_classifier *c, const char *abs_prefix);
+/* Seed a process that already exists (attach, or the root): its cwd and
+ * argv/exe as they are now. ppid 0 marks the root. */
+int weft_classifier_add_process(weft_classifier *c, pid_t pid, pid_t ppid,
+				const char *cwd, const char *exe,
+				const char *const *argv, uint32_t argc);
+/* Seed an already-open fd of a process (attach, inherited fds). */
+int weft_classifier_add_fd(weft_classifier *c, pid_t pid, int fd,
+			   const char *abs_path, int open_flags);
+/* Feed one event. Events must arrive in the order the kernel completed
+ * them per thread; order across unrelated processes does not matter.
+ * Returns 0, or an error when out of memory (the event is then lost and
+ * counted in dropped_events). */
+int weft_classifier_feed(weft_classifier *c, const weft_event *ev);
+/* True when a READ (or WRITE) on this fd can no longer change the report:
+ * the open file is already marked read (written). A backend may use this
+ * to skip work on the hot path; it is only an optimisation. */
+bool weft_classifier_fd_read_known(const weft_classifier *c, pid_t pid, int fd);
+bool weft_classifier_fd_write_known(const weft_classifier *c, pid_t pid,
+				    int fd);
+/* Finish: move the records into *out (initialized by the caller with
+ * weft_report_init). Processes still alive are recorded with exited
+ * false. File records are sorted by path. The classifier is spent. */
+int weft_classifier_finish(weft_classifier *c, weft_report *out);
+
+/* Lexically normalize path against base (both may be NULL-free byte
+ * strings; base absolute): join, drop "." and empty components, resolve
+ * ".." textually. Writes at most outsz bytes; WEFT_ETOOBIG when longer. */
+int weft_path_normalize(const char *base, const char *path, char *out,
+			size_t outsz);
+
+/* ---- Preflight ---- */
+
+#define WEFT_PREFLIGHT_MAX_CHECKS 24
+#define WEFT_PREFLIGHT_DETAIL_BYTES 512
+
+typedef struct weft_check {
+	char name[WEFT_MAX_NAME_BYTES];            /* "ptrace_scope" */
+	bool ok;
+	char detail[WEFT_PREFLIGHT_DETAIL_BYTES]; /* what was found */
+} weft_check;
+
+typedef struct weft_preflight {
+	char backend[WEFT_MAX_NAME_BYTES];
+	bool ok;                                   /* every check ok */
+	char summary[WEFT_PREFLIGHT_DETAIL_BYTES];
+	char command_checked[WEFT_MAX_PATH_BYTES];  /* "" when none */
+	weft_check checks[WEFT_PREFLIGHT_MAX_CHECKS];
+	size_t nchecks;
+	char warnings[8][WEFT_PREFLIGHT_DETAIL_BYTES];
+	size_t nwarnings;
+} weft_preflight;
+
+/* Start a result: zeroed, ok until a check fails. command may be NULL. */
+void weft_preflight_begin(weft_preflight *p, const char *backend,
+			  const char *command);
+/* Append a check; its ok folds into p->ok. */
+void weft_preflight_check(weft_preflight *p, const char *name, bool ok,
+			  const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void weft_preflight_warn(weft_preflight *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- The backend interface ---- */
+
+typedef struct weft_launch {
+	char *const *argv;        /* the workload; argv[0] already resolved to
+	                             an executable path by the caller */
+	char *const *envp;        /* its environment */
+	int verbose;              /* 0, 1 (-v), 2 (-vv): diagnostics to stderr */
+	weft_classifier *classifier; /* where events go */
+	/* Filled by the backend: */
+	pid_t root_pid;
+	int exit_code;            /* the workload's: 0..255, 128+signal */
+	uint64_t dropped_events;
+} weft_launch;
+
+typedef struct weft_backend {
+	const char *name;
+	/* Fill *p with this backend's named checks. command is the workload
+	 * to check compatibility with, or NULL. timeout_ms bounds the whole
+	 * preflight (a check that hangs fails as a timeout). */
+	int (*preflight)(weft_preflight *p, const char *command, int timeout_ms);
+	/* Launch l->argv traced, feed l->classifier until every traced process
+	 * has ended, set exit_code. Returns 0, or an error when the workload
+	 * could not be launched (then it did not run). A tracing failure after
+	 * launch never kills the workload; it becomes a warning. */
+	int (*run)(weft_launch *l, weft_report *warnings_to);
+} weft_backend;
+
+/* Every backend built in, in auto order (eBPF, preload, ptrace); NULL
+ * terminated. */
+extern const weft_backend *const weft_backends[];
+const weft_backend *weft_backend_find(const char *name);
+
+#endif /* WEFT_BACKENDS_H */
