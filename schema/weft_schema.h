@@ -141,6 +141,7 @@ typedef struct weft_event {
 	int32_t mode;       /* open mode, or PROT_* for mmap */
 	int8_t created;     /* enum weft_created_hint (opens only) */
 	bool has_stat;      /* st_* below are valid (opens only) */
+	uint32_t st_mode;   /* S_IFREG, S_IFDIR, ... and permission bits */
 	uint64_t st_dev, st_ino;
 	int64_t st_size, st_mtime_ns;
 	uint64_t time_ns;   /* CLOCK_REALTIME when seen; 0 if unknown */

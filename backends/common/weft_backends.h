@@ -47,9 +47,13 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev);
 bool weft_classifier_fd_read_known(const weft_classifier *c, pid_t pid, int fd);
 bool weft_classifier_fd_write_known(const weft_classifier *c, pid_t pid,
 				    int fd);
-/* Finish: move the records into *out (initialized by the caller with
- * weft_report_init). Processes still alive are recorded with exited
- * false. File records are sorted by path. The classifier is spent. */
+/* Finish: append the process and file records to *out (initialized by the
+ * caller with weft_report_init; it may already hold warnings). Processes
+ * still alive are recorded with exited false. Directory components are
+ * resolved through symlinks where they exist on disk now (records that
+ * turn out to name the same file are merged); file records are sorted by
+ * path. Only paths the run read, wrote, created, deleted or renamed become
+ * records. The classifier is spent: free it next. */
 int weft_classifier_finish(weft_classifier *c, weft_report *out);
 
 /* Lexically normalize path against base (both may be NULL-free byte
