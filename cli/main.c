@@ -1,15 +1,131 @@
 /*
- * main.c - the weft command: global options and dispatch to subcommands.
+ * main.c - the weft command: global options, dispatch to subcommands, and
+ * the helpers every subcommand shares (errors, finding the project store).
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"run", cmd_run, "trace a command and record what it read and wrote"},
+	{"show", cmd_show, "show a recorded run (the latest by default)"},
+	{"dag", cmd_dag, "print the lineage DAG of the recorded runs"},
+	{"tracer", cmd_tracer, "check the tracer backends on this machine"},
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: weft [--version] [--help] COMMAND [ARGS...]\n\n"
+	      "weft records which files every process of a command read and\n"
+	      "wrote, with content hashes, and builds a lineage DAG.\n\n"
+	      "commands:\n",
+	      out);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name,
+			commands[i].summary);
+	fputs("\n'weft COMMAND --help' describes one command.\n", out);
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("weft: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "weft %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\ntry 'weft %s --help'\n", cmd);
+	va_end(ap);
+	return WEFT_EXIT_USAGE;
+}
+
+weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
+{
+	char cwd[WEFT_MAX_PATH_BYTES + 1], dir[WEFT_MAX_PATH_BYTES + 16];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		cli_error("cannot read the working directory: %s",
+			  strerror(errno));
+		return NULL;
+	}
+	int err = weft_store_find_dir(cwd, dir, sizeof(dir));
+	if (err == WEFT_ENOTFOUND) {
+		if (!create) {
+			cli_error("no weft project here: no %s directory in %s "
+				  "or above (weft run creates one)",
+				  WEFT_DIR_NAME, cwd);
+			return NULL;
+		}
+		snprintf(dir, sizeof(dir), "%s%s" WEFT_DIR_NAME, cwd,
+			 strcmp(cwd, "/") == 0 ? "" : "/");
+		if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+			cli_error("cannot create %s: %s", dir, strerror(errno));
+			return NULL;
+		}
+	} else if (err != WEFT_OK) {
+		cli_error("cannot look for a %s directory from %s: %s",
+			  WEFT_DIR_NAME, cwd, weft_strerror(err));
+		return NULL;
+	}
+	char db[sizeof(dir) + 16];
+	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, dir);
+	weft_store *s = NULL;
+	err = weft_store_open(db, &s);
+	if (err != WEFT_OK) {
+		if (err == WEFT_EVERSION)
+			cli_error("%s was written by a newer weft; it is left "
+				  "untouched",
+				  db);
+		else
+			cli_error("cannot open the store %s: %s", db,
+				  s ? weft_store_errmsg(s) : weft_strerror(err));
+		weft_store_close(s);
+		return NULL;
+	}
+	if (weft_dir)
+		snprintf(weft_dir, weft_dir_sz, "%s", dir);
+	return s;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+	if (argc < 2) {
+		usage(stderr);
+		return WEFT_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
 		printf("weft %s\n", WEFT_VERSION);
 		return 0;
 	}
-	fprintf(stderr, "weft: usage: weft COMMAND [ARGS...]\n");
-	return 2;
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	if (cmd[0] == '-')
+		cli_error("unknown option '%s'", cmd);
+	else
+		cli_error("unknown command '%s'", cmd);
+	usage(stderr);
+	return WEFT_EXIT_USAGE;
 }

@@ -1,0 +1,56 @@
+/*
+ * cli.h - private to the weft executable: the subcommands, and the small
+ * output helpers they share (JSON, text escaping, the project's store).
+ */
+#ifndef WEFT_CLI_H
+#define WEFT_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "weft_backends.h"
+#include "weft_schema.h"
+#include "weft_store.h"
+
+/* Exit statuses of weft itself (the workload's own status passes through
+ * `weft run` unchanged). */
+#define WEFT_EXIT_USAGE 2         /* bad arguments */
+#define WEFT_EXIT_INTERNAL 125    /* weft failed before launching the workload */
+#define WEFT_EXIT_NOEXEC 126      /* command found but not executable */
+#define WEFT_EXIT_NOTFOUND 127    /* command not found */
+
+int cmd_run(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_dag(int argc, char **argv);
+int cmd_tracer(int argc, char **argv);
+
+/* "weft: " + message on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "try 'weft CMD --help'" after a usage error; returns
+ * WEFT_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Open the store of the project around the working directory. With
+ * create, make ./.weft when no project is found. On failure prints why and
+ * returns NULL. weft_dir (may be NULL) receives the .weft path. */
+weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
+
+/* ---- JSON output ---- */
+
+/* A JSON string. Bytes that are not valid UTF-8 are written as lone
+ * surrogates U+DC80..U+DCFF ("\udcXX" for byte XX), the convention of
+ * Python's "surrogateescape": reversible, and os.fsencode() restores the
+ * original bytes. */
+void json_string(FILE *out, const char *s);
+/* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
+void format_rfc3339(int64_t ns, char out[40]);
+void json_report(FILE *out, const weft_report *r);
+void json_preflight(FILE *out, const weft_preflight *p);
+void json_dag(FILE *out, const weft_dag *d);
+
+/* A path or argument on one line of text output: control characters and
+ * invalid UTF-8 as C-style escapes (\n, \t, \xHH), backslash doubled. */
+void text_escaped(FILE *out, const char *s);
+
+#endif /* WEFT_CLI_H */

@@ -1,0 +1,148 @@
+/*
+ * cmd_show.c - `weft show [RUN] [--json]`: one recorded run, for people
+ * (inputs, outputs, processes, warnings) or as the stable report JSON.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char show_help[] =
+	"usage: weft show [RUN] [--json]\n\n"
+	"Show a recorded run: its command, processes, the files it read\n"
+	"(inputs) and wrote (outputs) with hashes, and warnings. RUN is a run\n"
+	"id or a unique prefix of one; the latest run by default.\n\n"
+	"  --json   the run report as JSON (the format of 'weft run --report')\n";
+
+static void print_hash(FILE *out, const weft_file_rec *f)
+{
+	if (f->has_hash) {
+		char text[WEFT_HASH_TEXT_BYTES];
+		weft_hash_to_text(f->hash, text);
+		/* A prefix is enough for people; --json has the whole hash. */
+		fprintf(out, "  %.28s", text);
+	} else if (f->hash_missing) {
+		fprintf(out, "  (no hash: %s)", f->hash_missing);
+	}
+	if (f->has_size)
+		fprintf(out, "  %lld B", (long long)f->size);
+}
+
+static void print_files(FILE *out, const weft_report *r, const char *title,
+			int which)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const weft_file_rec *f = &r->files[i];
+		bool pick = which == 0   ? f->read
+			    : which == 1 ? f->written && !f->deleted &&
+						   !f->renamed_to
+					 : f->deleted || f->renamed_to;
+		if (!pick)
+			continue;
+		if (n++ == 0)
+			fprintf(out, "%s:\n", title);
+		fputs("  ", out);
+		text_escaped(out, f->path);
+		if (which == 2) {
+			if (f->renamed_to) {
+				fputs("  renamed to ", out);
+				text_escaped(out, f->renamed_to);
+			} else {
+				fputs("  deleted", out);
+			}
+		} else {
+			if (which == 1 && f->created)
+				fputs("  (created)", out);
+			print_hash(out, f);
+		}
+		fputc('\n', out);
+	}
+}
+
+static void print_report(FILE *out, const weft_report *r)
+{
+	char started[40];
+	format_rfc3339(r->started_ns, started);
+	double secs = (double)(r->ended_ns - r->started_ns) / 1e9;
+	fprintf(out, "run %s\n", r->run_id);
+	if (r->nprocesses) {
+		fputs("command:", out);
+		for (uint32_t i = 0; i < r->processes[0].argc; i++) {
+			fputc(' ', out);
+			text_escaped(out, r->processes[0].argv[i]);
+		}
+		fputc('\n', out);
+	}
+	fprintf(out, "tracer %s on %s, started %s, %.3f s, exit %d\n",
+		r->backend, r->node[0] ? r->node : "?", started, secs,
+		r->exit_code);
+	fprintf(out, "processes: %zu\n", r->nprocesses);
+	print_files(out, r, "inputs", 0);
+	print_files(out, r, "outputs", 1);
+	print_files(out, r, "removed or moved", 2);
+	if (r->nwarnings) {
+		fputs("warnings:\n", out);
+		for (size_t i = 0; i < r->nwarnings; i++) {
+			fputs("  ", out);
+			text_escaped(out, r->warnings[i]);
+			fputc('\n', out);
+		}
+	}
+	if (r->dropped_events)
+		fprintf(out, "dropped events: %llu (the record is incomplete)\n",
+			(unsigned long long)r->dropped_events);
+}
+
+int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool json = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': fputs(show_help, stdout); return 0;
+		default:
+			return cli_usage_error("show", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage_error("show", "one run at a time");
+	const char *run = optind < argc ? argv[optind] : NULL;
+
+	weft_store *store = cli_open_store(false, NULL, 0);
+	if (!store)
+		return 1;
+	weft_report r;
+	int err = weft_store_get_run(store, run, &r);
+	if (err != WEFT_OK) {
+		if (err == WEFT_ENOTFOUND)
+			cli_error(run ? "no run '%s' in this project"
+				      : "no runs recorded in this project yet%s",
+				  run ? run : "");
+		else if (err == WEFT_EINVAL)
+			cli_error("'%s' matches more than one run; give more "
+				  "of the id",
+				  run);
+		else
+			cli_error("cannot read the store: %s",
+				  weft_store_errmsg(store));
+		weft_store_close(store);
+		return 1;
+	}
+	if (json)
+		json_report(stdout, &r);
+	else
+		print_report(stdout, &r);
+	weft_report_release(&r);
+	weft_store_close(store);
+	return 0;
+}

@@ -1,0 +1,283 @@
+/*
+ * json.c - the stable JSON documents weft prints (run report, preflight,
+ * DAG) and the escaping rules for byte-string paths in JSON and text.
+ *
+ * Paths are byte strings. JSON needs Unicode, so invalid UTF-8 bytes are
+ * written as lone surrogates U+DC80+byte (Python's surrogateescape), which
+ * round-trips exactly; valid UTF-8 passes through.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Length of the valid UTF-8 sequence at s, or 0 when s does not start one
+ * (overlong forms, surrogates and values above U+10FFFF are invalid). */
+static size_t utf8_valid_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp, min;
+	if ((c & 0xe0) == 0xc0) {
+		n = 2, cp = c & 0x1f, min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 3, cp = c & 0x0f, min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the NUL terminator */
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void json_string(FILE *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	fputc('"', out);
+	while (*s) {
+		size_t n = utf8_valid_len(s);
+		if (n == 0) {
+			fprintf(out, "\\udc%02x", *s);
+			s++;
+			continue;
+		}
+		if (n > 1) {
+			fwrite(s, 1, n, out);
+			s += n;
+			continue;
+		}
+		unsigned char c = *s++;
+		switch (c) {
+		case '"': fputs("\\\"", out); break;
+		case '\\': fputs("\\\\", out); break;
+		case '\n': fputs("\\n", out); break;
+		case '\r': fputs("\\r", out); break;
+		case '\t': fputs("\\t", out); break;
+		case '\b': fputs("\\b", out); break;
+		case '\f': fputs("\\f", out); break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				fprintf(out, "\\u%04x", c);
+			else
+				fputc(c, out);
+		}
+	}
+	fputc('"', out);
+}
+
+static void json_string_or_null(FILE *out, const char *s)
+{
+	if (s)
+		json_string(out, s);
+	else
+		fputs("null", out);
+}
+
+void text_escaped(FILE *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	while (*s) {
+		size_t n = utf8_valid_len(s);
+		if (n > 1) {
+			fwrite(s, 1, n, out);
+			s += n;
+			continue;
+		}
+		unsigned char c = *s++;
+		if (n == 0 || c < 0x20 || c == 0x7f) {
+			if (c == '\n')
+				fputs("\\n", out);
+			else if (c == '\t')
+				fputs("\\t", out);
+			else
+				fprintf(out, "\\x%02x", c);
+		} else if (c == '\\') {
+			fputs("\\\\", out);
+		} else {
+			fputc(c, out);
+		}
+	}
+}
+
+void format_rfc3339(int64_t ns, char out[40])
+{
+	time_t secs = (time_t)(ns / 1000000000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 40 - n, ".%06ldZ", (long)((ns % 1000000000) / 1000));
+}
+
+static void json_bool(FILE *out, const char *key, bool v)
+{
+	fprintf(out, "\"%s\": %s", key, v ? "true" : "false");
+}
+
+static void json_process(FILE *out, const weft_process_rec *p)
+{
+	fprintf(out, "{\"pid\": %d, \"ppid\": %d, \"argv\": [", p->pid,
+		p->ppid);
+	for (uint32_t i = 0; i < p->argc; i++) {
+		if (i)
+			fputs(", ", out);
+		json_string(out, p->argv[i]);
+	}
+	fputs("], \"exe\": ", out);
+	json_string_or_null(out, p->exe);
+	fputs(", \"cwd\": ", out);
+	json_string_or_null(out, p->cwd);
+	if (p->exited)
+		fprintf(out, ", \"exit_code\": %d}", p->exit_code);
+	else
+		fputs(", \"exit_code\": null}", out);
+}
+
+static void json_file(FILE *out, const weft_file_rec *f)
+{
+	fputs("{\"path\": ", out);
+	json_string(out, f->path);
+	fputs(", ", out);
+	json_bool(out, "read", f->read);
+	fputs(", ", out);
+	json_bool(out, "written", f->written);
+	fputs(", ", out);
+	json_bool(out, "created", f->created);
+	fputs(", ", out);
+	json_bool(out, "deleted", f->deleted);
+	fputs(", \"renamed_to\": ", out);
+	json_string_or_null(out, f->renamed_to);
+	if (f->has_size)
+		fprintf(out, ", \"size\": %lld", (long long)f->size);
+	else
+		fputs(", \"size\": null", out);
+	if (f->has_hash) {
+		char text[WEFT_HASH_TEXT_BYTES];
+		weft_hash_to_text(f->hash, text);
+		fprintf(out, ", \"hash\": \"%s\"", text);
+	} else {
+		fputs(", \"hash\": null, \"hash_missing\": ", out);
+		json_string_or_null(out, f->hash_missing);
+	}
+	fputc('}', out);
+}
+
+void json_report(FILE *out, const weft_report *r)
+{
+	char started[40], ended[40];
+	format_rfc3339(r->started_ns, started);
+	format_rfc3339(r->ended_ns, ended);
+	fputs("{\"weft\": 1, \"run\": ", out);
+	json_string(out, r->run_id);
+	fputs(", \"backend\": ", out);
+	json_string(out, r->backend);
+	fputs(", \"node\": ", out);
+	json_string(out, r->node);
+	fprintf(out,
+		", \"exit_code\": %d, \"started\": \"%s\", \"ended\": \"%s\",\n"
+		" \"processes\": [",
+		r->exit_code, started, ended);
+	for (size_t i = 0; i < r->nprocesses; i++) {
+		fputs(i ? ",\n  " : "\n  ", out);
+		json_process(out, &r->processes[i]);
+	}
+	fputs("],\n \"files\": [", out);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		fputs(i ? ",\n  " : "\n  ", out);
+		json_file(out, &r->files[i]);
+	}
+	fputs("],\n \"warnings\": [", out);
+	for (size_t i = 0; i < r->nwarnings; i++) {
+		if (i)
+			fputs(", ", out);
+		json_string(out, r->warnings[i]);
+	}
+	fprintf(out, "], \"dropped_events\": %llu}\n",
+		(unsigned long long)r->dropped_events);
+}
+
+void json_preflight(FILE *out, const weft_preflight *p)
+{
+	fputs("{\"backend\": ", out);
+	json_string(out, p->backend);
+	fprintf(out, ", \"ok\": %s, \"summary\": ", p->ok ? "true" : "false");
+	json_string(out, p->summary);
+	fputs(", \"command_checked\": ", out);
+	json_string_or_null(out, p->command_checked[0] ? p->command_checked
+						       : NULL);
+	fputs(", \"checks\": [", out);
+	for (size_t i = 0; i < p->nchecks; i++) {
+		const weft_check *c = &p->checks[i];
+		fputs(i ? ", {\"name\": " : "{\"name\": ", out);
+		json_string(out, c->name);
+		fprintf(out, ", \"ok\": %s, \"detail\": ",
+			c->ok ? "true" : "false");
+		json_string(out, c->detail);
+		fputc('}', out);
+	}
+	fputs("], \"warnings\": [", out);
+	for (size_t i = 0; i < p->nwarnings; i++) {
+		if (i)
+			fputs(", ", out);
+		json_string(out, p->warnings[i]);
+	}
+	fputs("]}", out);
+}
+
+void json_dag(FILE *out, const weft_dag *d)
+{
+	fputs("{\"weft\": 1, \"job\": ", out);
+	json_string_or_null(out, d->job);
+	fputs(",\n \"tasks\": [", out);
+	for (size_t i = 0; i < d->ntasks; i++) {
+		const weft_dag_task *t = &d->tasks[i];
+		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
+		json_string(out, t->id);
+		fputs(", \"name\": ", out);
+		json_string_or_null(out, t->name);
+		fputs(", \"node\": ", out);
+		json_string_or_null(out, t->node);
+		fputs(", \"backend\": ", out);
+		json_string_or_null(out, t->backend);
+		fprintf(out, ", \"exit_code\": %d, \"parent\": ", t->exit_code);
+		json_string_or_null(out, t->parent);
+		fputc('}', out);
+	}
+	fputs("],\n \"artifacts\": [", out);
+	for (size_t i = 0; i < d->nartifacts; i++) {
+		const weft_dag_artifact *a = &d->artifacts[i];
+		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
+		json_string(out, a->id);
+		fputs(", \"path\": ", out);
+		json_string_or_null(out, a->path);
+		fputs(", \"hash\": ", out);
+		if (a->has_hash) {
+			char text[WEFT_HASH_TEXT_BYTES];
+			weft_hash_to_text(a->hash, text);
+			fprintf(out, "\"%s\"", text);
+		} else {
+			fputs("null", out);
+		}
+		fputc('}', out);
+	}
+	fputs("],\n \"edges\": [", out);
+	for (size_t i = 0; i < d->nedges; i++) {
+		const weft_dag_edge *e = &d->edges[i];
+		fputs(i ? ",\n  {\"from\": " : "\n  {\"from\": ", out);
+		json_string(out, e->from);
+		fputs(", \"to\": ", out);
+		json_string(out, e->to);
+		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s}",
+			e->write ? "write" : "read", e->weak ? "true" : "false");
+	}
+	fputs("]}\n", out);
+}
