@@ -1,0 +1,354 @@
+/*
+ * hash.c - content hashes of the files a run touched: BLAKE2b-256 through
+ * libsodium, with a cache in the store so that unchanged inputs are not read
+ * again on the next run.
+ *
+ * The cache is keyed by (device, inode) and trusted only while size, mtime
+ * and ctime are what they were when the content was read. ctime cannot be
+ * set from user space, so a rewrite that restores size and mtime still
+ * misses. Two races are closed by not caching at all: a file that changed
+ * while we read it, and a file whose ctime is still the current tick of the
+ * kernel's clock (a write later in that tick would leave every stat field
+ * as it is; git calls such entries "racily clean").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_internal.h"
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_status;
+
+static void sodium_setup(void)
+{
+	sodium_status = sodium_init();
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int store_cache_get(weft_store *s, const struct stat *st, uint8_t hash[32])
+{
+	if (!s->cache_get &&
+	    store_prepare(s,
+			  "SELECT hash FROM hash_cache WHERE dev = ?1 AND "
+			  "ino = ?2 AND size = ?3 AND mtime_ns = ?4 AND "
+			  "ctime_ns = ?5",
+			  &s->cache_get))
+		return WEFT_EDB;
+	sqlite3_stmt *q = s->cache_get;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)st->st_dev);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)st->st_ino);
+	sqlite3_bind_int64(q, 3, st->st_size);
+	sqlite3_bind_int64(q, 4, ts_ns(st->st_mtim));
+	sqlite3_bind_int64(q, 5, ts_ns(st->st_ctim));
+	int rc = sqlite3_step(q), err;
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(q, 0) == 32) {
+		memcpy(hash, sqlite3_column_blob(q, 0), 32);
+		err = WEFT_OK;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		err = WEFT_ENOTFOUND;
+	} else {
+		err = WEFT_EDB;
+	}
+	sqlite3_reset(q);
+	return err;
+}
+
+int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
+		    size_t n)
+{
+	if (!s->cache_put &&
+	    store_prepare(s,
+			  "INSERT OR REPLACE INTO hash_cache (dev, ino, size, "
+			  "mtime_ns, ctime_ns, hash) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			  &s->cache_put))
+		return WEFT_EDB;
+	if (store_exec(s, "BEGIN IMMEDIATE"))
+		return WEFT_EDB;
+	sqlite3_stmt *q = s->cache_put;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)e[i].dev);
+		sqlite3_bind_int64(q, 2, (sqlite3_int64)e[i].ino);
+		sqlite3_bind_int64(q, 3, e[i].size);
+		sqlite3_bind_int64(q, 4, e[i].mtime_ns);
+		sqlite3_bind_int64(q, 5, e[i].ctime_ns);
+		sqlite3_bind_blob(q, 6, e[i].hash, 32, SQLITE_STATIC);
+		int rc = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (rc != SQLITE_DONE) {
+			store_save_errmsg(s);
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return WEFT_EDB;
+		}
+	}
+	return store_exec(s, "COMMIT");
+}
+
+static bool same_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       ts_ns(a->st_mtim) == ts_ns(b->st_mtim) &&
+	       ts_ns(a->st_ctim) == ts_ns(b->st_ctim);
+}
+
+/* Read an open regular file to its end and hash it. *stable: the content
+ * read is the content the stat describes (size matched, nothing changed
+ * while reading, ctime older than the clock's current tick). */
+static int hash_fd(int fd, const struct stat *before, uint8_t hash[32],
+		   bool *stable)
+{
+	*stable = false;
+	uint8_t *buf = malloc(WEFT_HASH_BUFFER_BYTES);
+	if (!buf)
+		return WEFT_ENOMEM;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	crypto_generichash_state state;
+	crypto_generichash_init(&state, NULL, 0, 32);
+	int64_t total = 0;
+	int err = WEFT_OK;
+	for (;;) {
+		ssize_t n = read(fd, buf, WEFT_HASH_BUFFER_BYTES);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = WEFT_EIO;
+			break;
+		}
+		if (n == 0)
+			break;
+		crypto_generichash_update(&state, buf, (size_t)n);
+		total += n;
+	}
+	int saved = errno;
+	free(buf);
+	errno = saved;
+	if (err)
+		return err;
+	crypto_generichash_final(&state, hash, 32);
+
+	struct stat after;
+	struct timespec now;
+	if (fstat(fd, &after) == 0 && same_state(before, &after) &&
+	    total == before->st_size &&
+	    clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
+	    ts_ns(after.st_ctim) < ts_ns(now))
+		*stable = true;
+	return WEFT_OK;
+}
+
+/* weft_hash_file, with the cache write either done at once (pending NULL)
+ * or left in *pending, with *queued set, for the caller to write in one
+ * transaction with others. */
+static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
+		     struct stat *st_out, bool *cache_hit,
+		     struct weft_hash_cache_entry *pending, bool *queued)
+{
+	if (cache_hit)
+		*cache_hit = false;
+	if (queued)
+		*queued = false;
+	pthread_once(&sodium_once, sodium_setup);
+	if (sodium_status < 0)
+		return WEFT_EUNSUPPORTED;
+
+	/* Follow symlinks: a file record names what the program opened.
+	 * Opening a device or FIFO can block or have side effects, so refuse
+	 * those before opening; the fstat below has the final word. */
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return WEFT_EIO;
+	if (!S_ISREG(st.st_mode)) {
+		if (st_out)
+			*st_out = st;
+		return WEFT_EINVAL;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return WEFT_EIO;
+	int err = WEFT_OK;
+	if (fstat(fd, &st) != 0) {
+		err = WEFT_EIO;
+		goto out;
+	}
+	if (st_out)
+		*st_out = st;
+	if (!S_ISREG(st.st_mode)) {
+		err = WEFT_EINVAL;
+		goto out;
+	}
+	if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
+		if (cache_hit)
+			*cache_hit = true;
+		goto out;
+	}
+	/* O_NONBLOCK kept a FIFO from blocking the open; regular files
+	 * ignore it, but clear it anyway for mandatory-lock oddities. */
+	(void)fcntl(fd, F_SETFL, 0);
+	bool stable;
+	err = hash_fd(fd, &st, hash, &stable);
+	if (err)
+		goto out;
+	if (cache)
+		cache->hash_reads++;
+	if (!cache || !stable)
+		goto out;
+	struct weft_hash_cache_entry e = {
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.size = st.st_size,
+		.mtime_ns = ts_ns(st.st_mtim),
+		.ctime_ns = ts_ns(st.st_ctim),
+	};
+	memcpy(e.hash, hash, 32);
+	if (pending) {
+		*pending = e;
+		*queued = true;
+	} else {
+		/* A cache, not a record: a failed write costs a re-read. */
+		(void)store_cache_put(cache, &e, 1);
+	}
+out:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return err;
+}
+
+int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
+		   struct stat *st, bool *cache_hit)
+{
+	return hash_file(cache, path, hash, st, cache_hit, NULL, NULL);
+}
+
+__attribute__((format(printf, 2, 3))) static int
+set_missing(weft_file_rec *f, const char *fmt, ...)
+{
+	char text[WEFT_MAX_PATH_BYTES + 64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	char *copy = strdup(text);
+	if (!copy)
+		return WEFT_ENOMEM;
+	free(f->hash_missing);
+	f->hash_missing = copy;
+	f->has_hash = false;
+	return WEFT_OK;
+}
+
+/* Why a file could not be hashed, from hash_file's result and errno. */
+static int explain_failure(weft_file_rec *f, int err, int errnum)
+{
+	if (err == WEFT_EINVAL)
+		return set_missing(f, "not a regular file");
+	if (err != WEFT_EIO)
+		return set_missing(f, "cannot hash: %s", weft_strerror(err));
+	switch (errnum) {
+	case ENOENT:
+	case ENOTDIR:
+		return set_missing(f, "gone before hashing");
+	case EACCES:
+	case EPERM:
+		return set_missing(f,
+				   "permission denied: not readable by uid %u",
+				   (unsigned)geteuid());
+	default:
+		return set_missing(f, "cannot read: %s", strerror(errnum));
+	}
+}
+
+/* Warn once about an input that changed, also when called again over the
+ * same report. Past the warning limit is not an error. */
+static int warn_changed(weft_report *r, const char *path)
+{
+	static const char prefix[] = "input changed during the run: ";
+	size_t n = sizeof(prefix) - 1;
+	for (size_t i = 0; i < r->nwarnings; i++)
+		if (!strncmp(r->warnings[i], prefix, n) &&
+		    !strcmp(r->warnings[i] + n, path))
+			return WEFT_OK;
+	int err = weft_report_warn(r, "%s%s", prefix, path);
+	return err == WEFT_ENOMEM ? err : WEFT_OK;
+}
+
+static void flush_pending(weft_store *cache,
+			  struct weft_hash_cache_entry *pending, size_t *n)
+{
+	if (*n)
+		(void)store_cache_put(cache, pending, *n); /* see hash_file */
+	*n = 0;
+}
+
+int weft_report_hash_files(weft_store *cache, weft_report *r)
+{
+	struct weft_hash_cache_entry *pending = NULL;
+	size_t npending = 0;
+	if (cache) {
+		pending = malloc(WEFT_HASH_CACHE_BATCH * sizeof(*pending));
+		if (!pending)
+			return WEFT_ENOMEM;
+	}
+	int err = WEFT_OK;
+	for (size_t i = 0; i < r->nfiles && !err; i++) {
+		weft_file_rec *f = &r->files[i];
+		if (f->renamed_to) {
+			err = set_missing(f, "renamed to %s", f->renamed_to);
+			continue;
+		}
+		if (f->deleted) {
+			err = set_missing(f, "deleted by the run");
+			continue;
+		}
+		if (!f->read && !f->written)
+			continue;
+		struct stat st;
+		bool queued = false;
+		int rc = hash_file(cache, f->path, f->hash, &st, NULL,
+				   cache ? &pending[npending] : NULL, &queued);
+		/* st is valid on success and for a non-regular file. */
+		bool have_stat = rc == WEFT_OK || rc == WEFT_EINVAL;
+		if (rc == WEFT_OK) {
+			f->has_hash = true;
+			f->has_size = true;
+			f->size = st.st_size;
+			free(f->hash_missing);
+			f->hash_missing = NULL;
+			if (queued && ++npending == WEFT_HASH_CACHE_BATCH)
+				flush_pending(cache, pending, &npending);
+		} else {
+			f->has_hash = false;
+			f->has_size = false;
+			if (rc == WEFT_ENOMEM)
+				err = rc;
+			else
+				err = explain_failure(f, rc, errno);
+		}
+		/* An input the run itself rewrote changed by its own hand;
+		 * only a change by someone else is worth a warning. */
+		if (!err && have_stat && f->read && !f->written &&
+		    f->has_first_stat &&
+		    ((uint64_t)st.st_dev != f->first_dev ||
+		     (uint64_t)st.st_ino != f->first_ino ||
+		     st.st_size != f->first_size ||
+		     ts_ns(st.st_mtim) != f->first_mtime_ns))
+			err = warn_changed(r, f->path);
+	}
+	if (cache)
+		flush_pending(cache, pending, &npending);
+	free(pending);
+	return err;
+}

@@ -1,0 +1,839 @@
+/*
+ * store.c - the SQLite store: opening a database, bringing its schema up to
+ * date, and storing and loading runs.
+ *
+ * The schema is a list of migration steps; PRAGMA user_version says how many
+ * a database has had. Each step runs in its own transaction, so a crash
+ * leaves the database at a step boundary. A database that has had more steps
+ * than this code knows was written by a newer weft and is refused without
+ * being modified.
+ *
+ * Paths, argv, exe, cwd and warnings are byte strings that need not be
+ * UTF-8 and are stored as BLOBs so that what comes back is exactly what went
+ * in. Unsigned 64-bit values (dev, inode, dropped events) are stored as the
+ * signed integer with the same bits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/*
+ * The migration steps, oldest first. Never edit a step that has shipped;
+ * append a new one.
+ *
+ * Room for what comes next: runs.job names the job a run belongs to (a jobs
+ * table, writers and signed fragment envelopes are later steps that add
+ * tables and reference runs.num). Children reference runs by the integer
+ * runs.num, not the text id, to keep the large tables small.
+ */
+static const char *const migrations[] = {
+	/* 1: runs, processes, paths, artifacts, file I/O, warnings, the hash
+	 * cache. */
+	"CREATE TABLE runs ("
+	"  num INTEGER PRIMARY KEY," /* insertion order */
+	"  id TEXT NOT NULL UNIQUE CHECK (length(id) > 0),"
+	"  job TEXT," /* NULL: a local run outside any job */
+	"  backend TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  exit_code INTEGER NOT NULL,"
+	"  started_ns INTEGER NOT NULL,"
+	"  ended_ns INTEGER NOT NULL,"
+	"  dropped_events INTEGER NOT NULL"
+	");"
+	"CREATE INDEX runs_by_start ON runs (started_ns, num);"
+	"CREATE INDEX runs_by_job ON runs (job, started_ns, num)"
+	"  WHERE job IS NOT NULL;"
+	"CREATE TABLE processes ("
+	"  run INTEGER NOT NULL REFERENCES runs (num) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL," /* position in the report */
+	"  pid INTEGER NOT NULL,"
+	"  ppid INTEGER NOT NULL,"
+	"  argc INTEGER NOT NULL,"
+	"  argv BLOB NOT NULL," /* every argument followed by a NUL byte */
+	"  exe BLOB,"
+	"  cwd BLOB,"
+	"  exit_code INTEGER NOT NULL,"
+	"  exited INTEGER NOT NULL,"
+	"  PRIMARY KEY (run, seq)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE paths ("
+	"  id INTEGER PRIMARY KEY,"
+	"  path BLOB NOT NULL UNIQUE"
+	");"
+	"CREATE TABLE artifacts (" /* content-addressed: one row per content */
+	"  id INTEGER PRIMARY KEY,"
+	"  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32)" /* BLAKE2b-256
+								 */
+	");"
+	"CREATE TABLE file_io ("
+	"  run INTEGER NOT NULL REFERENCES runs (num) ON DELETE CASCADE,"
+	"  path INTEGER NOT NULL REFERENCES paths (id),"
+	"  artifact INTEGER REFERENCES artifacts (id)," /* NULL: no hash */
+	"  read INTEGER NOT NULL,"
+	"  written INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  deleted INTEGER NOT NULL,"
+	"  renamed_to INTEGER REFERENCES paths (id),"
+	"  size INTEGER," /* NULL: unknown */
+	"  hash_missing BLOB,"
+	/* State at the first open; all NULL when not known. */
+	"  first_dev INTEGER,"
+	"  first_ino INTEGER,"
+	"  first_size INTEGER,"
+	"  first_mtime_ns INTEGER,"
+	"  PRIMARY KEY (run, path)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX file_io_by_path ON file_io (path);"
+	"CREATE INDEX file_io_by_artifact ON file_io (artifact)"
+	"  WHERE artifact IS NOT NULL;"
+	"CREATE TABLE warnings ("
+	"  run INTEGER NOT NULL REFERENCES runs (num) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  text BLOB NOT NULL,"
+	"  PRIMARY KEY (run, seq)"
+	") WITHOUT ROWID;"
+	/* One row per inode: a file whose size, mtime or ctime changed
+	 * misses, and its new hash replaces the old row. */
+	"CREATE TABLE hash_cache ("
+	"  dev INTEGER NOT NULL,"
+	"  ino INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  mtime_ns INTEGER NOT NULL,"
+	"  ctime_ns INTEGER NOT NULL,"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	"  PRIMARY KEY (dev, ino)"
+	") WITHOUT ROWID;",
+};
+
+#define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL) != SQLITE_OK) {
+		*stmt = NULL;
+		return WEFT_EDB;
+	}
+	return WEFT_OK;
+}
+
+int store_exec(weft_store *s, const char *sql)
+{
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK
+		       ? WEFT_OK
+		       : WEFT_EDB;
+}
+
+static int read_user_version(weft_store *s, int *version)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s, "PRAGMA user_version", &st);
+	if (err)
+		return err;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*version = sqlite3_column_int(st, 0);
+		err = WEFT_OK;
+	} else {
+		err = WEFT_EDB;
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Apply the steps the database lacks, each in its own transaction. The
+ * version is read again inside the transaction because another process may
+ * have migrated the database since we looked. */
+static int migrate(weft_store *s)
+{
+	for (;;) {
+		if (store_exec(s, "BEGIN IMMEDIATE"))
+			return WEFT_EDB;
+		int version;
+		int err = read_user_version(s, &version);
+		if (err)
+			goto fail;
+		if (version > STORE_SCHEMA_VERSION) {
+			err = WEFT_EVERSION;
+			goto fail;
+		}
+		if (version == STORE_SCHEMA_VERSION)
+			return store_exec(s, "COMMIT");
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d",
+			 version + 1);
+		if (store_exec(s, migrations[version]) || store_exec(s, bump) ||
+		    store_exec(s, "COMMIT")) {
+			err = WEFT_EDB;
+			goto fail;
+		}
+		continue;
+	fail:
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return err;
+	}
+}
+
+int weft_store_open(const char *db_path, weft_store **out)
+{
+	*out = NULL;
+	weft_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return WEFT_ENOMEM;
+	int rc = sqlite3_open_v2(db_path, &s->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		int err = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;
+		weft_store_close(s);
+		return err;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, WEFT_STORE_BUSY_TIMEOUT_MS);
+
+	/* Check the version before anything that writes: switching to WAL
+	 * rewrites the file header, and a newer weft's file stays as it is. */
+	int version, err = read_user_version(s, &version);
+	if (!err && version > STORE_SCHEMA_VERSION)
+		err = WEFT_EVERSION;
+	/* WAL lets readers (weft dag) run beside the writer; synchronous
+	 * NORMAL is durable across application crashes and, in WAL mode,
+	 * never corrupts on power loss. */
+	if (!err && (store_exec(s, "PRAGMA journal_mode = WAL") ||
+		     store_exec(s, "PRAGMA synchronous = NORMAL") ||
+		     store_exec(s, "PRAGMA foreign_keys = ON")))
+		err = WEFT_EDB;
+	if (!err)
+		err = migrate(s);
+	if (err) {
+		weft_store_close(s);
+		return err;
+	}
+	*out = s;
+	return WEFT_OK;
+}
+
+void weft_store_close(weft_store *s)
+{
+	if (!s)
+		return;
+	sqlite3_finalize(s->cache_get);
+	sqlite3_finalize(s->cache_put);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+const char *weft_store_errmsg(const weft_store *s)
+{
+	if (!s || !s->db)
+		return "no database";
+	if (s->errmsg[0])
+		return s->errmsg;
+	return sqlite3_errmsg(s->db);
+}
+
+void store_save_errmsg(weft_store *s)
+{
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+}
+
+/* ---- Binding and reading byte strings ---- */
+
+/* A C string as a BLOB, or NULL. SQLITE_STATIC: every caller steps the
+ * statement before the string can go away. */
+static int bind_bytes(sqlite3_stmt *st, int i, const char *s)
+{
+	if (!s)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_blob(st, i, s, (int)strlen(s), SQLITE_STATIC);
+}
+
+/* A column as a malloc'd NUL-terminated string; NULL stays NULL. */
+static int column_bytes(sqlite3_stmt *st, int i, char **out)
+{
+	*out = NULL;
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return WEFT_OK;
+	const void *p = sqlite3_column_blob(st, i);
+	int n = sqlite3_column_bytes(st, i);
+	char *s = malloc((size_t)n + 1);
+	if (!s)
+		return WEFT_ENOMEM;
+	if (n)
+		memcpy(s, p, (size_t)n);
+	s[n] = '\0';
+	*out = s;
+	return WEFT_OK;
+}
+
+/* A TEXT column into one of the report's fixed-size name fields. */
+static int column_name(sqlite3_stmt *st, int i, char out[WEFT_MAX_NAME_BYTES])
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	int n = sqlite3_column_bytes(st, i);
+	if (!t || n >= WEFT_MAX_NAME_BYTES) {
+		out[0] = '\0';
+		return t ? WEFT_EDB : WEFT_OK;
+	}
+	memcpy(out, t, (size_t)n + 1);
+	return WEFT_OK;
+}
+
+static bool name_ok(const char name[WEFT_MAX_NAME_BYTES])
+{
+	return memchr(name, '\0', WEFT_MAX_NAME_BYTES) != NULL;
+}
+
+char *store_join_argv(const void *blob, size_t len)
+{
+	char *s = malloc(len + 1);
+	if (!s)
+		return NULL;
+	if (len)
+		memcpy(s, blob, len);
+	/* Drop the last argument's terminator; the others become spaces. */
+	if (len && s[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '\0')
+			s[i] = ' ';
+	s[len] = '\0';
+	return s;
+}
+
+/* ---- Storing a run ---- */
+
+/* The id of a row of a unique-valued table (paths, artifacts), inserting
+ * it when absent. `get` selects id by ?1, `add` inserts ?1. */
+static int intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
+		  const void *value, int len, sqlite3_int64 *id)
+{
+	sqlite3_reset(get);
+	sqlite3_bind_blob(get, 1, value, len, SQLITE_STATIC);
+	int rc = sqlite3_step(get);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(get, 0);
+		sqlite3_reset(get);
+		return WEFT_OK;
+	}
+	sqlite3_reset(get);
+	if (rc != SQLITE_DONE)
+		return WEFT_EDB;
+	sqlite3_reset(add);
+	sqlite3_bind_blob(add, 1, value, len, SQLITE_STATIC);
+	if (sqlite3_step(add) != SQLITE_DONE) {
+		sqlite3_reset(add);
+		return WEFT_EDB;
+	}
+	sqlite3_reset(add);
+	*id = sqlite3_last_insert_rowid(s->db);
+	return WEFT_OK;
+}
+
+static int check_report(const weft_report *r)
+{
+	if (!name_ok(r->run_id) || !r->run_id[0] || !name_ok(r->backend) ||
+	    !name_ok(r->node))
+		return WEFT_EINVAL;
+	for (size_t i = 0; i < r->nprocesses; i++) {
+		const weft_process_rec *p = &r->processes[i];
+		if (p->argc && !p->argv)
+			return WEFT_EINVAL;
+		for (uint32_t a = 0; a < p->argc; a++)
+			if (!p->argv[a])
+				return WEFT_EINVAL;
+	}
+	for (size_t i = 0; i < r->nfiles; i++)
+		if (!r->files[i].path)
+			return WEFT_EINVAL;
+	for (size_t i = 0; i < r->nwarnings; i++)
+		if (!r->warnings[i])
+			return WEFT_EINVAL;
+	return WEFT_OK;
+}
+
+enum {
+	PUT_RUN,
+	PUT_PROCESS,
+	PUT_PATH_GET,
+	PUT_PATH_ADD,
+	PUT_ARTIFACT_GET,
+	PUT_ARTIFACT_ADD,
+	PUT_FILE,
+	PUT_WARNING,
+	PUT_NSTMT
+};
+
+static const char *const put_sql[PUT_NSTMT] = {
+	[PUT_RUN] = "INSERT INTO runs (id, backend, node, exit_code, "
+		    "started_ns, ended_ns, dropped_events) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[PUT_PROCESS] = "INSERT INTO processes (run, seq, pid, ppid, argc, "
+			"argv, exe, cwd, exit_code, exited) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[PUT_PATH_GET] = "SELECT id FROM paths WHERE path = ?1",
+	[PUT_PATH_ADD] = "INSERT INTO paths (path) VALUES (?1)",
+	[PUT_ARTIFACT_GET] = "SELECT id FROM artifacts WHERE hash = ?1",
+	[PUT_ARTIFACT_ADD] = "INSERT INTO artifacts (hash) VALUES (?1)",
+	[PUT_FILE] = "INSERT INTO file_io (run, path, artifact, read, "
+		     "written, created, deleted, renamed_to, size, "
+		     "hash_missing, first_dev, first_ino, first_size, "
+		     "first_mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+		     "?9, ?10, ?11, ?12, ?13, ?14)",
+	[PUT_WARNING] =
+		"INSERT INTO warnings (run, seq, text) VALUES (?1, ?2, ?3)",
+};
+
+/* Step a fully bound insert and reset it for the next row. A constraint
+ * failure means the report broke a rule (the same path twice in a run). */
+static int step_insert(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return WEFT_OK;
+	return (rc & 0xff) == SQLITE_CONSTRAINT ? WEFT_EINVAL : WEFT_EDB;
+}
+
+static int put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
+		       const weft_process_rec *p)
+{
+	/* argv as one blob, every argument NUL-terminated: lossless, since
+	 * an argument cannot hold a NUL. */
+	size_t len = 0;
+	for (uint32_t a = 0; a < p->argc; a++)
+		len += strlen(p->argv[a]) + 1;
+	if (len > (size_t)WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	char *argv = malloc(len ? len : 1);
+	if (!argv)
+		return WEFT_ENOMEM;
+	size_t off = 0;
+	for (uint32_t a = 0; a < p->argc; a++) {
+		size_t n = strlen(p->argv[a]) + 1;
+		memcpy(argv + off, p->argv[a], n);
+		off += n;
+	}
+	sqlite3_bind_int64(st, 1, run);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	sqlite3_bind_int(st, 3, p->pid);
+	sqlite3_bind_int(st, 4, p->ppid);
+	sqlite3_bind_int64(st, 5, p->argc);
+	sqlite3_bind_blob(st, 6, argv, (int)len, SQLITE_STATIC);
+	bind_bytes(st, 7, p->exe);
+	bind_bytes(st, 8, p->cwd);
+	sqlite3_bind_int(st, 9, p->exit_code);
+	sqlite3_bind_int(st, 10, p->exited);
+	int err = step_insert(st);
+	free(argv);
+	return err;
+}
+
+static int put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
+		    const weft_file_rec *f)
+{
+	sqlite3_int64 path, renamed = 0, artifact = 0;
+	int err = intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD], f->path,
+			 (int)strlen(f->path), &path);
+	if (!err && f->renamed_to)
+		err = intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
+			     f->renamed_to, (int)strlen(f->renamed_to),
+			     &renamed);
+	if (!err && f->has_hash)
+		err = intern(s, stmts[PUT_ARTIFACT_GET],
+			     stmts[PUT_ARTIFACT_ADD], f->hash, 32, &artifact);
+	if (err)
+		return err;
+	sqlite3_stmt *st = stmts[PUT_FILE];
+	sqlite3_bind_int64(st, 1, run);
+	sqlite3_bind_int64(st, 2, path);
+	if (f->has_hash)
+		sqlite3_bind_int64(st, 3, artifact);
+	sqlite3_bind_int(st, 4, f->read);
+	sqlite3_bind_int(st, 5, f->written);
+	sqlite3_bind_int(st, 6, f->created);
+	sqlite3_bind_int(st, 7, f->deleted);
+	if (f->renamed_to)
+		sqlite3_bind_int64(st, 8, renamed);
+	if (f->has_size)
+		sqlite3_bind_int64(st, 9, f->size);
+	bind_bytes(st, 10, f->hash_missing);
+	if (f->has_first_stat) {
+		sqlite3_bind_int64(st, 11, (sqlite3_int64)f->first_dev);
+		sqlite3_bind_int64(st, 12, (sqlite3_int64)f->first_ino);
+		sqlite3_bind_int64(st, 13, f->first_size);
+		sqlite3_bind_int64(st, 14, f->first_mtime_ns);
+	}
+	return step_insert(st);
+}
+
+int weft_store_put_run(weft_store *s, const weft_report *r)
+{
+	s->errmsg[0] = '\0';
+	int err = check_report(r);
+	if (err)
+		return err;
+	sqlite3_stmt *stmts[PUT_NSTMT] = {0};
+	for (int i = 0; i < PUT_NSTMT; i++)
+		if ((err = store_prepare(s, put_sql[i], &stmts[i])))
+			goto out;
+	/* IMMEDIATE: take the write lock now (waiting up to the busy
+	 * timeout) rather than fail half-way when upgrading a read lock. */
+	if ((err = store_exec(s, "BEGIN IMMEDIATE")))
+		goto out;
+
+	sqlite3_stmt *st = stmts[PUT_RUN];
+	sqlite3_bind_text(st, 1, r->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->backend, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->node, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, r->exit_code);
+	sqlite3_bind_int64(st, 5, r->started_ns);
+	sqlite3_bind_int64(st, 6, r->ended_ns);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->dropped_events);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		/* The only constraint a valid report can break here is the
+		 * unique run id. */
+		err = (rc & 0xff) == SQLITE_CONSTRAINT ? WEFT_EINVAL : WEFT_EDB;
+		goto rollback;
+	}
+	sqlite3_int64 run = sqlite3_last_insert_rowid(s->db);
+
+	for (size_t i = 0; i < r->nprocesses && !err; i++)
+		err = put_process(stmts[PUT_PROCESS], run, i, &r->processes[i]);
+	for (size_t i = 0; i < r->nfiles && !err; i++)
+		err = put_file(s, stmts, run, &r->files[i]);
+	for (size_t i = 0; i < r->nwarnings && !err; i++) {
+		st = stmts[PUT_WARNING];
+		sqlite3_bind_int64(st, 1, run);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		bind_bytes(st, 3, r->warnings[i]);
+		err = step_insert(st);
+	}
+	if (!err && store_exec(s, "COMMIT"))
+		err = WEFT_EDB;
+	if (!err)
+		goto out;
+rollback:
+	/* The failing statement's message, before ROLLBACK replaces it. */
+	store_save_errmsg(s);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	for (int i = 0; i < PUT_NSTMT; i++)
+		sqlite3_finalize(stmts[i]);
+	return err;
+}
+
+/* ---- Loading runs ---- */
+
+/* The rowid of the run named by id (NULL: latest; else exact id or unique
+ * prefix). */
+static int resolve_run(weft_store *s, const char *id, sqlite3_int64 *num)
+{
+	static const char *const latest =
+		"SELECT num FROM runs ORDER BY started_ns DESC, num DESC "
+		"LIMIT 1";
+	static const char *const exact = "SELECT num FROM runs WHERE id = ?1";
+	/* substr, not LIKE or GLOB: an id may contain their wildcards. */
+	static const char *const prefix =
+		"SELECT num FROM runs WHERE substr(id, 1, length(?1)) = ?1 "
+		"LIMIT 2";
+	if (id && !id[0])
+		return WEFT_EINVAL;
+	const char *const queries[] = {id ? exact : latest, prefix};
+	for (int q = 0; q < (id ? 2 : 1); q++) {
+		sqlite3_stmt *st;
+		int err = store_prepare(s, queries[q], &st);
+		if (err)
+			return err;
+		if (id)
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		int found = 0, rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			*num = sqlite3_column_int64(st, 0);
+			found++;
+		}
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return WEFT_EDB;
+		if (found == 1)
+			return WEFT_OK;
+		if (found > 1)
+			return WEFT_EINVAL; /* ambiguous prefix */
+	}
+	return WEFT_ENOTFOUND;
+}
+
+static int load_header(weft_store *s, sqlite3_int64 num, weft_report *r)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s,
+				"SELECT id, backend, node, exit_code, "
+				"started_ns, ended_ns, dropped_events "
+				"FROM runs WHERE num = ?1",
+				&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		err = WEFT_EDB;
+	} else {
+		err = column_name(st, 0, r->run_id);
+		if (!err)
+			err = column_name(st, 1, r->backend);
+		if (!err)
+			err = column_name(st, 2, r->node);
+		r->exit_code = sqlite3_column_int(st, 3);
+		r->started_ns = sqlite3_column_int64(st, 4);
+		r->ended_ns = sqlite3_column_int64(st, 5);
+		r->dropped_events = (uint64_t)sqlite3_column_int64(st, 6);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Split a NUL-terminated-arguments blob back into argc strings. */
+static int split_argv(const char *blob, size_t len, uint32_t argc,
+		      weft_process_rec *p)
+{
+	if (argc == 0)
+		return len == 0 ? WEFT_OK : WEFT_EDB;
+	if (argc > WEFT_MAX_ARGC || len == 0 || blob[len - 1] != '\0')
+		return WEFT_EDB;
+	p->argv = calloc(argc, sizeof(char *));
+	if (!p->argv)
+		return WEFT_ENOMEM;
+	size_t off = 0;
+	for (uint32_t a = 0; a < argc; a++) {
+		if (off >= len)
+			return WEFT_EDB; /* fewer arguments than argc */
+		p->argv[a] = strdup(blob + off);
+		p->argc = a + 1; /* so release frees what exists */
+		if (!p->argv[a])
+			return WEFT_ENOMEM;
+		off += strlen(p->argv[a]) + 1;
+	}
+	return off == len ? WEFT_OK : WEFT_EDB;
+}
+
+static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s,
+				"SELECT pid, ppid, argc, argv, exe, cwd, "
+				"exit_code, exited FROM processes "
+				"WHERE run = ?1 ORDER BY seq",
+				&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		weft_process_rec *p = weft_report_add_process(r);
+		if (!p) {
+			err = WEFT_ENOMEM;
+			break;
+		}
+		p->pid = sqlite3_column_int(st, 0);
+		p->ppid = sqlite3_column_int(st, 1);
+		sqlite3_int64 argc = sqlite3_column_int64(st, 2);
+		const char *blob = sqlite3_column_blob(st, 3);
+		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		if (argc < 0 || argc > WEFT_MAX_ARGC)
+			err = WEFT_EDB;
+		else
+			err = split_argv(blob, len, (uint32_t)argc, p);
+		if (!err)
+			err = column_bytes(st, 4, &p->exe);
+		if (!err)
+			err = column_bytes(st, 5, &p->cwd);
+		p->exit_code = sqlite3_column_int(st, 6);
+		p->exited = sqlite3_column_int(st, 7) != 0;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
+{
+	sqlite3_stmt *st;
+	/* BLOBs compare with memcmp: files come back in path-byte order. */
+	int err = store_prepare(
+		s,
+		"SELECT p.path, f.read, f.written, f.created, f.deleted, "
+		"rp.path, f.size, a.hash, f.hash_missing, f.first_dev, "
+		"f.first_ino, f.first_size, f.first_mtime_ns "
+		"FROM file_io f JOIN paths p ON p.id = f.path "
+		"LEFT JOIN paths rp ON rp.id = f.renamed_to "
+		"LEFT JOIN artifacts a ON a.id = f.artifact "
+		"WHERE f.run = ?1 ORDER BY p.path",
+		&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		weft_file_rec *f = weft_report_add_file(r);
+		if (!f) {
+			err = WEFT_ENOMEM;
+			break;
+		}
+		err = column_bytes(st, 0, &f->path);
+		f->read = sqlite3_column_int(st, 1) != 0;
+		f->written = sqlite3_column_int(st, 2) != 0;
+		f->created = sqlite3_column_int(st, 3) != 0;
+		f->deleted = sqlite3_column_int(st, 4) != 0;
+		if (!err)
+			err = column_bytes(st, 5, &f->renamed_to);
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+			f->has_size = true;
+			f->size = sqlite3_column_int64(st, 6);
+		}
+		if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+			if (sqlite3_column_bytes(st, 7) != 32) {
+				err = WEFT_EDB;
+			} else {
+				f->has_hash = true;
+				memcpy(f->hash, sqlite3_column_blob(st, 7), 32);
+			}
+		}
+		if (!err)
+			err = column_bytes(st, 8, &f->hash_missing);
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+			f->has_first_stat = true;
+			f->first_dev = (uint64_t)sqlite3_column_int64(st, 9);
+			f->first_ino = (uint64_t)sqlite3_column_int64(st, 10);
+			f->first_size = sqlite3_column_int64(st, 11);
+			f->first_mtime_ns = sqlite3_column_int64(st, 12);
+		}
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+static int load_warnings(weft_store *s, sqlite3_int64 num, weft_report *r)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(
+		s, "SELECT text FROM warnings WHERE run = ?1 ORDER BY seq",
+		&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* Appended directly, not through weft_report_warn: a stored
+		 * warning may hold bytes a format string must not see. */
+		if (r->nwarnings >= WEFT_MAX_WARNINGS + 1) {
+			err = WEFT_EDB;
+			break;
+		}
+		char **w = realloc(r->warnings,
+				   (r->nwarnings + 1) * sizeof(char *));
+		if (!w) {
+			err = WEFT_ENOMEM;
+			break;
+		}
+		r->warnings = w;
+		err = column_bytes(st, 0, &w[r->nwarnings]);
+		if (!err)
+			r->nwarnings++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+int weft_store_get_run(weft_store *s, const char *run_id, weft_report *out)
+{
+	weft_report_init(out);
+	s->errmsg[0] = '\0';
+	sqlite3_int64 num = 0;
+	/* One read transaction, so the run is read from one snapshot. */
+	int err = store_exec(s, "BEGIN");
+	if (err)
+		return err;
+	err = resolve_run(s, run_id, &num);
+	if (!err)
+		err = load_header(s, num, out);
+	if (!err)
+		err = load_processes(s, num, out);
+	if (!err)
+		err = load_files(s, num, out);
+	if (!err)
+		err = load_warnings(s, num, out);
+	if (err == WEFT_EDB)
+		store_save_errmsg(s);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (err)
+		weft_report_release(out);
+	return err;
+}
+
+int weft_store_list_runs(weft_store *s, weft_run_summary **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st;
+	int err = store_prepare(s,
+				"SELECT id, backend, exit_code, started_ns, "
+				"ended_ns, " STORE_ROOT_ARGV_SQL " FROM runs r "
+				"ORDER BY started_ns, num",
+				&st);
+	if (err)
+		return err;
+	weft_run_summary *runs = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			weft_run_summary *p =
+				realloc(runs, ncap * sizeof(*runs));
+			if (!p) {
+				err = WEFT_ENOMEM;
+				break;
+			}
+			runs = p;
+			cap = ncap;
+		}
+		weft_run_summary *sum = &runs[count];
+		memset(sum, 0, sizeof(*sum));
+		err = column_name(st, 0, sum->run_id);
+		if (!err)
+			err = column_name(st, 1, sum->backend);
+		sum->exit_code = sqlite3_column_int(st, 2);
+		sum->started_ns = sqlite3_column_int64(st, 3);
+		sum->ended_ns = sqlite3_column_int64(st, 4);
+		const void *argv = sqlite3_column_blob(st, 5);
+		sum->command = store_join_argv(
+			argv, (size_t)sqlite3_column_bytes(st, 5));
+		count++;
+		if (!err && !sum->command)
+			err = WEFT_ENOMEM;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	if (err) {
+		weft_run_summaries_free(runs, count);
+		return err;
+	}
+	*out = runs;
+	*n = count;
+	return WEFT_OK;
+}
+
+void weft_run_summaries_free(weft_run_summary *runs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(runs[i].command);
+	free(runs);
+}

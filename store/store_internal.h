@@ -1,0 +1,70 @@
+/*
+ * store_internal.h - what the files of libweft_store share and nobody else
+ * sees: the store handle, statement helpers and the hash cache's internals.
+ */
+#ifndef WEFT_STORE_INTERNAL_H
+#define WEFT_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "weft_store.h"
+
+/* How long a writer waits for another process's lock before giving up. */
+#define WEFT_STORE_BUSY_TIMEOUT_MS 5000
+
+/* Bytes read per read(2) while hashing: large enough that the syscall cost
+ * vanishes next to BLAKE2b, small enough to stay in L2/L3. */
+#define WEFT_HASH_BUFFER_BYTES (1024 * 1024)
+
+/* Hash-cache entries gathered by weft_report_hash_files before they are
+ * written in one transaction. */
+#define WEFT_HASH_CACHE_BATCH 4096
+
+struct weft_store {
+	sqlite3 *db;
+	/* Prepared lazily: the hash cache is hit once per file. */
+	sqlite3_stmt *cache_get;
+	sqlite3_stmt *cache_put;
+	/* Files whose content was read by weft_hash_file (cache misses), so
+	 * tests can prove that unchanged inputs are not read again. */
+	uint64_t hash_reads;
+	/* SQLite's message for an error we had to roll back after (ROLLBACK
+	 * replaces it); empty when sqlite3_errmsg is current. */
+	char errmsg[256];
+};
+
+/* One hash-cache row. */
+struct weft_hash_cache_entry {
+	uint64_t dev, ino;
+	int64_t size, mtime_ns, ctime_ns;
+	uint8_t hash[32];
+};
+
+/* Look a file's stat up in the cache: WEFT_OK with hash filled,
+ * WEFT_ENOTFOUND on a miss, WEFT_EDB on a database error. */
+int store_cache_get(weft_store *s, const struct stat *st, uint8_t hash[32]);
+/* Write entries to the cache in one transaction. */
+int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
+		    size_t n);
+
+/* Keep SQLite's current message for weft_store_errmsg. */
+void store_save_errmsg(weft_store *s);
+/* sqlite3_prepare_v2 wrapped to return a weft_err. */
+int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
+/* Run SQL without results (BEGIN, COMMIT, ...). */
+int store_exec(weft_store *s, const char *sql);
+
+/* The root process's command line of a stored run: argv joined by spaces
+ * (from the NUL-terminated argv blob of the processes table). Returns a
+ * malloc'd string ("" when the run has no process), or NULL on ENOMEM. */
+char *store_join_argv(const void *blob, size_t len);
+
+/* SQL returning the argv blob of the root process of the run with rowid
+ * `r.num`, to embed in queries over runs r. The root is the first process
+ * without a parent, else the first process. */
+#define STORE_ROOT_ARGV_SQL                                                    \
+	"(SELECT argv FROM processes p WHERE p.run = r.num "                   \
+	"ORDER BY p.ppid <> 0, p.seq LIMIT 1)"
+
+#endif /* WEFT_STORE_INTERNAL_H */
