@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "weft_schema.h"
 
 const char *weft_strerror(int err)
@@ -163,6 +164,22 @@ int weft_report_warn(weft_report *r, const char *fmt, ...)
 	if (!copy)
 		return WEFT_ENOMEM;
 	r->warnings[r->nwarnings++] = copy;
+	return WEFT_OK;
+}
+
+/* Declared in codec.h: the report decoder appends decoded warnings as they
+ * are, without weft_report_warn's formatting and truncation, but through
+ * the same growth scheme so weft_report_warn can append to a decoded
+ * report. WEFT_MAX_WARNINGS + 1: the limit plus weft_report_warn's
+ * "further warnings dropped". */
+int weft_report_push_warning(weft_report *r, char *text)
+{
+	if (r->nwarnings > WEFT_MAX_WARNINGS)
+		return WEFT_ETOOBIG;
+	if (reserve_one((void **)&r->warnings, r->nwarnings,
+			sizeof(char *)) != WEFT_OK)
+		return WEFT_ENOMEM;
+	r->warnings[r->nwarnings++] = text;
 	return WEFT_OK;
 }
 

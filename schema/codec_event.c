@@ -1,0 +1,272 @@
+/*
+ * codec_event.c - the msgpack codec for trace events (weft_event), the
+ * stream a backend or the node agent hands to a wrapper.
+ *
+ * Map: "v" first, then k, pid, tgid, ret, fd, fd2, fl, mode, cr, t
+ * required; p, p2 (bin), argv (array of bin) and st (map of mode, dev, ino,
+ * size, mtime) optional: left out when the pointer is NULL / has_stat is
+ * false, nil read as absent. An argv that is present but empty (execve
+ * with argv = {NULL}) stays distinct from no argv. Which fields a kind uses
+ * is the classifier's business; the codec carries all of them so it never
+ * has to change when a kind's meaning is refined.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+enum {
+	E_KIND,
+	E_PID,
+	E_TGID,
+	E_RET,
+	E_FD,
+	E_FD2,
+	E_FLAGS,
+	E_MODE,
+	E_CREATED,
+	E_TIME,
+	E_PATH,
+	E_PATH2,
+	E_ARGV,
+	E_STAT,
+	E_NKEYS
+};
+static const char *const event_key_names[E_NKEYS] = {
+	"k",    "pid", "tgid", "ret", "fd", "fd2",  "fl",
+	"mode", "cr",  "t",    "p",   "p2", "argv", "st",
+};
+static const struct weft_rd_keys event_keys = {
+	event_key_names, E_NKEYS, (1u << E_PATH) - 1, /* k .. t */
+};
+
+enum { S_MODE, S_DEV, S_INO, S_SIZE, S_MTIME, S_NKEYS };
+static const char *const stat_key_names[S_NKEYS] = {
+	"mode", "dev", "ino", "size", "mtime",
+};
+static const struct weft_rd_keys stat_keys = {
+	stat_key_names,
+	S_NKEYS,
+	(1u << S_NKEYS) - 1,
+};
+
+static int event_check(const weft_event *ev)
+{
+	if (ev->kind < WEFT_EV_OPEN || ev->kind >= WEFT_EV_KIND_MAX ||
+	    ev->created < WEFT_CREATED_UNKNOWN ||
+	    ev->created > WEFT_CREATED_YES)
+		return WEFT_EINVAL;
+	if (ev->has_stat && ev->st_size < 0)
+		return WEFT_EINVAL;
+	if ((ev->path && strnlen(ev->path, WEFT_MAX_PATH_BYTES + 1) >
+				 WEFT_MAX_PATH_BYTES) ||
+	    (ev->path2 &&
+	     strnlen(ev->path2, WEFT_MAX_PATH_BYTES + 1) > WEFT_MAX_PATH_BYTES))
+		return WEFT_ETOOBIG;
+	return weft_argv_check(ev->argv, ev->argc);
+}
+
+static void event_write(struct weft_wr *w, const weft_event *ev)
+{
+	uint32_t n =
+		E_PATH + !!ev->path + !!ev->path2 + !!ev->argv + ev->has_stat;
+	weft_wr_versioned_map(w, n);
+	weft_wr_key(w, "k");
+	weft_wr_uint(w, ev->kind);
+	weft_wr_key(w, "pid");
+	weft_wr_int(w, ev->pid);
+	weft_wr_key(w, "tgid");
+	weft_wr_int(w, ev->tgid);
+	weft_wr_key(w, "ret");
+	weft_wr_int(w, ev->ret);
+	weft_wr_key(w, "fd");
+	weft_wr_int(w, ev->fd);
+	weft_wr_key(w, "fd2");
+	weft_wr_int(w, ev->fd2);
+	weft_wr_key(w, "fl");
+	weft_wr_int(w, ev->flags);
+	weft_wr_key(w, "mode");
+	weft_wr_int(w, ev->mode);
+	weft_wr_key(w, "cr");
+	weft_wr_int(w, ev->created);
+	weft_wr_key(w, "t");
+	weft_wr_uint(w, ev->time_ns);
+	if (ev->path) {
+		weft_wr_key(w, "p");
+		weft_wr_cstr(w, ev->path);
+	}
+	if (ev->path2) {
+		weft_wr_key(w, "p2");
+		weft_wr_cstr(w, ev->path2);
+	}
+	if (ev->argv) {
+		weft_wr_key(w, "argv");
+		weft_wr_argv(w, ev->argv, ev->argc);
+	}
+	if (ev->has_stat) {
+		weft_wr_key(w, "st");
+		weft_wr_map(w, S_NKEYS);
+		weft_wr_key(w, "mode");
+		weft_wr_uint(w, ev->st_mode);
+		weft_wr_key(w, "dev");
+		weft_wr_uint(w, ev->st_dev);
+		weft_wr_key(w, "ino");
+		weft_wr_uint(w, ev->st_ino);
+		weft_wr_key(w, "size");
+		weft_wr_int(w, ev->st_size);
+		weft_wr_key(w, "mtime");
+		weft_wr_int(w, ev->st_mtime_ns);
+	}
+}
+
+int weft_event_encode(const weft_event *ev, weft_buf *out)
+{
+	int rc = event_check(ev);
+	if (rc)
+		return rc;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	event_write(&w, ev);
+	/* Every field can be within its limit and the whole still exceed
+	 * WEFT_MAX_EVENT_BYTES (thousands of short args plus two long
+	 * paths): refuse here what the decoder would refuse. */
+	if (!w.err && out->len - w.start > WEFT_MAX_EVENT_BYTES)
+		w.err = WEFT_ETOOBIG;
+	return weft_wr_finish(&w);
+}
+
+static int stat_read(struct weft_rd *rd, weft_event *ev)
+{
+	uint32_t n, seen = 0;
+	int rc = weft_rd_map(rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		uint64_t u = 0;
+		rc = weft_rd_key(rd, &stat_keys, &seen, &key);
+		if (rc)
+			break;
+		switch (key) {
+		case S_MODE:
+			rc = weft_rd_uint(rd, UINT32_MAX, &u);
+			ev->st_mode = (uint32_t)u;
+			break;
+		case S_DEV:
+			rc = weft_rd_uint(rd, UINT64_MAX, &ev->st_dev);
+			break;
+		case S_INO:
+			rc = weft_rd_uint(rd, UINT64_MAX, &ev->st_ino);
+			break;
+		case S_SIZE:
+			rc = weft_rd_int(rd, 0, INT64_MAX, &ev->st_size);
+			break;
+		case S_MTIME:
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
+					 &ev->st_mtime_ns);
+			break;
+		}
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(&stat_keys, seen);
+	if (rc == WEFT_OK)
+		ev->has_stat = true;
+	return rc;
+}
+
+/* Read an int into an int32_t field. */
+static int rd_i32(struct weft_rd *rd, int32_t *out)
+{
+	int64_t v = 0;
+	int rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
+	*out = (int32_t)v;
+	return rc;
+}
+
+static int event_read_entry(struct weft_rd *rd, weft_event *ev, unsigned key)
+{
+	int64_t v = 0;
+	char *s = NULL;
+	int rc;
+	switch (key) {
+	case E_KIND:
+		rc = weft_rd_int(rd, WEFT_EV_OPEN, WEFT_EV_KIND_MAX - 1, &v);
+		ev->kind = (uint16_t)v;
+		return rc;
+	case E_PID:
+		return rd_i32(rd, &ev->pid);
+	case E_TGID:
+		return rd_i32(rd, &ev->tgid);
+	case E_RET:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &ev->ret);
+	case E_FD:
+		return rd_i32(rd, &ev->fd);
+	case E_FD2:
+		return rd_i32(rd, &ev->fd2);
+	case E_FLAGS:
+		return rd_i32(rd, &ev->flags);
+	case E_MODE:
+		return rd_i32(rd, &ev->mode);
+	case E_CREATED:
+		rc = weft_rd_int(rd, WEFT_CREATED_UNKNOWN, WEFT_CREATED_YES,
+				 &v);
+		ev->created = (int8_t)v;
+		return rc;
+	case E_TIME:
+		return weft_rd_uint(rd, UINT64_MAX, &ev->time_ns);
+	}
+	if (weft_rd_nil(rd))
+		return WEFT_OK; /* an optional value, absent */
+	switch (key) {
+	case E_PATH:
+		rc = weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &s);
+		ev->path = s;
+		return rc;
+	case E_PATH2:
+		rc = weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &s);
+		ev->path2 = s;
+		return rc;
+	case E_ARGV: {
+		char **argv = NULL;
+		rc = weft_rd_argv(rd, &argv, &ev->argc);
+		ev->argv = (const char *const *)argv;
+		return rc;
+	}
+	case E_STAT:
+		return stat_read(rd, ev);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_event_decode(const uint8_t *buf, size_t len, weft_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	if (len > WEFT_MAX_EVENT_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n, seen = 0;
+	int rc = weft_rd_versioned_map(&rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(&rd, &event_keys, &seen, &key);
+		if (rc == WEFT_OK)
+			rc = event_read_entry(&rd, ev, key);
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(&event_keys, seen);
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	if (rc)
+		weft_event_release(ev);
+	return rc;
+}
+
+void weft_event_release(weft_event *ev)
+{
+	/* Only decoded events are released, and the decoder allocated these
+	 * strings: the const in weft_event is for backends feeding borrowed
+	 * strings. */
+	free((char *)ev->path);
+	free((char *)ev->path2);
+	weft_argv_free((char **)ev->argv, ev->argc);
+	memset(ev, 0, sizeof(*ev));
+}

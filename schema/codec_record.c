@@ -1,0 +1,475 @@
+/*
+ * codec_record.c - msgpack codecs for process and file records, standalone
+ * (with "v", for fragments) and nested (inside a report), and the argv
+ * helpers the event codec shares.
+ *
+ * Process record map:  pid, ppid, exit, exited  required;
+ *                      argv (array of bin), exe, cwd  optional.
+ * File record map:     path, rd, wr, cr, del  required;
+ *                      ren, size, hash (32-byte bin), nohash, first
+ *                      (map of dev, ino, size, mtime)  optional.
+ * Optional values are left out when NULL / has_* is false; nil is read as
+ * absent. The encoder checks the same limits and ranges the decoder does,
+ * so whatever encodes also decodes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* ---- argv ---- */
+
+int weft_argv_check(const char *const *argv, uint32_t argc)
+{
+	if (argc > WEFT_MAX_ARGC)
+		return WEFT_ETOOBIG;
+	if (argc && !argv)
+		return WEFT_EINVAL;
+	size_t total = 0;
+	for (uint32_t i = 0; i < argc; i++) {
+		if (!argv[i])
+			return WEFT_EINVAL;
+		/* Bounded scan: an argv past the limit is not read to its
+		 * end. */
+		total += strnlen(argv[i], WEFT_MAX_ARGV_BYTES + 1);
+		if (total > WEFT_MAX_ARGV_BYTES)
+			return WEFT_ETOOBIG;
+	}
+	return WEFT_OK;
+}
+
+void weft_wr_argv(struct weft_wr *w, const char *const *argv, uint32_t argc)
+{
+	weft_wr_array(w, argc);
+	for (uint32_t i = 0; i < argc; i++)
+		weft_wr_cstr(w, argv[i]);
+}
+
+void weft_argv_free(char **argv, uint32_t argc)
+{
+	if (!argv)
+		return;
+	for (uint32_t i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int weft_rd_argv(struct weft_rd *rd, char ***argv, uint32_t *argc)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, WEFT_MAX_ARGC, 1, &n);
+	if (rc)
+		return rc;
+	/* NULL-terminated, so it can go to execve as it is. */
+	char **a = calloc((size_t)n + 1, sizeof(*a));
+	if (!a)
+		return WEFT_ENOMEM;
+	size_t budget = WEFT_MAX_ARGV_BYTES;
+	for (uint32_t i = 0; i < n; i++) {
+		rc = weft_rd_cstr(rd, budget, &a[i]);
+		if (rc) {
+			weft_argv_free(a, i);
+			return rc;
+		}
+		budget -= strlen(a[i]);
+	}
+	*argv = a;
+	*argc = n;
+	return WEFT_OK;
+}
+
+/* A string pointer that, when set, must fit max bytes. */
+static int check_opt_str(const char *s, size_t max)
+{
+	if (s && strnlen(s, max + 1) > max)
+		return WEFT_ETOOBIG;
+	return WEFT_OK;
+}
+
+/* ---- Process records ---- */
+
+enum { P_PID, P_PPID, P_EXIT, P_EXITED, P_ARGV, P_EXE, P_CWD, P_NKEYS };
+static const char *const process_key_names[P_NKEYS] = {
+	"pid", "ppid", "exit", "exited", "argv", "exe", "cwd",
+};
+static const struct weft_rd_keys process_keys = {
+	process_key_names,
+	P_NKEYS,
+	1u << P_PID | 1u << P_PPID | 1u << P_EXIT | 1u << P_EXITED,
+};
+
+/* Exit codes are what a shell shows: 0..255, 128 + signal when killed.
+ * A negative value is not an exit status, so it is rejected both ways. */
+#define EXIT_MIN 0
+#define EXIT_MAX 255
+
+size_t weft_process_rec_min_bytes(void)
+{
+	return weft_rd_min_map_bytes(&process_keys);
+}
+
+static int process_check(const weft_process_rec *p)
+{
+	if (p->pid < 1 || p->ppid < 0 || p->exit_code < EXIT_MIN ||
+	    p->exit_code > EXIT_MAX)
+		return WEFT_EINVAL;
+	int rc = weft_argv_check((const char *const *)p->argv, p->argc);
+	if (rc)
+		return rc;
+	if (check_opt_str(p->exe, WEFT_MAX_PATH_BYTES) ||
+	    check_opt_str(p->cwd, WEFT_MAX_PATH_BYTES))
+		return WEFT_ETOOBIG;
+	return WEFT_OK;
+}
+
+int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
+			   bool versioned)
+{
+	int rc = process_check(p);
+	if (rc)
+		return rc;
+	uint32_t n = 4 + !!p->argv + !!p->exe + !!p->cwd;
+	if (versioned)
+		weft_wr_versioned_map(w, n);
+	else
+		weft_wr_map(w, n);
+	weft_wr_key(w, "pid");
+	weft_wr_int(w, p->pid);
+	weft_wr_key(w, "ppid");
+	weft_wr_int(w, p->ppid);
+	weft_wr_key(w, "exit");
+	weft_wr_int(w, p->exit_code);
+	weft_wr_key(w, "exited");
+	weft_wr_bool(w, p->exited);
+	if (p->argv) {
+		weft_wr_key(w, "argv");
+		weft_wr_argv(w, (const char *const *)p->argv, p->argc);
+	}
+	if (p->exe) {
+		weft_wr_key(w, "exe");
+		weft_wr_cstr(w, p->exe);
+	}
+	if (p->cwd) {
+		weft_wr_key(w, "cwd");
+		weft_wr_cstr(w, p->cwd);
+	}
+	return w->err;
+}
+
+static int process_read_entry(struct weft_rd *rd, weft_process_rec *p,
+			      unsigned key)
+{
+	int64_t v = 0;
+	int rc;
+	switch (key) {
+	case P_PID:
+		rc = weft_rd_int(rd, 1, INT32_MAX, &v);
+		p->pid = (int32_t)v;
+		return rc;
+	case P_PPID:
+		rc = weft_rd_int(rd, 0, INT32_MAX, &v);
+		p->ppid = (int32_t)v;
+		return rc;
+	case P_EXIT:
+		rc = weft_rd_int(rd, EXIT_MIN, EXIT_MAX, &v);
+		p->exit_code = (int32_t)v;
+		return rc;
+	case P_EXITED:
+		return weft_rd_bool(rd, &p->exited);
+	case P_ARGV:
+		if (weft_rd_nil(rd))
+			return WEFT_OK;
+		return weft_rd_argv(rd, &p->argv, &p->argc);
+	case P_EXE:
+		if (weft_rd_nil(rd))
+			return WEFT_OK;
+		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &p->exe);
+	case P_CWD:
+		if (weft_rd_nil(rd))
+			return WEFT_OK;
+		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &p->cwd);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_process_rec_read(struct weft_rd *rd, weft_process_rec *p,
+			  bool versioned)
+{
+	memset(p, 0, sizeof(*p));
+	uint32_t n, seen = 0;
+	int rc =
+		versioned ? weft_rd_versioned_map(rd, &n) : weft_rd_map(rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(rd, &process_keys, &seen, &key);
+		if (rc == WEFT_OK)
+			rc = process_read_entry(rd, p, key);
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(&process_keys, seen);
+	if (rc)
+		weft_process_rec_release(p);
+	return rc;
+}
+
+int weft_process_rec_encode(const weft_process_rec *p, weft_buf *out)
+{
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	int rc = weft_process_rec_write(&w, p, true);
+	if (rc && !w.err)
+		w.err = rc;
+	return weft_wr_finish(&w);
+}
+
+int weft_process_rec_decode(const uint8_t *buf, size_t len, weft_process_rec *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (len > WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	int rc = weft_process_rec_read(&rd, p, true);
+	if (rc == WEFT_OK && rd.pos != len) {
+		weft_process_rec_release(p);
+		rc = WEFT_ETRAILING;
+	}
+	return rc;
+}
+
+/* ---- File records ---- */
+
+enum {
+	F_PATH,
+	F_RD,
+	F_WR,
+	F_CR,
+	F_DEL,
+	F_REN,
+	F_SIZE,
+	F_HASH,
+	F_NOHASH,
+	F_FIRST,
+	F_NKEYS
+};
+static const char *const file_key_names[F_NKEYS] = {
+	"path", "rd",   "wr",   "cr",     "del",
+	"ren",  "size", "hash", "nohash", "first",
+};
+static const struct weft_rd_keys file_keys = {
+	file_key_names,
+	F_NKEYS,
+	1u << F_PATH | 1u << F_RD | 1u << F_WR | 1u << F_CR | 1u << F_DEL,
+};
+
+enum { S_DEV, S_INO, S_SIZE, S_MTIME, S_NKEYS };
+static const char *const first_key_names[S_NKEYS] = {
+	"dev",
+	"ino",
+	"size",
+	"mtime",
+};
+static const struct weft_rd_keys first_keys = {
+	first_key_names,
+	S_NKEYS,
+	(1u << S_NKEYS) - 1,
+};
+
+/* hash_missing is a short human reason, held to a warning's limit. */
+#define NOHASH_MAX WEFT_MAX_WARNING_BYTES
+
+size_t weft_file_rec_min_bytes(void)
+{
+	return weft_rd_min_map_bytes(&file_keys);
+}
+
+static int file_check(const weft_file_rec *f)
+{
+	if (!f->path)
+		return WEFT_EINVAL;
+	if (check_opt_str(f->path, WEFT_MAX_PATH_BYTES) ||
+	    check_opt_str(f->renamed_to, WEFT_MAX_PATH_BYTES) ||
+	    check_opt_str(f->hash_missing, NOHASH_MAX))
+		return WEFT_ETOOBIG;
+	/* Sizes are byte counts: a negative one is a bug upstream. */
+	if ((f->has_size && f->size < 0) ||
+	    (f->has_first_stat && f->first_size < 0))
+		return WEFT_EINVAL;
+	return WEFT_OK;
+}
+
+int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
+			bool versioned)
+{
+	int rc = file_check(f);
+	if (rc)
+		return rc;
+	uint32_t n = 5 + !!f->renamed_to + f->has_size + f->has_hash +
+		     !!f->hash_missing + f->has_first_stat;
+	if (versioned)
+		weft_wr_versioned_map(w, n);
+	else
+		weft_wr_map(w, n);
+	weft_wr_key(w, "path");
+	weft_wr_cstr(w, f->path);
+	weft_wr_key(w, "rd");
+	weft_wr_bool(w, f->read);
+	weft_wr_key(w, "wr");
+	weft_wr_bool(w, f->written);
+	weft_wr_key(w, "cr");
+	weft_wr_bool(w, f->created);
+	weft_wr_key(w, "del");
+	weft_wr_bool(w, f->deleted);
+	if (f->renamed_to) {
+		weft_wr_key(w, "ren");
+		weft_wr_cstr(w, f->renamed_to);
+	}
+	if (f->has_size) {
+		weft_wr_key(w, "size");
+		weft_wr_int(w, f->size);
+	}
+	if (f->has_hash) {
+		weft_wr_key(w, "hash");
+		weft_wr_bin(w, f->hash, sizeof(f->hash));
+	}
+	if (f->hash_missing) {
+		weft_wr_key(w, "nohash");
+		weft_wr_cstr(w, f->hash_missing);
+	}
+	if (f->has_first_stat) {
+		weft_wr_key(w, "first");
+		weft_wr_map(w, S_NKEYS);
+		weft_wr_key(w, "dev");
+		weft_wr_uint(w, f->first_dev);
+		weft_wr_key(w, "ino");
+		weft_wr_uint(w, f->first_ino);
+		weft_wr_key(w, "size");
+		weft_wr_int(w, f->first_size);
+		weft_wr_key(w, "mtime");
+		weft_wr_int(w, f->first_mtime_ns);
+	}
+	return w->err;
+}
+
+static int first_stat_read(struct weft_rd *rd, weft_file_rec *f)
+{
+	uint32_t n, seen = 0;
+	int rc = weft_rd_map(rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(rd, &first_keys, &seen, &key);
+		if (rc)
+			break;
+		switch (key) {
+		case S_DEV:
+			rc = weft_rd_uint(rd, UINT64_MAX, &f->first_dev);
+			break;
+		case S_INO:
+			rc = weft_rd_uint(rd, UINT64_MAX, &f->first_ino);
+			break;
+		case S_SIZE:
+			rc = weft_rd_int(rd, 0, INT64_MAX, &f->first_size);
+			break;
+		case S_MTIME:
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
+					 &f->first_mtime_ns);
+			break;
+		}
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(&first_keys, seen);
+	if (rc == WEFT_OK)
+		f->has_first_stat = true;
+	return rc;
+}
+
+static int file_read_entry(struct weft_rd *rd, weft_file_rec *f, unsigned key)
+{
+	const uint8_t *data;
+	size_t n;
+	int rc;
+	switch (key) {
+	case F_PATH:
+		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &f->path);
+	case F_RD:
+		return weft_rd_bool(rd, &f->read);
+	case F_WR:
+		return weft_rd_bool(rd, &f->written);
+	case F_CR:
+		return weft_rd_bool(rd, &f->created);
+	case F_DEL:
+		return weft_rd_bool(rd, &f->deleted);
+	}
+	if (weft_rd_nil(rd))
+		return WEFT_OK; /* an optional value, absent */
+	switch (key) {
+	case F_REN:
+		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &f->renamed_to);
+	case F_SIZE:
+		rc = weft_rd_int(rd, 0, INT64_MAX, &f->size);
+		f->has_size = rc == WEFT_OK;
+		return rc;
+	case F_HASH:
+		/* Only bin: a hash is bytes, and a str here is a sender
+		 * confusing it with the hex text form. */
+		rc = weft_rd_bytes(rd, true, sizeof(f->hash), &data, &n);
+		if (rc == WEFT_ETOOBIG)
+			return WEFT_EINVAL;
+		if (rc)
+			return rc;
+		if (n != sizeof(f->hash))
+			return WEFT_EINVAL;
+		memcpy(f->hash, data, n);
+		f->has_hash = true;
+		return WEFT_OK;
+	case F_NOHASH:
+		return weft_rd_cstr(rd, NOHASH_MAX, &f->hash_missing);
+	case F_FIRST:
+		return first_stat_read(rd, f);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_file_rec_read(struct weft_rd *rd, weft_file_rec *f, bool versioned)
+{
+	memset(f, 0, sizeof(*f));
+	uint32_t n, seen = 0;
+	int rc =
+		versioned ? weft_rd_versioned_map(rd, &n) : weft_rd_map(rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(rd, &file_keys, &seen, &key);
+		if (rc == WEFT_OK)
+			rc = file_read_entry(rd, f, key);
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(&file_keys, seen);
+	if (rc)
+		weft_file_rec_release(f);
+	return rc;
+}
+
+int weft_file_rec_encode(const weft_file_rec *f, weft_buf *out)
+{
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	int rc = weft_file_rec_write(&w, f, true);
+	if (rc && !w.err)
+		w.err = rc;
+	return weft_wr_finish(&w);
+}
+
+int weft_file_rec_decode(const uint8_t *buf, size_t len, weft_file_rec *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (len > WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	int rc = weft_file_rec_read(&rd, f, true);
+	if (rc == WEFT_OK && rd.pos != len) {
+		weft_file_rec_release(f);
+		rc = WEFT_ETRAILING;
+	}
+	return rc;
+}

@@ -1,0 +1,105 @@
+/*
+ * codec_writer.c - the msgpack writer the encoders in schema/ share:
+ * msgpack-c's packer over a weft_buf, with a sticky error so an encoder
+ * writes a whole record and checks once, and the buffer rolled back to
+ * where the message started when anything failed (an encoder never leaves
+ * half a message behind in a buffer that may hold earlier ones).
+ */
+#include <string.h>
+
+#include "codec.h"
+
+static int write_cb(void *data, const char *buf, size_t len)
+{
+	struct weft_wr *w = data;
+	if (w->err)
+		return -1;
+	int rc = weft_buf_append(w->out, buf, len);
+	if (rc) {
+		w->err = rc;
+		return -1;
+	}
+	return 0;
+}
+
+void weft_wr_init(struct weft_wr *w, weft_buf *out)
+{
+	w->out = out;
+	w->start = out->len;
+	w->err = WEFT_OK;
+	msgpack_packer_init(&w->pk, w, write_cb);
+}
+
+int weft_wr_finish(struct weft_wr *w)
+{
+	if (w->err)
+		w->out->len = w->start;
+	return w->err;
+}
+
+void weft_wr_map(struct weft_wr *w, uint32_t n)
+{
+	if (!w->err)
+		msgpack_pack_map(&w->pk, n);
+}
+
+void weft_wr_array(struct weft_wr *w, uint32_t n)
+{
+	if (!w->err)
+		msgpack_pack_array(&w->pk, n);
+}
+
+void weft_wr_key(struct weft_wr *w, const char *key)
+{
+	if (w->err)
+		return;
+	size_t n = strlen(key);
+	if (msgpack_pack_str(&w->pk, n) == 0)
+		msgpack_pack_str_body(&w->pk, key, n);
+}
+
+void weft_wr_int(struct weft_wr *w, int64_t v)
+{
+	if (!w->err)
+		msgpack_pack_int64(&w->pk, v);
+}
+
+void weft_wr_uint(struct weft_wr *w, uint64_t v)
+{
+	if (!w->err)
+		msgpack_pack_uint64(&w->pk, v);
+}
+
+void weft_wr_bool(struct weft_wr *w, bool v)
+{
+	if (w->err)
+		return;
+	if (v)
+		msgpack_pack_true(&w->pk);
+	else
+		msgpack_pack_false(&w->pk);
+}
+
+void weft_wr_bin(struct weft_wr *w, const void *data, size_t n)
+{
+	if (w->err)
+		return;
+	if (n > UINT32_MAX) {
+		w->err = WEFT_ETOOBIG;
+		return;
+	}
+	if (msgpack_pack_bin(&w->pk, n) == 0)
+		msgpack_pack_bin_body(&w->pk, data, n);
+}
+
+void weft_wr_cstr(struct weft_wr *w, const char *s)
+{
+	weft_wr_bin(w, s, strlen(s));
+}
+
+void weft_wr_versioned_map(struct weft_wr *w, uint32_t n)
+{
+	weft_wr_map(w, n + 1);
+	weft_wr_key(w, "v");
+	weft_wr_int(w, WEFT_SCHEMA_VERSION);
+}
