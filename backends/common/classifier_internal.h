@@ -1,0 +1,188 @@
+/*
+ * classifier_internal.h - the classifier's private state, shared by the
+ * files that implement it:
+ *   paths.c      path normalization and the interned path table (per-path
+ *                state lives there, so every rule is one table update);
+ *   fdtable.c    fd tables, open-file objects and cwd objects, all
+ *                refcounted because fork, clone and dup share them;
+ *   classifier.c tasks, processes and the event rules (feed);
+ *   records.c    finish: turning the state into weft_report records.
+ * Nothing here is part of weft_backends.h; backends only see the API there.
+ */
+#ifndef WEFT_CLASSIFIER_INTERNAL_H
+#define WEFT_CLASSIFIER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft_backends.h"
+
+/* One past the highest fd number the classifier keeps a slot for. Linux's
+ * default nr_open is 1 << 20; a table entry is 16 bytes, so this bounds one
+ * fd table at 64 MiB. An fd beyond it is dropped and counted. */
+#define CLS_MAX_FD (1 << 22)
+
+/* Per-path state. The first five are what a weft_file_rec reports; the rest
+ * steer the rules. */
+enum {
+	PATH_READ = 1u << 0,
+	PATH_WRITTEN = 1u << 1,
+	PATH_CREATED = 1u << 2,
+	PATH_DELETED = 1u << 3,
+	PATH_RENAMED = 1u << 4,  /* renamed_to is set */
+	PATH_PRODUCED = 1u << 5, /* the run replaced the content: reads of it
+				    are not inputs */
+	PATH_IGNORED = 1u << 6,  /* /proc, /sys, /dev or an ignore prefix, or
+				    below one */
+	PATH_DIR = 1u << 7,      /* seen opened or used as a directory */
+	PATH_HASCHILD = 1u << 8, /* some interned path lies below it, so it is
+				    a directory */
+	PATH_FIRST_STAT = 1u << 9,
+	PATH_MOVED = 1u << 10, /* renamed away and not produced again: no
+				  content of the run's is here now */
+};
+#define PATH_RECORD_MASK                                                       \
+	(PATH_READ | PATH_WRITTEN | PATH_CREATED | PATH_DELETED | PATH_RENAMED)
+
+/* Paths are referred to by index, because the entry array moves as it
+ * grows while the strings (in the arena) never move. */
+typedef uint32_t path_id;
+#define PATH_NONE UINT32_MAX
+
+struct path_ent {
+	const char *s; /* normalized, absolute, NUL-terminated; in the arena */
+	uint32_t len;
+	uint32_t hash;
+	uint32_t flags; /* PATH_* */
+	path_id parent; /* PATH_NONE for "/" only */
+	path_id renamed_to;
+	uint64_t first_dev, first_ino;
+	int64_t first_size, first_mtime_ns;
+};
+
+struct arena_block;
+
+struct path_table {
+	struct path_ent *ents;
+	uint32_t n, cap;
+	uint32_t *slots; /* open addressing: id + 1, 0 = empty */
+	uint32_t nslots; /* a power of two, kept at most half full */
+	struct arena_block *arena;
+};
+
+/* An open file description: what open() made, shared by dup and by fork
+ * copies of an fd table. */
+struct ofile {
+	uint32_t refs; /* fd table slots pointing here */
+	path_id path;  /* also kept for untracked files: they serve as dirfd */
+	int32_t flags; /* open flags */
+	bool tracked;  /* a regular file whose I/O can make records */
+	struct ofile *prev, *next; /* live list (rename repoints paths), or
+				      free list through next */
+};
+
+struct fdent {
+	struct ofile *of;
+	bool cloexec; /* per fd, not per open file */
+};
+
+struct fdtable {
+	uint32_t refs; /* tasks using it (CLONE_FILES shares it) */
+	uint32_t cap;
+	uint32_t hi; /* no slot at or above hi is in use */
+	struct fdent *ents;
+};
+
+/* The cwd object (Linux's fs_struct), shared under CLONE_FS. */
+struct fsinfo {
+	uint32_t refs;
+	uint32_t len;
+	char *cwd; /* NULL when unknown: relative paths cannot be resolved */
+};
+
+struct proc {
+	int32_t pid, ppid;
+	char **argv;
+	uint32_t argc;
+	char *exe, *cwd;
+	int32_t exit_code;
+	bool exited;
+	struct task *tasks; /* live tasks of this process */
+};
+
+struct task {
+	int32_t tid;
+	struct proc *proc;
+	struct fdtable *fdt;
+	struct fsinfo *fs;
+	struct task *pnext, *pprev; /* in proc->tasks */
+};
+
+struct task_table {
+	struct task **slots; /* linear probing, backward-shift deletion */
+	uint32_t nslots, n;
+};
+
+struct weft_classifier {
+	struct path_table paths;
+	struct task_table tasks;
+	struct task *last; /* the last task looked up: events come in runs */
+	struct ofile *live_files, *free_files;
+	struct proc **procs; /* first-seen order */
+	size_t nprocs, capprocs;
+	/* Events lost, by reason; reported at finish. */
+	uint64_t drop_nomem, drop_toolong, drop_unresolved, drop_bigfd,
+		drop_invalid;
+	uint64_t orphan_tasks;   /* tasks first seen without fork or seed */
+	uint64_t argv_truncated; /* processes whose argv hit a limit */
+	bool spent;
+};
+
+/* ---- paths.c ---- */
+
+int path_table_init(struct path_table *t);
+void path_table_free(struct path_table *t);
+/* Normalize like weft_path_normalize, with known lengths; *len gets the
+ * length of the result. */
+int path_normalize_len(const char *base, size_t blen, const char *path,
+		       size_t plen, char *out, size_t outsz, uint32_t *len);
+/* Intern an absolute normalized path (and its ancestors). */
+int path_intern(struct path_table *t, const char *s, uint32_t len, path_id *id);
+/* Mark an interned path and everything below it ignored. */
+void path_mark_ignored(struct path_table *t, path_id id);
+
+static inline struct path_ent *path_get(const struct path_table *t, path_id id)
+{
+	return &t->ents[id];
+}
+
+/* ---- fdtable.c ---- */
+
+struct ofile *ofile_new(struct weft_classifier *c, path_id path, int32_t flags,
+			bool tracked);
+void ofile_free_all(struct weft_classifier *c);
+
+struct fdtable *fdtable_new(void);
+struct fdtable *fdtable_copy(const struct fdtable *src);
+void fdtable_put(struct weft_classifier *c, struct fdtable *t);
+/* Make slot fd exist; WEFT_ETOOBIG beyond CLS_MAX_FD. */
+int fdtable_reserve(struct fdtable *t, int fd);
+/* Point reserved slot fd at of, closing what it held. */
+void fdtable_install(struct weft_classifier *c, struct fdtable *t, int fd,
+		     struct ofile *of, bool cloexec);
+void fdtable_close(struct weft_classifier *c, struct fdtable *t, int fd);
+void fdtable_close_on_exec(struct weft_classifier *c, struct fdtable *t);
+
+static inline struct ofile *fdtable_get(const struct fdtable *t, int fd)
+{
+	return (uint32_t)fd < t->hi ? t->ents[fd].of : NULL;
+}
+
+struct fsinfo *fsinfo_new(const char *cwd, size_t len);
+struct fsinfo *fsinfo_copy(const struct fsinfo *src);
+void fsinfo_put(struct fsinfo *fs);
+/* Replace the cwd; NULL makes it unknown. */
+int fsinfo_set(struct fsinfo *fs, const char *cwd, size_t len);
+
+#endif /* WEFT_CLASSIFIER_INTERNAL_H */

@@ -1,0 +1,258 @@
+/*
+ * records.c - weft_classifier_finish: the classifier's state as report
+ * records.
+ *
+ * Paths were kept lexical during the run (resolving symlinks on the hot
+ * path would cost syscalls per event). Here, once, the directory part of
+ * each path is resolved through symlinks where it exists on disk now, so
+ * two spellings of one file become one record; the file name itself is
+ * kept, since the file may be gone or be a symlink the run created.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classifier_internal.h"
+
+struct pending {
+	char *path; /* owned */
+	size_t len;
+	char *renamed_to; /* owned, or NULL */
+	path_id src;      /* for the first stat */
+	uint32_t flags;
+};
+
+/* Per directory id: its resolved spelling (malloc'd), or the marker for
+ * "not on disk, keep it lexical". Directories repeat across files, so each
+ * is resolved once. */
+struct dir_cache {
+	char **dirs;
+};
+
+static const char lexical_marker[1];
+
+static const char *dir_resolved(struct dir_cache *dc,
+				const struct path_table *t, path_id dir)
+{
+	if (!dc->dirs[dir]) {
+		char *real = realpath(path_get(t, dir)->s, NULL);
+		dc->dirs[dir] = real ? real : (char *)lexical_marker;
+	}
+	return dc->dirs[dir] == lexical_marker ? NULL : dc->dirs[dir];
+}
+
+/* The final spelling of path id: malloc'd, or NULL when out of memory. */
+static char *final_path(struct dir_cache *dc, const struct path_table *t,
+			path_id id, size_t *len)
+{
+	const struct path_ent *e = path_get(t, id);
+	const char *dir =
+		e->parent == PATH_NONE ? NULL : dir_resolved(dc, t, e->parent);
+	const char *name = e->s;
+	size_t dlen = 0, nlen = e->len;
+	if (dir) {
+		const struct path_ent *p = path_get(t, e->parent);
+		name = e->s + (p->len == 1 ? 1 : p->len + 1);
+		nlen = e->len - (size_t)(name - e->s);
+		dlen = strlen(dir);
+		if (dlen == 1) /* "/" */
+			dlen = 0;
+		if (dlen + 1 + nlen > WEFT_MAX_PATH_BYTES) {
+			dir = NULL; /* resolved too long: keep lexical */
+			name = e->s;
+			nlen = e->len;
+			dlen = 0;
+		}
+	}
+	char *out = malloc(dlen + 1 + nlen + 1);
+	if (!out)
+		return NULL;
+	if (dir) {
+		memcpy(out, dir, dlen);
+		out[dlen] = '/';
+		memcpy(out + dlen + 1, name, nlen);
+		*len = dlen + 1 + nlen;
+	} else {
+		memcpy(out, name, nlen);
+		*len = nlen;
+	}
+	out[*len] = '\0';
+	return out;
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int r = memcmp(x->path, y->path, n);
+	if (r)
+		return r;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+static int add_processes(struct weft_classifier *c, weft_report *out)
+{
+	size_t lost = 0;
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *p = c->procs[i];
+		weft_process_rec *rec = weft_report_add_process(out);
+		if (!rec) {
+			if (out->nprocesses < WEFT_MAX_PROCESSES)
+				return WEFT_ENOMEM;
+			lost++;
+			continue;
+		}
+		/* The classifier is spent: hand the strings over. */
+		rec->pid = p->pid;
+		rec->ppid = p->ppid;
+		rec->argv = p->argv;
+		rec->argc = p->argc;
+		rec->exe = p->exe;
+		rec->cwd = p->cwd;
+		rec->exit_code = p->exit_code;
+		rec->exited = p->exited;
+		p->argv = NULL;
+		p->argc = 0;
+		p->exe = p->cwd = NULL;
+	}
+	if (lost)
+		weft_report_warn(out,
+				 "%zu process records beyond the limit of %d "
+				 "were left out",
+				 lost, WEFT_MAX_PROCESSES);
+	return WEFT_OK;
+}
+
+/* Collect, spell, sort and merge the file records. */
+static int add_files(struct weft_classifier *c, weft_report *out)
+{
+	const struct path_table *t = &c->paths;
+	struct dir_cache dc = {calloc(t->n, sizeof(char *))};
+	size_t n = 0, lost = 0;
+	for (path_id i = 0; i < t->n; i++) {
+		uint32_t f = path_get(t, i)->flags;
+		n += (f & PATH_RECORD_MASK) && !(f & PATH_IGNORED);
+	}
+	struct pending *pend = calloc(n ? n : 1, sizeof(*pend));
+	int err = dc.dirs && pend ? WEFT_OK : WEFT_ENOMEM;
+	size_t np = 0;
+	for (path_id i = 0; !err && i < t->n; i++) {
+		const struct path_ent *e = path_get(t, i);
+		if (!(e->flags & PATH_RECORD_MASK) || (e->flags & PATH_IGNORED))
+			continue;
+		struct pending *p = &pend[np++];
+		p->src = i;
+		p->flags = e->flags;
+		p->path = final_path(&dc, t, i, &p->len);
+		if (!p->path)
+			err = WEFT_ENOMEM;
+		else if (e->renamed_to != PATH_NONE) {
+			size_t rlen;
+			p->renamed_to =
+				final_path(&dc, t, e->renamed_to, &rlen);
+			if (!p->renamed_to)
+				err = WEFT_ENOMEM;
+		}
+	}
+	if (!err)
+		qsort(pend, np, sizeof(*pend), pending_cmp);
+	for (size_t i = 0; !err && i < np;) {
+		/* Spellings that resolved to the same path are one file. */
+		size_t j = i + 1;
+		struct pending *p = &pend[i];
+		path_id stat_src =
+			p->flags & PATH_FIRST_STAT ? p->src : PATH_NONE;
+		for (; j < np && pending_cmp(p, &pend[j]) == 0; j++) {
+			p->flags |= pend[j].flags;
+			if (!p->renamed_to) {
+				p->renamed_to = pend[j].renamed_to;
+				pend[j].renamed_to = NULL;
+			}
+			if (stat_src == PATH_NONE &&
+			    (pend[j].flags & PATH_FIRST_STAT))
+				stat_src = pend[j].src;
+		}
+		weft_file_rec *rec = weft_report_add_file(out);
+		if (!rec) {
+			if (out->nfiles < WEFT_MAX_FILES)
+				err = WEFT_ENOMEM;
+			lost++;
+			i = j;
+			continue;
+		}
+		rec->path = p->path;
+		p->path = NULL;
+		rec->renamed_to = p->renamed_to;
+		p->renamed_to = NULL;
+		rec->read = p->flags & PATH_READ;
+		rec->written = p->flags & PATH_WRITTEN;
+		rec->created = p->flags & PATH_CREATED;
+		rec->deleted = p->flags & PATH_DELETED;
+		if (stat_src != PATH_NONE) {
+			const struct path_ent *s = path_get(t, stat_src);
+			rec->has_first_stat = true;
+			rec->first_dev = s->first_dev;
+			rec->first_ino = s->first_ino;
+			rec->first_size = s->first_size;
+			rec->first_mtime_ns = s->first_mtime_ns;
+		}
+		i = j;
+	}
+	if (lost && !err)
+		weft_report_warn(out,
+				 "%zu file records beyond the limit of %d were "
+				 "left out",
+				 lost, WEFT_MAX_FILES);
+	for (size_t i = 0; pend && i < np; i++) {
+		free(pend[i].path);
+		free(pend[i].renamed_to);
+	}
+	free(pend);
+	for (path_id i = 0; dc.dirs && i < t->n; i++)
+		if (dc.dirs[i] != lexical_marker)
+			free(dc.dirs[i]);
+	free(dc.dirs);
+	return err;
+}
+
+int weft_classifier_finish(weft_classifier *c, weft_report *out)
+{
+	if (c->spent)
+		return WEFT_EINVAL;
+	c->spent = true;
+	int err = add_processes(c, out);
+	if (!err)
+		err = add_files(c, out);
+	uint64_t dropped = c->drop_nomem + c->drop_toolong +
+			   c->drop_unresolved + c->drop_bigfd + c->drop_invalid;
+	if (dropped) {
+		out->dropped_events += dropped;
+		weft_report_warn(
+			out,
+			"classifier dropped %llu events: %llu with a path "
+			"longer than %d bytes, %llu relative to an unknown "
+			"directory fd or cwd, %llu on an fd above %d, %llu out "
+			"of memory, %llu malformed",
+			(unsigned long long)dropped,
+			(unsigned long long)c->drop_toolong,
+			WEFT_MAX_PATH_BYTES,
+			(unsigned long long)c->drop_unresolved,
+			(unsigned long long)c->drop_bigfd, CLS_MAX_FD - 1,
+			(unsigned long long)c->drop_nomem,
+			(unsigned long long)c->drop_invalid);
+	}
+	if (c->orphan_tasks)
+		weft_report_warn(out,
+				 "%llu threads or processes appeared without a "
+				 "fork or seed event; their inherited fds and "
+				 "cwd were unknown",
+				 (unsigned long long)c->orphan_tasks);
+	if (c->argv_truncated)
+		weft_report_warn(out,
+				 "%llu processes had argv cut to the limits "
+				 "(%d arguments, %d bytes)",
+				 (unsigned long long)c->argv_truncated,
+				 WEFT_MAX_ARGC, WEFT_MAX_ARGV_BYTES);
+	return err;
+}
