@@ -102,7 +102,9 @@ enum weft_event_kind {
 	WEFT_EV_XFER,       /* sendfile, copy_file_range, splice: fd = in fd,
 	                       fd2 = out fd, ret = bytes moved */
 	WEFT_EV_RENAME,     /* fd/path = old dirfd/path, fd2/path2 = new;
-	                       flags = renameat2 flags (RENAME_EXCHANGE ...) */
+	                       flags = renameat2 flags (RENAME_EXCHANGE ...);
+	                       created: whether the new name existed before
+	                       (weft_created_hint) */
 	WEFT_EV_LINK,       /* fd/path = old dirfd/path, fd2/path2 = new;
 	                       symlink: fd = -1, path = target text, not a file */
 	WEFT_EV_UNLINK,     /* fd/path = dirfd/path, flags = AT_REMOVEDIR */
@@ -139,7 +141,7 @@ typedef struct weft_event {
 	int32_t fd2;        /* second fd or dirfd */
 	int32_t flags;      /* O_*, MAP_*, clone or rename flags */
 	int32_t mode;       /* open mode, or PROT_* for mmap */
-	int8_t created;     /* enum weft_created_hint (opens only) */
+	int8_t created;     /* enum weft_created_hint (opens, renames) */
 	bool has_stat;      /* st_* below are valid (opens only) */
 	uint32_t st_mode;   /* S_IFREG, S_IFDIR, ... and permission bits */
 	uint64_t st_dev, st_ino;

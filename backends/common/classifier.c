@@ -580,10 +580,17 @@ static void repoint_files(struct weft_classifier *c, path_id from, path_id to)
 			of->path = to;
 }
 
-static void rename_one(struct weft_classifier *c, path_id from, path_id to)
+/* "created" names the path, not the content: the new name was created by
+ * this rename only when nothing existed there before. Backends that know
+ * say so in the hint; otherwise the name inherits the source's (a temp
+ * file the run created, renamed to a fresh name, is a created output). */
+static void rename_one(struct weft_classifier *c, path_id from, path_id to,
+		       int8_t created_hint)
 {
 	struct path_ent *e = path_get(&c->paths, from);
-	uint32_t created = e->flags & PATH_CREATED;
+	uint32_t created = created_hint == WEFT_CREATED_YES  ? PATH_CREATED
+			   : created_hint == WEFT_CREATED_NO ? 0
+							     : e->flags & PATH_CREATED;
 	if (!(e->flags & PATH_IGNORED)) {
 		/* The content lives on at to: not deleted, and no longer the
 		 * run's output at from. */
@@ -633,7 +640,7 @@ static int rename_tree(struct weft_classifier *c, path_id from, path_id to)
 		int err = rebase(c, i, from, to, &ni);
 		if (err)
 			return err;
-		rename_one(c, i, ni);
+		rename_one(c, i, ni, WEFT_CREATED_UNKNOWN);
 	}
 	for (struct ofile *of = c->live_files; of; of = of->next) {
 		if (!has_prefix_dir(path_get(&c->paths, of->path),
@@ -681,7 +688,7 @@ static int on_rename(struct weft_classifier *c, const weft_event *ev)
 		err = rename_tree(c, a, b);
 		return err ? drop(c, err) : WEFT_OK;
 	}
-	rename_one(c, a, b);
+	rename_one(c, a, b, ev->created);
 	repoint_files(c, a, b);
 	return WEFT_OK;
 }
@@ -700,11 +707,12 @@ static int on_path_event(struct weft_classifier *c, const weft_event *ev)
 	switch (ev->kind) {
 	case WEFT_EV_LINK:
 		/* Only the new name matters; a symlink's target (fd -1) is
-		 * text, not a file. */
+		 * text, not a file. link and symlink never replace an
+		 * existing name (EEXIST), so the name is always created. */
 		err = resolve(c, t, ev->fd2, ev->path2, &id);
 		if (err)
 			return drop(c, err);
-		mark_produced(c, id, ev->fd == -1 ? PATH_CREATED : 0);
+		mark_produced(c, id, PATH_CREATED);
 		return WEFT_OK;
 	case WEFT_EV_UNLINK:
 		err = resolve(c, t, ev->fd, ev->path, &id);

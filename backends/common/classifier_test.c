@@ -842,9 +842,36 @@ static void test_rename_atomic_save(void **state)
 	expect_file(&r, "/w/dst", "w");
 	expect_file(&r, "/w/f.tmp", "wc");
 	assert_string_equal(find_file(&r, "/w/f.tmp")->renamed_to, "/w/f");
-	/* The new name inherits created: the run made this content. */
+	/* Without a hint the new name inherits created: the run made this
+	 * content. */
 	expect_file(&r, "/w/f", "wc");
 	assert_null(find_file(&r, "/w/f")->renamed_to);
+	weft_report_release(&r);
+}
+
+/* "created" is about the name: a rename over a name that existed before
+ * (the backend says so) does not create it, one onto a free name does. */
+static void test_rename_created_hint(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	openat_ex(c, ROOT, AT_FDCWD, "a.tmp", O_WRONLY | O_CREAT | O_EXCL, 3,
+		  WEFT_CREATED_YES);
+	wr(c, ROOT, 3, 10);
+	weft_event e = ev_new(WEFT_EV_RENAME, ROOT);
+	e.fd = e.fd2 = AT_FDCWD;
+	e.path = "a.tmp";
+	e.path2 = "existing";
+	e.created = WEFT_CREATED_NO;
+	feed(c, &e);
+	e.path = "/w/in";
+	e.path2 = "fresh";
+	e.created = WEFT_CREATED_YES;
+	feed(c, &e);
+	weft_report r;
+	finish(c, &r);
+	expect_file(&r, "/w/existing", "w");
+	expect_file(&r, "/w/fresh", "wc");
 	weft_report_release(&r);
 }
 
@@ -939,7 +966,8 @@ static void test_link_and_symlink(void **state)
 	weft_report r;
 	finish(c, &r);
 	assert_int_equal(r.nfiles, 2);
-	expect_file(&r, "/w/hard", "w");
+	/* link never replaces a name (EEXIST): the new name is created. */
+	expect_file(&r, "/w/hard", "wc");
 	expect_file(&r, "/w/sym", "wc");
 	expect_no_file(&r, "/target/text");
 	expect_no_file(&r, "/w/src");
@@ -1187,6 +1215,7 @@ int main(void)
 		cmocka_unit_test(test_rename_atomic_save),
 		cmocka_unit_test(test_rename_of_input_and_failed_rename),
 		cmocka_unit_test(test_rename_exchange),
+		cmocka_unit_test(test_rename_created_hint),
 		cmocka_unit_test(test_rename_directory_moves_children),
 		cmocka_unit_test(test_link_and_symlink),
 		cmocka_unit_test(test_unlink_and_recreate),
