@@ -1,0 +1,776 @@
+/*
+ * ptrace.c - the ptrace backend's tracing loop: launch the workload seized
+ * (PTRACE_SEIZE, so group-stops can be told from signal stops and left
+ * with PTRACE_LISTEN) under the seccomp filter of seccomp.c, follow every
+ * fork, vfork, clone and exec, pass every signal on unchanged, and turn
+ * stops into events for the classifier (decode.c) until every traced
+ * thread has ended.
+ *
+ * A tracer failure must not kill the workload. Detaching is no way out:
+ * with nobody tracing, a SECCOMP_RET_TRACE syscall fails with ENOSYS, so a
+ * detached workload would break at its next open. After an internal error
+ * the loop instead keeps serving stops without feeding anything (degraded)
+ * and says so in the report's warnings.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "ptrace_internal.h"
+
+#define PT_OPTIONS                                                             \
+	(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |    \
+	 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |    \
+	 PTRACE_O_EXITKILL)
+
+/* What the child reports through its close-on-exec pipe when it could not
+ * become the workload; EOF means execve succeeded. */
+struct launch_failure {
+	int stage; /* 1: seccomp filter, 2: execve */
+	int err;   /* errno */
+};
+
+uint64_t pt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void pt_feed(pt_run *r, weft_event *ev)
+{
+	if (r->degraded)
+		return;
+	ev->time_ns = pt_now_ns();
+	if (r->l->verbose >= 2)
+		fprintf(stderr,
+			"weft ptrace: ev kind=%d pid=%d tgid=%d ret=%lld "
+			"fd=%d fd2=%d flags=%#x path=%s path2=%s\n",
+			ev->kind, ev->pid, ev->tgid, (long long)ev->ret, ev->fd,
+			ev->fd2, (unsigned)ev->flags, ev->path ? ev->path : "-",
+			ev->path2 ? ev->path2 : "-");
+	if (weft_classifier_feed(r->l->classifier, ev) != 0)
+		r->l->dropped_events++;
+	else
+		r->stats.events++;
+}
+
+static void degrade(pt_run *r, const char *what, int err)
+{
+	if (r->degraded)
+		return;
+	r->degraded = true;
+	weft_report_warn(r->warnings,
+			 "ptrace: internal error (%s: %s); the workload ran "
+			 "on untraced from there, its records are incomplete",
+			 what, strerror(err));
+}
+
+static void resume(pt_run *r, pid_t tid, int req, int sig)
+{
+	if (ptrace(req, tid, 0, (void *)(uintptr_t)sig) == 0 || errno == ESRCH)
+		return; /* ESRCH: killed meanwhile; its exit will be reported */
+	degrade(r, "resuming a tracee", errno);
+}
+
+static void feed_exit(pt_run *r, pid_t tid, pid_t tgid, int code, bool group)
+{
+	weft_event ev = {.kind = WEFT_EV_EXIT,
+			 .pid = tid,
+			 .tgid = tgid,
+			 .ret = code,
+			 .flags = group ? 1 : 0,
+			 .created = WEFT_CREATED_UNKNOWN};
+	pt_feed(r, &ev);
+}
+
+/* Clone flags the classifier uses (CLONE_PARENT: whose child it is); the
+ * rest, and the exit signal in the low byte, are dropped. */
+#define PT_CLONE_MASK                                                          \
+	(CLONE_THREAD | CLONE_FILES | CLONE_FS | CLONE_VFORK | CLONE_PARENT)
+
+static void feed_fork(pt_run *r, pid_t parent, pid_t ptgid, pid_t child,
+		      uint64_t flags)
+{
+	weft_event ev = {.kind = WEFT_EV_FORK,
+			 .pid = parent,
+			 .tgid = ptgid,
+			 .ret = child,
+			 .flags = (int32_t)(flags & PT_CLONE_MASK),
+			 .created = WEFT_CREATED_UNKNOWN};
+	pt_feed(r, &ev);
+}
+
+/* ---- children whose first stop came before their parent's event ---- */
+
+/* The parent's PTRACE_EVENT_FORK is normally next; it can be lost when the
+ * parent is SIGKILLed in that stop. Then the child is announced from what
+ * /proc says (flags guessed from thread-ness) rather than held forever. */
+static void announce_held(pt_run *r, pt_thread *c)
+{
+	pid_t tgid = pt_read_tgid(c->tid);
+	c->tgid = tgid ? tgid : c->tid;
+	bool thread = c->tgid != c->tid;
+	feed_fork(r, thread ? c->tgid : c->held_ppid,
+		  thread ? c->tgid : c->held_ppid, c->tid,
+		  thread ? (uint64_t)(CLONE_THREAD | CLONE_FILES | CLONE_FS)
+			 : 0);
+	c->announced = true;
+	r->held--;
+	resume(r, c->tid, PTRACE_CONT, 0);
+}
+
+static void release_held(pt_run *r, pid_t gone_tgid)
+{
+	for (size_t i = 0; r->held > 0 && i < r->threads.cap; i++) {
+		pt_thread *c = r->threads.slots[i];
+		if (c && c->started && !c->announced && !c->dead &&
+		    (gone_tgid == 0 || c->held_ppid == gone_tgid ||
+		     c->tgid == gone_tgid))
+			announce_held(r, c);
+	}
+}
+
+static pid_t read_ppid(pid_t tid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold spaces and parens. */
+	char *p = strrchr(buf, ')');
+	int ppid = 0;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
+/* ---- stops ---- */
+
+static void on_exit_status(pt_run *r, pid_t tid, int status)
+{
+	int code = WIFEXITED(status) ? WEXITSTATUS(status)
+				     : 128 + WTERMSIG(status);
+	if (tid == r->l->root_pid)
+		r->l->exit_code = code;
+	pt_thread *t = pt_threads_get(&r->threads, tid);
+	if (!t) {
+		/* A child that died before we saw either its first stop or
+		 * its parent's event: keep the verdict for that event. Not
+		 * counted as live. */
+		if (r->degraded || !(t = pt_threads_add(&r->threads, tid)))
+			return;
+		t->dead = true;
+		t->exit_code = code;
+		return;
+	}
+	if (t->dead)
+		return;
+	if (!t->announced) {
+		t->dead = true;
+		t->exit_code = code;
+		r->live--;
+		if (t->started)
+			r->held--;
+		return;
+	}
+	pid_t tgid = t->tgid;
+	bool group = tid == tgid;
+	feed_exit(r, tid, tgid, code, group);
+	pt_threads_remove(&r->threads, tid);
+	r->live--;
+	if (group && r->held > 0)
+		release_held(r, tgid);
+}
+
+static void on_new_child(pt_run *r, pt_thread *parent, int event)
+{
+	unsigned long msg = 0;
+	if (ptrace(PTRACE_GETEVENTMSG, parent->tid, 0, &msg) != 0) {
+		if (errno != ESRCH)
+			degrade(r, "PTRACE_GETEVENTMSG", errno);
+		return;
+	}
+	pid_t ctid = (pid_t)msg;
+	uint64_t flags;
+	if (parent->clone_known)
+		flags = parent->clone_flags;
+	else if (event == PTRACE_EVENT_VFORK)
+		flags = CLONE_VFORK | CLONE_VM;
+	else if (event == PTRACE_EVENT_CLONE &&
+		 pt_read_tgid(ctid) == parent->tgid)
+		flags = CLONE_THREAD | CLONE_FILES | CLONE_FS;
+	else
+		flags = 0;
+	parent->clone_known = false;
+
+	pt_thread *c = pt_threads_get(&r->threads, ctid);
+	if (c && c->dead && pt_read_tracer(ctid) == getpid()) {
+		/* Not this child's early death: a stale record of an earlier
+		 * thread with the same tid, and this one is alive. */
+		pt_threads_remove(&r->threads, ctid);
+		c = NULL;
+	}
+	bool held = c && c->started && !c->dead;
+	if (!c) {
+		if (!(c = pt_threads_add(&r->threads, ctid))) {
+			degrade(r, "tracking a new thread", ENOMEM);
+			return;
+		}
+		r->live++;
+	}
+	c->tgid = (flags & CLONE_THREAD) ? parent->tgid : ctid;
+	c->announced = true;
+	feed_fork(r, parent->tid, parent->tgid, ctid, flags);
+	if (c->dead) {
+		feed_exit(r, ctid, c->tgid, c->exit_code, ctid == c->tgid);
+		pt_threads_remove(&r->threads, ctid);
+	} else if (held) {
+		r->held--;
+		resume(r, ctid, PTRACE_CONT, 0);
+	}
+}
+
+/* The filter lets syscalls of another ABI (i386, x32) through untraced:
+ * say so when such a program runs, rather than report it as doing no I/O.
+ * PTRACE_GET_SYSCALL_INFO fills arch at every stop. */
+static void warn_other_abi(pt_run *r, pt_thread *t)
+{
+	struct pt_syscall_info info;
+	char exe[PT_PATH_BUF];
+	memset(&info, 0, sizeof(info));
+	if (r->warned_abi ||
+	    ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(info),
+		   &info) < 0 ||
+	    info.arch == PT_AUDIT_ARCH)
+		return;
+	r->warned_abi = true;
+	if (pt_read_exe(t->tid, exe, sizeof(exe)) != 0)
+		snprintf(exe, sizeof(exe), "?");
+	weft_report_warn(r->warnings,
+			 "ptrace: %s (pid %d) runs with another syscall ABI "
+			 "(audit arch %#x); its file accesses are not traced",
+			 exe, (int)t->tid, info.arch);
+}
+
+static void on_exec(pt_run *r, pt_thread *t)
+{
+	unsigned long former = 0;
+	if (ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &former) == 0 &&
+	    (pid_t)former != t->tid) {
+		/* A non-leader thread exec'd and took the leader's tid; its
+		 * old tid is gone without an exit report of its own. */
+		pt_thread *old = pt_threads_get(&r->threads, (pid_t)former);
+		if (old && old->announced) {
+			feed_exit(r, old->tid, old->tgid, 0, false);
+			pt_threads_remove(&r->threads, old->tid);
+			r->live--;
+		}
+	}
+	t->tgid = t->tid;
+	t->pending.nr = -1;
+	t->clone_known = false;
+	warn_other_abi(r, t);
+
+	char exe[PT_PATH_BUF];
+	char **argv = NULL, *block = NULL;
+	int argc = pt_read_cmdline(t->tid, &argv, &block);
+	weft_event ev = {.kind = WEFT_EV_EXEC,
+			 .pid = t->tid,
+			 .tgid = t->tid,
+			 .created = WEFT_CREATED_UNKNOWN};
+	if (pt_read_exe(t->tid, exe, sizeof(exe)) == 0)
+		ev.path = exe;
+	if (argc >= 0) {
+		ev.argv = (const char *const *)argv;
+		ev.argc = (uint32_t)argc;
+	}
+	pt_feed(r, &ev);
+	free(argv);
+	free(block);
+}
+
+static bool is_stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN ||
+	       sig == SIGTTOU;
+}
+
+static void on_seccomp(pt_run *r, pt_thread *t)
+{
+	struct pt_syscall_info info;
+	memset(&info, 0, sizeof(info));
+	long n = ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(info),
+			&info);
+	if (n < 0 || info.op != PT_SYSCALL_INFO_SECCOMP ||
+	    info.arch != PT_AUDIT_ARCH) {
+		if (n < 0 && errno == ESRCH)
+			return;
+		r->stats.info_errors++;
+		resume(r, t->tid, PTRACE_CONT, 0);
+		return;
+	}
+	r->stats.seccomp_stops++;
+	int how = pt_decode_entry(r, t, &info);
+	if (how < 0) {
+		degrade(r, "decoding a syscall", ENOMEM);
+		how = PT_RESUME_CONT;
+	}
+	resume(r, t->tid,
+	       how == PT_RESUME_SYSCALL ? PTRACE_SYSCALL : PTRACE_CONT, 0);
+}
+
+static void on_syscall_exit(pt_run *r, pt_thread *t)
+{
+	struct pt_syscall_info info;
+	memset(&info, 0, sizeof(info));
+	long n = ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(info),
+			&info);
+	if (n < 0 && errno == ESRCH)
+		return;
+	if (n < 0 || info.op != PT_SYSCALL_INFO_EXIT) {
+		r->stats.info_errors++;
+		if (t->pending.nr >= 0)
+			r->l->dropped_events++;
+		t->pending.nr = -1;
+	} else {
+		r->stats.exit_stops++;
+		pt_decode_exit(r, t, info.exit.rval);
+	}
+	resume(r, t->tid, PTRACE_CONT, 0);
+}
+
+static void on_stop(pt_run *r, pid_t tid, int status)
+{
+	int sig = WSTOPSIG(status);
+	int event = (int)((unsigned)status >> 16);
+	pt_thread *t = pt_threads_get(&r->threads, tid);
+
+	if (t && t->dead) {
+		/* The tid of a thread that ended unannounced was reused. */
+		pt_threads_remove(&r->threads, tid);
+		t = NULL;
+	}
+	if (!t) {
+		/* First stop of a new child whose parent's fork event is still
+		 * to come: hold it, so nothing it does is fed before the FORK
+		 * that creates it in the classifier. */
+		if (r->degraded || !(t = pt_threads_add(&r->threads, tid))) {
+			degrade(r, "tracking a new thread", ENOMEM);
+			resume(r, tid, PTRACE_CONT, 0);
+			return;
+		}
+		t->started = true;
+		t->held_ppid = read_ppid(tid);
+		r->live++;
+		r->held++;
+		return;
+	}
+	if (!t->started) {
+		t->started = true;
+		if (event == PTRACE_EVENT_STOP) {
+			resume(r, tid, PTRACE_CONT, 0);
+			return;
+		}
+	}
+	if (r->degraded) {
+		if (event == PTRACE_EVENT_STOP)
+			resume(r, tid,
+			       is_stop_signal(sig) ? PTRACE_LISTEN
+						   : PTRACE_CONT,
+			       0);
+		else
+			resume(r, tid, PTRACE_CONT,
+			       event || sig == (SIGTRAP | 0x80) ? 0 : sig);
+		return;
+	}
+
+	if (sig == (SIGTRAP | 0x80)) {
+		on_syscall_exit(r, t);
+		return;
+	}
+	switch (event) {
+	case PTRACE_EVENT_SECCOMP:
+		on_seccomp(r, t);
+		return;
+	case PTRACE_EVENT_FORK:
+	case PTRACE_EVENT_VFORK:
+	case PTRACE_EVENT_CLONE:
+		on_new_child(r, t, event);
+		resume(r, tid, PTRACE_CONT, 0);
+		return;
+	case PTRACE_EVENT_EXEC:
+		on_exec(r, t);
+		resume(r, tid, PTRACE_CONT, 0);
+		return;
+	case PTRACE_EVENT_STOP:
+		/* Group-stop: stay stopped, but keep reporting (SIGCONT). */
+		resume(r, tid,
+		       is_stop_signal(sig) ? PTRACE_LISTEN : PTRACE_CONT, 0);
+		return;
+	case 0:
+		/* Signal-delivery stop: the signal goes on unchanged. */
+		r->stats.signals++;
+		resume(r, tid, PTRACE_CONT, sig);
+		return;
+	default:
+		resume(r, tid, PTRACE_CONT, 0);
+		return;
+	}
+}
+
+/* ---- launch ---- */
+
+static bool has_cap_sys_admin(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long caps = 0;
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	return caps & (1ull << 21); /* CAP_SYS_ADMIN */
+}
+
+/* Seed the classifier with the regular files the workload inherits beyond
+ * the standard streams, with their close-on-exec flag so the classifier
+ * drops what execve closes. Standard streams are never artifacts: what the
+ * caller's shell redirected was chosen outside the traced run. */
+static void seed_inherited_fds(pt_run *r, pid_t pid)
+{
+	char dirpath[64];
+	snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dirpath);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (*end || end == de->d_name || fd <= STDERR_FILENO)
+			continue;
+		char link[96], target[PT_PATH_BUF];
+		snprintf(link, sizeof(link), "%s/%ld", dirpath, fd);
+		struct stat st;
+		if (stat(link, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0 || target[0] != '/')
+			continue;
+		target[n] = '\0';
+		int flags = 0;
+		char info[96], buf[512];
+		snprintf(info, sizeof(info), "/proc/%d/fdinfo/%ld", (int)pid,
+			 fd);
+		int ifd = open(info, O_RDONLY | O_CLOEXEC);
+		if (ifd >= 0) {
+			ssize_t m = read(ifd, buf, sizeof(buf) - 1);
+			close(ifd);
+			char *p;
+			if (m > 0) {
+				buf[m] = '\0';
+				if ((p = strstr(buf, "flags:")))
+					flags = (int)strtol(p + 6, NULL, 8);
+			}
+		}
+		weft_classifier_add_fd(r->l->classifier, pid, (int)fd, target,
+				       flags);
+	}
+	closedir(d);
+}
+
+/* Fork the workload, stopped before execve until it is seized. Returns 0
+ * with *pid and *go (write a byte to let it exec) and *failfd (its
+ * launch_failure pipe). */
+static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
+		  int *go_out, int *fail_out)
+{
+	int sync[2], fail[2];
+	if (pipe2(sync, O_CLOEXEC) != 0)
+		return WEFT_EIO;
+	if (pipe2(fail, O_CLOEXEC) != 0) {
+		close(sync[0]);
+		close(sync[1]);
+		return WEFT_EIO;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sync[0]);
+		close(sync[1]);
+		close(fail[0]);
+		close(fail[1]);
+		errno = e;
+		return WEFT_EIO;
+	}
+	if (pid == 0) {
+		/* Child: async-signal-safe calls only (the parent may have
+		 * threads). Untraced until the byte arrives, so no tracked
+		 * syscall may run before it. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		char c;
+		if (read(sync[0], &c, 1) != 1)
+			_exit(126);
+		struct launch_failure lf = {1, 0};
+		int e = pt_filter_install(f, nnp);
+		if (e == 0) {
+			execve(r->l->argv[0], r->l->argv, r->l->envp);
+			lf.stage = 2;
+			e = -errno;
+		}
+		lf.err = -e;
+		if (write(fail[1], &lf, sizeof(lf)) < 0)
+			_exit(127);
+		_exit(lf.stage == 2 && lf.err == ENOENT ? 127 : 126);
+	}
+	close(sync[0]);
+	close(fail[1]);
+	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(uintptr_t)PT_OPTIONS) != 0) {
+		int e = errno;
+		close(sync[1]); /* the child exits without exec */
+		close(fail[0]);
+		waitpid(pid, NULL, 0);
+		errno = e;
+		return WEFT_EIO;
+	}
+	*pid_out = pid;
+	*go_out = sync[1];
+	*fail_out = fail[0];
+	return 0;
+}
+
+/* Pinned while the workload is one task (where a stop costs a context
+ * switch instead of a cross-CPU wakeup); once it runs a second thread or
+ * process, every task and the tracer get their CPUs back, so a parallel
+ * workload keeps its parallelism. Children created later inherit the
+ * restored mask. */
+static void unpin_all(pt_run *r)
+{
+	r->unpin_pending = false;
+	for (size_t i = 0; i < r->threads.cap; i++) {
+		pt_thread *t = r->threads.slots[i];
+		if (t && !t->dead)
+			sched_setaffinity(t->tid, sizeof(r->free_mask),
+					  &r->free_mask);
+	}
+	sched_setaffinity(0, sizeof(r->free_mask), &r->free_mask);
+}
+
+static void loop(pt_run *r)
+{
+	for (;;) {
+		if (!r->degraded && r->live == 0)
+			return;
+		if (!r->degraded && r->held > 0 && r->held == r->live)
+			release_held(r, 0); /* nobody left to announce them */
+		int status;
+		pid_t pid = waitpid(-1, &status, __WALL);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != ECHILD)
+				degrade(r, "waitpid", errno);
+			return;
+		}
+		if (WIFSTOPPED(status))
+			on_stop(r, pid, status);
+		if (r->unpin_pending && r->live > 1)
+			unpin_all(r);
+		else if (WIFEXITED(status) || WIFSIGNALED(status))
+			on_exit_status(r, pid, status);
+		if (r->degraded && r->held > 0) {
+			release_held(r, 0);
+			r->held = 0;
+		}
+	}
+}
+
+static void seed_root(pt_run *r, pid_t pid, const char *cwd)
+{
+	weft_launch *l = r->l;
+	uint32_t argc = 0;
+	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
+		argc++;
+	char exe[PATH_MAX];
+	const char *e = l->argv[0];
+	if (e[0] != '/' && realpath(e, exe))
+		e = exe;
+	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
+				    (const char *const *)l->argv, argc);
+	seed_inherited_fds(r, pid);
+}
+
+int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
+	     pt_stats *stats)
+{
+	pt_filter f;
+	char cwd[PATH_MAX];
+	int err = pt_filter_build(&f);
+	if (err)
+		return err;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return WEFT_EIO;
+
+	pt_run r = {.l = l, .warnings = w};
+	if (pt_threads_init(&r.threads) != 0)
+		return WEFT_ENOMEM;
+	pt_thread *root = NULL;
+
+	/* Orphans of the workload must come back to us, not to init, so
+	 * they are reaped here and their exits counted. */
+	int old_subreaper = 0;
+	prctl(PR_GET_CHILD_SUBREAPER, &old_subreaper, 0, 0, 0);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	cpu_set_t old_mask;
+	bool pinned = false;
+	if (o && o->pin_cpu >= 0 &&
+	    sched_getaffinity(0, sizeof(old_mask), &old_mask) == 0) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(o->pin_cpu, &one);
+		pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
+	}
+
+	bool nnp = !has_cap_sys_admin();
+	pid_t pid;
+	int go, failfd;
+	err = launch(&r, &f, nnp, &pid, &go, &failfd);
+	if (err)
+		goto out;
+	if (nnp)
+		weft_report_warn(w, "ptrace: running unprivileged with "
+				    "no_new_privs: set-user-ID and "
+				    "set-group-ID programs run without "
+				    "their privileges");
+	l->root_pid = pid;
+	l->exit_code = 0;
+	if (pinned && !o->pin_workload)
+		sched_setaffinity(pid, sizeof(old_mask), &old_mask);
+	if (pinned && o->pin_workload && o->unpin_when_parallel) {
+		r.unpin_pending = true;
+		r.free_mask = old_mask;
+	}
+	root = pt_threads_add(&r.threads, pid);
+	if (!root) {
+		close(go); /* the child exits without exec */
+		close(failfd);
+		waitpid(pid, NULL, __WALL);
+		err = WEFT_ENOMEM;
+		goto out;
+	}
+	root->tgid = pid;
+	root->started = root->announced = true;
+	r.live = 1;
+	seed_root(&r, pid, cwd);
+	if (write(go, "g", 1) != 1)
+		degrade(&r, "starting the workload", errno);
+	close(go);
+
+	loop(&r);
+
+	struct launch_failure lf;
+	if (read(failfd, &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
+		l->exit_code = lf.stage == 2 && lf.err == ENOENT ? 127 : 126;
+		weft_report_warn(w, "ptrace: cannot %s %s: %s",
+				 lf.stage == 1
+					 ? "install the seccomp filter for"
+					 : "execute",
+				 l->argv[0], strerror(lf.err));
+		errno = lf.err;
+		err = WEFT_EIO;
+	}
+	close(failfd);
+	if (l->verbose >= 1)
+		fprintf(stderr,
+			"weft ptrace: %llu seccomp stops, %llu exit stops, "
+			"%llu skipped, %llu events, %llu signals, %llu "
+			"info errors\n",
+			(unsigned long long)r.stats.seccomp_stops,
+			(unsigned long long)r.stats.exit_stops,
+			(unsigned long long)r.stats.skipped,
+			(unsigned long long)r.stats.events,
+			(unsigned long long)r.stats.signals,
+			(unsigned long long)r.stats.info_errors);
+out:
+	if (pinned)
+		sched_setaffinity(0, sizeof(old_mask), &old_mask);
+	prctl(PR_SET_CHILD_SUBREAPER, old_subreaper, 0, 0, 0);
+	if (stats)
+		*stats = r.stats;
+	pt_threads_free(&r.threads);
+	return err;
+}
+
+/* WEFT_PTRACE_PIN chooses where the tracer and the workload run. Every
+ * stop wakes the tracer and then the tracee; across vCPUs each wakeup
+ * costs tens of microseconds here, on one CPU it is a context switch.
+ * Measured on 1,000,000 open/read/close (bench/openreadclose.c, 2 vCPUs):
+ * both pinned to one CPU 16.2 us per iteration; only the tracer pinned
+ * 20 us in some runs and 263 us in others (nothing keeps the tracee on the
+ * tracer's CPU); unpinned 18..133 us. So:
+ *   "auto" (default): the tracer and the workload on the tracer's CPU
+ *          while the workload is a single task; both unpinned as soon as
+ *          it has a second thread or process;
+ *   "on":  pinned for the whole run (a CPU-bound parallel workload loses
+ *          its parallelism); N: the same on CPU N;
+ *   "tracer": only the tracer pinned, the workload free;
+ *   "off": no pinning. */
+static void options_from_env(pt_options *o)
+{
+	const char *v = getenv("WEFT_PTRACE_PIN");
+	o->pin_cpu = -1;
+	o->pin_workload = false;
+	o->unpin_when_parallel = false;
+	if (v && strcmp(v, "off") == 0)
+		return;
+	if (!v || !*v || strcmp(v, "auto") == 0) {
+		o->pin_cpu = sched_getcpu();
+		o->pin_workload = true;
+		o->unpin_when_parallel = true;
+		return;
+	}
+	if (strcmp(v, "tracer") == 0 || strcmp(v, "on") == 0) {
+		o->pin_cpu = sched_getcpu();
+		o->pin_workload = strcmp(v, "on") == 0;
+		return;
+	}
+	char *end;
+	long cpu = strtol(v, &end, 10);
+	if (!*end && cpu >= 0 && cpu < CPU_SETSIZE) {
+		o->pin_cpu = (int)cpu;
+		o->pin_workload = true;
+	}
+}
+
+static int ptrace_run(weft_launch *l, weft_report *warnings_to)
+{
+	pt_options o;
+	options_from_env(&o);
+	return pt_trace(l, warnings_to, &o, NULL);
+}
+
+const weft_backend weft_backend_ptrace = {"ptrace", pt_preflight, ptrace_run};

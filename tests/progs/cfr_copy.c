@@ -1,0 +1,37 @@
+/*
+ * cfr_copy.c IN OUT - copy IN to OUT (created/truncated) with
+ * copy_file_range(2) only. weft must record IN read and OUT written.
+ * Exits 77 (skip) when the kernel or filesystem refuses copy_file_range.
+ */
+#include <fcntl.h>
+
+#include "progs.h"
+
+int main(int argc, char **argv)
+{
+	usage_if(argc != 3, "cfr_copy IN OUT");
+	int in = open(argv[1], O_RDONLY);
+	if (in < 0)
+		die("open IN");
+	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0)
+		die("open OUT");
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
+		if (n < 0) {
+			if (errno == ENOSYS || errno == EXDEV ||
+			    errno == EOPNOTSUPP) {
+				fprintf(stderr, "copy_file_range: %s\n",
+					strerror(errno));
+				return PROG_SKIP;
+			}
+			die("copy_file_range");
+		}
+		if (n == 0)
+			break;
+	}
+	close(in);
+	if (close(out) != 0)
+		die("close");
+	return 0;
+}

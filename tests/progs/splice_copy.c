@@ -1,0 +1,39 @@
+/*
+ * splice_copy.c IN OUT - copy IN to OUT (created/truncated) through a pipe
+ * with splice(2) only: file -> pipe -> file. weft must record IN read and
+ * OUT written, and no record for the pipe.
+ */
+#include <fcntl.h>
+
+#include "progs.h"
+
+int main(int argc, char **argv)
+{
+	usage_if(argc != 3, "splice_copy IN OUT");
+	int in = open(argv[1], O_RDONLY);
+	if (in < 0)
+		die("open IN");
+	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0)
+		die("open OUT");
+	int p[2];
+	if (pipe(p) != 0)
+		die("pipe");
+	for (;;) {
+		ssize_t n = splice(in, NULL, p[1], NULL, 65536, 0);
+		if (n < 0)
+			die("splice in");
+		if (n == 0)
+			break;
+		while (n > 0) {
+			ssize_t m = splice(p[0], NULL, out, NULL, (size_t)n, 0);
+			if (m <= 0)
+				die("splice out");
+			n -= m;
+		}
+	}
+	close(in);
+	if (close(out) != 0)
+		die("close");
+	return 0;
+}
