@@ -94,10 +94,11 @@ static void probe_in_helper(const char *dir, struct probe_result *res)
 			res->dst_created = f->created;
 		}
 	}
+	/* No temporary names in the detail: same machine, same text. */
 	snprintf(res->detail, sizeof(res->detail),
-		 "%s exit %d; %zu file records; %.80s %s, %.80s %s%s", PROBE_CP,
-		 l.exit_code, rep.nfiles, src,
-		 res->src_read ? "read" : "NOT read", dst,
+		 "%s SRC DST in a temporary directory: exit %d; SRC %s, DST "
+		 "%s%s",
+		 PROBE_CP, l.exit_code, res->src_read ? "read" : "NOT read",
 		 res->dst_written ? "written" : "NOT written",
 		 res->dst_created ? "+created" : " (NOT created)");
 	weft_report_release(&rep);
