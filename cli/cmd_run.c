@@ -134,6 +134,19 @@ static void ignore_in_weft(int sig)
 	(void)sig;
 }
 
+/* SIGTERM and SIGHUP are meant for the job, not for its recorder: pass them
+ * to the workload's root and record its end. (Killing weft instead would
+ * take the traced workload with it: ptrace's EXITKILL.) The backend sets
+ * root_pid before it lets the workload run. */
+static weft_launch *volatile forward_to;
+
+static void forward_signal(int sig)
+{
+	weft_launch *l = forward_to;
+	if (l && l->root_pid > 0)
+		kill(l->root_pid, sig);
+}
+
 static int preflight_or_explain(const weft_backend *b, const char *command,
 				int verbose)
 {
@@ -263,15 +276,23 @@ int cmd_run(int argc, char **argv)
 		.classifier = cls,
 	};
 	struct sigaction sa = {.sa_handler = ignore_in_weft}, old_int, old_quit;
+	struct sigaction fwd = {.sa_handler = forward_signal}, old_term, old_hup;
 	sigemptyset(&sa.sa_mask);
+	sigemptyset(&fwd.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGQUIT, &sa, &old_quit);
+	forward_to = &launch;
+	sigaction(SIGTERM, &fwd, &old_term);
+	sigaction(SIGHUP, &fwd, &old_hup);
 
 	report.started_ns = now_ns();
 	int err = backend->run(&launch, &report);
 	report.ended_ns = now_ns();
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
+	forward_to = NULL;
 	cmd[0] = saved_arg0;
 	if (err != WEFT_OK) {
 		cli_error("could not start %s under the %s tracer: %s",

@@ -703,6 +703,17 @@ def signal_kill(c):
 
 
 @case
+def sigterm_forwarded(c):
+    """SIGTERM sent to weft (a scheduler cancelling the job) goes to the
+    workload, and weft still records the run: exit 143, the output written
+    before the signal is there with its hash."""
+    rep = c.run(["sh", "-c", "echo partial > out.txt; kill -TERM $PPID; "
+                 "exec sleep 30"], exit_code=128 + 15)
+    c.expect(rep, "out.txt", b"partial\n", read=False, written=True,
+             created=True, deleted=False, renamed_to=None)
+
+
+@case
 def child_killed(c):
     """a child killed by SIGKILL while the root goes on: the child's record
     has exit_code 137, the run exits 0."""
