@@ -34,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SKIP = 77
@@ -711,6 +712,42 @@ def sigterm_forwarded(c):
                  "exec sleep 30"], exit_code=128 + 15)
     c.expect(rep, "out.txt", b"partial\n", read=False, written=True,
              created=True, deleted=False, renamed_to=None)
+
+
+@case
+def input_changed(c):
+    """an input changed by someone else while the run was using it is named
+    in the warnings (its hash is of the content at the end, not what the run
+    read). The workload reads in, then waits on stdin while the test
+    rewrites in: no timing involved."""
+    c.write("in", b"before\n")
+    os.mkfifo(c.p("sync.fifo"))
+    rfd, wfd = os.pipe()
+
+    def rewrite_then_release():
+        with open(c.p("sync.fifo"), "rb") as f:  # the workload is ready
+            f.read()
+        with open(c.p("in"), "ab") as f:
+            f.write(b"changed by someone else\n")
+        os.write(wfd, b"go\n")
+        os.close(wfd)
+
+    t = threading.Thread(target=rewrite_then_release, daemon=True)
+    t.start()
+    try:
+        rep = c.run(["sh", "-c", "cat in > /dev/null; echo ready > sync.fifo; "
+                     "read x"], stdin=rfd)
+    finally:
+        os.close(rfd)
+    t.join(5)
+    c.expect(rep, "in", b"before\nchanged by someone else\n", read=True,
+             written=False)
+    warned = [w for w in rep.data["warnings"]
+              if "changed" in w and c.p("in") in w]
+    c.check(len(warned) == 1, "%s: expected one warning naming %s as changed "
+            "during the run, warnings: %s"
+            % (rep.source, c.p("in"), jdump(rep.data["warnings"])))
+    c.expect_no_record(rep, "sync.fifo", "a FIFO is not an artifact")
 
 
 @case
