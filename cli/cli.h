@@ -36,6 +36,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * returns NULL. weft_dir (may be NULL) receives the .weft path. */
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
 
+/* Paths of the operating system (/usr, /lib, /etc, ...): shared libraries
+ * and locale files every run reads. Text views fold them away unless
+ * asked; JSON always has them. */
+bool cli_is_system_path(const char *path);
+
 /* ---- JSON output ---- */
 
 /* A JSON string. Bytes that are not valid UTF-8 are written as lone

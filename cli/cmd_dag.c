@@ -21,17 +21,6 @@ static const char dag_help[] =
 	"  --format F   text (default), dot (Graphviz) or json\n"
 	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n";
 
-static bool is_system_path(const char *p)
-{
-	static const char *const prefixes[] = {"/usr/", "/lib/", "/lib64/",
-					       "/lib32/", "/etc/", "/bin/",
-					       "/sbin/", "/var/lib/", NULL};
-	for (size_t i = 0; prefixes[i]; i++)
-		if (strncmp(p, prefixes[i], strlen(prefixes[i])) == 0)
-			return true;
-	return false;
-}
-
 static const weft_dag_artifact *find_artifact(const weft_dag *d,
 					      const char *id)
 {
@@ -52,7 +41,7 @@ static bool artifact_written(const weft_dag *d, const char *id)
 /* Hidden unless --all: system inputs nobody in the DAG produced. */
 static bool hidden(const weft_dag *d, const weft_dag_artifact *a, bool all)
 {
-	return !all && a->path && is_system_path(a->path) &&
+	return !all && a->path && cli_is_system_path(a->path) &&
 	       !artifact_written(d, a->id);
 }
 

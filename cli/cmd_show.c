@@ -8,11 +8,13 @@
 #include "cli.h"
 
 static const char show_help[] =
-	"usage: weft show [RUN] [--json]\n\n"
+	"usage: weft show [RUN] [--json] [--all]\n\n"
 	"Show a recorded run: its command, processes, the files it read\n"
 	"(inputs) and wrote (outputs) with hashes, and warnings. RUN is a run\n"
 	"id or a unique prefix of one; the latest run by default.\n\n"
-	"  --json   the run report as JSON (the format of 'weft run --report')\n";
+	"  --json   the run report as JSON (the format of 'weft run --report')\n"
+	"  --all    list system inputs (/usr, /lib, /etc...) too; by default\n"
+	"           they are counted, not listed\n";
 
 static void print_hash(FILE *out, const weft_file_rec *f)
 {
@@ -29,9 +31,9 @@ static void print_hash(FILE *out, const weft_file_rec *f)
 }
 
 static void print_files(FILE *out, const weft_report *r, const char *title,
-			int which)
+			int which, bool all)
 {
-	size_t n = 0;
+	size_t n = 0, folded = 0;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const weft_file_rec *f = &r->files[i];
 		bool pick = which == 0   ? f->read
@@ -40,6 +42,10 @@ static void print_files(FILE *out, const weft_report *r, const char *title,
 					 : f->deleted || f->renamed_to;
 		if (!pick)
 			continue;
+		if (which == 0 && !all && cli_is_system_path(f->path)) {
+			folded++;
+			continue;
+		}
 		if (n++ == 0)
 			fprintf(out, "%s:\n", title);
 		fputs("  ", out);
@@ -58,9 +64,12 @@ static void print_files(FILE *out, const weft_report *r, const char *title,
 		}
 		fputc('\n', out);
 	}
+	if (folded)
+		fprintf(out, "%s  (+%zu system input%s; --all lists them)\n",
+			n ? "" : "inputs:\n", folded, folded == 1 ? "" : "s");
 }
 
-static void print_report(FILE *out, const weft_report *r)
+static void print_report(FILE *out, const weft_report *r, bool all)
 {
 	char started[40];
 	format_rfc3339(r->started_ns, started);
@@ -78,9 +87,9 @@ static void print_report(FILE *out, const weft_report *r)
 		r->backend, r->node[0] ? r->node : "?", started, secs,
 		r->exit_code);
 	fprintf(out, "processes: %zu\n", r->nprocesses);
-	print_files(out, r, "inputs", 0);
-	print_files(out, r, "outputs", 1);
-	print_files(out, r, "removed or moved", 2);
+	print_files(out, r, "inputs", 0, all);
+	print_files(out, r, "outputs", 1, all);
+	print_files(out, r, "removed or moved", 2, all);
 	if (r->nwarnings) {
 		fputs("warnings:\n", out);
 		for (size_t i = 0; i < r->nwarnings; i++) {
@@ -98,16 +107,18 @@ int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
+		{"all", no_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool json = false;
+	bool json = false, all = false;
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jah", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
+		case 'a': all = true; break;
 		case 'h': fputs(show_help, stdout); return 0;
 		default:
 			return cli_usage_error("show", "unknown option '%s'",
@@ -141,7 +152,7 @@ int cmd_show(int argc, char **argv)
 	if (json)
 		json_report(stdout, &r);
 	else
-		print_report(stdout, &r);
+		print_report(stdout, &r, all);
 	weft_report_release(&r);
 	weft_store_close(store);
 	return 0;

@@ -56,6 +56,17 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return WEFT_EXIT_USAGE;
 }
 
+bool cli_is_system_path(const char *p)
+{
+	static const char *const prefixes[] = {"/usr/", "/lib/", "/lib64/",
+					       "/lib32/", "/etc/", "/bin/",
+					       "/sbin/", "/var/lib/", NULL};
+	for (size_t i = 0; prefixes[i]; i++)
+		if (strncmp(p, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 {
 	char cwd[WEFT_MAX_PATH_BYTES + 1], dir[WEFT_MAX_PATH_BYTES + 16];
