@@ -431,6 +431,73 @@ static int drop(struct weft_classifier *c, int err)
 
 /* Resolve path against dirfd (AT_FDCWD: the task's cwd; absolute paths
  * ignore dirfd) and intern it. */
+/* /proc/self/cwd/x, /proc/PID/fd/N and /proc/PID/root/x are magic links
+ * the kernel follows to a real file: rewrite them to the path they reach,
+ * from what the classifier knows of that process (its cwd, its fd table),
+ * so that I/O through them is not lost among the /proc paths that are
+ * never artifacts. Unknown processes or fds leave the path as it is.
+ * buf holds a normalized path of *len bytes and has room for
+ * WEFT_MAX_PATH_BYTES. */
+static int resolve_proc_link(struct weft_classifier *c, struct task *t,
+			     char *buf, uint32_t *len)
+{
+	const char *p = buf + 6, *end = buf + *len;
+	struct task *who = NULL;
+	if (strncmp(p, "self/", 5) == 0 || strcmp(p, "self") == 0) {
+		who = t;
+		p += 4;
+	} else if (strncmp(p, "thread-self/", 12) == 0) {
+		who = t;
+		p += 11;
+	} else {
+		char *num_end;
+		long pid = strtol(p, &num_end, 10);
+		if (num_end == p || (*num_end != '/' && *num_end != '\0') ||
+		    pid <= 0 || pid > INT32_MAX)
+			return WEFT_OK;
+		who = task_find(c, (int32_t)pid);
+		p = num_end;
+	}
+	if (!who || *p != '/')
+		return WEFT_OK;
+	p++;
+	const char *base = NULL, *rest;
+	size_t blen = 0;
+	if (strncmp(p, "cwd", 3) == 0 && (p[3] == '/' || p[3] == '\0')) {
+		base = who->fs->cwd;
+		blen = who->fs->len;
+		rest = p + 3;
+	} else if (strncmp(p, "root", 4) == 0 &&
+		   (p[4] == '/' || p[4] == '\0')) {
+		base = "/";
+		blen = 1;
+		rest = p + 4;
+	} else if (strncmp(p, "fd/", 3) == 0) {
+		char *num_end;
+		long fd = strtol(p + 3, &num_end, 10);
+		if (num_end == p + 3 || (*num_end != '/' && *num_end != '\0') ||
+		    fd < 0 || fd > INT32_MAX)
+			return WEFT_OK;
+		struct ofile *of = fdtable_get(who->fdt, (int)fd);
+		if (!of)
+			return WEFT_OK;
+		const struct path_ent *e = path_get(&c->paths, of->path);
+		base = e->s;
+		blen = e->len;
+		rest = num_end;
+	} else {
+		return WEFT_OK;
+	}
+	char tail[WEFT_MAX_PATH_BYTES + 1];
+	size_t tlen = (size_t)(end - rest);
+	memcpy(tail, rest, tlen);
+	tail[tlen] = '\0';
+	/* "" after the link means the link's own target. */
+	return path_normalize_len(base, blen, tlen ? tail + 1 : ".",
+				  tlen ? tlen - 1 : 1, buf,
+				  WEFT_MAX_PATH_BYTES + 1, len);
+}
+
 static int resolve(struct weft_classifier *c, struct task *t, int dirfd,
 		   const char *path, path_id *id)
 {
@@ -460,6 +527,11 @@ static int resolve(struct weft_classifier *c, struct task *t, int dirfd,
 				     sizeof(buf), &len);
 	if (err)
 		return err;
+	if (len > 6 && memcmp(buf, "/proc/", 6) == 0) {
+		err = resolve_proc_link(c, t, buf, &len);
+		if (err)
+			return err;
+	}
 	return path_intern(&c->paths, buf, len, id);
 }
 

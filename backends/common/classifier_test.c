@@ -817,6 +817,33 @@ static void test_pid_reuse_makes_new_process(void **state)
 	weft_report_release(&r);
 }
 
+/* I/O through /proc magic links reaches the real file. */
+static void test_proc_magic_links(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	open_f(c, ROOT, "/w/a", O_RDONLY, 3);
+	open_f(c, ROOT, "/proc/self/fd/3", O_WRONLY, 4);
+	wr(c, ROOT, 4, 1);
+	open_f(c, ROOT, "/proc/self/cwd/b", O_RDONLY, 5);
+	rd(c, ROOT, 5, 1);
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/cwd/sub/../c", ROOT);
+	open_f(c, ROOT, p, O_RDONLY, 6);
+	rd(c, ROOT, 6, 1);
+	open_f(c, ROOT, "/proc/self/fd/99", O_RDONLY, 7); /* unknown fd */
+	rd(c, ROOT, 7, 1);
+	open_f(c, ROOT, "/proc/self/status", O_RDONLY, 8);
+	rd(c, ROOT, 8, 1);
+	weft_report r;
+	finish(c, &r);
+	assert_int_equal(r.nfiles, 3);
+	expect_file(&r, "/w/a", "w");
+	expect_file(&r, "/w/b", "r");
+	expect_file(&r, "/w/c", "r");
+	weft_report_release(&r);
+}
+
 /* ---- Publication: rename, link, unlink, truncate ---- */
 
 static void test_rename_atomic_save(void **state)
@@ -1216,6 +1243,7 @@ int main(void)
 		cmocka_unit_test(test_rename_of_input_and_failed_rename),
 		cmocka_unit_test(test_rename_exchange),
 		cmocka_unit_test(test_rename_created_hint),
+		cmocka_unit_test(test_proc_magic_links),
 		cmocka_unit_test(test_rename_directory_moves_children),
 		cmocka_unit_test(test_link_and_symlink),
 		cmocka_unit_test(test_unlink_and_recreate),
