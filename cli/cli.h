@@ -15,6 +15,7 @@
 /* Exit statuses of weft itself (the workload's own status passes through
  * `weft run` unchanged). */
 #define WEFT_EXIT_USAGE 2         /* bad arguments */
+#define WEFT_EXIT_PREFLIGHT 3     /* the tracer cannot work: not launched */
 #define WEFT_EXIT_INTERNAL 125    /* weft failed before launching the workload */
 #define WEFT_EXIT_NOEXEC 126      /* command found but not executable */
 #define WEFT_EXIT_NOTFOUND 127    /* command not found */

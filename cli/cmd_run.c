@@ -32,9 +32,9 @@ static const char run_help[] =
 	"  --tracer MODE   tracer backend (available: %s)\n"
 	"  --report FILE   also write the run report as JSON to FILE\n"
 	"  -v, -vv         more diagnostics on stderr\n\n"
-	"Exit status: CMD's; 125 when weft failed before starting CMD; 126\n"
-	"when CMD is not executable; 127 when it is not found; 2 for bad\n"
-	"arguments.\n";
+	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 when\n"
+	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
+	"CMD is not executable; 127 when it is not found; 2 for bad arguments.\n";
 
 static void print_help(void)
 {
@@ -243,7 +243,7 @@ int cmd_run(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	if (preflight_or_explain(backend, exe, verbose) != 0)
-		return WEFT_EXIT_INTERNAL;
+		return WEFT_EXIT_PREFLIGHT;
 
 	char weft_dir[WEFT_MAX_PATH_BYTES + 16];
 	weft_store *store = cli_open_store(true, weft_dir, sizeof(weft_dir));
