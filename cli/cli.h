@@ -37,6 +37,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * returns NULL. weft_dir (may be NULL) receives the .weft path. */
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
 
+/* ---- Tracer selection (cmd_tracer.c) ---- */
+
+/* How many backends are registered. */
+size_t cli_nbackends(void);
+/* Preflight the registered backends in registry (auto) order into
+ * results[i] (one per backend, the caller's); with first_only, stop after
+ * the first that passes (the rest get an empty backend name). Returns the
+ * index of the first that passed, or -1 when none did. */
+int cli_preflight_auto(weft_preflight *results, const char *command,
+		       int timeout_ms, bool first_only);
+/* "ebpf: SUMMARY; preload: SUMMARY" of the backends before selected (all
+ * when selected is -1) that were checked and failed, into buf. */
+void cli_rejected(const weft_preflight *results, int selected, char *buf,
+		  size_t bufsz);
+
 /* Paths of the operating system (/usr, /lib, /etc, ...): shared libraries
  * and locale files every run reads. Text views fold them away unless
  * asked; JSON always has them. */
@@ -53,6 +68,12 @@ void json_string(FILE *out, const char *s);
 void format_rfc3339(int64_t ns, char out[40]);
 void json_report(FILE *out, const weft_report *r);
 void json_preflight(FILE *out, const weft_preflight *p);
+/* The `check auto` document: {"backend": "auto", "ok", "selected_backend",
+ * "summary", "command_checked", "results": [each backend's preflight]}.
+ * selected is an index into results, or -1 (null). command may be NULL. */
+void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
+			 int selected, const char *summary,
+			 const char *command);
 void json_dag(FILE *out, const weft_dag *d);
 
 /* A path or argument on one line of text output: control characters and

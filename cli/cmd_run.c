@@ -18,33 +18,31 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 
 extern char **environ;
 
-#define PREFLIGHT_TIMEOUT_MS 2000
-
 static const char run_help[] =
-	"usage: weft run [--tracer MODE] [--report FILE] [-v|-vv] -- CMD "
-	"[ARGS...]\n\n"
+	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
+	"                [--report FILE] [-v|-vv] -- CMD [ARGS...]\n\n"
 	"Run CMD traced, record every file it and its descendants read and\n"
 	"wrote (with BLAKE2b-256 hashes) in the project's .weft/weft.db, and\n"
 	"exit with CMD's exit status (128+N when a signal N killed it).\n\n"
-	"  --tracer MODE   tracer backend (available: %s)\n"
+	"  --tracer MODE   tracer backend: %s (default: tracer.mode of\n"
+	"                  the config, WEFT_TRACER, else auto: the first\n"
+	"                  backend that passes its preflight)\n"
+	"  --no-tracer-fallback  never switch backends during the run\n"
 	"  --report FILE   also write the run report as JSON to FILE\n"
 	"  -v, -vv         more diagnostics on stderr\n\n"
 	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 when\n"
 	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
-	"CMD is not executable; 127 when it is not found; 2 for bad arguments.\n";
+	"CMD is not executable; 127 when it is not found; 2 for bad arguments\n"
+	"or a bad config (docs/config.md).\n";
 
 static void print_help(void)
 {
-	char names[256] = "";
-	for (size_t i = 0; weft_backends[i]; i++) {
-		if (i)
-			strncat(names, ", ", sizeof(names) - strlen(names) - 1);
-		strncat(names, weft_backends[i]->name,
-			sizeof(names) - strlen(names) - 1);
-	}
+	char names[256];
+	config_modes(names, sizeof(names));
 	printf(run_help, names);
 }
 
@@ -147,24 +145,59 @@ static void forward_signal(int sig)
 		kill(l->root_pid, sig);
 }
 
+static void print_checks(const weft_preflight *p, int verbose)
+{
+	for (size_t i = 0; i < p->nchecks; i++)
+		if (!p->checks[i].ok || verbose >= 2)
+			fprintf(stderr, "weft: preflight %s: %s %s: %s\n",
+				p->backend, p->checks[i].name,
+				p->checks[i].ok ? "ok" : "FAILED",
+				p->checks[i].detail);
+}
+
+/* auto: the first registered backend whose preflight passes, or NULL
+ * (after explaining every failure; the workload is then not started). */
+static const weft_backend *preflight_auto(const char *command,
+					  int timeout_ms, int verbose)
+{
+	size_t n = cli_nbackends();
+	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
+	if (!p) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	int sel = cli_preflight_auto(p, command, timeout_ms, true);
+	for (size_t i = 0; i < n; i++)
+		if (p[i].backend[0] && (!p[i].ok || verbose >= 2))
+			print_checks(&p[i], verbose);
+	char rejected[2048];
+	cli_rejected(p, sel, rejected, sizeof(rejected));
+	const weft_backend *b = sel >= 0 ? weft_backends[sel] : NULL;
+	if (!b)
+		cli_error("tracer auto: no backend passed its preflight (%s); "
+			  "the command was not started ('weft tracer check "
+			  "auto', or 'weft tracer check MODE' for one backend, "
+			  "explains)",
+			  rejected);
+	else if (verbose >= 1)
+		fprintf(stderr, "weft: tracer auto: picked %s, the first in "
+				"auto order that passed its preflight%s%s\n",
+			b->name, rejected[0] ? "; rejected: " : "", rejected);
+	free(p);
+	return b;
+}
+
 static int preflight_or_explain(const weft_backend *b, const char *command,
-				int verbose)
+				int timeout_ms, int verbose)
 {
 	weft_preflight *p = calloc(1, sizeof(*p));
 	if (!p) {
 		cli_error("out of memory");
 		return -1;
 	}
-	b->preflight(p, command, PREFLIGHT_TIMEOUT_MS);
+	b->preflight(p, command, timeout_ms);
 	int ok = p->ok;
-	if (!ok || verbose >= 2) {
-		for (size_t i = 0; i < p->nchecks; i++)
-			if (!p->checks[i].ok || verbose >= 2)
-				fprintf(stderr, "weft: preflight %s: %s %s: %s\n",
-					b->name, p->checks[i].name,
-					p->checks[i].ok ? "ok" : "FAILED",
-					p->checks[i].detail);
-	}
+	print_checks(p, verbose);
 	if (!ok)
 		cli_error("tracer preflight failed for '%s': %s; the command "
 			  "was not started ('weft tracer check %s' explains)",
@@ -208,18 +241,21 @@ int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"tracer", required_argument, NULL, 't'},
+		{"no-tracer-fallback", no_argument, NULL, 'F'},
 		{"report", required_argument, NULL, 'r'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *tracer = "ptrace", *report_path = NULL;
+	const char *tracer = NULL, *report_path = NULL;
+	bool no_fallback = false;
 	int verbose = 0, c;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+t:r:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': tracer = optarg; break;
+		case 'F': no_fallback = true; break;
 		case 'r': report_path = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': print_help(); return 0;
@@ -233,17 +269,31 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_error("run", "missing the command to run");
-	const weft_backend *backend = weft_backend_find(tracer);
-	if (!backend)
-		return cli_usage_error("run", "unknown tracer '%s'", tracer);
+	/* A bad config stops here, before anything is launched. */
+	weft_config cfg;
+	if (config_load(&cfg, tracer, no_fallback, stderr) != 0)
+		return WEFT_EXIT_USAGE;
+	/* cfg.fallback_enabled is resolved but not used yet: switching
+	 * backends mid-run needs a second backend that can attach to live
+	 * processes, which this weft does not have. */
 
 	char **cmd = argv + optind;
 	char exe[WEFT_MAX_PATH_BYTES + 1];
 	int rc = resolve_command(cmd[0], exe, sizeof(exe));
 	if (rc != 0)
 		return rc;
-	if (preflight_or_explain(backend, exe, verbose) != 0)
-		return WEFT_EXIT_PREFLIGHT;
+	const weft_backend *backend;
+	if (strcmp(cfg.mode, CONFIG_MODE_AUTO) == 0) {
+		backend = preflight_auto(exe, cfg.preflight_timeout_ms, verbose);
+		if (!backend)
+			return WEFT_EXIT_PREFLIGHT;
+	} else {
+		/* config_load accepted the mode: it is registered. */
+		backend = weft_backend_find(cfg.mode);
+		if (preflight_or_explain(backend, exe, cfg.preflight_timeout_ms,
+					 verbose) != 0)
+			return WEFT_EXIT_PREFLIGHT;
+	}
 
 	char weft_dir[WEFT_MAX_PATH_BYTES + 16];
 	weft_store *store = cli_open_store(true, weft_dir, sizeof(weft_dir));

@@ -1,26 +1,72 @@
 /*
- * cmd_tracer.c - `weft tracer` and `weft tracer check MODE`: each backend's
- * strict preflight, for people or as JSON. Exit 0 only when the backend
- * checked can work here.
+ * cmd_tracer.c - `weft tracer`, `weft tracer check MODE` and `weft tracer
+ * use MODE`: the configured mode and where it came from, each backend's
+ * strict preflight (for people or as JSON), what `auto` resolves to, and
+ * writing tracer.mode into a config file. Also the auto selection `weft
+ * run` shares. Backends are only ever reached through the registry.
  */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-#define PREFLIGHT_TIMEOUT_MS 2000
+#include "config.h"
 
 static const char tracer_help[] =
 	"usage: weft tracer\n"
-	"       weft tracer check MODE [--json] [--command CMD]\n\n"
-	"Without arguments: every backend's preflight verdict on this machine.\n"
+	"       weft tracer check MODE [--json] [--command CMD]\n"
+	"       weft tracer use MODE [--user]\n\n"
+	"Without arguments: the configured mode and where it came from, every\n"
+	"backend's preflight verdict on this machine, and what auto picks.\n"
 	"check MODE: run MODE's named checks (platform, privileges, kernel\n"
 	"features, a real probe run) and print them; with --command, also\n"
-	"what matters about CMD for that backend. Exit 0 only when MODE works.\n"
+	"what matters about CMD for that backend. MODE auto checks every\n"
+	"backend and names the one auto picks. Exit 0 only when MODE works.\n"
+	"use MODE: write tracer.mode into the project's .weft/config.toml\n"
+	"(the user's ~/.weft/config.toml outside a project, or with --user).\n"
 	"\n  --json          {backend, ok, summary, command_checked, checks, "
 	"warnings}\n"
-	"  --command CMD   also check CMD (exists, executable, setuid...)\n";
+	"                  (auto: {backend, ok, selected_backend, summary,\n"
+	"                  command_checked, results: [...]})\n"
+	"  --command CMD   also check CMD (exists, executable, setuid...)\n"
+	"  --user          use: write the user file even inside a project\n";
+
+size_t cli_nbackends(void)
+{
+	size_t n = 0;
+	while (weft_backends[n])
+		n++;
+	return n;
+}
+
+int cli_preflight_auto(weft_preflight *results, const char *command,
+		       int timeout_ms, bool first_only)
+{
+	int selected = -1;
+	for (size_t i = 0; weft_backends[i]; i++) {
+		memset(&results[i], 0, sizeof(results[i]));
+		if (selected >= 0 && first_only)
+			continue;
+		weft_backends[i]->preflight(&results[i], command, timeout_ms);
+		if (results[i].ok && selected < 0)
+			selected = (int)i;
+	}
+	return selected;
+}
+
+void cli_rejected(const weft_preflight *results, int selected, char *buf,
+		  size_t bufsz)
+{
+	buf[0] = '\0';
+	size_t end = selected >= 0 ? (size_t)selected : cli_nbackends();
+	for (size_t i = 0; i < end; i++) {
+		if (!results[i].backend[0] || results[i].ok)
+			continue;
+		size_t n = strlen(buf);
+		snprintf(buf + n, bufsz - n, "%s%s: %s", n ? "; " : "",
+			 results[i].backend, results[i].summary);
+	}
+}
 
 static void print_preflight(const weft_preflight *p)
 {
@@ -39,6 +85,23 @@ static void print_preflight(const weft_preflight *p)
 	}
 }
 
+/* One line on what auto resolves to, for `weft tracer` and `check auto`. */
+static void auto_summary(const weft_preflight *results, int selected, char *buf,
+			 size_t bufsz)
+{
+	char rejected[2048];
+	cli_rejected(results, selected, rejected, sizeof(rejected));
+	if (selected >= 0)
+		snprintf(buf, bufsz,
+			 "auto selects %s: the first backend in "
+			 "auto order that passed its preflight%s%s",
+			 results[selected].backend,
+			 rejected[0] ? "; rejected: " : "", rejected);
+	else
+		snprintf(buf, bufsz, "no backend passed its preflight: %s",
+			 rejected);
+}
+
 static int tracer_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -54,9 +117,15 @@ static int tracer_check(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jc:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = true; break;
-		case 'c': command = optarg; break;
-		case 'h': fputs(tracer_help, stdout); return 0;
+		case 'j':
+			json = true;
+			break;
+		case 'c':
+			command = optarg;
+			break;
+		case 'h':
+			fputs(tracer_help, stdout);
+			return 0;
 		case ':':
 			return cli_usage_error("tracer check",
 					       "option '%s' needs a value",
@@ -73,31 +142,170 @@ static int tracer_check(int argc, char **argv)
 		return cli_usage_error("tracer check",
 				       "unexpected argument '%s'",
 				       argv[optind + 1]);
-	const weft_backend *b = weft_backend_find(argv[optind]);
-	if (!b)
-		return cli_usage_error("tracer check", "unknown tracer '%s'",
-				       argv[optind]);
-	weft_preflight *p = calloc(1, sizeof(*p));
+	const char *mode = argv[optind];
+	if (!config_mode_valid(mode)) {
+		char modes[256];
+		config_modes(modes, sizeof(modes));
+		return cli_usage_error(
+			"tracer check",
+			"unknown tracer '%s'; expected one of %s", mode, modes);
+	}
+	weft_config cfg;
+	if (config_load(&cfg, NULL, false, stderr) != 0)
+		return WEFT_EXIT_USAGE;
+
+	size_t n = strcmp(mode, CONFIG_MODE_AUTO) == 0 ? cli_nbackends() : 1;
+	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p) {
 		cli_error("out of memory");
 		return 1;
 	}
-	b->preflight(p, command, PREFLIGHT_TIMEOUT_MS);
-	if (json) {
-		json_preflight(stdout, p);
-		putchar('\n');
+	int ok;
+	if (strcmp(mode, CONFIG_MODE_AUTO) == 0) {
+		int sel = cli_preflight_auto(p, command,
+					     cfg.preflight_timeout_ms, false);
+		char summary[4096];
+		auto_summary(p, sel, summary, sizeof(summary));
+		if (json) {
+			json_preflight_auto(stdout, p, n, sel, summary,
+					    command);
+			putchar('\n');
+		} else {
+			for (size_t i = 0; i < n; i++)
+				print_preflight(&p[i]);
+			fputs("auto: ", stdout);
+			text_escaped(stdout, summary);
+			putchar('\n');
+		}
+		ok = sel >= 0;
 	} else {
-		print_preflight(p);
+		weft_backend_find(mode)->preflight(p, command,
+						   cfg.preflight_timeout_ms);
+		if (json) {
+			json_preflight(stdout, p);
+			putchar('\n');
+		} else {
+			print_preflight(p);
+		}
+		ok = p->ok;
 	}
-	int ok = p->ok;
 	free(p);
 	return ok ? 0 : 1;
+}
+
+static int tracer_use(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"user", no_argument, NULL, 'u'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool user_only = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "uh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			user_only = true;
+			break;
+		case 'h':
+			fputs(tracer_help, stdout);
+			return 0;
+		default:
+			return cli_usage_error("tracer use",
+					       "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	char modes[256];
+	config_modes(modes, sizeof(modes));
+	if (optind >= argc)
+		return cli_usage_error("tracer use",
+				       "missing the MODE (one of %s)", modes);
+	if (argc - optind > 1)
+		return cli_usage_error("tracer use", "unexpected argument '%s'",
+				       argv[optind + 1]);
+	const char *mode = argv[optind];
+	if (!config_mode_valid(mode))
+		return cli_usage_error(
+			"tracer use", "unknown tracer '%s'; expected one of %s",
+			mode, modes);
+	char user[CONFIG_PATH_BYTES], project[CONFIG_PATH_BYTES];
+	config_paths(user, project);
+	bool to_project = project[0] && !user_only;
+	const char *path = to_project ? project : user;
+	if (!path[0]) {
+		cli_error("HOME is not set (or not absolute): no user config "
+			  "file to write");
+		return 1;
+	}
+	if (config_write_mode(path, mode, stderr) != 0)
+		return 1;
+	printf("tracer.mode = \"%s\" written to %s (%s)\n", mode, path,
+	       to_project ? "project file" : "user file");
+	/* Say when something stronger hides what was just written. */
+	const char *env = getenv("WEFT_TRACER");
+	if (env && *env)
+		printf("note: WEFT_TRACER=%s is set and overrides it\n", env);
+	else if (!to_project && project[0])
+		printf("note: the project file %s, when it sets tracer.mode, "
+		       "overrides it here\n",
+		       project);
+	return 0;
+}
+
+static void print_origin(const char *what, enum config_source s,
+			 const weft_config *cfg)
+{
+	printf("%s%s", what, config_source_name(s));
+	if (s == CONFIG_USER_FILE)
+		printf(" %s", cfg->user_file);
+	else if (s == CONFIG_PROJECT_FILE)
+		printf(" %s", cfg->project_file);
+	puts(")");
+}
+
+static int tracer_status(void)
+{
+	weft_config cfg;
+	if (config_load(&cfg, NULL, false, stderr) != 0)
+		return WEFT_EXIT_USAGE;
+	char what[128];
+	snprintf(what, sizeof(what), "mode: %s (", cfg.mode);
+	print_origin(what, cfg.mode_from, &cfg);
+	snprintf(what, sizeof(what), "fallback: %s (",
+		 cfg.fallback_enabled ? "enabled" : "disabled");
+	print_origin(what, cfg.fallback_from, &cfg);
+	snprintf(what, sizeof(what), "preflight timeout: %d ms (",
+		 cfg.preflight_timeout_ms);
+	print_origin(what, cfg.timeout_from, &cfg);
+	putchar('\n');
+
+	size_t n = cli_nbackends();
+	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
+	if (!p) {
+		cli_error("out of memory");
+		return 1;
+	}
+	int sel = cli_preflight_auto(p, NULL, cfg.preflight_timeout_ms, false);
+	for (size_t i = 0; i < n; i++)
+		print_preflight(&p[i]);
+	char summary[4096];
+	auto_summary(p, sel, summary, sizeof(summary));
+	fputs("\nauto: ", stdout);
+	text_escaped(stdout, summary);
+	putchar('\n');
+	free(p);
+	return 0;
 }
 
 int cmd_tracer(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return tracer_check(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "use") == 0)
+		return tracer_use(argc - 1, argv + 1);
 	if (argc >= 2 &&
 	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(tracer_help, stdout);
@@ -106,15 +314,5 @@ int cmd_tracer(int argc, char **argv)
 	if (argc >= 2)
 		return cli_usage_error("tracer", "unknown subcommand '%s'",
 				       argv[1]);
-	weft_preflight *p = calloc(1, sizeof(*p));
-	if (!p) {
-		cli_error("out of memory");
-		return 1;
-	}
-	for (size_t i = 0; weft_backends[i]; i++) {
-		weft_backends[i]->preflight(p, NULL, PREFLIGHT_TIMEOUT_MS);
-		print_preflight(p);
-	}
-	free(p);
-	return 0;
+	return tracer_status();
 }

@@ -233,6 +233,28 @@ void json_preflight(FILE *out, const weft_preflight *p)
 	fputs("]}", out);
 }
 
+void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
+			 int selected, const char *summary,
+			 const char *command)
+{
+	fprintf(out, "{\"backend\": \"auto\", \"ok\": %s, "
+		     "\"selected_backend\": ",
+		selected >= 0 ? "true" : "false");
+	json_string_or_null(out, selected >= 0 ? results[selected].backend
+					       : NULL);
+	fputs(", \"summary\": ", out);
+	json_string(out, summary);
+	fputs(", \"command_checked\": ", out);
+	json_string_or_null(out, command);
+	fputs(", \"results\": [", out);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", out);
+		json_preflight(out, &results[i]);
+	}
+	fputs("]}", out);
+}
+
 void json_dag(FILE *out, const weft_dag *d)
 {
 	fputs("{\"weft\": 1, \"job\": ", out);

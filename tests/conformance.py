@@ -139,6 +139,13 @@ class Case:
             tempfile.mkdtemp(prefix="weft-e2e-%s-" % name))
         self.proj = os.path.join(self.root, "proj")
         os.mkdir(self.proj)
+        # weft reads ~/.weft/config.toml and WEFT_TRACER: give every case
+        # an empty HOME of its own and no WEFT_TRACER, so the user's
+        # settings neither break nor steer the suite.
+        self.home = os.path.join(self.root, "home")
+        os.mkdir(self.home)
+        self.env = dict(os.environ, HOME=self.home)
+        self.env.pop("WEFT_TRACER", None)
 
     # ---- paths and files ----
 
@@ -170,12 +177,14 @@ class Case:
     # ---- running weft ----
 
     def weft_cmd(self, args, cwd=None, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE):
+                 stdout=subprocess.PIPE, env=None):
+        """env: extra environment variables on top of the case's."""
         argv = [self.weft] + list(args)
         try:
             return subprocess.run(argv, cwd=cwd or self.proj, stdin=stdin,
                                   stdout=stdout, stderr=subprocess.PIPE,
-                                  timeout=RUN_TIMEOUT)
+                                  timeout=RUN_TIMEOUT,
+                                  env=dict(self.env, **(env or {})))
         except subprocess.TimeoutExpired:
             raise Fail("`%s` did not finish within %d s"
                        % (" ".join(shown(a) for a in args), RUN_TIMEOUT))
@@ -1104,6 +1113,121 @@ def dag_edges(c):
         c.check(r.returncode == 0 and marker in out,
                 "`weft dag --format %s` exited %d, expected %r in:\n%s"
                 % (fmt, r.returncode, marker, out))
+
+
+# ---------------------------------------------------------------- config
+
+# These cases do not depend on the tracer under test beyond naming it: they
+# check configuration, which every tracer list shares.
+
+@case
+def config_tracer_use(c):
+    """`weft tracer use MODE` in a project writes tracer.mode into
+    .weft/config.toml (not the user's file), and `weft tracer` then reports
+    that mode as coming from the project file."""
+    os.mkdir(c.p(".weft"))
+    r = c.weft_cmd(["tracer", "use", c.tracer])
+    out = r.stdout.decode("utf-8", "replace")
+    cfg = c.p(".weft/config.toml")
+    if r.returncode != 0:
+        raise Fail("`weft tracer use %s` exited %d\nstderr:\n%s"
+                   % (c.tracer, r.returncode, r.stderr.decode()))
+    c.check(cfg in out, "`weft tracer use` did not name the file it wrote "
+            "(%s): %r" % (cfg, out))
+    try:
+        with open(cfg) as f:
+            text = f.read()
+    except OSError as e:
+        raise Fail("%s not written: %s" % (cfg, e))
+    c.check('tracer.mode = "%s"' % c.tracer in text,
+            "%s: expected tracer.mode = \"%s\", found:\n%s"
+            % (cfg, c.tracer, text))
+    c.check(not os.path.exists(os.path.join(c.home, ".weft")),
+            "`weft tracer use` inside a project touched ~/.weft")
+    r = c.weft_cmd(["tracer"])
+    out = r.stdout.decode("utf-8", "replace")
+    want = "mode: %s (project file %s)" % (c.tracer, cfg)
+    c.check(r.returncode == 0 and want in out,
+            "`weft tracer` exited %d, expected %r in:\n%s"
+            % (r.returncode, want, out))
+    # Outside a project (or with --user) it is the user's file.
+    r = c.weft_cmd(["tracer", "use", "--user", "auto"])
+    user = os.path.join(c.home, ".weft", "config.toml")
+    c.check(r.returncode == 0 and os.path.exists(user),
+            "`weft tracer use --user auto` exited %d and %s wrote %s"
+            % (r.returncode, "" if os.path.exists(user) else "never",
+               user))
+    r = c.weft_cmd(["tracer", "use", "bogus"])
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 2 and "auto" in err and c.tracer in err,
+            "`weft tracer use bogus` exited %d, expected 2 and the list "
+            "of modes; stderr:\n%s" % (r.returncode, err))
+
+
+@case
+def config_malformed(c):
+    """a malformed .weft/config.toml stops `weft run` with exit 2 and
+    file:line:column, before the workload runs."""
+    c.write(".weft/config.toml", b"# weft\n[tracer]\nmode = ptrace\n")
+    r = c.weft_cmd(["run", "--", "sh", "-c", "echo ran > marker"])
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 2, "`weft run` with a malformed config exited "
+            "%d, expected 2; stderr:\n%s" % (r.returncode, err))
+    where = "%s:3:8: expected a string" % c.p(".weft/config.toml")
+    c.check(where in err, "expected %r in stderr:\n%s" % (where, err))
+    c.check(not os.path.exists(c.p("marker")),
+            "the workload ran although the config is malformed")
+
+
+@case
+def config_env_bogus(c):
+    """WEFT_TRACER=bogus is an error naming the variable; nothing runs."""
+    r = c.weft_cmd(["run", "--", "sh", "-c", "echo ran > marker"],
+                   env={"WEFT_TRACER": "bogus"})
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 2 and "WEFT_TRACER" in err and "bogus" in err,
+            "`WEFT_TRACER=bogus weft run` exited %d, expected 2 and an "
+            "error naming WEFT_TRACER; stderr:\n%s" % (r.returncode, err))
+    c.check(not os.path.exists(c.p("marker")),
+            "the workload ran although WEFT_TRACER is bogus")
+
+
+@case
+def tracer_check_auto_json(c):
+    """`weft tracer check auto --json`: {backend: auto, ok,
+    selected_backend, summary, command_checked, results: [preflight...]},
+    exit 0 only when ok."""
+    r = c.weft_cmd(["tracer", "check", "auto", "--json"])
+    try:
+        d = json.loads(r.stdout.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Fail("not JSON (%s): %r" % (e, r.stdout))
+    keys = ["backend", "ok", "selected_backend", "summary",
+            "command_checked", "results"]
+    c.check_eq("keys", sorted(d), sorted(keys))
+    c.check_eq("backend", d.get("backend"), "auto")
+    c.check(isinstance(d.get("summary"), str), "summary is not a string")
+    c.check_eq("command_checked", d.get("command_checked"), None)
+    res = d.get("results")
+    if not isinstance(res, list) or not res:
+        raise Fail("results is %s, expected a non-empty list" % jdump(res))
+    names = []
+    for p in res:
+        c.check_eq("keys of a result", sorted(p) if isinstance(p, dict)
+                   else p, sorted(["backend", "ok", "summary",
+                                   "command_checked", "checks",
+                                   "warnings"]))
+        if isinstance(p, dict):
+            names.append(p.get("backend"))
+    c.check(c.tracer in names, "the tracer %s is not among the results %s"
+            % (c.tracer, names))
+    passed = [p.get("backend") for p in res if isinstance(p, dict)
+              and p.get("ok") is True]
+    expected_sel = passed[0] if passed else None
+    c.check_eq("selected_backend (the first that passed)",
+               d.get("selected_backend"), expected_sel)
+    c.check_eq("ok", d.get("ok"), expected_sel is not None)
+    c.check_eq("exit status", r.returncode, 0 if expected_sel else 1)
 
 
 # ---------------------------------------------------------------- main

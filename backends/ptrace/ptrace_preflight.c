@@ -306,7 +306,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 		for (size_t i = 0; i < p->nchecks; i++)
 			if (!p->checks[i].ok) {
 				snprintf(p->summary, sizeof(p->summary),
-					 "ptrace unavailable: %s: %s",
+					 "ptrace unavailable: %s: %.400s",
 					 p->checks[i].name,
 					 p->checks[i].detail);
 				break;
