@@ -90,6 +90,13 @@ int weft_rd_key(struct weft_rd *rd, const struct weft_rd_keys *keys,
 		uint32_t *seen, unsigned *idx);
 /* WEFT_EINVAL unless every required key was seen. */
 int weft_rd_check_required(const struct weft_rd_keys *keys, uint32_t seen);
+/* Reads the value of key (an index into the keys) into ctx. */
+typedef int (*weft_rd_entry_fn)(struct weft_rd *rd, void *ctx, unsigned key);
+/* A whole map of known keys: its header (versioned: "v" first), each
+ * key checked (unknown, duplicate) and its value read by entry, then the
+ * required keys. Every record decoder is this loop with its own entry. */
+int weft_rd_fields(struct weft_rd *rd, const struct weft_rd_keys *keys,
+		   bool versioned, weft_rd_entry_fn entry, void *ctx);
 /* Fewest bytes a map with every required key of keys can take. */
 size_t weft_rd_min_map_bytes(const struct weft_rd_keys *keys);
 

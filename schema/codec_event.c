@@ -181,8 +181,9 @@ static int rd_i32(struct weft_rd *rd, int32_t *out)
 	return rc;
 }
 
-static int event_read_entry(struct weft_rd *rd, weft_event *ev, unsigned key)
+static int event_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
+	weft_event *ev = ctx;
 	int64_t v = 0;
 	char *s = NULL;
 	int rc;
@@ -243,16 +244,7 @@ int weft_event_decode(const uint8_t *buf, size_t len, weft_event *ev)
 		return WEFT_ETOOBIG;
 	struct weft_rd rd;
 	weft_rd_init(&rd, buf, len);
-	uint32_t n, seen = 0;
-	int rc = weft_rd_versioned_map(&rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		rc = weft_rd_key(&rd, &event_keys, &seen, &key);
-		if (rc == WEFT_OK)
-			rc = event_read_entry(&rd, ev, key);
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&event_keys, seen);
+	int rc = weft_rd_fields(&rd, &event_keys, true, event_read_entry, ev);
 	if (rc == WEFT_OK && rd.pos != len)
 		rc = WEFT_ETRAILING;
 	if (rc)

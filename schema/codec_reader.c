@@ -353,6 +353,23 @@ int weft_rd_check_required(const struct weft_rd_keys *keys, uint32_t seen)
 							 : WEFT_EINVAL;
 }
 
+int weft_rd_fields(struct weft_rd *rd, const struct weft_rd_keys *keys,
+		   bool versioned, weft_rd_entry_fn entry, void *ctx)
+{
+	uint32_t n, seen = 0;
+	int rc = versioned ? weft_rd_versioned_map(rd, &n)
+			   : weft_rd_map(rd, &n);
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(rd, keys, &seen, &key);
+		if (rc == WEFT_OK)
+			rc = entry(rd, ctx, key);
+	}
+	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(keys, seen);
+	return rc;
+}
+
 size_t weft_rd_min_map_bytes(const struct weft_rd_keys *keys)
 {
 	size_t n = 1; /* fixmap header */

@@ -156,9 +156,9 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 	return w->err;
 }
 
-static int process_read_entry(struct weft_rd *rd, weft_process_rec *p,
-			      unsigned key)
+static int process_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
+	weft_process_rec *p = ctx;
 	int64_t v = 0;
 	int rc;
 	switch (key) {
@@ -196,17 +196,8 @@ int weft_process_rec_read(struct weft_rd *rd, weft_process_rec *p,
 			  bool versioned)
 {
 	memset(p, 0, sizeof(*p));
-	uint32_t n, seen = 0;
-	int rc =
-		versioned ? weft_rd_versioned_map(rd, &n) : weft_rd_map(rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		rc = weft_rd_key(rd, &process_keys, &seen, &key);
-		if (rc == WEFT_OK)
-			rc = process_read_entry(rd, p, key);
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&process_keys, seen);
+	int rc = weft_rd_fields(rd, &process_keys, versioned,
+				process_read_entry, p);
 	if (rc)
 		weft_process_rec_release(p);
 	return rc;
@@ -383,8 +374,9 @@ static int first_stat_read(struct weft_rd *rd, weft_file_rec *f)
 	return rc;
 }
 
-static int file_read_entry(struct weft_rd *rd, weft_file_rec *f, unsigned key)
+static int file_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
+	weft_file_rec *f = ctx;
 	const uint8_t *data;
 	size_t n;
 	int rc;
@@ -433,17 +425,7 @@ static int file_read_entry(struct weft_rd *rd, weft_file_rec *f, unsigned key)
 int weft_file_rec_read(struct weft_rd *rd, weft_file_rec *f, bool versioned)
 {
 	memset(f, 0, sizeof(*f));
-	uint32_t n, seen = 0;
-	int rc =
-		versioned ? weft_rd_versioned_map(rd, &n) : weft_rd_map(rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		rc = weft_rd_key(rd, &file_keys, &seen, &key);
-		if (rc == WEFT_OK)
-			rc = file_read_entry(rd, f, key);
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&file_keys, seen);
+	int rc = weft_rd_fields(rd, &file_keys, versioned, file_read_entry, f);
 	if (rc)
 		weft_file_rec_release(f);
 	return rc;

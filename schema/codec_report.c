@@ -170,8 +170,9 @@ static int warnings_read(struct weft_rd *rd, weft_report *r)
 	return rc;
 }
 
-static int report_read_entry(struct weft_rd *rd, weft_report *r, unsigned key)
+static int report_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
+	weft_report *r = ctx;
 	int64_t v = 0;
 	int rc;
 	switch (key) {
@@ -208,16 +209,7 @@ int weft_report_decode(const uint8_t *buf, size_t len, weft_report *r)
 		return WEFT_ETOOBIG;
 	struct weft_rd rd;
 	weft_rd_init(&rd, buf, len);
-	uint32_t n, seen = 0;
-	int rc = weft_rd_versioned_map(&rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		rc = weft_rd_key(&rd, &report_keys, &seen, &key);
-		if (rc == WEFT_OK)
-			rc = report_read_entry(&rd, r, key);
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&report_keys, seen);
+	int rc = weft_rd_fields(&rd, &report_keys, true, report_read_entry, r);
 	if (rc == WEFT_OK && rd.pos != len)
 		rc = WEFT_ETRAILING;
 	if (rc)
