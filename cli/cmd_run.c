@@ -225,15 +225,20 @@ static int write_report_file(const char *path, const weft_report *r)
 
 static void print_summary(const weft_report *r)
 {
-	size_t in = 0, out = 0;
+	size_t in = 0, sys = 0, out = 0;
 	for (size_t i = 0; i < r->nfiles; i++) {
-		in += r->files[i].read;
-		out += r->files[i].written;
+		const weft_file_rec *f = &r->files[i];
+		if (f->read && cli_is_system_path(f->path))
+			sys++;
+		else
+			in += f->read;
+		out += f->written && !f->deleted && !f->renamed_to;
 	}
 	fprintf(stderr,
-		"weft: run %.8s recorded (%s): %zu read, %zu written, %zu "
-		"warning%s; 'weft show' for details\n",
-		r->run_id, r->backend, in, out, r->nwarnings,
+		"weft: run %.8s recorded (%s): %zu input%s (+%zu system), %zu "
+		"output%s, %zu warning%s; 'weft show' for details\n",
+		r->run_id, r->backend, in, in == 1 ? "" : "s", sys, out,
+		out == 1 ? "" : "s", r->nwarnings,
 		r->nwarnings == 1 ? "" : "s");
 }
 
