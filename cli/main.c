@@ -103,6 +103,11 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 			cli_error("%s was written by a newer weft; it is left "
 				  "untouched",
 				  db);
+		else if (err == WEFT_EDB)
+			cli_error("cannot open the store %s: not a weft "
+				  "database, or unreadable; it is left "
+				  "untouched",
+				  db);
 		else
 			cli_error("cannot open the store %s: %s", db,
 				  s ? weft_store_errmsg(s) : weft_strerror(err));

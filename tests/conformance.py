@@ -1180,6 +1180,24 @@ def config_malformed(c):
 
 
 @case
+def store_corrupt(c):
+    """a .weft/weft.db that is not a database: `weft run` exits 125 naming
+    it, the workload does not run, and the file is left as it was."""
+    junk = b"not a database\n" * 100
+    c.write(".weft/weft.db", junk)
+    r = c.weft_cmd(["run", "--tracer", c.tracer, "--", "sh", "-c",
+                    "echo ran > marker"])
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 125 and c.p(".weft/weft.db") in err,
+            "`weft run` over a corrupt store exited %d, expected 125 and "
+            "an error naming the file; stderr:\n%s" % (r.returncode, err))
+    c.check(not os.path.exists(c.p("marker")),
+            "the workload ran although the store cannot be opened")
+    with open(c.p(".weft/weft.db"), "rb") as f:
+        c.check(f.read() == junk, "the corrupt store file was changed")
+
+
+@case
 def config_env_bogus(c):
     """WEFT_TRACER=bogus is an error naming the variable; nothing runs."""
     r = c.weft_cmd(["run", "--", "sh", "-c", "echo ran > marker"],
