@@ -19,23 +19,6 @@
 #include "store_internal.h"
 #include "store_testutil.h"
 
-static int setup(void **state)
-{
-	struct scratch *t = calloc(1, sizeof(*t));
-	if (!t)
-		return -1;
-	scratch_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	scratch_fini(*state);
-	free(*state);
-	return 0;
-}
-
 /* Let the kernel's coarse clock move past the ctime of files just written:
  * the cache refuses "racily clean" files whose ctime is the current tick. */
 static void settle(void)
@@ -409,22 +392,28 @@ static void test_many_files_cached(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_known_values, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_known_values, scratch_setup, scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_file_larger_than_buffer,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache_hit_and_miss, setup,
-						teardown),
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_cache_hit_and_miss,
+						scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_cache_survives_reopen,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused_kinds, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_report_hash_files, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_permission_denied, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_many_files_cached, setup,
-						teardown),
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refused_kinds, scratch_setup, scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_report_hash_files,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_permission_denied,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_many_files_cached,
+						scratch_setup,
+						scratch_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

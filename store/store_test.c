@@ -14,23 +14,6 @@
 
 #include "store_testutil.h"
 
-static int setup(void **state)
-{
-	struct scratch *t = calloc(1, sizeof(*t));
-	if (!t)
-		return -1;
-	scratch_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	scratch_fini(*state);
-	free(*state);
-	return 0;
-}
-
 /* Run one SQL statement returning an integer, on a separate connection. */
 static int64_t sql_int(const char *db, const char *sql)
 {
@@ -577,32 +560,40 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_creates_and_migrates,
-						setup, teardown),
+						scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_newer_database_is_refused_untouched, setup,
-			teardown),
+			test_newer_database_is_refused_untouched, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_file_is_refused,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip, setup,
-						teardown),
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip, scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_files_come_back_in_path_byte_order, setup,
-			teardown),
+			test_files_come_back_in_path_byte_order, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_duplicate_id_changes_nothing, setup, teardown),
+			test_duplicate_id_changes_nothing, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_put_is_rolled_back,
-						setup, teardown),
+						scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_get_latest_prefix_and_missing, setup, teardown),
+			test_get_latest_prefix_and_missing, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_list_empty_and_without_processes, setup, teardown),
+			test_list_empty_and_without_processes, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_paths_and_artifacts_are_shared, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_large_report, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_two_handles, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_errmsg, setup, teardown),
+			test_paths_and_artifacts_are_shared, scratch_setup,
+			scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_large_report, scratch_setup, scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles, scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_errmsg, scratch_setup,
+						scratch_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

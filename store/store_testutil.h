@@ -47,6 +47,24 @@ static inline void scratch_fini(struct scratch *t)
 }
 
 /* dir/name, in a static-free caller buffer. */
+/* cmocka group/test fixtures: *state is a fresh scratch directory. */
+static inline int scratch_setup(void **state)
+{
+	struct scratch *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -1;
+	scratch_init(t);
+	*state = t;
+	return 0;
+}
+
+static inline int scratch_teardown(void **state)
+{
+	scratch_fini(*state);
+	free(*state);
+	return 0;
+}
+
 static inline char *scratch_path(const struct scratch *t, const char *name,
 				 char *out, size_t outsz)
 {
