@@ -106,8 +106,25 @@ typedef struct weft_launch {
 	pid_t root_pid;
 	int exit_code;            /* the workload's: 0..255, 128+signal */
 	uint64_t dropped_events;
+	/* Set by run (or attach) when tracing was lost while the workload
+	 * lives on (ring buffer reader died, agent gone, transport broken):
+	 * the backend then returns 0 at once, without waiting for the
+	 * workload, leaving root_pid (a child of this process) running and
+	 * every tracing resource released. The manager attaches the next
+	 * backend that can (fallback), or waits for the workload untraced. */
+	bool lost;
+	char lost_reason[WEFT_PREFLIGHT_DETAIL_BYTES];
+	int64_t lost_at_ns;       /* CLOCK_REALTIME */
 } weft_launch;
 
+/*
+ * A backend is a const table. The manager (the CLI's run path) preflights,
+ * then calls run; run launches the workload, traces it to its end and
+ * stops (releases everything it set up) before returning. attach is the
+ * same from the middle: the workload already runs, and every live process
+ * of the tree rooted at l->root_pid is taken over (fd tables seeded from
+ * /proc/PID/fd and fdinfo) and traced to the end.
+ */
 typedef struct weft_backend {
 	const char *name;
 	/* Fill *p with this backend's named checks. command is the workload
@@ -117,8 +134,13 @@ typedef struct weft_backend {
 	/* Launch l->argv traced, feed l->classifier until every traced process
 	 * has ended, set exit_code. Returns 0, or an error when the workload
 	 * could not be launched (then it did not run). A tracing failure after
-	 * launch never kills the workload; it becomes a warning. */
+	 * launch never kills the workload; it becomes a warning, or sets
+	 * l->lost (above). */
 	int (*run)(weft_launch *l, weft_report *warnings_to);
+	/* Attach to the live tree rooted at l->root_pid (a child of this
+	 * process) and trace it as run does, to its end. NULL when this
+	 * backend cannot attach to live processes. */
+	int (*attach)(weft_launch *l, weft_report *warnings_to);
 } weft_backend;
 
 /* Every backend built in, in auto order (eBPF, preload, ptrace); NULL

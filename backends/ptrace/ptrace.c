@@ -773,4 +773,8 @@ static int ptrace_run(weft_launch *l, weft_report *warnings_to)
 	return pt_trace(l, warnings_to, &o, NULL);
 }
 
-const weft_backend weft_backend_ptrace = {"ptrace", pt_preflight, ptrace_run};
+const weft_backend weft_backend_ptrace = {
+	.name = "ptrace",
+	.preflight = pt_preflight,
+	.run = ptrace_run,
+};
