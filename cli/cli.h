@@ -37,6 +37,40 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * returns NULL. weft_dir (may be NULL) receives the .weft path. */
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
 
+/* ---- Tracing a command (trace.c): shared by run and wrap ---- */
+
+struct weft_config;
+
+typedef struct cli_trace {
+	char **cmd;                     /* argv as the user typed it */
+	const struct weft_config *cfg;
+	int verbose;
+	char exe[WEFT_MAX_PATH_BYTES + 1]; /* cmd[0] resolved */
+	const weft_backend *backend;    /* selected and preflighted */
+	int status;                     /* the workload's exit status */
+} cli_trace;
+
+/* Find the executable CMD names the way a shell does (a name with a slash
+ * as is, else PATH). 0 with the path in out, or WEFT_EXIT_NOTFOUND /
+ * WEFT_EXIT_NOEXEC after saying why. */
+int cli_resolve_command(const char *cmd, char *out, size_t outsz);
+/* Before launch: resolve cmd[0], pick the backend of cfg and preflight it
+ * (auto: the first that passes). 0, or the exit status to leave with
+ * (127, 126, WEFT_EXIT_PREFLIGHT) after explaining. Nothing is started. */
+int cli_trace_prepare(cli_trace *t, char **cmd,
+		      const struct weft_config *cfg, int verbose);
+/* Launch and trace to the end through the manager (fallback included),
+ * SIGINT/SIGQUIT ignored in weft, SIGTERM/SIGHUP passed to the workload;
+ * fill report (initialized by the caller) with backend, node, times,
+ * exit code, processes and files. Paths under ignore_dir (may be NULL)
+ * are never records. 0 when the workload ran (t->status is its status),
+ * or WEFT_EXIT_INTERNAL when it could not be started. */
+int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report);
+/* -v/-vv: the tracer log WEFT_DIR/tracer.log (appended) at that level;
+ * NULL (after a message) when it cannot be written. */
+FILE *cli_open_log(const char *weft_dir, int level);
+void cli_close_log(FILE *log);
+
 /* ---- Tracer selection (cmd_tracer.c) ---- */
 
 /* How many backends are registered. */

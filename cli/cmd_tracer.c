@@ -47,7 +47,8 @@ int cli_preflight_auto(weft_preflight *results, const char *command,
 		memset(&results[i], 0, sizeof(results[i]));
 		if (selected >= 0 && first_only)
 			continue;
-		weft_backends[i]->preflight(&results[i], command, timeout_ms);
+		weft_preflight_run(weft_backends[i], &results[i], command,
+				   timeout_ms);
 		if (results[i].ok && selected < 0)
 			selected = (int)i;
 	}
@@ -179,8 +180,8 @@ static int tracer_check(int argc, char **argv)
 		}
 		ok = sel >= 0;
 	} else {
-		weft_backend_find(mode)->preflight(p, command,
-						   cfg.preflight_timeout_ms);
+		weft_preflight_run(weft_backend_find(mode), p, command,
+				   cfg.preflight_timeout_ms);
 		if (json) {
 			json_preflight(stdout, p);
 			putchar('\n');

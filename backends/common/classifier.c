@@ -1041,6 +1041,17 @@ static const struct ofile *known_file(const weft_classifier *c, pid_t pid,
 	return t ? fdtable_get(t->fdt, fd) : NULL;
 }
 
+bool weft_classifier_has_task(const weft_classifier *c, pid_t pid)
+{
+	return task_lookup(&c->tasks, pid) != NULL;
+}
+
+bool weft_classifier_has_fd(const weft_classifier *c, pid_t pid, int fd)
+{
+	const struct task *t = task_lookup(&c->tasks, pid);
+	return t && fd >= 0 && fdtable_get(t->fdt, fd) != NULL;
+}
+
 bool weft_classifier_fd_read_known(const weft_classifier *c, pid_t pid, int fd)
 {
 	const struct ofile *of = known_file(c, pid, fd);

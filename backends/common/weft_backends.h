@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "weft_schema.h"
@@ -41,6 +42,10 @@ int weft_classifier_add_fd(weft_classifier *c, pid_t pid, int fd,
  * Returns 0, or an error when out of memory (the event is then lost and
  * counted in dropped_events). */
 int weft_classifier_feed(weft_classifier *c, const weft_event *ev);
+/* Whether the classifier tracks thread pid, and an open fd of it (attach
+ * seeds only what the events fed so far did not tell it). */
+bool weft_classifier_has_task(const weft_classifier *c, pid_t pid);
+bool weft_classifier_has_fd(const weft_classifier *c, pid_t pid, int fd);
 /* True when a READ (or WRITE) on this fd can no longer change the report:
  * the open file is already marked read (written). A backend may use this
  * to skip work on the hot path; it is only an optimisation. */
@@ -147,5 +152,28 @@ typedef struct weft_backend {
  * terminated. */
 extern const weft_backend *const weft_backends[];
 const weft_backend *weft_backend_find(const char *name);
+
+/* ---- The manager (manager.c) ---- */
+
+/* Preflight b in a child process (its own process group), bounded by
+ * timeout_ms from outside: a backend that hangs or crashes fails with a
+ * "timeout" or "preflight" check. Never reaps a child of the caller. */
+void weft_preflight_run(const weft_backend *b, weft_preflight *p,
+			const char *command, int timeout_ms);
+/* Run l under b to the workload's end. When b loses tracing mid-run
+ * (l->lost) and fallback_enabled, the next backend in auto order that can
+ * attach and passes its preflight takes over the live tree; the report
+ * gets a warning with the window. Otherwise the workload runs on
+ * untraced, and the report says tracing was incomplete and why. The
+ * workload is never started twice. Returns b->run's launch error, or 0. */
+int weft_manager_trace(const weft_backend *b, weft_launch *l,
+		       weft_report *r, bool fallback_enabled,
+		       int preflight_timeout_ms);
+
+/* The tracer log (.weft/tracer.log with -v/-vv): lines with a UTC time
+ * and pid, written when level <= the level set; f NULL turns it off. */
+void weft_log_set(FILE *f, int level);
+void weft_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif /* WEFT_BACKENDS_H */

@@ -80,6 +80,10 @@ static void degrade(pt_run *r, const char *what, int err)
 
 static void resume(pt_run *r, pid_t tid, int req, int sig)
 {
+	/* Attached mid-run there is no seccomp filter: every syscall stops
+	 * at entry and exit, so the thread must always run to the next. */
+	if (r->syscall_mode && req == PTRACE_CONT)
+		req = PTRACE_SYSCALL;
 	if (ptrace(req, tid, 0, (void *)(uintptr_t)sig) == 0 || errno == ESRCH)
 		return; /* ESRCH: killed meanwhile; its exit will be reported */
 	degrade(r, "resuming a tracee", errno);
@@ -358,6 +362,39 @@ static void on_syscall_exit(pt_run *r, pt_thread *t)
 	resume(r, t->tid, PTRACE_CONT, 0);
 }
 
+/* A syscall stop of a thread attached mid-run (PTRACE_SYSCALL, no filter):
+ * entry stops are decoded as the filter's stops would be, exits as
+ * usual. */
+static void on_syscall_stop(pt_run *r, pt_thread *t)
+{
+	struct pt_syscall_info info;
+	memset(&info, 0, sizeof(info));
+	long n = ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(info),
+			&info);
+	if (n < 0 && errno == ESRCH)
+		return;
+	if (n >= 0 && info.op == PT_SYSCALL_INFO_ENTRY &&
+	    info.arch == PT_AUDIT_ARCH) {
+		struct pt_syscall_info as_seccomp = info;
+		as_seccomp.op = PT_SYSCALL_INFO_SECCOMP;
+		as_seccomp.seccomp.nr = info.entry.nr;
+		memcpy(as_seccomp.seccomp.args, info.entry.args,
+		       sizeof(info.entry.args));
+		r->stats.seccomp_stops++;
+		if (pt_decode_entry(r, t, &as_seccomp) < 0)
+			degrade(r, "decoding a syscall", ENOMEM);
+	} else if (n >= 0 && info.op == PT_SYSCALL_INFO_EXIT) {
+		if (t->pending.nr >= 0) {
+			r->stats.exit_stops++;
+			pt_decode_exit(r, t, info.exit.rval);
+		}
+	} else {
+		r->stats.info_errors++;
+		t->pending.nr = -1;
+	}
+	resume(r, t->tid, PTRACE_SYSCALL, 0);
+}
+
 static void on_stop(pt_run *r, pid_t tid, int status)
 {
 	int sig = WSTOPSIG(status);
@@ -404,7 +441,10 @@ static void on_stop(pt_run *r, pid_t tid, int status)
 	}
 
 	if (sig == (SIGTRAP | 0x80)) {
-		on_syscall_exit(r, t);
+		if (r->syscall_mode)
+			on_syscall_stop(r, t);
+		else
+			on_syscall_exit(r, t);
 		return;
 	}
 	switch (event) {
@@ -451,53 +491,6 @@ static bool has_cap_sys_admin(void)
 			break;
 	fclose(f);
 	return caps & (1ull << 21); /* CAP_SYS_ADMIN */
-}
-
-/* Seed the classifier with the regular files the workload inherits beyond
- * the standard streams, with their close-on-exec flag so the classifier
- * drops what execve closes. Standard streams are never artifacts: what the
- * caller's shell redirected was chosen outside the traced run. */
-static void seed_inherited_fds(pt_run *r, pid_t pid)
-{
-	char dirpath[64];
-	snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(dirpath);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char *end;
-		long fd = strtol(de->d_name, &end, 10);
-		if (*end || end == de->d_name || fd <= STDERR_FILENO)
-			continue;
-		char link[96], target[PT_PATH_BUF];
-		snprintf(link, sizeof(link), "%s/%ld", dirpath, fd);
-		struct stat st;
-		if (stat(link, &st) != 0 || !S_ISREG(st.st_mode))
-			continue;
-		ssize_t n = readlink(link, target, sizeof(target) - 1);
-		if (n <= 0 || target[0] != '/')
-			continue;
-		target[n] = '\0';
-		int flags = 0;
-		char info[96], buf[512];
-		snprintf(info, sizeof(info), "/proc/%d/fdinfo/%ld", (int)pid,
-			 fd);
-		int ifd = open(info, O_RDONLY | O_CLOEXEC);
-		if (ifd >= 0) {
-			ssize_t m = read(ifd, buf, sizeof(buf) - 1);
-			close(ifd);
-			char *p;
-			if (m > 0) {
-				buf[m] = '\0';
-				if ((p = strstr(buf, "flags:")))
-					flags = (int)strtol(p + 6, NULL, 8);
-			}
-		}
-		weft_classifier_add_fd(r->l->classifier, pid, (int)fd, target,
-				       flags);
-	}
-	closedir(d);
 }
 
 /* Fork the workload, stopped before execve until it is seized. Returns 0
@@ -579,7 +572,7 @@ static void unpin_all(pt_run *r)
 	sched_setaffinity(0, sizeof(r->free_mask), &r->free_mask);
 }
 
-static void loop(pt_run *r)
+void pt_loop(pt_run *r)
 {
 	for (;;) {
 		if (!r->degraded && r->live == 0)
@@ -620,7 +613,7 @@ static void seed_root(pt_run *r, pid_t pid, const char *cwd)
 		e = exe;
 	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
 				    (const char *const *)l->argv, argc);
-	seed_inherited_fds(r, pid);
+	pt_seed_fds(r, pid, false);
 }
 
 int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
@@ -690,7 +683,7 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 		degrade(&r, "starting the workload", errno);
 	close(go);
 
-	loop(&r);
+	pt_loop(&r);
 
 	struct launch_failure lf;
 	if (read(failfd, &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
@@ -777,4 +770,5 @@ const weft_backend weft_backend_ptrace = {
 	.name = "ptrace",
 	.preflight = pt_preflight,
 	.run = ptrace_run,
+	.attach = pt_attach,
 };

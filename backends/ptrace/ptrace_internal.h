@@ -54,6 +54,7 @@ struct pt_syscall_info {
 		} seccomp;
 	};
 };
+#define PT_SYSCALL_INFO_ENTRY 1
 #define PT_SYSCALL_INFO_EXIT 2
 #define PT_SYSCALL_INFO_SECCOMP 3
 
@@ -163,6 +164,7 @@ typedef struct pt_run {
 	bool degraded;   /* after an internal error: keep the workload
 			    running, feed nothing */
 	bool warned_abi; /* a program of another ABI was reported */
+	bool syscall_mode; /* attached mid-run: PTRACE_SYSCALL, no filter */
 	bool unpin_pending;  /* pinned until a second task appears */
 	cpu_set_t free_mask; /* the affinity to give back then */
 } pt_run;
@@ -187,6 +189,15 @@ void pt_decode_exit(pt_run *r, pt_thread *t, int64_t ret);
  * options from the environment. stats may be NULL. */
 int pt_trace(weft_launch *l, weft_report *warnings_to, const pt_options *o,
 	     pt_stats *stats);
+
+/* Serve stops until every traced thread has ended. */
+void pt_loop(pt_run *r);
+/* Seed the classifier with pid's open regular files from /proc/PID/fd
+ * and fdinfo (flags, close-on-exec). Standard streams are skipped, and
+ * with only_unknown so is every fd the classifier already tracks. */
+void pt_seed_fds(pt_run *r, pid_t pid, bool only_unknown);
+/* attach.c: weft_backend_ptrace.attach. */
+int pt_attach(weft_launch *l, weft_report *warnings_to);
 
 uint64_t pt_now_ns(void);
 

@@ -210,6 +210,103 @@ static char *in_tmp(const char *name)
 
 /* ---- tests ---- */
 
+/* Attach mid-run (the fallback path): a shell already running, with a
+ * file open on fd 3, is taken over; what it reads and writes afterwards,
+ * in itself and in a child, is recorded, the fd opened before the attach
+ * included, and its exit status comes through. */
+static pid_t attach_target;
+static int attach_go = -1;
+
+static void *release_when_traced(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		char path[64], line[256];
+		snprintf(path, sizeof(path), "/proc/%d/status",
+			 (int)attach_target);
+		FILE *f = fopen(path, "r");
+		int tracer = 0;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (tracer > 0)
+			break;
+		usleep(1000);
+	}
+	if (write(attach_go, "go\n", 3) != 3)
+		perror("write");
+	close(attach_go);
+	return NULL;
+}
+
+static void test_attach_live_tree(void **state)
+{
+	(void)state;
+	SKIP_UNLESS_USABLE();
+	put("att_pre", "before\n");
+	put("att_src", "source\n");
+	unlink(in_tmp("att_dst"));
+	unlink(in_tmp("att_dst2"));
+	unlink(in_tmp("att_pre_copy"));
+	/* Run from tmpdir: in_tmp's buffers would not hold six paths. */
+	char script[] = "exec 3<att_pre; read go; cat <&3 > att_pre_copy; "
+			"cat att_src > att_dst; "
+			"/bin/sh -c 'cp att_src att_dst2'; exit 4";
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(go[0], 0);
+		close(go[0]);
+		if (chdir(tmpdir) != 0)
+			_exit(126);
+		close(go[1]);
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	attach_target = pid;
+	attach_go = go[1];
+	/* The shell is blocked reading stdin (or about to): attach, and let
+	 * it go only once it is traced. */
+	usleep(20000);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, release_when_traced, NULL),
+			 0);
+	struct traced t;
+	memset(&t, 0, sizeof(t));
+	weft_report_init(&t.rep);
+	t.l.root_pid = pid;
+	t.l.verbose = getenv("PT_DEBUG") ? 2 : 0;
+	t.l.classifier = weft_classifier_new();
+	assert_non_null(t.l.classifier);
+	t.err = weft_backend_ptrace.attach(&t.l, &t.rep);
+	pthread_join(th, NULL);
+	assert_int_equal(weft_classifier_finish(t.l.classifier, &t.rep), 0);
+	weft_classifier_free(t.l.classifier);
+
+	assert_int_equal(t.err, 0);
+	assert_int_equal(t.l.exit_code, 4);
+	const weft_file_rec *pre = file(&t, "att_pre");
+	assert_non_null(pre); /* open before the attach: seeded from /proc */
+	assert_true(pre->read);
+	const weft_file_rec *src = file(&t, "att_src");
+	assert_non_null(src);
+	assert_true(src->read);
+	const weft_file_rec *dst = file(&t, "att_dst");
+	const weft_file_rec *dst2 = file(&t, "att_dst2");
+	assert_non_null(dst);
+	assert_non_null(dst2); /* written by a child forked after attach */
+	assert_true(dst->written);
+	assert_true(dst->created);
+	assert_true(dst2->written);
+	assert_non_null(process_with_exe(&t, "/usr/bin/cp"));
+	release(&t);
+}
+
 static void test_cp(void **state)
 {
 	(void)state;
@@ -485,6 +582,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_group_stop),
 		cmocka_unit_test(test_signal_delivered),
 		cmocka_unit_test(test_exec_failure),
+		cmocka_unit_test(test_attach_live_tree),
 		cmocka_unit_test(test_preflight),
 		cmocka_unit_test(test_preflight_timeout),
 	};
