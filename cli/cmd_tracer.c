@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
@@ -15,7 +16,8 @@
 static const char tracer_help[] =
 	"usage: weft tracer\n"
 	"       weft tracer check MODE [--json] [--command CMD]\n"
-	"       weft tracer use MODE [--user]\n\n"
+	"       weft tracer use MODE [--user]\n"
+	"       weft tracer enable MODE [--binary PATH]\n\n"
 	"Without arguments: the configured mode and where it came from, every\n"
 	"backend's preflight verdict on this machine, and what auto picks.\n"
 	"check MODE: run MODE's named checks (platform, privileges, kernel\n"
@@ -24,12 +26,18 @@ static const char tracer_help[] =
 	"backend and names the one auto picks. Exit 0 only when MODE works.\n"
 	"use MODE: write tracer.mode into the project's .weft/config.toml\n"
 	"(the user's ~/.weft/config.toml outside a project, or with --user).\n"
+	"enable MODE: one-time setup so MODE works for users who are not\n"
+	"root (ebpf: file capabilities cap_bpf,cap_perfmon on this weft\n"
+	"binary; tracefs and bpffs mounted if absent). Run it as root; it\n"
+	"prints what it changed and is safe to run again.\n"
 	"\n  --json          {backend, ok, summary, command_checked, checks, "
 	"warnings}\n"
 	"                  (auto: {backend, ok, selected_backend, summary,\n"
 	"                  command_checked, results: [...]})\n"
 	"  --command CMD   also check CMD (exists, executable, setuid...)\n"
-	"  --user          use: write the user file even inside a project\n";
+	"  --user          use: write the user file even inside a project\n"
+	"  --binary PATH   enable: the weft binary to set up (default: this "
+	"one)\n";
 
 size_t cli_nbackends(void)
 {
@@ -256,6 +264,72 @@ static int tracer_use(int argc, char **argv)
 	return 0;
 }
 
+static int tracer_enable(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"binary", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *binary = NULL;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			binary = optarg;
+			break;
+		case 'h':
+			fputs(tracer_help, stdout);
+			return 0;
+		case ':':
+			return cli_usage_error("tracer enable",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("tracer enable",
+					       "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("tracer enable", "missing the MODE");
+	if (argc - optind > 1)
+		return cli_usage_error("tracer enable",
+				       "unexpected argument '%s'",
+				       argv[optind + 1]);
+	const weft_backend *b = weft_backend_find(argv[optind]);
+	if (!b) {
+		char modes[256];
+		config_modes(modes, sizeof(modes));
+		return cli_usage_error("tracer enable",
+				       "unknown tracer '%s'; expected one of "
+				       "%s",
+				       argv[optind], modes);
+	}
+	char self[WEFT_MAX_PATH_BYTES + 1];
+	if (!binary) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0) {
+			cli_error("cannot find this weft binary "
+				  "(/proc/self/exe); name it with --binary");
+			return 1;
+		}
+		self[n] = '\0';
+		binary = self;
+	}
+	if (!b->enable) {
+		printf("unchanged: the %s tracer needs no setup\n", b->name);
+		return 0;
+	}
+	if (b->enable(binary, stdout) != 0)
+		return 1;
+	printf("next: 'weft tracer check %s' shows whether it works\n",
+	       b->name);
+	return 0;
+}
+
 static void print_origin(const char *what, enum config_source s,
 			 const weft_config *cfg)
 {
@@ -307,6 +381,8 @@ int cmd_tracer(int argc, char **argv)
 		return tracer_check(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "use") == 0)
 		return tracer_use(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "enable") == 0)
+		return tracer_enable(argc - 1, argv + 1);
 	if (argc >= 2 &&
 	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(tracer_help, stdout);

@@ -146,12 +146,28 @@ typedef struct weft_backend {
 	 * process) and trace it as run does, to its end. NULL when this
 	 * backend cannot attach to live processes. */
 	int (*attach)(weft_launch *l, weft_report *warnings_to);
+	/* One-time machine setup (`weft tracer enable MODE`) for binary (the
+	 * weft executable): say on out what changed or was already so.
+	 * Idempotent; 0, or -1 after saying what was not permitted. NULL when
+	 * the backend needs no setup. */
+	int (*enable)(const char *binary, FILE *out);
 } weft_backend;
 
 /* Every backend built in, in auto order (eBPF, preload, ptrace); NULL
  * terminated. */
 extern const weft_backend *const weft_backends[];
 const weft_backend *weft_backend_find(const char *name);
+
+/* ---- Machine setup helpers for enable (enable.c) ---- */
+
+/* Give binary exactly the file capabilities caps_text ("cap_bpf,
+ * cap_perfmon=ep", cap_from_text syntax) unless it has them already. */
+int weft_enable_file_caps(const char *binary, const char *caps_text,
+			  FILE *out);
+/* Mount fstype at path unless a filesystem with that statfs magic is
+ * there already. */
+int weft_enable_mount(const char *path, const char *fstype,
+		      unsigned long magic, FILE *out);
 
 /* ---- The manager (manager.c) ---- */
 
