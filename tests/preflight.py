@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""preflight.py - end-to-end tests of tracer selection: preflight JSON for
+every backend and for auto, deterministic verdicts, failing conditions made
+for real (capabilities dropped with capsh, an unprivileged user namespace,
+tracefs hidden in a private mount namespace, the preload library missing, a
+preflight that cannot finish in time) each refusing to start the workload
+(a marker file it would have written proves it), auto picking the right
+backend in each, and `weft tracer enable`.
+
+    preflight.py --weft PATH CASE
+    preflight.py --list
+
+Exit status: 0 pass, 1 fail, 77 skip (the reason is printed). Standard
+library only; conditions needing root, a backend not built into this weft,
+or a missing tool skip.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+CASES = {}
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Env:
+    def __init__(self, weft):
+        self.weft = os.path.abspath(weft)
+        self.root = tempfile.mkdtemp(prefix="weft-preflight-")
+        self.proj = os.path.join(self.root, "proj")
+        self.home = os.path.join(self.root, "home")
+        os.mkdir(self.proj)
+        os.mkdir(self.home)
+        self.env = dict(os.environ, HOME=self.home)
+        self.env.pop("WEFT_TRACER", None)
+        # A sanitized weft must not stop on leaks of a process that is
+        # killed on purpose, nor fight over ptrace with a traced child.
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+
+    def run(self, argv, prefix=(), env=None, timeout=120):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.run(list(prefix) + [self.weft] + argv,
+                              cwd=self.proj, env=e, capture_output=True,
+                              timeout=timeout)
+
+    def marker(self):
+        return os.path.join(self.proj, "marker")
+
+    def workload(self):
+        return ["--", "sh", "-c", "echo ran > marker"]
+
+    def backends(self):
+        r = self.run(["tracer", "check", "auto", "--json"])
+        d = json.loads(r.stdout.decode())
+        return [p["backend"] for p in d["results"]]
+
+    def need_backend(self, name):
+        if name not in self.backends():
+            raise Skip("the %s backend is not built into this weft" % name)
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def need_root():
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+
+
+def need_tool(name):
+    if not shutil.which(name):
+        raise Skip("%s is not installed" % name)
+
+
+def text(b):
+    return b.decode("utf-8", "replace")
+
+
+def refused(env, r, mode, what):
+    """The run exited 3 naming the failed backend, and did not start."""
+    err = text(r.stderr)
+    if r.returncode != 3:
+        raise Fail("%s: `weft run --tracer %s` exited %d, expected 3 "
+                   "(preflight failed, not started); stderr:\n%s"
+                   % (what, mode, r.returncode, err))
+    if "weft tracer check" not in err:
+        raise Fail("%s: the refusal does not point to `weft tracer check`;"
+                   " stderr:\n%s" % (what, err))
+    if os.path.exists(env.marker()):
+        raise Fail("%s: the workload ran although preflight failed" % what)
+
+
+def picked(env, r, what):
+    """Which backend `weft run -v --tracer auto` says it picked."""
+    err = text(r.stderr)
+    m = re.search(r"tracer auto: picked (\w+)", err)
+    if r.returncode != 0 or not m:
+        raise Fail("%s: `weft run -v --tracer auto` exited %d without "
+                   "saying what it picked; stderr:\n%s"
+                   % (what, r.returncode, err))
+    if not os.path.exists(env.marker()):
+        raise Fail("%s: auto picked %s but the workload did not run"
+                   % (what, m.group(1)))
+    os.unlink(env.marker())
+    return m.group(1)
+
+
+def masked(doc):
+    """A preflight document with numbers in texts masked (timings)."""
+    return json.loads(re.sub(r"\d+(\.\d+)?", "N", json.dumps(doc)))
+
+
+# ------------------------------------------------------------ cases
+
+@case
+def json_every_backend(env):
+    """Each backend's `tracer check MODE --json` has exactly the documented
+    keys, checks are named, exit 0 only when ok, and two runs give the same
+    document apart from timings."""
+    for b in env.backends():
+        docs = []
+        for _ in range(2):
+            r = env.run(["tracer", "check", b, "--json"])
+            d = json.loads(r.stdout.decode())
+            keys = ["backend", "ok", "summary", "command_checked", "checks",
+                    "warnings"]
+            if sorted(d) != sorted(keys):
+                raise Fail("%s: keys %s, expected %s" % (b, sorted(d), keys))
+            if d["backend"] != b or not isinstance(d["ok"], bool):
+                raise Fail("%s: backend/ok wrong: %s" % (b, d))
+            if not d["checks"]:
+                raise Fail("%s: no checks" % b)
+            for chk in d["checks"]:
+                if sorted(chk) != ["detail", "name", "ok"] or not chk["name"]:
+                    raise Fail("%s: bad check %s" % (b, chk))
+            if d["ok"] != all(chk["ok"] for chk in d["checks"]):
+                raise Fail("%s: ok is not the AND of its checks" % b)
+            if r.returncode != (0 if d["ok"] else 1):
+                raise Fail("%s: exit %d with ok=%s" % (b, r.returncode,
+                                                         d["ok"]))
+            docs.append(masked(d))
+        if docs[0] != docs[1]:
+            raise Fail("%s: two preflights on the same machine differ:\n"
+                       "%s\n%s" % (b, docs[0], docs[1]))
+
+
+@case
+def command_checked(env):
+    """--command names the command in command_checked and a missing one
+    fails the check of every backend."""
+    for b in env.backends():
+        r = env.run(["tracer", "check", b, "--json", "--command",
+                     "/nonexistent/prog"])
+        d = json.loads(r.stdout.decode())
+        if d["command_checked"] != "/nonexistent/prog" or d["ok"]:
+            raise Fail("%s: --command of a missing program: %s" % (b, d))
+
+
+@case
+def timeout_refuses(env):
+    """tracer.preflight_timeout_ms = 1: every preflight times out (a probe
+    run cannot finish in 1 ms); the workload is not started, exit 3."""
+    os.makedirs(os.path.join(env.proj, ".weft"), exist_ok=True)
+    with open(os.path.join(env.proj, ".weft", "config.toml"), "w") as f:
+        f.write("[tracer]\npreflight_timeout_ms = 1\n")
+    r = env.run(["run", "--tracer", "ptrace"] + env.workload())
+    refused(env, r, "ptrace", "1 ms preflight timeout")
+    if "timeout" not in text(r.stderr):
+        raise Fail("the refusal does not say timeout:\n%s" % text(r.stderr))
+    r = env.run(["run"] + env.workload())
+    if r.returncode != 3 or os.path.exists(env.marker()):
+        raise Fail("auto with a 1 ms timeout exited %d (expected 3, not "
+                   "started); stderr:\n%s" % (r.returncode, text(r.stderr)))
+
+
+@case
+def ebpf_caps_dropped(env):
+    """Root without CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (capsh): ebpf
+    refuses, auto picks the next backend."""
+    need_root()
+    need_tool("capsh")
+    env.need_backend("ebpf")
+    drop = ["capsh", "--drop=cap_bpf,cap_perfmon,cap_sys_admin", "--"]
+    cmd = " ".join("'%s'" % a for a in
+                   [env.weft, "run", "--tracer", "ebpf"] + env.workload())
+    r = subprocess.run(drop + ["-c", cmd], cwd=env.proj, env=env.env,
+                       capture_output=True, timeout=120)
+    refused(env, r, "ebpf", "capabilities dropped")
+    cmd = " ".join("'%s'" % a for a in
+                   [env.weft, "run", "-v", "--tracer", "auto"] +
+                   env.workload())
+    r = subprocess.run(drop + ["-c", cmd], cwd=env.proj, env=env.env,
+                       capture_output=True, timeout=120)
+    got = picked(env, r, "capabilities dropped")
+    if got == "ebpf":
+        raise Fail("auto picked ebpf without its capabilities")
+
+
+@case
+def ebpf_user_namespace(env):
+    """In an unprivileged user namespace (unshare -U -r: root there, no
+    privilege over the kernel) ebpf refuses, auto picks another."""
+    need_tool("unshare")
+    env.need_backend("ebpf")
+    probe = subprocess.run(["unshare", "-U", "-r", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        raise Skip("user namespaces are not permitted here: %s"
+                   % text(probe.stderr).strip())
+    r = env.run(["run", "--tracer", "ebpf"] + env.workload(),
+                prefix=["unshare", "-U", "-r"])
+    refused(env, r, "ebpf", "user namespace")
+    r = env.run(["run", "-v"] + env.workload(),
+                prefix=["unshare", "-U", "-r"])
+    if picked(env, r, "user namespace") == "ebpf":
+        raise Fail("auto picked ebpf inside a user namespace")
+
+
+@case
+def ebpf_tracefs_hidden(env):
+    """tracefs and debugfs hidden under empty tmpfs in a private mount
+    namespace, without CAP_SYS_ADMIN to mount them back: ebpf refuses."""
+    need_root()
+    need_tool("unshare")
+    need_tool("capsh")
+    env.need_backend("ebpf")
+    cmd = " ".join("'%s'" % a for a in
+                   [env.weft, "run", "--tracer", "ebpf"] + env.workload())
+    script = ("mount --make-rprivate / && "
+              "for d in /sys/kernel/tracing /sys/kernel/debug; do "
+              "[ -d $d ] && mount -t tmpfs none $d; done; "
+              "exec capsh --drop=cap_sys_admin -- -c \"%s\"" % cmd)
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=env.proj,
+                       env=env.env, capture_output=True, timeout=120)
+    refused(env, r, "ebpf", "tracefs hidden")
+
+
+@case
+def preload_library_missing(env):
+    """A weft binary whose preload library is not where it looks: preload
+    refuses, auto picks another backend that works."""
+    env.need_backend("preload")
+    lone = os.path.join(env.root, "bin")
+    os.mkdir(lone)
+    shutil.copy2(env.weft, os.path.join(lone, "weft"))
+    env.weft = os.path.join(lone, "weft")
+    r = env.run(["run", "--tracer", "preload"] + env.workload(),
+                env={"WEFT_PRELOAD_LIB": ""})
+    refused(env, r, "preload", "library missing")
+    r = env.run(["run", "-v"] + env.workload())
+    if picked(env, r, "library missing") == "preload":
+        raise Fail("auto picked preload without its library")
+
+
+@case
+def enable_ebpf(env):
+    """`weft tracer enable ebpf` on a copy of weft: sets cap_bpf and
+    cap_perfmon, says changed; a second run says unchanged; as an
+    unprivileged user it fails with a clear error."""
+    need_root()
+    need_tool("getcap")
+    need_tool("setpriv")
+    env.need_backend("ebpf")
+    bindir = os.path.join(env.root, "bin")
+    os.mkdir(bindir)
+    os.chmod(env.root, 0o755)
+    os.chmod(bindir, 0o755)
+    copy = os.path.join(bindir, "weft")
+    shutil.copy2(env.weft, copy)
+    r = env.run(["tracer", "enable", "ebpf", "--binary", copy])
+    out = text(r.stdout) + text(r.stderr)
+    if r.returncode != 0 or "changed:" not in out:
+        raise Fail("enable exited %d:\n%s" % (r.returncode, out))
+    caps = text(subprocess.run(["getcap", copy], capture_output=True).stdout)
+    if "cap_bpf" not in caps or "cap_perfmon" not in caps:
+        raise Fail("getcap after enable: %r" % caps)
+    r = env.run(["tracer", "enable", "ebpf", "--binary", copy])
+    out = text(r.stdout)
+    if r.returncode != 0 or "changed:" in out:
+        raise Fail("second enable was not a no-op (exit %d):\n%s"
+                   % (r.returncode, out))
+    os.chmod(copy, 0o755)
+    # With the capabilities already set there is nothing to refuse: remove
+    # them, then ask again as nobody.
+    subprocess.run(["setcap", "-r", copy], capture_output=True)
+    r = env.run(["tracer", "enable", "ebpf", "--binary", copy],
+                prefix=["setpriv", "--reuid=65534", "--regid=65534",
+                        "--clear-groups", "--inh-caps=-all",
+                        "--bounding-set=-all"])
+    out = text(r.stdout) + text(r.stderr)
+    if r.returncode == 0 or "root" not in out:
+        raise Fail("enable as nobody exited %d without a clear error:\n%s"
+                   % (r.returncode, out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weft")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return 0
+    if not args.weft or args.case not in CASES:
+        ap.error("--weft and a known CASE are needed (--list)")
+    env = Env(args.weft)
+    try:
+        CASES[args.case](env)
+    except Skip as e:
+        print("SKIP [preflight.%s]: %s" % (args.case, e))
+        return SKIP
+    except Fail as e:
+        print("FAIL [preflight.%s]: %s" % (args.case, e))
+        return 1
+    finally:
+        env.cleanup()
+    print("ok [preflight.%s]" % args.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
