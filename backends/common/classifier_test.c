@@ -1212,6 +1212,45 @@ static void test_bench_open_read_close(void **state)
 	weft_classifier_free(c);
 }
 
+/* Windows: each cut reports what happened since the previous one; an fd
+ * open across a cut counts in the window where it is used; a file written
+ * in one window is an input of a later window that reads it. */
+static void test_cut_windows(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	weft_report w1, w2;
+	open_f(c, ROOT, "/w/a", O_RDONLY, 3);
+	rd(c, ROOT, 3, 10);
+	open_f(c, ROOT, "/w/long", O_RDONLY, 4); /* open, not read yet */
+	weft_report_init(&w1);
+	assert_int_equal(weft_classifier_cut(c, &w1), WEFT_OK);
+	expect_file(&w1, "/w/a", "r");
+	assert_null(find_file(&w1, "/w/long"));
+	assert_int_equal(w1.nprocesses, 0);
+
+	rd(c, ROOT, 4, 10); /* the fd opened in the first window */
+	open_f(c, ROOT, "/w/out", O_WRONLY | O_CREAT | O_TRUNC, 5);
+	wr(c, ROOT, 5, 3);
+	cl(c, ROOT, 5);
+	weft_report_init(&w2);
+	assert_int_equal(weft_classifier_cut(c, &w2), WEFT_OK);
+	assert_null(find_file(&w2, "/w/a"));
+	expect_file(&w2, "/w/long", "r");
+	expect_file(&w2, "/w/out", "w");
+
+	open_f(c, ROOT, "/w/out", O_RDONLY, 5); /* the last window's output */
+	rd(c, ROOT, 5, 3);
+	weft_report r;
+	finish(c, &r);
+	expect_file(&r, "/w/out", "r");
+	assert_null(find_file(&r, "/w/long"));
+	assert_int_equal(r.nprocesses, 1);
+	weft_report_release(&w1);
+	weft_report_release(&w2);
+	weft_report_release(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1255,6 +1294,7 @@ int main(void)
 		cmocka_unit_test(test_finish_twice_and_unknown_kind),
 		cmocka_unit_test(test_many_fds_and_processes),
 		cmocka_unit_test(test_bench_open_read_close),
+		cmocka_unit_test(test_cut_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,3 +256,19 @@ int weft_classifier_finish(weft_classifier *c, weft_report *out)
 				 WEFT_MAX_ARGC, WEFT_MAX_ARGV_BYTES);
 	return err;
 }
+
+int weft_classifier_cut(weft_classifier *c, weft_report *out)
+{
+	if (c->spent)
+		return WEFT_EINVAL;
+	int err = add_files(c, out);
+	/* A new window: what each path did is forgotten, what it is (a
+	 * directory, ignored) is kept, and so are fd tables and processes. */
+	const uint32_t keep = PATH_IGNORED | PATH_DIR | PATH_HASCHILD;
+	for (path_id i = 0; i < c->paths.n; i++) {
+		struct path_ent *e = path_get(&c->paths, i);
+		e->flags &= keep;
+		e->renamed_to = PATH_NONE;
+	}
+	return err;
+}

@@ -61,6 +61,14 @@ bool weft_classifier_fd_write_known(const weft_classifier *c, pid_t pid,
  * records. The classifier is spent: free it next. */
 int weft_classifier_finish(weft_classifier *c, weft_report *out);
 
+/* Cut the run into windows (one per Ray task, say): append to *out the
+ * file records of what was done since the previous cut (or the start),
+ * then forget it; fd tables and processes carry on, so a file opened
+ * before the cut and read after it is read in the new window, and a file
+ * one window wrote is an input of a later window that reads it. Process
+ * records are not appended (finish gives them). */
+int weft_classifier_cut(weft_classifier *c, weft_report *out);
+
 /* Lexically normalize path against base (both may be NULL-free byte
  * strings; base absolute): join, drop "." and empty components, resolve
  * ".." textually. Writes at most outsz bytes; WEFT_ETOOBIG when longer. */
