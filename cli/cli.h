@@ -98,6 +98,9 @@ bool cli_is_system_path(const char *path);
  * Python's "surrogateescape": reversible, and os.fsencode() restores the
  * original bytes. */
 void json_string(FILE *out, const char *s);
+/* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
+ * 0 when there is none. */
+size_t json_utf8_len(const unsigned char *s, size_t avail);
 /* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
 void format_rfc3339(int64_t ns, char out[40]);
 void json_report(FILE *out, const weft_report *r);

@@ -12,6 +12,24 @@
 
 #include "cli.h"
 
+static size_t utf8_valid_len(const unsigned char *s);
+
+size_t json_utf8_len(const unsigned char *s, size_t avail)
+{
+	static const unsigned char lead_len[4] = {2, 2, 3, 4};
+	unsigned c = s[0];
+	size_t n = c < 0x80 ? 1 : c >= 0xc0 ? lead_len[(c >> 4) & 3] : 0;
+	if (c >= 0xf8)
+		n = 0;
+	if (n == 0 || n > avail)
+		return 0;
+	/* Whole sequences only: the terminated check below then stops at
+	 * the end of what is there. */
+	unsigned char tmp[5] = {0};
+	memcpy(tmp, s, n);
+	return utf8_valid_len(tmp) == n ? n : 0;
+}
+
 /* Length of the valid UTF-8 sequence at s, or 0 when s does not start one
  * (overlong forms, surrogates and values above U+10FFFF are invalid). */
 static size_t utf8_valid_len(const unsigned char *s)
