@@ -36,6 +36,9 @@ void config_defaults(weft_config *c)
 	snprintf(c->mode, sizeof(c->mode), "%s", CONFIG_MODE_AUTO);
 	c->fallback_enabled = true;
 	c->preflight_timeout_ms = CONFIG_TIMEOUT_DEFAULT_MS;
+	snprintf(c->ray_weft_binary, sizeof(c->ray_weft_binary), "weft");
+	snprintf(c->ray_python_path, sizeof(c->ray_python_path), "%s",
+		 WEFT_PYTHON_SHIM_DIR);
 }
 
 const char *config_source_name(enum config_source s)
@@ -453,6 +456,20 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       CONFIG_TIMEOUT_MAX_MS);
 		c->preflight_timeout_ms = (int)num;
 		c->timeout_from = p->src;
+	} else if (strcmp(key, "ray.weft_binary") == 0 ||
+		   strcmp(key, "ray.python_path") == 0) {
+		bool bin = key[4] == 'w';
+		char *dst = bin ? c->ray_weft_binary : c->ray_python_path;
+		size_t dstsz = bin ? sizeof(c->ray_weft_binary)
+				   : sizeof(c->ray_python_path);
+		if (kind != V_STRING || !str[0] || strlen(str) >= dstsz)
+			return fail_at(p, vpos,
+				       "%s: expected a non-empty string of at "
+				       "most %zu bytes, found %s",
+				       key, dstsz - 1,
+				       kind == V_STRING ? "another string"
+							: kind_name(kind));
+		snprintf(dst, dstsz, "%s", str);
 	} else {
 		/* A newer weft's key, or a typo: either way not fatal, but
 		 * said, so a typo does not silently keep the default. */

@@ -38,6 +38,10 @@ typedef struct weft_config {
 	bool fallback_enabled;
 	int preflight_timeout_ms;
 	enum config_source mode_from, fallback_from, timeout_from;
+	/* Ray host-submit (docs/ray.md): the weft command on the cluster's
+	 * nodes, and the directory holding the weft Python package there. */
+	char ray_weft_binary[CONFIG_PATH_BYTES];
+	char ray_python_path[CONFIG_PATH_BYTES];
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];
