@@ -67,6 +67,18 @@ static void test_defaults(void **state)
 	assert_true(c.fallback_enabled);
 	assert_int_equal(c.preflight_timeout_ms, 2000);
 	assert_int_equal(c.mode_from, CONFIG_DEFAULT);
+	assert_string_equal(c.ray_weft_binary, "weft");
+	assert_string_equal(c.ray_python_path, WEFT_PYTHON_SHIM_DIR);
+	struct capture cap;
+	cap_open(&cap);
+	assert_int_equal(parse_str(&c, "[ray]\nweft_binary = \"/opt/w\"\n"
+				       "python_path = \"/opt/py\"\n",
+				   &cap),
+			 0);
+	assert_string_equal(c.ray_weft_binary, "/opt/w");
+	assert_string_equal(c.ray_python_path, "/opt/py");
+	assert_string_equal(cap_text(&cap), "");
+	cap_close(&cap);
 }
 
 static void test_accepts_subset(void **state)
@@ -151,6 +163,11 @@ static void test_errors(void **state)
 		{"a = \"open\n", "t.toml:1:10: expected a closing \" before "
 				 "the end of the line"},
 		{"a = \"\"\"x\"\"\"\n", "t.toml:1:5: multi-line strings"},
+		{"ray.weft_binary = 3\n", "t.toml:1:19: ray.weft_binary: "
+					   "expected a non-empty string"},
+		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "
+						  "ray.python_path: expected "
+						  "a non-empty string"},
 		{"a = \"bad \\q\"\n", "t.toml:1:10: unsupported escape; "
 				      "expected \\\", \\\\, \\n, \\t or "
 				      "\\uXXXX"},
