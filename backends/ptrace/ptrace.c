@@ -342,29 +342,25 @@ static void on_seccomp(pt_run *r, pt_thread *t)
 	       how == PT_RESUME_SYSCALL ? PTRACE_SYSCALL : PTRACE_CONT, 0);
 }
 
-static void on_syscall_exit(pt_run *r, pt_thread *t)
+/* An exit stop (after a seccomp stop asked for it, or in syscall mode):
+ * complete the pending event. info and n are PTRACE_GET_SYSCALL_INFO's. */
+static void on_syscall_exit(pt_run *r, pt_thread *t,
+			    const struct pt_syscall_info *info, long n)
 {
-	struct pt_syscall_info info;
-	memset(&info, 0, sizeof(info));
-	long n = ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(info),
-			&info);
-	if (n < 0 && errno == ESRCH)
-		return;
-	if (n < 0 || info.op != PT_SYSCALL_INFO_EXIT) {
+	if (n < 0 || info->op != PT_SYSCALL_INFO_EXIT) {
 		r->stats.info_errors++;
 		if (t->pending.nr >= 0)
 			r->l->dropped_events++;
 		t->pending.nr = -1;
-	} else {
+	} else if (t->pending.nr >= 0) {
 		r->stats.exit_stops++;
-		pt_decode_exit(r, t, info.exit.rval);
+		pt_decode_exit(r, t, info->exit.rval);
 	}
 	resume(r, t->tid, PTRACE_CONT, 0);
 }
 
-/* A syscall stop of a thread attached mid-run (PTRACE_SYSCALL, no filter):
- * entry stops are decoded as the filter's stops would be, exits as
- * usual. */
+/* A syscall stop. Attached mid-run (syscall mode, no filter) entry stops
+ * come too: they are decoded as the filter's stops would be. */
 static void on_syscall_stop(pt_run *r, pt_thread *t)
 {
 	struct pt_syscall_info info;
@@ -373,8 +369,11 @@ static void on_syscall_stop(pt_run *r, pt_thread *t)
 			&info);
 	if (n < 0 && errno == ESRCH)
 		return;
-	if (n >= 0 && info.op == PT_SYSCALL_INFO_ENTRY &&
-	    info.arch == PT_AUDIT_ARCH) {
+	if (!r->syscall_mode || n < 0 || info.op != PT_SYSCALL_INFO_ENTRY) {
+		on_syscall_exit(r, t, &info, n);
+		return;
+	}
+	if (info.arch == PT_AUDIT_ARCH) {
 		struct pt_syscall_info as_seccomp = info;
 		as_seccomp.op = PT_SYSCALL_INFO_SECCOMP;
 		as_seccomp.seccomp.nr = info.entry.nr;
@@ -383,14 +382,6 @@ static void on_syscall_stop(pt_run *r, pt_thread *t)
 		r->stats.seccomp_stops++;
 		if (pt_decode_entry(r, t, &as_seccomp) < 0)
 			degrade(r, "decoding a syscall", ENOMEM);
-	} else if (n >= 0 && info.op == PT_SYSCALL_INFO_EXIT) {
-		if (t->pending.nr >= 0) {
-			r->stats.exit_stops++;
-			pt_decode_exit(r, t, info.exit.rval);
-		}
-	} else {
-		r->stats.info_errors++;
-		t->pending.nr = -1;
 	}
 	resume(r, t->tid, PTRACE_SYSCALL, 0);
 }
@@ -441,10 +432,7 @@ static void on_stop(pt_run *r, pid_t tid, int status)
 	}
 
 	if (sig == (SIGTRAP | 0x80)) {
-		if (r->syscall_mode)
-			on_syscall_stop(r, t);
-		else
-			on_syscall_exit(r, t);
+		on_syscall_stop(r, t);
 		return;
 	}
 	switch (event) {
