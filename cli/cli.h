@@ -24,6 +24,14 @@ int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_wrap(int argc, char **argv);
+int cmd_flush(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* "weft: " + message on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -36,6 +44,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * create, make ./.weft when no project is found. On failure prints why and
  * returns NULL. weft_dir (may be NULL) receives the .weft path. */
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
+
+/* The store at path, or the project's when path is NULL (cmd_status.c).
+ * On failure prints why and returns NULL. */
+weft_store *cli_open_store_at(const char *path);
+/* A job id or unique prefix of one in s into out; -1 after saying why
+ * not. */
+int cli_resolve_job(weft_store *s, const char *text,
+		    char out[WEFT_JOB_ID_BYTES + 1]);
 
 /* ---- Tracing a command (trace.c): shared by run and wrap ---- */
 
@@ -70,6 +86,42 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report);
  * NULL (after a message) when it cannot be written. */
 FILE *cli_open_log(const char *weft_dir, int level);
 void cli_close_log(FILE *log);
+
+/* ---- Shipping a traced run (cmd_wrap.c): wrap, run, submit ---- */
+
+struct weft_wrap_env;
+struct weft_wrap_identity;
+
+typedef struct cli_ship {
+	const struct weft_wrap_env *env;     /* coordinator, job, spool... */
+	const struct weft_wrap_identity *id; /* the task */
+	int ship_timeout_ms;
+	size_t part_bytes;                   /* 0: the wire's limit */
+	bool others; /* then also deliver what other writers left */
+	int verbose;
+} cli_ship;
+
+/* After the tracer: sign the hashed run r as fragments, spool them and
+ * ship them within s->ship_timeout_ms. 0 when all were acknowledged, 1
+ * when some stay spooled (said on stderr). Never touches the workload's
+ * status. */
+int cli_ship_run(const cli_ship *s, const weft_report *r);
+/* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
+ * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
+int cli_seconds_arg(const char *cmd, const char *opt, const char *arg,
+		    int *ms);
+
+/* ---- Jobs (cmd_submit.c): shared by submit and run ---- */
+
+/* A new job record for cmd: fresh id and token, the command joined, user,
+ * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
+ * (free it). */
+void cli_job_info(weft_job_info *j, char **cmd);
+/* Send one request (job create or end) to the coordinator at url,
+ * retrying with backoff for up to 20 s: 0 when stored (or already), -1
+ * after saying why not, prefixed with what. */
+int cli_coordinator_call(const char *url, const char *tls_ca,
+			 const weft_buf *req, const char *what);
 
 /* ---- Tracer selection (cmd_tracer.c) ---- */
 

@@ -12,12 +12,16 @@
 #include "cli.h"
 
 static const char dag_help[] =
-	"usage: weft dag [--format text|dot|json] [--all]\n\n"
+	"usage: weft dag [--job ID] [--store PATH] [--format text|dot|json] "
+	"[--all]\n\n"
 	"Print the lineage DAG of every run recorded in this project: tasks\n"
 	"(runs), artifacts (file contents, by BLAKE2b-256 hash) and edges\n"
 	"(artifact -> task for reads, task -> artifact for writes). A task\n"
 	"depends on another when it read content the other wrote, whatever\n"
 	"the path. An edge matched by path alone (no hash) is weak.\n\n"
+	"  --job ID     only this job's tasks (an id or a unique prefix):\n"
+	"               every node's fragments, joined by content hash\n"
+	"  --store PATH the store to read (default: the project's)\n"
 	"  --format F   text (default), dot (Graphviz) or json\n"
 	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n";
 
@@ -164,17 +168,21 @@ int cmd_dag(int argc, char **argv)
 	static const struct option opts[] = {
 		{"format", required_argument, NULL, 'f'},
 		{"all", no_argument, NULL, 'a'},
+		{"job", required_argument, NULL, 'j'},
+		{"store", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *format = "text";
+	const char *format = "text", *job = NULL, *store_path = NULL;
 	bool all = false;
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:ah", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:aj:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': format = optarg; break;
+		case 'j': job = optarg; break;
+		case 's': store_path = optarg; break;
 		case 'a': all = true; break;
 		case 'h': fputs(dag_help, stdout); return 0;
 		case ':':
@@ -194,11 +202,22 @@ int cmd_dag(int argc, char **argv)
 				       "unknown format '%s' (expected text, "
 				       "dot or json)",
 				       format);
-	weft_store *store = cli_open_store(false, NULL, 0);
+	weft_store *store = cli_open_store_at(store_path);
 	if (!store)
 		return 1;
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+	if (job && cli_resolve_job(store, job, job_id)) {
+		weft_store_close(store);
+		return 1;
+	}
 	weft_dag d;
-	int err = weft_store_dag(store, NULL, &d);
+	int err = weft_store_dag(store, job ? job_id : NULL, &d);
+	if (err == WEFT_ENOTFOUND) {
+		/* A job whose fragments have not arrived yet. */
+		memset(&d, 0, sizeof(d));
+		d.job = strdup(job_id);
+		err = d.job ? WEFT_OK : WEFT_ENOMEM;
+	}
 	if (err != WEFT_OK) {
 		cli_error("cannot read the DAG: %s", weft_store_errmsg(store));
 		weft_store_close(store);

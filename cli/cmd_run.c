@@ -11,13 +11,17 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
+#include "weft_coordinator.h"
+#include "weft_wrap.h"
 
+
+/* The local coordinator is in this process: a delivery that takes longer
+ * than this is a bug or a full disk, not a network. */
+#define RUN_SHIP_TIMEOUT_MS 60000
 
 static const char run_help[] =
 	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
@@ -43,28 +47,6 @@ static void print_help(void)
 	printf(run_help, names);
 }
 
-static void new_run_id(char out[WEFT_MAX_NAME_BYTES])
-{
-	uint8_t b[16];
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-		/* Only a broken kernel gets here; time and pid still make a
-		 * run id that is unique on this machine. */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		memset(b, 0, sizeof(b));
-		memcpy(b, &ts, sizeof(ts) < 12 ? sizeof(ts) : 12);
-		pid_t pid = getpid();
-		memcpy(b + 12, &pid, 4);
-	}
-	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-	snprintf(out, WEFT_MAX_NAME_BYTES,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
 static int write_report_file(const char *path, const weft_report *r)
 {
 	FILE *f = fopen(path, "w");
@@ -80,6 +62,71 @@ static int write_report_file(const char *path, const weft_report *r)
 		return -1;
 	}
 	return 0;
+}
+
+/* Ship the run through the one distributed path: a coordinator in this
+ * process on inproc:// over the project's store, a job for this run, the
+ * wrapper's record/spool/delivery, the job's end. Started only now: nng's
+ * threads must not exist while the tracer forks. 0 when stored. */
+static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
+		      int verbose)
+{
+	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
+	weft_wrap_env env = {0};
+	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
+	snprintf(env.coordinator, sizeof(env.coordinator),
+		 "inproc://weft-run-%s", r->run_id);
+	if (snprintf(env.spool, sizeof(env.spool), "%s/spool", weft_dir) >=
+	    (int)sizeof(env.spool)) {
+		cli_error("the project path %s is too long for its spool "
+			  "directory",
+			  weft_dir);
+		return -1;
+	}
+	weft_job_info j;
+	cli_job_info(&j, cmd); /* runs git: before nng's threads exist */
+	weft_coordinator_opts o = {.listen_url = env.coordinator,
+				   .store_path = db};
+	weft_coordinator *c;
+	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
+		cli_error("cannot start the local coordinator: %s", err);
+		free(j.command);
+		return -1;
+	}
+	memcpy(env.job, j.id, sizeof(env.job));
+	snprintf(env.token, sizeof(env.token), "%s", j.token);
+	weft_wrap_identity id;
+	weft_buf req;
+	weft_buf_init(&req);
+	int rc = weft_req_job_create(&j, &req) == WEFT_OK
+			 ? cli_coordinator_call(env.coordinator, NULL, &req,
+						"recording the run")
+			 : -1;
+	weft_buf_free(&req);
+	if (rc == 0 && weft_wrap_identity_get(&id, NULL, weft_wrap_getenv,
+					      r->node, err,
+					      sizeof(err)) != WEFT_OK)
+		/* A malformed engine variable: the run is still this host's. */
+		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, r->node,
+				       err, sizeof(err));
+	if (rc == 0) {
+		cli_ship ship = {.env = &env,
+				 .id = &id,
+				 .ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
+				 .verbose = verbose};
+		rc = cli_ship_run(&ship, r) == 0 ? 0 : -1;
+		weft_buf_init(&req);
+		if (weft_req_job_end(j.id, j.token, r->exit_code, r->ended_ns,
+				     &req) != WEFT_OK ||
+		    cli_coordinator_call(env.coordinator, NULL, &req,
+					 "ending the run's job") != 0)
+			rc = -1;
+		weft_buf_free(&req);
+	}
+	free(j.command);
+	if (weft_coordinator_stop(c) != WEFT_OK)
+		rc = -1;
+	return rc;
 }
 
 static void print_summary(const weft_report *r)
@@ -150,7 +197,7 @@ int cmd_run(int argc, char **argv)
 
 	weft_report report;
 	weft_report_init(&report);
-	new_run_id(report.run_id);
+	weft_uuid_new(report.run_id);
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
 	rc = cli_trace_run(&t, weft_dir, &report);
 	if (rc != 0) {
@@ -165,11 +212,15 @@ int cmd_run(int argc, char **argv)
 				 weft_strerror(err));
 
 	int status = t.status;
-	err = weft_store_put_run(store, &report);
-	if (err != WEFT_OK)
-		cli_error("could not store the run in %s: %s (the workload "
-			  "exited %d)",
-			  weft_dir, weft_store_errmsg(store), status);
+	/* The hash cache is done with; the coordinator writes the store. */
+	weft_store_close(store);
+	store = NULL;
+	if (ship_local(weft_dir, &report, t.cmd, verbose) != 0) {
+		cli_error("could not store the run in %s (the workload exited "
+			  "%d)",
+			  weft_dir, status);
+		err = WEFT_EIO;
+	}
 	if (report_path && write_report_file(report_path, &report) != 0)
 		err = WEFT_EIO;
 	for (size_t i = 0; i < report.nwarnings; i++)
@@ -178,7 +229,6 @@ int cmd_run(int argc, char **argv)
 				report.warnings[i]);
 	print_summary(&report);
 	weft_report_release(&report);
-	weft_store_close(store);
 	cli_close_log(log);
 	/* The workload's status is weft's status, whatever happened to the
 	 * recording (which the messages above describe). */

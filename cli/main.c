@@ -20,6 +20,14 @@ static const struct command {
 	{"show", cmd_show, "show a recorded run (the latest by default)"},
 	{"dag", cmd_dag, "print the lineage DAG of the recorded runs"},
 	{"tracer", cmd_tracer, "check the tracer backends on this machine"},
+	{"agent", cmd_agent, "serve this machine's one eBPF load to wrappers"},
+	{"submit", cmd_submit, "start a job: its tasks ship to one store"},
+	{"wrap", cmd_wrap, "trace one task of a job and ship it (weft submit)"},
+	{"flush", cmd_flush, "send what the spool holds to its coordinator"},
+	{"job", cmd_job, "list the recorded jobs, or show one"},
+	{"coordinator", cmd_coordinator, "serve a store to a job's wrappers"},
+	{"status", cmd_status, "jobs, writers, fragments, gaps and refusals"},
+	{"verify", cmd_verify, "re-check every stored fragment's signature"},
 };
 
 static void usage(FILE *out)
@@ -30,7 +38,7 @@ static void usage(FILE *out)
 	      "commands:\n",
 	      out);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name,
+		fprintf(out, "  %-12s %s\n", commands[i].name,
 			commands[i].summary);
 	fputs("\n'weft COMMAND --help' describes one command.\n", out);
 }

@@ -29,6 +29,7 @@ const char *weft_strerror(int err)
 	case WEFT_ENOTFOUND: return "not found";
 	case WEFT_EDB: return "database error";
 	case WEFT_EUNSUPPORTED: return "not supported here";
+	case WEFT_ESIG: return "signature or MAC does not verify";
 	}
 	return "unknown error";
 }

@@ -61,6 +61,7 @@ enum weft_err {
 	WEFT_ENOTFOUND = -9,  /* the thing asked for does not exist */
 	WEFT_EDB = -10,       /* the SQLite store reported an error */
 	WEFT_EUNSUPPORTED = -11, /* not available on this machine or build */
+	WEFT_ESIG = -12,      /* a signature or MAC does not verify */
 };
 
 /* A short English description of a weft_err code ("input truncated"). */
@@ -242,5 +243,11 @@ void weft_file_rec_release(weft_file_rec *f);
 void weft_hash_to_text(const uint8_t hash[32], char out[WEFT_HASH_TEXT_BYTES]);
 /* Parse the text form; WEFT_EINVAL when it is not one. */
 int weft_hash_from_text(const char *text, uint8_t hash[32]);
+
+/* ---- Distribution ----
+ *
+ * Fragments, the signed envelope, coordinator requests and replies, and
+ * the crypto both ends need are in this library's second public header,
+ * weft_wire.h. */
 
 #endif /* WEFT_SCHEMA_H */

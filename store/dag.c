@@ -243,10 +243,16 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 	sqlite3_stmt *st;
 	int err = store_prepare(
 		s,
-		"SELECT num, id, node, backend, exit_code, " STORE_ROOT_ARGV_SQL
-		" FROM runs r "
-		"WHERE ?1 IS NULL OR job = ?1 "
-		"ORDER BY started_ns, num",
+		"SELECT r.num, r.id, r.node, r.backend, "
+		"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "
+		/* A fragment's parent names a task identity; the DAG names
+		 * tasks by run id, so resolve it within the job. */
+		"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "
+		" WHERE t2.job = t.job AND t2.task_id = t.parent "
+		" ORDER BY r2.num LIMIT 1) "
+		"FROM runs r LEFT JOIN tasks t ON t.run = r.num "
+		"WHERE ?1 IS NULL OR r.job = ?1 "
+		"ORDER BY r.started_ns, r.num",
 		&st);
 	if (err)
 		return err;
@@ -267,8 +273,16 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 		t->node = column_dup(st, 2);
 		t->backend = column_dup(st, 3);
 		t->exit_code = sqlite3_column_int(st, 4);
-		t->name = store_join_argv(sqlite3_column_blob(st, 5),
-					  (size_t)sqlite3_column_bytes(st, 5));
+		/* A task's own name (a fragment's) before its command. */
+		if (sqlite3_column_bytes(st, 6) > 0)
+			t->name = column_dup(st, 6);
+		else
+			t->name = store_join_argv(
+				sqlite3_column_blob(st, 5),
+				(size_t)sqlite3_column_bytes(st, 5));
+		if (sqlite3_column_type(st, 7) != SQLITE_NULL &&
+		    !(t->parent = column_dup(st, 7)))
+			err = WEFT_ENOMEM;
 		if (!t->id || !t->node || !t->backend || !t->name)
 			err = WEFT_ENOMEM;
 		else if (!t->node[0]) {

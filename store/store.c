@@ -105,6 +105,55 @@ static const char *const migrations[] = {
 	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
 	"  PRIMARY KEY (dev, ino)"
 	") WITHOUT ROWID;",
+	/* 2: distribution (DESIGN.md "Distribution"): jobs, enrolled
+	 * writers, the raw signed envelopes (kept for audit, re-verify and
+	 * re-merge), and tasks: what a fragment adds to the run it merges
+	 * into (runs.job names the job by its id). A job keeps the key
+	 * derived from its token (weft_enrol_key), never the token. */
+	"CREATE TABLE jobs ("
+	"  num INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  enrol_key BLOB NOT NULL CHECK (length(enrol_key) = 32),"
+	"  state TEXT NOT NULL CHECK (state IN ('open', 'ended')),"
+	"  created_ns INTEGER NOT NULL,"
+	"  ended_ns INTEGER,"
+	"  exit_code INTEGER,"
+	"  command BLOB NOT NULL,"
+	"  user BLOB NOT NULL,"
+	"  host BLOB NOT NULL,"
+	"  cwd BLOB NOT NULL,"
+	"  git BLOB NOT NULL"
+	");"
+	"CREATE TABLE writers ("
+	"  num INTEGER PRIMARY KEY,"
+	"  job INTEGER NOT NULL REFERENCES jobs (num),"
+	"  pubkey BLOB NOT NULL CHECK (length(pubkey) = 32),"
+	"  enrolled_ns INTEGER NOT NULL,"
+	"  UNIQUE (job, pubkey)"
+	");"
+	"CREATE TABLE envelopes ("
+	"  num INTEGER PRIMARY KEY," /* arrival order */
+	"  job INTEGER NOT NULL REFERENCES jobs (num),"
+	"  writer INTEGER NOT NULL REFERENCES writers (num),"
+	"  seq INTEGER NOT NULL,"
+	"  payload_hash BLOB NOT NULL CHECK (length(payload_hash) = 32),"
+	"  raw BLOB NOT NULL,"
+	"  stored_ns INTEGER NOT NULL,"
+	"  UNIQUE (job, writer, seq)"
+	");"
+	"CREATE TABLE tasks ("
+	"  run INTEGER PRIMARY KEY REFERENCES runs (num) ON DELETE CASCADE,"
+	"  job INTEGER NOT NULL REFERENCES jobs (num),"
+	"  writer INTEGER NOT NULL REFERENCES writers (num),"
+	"  task_id BLOB NOT NULL,"
+	"  name BLOB NOT NULL,"
+	"  parent BLOB," /* the launching task's task_id, or NULL */
+	"  engine BLOB NOT NULL," /* key=value lines */
+	"  preflight BLOB NOT NULL,"
+	"  nparts INTEGER NOT NULL,"
+	"  parts_stored INTEGER NOT NULL"
+	");"
+	"CREATE INDEX tasks_by_job ON tasks (job, task_id);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -241,7 +290,7 @@ void store_save_errmsg(weft_store *s)
 
 /* A C string as a BLOB, or NULL. SQLITE_STATIC: every caller steps the
  * statement before the string can go away. */
-static int bind_bytes(sqlite3_stmt *st, int i, const char *s)
+int store_bind_bytes(sqlite3_stmt *st, int i, const char *s)
 {
 	if (!s)
 		return sqlite3_bind_null(st, i);
@@ -305,8 +354,8 @@ char *store_join_argv(const void *blob, size_t len)
 
 /* The id of a row of a unique-valued table (paths, artifacts), inserting
  * it when absent. `get` selects id by ?1, `add` inserts ?1. */
-static int intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
-		  const void *value, int len, sqlite3_int64 *id)
+int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
+		 const void *value, int len, sqlite3_int64 *id)
 {
 	sqlite3_reset(get);
 	sqlite3_bind_blob(get, 1, value, len, SQLITE_STATIC);
@@ -330,7 +379,7 @@ static int intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
 	return WEFT_OK;
 }
 
-static int check_report(const weft_report *r)
+int store_check_report(const weft_report *r)
 {
 	if (!name_ok(r->run_id) || !r->run_id[0] || !name_ok(r->backend) ||
 	    !name_ok(r->node))
@@ -352,19 +401,7 @@ static int check_report(const weft_report *r)
 	return WEFT_OK;
 }
 
-enum {
-	PUT_RUN,
-	PUT_PROCESS,
-	PUT_PATH_GET,
-	PUT_PATH_ADD,
-	PUT_ARTIFACT_GET,
-	PUT_ARTIFACT_ADD,
-	PUT_FILE,
-	PUT_WARNING,
-	PUT_NSTMT
-};
-
-static const char *const put_sql[PUT_NSTMT] = {
+const char *const store_put_sql[PUT_NSTMT] = {
 	[PUT_RUN] = "INSERT INTO runs (id, backend, node, exit_code, "
 		    "started_ns, ended_ns, dropped_events) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -386,7 +423,7 @@ static const char *const put_sql[PUT_NSTMT] = {
 
 /* Step a fully bound insert and reset it for the next row. A constraint
  * failure means the report broke a rule (the same path twice in a run). */
-static int step_insert(sqlite3_stmt *st)
+int store_step_insert(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -396,8 +433,8 @@ static int step_insert(sqlite3_stmt *st)
 	return (rc & 0xff) == SQLITE_CONSTRAINT ? WEFT_EINVAL : WEFT_EDB;
 }
 
-static int put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
-		       const weft_process_rec *p)
+int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
+		      const weft_process_rec *p)
 {
 	/* argv as one blob, every argument NUL-terminated: lossless, since
 	 * an argument cannot hold a NUL. */
@@ -421,28 +458,29 @@ static int put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 	sqlite3_bind_int(st, 4, p->ppid);
 	sqlite3_bind_int64(st, 5, p->argc);
 	sqlite3_bind_blob(st, 6, argv, (int)len, SQLITE_STATIC);
-	bind_bytes(st, 7, p->exe);
-	bind_bytes(st, 8, p->cwd);
+	store_bind_bytes(st, 7, p->exe);
+	store_bind_bytes(st, 8, p->cwd);
 	sqlite3_bind_int(st, 9, p->exit_code);
 	sqlite3_bind_int(st, 10, p->exited);
-	int err = step_insert(st);
+	int err = store_step_insert(st);
 	free(argv);
 	return err;
 }
 
-static int put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
-		    const weft_file_rec *f)
+int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
+		   const weft_file_rec *f)
 {
 	sqlite3_int64 path, renamed = 0, artifact = 0;
-	int err = intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD], f->path,
-			 (int)strlen(f->path), &path);
+	int err = store_intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
+			       f->path, (int)strlen(f->path), &path);
 	if (!err && f->renamed_to)
-		err = intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
-			     f->renamed_to, (int)strlen(f->renamed_to),
-			     &renamed);
+		err = store_intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
+				   f->renamed_to, (int)strlen(f->renamed_to),
+				   &renamed);
 	if (!err && f->has_hash)
-		err = intern(s, stmts[PUT_ARTIFACT_GET],
-			     stmts[PUT_ARTIFACT_ADD], f->hash, 32, &artifact);
+		err = store_intern(s, stmts[PUT_ARTIFACT_GET],
+				   stmts[PUT_ARTIFACT_ADD], f->hash, 32,
+				   &artifact);
 	if (err)
 		return err;
 	sqlite3_stmt *st = stmts[PUT_FILE];
@@ -458,25 +496,25 @@ static int put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 		sqlite3_bind_int64(st, 8, renamed);
 	if (f->has_size)
 		sqlite3_bind_int64(st, 9, f->size);
-	bind_bytes(st, 10, f->hash_missing);
+	store_bind_bytes(st, 10, f->hash_missing);
 	if (f->has_first_stat) {
 		sqlite3_bind_int64(st, 11, (sqlite3_int64)f->first_dev);
 		sqlite3_bind_int64(st, 12, (sqlite3_int64)f->first_ino);
 		sqlite3_bind_int64(st, 13, f->first_size);
 		sqlite3_bind_int64(st, 14, f->first_mtime_ns);
 	}
-	return step_insert(st);
+	return store_step_insert(st);
 }
 
 int weft_store_put_run(weft_store *s, const weft_report *r)
 {
 	s->errmsg[0] = '\0';
-	int err = check_report(r);
+	int err = store_check_report(r);
 	if (err)
 		return err;
 	sqlite3_stmt *stmts[PUT_NSTMT] = {0};
 	for (int i = 0; i < PUT_NSTMT; i++)
-		if ((err = store_prepare(s, put_sql[i], &stmts[i])))
+		if ((err = store_prepare(s, store_put_sql[i], &stmts[i])))
 			goto out;
 	/* IMMEDIATE: take the write lock now (waiting up to the busy
 	 * timeout) rather than fail half-way when upgrading a read lock. */
@@ -502,15 +540,16 @@ int weft_store_put_run(weft_store *s, const weft_report *r)
 	sqlite3_int64 run = sqlite3_last_insert_rowid(s->db);
 
 	for (size_t i = 0; i < r->nprocesses && !err; i++)
-		err = put_process(stmts[PUT_PROCESS], run, i, &r->processes[i]);
+		err = store_put_process(stmts[PUT_PROCESS], run, i,
+					&r->processes[i]);
 	for (size_t i = 0; i < r->nfiles && !err; i++)
-		err = put_file(s, stmts, run, &r->files[i]);
+		err = store_put_file(s, stmts, run, &r->files[i]);
 	for (size_t i = 0; i < r->nwarnings && !err; i++) {
 		st = stmts[PUT_WARNING];
 		sqlite3_bind_int64(st, 1, run);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-		bind_bytes(st, 3, r->warnings[i]);
-		err = step_insert(st);
+		store_bind_bytes(st, 3, r->warnings[i]);
+		err = store_step_insert(st);
 	}
 	if (!err && store_exec(s, "COMMIT"))
 		err = WEFT_EDB;

@@ -67,4 +67,36 @@ char *store_join_argv(const void *blob, size_t len);
 	"(SELECT argv FROM processes p WHERE p.run = r.num "                   \
 	"ORDER BY p.ppid <> 0, p.seq LIMIT 1)"
 
+/* ---- Storing report records (store.c), shared with ingest.c ---- */
+
+/* The statements a report's rows are written with (store_put_sql). */
+enum {
+	PUT_RUN,
+	PUT_PROCESS,
+	PUT_PATH_GET,
+	PUT_PATH_ADD,
+	PUT_ARTIFACT_GET,
+	PUT_ARTIFACT_ADD,
+	PUT_FILE,
+	PUT_WARNING,
+	PUT_NSTMT
+};
+extern const char *const store_put_sql[PUT_NSTMT];
+
+/* A C string as a BLOB (SQLITE_STATIC), or NULL. */
+int store_bind_bytes(sqlite3_stmt *st, int i, const char *s);
+/* The id of a row of a unique-valued table (paths, artifacts), inserting
+ * it when absent. */
+int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
+		 const void *value, int len, sqlite3_int64 *id);
+/* WEFT_EINVAL when a report's strings are missing or unterminated. */
+int store_check_report(const weft_report *r);
+/* Step a bound insert and reset it: WEFT_EINVAL on a constraint. */
+int store_step_insert(sqlite3_stmt *st);
+/* One process row (seq: its position in the run) and one file_io row. */
+int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
+		      const weft_process_rec *p);
+int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
+		   const weft_file_rec *f);
+
 #endif /* WEFT_STORE_INTERNAL_H */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "weft_schema.h"
+#include "weft_wire.h"
 
 /* The store's directory inside a project, and the database in it. */
 #define WEFT_DIR_NAME ".weft"
@@ -110,5 +111,101 @@ typedef struct weft_dag {
  * order; artifacts and edges in a stable order (same store, same DAG). */
 int weft_store_dag(weft_store *s, const char *job, weft_dag *out);
 void weft_dag_release(weft_dag *d);
+
+/* ---- The fragment store: jobs, writers, signed envelopes ----
+ *
+ * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer
+ * per store handle, used by one thread: begin, apply any number of
+ * requests (each in its own savepoint, so one refused or failing request
+ * never undoes another), commit. A request's verdict is final only after
+ * the commit succeeded; when it fails, every verdict of the batch becomes
+ * WEFT_ACK_RETRY.
+ *
+ * Ingest is idempotent by (job, writer, seq): the same envelope again is a
+ * duplicate, another one under the same seq a "replay with different
+ * content". A stored fragment merges into the run named by its
+ * report.run_id (a run's parts merge into one run), which belongs to the
+ * job and carries its task identity (the tasks table). Writers enrolled
+ * before a job ended may still deliver (late spools); nobody may enrol
+ * after.
+ */
+
+typedef struct weft_verdict {
+	int status; /* enum weft_ack_status */
+	int reason; /* enum weft_reject_reason */
+	char detail[WEFT_MAX_REASON_BYTES + 1];
+} weft_verdict;
+
+typedef struct weft_store_writer weft_store_writer;
+
+int weft_store_writer_new(weft_store *s, weft_store_writer **out);
+void weft_store_writer_free(weft_store_writer *w);
+/* BEGIN IMMEDIATE. */
+int weft_store_writer_begin(weft_store_writer *w);
+/* COMMIT; on failure the batch is rolled back and WEFT_EDB returned. */
+int weft_store_writer_commit(weft_store_writer *w);
+void weft_store_writer_rollback(weft_store_writer *w);
+
+void weft_store_apply_job_create(weft_store_writer *w, const weft_job_info *j,
+				 weft_verdict *v);
+void weft_store_apply_job_end(weft_store_writer *w, const char *job,
+			      int32_t exit_code, int64_t ended_ns,
+			      const uint8_t mac[WEFT_MAC_BYTES],
+			      weft_verdict *v);
+void weft_store_apply_enrol(weft_store_writer *w, const char *job,
+			    const uint8_t pk[WEFT_PUBKEY_BYTES],
+			    const uint8_t mac[WEFT_MAC_BYTES], int64_t now_ns,
+			    weft_verdict *v);
+/* A verified envelope (e decoded from env[0..len), its signature checked)
+ * and its decoded payload f (whose job, writer and seq equal e's). */
+void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
+			       size_t len, const weft_envelope *e,
+			       const weft_fragment *f, int64_t now_ns,
+			       weft_verdict *v);
+
+/* Check one raw envelope the way a coordinator does before storing it:
+ * decode, signature, payload decode, header against envelope. On success
+ * *e and *f are filled (release f); otherwise v says why (rejected). */
+int weft_envelope_check(const uint8_t *env, size_t len, weft_envelope *e,
+			weft_fragment *f, weft_verdict *v);
+/* Check and store one envelope in its own transaction (tests, `weft pull`,
+ * the benchmark's bare loop). */
+int weft_store_ingest_envelope(weft_store_writer *w, const uint8_t *env,
+			       size_t len, int64_t now_ns, weft_verdict *v);
+
+/* The status of every job (job NULL) or one (WEFT_ENOTFOUND when absent):
+ * what weft_status holds except the coordinator's reject counters. Free
+ * with weft_status_release. */
+int weft_store_status(weft_store *s, const char *job, weft_status *out);
+
+/* One job's record. */
+typedef struct weft_job_record {
+	weft_job_info info; /* token is "" (the store never has it) */
+	bool ended;
+	int64_t ended_ns;
+	int32_t exit_code; /* -1 while open */
+	uint64_t writers, fragments, tasks;
+} weft_job_record;
+
+/* Every job, oldest first. Free with weft_job_records_free. */
+int weft_store_list_jobs(weft_store *s, weft_job_record **out, size_t *n);
+/* One job by id or unique prefix; WEFT_ENOTFOUND when none, WEFT_EINVAL
+ * when the prefix is ambiguous. Release with weft_job_record_release. */
+int weft_store_get_job(weft_store *s, const char *id, weft_job_record *out);
+void weft_job_record_release(weft_job_record *r);
+void weft_job_records_free(weft_job_record *jobs, size_t n);
+
+/* Re-check every stored envelope (of one job, or all): decodes, its
+ * signature by the writer key stored with the job, its payload hash. */
+typedef struct weft_verify_counts {
+	uint64_t envelopes, ok, bad_signature, malformed, mismatch;
+	uint64_t jobs, writers;
+} weft_verify_counts;
+/* bad (may be NULL) is called for each envelope that fails. */
+typedef void (*weft_verify_bad_fn)(void *ctx, const char *job,
+				   const uint8_t pk[WEFT_PUBKEY_BYTES],
+				   uint64_t seq, const char *why);
+int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
+		      weft_verify_bad_fn bad, void *ctx);
 
 #endif /* WEFT_STORE_H */

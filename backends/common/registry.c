@@ -6,9 +6,13 @@
 
 #include "weft_backends.h"
 
+extern const weft_backend weft_backend_ebpf; /* backends/ebpf */
+extern const weft_backend weft_backend_preload; /* backends/preload */
 extern const weft_backend weft_backend_ptrace; /* backends/ptrace */
 
 const weft_backend *const weft_backends[] = {
+	&weft_backend_ebpf,
+	&weft_backend_preload,
 	&weft_backend_ptrace,
 	NULL,
 };

@@ -1,0 +1,462 @@
+/*
+ * agent.c - `weft agent`, the node's one load of the eBPF programs.
+ *
+ * Start order: take the lock beside the socket (one agent per socket;
+ * a second one started in a race leaves quietly), load and attach the
+ * programs one after another (load.c), then listen. Wrappers connect
+ * over a SOCK_SEQPACKET Unix socket and register the root pid of their
+ * workload; the agent checks with SO_PEERCRED that the caller could
+ * ptrace that process itself (same real, effective and saved uid, or
+ * CAP_SYS_PTRACE), puts it in the filter map under the connection's
+ * owner id, and from then on forwards every record of that tree, one
+ * packet per record. SYNC drains the ring buffer and answers SYNCED after
+ * the last record, so a wrapper's end-of-run drain loses nothing. A
+ * connection that closes takes its processes out of the filter map.
+ * With no client for the idle timeout the agent exits, unloading
+ * everything.
+ *
+ * One thread, one epoll loop: records are read on a short timer (the
+ * programs wake the agent only when a quarter of the buffer waits).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "ebpf_internal.h"
+
+#define AGENT_MAX_CLIENTS 256
+#define AGENT_POLL_MS 20
+#define AGENT_SNDBUF (4 * 1024 * 1024)
+
+typedef struct client {
+	int fd;         /* -1: free slot */
+	uint8_t *batch; /* records waiting to be sent (WB_BATCH_BYTES) */
+	size_t batched;
+	uint32_t owner;
+	pid_t peer_pid;
+	uid_t peer_uid;
+	uint64_t dropped_base; /* kernel drops when it registered */
+	bool registered;       /* has a process in the filter */
+	uint64_t send_drops;   /* records it could not take */
+} client;
+
+typedef struct agent {
+	wb_load *ld;
+	int listen_fd, epoll_fd;
+	client clients[AGENT_MAX_CLIENTS];
+	size_t nclients;
+	size_t nregistered; /* clients with a registration */
+	uint32_t next_owner;
+	int verbose;
+	FILE *err;
+} agent;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static client *client_by_owner(agent *a, uint32_t owner)
+{
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
+		if (a->clients[i].fd >= 0 && a->clients[i].owner == owner)
+			return &a->clients[i];
+	return NULL;
+}
+
+static void flush(client *c)
+{
+	if (c->batched == 0)
+		return;
+	if (send(c->fd, c->batch, c->batched, MSG_NOSIGNAL) !=
+	    (ssize_t)c->batched)
+		c->send_drops++; /* counted per batch: "at least one" */
+	c->batched = 0;
+}
+
+static void flush_all(agent *a)
+{
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
+		if (a->clients[i].fd >= 0)
+			flush(&a->clients[i]);
+}
+
+/* A record from the ring buffer: into the batch of the connection that
+ * owns it (one send per batch, not per record). */
+static int forward(void *ctx, const void *data, size_t len)
+{
+	agent *a = ctx;
+	struct wb_record r;
+	if (len < sizeof(r) || len > WB_BATCH_BYTES - sizeof(uint32_t))
+		return 0;
+	memcpy(&r, data, sizeof(r));
+	client *c = client_by_owner(a, r.owner);
+	if (!c)
+		return 0; /* its wrapper left */
+	if (c->batched + sizeof(uint32_t) + len > WB_BATCH_BYTES)
+		flush(c);
+	uint32_t n = (uint32_t)len;
+	memcpy(c->batch + c->batched, &n, sizeof(n));
+	memcpy(c->batch + c->batched + sizeof(n), data, len);
+	c->batched += sizeof(n) + len;
+	return 0;
+}
+
+/* ---- permission: could the caller ptrace pid? ---- */
+
+static bool read_status_ids(pid_t pid, const char *key, unsigned long v[4])
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	size_t klen = strlen(key);
+	while (!found && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0)
+			found = sscanf(line + klen, "%lu %lu %lu %lu", &v[0],
+				       &v[1], &v[2], &v[3]) == 4;
+	fclose(f);
+	return found;
+}
+
+/* 0, or -errno with why said. The caller's uid comes from SO_PEERCRED
+ * (the kernel's word); its capabilities from /proc of its pid. */
+static int may_trace(const client *c, pid_t pid, char *why, size_t whysz)
+{
+	unsigned long ids[4];
+	if (pid <= 0 || !read_status_ids(pid, "Uid:", ids)) {
+		snprintf(why, whysz, "no process %d", (int)pid);
+		return -ESRCH;
+	}
+	if (wb_cap_effective(c->peer_pid) & (1ull << WB_CAP_SYS_PTRACE))
+		return 0;
+	for (int i = 0; i < 3; i++)
+		if (ids[i] != (unsigned long)c->peer_uid) {
+			snprintf(why, whysz,
+				 "uid %d may not trace pid %d (uid %lu)",
+				 (int)c->peer_uid, (int)pid, ids[i]);
+			return -EPERM;
+		}
+	return 0;
+}
+
+/* ---- connections ---- */
+
+/* The syscall programs run only while someone is registered: an idle
+ * agent costs the machine's other processes nothing. */
+static int set_registered(agent *a, client *c, bool on)
+{
+	if (c->registered == on)
+		return 0;
+	if (on && a->nregistered == 0) {
+		int rc = wb_syscalls_attach(a->ld, true);
+		if (rc != 0)
+			return rc;
+	}
+	c->registered = on;
+	if (on)
+		a->nregistered++;
+	else if (--a->nregistered == 0)
+		wb_syscalls_attach(a->ld, false);
+	return 0;
+}
+
+static void client_close(agent *a, client *c)
+{
+	wb_untrack_owner(a->ld, c->owner);
+	set_registered(a, c, false);
+	epoll_ctl(a->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	free(c->batch);
+	c->batch = NULL;
+	a->nclients--;
+	if (a->verbose)
+		fprintf(a->err, "weft agent: owner %u left\n", c->owner);
+}
+
+static bool owner_slot_taken(agent *a, const client *c)
+{
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
+		if (&a->clients[i] != c && a->clients[i].fd >= 0 &&
+		    a->clients[i].owner % WB_MAX_OWNERS ==
+			    c->owner % WB_MAX_OWNERS)
+			return true;
+	return false;
+}
+
+static void client_accept(agent *a)
+{
+	int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	client *c = NULL;
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS && !c; i++)
+		if (a->clients[i].fd < 0)
+			c = &a->clients[i];
+	uint8_t *batch = c ? malloc(WB_BATCH_BYTES) : NULL;
+	if (!batch ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		free(batch);
+		close(fd);
+		return;
+	}
+	int sz = AGENT_SNDBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	/* A slow reader may hold the agent up to this long per record,
+	 * then its records are dropped (and counted), not everyone's. */
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->batch = batch;
+	/* An owner id whose slot in the owners array no connection uses. */
+	do {
+		c->owner = ++a->next_owner;
+	} while (c->owner == 0 || owner_slot_taken(a, c));
+	c->peer_pid = cred.pid;
+	c->peer_uid = cred.uid;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	epoll_ctl(a->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+	a->nclients++;
+}
+
+static void reply(client *c, uint32_t type, int status, uint64_t dropped,
+		  const char *text)
+{
+	wb_msg m = {.type = type, .status = status, .dropped = dropped};
+	snprintf(m.text, sizeof(m.text), "%s", text ? text : "");
+	if (send(c->fd, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+		c->send_drops++;
+}
+
+static void client_message(agent *a, client *c)
+{
+	wb_msg m;
+	ssize_t n = recv(c->fd, &m, sizeof(m), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != (ssize_t)sizeof(m)) {
+		client_close(a, c); /* gone, or not speaking our protocol */
+		return;
+	}
+	char why[sizeof(m.text)] = "";
+	int rc;
+	switch (m.type) {
+	case WB_MSG_REGISTER:
+		if (m.version != WB_PROTO_VERSION) {
+			snprintf(why, sizeof(why),
+				 "agent protocol %d, wrapper's %u",
+				 WB_PROTO_VERSION, m.version);
+			reply(c, WB_MSG_REPLY, -EPROTO, 0, why);
+			return;
+		}
+		rc = may_trace(c, m.pid, why, sizeof(why));
+		/* Before the root runs: it waits for our reply. */
+		if (rc == 0 && (rc = set_registered(a, c, true)) != 0)
+			snprintf(why, sizeof(why),
+				 "attaching the syscall programs: %s",
+				 strerror(-rc));
+		if (rc == 0 && (rc = wb_track(a->ld, m.pid, c->owner)) != 0)
+			snprintf(why, sizeof(why), "filter map: %s",
+				 strerror(-rc));
+		if (rc == 0)
+			c->dropped_base = wb_dropped(a->ld);
+		if (a->verbose)
+			fprintf(a->err,
+				"weft agent: uid %d pid %d registers %d: %s\n",
+				(int)c->peer_uid, (int)c->peer_pid, m.pid,
+				rc ? why : "ok");
+		reply(c, WB_MSG_REPLY, rc, 0, why);
+		return;
+	case WB_MSG_DEREGISTER:
+		wb_untrack_owner(a->ld, c->owner);
+		set_registered(a, c, false);
+		reply(c, WB_MSG_REPLY, 0, 0, "");
+		return;
+	case WB_MSG_SYNC:
+		wb_drain(a->ld);
+		flush(c);
+		reply(c, WB_MSG_SYNCED, 0,
+		      wb_dropped(a->ld) - c->dropped_base + c->send_drops, "");
+		return;
+	default:
+		client_close(a, c);
+		return;
+	}
+}
+
+/* ---- start ---- */
+
+static int make_dirs(const char *sock_path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", sock_path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	/* Root's agent serves every user (SO_PEERCRED decides), so its
+	 * directory is searchable; a user's agent is the user's alone. */
+	mode_t mode = geteuid() == 0 ? 0755 : 0700;
+	if (mkdir(dir, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int listen_on(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un sa;
+	if (wb_unix_addr(path, &sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	unlink(path); /* stale: the lock says no agent holds it */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    chmod(path, geteuid() == 0 ? 0666 : 0600) != 0 ||
+	    listen(fd, 64) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int serve(agent *a, int idle_ms)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	epoll_ctl(a->epoll_fd, EPOLL_CTL_ADD, a->listen_fd, &ev);
+	int64_t idle_since = mono_ms();
+	while (!stop_requested) {
+		struct epoll_event evs[32];
+		int n = epoll_wait(a->epoll_fd, evs, 32, AGENT_POLL_MS);
+		if (n < 0 && errno != EINTR)
+			return WEFT_EIO;
+		if (wb_drain(a->ld) < 0)
+			return WEFT_EIO;
+		flush_all(a);
+		for (int i = 0; i < n; i++) {
+			if (!evs[i].data.ptr)
+				client_accept(a);
+			else if (((client *)evs[i].data.ptr)->fd >= 0)
+				client_message(a, evs[i].data.ptr);
+		}
+		if (a->nclients > 0)
+			idle_since = mono_ms();
+		else if (idle_ms > 0 && mono_ms() - idle_since >= idle_ms)
+			break;
+	}
+	return 0;
+}
+
+int weft_agent_serve(const weft_agent_options *o, FILE *err)
+{
+	char path[PATH_MAX], lock_path[PATH_MAX + 8];
+	if (o->socket_path)
+		snprintf(path, sizeof(path), "%s", o->socket_path);
+	else if (wb_agent_socket_path(path, sizeof(path)) != 0) {
+		fprintf(err, "weft agent: no socket path: XDG_RUNTIME_DIR is "
+			     "not set (or set WEFT_AGENT_SOCKET)\n");
+		return WEFT_EINVAL;
+	}
+	if (make_dirs(path) != 0) {
+		fprintf(err,
+			"weft agent: cannot create the directory of %s: "
+			"%s\n",
+			path, strerror(errno));
+		return WEFT_EIO;
+	}
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		if (lock >= 0)
+			close(lock);
+		if (e == EWOULDBLOCK) {
+			if (o->verbose)
+				fprintf(err,
+					"weft agent: another agent "
+					"serves %s\n",
+					path);
+			return 0;
+		}
+		fprintf(err, "weft agent: %s: %s\n", lock_path, strerror(e));
+		return WEFT_EIO;
+	}
+	agent a = {.listen_fd = -1, .verbose = o->verbose, .err = err};
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
+		a.clients[i].fd = -1;
+	char why[512];
+	wb_load_stats st = {0};
+	size_t rb = o->ringbuf_bytes ? o->ringbuf_bytes : wb_ringbuf_bytes();
+	int rc = wb_load_open(&a.ld, rb, forward, &a, &st, why, sizeof(why));
+	if (rc != 0) {
+		fprintf(err, "weft agent: %s\n", why);
+		close(lock);
+		return WEFT_EUNSUPPORTED;
+	}
+	/* Loaded and attached once, to know they work; the syscall ones
+	 * wait for the first registration. */
+	wb_syscalls_attach(a.ld, false);
+	if (o->verbose)
+		fprintf(err,
+			"weft agent: loaded in %.1f ms, %u programs attached "
+			"in %.1f ms, ring buffer %zu bytes; serving %s\n",
+			st.load_ms, st.attached, st.attach_ms, rb, path);
+	a.listen_fd = listen_on(path);
+	a.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (a.listen_fd < 0 || a.epoll_fd < 0) {
+		fprintf(err, "weft agent: cannot listen on %s: %s\n", path,
+			strerror(errno));
+		rc = WEFT_EIO;
+	} else {
+		struct sigaction sa = {.sa_handler = on_stop_signal};
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		rc = serve(&a, o->idle_timeout_ms);
+	}
+	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
+		if (a.clients[i].fd >= 0)
+			client_close(&a, &a.clients[i]);
+	if (a.listen_fd >= 0) {
+		unlink(path);
+		close(a.listen_fd);
+	}
+	if (a.epoll_fd >= 0)
+		close(a.epoll_fd);
+	wb_load_close(a.ld);
+	close(lock);
+	return rc;
+}

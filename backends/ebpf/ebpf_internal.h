@@ -1,0 +1,173 @@
+/*
+ * ebpf_internal.h - what the user-space files of the eBPF backend share:
+ * loading and attaching the programs (load.c), decoding ring-buffer
+ * records into weft_events (record.c), a traced run fed either by a
+ * private load or by the node agent (run.c), the agent's wire protocol
+ * (agent.c serves it, agent_client.c speaks it) and preflight
+ * (ebpf_preflight.c).
+ */
+#ifndef WEFT_EBPF_INTERNAL_H
+#define WEFT_EBPF_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "weft_agent.h"
+#include "weft_backends.h"
+#include "weft_ebpf.h"
+
+/* ---- load.c: the programs and maps of one load ---- */
+
+/* Default ring buffer: 4 MiB (WEFT_EBPF_RINGBUF_BYTES overrides; a power
+ * of two, at least one page). */
+#define WB_RINGBUF_DEFAULT (4u * 1024 * 1024)
+
+typedef struct wb_load wb_load;
+
+/* A record from the ring buffer: data/len as the kernel wrote it. */
+typedef int (*wb_record_fn)(void *ctx, const void *data, size_t len);
+
+typedef struct wb_load_stats {
+	bool agent;       /* served by the node agent (no load of ours) */
+	double load_ms;   /* open + verify + load */
+	double attach_ms; /* attach every program, one after another */
+	unsigned attached;
+} wb_load_stats;
+
+/* Load and attach; on failure *err says which step and why. fn gets
+ * every record (run on the caller's thread, from wb_drain). */
+int wb_load_open(wb_load **out, size_t ringbuf_bytes, wb_record_fn fn,
+		 void *ctx, wb_load_stats *stats, char *err, size_t errsz);
+void wb_load_close(wb_load *ld);
+/* Ring buffer size from WEFT_EBPF_RINGBUF_BYTES, or the default. */
+size_t wb_ringbuf_bytes(void);
+/* Trace pid (a single-threaded process: its children follow in the
+ * kernel) for registration owner (not 0); stop tracing everything of
+ * owner. */
+int wb_track(wb_load *ld, pid_t pid, uint32_t owner);
+void wb_untrack_owner(wb_load *ld, uint32_t owner);
+/* Attach or detach the syscall programs (the process tracepoints stay):
+ * the agent detaches them while nobody is registered, so that an idle
+ * agent costs other processes nothing. 0 or -errno. */
+int wb_syscalls_attach(wb_load *ld, bool on);
+/* Consume everything the kernel has written so far. */
+int wb_drain(wb_load *ld);
+/* The fd to add to an epoll set (readable on wakeups). */
+int wb_epoll_fd(wb_load *ld);
+/* Records lost in the kernel so far (summed over CPUs). */
+uint64_t wb_dropped(wb_load *ld);
+
+/* ---- record.c: ring-buffer records to weft_event ---- */
+
+typedef struct wb_decoded {
+	weft_event ev;
+	uint32_t owner;
+	uint16_t rflags;
+	/* argv pointers into the record (argc of them); owned. */
+	const char **argv;
+	uint32_t argv_cap;
+} wb_decoded;
+
+/* Decode one record (len bytes, from the kernel or the agent's socket)
+ * into d->ev, whose strings point into buf. Returns 0, WEFT_ETRUNC or
+ * WEFT_EINVAL for a malformed record, WEFT_ENOMEM. Frees nothing:
+ * wb_decoded_release frees the argv array once done with d. */
+int wb_record_decode(const uint8_t *buf, size_t len, wb_decoded *d);
+void wb_decoded_release(wb_decoded *d);
+/* CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns (record times are
+ * monotonic). */
+int64_t wb_realtime_offset(void);
+
+/* ---- agent protocol (SOCK_SEQPACKET: one message per packet) ---- */
+
+enum wb_msg_type {
+	WB_MSG_REGISTER = 1,   /* client: trace the tree of pid */
+	WB_MSG_DEREGISTER = 2, /* client: stop tracing pid's tree */
+	WB_MSG_SYNC = 3,       /* client: drain, then answer SYNC */
+	WB_MSG_REPLY = 4,      /* agent: status of REGISTER / DEREGISTER */
+	WB_MSG_SYNCED = 5,     /* agent: every record before SYNC was sent */
+};
+
+/* Control messages; records travel in batches (a u32 length, then the
+ * record, repeated; at most WB_BATCH_BYTES a packet), told apart by size:
+ * a control message is smaller than any batch. */
+#define WB_BATCH_BYTES (64 * 1024)
+/* Bumped whenever the protocol or the records change: a wrapper never
+ * talks to an agent of another weft build's format. */
+#define WB_PROTO_VERSION 2
+
+typedef struct wb_msg {
+	uint32_t type; /* enum wb_msg_type */
+	int32_t pid;
+	int32_t status;   /* REPLY: 0 or -errno */
+	uint32_t version; /* REGISTER: WB_PROTO_VERSION */
+	uint64_t dropped; /* REPLY/SYNCED: records the agent lost */
+	char text[64];    /* REPLY: why it failed */
+} wb_msg;
+
+_Static_assert(sizeof(wb_msg) < sizeof(uint32_t) + sizeof(struct wb_record),
+	       "control messages must be smaller than records");
+
+/* The socket path for this user: $XDG_RUNTIME_DIR/weft/agent.sock, or
+ * /run/weft/agent.sock for root (WEFT_AGENT_SOCKET overrides). */
+int wb_agent_socket_path(char *out, size_t outsz);
+
+/* agent_client.c: connect to the agent, starting it when it is not
+ * running (unless start is false). Returns a connected fd or -1. */
+int wb_agent_connect(bool start, int verbose);
+/* Register pid; 0, or -errno with why filled. */
+int wb_agent_register(int fd, pid_t pid, char *why, size_t whysz);
+
+/* ---- rename_hint.c: whether a rename's new name existed ---- */
+
+typedef struct wb_hints wb_hints;
+
+/* In the forked child before execve (async-signal-safe): install the
+ * seccomp filter that stops renames for notification; the listener fd,
+ * or -1 with errno. */
+int wb_hints_install(void);
+/* Pass the listener from the child to the parent over a Unix socket. */
+int wb_hints_send_fd(int sock, int fd);
+int wb_hints_recv_fd(int sock);
+/* Serve the listener on a thread of its own (takes the fd). */
+wb_hints *wb_hints_start(int listener);
+/* The hint for the last rename of thread tid (and forget it); unknown
+ * when none or h is NULL. */
+int8_t wb_hints_take(wb_hints *h, pid_t tid);
+/* The run is over: join the thread, or leave it serving processes that
+ * still hold the filter. */
+void wb_hints_stop(wb_hints *h);
+
+/* ---- procfs.c ---- */
+
+struct sockaddr_un;
+/* CapEff of pid (0: this process); 0 when unreadable. */
+uint64_t wb_cap_effective(pid_t pid);
+#define WB_CAP_SYS_PTRACE 19
+#define WB_CAP_SYS_ADMIN 21
+#define WB_CAP_PERFMON 38
+#define WB_CAP_BPF 39
+/* The address of a Unix socket at path; -1 (ENAMETOOLONG) when too long. */
+int wb_unix_addr(const char *path, struct sockaddr_un *sa);
+
+/* ---- run.c ---- */
+
+/* Trace l under a private load or the agent (per WEFT_EBPF_AGENT). */
+int wb_run(weft_launch *l, weft_report *w);
+/* Where a run's records come from. */
+enum wb_source {
+	WB_SOURCE_PRIVATE,     /* a load of its own */
+	WB_SOURCE_AGENT,       /* the agent, started when needed */
+	WB_SOURCE_AGENT_IF_UP, /* the agent when one answers, else private */
+};
+/* The same with an explicit source, for preflight's probe; stats (may be
+ * NULL) say which it got and what the load cost. */
+int wb_trace(weft_launch *l, weft_report *w, enum wb_source src,
+	     wb_load_stats *stats);
+
+/* ebpf_preflight.c */
+int wb_preflight(weft_preflight *p, const char *command, int timeout_ms);
+
+#endif /* WEFT_EBPF_INTERNAL_H */

@@ -1,0 +1,274 @@
+/*
+ * ebpf_preflight.c - can the eBPF backend work here? Named checks of the
+ * machine (platform, architecture, tracefs mounted or mountable now, the
+ * kernel's BTF, privileges), then loading and attaching the programs for
+ * real, then a probe: /bin/cp of a file in a fresh temporary directory
+ * traced through the same run path a workload takes (through the node
+ * agent when one is up, else with a load of its own), checking the
+ * records. The manager runs this in a
+ * child bounded by tracer.preflight_timeout_ms.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/vfs.h>
+
+#include "ebpf_internal.h"
+
+#define TRACEFS "/sys/kernel/tracing"
+#define TRACEFS_MAGIC 0x74726163
+#define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+#define PROBE_CP "/bin/cp"
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void check_tracefs(weft_preflight *p)
+{
+	struct statfs sf;
+	if (statfs(TRACEFS, &sf) == 0 && sf.f_type == TRACEFS_MAGIC) {
+		weft_preflight_check(p, "tracefs", true, "mounted at %s",
+				     TRACEFS);
+		return;
+	}
+	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) == 0) {
+		weft_preflight_check(p, "tracefs", true,
+				     "was not mounted; mounted it at %s",
+				     TRACEFS);
+		return;
+	}
+	weft_preflight_check(p, "tracefs", false,
+			     "not mounted at %s, and mounting it failed: %s "
+			     "(`weft tracer enable ebpf` as root mounts it)",
+			     TRACEFS, strerror(errno));
+}
+
+static void check_btf(weft_preflight *p)
+{
+	struct stat st;
+	if (stat(BTF_VMLINUX, &st) == 0 && access(BTF_VMLINUX, R_OK) == 0)
+		weft_preflight_check(p, "btf", true, "%s (%lld bytes)",
+				     BTF_VMLINUX, (long long)st.st_size);
+	else
+		weft_preflight_check(p, "btf", false,
+				     "%s: %s (the kernel needs "
+				     "CONFIG_DEBUG_INFO_BTF)",
+				     BTF_VMLINUX, strerror(errno));
+}
+
+/* Inside a user namespace other than the initial one, capabilities are
+ * worth nothing against the kernel's BPF checks. */
+static bool in_user_namespace(void)
+{
+	char buf[128];
+	int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	unsigned long a, b, c;
+	return sscanf(buf, "%lu %lu %lu", &a, &b, &c) != 3 || a != 0 ||
+	       b != 0 || c != 4294967295ul;
+}
+
+static void check_privileges(weft_preflight *p)
+{
+	uint64_t caps = wb_cap_effective(0);
+	bool bpf = caps & (1ull << WB_CAP_BPF);
+	bool perfmon = caps & (1ull << WB_CAP_PERFMON);
+	bool admin = caps & (1ull << WB_CAP_SYS_ADMIN);
+	if (in_user_namespace()) {
+		weft_preflight_check(p, "privileges", false,
+				     "running in a user namespace: its "
+				     "capabilities do not allow loading BPF "
+				     "programs into the kernel");
+		return;
+	}
+	bool ok = admin || (bpf && perfmon);
+	weft_preflight_check(
+		p, "privileges", ok,
+		"uid %d; CAP_BPF %s, CAP_PERFMON %s, CAP_SYS_ADMIN %s%s",
+		(int)geteuid(), bpf ? "yes" : "no", perfmon ? "yes" : "no",
+		admin ? "yes" : "no",
+		ok ? ""
+		   : ": needs root, or CAP_BPF and CAP_PERFMON "
+		     "(`weft tracer enable ebpf`)");
+}
+
+/* Trace cp SRC DST in a temporary directory through a load of its own:
+ * that load is the load_attach check, the records the probe check. */
+static void check_load_and_probe(weft_preflight *p)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX], src[PATH_MAX + 8], dst[PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s/weft-ebpf-probe-XXXXXX",
+		 tmp && tmp[0] == '/' ? tmp : "/tmp");
+	char real[PATH_MAX];
+	if (!mkdtemp(dir) || !realpath(dir, real)) {
+		weft_preflight_check(p, "probe", false,
+				     "cannot make a temporary directory: %s",
+				     strerror(errno));
+		return;
+	}
+	snprintf(src, sizeof(src), "%s/src", real);
+	snprintf(dst, sizeof(dst), "%s/dst", real);
+	int fd = open(src, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool wrote = fd >= 0 && write(fd, "weft probe\n", 11) == 11;
+	if (fd >= 0)
+		close(fd);
+	char *argv[] = {PROBE_CP, src, dst, NULL};
+	char *envp[] = {"LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
+	weft_report rep;
+	weft_report_init(&rep);
+	weft_launch l = {.argv = argv, .envp = envp};
+	l.classifier = weft_classifier_new();
+	wb_load_stats st = {0};
+	int err = !wrote ? WEFT_EIO
+		  : l.classifier
+			  ? wb_trace(&l, &rep, WB_SOURCE_AGENT_IF_UP, &st)
+			  : WEFT_ENOMEM;
+	if (!wrote) {
+		weft_preflight_check(p, "load_attach", false,
+				     "not run: no probe input");
+		weft_preflight_check(p, "probe", false, "cannot write %s: %s",
+				     src, strerror(errno));
+		weft_classifier_free(l.classifier);
+		weft_report_release(&rep);
+		goto out;
+	}
+	if (!st.agent && st.attached == 0) {
+		/* No load: wb_trace said why in the first warning. */
+		weft_preflight_check(p, "load_attach", false, "%s",
+				     rep.nwarnings ? rep.warnings[0]
+						   : weft_strerror(err));
+		weft_preflight_check(p, "probe", false,
+				     "not run: the programs did not load");
+		weft_classifier_free(l.classifier);
+		weft_report_release(&rep);
+		goto out;
+	}
+	/* No timings in the detail: same machine, same text. */
+	if (st.agent)
+		weft_preflight_check(p, "load_attach", true,
+				     "the node agent (weft agent) has the "
+				     "programs loaded and attached, and "
+				     "traced the probe");
+	else
+		weft_preflight_check(p, "load_attach", true,
+				     "%u programs loaded and attached "
+				     "(tp_btf sys_enter/sys_exit, "
+				     "sched_process_fork/exec/exit)",
+				     st.attached);
+	bool src_read = false, dst_written = false, dst_created = false;
+	if (err == 0 && !l.lost) {
+		weft_classifier_finish(l.classifier, &rep);
+		for (size_t i = 0; i < rep.nfiles; i++) {
+			const weft_file_rec *f = &rep.files[i];
+			if (strcmp(f->path, src) == 0)
+				src_read = f->read;
+			if (strcmp(f->path, dst) == 0) {
+				dst_written = f->written;
+				dst_created = f->created;
+			}
+		}
+	}
+	weft_classifier_free(l.classifier);
+	bool ok = err == 0 && !l.lost && l.exit_code == 0 && src_read &&
+		  dst_written && dst_created && l.dropped_events == 0;
+	if (err != 0 || l.lost)
+		weft_preflight_check(
+			p, "probe", false, "tracing %s failed: %s%s%s",
+			PROBE_CP, l.lost ? l.lost_reason : weft_strerror(err),
+			rep.nwarnings ? ": " : "",
+			rep.nwarnings ? rep.warnings[0] : "");
+	else
+		weft_preflight_check(
+			p, "probe", ok,
+			"%s SRC DST in a temporary directory: exit %d; SRC "
+			"%s, DST %s%s; %llu dropped records",
+			PROBE_CP, l.exit_code, src_read ? "read" : "NOT read",
+			dst_written ? "written" : "NOT written",
+			dst_created ? "+created" : " (NOT created)",
+			(unsigned long long)l.dropped_events);
+	weft_report_release(&rep);
+out:
+	unlink(dst);
+	unlink(src);
+	rmdir(real);
+}
+
+static void check_command(weft_preflight *p, const char *command)
+{
+	struct stat st;
+	if (stat(command, &st) != 0)
+		weft_preflight_check(p, "command", false, "%s: %s", command,
+				     strerror(errno));
+	else if (!S_ISREG(st.st_mode) || access(command, X_OK) != 0)
+		weft_preflight_check(p, "command", false,
+				     "%s: not an executable file", command);
+	else
+		weft_preflight_check(p, "command", true,
+				     "%s: executable (static, dynamic and "
+				     "set-user-ID binaries are all traced)",
+				     command);
+}
+
+int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
+{
+	(void)timeout_ms; /* the manager enforces it from outside */
+	int64_t start = mono_ms();
+	struct utsname u;
+	weft_preflight_begin(p, "ebpf", command);
+	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
+	weft_preflight_check(p, "platform", linux_ok, "%s %s",
+			     linux_ok ? u.sysname : "not Linux",
+			     linux_ok ? u.release : "");
+	bool arch_ok = linux_ok && strcmp(u.machine, "x86_64") == 0;
+	weft_preflight_check(
+		p, "architecture", arch_ok, "machine %s, built for x86_64%s",
+		linux_ok ? u.machine : "?", arch_ok ? "" : ": unsupported");
+	check_tracefs(p);
+	check_btf(p);
+	check_privileges(p);
+	if (p->ok) {
+		check_load_and_probe(p);
+	} else {
+		weft_preflight_check(p, "load_attach", false,
+				     "not run: an earlier check failed");
+		weft_preflight_check(p, "probe", false,
+				     "not run: an earlier check failed");
+	}
+	if (command)
+		check_command(p, command);
+	if (p->ok) {
+		snprintf(p->summary, sizeof(p->summary),
+			 "ebpf works: %s %s %s, BTF, programs loaded and "
+			 "attached, probe %s traced in %lld ms",
+			 u.sysname, u.release, u.machine, PROBE_CP,
+			 (long long)(mono_ms() - start));
+		return 0;
+	}
+	for (size_t i = 0; i < p->nchecks; i++)
+		if (!p->checks[i].ok) {
+			snprintf(p->summary, sizeof(p->summary),
+				 "ebpf unavailable: %s: %.400s",
+				 p->checks[i].name, p->checks[i].detail);
+			break;
+		}
+	return 0;
+}

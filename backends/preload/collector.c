@@ -1,0 +1,873 @@
+/*
+ * collector.c - the preload backend's run: launch the workload with
+ * libweft_preload.so in LD_PRELOAD and a datagram socket to report to,
+ * turn the batches every process sends into weft_events for the one
+ * classifier, and reap (weft is a child subreaper, so every orphan of the
+ * workload comes back here) until no descendant is left.
+ *
+ * The socket is SOCK_DGRAM in a private 0700 directory: every process of
+ * the tree sends to the one receive queue, so batches arrive in the order
+ * they were sent (the library sends what others may act on before acting),
+ * and SO_PASSCRED has the kernel vouch for each sender's pid.
+ *
+ * A process's records wait ("held") until the classifier knows it: the
+ * FORK its parent sends after fork returns may come after the child's
+ * first batch. Processes whose creation the library cannot see (a fork or
+ * spawn inside libc: daemon, system, popen) get their FORK made here from
+ * the ppid they report.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "preload_internal.h"
+
+#define PL_STREAM_BUCKETS 1024
+/* How long records of a process wait for its FORK before weft makes it
+ * from the reported ppid. */
+#define PL_HOLD_MS 500
+#define PL_POLL_MS 20
+/* FORKs in one batch whose children are released after it. */
+#define PL_RELEASE_MAX 64
+
+struct pl_held {
+	struct pl_held *next;
+	size_t len;
+	uint8_t data[];
+};
+
+/* What the collector knows of one process (one pid; a new first batch
+ * starts over). */
+struct pl_stream {
+	struct pl_stream *next;
+	pid_t pid, ppid;
+	uint32_t next_seq;
+	uint16_t how;
+	bool ended;    /* its END arrived: its records are complete */
+	bool exited;   /* its exit status is known */
+	int exit_code;
+	bool held;
+	int64_t held_since_ms;
+	struct pl_held *hold_head, *hold_tail;
+};
+
+struct pl_warned {
+	struct pl_warned *next;
+	char text[];
+};
+
+typedef struct pl_run {
+	weft_launch *l;
+	weft_report *w;
+	pl_stats stats;
+	int sock;
+	struct pl_stream *buckets[PL_STREAM_BUCKETS];
+	size_t nheld;
+	struct pl_warned *warned;
+	const char *sock_path;
+	dev_t sock_dev;
+	ino_t sock_ino;
+	pid_t sender; /* of the batch being fed */
+	pid_t release[PL_RELEASE_MAX]; /* held streams its FORKs freed */
+	size_t nrelease;
+	bool oom;
+} pl_run;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- streams ---- */
+
+static struct pl_stream *stream_get(pl_run *r, pid_t pid, bool make)
+{
+	struct pl_stream **b = &r->buckets[(uint32_t)pid % PL_STREAM_BUCKETS];
+	for (struct pl_stream *s = *b; s; s = s->next)
+		if (s->pid == pid)
+			return s;
+	if (!make)
+		return NULL;
+	struct pl_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		r->oom = true;
+		return NULL;
+	}
+	s->pid = pid;
+	s->next = *b;
+	*b = s;
+	return s;
+}
+
+static void hold_free(struct pl_stream *s)
+{
+	while (s->hold_head) {
+		struct pl_held *h = s->hold_head;
+		s->hold_head = h->next;
+		free(h);
+	}
+	s->hold_tail = NULL;
+}
+
+static void streams_free(pl_run *r)
+{
+	for (size_t i = 0; i < PL_STREAM_BUCKETS; i++)
+		while (r->buckets[i]) {
+			struct pl_stream *s = r->buckets[i];
+			r->buckets[i] = s->next;
+			hold_free(s);
+			free(s);
+		}
+	while (r->warned) {
+		struct pl_warned *w = r->warned;
+		r->warned = w->next;
+		free(w);
+	}
+}
+
+/* ---- feeding ---- */
+
+static void feed(pl_run *r, weft_event *ev)
+{
+	ev->time_ns = real_ns();
+	if (ev->tgid == 0)
+		ev->tgid = ev->pid;
+	if (r->l->verbose >= 2)
+		fprintf(stderr,
+			"weft preload: ev kind=%d pid=%d ret=%lld fd=%d "
+			"fd2=%d flags=%#x path=%s path2=%s\n",
+			ev->kind, ev->pid, (long long)ev->ret, ev->fd, ev->fd2,
+			(unsigned)ev->flags, ev->path ? ev->path : "-",
+			ev->path2 ? ev->path2 : "-");
+	if (weft_classifier_feed(r->l->classifier, ev) != 0)
+		r->l->dropped_events++;
+}
+
+static weft_event event(uint16_t kind, pid_t pid)
+{
+	weft_event ev = {.kind = kind,
+			 .pid = pid,
+			 .tgid = pid,
+			 .created = WEFT_CREATED_UNKNOWN};
+	return ev;
+}
+
+/* A warning once per text (every process that execs the same static
+ * binary says the same). */
+static void warn_once(pl_run *r, const char *text)
+{
+	for (struct pl_warned *w = r->warned; w; w = w->next)
+		if (strcmp(w->text, text) == 0)
+			return;
+	size_t n = strlen(text) + 1;
+	struct pl_warned *w = malloc(sizeof(*w) + n);
+	if (w) {
+		memcpy(w->text, text, n);
+		w->next = r->warned;
+		r->warned = w;
+	}
+	weft_report_warn(r->w, "%s", text);
+}
+
+static void release(pl_run *r, struct pl_stream *s);
+
+static void feed_io(pl_run *r, pid_t pid, int fd, unsigned bits)
+{
+	weft_event ev = event(0, pid);
+	ev.fd = fd;
+	ev.ret = 1;
+	if (bits & PL_B_READ) {
+		ev.kind = WEFT_EV_READ;
+		feed(r, &ev);
+	}
+	if (bits & PL_B_WRITE) {
+		ev.kind = WEFT_EV_WRITE;
+		feed(r, &ev);
+	}
+}
+
+static void feed_exit(pl_run *r, pid_t pid, int code)
+{
+	struct pl_stream *s = stream_get(r, pid, false);
+	if (s && !s->exited) {
+		s->exited = true;
+		s->exit_code = code;
+	}
+	if (!weft_classifier_has_task(r->l->classifier, pid))
+		return;
+	weft_event ev = event(WEFT_EV_EXIT, pid);
+	ev.ret = code;
+	ev.flags = 1;
+	feed(r, &ev);
+}
+
+static int on_record(void *ctx, const pl_record *d)
+{
+	pl_run *r = ctx;
+	const struct pl_rec *rec = &d->r;
+	pid_t pid = rec->pid > 0 ? rec->pid : r->sender;
+	weft_event ev = event(0, pid);
+	r->stats.records++;
+	ev.fd = rec->fd;
+	ev.fd2 = rec->fd2;
+	ev.flags = rec->flags;
+	ev.mode = rec->mode;
+	ev.created = rec->created;
+	switch (rec->kind) {
+	case PL_R_IMAGE:
+	case PL_R_EXEC: {
+		unsigned first = rec->kind == PL_R_IMAGE ? 2 : 1;
+		ev.kind = WEFT_EV_EXEC;
+		ev.path = d->strs[0][0] ? d->strs[0] : NULL;
+		ev.argv = d->strs + first;
+		ev.argc = d->nstr - first;
+		feed(r, &ev);
+		return 0;
+	}
+	case PL_R_OPEN:
+		ev.kind = WEFT_EV_OPEN;
+		ev.ret = rec->fd;
+		ev.fd = rec->fd2;
+		ev.path = d->strs[0];
+		if (d->has_stat) {
+			ev.has_stat = true;
+			ev.st_mode = d->st.mode;
+			ev.st_dev = d->st.dev;
+			ev.st_ino = d->st.ino;
+			ev.st_size = d->st.size;
+			ev.st_mtime_ns = d->st.mtime_ns;
+		}
+		feed(r, &ev);
+		return 0;
+	case PL_R_CLOSE:
+		feed_io(r, pid, rec->fd, rec->bits);
+		ev.kind = WEFT_EV_CLOSE;
+		feed(r, &ev);
+		return 0;
+	case PL_R_IO:
+		feed_io(r, pid, rec->fd, rec->bits);
+		return 0;
+	case PL_R_DUP:
+		ev.kind = WEFT_EV_DUP;
+		ev.ret = rec->fd2;
+		feed(r, &ev);
+		return 0;
+	case PL_R_SETCLOEXEC:
+		ev.kind = WEFT_EV_SETCLOEXEC;
+		feed(r, &ev);
+		return 0;
+	case PL_R_RENAME:
+	case PL_R_LINK:
+		ev.kind = rec->kind == PL_R_RENAME ? WEFT_EV_RENAME
+						   : WEFT_EV_LINK;
+		ev.path = d->strs[0];
+		ev.path2 = d->strs[1];
+		feed(r, &ev);
+		return 0;
+	case PL_R_UNLINK:
+	case PL_R_TRUNCATE:
+	case PL_R_CHDIR:
+		ev.kind = rec->kind == PL_R_UNLINK     ? WEFT_EV_UNLINK
+			  : rec->kind == PL_R_TRUNCATE ? WEFT_EV_TRUNCATE
+						       : WEFT_EV_CHDIR;
+		if (rec->kind != PL_R_UNLINK)
+			ev.fd = AT_FDCWD;
+		ev.path = d->strs[0];
+		feed(r, &ev);
+		return 0;
+	case PL_R_FCHDIR:
+		ev.kind = WEFT_EV_FCHDIR;
+		feed(r, &ev);
+		return 0;
+	case PL_R_FORK: {
+		if (rec->ret <= 0 || rec->ret > INT32_MAX)
+			return 0;
+		ev.kind = WEFT_EV_FORK;
+		ev.ret = rec->ret;
+		ev.flags = 0;
+		feed(r, &ev);
+		/* Its held records go after the rest of this batch (a
+		 * spawn's file actions are the child's first events). */
+		struct pl_stream *c = stream_get(r, (pid_t)rec->ret, false);
+		if (c && c->held && r->nrelease < PL_RELEASE_MAX)
+			r->release[r->nrelease++] = c->pid;
+		return 0;
+	}
+	case PL_R_EXIT:
+		if (rec->pid > 0)
+			feed_exit(r, rec->pid, (int)(rec->ret & 0xff));
+		return 0;
+	case PL_R_END: {
+		struct pl_stream *s = stream_get(r, r->sender, false);
+		if (s)
+			s->ended = true;
+		if (rec->bits & PL_B_CODE)
+			feed_exit(r, r->sender, (int)(rec->ret & 0xff));
+		return 0;
+	}
+	case PL_R_WARN:
+		warn_once(r, d->strs[0]);
+		return 0;
+	}
+	return 0;
+}
+
+static void feed_batch(pl_run *r, pid_t sender, const uint8_t *buf,
+		       size_t len)
+{
+	struct pl_batch h;
+	size_t first = r->nrelease;
+	r->sender = sender;
+	if (pl_batch_decode(buf, len, &h, on_record, r) != WEFT_OK)
+		r->stats.bad_batches++;
+	/* Releasing feeds more batches, which may release more. */
+	while (r->nrelease > first) {
+		pid_t pid = r->release[--r->nrelease];
+		struct pl_stream *c = stream_get(r, pid, false);
+		if (c && c->held)
+			release(r, c);
+	}
+}
+
+/* The classifier does not know s->pid: make its FORK from the ppid it
+ * reported (the root stands in for a parent outside the run). */
+static void synthesize_fork(pl_run *r, struct pl_stream *s)
+{
+	weft_classifier *c = r->l->classifier;
+	pid_t parent = s->ppid > 0 && weft_classifier_has_task(c, s->ppid)
+			       ? s->ppid
+			       : r->l->root_pid;
+	weft_event ev = event(WEFT_EV_FORK, parent);
+	ev.ret = s->pid;
+	feed(r, &ev);
+	r->stats.synthesized_forks++;
+}
+
+static void release(pl_run *r, struct pl_stream *s)
+{
+	s->held = false;
+	r->nheld--;
+	if (!weft_classifier_has_task(r->l->classifier, s->pid))
+		synthesize_fork(r, s);
+	struct pl_held *h = s->hold_head;
+	s->hold_head = s->hold_tail = NULL;
+	while (h) {
+		struct pl_held *next = h->next;
+		feed_batch(r, s->pid, h->data, h->len);
+		free(h);
+		h = next;
+	}
+}
+
+static void hold(pl_run *r, struct pl_stream *s, const uint8_t *buf,
+		 size_t len)
+{
+	struct pl_held *h = malloc(sizeof(*h) + len);
+	if (!h) {
+		r->oom = true;
+		return;
+	}
+	memcpy(h->data, buf, len);
+	h->len = len;
+	h->next = NULL;
+	if (s->hold_tail)
+		s->hold_tail->next = h;
+	else
+		s->hold_head = h;
+	s->hold_tail = h;
+	if (!s->held) {
+		s->held = true;
+		s->held_since_ms = mono_ms();
+		r->nheld++;
+		r->stats.held++;
+	}
+}
+
+/* One datagram from sender (the kernel's word for its pid). */
+static void on_batch(pl_run *r, pid_t sender, const uint8_t *buf, size_t len)
+{
+	struct pl_batch h;
+	r->stats.batches++;
+	if (len < sizeof(h)) {
+		r->stats.bad_batches++;
+		return;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != PL_MAGIC || h.pid != sender) {
+		r->stats.bad_batches++;
+		return;
+	}
+	struct pl_stream *s = stream_get(r, sender, true);
+	if (!s)
+		return;
+	if (h.seq == UINT32_MAX) {
+		/* From a signal handler, outside the sequence. */
+	} else if (h.seq == 0) {
+		if (s->ended || h.how != PL_HOW_EXEC) {
+			/* A new process with this pid (or a fork child). */
+			bool was_held = s->held;
+			hold_free(s);
+			if (was_held)
+				r->nheld--;
+			*s = (struct pl_stream){.next = s->next, .pid = sender};
+		}
+		s->ppid = h.ppid;
+		s->how = h.how;
+		s->ended = false;
+		s->next_seq = 1;
+	} else {
+		if (h.seq != s->next_seq)
+			r->stats.lost_batches +=
+				h.seq > s->next_seq ? h.seq - s->next_seq : 1;
+		s->next_seq = h.seq + 1;
+	}
+	if (s->held) {
+		hold(r, s, buf, len);
+		return;
+	}
+	if (!weft_classifier_has_task(r->l->classifier, sender)) {
+		if (s->how == PL_HOW_FORKED || s->how == PL_HOW_SPAWNED) {
+			hold(r, s, buf, len); /* its FORK is on its way */
+			return;
+		}
+		synthesize_fork(r, s);
+	}
+	feed_batch(r, sender, buf, len);
+}
+
+static void release_stale(pl_run *r, bool all)
+{
+	if (!r->nheld)
+		return;
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < PL_STREAM_BUCKETS && r->nheld; i++)
+		for (struct pl_stream *s = r->buckets[i]; s; s = s->next)
+			if (s->held &&
+			    (all || now - s->held_since_ms >= PL_HOLD_MS))
+				release(r, s);
+}
+
+/* Receive every queued datagram. */
+static void drain(pl_run *r, uint8_t *buf)
+{
+	for (;;) {
+		struct iovec iov = {buf, PL_BATCH_MAX + 1};
+		union {
+			struct cmsghdr align;
+			char b[CMSG_SPACE(sizeof(struct ucred))];
+		} ctl;
+		struct msghdr msg = {.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.b,
+				     .msg_controllen = sizeof(ctl.b)};
+		ssize_t n = recvmsg(r->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		pid_t sender = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
+		     c = CMSG_NXTHDR(&msg, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_CREDENTIALS) {
+				struct ucred cr;
+				memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+				sender = cr.pid;
+			}
+		if (sender <= 0 || (msg.msg_flags & MSG_TRUNC) ||
+		    n > PL_BATCH_MAX) {
+			r->stats.bad_batches++;
+			continue;
+		}
+		on_batch(r, sender, buf, (size_t)n);
+	}
+}
+
+/* ---- the end of the run ---- */
+
+static void warn_incomplete(pl_run *r)
+{
+	char pids[200] = "";
+	size_t len = 0, count = 0;
+	for (size_t i = 0; i < PL_STREAM_BUCKETS; i++)
+		for (struct pl_stream *s = r->buckets[i]; s; s = s->next) {
+			if (s->ended)
+				continue;
+			if (++count <= 8)
+				len += (size_t)snprintf(
+					pids + len, sizeof(pids) - len, "%s%d%s",
+					count > 1 ? ", " : "", (int)s->pid,
+					s->exited && s->exit_code > 128
+						? " (killed by a signal)"
+						: "");
+			if (len >= sizeof(pids))
+				len = sizeof(pids) - 1;
+		}
+	if (count)
+		weft_report_warn(r->w,
+				 "preload: tracing incomplete: %zu process%s "
+				 "ended without their last report (%s%s); "
+				 "file accesses after their last report are "
+				 "missing",
+				 count, count == 1 ? "" : "es", pids,
+				 count > 8 ? ", ..." : "");
+	if (r->stats.lost_batches || r->stats.bad_batches)
+		weft_report_warn(r->w,
+				 "preload: tracing incomplete: %llu reports "
+				 "lost and %llu malformed ones rejected",
+				 (unsigned long long)r->stats.lost_batches,
+				 (unsigned long long)r->stats.bad_batches);
+	if (r->oom)
+		weft_report_warn(r->w, "preload: tracing incomplete: out of "
+				       "memory in the collector");
+}
+
+/* ---- launch ---- */
+
+static bool is_var(const char *e, const char *name)
+{
+	size_t n = strlen(name);
+	return strncmp(e, name, n) == 0 && e[n] == '=';
+}
+
+/* The workload's environment: the caller's, with the library first in
+ * LD_PRELOAD and the socket path. */
+static char **workload_env(char *const *envp, const char *lib,
+			   const char *sock, char **owned, size_t nowned)
+{
+	size_t n = 0;
+	while (envp && envp[n])
+		n++;
+	char **env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	const char *old = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (is_var(envp[i], "LD_PRELOAD"))
+			old = envp[i] + strlen("LD_PRELOAD=");
+		else if (!is_var(envp[i], PL_ENV_SOCK) &&
+			 !is_var(envp[i], PL_ENV_SPAWNED))
+			env[k++] = envp[i];
+	}
+	size_t a = strlen(lib) + (old ? strlen(old) : 0) + 32;
+	size_t b = strlen(sock) + 32;
+	if (nowned < 2 || !(owned[0] = malloc(a)) || !(owned[1] = malloc(b))) {
+		free(env);
+		return NULL;
+	}
+	snprintf(owned[0], a, "LD_PRELOAD=%s%s%s", lib,
+		 old && *old ? ":" : "", old && *old ? old : "");
+	snprintf(owned[1], b, "%s=%s", PL_ENV_SOCK, sock);
+	env[k++] = owned[0];
+	env[k++] = owned[1];
+	env[k] = NULL;
+	return env;
+}
+
+/* A private directory with the socket in it. */
+static int make_socket(char *dir, size_t dirsz, char *path, size_t pathsz)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	const char *tmp = getenv("TMPDIR");
+	for (int i = 0; i < 2; i++) {
+		const char *base = i == 0 && tmp && tmp[0] == '/' ? tmp : "/tmp";
+		snprintf(dir, dirsz, "%s/weft-preload-XXXXXX", base);
+		if (strlen(dir) + 6 >= sizeof(a.sun_path))
+			continue;
+		if (mkdtemp(dir))
+			break;
+		dir[0] = '\0';
+	}
+	if (!dir[0])
+		return -1;
+	snprintf(path, pathsz, "%s/sock", dir);
+	/* dir was checked to leave room for "/sock" in sun_path. */
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1, big = 8 << 20;
+	if (s < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
+	    bind(s, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		int e = errno;
+		if (s >= 0)
+			close(s);
+		rmdir(dir);
+		errno = e;
+		return -1;
+	}
+	/* Bigger when permitted (root: SO_RCVBUFFORCE). */
+	if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0)
+		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	return s;
+}
+
+struct launch_failure {
+	int err;
+};
+
+void pl_exec_blind(const char *path, char *why, size_t whysz)
+{
+	why[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	unsigned char hdr[64];
+	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+	bool reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (reg && ((st.st_mode & S_ISUID) && st.st_uid != getuid()))
+		snprintf(why, whysz, "set-user-ID (secure-exec: the dynamic "
+				     "linker ignores LD_PRELOAD)");
+	else if (reg && (st.st_mode & S_ISGID) && st.st_gid != getgid())
+		snprintf(why, whysz, "set-group-ID (secure-exec: the dynamic "
+				     "linker ignores LD_PRELOAD)");
+	if (!why[0] && reg && n == (ssize_t)sizeof(hdr) &&
+	    memcmp(hdr, "\177ELF", 4) == 0 && hdr[4] == 2) {
+		uint64_t phoff;
+		uint16_t phentsize, phnum;
+		memcpy(&phoff, hdr + 0x20, 8);
+		memcpy(&phentsize, hdr + 0x36, 2);
+		memcpy(&phnum, hdr + 0x38, 2);
+		bool interp = false;
+		for (unsigned i = 0; i < phnum && i < 256 && phentsize >= 4;
+		     i++) {
+			uint32_t type;
+			if (pread(fd, &type, 4, (off_t)(phoff + i * phentsize)) !=
+			    4)
+				break;
+			if (type == 3 /* PT_INTERP */)
+				interp = true;
+		}
+		if (!interp)
+			snprintf(why, whysz, "a static binary (no PT_INTERP)");
+	}
+	close(fd);
+}
+
+static void seed_root(pl_run *r, pid_t pid, const char *cwd)
+{
+	weft_launch *l = r->l;
+	uint32_t argc = 0;
+	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
+		argc++;
+	char exe[PATH_MAX];
+	const char *e = l->argv[0];
+	if (realpath(e, exe))
+		e = exe;
+	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
+				    (const char *const *)l->argv, argc);
+}
+
+/* The socket's name is how every new image reaches weft; the workload
+ * can remove it (it is in its environment). Then tracing is lost from
+ * here on: say so, and let the manager fall back. */
+static bool socket_gone(pl_run *r)
+{
+	struct stat st;
+	return stat(r->sock_path, &st) != 0 || st.st_ino != r->sock_ino ||
+	       st.st_dev != r->sock_dev;
+}
+
+/* Reap until no descendant is left, feeding batches as they come. */
+static void run_loop(pl_run *r, uint8_t *buf)
+{
+	for (;;) {
+		drain(r, buf);
+		if (socket_gone(r)) {
+			weft_launch *l = r->l;
+			l->lost = true;
+			l->lost_at_ns = (int64_t)real_ns();
+			snprintf(l->lost_reason, sizeof(l->lost_reason),
+				 "its socket %.300s was removed or replaced "
+				 "by the workload",
+				 r->sock_path);
+			return;
+		}
+		release_stale(r, false);
+		for (;;) {
+			int status;
+			pid_t p = waitpid(-1, &status, WNOHANG);
+			if (p > 0) {
+				/* What it sent before dying is queued:
+				 * take it before its exit. */
+				drain(r, buf);
+				int code = WIFEXITED(status)
+						   ? WEXITSTATUS(status)
+						   : 128 + WTERMSIG(status);
+				if (p == r->l->root_pid)
+					r->l->exit_code = code;
+				feed_exit(r, p, code);
+				continue;
+			}
+			if (p < 0 && errno == EINTR)
+				continue;
+			if (p < 0)
+				return; /* ECHILD: nobody left */
+			break;
+		}
+		struct pollfd pfd = {r->sock, POLLIN, 0};
+		poll(&pfd, 1, PL_POLL_MS);
+	}
+}
+
+int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
+{
+	char lib[PATH_MAX + 256], cwd[PATH_MAX], dir[PATH_MAX],
+		sock_path[PATH_MAX + 8], why[256];
+	if (pl_library_path(lib, sizeof(lib)) != 0) {
+		weft_report_warn(w, "preload: %s", lib);
+		errno = ENOENT;
+		return WEFT_EIO;
+	}
+	if (!getcwd(cwd, sizeof(cwd)))
+		return WEFT_EIO;
+	pl_run r = {.l = l, .w = w, .sock = -1};
+	uint8_t *buf = malloc(PL_BATCH_MAX + 1);
+	char *owned[2] = {NULL, NULL};
+	char **env = NULL;
+	int err = WEFT_OK, fail[2] = {-1, -1}, go[2] = {-1, -1};
+	if (!buf)
+		return WEFT_ENOMEM;
+	r.sock = make_socket(dir, sizeof(dir), sock_path, sizeof(sock_path));
+	if (r.sock < 0) {
+		free(buf);
+		return WEFT_EIO;
+	}
+	struct stat sst;
+	if (stat(sock_path, &sst) == 0) {
+		r.sock_dev = sst.st_dev;
+		r.sock_ino = sst.st_ino;
+	}
+	r.sock_path = sock_path;
+	env = workload_env(l->envp, lib, sock_path, owned, 2);
+	if (!env || pipe2(fail, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
+		err = env ? WEFT_EIO : WEFT_ENOMEM;
+		goto out;
+	}
+	pl_exec_blind(l->argv[0], why, sizeof(why));
+	if (why[0])
+		weft_report_warn(w,
+				 "preload: %s is %s: its file accesses are not "
+				 "traced",
+				 l->argv[0], why);
+
+	int old_subreaper = 0;
+	prctl(PR_GET_CHILD_SUBREAPER, &old_subreaper, 0, 0, 0);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	pid_t pid = fork();
+	if (pid < 0) {
+		err = WEFT_EIO;
+		prctl(PR_SET_CHILD_SUBREAPER, old_subreaper, 0, 0, 0);
+		goto out;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Not before weft knows its pid (a signal weft forwards
+		 * must find it). */
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(126);
+		execve(l->argv[0], l->argv, env);
+		struct launch_failure lf = {errno};
+		if (write(fail[1], &lf, sizeof(lf)) < 0)
+			_exit(127);
+		_exit(lf.err == ENOENT ? 127 : 126);
+	}
+	close(fail[1]);
+	fail[1] = -1;
+	l->root_pid = pid;
+	l->exit_code = 0;
+	seed_root(&r, pid, cwd);
+	if (write(go[1], "g", 1) != 1)
+		weft_report_warn(w, "preload: cannot start the workload: %s",
+				 strerror(errno));
+	close(go[1]);
+	go[1] = -1;
+
+	run_loop(&r, buf);
+	drain(&r, buf);
+	release_stale(&r, true);
+	prctl(PR_SET_CHILD_SUBREAPER, old_subreaper, 0, 0, 0);
+	if (l->lost) {
+		/* The workload runs on; the manager takes it from here. */
+		err = WEFT_OK;
+		goto out;
+	}
+
+	struct launch_failure lf;
+	if (read(fail[0], &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
+		l->exit_code = lf.err == ENOENT ? 127 : 126;
+		weft_report_warn(w, "preload: cannot execute %s: %s",
+				 l->argv[0], strerror(lf.err));
+		errno = lf.err;
+		err = WEFT_EIO;
+	} else {
+		warn_incomplete(&r);
+	}
+	if (l->verbose >= 1)
+		fprintf(stderr,
+			"weft preload: %llu batches, %llu records, %llu held, "
+			"%llu forks made, %llu lost, %llu malformed\n",
+			(unsigned long long)r.stats.batches,
+			(unsigned long long)r.stats.records,
+			(unsigned long long)r.stats.held,
+			(unsigned long long)r.stats.synthesized_forks,
+			(unsigned long long)r.stats.lost_batches,
+			(unsigned long long)r.stats.bad_batches);
+out:
+	if (stats)
+		*stats = r.stats;
+	streams_free(&r);
+	if (fail[0] >= 0)
+		close(fail[0]);
+	if (fail[1] >= 0)
+		close(fail[1]);
+	for (int i = 0; i < 2; i++)
+		if (go[i] >= 0)
+			close(go[i]);
+	close(r.sock);
+	unlink(sock_path);
+	rmdir(dir);
+	free(owned[0]);
+	free(owned[1]);
+	free(env);
+	free(buf);
+	return err;
+}
+
+static int preload_run(weft_launch *l, weft_report *warnings_to)
+{
+	return pl_trace(l, warnings_to, NULL);
+}
+
+const weft_backend weft_backend_preload = {
+	.name = "preload",
+	.preflight = pl_preflight,
+	.run = preload_run,
+	.attach = NULL,
+};

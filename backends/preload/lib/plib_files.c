@@ -1,0 +1,829 @@
+/*
+ * plib_files.c - the wrapped file calls of libweft_preload.so. glibc
+ * exports some calls under two names (open and open64, ...); both are
+ * wrapped. Opens, closes, dups and path operations become records in
+ * program order; reads, writes, mappings and cross-fd copies only set a
+ * bit in the fd's slot (pl_note_io), reported once when the fd closes.
+ *
+ * stdio reaches the kernel through libc's internal aliases, not the PLT,
+ * so fread/fwrite/fprintf are not wrapped one by one: fopen and fclose
+ * are, and at fclose the slot's snapshot tells whether the stream read
+ * (the offset moved) or wrote (size or mtime changed).
+ */
+
+#include "plib.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1u << 2)
+#endif
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+
+/* glibc's fortify entry points and the *2 variants, not in its headers. */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+int renameat2(int od, const char *old, int nd, const char *new,
+	      unsigned int flags);
+int close_range(unsigned int first, unsigned int last, int flags);
+void closefrom(int lowfd);
+
+static bool needs_mode(int flags)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+}
+
+/* ---- opens ---- */
+
+#define MODE_ARG(flags)                                                        \
+	int mode = 0;                                                          \
+	if (needs_mode(flags)) {                                               \
+		va_list ap;                                                    \
+		va_start(ap, flags);                                           \
+		mode = va_arg(ap, int);                                        \
+		va_end(ap);                                                    \
+	}
+
+#define OPEN_BODY(dirfd, call)                                                 \
+	int8_t created = pl_active ? pl_created_hint(dirfd, path, flags) : -1; \
+	int fd = call;                                                         \
+	if (fd >= 0)                                                           \
+		pl_opened(fd, dirfd, path, flags, mode, created);              \
+	return fd
+
+PL_EXPORT int open(const char *path, int flags, ...)
+{
+	PL_REAL(open);
+	MODE_ARG(flags);
+	OPEN_BODY(AT_FDCWD, real_fn(path, flags, mode));
+}
+
+PL_EXPORT int open64(const char *path, int flags, ...)
+{
+	PL_REAL(open64);
+	MODE_ARG(flags);
+	OPEN_BODY(AT_FDCWD, real_fn(path, flags, mode));
+}
+
+PL_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	PL_REAL(openat);
+	MODE_ARG(flags);
+	OPEN_BODY(dirfd, real_fn(dirfd, path, flags, mode));
+}
+
+PL_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	PL_REAL(openat64);
+	MODE_ARG(flags);
+	OPEN_BODY(dirfd, real_fn(dirfd, path, flags, mode));
+}
+
+PL_EXPORT int __open_2(const char *path, int flags)
+{
+	PL_REAL(__open_2);
+	int mode = 0;
+	OPEN_BODY(AT_FDCWD, real_fn(path, flags));
+}
+
+PL_EXPORT int __open64_2(const char *path, int flags)
+{
+	PL_REAL(__open64_2);
+	int mode = 0;
+	OPEN_BODY(AT_FDCWD, real_fn(path, flags));
+}
+
+PL_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	PL_REAL(__openat_2);
+	int mode = 0;
+	OPEN_BODY(dirfd, real_fn(dirfd, path, flags));
+}
+
+PL_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	PL_REAL(__openat64_2);
+	int mode = 0;
+	OPEN_BODY(dirfd, real_fn(dirfd, path, flags));
+}
+
+PL_EXPORT int creat(const char *path, mode_t m)
+{
+	PL_REAL(creat);
+	int flags = O_CREAT | O_WRONLY | O_TRUNC, mode = (int)m;
+	OPEN_BODY(AT_FDCWD, real_fn(path, m));
+}
+
+PL_EXPORT int creat64(const char *path, mode_t m)
+{
+	PL_REAL(creat64);
+	int flags = O_CREAT | O_WRONLY | O_TRUNC, mode = (int)m;
+	OPEN_BODY(AT_FDCWD, real_fn(path, m));
+}
+
+/* ---- stdio streams ---- */
+
+static int stdio_flags(const char *m)
+{
+	int flags;
+	switch (m ? m[0] : 'r') {
+	case 'w':
+		flags = O_WRONLY | O_CREAT | O_TRUNC;
+		break;
+	case 'a':
+		flags = O_WRONLY | O_CREAT | O_APPEND;
+		break;
+	default:
+		flags = O_RDONLY;
+	}
+	for (const char *p = m ? m + 1 : ""; *p && *p != ','; p++) {
+		if (*p == '+')
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		else if (*p == 'x')
+			flags |= O_EXCL;
+		else if (*p == 'e')
+			flags |= O_CLOEXEC;
+	}
+	return flags;
+}
+
+static FILE *fopened(FILE *f, const char *path, int flags, int8_t created)
+{
+	if (f)
+		pl_opened(fileno(f), AT_FDCWD, path, flags, 0666, created);
+	return f;
+}
+
+/* A stream about to close: its buffered writes reach the file first, so
+ * that the size check at close sees them. */
+static void stream_closing(FILE *f)
+{
+	int fd = f ? fileno(f) : -1;
+	if (!pl_active || fd < 0)
+		return;
+	if ((unsigned)fd < PL_SLOTS &&
+	    (atomic_load(&pl_slots[fd]) & PL_S_WRITABLE))
+		fflush(f);
+	pl_closing(fd);
+}
+
+PL_EXPORT FILE *fopen(const char *path, const char *m)
+{
+	PL_REAL(fopen);
+	int flags = stdio_flags(m);
+	int8_t created = pl_active ? pl_created_hint(AT_FDCWD, path, flags) : -1;
+	return fopened(real_fn(path, m), path, flags, created);
+}
+
+PL_EXPORT FILE *fopen64(const char *path, const char *m)
+{
+	PL_REAL(fopen64);
+	int flags = stdio_flags(m);
+	int8_t created = pl_active ? pl_created_hint(AT_FDCWD, path, flags) : -1;
+	return fopened(real_fn(path, m), path, flags, created);
+}
+
+PL_EXPORT FILE *freopen(const char *path, const char *m, FILE *f)
+{
+	PL_REAL(freopen);
+	int flags = stdio_flags(m);
+	int8_t created = pl_active && path
+				 ? pl_created_hint(AT_FDCWD, path, flags)
+				 : -1;
+	if (path)
+		stream_closing(f);
+	FILE *r = real_fn(path, m, f);
+	return path ? fopened(r, path, flags, created) : r;
+}
+
+PL_EXPORT FILE *freopen64(const char *path, const char *m, FILE *f)
+{
+	PL_REAL(freopen64);
+	int flags = stdio_flags(m);
+	int8_t created = pl_active && path
+				 ? pl_created_hint(AT_FDCWD, path, flags)
+				 : -1;
+	if (path)
+		stream_closing(f);
+	FILE *r = real_fn(path, m, f);
+	return path ? fopened(r, path, flags, created) : r;
+}
+
+PL_EXPORT int fclose(FILE *f)
+{
+	PL_REAL(fclose);
+	stream_closing(f);
+	return real_fn(f);
+}
+
+/* ---- directories (opendir opens inside libc) ---- */
+
+PL_EXPORT DIR *opendir(const char *path)
+{
+	PL_REAL(opendir);
+	DIR *d = real_fn(path);
+	if (d)
+		pl_opened(dirfd(d), AT_FDCWD, path,
+			  O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
+	return d;
+}
+
+PL_EXPORT int closedir(DIR *d)
+{
+	PL_REAL(closedir);
+	pl_closing(dirfd(d));
+	return real_fn(d);
+}
+
+/* ---- reads and writes: one bit per fd lifetime ---- */
+
+#define IO_BODY(bit, fd, call)                                                 \
+	ssize_t done = call;                                                   \
+	if (done > 0)                                                          \
+		pl_note_io(fd, bit);                                           \
+	return done
+
+PL_EXPORT ssize_t read(int fd, void *b, size_t n)
+{
+	PL_REAL(read);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n));
+}
+
+PL_EXPORT ssize_t pread(int fd, void *b, size_t n, off_t o)
+{
+	PL_REAL(pread);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n, o));
+}
+
+PL_EXPORT ssize_t pread64(int fd, void *b, size_t n, off64_t o)
+{
+	PL_REAL(pread64);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n, o));
+}
+
+PL_EXPORT ssize_t readv(int fd, const struct iovec *v, int c)
+{
+	PL_REAL(readv);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c));
+}
+
+PL_EXPORT ssize_t preadv(int fd, const struct iovec *v, int c, off_t o)
+{
+	PL_REAL(preadv);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o));
+}
+
+PL_EXPORT ssize_t preadv64(int fd, const struct iovec *v, int c, off64_t o)
+{
+	PL_REAL(preadv64);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o));
+}
+
+PL_EXPORT ssize_t preadv2(int fd, const struct iovec *v, int c, off_t o,
+			  int fl)
+{
+	PL_REAL(preadv2);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o, fl));
+}
+
+PL_EXPORT ssize_t preadv64v2(int fd, const struct iovec *v, int c, off64_t o,
+			     int fl)
+{
+	PL_REAL(preadv64v2);
+	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o, fl));
+}
+
+PL_EXPORT ssize_t write(int fd, const void *b, size_t n)
+{
+	PL_REAL(write);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n));
+}
+
+PL_EXPORT ssize_t pwrite(int fd, const void *b, size_t n, off_t o)
+{
+	PL_REAL(pwrite);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n, o));
+}
+
+PL_EXPORT ssize_t pwrite64(int fd, const void *b, size_t n, off64_t o)
+{
+	PL_REAL(pwrite64);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n, o));
+}
+
+PL_EXPORT ssize_t writev(int fd, const struct iovec *v, int c)
+{
+	PL_REAL(writev);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c));
+}
+
+PL_EXPORT ssize_t pwritev(int fd, const struct iovec *v, int c, off_t o)
+{
+	PL_REAL(pwritev);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o));
+}
+
+PL_EXPORT ssize_t pwritev64(int fd, const struct iovec *v, int c, off64_t o)
+{
+	PL_REAL(pwritev64);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o));
+}
+
+PL_EXPORT ssize_t pwritev2(int fd, const struct iovec *v, int c, off_t o,
+			   int fl)
+{
+	PL_REAL(pwritev2);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o, fl));
+}
+
+PL_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *v, int c,
+			      off64_t o, int fl)
+{
+	PL_REAL(pwritev64v2);
+	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o, fl));
+}
+
+/* ---- cross-fd copies: a read on one side, a write on the other ---- */
+
+static ssize_t xfer(int in, int out, ssize_t n)
+{
+	if (n > 0) {
+		pl_note_io(in, PL_B_READ);
+		pl_note_io(out, PL_B_WRITE);
+	}
+	return n;
+}
+
+PL_EXPORT ssize_t sendfile(int out, int in, off_t *o, size_t n)
+{
+	PL_REAL(sendfile);
+	return xfer(in, out, real_fn(out, in, o, n));
+}
+
+PL_EXPORT ssize_t sendfile64(int out, int in, off64_t *o, size_t n)
+{
+	PL_REAL(sendfile64);
+	return xfer(in, out, real_fn(out, in, o, n));
+}
+
+PL_EXPORT ssize_t copy_file_range(int in, off64_t *oi, int out, off64_t *oo,
+				  size_t n, unsigned int fl)
+{
+	PL_REAL(copy_file_range);
+	return xfer(in, out, real_fn(in, oi, out, oo, n, fl));
+}
+
+PL_EXPORT ssize_t splice(int in, off64_t *oi, int out, off64_t *oo, size_t n,
+			 unsigned int fl)
+{
+	PL_REAL(splice);
+	return xfer(in, out, real_fn(in, oi, out, oo, n, fl));
+}
+
+/* ---- mappings ---- */
+
+static void *mapped(void *r, int prot, int flags, int fd)
+{
+	if (r == MAP_FAILED || fd < 0 || (flags & MAP_ANONYMOUS))
+		return r;
+	int type = flags & 0x0f; /* MAP_TYPE */
+	if (prot & (PROT_READ | PROT_EXEC))
+		pl_note_io(fd, PL_B_READ);
+	if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) &&
+	    (prot & PROT_WRITE))
+		pl_note_io(fd, PL_B_WRITE);
+	return r;
+}
+
+PL_EXPORT void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t o)
+{
+	PL_REAL(mmap);
+	return mapped(real_fn(a, n, prot, flags, fd, o), prot, flags, fd);
+}
+
+PL_EXPORT void *mmap64(void *a, size_t n, int prot, int flags, int fd,
+		       off64_t o)
+{
+	PL_REAL(mmap64);
+	return mapped(real_fn(a, n, prot, flags, fd, o), prot, flags, fd);
+}
+
+/* ---- truncation ---- */
+
+PL_EXPORT int ftruncate(int fd, off_t len)
+{
+	PL_REAL(ftruncate);
+	int r = real_fn(fd, len);
+	if (r == 0)
+		pl_note_io(fd, PL_B_WRITE);
+	return r;
+}
+
+PL_EXPORT int ftruncate64(int fd, off64_t len)
+{
+	PL_REAL(ftruncate64);
+	int r = real_fn(fd, len);
+	if (r == 0)
+		pl_note_io(fd, PL_B_WRITE);
+	return r;
+}
+
+/* Before a call that publishes content at a path: the reads of this
+ * process so far were of the old content, so they go first. */
+static void before_publish(void)
+{
+	if (!pl_active)
+		return;
+	int saved = errno;
+	pl_lock();
+	pl_flush_io_locked(false);
+	pl_unlock();
+	errno = saved;
+}
+
+static void path_record(int kind, int fd, const char *p1, int fd2,
+			const char *p2, int flags, int8_t created)
+{
+	pl_out o;
+	pl_out_init(&o, kind);
+	o.r.fd = fd;
+	o.r.fd2 = fd2;
+	o.r.flags = flags;
+	o.r.created = created;
+	o.strs[o.nstr++] = p1;
+	if (p2)
+		o.strs[o.nstr++] = p2;
+	pl_emit(&o, true);
+}
+
+PL_EXPORT int truncate(const char *path, off_t len)
+{
+	PL_REAL(truncate);
+	before_publish();
+	int r = real_fn(path, len);
+	if (r == 0)
+		path_record(PL_R_TRUNCATE, AT_FDCWD, path, 0, NULL, 0, -1);
+	return r;
+}
+
+PL_EXPORT int truncate64(const char *path, off64_t len)
+{
+	PL_REAL(truncate64);
+	before_publish();
+	int r = real_fn(path, len);
+	if (r == 0)
+		path_record(PL_R_TRUNCATE, AT_FDCWD, path, 0, NULL, 0, -1);
+	return r;
+}
+
+/* ---- renames, links, unlinks ---- */
+
+/* Whether the new name of a rename existed before it (look now). */
+static int8_t exists_hint(int dirfd, const char *path)
+{
+	struct stat st;
+	if (!pl_active || !path)
+		return -1;
+	int saved = errno;
+	int8_t h = fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0
+		   : errno == ENOENT					 ? 1
+									 : -1;
+	errno = saved;
+	return h;
+}
+
+static int renamed(int r, int od, const char *old, int nd, const char *new,
+		   unsigned flags, int8_t created)
+{
+	if (r == 0 && pl_active) {
+		int saved = errno;
+		pl_lock();
+		pl_moves_renamed(od, old, nd, new);
+		pl_unlock();
+		errno = saved;
+		path_record(PL_R_RENAME, od, old, nd, new, (int)flags, created);
+	}
+	return r;
+}
+
+/* Before the real unlink: the path still resolves. */
+static void unlinking(int dirfd, const char *path)
+{
+	if (!pl_active)
+		return;
+	int saved = errno;
+	pl_lock();
+	pl_moves_unlinked(dirfd, path);
+	pl_unlock();
+	errno = saved;
+}
+
+PL_EXPORT int rename(const char *old, const char *new)
+{
+	PL_REAL(rename);
+	int8_t c = exists_hint(AT_FDCWD, new);
+	before_publish();
+	return renamed(real_fn(old, new), AT_FDCWD, old, AT_FDCWD, new, 0, c);
+}
+
+PL_EXPORT int renameat(int od, const char *old, int nd, const char *new)
+{
+	PL_REAL(renameat);
+	int8_t c = exists_hint(nd, new);
+	before_publish();
+	return renamed(real_fn(od, old, nd, new), od, old, nd, new, 0, c);
+}
+
+PL_EXPORT int renameat2(int od, const char *old, int nd, const char *new,
+			unsigned int flags)
+{
+	PL_REAL(renameat2);
+	int8_t c = exists_hint(nd, new);
+	before_publish();
+	return renamed(real_fn(od, old, nd, new, flags), od, old, nd, new,
+		       flags, c);
+}
+
+PL_EXPORT int link(const char *old, const char *new)
+{
+	PL_REAL(link);
+	before_publish();
+	int r = real_fn(old, new);
+	if (r == 0)
+		path_record(PL_R_LINK, AT_FDCWD, old, AT_FDCWD, new, 0, 1);
+	return r;
+}
+
+PL_EXPORT int linkat(int od, const char *old, int nd, const char *new,
+		     int flags)
+{
+	PL_REAL(linkat);
+	before_publish();
+	int r = real_fn(od, old, nd, new, flags);
+	if (r == 0)
+		path_record(PL_R_LINK, od, old, nd, new, flags, 1);
+	return r;
+}
+
+PL_EXPORT int symlink(const char *target, const char *new)
+{
+	PL_REAL(symlink);
+	int r = real_fn(target, new);
+	if (r == 0)
+		path_record(PL_R_LINK, -1, target, AT_FDCWD, new, 0, 1);
+	return r;
+}
+
+PL_EXPORT int symlinkat(const char *target, int nd, const char *new)
+{
+	PL_REAL(symlinkat);
+	int r = real_fn(target, nd, new);
+	if (r == 0)
+		path_record(PL_R_LINK, -1, target, nd, new, 0, 1);
+	return r;
+}
+
+PL_EXPORT int unlink(const char *path)
+{
+	PL_REAL(unlink);
+	unlinking(AT_FDCWD, path);
+	int r = real_fn(path);
+	if (r == 0)
+		path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0, -1);
+	return r;
+}
+
+PL_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+	PL_REAL(unlinkat);
+	if (!(flags & AT_REMOVEDIR))
+		unlinking(dirfd, path);
+	int r = real_fn(dirfd, path, flags);
+	if (r == 0 && !(flags & AT_REMOVEDIR))
+		path_record(PL_R_UNLINK, dirfd, path, 0, NULL, flags, -1);
+	return r;
+}
+
+/* remove() unlinks inside libc; a directory it removes is no record. */
+PL_EXPORT int remove(const char *path)
+{
+	PL_REAL(remove);
+	struct stat st;
+	bool dir = pl_active && lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!dir)
+		unlinking(AT_FDCWD, path);
+	int r = real_fn(path);
+	if (r == 0 && !dir)
+		path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0, -1);
+	return r;
+}
+
+/* ---- fd table operations ---- */
+
+/* new is now a copy of old. The slot follows (minus what old has seen,
+ * which old reports), the collector gets the DUP unless old is something
+ * it never tracks (a pipe, a socket). */
+static void duped(int old, int new, int cloexec)
+{
+	if (!pl_active || new < 0 || old == new)
+		return;
+	uint32_t s = 0;
+	if ((unsigned)old < PL_SLOTS &&
+	    (atomic_load(&pl_slots[old]) & PL_S_DEFERRED)) {
+		pl_lock();
+		pl_materialize_locked(old);
+		pl_unlock();
+	}
+	if ((unsigned)old < PL_SLOTS && (unsigned)new < PL_SLOTS) {
+		s = atomic_load(&pl_slots[old]);
+		/* Not PL_S_CACHED: the key is old's. */
+		uint32_t keep = s & (PL_S_KNOWN | PL_S_UNTRACKED | PL_S_OPENED |
+				     PL_S_RDONLY | PL_S_WRITABLE | PL_S_SNAP);
+		pl_snaps[new] = pl_snaps[old];
+		atomic_store(&pl_slots[new], keep);
+		int m = atomic_load(&pl_max_fd);
+		while (new > m &&
+		       !atomic_compare_exchange_weak(&pl_max_fd, &m, new))
+			;
+	}
+	/* Pipes and sockets: nothing the collector knows. Directories it
+	 * does know (OPENED): their copies serve as dirfds. */
+	if ((s & PL_S_UNTRACKED) && !(s & PL_S_OPENED))
+		return;
+	pl_out o;
+	pl_out_init(&o, PL_R_DUP);
+	o.r.fd = old;
+	o.r.fd2 = new;
+	o.r.flags = cloexec ? O_CLOEXEC : 0;
+	pl_emit(&o, false);
+}
+
+static bool fd_open(int fd)
+{
+	PL_REAL(fcntl);
+	return real_fn(fd, F_GETFD) >= 0;
+}
+
+/* dup2/dup3 onto new closes what new held, when old is valid. */
+static void dup_target(int old, int new)
+{
+	if (!pl_active || old == new)
+		return;
+	if (pl_is_own_fd(new))
+		pl_move_own_fd();
+	else if (fd_open(old))
+		pl_closing(new);
+}
+
+PL_EXPORT int dup(int old)
+{
+	PL_REAL(dup);
+	int r = real_fn(old);
+	duped(old, r, 0);
+	return r;
+}
+
+PL_EXPORT int dup2(int old, int new)
+{
+	PL_REAL(dup2);
+	dup_target(old, new);
+	int r = real_fn(old, new);
+	if (r >= 0)
+		duped(old, r, 0);
+	return r;
+}
+
+PL_EXPORT int dup3(int old, int new, int flags)
+{
+	PL_REAL(dup3);
+	dup_target(old, new);
+	int r = real_fn(old, new, flags);
+	if (r >= 0)
+		duped(old, r, flags & O_CLOEXEC);
+	return r;
+}
+
+static int fcntl_done(int fd, int cmd, long arg, int r)
+{
+	if (r < 0 || !pl_active)
+		return r;
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+		duped(fd, r, cmd == F_DUPFD_CLOEXEC);
+	} else if (cmd == F_SETFD) {
+		uint32_t s = (unsigned)fd < PL_SLOTS
+				     ? atomic_load(&pl_slots[fd])
+				     : 0;
+		if ((s & PL_S_UNTRACKED) && !(s & PL_S_OPENED))
+			return r;
+		pl_out o;
+		pl_out_init(&o, PL_R_SETCLOEXEC);
+		o.r.fd = fd;
+		o.r.flags = (arg & FD_CLOEXEC) ? O_CLOEXEC : 0;
+		pl_emit(&o, false);
+	}
+	return r;
+}
+
+PL_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	PL_REAL(fcntl);
+	va_list ap;
+	va_start(ap, cmd);
+	long arg = va_arg(ap, long);
+	va_end(ap);
+	return fcntl_done(fd, cmd, arg, real_fn(fd, cmd, arg));
+}
+
+PL_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	PL_REAL(fcntl64);
+	va_list ap;
+	va_start(ap, cmd);
+	long arg = va_arg(ap, long);
+	va_end(ap);
+	return fcntl_done(fd, cmd, arg, real_fn(fd, cmd, arg));
+}
+
+PL_EXPORT int close(int fd)
+{
+	PL_REAL(close);
+	if (pl_is_own_fd(fd))
+		pl_forget_own_fd(); /* the workload wants the number free */
+	else
+		pl_closing(fd);
+	return real_fn(fd);
+}
+
+/* Every fd of a range the library has a slot for, before it closes. */
+static void closing_range(unsigned first, unsigned last)
+{
+	if (!pl_active)
+		return;
+	int max = atomic_load(&pl_max_fd);
+	for (unsigned fd = first; fd <= last && (int)fd <= max; fd++)
+		pl_closing((int)fd);
+	int own = pl_own_fd();
+	if (own >= 0 && (unsigned)own >= first && (unsigned)own <= last)
+		pl_forget_own_fd(); /* a new one at the next send */
+}
+
+PL_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	PL_REAL(close_range);
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		closing_range(first, last);
+	return real_fn(first, last, flags);
+}
+
+PL_EXPORT void closefrom(int lowfd)
+{
+	PL_REAL(closefrom);
+	closing_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u);
+	real_fn(lowfd);
+}
+
+/* ---- the working directory ---- */
+
+PL_EXPORT int chdir(const char *path)
+{
+	PL_REAL(chdir);
+	int r = real_fn(path);
+	if (r == 0 && pl_active) {
+		atomic_fetch_add(&pl_cwd_gen, 1);
+		pl_out o;
+		pl_out_init(&o, PL_R_CHDIR);
+		o.strs[o.nstr++] = path;
+		pl_emit(&o, false);
+	}
+	return r;
+}
+
+PL_EXPORT int fchdir(int fd)
+{
+	PL_REAL(fchdir);
+	int r = real_fn(fd);
+	if (r == 0 && pl_active) {
+		atomic_fetch_add(&pl_cwd_gen, 1);
+		pl_out o;
+		pl_out_init(&o, PL_R_FCHDIR);
+		o.r.fd = fd;
+		pl_emit(&o, false);
+	}
+	return r;
+}

@@ -1,0 +1,342 @@
+/*
+ * preload_preflight.c - can the preload backend work here, for this
+ * command? Named checks: platform, architecture, the library (found, an
+ * ELF for this machine, accepted by this machine's dynamic linker), the
+ * command (exists, executable, dynamic and not secure-exec: the library
+ * cannot run in a static or set-ID program), and a probe: a shell that
+ * reads a file, writes another and renames it, traced through the same
+ * pl_trace a run uses, in a helper bounded by the deadline.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include "preload_internal.h"
+
+#if defined(__x86_64__)
+#define PL_ARCH_NAME "x86_64"
+#define PL_ELF_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define PL_ARCH_NAME "aarch64"
+#define PL_ELF_MACHINE EM_AARCH64
+#else
+#define PL_ARCH_NAME "unsupported"
+#define PL_ELF_MACHINE 0
+#endif
+
+#define PROBE_SH "/bin/sh"
+#define PROBE_SCRIPT "cat \"$1\" > \"$2\" && mv \"$2\" \"$3\""
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for pid until deadline; kill it (and its group) past it. Returns
+ * its status, or -1 on timeout. */
+static int wait_until(pid_t pid, int64_t deadline)
+{
+	int status;
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			return status;
+		if (w < 0 && errno != EINTR)
+			return -1;
+		if (mono_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The ELF machine of path, or -1. */
+static int elf_machine(const char *path)
+{
+	Elf64_Ehdr eh;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, &eh, sizeof(eh));
+	close(fd);
+	if (n != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		return -1;
+	return eh.e_machine;
+}
+
+/* Run /bin/true with the library preloaded: the dynamic linker of this
+ * machine says on stderr when it cannot load it. */
+static bool linker_accepts(const char *lib, char *detail, size_t dsz,
+			   int64_t deadline)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		snprintf(detail, dsz, "pipe: %s", strerror(errno));
+		return false;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		dup2(pfd[1], 2);
+		char var[PATH_MAX + 512];
+		snprintf(var, sizeof(var), "LD_PRELOAD=%s", lib);
+		char *argv[] = {"true", NULL};
+		char *envp[] = {var, NULL};
+		execve("/bin/true", argv, envp);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (pid < 0) {
+		close(pfd[0]);
+		snprintf(detail, dsz, "fork: %s", strerror(errno));
+		return false;
+	}
+	int status = wait_until(pid, deadline);
+	char err[300];
+	ssize_t n = read(pfd[0], err, sizeof(err) - 1);
+	close(pfd[0]);
+	err[n > 0 ? n : 0] = '\0';
+	err[strcspn(err, "\n")] = '\0';
+	if (status < 0) {
+		snprintf(detail, dsz, "timeout running /bin/true with it");
+		return false;
+	}
+	if (n > 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(detail, dsz, "the dynamic linker refused it: %s",
+			 n > 0 ? err : "/bin/true failed");
+		return false;
+	}
+	snprintf(detail, dsz, "/bin/true ran with it preloaded");
+	return true;
+}
+
+struct probe_result {
+	bool ran, src_read, tmp_written, tmp_renamed, dst_written;
+	int exit_code;
+	pl_stats stats;
+	char detail[256];
+};
+
+static void probe_in_helper(const char *dir, struct probe_result *res)
+{
+	char src[PATH_MAX + 8], tmp[PATH_MAX + 8], dst[PATH_MAX + 8];
+	snprintf(src, sizeof(src), "%s/src", dir);
+	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+	snprintf(dst, sizeof(dst), "%s/dst", dir);
+	char *argv[] = {PROBE_SH, "-c", PROBE_SCRIPT, "sh", src, tmp, dst,
+			NULL};
+	char *envp[] = {"LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
+	weft_report rep;
+	weft_report_init(&rep);
+	weft_launch l = {.argv = argv, .envp = envp};
+	l.classifier = weft_classifier_new();
+	if (!l.classifier) {
+		snprintf(res->detail, sizeof(res->detail), "out of memory");
+		return;
+	}
+	int err = pl_trace(&l, &rep, &res->stats);
+	res->exit_code = l.exit_code;
+	if (err == WEFT_OK) {
+		res->ran = true;
+		weft_classifier_finish(l.classifier, &rep);
+	}
+	weft_classifier_free(l.classifier);
+	for (size_t i = 0; i < rep.nfiles; i++) {
+		const weft_file_rec *f = &rep.files[i];
+		if (strcmp(f->path, src) == 0)
+			res->src_read = f->read;
+		if (strcmp(f->path, tmp) == 0) {
+			res->tmp_written = f->written && f->created;
+			res->tmp_renamed = f->renamed_to &&
+					   strcmp(f->renamed_to, dst) == 0;
+		}
+		if (strcmp(f->path, dst) == 0)
+			res->dst_written = f->written;
+	}
+	if (!res->ran)
+		snprintf(res->detail, sizeof(res->detail),
+			 "tracing %s failed: %s%s%s", PROBE_SH,
+			 weft_strerror(err), rep.nwarnings ? ": " : "",
+			 rep.nwarnings ? rep.warnings[0] : "");
+	else
+		snprintf(res->detail, sizeof(res->detail),
+			 "sh -c 'cat SRC > TMP && mv TMP DST' in a temporary "
+			 "directory: exit %d; SRC %s, TMP %s, %s, DST %s",
+			 l.exit_code, res->src_read ? "read" : "NOT read",
+			 res->tmp_written ? "written+created"
+					  : "NOT written+created",
+			 res->tmp_renamed ? "renamed to DST"
+					  : "NOT renamed to DST",
+			 res->dst_written ? "written" : "NOT written");
+	weft_report_release(&rep);
+}
+
+static int run_probe(struct probe_result *res, int64_t deadline)
+{
+	const char *t = getenv("TMPDIR");
+	char dir[PATH_MAX], real[PATH_MAX], path[PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s/weft-preload-probe-XXXXXX",
+		 t && t[0] == '/' ? t : "/tmp");
+	if (!mkdtemp(dir) || !realpath(dir, real)) {
+		snprintf(res->detail, sizeof(res->detail),
+			 "cannot make a temporary directory: %s",
+			 strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/src", real);
+	int rc = -1, pfd[2] = {-1, -1};
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "weft probe\n", 11) != 11 ||
+	    pipe2(pfd, O_CLOEXEC) != 0) {
+		snprintf(res->detail, sizeof(res->detail),
+			 "cannot set up the probe: %s", strerror(errno));
+		goto out;
+	}
+	pid_t helper = fork();
+	if (helper == 0) {
+		setpgid(0, 0);
+		close(pfd[0]);
+		struct probe_result r = {0};
+		probe_in_helper(real, &r);
+		_exit(write(pfd[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0
+									 : 1);
+	}
+	close(pfd[1]);
+	pfd[1] = -1;
+	if (helper < 0) {
+		snprintf(res->detail, sizeof(res->detail), "fork: %s",
+			 strerror(errno));
+		goto out;
+	}
+	int status = wait_until(helper, deadline);
+	if (status < 0) {
+		snprintf(res->detail, sizeof(res->detail), "timeout");
+		goto out;
+	}
+	if (read(pfd[0], res, sizeof(*res)) != (ssize_t)sizeof(*res)) {
+		snprintf(res->detail, sizeof(res->detail),
+			 "the probe helper died without a result");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	static const char *const names[] = {"src", "tmp", "dst"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", real, names[i]);
+		unlink(path);
+	}
+	rmdir(real);
+	return rc;
+}
+
+static void check_command(weft_preflight *p, const char *command)
+{
+	struct stat st;
+	char why[256];
+	if (stat(command, &st) != 0) {
+		weft_preflight_check(p, "command", false, "%s: %s", command,
+				     strerror(errno));
+		return;
+	}
+	if (!S_ISREG(st.st_mode) || access(command, X_OK) != 0) {
+		weft_preflight_check(p, "command", false,
+				     "%s: not an executable file", command);
+		return;
+	}
+	pl_exec_blind(command, why, sizeof(why));
+	if (why[0])
+		weft_preflight_check(p, "command", false,
+				     "%s is %s: preload cannot trace it (use "
+				     "ptrace or ebpf)",
+				     command, why);
+	else
+		weft_preflight_check(p, "command", true,
+				     "%s: executable, dynamically linked or "
+				     "a script",
+				     command);
+}
+
+int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
+{
+	int64_t start = mono_ms(), deadline = start + timeout_ms;
+	struct utsname u;
+	char lib[PATH_MAX + 256], detail[WEFT_PREFLIGHT_DETAIL_BYTES];
+	weft_preflight_begin(p, "preload", command);
+
+	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
+	weft_preflight_check(p, "platform", linux_ok, "%s %s",
+			     linux_ok ? u.sysname : "not Linux",
+			     linux_ok ? u.release : "");
+	bool found = pl_library_path(lib, sizeof(lib)) == 0;
+	int machine = found ? elf_machine(lib) : -1;
+	bool arch_ok = linux_ok && PL_ELF_MACHINE != 0 &&
+		       strcmp(u.machine, PL_ARCH_NAME) == 0 &&
+		       (!found || machine == PL_ELF_MACHINE);
+	weft_preflight_check(p, "architecture", arch_ok,
+			     "machine %s, built for %s%s",
+			     linux_ok ? u.machine : "?", PL_ARCH_NAME,
+			     found && machine != PL_ELF_MACHINE
+				     ? ", but the library is not an ELF for it"
+				     : "");
+	weft_preflight_check(p, "library", found, "%s", lib);
+	if (found && arch_ok) {
+		bool ok = linker_accepts(lib, detail, sizeof(detail), deadline);
+		weft_preflight_check(p, "library_loadable", ok, "%s", detail);
+	} else {
+		weft_preflight_check(p, "library_loadable", false,
+				     "not run: an earlier check failed");
+	}
+	if (!p->ok) {
+		weft_preflight_check(p, "probe", false,
+				     "not run: an earlier check failed");
+	} else {
+		struct probe_result res;
+		memset(&res, 0, sizeof(res));
+		int rc = run_probe(&res, deadline);
+		bool ok = rc == 0 && res.ran && res.exit_code == 0 &&
+			  res.src_read && res.tmp_written && res.tmp_renamed &&
+			  res.dst_written;
+		weft_preflight_check(p, "probe", ok, "%s", res.detail);
+	}
+	if (command)
+		check_command(p, command);
+	if (p->ok) {
+		snprintf(p->summary, sizeof(p->summary),
+			 "preload works: %s %s %s, %.200s, probe traced in %lld ms",
+			 u.sysname, u.release, u.machine, lib,
+			 (long long)(mono_ms() - start));
+	} else {
+		for (size_t i = 0; i < p->nchecks; i++)
+			if (!p->checks[i].ok) {
+				snprintf(p->summary, sizeof(p->summary),
+					 "preload unavailable: %s: %.400s",
+					 p->checks[i].name,
+					 p->checks[i].detail);
+				break;
+			}
+	}
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * cmd_agent.c - `weft agent`: run the node agent, the one load of the
+ * eBPF programs shared by every wrapper on this machine (backends/ebpf,
+ * weft_agent.h). Wrappers start it on demand; running it by hand (or from
+ * a service manager, with --idle-timeout 0) is the same program.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "weft_agent.h"
+
+static const char agent_help[] =
+	"usage: weft agent [--socket PATH] [--idle-timeout MS]\n"
+	"                  [--ringbuf-bytes N] [-v]\n\n"
+	"Load the eBPF programs once for this machine and serve wrappers\n"
+	"(`weft run --tracer ebpf`) over a Unix socket: each registers the\n"
+	"root pid of its workload (only processes it could ptrace itself)\n"
+	"and receives the records of that process tree. `weft run` starts\n"
+	"the agent when none answers; it exits after the idle timeout with\n"
+	"no wrapper connected.\n\n"
+	"  --socket PATH        default $XDG_RUNTIME_DIR/weft/agent.sock, or\n"
+	"                       /run/weft/agent.sock for root\n"
+	"                       (WEFT_AGENT_SOCKET)\n"
+	"  --idle-timeout MS    exit after MS without a wrapper; 0 never\n"
+	"                       (default 60000, WEFT_AGENT_IDLE_MS)\n"
+	"  --ringbuf-bytes N    ring buffer size, a power of two (default\n"
+	"                       4194304, WEFT_EBPF_RINGBUF_BYTES)\n"
+	"  -v                   say what it does on stderr\n";
+
+static int parse_count(const char *opt, const char *v, long long max,
+		       long long *out)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (!*v || *end || n < 0 || n > max)
+		return cli_usage_error(
+			"agent", "%s: '%s' is not a number from 0 to %lld", opt,
+			v, max);
+	*out = n;
+	return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"idle-timeout", required_argument, NULL, 'i'},
+		{"ringbuf-bytes", required_argument, NULL, 'r'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	weft_agent_options o = {.idle_timeout_ms = WEFT_AGENT_IDLE_MS_DEFAULT};
+	const char *env = getenv("WEFT_AGENT_IDLE_MS");
+	long long n;
+	if (env && *env &&
+	    parse_count("WEFT_AGENT_IDLE_MS", env, 1ll << 31, &n) == 0)
+		o.idle_timeout_ms = (int)n;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o.socket_path = optarg;
+			break;
+		case 'i':
+			if (parse_count("--idle-timeout", optarg, 1ll << 31,
+					&n) != 0)
+				return WEFT_EXIT_USAGE;
+			o.idle_timeout_ms = (int)n;
+			break;
+		case 'r':
+			if (parse_count("--ringbuf-bytes", optarg, 1ll << 30,
+					&n) != 0)
+				return WEFT_EXIT_USAGE;
+			if (n < 4096 || (n & (n - 1)) != 0)
+				return cli_usage_error(
+					"agent",
+					"--ringbuf-bytes: %lld is not a power "
+					"of two of at least 4096",
+					n);
+			o.ringbuf_bytes = (size_t)n;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'h':
+			fputs(agent_help, stdout);
+			return 0;
+		default:
+			return cli_usage_error("agent", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("agent", "unexpected argument '%s'",
+				       argv[optind]);
+	return weft_agent_serve(&o, stderr) == 0 ? 0 : 1;
+}

@@ -1,0 +1,124 @@
+/*
+ * cmd_coordinator.c - `weft coordinator`: serve a fragment store to the
+ * wrappers of a job (libweft_coordinator) until SIGTERM or SIGINT.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "weft_coordinator.h"
+
+static const char coordinator_help[] =
+	"usage: weft coordinator --listen URL [--store PATH]\n"
+	"                        [--tls-cert FILE --tls-key FILE]\n"
+	"                        [--contexts N] [--ready-fd FD] [--quiet]\n\n"
+	"Accept jobs, writer enrolments and signed fragments over nng and\n"
+	"store them. Every fragment is acknowledged only after it is\n"
+	"committed; bad requests are refused with a reason (and logged on\n"
+	"stderr). SIGTERM or SIGINT: stop taking requests, commit what is in\n"
+	"flight, exit 0.\n\n"
+	"  --listen URL     tcp://HOST:PORT (port 0: any; the URL is "
+	"printed),\n"
+	"                   tls+tcp://HOST:PORT, ipc:///PATH\n"
+	"  --store PATH     the SQLite store (default: the project's\n"
+	"                   .weft/weft.db, made in . when there is none)\n"
+	"  --tls-cert FILE  PEM certificate (chain) for tls+tcp://\n"
+	"  --tls-key FILE   its PEM private key\n"
+	"  --contexts N     requests handled at once (default 256)\n"
+	"  --ready-fd FD    write the URL and a newline to FD when listening\n"
+	"  --quiet          do not log refused requests\n";
+
+static int parse_int(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int cmd_coordinator(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"store", required_argument, NULL, 's'},
+		{"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'k'},
+		{"contexts", required_argument, NULL, 'n'},
+		{"ready-fd", required_argument, NULL, 'r'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	weft_coordinator_opts o = {.log = stderr};
+	int ready_fd = -1, c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":l:s:c:k:n:r:qh", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'l':
+			o.listen_url = optarg;
+			break;
+		case 's':
+			o.store_path = optarg;
+			break;
+		case 'c':
+			o.tls_cert = optarg;
+			break;
+		case 'k':
+			o.tls_key = optarg;
+			break;
+		case 'q':
+			o.log = NULL;
+			break;
+		case 'n':
+			if (parse_int(optarg, 1, 4096, &o.contexts))
+				return cli_usage_error(
+					"coordinator",
+					"--contexts '%s': expected 1 to 4096",
+					optarg);
+			break;
+		case 'r':
+			if (parse_int(optarg, 0, INT_MAX, &ready_fd))
+				return cli_usage_error(
+					"coordinator",
+					"--ready-fd '%s': expected a file "
+					"descriptor number",
+					optarg);
+			break;
+		case 'h':
+			fputs(coordinator_help, stdout);
+			return 0;
+		case ':':
+			return cli_usage_error("coordinator",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("coordinator",
+					       "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("coordinator",
+				       "unexpected argument '%s'",
+				       argv[optind]);
+	if (!o.listen_url)
+		return cli_usage_error("coordinator",
+				       "--listen URL is required");
+	char db[WEFT_MAX_PATH_BYTES + 32];
+	if (!o.store_path) {
+		char dir[WEFT_MAX_PATH_BYTES + 1];
+		weft_store *s = cli_open_store(true, dir, sizeof(dir));
+		if (!s)
+			return 1;
+		weft_store_close(s);
+		snprintf(db, sizeof(db), "%s/%s", dir, WEFT_DB_NAME);
+		o.store_path = db;
+	}
+	return weft_coordinator_serve(&o, ready_fd, stderr);
+}

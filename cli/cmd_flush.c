@@ -1,0 +1,99 @@
+/*
+ * cmd_flush.c - `weft flush`: deliver what a spool holds. Wrappers leave
+ * fragments there when the coordinator did not acknowledge them within
+ * their --ship-timeout; this sends them (each writer once, oldest first,
+ * skipping writers another wrapper or flush is delivering right now).
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "weft_wrap.h"
+
+#define FLUSH_TIMEOUT_DEFAULT_MS 30000
+
+static const char flush_help[] =
+	"usage: weft flush [--spool DIR] [--timeout SEC]\n\n"
+	"Send every fragment left in the spool to its coordinator (the one\n"
+	"each wrapper was shipping to), deleting each once acknowledged.\n\n"
+	"  --spool DIR     the spool (default: WEFT_SPOOL, else\n"
+	"                  $XDG_CACHE_HOME/weft/spool or ~/.cache/weft/spool)\n"
+	"  --timeout SEC   give up after SEC seconds (default 30); what is\n"
+	"                  left stays spooled\n\n"
+	"Exit status: 0 when the spool is empty afterwards (rejected and\n"
+	"corrupt files are moved aside and reported), 1 when fragments are\n"
+	"left because a coordinator did not answer, 2 for bad arguments.\n";
+
+int cmd_flush(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"spool", required_argument, NULL, 's'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *spool = NULL;
+	int timeout_ms = FLUSH_TIMEOUT_DEFAULT_MS, c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+s:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			spool = optarg;
+			break;
+		case 't':
+			if (cli_seconds_arg("flush", "--timeout", optarg,
+					    &timeout_ms) != 0)
+				return WEFT_EXIT_USAGE;
+			break;
+		case 'h':
+			fputs(flush_help, stdout);
+			return 0;
+		case ':':
+			return cli_usage_error("flush",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("flush", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("flush", "unexpected argument '%s'",
+				       argv[optind]);
+	weft_wrap_env env;
+	char err[1024];
+	if (weft_wrap_env_read(&env, weft_wrap_getenv, false, err,
+			       sizeof(err)) != WEFT_OK) {
+		cli_error("%s", err);
+		return WEFT_EXIT_USAGE;
+	}
+	if (spool) {
+		if (spool[0] != '/' || strlen(spool) >= sizeof(env.spool))
+			return cli_usage_error("flush",
+					       "--spool '%s': expected an "
+					       "absolute path",
+					       spool);
+		snprintf(env.spool, sizeof(env.spool), "%s", spool);
+	}
+	weft_wrap_shipper *s;
+	if (weft_wrap_shipper_new(env.tls_ca, timeout_ms, stderr, &s) !=
+	    WEFT_OK) {
+		cli_error("out of memory");
+		return WEFT_EXIT_INTERNAL;
+	}
+	int rc = weft_wrap_ship_spool(s, env.spool);
+	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(s);
+	fprintf(stderr,
+		"weft: flush %s: %zu fragment%s stored, %zu already there, "
+		"%zu rejected, %zu corrupt; %zu left%s\n",
+		env.spool, st->stored, st->stored == 1 ? "" : "s",
+		st->duplicate, st->rejected, st->corrupt, st->left,
+		st->writers_busy ? " (some writers are being delivered by "
+				   "another process)"
+				 : "");
+	bool left = st->left > 0 || rc != WEFT_OK;
+	weft_wrap_shipper_free(s);
+	return left ? 1 : 0;
+}

@@ -1,0 +1,204 @@
+/*
+ * cmd_job.c - `weft job list` and `weft job show ID`: the jobs `weft
+ * submit` created in this project's store (the store its coordinator
+ * wrote), with who started them where, when, how they ended, and what
+ * their tasks recorded.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char job_help[] =
+	"usage: weft job list [--json]\n"
+	"       weft job show ID [--json]\n\n"
+	"The jobs recorded in this project's store (weft submit makes them).\n"
+	"'list' prints one line per job, oldest first; 'show' one job (ID or\n"
+	"a unique prefix of it): its command, user, host, working directory,\n"
+	"git commit, times, exit status, and its tasks.\n\n"
+	"  --json   machine-readable: list prints an array of the objects\n"
+	"           show prints one of\n";
+
+static void json_job(FILE *out, const weft_job_record *r)
+{
+	char t[40];
+	fputs("{\"id\": ", out);
+	json_string(out, r->info.id);
+	fputs(", \"command\": ", out);
+	json_string(out, r->info.command ? r->info.command : "");
+	fputs(", \"user\": ", out);
+	json_string(out, r->info.user);
+	fputs(", \"host\": ", out);
+	json_string(out, r->info.host);
+	fputs(", \"cwd\": ", out);
+	json_string(out, r->info.cwd);
+	fputs(", \"git\": ", out);
+	if (r->info.git[0])
+		json_string(out, r->info.git);
+	else
+		fputs("null", out);
+	format_rfc3339(r->info.created_ns, t);
+	fprintf(out, ", \"created\": \"%s\", \"ended\": ", t);
+	if (r->ended) {
+		format_rfc3339(r->ended_ns, t);
+		fprintf(out, "\"%s\", \"exit_code\": %d", t, r->exit_code);
+	} else {
+		fputs("null, \"exit_code\": null", out);
+	}
+	fprintf(out,
+		", \"writers\": %llu, \"fragments\": %llu, \"tasks\": %llu}",
+		(unsigned long long)r->writers,
+		(unsigned long long)r->fragments, (unsigned long long)r->tasks);
+}
+
+static void text_state(FILE *out, const weft_job_record *r)
+{
+	if (r->ended)
+		fprintf(out, "exit %d", r->exit_code);
+	else
+		fputs("open", out);
+}
+
+static int job_list(weft_store *s, bool json)
+{
+	weft_job_record *jobs;
+	size_t n;
+	int err = weft_store_list_jobs(s, &jobs, &n);
+	if (err != WEFT_OK) {
+		cli_error("cannot list the jobs: %s", weft_store_errmsg(s));
+		return 1;
+	}
+	if (json)
+		fputc('[', stdout);
+	for (size_t i = 0; i < n; i++) {
+		const weft_job_record *r = &jobs[i];
+		if (json) {
+			fputs(i ? ",\n " : "", stdout);
+			json_job(stdout, r);
+			continue;
+		}
+		char t[40];
+		format_rfc3339(r->info.created_ns, t);
+		printf("%.8s  %.19s  %-8s  %4llu task%s  ", r->info.id, t,
+		       r->info.user, (unsigned long long)r->tasks,
+		       r->tasks == 1 ? " " : "s");
+		text_state(stdout, r);
+		fputs("  ", stdout);
+		text_escaped(stdout, r->info.command ? r->info.command : "");
+		fputc('\n', stdout);
+	}
+	if (json)
+		fputs("]\n", stdout);
+	else if (n == 0)
+		fputs("no jobs recorded in this project (weft submit makes "
+		      "them)\n",
+		      stderr);
+	weft_job_records_free(jobs, n);
+	return 0;
+}
+
+static void text_tasks(weft_store *s, const char *job)
+{
+	weft_dag d;
+	if (weft_store_dag(s, job, &d) != WEFT_OK)
+		return;
+	printf("tasks (%zu):\n", d.ntasks);
+	for (size_t i = 0; i < d.ntasks; i++) {
+		const weft_dag_task *t = &d.tasks[i];
+		fputs("  ", stdout);
+		text_escaped(stdout, t->name ? t->name : t->id);
+		printf("  on %s, %s, exit %d\n", t->node ? t->node : "?",
+		       t->backend ? t->backend : "?", t->exit_code);
+	}
+	weft_dag_release(&d);
+}
+
+static int job_show(weft_store *s, const char *id, bool json)
+{
+	weft_job_record r;
+	int err = weft_store_get_job(s, id, &r);
+	if (err == WEFT_ENOTFOUND) {
+		cli_error("no job '%s' in this project", id);
+		return 1;
+	}
+	if (err == WEFT_EINVAL) {
+		cli_error("'%s' matches more than one job; give more of the id",
+			  id);
+		return 1;
+	}
+	if (err != WEFT_OK) {
+		cli_error("cannot read job '%s': %s", id, weft_store_errmsg(s));
+		return 1;
+	}
+	if (json) {
+		json_job(stdout, &r);
+		fputc('\n', stdout);
+		weft_job_record_release(&r);
+		return 0;
+	}
+	char t[40];
+	printf("job %s\n  command   ", r.info.id);
+	text_escaped(stdout, r.info.command ? r.info.command : "");
+	printf("\n  user      %s@%s\n  cwd       ", r.info.user, r.info.host);
+	text_escaped(stdout, r.info.cwd);
+	if (r.info.git[0])
+		printf("\n  git       %s", r.info.git);
+	format_rfc3339(r.info.created_ns, t);
+	printf("\n  created   %s\n  ended     ", t);
+	if (r.ended) {
+		format_rfc3339(r.ended_ns, t);
+		printf("%s, ", t);
+	}
+	text_state(stdout, &r);
+	printf("\n  recorded  %llu task%s, %llu writer%s, %llu fragment%s\n",
+	       (unsigned long long)r.tasks, r.tasks == 1 ? "" : "s",
+	       (unsigned long long)r.writers, r.writers == 1 ? "" : "s",
+	       (unsigned long long)r.fragments, r.fragments == 1 ? "" : "s");
+	text_tasks(s, r.info.id);
+	weft_job_record_release(&r);
+	return 0;
+}
+
+int cmd_job(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool json = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(job_help, stdout);
+			return 0;
+		default:
+			return cli_usage_error("job", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	const char *sub = optind < argc ? argv[optind] : NULL;
+	int nargs = argc - optind - 1;
+	if (!sub)
+		return cli_usage_error("job", "missing 'list' or 'show ID'");
+	if (strcmp(sub, "list") == 0 && nargs != 0)
+		return cli_usage_error("job", "'list' takes no argument");
+	if (strcmp(sub, "show") == 0 && nargs != 1)
+		return cli_usage_error("job", "'show' takes one job id");
+	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
+		return cli_usage_error("job", "unknown subcommand '%s'", sub);
+	weft_store *s = cli_open_store(false, NULL, 0);
+	if (!s)
+		return 1;
+	int rc = strcmp(sub, "list") == 0 ? job_list(s, json)
+					  : job_show(s, argv[optind + 1], json);
+	weft_store_close(s);
+	return rc;
+}

@@ -1,0 +1,320 @@
+/*
+ * cmd_status.c - `weft status`: what a coordinator (or a store) knows about
+ * its jobs: each job's state, its writers, the fragments stored, the gaps
+ * in each writer's sequence (fragments still to come, or lost), and the
+ * requests the coordinator refused, by reason.
+ *
+ * Also the two helpers the store-reading commands share: opening the store
+ * named by --store (or the project's), and resolving a job id prefix.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "weft_coordinator.h"
+
+static const char status_help[] =
+	"usage: weft status [--coordinator URL [--tls-ca FILE] | --store "
+	"PATH]\n"
+	"                   [--job ID] [--json]\n\n"
+	"Jobs, their writers, fragments stored, gaps in each writer's\n"
+	"sequence, and the requests refused (by reason). Asks the running\n"
+	"coordinator at URL (its refusals since it started included), else\n"
+	"reads the store (the project's .weft/weft.db by default).\n\n"
+	"  --coordinator URL  ask this coordinator (tcp://, tls+tcp://, "
+	"ipc://)\n"
+	"  --tls-ca FILE      CA certificate to check a tls+tcp:// "
+	"coordinator\n"
+	"  --store PATH       read this store file instead\n"
+	"  --job ID           one job (an id, or a prefix of one in a store)\n"
+	"  --json             machine-readable output\n";
+
+/* How long a coordinator has to answer. */
+#define STATUS_TIMEOUT_MS 5000
+
+weft_store *cli_open_store_at(const char *path)
+{
+	if (!path)
+		return cli_open_store(false, NULL, 0);
+	weft_store *s;
+	int err = weft_store_open(path, &s);
+	if (err) {
+		cli_error("cannot open the store %s: %s", path,
+			  weft_strerror(err));
+		return NULL;
+	}
+	return s;
+}
+
+int cli_resolve_job(weft_store *s, const char *text,
+		    char out[WEFT_JOB_ID_BYTES + 1])
+{
+	weft_job_record r;
+	int err = weft_store_get_job(s, text, &r);
+	if (err == WEFT_ENOTFOUND)
+		cli_error("no job '%s' in this store", text);
+	else if (err == WEFT_EINVAL)
+		cli_error("job '%s' is ambiguous: give more of its id", text);
+	else if (err)
+		cli_error("cannot read job '%s': %s", text,
+			  weft_store_errmsg(s));
+	if (err)
+		return -1;
+	memcpy(out, r.info.id, WEFT_JOB_ID_BYTES + 1);
+	weft_job_record_release(&r);
+	return 0;
+}
+
+/* JSON keys of the reject reasons (enum weft_reject_reason). */
+static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
+	[WEFT_REJECT_NONE] = NULL,
+	[WEFT_REJECT_MALFORMED] = "malformed",
+	[WEFT_REJECT_OVERSIZE] = "oversize",
+	[WEFT_REJECT_UNKNOWN_JOB] = "unknown_job",
+	[WEFT_REJECT_JOB_ENDED] = "job_ended",
+	[WEFT_REJECT_UNENROLLED] = "unenrolled_writer",
+	[WEFT_REJECT_BAD_SIGNATURE] = "bad_signature",
+	[WEFT_REJECT_BAD_TOKEN] = "bad_token",
+	[WEFT_REJECT_REPLAY] = "replay",
+	[WEFT_REJECT_MISMATCH] = "mismatch",
+	[WEFT_REJECT_JOB_EXISTS] = "job_exists",
+};
+
+static uint64_t job_gaps(const weft_status_job *j)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < j->nwriters; i++)
+		n += j->writers[i].missing;
+	return n;
+}
+
+static void json_time_or_null(FILE *out, int64_t ns, bool set)
+{
+	char t[40];
+	if (!set) {
+		fputs("null", out);
+		return;
+	}
+	format_rfc3339(ns, t);
+	fprintf(out, "\"%s\"", t);
+}
+
+static void json_status(FILE *out, const weft_status *st, const char *url,
+			const char *store)
+{
+	fputs("{\"weft\": 1, \"source\": ", out);
+	json_string(out, url ? "coordinator" : "store");
+	fputs(url ? ", \"url\": " : ", \"store\": ", out);
+	json_string(out, url ? url : store);
+	if (url) {
+		fprintf(out, ", \"requests\": %llu, \"rejects\": {",
+			(unsigned long long)st->requests);
+		for (int r = 1; r < WEFT_REJECT_REASON_MAX; r++)
+			fprintf(out, "%s\"%s\": %llu", r > 1 ? ", " : "",
+				reject_keys[r],
+				(unsigned long long)st->rejects[r]);
+		fputs("}", out);
+	} else {
+		fputs(", \"requests\": null, \"rejects\": null", out);
+	}
+	fputs(", \"jobs\": [", out);
+	for (size_t i = 0; i < st->njobs; i++) {
+		const weft_status_job *j = &st->jobs[i];
+		fprintf(out,
+			"%s{\"id\": \"%s\", \"state\": \"%s\", "
+			"\"created\": ",
+			i ? ", " : "", j->id, j->ended ? "ended" : "open");
+		json_time_or_null(out, j->created_ns, true);
+		fputs(", \"ended\": ", out);
+		json_time_or_null(out, j->ended_ns, j->ended);
+		if (j->ended)
+			fprintf(out, ", \"exit_code\": %d", j->exit_code);
+		else
+			fputs(", \"exit_code\": null", out);
+		fputs(", \"command\": ", out);
+		json_string(out, j->command);
+		fprintf(out,
+			", \"fragments\": %llu, \"bytes\": %llu, \"gaps\": "
+			"%llu, \"rejects\": ",
+			(unsigned long long)j->fragments,
+			(unsigned long long)j->bytes,
+			(unsigned long long)job_gaps(j));
+		if (url)
+			fprintf(out, "%llu", (unsigned long long)j->rejects);
+		else
+			fputs("null", out);
+		fputs(", \"writers\": [", out);
+		for (size_t w = 0; w < j->nwriters; w++) {
+			const weft_status_writer *sw = &j->writers[w];
+			char pk[WEFT_PUBKEY_TEXT_BYTES];
+			weft_pubkey_to_text(sw->pk, pk);
+			fprintf(out, "%s{\"id\": \"%s\", \"enrolled\": ",
+				w ? ", " : "", pk);
+			json_time_or_null(out, sw->enrolled_ns, true);
+			fprintf(out,
+				", \"fragments\": %llu, \"max_seq\": %llu, "
+				"\"missing\": %llu}",
+				(unsigned long long)sw->fragments,
+				(unsigned long long)sw->max_seq,
+				(unsigned long long)sw->missing);
+		}
+		fputs("]}", out);
+	}
+	fputs("]}\n", out);
+}
+
+static void text_status(FILE *out, const weft_status *st, const char *url,
+			const char *store)
+{
+	if (url) {
+		fprintf(out, "coordinator %s: %llu request%s answered", url,
+			(unsigned long long)st->requests,
+			st->requests == 1 ? "" : "s");
+		uint64_t total = 0;
+		for (int r = 1; r < WEFT_REJECT_REASON_MAX; r++)
+			total += st->rejects[r];
+		fprintf(out, ", %llu refused", (unsigned long long)total);
+		const char *sep = ": ";
+		for (int r = 1; r < WEFT_REJECT_REASON_MAX; r++)
+			if (st->rejects[r]) {
+				fprintf(out, "%s%s %llu", sep,
+					weft_reject_name(r),
+					(unsigned long long)st->rejects[r]);
+				sep = ", ";
+			}
+		fputc('\n', out);
+	} else {
+		fprintf(out, "store %s\n", store ? store : "(project)");
+	}
+	if (st->njobs == 0)
+		fputs("no jobs\n", out);
+	for (size_t i = 0; i < st->njobs; i++) {
+		const weft_status_job *j = &st->jobs[i];
+		fprintf(out, "\njob %s  %s", j->id,
+			j->ended ? "ended" : "open");
+		if (j->ended)
+			fprintf(out, " (exit %d)", j->exit_code);
+		fputs("  ", out);
+		text_escaped(out, j->command);
+		fprintf(out,
+			"\n  %zu writer%s, %llu fragment%s (%llu bytes), %llu "
+			"missing",
+			j->nwriters, j->nwriters == 1 ? "" : "s",
+			(unsigned long long)j->fragments,
+			j->fragments == 1 ? "" : "s",
+			(unsigned long long)j->bytes,
+			(unsigned long long)job_gaps(j));
+		if (url)
+			fprintf(out, ", %llu refused",
+				(unsigned long long)j->rejects);
+		fputc('\n', out);
+		for (size_t w = 0; w < j->nwriters; w++) {
+			const weft_status_writer *sw = &j->writers[w];
+			char pk[WEFT_PUBKEY_TEXT_BYTES];
+			weft_pubkey_to_text(sw->pk, pk);
+			fprintf(out,
+				"  writer %.16s  %llu fragment%s, seq up to "
+				"%llu",
+				pk, (unsigned long long)sw->fragments,
+				sw->fragments == 1 ? "" : "s",
+				(unsigned long long)sw->max_seq);
+			if (sw->missing)
+				fprintf(out, ", %llu missing (gaps)",
+					(unsigned long long)sw->missing);
+			fputc('\n', out);
+		}
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"coordinator", required_argument, NULL, 'c'},
+		{"tls-ca", required_argument, NULL, 'C'},
+		{"store", required_argument, NULL, 's'},
+		{"job", required_argument, NULL, 'j'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *url = NULL, *ca = NULL, *store_path = NULL, *job = NULL;
+	bool json = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":c:C:s:j:Jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			url = optarg;
+			break;
+		case 'C':
+			ca = optarg;
+			break;
+		case 's':
+			store_path = optarg;
+			break;
+		case 'j':
+			job = optarg;
+			break;
+		case 'J':
+			json = true;
+			break;
+		case 'h':
+			fputs(status_help, stdout);
+			return 0;
+		case ':':
+			return cli_usage_error("status",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("status", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("status", "unexpected argument '%s'",
+				       argv[optind]);
+	if (url && store_path)
+		return cli_usage_error("status", "--coordinator and --store "
+						 "exclude each other");
+	weft_status st;
+	char err[1024];
+	if (url) {
+		if (job && weft_job_id_check(job))
+			return cli_usage_error("status",
+					       "--job '%s' is not a job id (a "
+					       "lowercase UUID)",
+					       job);
+		if (weft_coordinator_query_status(url, ca, job,
+						  STATUS_TIMEOUT_MS, &st, err,
+						  sizeof(err))) {
+			cli_error("%s", err);
+			return 1;
+		}
+	} else {
+		weft_store *s = cli_open_store_at(store_path);
+		if (!s)
+			return 1;
+		char id[WEFT_JOB_ID_BYTES + 1];
+		if (job && cli_resolve_job(s, job, id)) {
+			weft_store_close(s);
+			return 1;
+		}
+		int e = weft_store_status(s, job ? id : NULL, &st);
+		if (e) {
+			cli_error("cannot read the status: %s",
+				  weft_store_errmsg(s));
+			weft_store_close(s);
+			return 1;
+		}
+		weft_store_close(s);
+	}
+	if (json)
+		json_status(stdout, &st, url,
+			    store_path ? store_path : ".weft/weft.db");
+	else
+		text_status(stdout, &st, url, store_path);
+	weft_status_release(&st);
+	return 0;
+}

@@ -1,0 +1,488 @@
+/*
+ * cmd_submit.c - `weft submit`: start a job. Create the job record at the
+ * coordinator (or start a coordinator for the job when none is given),
+ * hand the env contract to CMD (sbatch, srun, ray job submit, a script),
+ * record CMD's exit status and end the job. Exit with CMD's status.
+ *
+ * Where nng lives: a coordinator started here runs in a child process
+ * forked before this process touches nng, and in-cluster mode (CMD traced
+ * here as the job's driver task) shuts this process's nng down (nng_fini)
+ * before the tracer forks, so nng threads are never copied into a fork.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "weft_coordinator.h"
+#include "weft_wrap.h"
+
+static const char submit_help[] =
+	"usage: weft submit [--coordinator URL | --listen URL]\n"
+	"                   [--mode host-submit|in-cluster] [--task ID]\n"
+	"                   [--ship-timeout SEC] -- CMD [ARGS...]\n\n"
+	"Create a job, run CMD with the env contract (WEFT_COORDINATOR,\n"
+	"WEFT_JOB, WEFT_JOB_TOKEN, ...) in its environment so that every\n"
+	"'weft wrap' it starts ships to the job, and end the job when CMD\n"
+	"exits, recording its exit status.\n\n"
+	"  --coordinator URL  a running coordinator ('weft coordinator');\n"
+	"                     without it, weft submit starts one for the\n"
+	"                     job's duration over the project's store and\n"
+	"                     prints its URL\n"
+	"  --listen URL       where that coordinator listens (default\n"
+	"                     tcp://0.0.0.0:0, any free port; the printed URL\n"
+	"                     names this host)\n"
+	"  --mode MODE        host-submit (default): CMD is a launcher, not\n"
+	"                     traced; in-cluster: CMD is the job's driver and\n"
+	"                     is traced as one of its tasks (weft wrap)\n"
+	"  --task ID          the driver task's name (in-cluster)\n"
+	"  --ship-timeout SEC as for weft wrap (in-cluster)\n\n"
+	"Exit status: CMD's; 2 for bad arguments; 125 when the job could not\n"
+	"be created (CMD did not run).\n";
+
+#define SUBMIT_SPAWN_TIMEOUT_MS 20000
+/* Creating and ending the job: the coordinator must be there. */
+#define SUBMIT_CALL_TIMEOUT_MS 20000
+#define SUBMIT_DEFAULT_LISTEN "tcp://0.0.0.0:0"
+
+extern char **environ;
+
+struct submit_opts {
+	const char *coordinator, *listen, *task, *tracer;
+	bool in_cluster;
+	int ship_timeout_ms;
+	int verbose;
+};
+
+static int parse_args(int argc, char **argv, struct submit_opts *o)
+{
+	static const struct option opts[] = {
+		{"coordinator", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, 'l'},
+		{"mode", required_argument, NULL, 'm'},
+		{"task", required_argument, NULL, 'T'},
+		{"ship-timeout", required_argument, NULL, 'S'},
+		{"tracer", required_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	memset(o, 0, sizeof(*o));
+	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:l:m:t:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->coordinator = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "in-cluster") == 0)
+				o->in_cluster = true;
+			else if (strcmp(optarg, "host-submit") != 0)
+				return cli_usage_error(
+					"submit",
+					"--mode '%s': expected host-submit "
+					"or in-cluster",
+					optarg);
+			break;
+		case 'T':
+			o->task = optarg;
+			break;
+		case 'S':
+			if (cli_seconds_arg("submit", "--ship-timeout", optarg,
+					    &o->ship_timeout_ms) != 0)
+				return WEFT_EXIT_USAGE;
+			break;
+		case 't':
+			o->tracer = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'h':
+			fputs(submit_help, stdout);
+			return -1;
+		case ':':
+			return cli_usage_error("submit",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("submit", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("submit", "missing the command to run");
+	const char *urls[] = {o->coordinator, o->listen};
+	for (int i = 0; i < 2; i++)
+		if (urls[i] && weft_wrap_check_url(urls[i]) != 0)
+			return cli_usage_error(
+				"submit",
+				"%s '%s': expected an nng URL such as "
+				"tcp://HOST:PORT",
+				i ? "--listen" : "--coordinator", urls[i]);
+	if (o->coordinator && o->listen)
+		return cli_usage_error("submit", "--listen is for the "
+						 "coordinator weft submit "
+						 "starts; not with "
+						 "--coordinator");
+	return 0;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The commit of the repository around the working directory, or "". */
+static void git_commit(char *out, size_t outsz)
+{
+	out[0] = '\0';
+	FILE *p = popen("git rev-parse --verify -q HEAD 2>/dev/null", "re");
+	if (!p)
+		return;
+	char line[128] = "";
+	if (fgets(line, sizeof(line), p))
+		line[strcspn(line, "\n")] = '\0';
+	if (pclose(p) == 0 && strspn(line, "0123456789abcdef") == strlen(line))
+		snprintf(out, outsz, "%s", line);
+}
+
+static char *join_argv(char **argv)
+{
+	size_t len = 1;
+	for (char **a = argv; *a; a++)
+		len += strlen(*a) + 1;
+	if (len > WEFT_MAX_COMMAND_BYTES)
+		len = WEFT_MAX_COMMAND_BYTES;
+	char *s = calloc(1, len);
+	if (!s)
+		return NULL;
+	size_t at = 0;
+	for (char **a = argv; *a && at + 1 < len; a++) {
+		int n = snprintf(s + at, len - at, "%s%s", at ? " " : "", *a);
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+	return s;
+}
+
+void cli_job_info(weft_job_info *j, char **cmd)
+{
+	memset(j, 0, sizeof(*j));
+	weft_uuid_new(j->id);
+	weft_token_new(j->token);
+	j->command = join_argv(cmd);
+	struct passwd *pw = getpwuid(getuid());
+	const char *user = pw ? pw->pw_name : getenv("USER");
+	snprintf(j->user, sizeof(j->user), "%s", user ? user : "");
+	if (gethostname(j->host, sizeof(j->host) - 1) != 0)
+		j->host[0] = '\0';
+	if (!getcwd(j->cwd, sizeof(j->cwd)))
+		j->cwd[0] = '\0';
+	git_commit(j->git, sizeof(j->git));
+	j->created_ns = now_ns();
+}
+
+int cli_coordinator_call(const char *url, const char *tls_ca,
+			 const weft_buf *req, const char *what)
+{
+	char err[512];
+	weft_wrap_client *c;
+	if (weft_wrap_client_open(url, tls_ca, &c, err, sizeof(err)) !=
+	    WEFT_OK) {
+		cli_error("%s: %s", what, err);
+		return -1;
+	}
+	weft_wrap_backoff b;
+	weft_wrap_backoff_init(&b, 50, 1000, 0);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = -1;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t spent = (t.tv_sec - t0.tv_sec) * 1000 +
+				(t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (spent >= SUBMIT_CALL_TIMEOUT_MS) {
+			cli_error("%s: the coordinator %s did not "
+				  "answer within %d s (%s)",
+				  what, url, SUBMIT_CALL_TIMEOUT_MS / 1000,
+				  err);
+			break;
+		}
+		uint8_t *reply;
+		size_t rlen;
+		if (weft_wrap_client_call(c, req->data, req->len,
+					  (int)(SUBMIT_CALL_TIMEOUT_MS - spent),
+					  &reply, &rlen, err,
+					  sizeof(err)) != WEFT_OK) {
+			usleep(weft_wrap_backoff_next(&b) * 1000u);
+			continue;
+		}
+		weft_reply r;
+		int e = weft_reply_decode(reply, rlen, &r);
+		free(reply);
+		if (e != WEFT_OK || r.kind != WEFT_REPLY_ACK) {
+			cli_error("%s: the coordinator %s sent "
+				  "something that is not an acknowledgement",
+				  what, url);
+			if (e == WEFT_OK)
+				weft_reply_release(&r);
+			break;
+		}
+		int status = r.ack.status;
+		if (status == WEFT_ACK_REJECTED)
+			cli_error("%s: the coordinator %s refused: "
+				  "%s%s%s",
+				  what, url, weft_reject_name(r.ack.reason),
+				  r.ack.detail[0] ? ": " : "", r.ack.detail);
+		weft_reply_release(&r);
+		if (status == WEFT_ACK_RETRY) {
+			snprintf(err, sizeof(err), "it asked to retry");
+			usleep(weft_wrap_backoff_next(&b) * 1000u);
+			continue;
+		}
+		rc = status == WEFT_ACK_REJECTED ? -1 : 0;
+		break;
+	}
+	weft_wrap_client_close(c);
+	return rc;
+}
+
+/* "tcp://0.0.0.0:PORT" is where it listens, not where to reach it. */
+static void advertised_url(const char *url, char *out, size_t outsz)
+{
+	const char *any[] = {
+		"tcp://0.0.0.0:", "tcp://*:", "tcp://:", "tcp://[::]:", NULL};
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	for (size_t i = 0; any[i]; i++) {
+		size_t n = strlen(any[i]);
+		if (strncmp(url, any[i], n) == 0 && host[0]) {
+			snprintf(out, outsz, "tcp://%s:%s", host, url + n);
+			return;
+		}
+	}
+	snprintf(out, outsz, "%s", url);
+}
+
+static pid_t spawned = -1;
+
+static int start_coordinator(const char *listen, char *url, size_t urlsz)
+{
+	char weft_dir[WEFT_MAX_PATH_BYTES + 16];
+	weft_store *store = cli_open_store(true, weft_dir, sizeof(weft_dir));
+	if (!store)
+		return -1;
+	weft_store_close(store);
+	char db[sizeof(weft_dir) + 16], got[WEFT_COORD_MAX_URL_BYTES],
+		err[1024];
+	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
+	weft_coordinator_opts o = {
+		.listen_url = listen ? listen : SUBMIT_DEFAULT_LISTEN,
+		.store_path = db,
+	};
+	if (weft_coordinator_spawn("/proc/self/exe", &o,
+				   SUBMIT_SPAWN_TIMEOUT_MS, &spawned, got,
+				   sizeof(got), err, sizeof(err)) != WEFT_OK) {
+		cli_error("submit: cannot start a coordinator: %s", err);
+		return -1;
+	}
+	advertised_url(got, url, urlsz);
+	return 0;
+}
+
+static void stop_coordinator(void)
+{
+	if (spawned <= 0)
+		return;
+	kill(spawned, SIGTERM);
+	int st;
+	while (waitpid(spawned, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		cli_error("submit: the coordinator (pid %d) did not stop "
+			  "cleanly",
+			  (int)spawned);
+	spawned = -1;
+}
+
+/* Run CMD untraced (host-submit: it is a launcher), signals passed on. */
+static volatile pid_t launched = -1;
+
+static void pass_signal(int sig)
+{
+	if (launched > 0)
+		kill(launched, sig);
+}
+
+static int run_launcher(char **cmd)
+{
+	char exe[WEFT_MAX_PATH_BYTES + 1];
+	int rc = cli_resolve_command(cmd[0], exe, sizeof(exe));
+	if (rc != 0)
+		return rc;
+	struct sigaction sa = {.sa_handler = pass_signal}, old[3];
+	sigemptyset(&sa.sa_mask);
+	const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < 3; i++)
+			sigaction(sigs[i], &old[i], NULL);
+		execv(exe, cmd);
+		_exit(errno == ENOENT ? WEFT_EXIT_NOTFOUND : WEFT_EXIT_NOEXEC);
+	}
+	if (pid < 0) {
+		cli_error("submit: cannot start %s: %s", cmd[0],
+			  strerror(errno));
+		rc = WEFT_EXIT_INTERNAL;
+	} else {
+		launched = pid;
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		launched = -1;
+		rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	}
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	return rc;
+}
+
+/* in-cluster: CMD is the job's driver, traced as one of its tasks. */
+static int run_driver(cli_trace *t, const struct submit_opts *o,
+		      const weft_wrap_env *env)
+{
+	weft_wrap_identity id;
+	char err[512], host[WEFT_MAX_NAME_BYTES] = "";
+	gethostname(host, sizeof(host) - 1);
+	/* Checked before the job was created; cannot fail here. */
+	weft_wrap_identity_get(&id, o->task ? o->task : "driver",
+			       weft_wrap_getenv, host, err, sizeof(err));
+	weft_report report;
+	weft_report_init(&report);
+	weft_uuid_new(report.run_id);
+	int rc = cli_trace_run(t, env->spool, &report);
+	if (rc == 0) {
+		snprintf(report.node, sizeof(report.node), "%s", id.node);
+		int e = weft_report_hash_files(NULL, &report);
+		if (e != WEFT_OK)
+			weft_report_warn(&report, "hashing incomplete: %s",
+					 weft_strerror(e));
+		cli_ship ship = {.env = env,
+				 .id = &id,
+				 .ship_timeout_ms = o->ship_timeout_ms,
+				 .verbose = o->verbose};
+		cli_ship_run(&ship, &report);
+		rc = t->status;
+	}
+	weft_report_release(&report);
+	return rc;
+}
+
+static int export_contract(const weft_wrap_env *e, const char *tracer,
+			   bool in_cluster, const char *task)
+{
+	if (setenv("WEFT_COORDINATOR", e->coordinator, 1) ||
+	    setenv("WEFT_JOB", e->job, 1) ||
+	    setenv("WEFT_JOB_TOKEN", e->token, 1) ||
+	    (tracer && setenv("WEFT_TRACER", tracer, 1)) ||
+	    (in_cluster && setenv("WEFT_PARENT", task ? task : "driver", 1))) {
+		cli_error("submit: cannot set the env contract: %s",
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+	struct submit_opts o;
+	int rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	char **cmd = argv + optind;
+	weft_wrap_env env;
+	char err[1024];
+	if (weft_wrap_env_read(&env, weft_wrap_getenv, false, err,
+			       sizeof(err)) != WEFT_OK) {
+		cli_error("submit: %s", err);
+		return WEFT_EXIT_USAGE;
+	}
+	if (o.task && weft_wrap_check_task(o.task) != 0)
+		return cli_usage_error("submit",
+				       "--task '%s': expected 1 to %d "
+				       "printable characters without spaces",
+				       o.task, WEFT_MAX_TASK_BYTES);
+	/* Everything that can fail without CMD fails before the job. */
+	cli_trace t;
+	weft_config cfg; /* t keeps a pointer to it */
+	if (o.in_cluster) {
+		if (config_load(&cfg, o.tracer, false, stderr) != 0)
+			return WEFT_EXIT_USAGE;
+		rc = cli_trace_prepare(&t, cmd, &cfg, o.verbose);
+		if (rc != 0)
+			return rc;
+	}
+	weft_job_info j;
+	cli_job_info(&j, cmd);
+	char url[WEFT_WRAP_MAX_URL_BYTES + 1];
+	if (o.coordinator)
+		snprintf(url, sizeof(url), "%s", o.coordinator);
+	else if (start_coordinator(o.listen, url, sizeof(url)) != 0) {
+		free(j.command);
+		return WEFT_EXIT_INTERNAL;
+	}
+	weft_buf req;
+	weft_buf_init(&req);
+	rc = weft_req_job_create(&j, &req);
+	if (rc != WEFT_OK) {
+		cli_error("submit: cannot encode the job: %s",
+			  weft_strerror(rc));
+	} else {
+		rc = cli_coordinator_call(url, env.tls_ca, &req,
+					  "creating the job");
+	}
+	weft_buf_free(&req);
+	free(j.command);
+	snprintf(env.coordinator, sizeof(env.coordinator), "%s", url);
+	memcpy(env.job, j.id, sizeof(env.job));
+	snprintf(env.token, sizeof(env.token), "%s", j.token);
+	if (rc != 0 || export_contract(&env, o.tracer, o.in_cluster, o.task)) {
+		stop_coordinator();
+		return WEFT_EXIT_INTERNAL;
+	}
+	fprintf(stderr, "weft: job %s: coordinator %s%s\n", j.id, url,
+		o.coordinator ? "" : " (started for this job)");
+	/* No nng threads across the tracer's fork. */
+	weft_wrap_quiesce();
+	int status =
+		o.in_cluster ? run_driver(&t, &o, &env) : run_launcher(cmd);
+
+	weft_buf_init(&req);
+	if (weft_req_job_end(j.id, j.token, status, now_ns(), &req) !=
+		    WEFT_OK ||
+	    cli_coordinator_call(url, env.tls_ca, &req, "ending the job") != 0)
+		cli_error("submit: job %s is not marked ended (CMD exited %d)",
+			  j.id, status);
+	weft_buf_free(&req);
+	stop_coordinator();
+	return status;
+}

@@ -1,0 +1,284 @@
+/*
+ * cmd_wrap.c - `weft wrap`: one worker's share of a distributed job. Read
+ * the env contract, preflight, trace the command, hash, cut the run into
+ * signed fragments, spool them durably and ship them to the job's
+ * coordinator; exit with the command's status, always.
+ *
+ * The workload comes first: everything that can fail without it (the
+ * contract, the tracer's preflight) is checked before launch; everything
+ * after it (hashing, signing, the network) can only warn. nng is touched
+ * only after the workload ended: its threads must not exist when the
+ * tracer forks.
+ *
+ * cli_ship_run, the part after the tracer, is shared with `weft run` and
+ * `weft submit --mode in-cluster`: one path, local or distributed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "weft_wrap.h"
+
+static const char wrap_help[] =
+	"usage: weft wrap [--task ID] [--ship-timeout SEC] [--tracer MODE]\n"
+	"                 [--no-tracer-fallback] [--ray] [-v|-vv] -- CMD "
+	"[ARGS...]\n\n"
+	"Run CMD traced as one task of the job named by the env contract\n"
+	"(WEFT_COORDINATOR, WEFT_JOB, WEFT_JOB_TOKEN; weft submit sets them),\n"
+	"and ship what it read and wrote to the job's coordinator as signed\n"
+	"fragments. Fragments are spooled (WEFT_SPOOL) before they are sent;\n"
+	"what the coordinator has not acknowledged --ship-timeout after CMD\n"
+	"exited stays there for 'weft flush' or the next wrapper.\n\n"
+	"  --task ID          this task's name (default: from Slurm,\n"
+	"                     job.step.task@node, or Ray, else pidPID@HOST)\n"
+	"  --ship-timeout SEC wait at most this long after CMD exits for the\n"
+	"                     coordinator's acknowledgements (default %d)\n"
+	"  --tracer MODE      tracer backend: %s (default: WEFT_TRACER,\n"
+	"                     the config, else auto)\n"
+	"  --no-tracer-fallback  never switch backends during the run\n"
+	"  --ray              CMD is a Ray worker (the python shim says so);\n"
+	"                     it is recorded as one task named from Ray's ids\n"
+	"  -v, -vv            more diagnostics on stderr\n\n"
+	"Exit status: CMD's (128+N when a signal N killed it), whatever\n"
+	"happened to the shipping; 2 for bad arguments or a bad env contract,\n"
+	"3 when the tracer's preflight failed, 125 when weft failed otherwise\n"
+	"before starting CMD, 126/127 when CMD is not executable / not found\n"
+	"(CMD did not run in those cases).\n";
+
+/* WEFT_WRAP_PART_BYTES: a smaller part budget (tests, tuning). */
+static int part_bytes_from_env(size_t *out)
+{
+	const char *v = getenv("WEFT_WRAP_PART_BYTES");
+	*out = 0;
+	if (!v || !*v)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end || v[0] < '0' || v[0] > '9' ||
+	    n < WEFT_WRAP_PART_BYTES_MIN || n > WEFT_WRAP_PART_BYTES_DEFAULT) {
+		cli_error("WEFT_WRAP_PART_BYTES='%.32s': expected a number of "
+			  "bytes from %d to %d",
+			  v, WEFT_WRAP_PART_BYTES_MIN,
+			  WEFT_WRAP_PART_BYTES_DEFAULT);
+		return -1;
+	}
+	*out = (size_t)n;
+	return 0;
+}
+
+/* The command line for people, cut to what a task name holds. */
+static void task_name(char *out, size_t outsz, const weft_report *r)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	if (!r->nprocesses)
+		return;
+	const weft_process_rec *p = &r->processes[0];
+	for (uint32_t i = 0; i < p->argc && len + 1 < outsz; i++) {
+		int n = snprintf(out + len, outsz - len, "%s%s", i ? " " : "",
+				 p->argv[i]);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len >= outsz)
+		out[outsz - 1] = '\0';
+}
+
+static void say_shipped(const cli_ship *s, const weft_wrap_ship_stats *st,
+			size_t nfrag)
+{
+	if (st->left)
+		fprintf(stderr,
+			"weft: task %s: %zu of %zu fragment%s not yet "
+			"acknowledged by %s; kept in %s ('weft flush' sends "
+			"them)\n",
+			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
+			s->env->coordinator, s->env->spool);
+	else if (s->verbose)
+		fprintf(stderr,
+			"weft: task %s: %zu fragment%s shipped to %s (%zu "
+			"stored, %zu already there, %zu rejected)\n",
+			s->id->task, nfrag, nfrag == 1 ? "" : "s",
+			s->env->coordinator, st->stored, st->duplicate,
+			st->rejected);
+}
+
+int cli_ship_run(const cli_ship *s, const weft_report *r)
+{
+	char name[WEFT_MAX_TASK_BYTES + 1], preflight[128], err[1024];
+	/* The DAG shows a task by the name the engine or the user gave it
+	 * (4242.0.3@cn07, --task); a task only this host names (pidN@HOST)
+	 * by its command. */
+	if (strcmp(s->id->source, "host") != 0)
+		snprintf(name, sizeof(name), "%s", s->id->task);
+	else
+		task_name(name, sizeof(name), r);
+	snprintf(preflight, sizeof(preflight), "%s: preflight passed",
+		 r->backend);
+	weft_wrap_run run = {
+		.env = s->env,
+		.id = s->id,
+		.name = name,
+		.preflight = preflight,
+		.part_bytes = s->part_bytes,
+	};
+	weft_spool_writer *w;
+	size_t nfrag;
+	if (weft_wrap_record(&run, r, &w, &nfrag, err, sizeof(err)) !=
+	    WEFT_OK) {
+		cli_error("task %s: not recorded: %s", s->id->task, err);
+		return 1;
+	}
+	weft_wrap_shipper *sh;
+	if (weft_wrap_shipper_new(s->env->tls_ca, s->ship_timeout_ms, stderr,
+				  &sh) != WEFT_OK) {
+		weft_spool_writer_close(w, false);
+		cli_error("out of memory; the fragments stay in %s",
+			  s->env->spool);
+		return 1;
+	}
+	int rc = weft_wrap_ship_writer(sh, w);
+	weft_spool_writer_close(w, rc == WEFT_OK);
+	say_shipped(s, weft_wrap_shipper_stats(sh), nfrag);
+	/* Then what earlier wrappers on this node left behind, in what is
+	 * left of the time. */
+	if (rc == WEFT_OK && s->others)
+		weft_wrap_ship_spool(sh, s->env->spool);
+	weft_wrap_shipper_free(sh);
+	return rc == WEFT_OK ? 0 : 1;
+}
+
+int cli_seconds_arg(const char *cmd, const char *opt, const char *arg, int *ms)
+{
+	if (weft_wrap_parse_seconds(arg, ms) == 0)
+		return 0;
+	return cli_usage_error(cmd, "%s '%s': expected seconds from 0 to %d",
+			       opt, arg, WEFT_WRAP_SHIP_TIMEOUT_MAX_MS / 1000);
+}
+
+struct wrap_opts {
+	const char *task, *tracer;
+	int ship_timeout_ms;
+	bool no_fallback;
+	int verbose;
+};
+
+static int parse_args(int argc, char **argv, struct wrap_opts *o)
+{
+	static const struct option opts[] = {
+		{"task", required_argument, NULL, 'T'},
+		{"ship-timeout", required_argument, NULL, 'S'},
+		{"tracer", required_argument, NULL, 't'},
+		{"no-tracer-fallback", no_argument, NULL, 'F'},
+		{"ray", no_argument, NULL, 'R'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	memset(o, 0, sizeof(*o));
+	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+t:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'T':
+			o->task = optarg;
+			break;
+		case 'S':
+			if (cli_seconds_arg("wrap", "--ship-timeout", optarg,
+					    &o->ship_timeout_ms) != 0)
+				return WEFT_EXIT_USAGE;
+			break;
+		case 't':
+			o->tracer = optarg;
+			break;
+		case 'F':
+			o->no_fallback = true;
+			break;
+		case 'R':
+			break; /* see wrap_help */
+		case 'v':
+			o->verbose++;
+			break;
+		case 'h': {
+			char names[256];
+			config_modes(names, sizeof(names));
+			printf(wrap_help,
+			       WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS / 1000, names);
+			return -1;
+		}
+		case ':':
+			return cli_usage_error("wrap",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("wrap", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("wrap", "missing the command to run");
+	return 0;
+}
+
+int cmd_wrap(int argc, char **argv)
+{
+	struct wrap_opts o;
+	int rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	weft_wrap_env env;
+	weft_wrap_identity id;
+	char err[1024], host[WEFT_MAX_NAME_BYTES] = "";
+	gethostname(host, sizeof(host) - 1);
+	if (weft_wrap_env_read(&env, weft_wrap_getenv, true, err,
+			       sizeof(err)) != WEFT_OK ||
+	    weft_wrap_identity_get(&id, o.task, weft_wrap_getenv, host, err,
+				   sizeof(err)) != WEFT_OK) {
+		cli_error("wrap: %s; the command was not started", err);
+		return WEFT_EXIT_USAGE;
+	}
+	cli_ship ship = {
+		.env = &env,
+		.id = &id,
+		.ship_timeout_ms = o.ship_timeout_ms,
+		.others = true,
+		.verbose = o.verbose,
+	};
+	weft_config cfg;
+	if (part_bytes_from_env(&ship.part_bytes) != 0 ||
+	    config_load(&cfg, o.tracer, o.no_fallback, stderr) != 0)
+		return WEFT_EXIT_USAGE;
+	cli_trace t;
+	rc = cli_trace_prepare(&t, argv + optind, &cfg, o.verbose);
+	if (rc != 0)
+		return rc;
+
+	weft_report report;
+	weft_report_init(&report);
+	weft_uuid_new(report.run_id);
+	/* The spool is weft's own business, even for a wrapped wrapper. */
+	rc = cli_trace_run(&t, env.spool, &report);
+	if (rc != 0) {
+		weft_report_release(&report);
+		return rc;
+	}
+	/* The engine's name for the node (SLURMD_NODENAME) wins over the
+	 * host name: it is what the job's users know. */
+	snprintf(report.node, sizeof(report.node), "%s", id.node);
+	/* Without a project there is no hash cache; every file is read. */
+	int err2 = weft_report_hash_files(NULL, &report);
+	if (err2 != WEFT_OK)
+		weft_report_warn(&report, "hashing incomplete: %s",
+				 weft_strerror(err2));
+	cli_ship_run(&ship, &report);
+	weft_report_release(&report);
+	return t.status;
+}

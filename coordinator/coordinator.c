@@ -1,0 +1,243 @@
+/*
+ * coordinator.c - a coordinator's life: open the store, listen (plain or
+ * TLS), run the request loop (server.c), and stop without losing anything
+ * it acknowledged.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "coordinator_internal.h"
+
+/* A whole small file (a PEM certificate or key) as a string. */
+static char *read_text_file(const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? 2 * cap : 8192;
+			if (cap > 1024 * 1024) {
+				snprintf(err, errsz, "%s: larger than 1 MiB",
+					 path);
+				break;
+			}
+			char *p = realloc(buf, cap);
+			if (!p)
+				break;
+			buf = p;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0) {
+			fclose(f);
+			buf[len] = '\0';
+			return buf;
+		}
+	}
+	fclose(f);
+	free(buf);
+	if (!err[0])
+		snprintf(err, errsz, "%s: out of memory", path);
+	return NULL;
+}
+
+static int setup_tls(weft_coordinator *c, const weft_coordinator_opts *o,
+		     char *err, size_t errsz)
+{
+	if (!o->tls_cert || !o->tls_key) {
+		snprintf(err, errsz,
+			 "%s needs --tls-cert and --tls-key (PEM files)",
+			 o->listen_url);
+		return WEFT_EINVAL;
+	}
+	char *cert = read_text_file(o->tls_cert, err, errsz);
+	char *key = cert ? read_text_file(o->tls_key, err, errsz) : NULL;
+	if (!key) {
+		free(cert);
+		return WEFT_EINVAL;
+	}
+	nng_tls_config *cfg = NULL;
+	int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
+	if (rv == 0) {
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
+		if (rv != 0)
+			snprintf(err, errsz, "certificate %s with key %s: %s",
+				 o->tls_cert, o->tls_key, nng_strerror(rv));
+	} else {
+		snprintf(err, errsz, "TLS is not available: %s",
+			 nng_strerror(rv));
+	}
+	if (rv == 0) {
+		rv = nng_listener_set_ptr(c->listener, NNG_OPT_TLS_CONFIG, cfg);
+		if (rv != 0)
+			snprintf(err, errsz, "TLS on %s: %s", o->listen_url,
+				 nng_strerror(rv));
+	}
+	if (cfg)
+		nng_tls_config_free(cfg); /* the listener keeps its own */
+	free(cert);
+	free(key);
+	return rv == 0 ? WEFT_OK : WEFT_EINVAL;
+}
+
+/* For tcp://HOST:0 and tls+tcp://HOST:0: the URL with the port the
+ * kernel picked, so that it can be handed to workers. */
+static void resolve_url(weft_coordinator *c, const char *url)
+{
+	snprintf(c->url, sizeof(c->url), "%s", url);
+	if (strncmp(url, "tcp://", 6) && strncmp(url, "tls+tcp://", 10))
+		return;
+	const char *colon = strrchr(url, ':');
+	int port;
+	if (!colon || strcmp(colon, ":0") ||
+	    nng_listener_get_int(c->listener, NNG_OPT_TCP_BOUND_PORT, &port))
+		return;
+	snprintf(c->url, sizeof(c->url), "%.*s:%d", (int)(colon - url), url,
+		 port);
+}
+
+static int start_listening(weft_coordinator *c, const weft_coordinator_opts *o,
+			   char *err, size_t errsz)
+{
+	int rv = nng_rep0_open(&c->sock);
+	if (rv != 0) {
+		snprintf(err, errsz, "cannot open a REP socket: %s",
+			 nng_strerror(rv));
+		return WEFT_EIO;
+	}
+	c->sock_open = true;
+	/* Requests a little over the limit are still read, so that an
+	 * oversize envelope can be refused with its reason. */
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
+			    WEFT_MAX_REQUEST_BYTES + 4096);
+	rv = nng_listener_create(&c->listener, c->sock, o->listen_url);
+	if (rv != 0) {
+		snprintf(err, errsz, "cannot listen on %s: %s", o->listen_url,
+			 nng_strerror(rv));
+		return WEFT_EINVAL;
+	}
+	if (!strncmp(o->listen_url, "tls+tcp://", 10)) {
+		int e = setup_tls(c, o, err, errsz);
+		if (e)
+			return e;
+	} else if (o->tls_cert || o->tls_key) {
+		snprintf(err, errsz,
+			 "--tls-cert/--tls-key need a tls+tcp:// URL, not %s",
+			 o->listen_url);
+		return WEFT_EINVAL;
+	}
+	int e = coord_slots_start(
+		c, o->contexts > 0 ? o->contexts : WEFT_COORD_DEFAULT_CONTEXTS);
+	if (e) {
+		snprintf(err, errsz, "cannot start request contexts: %s",
+			 weft_strerror(e));
+		return e;
+	}
+	rv = nng_listener_start(c->listener, 0);
+	if (rv != 0) {
+		snprintf(err, errsz, "cannot listen on %s: %s", o->listen_url,
+			 nng_strerror(rv));
+		return WEFT_EIO;
+	}
+	c->listening = true;
+	resolve_url(c, o->listen_url);
+	return WEFT_OK;
+}
+
+static void coordinator_free(weft_coordinator *c)
+{
+	/* Closing the socket ends every receive; the writer thread then
+	 * answers what it still holds (into closed contexts) before the
+	 * contexts go. */
+	if (c->sock_open)
+		nng_close(c->sock);
+	coord_writer_stop(c);
+	coord_slots_stop(c);
+	weft_store_writer_free(c->writer);
+	weft_store_close(c->store);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->reply_cv);
+	pthread_cond_destroy(&c->idle);
+	free(c->jrej);
+	free(c);
+}
+
+int weft_coordinator_start(const weft_coordinator_opts *o,
+			   weft_coordinator **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	err[0] = '\0';
+	if (!o->listen_url || !o->listen_url[0] ||
+	    strlen(o->listen_url) > WEFT_COORD_MAX_URL_BYTES) {
+		snprintf(err, errsz,
+			 "a listen URL is needed (at most %d bytes)",
+			 WEFT_COORD_MAX_URL_BYTES);
+		return WEFT_EINVAL;
+	}
+	if (!o->store_path || strlen(o->store_path) > WEFT_MAX_PATH_BYTES) {
+		snprintf(err, errsz, "a store path is needed");
+		return WEFT_EINVAL;
+	}
+	weft_coordinator *c = calloc(1, sizeof(*c));
+	if (!c)
+		return WEFT_ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->reply_cv, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	c->log = o->log;
+	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
+	int e = weft_store_open(o->store_path, &c->store);
+	if (e) {
+		snprintf(err, errsz, "store %s: %s%s%s", o->store_path,
+			 weft_strerror(e), c->store ? ": " : "",
+			 c->store ? weft_store_errmsg(c->store) : "");
+		coordinator_free(c);
+		return e;
+	}
+	e = weft_store_writer_new(c->store, &c->writer);
+	if (!e)
+		e = coord_writer_start(c);
+	if (e) {
+		snprintf(err, errsz, "store %s: %s", o->store_path,
+			 weft_store_errmsg(c->store));
+		coordinator_free(c);
+		return e;
+	}
+	e = start_listening(c, o, err, errsz);
+	if (e) {
+		coordinator_free(c);
+		return e;
+	}
+	*out = c;
+	return WEFT_OK;
+}
+
+const char *weft_coordinator_url(const weft_coordinator *c)
+{
+	return c->url;
+}
+
+int weft_coordinator_stop(weft_coordinator *c)
+{
+	if (!c)
+		return WEFT_OK;
+	coord_drain(c);
+	if (c->listening)
+		nng_listener_close(c->listener);
+	int err = c->last_commit_err;
+	coordinator_free(c);
+	return err;
+}

@@ -1,0 +1,66 @@
+/*
+ * coordinator_internal.h - private to libweft_coordinator: the coordinator
+ * handle, shared by the lifecycle (coordinator.c) and the request loop
+ * (server.c).
+ */
+#ifndef WEFT_COORDINATOR_INTERNAL_H
+#define WEFT_COORDINATOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "weft_coordinator.h"
+#include "weft_store.h"
+
+struct slot;
+struct job_rejects;
+
+struct weft_coordinator {
+	nng_socket sock;
+	bool sock_open;
+	nng_listener listener;
+	bool listening;
+	char url[WEFT_COORD_MAX_URL_BYTES + 16];
+	char store_path[WEFT_MAX_PATH_BYTES + 1];
+	FILE *log;
+
+	weft_store *store;
+	weft_store_writer *writer;
+	pthread_t writer_thread, replier_thread;
+	bool writer_running, replier_running;
+
+	struct slot *slots;
+	int nslots;
+
+	/* Guards everything below. cv: the writer queue has work or quit;
+	 * reply_cv: committed requests to answer, or the writer is done;
+	 * idle: queued or in_flight went down. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv, reply_cv, idle;
+	struct slot *head, *tail;   /* to the writer */
+	struct slot *rhead, *rtail; /* to the reply thread */
+	size_t rqueued;
+	size_t queued; /* requests queued, being stored or being answered */
+	bool writer_done;
+	size_t held_bytes; /* request bytes received and not yet answered */
+	int in_flight;     /* requests received and not yet answered */
+	bool stopping, quit;
+	int last_commit_err;
+	uint64_t requests;
+	uint64_t rejects[WEFT_REJECT_REASON_MAX];
+	struct job_rejects *jrej;
+	size_t njrej, jrej_cap;
+};
+
+/* server.c */
+int coord_slots_start(weft_coordinator *c, int n);
+int coord_writer_start(weft_coordinator *c);
+/* Refuse new requests (RETRY) and wait until the queue is committed. */
+void coord_drain(weft_coordinator *c);
+void coord_slots_stop(weft_coordinator *c);
+void coord_writer_stop(weft_coordinator *c);
+
+#endif /* WEFT_COORDINATOR_INTERNAL_H */

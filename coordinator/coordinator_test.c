@@ -1,0 +1,193 @@
+/*
+ * coordinator_test.c - unit tests of libweft_coordinator in one process,
+ * the way `weft run` uses it: a coordinator on inproc:// over a scratch
+ * store, requests through weft_coordinator_call, the status it answers,
+ * what is in the store after weft_coordinator_stop, and start errors that
+ * name what failed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weft_coordinator.h"
+#include "weft_store.h"
+
+static const char token[] = "coordinator-test-token-0123";
+
+struct fx {
+	char dir[64], db[96];
+	weft_coordinator *c;
+	char job[WEFT_JOB_ID_BYTES + 1];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/weft-coord-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/s.db", f->dir);
+	weft_uuid_new(f->job);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	weft_coordinator_stop(f->c);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Send req to the coordinator and decode its acknowledgement. */
+static weft_ack call(struct fx *f, weft_buf *req)
+{
+	uint8_t *reply;
+	size_t n;
+	char err[256];
+	assert_int_equal(weft_coordinator_call(weft_coordinator_url(f->c), NULL,
+					       req->data, req->len, 5000,
+					       &reply, &n, err, sizeof(err)),
+			 WEFT_OK);
+	weft_buf_free(req);
+	weft_reply r;
+	assert_int_equal(weft_reply_decode(reply, n, &r), WEFT_OK);
+	free(reply);
+	assert_int_equal(r.kind, WEFT_REPLY_ACK);
+	return r.ack;
+}
+
+static void start(struct fx *f, const char *url)
+{
+	weft_coordinator_opts o = {
+		.listen_url = url, .store_path = f->db, .contexts = 4};
+	char err[512];
+	assert_int_equal(weft_coordinator_start(&o, &f->c, err, sizeof(err)),
+			 WEFT_OK);
+}
+
+static void test_inproc_round_trip(void **state)
+{
+	struct fx *f = *state;
+	start(f, "inproc://weft-coordinator-test");
+	assert_string_equal(weft_coordinator_url(f->c),
+			    "inproc://weft-coordinator-test");
+	weft_buf req;
+	weft_buf_init(&req);
+	weft_job_info j = {0};
+	memcpy(j.id, f->job, sizeof(j.id));
+	strcpy(j.token, token);
+	j.command = "weft run -- make";
+	assert_int_equal(weft_req_job_create(&j, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+
+	weft_writer_key k;
+	weft_writer_key_new(&k);
+	assert_int_equal(weft_req_enrol(f->job, token, k.pk, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+
+	weft_fragment fr;
+	weft_fragment_init(&fr);
+	memcpy(fr.job, f->job, sizeof(fr.job));
+	memcpy(fr.writer, k.pk, 32);
+	fr.seq = 1;
+	strcpy(fr.task.id, "local");
+	fr.nparts = 1;
+	strcpy(fr.report.run_id, "run-local-1");
+	strcpy(fr.report.backend, "ptrace");
+	strcpy(fr.report.node, "here");
+	weft_buf payload, env;
+	weft_buf_init(&payload);
+	weft_buf_init(&env);
+	assert_int_equal(weft_fragment_encode(&fr, &payload), WEFT_OK);
+	assert_int_equal(weft_envelope_seal(f->job, &k, 1, payload.data,
+					    payload.len, &env),
+			 WEFT_OK);
+	assert_int_equal(weft_req_fragment(env.data, env.len, &req), WEFT_OK);
+	weft_buf again;
+	weft_buf_init(&again);
+	weft_buf_append(&again, req.data, req.len);
+	weft_ack a = call(f, &req);
+	assert_int_equal(a.status, WEFT_ACK_STORED);
+	assert_int_equal(a.seq, 1);
+	assert_int_equal(call(f, &again).status, WEFT_ACK_DUPLICATE);
+	weft_buf_free(&payload);
+	weft_buf_free(&env);
+
+	weft_status st;
+	char err[256];
+	assert_int_equal(weft_coordinator_query_status(
+				 weft_coordinator_url(f->c), NULL, NULL, 5000,
+				 &st, err, sizeof(err)),
+			 WEFT_OK);
+	assert_int_equal(st.njobs, 1);
+	assert_int_equal(st.jobs[0].fragments, 1);
+	assert_int_equal(st.jobs[0].nwriters, 1);
+	assert_true(st.requests >= 5);
+	weft_status_release(&st);
+
+	assert_int_equal(weft_req_job_end(f->job, token, 0, 2, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+	assert_int_equal(weft_coordinator_stop(f->c), WEFT_OK);
+	f->c = NULL;
+
+	/* Everything acknowledged is in the store. */
+	weft_store *s;
+	assert_int_equal(weft_store_open(f->db, &s), WEFT_OK);
+	weft_job_record r;
+	assert_int_equal(weft_store_get_job(s, f->job, &r), WEFT_OK);
+	assert_true(r.ended);
+	assert_int_equal(r.fragments, 1);
+	assert_int_equal(r.tasks, 1);
+	weft_job_record_release(&r);
+	weft_store_close(s);
+}
+
+static void test_start_errors(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	weft_coordinator *c;
+	weft_coordinator_opts o = {.listen_url = "bogus://x",
+				   .store_path = f->db};
+	assert_int_not_equal(weft_coordinator_start(&o, &c, err, sizeof(err)),
+			     WEFT_OK);
+	assert_non_null(strstr(err, "bogus://x"));
+	o.listen_url = "tcp://127.0.0.1:0";
+	o.store_path = "/nonexistent/dir/s.db";
+	assert_int_not_equal(weft_coordinator_start(&o, &c, err, sizeof(err)),
+			     WEFT_OK);
+	assert_non_null(strstr(err, "/nonexistent/dir/s.db"));
+	o.store_path = f->db;
+	o.tls_cert = "/nonexistent.pem";
+	assert_int_not_equal(weft_coordinator_start(&o, &c, err, sizeof(err)),
+			     WEFT_OK);
+	assert_non_null(strstr(err, "tls+tcp"));
+	/* A port: its real number is in the URL. */
+	o.tls_cert = NULL;
+	assert_int_equal(weft_coordinator_start(&o, &f->c, err, sizeof(err)),
+			 WEFT_OK);
+	assert_null(strstr(weft_coordinator_url(f->c), ":0"));
+	assert_non_null(strstr(weft_coordinator_url(f->c), "tcp://127.0.0.1:"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_inproc_round_trip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_start_errors, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

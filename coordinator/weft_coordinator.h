@@ -1,0 +1,84 @@
+/*
+ * weft_coordinator.h - the coordinator (libweft_coordinator): an nng REP
+ * server that creates and ends jobs, enrols writers, verifies signed
+ * fragment envelopes and stores them in the fragment store, acknowledging
+ * each only after its transaction committed (DESIGN.md "Delivery").
+ *
+ * Threads: nng's own, plus a pool of aio contexts (each decodes and
+ * verifies on nng's worker threads) and ONE store writer thread that
+ * commits batches. Requests are answered with a weft_reply (weft_wire.h).
+ *
+ * nng must not be used before fork() in a process whose child uses nng
+ * too: start an in-process coordinator only after forking any child that
+ * ships fragments, or run one in a child with weft_coordinator_spawn.
+ */
+#ifndef WEFT_COORDINATOR_H
+#define WEFT_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "weft_wire.h"
+
+/* Bound of a listen URL, with the port a "tcp://host:0" got. */
+#define WEFT_COORD_MAX_URL_BYTES 1024
+/* Default number of concurrent request contexts. */
+#define WEFT_COORD_DEFAULT_CONTEXTS 256
+
+typedef struct weft_coordinator_opts {
+	const char *listen_url; /* tcp://, tls+tcp://, ipc://, inproc:// */
+	const char *store_path; /* the SQLite fragment store (created) */
+	const char *tls_cert;   /* PEM files, for tls+tcp:// only */
+	const char *tls_key;
+	int contexts; /* 0: WEFT_COORD_DEFAULT_CONTEXTS */
+	FILE *log;    /* one line per rejection; may be NULL */
+} weft_coordinator_opts;
+
+typedef struct weft_coordinator weft_coordinator;
+
+/* Open the store, start the writer thread, listen, and return: requests
+ * are served in the background from then on. On error a message naming
+ * what failed (the URL, the store path, the certificate) is in err. */
+int weft_coordinator_start(const weft_coordinator_opts *o,
+			   weft_coordinator **out, char *err, size_t errsz);
+/* The URL it listens on, with the port filled in for ":0". */
+const char *weft_coordinator_url(const weft_coordinator *c);
+/* Stop accepting, let requests in flight finish, commit, close the store,
+ * free. WEFT_OK, or the store's error from the last commit. */
+int weft_coordinator_stop(weft_coordinator *c);
+
+/* `weft coordinator`: start, write the URL and a newline to ready_fd (when
+ * >= 0) once listening, serve until SIGTERM or SIGINT, stop. Returns the
+ * process exit status (0 after a clean stop). */
+int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
+			   FILE *msgs);
+
+/* Run `weft_exe coordinator --listen URL --store PATH [--tls-cert/key]
+ * [--quiet when o->log is NULL] --ready-fd N` in a child (its messages go
+ * to the caller's stderr) and wait (at most timeout_ms) until it listens.
+ * On success *pid is the child and url_out its URL. The child stays in the
+ * caller's process group. Stop it with kill(pid, SIGTERM) and waitpid:
+ * it exits 0 once everything it acknowledged is committed. */
+int weft_coordinator_spawn(const char *weft_exe, const weft_coordinator_opts *o,
+			   int timeout_ms, pid_t *pid, char *url_out,
+			   size_t urlsz, char *err, size_t errsz);
+
+/* One request to the coordinator at url and its reply (malloc'ed, free())
+ * within timeout_ms: a fresh REQ socket, so only for short-lived callers.
+ * WEFT_EIO with a message in err when it cannot be reached or does not
+ * answer in time. tls_ca: CA file for tls+tcp:// (NULL: not checked). */
+int weft_coordinator_call(const char *url, const char *tls_ca,
+			  const uint8_t *req, size_t len, int timeout_ms,
+			  uint8_t **reply, size_t *rlen, char *err,
+			  size_t errsz);
+
+/* Ask the coordinator at url for its status (job NULL: every job). On
+ * success *st is owned by the caller (weft_status_release). tls_ca may be
+ * NULL. */
+int weft_coordinator_query_status(const char *url, const char *tls_ca,
+				  const char *job, int timeout_ms,
+				  weft_status *st, char *err, size_t errsz);
+
+#endif /* WEFT_COORDINATOR_H */

@@ -1,0 +1,300 @@
+/*
+ * codec_message.c - the coordinator's requests and replies.
+ *
+ * Every message is a map: "v" first, then "t" (the kind, a small uint),
+ * then the kind's own keys, all required. Reading "t" second lets the
+ * decoder pick the key set before it meets any other key, so the strict
+ * unknown-key and duplicate-key checks of codec.h hold per kind.
+ *
+ * Requests carry MACs computed here from the token (weft_req_enrol,
+ * weft_req_job_end), so a caller never builds one by hand; a job create
+ * carries the token itself (the coordinator keeps only the key derived
+ * from it: weft_enrol_key).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire_codec.h"
+
+/* ---- Shared: a versioned map whose second key is "t" ---- */
+
+static const char *const kind_key_name[1] = {"t"};
+static const struct weft_rd_keys kind_keys = {kind_key_name, 1, 1};
+
+/* Reads the header and the kind (within [1, max_kind]); *n is the number
+ * of entries left. */
+int wire_kind_read(struct weft_rd *rd, int max_kind, int *kind, uint32_t *n)
+{
+	uint32_t count, seen = 0;
+	unsigned idx;
+	int64_t k;
+	int rc = weft_rd_versioned_map(rd, &count);
+	if (rc == WEFT_OK && count == 0)
+		rc = WEFT_EINVAL;
+	if (rc == WEFT_OK)
+		rc = weft_rd_key(rd, &kind_keys, &seen, &idx);
+	if (rc == WEFT_OK)
+		rc = weft_rd_int(rd, 1, max_kind, &k);
+	if (rc)
+		return rc;
+	*kind = (int)k;
+	*n = count - 1;
+	return WEFT_OK;
+}
+
+/* The remaining n entries of a map of keys. */
+int wire_entries_read(struct weft_rd *rd, uint32_t n,
+		      const struct weft_rd_keys *keys, weft_rd_entry_fn entry,
+		      void *ctx)
+{
+	uint32_t seen = 0;
+	int rc = WEFT_OK;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		unsigned key;
+		rc = weft_rd_key(rd, keys, &seen, &key);
+		if (rc == WEFT_OK)
+			rc = entry(rd, ctx, key);
+	}
+	return rc ? rc : weft_rd_check_required(keys, seen);
+}
+
+void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys)
+{
+	weft_wr_versioned_map(w, nkeys + 1);
+	weft_wr_key(w, "t");
+	weft_wr_uint(w, (uint64_t)kind);
+}
+
+/* ---- Requests ---- */
+
+/* Every request key, in one table: a kind's key set is a mask of it. */
+enum {
+	Q_JOB,
+	Q_TOKEN,
+	Q_CMD,
+	Q_USER,
+	Q_HOST,
+	Q_CWD,
+	Q_GIT,
+	Q_TIME,
+	Q_EXIT,
+	Q_MAC,
+	Q_WRITER,
+	Q_ENV,
+	Q_NKEYS
+};
+static const char *const req_key_names[Q_NKEYS] = {
+	"job", "token", "cmd",  "user", "host",   "cwd",
+	"git", "time",  "exit", "mac",  "writer", "env",
+};
+#define B(k) (1u << (k))
+static const uint32_t req_key_sets[] = {
+	[WEFT_REQ_JOB_CREATE] = B(Q_JOB) | B(Q_TOKEN) | B(Q_CMD) | B(Q_USER) |
+				B(Q_HOST) | B(Q_CWD) | B(Q_GIT) | B(Q_TIME),
+	[WEFT_REQ_JOB_END] = B(Q_JOB) | B(Q_EXIT) | B(Q_TIME) | B(Q_MAC),
+	[WEFT_REQ_ENROL] = B(Q_JOB) | B(Q_WRITER) | B(Q_MAC),
+	[WEFT_REQ_FRAGMENT] = B(Q_ENV),
+	[WEFT_REQ_STATUS] = 0, /* job optional */
+};
+
+int weft_req_job_create(const weft_job_info *j, weft_buf *out)
+{
+	if (weft_job_id_check(j->id) || weft_token_check(j->token))
+		return WEFT_EINVAL;
+	const char *cmd = j->command ? j->command : "";
+	int rc = wire_str_check(cmd, WEFT_MAX_COMMAND_BYTES);
+	if (rc || (rc = wire_str_check(j->user, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(j->host, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(j->cwd, WEFT_MAX_PATH_BYTES)) ||
+	    (rc = wire_str_check(j->git, WEFT_MAX_FIELD_BYTES)))
+		return rc;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_JOB_CREATE, 8);
+	weft_wr_key(&w, "job");
+	weft_wr_cstr(&w, j->id);
+	weft_wr_key(&w, "token");
+	weft_wr_cstr(&w, j->token);
+	weft_wr_key(&w, "cmd");
+	weft_wr_cstr(&w, cmd);
+	weft_wr_key(&w, "user");
+	weft_wr_cstr(&w, j->user);
+	weft_wr_key(&w, "host");
+	weft_wr_cstr(&w, j->host);
+	weft_wr_key(&w, "cwd");
+	weft_wr_cstr(&w, j->cwd);
+	weft_wr_key(&w, "git");
+	weft_wr_cstr(&w, j->git);
+	weft_wr_key(&w, "time");
+	weft_wr_int(&w, j->created_ns);
+	return weft_wr_finish(&w);
+}
+
+int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
+		     int64_t ended_ns, weft_buf *out)
+{
+	if (weft_job_id_check(job) || weft_token_check(token))
+		return WEFT_EINVAL;
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(token, key);
+	weft_job_end_mac(key, job, exit_code, mac);
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_JOB_END, 4);
+	weft_wr_key(&w, "job");
+	weft_wr_cstr(&w, job);
+	weft_wr_key(&w, "exit");
+	weft_wr_int(&w, exit_code);
+	weft_wr_key(&w, "time");
+	weft_wr_int(&w, ended_ns);
+	weft_wr_key(&w, "mac");
+	weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+	return weft_wr_finish(&w);
+}
+
+int weft_req_enrol(const char *job, const char *token,
+		   const uint8_t pk[WEFT_PUBKEY_BYTES], weft_buf *out)
+{
+	if (weft_job_id_check(job) || weft_token_check(token))
+		return WEFT_EINVAL;
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(token, key);
+	weft_enrol_mac(key, job, pk, mac);
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_ENROL, 3);
+	weft_wr_key(&w, "job");
+	weft_wr_cstr(&w, job);
+	weft_wr_key(&w, "writer");
+	weft_wr_bin(&w, pk, WEFT_PUBKEY_BYTES);
+	weft_wr_key(&w, "mac");
+	weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+	return weft_wr_finish(&w);
+}
+
+int weft_req_fragment(const uint8_t *env, size_t len, weft_buf *out)
+{
+	if (len > WEFT_MAX_ENVELOPE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_FRAGMENT, 1);
+	weft_wr_key(&w, "env");
+	weft_wr_bin(&w, env, len);
+	return weft_wr_finish(&w);
+}
+
+int weft_req_status(const char *job, weft_buf *out)
+{
+	if (job && weft_job_id_check(job))
+		return WEFT_EINVAL;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_STATUS, job ? 1 : 0);
+	if (job) {
+		weft_wr_key(&w, "job");
+		weft_wr_cstr(&w, job);
+	}
+	return weft_wr_finish(&w);
+}
+
+static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_request *r = ctx;
+	weft_job_info *j = &r->job_info;
+	int64_t v;
+	int rc;
+	switch (key) {
+	case Q_JOB:
+		r->has_job = true;
+		rc = wire_rd_job(rd, r->job);
+		memcpy(j->id, r->job, sizeof(j->id));
+		return rc;
+	case Q_TOKEN:
+		rc = wire_rd_fixed_str(rd, j->token, sizeof(j->token));
+		return rc                           ? rc
+		       : weft_token_check(j->token) ? WEFT_EINVAL
+						    : WEFT_OK;
+	case Q_CMD:
+		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
+	case Q_USER:
+		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
+	case Q_HOST:
+		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
+	case Q_CWD:
+		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
+	case Q_GIT:
+		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+	case Q_TIME:
+		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &v);
+		j->created_ns = r->ended_ns = v;
+		return rc;
+	case Q_EXIT:
+		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
+		r->exit_code = (int32_t)v;
+		return rc;
+	case Q_MAC:
+		return wire_rd_fixed_bin(rd, r->mac, WEFT_MAC_BYTES);
+	case Q_WRITER:
+		return wire_rd_fixed_bin(rd, r->writer, WEFT_PUBKEY_BYTES);
+	case Q_ENV:
+		return weft_rd_bytes(rd, true, WEFT_MAX_REQUEST_BYTES, &r->env,
+				     &r->env_len);
+	}
+	return WEFT_EINVAL;
+}
+
+/* A kind's keys are numbered within its own set; map[] turns them back
+ * into the Q_ numbers of the whole table. */
+struct req_ctx {
+	weft_request *r;
+	const unsigned *map;
+};
+
+static int req_remap_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	struct req_ctx *c = ctx;
+	return req_read_entry(rd, c->r, c->map[key]);
+}
+
+int weft_request_decode(const uint8_t *buf, size_t len, weft_request *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (len > WEFT_MAX_REQUEST_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	int rc = wire_kind_read(&rd, WEFT_REQ_STATUS, &r->kind, &n);
+	if (rc == WEFT_OK) {
+		/* Keys outside the kind's set are unknown keys. */
+		const char *names[Q_NKEYS];
+		unsigned map[Q_NKEYS], nk = 0;
+		uint32_t set = req_key_sets[r->kind];
+		if (r->kind == WEFT_REQ_STATUS)
+			set = B(Q_JOB);
+		for (unsigned i = 0; i < Q_NKEYS; i++)
+			if (set & B(i)) {
+				map[nk] = i;
+				names[nk++] = req_key_names[i];
+			}
+		struct weft_rd_keys keys = {
+			names, nk,
+			r->kind == WEFT_REQ_STATUS ? 0 : (1u << nk) - 1};
+		struct req_ctx ctx = {r, map};
+		rc = wire_entries_read(&rd, n, &keys, req_remap_entry, &ctx);
+	}
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	if (rc) {
+		weft_request_release(r);
+		memset(r, 0, sizeof(*r));
+	}
+	return rc;
+}
+
+void weft_request_release(weft_request *r)
+{
+	free(r->job_info.command);
+	r->job_info.command = NULL;
+}

@@ -1,0 +1,349 @@
+/*
+ * codec_reply.c - the coordinator's replies: the acknowledgement of one
+ * request, and the answer to a status query.
+ *
+ * Ack: {v, t: 1, st (enum weft_ack_status), why (enum
+ * weft_reject_reason), detail, seq}. Status: {v, t: 2, jobs: [job map],
+ * rejects: [uint per reason], requests}, a job map being {id, ended,
+ * created, endt, exit, cmd, frags, bytes, rejects, writers: [writer map]}
+ * and a writer map {pk, enrolled, frags, max, missing}. All keys required.
+ * Memory for a decoded status grows with the records actually read.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire_codec.h"
+
+const char *weft_reject_name(int reason)
+{
+	switch (reason) {
+	case WEFT_REJECT_NONE:
+		return "none";
+	case WEFT_REJECT_MALFORMED:
+		return "malformed";
+	case WEFT_REJECT_OVERSIZE:
+		return "oversize";
+	case WEFT_REJECT_UNKNOWN_JOB:
+		return "unknown job";
+	case WEFT_REJECT_JOB_ENDED:
+		return "job ended";
+	case WEFT_REJECT_UNENROLLED:
+		return "unenrolled writer";
+	case WEFT_REJECT_BAD_SIGNATURE:
+		return "bad signature";
+	case WEFT_REJECT_BAD_TOKEN:
+		return "bad token";
+	case WEFT_REJECT_REPLAY:
+		return "replay with different content";
+	case WEFT_REJECT_MISMATCH:
+		return "fragment does not match its envelope";
+	case WEFT_REJECT_JOB_EXISTS:
+		return "job exists";
+	}
+	return "unknown reason";
+}
+
+enum { A_ST, A_WHY, A_DETAIL, A_SEQ, A_NKEYS };
+static const char *const ack_key_names[A_NKEYS] = {"st", "why", "detail",
+						   "seq"};
+static const struct weft_rd_keys ack_keys = {ack_key_names, A_NKEYS,
+					     (1u << A_NKEYS) - 1};
+
+enum { S_JOBS, S_REJECTS, S_REQUESTS, S_NKEYS };
+static const char *const status_key_names[S_NKEYS] = {"jobs", "rejects",
+						      "requests"};
+static const struct weft_rd_keys status_keys = {status_key_names, S_NKEYS,
+						(1u << S_NKEYS) - 1};
+
+enum {
+	J_ID,
+	J_ENDED,
+	J_CREATED,
+	J_ENDT,
+	J_EXIT,
+	J_CMD,
+	J_FRAGS,
+	J_BYTES,
+	J_REJECTS,
+	J_WRITERS,
+	J_NKEYS
+};
+static const char *const job_key_names[J_NKEYS] = {
+	"id",  "ended", "created", "endt",    "exit",
+	"cmd", "frags", "bytes",   "rejects", "writers",
+};
+static const struct weft_rd_keys job_keys = {job_key_names, J_NKEYS,
+					     (1u << J_NKEYS) - 1};
+
+enum { W_PK, W_ENROLLED, W_FRAGS, W_MAX, W_MISSING, W_NKEYS };
+static const char *const writer_key_names[W_NKEYS] = {
+	"pk", "enrolled", "frags", "max", "missing",
+};
+static const struct weft_rd_keys writer_keys = {writer_key_names, W_NKEYS,
+						(1u << W_NKEYS) - 1};
+
+/* ---- Encoders ---- */
+
+int weft_reply_ack(int status, int reason, const char *detail, uint64_t seq,
+		   weft_buf *out)
+{
+	if (status < WEFT_ACK_STORED || status > WEFT_ACK_RETRY || reason < 0 ||
+	    reason >= WEFT_REJECT_REASON_MAX)
+		return WEFT_EINVAL;
+	char cut[WEFT_MAX_REASON_BYTES + 1];
+	/* A detail is for people: cut it rather than fail the reply. */
+	snprintf(cut, sizeof(cut), "%s", detail ? detail : "");
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REPLY_ACK, A_NKEYS);
+	weft_wr_key(&w, "st");
+	weft_wr_uint(&w, (uint64_t)status);
+	weft_wr_key(&w, "why");
+	weft_wr_uint(&w, (uint64_t)reason);
+	weft_wr_key(&w, "detail");
+	weft_wr_cstr(&w, cut);
+	weft_wr_key(&w, "seq");
+	weft_wr_uint(&w, seq);
+	return weft_wr_finish(&w);
+}
+
+static void writer_write(struct weft_wr *w, const weft_status_writer *sw)
+{
+	weft_wr_map(w, W_NKEYS);
+	weft_wr_key(w, "pk");
+	weft_wr_bin(w, sw->pk, WEFT_PUBKEY_BYTES);
+	weft_wr_key(w, "enrolled");
+	weft_wr_int(w, sw->enrolled_ns);
+	weft_wr_key(w, "frags");
+	weft_wr_uint(w, sw->fragments);
+	weft_wr_key(w, "max");
+	weft_wr_uint(w, sw->max_seq);
+	weft_wr_key(w, "missing");
+	weft_wr_uint(w, sw->missing);
+}
+
+static int job_write(struct weft_wr *w, const weft_status_job *j)
+{
+	if (weft_job_id_check(j->id) ||
+	    strnlen(j->command, sizeof(j->command)) >= sizeof(j->command))
+		return WEFT_EINVAL;
+	if (j->nwriters > WEFT_MAX_STATUS_WRITERS)
+		return WEFT_ETOOBIG;
+	weft_wr_map(w, J_NKEYS);
+	weft_wr_key(w, "id");
+	weft_wr_cstr(w, j->id);
+	weft_wr_key(w, "ended");
+	weft_wr_bool(w, j->ended);
+	weft_wr_key(w, "created");
+	weft_wr_int(w, j->created_ns);
+	weft_wr_key(w, "endt");
+	weft_wr_int(w, j->ended_ns);
+	weft_wr_key(w, "exit");
+	weft_wr_int(w, j->exit_code);
+	weft_wr_key(w, "cmd");
+	weft_wr_cstr(w, j->command);
+	weft_wr_key(w, "frags");
+	weft_wr_uint(w, j->fragments);
+	weft_wr_key(w, "bytes");
+	weft_wr_uint(w, j->bytes);
+	weft_wr_key(w, "rejects");
+	weft_wr_uint(w, j->rejects);
+	weft_wr_key(w, "writers");
+	weft_wr_array(w, (uint32_t)j->nwriters);
+	for (size_t i = 0; i < j->nwriters; i++)
+		writer_write(w, &j->writers[i]);
+	return WEFT_OK;
+}
+
+int weft_reply_status(const weft_status *st, weft_buf *out)
+{
+	if (st->njobs > WEFT_MAX_STATUS_JOBS)
+		return WEFT_ETOOBIG;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REPLY_STATUS, S_NKEYS);
+	weft_wr_key(&w, "jobs");
+	weft_wr_array(&w, (uint32_t)st->njobs);
+	for (size_t i = 0; i < st->njobs && !w.err; i++) {
+		int rc = job_write(&w, &st->jobs[i]);
+		if (rc)
+			w.err = rc;
+	}
+	weft_wr_key(&w, "rejects");
+	weft_wr_array(&w, WEFT_REJECT_REASON_MAX);
+	for (int i = 0; i < WEFT_REJECT_REASON_MAX; i++)
+		weft_wr_uint(&w, st->rejects[i]);
+	weft_wr_key(&w, "requests");
+	weft_wr_uint(&w, st->requests);
+	return weft_wr_finish(&w);
+}
+
+/* ---- Decoders ---- */
+
+static int ack_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_ack *a = ctx;
+	int64_t v;
+	int rc;
+	switch (key) {
+	case A_ST:
+		rc = weft_rd_int(rd, WEFT_ACK_STORED, WEFT_ACK_RETRY, &v);
+		a->status = (int)v;
+		return rc;
+	case A_WHY:
+		rc = weft_rd_int(rd, 0, WEFT_REJECT_REASON_MAX - 1, &v);
+		a->reason = (int)v;
+		return rc;
+	case A_DETAIL:
+		return wire_rd_fixed_str(rd, a->detail, sizeof(a->detail));
+	case A_SEQ:
+		return weft_rd_uint(rd, UINT64_MAX, &a->seq);
+	}
+	return WEFT_EINVAL;
+}
+
+static int writer_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_status_writer *sw = ctx;
+	switch (key) {
+	case W_PK:
+		return wire_rd_fixed_bin(rd, sw->pk, WEFT_PUBKEY_BYTES);
+	case W_ENROLLED:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &sw->enrolled_ns);
+	case W_FRAGS:
+		return weft_rd_uint(rd, UINT64_MAX, &sw->fragments);
+	case W_MAX:
+		return weft_rd_uint(rd, UINT64_MAX, &sw->max_seq);
+	case W_MISSING:
+		return weft_rd_uint(rd, UINT64_MAX, &sw->missing);
+	}
+	return WEFT_EINVAL;
+}
+
+static int writers_read(struct weft_rd *rd, weft_status_job *j)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, WEFT_MAX_STATUS_WRITERS,
+			       weft_rd_min_map_bytes(&writer_keys), &n);
+	if (rc || n == 0)
+		return rc;
+	j->writers = calloc(n, sizeof(*j->writers));
+	if (!j->writers)
+		return WEFT_ENOMEM;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = weft_rd_fields(rd, &writer_keys, false, writer_read_entry,
+				    &j->writers[i]);
+		j->nwriters = i + 1;
+	}
+	return rc;
+}
+
+static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_status_job *j = ctx;
+	int64_t v;
+	int rc;
+	switch (key) {
+	case J_ID:
+		return wire_rd_job(rd, j->id);
+	case J_ENDED:
+		return weft_rd_bool(rd, &j->ended);
+	case J_CREATED:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->created_ns);
+	case J_ENDT:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->ended_ns);
+	case J_EXIT:
+		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
+		j->exit_code = (int32_t)v;
+		return rc;
+	case J_CMD:
+		return wire_rd_fixed_str(rd, j->command, sizeof(j->command));
+	case J_FRAGS:
+		return weft_rd_uint(rd, UINT64_MAX, &j->fragments);
+	case J_BYTES:
+		return weft_rd_uint(rd, UINT64_MAX, &j->bytes);
+	case J_REJECTS:
+		return weft_rd_uint(rd, UINT64_MAX, &j->rejects);
+	case J_WRITERS:
+		return writers_read(rd, j);
+	}
+	return WEFT_EINVAL;
+}
+
+static int jobs_read(struct weft_rd *rd, weft_status *st)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, WEFT_MAX_STATUS_JOBS,
+			       weft_rd_min_map_bytes(&job_keys), &n);
+	if (rc || n == 0)
+		return rc;
+	st->jobs = calloc(n, sizeof(*st->jobs));
+	if (!st->jobs)
+		return WEFT_ENOMEM;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = weft_rd_fields(rd, &job_keys, false, job_read_entry,
+				    &st->jobs[i]);
+		st->njobs = i + 1;
+	}
+	return rc;
+}
+
+static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_status *st = ctx;
+	uint32_t n;
+	int rc;
+	switch (key) {
+	case S_JOBS:
+		return jobs_read(rd, st);
+	case S_REJECTS:
+		rc = weft_rd_array(rd, WEFT_REJECT_REASON_MAX, 1, &n);
+		if (rc == WEFT_OK && n != WEFT_REJECT_REASON_MAX)
+			rc = WEFT_EINVAL;
+		for (uint32_t i = 0; rc == WEFT_OK && i < n; i++)
+			rc = weft_rd_uint(rd, UINT64_MAX, &st->rejects[i]);
+		return rc;
+	case S_REQUESTS:
+		return weft_rd_uint(rd, UINT64_MAX, &st->requests);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_reply_decode(const uint8_t *buf, size_t len, weft_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (len > WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	int rc = wire_kind_read(&rd, WEFT_REPLY_STATUS, &r->kind, &n);
+	if (rc == WEFT_OK && r->kind == WEFT_REPLY_ACK)
+		rc = wire_entries_read(&rd, n, &ack_keys, ack_read_entry,
+				       &r->ack);
+	else if (rc == WEFT_OK)
+		rc = wire_entries_read(&rd, n, &status_keys, status_read_entry,
+				       &r->status);
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	if (rc) {
+		weft_reply_release(r);
+		memset(r, 0, sizeof(*r));
+	}
+	return rc;
+}
+
+void weft_status_release(weft_status *st)
+{
+	for (size_t i = 0; i < st->njobs; i++)
+		free(st->jobs[i].writers);
+	free(st->jobs);
+	st->jobs = NULL;
+	st->njobs = 0;
+}
+
+void weft_reply_release(weft_reply *r)
+{
+	weft_status_release(&r->status);
+}

@@ -1,0 +1,38 @@
+/*
+ * wire_codec.h - private to libweft_schema: the readers and writers the
+ * distribution codecs (codec_fragment.c, codec_envelope.c,
+ * codec_message.c) share on top of codec.h, and the raw envelope signer.
+ */
+#ifndef WEFT_WIRE_CODEC_H
+#define WEFT_WIRE_CODEC_H
+
+#include "codec.h"
+#include "weft_wire.h"
+
+/* A str or bin of fewer than cap bytes and no NUL, into a fixed array of
+ * cap bytes, terminated. */
+int wire_rd_fixed_str(struct weft_rd *rd, char *out, size_t cap);
+/* A job id (a lowercase UUID) into out. */
+int wire_rd_job(struct weft_rd *rd, char out[WEFT_JOB_ID_BYTES + 1]);
+/* A bin of exactly n bytes, copied to out. */
+int wire_rd_fixed_bin(struct weft_rd *rd, uint8_t *out, size_t n);
+/* A string field of at most max bytes, checked before writing. */
+int wire_str_check(const char *s, size_t max);
+
+/* Messages (codec_message.c): a versioned map whose second key is "t",
+ * the kind, within [1, max_kind]; *n is the number of entries left. */
+int wire_kind_read(struct weft_rd *rd, int max_kind, int *kind, uint32_t *n);
+/* The remaining n entries of a map of keys (unknown, duplicate and
+ * missing required keys checked). */
+int wire_entries_read(struct weft_rd *rd, uint32_t n,
+		      const struct weft_rd_keys *keys, weft_rd_entry_fn entry,
+		      void *ctx);
+/* Header of a message of kind with nkeys keys besides "v" and "t". */
+void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys);
+
+/* Ed25519 signature of (job, key->pk, seq, BLAKE2b-256(payload)). */
+int weft_envelope_sign_raw(const char *job, const weft_writer_key *key,
+			   uint64_t seq, const uint8_t *payload, size_t len,
+			   uint8_t sig[WEFT_SIG_BYTES]);
+
+#endif /* WEFT_WIRE_CODEC_H */

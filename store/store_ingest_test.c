@@ -1,0 +1,456 @@
+/*
+ * store_ingest_test.c - unit tests for the fragment store: job create and
+ * end, enrolment, idempotent ingest by (job, writer, seq) with every
+ * rejection a coordinator relies on, parts merging into one run, status
+ * with gaps, the job DAG across writers by content hash, and
+ * re-verification that notices a tampered envelope.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "store_testutil.h"
+
+static const char token[] = "0123456789abcdef0123456789abcdef";
+
+struct fixture {
+	struct scratch t;
+	weft_store *s;
+	weft_store_writer *w;
+	char job[WEFT_JOB_ID_BYTES + 1];
+	weft_writer_key k1, k2;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	scratch_init(&fx->t);
+	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
+	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
+	weft_uuid_new(fx->job);
+	weft_writer_key_new(&fx->k1);
+	weft_writer_key_new(&fx->k2);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	weft_store_writer_free(fx->w);
+	weft_store_close(fx->s);
+	scratch_fini(&fx->t);
+	free(fx);
+	return 0;
+}
+
+static void job_create(struct fixture *fx, const char *tok, int want)
+{
+	weft_job_info j = {0};
+	strcpy(j.id, fx->job);
+	strcpy(j.token, tok);
+	j.command = "sbatch job.sh";
+	strcpy(j.user, "ada");
+	strcpy(j.host, "laptop");
+	strcpy(j.cwd, "/home/ada");
+	j.created_ns = 100;
+	weft_verdict v;
+	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+	weft_store_apply_job_create(fx->w, &j, &v);
+	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+	assert_int_equal(v.status, want);
+}
+
+static int enrol(struct fixture *fx, const weft_writer_key *k, const char *tok,
+		 weft_verdict *v)
+{
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(tok, key);
+	weft_enrol_mac(key, fx->job, k->pk, mac);
+	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+	weft_store_apply_enrol(fx->w, fx->job, k->pk, mac, 200, v);
+	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+	return v->status;
+}
+
+static int job_end(struct fixture *fx, const char *tok, int32_t code)
+{
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(tok, key);
+	weft_job_end_mac(key, fx->job, code, mac);
+	weft_verdict v;
+	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+	weft_store_apply_job_end(fx->w, fx->job, code, 900, mac, &v);
+	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+}
+
+/* A one-file fragment: the task reads or writes path with content hash
+ * byte h (0: no hash). */
+struct frag_spec {
+	const char *run, *task, *parent, *node, *path;
+	uint8_t h;
+	bool write;
+	uint32_t part, nparts;
+};
+
+static void seal(struct fixture *fx, const weft_writer_key *k, uint64_t seq,
+		 const struct frag_spec *sp, weft_buf *env)
+{
+	weft_fragment f;
+	weft_fragment_init(&f);
+	strcpy(f.job, fx->job);
+	memcpy(f.writer, k->pk, WEFT_PUBKEY_BYTES);
+	f.seq = seq;
+	strcpy(f.task.id, sp->task);
+	strcpy(f.task.name, sp->task);
+	if (sp->parent)
+		strcpy(f.task.parent, sp->parent);
+	f.part = sp->part;
+	f.nparts = sp->nparts ? sp->nparts : 1;
+	weft_report *r = &f.report;
+	strcpy(r->run_id, sp->run);
+	strcpy(r->backend, "ptrace");
+	strcpy(r->node, sp->node);
+	r->started_ns = (int64_t)seq;
+	weft_process_rec *p = weft_report_add_process(r);
+	p->pid = (int32_t)(100 + seq);
+	p->argc = 1;
+	p->argv = calloc(2, sizeof(char *));
+	p->argv[0] = strdup("tool");
+	p->exited = true;
+	weft_file_rec *fr = weft_report_add_file(r);
+	fr->path = strdup(sp->path);
+	fr->read = !sp->write;
+	fr->written = sp->write;
+	if (sp->h) {
+		fr->has_hash = true;
+		memset(fr->hash, sp->h, 32);
+	}
+	weft_buf payload;
+	weft_buf_init(&payload);
+	assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
+	weft_buf_init(env);
+	assert_int_equal(weft_envelope_seal(fx->job, k, seq, payload.data,
+					    payload.len, env),
+			 WEFT_OK);
+	weft_buf_free(&payload);
+	weft_fragment_release(&f);
+}
+
+/* Ingest; returns the status, or -reason when rejected. */
+static int ingest(struct fixture *fx, const weft_buf *env)
+{
+	weft_verdict v;
+	assert_int_equal(weft_store_ingest_envelope(fx->w, env->data, env->len,
+						    1000, &v),
+			 WEFT_OK);
+	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+}
+
+static int ingest_spec(struct fixture *fx, const weft_writer_key *k,
+		       uint64_t seq, const struct frag_spec *sp)
+{
+	weft_buf env;
+	seal(fx, k, seq, sp, &env);
+	int rc = ingest(fx, &env);
+	weft_buf_free(&env);
+	return rc;
+}
+
+static int64_t count(struct fixture *fx, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static const struct frag_spec spec_a = {
+	"run-a", "task-a", NULL, "node1", "/shared/out.bin", 0x11, true};
+
+static void test_jobs_and_enrolment(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_REJECTED);
+	assert_int_equal(v.reason, WEFT_REJECT_UNKNOWN_JOB);
+	job_create(fx, token, WEFT_ACK_STORED);
+	job_create(fx, token, WEFT_ACK_DUPLICATE);
+	job_create(fx, "another-token-0123456789", WEFT_ACK_REJECTED);
+	assert_int_equal(enrol(fx, &fx->k1, "wrong-token-0123456789", &v),
+			 WEFT_ACK_REJECTED);
+	assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
+	assert_int_equal(count(fx, "SELECT count(*) FROM writers"), 1);
+
+	weft_job_record r;
+	assert_int_equal(weft_store_get_job(fx->s, fx->job, &r), WEFT_OK);
+	assert_string_equal(r.info.command, "sbatch job.sh");
+	assert_string_equal(r.info.user, "ada");
+	assert_int_equal(r.writers, 1);
+	assert_false(r.ended);
+	weft_job_record_release(&r);
+	char prefix[9];
+	memcpy(prefix, fx->job, 8);
+	prefix[8] = '\0';
+	assert_int_equal(weft_store_get_job(fx->s, prefix, &r), WEFT_OK);
+	assert_string_equal(r.info.id, fx->job);
+	weft_job_record_release(&r);
+	assert_int_equal(weft_store_get_job(fx->s, "ffffffff", &r),
+			 WEFT_ENOTFOUND);
+
+	assert_int_equal(job_end(fx, "wrong-token-0123456789", 0),
+			 -WEFT_REJECT_BAD_TOKEN);
+	assert_int_equal(job_end(fx, token, 3), WEFT_ACK_STORED);
+	assert_int_equal(job_end(fx, token, 3), WEFT_ACK_DUPLICATE);
+	/* After the end: no new writers; an enrolled one may re-enrol and
+	 * deliver what its spool still holds. */
+	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_REJECTED);
+	assert_int_equal(v.reason, WEFT_REJECT_JOB_ENDED);
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
+			 -WEFT_REJECT_JOB_ENDED);
+
+	weft_job_record *all;
+	size_t n;
+	assert_int_equal(weft_store_list_jobs(fx->s, &all, &n), WEFT_OK);
+	assert_int_equal(n, 1);
+	assert_true(all[0].ended);
+	assert_int_equal(all[0].exit_code, 3);
+	assert_int_equal(all[0].fragments, 1);
+	weft_job_records_free(all, n);
+}
+
+static void test_ingest_idempotent(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	/* Unknown job first. */
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a),
+			 -WEFT_REJECT_UNKNOWN_JOB);
+	job_create(fx, token, WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a),
+			 -WEFT_REJECT_UNENROLLED);
+	enrol(fx, &fx->k1, token, &v);
+
+	weft_buf env;
+	seal(fx, &fx->k1, 1, &spec_a, &env);
+	assert_int_equal(ingest(fx, &env), WEFT_ACK_STORED);
+	assert_int_equal(ingest(fx, &env), WEFT_ACK_DUPLICATE);
+	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 1);
+	assert_int_equal(count(fx, "SELECT count(*) FROM processes"), 1);
+
+	/* Same seq, other content. */
+	struct frag_spec other = spec_a;
+	other.h = 0x12;
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &other),
+			 -WEFT_REJECT_REPLAY);
+
+	/* A flipped byte anywhere in the signed part: bad signature. */
+	uint8_t *p = memmem(env.data, env.len, "tool", 4);
+	assert_non_null(p);
+	*p = 'T';
+	assert_int_equal(ingest(fx, &env), -WEFT_REJECT_BAD_SIGNATURE);
+	/* Garbage. */
+	weft_buf junk = {(uint8_t *)"\x81\xa1v\x01", 4, 4};
+	assert_int_equal(ingest(fx, &junk), -WEFT_REJECT_MALFORMED);
+	weft_buf_free(&env);
+
+	/* Nothing of the refused ones stayed. */
+	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 1);
+	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(count(fx, "SELECT count(*) FROM file_io"), 1);
+
+	/* Another writer may not add to run-a. */
+	enrol(fx, &fx->k2, token, &v);
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
+			 -WEFT_REJECT_MISMATCH);
+}
+
+static void test_parts_and_gaps(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	struct frag_spec p0 = {"run-p", "task-p", NULL, "node1", "/a",
+			       1,       true,     0,    3};
+	struct frag_spec p2 = {"run-p", "task-p", NULL, "node1", "/b",
+			       2,       false,    2,    3};
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &p0), WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 3, &p2), WEFT_ACK_STORED);
+	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(count(fx, "SELECT count(*) FROM processes"), 2);
+	assert_int_equal(count(fx, "SELECT max(seq) FROM processes"), 1);
+	assert_int_equal(count(fx, "SELECT parts_stored FROM tasks"), 2);
+	/* A part repeating a path of the same run is malformed. */
+	struct frag_spec again = p0;
+	again.part = 1;
+	assert_int_equal(ingest_spec(fx, &fx->k1, 4, &again),
+			 -WEFT_REJECT_MALFORMED);
+
+	weft_status st;
+	assert_int_equal(weft_store_status(fx->s, NULL, &st), WEFT_OK);
+	assert_int_equal(st.njobs, 1);
+	assert_int_equal(st.jobs[0].fragments, 2);
+	assert_true(st.jobs[0].bytes > 0);
+	assert_int_equal(st.jobs[0].nwriters, 1);
+	assert_int_equal(st.jobs[0].writers[0].max_seq, 3);
+	assert_int_equal(st.jobs[0].writers[0].missing, 1);
+	assert_string_equal(st.jobs[0].command, "sbatch job.sh");
+	weft_status_release(&st);
+	char other[WEFT_JOB_ID_BYTES + 1];
+	weft_uuid_new(other);
+	assert_int_equal(weft_store_status(fx->s, other, &st), WEFT_ENOTFOUND);
+}
+
+static const weft_dag_task *task_named(const weft_dag *d, const char *name)
+{
+	for (size_t i = 0; i < d->ntasks; i++)
+		if (!strcmp(d->tasks[i].name, name))
+			return &d->tasks[i];
+	return NULL;
+}
+
+static void test_dag_across_writers(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	enrol(fx, &fx->k2, token, &v);
+	/* A on node1 writes content 0x11; B on node2 reads the same content
+	 * under another path, and a hashless file by path (weak). */
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+	struct frag_spec b = {"run-b",           "task-b", "task-a", "node2",
+			      "/node2/copy.bin", 0x11,     false};
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &b), WEFT_ACK_STORED);
+
+	weft_dag d;
+	assert_int_equal(weft_store_dag(fx->s, fx->job, &d), WEFT_OK);
+	assert_int_equal(d.ntasks, 2);
+	const weft_dag_task *ta = task_named(&d, "task-a");
+	const weft_dag_task *tb = task_named(&d, "task-b");
+	assert_non_null(ta);
+	assert_non_null(tb);
+	assert_string_equal(ta->node, "node1");
+	assert_string_equal(tb->node, "node2");
+	assert_null(ta->parent);
+	assert_non_null(tb->parent);
+	assert_string_equal(tb->parent, ta->id);
+	assert_int_equal(d.nartifacts, 1);
+	assert_int_equal(d.nedges, 2);
+	bool wrote = false, read = false;
+	for (size_t i = 0; i < d.nedges; i++) {
+		if (d.edges[i].write && !strcmp(d.edges[i].from, ta->id))
+			wrote = true;
+		if (!d.edges[i].write && !strcmp(d.edges[i].to, tb->id) &&
+		    !strcmp(d.edges[i].from, d.artifacts[0].id))
+			read = !d.edges[i].weak;
+	}
+	assert_true(wrote && read);
+	weft_dag_release(&d);
+	/* The local DAG (no job) still has them; another job has nothing. */
+	char other[WEFT_JOB_ID_BYTES + 1];
+	weft_uuid_new(other);
+	assert_int_equal(weft_store_dag(fx->s, other, &d), WEFT_ENOTFOUND);
+}
+
+static void bad_cb(void *ctx, const char *job, const uint8_t *pk, uint64_t seq,
+		   const char *why)
+{
+	(void)job;
+	(void)pk;
+	(void)why;
+	*(uint64_t *)ctx = seq;
+}
+
+static void test_verify(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	struct frag_spec b = spec_a;
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+	b.run = "run-b2";
+	b.path = "/other";
+	assert_int_equal(ingest_spec(fx, &fx->k1, 2, &b), WEFT_ACK_STORED);
+	weft_verify_counts c;
+	uint64_t bad_seq = 0;
+	assert_int_equal(weft_store_verify(fx->s, NULL, &c, bad_cb, &bad_seq),
+			 WEFT_OK);
+	assert_int_equal(c.envelopes, 2);
+	assert_int_equal(c.ok, 2);
+	assert_int_equal(c.jobs, 1);
+	assert_int_equal(c.writers, 1);
+
+	/* Tamper with seq 2's stored bytes behind the store's back: the
+	 * signature (over the payload hash) no longer holds. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT raw, payload_hash FROM "
+					    "envelopes WHERE seq = 2",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	size_t n = (size_t)sqlite3_column_bytes(st, 0);
+	uint8_t *raw = malloc(n);
+	memcpy(raw, sqlite3_column_blob(st, 0), n);
+	sqlite3_finalize(st);
+	uint8_t *p = memmem(raw, n, "/other", 6);
+	assert_non_null(p);
+	p[1] = 'O';
+	weft_envelope e;
+	assert_int_equal(weft_envelope_decode(raw, n, &e), WEFT_OK);
+	uint8_t h[32];
+	weft_payload_hash(e.payload, e.payload_len, h);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "UPDATE envelopes SET raw = ?1, "
+					    "payload_hash = ?2 WHERE seq = 2",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, raw, (int)n, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, h, 32, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(raw);
+
+	assert_int_equal(
+		weft_store_verify(fx->s, fx->job, &c, bad_cb, &bad_seq),
+		WEFT_OK);
+	assert_int_equal(c.ok, 1);
+	assert_int_equal(c.bad_signature, 1);
+	assert_int_equal(bad_seq, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_jobs_and_enrolment, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_idempotent, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_parts_and_gaps, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_dag_across_writers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

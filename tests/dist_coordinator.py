@@ -1,0 +1,501 @@
+#!/usr/bin/env python3
+"""dist_coordinator.py - end-to-end tests of `weft coordinator`, `weft
+status`, `weft verify` and `weft dag --job` with real processes, real
+sockets and real SQLite files. Requests come from tests/dist_client (a
+small C client of the public wire API): good fragments from two writers on
+two "nodes", each kind of bad input, a coordinator killed with SIGKILL in
+the middle of ingest and restarted, SIGTERM, TLS.
+
+    dist_coordinator.py --weft PATH --client PATH CASE
+    dist_coordinator.py --list
+
+Exit status: 0 pass, 1 fail, 77 skip (the reason is printed).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+CASES = {}
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Env:
+    def __init__(self, weft, client):
+        self.weft = os.path.abspath(weft)
+        self.client = os.path.abspath(client)
+        self.root = tempfile.mkdtemp(prefix="weft-dist-")
+        self.db = os.path.join(self.root, "store.db")
+        self.env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        self.coord = None
+        self.url = None
+        self.n = 0
+
+    def close(self):
+        if self.coord and self.coord.poll() is None:
+            self.coord.kill()
+            self.coord.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self, listen="tcp://127.0.0.1:0", extra=()):
+        """Start `weft coordinator` and wait until it listens."""
+        r, w = os.pipe()
+        log = open(os.path.join(self.root, "coord.log"), "ab")
+        self.coord = subprocess.Popen(
+            [self.weft, "coordinator", "--listen", listen, "--store",
+             self.db, "--ready-fd", str(w), *extra],
+            pass_fds=(w,), stdout=log, stderr=log, env=self.env)
+        os.close(w)
+        with os.fdopen(r) as f:
+            line = f.readline().strip()
+        log.close()
+        if not line:
+            raise Fail("the coordinator did not start: " + self.log())
+        self.url = line
+        return line
+
+    def log(self):
+        with open(os.path.join(self.root, "coord.log"), errors="replace") as f:
+            return f.read()
+
+    def weft_run(self, *args, ok=True):
+        p = subprocess.run([self.weft, *args], capture_output=True,
+                           text=True, env=self.env, timeout=60)
+        if ok and p.returncode != 0:
+            raise Fail("weft %s: exit %d: %s" % (" ".join(args),
+                                                p.returncode, p.stderr))
+        return p
+
+    def call(self, *args, url=None):
+        p = subprocess.run([self.client, url or self.url, *args],
+                           capture_output=True, text=True, env=self.env,
+                           timeout=120)
+        if p.returncode != 0:
+            raise Fail("dist_client %s: exit %d: %s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr))
+        return p.stdout.strip()
+
+    def key(self):
+        self.n += 1
+        path = os.path.join(self.root, "key%d" % self.n)
+        self.call("keygen", path)
+        return path
+
+    def new_job(self):
+        job = subprocess.run(
+            [sys.executable, "-c", "import uuid; print(uuid.uuid4())"],
+            capture_output=True, text=True).stdout.strip()
+        check(self.call("create", job, TOKEN, "sbatch job.sh") == "stored",
+              "job create")
+        return job
+
+    def status(self, *extra):
+        return json.loads(self.weft_run("status", "--coordinator", self.url,
+                                        "--json", *extra).stdout)
+
+    def snapshot(self):
+        """What a bad request must not change: every stored row."""
+        con = sqlite3.connect(self.db)
+        try:
+            out = {}
+            for t in ("jobs", "writers", "envelopes", "runs", "tasks",
+                      "processes", "file_io", "paths", "artifacts"):
+                out[t] = sorted(map(repr, con.execute(
+                    "SELECT * FROM %s" % t).fetchall()))
+            return out
+        finally:
+            con.close()
+
+    def query(self, sql):
+        con = sqlite3.connect(self.db)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
+@case
+def status_dag_verify(e):
+    """Two writers on two nodes: status, the job DAG by hash, verify."""
+    e.start()
+    job = e.new_job()
+    k1, k2 = e.key(), e.key()
+    check(e.call("enrol", job, TOKEN, k1) == "stored", "enrol 1")
+    check(e.call("enrol", job, TOKEN, k2) == "stored", "enrol 2")
+    check(e.call("enrol", job, TOKEN, k1) == "duplicate", "enrol again")
+    # Stage one on node1 writes content 0x11; stage two on node2 reads the
+    # same content under another path (copied), and a file it can only
+    # match by path.
+    check(e.call("frag", job, k1, "1", "run-a", "stage1", "node1",
+                 "w:/shared/a.bin:11", "w:/shared/log.txt:-") == "stored",
+          "fragment A")
+    check(e.call("frag", job, k2, "1", "run-b", "stage2", "node2",
+                 "--parent", "stage1", "r:/node2/a.bin:11",
+                 "r:/shared/log.txt:-") == "stored", "fragment B")
+    check(e.call("frag", job, k2, "1", "run-b", "stage2", "node2",
+                 "--parent", "stage1", "r:/node2/a.bin:11",
+                 "r:/shared/log.txt:-") == "duplicate", "fragment B again")
+    # Writer 1 skips seq 2: a gap.
+    check(e.call("frag", job, k1, "3", "run-c", "stage1b", "node1",
+                 "w:/shared/c.bin:33") == "stored", "fragment C")
+
+    st = e.status()
+    check(st["source"] == "coordinator" and len(st["jobs"]) == 1, str(st))
+    j = st["jobs"][0]
+    check(j["id"] == job and j["state"] == "open", str(j))
+    check(j["fragments"] == 3 and j["gaps"] == 1, str(j))
+    check(len(j["writers"]) == 2, str(j))
+    gaps = sorted(w["missing"] for w in j["writers"])
+    check(gaps == [0, 1], "gaps per writer: %s" % gaps)
+    check(j["command"] == "sbatch job.sh", str(j))
+    # The same from the store, while the coordinator runs.
+    sst = json.loads(e.weft_run("status", "--store", e.db, "--json").stdout)
+    check(sst["jobs"][0]["fragments"] == 3 and
+          sst["jobs"][0]["gaps"] == 1 and sst["rejects"] is None, str(sst))
+
+    dag = json.loads(e.weft_run("dag", "--job", job, "--store", e.db,
+                                "--format", "json").stdout)
+    check(dag["job"] == job and len(dag["tasks"]) == 3, str(dag))
+    tasks = {t["name"]: t for t in dag["tasks"]}
+    a, b = tasks["stage1"], tasks["stage2"]
+    check(a["node"] == "node1" and b["node"] == "node2", str(tasks))
+    check(b["parent"] == a["id"] and a["parent"] is None, str(tasks))
+    h = "blake2b-256:" + "11" * 32
+    art = [x for x in dag["artifacts"] if x["id"] == h]
+    check(len(art) == 1 and art[0]["path"] == "/shared/a.bin", str(art))
+    edges = {(x["from"], x["to"], x["kind"], x["weak"])
+             for x in dag["edges"]}
+    check((a["id"], h, "write", False) in edges, "A writes by hash")
+    check((h, b["id"], "read", False) in edges,
+          "B reads A's content on another node, by hash: %s" % edges)
+    weak = [x for x in dag["edges"] if x["weak"]]
+    check(any(x["to"] == b["id"] for x in weak) and
+          any(x["from"] == a["id"] for x in weak),
+          "the hashless log is a weak edge: %s" % weak)
+    # A prefix of the id works too; text and dot render.
+    e.weft_run("dag", "--job", job[:8], "--store", e.db)
+    dot = e.weft_run("dag", "--job", job, "--store", e.db,
+                     "--format", "dot").stdout
+    check("style=dashed" in dot, "weak edge dashed in dot")
+
+    v = e.weft_run("verify", "--store", e.db, "--job", job, "--json")
+    counts = json.loads(v.stdout)
+    check(counts["fragments"] == 3 and counts["ok"] == 3 and
+          counts["writers"] == 2, str(counts))
+    check(e.call("end", job, TOKEN, "0") == "stored", "job end")
+    st = e.status("--job", job)
+    check(st["jobs"][0]["state"] == "ended" and
+          st["jobs"][0]["exit_code"] == 0, str(st))
+
+
+@case
+def bad_inputs(e):
+    """Each bad input, sent for real: refused with its reason, the store
+    unchanged, the coordinator still serving."""
+    e.start()
+    job = e.new_job()
+    k1, k2 = e.key(), e.key()
+    e.call("enrol", job, TOKEN, k1)
+    check(e.call("frag", job, k1, "1", "run-1", "t1", "node1",
+                 "w:/out:01") == "stored", "good fragment")
+    other = e.new_job()  # a second job, for the unknown-job case below
+    garbage = os.path.join(e.root, "garbage")
+    with open(garbage, "wb") as f:
+        f.write(b"\x93\x01\x02\xc1 not a request")
+    unknown = "00000000-0000-4000-8000-000000000000"
+
+    bad = [
+        ("malformed", ["raw", garbage]),
+        ("oversize", ["oversize", job, k1, "2"]),
+        ("unknown job", ["frag", unknown, k1, "2", "run-2", "t", "n",
+                         "w:/x:02"]),
+        ("unenrolled writer", ["frag", job, k2, "1", "run-3", "t", "n",
+                               "w:/x:02"]),
+        ("bad token", ["enrol", job, "wrong-token-0123456789", k2]),
+        ("bad signature", ["frag", job, k1, "2", "run-4", "t", "n",
+                           "--tamper", "w:/x:02"]),
+        ("replay with different content",
+         ["frag", job, k1, "1", "run-1", "t1", "node1", "w:/out:02"]),
+        ("fragment does not match its envelope",
+         ["frag", job, k1, "2", "run-5", "t", "n", "--seq-in-payload",
+          "9", "w:/x:02"]),
+        ("job exists", ["create", other, "another-token-0123456789"]),
+    ]
+    for reason, args in bad:
+        before = e.snapshot()
+        out = e.call(*args)
+        check(out.startswith("rejected " + reason + ":"),
+              "%s: got %r" % (reason, out))
+        check(e.snapshot() == before, "%s changed the store" % reason)
+        check(e.coord.poll() is None, "coordinator died after " + reason)
+        e.status()  # still serving
+
+    # Ended job: no new writers, nothing from writers never enrolled.
+    check(e.call("end", job, TOKEN, "1") == "stored", "end")
+    before = e.snapshot()
+    out = e.call("enrol", job, TOKEN, k2)
+    check(out.startswith("rejected job ended:"), out)
+    out = e.call("frag", job, k2, "1", "run-6", "t", "n", "w:/x:03")
+    check(out.startswith("rejected job ended:"), out)
+    check(e.snapshot() == before, "ended job changed the store")
+
+    st = e.status()
+    r = st["rejects"]
+    for key in ("malformed", "oversize", "unknown_job", "unenrolled_writer",
+                "bad_token", "bad_signature", "replay", "mismatch",
+                "job_exists"):
+        check(r[key] == 1, "reject count %s: %s" % (key, r))
+    check(r["job_ended"] == 2, str(r))
+    j = [x for x in st["jobs"] if x["id"] == job][0]
+    check(j["fragments"] == 1 and j["rejects"] >= 6, str(j))
+    log = e.log()
+    check("rejected fragment of job %s: bad signature" % job in log, log)
+    # And it still takes good work.
+    k3 = e.key()
+    check(e.call("enrol", other, TOKEN, k3) == "stored", "enrol after")
+    check(e.call("frag", other, k3, "1", "run-7", "t", "n",
+                 "w:/y:04") == "stored", "fragment after")
+
+
+@case
+def kill9_restart(e):
+    """SIGKILL in the middle of ingest, restart, the client resends:
+    every fragment stored exactly once."""
+    port = free_port()
+    listen = "tcp://127.0.0.1:%d" % port
+    e.start(listen)
+    job = e.new_job()
+    k = e.key()
+    e.call("enrol", job, TOKEN, k)
+    total = 400
+    client = subprocess.Popen(
+        [e.client, e.url, "many", job, k, "1", str(total), "r"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=e.env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        n = e.query("SELECT count(*) FROM envelopes")[0][0]
+        if n >= 50:
+            break
+        time.sleep(0.02)
+    check(n < total, "the client finished before the kill (%d)" % n)
+    e.coord.send_signal(signal.SIGKILL)
+    e.coord.wait()
+    killed_at = e.query("SELECT count(*) FROM envelopes")[0][0]
+    time.sleep(0.3)
+    e.start(listen)
+    out, err = client.communicate(timeout=120)
+    check(client.returncode == 0, "client: %s %s" % (out, err))
+    check("rejected 0" in out, out)
+    # A second pass resends everything: all duplicates.
+    again = e.call("many", job, k, "1", str(total), "r")
+    check(again == "stored 0 duplicate %d rejected 0" % total, again)
+    rows = e.query("SELECT count(*), count(DISTINCT seq), min(seq), "
+                   "max(seq) FROM envelopes")[0]
+    check(rows == (total, total, 1, total), "envelopes %s" % (rows,))
+    check(e.query("SELECT count(*) FROM runs")[0][0] == total, "runs")
+    check(e.query("SELECT count(*) FROM processes")[0][0] == total,
+          "processes")
+    st = e.status("--job", job)
+    check(st["jobs"][0]["fragments"] == total and
+          st["jobs"][0]["gaps"] == 0, str(st["jobs"][0]))
+    print("killed with %d stored; %d after restart" % (killed_at, total))
+    # SIGTERM: a clean stop, exit 0, and the store verifies.
+    e.coord.send_signal(signal.SIGTERM)
+    check(e.coord.wait(timeout=30) == 0, "exit after SIGTERM: " + e.log())
+    check("stopped" in e.log(), e.log())
+    v = json.loads(e.weft_run("verify", "--store", e.db, "--json").stdout)
+    check(v["ok"] == total and v["fragments"] == total, str(v))
+
+
+@case
+def concurrent_writers(e):
+    """Eight writer processes at once, each resending its whole range a
+    second time: every fragment once, no gaps, all verified."""
+    e.start()
+    job = e.new_job()
+    keys = [e.key() for _ in range(8)]
+    for k in keys:
+        check(e.call("enrol", job, TOKEN, k) == "stored", "enrol")
+    n = 60
+    for rnd in ("stored %d duplicate 0" % n, "stored 0 duplicate %d" % n):
+        procs = [subprocess.Popen(
+            [e.client, e.url, "many", job, k, "1", str(n), "w%d" % i],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=e.env) for i, k in enumerate(keys)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            check(p.returncode == 0 and out.strip() == rnd + " rejected 0",
+                  "writer: %r %r" % (out, err))
+    st = e.status("--job", job)["jobs"][0]
+    check(st["fragments"] == 8 * n and st["gaps"] == 0, str(st))
+    check(all(w["fragments"] == n and w["max_seq"] == n
+              for w in st["writers"]), str(st["writers"]))
+    check(e.query("SELECT count(*) FROM runs WHERE job = '%s'" % job)
+          == [(8 * n,)], "runs")
+    v = json.loads(e.weft_run("verify", "--store", e.db, "--json").stdout)
+    check(v["ok"] == 8 * n and v["writers"] == 8, str(v))
+
+
+@case
+def sigterm_in_flight(e):
+    """SIGTERM while a client sends: exit 0, and everything acknowledged
+    is in the store."""
+    e.start()
+    job = e.new_job()
+    k = e.key()
+    e.call("enrol", job, TOKEN, k)
+    client = subprocess.Popen(
+        [e.client, e.url, "many", job, k, "1", "100000", "s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=e.env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if e.query("SELECT count(*) FROM envelopes")[0][0] >= 30:
+            break
+        time.sleep(0.02)
+    e.coord.send_signal(signal.SIGTERM)
+    check(e.coord.wait(timeout=30) == 0, "exit after SIGTERM: " + e.log())
+    client.kill()
+    client.wait()
+    n, distinct, top = e.query(
+        "SELECT count(*), count(DISTINCT seq), max(seq) FROM envelopes")[0]
+    check(n == distinct == top and n >= 30, "stored %d/%d up to %s" % (
+        n, distinct, top))
+    v = json.loads(e.weft_run("verify", "--store", e.db, "--json").stdout)
+    check(v["ok"] == n, str(v))
+
+
+@case
+def tls(e):
+    """tls+tcp:// with --tls-cert/--tls-key; status checks the server's
+    certificate against a CA file."""
+    if not shutil.which("openssl"):
+        raise Skip("openssl not installed: cannot make a test certificate")
+    cert = os.path.join(e.root, "cert.pem")
+    key = os.path.join(e.root, "key.pem")
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2", "-subj",
+         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Skip("openssl could not make a certificate: " + p.stderr)
+    port = free_port()
+    e.start("tls+tcp://127.0.0.1:%d" % port,
+            ["--tls-cert", cert, "--tls-key", key])
+    url = "tls+tcp://localhost:%d" % port
+    p = e.weft_run("status", "--coordinator", url, "--tls-ca", cert,
+                   "--json")
+    check(json.loads(p.stdout)["jobs"] == [], p.stdout)
+    job = e.new_job()
+    k = e.key()
+    check(e.call("enrol", job, TOKEN, k) == "stored", "enrol over TLS")
+    check(e.call("frag", job, k, "1", "run-t", "t", "n",
+                 "w:/tls:05") == "stored", "fragment over TLS")
+    # A client trusting another CA is refused by the handshake.
+    other_key = os.path.join(e.root, "other.key")
+    other = os.path.join(e.root, "other.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", other_key, "-out", other, "-days",
+                    "2", "-subj", "/CN=localhost"], capture_output=True)
+    p = e.weft_run("status", "--coordinator", url, "--tls-ca", other,
+                   ok=False)
+    check(p.returncode == 1 and p.stderr, "wrong CA accepted: " + p.stdout)
+    # Plain TCP to the TLS port gets nowhere, and plain options are
+    # refused where they make no sense.
+    p = e.weft_run("coordinator", "--listen", "tcp://127.0.0.1:0",
+                   "--store", e.db, "--tls-cert", cert, "--tls-key", key,
+                   ok=False)
+    check(p.returncode == 1 and "tls+tcp" in p.stderr, p.stderr)
+
+
+@case
+def usage_errors(e):
+    """Bad command lines and unreachable coordinators: clear errors."""
+    p = e.weft_run("coordinator", ok=False)
+    check(p.returncode == 2 and "--listen" in p.stderr, p.stderr)
+    p = e.weft_run("coordinator", "--listen", "nonsense://x", "--store",
+                   e.db, ok=False)
+    check(p.returncode == 1 and "nonsense://x" in p.stderr, p.stderr)
+    p = e.weft_run("coordinator", "--listen", "tcp://127.0.0.1:0",
+                   "--store", "/nonexistent/dir/s.db", ok=False)
+    check(p.returncode == 1 and "/nonexistent/dir/s.db" in p.stderr,
+          p.stderr)
+    port = free_port()
+    p = e.weft_run("status", "--coordinator",
+                   "tcp://127.0.0.1:%d" % port, ok=False)
+    check(p.returncode == 1 and "127.0.0.1:%d" % port in p.stderr, p.stderr)
+    p = e.weft_run("status", "--coordinator", "tcp://127.0.0.1:1",
+                   "--store", e.db, ok=False)
+    check(p.returncode == 2, p.stderr)
+    p = e.weft_run("dag", "--job", "nope", "--store", e.db, ok=False)
+    check(p.returncode == 1 and "nope" in p.stderr, p.stderr)
+    p = e.weft_run("verify", "--store", e.db)
+    check("0 fragments" in p.stdout, p.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weft")
+    ap.add_argument("--client")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    if a.case not in CASES or not a.weft or not a.client:
+        ap.error("need --weft, --client and one of: " + ", ".join(CASES))
+    e = Env(a.weft, a.client)
+    try:
+        CASES[a.case](e)
+    except Skip as s:
+        print("SKIP: %s" % s)
+        return SKIP
+    except Fail as f:
+        print("FAIL: %s" % f)
+        print("coordinator log:\n" + (e.log() if os.path.exists(
+            os.path.join(e.root, "coord.log")) else "(none)"))
+        return 1
+    finally:
+        e.close()
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

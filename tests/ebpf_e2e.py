@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""ebpf_e2e.py - end-to-end tests of the eBPF backend and the node agent
+beyond the conformance suite (which runs under ebpf as e2e.ebpf.*):
+
+  unregistered      a process outside the run is never reported
+  repeat_200        200 runs of sh -c 'echo x > f': the write every time
+  long_path         a path of 4,095 bytes (4,096 with its NUL) recorded whole
+  agent_concurrent  two runs at once under one agent: separate records
+  agent_refuses     the agent refuses to register a process the caller
+                    could not ptrace (caller run as nobody)
+  agent_killed      the agent killed mid-run: the run reports the loss and
+                    ends (fallback to ptrace), it does not hang
+
+    ebpf_e2e.py --weft PATH CASE
+    ebpf_e2e.py --list
+
+Exit status: 0 pass, 1 fail, 77 skip (reason printed: not root, or
+`weft tracer check ebpf` fails here). Each case uses an agent of its own
+(WEFT_AGENT_SOCKET in its temporary directory) so that cases never share
+or kill each other's agent. Standard library only.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+CASES = {}
+# wb_msg (backends/ebpf/ebpf_internal.h): type, pid, status, version,
+# dropped, text[64].
+MSG = struct.Struct("=IiiIQ64s")
+MSG_REGISTER, MSG_REPLY = 1, 4
+PROTO_VERSION = 2  # WB_PROTO_VERSION
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def text(b):
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else b
+
+
+class Env:
+    def __init__(self, weft):
+        self.weft = os.path.abspath(weft)
+        self.root = tempfile.mkdtemp(prefix="weft-ebpf-")
+        os.chmod(self.root, 0o755)
+        self.proj = os.path.join(self.root, "proj")
+        self.home = os.path.join(self.root, "home")
+        os.mkdir(self.proj)
+        os.mkdir(self.home)
+        self.sock = os.path.join(self.root, "agent", "agent.sock")
+        self.env = dict(os.environ, HOME=self.home,
+                        WEFT_AGENT_SOCKET=self.sock,
+                        WEFT_AGENT_IDLE_MS="3000")
+        self.env.pop("WEFT_TRACER", None)
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        self.nreports = 0
+
+    def p(self, rel):
+        return os.path.join(self.proj, rel)
+
+    def run(self, cmd, timeout=60, env=None, wait=True):
+        self.nreports += 1
+        report = os.path.join(self.root, "report%d.json" % self.nreports)
+        argv = [self.weft, "run", "--tracer", "ebpf", "--report", report,
+                "--"] + cmd
+        e = dict(self.env, **(env or {}))
+        if not wait:
+            return subprocess.Popen(argv, cwd=self.proj, env=e,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE), report
+        r = subprocess.run(argv, cwd=self.proj, env=e, capture_output=True,
+                           timeout=timeout)
+        if r.returncode != 0:
+            raise Fail("`weft run -- %s` exited %d:\n%s"
+                       % (" ".join(cmd), r.returncode, text(r.stderr)))
+        return load(report)
+
+    def agent_pids(self):
+        """Agents serving this case's socket (found by their lock)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().split(b"\0")
+                with open("/proc/%s/environ" % d, "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv[:2] == [self.weft.encode(), b"agent"] or \
+                    (len(argv) > 1 and argv[1] == b"agent"):
+                if ("WEFT_AGENT_SOCKET=" + self.sock).encode() in env:
+                    pids.append(int(d))
+        return pids
+
+    def cleanup(self):
+        for pid in self.agent_pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def load(report):
+    with open(report, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def files(rep):
+    return {f["path"]: f for f in rep["files"]}
+
+
+def need_ebpf(env):
+    if os.geteuid() != 0:
+        raise Skip("needs root (BPF programs and other users' processes)")
+    r = subprocess.run([env.weft, "tracer", "check", "ebpf"],
+                       capture_output=True, env=env.env, timeout=60)
+    if r.returncode != 0:
+        raise Skip("the ebpf backend does not work here:\n%s"
+                   % text(r.stdout + r.stderr))
+
+
+def expect_written(rep, path, what):
+    rec = files(rep).get(path)
+    if not rec or not rec["written"]:
+        raise Fail("%s: %s is not recorded as written; record %s, "
+                   "warnings %s, dropped %s"
+                   % (what, path, rec, rep["warnings"],
+                      rep["dropped_events"]))
+
+
+@case
+def unregistered(env):
+    """a process outside the run (started before it, writing all along)
+    never appears in the run's records."""
+    outside = env.p("outside.txt")
+    stop = env.p("stop")
+    bg = subprocess.Popen(["sh", "-c", "while [ ! -e %s ]; do echo o >> %s;"
+                           " cat %s > /dev/null; sleep 0.01; done"
+                           % (stop, outside, outside)])
+    try:
+        rep = env.run(["sh", "-c", "echo in > inside.txt; sleep 0.3; "
+                       "cat inside.txt"])
+    finally:
+        open(stop, "w").close()
+        bg.wait(10)
+    expect_written(rep, env.p("inside.txt"), "the run")
+    if outside in files(rep):
+        raise Fail("%s, written only by a process outside the run, is in "
+                   "its records: %s" % (outside, files(rep)[outside]))
+    pids = {p["pid"] for p in rep["processes"]}
+    if bg.pid in pids:
+        raise Fail("the outside process %d is among the run's processes"
+                   % bg.pid)
+
+
+@case
+def repeat_200(env):
+    """200 runs of sh -c 'echo x > f': every report has f written (the end
+    of the run drains the ring buffer), none drops records."""
+    f = env.p("f")
+    for i in range(200):
+        rep = env.run(["sh", "-c", "echo x > f"])
+        expect_written(rep, f, "run %d of 200" % (i + 1))
+        if rep["dropped_events"] != 0:
+            raise Fail("run %d dropped %d records"
+                       % (i + 1, rep["dropped_events"]))
+
+
+@case
+def long_path(env):
+    """a file whose absolute path is 4,095 bytes (4,096 with the NUL, the
+    longest a syscall accepts) is recorded with its whole path."""
+    path = env.proj
+    while True:
+        room = 4095 - len(path) - 1
+        if room <= 255:  # NAME_MAX
+            path += "/" + "f" * room
+            break
+        path += "/" + "d" * 200
+    if len(path) != 4095:
+        raise Fail("test bug: built a path of %d bytes" % len(path))
+    os.makedirs(os.path.dirname(path))
+    # Absolute, so the syscall itself carries all 4,095 bytes.
+    rep = env.run(["sh", "-c", "echo long > '%s'" % path])
+    rec = files(rep).get(path)
+    if not rec or not rec["written"] or not rec["created"]:
+        longest = max((p for p in files(rep)), key=len, default="")
+        raise Fail("no written+created record for the 4,095-byte path "
+                   "(longest recorded path: %d bytes; dropped %s; "
+                   "warnings %s)" % (len(longest), rep["dropped_events"],
+                                     rep["warnings"]))
+
+
+@case
+def agent_concurrent(env):
+    """two runs at the same time under one agent: each report has its own
+    files and processes, none of the other's."""
+    os.mkfifo(env.p("gate"))
+    a, ra = env.run(["sh", "-c", "cat gate > /dev/null; echo a > a.txt; "
+                     "cat in_a > /dev/null"], wait=False)
+    time.sleep(0.5)
+    b, rb = env.run(["sh", "-c", "echo b > b.txt; cat in_b > /dev/null; "
+                     "echo open > gate"], wait=False)
+    with open(env.p("in_a"), "w") as f:
+        f.write("A\n")
+    with open(env.p("in_b"), "w") as f:
+        f.write("B\n")
+    outs = [p.communicate(timeout=60) for p in (a, b)]
+    for p, (o, e), name in ((a, outs[0], "a"), (b, outs[1], "b")):
+        if p.returncode != 0:
+            raise Fail("run %s exited %d:\n%s" % (name, p.returncode,
+                                                  text(e)))
+    agents = env.agent_pids()
+    rep_a, rep_b = load(ra), load(rb)
+    fa, fb = files(rep_a), files(rep_b)
+    expect_written(rep_a, env.p("a.txt"), "run a")
+    expect_written(rep_b, env.p("b.txt"), "run b")
+    for rep, mine, theirs, name in ((fa, "a", "b", "a"), (fb, "b", "a", "b")):
+        for t in ("%s.txt" % theirs, "in_%s" % theirs):
+            if env.p(t) in rep:
+                raise Fail("run %s has the other run's %s: %s"
+                           % (name, t, rep[env.p(t)]))
+        if not rep.get(env.p("in_%s" % mine), {}).get("read"):
+            raise Fail("run %s did not record reading in_%s" % (name, mine))
+    pa = {p["pid"] for p in rep_a["processes"]}
+    pb = {p["pid"] for p in rep_b["processes"]}
+    if pa & pb:
+        raise Fail("the runs share processes %s" % sorted(pa & pb))
+    if len(agents) > 1:
+        raise Fail("%d agents serve one socket: %s" % (len(agents), agents))
+
+
+def agent_register(sock_path, pid, as_nobody):
+    """Register pid with the agent from a helper process (as nobody when
+    asked); returns (status, text) of the reply."""
+    code = ("import socket,struct,sys\n"
+            "M=struct.Struct('=IiiIQ64s')\n"
+            "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+            "s.connect(sys.argv[1])\n"
+            "s.send(M.pack(%d,int(sys.argv[2]),0,%d,0,b''))\n"
+            "t,p,st,_,_,txt=M.unpack(s.recv(M.size))\n"
+            "print(t,st,txt.split(b'\\0')[0].decode())\n"
+            % (MSG_REGISTER, PROTO_VERSION))
+    prefix = []
+    if as_nobody:
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534",
+                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    r = subprocess.run(prefix + [sys.executable, "-c", code, sock_path,
+                                 str(pid)], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise Fail("the registering helper failed (%d):\n%s"
+                   % (r.returncode, text(r.stderr)))
+    out = text(r.stdout).strip().split(" ", 2) + [""]
+    t, st, why = out[0], out[1], out[2]
+    if int(t) != MSG_REPLY:
+        raise Fail("the agent answered with message type %s" % t)
+    return int(st), why
+
+
+@case
+def agent_refuses(env):
+    """a caller running as nobody may not register pid 1 (root's) with
+    the agent: refused with EPERM and a reason; registering a process of
+    its own is accepted."""
+    if not shutil.which("setpriv"):
+        raise Skip("setpriv (util-linux) is not installed")
+    agent = subprocess.Popen([env.weft, "agent", "--idle-timeout", "0"],
+                             env=env.env, stderr=subprocess.PIPE)
+    try:
+        for _ in range(500):
+            if os.path.exists(env.sock):
+                break
+            time.sleep(0.01)
+        else:
+            raise Fail("the agent did not create %s" % env.sock)
+        os.chmod(os.path.dirname(env.sock), 0o755)
+        st, why = agent_register(env.sock, 1, as_nobody=True)
+        if st != -1:  # -EPERM
+            raise Fail("registering pid 1 as nobody: status %d (%s), "
+                       "expected -1 (EPERM)" % (st, why))
+        if "may not trace" not in why:
+            raise Fail("the refusal gives no reason: %r" % why)
+        sleeper = subprocess.Popen(["setpriv", "--reuid=65534",
+                                    "--regid=65534", "--clear-groups",
+                                    "sleep", "30"])
+        try:
+            st, why = agent_register(env.sock, sleeper.pid, as_nobody=True)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        if st != 0:
+            raise Fail("registering its own process as nobody was refused:"
+                       " %d (%s)" % (st, why))
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+@case
+def agent_killed(env):
+    """the agent killed while a run is in the middle of its workload: the
+    run does not hang; it says the agent went away and (fallback on)
+    ptrace took over, recording what the workload did after."""
+    os.mkfifo(env.p("gate"))
+    p, report = env.run(["sh", "-c", "echo before > before.txt; "
+                         "cat gate > /dev/null; echo after > after.txt"],
+                        wait=False)
+    for _ in range(500):
+        if os.path.exists(env.p("before.txt")) and env.agent_pids():
+            break
+        time.sleep(0.01)
+    agents = env.agent_pids()
+    if not agents:
+        p.kill()
+        raise Fail("no agent serves %s while the run is going" % env.sock)
+    time.sleep(0.2)
+    for pid in agents:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)  # let the run notice and the fallback attach
+    with open(env.p("gate"), "w") as f:
+        f.write("go\n")
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise Fail("the run hung after its agent was killed")
+    if p.returncode != 0:
+        raise Fail("the run exited %d:\n%s" % (p.returncode, text(err)))
+    rep = load(report)
+    warned = [w for w in rep["warnings"] if "agent went away" in w]
+    if not warned:
+        raise Fail("no warning says the agent went away: %s"
+                   % rep["warnings"])
+    expect_written(rep, env.p("before.txt"), "before the kill")
+    expect_written(rep, env.p("after.txt"), "after the kill (fallback)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weft")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return 0
+    if not (args.weft and args.case in CASES):
+        ap.error("--weft and a CASE (--list) are needed")
+    env = Env(args.weft)
+    try:
+        need_ebpf(env)
+        CASES[args.case](env)
+    except Skip as e:
+        print("SKIP [ebpf.%s]: %s" % (args.case, e))
+        return SKIP
+    except (Fail, subprocess.TimeoutExpired) as e:
+        print("FAIL [ebpf.%s]: %s\n  %s" % (args.case,
+                                          CASES[args.case].__doc__.strip(),
+                                          str(e).replace("\n", "\n  ")))
+        return 1
+    finally:
+        env.cleanup()
+    print("PASS [ebpf.%s]" % args.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""preload_workloads.py - end-to-end tests of the preload backend beyond
+the conformance suite: real programs that reach the kernel in ways a libc
+interposer must follow (Python's io, bash's stdio, cp -r, 16 threads, 1,000
+forked children), its blind spots said aloud (raw-syscall renames,
+set-ID programs, a broken channel), that reads and writes are aggregated,
+and that ptrace and preload record the same files for the same workloads.
+
+    preload_workloads.py --weft PATH --progs DIR CASE
+    preload_workloads.py --list
+
+Built on conformance.py (its Case, run and expect, and its main: exit 0
+pass, 1 fail, 77 skip). Standard library only.
+"""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance as cf  # noqa: E402
+
+Skip, Fail, ANY = cf.Skip, cf.Fail, cf.ANY
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+PY_IO = r"""
+import os, shutil, tempfile
+with open("in.txt", "rb") as f:
+    data = f.read()
+with open("out.txt", "w") as f:
+    f.write(data.decode().upper())
+shutil.copy("in.txt", "copy.txt")
+fd, tmp = tempfile.mkstemp(dir=".", prefix="save-")
+with os.fdopen(fd, "w") as f:
+    f.write("saved atomically\n")
+os.replace(tmp, "saved.txt")
+print(os.path.basename(tmp))
+"""
+
+
+@case
+def python_io(c):
+    """/usr/bin/python3: open() read and write, shutil.copy, tempfile plus
+    os.replace: inputs read, outputs written with their hashes, the temp
+    file renamed to its final name."""
+    py = "/usr/bin/python3"
+    if not os.access(py, os.X_OK):
+        raise Skip("%s is not installed" % py)
+    data = b"read by python\n"
+    c.write("in.txt", data)
+    c.write("prog.py", PY_IO.encode())
+    rep = c.run([py, "prog.py"])
+    tmp = c.last_stdout.decode().strip()
+    c.expect(rep, "in.txt", data, read=True, written=False, created=False)
+    c.expect(rep, "prog.py", ANY, read=True, written=False)
+    c.expect(rep, "out.txt", data.upper(), read=False, written=True,
+             created=True)
+    c.expect(rep, "copy.txt", data, read=False, written=True, created=True)
+    c.expect(rep, "saved.txt", b"saved atomically\n", read=False,
+             written=True, created=True, renamed_to=None)
+    c.expect(rep, tmp, None, written=True, created=True,
+             renamed_to="saved.txt")
+
+
+@case
+def bash_redirect(c):
+    """bash -c 'echo x > f; echo y >> g': bash's builtin echo writes through
+    stdio inside libc; f created and written, g (existing) written."""
+    bash = cf.which("bash")
+    c.write("g", b"old\n")
+    rep = c.run([bash, "-c", "echo x > f; echo y >> g"])
+    c.expect(rep, "f", b"x\n", read=False, written=True, created=True)
+    c.expect(rep, "g", b"old\ny\n", read=False, written=True, created=False)
+
+
+@case
+def cp_recursive(c):
+    """cp -r of a directory tree: every source file read, every copy
+    created and written with the same content."""
+    files = {"src/a": b"a\n", "src/sub/b": b"bb\n",
+             "src/sub/deeper/c": b"ccc\n", "src/empty": b""}
+    for rel, data in files.items():
+        c.write(rel, data)
+    rep = c.run(["cp", "-r", "src", "dst"])
+    for rel, data in files.items():
+        copy = "dst" + rel[3:]
+        if data:
+            c.expect(rep, rel, data, read=True, written=False)
+        c.expect(rep, copy, data, read=False, written=True, created=True)
+
+
+@case
+def threads16(c):
+    """16 threads opening, reading and writing files at once: every input
+    read, every output written, one process."""
+    for i in range(16):
+        c.write("d/in%d" % i, b"thread %d\n" % i * 100)
+    rep = c.run([c.prog("threads16"), "d"])
+    for i in range(16):
+        data = b"thread %d\n" % i * 100
+        c.expect(rep, "d/in%d" % i, data, read=True, written=False)
+        c.expect(rep, "d/out%d" % i, data, read=False, written=True,
+                 created=True)
+    c.check_eq("number of processes", len(rep.processes), 1)
+
+
+@case
+def fork_1000(c):
+    """a program forking 1,000 children (32 alive at a time): 1,001
+    process records, each child with its exit status, every output."""
+    c.write("in", b"shared input\n")
+    os.mkdir(c.p("out"))
+    rep = c.run([c.prog("fork_many"), "1000", "in", "out"])
+    root = rep.root()
+    kids = [p for p in rep.processes if p.get("ppid") == root.get("pid")]
+    c.check_eq("children recorded", len(kids), 1000)
+    codes = sorted(p.get("exit_code") for p in kids)
+    c.check(codes == sorted(i % 100 for i in range(1000)),
+            "children's exit codes are not 0..99 ten times each: %s"
+            % codes[:20])
+    c.expect(rep, "in", b"shared input\n", read=True, written=False)
+    outs = [p for p in rep.files if p.startswith(c.p("out") + "/")]
+    c.check_eq("outputs recorded", len(outs), 1000)
+    c.check(not rep.data["warnings"], "unexpected warnings: %s"
+            % cf.jdump(rep.data["warnings"]))
+
+
+@case
+def raw_rename(c):
+    """an output moved by a raw renameat2 syscall is found by inode (FINAL
+    written with its hash, TMP renamed to it); one removed by a raw unlink
+    is named in the warnings."""
+    rep = c.run([c.prog("raw_rename"), "tmp", "final", "gone"])
+    c.expect(rep, "final", b"moved behind the tracer's back\n",
+             written=True, created=True)
+    c.expect(rep, "tmp", None, written=True, renamed_to="final")
+    warned = [w for w in rep.data["warnings"] if c.p("gone") in w]
+    c.check(len(warned) == 1, "expected one warning naming %s, found %s"
+            % (c.p("gone"), cf.jdump(rep.data["warnings"])))
+
+
+def secure_exec_target(c):
+    """A program the kernel runs in secure-exec mode for this user."""
+    if os.geteuid() != 0:
+        for cand in ("/usr/bin/passwd", "/usr/bin/chfn", "/bin/su"):
+            st = os.stat(cand) if os.path.exists(cand) else None
+            if st and st.st_mode & stat.S_ISUID and st.st_uid != os.getuid():
+                return cand, ["--help"]
+        raise Skip("no set-user-ID program found to run")
+    # root: a set-user-ID copy of true owned by nobody changes the euid.
+    if os.statvfs(c.root).f_flag & os.ST_NOSUID:
+        raise Skip("%s is mounted nosuid" % c.root)
+    target = c.p("suid-true")
+    shutil.copy("/bin/true", target)
+    os.chown(target, 65534, 65534)
+    os.chmod(target, 0o4755)
+    return target, []
+
+
+@case
+def secure_exec_warning(c):
+    """a set-user-ID program (secure-exec: ld.so ignores LD_PRELOAD) run by
+    the workload is named in the warnings."""
+    target, args = secure_exec_target(c)
+    cmd = " ".join([target] + args) + " >/dev/null 2>&1; true"
+    rep = c.run(["sh", "-c", cmd])
+    warned = [w for w in rep.data["warnings"]
+              if target in w and "secure-exec" in w]
+    c.check(len(warned) == 1, "expected one warning naming %s as "
+            "secure-exec, warnings: %s"
+            % (target, cf.jdump(rep.data["warnings"])))
+
+
+@case
+def channel_broken(c):
+    """the workload removes weft's socket mid-run: it runs on to its end
+    once (its output is there, its exit status is weft's) and the report
+    says what happened: a fallback to ptrace, or, with fallback disabled,
+    that tracing was incomplete."""
+    c.write("in", b"data\n")
+    script = 'rm -f "$WEFT_PRELOAD_SOCK"; sleep 0.3; cat in > out; exit 3'
+    for extra, word in (([], "preload"),
+                        (["--no-tracer-fallback"], "incomplete")):
+        if os.path.exists(c.p("out")):
+            os.unlink(c.p("out"))
+        r = c.weft_cmd(["run", "--tracer", "preload"] + extra +
+                       ["--report", c.p("../r.json"), "--", "sh", "-c",
+                        script])
+        c.check(r.returncode == 3, "weft run %s exited %d, expected 3:\n%s"
+                % (extra, r.returncode, r.stderr.decode()))
+        with open(c.p("out"), "rb") as f:
+            c.check_eq("out content", f.read().decode(), "data\n")
+        with open(c.p("../r.json")) as f:
+            warnings = cf.json.load(f)["warnings"]
+        c.check(any(word in w and ("incomplete" in w or "fallback" in w)
+                    for w in warnings),
+                "run %s: expected a warning about the lost channel, "
+                "warnings: %s" % (extra, cf.jdump(warnings)))
+
+
+@case
+def aggregation(c):
+    """20,000 open/read/close of one file: one input record, and far fewer
+    records on the wire than syscalls (no message per read; `weft -v`
+    prints the collector's counts)."""
+    loop = os.path.join(os.path.dirname(c.progs), "..", "bench",
+                        "openreadclose")
+    if not os.access(loop, os.X_OK):
+        raise Skip("bench/openreadclose is not built")
+    c.write("small", b"x" * 64)
+    # The loop is built with the tree's sanitizers; a dynamic ASan
+    # runtime (gcc) insists on coming first in LD_PRELOAD's list.
+    r = c.weft_cmd(["run", "-v", "--tracer", "preload", "--",
+                    os.path.realpath(loop), "20000", "small"],
+                   env={"ASAN_OPTIONS": "verify_asan_link_order=0"})
+    err = r.stderr.decode("utf-8", "replace")
+    m = re.search(r"weft preload: (\d+) batches, (\d+) records", err)
+    if r.returncode != 0 or not m:
+        raise Fail("weft run -v exited %d without the collector's counts:"
+                   "\n%s" % (r.returncode, err))
+    records = int(m.group(2))
+    c.check(records < 200, "%d records for 20,000 open/read/close "
+            "(60,000 syscalls): reads are not aggregated" % records)
+
+
+@case
+def library_missing(c):
+    """a weft whose libweft_preload.so cannot be found (copied away from
+    it): preload's preflight fails on the named check `library`, `weft run
+    --tracer preload` does not start the workload (exit 3), auto picks
+    another backend; WEFT_PRELOAD_LIBRARY points it back."""
+    lib = os.path.join(os.path.dirname(os.path.realpath(c.weft)),
+                       "libweft_preload.so")
+    if not os.path.exists(lib):
+        raise Skip("%s is not where the test expects it" % lib)
+    os.mkdir(os.path.join(c.root, "bin"))
+    lone = os.path.join(c.root, "bin", "weft")
+    shutil.copy(c.weft, lone)
+    c.weft = lone
+    r = c.weft_cmd(["tracer", "check", "preload", "--json"])
+    doc = cf.json.loads(r.stdout.decode())
+    failed = [k["name"] for k in doc["checks"] if not k["ok"]]
+    c.check(r.returncode != 0 and not doc["ok"] and "library" in failed,
+            "tracer check preload without the library: exit %d, failed "
+            "checks %s" % (r.returncode, failed))
+    r = c.weft_cmd(["run", "--tracer", "preload", "--", "touch", "marker"])
+    c.check(r.returncode == 3 and not os.path.exists(c.p("marker")),
+            "weft run --tracer preload without the library exited %d "
+            "(expected 3), marker %s" % (r.returncode, "created" if
+                                        os.path.exists(c.p("marker"))
+                                        else "absent"))
+    rep = c.p("../auto.json")
+    r = c.weft_cmd(["run", "--report", rep, "--", "touch", "marker2"])
+    if r.returncode == 0:
+        with open(rep) as f:
+            backend = cf.json.load(f)["backend"]
+        c.check(backend != "preload", "auto picked preload without its "
+                "library")
+    env = {"WEFT_PRELOAD_LIBRARY": lib}
+    r = c.weft_cmd(["run", "--tracer", "preload", "--", "touch", "marker3"],
+                   env=env)
+    c.check(r.returncode == 0 and os.path.exists(c.p("marker3")),
+            "with WEFT_PRELOAD_LIBRARY=%s: exit %d\n%s"
+            % (lib, r.returncode, r.stderr.decode()))
+
+
+# Workloads both backends must record identically (files under the
+# project, every field the report has).
+CROSS = [
+    ("cp", lambda c: ["cp", "a", "b"]),
+    ("redirect", lambda c: ["sh", "-c", "cat a > r; echo more >> r"]),
+    ("atomic_save", lambda c: [c.prog("atomic_save"), "a", "new text"]),
+    ("sendfile", lambda c: [c.prog("sendfile_copy"), "a", "s"]),
+    ("mmap", lambda c: [c.prog("mmap_read"), "a"]),
+    ("fork", lambda c: [c.prog("fork_io"), "a", "f"]),
+    ("spawn", lambda c: [c.prog("spawn_cat"), "a", "sp"]),
+    ("tree", lambda c: ["sh", "-c", "mkdir -p t/u && cp a t/u/x && "
+                        "mv t/u/x t/y && rm -f t/u/x && ln t/y t/z"]),
+    ("find", lambda c: ["sh", "-c", "mkdir -p d/e && cp a d/e/a && "
+                        "find . -name a -exec cat {} + > found"]),
+    ("python", lambda c: ["/usr/bin/python3", "-c",
+                          "import shutil; shutil.copy('a', 'p'); "
+                          "open('q', 'w').write(open('p').read())"]),
+]
+FIELDS = ("read", "written", "created", "deleted", "renamed_to", "size",
+          "hash")
+
+
+@case
+def cross_backend(c):
+    """the same workloads under ptrace and under preload: the file records
+    under the project are equal field by field."""
+    r = c.weft_cmd(["tracer", "check", "ptrace"])
+    if r.returncode != 0:
+        raise Skip("ptrace is not usable here:\n%s" % r.stdout.decode())
+    for name, cmd in CROSS:
+        reps = {}
+        for tracer in ("ptrace", "preload"):
+            shutil.rmtree(c.proj)
+            os.mkdir(c.proj)
+            c.write("a", b"cross-backend input\n" * 20)
+            c.tracer = tracer
+            reps[tracer] = c.run(cmd(c))
+        mine = {t: {p: rec for p, rec in rep.files.items()
+                    if p.startswith(c.proj + "/")}
+                for t, rep in reps.items()}
+        for path in sorted(set(mine["ptrace"]) | set(mine["preload"])):
+            a, b = mine["ptrace"].get(path), mine["preload"].get(path)
+            if a is None or b is None:
+                c.error("%s: %s recorded only under %s"
+                        % (name, c.rel(path), "ptrace" if b is None
+                           else "preload"))
+                continue
+            diff = ["%s: ptrace %s, preload %s" % (k, cf.jdump(a.get(k)),
+                                                   cf.jdump(b.get(k)))
+                    for k in FIELDS if a.get(k) != b.get(k)]
+            c.check(not diff, "%s: %s differs: %s"
+                    % (name, c.rel(path), "; ".join(diff)))
+    c.tracer = "preload"
+
+
+if __name__ == "__main__":
+    cf.CASES.clear()
+    cf.CASES.update(CASES)
+    if "--list" not in sys.argv and "--tracer" not in sys.argv:
+        sys.argv[1:1] = ["--tracer", "preload"]
+    sys.exit(cf.main())

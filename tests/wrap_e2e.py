@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""wrap_e2e.py - `weft wrap`, `weft submit`, `weft flush` and the
+coordinator end to end, with real processes and real sockets.
+
+    wrap_e2e.py --weft PATH CASE
+    wrap_e2e.py --list
+
+Cases:
+  exit_status   a wrapped command's exit status passes through: 0, 3, and
+                128+signal; with the coordinator up and with it down.
+  cluster       a coordinator and 20 concurrent wrappers on three "nodes"
+                (network namespaces; loopback where not permitted): stage
+                one on two nodes writes files into a shared directory, a
+                stage-two task on the third reads them; `weft dag --job`
+                has the cross-node edges, by hash.
+  outage        the coordinator unreachable for 10 s: workloads finish
+                within --ship-timeout, their fragments stay spooled and
+                arrive later through `weft flush` and through the next
+                wrapper on that node.
+  crash         `kill -9` of the coordinator in the middle of ingest, then
+                a restart: every fragment stored exactly once.
+  submit        `weft submit` records the job (command, user, host, cwd,
+                times, exit status); `weft job list/show` print it; with
+                no --coordinator it starts one and the job's wrappers
+                ship to it.
+
+Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
+Standard library only.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, check,  # noqa
+                     dag, log, main, run)
+
+
+def blake(content):
+    return "blake2b-256:" + hashlib.blake2b(content,
+                                            digest_size=32).hexdigest()
+
+
+def wrap_env(contract, spool, **extra):
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("WEFT_") or k.startswith("SLURM"):
+            del env[k]
+    env.update(contract)
+    env["WEFT_SPOOL"] = spool
+    env["WEFT_TRACER"] = "ptrace"
+    env.update(extra)
+    return env
+
+
+def spooled(spool):
+    """Fragment files left in a spool (f-* under w-*)."""
+    n = 0
+    if os.path.isdir(spool):
+        for w in os.listdir(spool):
+            if w.startswith("w-"):
+                n += sum(1 for f in os.listdir(os.path.join(spool, w))
+                         if f.startswith("f-"))
+    return n
+
+
+def cleanup(job, coordinator, scratch):
+    """End the job (while its coordinator runs), stop the coordinator,
+    remove the scratch directory."""
+    if job:
+        job.end()
+    if coordinator:
+        coordinator.kill()
+    scratch.close()
+
+
+def tasks_by_name(d):
+    return {t["name"]: t for t in d["tasks"]}
+
+
+def case_exit_status(weft):
+    s = Scratch("exit")
+    c = Coordinator(weft, s.dir).start()
+    j = None
+    try:
+        j = Job(weft, c.url, s.dir)
+        contract, job = j.contract, j.id
+        spool = s.path("spool")
+        for script, want in (("exit 0", 0), ("exit 3", 3),
+                             ("kill -TERM $$", 128 + signal.SIGTERM),
+                             ("kill -KILL $$", 128 + signal.SIGKILL)):
+            p = run([weft, "wrap", "--task", "t-%d" % want, "--", "sh", "-c",
+                     script], env=wrap_env(contract, spool), cwd=s.dir)
+            check(p.returncode == want,
+                  "wrap -- sh -c '%s' exited %d, expected %d\n%s"
+                  % (script, p.returncode, want, p.err))
+        check(spooled(spool) == 0, "acknowledged fragments left in the spool")
+        names = tasks_by_name(dag(weft, s.dir, job))
+        for want in (0, 3, 143, 137):
+            t = names.get("t-%d" % want)
+            check(t is not None, "task t-%d missing from the DAG: %s"
+                  % (want, sorted(names)))
+            check(t["exit_code"] == want, "task t-%d: exit_code %r"
+                  % (want, t["exit_code"]))
+        rc, err = j.end()
+        check(rc == 0, "weft submit exited %s: %s" % (rc, err))
+        # Coordinator down: the status still passes, within the timeout.
+        c.kill()
+        t0 = time.monotonic()
+        p = run([weft, "wrap", "--ship-timeout", "1", "--", "sh", "-c",
+                 "exit 5"], env=wrap_env(contract, spool), cwd=s.dir)
+        took = time.monotonic() - t0
+        check(p.returncode == 5, "with the coordinator down: exit %d, "
+              "expected 5\n%s" % (p.returncode, p.err))
+        check(spooled(spool) > 0, "nothing spooled while the coordinator "
+              "was down")
+        log("coordinator down: wrap took %.2fs with --ship-timeout 1" % took)
+        # A bad env contract: named, the command not started.
+        bad = wrap_env(contract, spool, WEFT_JOB="not-a-uuid")
+        p = run([weft, "wrap", "--", "sh", "-c", "touch started"], env=bad,
+                cwd=s.dir)
+        check(p.returncode == 2 and "WEFT_JOB" in p.err,
+              "bad WEFT_JOB: exit %d, stderr %s" % (p.returncode, p.err))
+        check(not os.path.exists(s.path("started")),
+              "the command ran despite a bad env contract")
+    finally:
+        cleanup(j, c, s)
+
+
+def stage_script(out_dir, i):
+    return ("printf 'part %d from %%s\\n' \"$(hostname)\" > %s/part-%02d.txt"
+            % (i, out_dir, i))
+
+
+def case_cluster(weft):
+    s = Scratch("cluster")
+    cl = Cluster(3)
+    c = j = None
+    try:
+        c = Coordinator(weft, s.dir, host=cl.host_ip).start()
+        j = Job(weft, c.url, s.dir)
+        contract, job = j.contract, j.id
+        shared = s.path("shared")
+        os.mkdir(shared)
+        procs = []
+        # Stage one: 19 tasks, on nodes 0 and 1, all at once.
+        for i in range(19):
+            node = i % 2
+            env = wrap_env(contract, s.path("spool%d" % node),
+                           SLURM_JOB_ID="77", SLURM_STEP_ID="0",
+                           SLURM_PROCID=str(i), SLURM_NODEID=str(node),
+                           SLURMD_NODENAME="node%d" % node)
+            procs.append(subprocess.Popen(
+                cl.prefix(node) + [weft, "wrap", "--ship-timeout", "60",
+                                   "--", "sh", "-c", stage_script(shared, i)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        for p in procs:
+            out, err = p.communicate(timeout=180)
+            check(p.returncode == 0, "a stage-one wrapper exited %d: %s"
+                  % (p.returncode, err.decode(errors="replace")))
+        # Stage two on node 2 reads every part.
+        env = wrap_env(contract, s.path("spool2"), SLURM_JOB_ID="77",
+                       SLURM_STEP_ID="1", SLURM_PROCID="0",
+                       SLURM_NODEID="2", SLURMD_NODENAME="node2")
+        p = run(cl.prefix(2) + [weft, "wrap", "--ship-timeout", "60", "--",
+                                "sh", "-c", "cat %s/part-*.txt > %s/all.txt"
+                                % (shared, shared)], env=env, timeout=180)
+        check(p.returncode == 0, "stage two exited %d: %s"
+              % (p.returncode, p.err))
+        for n in range(3):
+            check(spooled(s.path("spool%d" % n)) == 0,
+                  "fragments left in node%d's spool" % n)
+
+        d = dag(weft, s.dir, job)
+        names = tasks_by_name(d)
+        check(len(d["tasks"]) == 20, "%d tasks in the DAG, expected 20: %s"
+              % (len(d["tasks"]), sorted(names)))
+        reader = names.get("77.1.0@node2")
+        check(reader is not None and reader["node"] == "node2",
+              "stage-two task missing or on the wrong node: %s" % reader)
+        arts = {a["id"]: a for a in d["artifacts"]}
+        writes = {(e["from"], e["to"]) for e in d["edges"]
+                  if e["kind"] == "write"}
+        reads = {(e["from"], e["to"]) for e in d["edges"]
+                 if e["kind"] == "read" and not e["weak"]}
+        for i in range(19):
+            path = os.path.join(shared, "part-%02d.txt" % i)
+            with open(path, "rb") as f:
+                h = blake(f.read())
+            writer = names.get("77.0.%d@node%d" % (i, i % 2))
+            check(writer is not None, "task 77.0.%d@node%d missing" % (i, i % 2))
+            check(writer["node"] == "node%d" % (i % 2),
+                  "task %s on node %r" % (writer["name"], writer["node"]))
+            art = [a for a in arts.values() if a["hash"] == h]
+            check(art, "no artifact with the hash of %s (%s)" % (path, h))
+            aid = art[0]["id"]
+            check((writer["id"], aid) in writes,
+                  "no write edge %s -> %s" % (writer["name"], path))
+            check((aid, reader["id"]) in reads,
+                  "no strong read edge %s -> stage two" % path)
+        log("cluster: %s; 20 tasks, %d artifacts, %d edges"
+            % ("3 network namespaces" if cl.real else "loopback",
+               len(d["artifacts"]), len(d["edges"])))
+    finally:
+        cleanup(j, c, s)
+        cl.close()
+
+
+def case_outage(weft):
+    s = Scratch("outage")
+    c = Coordinator(weft, s.dir)
+    j = None
+    try:
+        c.start()
+        j = Job(weft, c.url, s.dir)
+        contract, job = j.contract, j.id
+        c.kill()  # unreachable from here on, for ~10 s
+        down_at = time.monotonic()
+        spool = s.path("spool")
+        ship_timeout = 2.0
+        for i in range(3):
+            t0 = time.monotonic()
+            p = run([weft, "wrap", "--task", "down-%d" % i, "--ship-timeout",
+                     str(ship_timeout), "--", "sh", "-c",
+                     "sleep 0.2; echo %d > out-%d" % (i, i)],
+                    env=wrap_env(contract, spool), cwd=s.dir)
+            took = time.monotonic() - t0
+            check(p.returncode == 0, "wrap exited %d: %s"
+                  % (p.returncode, p.err))
+            # The workload itself takes 0.2 s; what weft adds after it is
+            # bounded by --ship-timeout (plus tracing and process start).
+            check(took < ship_timeout + 8,
+                  "wrap took %.1fs with the coordinator down and "
+                  "--ship-timeout %.0f" % (took, ship_timeout))
+        left = spooled(spool)
+        check(left >= 3, "only %d fragments spooled for 3 runs" % left)
+        # `weft flush` with the coordinator still down: nothing lost.
+        p = run([weft, "flush", "--spool", spool, "--timeout", "1"])
+        check(p.returncode == 1 and spooled(spool) == left,
+              "flush with the coordinator down: exit %d, %d left of %d\n%s"
+              % (p.returncode, spooled(spool), left, p.err))
+        time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
+        c.start()
+        # The next wrapper on this node delivers what is left.
+        p = run([weft, "wrap", "--task", "up", "--ship-timeout", "30", "--",
+                 "true"], env=wrap_env(contract, spool), cwd=s.dir)
+        check(p.returncode == 0, "wrap after restart exited %d: %s"
+              % (p.returncode, p.err))
+        check(spooled(spool) == 0, "the next wrapper left %d fragments"
+              % spooled(spool))
+        names = tasks_by_name(dag(weft, s.dir, job))
+        for n in ("down-0", "down-1", "down-2", "up"):
+            check(n in names, "task %s missing after delivery: %s"
+                  % (n, sorted(names)))
+        # And through `weft flush`: another outage, then a flush.
+        c.kill()
+        p = run([weft, "wrap", "--task", "later", "--ship-timeout", "0.5",
+                 "--", "true"], env=wrap_env(contract, spool), cwd=s.dir)
+        check(p.returncode == 0 and spooled(spool) > 0,
+              "second outage: exit %d, %d spooled" % (p.returncode,
+                                                     spooled(spool)))
+        c.start()
+        p = run([weft, "flush", "--spool", spool, "--timeout", "30"])
+        check(p.returncode == 0 and spooled(spool) == 0,
+              "flush exited %d, %d left\n%s" % (p.returncode, spooled(spool),
+                                               p.err))
+        check("later" in tasks_by_name(dag(weft, s.dir, job)),
+              "the flushed task is not in the DAG")
+    finally:
+        cleanup(j, c, s)
+
+
+def status(weft, url):
+    p = run([weft, "status", "--coordinator", url, "--json"], check_rc=0)
+    return json.loads(p.out)
+
+
+def case_crash(weft):
+    s = Scratch("crash")
+    c = Coordinator(weft, s.dir)
+    j = None
+    try:
+        c.start()
+        j = Job(weft, c.url, s.dir)
+        contract, job = j.contract, j.id
+        spool = s.path("spool")
+        # Many fragments: every wrapper's run is cut into small parts.
+        files = s.path("files")
+        os.mkdir(files)
+        for i in range(300):
+            with open(os.path.join(files, "in-%03d-%s" % (i, "x" * 200)),
+                      "w") as f:
+                f.write("%d\n" % i)
+        env = wrap_env(contract, spool, WEFT_WRAP_PART_BYTES="8192")
+        procs = [subprocess.Popen(
+            [weft, "wrap", "--task", "w%d" % i, "--ship-timeout", "90", "--",
+             "sh", "-c", "cat %s/* > /dev/null" % files], env=env,
+            cwd=s.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for i in range(8)]
+        # Kill it once fragments are arriving, then bring it back.
+        end = time.monotonic() + 60
+        while time.monotonic() < end and spooled(spool) == 0:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        c.kill(signal.SIGKILL)
+        before = run([weft, "status", "--store", c.store, "--job", job,
+                      "--json"])
+        try:
+            had = json.loads(before.out)["jobs"][0]["fragments"]
+        except (ValueError, KeyError, IndexError):
+            had = "?"
+        log("coordinator killed with %d fragments spooled, %s stored"
+            % (spooled(spool), had))
+        time.sleep(1)
+        c.start()
+        for p in procs:
+            out, err = p.communicate(timeout=180)
+            check(p.returncode == 0, "a wrapper exited %d: %s"
+                  % (p.returncode, err.decode(errors="replace")))
+        if spooled(spool):
+            run([weft, "flush", "--spool", spool, "--timeout", "60"],
+                check_rc=0)
+        st = status(weft, c.url)
+        jobs = [x for x in st.get("jobs", []) if x.get("id") == job]
+        check(jobs, "job %s not in weft status: %s" % (job, st))
+        # Exactly once: per writer, seqs 1..n all there, no gaps; the
+        # job's fragment count is the sum, and every one verifies.
+        writers = jobs[0]["writers"]
+        check(len(writers) == 8, "%d writers, expected 8" % len(writers))
+        check(jobs[0]["gaps"] == 0, "gaps: %s" % jobs[0])
+        total = 0
+        for w in writers:
+            check(w["missing"] == 0 and w["fragments"] == w["max_seq"],
+                  "writer %s: %d fragments, highest seq %d, %d missing"
+                  % (w["id"], w["fragments"], w["max_seq"], w["missing"]))
+            check(w["fragments"] > 1, "runs were not split into parts")
+            total += w["fragments"]
+        check(jobs[0]["fragments"] == total,
+              "the job holds %d fragments, its writers %d"
+              % (jobs[0]["fragments"], total))
+        p = run([weft, "verify", "--job", job, "--json"], cwd=s.dir,
+                check_rc=0)
+        v = json.loads(p.out)
+        check(v.get("fragments") == total and v.get("ok") == total,
+              "weft verify: %s, expected %d fragments, all ok"
+              % (p.out, total))
+        names = tasks_by_name(dag(weft, s.dir, job))
+        check(all("w%d" % i in names for i in range(8)), "tasks missing")
+    finally:
+        cleanup(j, c, s)
+
+
+def case_submit(weft):
+    s = Scratch("submit")
+    try:
+        # No --coordinator: weft submit starts one for the job's length.
+        script = ("weft_bin=%s; $weft_bin wrap --task inner -- sh -c "
+                  "'echo hi > made.txt' && exit 4" % weft)
+        p = run([weft, "submit", "--", "sh", "-c", script], cwd=s.dir,
+                env=wrap_env({}, s.path("spool")))
+        check(p.returncode == 4, "submit exited %d, expected CMD's 4\n%s"
+              % (p.returncode, p.err))
+        check("tcp://" in p.err, "submit did not print where its "
+              "coordinator listens: %s" % p.err)
+        p = run([weft, "job", "list", "--json"], cwd=s.dir, check_rc=0)
+        jobs = json.loads(p.out)
+        check(len(jobs) == 1, "job list: %s" % p.out)
+        j = jobs[0]
+        check(j["exit_code"] == 4 and j["ended"] and j["user"]
+              and j["host"] and j["cwd"] == os.path.realpath(s.dir),
+              "job record: %s" % j)
+        p = run([weft, "job", "show", j["id"][:8]], cwd=s.dir, check_rc=0)
+        check(j["id"] in p.out and "sh -c" in p.out,
+              "job show: %s" % p.out)
+        names = tasks_by_name(dag(weft, s.dir, j["id"]))
+        check("inner" in names, "the wrapped task is not in the job's "
+              "DAG: %s" % sorted(names))
+        # in-cluster: CMD is the driver task, traced; a task started with
+        # the contract it exports (on another node: outside its process
+        # tree) hangs under it (WEFT_PARENT).
+        script = ("echo plan > plan.txt && env -0 > c.tmp && mv c.tmp "
+                  "contract && while [ ! -e done ]; do sleep 0.05; done")
+        drv = subprocess.Popen(
+            [weft, "submit", "--mode", "in-cluster", "--task", "drv",
+             "--tracer", "ptrace", "--", "sh", "-c", script], cwd=s.dir,
+            env=wrap_env({}, s.path("spool")), stderr=subprocess.PIPE)
+        end = time.monotonic() + 60
+        while not os.path.exists(s.path("contract")):
+            check(drv.poll() is None and time.monotonic() < end,
+                  "the in-cluster driver did not start")
+            time.sleep(0.02)
+        with open(s.path("contract"), "rb") as f:
+            contract = dict(i.decode().partition("=")[::2]
+                            for i in f.read().split(b"\0")
+                            if i.startswith(b"WEFT_"))
+        check(contract.get("WEFT_PARENT") == "drv",
+              "WEFT_PARENT is %r" % contract.get("WEFT_PARENT"))
+        p = run([weft, "wrap", "--task", "child", "--", "cat", "plan.txt"],
+                cwd=s.dir, env=wrap_env(contract, s.path("spool")))
+        check(p.returncode == 0, "child wrap: %d %s" % (p.returncode, p.err))
+        open(s.path("done"), "w").close()
+        _, err = drv.communicate(timeout=120)
+        check(drv.returncode == 0, "in-cluster submit exited %d: %s"
+              % (drv.returncode, err.decode(errors="replace")))
+        jobs = json.loads(run([weft, "job", "list", "--json"], cwd=s.dir,
+                              check_rc=0).out)
+        d = dag(weft, s.dir, jobs[-1]["id"])
+        names = tasks_by_name(d)
+        check("drv" in names and "child" in names,
+              "in-cluster DAG tasks: %s" % sorted(names))
+        check(names["child"]["parent"] == names["drv"]["id"],
+              "child's parent is %r, not the driver %r"
+              % (names["child"]["parent"], names["drv"]["id"]))
+        p = run([weft, "job", "show", "00000000-0000-4000-8000-000000000000"],
+                cwd=s.dir)
+        check(p.returncode != 0 and "no job" in p.err,
+              "job show of an unknown id: %d %s" % (p.returncode, p.err))
+    finally:
+        s.close()
+
+
+CASES = {
+    "exit_status": case_exit_status,
+    "cluster": case_cluster,
+    "outage": case_outage,
+    "crash": case_crash,
+    "submit": case_submit,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(CASES))

@@ -1,0 +1,160 @@
+/*
+ * record.c - a traced run becomes signed fragments in the spool: a fresh
+ * writer key per wrapper (so a writer's sequence is one run's parts and
+ * nothing else), its enrolment request kept with it (so whoever delivers
+ * the spool later can enrol it without the token's owner), the run cut
+ * into parts under the wire's payload limit, each part sealed in an
+ * envelope and spooled durably before anything is sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "weft_wrap.h"
+
+static void fill_task(weft_fragment *f, const weft_wrap_run *run)
+{
+	const weft_wrap_identity *id = run->id;
+	snprintf(f->task.id, sizeof(f->task.id), "%s", id->task);
+	snprintf(f->task.name, sizeof(f->task.name), "%s",
+		 run->name ? run->name : "");
+	snprintf(f->task.parent, sizeof(f->task.parent), "%s",
+		 run->env->parent);
+	memcpy(f->task.engine, id->engine, sizeof(id->engine));
+	f->task.nengine = id->nengine;
+	snprintf(f->preflight, sizeof(f->preflight), "%s",
+		 run->preflight ? run->preflight : "");
+}
+
+/* Encode, seal and spool part i of n as seq i + 1. */
+static int spool_part(weft_spool_writer *w, const weft_wrap_run *run,
+		      const weft_writer_key *key, const weft_report *r,
+		      const weft_wrap_part *p, size_t i, size_t n)
+{
+	weft_fragment f;
+	weft_fragment_init(&f);
+	memcpy(f.job, run->env->job, sizeof(f.job));
+	memcpy(f.writer, key->pk, sizeof(f.writer));
+	f.seq = i + 1;
+	f.part = (uint32_t)i;
+	f.nparts = (uint32_t)n;
+	fill_task(&f, run);
+	/* A shallow view of the report: this part's slices only. */
+	f.report = *r;
+	f.report.nprocesses = p->proc_end - p->proc_begin;
+	f.report.processes =
+		f.report.nprocesses ? r->processes + p->proc_begin : NULL;
+	f.report.nfiles = p->file_end - p->file_begin;
+	f.report.files = f.report.nfiles ? r->files + p->file_begin : NULL;
+	if (!p->warnings) {
+		f.report.warnings = NULL;
+		f.report.nwarnings = 0;
+		f.report.dropped_events = 0;
+	}
+	weft_buf payload, env, req;
+	weft_buf_init(&payload);
+	weft_buf_init(&env);
+	weft_buf_init(&req);
+	int err = weft_fragment_encode(&f, &payload);
+	if (!err)
+		err = weft_envelope_seal(run->env->job, key, f.seq,
+					 payload.data, payload.len, &env);
+	if (!err)
+		err = weft_req_fragment(env.data, env.len, &req);
+	if (!err)
+		err = weft_spool_put(w, f.seq, req.data, req.len);
+	weft_buf_free(&payload);
+	weft_buf_free(&env);
+	weft_buf_free(&req);
+	return err;
+}
+
+static int new_writer(const weft_wrap_run *run, weft_writer_key *key,
+		      weft_spool_writer **w, char *err, size_t errsz)
+{
+	if (weft_writer_key_new(key) != WEFT_OK) {
+		snprintf(err, errsz, "cannot make a writer key (libsodium)");
+		return WEFT_EIO;
+	}
+	weft_spool_state st = {0};
+	snprintf(st.coordinator, sizeof(st.coordinator), "%s",
+		 run->env->coordinator);
+	memcpy(st.job, run->env->job, sizeof(st.job));
+	weft_pubkey_to_text(key->pk, st.writer);
+	weft_buf enrol;
+	weft_buf_init(&enrol);
+	int rc =
+		weft_req_enrol(run->env->job, run->env->token, key->pk, &enrol);
+	if (rc == WEFT_OK) {
+		st.enrol = enrol.data;
+		st.enrol_len = enrol.len;
+		rc = weft_spool_writer_create(run->env->spool, &st, w);
+		if (rc != WEFT_OK)
+			snprintf(err, errsz,
+				 "cannot create a writer in the spool %s: %s "
+				 "(%m)",
+				 run->env->spool, weft_strerror(rc));
+	} else {
+		snprintf(err, errsz, "cannot encode the enrolment: %s",
+			 weft_strerror(rc));
+	}
+	weft_buf_free(&enrol);
+	return rc;
+}
+
+int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
+		     weft_spool_writer **out, size_t *nfragments, char *err,
+		     size_t errsz)
+{
+	*out = NULL;
+	*nfragments = 0;
+	size_t budget = run->part_bytes ? run->part_bytes
+					: WEFT_WRAP_PART_BYTES_DEFAULT;
+	weft_wrap_part *parts;
+	size_t n;
+	int rc = weft_wrap_split(r, budget, &parts, &n);
+	if (rc != WEFT_OK) {
+		snprintf(err, errsz,
+			 "cannot cut the run into parts of %zu bytes: %s",
+			 budget, weft_strerror(rc));
+		return rc;
+	}
+	if (n > WEFT_MAX_PARTS) {
+		snprintf(err, errsz, "the run needs %zu parts (at most %d)", n,
+			 WEFT_MAX_PARTS);
+		free(parts);
+		return WEFT_ETOOBIG;
+	}
+	weft_writer_key key;
+	weft_spool_writer *w = NULL;
+	rc = new_writer(run, &key, &w, err, errsz);
+	for (size_t i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = spool_part(w, run, &key, r, &parts[i], i, n);
+		if (rc != WEFT_OK)
+			snprintf(err, errsz,
+				 "cannot spool fragment %zu of %zu in %s: %s",
+				 i + 1, n, weft_spool_writer_dir(w),
+				 weft_strerror(rc));
+	}
+	sodium_memzero(&key, sizeof(key));
+	free(parts);
+	if (rc != WEFT_OK) {
+		/* Half a run would be delivered as gaps: take it all back. */
+		if (w) {
+			uint64_t *seqs;
+			size_t k;
+			if (weft_spool_list(w, &seqs, &k) == WEFT_OK) {
+				for (size_t i = 0; i < k; i++)
+					weft_spool_delete(w, seqs[i]);
+				free(seqs);
+			}
+			weft_spool_writer_close(w, true);
+		}
+		return rc;
+	}
+	*out = w;
+	*nfragments = n;
+	return WEFT_OK;
+}

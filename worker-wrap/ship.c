@@ -1,0 +1,347 @@
+/*
+ * ship.c - delivery: what the spool holds goes to the coordinator named in
+ * each writer's state, at least once, within the caller's deadline. The
+ * coordinator deduplicates by (job, writer, seq), so sending again after a
+ * lost acknowledgement is always safe; deleting before the acknowledgement
+ * never is. Every wait is bounded by the deadline, so a coordinator that
+ * is down costs a wrapper at most its --ship-timeout.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft_wrap.h"
+
+/* One attempt waits at most this long for its reply (less when the
+ * deadline is nearer). */
+#define SHIP_CALL_TIMEOUT_MS 5000
+#define SHIP_BACKOFF_BASE_MS 50
+#define SHIP_BACKOFF_CAP_MS 2000
+/* Distinct coordinators one shipper talks to (a spool rarely holds more
+ * than one job's). */
+#define SHIP_MAX_CLIENTS 16
+
+/* What the coordinator said about one request, in delivery's terms. */
+enum verdict {
+	VERDICT_STORED,    /* committed (an enrolment: accepted) */
+	VERDICT_DUPLICATE, /* already stored: as good as stored */
+	VERDICT_REJECTED,  /* refused for good: the reason says why */
+};
+
+struct client_slot {
+	char url[WEFT_WRAP_MAX_URL_BYTES + 1];
+	weft_wrap_client *c;
+};
+
+struct weft_wrap_shipper {
+	char tls_ca[WEFT_MAX_PATH_BYTES + 1];
+	int64_t deadline_ms;
+	FILE *msgs;
+	weft_wrap_backoff backoff;
+	struct client_slot clients[SHIP_MAX_CLIENTS];
+	size_t nclients;
+	weft_wrap_ship_stats stats;
+	char last_err[256]; /* last transport error, said once per writer */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void say(weft_wrap_shipper *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void say(weft_wrap_shipper *s, const char *fmt, ...)
+{
+	if (!s->msgs)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("weft: ", s->msgs);
+	vfprintf(s->msgs, fmt, ap);
+	fputc('\n', s->msgs);
+	va_end(ap);
+}
+
+int weft_wrap_shipper_new(const char *tls_ca, int timeout_ms, FILE *msgs,
+			  weft_wrap_shipper **out)
+{
+	weft_wrap_shipper *s = calloc(1, sizeof(*s));
+	if (!s)
+		return WEFT_ENOMEM;
+	snprintf(s->tls_ca, sizeof(s->tls_ca), "%s", tls_ca ? tls_ca : "");
+	s->deadline_ms = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	s->msgs = msgs;
+	weft_wrap_backoff_init(&s->backoff, SHIP_BACKOFF_BASE_MS,
+			       SHIP_BACKOFF_CAP_MS, 0);
+	*out = s;
+	return WEFT_OK;
+}
+
+const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s)
+{
+	return &s->stats;
+}
+
+void weft_wrap_shipper_free(weft_wrap_shipper *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nclients; i++)
+		weft_wrap_client_close(s->clients[i].c);
+	free(s);
+}
+
+static weft_wrap_client *client_for(weft_wrap_shipper *s, const char *url)
+{
+	for (size_t i = 0; i < s->nclients; i++)
+		if (strcmp(s->clients[i].url, url) == 0)
+			return s->clients[i].c;
+	if (s->nclients == SHIP_MAX_CLIENTS)
+		return NULL;
+	char err[512];
+	weft_wrap_client *c;
+	if (weft_wrap_client_open(url, s->tls_ca, &c, err, sizeof(err)) !=
+	    WEFT_OK) {
+		say(s, "cannot reach the coordinator %s: %s", url, err);
+		return NULL;
+	}
+	struct client_slot *slot = &s->clients[s->nclients++];
+	snprintf(slot->url, sizeof(slot->url), "%s", url);
+	slot->c = c;
+	return c;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+			      .tv_nsec = (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Read a reply: WEFT_OK with a verdict, WEFT_EIO for "retry" (the
+ * coordinator could not store it now), or a decode error. */
+static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
+		    char *reason, size_t reasonsz)
+{
+	weft_reply r;
+	int err = weft_reply_decode(reply, len, &r);
+	if (err != WEFT_OK)
+		return err;
+	if (r.kind != WEFT_REPLY_ACK) {
+		weft_reply_release(&r);
+		return WEFT_ETYPE;
+	}
+	switch (r.ack.status) {
+	case WEFT_ACK_STORED:
+		*v = VERDICT_STORED;
+		break;
+	case WEFT_ACK_DUPLICATE:
+		*v = VERDICT_DUPLICATE;
+		break;
+	case WEFT_ACK_REJECTED:
+		*v = VERDICT_REJECTED;
+		snprintf(reason, reasonsz, "%s%s%s",
+			 weft_reject_name(r.ack.reason),
+			 r.ack.detail[0] ? ": " : "", r.ack.detail);
+		break;
+	default:
+		err = WEFT_EIO;
+		break; /* WEFT_ACK_RETRY */
+	}
+	weft_reply_release(&r);
+	return err;
+}
+
+/* One request until it gets a verdict or the deadline passes (WEFT_EIO).
+ * A reply that is not an acknowledgement counts as a rejection. */
+static int call_with_retries(weft_wrap_shipper *s, weft_wrap_client *c,
+			     const uint8_t *req, size_t len, enum verdict *v,
+			     char *reason, size_t reasonsz)
+{
+	for (;;) {
+		int64_t left = s->deadline_ms - mono_ms();
+		if (left <= 0)
+			return WEFT_EIO;
+		uint8_t *reply;
+		size_t rlen;
+		int err = weft_wrap_client_call(
+			c, req, len,
+			(int)(left < SHIP_CALL_TIMEOUT_MS
+				      ? left
+				      : SHIP_CALL_TIMEOUT_MS),
+			&reply, &rlen, s->last_err, sizeof(s->last_err));
+		if (err == WEFT_OK) {
+			err = read_ack(reply, rlen, v, reason, reasonsz);
+			free(reply);
+			if (err == WEFT_OK) {
+				weft_wrap_backoff_reset(&s->backoff);
+				return WEFT_OK;
+			}
+			if (err != WEFT_EIO) {
+				*v = VERDICT_REJECTED;
+				snprintf(reason, reasonsz,
+					 "the coordinator's reply is not an "
+					 "acknowledgement (%s)",
+					 weft_strerror(err));
+				return WEFT_OK;
+			}
+			snprintf(s->last_err, sizeof(s->last_err),
+				 "the coordinator asked to retry later");
+		}
+		if (err == WEFT_ENOMEM)
+			return err;
+		s->stats.attempts_failed++;
+		int64_t wait = weft_wrap_backoff_next(&s->backoff);
+		left = s->deadline_ms - mono_ms();
+		if (left <= 0)
+			return WEFT_EIO;
+		sleep_ms(wait < left ? wait : left);
+	}
+}
+
+static int ship_fragments(weft_wrap_shipper *s, weft_spool_writer *w,
+			  weft_wrap_client *c, const char *job)
+{
+	uint64_t *seqs;
+	size_t n, i = 0;
+	int err = weft_spool_list(w, &seqs, &n);
+	if (err)
+		return err;
+	char reason[512], msg[1024];
+	for (; i < n && !err; i++) {
+		weft_buf b;
+		weft_buf_init(&b);
+		int rc = weft_spool_get(w, seqs[i], &b, msg, sizeof(msg));
+		if (rc == WEFT_EINVAL) {
+			say(s, "%s", msg);
+			s->stats.corrupt++;
+		}
+		if (rc != WEFT_OK) {
+			weft_buf_free(&b);
+			err = rc == WEFT_ENOMEM ? rc : WEFT_OK;
+			continue;
+		}
+		enum verdict v;
+		err = call_with_retries(s, c, b.data, b.len, &v, reason,
+					sizeof(reason));
+		weft_buf_free(&b);
+		if (err)
+			break;
+		if (v == VERDICT_REJECTED) {
+			say(s,
+			    "job %s: fragment %llu rejected by the "
+			    "coordinator: %s (kept in %s/rejected/)",
+			    job, (unsigned long long)seqs[i], reason,
+			    weft_spool_writer_dir(w));
+			weft_spool_reject(w, seqs[i], reason);
+			s->stats.rejected++;
+		} else {
+			weft_spool_delete(w, seqs[i]);
+			if (v == VERDICT_STORED)
+				s->stats.stored++;
+			else
+				s->stats.duplicate++;
+		}
+	}
+	s->stats.left += n - i;
+	free(seqs);
+	return err;
+}
+
+/* A writer left for later: its fragments count as left. */
+static void count_left(weft_wrap_shipper *s, weft_spool_writer *w)
+{
+	uint64_t *seqs;
+	size_t n;
+	if (weft_spool_list(w, &seqs, &n) == WEFT_OK) {
+		s->stats.left += n;
+		free(seqs);
+	}
+	s->stats.writers_left++;
+}
+
+int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
+{
+	const weft_spool_state *st = weft_spool_writer_state(w);
+	weft_wrap_client *c = client_for(s, st->coordinator);
+	if (!c) {
+		count_left(s, w);
+		return WEFT_EIO;
+	}
+	/* Enrol first, every time: the coordinator may never have seen this
+	 * writer (it was down) and enrolment is idempotent. A refusal is
+	 * reported; the fragments then get their own verdicts. */
+	enum verdict v;
+	char reason[512];
+	s->last_err[0] = '\0';
+	int err = call_with_retries(s, c, st->enrol, st->enrol_len, &v, reason,
+				    sizeof(reason));
+	if (err == WEFT_OK && v == VERDICT_REJECTED)
+		say(s,
+		    "job %s: the coordinator %s refused this writer's "
+		    "enrolment: %s",
+		    st->job, st->coordinator, reason);
+	if (err == WEFT_OK) {
+		err = ship_fragments(s, w, c, st->job);
+		if (err == WEFT_OK) {
+			s->stats.writers_done++;
+			return WEFT_OK;
+		}
+		s->stats.writers_left++;
+	} else {
+		count_left(s, w); /* not even enrolled: all of it */
+	}
+	if (err == WEFT_EIO)
+		say(s,
+		    "the coordinator %s did not answer in time (%s); what "
+		    "is left stays in %s for 'weft flush'",
+		    st->coordinator, s->last_err[0] ? s->last_err : "timeout",
+		    weft_spool_writer_dir(w));
+	return err;
+}
+
+int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
+{
+	char **names;
+	size_t n;
+	int err = weft_spool_writers(spool, &names, &n);
+	if (err)
+		return err;
+	int result = WEFT_OK;
+	for (size_t i = 0; i < n; i++) {
+		weft_spool_writer *w;
+		bool busy;
+		err = weft_spool_writer_open(spool, names[i], &w, &busy);
+		if (err == WEFT_EINVAL) {
+			say(s,
+			    "spool %s/%s: its state file is unreadable; "
+			    "moved to %s/corrupt/",
+			    spool, names[i], spool);
+			s->stats.corrupt++;
+			continue;
+		}
+		if (err) {
+			s->stats.writers_busy += busy;
+			continue; /* another flush or wrapper has it */
+		}
+		if (s->deadline_ms - mono_ms() <= 0) {
+			count_left(s, w);
+			weft_spool_writer_close(w, false);
+			result = WEFT_EIO;
+			continue;
+		}
+		err = weft_wrap_ship_writer(s, w);
+		weft_spool_writer_close(w, err == WEFT_OK);
+		if (err)
+			result = err == WEFT_ENOMEM ? err : WEFT_EIO;
+	}
+	weft_spool_names_free(names, n);
+	return result;
+}

@@ -1,0 +1,293 @@
+/*
+ * weft_wrap.h - the worker side of distribution (libweft_wrap): the env
+ * contract a wrapper reads, the task identity it takes from the engine
+ * (Slurm, Ray) or the user, the spool that keeps every signed fragment
+ * durable until the coordinator acknowledged it, retries with backoff, the
+ * nng REQ client, and splitting a run into fragment-sized parts.
+ *
+ * Nothing here launches or traces anything (cli/trace.c does) and nothing
+ * here opens an nng socket except weft_wrap_client_open: callers that fork
+ * a workload open clients only after the fork (nng's threads must not be
+ * copied into a child that uses nng too).
+ */
+#ifndef WEFT_WRAP_H
+#define WEFT_WRAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "weft_schema.h"
+#include "weft_wire.h"
+
+/* ---- Named limits ---- */
+
+/* An nng URL in WEFT_COORDINATOR. */
+#define WEFT_WRAP_MAX_URL_BYTES 1024
+/* Tokens, job ids and task identities: the limits of weft_wire.h
+ * (WEFT_MAX_TOKEN_BYTES, WEFT_JOB_ID_BYTES, WEFT_MAX_TASK_BYTES). */
+/* One spool file (its payload is one signed envelope or a writer state). */
+#define WEFT_WRAP_MAX_SPOOL_BYTES (WEFT_MAX_MESSAGE_BYTES)
+/* Default and ceiling of --ship-timeout, in milliseconds. */
+#define WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS 3000
+#define WEFT_WRAP_SHIP_TIMEOUT_MAX_MS (3600 * 1000)
+
+/* ---- The env contract (DESIGN.md "Env contract") ---- */
+
+typedef struct weft_wrap_env {
+	char coordinator[WEFT_WRAP_MAX_URL_BYTES + 1]; /* "" when unset */
+	char job[WEFT_JOB_ID_BYTES + 1];               /* lowercase UUID */
+	char token[WEFT_MAX_TOKEN_BYTES + 1];
+	char tracer[WEFT_MAX_NAME_BYTES];     /* "" when unset */
+	char spool[WEFT_MAX_PATH_BYTES + 1];  /* always set */
+	bool spool_from_env;                  /* else the default */
+	char parent[WEFT_MAX_TASK_BYTES + 1]; /* "" when unset */
+	char tls_ca[WEFT_MAX_PATH_BYTES + 1]; /* WEFT_TLS_CA or "" */
+} weft_wrap_env;
+
+/* A getenv-like lookup, so tests can pass their own environment. */
+typedef const char *(*weft_wrap_getenv_fn)(const char *name);
+/* The process environment (getenv) as a weft_wrap_getenv_fn. */
+const char *weft_wrap_getenv(const char *name);
+
+/* Read the contract. With require_job, WEFT_COORDINATOR, WEFT_JOB and
+ * WEFT_JOB_TOKEN must all be set (what `weft wrap` needs); otherwise any
+ * subset. Every variable that is set is checked strictly. WEFT_OK, or
+ * WEFT_EINVAL with a message naming the variable, the value and what was
+ * expected in err. The spool defaults to $XDG_CACHE_HOME/weft/spool,
+ * $HOME/.cache/weft/spool, else /tmp/weft-spool-UID. */
+int weft_wrap_env_read(weft_wrap_env *e, weft_wrap_getenv_fn get,
+		       bool require_job, char *err, size_t errsz);
+
+/* Checkers shared by the contract and the command line (0 or -1). */
+int weft_wrap_check_url(const char *url);
+int weft_wrap_check_task(const char *task);
+/* "3", "0.5", "120": seconds from 0 to WEFT_WRAP_SHIP_TIMEOUT_MAX_MS / 1000,
+ * into milliseconds (-1 for anything else). */
+int weft_wrap_parse_seconds(const char *text, int *ms);
+
+/* ---- Task identity ---- */
+
+typedef struct weft_wrap_identity {
+	char task[WEFT_MAX_TASK_BYTES + 1];         /* "job.step.task@node" */
+	char node[WEFT_MAX_NAME_BYTES];             /* the node's name */
+	const char *source;                         /* "slurm", "ray", "--task",
+						       "host" (static) */
+	weft_engine_id engine[WEFT_MAX_ENGINE_IDS]; /* the engine's own ids
+						       ("slurm_job": "123") */
+	uint32_t nengine;
+} weft_wrap_identity;
+
+/* The identity of this task: --task when given (flag_task not NULL), else
+ * Slurm's SLURM_JOB_ID/SLURM_STEP_ID/SLURM_PROCID and SLURMD_NODENAME
+ * (SLURM_NODEID names the node when the name is missing), else Ray's
+ * RAY_JOB_ID with RAY_WORKER_ID or RAY_TASK_ID and RAY_NODE_ID, else
+ * "pidPID@HOST". hostname names the node when the engine gives none.
+ * WEFT_EINVAL with a message in err for a malformed variable. */
+int weft_wrap_identity_get(weft_wrap_identity *id, const char *flag_task,
+			   weft_wrap_getenv_fn get, const char *hostname,
+			   char *err, size_t errsz);
+
+/* ---- Backoff: exponential with jitter ---- */
+
+typedef struct weft_wrap_backoff {
+	uint32_t base_ms, cap_ms;
+	uint32_t attempt;
+	uint64_t rng; /* xorshift state, never 0 */
+} weft_wrap_backoff;
+
+/* base_ms doubles per attempt up to cap_ms; seed 0 takes one from the
+ * clock and pid. */
+void weft_wrap_backoff_init(weft_wrap_backoff *b, uint32_t base_ms,
+			    uint32_t cap_ms, uint64_t seed);
+/* The next wait: uniform in [d/2, d] where d = min(cap, base * 2^attempt)
+ * ("equal jitter": never zero, so retries do not spin, and spread so that
+ * many writers do not retry in step). */
+uint32_t weft_wrap_backoff_next(weft_wrap_backoff *b);
+void weft_wrap_backoff_reset(weft_wrap_backoff *b);
+
+/* ---- The spool ----
+ *
+ * SPOOL/w-WRITER/ is one writer's: its state (coordinator, job, writer id,
+ * the enrolment request) and one file per signed fragment envelope,
+ * f-SEQ (20 digits: name order is seq order). Each file is written to a
+ * temporary name, fsynced, renamed, and the directory fsynced; a file is
+ * deleted only after the coordinator acknowledged it. A writer's directory
+ * is locked (flock) by whoever writes or delivers it, so a wrapper and a
+ * `weft flush` never deliver the same writer at once; a lock left by a
+ * dead process goes with it. Files that do not read back (truncated,
+ * corrupt) are moved to SPOOL/corrupt/, rejected fragments to
+ * SPOOL/rejected/ with the reason beside them.
+ *
+ * Every spool file is a small container: "WEFTSPL" 0x01, a kind byte, the
+ * payload length (u32 big-endian), the first 16 bytes of the payload's
+ * BLAKE2b, then the payload.
+ */
+
+enum weft_spool_kind {
+	WEFT_SPOOL_FRAGMENT = 1,
+	WEFT_SPOOL_STATE = 2,
+};
+
+#define WEFT_SPOOL_MAGIC "WEFTSPL\x01"
+#define WEFT_SPOOL_HEADER_BYTES (8 + 1 + 4 + 16)
+
+/* Wrap payload in the container. */
+int weft_spool_encode(int kind, const uint8_t *payload, size_t len,
+		      weft_buf *out);
+/* Check a whole spool file: magic, kind, length, checksum. On success
+ * *payload points into buf and *len is its length. WEFT_ETRUNC, WEFT_EINVAL
+ * (bad magic, kind or checksum), WEFT_ETOOBIG or WEFT_ETRAILING. */
+int weft_spool_decode(const uint8_t *buf, size_t buflen, int want_kind,
+		      const uint8_t **payload, size_t *len);
+
+/* What a writer's state file holds. */
+typedef struct weft_spool_state {
+	char coordinator[WEFT_WRAP_MAX_URL_BYTES + 1];
+	char job[WEFT_JOB_ID_BYTES + 1];
+	char writer[2 * 32 + 1]; /* the writer's public key, hex */
+	uint8_t *enrol;          /* the enrolment request, as sent (owned) */
+	size_t enrol_len;
+} weft_spool_state;
+
+int weft_spool_state_encode(const weft_spool_state *s, weft_buf *out);
+/* Strict: every key once, known keys only, values checked. *s owns enrol
+ * after success (weft_spool_state_release). */
+int weft_spool_state_decode(const uint8_t *buf, size_t len,
+			    weft_spool_state *s);
+void weft_spool_state_release(weft_spool_state *s);
+
+typedef struct weft_spool_writer weft_spool_writer;
+
+/* Create SPOOL/w-WRITER (and SPOOL) holding state, locked by the caller
+ * until weft_spool_writer_close. */
+int weft_spool_writer_create(const char *spool, const weft_spool_state *st,
+			     weft_spool_writer **out);
+/* Lock an existing writer directory (name "w-..." under spool). WEFT_OK;
+ * WEFT_ENOTFOUND when it is gone or someone else holds it (busy set then);
+ * WEFT_EINVAL when its state does not read back (it was moved aside). */
+int weft_spool_writer_open(const char *spool, const char *name,
+			   weft_spool_writer **out, bool *busy);
+const weft_spool_state *weft_spool_writer_state(const weft_spool_writer *w);
+const char *weft_spool_writer_dir(const weft_spool_writer *w);
+/* Durably store one fragment envelope under seq. */
+int weft_spool_put(weft_spool_writer *w, uint64_t seq, const uint8_t *env,
+		   size_t len);
+/* The seqs spooled, ascending (malloc'ed; free()). */
+int weft_spool_list(weft_spool_writer *w, uint64_t **seqs, size_t *n);
+/* Read one back into out (the envelope bytes). WEFT_EINVAL after moving a
+ * corrupt file aside (a message in err); WEFT_ENOTFOUND when it is gone. */
+int weft_spool_get(weft_spool_writer *w, uint64_t seq, weft_buf *out, char *err,
+		   size_t errsz);
+/* Acknowledged: delete it (and fsync the directory). */
+int weft_spool_delete(weft_spool_writer *w, uint64_t seq);
+/* Rejected: move it to SPOOL/rejected/ with reason in a .reason file. */
+int weft_spool_reject(weft_spool_writer *w, uint64_t seq, const char *reason);
+/* Unlock; with remove_if_empty, remove the directory when no fragment is
+ * left. */
+void weft_spool_writer_close(weft_spool_writer *w, bool remove_if_empty);
+
+/* Writer directory names under spool, oldest first (by state mtime);
+ * free with weft_spool_names_free. A missing spool is an empty one. */
+int weft_spool_writers(const char *spool, char ***names, size_t *n);
+void weft_spool_names_free(char **names, size_t n);
+
+/* ---- The nng REQ client ---- */
+
+typedef struct weft_wrap_client weft_wrap_client;
+
+/* A REQ socket dialing url in the background (a coordinator that is down
+ * is not an error here; calls then time out). tls_ca: the CA file for
+ * tls+tcp:// (may be NULL or ""). On error a message is in err. */
+int weft_wrap_client_open(const char *url, const char *tls_ca,
+			  weft_wrap_client **out, char *err, size_t errsz);
+/* One request and its reply within timeout_ms. On success *reply is
+ * malloc'ed (free()). WEFT_EIO (a message in err) on timeout or any
+ * transport error. */
+int weft_wrap_client_call(weft_wrap_client *c, const uint8_t *req, size_t len,
+			  int timeout_ms, uint8_t **reply, size_t *rlen,
+			  char *err, size_t errsz);
+void weft_wrap_client_close(weft_wrap_client *c);
+/* Stop nng's threads (nng_fini) after every client is closed, so that a
+ * fork that follows copies none; nng starts again on next use. */
+void weft_wrap_quiesce(void);
+
+/* ---- Delivery: the spool to the coordinator ----
+ *
+ * A shipper sends what writers hold: the enrolment request first (again
+ * after a restart: enrolment is idempotent), then each fragment in seq
+ * order, one request at a time; a fragment is deleted once acknowledged
+ * (stored or duplicate), moved aside when rejected (the reason printed),
+ * and retried with backoff on any transport failure until the deadline.
+ * What is left at the deadline stays in the spool.
+ */
+
+typedef struct weft_wrap_ship_stats {
+	size_t stored, duplicate, rejected, corrupt; /* fragments */
+	size_t writers_done, writers_busy, writers_left;
+	size_t left;         /* fragments still spooled */
+	int attempts_failed; /* transport failures (each retried) */
+} weft_wrap_ship_stats;
+
+typedef struct weft_wrap_shipper weft_wrap_shipper;
+
+/* Everything must be done within timeout_ms from now. msgs (may be NULL)
+ * receives one "weft: ..." line per problem. */
+int weft_wrap_shipper_new(const char *tls_ca, int timeout_ms, FILE *msgs,
+			  weft_wrap_shipper **out);
+/* Deliver one writer the caller holds. WEFT_OK when nothing is left of
+ * it, WEFT_EIO when the deadline came first. */
+int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w);
+/* Deliver every writer of the spool that nobody else holds, oldest
+ * first. WEFT_OK when all delivered, WEFT_EIO when some are left. */
+int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
+const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
+void weft_wrap_shipper_free(weft_wrap_shipper *s);
+
+/* ---- Recording a traced run: sign and spool ---- */
+
+typedef struct weft_wrap_run {
+	const weft_wrap_env *env; /* coordinator, job, token, parent,
+				     spool */
+	const weft_wrap_identity *id;
+	const char *name;      /* the task for people: the command */
+	const char *preflight; /* the backend's preflight summary */
+	size_t part_bytes;     /* records per part at most; 0: the
+				  largest the wire allows */
+} weft_wrap_run;
+
+/* The default part budget: what a fragment payload may hold minus its
+ * header. */
+#define WEFT_WRAP_PART_BYTES_DEFAULT                                           \
+	(WEFT_MAX_PAYLOAD_BYTES - WEFT_FRAGMENT_OVERHEAD_BYTES)
+#define WEFT_WRAP_PART_BYTES_MIN 1024
+
+/* Make a writer (a fresh Ed25519 key pair, its enrolment request), cut r
+ * into parts, sign each as a fragment (seq 1, 2, ...), and spool them all
+ * durably. On success *out is the writer, still locked (ship it, then
+ * weft_spool_writer_close) and *nfragments the number spooled. The secret
+ * key never leaves this call. On error a message is in err and nothing is
+ * left in the spool. */
+int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
+		     weft_spool_writer **out, size_t *nfragments, char *err,
+		     size_t errsz);
+
+/* ---- Splitting a run into fragment parts ---- */
+
+typedef struct weft_wrap_part {
+	size_t proc_begin, proc_end; /* report->processes[begin..end) */
+	size_t file_begin, file_end; /* report->files[begin..end) */
+	bool warnings;               /* this part carries the warnings */
+} weft_wrap_part;
+
+/* Cut r into parts whose records encode to at most budget bytes each
+ * (processes first, then files, in order; the warnings in part 0, counted
+ * against its budget); a record larger than budget gets a part of its
+ * own. Always at least one part. WEFT_ETOOBIG when one record (or the
+ * warnings) exceed what a fragment can carry at all. *parts is malloc'ed
+ * (free()). */
+int weft_wrap_split(const weft_report *r, size_t budget, weft_wrap_part **parts,
+		    size_t *nparts);
+
+#endif /* WEFT_WRAP_H */
