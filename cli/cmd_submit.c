@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "ray_submit.h"
 #include "weft_coordinator.h"
 #include "weft_wrap.h"
 
@@ -412,6 +413,41 @@ static int export_contract(const weft_wrap_env *e, const char *tracer,
 	return 0;
 }
 
+/* `ray job submit`: its runtime env and entrypoint rewritten for weft
+ * (ray_submit.h) with this job's contract, into *out. With env NULL a dry
+ * run with placeholder values: every problem of the user's runtime env
+ * shows before a job exists. 0, or WEFT_EXIT_USAGE after saying why. */
+static int ray_rewrite(char **cmd, const weft_config *cfg,
+		       const weft_wrap_env *env, const char *tracer,
+		       char ***out)
+{
+	const char *names[5] = {"WEFT_COORDINATOR", "WEFT_JOB",
+				"WEFT_JOB_TOKEN", NULL, NULL};
+	const char *values[5] = {"?", "?", "?", NULL, NULL};
+	if (env) {
+		values[0] = env->coordinator;
+		values[1] = env->job;
+		values[2] = env->token;
+	}
+	if (tracer) {
+		names[3] = "WEFT_TRACER";
+		values[3] = tracer;
+	}
+	ray_submit_opts ro = {cfg->ray_weft_binary, cfg->ray_python_path,
+			      names, values};
+	char err[1024];
+	char **argv = NULL;
+	if (ray_submit_rewrite(cmd, &ro, &argv, err, sizeof(err)) != 0) {
+		cli_error("submit: %s; nothing was submitted", err);
+		return WEFT_EXIT_USAGE;
+	}
+	if (out)
+		*out = argv;
+	else
+		ray_submit_free(argv);
+	return 0;
+}
+
 int cmd_submit(int argc, char **argv)
 {
 	struct submit_opts o;
@@ -438,6 +474,15 @@ int cmd_submit(int argc, char **argv)
 		if (config_load(&cfg, o.tracer, false, stderr) != 0)
 			return WEFT_EXIT_USAGE;
 		rc = cli_trace_prepare(&t, cmd, &cfg, o.verbose);
+		if (rc != 0)
+			return rc;
+	}
+	/* Ray host-submit: the runtime env checked before the job exists. */
+	bool ray = !o.in_cluster && ray_submit_matches(cmd);
+	if (ray) {
+		if (config_load(&cfg, o.tracer, false, stderr) != 0)
+			return WEFT_EXIT_USAGE;
+		rc = ray_rewrite(cmd, &cfg, NULL, o.tracer, NULL);
 		if (rc != 0)
 			return rc;
 	}
@@ -473,8 +518,15 @@ int cmd_submit(int argc, char **argv)
 		o.coordinator ? "" : " (started for this job)");
 	/* No nng threads across the tracer's fork. */
 	weft_wrap_quiesce();
-	int status =
-		o.in_cluster ? run_driver(&t, &o, &env) : run_launcher(cmd);
+	char **ray_cmd = NULL;
+	int status;
+	if (ray && ray_rewrite(cmd, &cfg, &env, o.tracer, &ray_cmd) != 0)
+		status = WEFT_EXIT_USAGE;
+	else if (o.in_cluster)
+		status = run_driver(&t, &o, &env);
+	else
+		status = run_launcher(ray_cmd ? ray_cmd : cmd);
+	ray_submit_free(ray_cmd);
 
 	weft_buf_init(&req);
 	if (weft_req_job_end(j.id, j.token, status, now_ns(), &req) !=
