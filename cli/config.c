@@ -456,6 +456,21 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       CONFIG_TIMEOUT_MAX_MS);
 		c->preflight_timeout_ms = (int)num;
 		c->timeout_from = p->src;
+	} else if (strcmp(key, "ebpf.ringbuf_bytes") == 0) {
+		if (kind != V_INT || num < 4096 || num > (1ll << 30) ||
+		    (num & (num - 1)) != 0)
+			return fail_at(p, vpos,
+				       "ebpf.ringbuf_bytes: expected a power "
+				       "of two from 4096 to 1073741824");
+		c->ebpf_ringbuf_bytes = num;
+	} else if (strcmp(key, "ebpf.agent_idle_timeout_ms") == 0) {
+		if (kind != V_INT || num < 0 || num > (1ll << 31) - 1)
+			return fail_at(p, vpos,
+				       "ebpf.agent_idle_timeout_ms: expected "
+				       "an integer from 0 (never) to "
+				       "2147483647");
+		c->agent_idle_timeout_ms = num;
+		c->agent_idle_set = true;
 	} else if (strcmp(key, "ray.weft_binary") == 0 ||
 		   strcmp(key, "ray.python_path") == 0) {
 		bool bin = key[4] == 'w';
@@ -737,8 +752,19 @@ int config_load(weft_config *c, const char *flag_mode, bool no_fallback,
 {
 	char user[CONFIG_PATH_BYTES], project[CONFIG_PATH_BYTES];
 	config_paths(user, project);
-	return config_resolve(c, user, project, getenv("WEFT_TRACER"),
-			      flag_mode, no_fallback, err);
+	int rc = config_resolve(c, user, project, getenv("WEFT_TRACER"),
+				flag_mode, no_fallback, err);
+	/* The eBPF backend and the agent it starts read these. */
+	char v[32];
+	if (rc == 0 && c->ebpf_ringbuf_bytes) {
+		snprintf(v, sizeof(v), "%lld", c->ebpf_ringbuf_bytes);
+		setenv("WEFT_EBPF_RINGBUF_BYTES", v, 0);
+	}
+	if (rc == 0 && c->agent_idle_set) {
+		snprintf(v, sizeof(v), "%lld", c->agent_idle_timeout_ms);
+		setenv("WEFT_AGENT_IDLE_MS", v, 0);
+	}
+	return rc;
 }
 
 /* ---- `weft tracer use` ---- */

@@ -42,6 +42,12 @@ typedef struct weft_config {
 	 * nodes, and the directory holding the weft Python package there. */
 	char ray_weft_binary[CONFIG_PATH_BYTES];
 	char ray_python_path[CONFIG_PATH_BYTES];
+	/* eBPF (docs/config.md): 0 when not set in a file. config_load
+	 * hands them to the backend as WEFT_EBPF_RINGBUF_BYTES and
+	 * WEFT_AGENT_IDLE_MS, unless those are set already (env wins). */
+	long long ebpf_ringbuf_bytes;
+	long long agent_idle_timeout_ms;
+	bool agent_idle_set;
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];

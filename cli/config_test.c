@@ -163,6 +163,12 @@ static void test_errors(void **state)
 		{"a = \"open\n", "t.toml:1:10: expected a closing \" before "
 				 "the end of the line"},
 		{"a = \"\"\"x\"\"\"\n", "t.toml:1:5: multi-line strings"},
+		{"ebpf.ringbuf_bytes = 5000\n", "t.toml:1:22: "
+						"ebpf.ringbuf_bytes: expected a "
+						"power of two"},
+		{"[ebpf]\nagent_idle_timeout_ms = -1\n",
+		 "t.toml:2:25: ebpf.agent_idle_timeout_ms: expected an "
+		 "integer"},
 		{"ray.weft_binary = 3\n", "t.toml:1:19: ray.weft_binary: "
 					   "expected a non-empty string"},
 		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "

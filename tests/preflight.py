@@ -264,8 +264,8 @@ def preload_library_missing(env):
     os.mkdir(lone)
     shutil.copy2(env.weft, os.path.join(lone, "weft"))
     env.weft = os.path.join(lone, "weft")
-    r = env.run(["run", "--tracer", "preload"] + env.workload(),
-                env={"WEFT_PRELOAD_LIB": ""})
+    env.env.pop("WEFT_PRELOAD_LIBRARY", None)  # no override either
+    r = env.run(["run", "--tracer", "preload"] + env.workload())
     refused(env, r, "preload", "library missing")
     r = env.run(["run", "-v"] + env.workload())
     if picked(env, r, "library missing") == "preload":
