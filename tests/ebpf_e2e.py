@@ -319,6 +319,23 @@ def agent_refuses(env):
         agent.wait(10)
 
 
+def traced_child(parent):
+    """Whether a child of parent is ptraced by it."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                st = dict(l.split(":\t", 1) for l in f.read().splitlines()
+                          if ":\t" in l)
+        except OSError:
+            continue
+        if (st.get("PPid", "").strip() == str(parent) and
+                st.get("TracerPid", "").strip() == str(parent)):
+            return True
+    return False
+
+
 @case
 def agent_killed(env):
     """the agent killed while a run is in the middle of its workload: the
@@ -339,7 +356,13 @@ def agent_killed(env):
     time.sleep(0.2)
     for pid in agents:
         os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)  # let the run notice and the fallback attach
+    # Let the workload go on only once the fallback traces it (its
+    # TracerPid is weft), so "after" is the fallback's to record.
+    deadline = time.monotonic() + 60
+    while not traced_child(p.pid):
+        if time.monotonic() > deadline or p.poll() is not None:
+            break
+        time.sleep(0.02)
     with open(env.p("gate"), "w") as f:
         f.write("go\n")
     try:
@@ -353,6 +376,10 @@ def agent_killed(env):
     warned = [w for w in rep["warnings"] if "agent went away" in w]
     if not warned:
         raise Fail("no warning says the agent went away: %s"
+                   % rep["warnings"])
+    if not any("tracer fallback" in w and "ptrace attached" in w
+               for w in rep["warnings"]):
+        raise Fail("no warning names the switch to ptrace: %s"
                    % rep["warnings"])
     expect_written(rep, env.p("before.txt"), "before the kill")
     expect_written(rep, env.p("after.txt"), "after the kill (fallback)")
