@@ -208,11 +208,11 @@ def main():
     try:
         CASES[a.case](e)
     except Fail as x:
-        print("FAIL [ray.submit_%s]: %s" % (a.case, x))
+        print("FAIL [ray.submit.%s]: %s" % (a.case, x))
         return 1
     finally:
         e.cleanup()
-    print("ok [ray.submit_%s]" % a.case)
+    print("ok [ray.submit.%s]" % a.case)
     return 0
 
 

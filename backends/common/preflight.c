@@ -46,3 +46,14 @@ void weft_preflight_warn(weft_preflight *p, const char *fmt, ...)
 	vsnprintf(p->warnings[p->nwarnings++], sizeof(p->warnings[0]), fmt, ap);
 	va_end(ap);
 }
+
+void weft_preflight_summarize_failure(weft_preflight *p)
+{
+	for (size_t i = 0; i < p->nchecks; i++)
+		if (!p->checks[i].ok) {
+			snprintf(p->summary, sizeof(p->summary),
+				 "%s unavailable: %s: %.400s", p->backend,
+				 p->checks[i].name, p->checks[i].detail);
+			return;
+		}
+}

@@ -106,6 +106,9 @@ void weft_preflight_check(weft_preflight *p, const char *name, bool ok,
 	__attribute__((format(printf, 4, 5)));
 void weft_preflight_warn(weft_preflight *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The summary of a failed preflight: "BACKEND unavailable: CHECK: DETAIL"
+ * of its first failing check. */
+void weft_preflight_summarize_failure(weft_preflight *p);
 
 /* ---- The backend interface ---- */
 

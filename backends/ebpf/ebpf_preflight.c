@@ -263,12 +263,6 @@ int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			 (long long)(mono_ms() - start));
 		return 0;
 	}
-	for (size_t i = 0; i < p->nchecks; i++)
-		if (!p->checks[i].ok) {
-			snprintf(p->summary, sizeof(p->summary),
-				 "ebpf unavailable: %s: %.400s",
-				 p->checks[i].name, p->checks[i].detail);
-			break;
-		}
+	weft_preflight_summarize_failure(p);
 	return 0;
 }

@@ -329,14 +329,7 @@ int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			 u.sysname, u.release, u.machine, lib,
 			 (long long)(mono_ms() - start));
 	} else {
-		for (size_t i = 0; i < p->nchecks; i++)
-			if (!p->checks[i].ok) {
-				snprintf(p->summary, sizeof(p->summary),
-					 "preload unavailable: %s: %.400s",
-					 p->checks[i].name,
-					 p->checks[i].detail);
-				break;
-			}
+		weft_preflight_summarize_failure(p);
 	}
 	return 0;
 }

@@ -303,14 +303,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			 u.sysname, u.release, u.machine, PROBE_CP,
 			 (long long)(mono_ms() - start));
 	} else {
-		for (size_t i = 0; i < p->nchecks; i++)
-			if (!p->checks[i].ok) {
-				snprintf(p->summary, sizeof(p->summary),
-					 "ptrace unavailable: %s: %.400s",
-					 p->checks[i].name,
-					 p->checks[i].detail);
-				break;
-			}
+		weft_preflight_summarize_failure(p);
 	}
 	return 0;
 }
