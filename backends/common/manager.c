@@ -55,6 +55,24 @@ void weft_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ---- Feeding ---- */
+
+bool weft_launch_feed(weft_launch *l, const char *backend,
+		      const weft_event *ev)
+{
+	if (l->verbose >= 2)
+		fprintf(stderr,
+			"weft %s: ev kind=%d pid=%d tgid=%d ret=%lld fd=%d "
+			"fd2=%d flags=%#x path=%s path2=%s\n",
+			backend, ev->kind, ev->pid, ev->tgid, (long long)ev->ret,
+			ev->fd, ev->fd2, (unsigned)ev->flags,
+			ev->path ? ev->path : "-", ev->path2 ? ev->path2 : "-");
+	if (weft_classifier_feed(l->classifier, ev) == 0)
+		return true;
+	l->dropped_events++;
+	return false;
+}
+
 /* ---- Preflight in a child, with a deadline ---- */
 
 static int64_t mono_ms(void)

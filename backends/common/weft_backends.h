@@ -164,6 +164,12 @@ typedef struct weft_backend {
 	int (*enable)(const char *binary, FILE *out);
 } weft_backend;
 
+/* Feed one event of a run to l->classifier (with -vv, print it on stderr
+ * first, tagged with backend); a classifier failure counts in
+ * l->dropped_events. True when fed. */
+bool weft_launch_feed(weft_launch *l, const char *backend,
+		      const weft_event *ev);
+
 /* Every backend built in, in auto order (eBPF, preload, ptrace); NULL
  * terminated. */
 extern const weft_backend *const weft_backends[];

@@ -194,15 +194,7 @@ static int on_record(void *ctx, const void *data, size_t len)
 	} else {
 		ev->time_ns += (uint64_t)r->rt_off;
 	}
-	if (r->l->verbose >= 2)
-		fprintf(stderr,
-			"weft ebpf: ev kind=%d pid=%d tgid=%d ret=%lld fd=%d "
-			"fd2=%d flags=%#x path=%s path2=%s\n",
-			ev->kind, ev->pid, ev->tgid, (long long)ev->ret, ev->fd,
-			ev->fd2, (unsigned)ev->flags, ev->path ? ev->path : "-",
-			ev->path2 ? ev->path2 : "-");
-	if (weft_classifier_feed(r->l->classifier, ev) != 0)
-		r->l->dropped_events++;
+	weft_launch_feed(r->l, "ebpf", ev);
 	free(argv);
 	free(block);
 	return 0;

@@ -153,15 +153,7 @@ static void feed(pl_run *r, weft_event *ev)
 	ev->time_ns = real_ns();
 	if (ev->tgid == 0)
 		ev->tgid = ev->pid;
-	if (r->l->verbose >= 2)
-		fprintf(stderr,
-			"weft preload: ev kind=%d pid=%d ret=%lld fd=%d "
-			"fd2=%d flags=%#x path=%s path2=%s\n",
-			ev->kind, ev->pid, (long long)ev->ret, ev->fd, ev->fd2,
-			(unsigned)ev->flags, ev->path ? ev->path : "-",
-			ev->path2 ? ev->path2 : "-");
-	if (weft_classifier_feed(r->l->classifier, ev) != 0)
-		r->l->dropped_events++;
+	weft_launch_feed(r->l, "preload", ev);
 }
 
 static weft_event event(uint16_t kind, pid_t pid)

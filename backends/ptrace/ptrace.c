@@ -54,16 +54,7 @@ void pt_feed(pt_run *r, weft_event *ev)
 	if (r->degraded)
 		return;
 	ev->time_ns = pt_now_ns();
-	if (r->l->verbose >= 2)
-		fprintf(stderr,
-			"weft ptrace: ev kind=%d pid=%d tgid=%d ret=%lld "
-			"fd=%d fd2=%d flags=%#x path=%s path2=%s\n",
-			ev->kind, ev->pid, ev->tgid, (long long)ev->ret, ev->fd,
-			ev->fd2, (unsigned)ev->flags, ev->path ? ev->path : "-",
-			ev->path2 ? ev->path2 : "-");
-	if (weft_classifier_feed(r->l->classifier, ev) != 0)
-		r->l->dropped_events++;
-	else
+	if (weft_launch_feed(r->l, "ptrace", ev))
 		r->stats.events++;
 }
 
