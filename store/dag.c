@@ -57,7 +57,7 @@ static uint64_t hash_str(const char *s)
 	return mix64(h);
 }
 
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
+int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 {
 	if (n < *cap)
 		return WEFT_OK;
@@ -173,10 +173,11 @@ static int artifact_for(struct dag_builder *b, const uint8_t *hash,
 		}
 		return WEFT_OK;
 	}
-	if ((err = grow((void **)&d->artifacts, &b->artifacts_cap,
-			d->nartifacts, sizeof(*d->artifacts))) ||
-	    (err = grow((void **)&b->path_from_write, &b->path_from_write_cap,
-			d->nartifacts, sizeof(bool)))) {
+	if ((err = store_grow((void **)&d->artifacts, &b->artifacts_cap,
+			      d->nartifacts, sizeof(*d->artifacts))) ||
+	    (err = store_grow((void **)&b->path_from_write,
+			      &b->path_from_write_cap, d->nartifacts,
+			      sizeof(bool)))) {
 		free(id);
 		return err;
 	}
@@ -208,8 +209,8 @@ static int add_edge(struct dag_builder *b, size_t task, size_t artifact,
 	int err = edge_set_add(&b->edges, key, &added);
 	if (err || !added)
 		return err;
-	if ((err = grow((void **)&d->edges, &b->edges_cap, d->nedges,
-			sizeof(*d->edges))))
+	if ((err = store_grow((void **)&d->edges, &b->edges_cap, d->nedges,
+			      sizeof(*d->edges))))
 		return err;
 	const char *tid = d->tasks[task].id, *aid = d->artifacts[artifact].id;
 	weft_dag_edge *e = &d->edges[d->nedges];
@@ -261,10 +262,10 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 	size_t cap = 0, ncap = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((err = grow((void **)&d->tasks, &cap, d->ntasks,
-				sizeof(*d->tasks))) ||
-		    (err = grow((void **)nums, &ncap, d->ntasks,
-				sizeof(**nums))))
+		if ((err = store_grow((void **)&d->tasks, &cap, d->ntasks,
+				      sizeof(*d->tasks))) ||
+		    (err = store_grow((void **)nums, &ncap, d->ntasks,
+				      sizeof(**nums))))
 			break;
 		weft_dag_task *t = &d->tasks[d->ntasks];
 		memset(t, 0, sizeof(*t));

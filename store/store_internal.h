@@ -99,4 +99,8 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 		   const weft_file_rec *f);
 
+/* Room for element n of the array *arr of *cap elements of sz bytes:
+ * the array doubles (from 64) when full. WEFT_OK or WEFT_ENOMEM. */
+int store_grow(void **arr, size_t *cap, size_t n, size_t sz);
+
 #endif /* WEFT_STORE_INTERNAL_H */

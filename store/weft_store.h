@@ -112,6 +112,16 @@ typedef struct weft_dag {
 int weft_store_dag(weft_store *s, const char *job, weft_dag *out);
 void weft_dag_release(weft_dag *d);
 
+/* The lineage of one file (path absolute, normalized): the part of the DAG
+ * that produced its latest content (down false: the tasks that wrote it,
+ * what they read, who wrote that, ...) or that it fed (down true: the
+ * tasks that read it, what they wrote, ...), within one job when job is
+ * not NULL. artifacts[0] is the file itself; cycles end where a node was
+ * seen. WEFT_ENOTFOUND when the store has no record of the path. Release
+ * with weft_dag_release. */
+int weft_store_lineage(weft_store *s, const char *path, const char *job,
+		       bool down, weft_dag *out);
+
 /* ---- The fragment store: jobs, writers, signed envelopes ----
  *
  * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer

@@ -1,0 +1,263 @@
+/*
+ * cmd_lineage.c - `weft lineage PATH`: where a file came from (--up, the
+ * default) or what it fed (--down), as an indented tree or as JSON in the
+ * DAG's shapes plus the path, direction and root artifact.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char lineage_help[] =
+	"usage: weft lineage PATH [--up|--down] [--json] [--store PATH] "
+	"[--job ID] [--all]\n\n"
+	"Follow one file through the recorded runs by content hash.\n"
+	"--up (default): the tasks that wrote its latest content, the files\n"
+	"they read, the tasks that wrote those, and so on. --down: the tasks\n"
+	"that read it, the files they wrote, and so on. An edge matched by\n"
+	"path alone (no hash) is weak. Something already shown is marked\n"
+	"\"(above)\" instead of repeated.\n\n"
+	"  --up         what PATH came from (default)\n"
+	"  --down       what PATH fed\n"
+	"  --json       the lineage as JSON (the shapes of weft dag)\n"
+	"  --job ID     only this job's tasks (an id or a unique prefix)\n"
+	"  --store PATH the store to read (default: the project's)\n"
+	"  --all        text: include system inputs (/usr, /lib, /etc...)\n";
+
+/* What the tree printer needs: the lineage and what it printed. */
+struct tree {
+	FILE *out;
+	const weft_dag *d;
+	bool down, all;
+	size_t nhidden;
+	bool *task_done, *art_done;
+};
+
+static size_t task_index(const weft_dag *d, const char *id)
+{
+	for (size_t i = 0; i < d->ntasks; i++)
+		if (!strcmp(d->tasks[i].id, id))
+			return i;
+	return d->ntasks;
+}
+
+static size_t artifact_index(const weft_dag *d, const char *id)
+{
+	for (size_t i = 0; i < d->nartifacts; i++)
+		if (!strcmp(d->artifacts[i].id, id))
+			return i;
+	return d->nartifacts;
+}
+
+static void indent(FILE *out, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		fputs("  ", out);
+}
+
+static void print_artifact(struct tree *t, size_t a, int depth);
+
+/* Hidden unless --all, as in `weft dag`: system inputs that no task in the
+ * lineage wrote. */
+static bool hidden(const struct tree *t, size_t a)
+{
+	const weft_dag_artifact *art = &t->d->artifacts[a];
+	if (t->all || a == 0 || !cli_is_system_path(art->path))
+		return false;
+	for (size_t e = 0; e < t->d->nedges; e++)
+		if (t->d->edges[e].write && !strcmp(t->d->edges[e].to, art->id))
+			return false;
+	return true;
+}
+
+static void print_task(struct tree *t, size_t i, bool weak, int depth)
+{
+	const weft_dag_task *task = &t->d->tasks[i];
+	indent(t->out, depth);
+	fprintf(t->out, "%s task %.8s  ", t->down ? "read by" : "written by",
+		task->id);
+	text_escaped(t->out, task->name ? task->name : "?");
+	fprintf(t->out, "  [%s, exit %d%s%s]%s", task->backend, task->exit_code,
+		task->node ? ", " : "", task->node ? task->node : "",
+		weak ? "  (weak: matched by path, no hash)" : "");
+	if (t->task_done[i]) {
+		fputs("  (above)\n", t->out);
+		return;
+	}
+	fputc('\n', t->out);
+	t->task_done[i] = true;
+	/* Up: the artifacts it read; down: the artifacts it wrote. */
+	for (size_t e = 0; e < t->d->nedges; e++) {
+		const weft_dag_edge *edge = &t->d->edges[e];
+		const char *tid = edge->write ? edge->from : edge->to;
+		if (edge->write != t->down || strcmp(tid, task->id))
+			continue;
+		size_t a = artifact_index(t->d,
+					  edge->write ? edge->to : edge->from);
+		if (a < t->d->nartifacts && !hidden(t, a))
+			print_artifact(t, a, depth + 1);
+		else if (a < t->d->nartifacts && !t->art_done[a]) {
+			t->art_done[a] = true;
+			t->nhidden++;
+		}
+	}
+}
+
+static void print_artifact(struct tree *t, size_t a, int depth)
+{
+	const weft_dag_artifact *art = &t->d->artifacts[a];
+	indent(t->out, depth);
+	text_escaped(t->out, art->path);
+	if (art->has_hash)
+		fprintf(t->out, "  %.24s", art->id);
+	else
+		fputs("  (no hash)", t->out);
+	if (t->art_done[a]) {
+		fputs("  (above)\n", t->out);
+		return;
+	}
+	fputc('\n', t->out);
+	t->art_done[a] = true;
+	/* Up: the tasks that wrote it; down: the tasks that read it. */
+	for (size_t e = 0; e < t->d->nedges; e++) {
+		const weft_dag_edge *edge = &t->d->edges[e];
+		const char *aid = edge->write ? edge->to : edge->from;
+		if (edge->write == t->down || strcmp(aid, art->id))
+			continue;
+		size_t i = task_index(t->d, edge->write ? edge->from : edge->to);
+		if (i < t->d->ntasks)
+			print_task(t, i, edge->weak, depth + 1);
+	}
+}
+
+static int print_tree(FILE *out, const weft_dag *d, bool down, bool all)
+{
+	struct tree t = {.out = out, .d = d, .down = down, .all = all};
+	t.task_done = calloc(d->ntasks + 1, sizeof(bool));
+	t.art_done = calloc(d->nartifacts + 1, sizeof(bool));
+	int err = t.task_done && t.art_done ? WEFT_OK : WEFT_ENOMEM;
+	if (!err) {
+		print_artifact(&t, 0, 0);
+		if (d->ntasks == 0)
+			fprintf(out, "  (%s)\n",
+				down ? "no recorded task read it"
+				     : "no recorded task wrote it");
+		if (t.nhidden)
+			fprintf(out,
+				"(%zu system input%s not shown; --all shows "
+				"them)\n",
+				t.nhidden, t.nhidden == 1 ? "" : "s");
+	}
+	free(t.task_done);
+	free(t.art_done);
+	return err;
+}
+
+/* The DAG's JSON with the path, direction and root in front: json_dag
+ * written to memory, its opening replaced. */
+static int print_json(FILE *out, const weft_dag *d, const char *path,
+		      bool down)
+{
+	static const char head[] = "{\"weft\": 1, ";
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	if (!mem)
+		return WEFT_ENOMEM;
+	json_dag(mem, d);
+	if (fclose(mem) || len < sizeof(head) - 1 ||
+	    memcmp(buf, head, sizeof(head) - 1)) {
+		free(buf);
+		return WEFT_ENOMEM;
+	}
+	fputs(head, out);
+	fputs("\"path\": ", out);
+	json_string(out, path);
+	fprintf(out, ", \"direction\": \"%s\", \"root\": ",
+		down ? "down" : "up");
+	json_string(out, d->artifacts[0].id);
+	fprintf(out, ",\n %s", buf + sizeof(head) - 1);
+	free(buf);
+	return WEFT_OK;
+}
+
+int cmd_lineage(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"up", no_argument, NULL, 'u'},
+		{"down", no_argument, NULL, 'd'},
+		{"json", no_argument, NULL, 'J'},
+		{"all", no_argument, NULL, 'a'},
+		{"job", required_argument, NULL, 'j'},
+		{"store", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *job = NULL, *store_path = NULL;
+	bool down = false, json = false, all = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":udJaj:s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u': down = false; break;
+		case 'd': down = true; break;
+		case 'J': json = true; break;
+		case 'a': all = true; break;
+		case 'j': job = optarg; break;
+		case 's': store_path = optarg; break;
+		case 'h': fputs(lineage_help, stdout); return 0;
+		case ':':
+			return cli_usage_error("lineage",
+					       "option '%s' needs a value",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("lineage", "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("lineage", "missing PATH");
+	if (optind + 1 < argc)
+		return cli_usage_error("lineage", "unexpected argument '%s'",
+				       argv[optind + 1]);
+	char cwd[PATH_MAX], path[WEFT_MAX_PATH_BYTES + 1];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		cli_error("cannot get the working directory: %m");
+		return 1;
+	}
+	if (weft_path_normalize(cwd, argv[optind], path, sizeof(path))) {
+		cli_error("path too long: '%s'", argv[optind]);
+		return 1;
+	}
+	weft_store *store = cli_open_store_at(store_path);
+	if (!store)
+		return 1;
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+	if (job && cli_resolve_job(store, job, job_id)) {
+		weft_store_close(store);
+		return 1;
+	}
+	weft_dag d;
+	int err = weft_store_lineage(store, path, job ? job_id : NULL, down,
+				     &d);
+	if (err == WEFT_ENOTFOUND)
+		cli_error("no recorded run read or wrote '%s'%s%s", path,
+			  job ? " in job " : "", job ? job_id : "");
+	else if (err)
+		cli_error("cannot read the lineage of '%s': %s", path,
+			  err == WEFT_EDB ? weft_store_errmsg(store)
+					  : "out of memory");
+	if (!err) {
+		if (json)
+			err = print_json(stdout, &d, path, down);
+		else
+			err = print_tree(stdout, &d, down, all);
+		weft_dag_release(&d);
+	}
+	weft_store_close(store);
+	return err ? 1 : 0;
+}
