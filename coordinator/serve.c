@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +150,7 @@ int weft_coordinator_spawn(const char *weft_exe, const weft_coordinator_opts *o,
 	argv[n++] = "--ready-fd";
 	argv[n++] = fdarg;
 	argv[n] = NULL;
+	pid_t parent = getpid();
 	pid_t child = fork();
 	if (child < 0) {
 		snprintf(err, errsz, "fork: %s", strerror(errno));
@@ -157,6 +159,12 @@ int weft_coordinator_spawn(const char *weft_exe, const weft_coordinator_opts *o,
 		return WEFT_EIO;
 	}
 	if (child == 0) {
+		/* A coordinator whose starter died (weft submit killed)
+		 * stops like on SIGTERM: it commits what is in flight and
+		 * exits, instead of serving a job nobody will end. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ||
+		    getppid() != parent)
+			_exit(127);
 		/* The write end survives exec under a known number. */
 		int fd = dup(pfd[1]);
 		if (fd < 0)

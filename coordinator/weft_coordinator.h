@@ -59,7 +59,8 @@ int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
  * [--quiet when o->log is NULL] --ready-fd N` in a child (its messages go
  * to the caller's stderr) and wait (at most timeout_ms) until it listens.
  * On success *pid is the child and url_out its URL. The child stays in the
- * caller's process group. Stop it with kill(pid, SIGTERM) and waitpid:
+ * caller's process group and gets SIGTERM when the caller dies
+ * (PR_SET_PDEATHSIG). Stop it with kill(pid, SIGTERM) and waitpid:
  * it exits 0 once everything it acknowledged is committed. */
 int weft_coordinator_spawn(const char *weft_exe, const weft_coordinator_opts *o,
 			   int timeout_ms, pid_t *pid, char *url_out,

@@ -23,6 +23,8 @@ Cases:
                 times, exit status); `weft job list/show` print it; with
                 no --coordinator it starts one and the job's wrappers
                 ship to it.
+  submit_killed `weft submit` killed with SIGKILL: the coordinator it
+                started stops too; the job stays recorded.
 
 Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
 Standard library only.
@@ -424,12 +426,75 @@ def case_submit(weft):
         s.close()
 
 
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def case_submit_killed(weft):
+    s = Scratch("submit-killed")
+    procs, cmd = [], None
+    try:
+        # weft submit killed with SIGKILL: the coordinator it started must
+        # not outlive it (it gets SIGTERM, commits and exits).
+        sub = subprocess.Popen(
+            [weft, "submit", "--", "sh", "-c",
+             "echo $$ > cmd.pid; exec sleep 120"], cwd=s.dir,
+            env=wrap_env({}, s.path("spool")), stderr=subprocess.PIPE)
+        end = time.monotonic() + 60
+        while not os.path.exists(s.path("cmd.pid")):
+            check(sub.poll() is None and time.monotonic() < end,
+                  "weft submit did not start its command")
+            time.sleep(0.02)
+        time.sleep(0.1)
+        with open(s.path("cmd.pid")) as f:
+            cmd = int(f.read())
+        procs = [p for p in children(sub.pid) if p != cmd]
+        check(len(procs) == 1, "expected one coordinator child of weft "
+              "submit besides the command, found %s" % procs)
+        coord = procs[0]
+        with open("/proc/%d/cmdline" % coord, "rb") as f:
+            check(b"coordinator" in f.read(), "child %d is not a "
+                  "coordinator" % coord)
+        sub.kill()
+        sub.wait()
+        end = time.monotonic() + 60
+        while alive(coord) and time.monotonic() < end:
+            time.sleep(0.05)
+        check(not alive(coord), "the coordinator (pid %d) outlived the "
+              "weft submit that started it" % coord)
+        # The job stays recorded, not ended.
+        jobs = json.loads(run([weft, "job", "list", "--json"], cwd=s.dir,
+                              check_rc=0).out)
+        check(len(jobs) == 1 and not jobs[0]["ended"],
+              "job list after the kill: %s" % jobs)
+    finally:
+        for p in procs + ([cmd] if cmd else []):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        s.close()
+
+
 CASES = {
     "exit_status": case_exit_status,
     "cluster": case_cluster,
     "outage": case_outage,
     "crash": case_crash,
     "submit": case_submit,
+    "submit_killed": case_submit_killed,
 }
 
 if __name__ == "__main__":
