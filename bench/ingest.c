@@ -6,7 +6,8 @@
  * way) in the same run, as the ratio.
  *
  *   ingest [--writers M] [--fragments K] [--payload BYTES] [--dir DIR]
- *          [--contexts N] [--listen URL] [--bare-only 1]
+ *          [--contexts N] [--listen URL] [--bare-only 1] [--bare-batch N]
+ *          [--null 1]
  *
  * Fragments are signed before the clock starts (signing is the workers'
  * cost, not the coordinator's). Each writer is one nng REQ context with one
@@ -14,6 +15,7 @@
  * Prints committed-and-acknowledged fragments/s, MB/s, p50/p99 latency of
  * an acknowledgement, and the bare loop's fragments/s.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "weft_coordinator.h"
@@ -36,6 +39,15 @@ static double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the calling thread: steadier than wall time while other
+ * programs share the machine. */
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -167,6 +179,148 @@ static void writer_cb(void *arg)
 		writer_finish(w);
 }
 
+/* CPU time of this process by thread name (comm), from /proc: where the
+ * coordinator's and the writers' time goes. */
+#define MAX_THREAD_GROUPS 32
+
+struct cpu_groups {
+	size_t n;
+	char name[MAX_THREAD_GROUPS][16];
+	double s[MAX_THREAD_GROUPS];
+};
+
+static void cpu_by_thread(struct cpu_groups *g)
+{
+	memset(g, 0, sizeof(*g));
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return;
+	long hz = sysconf(_SC_CLK_TCK);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[300], buf[1024];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat",
+			 de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		/* pid (comm) state ppid ... field 14 utime, 15 stime */
+		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+		if (!open || !close)
+			continue;
+		char name[16];
+		size_t nl = (size_t)(close - open - 1);
+		if (nl > 15)
+			nl = 15;
+		memcpy(name, open + 1, nl);
+		name[nl] = '\0';
+		/* nng's threads are numbered: group them by their prefix. */
+		for (size_t i = 0; i < nl; i++)
+			if (name[i] >= '0' && name[i] <= '9') {
+				name[i] = '\0';
+				break;
+			}
+		unsigned long ut = 0, st = 0;
+		char *p = close + 2;
+		for (int field = 3; field < 14 && p; field++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (!p || sscanf(p, "%lu %lu", &ut, &st) != 2)
+			continue;
+		size_t i = 0;
+		while (i < g->n && strcmp(g->name[i], name))
+			i++;
+		if (i == g->n) {
+			if (g->n == MAX_THREAD_GROUPS)
+				continue;
+			snprintf(g->name[i], sizeof(g->name[i]), "%s", name);
+			g->n++;
+		}
+		g->s[i] += (double)(ut + st) / (double)hz;
+	}
+	closedir(d);
+}
+
+static void print_cpu(const struct cpu_groups *a, const struct cpu_groups *b,
+		      size_t n, double wall)
+{
+	double total = 0;
+	printf("CPU per fragment by thread (us):");
+	for (size_t i = 0; i < b->n; i++) {
+		double before = 0;
+		for (size_t j = 0; j < a->n; j++)
+			if (!strcmp(a->name[j], b->name[i]))
+				before = a->s[j];
+		double d = b->s[i] - before;
+		total += d;
+		if (d > 0)
+			printf(" %s %.0f", b->name[i], d / (double)n * 1e6);
+	}
+	printf("; total %.0f us = %.2f CPUs busy\n", total / (double)n * 1e6,
+	       total / wall);
+}
+
+/* --null 1: a REP server that answers every request "stored" at once,
+ * with the coordinator's number of contexts: what nng and the writers
+ * cost without any checking or storing. */
+struct null_ctx {
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool sending;
+	const weft_buf *ack;
+};
+
+static void null_cb(void *arg)
+{
+	struct null_ctx *n = arg;
+	int rv = nng_aio_result(n->aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (n->sending || rv != 0) {
+		if (rv != 0 && n->sending)
+			nng_msg_free(nng_aio_get_msg(n->aio));
+		n->sending = false;
+		nng_ctx_recv(n->ctx, n->aio);
+		return;
+	}
+	nng_msg *m = nng_aio_get_msg(n->aio);
+	nng_msg_clear(m);
+	nng_msg_append(m, n->ack->data, n->ack->len);
+	n->sending = true;
+	nng_aio_set_msg(n->aio, m);
+	nng_ctx_send(n->ctx, n->aio);
+}
+
+static int null_server(const char *listen, int contexts, char *url,
+		       size_t urlsz, nng_socket *sock)
+{
+	static weft_buf ack;
+	weft_buf_init(&ack);
+	weft_reply_ack(WEFT_ACK_STORED, WEFT_REJECT_NONE, "", 1, &ack);
+	nng_listener l;
+	if (nng_rep0_open(sock) || nng_listener_create(&l, *sock, listen) ||
+	    nng_listener_start(l, 0))
+		return -1;
+	int port = 0;
+	nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+	snprintf(url, urlsz, "tcp://127.0.0.1:%d", port);
+	struct null_ctx *n = calloc((size_t)contexts, sizeof(*n));
+	for (int i = 0; i < contexts; i++) {
+		n[i].ack = &ack;
+		nng_ctx_open(&n[i].ctx, *sock);
+		nng_aio_alloc(&n[i].aio, null_cb, &n[i]);
+		nng_ctx_recv(n[i].ctx, n[i].aio);
+	}
+	return 0; /* n lives until exit */
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -195,7 +349,10 @@ static int call_ok(const char *url, weft_buf *req)
 	return 0;
 }
 
-/* The bare loop: one thread, check then insert, 1024 per transaction. */
+/* The bare loop: one thread, check then insert, bare_batch (1024) per
+ * transaction. */
+static size_t bare_batch = 1024;
+
 static double bare_loop(const char *db, const char *job,
 			const weft_writer_key *keys, size_t m, weft_buf **reqs,
 			size_t k)
@@ -217,30 +374,62 @@ static double bare_loop(const char *db, const char *job,
 		weft_store_apply_enrol(w, job, keys[i].pk, mac, 1, &v);
 	}
 	weft_store_writer_commit(w);
+	/* The signature check alone (payload hash and Ed25519), on up to
+	 * 2,000 envelopes: the part of "check" no store design changes. */
+	size_t nv = 0;
+	double tv = 0;
+	for (size_t seq = 0; seq < k && nv < 2000; seq++)
+		for (size_t i = 0; i < m && nv < 2000; i++, nv++) {
+			weft_request r;
+			weft_envelope e;
+			weft_buf *q = &reqs[i][seq];
+			weft_request_decode(q->data, q->len, &r);
+			weft_envelope_decode(r.env, r.env_len, &e);
+			double t1 = cpu_s();
+			weft_envelope_verify(&e);
+			tv += cpu_s() - t1;
+			weft_request_release(&r);
+		}
+	fprintf(stderr, "bare loop: signature check alone %.1f us CPU\n",
+		tv / (double)nv * 1e6);
 	weft_fragment *f = malloc(sizeof(*f));
 	size_t n = 0, stored = 0;
-	double t0 = now_s();
+	double t0 = now_s(), c0 = cpu_s(), tcheck = 0, tcommit = 0;
 	weft_store_writer_begin(w);
 	for (size_t seq = 0; seq < k; seq++)
 		for (size_t i = 0; i < m; i++) {
 			weft_request r;
 			weft_envelope e;
 			weft_buf *q = &reqs[i][seq];
+			double t1 = cpu_s();
 			weft_request_decode(q->data, q->len, &r);
-			if (weft_envelope_check(r.env, r.env_len, &e, f, &v) ==
-			    WEFT_OK) {
+			int ok = weft_envelope_check(r.env, r.env_len, &e, f,
+						     &v) == WEFT_OK;
+			tcheck += cpu_s() - t1;
+			if (ok) {
 				weft_store_apply_fragment(w, r.env, r.env_len,
 							  &e, f, 1, &v);
 				stored += v.status == WEFT_ACK_STORED;
 				weft_fragment_release(f);
 			}
-			if (++n % 1024 == 0) {
+			weft_request_release(&r);
+			if (++n % bare_batch == 0) {
+				t1 = cpu_s();
 				weft_store_writer_commit(w);
+				tcommit += cpu_s() - t1;
 				weft_store_writer_begin(w);
 			}
 		}
+	double t1 = cpu_s();
 	weft_store_writer_commit(w);
-	double dt = now_s() - t0;
+	tcommit += cpu_s() - t1;
+	double dt = now_s() - t0, dc = cpu_s() - c0;
+	fprintf(stderr,
+		"bare loop: CPU per fragment %.1f us check (decode, verify, "
+		"decode), %.1f us insert (%.1f us of it commit); wall %.1f "
+		"us\n",
+		tcheck / (double)n * 1e6, (dc - tcheck) / (double)n * 1e6,
+		tcommit / (double)n * 1e6, dt / (double)n * 1e6);
 	free(f);
 	weft_store_writer_free(w);
 	weft_store_close(s);
@@ -254,7 +443,7 @@ int main(int argc, char **argv)
 {
 	size_t m = 256, k = 60, payload = 1024;
 	int contexts = 0;
-	int bare_only = 0;
+	int bare_only = 0, null = 0;
 	const char *dir = "/tmp", *listen = "tcp://127.0.0.1:0";
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--writers"))
@@ -271,6 +460,10 @@ int main(int argc, char **argv)
 			listen = argv[i + 1];
 		else if (!strcmp(argv[i], "--bare-only"))
 			bare_only = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--bare-batch"))
+			bare_batch = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--null"))
+			null = atoi(argv[i + 1]);
 		else {
 			fprintf(stderr, "ingest: unknown option %s\n", argv[i]);
 			return 2;
@@ -307,13 +500,22 @@ int main(int argc, char **argv)
 	}
 	weft_coordinator_opts o = {
 		.listen_url = listen, .store_path = db, .contexts = contexts};
-	weft_coordinator *c;
-	char err[512];
-	if (weft_coordinator_start(&o, &c, err, sizeof(err))) {
+	weft_coordinator *c = NULL;
+	char err[512], null_url[128];
+	nng_socket null_sock;
+	const char *url = null_url;
+	if (null) {
+		if (null_server(listen, contexts > 0 ? contexts : 256, null_url,
+				sizeof(null_url), &null_sock)) {
+			fprintf(stderr, "ingest: null server failed\n");
+			return 1;
+		}
+	} else if (weft_coordinator_start(&o, &c, err, sizeof(err))) {
 		fprintf(stderr, "ingest: %s\n", err);
 		return 1;
+	} else {
+		url = weft_coordinator_url(c);
 	}
-	const char *url = weft_coordinator_url(c);
 	weft_job_info j = {0};
 	memcpy(j.id, job, sizeof(j.id));
 	snprintf(j.token, sizeof(j.token), "%s", token);
@@ -322,7 +524,7 @@ int main(int argc, char **argv)
 	weft_req_job_create(&j, &req);
 	if (call_ok(url, &req))
 		return 1;
-	for (size_t i = 0; i < m; i++) {
+	for (size_t i = 0; i < m && !null; i++) {
 		weft_buf_init(&req);
 		weft_req_enrol(job, token, keys[i].pk, &req);
 		if (call_ok(url, &req))
@@ -352,6 +554,8 @@ int main(int argc, char **argv)
 		nng_ctx_open(&ws[i].ctx, socks[i % CONNECTIONS]);
 		nng_aio_alloc(&ws[i].aio, writer_cb, &ws[i]);
 	}
+	struct cpu_groups cpu0, cpu1;
+	cpu_by_thread(&cpu0);
 	double t0 = now_s();
 	for (size_t i = 0; i < m; i++)
 		writer_send(&ws[i]);
@@ -360,18 +564,22 @@ int main(int argc, char **argv)
 		pthread_cond_wait(&b.cv, &b.mu);
 	pthread_mutex_unlock(&b.mu);
 	double dt = now_s() - t0;
+	cpu_by_thread(&cpu1);
 	for (size_t i = 0; i < m; i++) {
 		nng_aio_free(ws[i].aio);
 		nng_ctx_close(ws[i].ctx);
 	}
 	for (int i = 0; i < CONNECTIONS; i++)
 		nng_close(socks[i]);
-	weft_coordinator_stop(c);
+	if (c)
+		weft_coordinator_stop(c);
+	else
+		nng_close(null_sock);
 
 	size_t n = m * k;
 	qsort(lat, n, sizeof(double), cmp_double);
 	double rate = (double)n / dt;
-	double bare = bare_loop(bare_db, job, keys, m, reqs, k);
+	double bare = null ? 1 : bare_loop(bare_db, job, keys, m, reqs, k);
 	printf("writers %zu, fragments %zu x %zu = %zu, request ~%zu bytes, "
 	       "failures %zu\n",
 	       m, m, k, n, bytes / n, b.failures);
@@ -382,6 +590,7 @@ int main(int argc, char **argv)
 	printf("bare loop (1 thread, check + insert): %.0f fragments/s; "
 	       "coordinator / bare = %.2f\n",
 	       bare, rate / bare);
+	print_cpu(&cpu0, &cpu1, n, dt);
 	for (size_t i = 0; i < m; i++) {
 		for (size_t s = 0; s < k; s++)
 			weft_buf_free(&reqs[i][s]);

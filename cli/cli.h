@@ -33,6 +33,8 @@ int cmd_submit(int argc, char **argv);
 int cmd_coordinator(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_task_collect(int argc, char **argv); /* cmd_collect.c */
 
 /* "weft: " + message on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -65,6 +67,9 @@ typedef struct cli_trace {
 	char exe[WEFT_MAX_PATH_BYTES + 1]; /* cmd[0] resolved */
 	const weft_backend *backend;    /* selected and preflighted */
 	int status;                     /* the workload's exit status */
+	/* Optional: every event before it is fed (weft_launch.observe). */
+	void (*observe)(void *arg, weft_classifier *c, const weft_event *ev);
+	void *observe_arg;
 } cli_trace;
 
 /* Find the executable CMD names the way a shell does (a name with a slash
@@ -100,6 +105,8 @@ typedef struct cli_ship {
 	size_t part_bytes;                   /* 0: the wire's limit */
 	bool others; /* then also deliver what other writers left */
 	int verbose;
+	const char *name; /* the task for people; NULL: from the identity
+			     (engine, --task) or the command */
 } cli_ship;
 
 /* After the tracer: sign the hashed run r as fragments, spool them and

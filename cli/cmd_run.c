@@ -17,6 +17,7 @@
 #include "config.h"
 #include "weft_coordinator.h"
 #include "weft_wrap.h"
+#include "wrap_ray.h"
 
 
 /* The local coordinator is in this process: a delivery that takes longer
@@ -25,7 +26,8 @@
 
 static const char run_help[] =
 	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
-	"                [--report FILE] [-v|-vv] -- CMD [ARGS...]\n\n"
+	"                [--report FILE] [--ray | --no-ray] [--listen URL]\n"
+	"                [-v|-vv] -- CMD [ARGS...]\n\n"
 	"Run CMD traced, record every file it and its descendants read and\n"
 	"wrote (with BLAKE2b-256 hashes) in the project's .weft/weft.db, and\n"
 	"exit with CMD's exit status (128+N when a signal N killed it).\n\n"
@@ -34,6 +36,14 @@ static const char run_help[] =
 	"                  backend that passes its preflight)\n"
 	"  --no-tracer-fallback  never switch backends during the run\n"
 	"  --report FILE   also write the run report as JSON to FILE\n"
+	"  --ray           CMD is a Ray driver (default when RAY_ADDRESS is\n"
+	"                  set or this node runs Ray; --no-ray: never): the\n"
+	"                  run becomes a job whose coordinator Ray's workers\n"
+	"                  on every node reach over TCP, and every worker is\n"
+	"                  traced (RAY_RUNTIME_ENV_HOOK; docs/ray.md); the\n"
+	"                  same as 'weft submit --mode in-cluster'\n"
+	"  --listen URL    with --ray: where that coordinator listens\n"
+	"                  (default tcp://0.0.0.0:0, any free port)\n"
 	"  -v, -vv         more diagnostics on stderr\n\n"
 	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 when\n"
 	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
@@ -129,6 +139,45 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	return rc;
 }
 
+/* A Ray driver: the in-cluster job of `weft submit --mode in-cluster`,
+ * whose coordinator (unlike this command's in-process one) the workers on
+ * other nodes can reach, with the driver's environment set for Ray. */
+static int run_ray_driver(char **cmd, const weft_config *cfg,
+			  const char *tracer, const char *listen, int verbose)
+{
+	if (wrap_ray_driver_env(cfg->ray_python_path, cfg->ray_weft_binary) !=
+	    0)
+		return WEFT_EXIT_USAGE;
+	size_t n = 0;
+	while (cmd[n])
+		n++;
+	char **av = calloc(n + 12, sizeof(*av));
+	if (!av) {
+		cli_error("out of memory");
+		return WEFT_EXIT_INTERNAL;
+	}
+	size_t k = 0;
+	av[k++] = "submit";
+	av[k++] = "--mode";
+	av[k++] = "in-cluster";
+	if (listen) {
+		av[k++] = "--listen";
+		av[k++] = (char *)listen;
+	}
+	if (tracer) {
+		av[k++] = "--tracer";
+		av[k++] = (char *)tracer;
+	}
+	for (int i = 0; i < verbose && i < 2; i++)
+		av[k++] = "-v";
+	av[k++] = "--";
+	for (size_t i = 0; i < n; i++)
+		av[k++] = cmd[i];
+	int rc = cmd_submit((int)k, av);
+	free(av);
+	return rc;
+}
+
 static void print_summary(const weft_report *r)
 {
 	size_t in = 0, sys = 0, out = 0;
@@ -154,12 +203,16 @@ int cmd_run(int argc, char **argv)
 		{"tracer", required_argument, NULL, 't'},
 		{"no-tracer-fallback", no_argument, NULL, 'F'},
 		{"report", required_argument, NULL, 'r'},
+		{"ray", no_argument, NULL, 'R'},
+		{"no-ray", no_argument, NULL, 'N'},
+		{"listen", required_argument, NULL, 'l'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *tracer = NULL, *report_path = NULL;
+	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
 	bool no_fallback = false;
+	int ray = -1; /* -1: detect */
 	int verbose = 0, c;
 	opterr = 0;
 	optind = 1;
@@ -168,6 +221,9 @@ int cmd_run(int argc, char **argv)
 		case 't': tracer = optarg; break;
 		case 'F': no_fallback = true; break;
 		case 'r': report_path = optarg; break;
+		case 'R': ray = 1; break;
+		case 'N': ray = 0; break;
+		case 'l': listen = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': print_help(); return 0;
 		case ':':
@@ -184,6 +240,26 @@ int cmd_run(int argc, char **argv)
 	weft_config cfg;
 	if (config_load(&cfg, tracer, no_fallback, stderr) != 0)
 		return WEFT_EXIT_USAGE;
+	char why[128] = "--ray";
+	if (ray < 0)
+		ray = wrap_ray_detect(why, sizeof(why));
+	if (listen && !ray)
+		return cli_usage_error("run", "--listen is for a Ray driver "
+					      "(--ray)");
+	if (ray && (report_path || no_fallback))
+		return cli_usage_error("run", "%s is not supported for a Ray "
+					      "driver (%s; --no-ray to trace "
+					      "only this command)",
+				       report_path ? "--report"
+						   : "--no-tracer-fallback",
+				       why);
+	if (ray) {
+		fprintf(stderr, "weft: %s: CMD runs as a Ray driver, every Ray "
+				"worker traced (--no-ray: this command only)\n",
+			why);
+		return run_ray_driver(argv + optind, &cfg, tracer, listen,
+				      verbose);
+	}
 	cli_trace t;
 	int rc = cli_trace_prepare(&t, argv + optind, &cfg, verbose);
 	if (rc != 0)

@@ -22,11 +22,13 @@
 #include "cli.h"
 #include "config.h"
 #include "weft_wrap.h"
+#include "wrap_ray.h"
 
 static const char wrap_help[] =
 	"usage: weft wrap [--task ID] [--ship-timeout SEC] [--tracer MODE]\n"
-	"                 [--no-tracer-fallback] [--ray] [-v|-vv] -- CMD "
-	"[ARGS...]\n\n"
+	"                 [--no-tracer-fallback] [--ray]\n"
+	"                 [--ray-actor-granularity call|actor] [-v|-vv]\n"
+	"                 -- CMD [ARGS...]\n\n"
 	"Run CMD traced as one task of the job named by the env contract\n"
 	"(WEFT_COORDINATOR, WEFT_JOB, WEFT_JOB_TOKEN; weft submit sets them),\n"
 	"and ship what it read and wrote to the job's coordinator as signed\n"
@@ -40,8 +42,15 @@ static const char wrap_help[] =
 	"  --tracer MODE      tracer backend: %s (default: WEFT_TRACER,\n"
 	"                     the config, else auto)\n"
 	"  --no-tracer-fallback  never switch backends during the run\n"
-	"  --ray              CMD is a Ray worker (the python shim says so);\n"
-	"                     it is recorded as one task named from Ray's ids\n"
+	"  --ray              CMD is a Ray worker (weft's runtime-env hook\n"
+	"                     puts this in py_executable): each Ray task it\n"
+	"                     runs is recorded as a task of its own, named\n"
+	"                     from Ray's ids; I/O outside every task is the\n"
+	"                     worker's own record (docs/ray.md)\n"
+	"  --ray-actor-granularity call|actor\n"
+	"                     actor method calls: one record per call\n"
+	"                     (default) or one per actor (default from\n"
+	"                     WEFT_RAY_ACTOR_GRANULARITY)\n"
 	"  -v, -vv            more diagnostics on stderr\n\n"
 	"Exit status: CMD's (128+N when a signal N killed it), whatever\n"
 	"happened to the shipping; 2 for bad arguments or a bad env contract,\n"
@@ -115,7 +124,9 @@ int cli_ship_run(const cli_ship *s, const weft_report *r)
 	/* The DAG shows a task by the name the engine or the user gave it
 	 * (4242.0.3@cn07, --task); a task only this host names (pidN@HOST)
 	 * by its command. */
-	if (strcmp(s->id->source, "host") != 0)
+	if (s->name)
+		snprintf(name, sizeof(name), "%s", s->name);
+	else if (strcmp(s->id->source, "host") != 0)
 		snprintf(name, sizeof(name), "%s", s->id->task);
 	else
 		task_name(name, sizeof(name), r);
@@ -165,7 +176,8 @@ int cli_seconds_arg(const char *cmd, const char *opt, const char *arg, int *ms)
 struct wrap_opts {
 	const char *task, *tracer;
 	int ship_timeout_ms;
-	bool no_fallback;
+	bool no_fallback, ray;
+	enum wrap_ray_granularity granularity;
 	int verbose;
 };
 
@@ -177,12 +189,19 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 		{"tracer", required_argument, NULL, 't'},
 		{"no-tracer-fallback", no_argument, NULL, 'F'},
 		{"ray", no_argument, NULL, 'R'},
+		{"ray-actor-granularity", required_argument, NULL, 'G'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof(*o));
 	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
+	const char *g = getenv("WEFT_RAY_ACTOR_GRANULARITY");
+	if (g && *g && wrap_ray_granularity_parse(g, &o->granularity) != 0)
+		return cli_usage_error("wrap",
+				       "WEFT_RAY_ACTOR_GRANULARITY='%.32s': "
+				       "expected call or actor",
+				       g);
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -203,7 +222,17 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 			o->no_fallback = true;
 			break;
 		case 'R':
-			break; /* see wrap_help */
+			o->ray = true;
+			break;
+		case 'G':
+			if (wrap_ray_granularity_parse(optarg,
+						       &o->granularity) != 0)
+				return cli_usage_error(
+					"wrap",
+					"--ray-actor-granularity '%s': "
+					"expected call or actor",
+					optarg);
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -226,6 +255,114 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 	if (optind >= argc)
 		return cli_usage_error("wrap", "missing the command to run");
 	return 0;
+}
+
+static int hash_and_ship(const cli_ship *ship, weft_report *r)
+{
+	/* Without a project there is no hash cache; every file is read. */
+	int err = weft_report_hash_files(NULL, r);
+	if (err != WEFT_OK)
+		weft_report_warn(r, "hashing incomplete: %s",
+				 weft_strerror(err));
+	return cli_ship_run(ship, r);
+}
+
+/* The tasks spooled while the worker ran: ship them in what is left of
+ * the time, with one connection. */
+static int ship_spooled(const cli_ship *ship, weft_spool_writer **w, size_t n,
+			int timeout_ms)
+{
+	if (!n)
+		return 0;
+	weft_wrap_shipper *sh;
+	if (weft_wrap_shipper_new(ship->env->tls_ca, timeout_ms, stderr,
+				  &sh) != WEFT_OK) {
+		for (size_t i = 0; i < n; i++)
+			weft_spool_writer_close(w[i], false);
+		cli_error("out of memory; %zu Ray task records stay in %s", n,
+			  ship->env->spool);
+		return 1;
+	}
+	int rc = WEFT_OK;
+	for (size_t i = 0; i < n; i++) {
+		int r = rc == WEFT_OK ? weft_wrap_ship_writer(sh, w[i])
+				      : WEFT_EIO;
+		weft_spool_writer_close(w[i], r == WEFT_OK);
+		rc = r == WEFT_OK ? rc : r;
+	}
+	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
+	if (rc != WEFT_OK)
+		fprintf(stderr,
+			"weft: Ray tasks: fragments of %zu task records not "
+			"yet acknowledged by %s; kept in %s ('weft flush' "
+			"sends them)\n",
+			n, ship->env->coordinator, ship->env->spool);
+	else if (ship->verbose)
+		fprintf(stderr,
+			"weft: Ray tasks: %zu task records shipped to %s (%zu "
+			"fragments stored, %zu already there, %zu rejected)\n",
+			n, ship->env->coordinator, st->stored, st->duplicate,
+			st->rejected);
+	weft_wrap_shipper_free(sh);
+	return rc == WEFT_OK ? 0 : 1;
+}
+
+/* A Ray worker: its own record (processes, I/O outside every task), the
+ * tasks recorded as they ended, then those left for the end (per-actor
+ * records, tasks that never ended); each task its worker's child. */
+static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
+		     weft_report *report)
+{
+	wrap_ray_task *tasks;
+	weft_spool_writer **spooled;
+	size_t n, nspooled;
+	bool named = strcmp(id->source, "host") != 0;
+	char task[sizeof(id->task)];
+	snprintf(task, sizeof(task), "%s", id->task);
+	if (wrap_ray_finish(ray, report, id->node, named, task, sizeof(task),
+			    id->engine, &id->nengine, &tasks, &n, &spooled,
+			    &nspooled) != 0)
+		n = 0;
+	if (!named && strcmp(task, id->task) != 0) {
+		/* Named from Ray's ids now: the DAG shows the name. */
+		snprintf(id->task, sizeof(id->task), "%s", task);
+		id->source = "ray";
+	}
+	bool others = ship->others;
+	ship->others = false;
+	int rc = hash_and_ship(ship, report);
+	rc |= ship_spooled(ship, spooled, nspooled,
+			   rc ? 0 : ship->ship_timeout_ms);
+	free(spooled);
+	/* The tasks hang under the worker in the task tree. */
+	weft_wrap_env env = *ship->env;
+	snprintf(env.parent, sizeof(env.parent), "%s", id->task);
+	for (size_t i = 0; i < n; i++) {
+		weft_wrap_identity tid = {.source = "ray"};
+		snprintf(tid.task, sizeof(tid.task), "%s", tasks[i].id);
+		snprintf(tid.node, sizeof(tid.node), "%s", id->node);
+		memcpy(tid.engine, tasks[i].engine, sizeof(tid.engine));
+		tid.nengine = tasks[i].nengine;
+		cli_ship ts = *ship;
+		ts.env = &env;
+		ts.id = &tid;
+		ts.name = tasks[i].name;
+		/* A coordinator that did not answer will not answer the
+		 * next task either: the rest go to the spool at once. */
+		if (rc != 0)
+			ts.ship_timeout_ms = 0;
+		ts.others = others && i + 1 == n;
+		rc |= hash_and_ship(&ts, &tasks[i].report);
+	}
+	wrap_ray_tasks_free(tasks, n);
+	/* Then what earlier wrappers on this node left behind. */
+	weft_wrap_shipper *sh;
+	if (others && !n && rc == 0 &&
+	    weft_wrap_shipper_new(ship->env->tls_ca, ship->ship_timeout_ms,
+				  stderr, &sh) == WEFT_OK) {
+		weft_wrap_ship_spool(sh, ship->env->spool);
+		weft_wrap_shipper_free(sh);
+	}
 }
 
 int cmd_wrap(int argc, char **argv)
@@ -260,6 +397,24 @@ int cmd_wrap(int argc, char **argv)
 	rc = cli_trace_prepare(&t, argv + optind, &cfg, o.verbose);
 	if (rc != 0)
 		return rc;
+	/* Before the fork: the control socket; its thread starts after. */
+	wrap_ray *ray = NULL;
+	if (o.ray) {
+		wrap_ray_opts ro = {
+			.granularity = o.granularity,
+			.verbose = o.verbose,
+			.env = &env,
+			.worker_task = id.task,
+			.worker_named = strcmp(id.source, "host") != 0,
+			.node = id.node,
+			.backend = t.backend->name,
+			.part_bytes = ship.part_bytes,
+		};
+		if (!(ray = wrap_ray_new(&ro)))
+			return WEFT_EXIT_INTERNAL;
+		t.observe = wrap_ray_observe;
+		t.observe_arg = ray;
+	}
 
 	weft_report report;
 	weft_report_init(&report);
@@ -268,17 +423,18 @@ int cmd_wrap(int argc, char **argv)
 	rc = cli_trace_run(&t, env.spool, &report);
 	if (rc != 0) {
 		weft_report_release(&report);
+		wrap_ray_free(ray);
 		return rc;
 	}
 	/* The engine's name for the node (SLURMD_NODENAME) wins over the
 	 * host name: it is what the job's users know. */
 	snprintf(report.node, sizeof(report.node), "%s", id.node);
-	/* Without a project there is no hash cache; every file is read. */
-	int err2 = weft_report_hash_files(NULL, &report);
-	if (err2 != WEFT_OK)
-		weft_report_warn(&report, "hashing incomplete: %s",
-				 weft_strerror(err2));
-	cli_ship_run(&ship, &report);
+	if (ray) {
+		ship_ray(ray, &ship, &id, &report);
+		wrap_ray_free(ray);
+	} else {
+		hash_and_ship(&ship, &report);
+	}
 	weft_report_release(&report);
 	return t.status;
 }

@@ -29,6 +29,9 @@ static const struct command {
 	{"coordinator", cmd_coordinator, "serve a store to a job's wrappers"},
 	{"status", cmd_status, "jobs, writers, fragments, gaps and refusals"},
 	{"verify", cmd_verify, "re-check every stored fragment's signature"},
+	{"pull", cmd_pull, "copy signed fragments from a store or coordinator"},
+	{"task-collect", cmd_task_collect,
+	 "record a task weft_spank.so started (internal)"},
 };
 
 static void usage(FILE *out)

@@ -211,6 +211,8 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 		.envp = environ,
 		.verbose = t->verbose,
 		.classifier = cls,
+		.observe = t->observe,
+		.observe_arg = t->observe_arg,
 	};
 	struct sigaction sa = {.sa_handler = ignore_in_weft}, old_int, old_quit;
 	struct sigaction fwd = {.sa_handler = forward_signal}, old_term, old_hup;

@@ -43,7 +43,8 @@ struct weft_coordinator {
 	struct slot *head, *tail;   /* to the writer */
 	struct slot *rhead, *rtail; /* to the reply thread */
 	size_t rqueued;
-	size_t queued; /* requests queued, being stored or being answered */
+	size_t queued;  /* requests queued, being stored or being answered */
+	size_t wqueued; /* requests in the writer's queue (head..tail) */
 	bool writer_done;
 	size_t held_bytes; /* request bytes received and not yet answered */
 	int in_flight;     /* requests received and not yet answered */
@@ -62,5 +63,11 @@ int coord_writer_start(weft_coordinator *c);
 void coord_drain(weft_coordinator *c);
 void coord_slots_stop(weft_coordinator *c);
 void coord_writer_stop(weft_coordinator *c);
+
+/* export.c: EXPORT requests, answered on the context's thread. */
+bool coord_export_request(const uint8_t *buf, size_t len);
+/* An encoded page into out (WEFT_OK), else the verdict to answer with. */
+int coord_export(weft_coordinator *c, const uint8_t *buf, size_t len,
+		 weft_buf *out, weft_verdict *v);
 
 #endif /* WEFT_COORDINATOR_INTERNAL_H */

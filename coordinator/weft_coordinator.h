@@ -82,4 +82,16 @@ int weft_coordinator_query_status(const char *url, const char *tls_ca,
 				  const char *job, int timeout_ms,
 				  weft_status *st, char *err, size_t errsz);
 
+/* Ask the coordinator at url for one export page of job (weft_wire.h
+ * "Export"). On success *raw holds the reply (free() it after releasing
+ * the page: the page's envelopes point into it) and either *is_page and
+ * *page is decoded, or *ack is the coordinator's refusal (rejected with a
+ * reason, or retry). WEFT_EIO (message in err) when it cannot be reached
+ * or answers with something else. */
+int weft_coordinator_export(const char *url, const char *tls_ca,
+			    const char *job, uint64_t after, uint64_t wafter,
+			    int timeout_ms, uint8_t **raw,
+			    weft_export_page *page, weft_ack *ack,
+			    bool *is_page, char *err, size_t errsz);
+
 #endif /* WEFT_COORDINATOR_H */

@@ -358,4 +358,79 @@ void weft_reply_release(weft_reply *r);
 /* Free a status's jobs and writers (one the caller built with malloc). */
 void weft_status_release(weft_status *st);
 
+/* ---- Export: a coordinator's fragments for a relay (`weft pull URL`) ----
+ *
+ *   anyone:  EXPORT {job, after, wafter} -> an export page, or an ack
+ *            (rejected: unknown job, malformed; retry)
+ *
+ * A page holds the job's record, the writers enrolled after writer cursor
+ * wafter and the envelopes stored after cursor after, in arrival order,
+ * as the coordinator keeps them (the bytes the writers signed). The
+ * client asks again with the page's next and wnext until more is false;
+ * cursors are opaque (start from 0). A page holds no envelope while it
+ * still has writers to send, so every envelope comes after its writer.
+ *
+ * The job's key (weft_enrol_key of its token) is in a page only once the
+ * job has ended: with it, anyone could enrol writers in an open job. An
+ * open job's page has its record without the key and nothing else.
+ *
+ * Page: {v, t: 3, job: {id, ended, key (ended only), created, endt, exit,
+ * cmd, user, host, cwd, git}, writers: [[pk, enrolled]...], envs: [bin...],
+ * next, wnext, more}.
+ */
+enum { WEFT_REQ_EXPORT = 6 };
+enum { WEFT_REPLY_EXPORT = 3 };
+/* Envelope bytes in one page at most (a page always holds at least one
+ * envelope when one is left, and one envelope is at most
+ * WEFT_MAX_ENVELOPE_BYTES), envelopes and writers in one page at most.
+ * A whole page stays far below WEFT_MAX_MESSAGE_BYTES. */
+#define WEFT_MAX_EXPORT_BYTES (16 * 1024 * 1024)
+#define WEFT_MAX_EXPORT_ENVELOPES 65536
+#define WEFT_MAX_EXPORT_WRITERS 65536
+
+typedef struct weft_export_writer {
+	uint8_t pk[WEFT_PUBKEY_BYTES];
+	int64_t enrolled_ns;
+} weft_export_writer;
+
+typedef struct weft_export_env {
+	const uint8_t *data; /* decode: points into the decoded buffer */
+	size_t len;
+} weft_export_env;
+
+typedef struct weft_export_page {
+	weft_job_info job; /* token ""; command owned after decode */
+	bool ended;
+	int64_t ended_ns;  /* 0 while open */
+	int32_t exit_code; /* -1 while open */
+	bool has_key;      /* only when ended */
+	uint8_t key[WEFT_MAC_BYTES];
+	weft_export_writer *writers; /* owned after decode */
+	size_t nwriters;
+	weft_export_env *envs; /* the array owned after decode */
+	size_t nenvs;
+	uint64_t next, wnext; /* cursors for the next request */
+	bool more;
+} weft_export_page;
+
+int weft_req_export(const char *job, uint64_t after, uint64_t wafter,
+		    weft_buf *out);
+/* Decode an EXPORT request (what weft_request_decode does not know). */
+int weft_export_request_decode(const uint8_t *buf, size_t len,
+			       char job[WEFT_JOB_ID_BYTES + 1],
+			       uint64_t *after, uint64_t *wafter);
+/* WEFT_EINVAL for a page out of range (a key on an open job, more
+ * envelopes or writers than the limits, an envelope over
+ * WEFT_MAX_ENVELOPE_BYTES); WEFT_ETOOBIG when over WEFT_MAX_MESSAGE_BYTES. */
+int weft_reply_export(const weft_export_page *p, weft_buf *out);
+/* Decode one page; envs point into buf. Release with
+ * weft_export_page_release (also after a failed decode). */
+int weft_export_page_decode(const uint8_t *buf, size_t len,
+			    weft_export_page *p);
+void weft_export_page_release(weft_export_page *p);
+/* The kind ("t") of a request or reply message, read from its first two
+ * keys only: how a server tells an EXPORT from the requests
+ * weft_request_decode knows, and a client a page from an ack. */
+int weft_message_kind(const uint8_t *buf, size_t len, int *kind);
+
 #endif /* WEFT_WIRE_H */

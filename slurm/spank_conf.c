@@ -52,6 +52,13 @@ void wsp_conf_init(struct wsp_conf *c, const char *preload_default,
 		copy_value(c->preload, sizeof(c->preload), preload_default);
 	if (agent_default)
 		copy_value(c->agent, sizeof(c->agent), agent_default);
+	c->ship_timeout_s = -1;
+}
+
+void wsp_conf_weft(struct wsp_conf *c, const char *weft_default)
+{
+	if (weft_default)
+		copy_value(c->weft, sizeof(c->weft), weft_default);
 }
 
 static int path_arg(char *out, size_t outsz, const char *key, const char *v,
@@ -73,7 +80,8 @@ int wsp_conf_arg(struct wsp_conf *c, const char *arg, char *err, size_t errsz)
 	if (!eq) {
 		snprintf(err, errsz,
 			 "argument '%.200s': expected key=value (default=, "
-			 "preload=, agent=, coordinator=, spool=)",
+			 "preload=, weft=, agent=, coordinator=, spool=, "
+			 "ship_timeout=)",
 			 arg);
 		return -1;
 	}
@@ -98,6 +106,25 @@ int wsp_conf_arg(struct wsp_conf *c, const char *arg, char *err, size_t errsz)
 	if (KEY("agent"))
 		return path_arg(c->agent, sizeof(c->agent), "agent", v, err,
 				errsz);
+	if (KEY("weft"))
+		return path_arg(c->weft, sizeof(c->weft), "weft", v, err,
+				errsz);
+	if (KEY("ship_timeout")) {
+		int n = 0;
+		const char *d = v;
+		for (; *d >= '0' && *d <= '9' && n <= WSP_MAX_SHIP_TIMEOUT_S;
+		     d++)
+			n = n * 10 + (*d - '0');
+		if (d == v || *d || n > WSP_MAX_SHIP_TIMEOUT_S) {
+			snprintf(err, errsz,
+				 "ship_timeout=%.64s: expected whole seconds "
+				 "from 0 to %d",
+				 v, WSP_MAX_SHIP_TIMEOUT_S);
+			return -1;
+		}
+		c->ship_timeout_s = n;
+		return 0;
+	}
 	if (KEY("spool"))
 		return path_arg(c->spool, sizeof(c->spool), "spool", v, err,
 				errsz);
@@ -116,7 +143,7 @@ int wsp_conf_arg(struct wsp_conf *c, const char *arg, char *err, size_t errsz)
 #undef KEY
 	snprintf(err, errsz,
 		 "unknown argument '%.*s' (expected default=, preload=, "
-		 "agent=, coordinator=, spool=)",
+		 "weft=, agent=, coordinator=, spool=, ship_timeout=)",
 		 (int)(klen > 64 ? 64 : klen), arg);
 	return -1;
 }

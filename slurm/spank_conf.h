@@ -52,7 +52,17 @@ struct wsp_conf {
 	char agent[WSP_MAX_PATH_BYTES + 1];      /* agent= (Unix socket) */
 	char coordinator[WSP_MAX_URL_BYTES + 1]; /* coordinator=, or "" */
 	char spool[WSP_MAX_PATH_BYTES + 1];      /* spool=, or "" */
+	char weft[WSP_MAX_PATH_BYTES + 1];       /* weft= (the collector) */
+	int ship_timeout_s;                      /* ship_timeout=, or -1 */
 };
+
+/* Longest ship_timeout= (seconds): what a task's end may wait for its
+ * collector to ship. */
+#define WSP_MAX_SHIP_TIMEOUT_S 600
+
+/* The weft executable (weft task-collect) where this build puts it; a
+ * site sets weft= in plugstack.conf for its installed copy. */
+void wsp_conf_weft(struct wsp_conf *c, const char *weft_default);
 
 /* The built-in defaults: no tracing unless asked, the preload library and
  * agent socket where this build puts them. */

@@ -68,6 +68,18 @@ static void test_conf_args(void **state)
 	assert_int_equal(
 		wsp_conf_arg(&c, "spool=/var/spool/weft", err, sizeof(err)), 0);
 	assert_string_equal(c.spool, "/var/spool/weft");
+	assert_int_equal(c.ship_timeout_s, -1);
+	wsp_conf_weft(&c, "/b/weft");
+	assert_string_equal(c.weft, "/b/weft");
+	assert_int_equal(wsp_conf_arg(&c, "weft=/opt/w/weft", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.weft, "/opt/w/weft");
+	assert_int_equal(wsp_conf_arg(&c, "ship_timeout=7", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.ship_timeout_s, 7);
+	assert_int_equal(wsp_conf_arg(&c, "ship_timeout=0", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.ship_timeout_s, 0);
 }
 
 static void test_conf_bad_args(void **state)
@@ -92,6 +104,18 @@ static void test_conf_bad_args(void **state)
 	assert_non_null(strstr(err, "key=value"));
 	assert_int_equal(wsp_conf_arg(&c, "colour=red", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "unknown argument 'colour'"));
+	assert_int_equal(wsp_conf_arg(&c, "weft=weft", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "absolute path"));
+	static const char *const bad_timeouts[] = {
+		"ship_timeout=", "ship_timeout=-1", "ship_timeout=1.5",
+		"ship_timeout=601", "ship_timeout=99999999999999999999"};
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(
+			wsp_conf_arg(&c, bad_timeouts[i], err, sizeof(err)),
+			-1);
+		assert_non_null(strstr(err, "whole seconds"));
+	}
+	assert_int_equal(c.ship_timeout_s, -1);
 	/* A path one byte over the limit. */
 	char big[WSP_MAX_PATH_BYTES + 16] = "spool=/";
 	memset(big + 7, 'a', WSP_MAX_PATH_BYTES);

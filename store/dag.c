@@ -20,14 +20,27 @@
 
 /* Open-addressing tables, sized to a power of two at most half full. */
 
+/* Artifacts by their store row: (artifacts.id << 1 | 1) for a hashed one,
+ * (paths.id << 1) for one known by its path alone (both columns are unique
+ * in the store, so a row is an artifact). No strings hashed or compared. */
+struct artifact_slot {
+	uint64_t key;
+	size_t art; /* artifact index + 1; 0 is empty */
+};
+
 struct artifact_index {
-	size_t *slots; /* artifact index + 1; 0 is empty */
+	struct artifact_slot *slots;
 	size_t cap;
 };
 
+/* The edges of one task (a task's rows come together, and an edge names
+ * its task, so a repeat can only come from the same task): emptied when
+ * the next task starts, which keeps it small. */
 struct edge_set {
 	uint64_t *slots; /* edge key + 1; 0 is empty */
 	size_t cap, n;
+	size_t *used; /* the n slots in use, to empty them */
+	size_t used_cap;
 };
 
 struct dag_builder {
@@ -49,14 +62,6 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-	return mix64(h);
-}
-
 int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 {
 	if (n < *cap)
@@ -70,14 +75,14 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return WEFT_OK;
 }
 
-/* Find an artifact by id: its slot, holding 0 when absent. */
-static size_t *index_slot(struct dag_builder *b, const char *id)
+/* Find an artifact by key: its slot, holding art 0 when absent. */
+static struct artifact_slot *index_slot(struct artifact_index *x, uint64_t key)
 {
-	size_t mask = b->index.cap - 1;
-	for (size_t i = hash_str(id) & mask;; i = (i + 1) & mask) {
-		size_t v = b->index.slots[i];
-		if (!v || !strcmp(b->dag->artifacts[v - 1].id, id))
-			return &b->index.slots[i];
+	size_t mask = x->cap - 1;
+	for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+		struct artifact_slot *e = &x->slots[i];
+		if (!e->art || e->key == key)
+			return e;
 	}
 }
 
@@ -85,34 +90,45 @@ static int index_reserve(struct dag_builder *b)
 {
 	if (b->dag->nartifacts + 1 <= b->index.cap / 2)
 		return WEFT_OK;
-	size_t cap = b->index.cap ? b->index.cap * 2 : 256;
-	size_t *slots = calloc(cap, sizeof(*slots));
-	if (!slots)
+	struct artifact_index x = {NULL, b->index.cap ? b->index.cap * 2 : 256};
+	x.slots = calloc(x.cap, sizeof(*x.slots));
+	if (!x.slots)
 		return WEFT_ENOMEM;
+	for (size_t i = 0; i < b->index.cap; i++)
+		if (b->index.slots[i].art)
+			*index_slot(&x, b->index.slots[i].key) =
+				b->index.slots[i];
 	free(b->index.slots);
-	b->index.slots = slots;
-	b->index.cap = cap;
-	for (size_t a = 0; a < b->dag->nartifacts; a++)
-		*index_slot(b, b->dag->artifacts[a].id) = a + 1;
+	b->index = x;
 	return WEFT_OK;
+}
+
+static void edge_set_clear(struct edge_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		set->slots[set->used[i]] = 0;
+	set->n = 0;
 }
 
 /* Add key to the set; *added says whether it was new. */
 static int edge_set_add(struct edge_set *set, uint64_t key, bool *added)
 {
+	int err = store_grow((void **)&set->used, &set->used_cap, set->n,
+			     sizeof(*set->used));
+	if (err)
+		return err;
 	if (set->n + 1 > set->cap / 2) {
 		size_t cap = set->cap ? set->cap * 2 : 256;
 		uint64_t *slots = calloc(cap, sizeof(*slots));
 		if (!slots)
 			return WEFT_ENOMEM;
-		for (size_t i = 0; i < set->cap; i++) {
-			uint64_t v = set->slots[i];
-			if (!v)
-				continue;
+		for (size_t u = 0; u < set->n; u++) {
+			uint64_t v = set->slots[set->used[u]];
 			size_t j = mix64(v - 1) & (cap - 1);
 			while (slots[j])
 				j = (j + 1) & (cap - 1);
 			slots[j] = v;
+			set->used[u] = j;
 		}
 		free(set->slots);
 		set->slots = slots;
@@ -126,45 +142,41 @@ static int edge_set_add(struct edge_set *set, uint64_t key, bool *added)
 		}
 		if (!set->slots[i]) {
 			set->slots[i] = key + 1;
-			set->n++;
+			set->used[set->n++] = i;
 			*added = true;
 			return WEFT_OK;
 		}
 	}
 }
 
-/* The artifact of a file record, created on first appearance. */
-static int artifact_for(struct dag_builder *b, const uint8_t *hash,
-			const char *path, bool from_write, size_t *out)
+/* A copy of len bytes as a string. */
+static char *bytes_dup(const void *p, size_t len)
+{
+	char *s = malloc(len + 1);
+	if (s) {
+		if (len)
+			memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
+/* The artifact of a file record, created on first appearance: key as in
+ * struct artifact_slot, hash NULL for a path-only one. */
+static int artifact_for(struct dag_builder *b, uint64_t key,
+			const uint8_t *hash, const void *path, size_t path_len,
+			bool from_write, size_t *out)
 {
 	weft_dag *d = b->dag;
-	char *id;
-	if (hash) {
-		id = malloc(WEFT_HASH_TEXT_BYTES);
-		if (id)
-			weft_hash_to_text(hash, id);
-	} else {
-		size_t n = strlen(path);
-		id = malloc(n + 6);
-		if (id) {
-			memcpy(id, "path:", 5);
-			memcpy(id + 5, path, n + 1);
-		}
-	}
-	if (!id)
-		return WEFT_ENOMEM;
 	int err = index_reserve(b);
-	if (err) {
-		free(id);
+	if (err)
 		return err;
-	}
-	size_t *slot = index_slot(b, id);
-	if (*slot) {
-		free(id);
-		*out = *slot - 1;
+	struct artifact_slot *slot = index_slot(&b->index, key);
+	if (slot->art) {
+		*out = slot->art - 1;
 		weft_dag_artifact *a = &d->artifacts[*out];
 		if (from_write && !b->path_from_write[*out]) {
-			char *p = strdup(path);
+			char *p = bytes_dup(path, path_len);
 			if (!p)
 				return WEFT_ENOMEM;
 			free(a->path);
@@ -177,14 +189,27 @@ static int artifact_for(struct dag_builder *b, const uint8_t *hash,
 			      d->nartifacts, sizeof(*d->artifacts))) ||
 	    (err = store_grow((void **)&b->path_from_write,
 			      &b->path_from_write_cap, d->nartifacts,
-			      sizeof(bool)))) {
-		free(id);
+			      sizeof(bool))))
 		return err;
+	char *id;
+	if (hash) {
+		id = malloc(WEFT_HASH_TEXT_BYTES);
+		if (id)
+			weft_hash_to_text(hash, id);
+	} else {
+		id = malloc(path_len + 6);
+		if (id) {
+			memcpy(id, "path:", 5);
+			memcpy(id + 5, path, path_len);
+			id[path_len + 5] = '\0';
+		}
 	}
+	if (!id)
+		return WEFT_ENOMEM;
 	weft_dag_artifact *a = &d->artifacts[d->nartifacts];
 	memset(a, 0, sizeof(*a));
 	a->id = id;
-	a->path = strdup(path);
+	a->path = bytes_dup(path, path_len);
 	if (!a->path) {
 		free(id);
 		a->id = NULL;
@@ -195,7 +220,8 @@ static int artifact_for(struct dag_builder *b, const uint8_t *hash,
 		memcpy(a->hash, hash, 32);
 	}
 	b->path_from_write[d->nartifacts] = from_write;
-	*slot = d->nartifacts + 1;
+	slot->key = key;
+	slot->art = d->nartifacts + 1;
 	*out = d->nartifacts++;
 	return WEFT_OK;
 }
@@ -241,20 +267,21 @@ static char *column_dup(sqlite3_stmt *st, int i)
 static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 		      sqlite3_int64 **nums)
 {
+/* A fragment's parent names a task identity; the DAG names tasks by run
+ * id, so the parent is resolved within the job. */
+#define TASKS_SQL(where)                                                       \
+	"SELECT r.num, r.id, r.node, r.backend, "                              \
+	"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "                       \
+	"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "         \
+	" WHERE t2.job = t.job AND t2.task_id = t.parent "                     \
+	" ORDER BY r2.num LIMIT 1) "                                           \
+	"FROM runs r LEFT JOIN tasks t ON t.run = r.num " where                \
+	"ORDER BY r.started_ns, r.num"
+	/* The job spelled out, so that runs_by_job is used (load_edges). */
 	sqlite3_stmt *st;
 	int err = store_prepare(
-		s,
-		"SELECT r.num, r.id, r.node, r.backend, "
-		"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "
-		/* A fragment's parent names a task identity; the DAG names
-		 * tasks by run id, so resolve it within the job. */
-		"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "
-		" WHERE t2.job = t.job AND t2.task_id = t.parent "
-		" ORDER BY r2.num LIMIT 1) "
-		"FROM runs r LEFT JOIN tasks t ON t.run = r.num "
-		"WHERE ?1 IS NULL OR r.job = ?1 "
-		"ORDER BY r.started_ns, r.num",
-		&st);
+		s, job ? TASKS_SQL("WHERE r.job = ?1 ") : TASKS_SQL(""), &st);
+#undef TASKS_SQL
 	if (err)
 		return err;
 	if (job)
@@ -301,20 +328,32 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 static int load_edges(weft_store *s, const char *job, struct dag_builder *b,
 		      const sqlite3_int64 *nums)
 {
+	/* Two statements, not "?1 IS NULL OR r.job = ?1": with the job
+	 * spelled out, SQLite walks runs_by_job in run order and each run's
+	 * file_io by its key, sorting only within a run, instead of scanning
+	 * every file record of the store and sorting them all. */
+	static const char *const sql[2] = {
+		"SELECT f.run, p.path, a.hash, f.read, f.written, f.path, "
+		"f.artifact "
+		"FROM runs r JOIN file_io f ON f.run = r.num "
+		"JOIN paths p ON p.id = f.path "
+		"LEFT JOIN artifacts a ON a.id = f.artifact "
+		/* Deleted files and temporaries renamed away are gone: no
+		 * artifact to depend on. */
+		"WHERE NOT f.deleted AND f.renamed_to IS NULL "
+		"AND (f.read OR f.written) "
+		"ORDER BY r.started_ns, r.num, p.path",
+		"SELECT f.run, p.path, a.hash, f.read, f.written, f.path, "
+		"f.artifact "
+		"FROM runs r JOIN file_io f ON f.run = r.num "
+		"JOIN paths p ON p.id = f.path "
+		"LEFT JOIN artifacts a ON a.id = f.artifact "
+		"WHERE r.job = ?1 AND NOT f.deleted AND f.renamed_to IS NULL "
+		"AND (f.read OR f.written) "
+		"ORDER BY r.started_ns, r.num, p.path",
+	};
 	sqlite3_stmt *st;
-	int err =
-		store_prepare(s,
-			      "SELECT f.run, p.path, a.hash, f.read, f.written "
-			      "FROM runs r JOIN file_io f ON f.run = r.num "
-			      "JOIN paths p ON p.id = f.path "
-			      "LEFT JOIN artifacts a ON a.id = f.artifact "
-			      "WHERE (?1 IS NULL OR r.job = ?1) "
-			      /* Deleted files and temporaries renamed away are
-			       * gone: no artifact to depend on. */
-			      "AND NOT f.deleted AND f.renamed_to IS NULL "
-			      "AND (f.read OR f.written) "
-			      "ORDER BY r.started_ns, r.num, p.path",
-			      &st);
+	int err = store_prepare(s, sql[job != NULL], &st);
 	if (err)
 		return err;
 	if (job)
@@ -324,40 +363,46 @@ static int load_edges(weft_store *s, const char *job, struct dag_builder *b,
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_int64 run = sqlite3_column_int64(st, 0);
 		/* Same order as the tasks: advance to this row's run. */
+		if (task < b->dag->ntasks && nums[task] != run)
+			edge_set_clear(&b->edges);
 		while (task < b->dag->ntasks && nums[task] != run)
 			task++;
 		if (task == b->dag->ntasks) {
 			err = WEFT_EDB;
 			break;
 		}
-		char *path = column_dup(st, 1);
-		if (!path) {
-			err = WEFT_ENOMEM;
-			break;
-		}
+		const void *path = sqlite3_column_blob(st, 1);
+		size_t path_len = (size_t)sqlite3_column_bytes(st, 1);
 		const uint8_t *hash = NULL;
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
 		    sqlite3_column_bytes(st, 2) == 32)
 			hash = sqlite3_column_blob(st, 2);
 		bool read = sqlite3_column_int(st, 3);
 		bool written = sqlite3_column_int(st, 4);
+		uint64_t path_key = (uint64_t)sqlite3_column_int64(st, 5) << 1;
+		uint64_t hash_key =
+			(uint64_t)sqlite3_column_int64(st, 6) << 1 | 1;
+		if (!path && path_len == 0)
+			path = "";
 		size_t art;
 		if (read) {
 			/* The hash of a file the run also wrote is of what
 			 * it wrote, not of what it read: what was read is
 			 * known by its path alone. Linking the read to the
 			 * hash would make the task depend on itself. */
-			err = artifact_for(b, written ? NULL : hash, path,
-					   false, &art);
+			bool by_hash = hash && !written;
+			err = artifact_for(b, by_hash ? hash_key : path_key,
+					   by_hash ? hash : NULL, path,
+					   path_len, false, &art);
 			if (!err)
 				err = add_edge(b, task, art, false);
 		}
 		if (!err && written) {
-			err = artifact_for(b, hash, path, true, &art);
+			err = artifact_for(b, hash ? hash_key : path_key, hash,
+					   path, path_len, true, &art);
 			if (!err)
 				err = add_edge(b, task, art, true);
 		}
-		free(path);
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
@@ -390,6 +435,7 @@ out:
 	free(b.path_from_write);
 	free(b.index.slots);
 	free(b.edges.slots);
+	free(b.edges.used);
 	if (err)
 		weft_dag_release(out);
 	return err;

@@ -467,23 +467,41 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 	return err;
 }
 
+struct put_ctx {
+	weft_store *s;
+	sqlite3_stmt **stmts;
+};
+
+static int put_intern(void *ctx, int kind, const void *value, int len,
+		      sqlite3_int64 *id)
+{
+	struct put_ctx *p = ctx;
+	int get = kind == STORE_INTERN_PATH ? PUT_PATH_GET : PUT_ARTIFACT_GET;
+	return store_intern(p->s, p->stmts[get], p->stmts[get + 1], value, len,
+			    id);
+}
+
 int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 		   const weft_file_rec *f)
 {
+	struct put_ctx p = {s, stmts};
+	return store_put_file_with(stmts[PUT_FILE], put_intern, &p, run, f);
+}
+
+int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
+			sqlite3_int64 run, const weft_file_rec *f)
+{
 	sqlite3_int64 path, renamed = 0, artifact = 0;
-	int err = store_intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
-			       f->path, (int)strlen(f->path), &path);
+	int err = intern(ctx, STORE_INTERN_PATH, f->path, (int)strlen(f->path),
+			 &path);
 	if (!err && f->renamed_to)
-		err = store_intern(s, stmts[PUT_PATH_GET], stmts[PUT_PATH_ADD],
-				   f->renamed_to, (int)strlen(f->renamed_to),
-				   &renamed);
+		err = intern(ctx, STORE_INTERN_PATH, f->renamed_to,
+			     (int)strlen(f->renamed_to), &renamed);
 	if (!err && f->has_hash)
-		err = store_intern(s, stmts[PUT_ARTIFACT_GET],
-				   stmts[PUT_ARTIFACT_ADD], f->hash, 32,
-				   &artifact);
+		err = intern(ctx, STORE_INTERN_ARTIFACT, f->hash, 32,
+			     &artifact);
 	if (err)
 		return err;
-	sqlite3_stmt *st = stmts[PUT_FILE];
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int64(st, 2, path);
 	if (f->has_hash)

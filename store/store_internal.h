@@ -98,6 +98,13 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		      const weft_process_rec *p);
 int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 		   const weft_file_rec *f);
+/* The same with the path and artifact ids found by intern(ctx, kind, value,
+ * len, &id) (the coordinator's writer caches them); st is PUT_FILE. */
+enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT };
+typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
+			       sqlite3_int64 *id);
+int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
+			sqlite3_int64 run, const weft_file_rec *f);
 
 /* Room for element n of the array *arr of *cap elements of sz bytes:
  * the array doubles (from 64) when full. WEFT_OK or WEFT_ENOMEM. */

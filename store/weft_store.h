@@ -126,10 +126,13 @@ int weft_store_lineage(weft_store *s, const char *path, const char *job,
  *
  * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer
  * per store handle, used by one thread: begin, apply any number of
- * requests (each in its own savepoint, so one refused or failing request
- * never undoes another), commit. A request's verdict is final only after
- * the commit succeeded; when it fails, every verdict of the batch becomes
- * WEFT_ACK_RETRY.
+ * requests, commit. A refused request never undoes another. A request's
+ * verdict is final only after the commit succeeded; when it fails, every
+ * verdict of the batch becomes WEFT_ACK_RETRY. Requests run without a
+ * savepoint where they can (much cheaper); one that then fails part-way
+ * (a database error) fails the commit with weft_store_writer_redo true:
+ * apply the same requests again after the next begin, which runs each in
+ * its own savepoint, so that only the failing one is answered "retry".
  *
  * Ingest is idempotent by (job, writer, seq): the same envelope again is a
  * duplicate, another one under the same seq a "replay with different
@@ -154,6 +157,9 @@ void weft_store_writer_free(weft_store_writer *w);
 int weft_store_writer_begin(weft_store_writer *w);
 /* COMMIT; on failure the batch is rolled back and WEFT_EDB returned. */
 int weft_store_writer_commit(weft_store_writer *w);
+/* After a failed commit: whether it failed because one request failed
+ * part-way, so that applying the batch again (isolated) stores the rest. */
+bool weft_store_writer_redo(const weft_store_writer *w);
 void weft_store_writer_rollback(weft_store_writer *w);
 
 void weft_store_apply_job_create(weft_store_writer *w, const weft_job_info *j,
@@ -217,5 +223,112 @@ typedef void (*weft_verify_bad_fn)(void *ctx, const char *job,
 				   uint64_t seq, const char *why);
 int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
 		      weft_verify_bad_fn bad, void *ctx);
+
+/* ---- Relay: copying signed fragments between stores (`weft pull`) ----
+ *
+ * A relay copies jobs from a source (another store file, or a coordinator's
+ * export answers) into this store: each job's record with the key derived
+ * from its token (a store never has the token, so weft_store_apply_job_create
+ * cannot be used), its enrolled writers (public key, enrolment time), then
+ * every envelope, checked by weft_envelope_check and applied by
+ * weft_store_apply_fragment exactly as a coordinator does: a duplicate is a
+ * no-op, another payload under a stored (job, writer, seq) is refused as a
+ * replay, nothing stored is changed. Signatures hold end to end: what is
+ * stored here is the source's envelope bytes, verified here.
+ *
+ * What a relay cannot prove: that the source's writer list is honest. A
+ * store keeps no enrolment proof, and could not keep one it cannot forge
+ * (it holds the job key the MAC is made with). A job that exists here
+ * under another key is refused (with its writers and fragments).
+ *
+ * Envelopes are applied in batches of WEFT_RELAY_BATCH per transaction,
+ * kept (copied) until it committed: a batch the store writer asks to redo
+ * (weft_store_writer_redo) is applied again, and verdicts are counted and
+ * reported only once committed. One relay writes from one thread.
+ */
+#define WEFT_RELAY_BATCH 512
+
+/* A job as a relay copies it. */
+typedef struct weft_relay_job {
+	weft_job_info info; /* token "" */
+	uint8_t key[WEFT_MAC_BYTES];
+	bool ended;
+	int64_t ended_ns;
+	int32_t exit_code; /* -1 while open */
+} weft_relay_job;
+
+typedef struct weft_relay_counts {
+	uint64_t jobs, jobs_stored, jobs_present, jobs_rejected;
+	uint64_t writers, writers_stored, writers_present;
+	uint64_t fragments, stored, duplicate, rejected;
+	uint64_t rejects[WEFT_REJECT_REASON_MAX]; /* fragments, by reason */
+} weft_relay_counts;
+
+/* Called for each refusal: of a job (pk NULL, seq 0) or of one fragment
+ * (pk and seq as the source files it). */
+typedef void (*weft_relay_reject_fn)(void *ctx, const char *job,
+				     const uint8_t *pk, uint64_t seq,
+				     const weft_verdict *v);
+
+typedef struct weft_relay weft_relay;
+
+/* A relay into dst (which must stay open while the relay lives). */
+int weft_relay_new(weft_store *dst, weft_relay_reject_fn rejected, void *ctx,
+		   weft_relay **out);
+/* Frees; a batch not yet committed is rolled back (call finish first). */
+void weft_relay_free(weft_relay *r);
+/* Copy one job's record. v: stored (new here), duplicate (here with the
+ * same key; an open one is ended when the source's has ended), rejected
+ * (malformed, or here with another key: then its writers and fragments
+ * are refused too). Commits the batch before it. WEFT_EDB on a store
+ * error. */
+int weft_relay_put_job(weft_relay *r, const weft_relay_job *j,
+		       weft_verdict *v);
+/* Copy one writer of a job put before (stored, or duplicate when
+ * enrolled here already). */
+int weft_relay_put_writer(weft_relay *r, const char *job,
+			  const uint8_t pk[WEFT_PUBKEY_BYTES],
+			  int64_t enrolled_ns, weft_verdict *v);
+/* Check and apply one envelope of job (pk and seq: where the source
+ * files it; pk NULL when the source does not say). Its verdict is counted
+ * (and a refusal reported to the callback) when its batch commits, or at
+ * once when the envelope is refused before the store is asked (a bad
+ * signature). WEFT_EDB when the store failed (the batch is rolled back:
+ * nothing of it is counted). */
+int weft_relay_put_envelope(weft_relay *r, const char *job,
+			    const uint8_t *pk, uint64_t seq,
+			    const uint8_t *env, size_t len);
+/* Commit what is pending. */
+int weft_relay_finish(weft_relay *r);
+/* What was copied, counted after each commit. */
+const weft_relay_counts *weft_relay_get_counts(const weft_relay *r);
+
+/* Open a store file for reading only: nothing in it is written, migrated
+ * or created (SQLite may add the -wal and -shm files of a WAL database
+ * beside it). WEFT_ENOTFOUND when there is no such file, WEFT_EINVAL when
+ * it is not a regular file, WEFT_EVERSION when it is a weft store from
+ * before jobs existed, WEFT_EDB when it is not a database.
+ * weft_relay_pull_store refuses a source newer than its destination. */
+int weft_store_open_readonly(const char *db_path, weft_store **out);
+/* The same database file (device and inode) behind both handles. */
+bool weft_store_same_file(weft_store *a, weft_store *b);
+/* Relay every job of src (job NULL) or one job (its full id) into r, in
+ * the source's order, from one read snapshot of src. WEFT_ENOTFOUND when
+ * job is not in src, WEFT_EDB on a store error (in either store). */
+int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job);
+
+/* The coordinator's side of a remote relay: one export page of job (see
+ * weft_wire.h "Export"): its record (the key only when it has ended), the
+ * writers after wafter, then, once no writer is left, the envelopes after
+ * after up to max_bytes (WEFT_MAX_EXPORT_BYTES; at least one envelope),
+ * from one read snapshot, appended to out as an encoded page.
+ * WEFT_ENOTFOUND when there is no such job. */
+int weft_store_export(weft_store *s, const char *job, uint64_t after,
+		      uint64_t wafter, size_t max_bytes, weft_buf *out);
+/* Relay one decoded export page of job: with first, its job record (v:
+ * the job's verdict; a page without the key, an open job, is not put:
+ * v->status is then WEFT_ACK_RETRY), then its writers and envelopes. */
+int weft_relay_put_page(weft_relay *r, const weft_export_page *p, bool first,
+			weft_verdict *v);
 
 #endif /* WEFT_STORE_H */

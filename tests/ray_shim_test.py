@@ -125,6 +125,13 @@ class RuntimeEnvHook(unittest.TestCase):
         self.assertIn("WEFT_JOB", msg)
         self.assertIn("another-job", msg)
 
+    def test_wrapper_settings_passed_on(self):
+        got = hook({}, env=dict(WEFT, WEFT_RAY_ACTOR_GRANULARITY="actor"))
+        self.assertEqual(got["env_vars"]["WEFT_RAY_ACTOR_GRANULARITY"],
+                         "actor")
+        self.assertNotIn("WEFT_RAY_ACTOR_GRANULARITY",
+                         hook({}, env=WEFT)["env_vars"])
+
     def test_bad_env_vars_refused(self):
         with self.assertRaises(AssertionError) as cm:
             hook({"env_vars": {"N": 3}}, env=WEFT)
@@ -152,6 +159,10 @@ class FakeWrapper:
     def __init__(self, path):
         self.path = path
         self.messages = []
+        # The marker files the shim opens after each answer.
+        for i in range(8):
+            open(os.path.join(os.path.dirname(path), "mark.%d" % i),
+                 "w").close()
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.srv.bind(path)
         self.srv.listen(4)
@@ -204,6 +215,28 @@ class WorkerSetup(unittest.TestCase):
             ("end", "t-2", "a-9", "actor_task", "stage1")])
         self.assertTrue(all(m["node_id"] == "node-1" and m["v"] == 1
                             for m in w.messages))
+
+    def test_seq_and_failure_reported(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "ctl")
+            w = FakeWrapper(path)
+            out, err = in_child(
+                "import ray, weft.ray as w\n"
+                "from ray._private.worker import global_worker as g\n"
+                "def boom():\n    raise KeyError('x')\n"
+                "g.function_actor_manager.functions['boom'] = boom\n"
+                "g.function_actor_manager.functions['ok'] = lambda: 1\n"
+                "w.worker_setup()\n"
+                "try:\n    g.execute_task('t-1', 'boom')\n"
+                "except KeyError:\n    print('raised')\n"
+                "print(g.execute_task('t-2', 'ok'))\n",
+                env={"WEFT_RAY_CONTROL": path}, fake_ray=True)
+            w.close()
+        self.assertEqual(out.split(), ["raised", "1"])
+        self.assertEqual([m["seq"] for m in w.messages], [1, 2, 3, 4])
+        self.assertEqual([m.get("failed") for m in w.messages],
+                         [None, True, None, None])
+        self.assertNotIn("no longer sent", err)
 
     def test_wrapper_gone_never_fails_tasks(self):
         out, err = in_child(

@@ -24,6 +24,9 @@ from slurm_cluster import (BASE, NODES, Fail, Skip, run_cases,  # noqa: E402
 CASES = {}
 JOB_ID = "0b5e3c9a-1d2f-4e6a-8b7c-9d0e1f2a3b4c"
 TOKEN = "job-token-for-slurm-tests-0123456789"
+# Nothing listens there (the bridge address, an unused port): the tasks'
+# collectors keep their fragments in the spool.
+COORDINATOR = "tcp://10.77.0.1:7700"
 
 
 def case(fn):
@@ -43,6 +46,32 @@ def stub(c):
     if not os.path.exists(p):
         raise Skip("%s not built" % p)
     return p
+
+
+def contract(c, **more):
+    """The env contract of a weft job (as weft submit gives it), with the
+    spool in the test's directory: only a weft job's tasks are traced."""
+    env = {"WEFT_COORDINATOR": COORDINATOR, "WEFT_JOB": JOB_ID,
+           "WEFT_JOB_TOKEN": TOKEN, "ASAN_OPTIONS": "detect_leaks=0",
+           "WEFT_SPOOL": os.path.join(c.dir, "spool")}
+    env.update(more)
+    return env
+
+
+def conf(c, *args):
+    """plugstack.conf with the stand-in library, this build's weft as the
+    collector, and no waiting for the (absent) coordinator."""
+    c.plugstack("preload=" + stub(c), "weft=" + c.path("weft"),
+                "ship_timeout=0", *args)
+
+
+def no_collectors(c):
+    """Every task's collector is gone once its step ended."""
+    for i in range(1, NODES + 1):
+        left = c.pids_on("n%d" % i, "weft")
+        if left:
+            raise Fail("collectors still running on n%d after the step: "
+                       "%r" % (i, left))
 
 
 def task_envs(out):
@@ -125,9 +154,10 @@ def srun_hostname(c):
 @case
 def exit_status(c):
     """A task's exit 3 is srun's exit status, with and without --weft."""
-    c.plugstack("preload=" + stub(c))
+    conf(c)
     for extra in ([], ["--weft=preload"]):
-        r = c.srun(extra + ["-N1", "-n1", "sh", "-c", "exit 3"])
+        r = c.srun(extra + ["-N1", "-n1", "sh", "-c", "exit 3"],
+                   env=contract(c))
         if r.returncode != 3:
             raise Fail("srun %s exit 3: got %d\n%s"
                        % (" ".join(extra), r.returncode, r.err))
@@ -140,9 +170,10 @@ def preload_env(c):
     lib = stub(c)
     marks = os.path.join(c.dir, "marks")
     os.mkdir(marks)
-    c.plugstack("preload=" + lib, "spool=/var/tmp/weft-spool-test")
-    env = {"WEFT_COORDINATOR": "tcp://10.77.0.1:7700", "WEFT_JOB": JOB_ID,
-           "WEFT_JOB_TOKEN": TOKEN, "WEFT_SPANK_TEST_MARKS": marks}
+    spool = os.path.join(c.dir, "site-spool")
+    conf(c, "spool=" + spool)
+    env = contract(c, WEFT_SPANK_TEST_MARKS=marks)
+    del env["WEFT_SPOOL"]
     r = ok(c.srun(["--weft=preload", "-N2", "-n2"] + DUMP, env=env),
            "srun --weft=preload")
     tasks = task_envs(r.out)
@@ -158,18 +189,22 @@ def preload_env(c):
         for k, v in (("WEFT_TRACER", "preload"),
                      ("WEFT_COORDINATOR", env["WEFT_COORDINATOR"]),
                      ("WEFT_JOB", JOB_ID), ("WEFT_JOB_TOKEN", TOKEN),
-                     ("WEFT_SPOOL", "/var/tmp/weft-spool-test")):
+                     ("WEFT_SPOOL", spool)):
             if d.get(k) != v:
                 raise Fail("%s: %s=%r, expected %r" % (what, k, d.get(k), v))
         expect_identity(d, what)
         if "WEFT_UNTRACED" in d:
             raise Fail("%s: WEFT_UNTRACED set" % what)
+        if not d.get("WEFT_PRELOAD_SOCK", "").startswith("/"):
+            raise Fail("%s: WEFT_PRELOAD_SOCK=%r: no collector's socket"
+                       % (what, d.get("WEFT_PRELOAD_SOCK")))
         if not os.path.exists(os.path.join(marks, d["WEFT_TASK"])):
             raise Fail("%s: the preload library was not loaded in it (no "
                        "mark %s)" % (what, d["WEFT_TASK"]))
         nodes.add(d["SLURMD_NODENAME"])
     if nodes != {"n1", "n2"}:
         raise Fail("tasks ran on %r, expected n1 and n2" % nodes)
+    no_collectors(c)
 
 
 @case
@@ -177,8 +212,9 @@ def default_and_off(c):
     """plugstack.conf default=preload traces a step without --weft;
     --weft=off opts out of it."""
     lib = stub(c)
-    c.plugstack("default=preload", "preload=" + lib)
-    d = task_envs(ok(c.srun(["-N1", "-n1"] + DUMP), "srun (default)").out)[0]
+    conf(c, "default=preload")
+    d = task_envs(ok(c.srun(["-N1", "-n1"] + DUMP, env=contract(c)),
+                     "srun (default)").out)[0]
     if d.get("LD_PRELOAD") != lib or d.get("WEFT_TRACER") != "preload":
         raise Fail("default=preload: LD_PRELOAD=%r WEFT_TRACER=%r"
                    % (d.get("LD_PRELOAD"), d.get("WEFT_TRACER")))
@@ -195,8 +231,8 @@ def bad_library(c):
     """A preload= path that does not exist: every task still runs and
     exits 0 with its output, untraced, and the error names the path."""
     bad = "/nonexistent/weft/libweft_preload.so"
-    c.plugstack("preload=" + bad)
-    r = ok(c.srun(["--weft=preload", "-N2", "-n2"] + DUMP),
+    c.plugstack("preload=" + bad, "weft=" + c.path("weft"))
+    r = ok(c.srun(["--weft=preload", "-N2", "-n2"] + DUMP, env=contract(c)),
            "srun --weft=preload with a missing library")
     tasks = task_envs(r.out)
     if sorted(tasks) != [0, 1]:
@@ -242,8 +278,9 @@ def agent_modes(c):
     socket; a bare --weft (auto) falls back to preload."""
     lib = stub(c)
     sock = os.path.join(c.dir, "no-agent.sock")
-    c.plugstack("preload=" + lib, "agent=" + sock)
-    r = ok(c.srun(["--weft=ebpf", "-N2", "-n2"] + DUMP), "srun --weft=ebpf")
+    conf(c, "agent=" + sock)
+    r = ok(c.srun(["--weft=ebpf", "-N2", "-n2"] + DUMP, env=contract(c)),
+           "srun --weft=ebpf")
     tasks = task_envs(r.out)
     if sorted(tasks) != [0, 1]:
         raise Fail("expected the output of tasks 0 and 1:\n%s" % r.out)
@@ -255,7 +292,8 @@ def agent_modes(c):
     if sock not in r.err:
         raise Fail("stderr does not name the agent socket %s:\n%s"
                    % (sock, r.err))
-    d = task_envs(ok(c.srun(["--weft", "-n1"] + DUMP), "srun --weft").out)[0]
+    d = task_envs(ok(c.srun(["--weft", "-n1"] + DUMP, env=contract(c)),
+                     "srun --weft").out)[0]
     if d.get("WEFT_TRACER") != "preload" or d.get("LD_PRELOAD") != lib:
         raise Fail("auto without an agent: WEFT_TRACER=%r LD_PRELOAD=%r"
                    % (d.get("WEFT_TRACER"), d.get("LD_PRELOAD")))
@@ -265,15 +303,35 @@ def agent_modes(c):
 def weft_in_argv(c):
     """srun --weft weft ...: the task gets its identity but no preload
     underneath (weft wrap traces it itself)."""
-    lib = stub(c)
-    c.plugstack("preload=" + lib)
+    conf(c)
     fake = os.path.join(c.dir, "weft")  # "weft" printing its environment
     os.symlink("/usr/bin/env", fake)
-    r = ok(c.srun(["--weft=preload", "-l", "-n1", fake]), "srun weft")
+    r = ok(c.srun(["--weft=preload", "-l", "-n1", fake], env=contract(c)),
+           "srun weft")
     d = task_envs(r.out)[0]
     if "LD_PRELOAD" in d:
         raise Fail("weft in argv got LD_PRELOAD=%r" % d["LD_PRELOAD"])
     expect_identity(d, "weft task")
+
+
+@case
+def no_job(c):
+    """Outside a weft job (no WEFT_JOB: not under weft submit) a task is
+    not traced: --weft says why on stderr, a plugstack default= says
+    nothing; the task runs either way."""
+    conf(c)
+    r = ok(c.srun(["--weft=preload", "-n1"] + DUMP), "srun --weft")
+    d = task_envs(r.out)[0]
+    if d.get("WEFT_UNTRACED") != "1" or "LD_PRELOAD" in d:
+        raise Fail("no job: WEFT_UNTRACED=%r LD_PRELOAD=%r"
+                   % (d.get("WEFT_UNTRACED"), d.get("LD_PRELOAD")))
+    if "weft submit" not in r.err or "WEFT_JOB" not in r.err:
+        raise Fail("--weft outside a weft job: no clear error:\n%s" % r.err)
+    conf(c, "default=preload")
+    r = ok(c.srun(["-n1"] + DUMP), "srun (default=preload)")
+    if "weft" in r.err:
+        raise Fail("default=preload outside a weft job is not silent:\n%s"
+                   % r.err)
 
 
 BATCH = """#!/bin/sh
@@ -287,9 +345,8 @@ def sbatch_parent(c):
     """sbatch --weft=preload: the batch script is task J.batch.0, each step
     task names it as WEFT_PARENT; the contract reaches every step."""
     lib = stub(c)
-    c.plugstack("preload=" + lib)
-    env = {"WEFT_COORDINATOR": "tcp://10.77.0.1:7700", "WEFT_JOB": JOB_ID,
-           "WEFT_JOB_TOKEN": TOKEN}
+    conf(c)
+    env = contract(c)
     r = c.sbatch(["--weft=preload", "-N2"], BATCH, env=env)
     check_batch(r, lib)
 
@@ -300,9 +357,8 @@ def export_none(c):
     carries the env contract through, as SLURM_WEFT_*, which Slurm always
     exports; the steps still link to the batch task."""
     lib = stub(c)
-    c.plugstack("preload=" + lib)
-    env = {"WEFT_COORDINATOR": "tcp://10.77.0.1:7700", "WEFT_JOB": JOB_ID,
-           "WEFT_JOB_TOKEN": TOKEN}
+    conf(c)
+    env = contract(c)
     # No PATH under --export=NONE: every command by its full path.
     script = """#!/bin/sh
 /usr/bin/env | /usr/bin/sed 's/^/batch: /'
@@ -328,6 +384,11 @@ def check_batch(r, lib):
     if batch.get("WEFT_TASK") != want or batch.get("LD_PRELOAD") != lib:
         raise Fail("batch task: WEFT_TASK=%r (expected %r), LD_PRELOAD=%r"
                    % (batch.get("WEFT_TASK"), want, batch.get("LD_PRELOAD")))
+    socks = {batch.get("WEFT_PRELOAD_SOCK")} | {
+        d.get("WEFT_PRELOAD_SOCK") for d in steps}
+    if len(socks) != 3 or not all(s and s.startswith("/") for s in socks):
+        raise Fail("expected a collector's socket of its own for the batch "
+                   "task and each step task, got %r" % socks)
     nodes = set()
     for d in steps:
         what = "step task %s" % d.get("SLURM_PROCID")

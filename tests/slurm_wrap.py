@@ -20,6 +20,7 @@ cannot run here, or this weft has no `weft wrap`/`weft submit` yet
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -348,12 +349,236 @@ def link_cut(c):
                        % (i, log))
 
 
+def spank(c, p, *args):
+    """weft_spank.so of this build in plugstack.conf, with this build's
+    preload library and weft (the collector); None when not built."""
+    plugin = c.path("weft_spank.so")
+    if not os.path.exists(plugin):
+        raise Skip("%s not built (libslurm-dev's slurm/spank.h missing at "
+                   "configure time)" % plugin)
+    c.plugstack("preload=" + c.path("libweft_preload.so"),
+                "weft=" + p.weft, *args)
+
+
+def spank_backends(dag):
+    return sorted({t.get("backend") for t in slurm_tasks(dag).values()})
+
+
+def spank_mode_pipeline(c, mode, p=None, option=None):
+    if p is None:
+        p = Project(c, needs=("submit", "task-collect"))
+        spank(c, p)
+    option = option or "--weft=" + mode
+    r = p.submit("set -e\n"
+                 "srun %s -N2 -n4 ./stage1\n"
+                 "srun %s -N1 -n1 ./stage2\n" % (option, option))
+    if r.returncode != 0:
+        raise Fail("weft submit exited %d:\n%s\n%s" % (r.returncode, r.out,
+                                                        r.err))
+    if "untraced" in r.err:
+        raise Fail("a task ran untraced:\n%s" % r.err)
+    dag = p.dag()
+    check_pipeline(dag, r)
+    if spank_backends(dag) != [mode]:
+        raise Fail("backends %r, expected %s for every task"
+                   % (spank_backends(dag), mode))
+
+
 @case
 def spank_pipeline(c):
-    """The pipeline with `srun --weft` (no wrapper in argv)."""
-    raise Skip("needs a node-side collector for tasks that weft_spank.so "
-               "preloads (libweft_preload.so sends to WEFT_PRELOAD_SOCK, "
-               "which only weft wrap/run provide today); see docs/slurm.md")
+    """The pipeline with `srun --weft=preload` (no wrapper in argv): each
+    task's collector (weft task-collect, started by the plugin) ships it;
+    one DAG, 5 tasks job.step.task@node on both nodes, edges by hash."""
+    spank_mode_pipeline(c, "preload")
+
+
+class Agent:
+    """A `weft agent` of this build for the test (one kernel: every node of
+    the test cluster shares it), on a socket in the test's directory;
+    stopped by its pid."""
+
+    def __init__(self, c, weft):
+        r = subprocess.run([weft, "tracer", "check", "ebpf"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise Skip("eBPF not usable here: %s" % (r.stdout.strip()
+                                                     .splitlines() or
+                                                     [r.stderr])[0])
+        self.sock = os.path.join(c.dir, "agent.sock")
+        self.log = open(os.path.join(c.dir, "agent.log"), "w+")
+        self.proc = subprocess.Popen([weft, "agent", "--socket", self.sock,
+                                      "--idle-timeout", "0", "-v"],
+                                     stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for("the agent to listen on %s" % self.sock,
+                 lambda: os.path.exists(self.sock) or
+                 self.proc.poll() is not None, timeout=30)
+        if self.proc.poll() is not None:
+            self.log.seek(0)
+            raise Fail("weft agent exited %d: %s" % (self.proc.returncode,
+                                                      self.log.read()))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@case
+def spank_ebpf_pipeline(c):
+    """The same with `srun --weft=ebpf`: each task's collector registers
+    it with the node's agent before it execs; and a bare `--weft` (auto)
+    picks eBPF when the agent is up."""
+    p = Project(c, needs=("submit", "task-collect", "agent"))
+    agent = Agent(c, p.weft)
+    try:
+        spank(c, p, "agent=" + agent.sock)
+        spank_mode_pipeline(c, "ebpf", p)
+        shutil.rmtree(p.dir)  # a fresh project, a DAG of its own
+        q = Project(c, needs=("submit", "task-collect"))
+        spank_mode_pipeline(c, "ebpf", q, option="--weft")
+    finally:
+        agent.stop()
+
+
+@case
+def spank_ptrace_pipeline(c):
+    """The same with `srun --weft=ptrace`: each task's collector seizes it
+    before it execs."""
+    spank_mode_pipeline(c, "ptrace")
+
+
+@case
+def spank_auto_pipeline(c):
+    """The same with a bare `srun --weft` (auto) and no agent on the
+    nodes: every task falls back to preload and is recorded."""
+    p = Project(c, needs=("submit", "task-collect"))
+    spank(c, p, "agent=" + os.path.join(c.dir, "no-agent.sock"))
+    r = p.submit("set -e\n"
+                 "srun --weft -N2 -n4 ./stage1\n"
+                 "srun --weft -N1 -n1 ./stage2\n")
+    if r.returncode != 0:
+        raise Fail("weft submit exited %d:\n%s\n%s" % (r.returncode, r.out,
+                                                        r.err))
+    dag = p.dag()
+    check_pipeline(dag, r)
+    if spank_backends(dag) != ["preload"]:
+        raise Fail("backends %r, expected preload" % spank_backends(dag))
+
+
+def spank_exit_checks(c, mode, *plugstack):
+    p = Project(c, needs=("submit", "task-collect"))
+    spank(c, p, *plugstack)
+    plain = c.srun(["-N1", "-n1", "sh", "-c", "exit 3"], cwd=p.dir)
+    r = p.submit("exec srun --weft=%s -N1 -n1 sh -c 'exit 3'\n" % mode)
+    if r.returncode != 3 or plain.returncode != 3:
+        raise Fail("%s: srun ... exit 3: %d with --weft (under weft "
+                   "submit), %d without\n%s"
+                   % (mode, r.returncode, plain.returncode, r.err))
+    tasks = slurm_tasks(p.dag())
+    codes = [(t.get("exit_code"), t.get("backend")) for t in tasks.values()]
+    if codes != [(3, mode)]:
+        raise Fail("expected one %s task with exit_code 3, got %r"
+                   % (mode, codes))
+    # A task that a signal ends (the preload library sees no exit): the
+    # status comes from slurmstepd.
+    kill = ["sh", "-c", "kill -TERM $$"]
+    plain = c.srun(["-N1", "-n1"] + kill, cwd=p.dir)
+    r = p.submit("exec srun --weft=%s -N1 -n1 sh -c 'kill -TERM $$'\n"
+                 % mode)
+    if r.returncode != plain.returncode:
+        raise Fail("%s: srun of a task killed by SIGTERM: %d with --weft, "
+                   "%d without\n%s"
+                   % (mode, r.returncode, plain.returncode, r.err))
+    codes = sorted(t.get("exit_code") for t in slurm_tasks(p.dag()).values())
+    if codes != [3, 128 + 15]:
+        raise Fail("%s: expected exit codes [3, 143], got %r"
+                   % (mode, codes))
+    shutil.rmtree(p.dir)
+
+
+@case
+def spank_exit_status(c):
+    """`srun --weft` (preload, then ptrace) of a task exiting 3 and of one
+    killed by SIGTERM: srun exits as it does without weft, and the DAG
+    records each task's status."""
+    for mode in ("preload", "ptrace"):
+        spank_exit_checks(c, mode)
+
+
+@case
+def spank_ebpf_exit_status(c):
+    """The same with `srun --weft=ebpf` and the node's agent."""
+    agent = Agent(c, c.path("weft"))
+    try:
+        spank_exit_checks(c, "ebpf", "agent=" + agent.sock)
+    finally:
+        agent.stop()
+
+
+@case
+def spank_sbatch_pipeline(c):
+    """weft submit -- sbatch --weft=preload of a two-step script (plain
+    srun inside; the steps inherit --weft): the batch script and the 5
+    step tasks recorded in one job, each step task with the batch task as
+    its parent."""
+    p = Project(c, needs=("submit", "task-collect"))
+    spank(c, p)
+    p.write("job.sh", "#!/bin/sh\nset -e\n"
+            "srun -N2 -n4 ./stage1\n"
+            "srun -N1 -n1 ./stage2\n", 0o755)
+    r = p.submit("exec sbatch --wait --weft=preload -N2 -n4 -o job.out "
+                 "./job.sh\n")
+    log = os.path.join(p.dir, "job.out")
+    log = open(log).read() if os.path.exists(log) else ""
+    if r.returncode != 0 or "untraced" in log + r.err:
+        raise Fail("weft submit -- sbatch --weft exited %d:\n%s\n%s\n%s"
+                   % (r.returncode, r.out, r.err, log))
+    dag = p.dag()
+    check_pipeline(dag, r)
+    batch = [t for name, t in slurm_tasks(dag, batch=True).items()
+             if TASK_RE.match(name).group(2) == "batch"]
+    if len(batch) != 1 or batch[0].get("backend") != "preload":
+        raise Fail("expected the batch script as one preload task, got %r"
+                   % [(t["name"], t.get("backend")) for t in dag["tasks"]])
+    for name, t in slurm_tasks(dag).items():
+        if t.get("parent") != batch[0]["id"]:
+            raise Fail("%s: parent %r, expected the batch task %s"
+                       % (name, t.get("parent"), batch[0]["name"]))
+
+
+@case
+def spank_unreachable(c):
+    """`srun --weft` with the coordinator unreachable: the tasks run and
+    exit with their status, and their collectors leave the fragments in
+    the spool."""
+    p = Project(c, needs=("task-collect",))
+    spank(c, p, "ship_timeout=1")
+    spool = os.path.join(c.dir, "spool")
+    env = dict(p.env, WEFT_SPOOL=spool,
+               WEFT_COORDINATOR="tcp://10.77.0.1:7799",
+               WEFT_JOB="0b5e3c9a-1d2f-4e6a-8b7c-9d0e1f2a3b4c",
+               WEFT_JOB_TOKEN="job-token-for-slurm-tests-0123456789")
+    r = c.srun(["--weft=preload", "-N2", "-n2", "sh", "-c",
+                "cat input.txt > out.$SLURM_PROCID; exit 3"],
+               env=env, cwd=p.dir)
+    if r.returncode != 3:
+        raise Fail("srun --weft ... exit 3: exited %d\n%s"
+                   % (r.returncode, r.err))
+    names = set()
+    for f in spooled(spool):
+        with open(f, "rb") as fh:
+            names.update(m.decode() for m in re.findall(
+                rb"\d+\.0\.[01]@n[12]", fh.read()))
+    got = {n.split(".")[-1] for n in names}
+    if got != {"0@n1", "1@n2"}:
+        raise Fail("expected the fragments of tasks 0@n1 and 1@n2 in the "
+                   "spool %s, got %r\n%s" % (spool, sorted(names), r.err))
 
 
 if __name__ == "__main__":

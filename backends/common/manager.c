@@ -67,6 +67,8 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
 			backend, ev->kind, ev->pid, ev->tgid, (long long)ev->ret,
 			ev->fd, ev->fd2, (unsigned)ev->flags,
 			ev->path ? ev->path : "-", ev->path2 ? ev->path2 : "-");
+	if (l->observe)
+		l->observe(l->observe_arg, l->classifier, ev);
 	if (weft_classifier_feed(l->classifier, ev) == 0)
 		return true;
 	l->dropped_events++;

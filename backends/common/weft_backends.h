@@ -131,6 +131,12 @@ typedef struct weft_launch {
 	bool lost;
 	char lost_reason[WEFT_PREFLIGHT_DETAIL_BYTES];
 	int64_t lost_at_ns;       /* CLOCK_REALTIME */
+	/* Optional (NULL: none): shown every event just before it is fed,
+	 * in the thread that feeds, with the classifier; it may cut the
+	 * classifier there (weft_classifier_cut). `weft wrap --ray` cuts a
+	 * Ray worker's run at task boundaries this way. */
+	void (*observe)(void *arg, weft_classifier *c, const weft_event *ev);
+	void *observe_arg;
 } weft_launch;
 
 /*
@@ -174,6 +180,49 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
  * terminated. */
 extern const weft_backend *const weft_backends[];
 const weft_backend *weft_backend_find(const char *name);
+
+/* ---- Collecting a task weft did not launch (preload/collector.c) ----
+ *
+ * `weft task-collect`, for the tasks weft_spank.so preloads: l->root_pid is
+ * the task (about to exec, not a child of weft), l->argv its command,
+ * l->classifier where its events go. open binds the socket (its path into
+ * sock: the task's WEFT_PRELOAD_SOCK) and seeds the root with cwd; pump
+ * takes what is queued (poll weft_preload_collect_fd for POLLIN); exit
+ * records the root's end with code (0..255, 128+signal; -1: unknown, take
+ * the library's own report of it) and returns the code recorded (-1 when
+ * none is known; exit_code is then 0); close takes the
+ * rest, warns in the report about what is incomplete, removes the socket
+ * and frees. */
+typedef struct weft_preload_collect weft_preload_collect;
+int weft_preload_collect_open(weft_launch *l, weft_report *warnings_to,
+			      const char *cwd, char *sock, size_t socksz,
+			      weft_preload_collect **out);
+int weft_preload_collect_fd(const weft_preload_collect *c);
+void weft_preload_collect_pump(weft_preload_collect *c);
+int weft_preload_collect_exit(weft_preload_collect *c, int code);
+void weft_preload_collect_close(weft_preload_collect *c);
+
+/* The same for ptrace (ptrace/attach.c): open seizes l->root_pid (the
+ * task, which allowed it with PR_SET_PTRACER where Yama asks; an EPERM is
+ * retried for up to wait_ms) and seeds it from /proc; err says why not.
+ * run serves its stops with PTRACE_SYSCALL until it and every descendant
+ * ended (l->exit_code set), then frees c. */
+typedef struct weft_ptrace_collect weft_ptrace_collect;
+int weft_ptrace_collect_open(weft_launch *l, weft_report *warnings_to,
+			     int wait_ms, weft_ptrace_collect **out,
+			     char *err, size_t errsz);
+void weft_ptrace_collect_run(weft_ptrace_collect *c);
+
+/* The same for eBPF (ebpf/run.c): open registers l->root_pid with the
+ * node agent at agent_path (never starting one) and seeds it with cwd;
+ * err says why not. run follows its records until it ended (its pidfd)
+ * and, for a short while, its descendants; exit_code is the caller's to
+ * set. Then frees c. */
+typedef struct weft_ebpf_collect weft_ebpf_collect;
+int weft_ebpf_collect_open(weft_launch *l, weft_report *warnings_to,
+			   const char *agent_path, const char *cwd,
+			   weft_ebpf_collect **out, char *err, size_t errsz);
+void weft_ebpf_collect_run(weft_ebpf_collect *c);
 
 /* ---- Machine setup helpers for enable (enable.c) ---- */
 

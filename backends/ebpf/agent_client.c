@@ -132,3 +132,8 @@ int wb_agent_register(int fd, pid_t pid, char *why, size_t whysz)
 	snprintf(why, whysz, "%s", m.text);
 	return m.status;
 }
+
+int wb_agent_connect_path(const char *path)
+{
+	return try_connect(path);
+}

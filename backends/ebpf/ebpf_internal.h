@@ -119,6 +119,8 @@ int wb_agent_socket_path(char *out, size_t outsz);
 int wb_agent_connect(bool start, int verbose);
 /* Register pid; 0, or -errno with why filled. */
 int wb_agent_register(int fd, pid_t pid, char *why, size_t whysz);
+/* Connect to the agent at path (never starting one); fd or -1. */
+int wb_agent_connect_path(const char *path);
 
 /* ---- rename_hint.c: whether a rename's new name existed ---- */
 

@@ -614,3 +614,114 @@ const weft_backend weft_backend_ebpf = {
 	.run = wb_run,
 	.enable = wb_enable,
 };
+
+/* ---- Collecting a task weft did not launch (weft task-collect) ----
+ *
+ * The SPANK plugin's eBPF tasks: the node's agent (at agent_path, never
+ * started from here) registers the task's pid, which the agent allows
+ * because this process could trace it (same uid); records come as for a
+ * wrapper. The task is not our child: its end is its pidfd's, its exit
+ * status the caller's to set (slurmstepd tells it). Descendants that
+ * outlive it are followed for a short while only: the step's end waits
+ * for this record. */
+
+/* After the task ended, how long its descendants are still followed. */
+#define WB_COLLECT_AFTER_MS 2000
+
+struct weft_ebpf_collect {
+	wb_tracing r;
+};
+
+int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
+			   const char *agent_path, const char *cwd,
+			   weft_ebpf_collect **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	weft_ebpf_collect *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errsz, "out of memory");
+		return WEFT_ENOMEM;
+	}
+	wb_tracing *r = &c->r;
+	*r = (wb_tracing){.l = l, .w = w, .agent = -1, .root_pidfd = -1};
+	r->rt_off = wb_realtime_offset();
+	pid_t pid = l->root_pid;
+	r->agent = wb_agent_connect_path(agent_path);
+	if (r->agent < 0) {
+		snprintf(err, errsz,
+			 "no weft agent at %s (%s): start `weft agent` on the "
+			 "node",
+			 agent_path, strerror(errno));
+		free(c);
+		return WEFT_EUNSUPPORTED;
+	}
+	char why[256] = "out of memory";
+	int rc = -ENOMEM;
+	if ((r->buf = malloc(WB_BATCH_BYTES)))
+		rc = wb_agent_register(r->agent, pid, why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errsz,
+			 "the weft agent at %s did not take task pid %d: %s",
+			 agent_path, (int)pid, why);
+		stop_source(r);
+		free(c);
+		return WEFT_EUNSUPPORTED;
+	}
+	r->root_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pidset_add(&r->live, pid);
+	uint32_t argc = 0;
+	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
+		argc++;
+	weft_classifier_add_process(l->classifier, pid, 0, cwd, l->argv[0],
+				    (const char *const *)l->argv, argc);
+	*out = c;
+	return WEFT_OK;
+}
+
+void weft_ebpf_collect_run(weft_ebpf_collect *c)
+{
+	wb_tracing *r = &c->r;
+	int64_t ended_at = -1;
+	for (int rounds = 0;; rounds++) {
+		if (source_wait(r, WB_POLL_MS) < 0)
+			break;
+		if (ended_at < 0) {
+			struct pollfd p = {r->root_pidfd, POLLIN, 0};
+			if (r->root_pidfd >= 0 && poll(&p, 1, 0) != 1 &&
+			    kill(r->l->root_pid, 0) == 0)
+				continue;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ended_at = (int64_t)ts.tv_sec * 1000 +
+				   ts.tv_nsec / 1000000;
+			r->root_reaped = true;
+		}
+		if (source_drain(r) < 0)
+			break;
+		if (rounds % 10 == 0)
+			prune_live(r);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		if (r->live.n == 0 || now - ended_at >= WB_COLLECT_AFTER_MS)
+			break;
+	}
+	if (r->l->lost)
+		weft_report_warn(r->w, "tracing incomplete: %s",
+				 r->l->lost_reason);
+	else if (r->live.n)
+		weft_report_warn(r->w,
+				 "ebpf: %zu process%s of the task still ran "
+				 "when it ended; what they did after that is "
+				 "not recorded",
+				 r->live.n, r->live.n == 1 ? "" : "es");
+	if (r->l->verbose >= 1)
+		fprintf(stderr,
+			"weft ebpf: %llu records (agent), %llu malformed, %llu "
+			"dropped\n",
+			(unsigned long long)r->records,
+			(unsigned long long)r->malformed,
+			(unsigned long long)r->l->dropped_events);
+	stop_source(r);
+	free(c);
+}

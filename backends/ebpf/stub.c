@@ -50,3 +50,22 @@ const weft_backend weft_backend_ebpf = {
 	.preflight = stub_preflight,
 	.run = stub_run,
 };
+
+int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
+			   const char *agent_path, const char *cwd,
+			   weft_ebpf_collect **out, char *err, size_t errsz)
+{
+	(void)l;
+	(void)w;
+	(void)agent_path;
+	(void)cwd;
+	*out = NULL;
+	snprintf(err, errsz, "this weft was built without the eBPF backend: %s",
+		 WEFT_EBPF_MISSING);
+	return WEFT_EUNSUPPORTED;
+}
+
+void weft_ebpf_collect_run(weft_ebpf_collect *c)
+{
+	(void)c;
+}

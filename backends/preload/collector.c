@@ -863,3 +863,94 @@ const weft_backend weft_backend_preload = {
 	.run = preload_run,
 	.attach = NULL,
 };
+
+/* ---- Collecting a task weft did not launch (weft task-collect) ----
+ *
+ * The SPANK plugin's tasks (docs/slurm.md): the task process is not a
+ * child of weft, so nothing here forks or reaps. The caller binds the
+ * socket before the task execs, pumps it while the task runs, and says
+ * when the task ended and with what status (pidfd, slurmstepd). */
+
+struct weft_preload_collect {
+	pl_run r;
+	uint8_t *buf;
+	char dir[PATH_MAX];
+	char sock_path[PATH_MAX + 8];
+};
+
+int weft_preload_collect_open(weft_launch *l, weft_report *w, const char *cwd,
+			      char *sock, size_t socksz,
+			      weft_preload_collect **out)
+{
+	*out = NULL;
+	weft_preload_collect *c = calloc(1, sizeof(*c));
+	if (!c || !(c->buf = malloc(PL_BATCH_MAX + 1))) {
+		free(c);
+		return WEFT_ENOMEM;
+	}
+	c->r.l = l;
+	c->r.w = w;
+	c->r.sock = make_socket(c->dir, sizeof(c->dir), c->sock_path,
+				sizeof(c->sock_path));
+	if (c->r.sock < 0 || strlen(c->sock_path) >= socksz) {
+		if (c->r.sock >= 0) {
+			close(c->r.sock);
+			unlink(c->sock_path);
+			rmdir(c->dir);
+		}
+		free(c->buf);
+		free(c);
+		return WEFT_EIO;
+	}
+	struct stat sst;
+	if (stat(c->sock_path, &sst) == 0) {
+		c->r.sock_dev = sst.st_dev;
+		c->r.sock_ino = sst.st_ino;
+	}
+	c->r.sock_path = c->sock_path;
+	l->exit_code = 0;
+	seed_root(&c->r, l->root_pid, cwd);
+	snprintf(sock, socksz, "%s", c->sock_path);
+	*out = c;
+	return WEFT_OK;
+}
+
+int weft_preload_collect_fd(const weft_preload_collect *c)
+{
+	return c->r.sock;
+}
+
+void weft_preload_collect_pump(weft_preload_collect *c)
+{
+	drain(&c->r, c->buf);
+	release_stale(&c->r, false);
+}
+
+int weft_preload_collect_exit(weft_preload_collect *c, int code)
+{
+	pl_run *r = &c->r;
+	drain(r, c->buf);
+	release_stale(r, true);
+	struct pl_stream *s = stream_get(r, r->l->root_pid, false);
+	if (code < 0)
+		code = s && s->exited ? s->exit_code : -1;
+	r->l->exit_code = code < 0 ? 0 : code;
+	if (code >= 0 && (!s || !s->exited))
+		feed_exit(r, r->l->root_pid, code);
+	return code;
+}
+
+void weft_preload_collect_close(weft_preload_collect *c)
+{
+	if (!c)
+		return;
+	drain(&c->r, c->buf);
+	release_stale(&c->r, true);
+	warn_incomplete(&c->r);
+	streams_free(&c->r);
+	close(c->r.sock);
+	unlink(c->sock_path);
+	rmdir(c->dir);
+	free(c->buf);
+	free(c);
+}

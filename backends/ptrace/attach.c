@@ -280,3 +280,73 @@ int pt_attach(weft_launch *l, weft_report *w)
 	pt_threads_free(&r.threads);
 	return WEFT_OK;
 }
+
+/* ---- Collecting a task weft did not launch (weft task-collect) ----
+ *
+ * The SPANK plugin's ptrace tasks: the task process (about to exec, not a
+ * child of weft) lets this process trace it (PR_SET_PTRACER where Yama
+ * asks for it), which seizes it before it execs; then the usual loop,
+ * with PTRACE_SYSCALL (no filter: a tracer that goes away leaves the task
+ * running untraced, never failing its syscalls). */
+
+struct weft_ptrace_collect {
+	pt_run r;
+};
+
+int weft_ptrace_collect_open(weft_launch *l, weft_report *w, int wait_ms,
+			     weft_ptrace_collect **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	weft_ptrace_collect *c = calloc(1, sizeof(*c));
+	if (!c || pt_threads_init(&c->r.threads) != 0) {
+		free(c);
+		snprintf(err, errsz, "out of memory");
+		return WEFT_ENOMEM;
+	}
+	c->r = (pt_run){.l = l,
+			.warnings = w,
+			.syscall_mode = true,
+			.threads = c->r.threads};
+	pid_t pid = l->root_pid;
+	/* The task allows this process to trace it just before it waits
+	 * for the answer: until then Yama may say no. */
+	int e = 0;
+	for (int waited = 0;; waited += 10) {
+		if (ptrace(PTRACE_SEIZE, pid, 0,
+			   (void *)(uintptr_t)PT_ATTACH_OPTIONS) == 0)
+			break;
+		e = errno;
+		if (e != EPERM || waited >= wait_ms) {
+			snprintf(err, errsz, "PTRACE_SEIZE of task pid %d: %s",
+				 (int)pid, strerror(e));
+			pt_threads_free(&c->r.threads);
+			free(c);
+			return WEFT_EIO;
+		}
+		usleep(10000);
+	}
+	pt_thread *t = pt_threads_add(&c->r.threads, pid);
+	if (!t) {
+		ptrace(PTRACE_DETACH, pid, 0, 0);
+		pt_threads_free(&c->r.threads);
+		free(c);
+		snprintf(err, errsz, "out of memory");
+		return WEFT_ENOMEM;
+	}
+	t->tgid = pid;
+	t->announced = true;
+	t->pending.nr = -1;
+	c->r.live++;
+	ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+	seed_process(&c->r, pid, 0);
+	pt_seed_fds(&c->r, pid, false);
+	*out = c;
+	return WEFT_OK;
+}
+
+void weft_ptrace_collect_run(weft_ptrace_collect *c)
+{
+	pt_loop(&c->r);
+	pt_threads_free(&c->r.threads);
+	free(c);
+}

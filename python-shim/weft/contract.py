@@ -19,8 +19,17 @@ CONTRACT = (
 # Where the shim keeps what it chained, for the worker to find.
 USER_SETUP_HOOK = "WEFT_RAY_USER_SETUP_HOOK"
 USER_ENV_HOOK = "WEFT_RAY_USER_ENV_HOOK"
-# Set by `weft wrap --ray` for its child: the wrapper's control socket.
+# Set by `weft wrap --ray` for its child: the wrapper's control socket,
+# and the directory of the marker files (mark.0 ... mark.7) whose opening
+# shows the tracer where, in the worker's own stream of system calls, a
+# task began or ended.
 CONTROL = "WEFT_RAY_CONTROL"
+MARKS = "WEFT_RAY_MARKS"
+NMARKS = 8
+# Passed on from the driver's environment to every worker (the wrapper
+# reads it): one record per actor call ("call", the default) or one per
+# actor ("actor").
+ACTOR_GRANULARITY = "WEFT_RAY_ACTOR_GRANULARITY"
 
 
 class WeftConfigError(ValueError):

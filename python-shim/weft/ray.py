@@ -32,8 +32,9 @@ import socket
 import sys
 import threading
 
-from weft.contract import (CONTROL, USER_ENV_HOOK, USER_SETUP_HOOK,
-                           WeftConfigError, contract_from, weft_binary)
+from weft.contract import (ACTOR_GRANULARITY, CONTROL, MARKS, NMARKS,
+                           USER_ENV_HOOK, USER_SETUP_HOOK, WeftConfigError,
+                           contract_from, weft_binary)
 
 __all__ = ["runtime_env_hook", "worker_setup", "task_scope", "WeftPlugin",
            "WeftConfigError", "SETUP_HOOK", "wrap_py_executable"]
@@ -90,6 +91,16 @@ def _merge_env_vars(env_vars, additions):
         env_vars[key] = value
 
 
+def _for_workers(contract=None):
+    """What every worker gets in env_vars: the env contract, and the
+    wrapper's settings from this (the driver's) environment."""
+    out = dict(contract_from() if contract is None else contract)
+    granularity = os.environ.get(ACTOR_GRANULARITY)
+    if granularity:
+        out[ACTOR_GRANULARITY] = granularity
+    return out
+
+
 def runtime_env_hook(runtime_env):
     """RAY_RUNTIME_ENV_HOOK: the job's runtime env, wrapped for weft.
 
@@ -110,7 +121,7 @@ def runtime_env_hook(runtime_env):
         if not isinstance(key, str) or not isinstance(value, str):
             raise WeftConfigError("runtime_env env_vars must map strings to "
                                   "strings; got %r: %r" % (key, value))
-    _merge_env_vars(env_vars, contract_from())
+    _merge_env_vars(env_vars, _for_workers())
     # Workers import weft.ray.worker_setup from here.
     path = env_vars.get("PYTHONPATH", "")
     if _SHIM_DIR not in path.split(os.pathsep):
@@ -137,16 +148,27 @@ def runtime_env_hook(runtime_env):
 
 class _Control:
     """The wrapper's control socket: one JSON message per packet, each
-    answered 'ok' (the wrapper has cut its record there) or 'err REASON'.
-    Broken once, it stays off: the wrapper then records the worker whole."""
+    answered 'ok' (the wrapper has it) or 'err REASON'. After the answer
+    the calling thread opens marker file mark.(SEQ % 8): the tracer sees
+    that open in this thread's own stream of system calls, and the wrapper
+    cuts its record exactly there. Broken once, it stays off: the wrapper
+    then records the worker whole from there."""
 
     TIMEOUT = 5.0
 
-    def __init__(self, path):
+    def __init__(self, path, marks=None):
         self.path = path
+        self.marks = marks or os.path.dirname(path)
         self.lock = threading.Lock()
         self.sock = None
         self.broken = None
+        self.seq = 0
+        self.pid = os.getpid()
+
+    def _mark(self, seq):
+        fd = os.open(os.path.join(self.marks, "mark.%d" % (seq % NMARKS)),
+                     os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+        os.close(fd)
 
     def _connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -159,12 +181,17 @@ class _Control:
             if self.broken:
                 return False
             try:
+                if self.pid != os.getpid():  # a fork of the worker
+                    return False
                 if self.sock is None:
                     self.sock = self._connect()
+                self.seq += 1
+                message = dict(message, seq=self.seq)
                 self.sock.send(json.dumps(message).encode())
                 reply = self.sock.recv(512)
                 if reply != b"ok":
                     raise OSError("the wrapper answered %r" % reply)
+                self._mark(self.seq)
                 return True
             except OSError as e:
                 self.broken = str(e)
@@ -232,9 +259,12 @@ class task_scope:
             _control.send(self._message("begin"))
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if _control and self.ids is not None:
-            _control.send(self._message("end"))
+            msg = self._message("end")
+            if exc_type is not None:
+                msg["failed"] = True
+            _control.send(msg)
         return False
 
     def __call__(self, fn):
@@ -284,7 +314,7 @@ def worker_setup():
     global _control
     path = os.environ.get(CONTROL)
     if path and _control is None:
-        _control = _Control(path)
+        _control = _Control(path, os.environ.get(MARKS))
         try:
             _install_task_hooks()
         except Exception as e:  # never fail the worker
@@ -340,6 +370,7 @@ class WeftPlugin(_Base):
         contract = contract_from()
         if isinstance(value, dict):
             contract.update({k: str(v) for k, v in value.items()})
+        contract = _for_workers(contract)
         context.py_executable = wrap_py_executable(
             getattr(context, "py_executable", None))
         env_vars = context.env_vars

@@ -1,0 +1,345 @@
+/*
+ * codec_export.c - the EXPORT request and its page (weft_wire.h "Export"):
+ * what `weft pull tcp://...` asks a coordinator for, page by page.
+ *
+ * Kept apart from codec_message.c and codec_reply.c so that the requests
+ * every wrapper sends keep their decoder unchanged: a server reads a
+ * message's kind first (weft_message_kind) and hands an EXPORT here.
+ * Same conventions: "v" first, then "t", every key of a kind required
+ * except the job key of an open job, strict limits before allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire_codec.h"
+
+/* Kinds a message may carry at all, for weft_message_kind. */
+#define EXPORT_MAX_KIND 127
+
+int weft_message_kind(const uint8_t *buf, size_t len, int *kind)
+{
+	*kind = 0;
+	if (len > WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	return wire_kind_read(&rd, EXPORT_MAX_KIND, kind, &n);
+}
+
+/* ---- The request ---- */
+
+enum { Q_JOB, Q_AFTER, Q_WAFTER, Q_NKEYS };
+static const char *const req_key_names[Q_NKEYS] = {"job", "after", "wafter"};
+static const struct weft_rd_keys req_keys = {req_key_names, Q_NKEYS,
+					     (1u << Q_NKEYS) - 1};
+
+int weft_req_export(const char *job, uint64_t after, uint64_t wafter,
+		    weft_buf *out)
+{
+	if (!job || weft_job_id_check(job))
+		return WEFT_EINVAL;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REQ_EXPORT, Q_NKEYS);
+	weft_wr_key(&w, "job");
+	weft_wr_cstr(&w, job);
+	weft_wr_key(&w, "after");
+	weft_wr_uint(&w, after);
+	weft_wr_key(&w, "wafter");
+	weft_wr_uint(&w, wafter);
+	return weft_wr_finish(&w);
+}
+
+struct req_ctx {
+	char *job;
+	uint64_t *after, *wafter;
+};
+
+static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	struct req_ctx *c = ctx;
+	switch (key) {
+	case Q_JOB:
+		return wire_rd_job(rd, c->job);
+	case Q_AFTER:
+		return weft_rd_uint(rd, INT64_MAX, c->after);
+	case Q_WAFTER:
+		return weft_rd_uint(rd, INT64_MAX, c->wafter);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_export_request_decode(const uint8_t *buf, size_t len,
+			       char job[WEFT_JOB_ID_BYTES + 1], uint64_t *after,
+			       uint64_t *wafter)
+{
+	job[0] = '\0';
+	*after = *wafter = 0;
+	if (len > WEFT_MAX_REQUEST_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	int kind;
+	int rc = wire_kind_read(&rd, EXPORT_MAX_KIND, &kind, &n);
+	if (rc == WEFT_OK && kind != WEFT_REQ_EXPORT)
+		rc = WEFT_EINVAL;
+	struct req_ctx c = {job, after, wafter};
+	if (rc == WEFT_OK)
+		rc = wire_entries_read(&rd, n, &req_keys, req_read_entry, &c);
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	if (rc) {
+		job[0] = '\0';
+		*after = *wafter = 0;
+	}
+	return rc;
+}
+
+/* ---- The page ---- */
+
+enum { P_JOB, P_WRITERS, P_ENVS, P_NEXT, P_WNEXT, P_MORE, P_NKEYS };
+static const char *const page_key_names[P_NKEYS] = {"job",  "writers", "envs",
+						    "next", "wnext",   "more"};
+static const struct weft_rd_keys page_keys = {page_key_names, P_NKEYS,
+					      (1u << P_NKEYS) - 1};
+
+enum {
+	J_ID,
+	J_ENDED,
+	J_KEY,
+	J_CREATED,
+	J_ENDT,
+	J_EXIT,
+	J_CMD,
+	J_USER,
+	J_HOST,
+	J_CWD,
+	J_GIT,
+	J_NKEYS
+};
+static const char *const job_key_names[J_NKEYS] = {
+	"id",  "ended", "key",  "created", "endt", "exit",
+	"cmd", "user",  "host", "cwd",     "git",
+};
+static const struct weft_rd_keys job_keys = {
+	job_key_names, J_NKEYS, ((1u << J_NKEYS) - 1) & ~(1u << J_KEY)};
+
+/* Fewest bytes of a writer entry: [bin32, int]. */
+#define WRITER_MIN_BYTES (1 + 2 + WEFT_PUBKEY_BYTES + 1)
+
+static int page_check(const weft_export_page *p)
+{
+	if (weft_job_id_check(p->job.id) || (p->has_key && !p->ended) ||
+	    p->nwriters > WEFT_MAX_EXPORT_WRITERS ||
+	    p->nenvs > WEFT_MAX_EXPORT_ENVELOPES)
+		return WEFT_EINVAL;
+	const char *cmd = p->job.command ? p->job.command : "";
+	int rc = wire_str_check(cmd, WEFT_MAX_COMMAND_BYTES);
+	if (rc || (rc = wire_str_check(p->job.user, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(p->job.host, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(p->job.cwd, WEFT_MAX_PATH_BYTES)) ||
+	    (rc = wire_str_check(p->job.git, WEFT_MAX_FIELD_BYTES)))
+		return rc;
+	size_t total = 0;
+	for (size_t i = 0; i < p->nenvs; i++) {
+		if (p->envs[i].len > WEFT_MAX_ENVELOPE_BYTES)
+			return WEFT_EINVAL;
+		total += p->envs[i].len;
+	}
+	/* Everything else in a page is bounded well below the headroom. */
+	if (total > WEFT_MAX_MESSAGE_BYTES - 8 * 1024 * 1024)
+		return WEFT_ETOOBIG;
+	return WEFT_OK;
+}
+
+int weft_reply_export(const weft_export_page *p, weft_buf *out)
+{
+	int rc = page_check(p);
+	if (rc)
+		return rc;
+	const weft_job_info *j = &p->job;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, WEFT_REPLY_EXPORT, P_NKEYS);
+	weft_wr_key(&w, "job");
+	weft_wr_map(&w, p->has_key ? J_NKEYS : J_NKEYS - 1);
+	weft_wr_key(&w, "id");
+	weft_wr_cstr(&w, j->id);
+	weft_wr_key(&w, "ended");
+	weft_wr_bool(&w, p->ended);
+	if (p->has_key) {
+		weft_wr_key(&w, "key");
+		weft_wr_bin(&w, p->key, WEFT_MAC_BYTES);
+	}
+	weft_wr_key(&w, "created");
+	weft_wr_int(&w, j->created_ns);
+	weft_wr_key(&w, "endt");
+	weft_wr_int(&w, p->ended_ns);
+	weft_wr_key(&w, "exit");
+	weft_wr_int(&w, p->exit_code);
+	weft_wr_key(&w, "cmd");
+	weft_wr_cstr(&w, j->command ? j->command : "");
+	weft_wr_key(&w, "user");
+	weft_wr_cstr(&w, j->user);
+	weft_wr_key(&w, "host");
+	weft_wr_cstr(&w, j->host);
+	weft_wr_key(&w, "cwd");
+	weft_wr_cstr(&w, j->cwd);
+	weft_wr_key(&w, "git");
+	weft_wr_cstr(&w, j->git);
+	weft_wr_key(&w, "writers");
+	weft_wr_array(&w, (uint32_t)p->nwriters);
+	for (size_t i = 0; i < p->nwriters; i++) {
+		weft_wr_array(&w, 2);
+		weft_wr_bin(&w, p->writers[i].pk, WEFT_PUBKEY_BYTES);
+		weft_wr_int(&w, p->writers[i].enrolled_ns);
+	}
+	weft_wr_key(&w, "envs");
+	weft_wr_array(&w, (uint32_t)p->nenvs);
+	for (size_t i = 0; i < p->nenvs; i++)
+		weft_wr_bin(&w, p->envs[i].data, p->envs[i].len);
+	weft_wr_key(&w, "next");
+	weft_wr_uint(&w, p->next);
+	weft_wr_key(&w, "wnext");
+	weft_wr_uint(&w, p->wnext);
+	weft_wr_key(&w, "more");
+	weft_wr_bool(&w, p->more);
+	return weft_wr_finish(&w);
+}
+
+static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_export_page *p = ctx;
+	weft_job_info *j = &p->job;
+	int64_t v;
+	int rc;
+	switch (key) {
+	case J_ID:
+		return wire_rd_job(rd, j->id);
+	case J_ENDED:
+		return weft_rd_bool(rd, &p->ended);
+	case J_KEY:
+		p->has_key = true;
+		return wire_rd_fixed_bin(rd, p->key, WEFT_MAC_BYTES);
+	case J_CREATED:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->created_ns);
+	case J_ENDT:
+		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &p->ended_ns);
+	case J_EXIT:
+		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
+		p->exit_code = (int32_t)v;
+		return rc;
+	case J_CMD:
+		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
+	case J_USER:
+		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
+	case J_HOST:
+		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
+	case J_CWD:
+		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
+	case J_GIT:
+		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+	}
+	return WEFT_EINVAL;
+}
+
+static int writers_read(struct weft_rd *rd, weft_export_page *p)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, WEFT_MAX_EXPORT_WRITERS, WRITER_MIN_BYTES,
+			       &n);
+	if (rc || n == 0)
+		return rc;
+	p->writers = calloc(n, sizeof(*p->writers));
+	if (!p->writers)
+		return WEFT_ENOMEM;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		uint32_t two;
+		rc = weft_rd_array(rd, 2, 1, &two);
+		if (rc == WEFT_OK && two != 2)
+			rc = WEFT_EINVAL;
+		if (rc == WEFT_OK)
+			rc = wire_rd_fixed_bin(rd, p->writers[i].pk,
+					       WEFT_PUBKEY_BYTES);
+		if (rc == WEFT_OK)
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
+					 &p->writers[i].enrolled_ns);
+		p->nwriters = i + 1;
+	}
+	return rc;
+}
+
+static int envs_read(struct weft_rd *rd, weft_export_page *p)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, WEFT_MAX_EXPORT_ENVELOPES, 1, &n);
+	if (rc || n == 0)
+		return rc;
+	p->envs = calloc(n, sizeof(*p->envs));
+	if (!p->envs)
+		return WEFT_ENOMEM;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = weft_rd_bytes(rd, true, WEFT_MAX_ENVELOPE_BYTES,
+				   &p->envs[i].data, &p->envs[i].len);
+		p->nenvs = i + 1;
+	}
+	return rc;
+}
+
+static int page_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_export_page *p = ctx;
+	switch (key) {
+	case P_JOB:
+		return weft_rd_fields(rd, &job_keys, false, job_read_entry, p);
+	case P_WRITERS:
+		return writers_read(rd, p);
+	case P_ENVS:
+		return envs_read(rd, p);
+	case P_NEXT:
+		return weft_rd_uint(rd, INT64_MAX, &p->next);
+	case P_WNEXT:
+		return weft_rd_uint(rd, INT64_MAX, &p->wnext);
+	case P_MORE:
+		return weft_rd_bool(rd, &p->more);
+	}
+	return WEFT_EINVAL;
+}
+
+int weft_export_page_decode(const uint8_t *buf, size_t len, weft_export_page *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (len > WEFT_MAX_MESSAGE_BYTES)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	int kind;
+	int rc = wire_kind_read(&rd, EXPORT_MAX_KIND, &kind, &n);
+	if (rc == WEFT_OK && kind != WEFT_REPLY_EXPORT)
+		rc = WEFT_EINVAL;
+	if (rc == WEFT_OK)
+		rc = wire_entries_read(&rd, n, &page_keys, page_read_entry, p);
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	if (rc == WEFT_OK && p->has_key && !p->ended)
+		rc = WEFT_EINVAL;
+	if (rc) {
+		weft_export_page_release(p);
+		memset(p, 0, sizeof(*p));
+	}
+	return rc;
+}
+
+void weft_export_page_release(weft_export_page *p)
+{
+	free(p->job.command);
+	free(p->writers);
+	free(p->envs);
+	p->job.command = NULL;
+	p->writers = NULL;
+	p->envs = NULL;
+	p->nwriters = p->nenvs = 0;
+}

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""ray_cluster_e2e.py - weft on Ray, end to end, against Ray's documented
+worker-launch contract (Ray itself cannot be installed here; tests/fake_ray
+stands in for it and follows the contract exactly: raylet.py applies the
+runtime env's env_vars and starts each worker as
+`bash -c "exec <py_executable> <args>"`, default_worker.py imports and
+calls the worker setup hook, then runs tasks through Ray's executor path).
+
+    ray_cluster_e2e.py --weft PATH CASE      (--list for the cases)
+
+Cases:
+  wrap_ptrace, wrap_preload, wrap_ebpf
+              `weft wrap --ray` on one worker, with that backend: one task
+              per Ray task (actor calls per call), named from Ray's ids,
+              children of the worker; I/O outside every task stays with
+              the worker; a failing task exits 1.
+  actor_granularity
+              WEFT_RAY_ACTOR_GRANULARITY=actor: an actor's calls are one
+              task.
+  pipeline    `weft run --ray -- python pipeline.py` (in-cluster): two
+              raylets in two network namespaces (loopback, with a printed
+              reason, where namespaces cannot be made), each starting its
+              workers as Ray does; stage-one tasks write shards on both
+              nodes, a stage-two task reads them: one job, one merged DAG
+              with a node per Ray task and cross-node edges by hash; the
+              user's own setup hook still ran.
+  run_env     `weft run` for a Ray driver: RAY_RUNTIME_ENV_HOOK and
+              PYTHONPATH set (RAY_ADDRESS detected; --no-ray leaves them
+              alone); a user's hook chained; two user hooks refused with a
+              clear message, nothing started.
+
+Standard library only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, Skip,  # noqa
+                     check, dag, log, main, run)
+
+SHIM = os.path.join(os.path.dirname(HERE), "python-shim")
+FAKE_RAY = os.path.join(HERE, "fake_ray")
+
+
+def clean_env(**extra):
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith(("WEFT_", "RAY_")):
+            del env[k]
+    env.update(extra)
+    return env
+
+
+def preflight_ok(weft, mode):
+    p = run([weft, "tracer", "check", mode])
+    return p.returncode == 0, (p.out + p.err).strip().splitlines()[-1:]
+
+
+# A worker process driven directly through Ray's executor path, as
+# default_worker.py does, without a raylet.
+WORKER = r"""
+import os, sys
+from ray._private import worker as rw
+import weft.ray
+weft.ray.worker_setup()
+g = rw.global_worker
+d = os.environ["OUT"]
+os.makedirs(os.path.join(d, "shards"), exist_ok=True)
+open(os.path.join(d, "before.txt"), "w").write("before the first task\n")
+g.execute_task("%048x" % 0x100, "pipeline.stage1", 0, d)
+g.execute_task("%048x" % 0x101, "pipeline.stage1", 1, d)
+g.execute_task("%048x" % 0x200, "pipeline.stage2", d)
+actor = "%032x" % 0xac7
+g.execute_task("%048x" % 0x300, "pipeline.Counter.__init__",
+               os.path.join(d, "counter.txt"), actor_id=actor)
+for k in range(2):
+    g.execute_task("%048x" % (0x301 + k), "pipeline.Counter.add", k + 1,
+                   actor_id=actor)
+try:
+    g.execute_task("%048x" % 0x400, "pipeline.fails", d)
+except RuntimeError:
+    pass
+open(os.path.join(d, "after.txt"), "w").write("after the last task\n")
+"""
+
+
+def index(d):
+    """(tasks by id, artifact paths by id, edges as (from, to, kind))."""
+    tasks = {t["id"]: t for t in d["tasks"]}
+    arts = {a["id"]: a["path"] for a in d["artifacts"]}
+    edges = [(e["from"], e["to"], e["kind"]) for e in d["edges"]]
+    return tasks, arts, edges
+
+
+def writers_of(tasks, arts, edges, path):
+    return [tasks[f]["name"] for f, t, k in edges
+            if k == "write" and arts.get(t) == path and f in tasks]
+
+
+def readers_of(tasks, arts, edges, path):
+    return [tasks[t]["name"] for f, t, k in edges
+            if k == "read" and arts.get(f) == path and t in tasks]
+
+
+def wrap_worker(weft, mode, granularity=None):
+    """One worker under `weft wrap --ray`; returns (dag, scratch dir)."""
+    if mode:
+        ok, why = preflight_ok(weft, mode)
+        if not ok:
+            raise Skip("tracer %s unavailable here: %s" % (mode, why))
+    s = Scratch("ray-wrap")
+    coord = Coordinator(weft, s.path("proj")).start()
+    job = None
+    try:
+        job = Job(weft, coord.url, s.path("proj"))
+        out = s.path("out")
+        os.makedirs(out)
+        env = clean_env(**job.contract)
+        env.update(PYTHONPATH=os.pathsep.join([SHIM, FAKE_RAY]), OUT=out,
+                   PIPELINE_DIR=out, RAY_JOB_ID="03000000",
+                   WEFT_SPOOL=s.path("spool"))
+        if granularity:
+            env["WEFT_RAY_ACTOR_GRANULARITY"] = granularity
+        cmd = [weft, "wrap", "-v", "--ship-timeout", "60", "--ray"]
+        if mode:
+            cmd += ["--tracer", mode]
+        p = run(cmd + ["--", sys.executable, "-c", WORKER], env=env,
+                timeout=300)
+        check(p.returncode == 0, "weft wrap --ray exited %d: %s"
+              % (p.returncode, p.err))
+        check("not yet acknowledged" not in p.err, p.err)
+        rc, err = job.end()
+        check(rc == 0, "the job ended with %s: %s" % (rc, err))
+        return dag(weft, s.path("proj"), job.id), out, p.err
+    finally:
+        if job:
+            job.end()
+        coord.kill()
+        s.close()
+
+
+def check_worker_dag(d, out, per_actor):
+    tasks, arts, edges = index(d)
+    names = sorted(t["name"] for t in tasks.values())
+    workers = [t for t in tasks.values() if t["parent"] is None]
+    check(len(workers) == 1, "one worker record expected: %s" % names)
+    worker = workers[0]
+    want = ["Counter.__init__", "Counter.add", "Counter.add"]
+    if per_actor:
+        want = ["Counter"]
+    want = sorted(want + ["fails", "stage1", "stage1", "stage2",
+                          worker["name"]])
+    check(names == want, "tasks %s, expected %s" % (names, want))
+    for t in tasks.values():
+        if t is not worker:
+            check(t["parent"] == worker["id"],
+                  "task %s is not the worker's child" % t)
+    shard = lambda i: os.path.join(out, "shards", "part-%02d.txt" % i)
+    for i in range(2):
+        check(writers_of(tasks, arts, edges, shard(i)) == ["stage1"],
+              "part %d written by %s" % (
+                  i, writers_of(tasks, arts, edges, shard(i))))
+        check(readers_of(tasks, arts, edges, shard(i)) == ["stage2"],
+              "part %d read by %s" % (
+                  i, readers_of(tasks, arts, edges, shard(i))))
+    result = os.path.join(out, "result.txt")
+    check(writers_of(tasks, arts, edges, result) == ["stage2"],
+          "result written by %s" % writers_of(tasks, arts, edges, result))
+    for f in ("before.txt", "after.txt"):
+        w = writers_of(tasks, arts, edges, os.path.join(out, f))
+        check(w == [worker["name"]], "%s written by %s (the worker, outside "
+              "every task)" % (f, w))
+    counter = os.path.join(out, "counter.txt")
+    w = sorted(writers_of(tasks, arts, edges, counter))
+    check(w == (["Counter"] if per_actor else
+                ["Counter.__init__", "Counter.add", "Counter.add"]),
+          "counter written by %s" % w)
+    failed = [t for t in tasks.values() if t["name"] == "fails"][0]
+    check(failed["exit_code"] == 1, "the failing task: %s" % failed)
+    half = os.path.join(out, "half-done.txt")
+    check(writers_of(tasks, arts, edges, half) == ["fails"],
+          "half-done written by %s" % writers_of(tasks, arts, edges, half))
+    check(all(t["exit_code"] == 0 for t in tasks.values()
+              if t["name"] != "fails"), "exit codes: %s" % tasks)
+
+
+def wrap_case(mode):
+    def case(weft):
+        d, out, err = wrap_worker(weft, mode)
+        check_worker_dag(d, out, per_actor=False)
+    return case
+
+
+def actor_granularity(weft):
+    d, out, err = wrap_worker(weft, None, granularity="actor")
+    check_worker_dag(d, out, per_actor=True)
+    # A bad value is refused before anything runs.
+    p = run([weft, "wrap", "--ray", "--ray-actor-granularity", "method",
+             "--", "true"], env=clean_env())
+    check(p.returncode == 2 and "expected call or actor" in p.err,
+          "bad granularity: %d %s" % (p.returncode, p.err))
+
+
+# ---------------------------------------------------------------- pipeline
+
+def start_raylet(cl, i, sock, env, logf):
+    """Node i's raylet: in its namespace and with its own host name when
+    namespaces are real."""
+    cmd = [sys.executable, os.path.join(FAKE_RAY, "raylet.py"),
+           "--socket", sock, "--node-id", "%056x" % (0xa0 + i)]
+    if cl.real:
+        cmd = cl.prefix(i) + [
+            "unshare", "--uts", "sh", "-c",
+            'hostname "$0" && exec "$@"', "raynode%d" % i] + cmd
+    p = subprocess.Popen(cmd, env=env, stdout=logf, stderr=logf)
+    end = time.monotonic() + 30
+    while not os.path.exists(sock):
+        if p.poll() is not None or time.monotonic() > end:
+            raise Fail("raylet %d did not start (exit %s)" % (i, p.poll()))
+        time.sleep(0.05)
+    return p
+
+
+def pipeline(weft):
+    s = Scratch("ray-pipeline")
+    cl = Cluster(2)
+    raylets = []
+    try:
+        proj, work = s.path("proj"), s.path("work")
+        os.makedirs(proj)
+        os.makedirs(work)
+        logf = open(s.path("raylets.log"), "ab")
+        # Raylets belong to the cluster, not to the traced driver.
+        renv = clean_env(PATH=os.environ.get("PATH", ""))
+        socks = [s.path("raylet%d.sock" % i) for i in range(2)]
+        for i in range(2):
+            raylets.append(start_raylet(cl, i, socks[i], renv, logf))
+        env = clean_env(PYTHONPATH=FAKE_RAY, WEFT_BIN=weft,
+                        WEFT_SPOOL=s.path("spool"))
+        p = run([weft, "run", "--ray", "--listen",
+                 "tcp://%s:0" % cl.host_ip, "--",
+                 sys.executable, os.path.join(FAKE_RAY, "pipeline.py"),
+                 "--raylets", ",".join(socks), "--dir", work],
+                env=env, cwd=proj, timeout=600)
+        check(p.returncode == 0, "weft run --ray exited %d:\n%s\n%s"
+              % (p.returncode, p.out, p.err))
+        out = json.loads(p.out.strip().splitlines()[-1])
+        check(out["exits"] == [[0], [0]], "workers exited %s" % out["exits"])
+        check(all(r["ok"] for r in out["stage1"]) and out["stage2"]["ok"]
+              and out["stage2"]["result"] == 4, "tasks: %s" % out)
+        check(not out["fails"]["ok"], "the failing task: %s" % out["fails"])
+        job = [l for l in p.err.splitlines() if l.startswith("weft: job ")]
+        check(job, "no job line: %s" % p.err)
+        job = job[0].split()[2].rstrip(":")
+        # The runtime env the driver's ray.init() got from weft's hook.
+        renv_line = [l for l in p.err.splitlines()
+                     if l.startswith("runtime_env ")][0]
+        got = json.loads(renv_line[len("runtime_env "):])
+        check(got["py_executable"].startswith(weft + " wrap --ray -- "),
+              "py_executable %r" % got["py_executable"])
+        check(got["worker_process_setup_hook"] == "weft.ray.worker_setup"
+              and got["env_vars"]["WEFT_RAY_USER_SETUP_HOOK"]
+              == "pipeline.user_setup", "setup hook: %s" % got)
+        check(got["env_vars"]["WEFT_JOB"] == job, "contract: %s" % got)
+        check(got["config"] == {"setup_timeout_seconds": 60},
+              "user fields kept: %s" % got)
+
+        d = dag(weft, proj, job)
+        tasks, arts, edges = index(d)
+        by_name = {}
+        for t in tasks.values():
+            by_name.setdefault(t["name"], []).append(t)
+        check(len(by_name.get("stage1", [])) == 4 and
+              len(by_name.get("stage2", [])) == 1,
+              "per-task nodes: %s" % sorted(by_name))
+        check(len(by_name.get("Counter.add", [])) == 2,
+              "actor calls: %s" % sorted(by_name))
+        drivers = [t for t in tasks.values() if t["parent"] is None]
+        check(len(drivers) == 1, "one root (the driver): %s" % drivers)
+        workers = [t for t in tasks.values()
+                   if t["parent"] == drivers[0]["id"]]
+        check(len(workers) == 2, "two workers under the driver: %s"
+              % [t["name"] for t in workers])
+        worker_ids = {t["id"] for t in workers}
+        for name in ("stage1", "stage2", "Counter.add", "fails"):
+            for t in by_name[name]:
+                check(t["parent"] in worker_ids,
+                      "%s is not a worker's child: %s" % (name, t))
+        nodes = {t["node"] for t in workers}
+        if cl.real:
+            check(nodes == {"raynode0", "raynode1"}, "nodes %s" % nodes)
+            s1nodes = sorted(t["node"] for t in by_name["stage1"])
+            check(s1nodes == ["raynode0", "raynode0", "raynode1",
+                              "raynode1"], "stage1 on %s" % s1nodes)
+            check(by_name["stage2"][0]["node"] == "raynode1",
+                  "stage2 on %s" % by_name["stage2"][0]["node"])
+        # Every shard: written by a stage-one task, read by stage two, by
+        # hash; those on the other node are cross-node edges.
+        s2 = by_name["stage2"][0]["id"]
+        cross = 0
+        for i in range(4):
+            path = os.path.join(work, "shards", "part-%02d.txt" % i)
+            aid = [a for a, pth in arts.items() if pth == path]
+            check(aid, "no artifact for %s" % path)
+            w = [f for f, t, k in edges if t == aid[0] and k == "write"]
+            r = [t for f, t, k in edges if f == aid[0] and k == "read"]
+            check(len(w) == 1 and tasks[w[0]]["name"] == "stage1",
+                  "%s written by %s" % (path, w))
+            check(r == [s2], "%s read by %s" % (path, r))
+            cross += tasks[w[0]]["node"] != tasks[s2]["node"]
+        if cl.real:
+            check(cross == 2, "cross-node edges: %d" % cross)
+        # The user's own setup hook ran in each worker, outside any task.
+        setups = [f for f in os.listdir(work) if f.startswith("setup-")]
+        check(len(setups) == 2, "user setup hook ran %d times" % len(setups))
+        for f in setups:
+            w = writers_of(tasks, arts, edges, os.path.join(work, f))
+            check(len(w) == 1 and w[0] in {t["name"] for t in workers},
+                  "%s written by %s (a worker)" % (f, w))
+        log("pipeline: %d tasks, %d cross-node edges, namespaces %s"
+            % (len(tasks), cross, "real" if cl.real else "loopback"))
+    finally:
+        for r in raylets:
+            if r.poll() is None:
+                r.kill()
+                r.wait()
+        cl.close()
+        s.close()
+
+
+# ------------------------------------------------------------- weft run env
+
+PRINT_ENV = ("import os, json; print(json.dumps({k: os.environ.get(k) for k "
+             "in ('RAY_RUNTIME_ENV_HOOK', 'WEFT_RAY_USER_ENV_HOOK', "
+             "'PYTHONPATH', 'WEFT_JOB', 'WEFT_COORDINATOR')}))")
+
+
+def run_env(weft):
+    s = Scratch("ray-run-env")
+    try:
+        proj = s.path("proj")
+        os.makedirs(proj)
+        base = clean_env(WEFT_SPOOL=s.path("spool"), PYTHONPATH="/user/lib")
+        # RAY_ADDRESS: a Ray driver, detected.
+        p = run([weft, "run", "--listen", "tcp://127.0.0.1:0", "--",
+                 sys.executable, "-c", PRINT_ENV],
+                env=dict(base, RAY_ADDRESS="auto"), cwd=proj, timeout=120)
+        check(p.returncode == 0, "weft run: %d %s" % (p.returncode, p.err))
+        got = json.loads(p.out.strip().splitlines()[-1])
+        check(got["RAY_RUNTIME_ENV_HOOK"] == "weft.ray.runtime_env_hook",
+              "hook: %s" % got)
+        paths = got["PYTHONPATH"].split(os.pathsep)
+        check(paths[-1] == "/user/lib" and len(paths) == 2 and
+              os.path.isfile(os.path.join(paths[0], "weft", "ray.py")),
+              "PYTHONPATH %r" % got["PYTHONPATH"])
+        check(got["WEFT_JOB"] and
+              got["WEFT_COORDINATOR"].startswith("tcp://127.0.0.1:"),
+              "contract: %s" % got)
+        check("RAY_ADDRESS is set" in p.err, p.err)
+        # A hook of the user's own: chained (it runs first, in the shim).
+        p = run([weft, "run", "--ray", "--listen", "tcp://127.0.0.1:0",
+                 "--", sys.executable, "-c", PRINT_ENV],
+                env=dict(base, RAY_RUNTIME_ENV_HOOK="mine.hook"), cwd=proj,
+                timeout=120)
+        got = json.loads(p.out.strip().splitlines()[-1])
+        check(p.returncode == 0 and got["WEFT_RAY_USER_ENV_HOOK"] ==
+              "mine.hook" and got["RAY_RUNTIME_ENV_HOOK"] ==
+              "weft.ray.runtime_env_hook", "chained: %s %s" % (got, p.err))
+        # Two of the user's own: refused, nothing started.
+        marker = s.path("started")
+        p = run([weft, "run", "--ray", "--", "touch", marker],
+                env=dict(base, RAY_RUNTIME_ENV_HOOK="mine.hook",
+                         WEFT_RAY_USER_ENV_HOOK="other.hook"), cwd=proj)
+        check(p.returncode == 2 and "mine.hook" in p.err and
+              "other.hook" in p.err and not os.path.exists(marker),
+              "conflict: %d %s" % (p.returncode, p.err))
+        # --no-ray: a plain local run, nothing set.
+        p = run([weft, "run", "--no-ray", "--", sys.executable, "-c",
+                 PRINT_ENV], env=dict(base, RAY_ADDRESS="auto"), cwd=proj,
+                timeout=120)
+        got = json.loads(p.out.strip().splitlines()[-1])
+        check(p.returncode == 0 and got["RAY_RUNTIME_ENV_HOOK"] is None and
+              got["PYTHONPATH"] == "/user/lib", "--no-ray: %s" % got)
+        p = run([weft, "run", "--no-ray", "--listen", "tcp://127.0.0.1:0",
+                 "--", "true"], env=base, cwd=proj)
+        check(p.returncode == 2, "--listen without --ray: %s" % p.err)
+    finally:
+        s.close()
+
+
+CASES = {
+    "wrap_ptrace": wrap_case("ptrace"),
+    "wrap_preload": wrap_case("preload"),
+    "wrap_ebpf": wrap_case("ebpf"),
+    "actor_granularity": actor_granularity,
+    "pipeline": pipeline,
+    "run_env": run_env,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(CASES))
