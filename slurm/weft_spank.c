@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -445,8 +446,11 @@ static void collector_exec(int wfd, char **argv, char **env)
 		dup2(null, 1);
 	}
 	/* Nothing else of slurmstepd's (its sockets, the task's pipes). */
-	for (int fd = 4; fd < 1024; fd++)
-		close(fd);
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0)
+#endif
+		for (int fd = 4; fd < 65536; fd++)
+			close(fd);
 	execve(argv[0], argv, env);
 	_exit(127);
 }
@@ -711,6 +715,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	}
 	if (task_get(sp, &t) != 0)
 		return 0;
+	/* A plugstack default= outside a weft job: the task is left as it
+	 * is (no identity, no contract, no WEFT_UNTRACED); only weft jobs
+	 * are recorded. An explicit --weft says why below. */
+	if (asked == WSP_MODE_UNSET &&
+	    task_getenv(sp, "WEFT_JOB", job, sizeof(job)) != 0) {
+		slurm_verbose("weft: task %s: not in a weft job: untraced",
+			      t.name);
+		return 0;
+	}
 	/* The identity and the contract first: the collector reads them. */
 	set_contract(sp, &t, mode);
 	if (wsp_argv_is_weft(t.argc, t.argv)) {

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """slurm_spank.py - the test cluster and the SPANK plugin (weft_spank.so)
 on it, end to end: nodes in their own namespaces, srun across them, and
-per task the LD_PRELOAD, env contract and identity the plugin sets (a stand-
-in preload library marks each task it is loaded into), the plugstack.conf
-default, --weft=off, a broken library path and a bad --weft that never fail
-a task, sbatch with parent links, and the contract through --export=NONE.
+per task the LD_PRELOAD, collector socket, env contract and identity the
+plugin sets (a stand-in preload library marks each task it is loaded
+into; this build's weft is the collector), the plugstack.conf default,
+--weft=off, no weft job, a broken library path and a bad --weft that never
+fail a task, sbatch with parent links, and the contract through
+--export=NONE. What the collectors record and ship (the DAG) is
+slurm_wrap.py's spank_* cases.
 
     slurm_spank.py --build DIR CASE
     slurm_spank.py --list
@@ -318,7 +321,8 @@ def weft_in_argv(c):
 def no_job(c):
     """Outside a weft job (no WEFT_JOB: not under weft submit) a task is
     not traced: --weft says why on stderr, a plugstack default= says
-    nothing; the task runs either way."""
+    nothing and leaves the task's environment alone; the task runs
+    either way."""
     conf(c)
     r = ok(c.srun(["--weft=preload", "-n1"] + DUMP), "srun --weft")
     d = task_envs(r.out)[0]
@@ -332,6 +336,11 @@ def no_job(c):
     if "weft" in r.err:
         raise Fail("default=preload outside a weft job is not silent:\n%s"
                    % r.err)
+    d = task_envs(r.out)[0]
+    left = sorted(k for k in d if k.startswith("WEFT_"))
+    if left:
+        raise Fail("default=preload outside a weft job changed the task's "
+                   "environment: %s" % left)
 
 
 BATCH = """#!/bin/sh

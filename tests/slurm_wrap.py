@@ -7,7 +7,11 @@ merged DAG of five tasks on both nodes with edges by hash; the same through
 `sbatch`; a task's exit 3 is srun's and the DAG's; with the coordinator
 unreachable, wrapped tasks still finish with their exit status and leave
 their fragments in the spool; a node's link cut during a job and restored
-after loses nothing once `weft flush` ran there.
+after loses nothing once `weft flush` ran there; and the pipeline, exit
+statuses and unreachable coordinator again through `srun --weft` and
+`sbatch --weft` (weft_spank.so: no wrapper in argv; each task's collector,
+`weft task-collect`, records and ships it) with preload, ptrace, eBPF (a
+`weft agent` of the build) and auto.
 
     slurm_wrap.py --build DIR CASE
     slurm_wrap.py --list
