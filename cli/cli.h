@@ -42,6 +42,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * WEFT_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The usage error for a bad option getopt_long reported as c (':' a
+ * missing value, anything else an unknown option) at argv[optind - 1]
+ * (args.c). Returns WEFT_EXIT_USAGE. */
+int cli_option_error(const char *cmd, char **argv, int c);
 
 /* Open the store of the project around the working directory. With
  * create, make ./.weft when no project is found. On failure prints why and
@@ -49,12 +53,22 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz);
 
 /* The store at path, or the project's when path is NULL (cmd_status.c).
- * On failure prints why and returns NULL. */
-weft_store *cli_open_store_at(const char *path);
+ * Without create, a store that does not exist is an error (reading
+ * commands never leave an empty store behind). On failure prints why and
+ * returns NULL. */
+weft_store *cli_open_store_at(const char *path, bool create);
 /* A job id or unique prefix of one in s into out; -1 after saying why
  * not. */
 int cli_resolve_job(weft_store *s, const char *text,
 		    char out[WEFT_JOB_ID_BYTES + 1]);
+/* cli_open_store_at(path) and, when job is not NULL, cli_resolve_job of
+ * it into id: what `--store PATH --job ID` of a store-reading command
+ * opens. NULL after saying why. */
+weft_store *cli_open_store_job(const char *path, const char *job,
+			       char id[WEFT_JOB_ID_BYTES + 1]);
+/* The JSON key of a reject reason ("bad_signature"; NULL for
+ * WEFT_REJECT_NONE), as status and pull print them (cmd_status.c). */
+const char *cli_reject_key(int reason);
 
 /* ---- Tracing a command (trace.c): shared by run and wrap ---- */
 

@@ -93,14 +93,8 @@ int cmd_coordinator(int argc, char **argv)
 		case 'h':
 			fputs(coordinator_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("coordinator",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("coordinator",
-					       "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("coordinator", argv, c);
 		}
 	}
 	if (optind < argc)

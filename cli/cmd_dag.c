@@ -7,6 +7,8 @@
  * they bury the lineage. --all keeps them; JSON always has everything.
  */
 #include <getopt.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -25,34 +27,156 @@ static const char dag_help[] =
 	"  --format F   text (default), dot (Graphviz) or json\n"
 	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n";
 
-static const weft_dag_artifact *find_artifact(const weft_dag *d,
-					      const char *id)
+/*
+ * What the printers look up, built once in O(E log N): a task's edges, an
+ * artifact by id, an artifact's writers. Scanning every edge per task and
+ * per read instead took 11 s for a job of 1,000,000 file records.
+ */
+struct dag_index {
+	const weft_dag *d;
+	size_t *edge_art;   /* per edge: its artifact, or SIZE_MAX */
+	size_t *task_first; /* task t's edges: by_task[task_first[t]..[t+1]] */
+	size_t *by_task;    /* edge indices grouped by task, in edge order */
+	size_t *art_first;  /* artifact a's write edges: writes[art_first..] */
+	size_t *writes;
+};
+
+/* Indices 0..n-1 sorted by id (and index, so the first of equal ids
+ * comes first, as a scan would find it). */
+struct id_sort {
+	const char *const *ids;
+};
+
+static int cmp_by_id(const void *x, const void *y, void *arg)
 {
-	for (size_t i = 0; i < d->nartifacts; i++)
-		if (strcmp(d->artifacts[i].id, id) == 0)
-			return &d->artifacts[i];
-	return NULL;
+	const struct id_sort *s = arg;
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	int c = strcmp(s->ids[a], s->ids[b]);
+	return c ? c : (a > b) - (a < b);
 }
 
-static bool artifact_written(const weft_dag *d, const char *id)
+static size_t *sorted_by_id(const char *const *ids, size_t n)
 {
-	for (size_t i = 0; i < d->nedges; i++)
-		if (d->edges[i].write && strcmp(d->edges[i].to, id) == 0)
-			return true;
-	return false;
+	size_t *order = malloc((n ? n : 1) * sizeof(*order));
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	struct id_sort s = {ids};
+	qsort_r(order, n, sizeof(*order), cmp_by_id, &s);
+	return order;
+}
+
+/* The first index whose id is id, or SIZE_MAX. */
+static size_t find_id(const char *const *ids, const size_t *order, size_t n,
+		      const char *id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(ids[order[mid]], id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && strcmp(ids[order[lo]], id) == 0 ? order[lo] : SIZE_MAX;
+}
+
+static void dag_index_free(struct dag_index *x)
+{
+	free(x->edge_art);
+	free(x->task_first);
+	free(x->by_task);
+	free(x->art_first);
+	free(x->writes);
+}
+
+/* Entries of key[] (SIZE_MAX: none) grouped by key, in index order:
+ * first[k]..first[k+1] indexes out[]. */
+static int group(const size_t *key, size_t n, size_t nkeys, size_t **first,
+		 size_t **out)
+{
+	*first = calloc(nkeys + 1, sizeof(**first));
+	*out = malloc((n ? n : 1) * sizeof(**out));
+	size_t *next = malloc((nkeys ? nkeys : 1) * sizeof(*next));
+	if (!*first || !*out || !next) {
+		free(next);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (key[i] != SIZE_MAX)
+			(*first)[key[i] + 1]++;
+	for (size_t k = 0; k < nkeys; k++)
+		(*first)[k + 1] += (*first)[k];
+	memcpy(next, *first, nkeys * sizeof(*next));
+	for (size_t i = 0; i < n; i++)
+		if (key[i] != SIZE_MAX)
+			(*out)[next[key[i]]++] = i;
+	free(next);
+	return 0;
+}
+
+static int dag_index_build(const weft_dag *d, struct dag_index *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->d = d;
+	const char **tids = malloc((d->ntasks + 1) * sizeof(*tids));
+	const char **aids = malloc((d->nartifacts + 1) * sizeof(*aids));
+	size_t *edge_task = malloc((d->nedges + 1) * sizeof(*edge_task));
+	size_t *write_art = malloc((d->nedges + 1) * sizeof(*write_art));
+	x->edge_art = malloc((d->nedges + 1) * sizeof(*x->edge_art));
+	size_t *torder = NULL, *aorder = NULL;
+	int err = -1;
+	if (!tids || !aids || !edge_task || !write_art || !x->edge_art)
+		goto out;
+	for (size_t i = 0; i < d->ntasks; i++)
+		tids[i] = d->tasks[i].id;
+	for (size_t i = 0; i < d->nartifacts; i++)
+		aids[i] = d->artifacts[i].id;
+	if (!(torder = sorted_by_id(tids, d->ntasks)) ||
+	    !(aorder = sorted_by_id(aids, d->nartifacts)))
+		goto out;
+	for (size_t i = 0; i < d->nedges; i++) {
+		const weft_dag_edge *e = &d->edges[i];
+		edge_task[i] = find_id(tids, torder, d->ntasks,
+				       e->write ? e->from : e->to);
+		x->edge_art[i] = find_id(aids, aorder, d->nartifacts,
+					 e->write ? e->to : e->from);
+		write_art[i] = e->write ? x->edge_art[i] : SIZE_MAX;
+	}
+	if (group(edge_task, d->nedges, d->ntasks, &x->task_first,
+		  &x->by_task) ||
+	    group(write_art, d->nedges, d->nartifacts, &x->art_first,
+		  &x->writes))
+		goto out;
+	err = 0;
+out:
+	free(tids);
+	free(aids);
+	free(edge_task);
+	free(write_art);
+	free(torder);
+	free(aorder);
+	if (err) {
+		dag_index_free(x);
+		cli_error("out of memory");
+	}
+	return err;
 }
 
 /* Hidden unless --all: system inputs nobody in the DAG produced. */
-static bool hidden(const weft_dag *d, const weft_dag_artifact *a, bool all)
+static bool hidden(const struct dag_index *x, size_t a, bool all)
 {
-	return !all && a->path && cli_is_system_path(a->path) &&
-	       !artifact_written(d, a->id);
+	const weft_dag_artifact *art = &x->d->artifacts[a];
+	return !all && art->path && cli_is_system_path(art->path) &&
+	       x->art_first[a + 1] == x->art_first[a];
 }
 
-static void print_artifact_line(FILE *out, const weft_dag *d,
-				const weft_dag_edge *e,
-				const weft_dag_artifact *a)
+static void print_artifact_line(FILE *out, const struct dag_index *x,
+				const weft_dag_edge *e, size_t ai)
 {
+	const weft_dag *d = x->d;
+	const weft_dag_artifact *a = &d->artifacts[ai];
 	fprintf(out, "  %s ", e->write ? "writes" : "reads ");
 	text_escaped(out, a->path ? a->path : a->id);
 	if (a->has_hash) {
@@ -64,21 +188,22 @@ static void print_artifact_line(FILE *out, const weft_dag *d,
 		fputs("  (weak: matched by path, no hash)", out);
 	if (!e->write) {
 		/* Which tasks produced what this task read. */
-		for (size_t j = 0; j < d->nedges; j++) {
-			const weft_dag_edge *w = &d->edges[j];
-			if (w->write && strcmp(w->to, a->id) == 0 &&
-			    strcmp(w->from, e->to) != 0)
+		for (size_t k = x->art_first[ai]; k < x->art_first[ai + 1];
+		     k++) {
+			const weft_dag_edge *w = &d->edges[x->writes[k]];
+			if (strcmp(w->from, e->to) != 0)
 				fprintf(out, "  <- %.8s", w->from);
 		}
 	}
 	fputc('\n', out);
 }
 
-static void print_text(FILE *out, const weft_dag *d, bool all)
+static void print_text(FILE *out, const struct dag_index *x, bool all)
 {
+	const weft_dag *d = x->d;
 	size_t nhidden = 0;
 	for (size_t i = 0; i < d->nartifacts; i++)
-		nhidden += hidden(d, &d->artifacts[i], all);
+		nhidden += hidden(x, i, all);
 	fprintf(out, "%zu task%s, %zu artifact%s, %zu edge%s\n", d->ntasks,
 		d->ntasks == 1 ? "" : "s", d->nartifacts,
 		d->nartifacts == 1 ? "" : "s", d->nedges,
@@ -92,17 +217,15 @@ static void print_text(FILE *out, const weft_dag *d, bool all)
 			task->node ? ", " : "", task->node ? task->node : "");
 		/* Reads first, then writes: the order data flows. */
 		for (int pass = 0; pass < 2; pass++) {
-			for (size_t i = 0; i < d->nedges; i++) {
+			for (size_t k = x->task_first[t];
+			     k < x->task_first[t + 1]; k++) {
+				size_t i = x->by_task[k];
 				const weft_dag_edge *e = &d->edges[i];
-				const char *tid = e->write ? e->from : e->to;
-				const char *aid = e->write ? e->to : e->from;
-				if (e->write != (pass == 1) ||
-				    strcmp(tid, task->id) != 0)
+				if (e->write != (pass == 1))
 					continue;
-				const weft_dag_artifact *a =
-					find_artifact(d, aid);
-				if (a && !hidden(d, a, all))
-					print_artifact_line(out, d, e, a);
+				size_t a = x->edge_art[i];
+				if (a != SIZE_MAX && !hidden(x, a, all))
+					print_artifact_line(out, x, e, a);
 			}
 		}
 	}
@@ -116,19 +239,21 @@ static void print_text(FILE *out, const weft_dag *d, bool all)
 static void dot_id(FILE *out, const char *s)
 {
 	fputc('"', out);
+	const char *plain = s; /* written in one go up to the next escape */
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', out);
-		if (*s == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*s, out);
+		if (*s != '"' && *s != '\\' && *s != '\n')
+			continue;
+		fwrite(plain, 1, (size_t)(s - plain), out);
+		fputs(*s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\", out);
+		plain = s + 1;
 	}
+	fwrite(plain, 1, (size_t)(s - plain), out);
 	fputc('"', out);
 }
 
-static void print_dot(FILE *out, const weft_dag *d, bool all)
+static void print_dot(FILE *out, const struct dag_index *x, bool all)
 {
+	const weft_dag *d = x->d;
 	fputs("digraph weft {\n  rankdir=LR;\n", out);
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const weft_dag_task *t = &d->tasks[i];
@@ -140,7 +265,7 @@ static void print_dot(FILE *out, const weft_dag *d, bool all)
 	}
 	for (size_t i = 0; i < d->nartifacts; i++) {
 		const weft_dag_artifact *a = &d->artifacts[i];
-		if (hidden(d, a, all))
+		if (hidden(x, i, all))
 			continue;
 		fputs("  ", out);
 		dot_id(out, a->id);
@@ -150,9 +275,8 @@ static void print_dot(FILE *out, const weft_dag *d, bool all)
 	}
 	for (size_t i = 0; i < d->nedges; i++) {
 		const weft_dag_edge *e = &d->edges[i];
-		const weft_dag_artifact *a =
-			find_artifact(d, e->write ? e->to : e->from);
-		if (a && hidden(d, a, all))
+		if (x->edge_art[i] != SIZE_MAX &&
+		    hidden(x, x->edge_art[i], all))
 			continue;
 		fputs("  ", out);
 		dot_id(out, e->from);
@@ -185,12 +309,7 @@ int cmd_dag(int argc, char **argv)
 		case 's': store_path = optarg; break;
 		case 'a': all = true; break;
 		case 'h': fputs(dag_help, stdout); return 0;
-		case ':':
-			return cli_usage_error("dag", "option '%s' needs a value",
-					       argv[optind - 1]);
-		default:
-			return cli_usage_error("dag", "unknown option '%s'",
-					       argv[optind - 1]);
+		default: return cli_option_error("dag", argv, c);
 		}
 	}
 	if (optind < argc)
@@ -202,14 +321,10 @@ int cmd_dag(int argc, char **argv)
 				       "unknown format '%s' (expected text, "
 				       "dot or json)",
 				       format);
-	weft_store *store = cli_open_store_at(store_path);
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+	weft_store *store = cli_open_store_job(store_path, job, job_id);
 	if (!store)
 		return 1;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	if (job && cli_resolve_job(store, job, job_id)) {
-		weft_store_close(store);
-		return 1;
-	}
 	weft_dag d;
 	int err = weft_store_dag(store, job ? job_id : NULL, &d);
 	if (err == WEFT_ENOTFOUND) {
@@ -223,13 +338,20 @@ int cmd_dag(int argc, char **argv)
 		weft_store_close(store);
 		return 1;
 	}
+	struct dag_index x;
+	int rc = 0;
 	if (strcmp(format, "json") == 0)
 		json_dag(stdout, &d);
-	else if (strcmp(format, "dot") == 0)
-		print_dot(stdout, &d, all);
-	else
-		print_text(stdout, &d, all);
+	else if (dag_index_build(&d, &x)) {
+		rc = 1;
+	} else {
+		if (strcmp(format, "dot") == 0)
+			print_dot(stdout, &x, all);
+		else
+			print_text(stdout, &x, all);
+		dag_index_free(&x);
+	}
 	weft_dag_release(&d);
 	weft_store_close(store);
-	return 0;
+	return rc;
 }

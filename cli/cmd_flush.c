@@ -50,13 +50,8 @@ int cmd_flush(int argc, char **argv)
 		case 'h':
 			fputs(flush_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("flush",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("flush", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("flush", argv, c);
 		}
 	}
 	if (optind < argc)

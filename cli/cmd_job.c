@@ -180,8 +180,7 @@ int cmd_job(int argc, char **argv)
 			fputs(job_help, stdout);
 			return 0;
 		default:
-			return cli_usage_error("job", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("job", argv, c);
 		}
 	}
 	const char *sub = optind < argc ? argv[optind] : NULL;

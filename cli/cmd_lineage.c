@@ -210,13 +210,8 @@ int cmd_lineage(int argc, char **argv)
 		case 'j': job = optarg; break;
 		case 's': store_path = optarg; break;
 		case 'h': fputs(lineage_help, stdout); return 0;
-		case ':':
-			return cli_usage_error("lineage",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("lineage", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("lineage", argv, c);
 		}
 	}
 	if (optind >= argc)
@@ -233,14 +228,10 @@ int cmd_lineage(int argc, char **argv)
 		cli_error("path too long: '%s'", argv[optind]);
 		return 1;
 	}
-	weft_store *store = cli_open_store_at(store_path);
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+	weft_store *store = cli_open_store_job(store_path, job, job_id);
 	if (!store)
 		return 1;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	if (job && cli_resolve_job(store, job, job_id)) {
-		weft_store_close(store);
-		return 1;
-	}
 	weft_dag d;
 	int err = weft_store_lineage(store, path, job ? job_id : NULL, down,
 				     &d);

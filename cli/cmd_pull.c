@@ -286,19 +286,6 @@ static int pull_coordinator(struct pull *p, weft_store *dst, const char *url,
 
 /* ---- Output ---- */
 
-static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
-	[WEFT_REJECT_MALFORMED] = "malformed",
-	[WEFT_REJECT_OVERSIZE] = "oversize",
-	[WEFT_REJECT_UNKNOWN_JOB] = "unknown_job",
-	[WEFT_REJECT_JOB_ENDED] = "job_ended",
-	[WEFT_REJECT_UNENROLLED] = "unenrolled_writer",
-	[WEFT_REJECT_BAD_SIGNATURE] = "bad_signature",
-	[WEFT_REJECT_BAD_TOKEN] = "bad_token",
-	[WEFT_REJECT_REPLAY] = "replay",
-	[WEFT_REJECT_MISMATCH] = "mismatch",
-	[WEFT_REJECT_JOB_EXISTS] = "job_exists",
-};
-
 static void print_json(const struct pull *p, const weft_relay_counts *c,
 		       const char *store)
 {
@@ -323,9 +310,9 @@ static void print_json(const struct pull *p, const weft_relay_counts *c,
 	       (unsigned long long)c->rejected);
 	const char *sep = "";
 	for (int i = 1; i < WEFT_REJECT_REASON_MAX; i++) {
-		if (!reject_keys[i])
+		if (!cli_reject_key(i))
 			continue;
-		printf("%s\"%s\": %llu", sep, reject_keys[i],
+		printf("%s\"%s\": %llu", sep, cli_reject_key(i),
 		       (unsigned long long)c->rejects[i]);
 		sep = ", ";
 	}
@@ -394,13 +381,8 @@ int cmd_pull(int argc, char **argv)
 		case 'h':
 			fputs(pull_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("pull",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("pull", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("pull", argv, c);
 		}
 	}
 	if (optind >= argc)
@@ -417,7 +399,7 @@ int cmd_pull(int argc, char **argv)
 	if (!remote && source_db(p.source, db, sizeof(db)))
 		return 1;
 
-	weft_store *dst = store_path ? cli_open_store_at(store_path)
+	weft_store *dst = store_path ? cli_open_store_at(store_path, true)
 				     : cli_open_store(true, NULL, 0);
 	if (!dst)
 		return 1;

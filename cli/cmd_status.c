@@ -4,12 +4,15 @@
  * in each writer's sequence (fragments still to come, or lost), and the
  * requests the coordinator refused, by reason.
  *
- * Also the two helpers the store-reading commands share: opening the store
- * named by --store (or the project's), and resolving a job id prefix.
+ * Also the helpers the store-reading commands share: opening the store
+ * named by --store (or the project's), resolving a job id prefix, and the
+ * JSON keys of reject reasons.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "weft_coordinator.h"
@@ -33,10 +36,16 @@ static const char status_help[] =
 /* How long a coordinator has to answer. */
 #define STATUS_TIMEOUT_MS 5000
 
-weft_store *cli_open_store_at(const char *path)
+weft_store *cli_open_store_at(const char *path, bool create)
 {
 	if (!path)
-		return cli_open_store(false, NULL, 0);
+		return cli_open_store(create, NULL, 0);
+	struct stat st;
+	if (!create && stat(path, &st) != 0) {
+		cli_error("cannot open the store %s: %s", path,
+			  strerror(errno));
+		return NULL;
+	}
 	weft_store *s;
 	int err = weft_store_open(path, &s);
 	if (err) {
@@ -66,6 +75,17 @@ int cli_resolve_job(weft_store *s, const char *text,
 	return 0;
 }
 
+weft_store *cli_open_store_job(const char *path, const char *job,
+			       char id[WEFT_JOB_ID_BYTES + 1])
+{
+	weft_store *s = cli_open_store_at(path, false);
+	if (s && job && cli_resolve_job(s, job, id)) {
+		weft_store_close(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* JSON keys of the reject reasons (enum weft_reject_reason). */
 static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
 	[WEFT_REJECT_NONE] = NULL,
@@ -80,6 +100,13 @@ static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
 	[WEFT_REJECT_MISMATCH] = "mismatch",
 	[WEFT_REJECT_JOB_EXISTS] = "job_exists",
 };
+
+const char *cli_reject_key(int reason)
+{
+	return reason >= 0 && reason < WEFT_REJECT_REASON_MAX
+		       ? reject_keys[reason]
+		       : NULL;
+}
 
 static uint64_t job_gaps(const weft_status_job *j)
 {
@@ -263,13 +290,8 @@ int cmd_status(int argc, char **argv)
 		case 'h':
 			fputs(status_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("status",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("status", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("status", argv, c);
 		}
 	}
 	if (optind < argc)
@@ -293,14 +315,10 @@ int cmd_status(int argc, char **argv)
 			return 1;
 		}
 	} else {
-		weft_store *s = cli_open_store_at(store_path);
+		char id[WEFT_JOB_ID_BYTES + 1];
+		weft_store *s = cli_open_store_job(store_path, job, id);
 		if (!s)
 			return 1;
-		char id[WEFT_JOB_ID_BYTES + 1];
-		if (job && cli_resolve_job(s, job, id)) {
-			weft_store_close(s);
-			return 1;
-		}
 		int e = weft_store_status(s, job ? id : NULL, &st);
 		if (e) {
 			cli_error("cannot read the status: %s",

@@ -135,14 +135,8 @@ static int tracer_check(int argc, char **argv)
 		case 'h':
 			fputs(tracer_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("tracer check",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("tracer check",
-					       "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("tracer check", argv, c);
 		}
 	}
 	if (optind >= argc)
@@ -222,9 +216,7 @@ static int tracer_use(int argc, char **argv)
 			fputs(tracer_help, stdout);
 			return 0;
 		default:
-			return cli_usage_error("tracer use",
-					       "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("tracer use", argv, c);
 		}
 	}
 	char modes[256];
@@ -283,14 +275,8 @@ static int tracer_enable(int argc, char **argv)
 		case 'h':
 			fputs(tracer_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("tracer enable",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("tracer enable",
-					       "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("tracer enable", argv, c);
 		}
 	}
 	if (optind >= argc)

@@ -57,26 +57,17 @@ int cmd_verify(int argc, char **argv)
 		case 'h':
 			fputs(verify_help, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error("verify",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("verify", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("verify", argv, c);
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error("verify", "unexpected argument '%s'",
 				       argv[optind]);
-	weft_store *s = cli_open_store_at(store_path);
+	char id[WEFT_JOB_ID_BYTES + 1];
+	weft_store *s = cli_open_store_job(store_path, job, id);
 	if (!s)
 		return 1;
-	char id[WEFT_JOB_ID_BYTES + 1];
-	if (job && cli_resolve_job(s, job, id)) {
-		weft_store_close(s);
-		return 1;
-	}
 	weft_verify_counts n;
 	int err = weft_store_verify(s, job ? id : NULL, &n, print_bad, NULL);
 	if (err) {

@@ -34,10 +34,7 @@
 
 /* Requests applied per transaction at most. */
 #define COORD_BATCH 1024
-/* Group commit (gather()): while busy, one commit per COORD_GATHER_MS
- * unless COORD_BATCH_MIN requests are waiting. */
-#define COORD_GATHER_MS 5
-#define COORD_BATCH_MIN 128
+
 /* Jobs whose rejects are counted separately (status per job). */
 #define COORD_MAX_REJECT_JOBS 4096
 /* Request bytes held (received, not yet answered) at most; beyond it new
@@ -236,10 +233,9 @@ static void enqueue(struct slot *s)
 		c->head = s;
 	c->tail = s;
 	c->queued++;
-	/* Wake the writer when the queue was empty (a busy writer takes
-	 * the whole queue when it is done anyway) and when a batch it
-	 * waits to fill (gather) is full. */
-	if (++c->wqueued == 1 || c->wqueued == COORD_BATCH_MIN)
+	/* Wake the writer when the queue was empty: a busy writer takes
+	 * the whole queue when it is done anyway. */
+	if (++c->wqueued == 1)
 		pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -355,50 +351,10 @@ static void run_batch(weft_coordinator *c, struct slot *batch)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void timespec_add_ms(struct timespec *t, int ms)
-{
-	t->tv_nsec += (long)ms * 1000000L;
-	t->tv_sec += t->tv_nsec / 1000000000L;
-	t->tv_nsec %= 1000000000L;
-}
-
-static bool timespec_before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec ||
-	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* Group commit. A commit writes every page its batch dirtied, and the
- * unique indexes (paths, hashes, run ids) put each fragment's rows on
- * pages of their own: per fragment, a commit of 16 costs ~4x one of
- * 1,024 (bench/ingest --bare-batch). So while requests arrive back to
- * back, commit at most every COORD_GATHER_MS unless COORD_BATCH_MIN are
- * waiting; a request arriving after a quiet spell is stored at once.
- * Called with c->mu held and the queue not empty. */
-static void gather(weft_coordinator *c, const struct timespec *last_batch)
-{
-	static int ms = -1, min = -1; /* H2 experiment */
-	if (ms < 0) {
-		ms = getenv("H2_GATHER_MS") ? atoi(getenv("H2_GATHER_MS")) : COORD_GATHER_MS;
-		min = getenv("H2_BATCH_MIN") ? atoi(getenv("H2_BATCH_MIN")) : COORD_BATCH_MIN;
-	}
-	struct timespec deadline = *last_batch, now;
-	timespec_add_ms(&deadline, ms);
-	clock_gettime(CLOCK_REALTIME, &now);
-	while (c->wqueued < (size_t)min && !c->quit && !c->stopping &&
-	       timespec_before(&now, &deadline)) {
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) ==
-		    ETIMEDOUT)
-			break;
-		clock_gettime(CLOCK_REALTIME, &now);
-	}
-}
-
 static void *writer_main(void *arg)
 {
 	weft_coordinator *c = arg;
 	pthread_setname_np(pthread_self(), "weft-store");
-	struct timespec last_batch = {0, 0};
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		while (!c->head && !c->quit)
@@ -407,8 +363,6 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&c->mu);
 			break;
 		}
-		gather(c, &last_batch);
-		clock_gettime(CLOCK_REALTIME, &last_batch);
 		struct slot *batch = c->head, *last = c->head;
 		size_t n = 1;
 		while (last->next && n < COORD_BATCH) {

@@ -79,6 +79,14 @@ int weft_rd_cstr(struct weft_rd *rd, size_t max, char **out);
  * WEFT_ETRUNC before the caller allocates for it. */
 int weft_rd_array(struct weft_rd *rd, uint32_t max, size_t min_elem,
 		  uint32_t *n);
+/* Reads one element of an array into item. */
+typedef int (*weft_rd_item_fn)(struct weft_rd *rd, void *item, void *ctx);
+/* An array (as weft_rd_array) into a zeroed allocation of n elements of
+ * size bytes at *items (left NULL for none), each read by item(rd,
+ * &(*items)[i], ctx). *count is the number of elements read, the failed
+ * one included, so that the caller's release frees what was read. */
+int weft_rd_list(struct weft_rd *rd, uint32_t max, size_t min_elem, size_t size,
+		 void **items, size_t *count, weft_rd_item_fn item, void *ctx);
 /* A map header. */
 int weft_rd_map(struct weft_rd *rd, uint32_t *n);
 /* A map header whose first entry must be "v" = WEFT_SCHEMA_VERSION;

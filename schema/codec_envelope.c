@@ -54,6 +54,15 @@ int wire_str_check(const char *s, size_t max)
 	return strnlen(s, max + 1) > max ? WEFT_ETOOBIG : WEFT_OK;
 }
 
+int wire_rd_pair(struct weft_rd *rd)
+{
+	uint32_t two;
+	int rc = weft_rd_array(rd, 2, 1, &two);
+	if (rc == WEFT_OK && two != 2)
+		rc = WEFT_EINVAL;
+	return rc;
+}
+
 enum { E_JOB, E_WRITER, E_SEQ, E_PAYLOAD, E_SIG, E_NKEYS };
 static const char *const env_key_names[E_NKEYS] = {
 	"job", "writer", "seq", "payload", "sig",

@@ -13,9 +13,6 @@
 
 #include "wire_codec.h"
 
-/* Kinds a message may carry at all, for weft_message_kind. */
-#define EXPORT_MAX_KIND 127
-
 int weft_message_kind(const uint8_t *buf, size_t len, int *kind)
 {
 	*kind = 0;
@@ -24,7 +21,7 @@ int weft_message_kind(const uint8_t *buf, size_t len, int *kind)
 	struct weft_rd rd;
 	weft_rd_init(&rd, buf, len);
 	uint32_t n;
-	return wire_kind_read(&rd, EXPORT_MAX_KIND, kind, &n);
+	return wire_kind_read(&rd, WIRE_MAX_KIND, kind, &n);
 }
 
 /* ---- The request ---- */
@@ -76,20 +73,10 @@ int weft_export_request_decode(const uint8_t *buf, size_t len,
 {
 	job[0] = '\0';
 	*after = *wafter = 0;
-	if (len > WEFT_MAX_REQUEST_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	uint32_t n;
-	int kind;
-	int rc = wire_kind_read(&rd, EXPORT_MAX_KIND, &kind, &n);
-	if (rc == WEFT_OK && kind != WEFT_REQ_EXPORT)
-		rc = WEFT_EINVAL;
 	struct req_ctx c = {job, after, wafter};
-	if (rc == WEFT_OK)
-		rc = wire_entries_read(&rd, n, &req_keys, req_read_entry, &c);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = wire_message_read(buf, len, WEFT_MAX_REQUEST_BYTES,
+				   WEFT_REQ_EXPORT, &req_keys, req_read_entry,
+				   &c);
 	if (rc) {
 		job[0] = '\0';
 		*after = *wafter = 0;
@@ -112,7 +99,7 @@ enum {
 	J_CREATED,
 	J_ENDT,
 	J_EXIT,
-	J_CMD,
+	J_CMD, /* J_CMD..J_GIT in WIRE_JOB_* order */
 	J_USER,
 	J_HOST,
 	J_CWD,
@@ -135,12 +122,8 @@ static int page_check(const weft_export_page *p)
 	    p->nwriters > WEFT_MAX_EXPORT_WRITERS ||
 	    p->nenvs > WEFT_MAX_EXPORT_ENVELOPES)
 		return WEFT_EINVAL;
-	const char *cmd = p->job.command ? p->job.command : "";
-	int rc = wire_str_check(cmd, WEFT_MAX_COMMAND_BYTES);
-	if (rc || (rc = wire_str_check(p->job.user, WEFT_MAX_FIELD_BYTES)) ||
-	    (rc = wire_str_check(p->job.host, WEFT_MAX_FIELD_BYTES)) ||
-	    (rc = wire_str_check(p->job.cwd, WEFT_MAX_PATH_BYTES)) ||
-	    (rc = wire_str_check(p->job.git, WEFT_MAX_FIELD_BYTES)))
+	int rc = wire_job_text_check(&p->job);
+	if (rc)
 		return rc;
 	size_t total = 0;
 	for (size_t i = 0; i < p->nenvs; i++) {
@@ -179,16 +162,7 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out)
 	weft_wr_int(&w, p->ended_ns);
 	weft_wr_key(&w, "exit");
 	weft_wr_int(&w, p->exit_code);
-	weft_wr_key(&w, "cmd");
-	weft_wr_cstr(&w, j->command ? j->command : "");
-	weft_wr_key(&w, "user");
-	weft_wr_cstr(&w, j->user);
-	weft_wr_key(&w, "host");
-	weft_wr_cstr(&w, j->host);
-	weft_wr_key(&w, "cwd");
-	weft_wr_cstr(&w, j->cwd);
-	weft_wr_key(&w, "git");
-	weft_wr_cstr(&w, j->git);
+	wire_job_text_write(&w, j);
 	weft_wr_key(&w, "writers");
 	weft_wr_array(&w, (uint32_t)p->nwriters);
 	for (size_t i = 0; i < p->nwriters; i++) {
@@ -232,60 +206,34 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		p->exit_code = (int32_t)v;
 		return rc;
 	case J_CMD:
-		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
 	case J_USER:
-		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
 	case J_HOST:
-		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
 	case J_CWD:
-		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
 	case J_GIT:
-		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+		return wire_job_text_read(rd, j, key - J_CMD);
 	}
 	return WEFT_EINVAL;
 }
 
-static int writers_read(struct weft_rd *rd, weft_export_page *p)
+/* [pk, enrolled] */
+static int writer_read(struct weft_rd *rd, void *item, void *ctx)
 {
-	uint32_t n;
-	int rc = weft_rd_array(rd, WEFT_MAX_EXPORT_WRITERS, WRITER_MIN_BYTES,
-			       &n);
-	if (rc || n == 0)
-		return rc;
-	p->writers = calloc(n, sizeof(*p->writers));
-	if (!p->writers)
-		return WEFT_ENOMEM;
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		uint32_t two;
-		rc = weft_rd_array(rd, 2, 1, &two);
-		if (rc == WEFT_OK && two != 2)
-			rc = WEFT_EINVAL;
-		if (rc == WEFT_OK)
-			rc = wire_rd_fixed_bin(rd, p->writers[i].pk,
-					       WEFT_PUBKEY_BYTES);
-		if (rc == WEFT_OK)
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
-					 &p->writers[i].enrolled_ns);
-		p->nwriters = i + 1;
-	}
+	weft_export_writer *w = item;
+	(void)ctx;
+	int rc = wire_rd_pair(rd);
+	if (rc == WEFT_OK)
+		rc = wire_rd_fixed_bin(rd, w->pk, WEFT_PUBKEY_BYTES);
+	if (rc == WEFT_OK)
+		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &w->enrolled_ns);
 	return rc;
 }
 
-static int envs_read(struct weft_rd *rd, weft_export_page *p)
+static int env_read(struct weft_rd *rd, void *item, void *ctx)
 {
-	uint32_t n;
-	int rc = weft_rd_array(rd, WEFT_MAX_EXPORT_ENVELOPES, 1, &n);
-	if (rc || n == 0)
-		return rc;
-	p->envs = calloc(n, sizeof(*p->envs));
-	if (!p->envs)
-		return WEFT_ENOMEM;
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		rc = weft_rd_bytes(rd, true, WEFT_MAX_ENVELOPE_BYTES,
-				   &p->envs[i].data, &p->envs[i].len);
-		p->nenvs = i + 1;
-	}
-	return rc;
+	weft_export_env *e = item;
+	(void)ctx;
+	return weft_rd_bytes(rd, true, WEFT_MAX_ENVELOPE_BYTES, &e->data,
+			     &e->len);
 }
 
 static int page_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -295,9 +243,14 @@ static int page_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case P_JOB:
 		return weft_rd_fields(rd, &job_keys, false, job_read_entry, p);
 	case P_WRITERS:
-		return writers_read(rd, p);
+		return weft_rd_list(rd, WEFT_MAX_EXPORT_WRITERS,
+				    WRITER_MIN_BYTES, sizeof(*p->writers),
+				    (void **)&p->writers, &p->nwriters,
+				    writer_read, NULL);
 	case P_ENVS:
-		return envs_read(rd, p);
+		return weft_rd_list(rd, WEFT_MAX_EXPORT_ENVELOPES, 1,
+				    sizeof(*p->envs), (void **)&p->envs,
+				    &p->nenvs, env_read, NULL);
 	case P_NEXT:
 		return weft_rd_uint(rd, INT64_MAX, &p->next);
 	case P_WNEXT:
@@ -311,19 +264,9 @@ static int page_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 int weft_export_page_decode(const uint8_t *buf, size_t len, weft_export_page *p)
 {
 	memset(p, 0, sizeof(*p));
-	if (len > WEFT_MAX_MESSAGE_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	uint32_t n;
-	int kind;
-	int rc = wire_kind_read(&rd, EXPORT_MAX_KIND, &kind, &n);
-	if (rc == WEFT_OK && kind != WEFT_REPLY_EXPORT)
-		rc = WEFT_EINVAL;
-	if (rc == WEFT_OK)
-		rc = wire_entries_read(&rd, n, &page_keys, page_read_entry, p);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = wire_message_read(buf, len, WEFT_MAX_MESSAGE_BYTES,
+				   WEFT_REPLY_EXPORT, &page_keys,
+				   page_read_entry, p);
 	if (rc == WEFT_OK && p->has_key && !p->ended)
 		rc = WEFT_EINVAL;
 	if (rc) {

@@ -147,10 +147,7 @@ static int engine_read(struct weft_rd *rd, weft_task_identity *t)
 	/* [key, value]: a fixarray header and two one-byte strings. */
 	int rc = weft_rd_array(rd, WEFT_MAX_ENGINE_IDS, 3, &n);
 	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		uint32_t two;
-		rc = weft_rd_array(rd, 2, 1, &two);
-		if (rc == WEFT_OK && two != 2)
-			rc = WEFT_EINVAL;
+		rc = wire_rd_pair(rd);
 		if (rc == WEFT_OK)
 			rc = wire_rd_fixed_str(rd, t->engine[i].key,
 					       sizeof(t->engine[i].key));

@@ -58,11 +58,76 @@ int wire_entries_read(struct weft_rd *rd, uint32_t n,
 	return rc ? rc : weft_rd_check_required(keys, seen);
 }
 
+int wire_message_read(const uint8_t *buf, size_t len, size_t max_len, int kind,
+		      const struct weft_rd_keys *keys, weft_rd_entry_fn entry,
+		      void *ctx)
+{
+	if (len > max_len)
+		return WEFT_ETOOBIG;
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	uint32_t n;
+	int got;
+	int rc = wire_kind_read(&rd, WIRE_MAX_KIND, &got, &n);
+	if (rc == WEFT_OK && got != kind)
+		rc = WEFT_EINVAL;
+	if (rc == WEFT_OK)
+		rc = wire_entries_read(&rd, n, keys, entry, ctx);
+	if (rc == WEFT_OK && rd.pos != len)
+		rc = WEFT_ETRAILING;
+	return rc;
+}
+
 void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys)
 {
 	weft_wr_versioned_map(w, nkeys + 1);
 	weft_wr_key(w, "t");
 	weft_wr_uint(w, (uint64_t)kind);
+}
+
+/* ---- Shared: the strings describing a job ---- */
+
+int wire_job_text_check(const weft_job_info *j)
+{
+	const char *cmd = j->command ? j->command : "";
+	int rc = wire_str_check(cmd, WEFT_MAX_COMMAND_BYTES);
+	if (rc || (rc = wire_str_check(j->user, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(j->host, WEFT_MAX_FIELD_BYTES)) ||
+	    (rc = wire_str_check(j->cwd, WEFT_MAX_PATH_BYTES)) ||
+	    (rc = wire_str_check(j->git, WEFT_MAX_FIELD_BYTES)))
+		return rc;
+	return WEFT_OK;
+}
+
+void wire_job_text_write(struct weft_wr *w, const weft_job_info *j)
+{
+	weft_wr_key(w, "cmd");
+	weft_wr_cstr(w, j->command ? j->command : "");
+	weft_wr_key(w, "user");
+	weft_wr_cstr(w, j->user);
+	weft_wr_key(w, "host");
+	weft_wr_cstr(w, j->host);
+	weft_wr_key(w, "cwd");
+	weft_wr_cstr(w, j->cwd);
+	weft_wr_key(w, "git");
+	weft_wr_cstr(w, j->git);
+}
+
+int wire_job_text_read(struct weft_rd *rd, weft_job_info *j, unsigned t)
+{
+	switch (t) {
+	case WIRE_JOB_CMD:
+		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
+	case WIRE_JOB_USER:
+		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
+	case WIRE_JOB_HOST:
+		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
+	case WIRE_JOB_CWD:
+		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
+	case WIRE_JOB_GIT:
+		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+	}
+	return WEFT_EINVAL;
 }
 
 /* ---- Requests ---- */
@@ -71,7 +136,7 @@ void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys)
 enum {
 	Q_JOB,
 	Q_TOKEN,
-	Q_CMD,
+	Q_CMD, /* Q_CMD..Q_GIT in WIRE_JOB_* order */
 	Q_USER,
 	Q_HOST,
 	Q_CWD,
@@ -101,12 +166,8 @@ int weft_req_job_create(const weft_job_info *j, weft_buf *out)
 {
 	if (weft_job_id_check(j->id) || weft_token_check(j->token))
 		return WEFT_EINVAL;
-	const char *cmd = j->command ? j->command : "";
-	int rc = wire_str_check(cmd, WEFT_MAX_COMMAND_BYTES);
-	if (rc || (rc = wire_str_check(j->user, WEFT_MAX_FIELD_BYTES)) ||
-	    (rc = wire_str_check(j->host, WEFT_MAX_FIELD_BYTES)) ||
-	    (rc = wire_str_check(j->cwd, WEFT_MAX_PATH_BYTES)) ||
-	    (rc = wire_str_check(j->git, WEFT_MAX_FIELD_BYTES)))
+	int rc = wire_job_text_check(j);
+	if (rc)
 		return rc;
 	struct weft_wr w;
 	weft_wr_init(&w, out);
@@ -115,16 +176,7 @@ int weft_req_job_create(const weft_job_info *j, weft_buf *out)
 	weft_wr_cstr(&w, j->id);
 	weft_wr_key(&w, "token");
 	weft_wr_cstr(&w, j->token);
-	weft_wr_key(&w, "cmd");
-	weft_wr_cstr(&w, cmd);
-	weft_wr_key(&w, "user");
-	weft_wr_cstr(&w, j->user);
-	weft_wr_key(&w, "host");
-	weft_wr_cstr(&w, j->host);
-	weft_wr_key(&w, "cwd");
-	weft_wr_cstr(&w, j->cwd);
-	weft_wr_key(&w, "git");
-	weft_wr_cstr(&w, j->git);
+	wire_job_text_write(&w, j);
 	weft_wr_key(&w, "time");
 	weft_wr_int(&w, j->created_ns);
 	return weft_wr_finish(&w);
@@ -216,15 +268,11 @@ static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		       : weft_token_check(j->token) ? WEFT_EINVAL
 						    : WEFT_OK;
 	case Q_CMD:
-		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
 	case Q_USER:
-		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
 	case Q_HOST:
-		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
 	case Q_CWD:
-		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
 	case Q_GIT:
-		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+		return wire_job_text_read(rd, j, key - Q_CMD);
 	case Q_TIME:
 		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &v);
 		j->created_ns = r->ended_ns = v;

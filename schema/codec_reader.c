@@ -255,6 +255,24 @@ int weft_rd_array(struct weft_rd *rd, uint32_t max, size_t min_elem,
 	return WEFT_OK;
 }
 
+int weft_rd_list(struct weft_rd *rd, uint32_t max, size_t min_elem, size_t size,
+		 void **items, size_t *count, weft_rd_item_fn item, void *ctx)
+{
+	uint32_t n;
+	int rc = weft_rd_array(rd, max, min_elem, &n);
+	if (rc || n == 0)
+		return rc;
+	unsigned char *a = calloc(n, size);
+	if (!a)
+		return WEFT_ENOMEM;
+	*items = a;
+	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
+		rc = item(rd, a + (size_t)i * size, ctx);
+		*count = i + 1;
+	}
+	return rc;
+}
+
 int weft_rd_map(struct weft_rd *rd, uint32_t *n)
 {
 	size_t save = rd->pos;

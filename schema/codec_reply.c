@@ -221,22 +221,10 @@ static int writer_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	return WEFT_EINVAL;
 }
 
-static int writers_read(struct weft_rd *rd, weft_status_job *j)
+static int writer_read(struct weft_rd *rd, void *item, void *ctx)
 {
-	uint32_t n;
-	int rc = weft_rd_array(rd, WEFT_MAX_STATUS_WRITERS,
-			       weft_rd_min_map_bytes(&writer_keys), &n);
-	if (rc || n == 0)
-		return rc;
-	j->writers = calloc(n, sizeof(*j->writers));
-	if (!j->writers)
-		return WEFT_ENOMEM;
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		rc = weft_rd_fields(rd, &writer_keys, false, writer_read_entry,
-				    &j->writers[i]);
-		j->nwriters = i + 1;
-	}
-	return rc;
+	(void)ctx;
+	return weft_rd_fields(rd, &writer_keys, false, writer_read_entry, item);
 }
 
 static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -266,27 +254,18 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case J_REJECTS:
 		return weft_rd_uint(rd, UINT64_MAX, &j->rejects);
 	case J_WRITERS:
-		return writers_read(rd, j);
+		return weft_rd_list(rd, WEFT_MAX_STATUS_WRITERS,
+				    weft_rd_min_map_bytes(&writer_keys),
+				    sizeof(*j->writers), (void **)&j->writers,
+				    &j->nwriters, writer_read, NULL);
 	}
 	return WEFT_EINVAL;
 }
 
-static int jobs_read(struct weft_rd *rd, weft_status *st)
+static int job_read(struct weft_rd *rd, void *item, void *ctx)
 {
-	uint32_t n;
-	int rc = weft_rd_array(rd, WEFT_MAX_STATUS_JOBS,
-			       weft_rd_min_map_bytes(&job_keys), &n);
-	if (rc || n == 0)
-		return rc;
-	st->jobs = calloc(n, sizeof(*st->jobs));
-	if (!st->jobs)
-		return WEFT_ENOMEM;
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		rc = weft_rd_fields(rd, &job_keys, false, job_read_entry,
-				    &st->jobs[i]);
-		st->njobs = i + 1;
-	}
-	return rc;
+	(void)ctx;
+	return weft_rd_fields(rd, &job_keys, false, job_read_entry, item);
 }
 
 static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -296,7 +275,10 @@ static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	int rc;
 	switch (key) {
 	case S_JOBS:
-		return jobs_read(rd, st);
+		return weft_rd_list(rd, WEFT_MAX_STATUS_JOBS,
+				    weft_rd_min_map_bytes(&job_keys),
+				    sizeof(*st->jobs), (void **)&st->jobs,
+				    &st->njobs, job_read, NULL);
 	case S_REJECTS:
 		rc = weft_rd_array(rd, WEFT_REJECT_REASON_MAX, 1, &n);
 		if (rc == WEFT_OK && n != WEFT_REJECT_REASON_MAX)

@@ -5,9 +5,14 @@
  *
  * A weft_store_writer holds its prepared statements for the life of the
  * coordinator: at thousands of fragments a second, preparing per request
- * would cost more than the inserts. Each request runs inside a savepoint
- * of the caller's batch transaction, so its verdict is all-or-nothing on
- * its own and the batch commits whatever the other requests did.
+ * would cost more than the inserts. Each request's verdict is
+ * all-or-nothing on its own and the batch commits whatever the other
+ * requests did: a fragment that starts a new run (nearly all) is checked
+ * completely before its first write and then written without a savepoint
+ * (fragment_unguarded); everything else runs inside a savepoint of the
+ * caller's batch transaction (in_savepoint). The writer also caches ids
+ * (writers, paths, artifacts) and runs checkpoints on a thread of its
+ * own (see bench/ingest and docs/benchmarks.md for what each saves).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -282,14 +287,13 @@ int weft_store_writer_new(weft_store *s, weft_store_writer **out)
 	}
 	/* A coordinator's connection writes thousands of rows a second: a
 	 * larger page cache; checkpoints on their own thread (wal_hook), and
-	 * the WAL file cut back to 64 MiB when it starts over.
-	 * Savepoint and statement journals in memory:
-	 * in a temporary file they cost a write(2) per page touched (which
-	 * was half the time of an insert). No foreign-key checks: each costs
-	 * a lookup in the parent table per row, and every id this writer
-	 * binds it has just read or inserted itself in the same transaction
-	 * (nothing is ever deleted). All of these only affect this
-	 * connection. */
+	 * the WAL file cut back to 64 MiB when it starts over; savepoint and
+	 * statement journals in memory (in a temporary file they cost a
+	 * write(2) per page touched, half the time of an insert). No
+	 * foreign-key checks: each costs a lookup in the parent table per
+	 * row, and every id this writer binds it has just read or inserted
+	 * itself (nothing is ever deleted). All of these only affect this
+	 * connection, and weft_store_writer_free restores what matters. */
 	int err = store_exec(s, "PRAGMA cache_size = -65536") ||
 				  store_exec(s, "PRAGMA temp_store = MEMORY") ||
 				  store_exec(s, "PRAGMA journal_size_limit = "
@@ -316,9 +320,10 @@ void weft_store_writer_free(weft_store_writer *w)
 {
 	if (!w)
 		return;
-	/* Back to SQLite's automatic checkpoint for whoever uses the
-	 * connection next. */
+	/* Back to SQLite's automatic checkpoint and foreign-key checks for
+	 * whoever uses the connection next. */
 	sqlite3_wal_autocheckpoint(w->s->db, 1000);
+	sqlite3_exec(w->s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	checkpointer_stop(&w->ckpt);
 	for (int i = 0; i < W_NSTMT; i++)
 		sqlite3_finalize(w->st[i]);

@@ -13,8 +13,7 @@
 
 #include "store_internal.h"
 
-/* A column copied into a fixed array (cut to fit). */
-static void column_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
+void store_column_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
 {
 	size_t n = (size_t)sqlite3_column_bytes(st, i);
 	const void *p = sqlite3_column_blob(st, i);
@@ -23,6 +22,22 @@ static void column_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
 	if (n)
 		memcpy(out, p, n);
 	out[n] = '\0';
+}
+
+int store_job_text_from_row(sqlite3_stmt *st, int first, weft_job_info *info)
+{
+	int err = WEFT_OK;
+	size_t n = (size_t)sqlite3_column_bytes(st, first);
+	info->command = malloc(n + 1);
+	if (info->command)
+		store_column_fixed(st, first, info->command, n + 1);
+	else
+		err = WEFT_ENOMEM;
+	store_column_fixed(st, first + 1, info->user, sizeof(info->user));
+	store_column_fixed(st, first + 2, info->host, sizeof(info->host));
+	store_column_fixed(st, first + 3, info->cwd, sizeof(info->cwd));
+	store_column_fixed(st, first + 4, info->git, sizeof(info->git));
+	return err;
 }
 
 static int step_done(int rc)
@@ -119,13 +134,13 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		}
 		weft_status_job *j = &out->jobs[out->njobs++];
 		memset(j, 0, sizeof(*j));
-		column_fixed(st, 1, j->id, sizeof(j->id));
+		store_column_fixed(st, 1, j->id, sizeof(j->id));
 		j->ended = !strcmp((const char *)sqlite3_column_text(st, 2),
 				   "ended");
 		j->created_ns = sqlite3_column_int64(st, 3);
 		j->ended_ns = sqlite3_column_int64(st, 4);
 		j->exit_code = sqlite3_column_int(st, 5);
-		column_fixed(st, 6, j->command, sizeof(j->command));
+		store_column_fixed(st, 6, j->command, sizeof(j->command));
 		j->fragments = (uint64_t)sqlite3_column_int64(st, 7);
 		j->bytes = (uint64_t)sqlite3_column_int64(st, 8);
 		if ((err = load_writers(s, sqlite3_column_int64(st, 0), j)))
@@ -157,17 +172,11 @@ static int job_from_row(sqlite3_stmt *st, weft_job_record *r)
 {
 	memset(r, 0, sizeof(*r));
 	weft_job_info *i = &r->info;
-	column_fixed(st, 0, i->id, sizeof(i->id));
+	store_column_fixed(st, 0, i->id, sizeof(i->id));
 	i->created_ns = sqlite3_column_int64(st, 1);
-	size_t n = (size_t)sqlite3_column_bytes(st, 2);
-	i->command = malloc(n + 1);
-	if (!i->command)
-		return WEFT_ENOMEM;
-	column_fixed(st, 2, i->command, n + 1);
-	column_fixed(st, 3, i->user, sizeof(i->user));
-	column_fixed(st, 4, i->host, sizeof(i->host));
-	column_fixed(st, 5, i->cwd, sizeof(i->cwd));
-	column_fixed(st, 6, i->git, sizeof(i->git));
+	int err = store_job_text_from_row(st, 2, i);
+	if (err)
+		return err;
 	r->ended = !strcmp((const char *)sqlite3_column_text(st, 7), "ended");
 	r->ended_ns = sqlite3_column_int64(st, 8);
 	r->exit_code = sqlite3_column_int(st, 9);

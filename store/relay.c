@@ -590,42 +590,28 @@ bool weft_store_same_file(weft_store *a, weft_store *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* A BLOB column into a fixed array, cut to fit (the wire's limits are
- * the store's, so nothing a coordinator stored is cut). */
-static void column_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
-	size_t n = (size_t)sqlite3_column_bytes(st, i);
-	const void *p = sqlite3_column_blob(st, i);
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(out, p, n);
-	out[n] = '\0';
-}
+/* The columns job_from_row reads, for a query over jobs. */
+#define JOB_ROW_SQL                                                            \
+	"SELECT num, id, enrol_key, state, created_ns, "                       \
+	"coalesce(ended_ns, 0), coalesce(exit_code, -1), "                     \
+	"command, user, host, cwd, git FROM jobs "
 
-/* A source job row into j (j->info.command malloc'd). */
-static int job_from_row(sqlite3_stmt *st, weft_relay_job *j)
+/* A JOB_ROW_SQL row into j (j->info.command malloc'd, to be freed also
+ * after an error); *has_key: the row holds a key. */
+static int job_from_row(sqlite3_stmt *st, weft_relay_job *j, bool *has_key)
 {
 	memset(j, 0, sizeof(*j));
 	weft_job_info *i = &j->info;
-	column_fixed(st, 1, i->id, sizeof(i->id));
-	if (sqlite3_column_bytes(st, 2) == WEFT_MAC_BYTES)
+	store_column_fixed(st, 1, i->id, sizeof(i->id));
+	*has_key = sqlite3_column_bytes(st, 2) == WEFT_MAC_BYTES;
+	if (*has_key)
 		memcpy(j->key, sqlite3_column_blob(st, 2), WEFT_MAC_BYTES);
 	const unsigned char *state = sqlite3_column_text(st, 3);
 	j->ended = state && !strcmp((const char *)state, "ended");
 	i->created_ns = sqlite3_column_int64(st, 4);
 	j->ended_ns = sqlite3_column_int64(st, 5);
 	j->exit_code = sqlite3_column_int(st, 6);
-	size_t n = (size_t)sqlite3_column_bytes(st, 7);
-	i->command = malloc(n + 1);
-	if (!i->command)
-		return WEFT_ENOMEM;
-	column_fixed(st, 7, i->command, n + 1);
-	column_fixed(st, 8, i->user, sizeof(i->user));
-	column_fixed(st, 9, i->host, sizeof(i->host));
-	column_fixed(st, 10, i->cwd, sizeof(i->cwd));
-	column_fixed(st, 11, i->git, sizeof(i->git));
-	return WEFT_OK;
+	return store_job_text_from_row(st, 7, i);
 }
 
 /* Which store an error came from: the source's message goes into the
@@ -637,58 +623,55 @@ static int source_failed(weft_relay *r, weft_store *src)
 	return WEFT_EDB;
 }
 
-static int pull_writers(weft_relay *r, weft_store *src, sqlite3_int64 num,
-			const char *job)
+/* One source row of a job's writers or envelopes, put into r. */
+typedef int (*pull_row_fn)(weft_relay *r, sqlite3_stmt *st, const char *job);
+
+/* Every row of sql (?1: the source job's num), in order, each put by
+ * put_row until one fails. */
+static int pull_rows(weft_relay *r, weft_store *src, const char *sql,
+		     sqlite3_int64 num, const char *job, pull_row_fn put_row)
 {
 	sqlite3_stmt *st;
-	if (store_prepare(src,
-			  "SELECT pubkey, enrolled_ns FROM writers "
-			  "WHERE job = ?1 ORDER BY num",
-			  &st))
+	if (store_prepare(src, sql, &st))
 		return source_failed(r, src);
 	sqlite3_bind_int64(st, 1, num);
 	int rc, err = WEFT_OK;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != WEFT_PUBKEY_BYTES)
-			continue; /* the schema's CHECK makes this impossible */
-		uint8_t pk[WEFT_PUBKEY_BYTES];
-		memcpy(pk, sqlite3_column_blob(st, 0), WEFT_PUBKEY_BYTES);
-		weft_verdict v;
-		err = weft_relay_put_writer(r, job, pk,
-					    sqlite3_column_int64(st, 1), &v);
-	}
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = put_row(r, st, job);
 	if (!err && rc != SQLITE_DONE)
 		err = source_failed(r, src);
 	sqlite3_finalize(st);
 	return err;
 }
 
-static int pull_envelopes(weft_relay *r, weft_store *src, sqlite3_int64 num,
-			  const char *job)
+#define PULL_WRITERS_SQL                                                       \
+	"SELECT pubkey, enrolled_ns FROM writers WHERE job = ?1 ORDER BY num"
+
+static int pull_writer(weft_relay *r, sqlite3_stmt *st, const char *job)
 {
-	sqlite3_stmt *st;
-	if (store_prepare(src,
-			  "SELECT w.pubkey, e.seq, e.raw FROM envelopes e "
-			  "JOIN writers w ON w.num = e.writer "
-			  "WHERE e.job = ?1 ORDER BY e.num",
-			  &st))
-		return source_failed(r, src);
-	sqlite3_bind_int64(st, 1, num);
-	int rc, err = WEFT_OK;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const uint8_t *pk = sqlite3_column_blob(st, 0);
-		if (sqlite3_column_bytes(st, 0) != WEFT_PUBKEY_BYTES)
-			pk = NULL;
-		uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
-		const uint8_t *raw = sqlite3_column_blob(st, 2);
-		size_t len = (size_t)sqlite3_column_bytes(st, 2);
-		err = weft_relay_put_envelope(
-			r, job, pk, seq, raw ? raw : (const uint8_t *)"", len);
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = source_failed(r, src);
-	sqlite3_finalize(st);
-	return err;
+	if (sqlite3_column_bytes(st, 0) != WEFT_PUBKEY_BYTES)
+		return WEFT_OK; /* the schema's CHECK makes this impossible */
+	uint8_t pk[WEFT_PUBKEY_BYTES];
+	memcpy(pk, sqlite3_column_blob(st, 0), WEFT_PUBKEY_BYTES);
+	weft_verdict v;
+	return weft_relay_put_writer(r, job, pk, sqlite3_column_int64(st, 1),
+				     &v);
+}
+
+#define PULL_ENVELOPES_SQL                                                     \
+	"SELECT w.pubkey, e.seq, e.raw FROM envelopes e "                      \
+	"JOIN writers w ON w.num = e.writer WHERE e.job = ?1 ORDER BY e.num"
+
+static int pull_envelope(weft_relay *r, sqlite3_stmt *st, const char *job)
+{
+	const uint8_t *pk = sqlite3_column_blob(st, 0);
+	if (sqlite3_column_bytes(st, 0) != WEFT_PUBKEY_BYTES)
+		pk = NULL;
+	uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
+	const uint8_t *raw = sqlite3_column_blob(st, 2);
+	size_t len = (size_t)sqlite3_column_bytes(st, 2);
+	return weft_relay_put_envelope(r, job, pk, seq,
+				       raw ? raw : (const uint8_t *)"", len);
 }
 
 int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
@@ -708,11 +691,8 @@ int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
 	if (store_exec(src, "BEGIN"))
 		return source_failed(r, src);
 	if (store_prepare(src,
-			  "SELECT num, id, enrol_key, state, created_ns, "
-			  "coalesce(ended_ns, 0), coalesce(exit_code, -1), "
-			  "command, user, host, cwd, git FROM jobs "
-			  "WHERE ?1 IS NULL OR id = ?1 "
-			  "ORDER BY created_ns, num",
+			  JOB_ROW_SQL "WHERE ?1 IS NULL OR id = ?1 "
+				      "ORDER BY created_ns, num",
 			  &st)) {
 		int err = source_failed(r, src);
 		sqlite3_exec(src->db, "ROLLBACK", NULL, NULL, NULL);
@@ -725,15 +705,18 @@ int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		njobs++;
 		weft_relay_job j;
-		err = job_from_row(st, &j);
+		bool has_key;
+		err = job_from_row(st, &j, &has_key);
 		sqlite3_int64 num = sqlite3_column_int64(st, 0);
 		weft_verdict v;
 		if (!err)
 			err = weft_relay_put_job(r, &j, &v);
 		if (!err && v.status != WEFT_ACK_REJECTED)
-			err = pull_writers(r, src, num, j.info.id);
+			err = pull_rows(r, src, PULL_WRITERS_SQL, num,
+					j.info.id, pull_writer);
 		if (!err)
-			err = pull_envelopes(r, src, num, j.info.id);
+			err = pull_rows(r, src, PULL_ENVELOPES_SQL, num,
+					j.info.id, pull_envelope);
 		free(j.info.command);
 	}
 	if (!err && rc != SQLITE_DONE)
@@ -849,12 +832,7 @@ int weft_store_export(weft_store *s, const char *job, uint64_t after,
 	sqlite3_stmt *st;
 	if (store_exec(s, "BEGIN"))
 		return WEFT_EDB;
-	int err = store_prepare(
-		s,
-		"SELECT num, enrol_key, state, created_ns, "
-		"coalesce(ended_ns, 0), coalesce(exit_code, -1), command, "
-		"user, host, cwd, git FROM jobs WHERE id = ?1",
-		&st);
+	int err = store_prepare(s, JOB_ROW_SQL "WHERE id = ?1", &st);
 	weft_export_page p;
 	memset(&p, 0, sizeof(p));
 	weft_buf arena;
@@ -865,28 +843,16 @@ int weft_store_export(weft_store *s, const char *job, uint64_t after,
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			num = sqlite3_column_int64(st, 0);
-			snprintf(p.job.id, sizeof(p.job.id), "%s", job);
-			const unsigned char *state = sqlite3_column_text(st, 2);
-			p.ended =
-				state && !strcmp((const char *)state, "ended");
-			p.has_key = p.ended && sqlite3_column_bytes(st, 1) ==
-						       WEFT_MAC_BYTES;
+			weft_relay_job j;
+			bool has_key;
+			err = job_from_row(st, &j, &has_key);
+			p.job = j.info;
+			p.ended = j.ended;
+			p.has_key = j.ended && has_key;
 			if (p.has_key)
-				memcpy(p.key, sqlite3_column_blob(st, 1),
-				       WEFT_MAC_BYTES);
-			p.job.created_ns = sqlite3_column_int64(st, 3);
-			p.ended_ns = sqlite3_column_int64(st, 4);
-			p.exit_code = sqlite3_column_int(st, 5);
-			size_t n = (size_t)sqlite3_column_bytes(st, 6);
-			p.job.command = malloc(n + 1);
-			if (p.job.command)
-				column_fixed(st, 6, p.job.command, n + 1);
-			else
-				err = WEFT_ENOMEM;
-			column_fixed(st, 7, p.job.user, sizeof(p.job.user));
-			column_fixed(st, 8, p.job.host, sizeof(p.job.host));
-			column_fixed(st, 9, p.job.cwd, sizeof(p.job.cwd));
-			column_fixed(st, 10, p.job.git, sizeof(p.job.git));
+				memcpy(p.key, j.key, WEFT_MAC_BYTES);
+			p.ended_ns = j.ended_ns;
+			p.exit_code = j.exit_code;
 		} else {
 			err = rc == SQLITE_DONE ? WEFT_ENOTFOUND : WEFT_EDB;
 		}

@@ -50,129 +50,32 @@ static int teardown(void **state)
 
 static void job_create(struct fixture *fx, const char *tok, int want)
 {
-	weft_job_info j = {0};
-	strcpy(j.id, fx->job);
-	strcpy(j.token, tok);
-	j.command = "sbatch job.sh";
-	strcpy(j.user, "ada");
-	strcpy(j.host, "laptop");
-	strcpy(j.cwd, "/home/ada");
-	j.created_ns = 100;
 	weft_verdict v;
-	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
-	weft_store_apply_job_create(fx->w, &j, &v);
-	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
-	assert_int_equal(v.status, want);
+	assert_int_equal(apply_job_create(fx->w, fx->job, tok, &v), want);
 }
 
 static int enrol(struct fixture *fx, const weft_writer_key *k, const char *tok,
 		 weft_verdict *v)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(tok, key);
-	weft_enrol_mac(key, fx->job, k->pk, mac);
-	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
-	weft_store_apply_enrol(fx->w, fx->job, k->pk, mac, 200, v);
-	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
-	return v->status;
+	return apply_enrol(fx->w, fx->job, tok, k, v);
 }
 
+/* The status, or -reason when rejected. */
 static int job_end(struct fixture *fx, const char *tok, int32_t code)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(tok, key);
-	weft_job_end_mac(key, fx->job, code, mac);
 	weft_verdict v;
-	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
-	weft_store_apply_job_end(fx->w, fx->job, code, 900, mac, &v);
-	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
-	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
-}
-
-/* A one-file fragment: the task reads or writes path with content hash
- * byte h (0: no hash). */
-struct frag_spec {
-	const char *run, *task, *parent, *node, *path;
-	uint8_t h;
-	bool write;
-	uint32_t part, nparts;
-};
-
-static void seal(struct fixture *fx, const weft_writer_key *k, uint64_t seq,
-		 const struct frag_spec *sp, weft_buf *env)
-{
-	weft_fragment f;
-	weft_fragment_init(&f);
-	strcpy(f.job, fx->job);
-	memcpy(f.writer, k->pk, WEFT_PUBKEY_BYTES);
-	f.seq = seq;
-	strcpy(f.task.id, sp->task);
-	strcpy(f.task.name, sp->task);
-	if (sp->parent)
-		strcpy(f.task.parent, sp->parent);
-	f.part = sp->part;
-	f.nparts = sp->nparts ? sp->nparts : 1;
-	weft_report *r = &f.report;
-	strcpy(r->run_id, sp->run);
-	strcpy(r->backend, "ptrace");
-	strcpy(r->node, sp->node);
-	r->started_ns = (int64_t)seq;
-	weft_process_rec *p = weft_report_add_process(r);
-	p->pid = (int32_t)(100 + seq);
-	p->argc = 1;
-	p->argv = calloc(2, sizeof(char *));
-	p->argv[0] = strdup("tool");
-	p->exited = true;
-	weft_file_rec *fr = weft_report_add_file(r);
-	fr->path = strdup(sp->path);
-	fr->read = !sp->write;
-	fr->written = sp->write;
-	if (sp->h) {
-		fr->has_hash = true;
-		memset(fr->hash, sp->h, 32);
-	}
-	weft_buf payload;
-	weft_buf_init(&payload);
-	assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
-	weft_buf_init(env);
-	assert_int_equal(weft_envelope_seal(fx->job, k, seq, payload.data,
-					    payload.len, env),
-			 WEFT_OK);
-	weft_buf_free(&payload);
-	weft_fragment_release(&f);
-}
-
-/* Ingest; returns the status, or -reason when rejected. */
-static int ingest(struct fixture *fx, const weft_buf *env)
-{
-	weft_verdict v;
-	assert_int_equal(weft_store_ingest_envelope(fx->w, env->data, env->len,
-						    1000, &v),
-			 WEFT_OK);
-	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+	int st = apply_job_end(fx->w, fx->job, tok, code, &v);
+	return st == WEFT_ACK_REJECTED ? -v.reason : st;
 }
 
 static int ingest_spec(struct fixture *fx, const weft_writer_key *k,
 		       uint64_t seq, const struct frag_spec *sp)
 {
 	weft_buf env;
-	seal(fx, k, seq, sp, &env);
-	int rc = ingest(fx, &env);
+	seal_fragment(fx->job, k, seq, sp, &env);
+	int rc = ingest_envelope(fx->w, &env);
 	weft_buf_free(&env);
 	return rc;
-}
-
-static int64_t count(struct fixture *fx, const char *sql)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
 }
 
 static const struct frag_spec spec_a = {
@@ -192,7 +95,7 @@ static void test_jobs_and_enrolment(void **state)
 	assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
 	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
 	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
-	assert_int_equal(count(fx, "SELECT count(*) FROM writers"), 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM writers"), 1);
 
 	weft_job_record r;
 	assert_int_equal(weft_store_get_job(fx->s, fx->job, &r), WEFT_OK);
@@ -246,11 +149,13 @@ static void test_ingest_idempotent(void **state)
 	enrol(fx, &fx->k1, token, &v);
 
 	weft_buf env;
-	seal(fx, &fx->k1, 1, &spec_a, &env);
-	assert_int_equal(ingest(fx, &env), WEFT_ACK_STORED);
-	assert_int_equal(ingest(fx, &env), WEFT_ACK_DUPLICATE);
-	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 1);
-	assert_int_equal(count(fx, "SELECT count(*) FROM processes"), 1);
+	seal_fragment(fx->job, &fx->k1, 1, &spec_a, &env);
+	assert_int_equal(ingest_envelope(fx->w, &env), WEFT_ACK_STORED);
+	assert_int_equal(ingest_envelope(fx->w, &env), WEFT_ACK_DUPLICATE);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
+			 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM processes"),
+			 1);
 
 	/* Same seq, other content. */
 	struct frag_spec other = spec_a;
@@ -262,16 +167,18 @@ static void test_ingest_idempotent(void **state)
 	uint8_t *p = memmem(env.data, env.len, "tool", 4);
 	assert_non_null(p);
 	*p = 'T';
-	assert_int_equal(ingest(fx, &env), -WEFT_REJECT_BAD_SIGNATURE);
+	assert_int_equal(ingest_envelope(fx->w, &env),
+			 -WEFT_REJECT_BAD_SIGNATURE);
 	/* Garbage. */
 	weft_buf junk = {(uint8_t *)"\x81\xa1v\x01", 4, 4};
-	assert_int_equal(ingest(fx, &junk), -WEFT_REJECT_MALFORMED);
+	assert_int_equal(ingest_envelope(fx->w, &junk), -WEFT_REJECT_MALFORMED);
 	weft_buf_free(&env);
 
 	/* Nothing of the refused ones stayed. */
-	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 1);
-	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 1);
-	assert_int_equal(count(fx, "SELECT count(*) FROM file_io"), 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
+			 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM file_io"), 1);
 
 	/* Another writer may not add to run-a. */
 	enrol(fx, &fx->k2, token, &v);
@@ -291,10 +198,13 @@ static void test_parts_and_gaps(void **state)
 			       2,       false,    2,    3};
 	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &p0), WEFT_ACK_STORED);
 	assert_int_equal(ingest_spec(fx, &fx->k1, 3, &p2), WEFT_ACK_STORED);
-	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 1);
-	assert_int_equal(count(fx, "SELECT count(*) FROM processes"), 2);
-	assert_int_equal(count(fx, "SELECT max(seq) FROM processes"), 1);
-	assert_int_equal(count(fx, "SELECT parts_stored FROM tasks"), 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM processes"),
+			 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT max(seq) FROM processes"),
+			 1);
+	assert_int_equal(sql_int(fx->t.db, "SELECT parts_stored FROM tasks"),
+			 2);
 	/* A part repeating a path of the same run is malformed. */
 	struct frag_spec again = p0;
 	again.part = 1;
@@ -399,37 +309,7 @@ static void test_verify(void **state)
 
 	/* Tamper with seq 2's stored bytes behind the store's back: the
 	 * signature (over the payload hash) no longer holds. */
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT raw, payload_hash FROM "
-					    "envelopes WHERE seq = 2",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	size_t n = (size_t)sqlite3_column_bytes(st, 0);
-	uint8_t *raw = malloc(n);
-	memcpy(raw, sqlite3_column_blob(st, 0), n);
-	sqlite3_finalize(st);
-	uint8_t *p = memmem(raw, n, "/other", 6);
-	assert_non_null(p);
-	p[1] = 'O';
-	weft_envelope e;
-	assert_int_equal(weft_envelope_decode(raw, n, &e), WEFT_OK);
-	uint8_t h[32];
-	weft_payload_hash(e.payload, e.payload_len, h);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "UPDATE envelopes SET raw = ?1, "
-					    "payload_hash = ?2 WHERE seq = 2",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_blob(st, 1, raw, (int)n, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, h, 32, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	free(raw);
+	tamper_envelope(fx->t.db, &fx->k1, 2, "/other");
 
 	assert_int_equal(
 		weft_store_verify(fx->s, fx->job, &c, bad_cb, &bad_seq),
@@ -489,12 +369,14 @@ static void test_batch_redo(void **state)
 	};
 	weft_buf envs[3];
 	for (int i = 0; i < 3; i++)
-		seal(fx, &fx->k1, (uint64_t)i + 1, &sp[i], &envs[i]);
+		seal_fragment(fx->job, &fx->k1, (uint64_t)i + 1, &sp[i],
+			      &envs[i]);
 	int got[3];
 	assert_int_equal(apply_batch(fx, envs, 3, got), WEFT_EDB);
 	assert_true(weft_store_writer_redo(fx->w));
-	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 0);
-	assert_int_equal(count(fx, "SELECT count(*) FROM paths"), 0);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
+			 0);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 0);
 	assert_int_equal(apply_batch(fx, envs, 3, got), WEFT_OK);
 	assert_false(weft_store_writer_redo(fx->w));
 	assert_int_equal(got[0], WEFT_ACK_STORED);
@@ -502,18 +384,20 @@ static void test_batch_redo(void **state)
 	 * run repeats (a database error would be RETRY). */
 	assert_int_equal(got[1], -WEFT_REJECT_MALFORMED);
 	assert_int_equal(got[2], WEFT_ACK_STORED);
-	assert_int_equal(count(fx, "SELECT count(*) FROM envelopes"), 2);
-	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 2);
-	assert_int_equal(count(fx, "SELECT count(*) FROM file_io"), 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
+			 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM file_io"), 2);
 	/* The path the undone request added (and the writer cached) is
 	 * gone with it; once the cause is gone the request is stored. */
-	assert_int_equal(count(fx, "SELECT count(*) FROM paths"), 2);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 2);
 	exec_sql(fx, "DROP TRIGGER refuse");
-	assert_int_equal(ingest(fx, &envs[1]), WEFT_ACK_STORED);
-	assert_int_equal(ingest(fx, &envs[1]), WEFT_ACK_DUPLICATE);
-	assert_int_equal(count(fx, "SELECT count(*) FROM file_io f JOIN "
-				   "paths p ON p.id = f.path WHERE p.path = "
-				   "CAST('/bad' AS BLOB)"),
+	assert_int_equal(ingest_envelope(fx->w, &envs[1]), WEFT_ACK_STORED);
+	assert_int_equal(ingest_envelope(fx->w, &envs[1]), WEFT_ACK_DUPLICATE);
+	assert_int_equal(sql_int(fx->t.db,
+				 "SELECT count(*) FROM file_io f JOIN "
+				 "paths p ON p.id = f.path WHERE p.path = "
+				 "CAST('/bad' AS BLOB)"),
 			 1);
 	/* A replay naming a new run (the unguarded path's duplicate check
 	 * is the envelope insert itself): refused, nothing of it stored. */
@@ -522,18 +406,20 @@ static void test_batch_redo(void **state)
 	other.path = "/ok/4";
 	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &other),
 			 -WEFT_REJECT_REPLAY);
-	assert_int_equal(count(fx, "SELECT count(*) FROM runs"), 3);
-	assert_int_equal(count(fx, "SELECT count(*) FROM paths"), 3);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 3);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 3);
 	/* The same path and hash again from a new run: the cached ids. */
 	other = sp[0];
 	other.run = "run-5";
 	assert_int_equal(ingest_spec(fx, &fx->k1, 5, &other), WEFT_ACK_STORED);
-	assert_int_equal(count(fx, "SELECT count(*) FROM paths"), 3);
-	assert_int_equal(count(fx, "SELECT count(*) FROM artifacts"), 3);
-	assert_int_equal(count(fx, "SELECT count(DISTINCT artifact) FROM "
-				   "file_io WHERE path = (SELECT path FROM "
-				   "file_io WHERE run = (SELECT num FROM runs "
-				   "WHERE id = 'run-1'))"),
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 3);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM artifacts"),
+			 3);
+	assert_int_equal(sql_int(fx->t.db,
+				 "SELECT count(DISTINCT artifact) FROM "
+				 "file_io WHERE path = (SELECT path FROM "
+				 "file_io WHERE run = (SELECT num FROM runs "
+				 "WHERE id = 'run-1'))"),
 			 1);
 	for (int i = 0; i < 3; i++)
 		weft_buf_free(&envs[i]);

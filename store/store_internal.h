@@ -106,6 +106,17 @@ typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
 int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 			sqlite3_int64 run, const weft_file_rec *f);
 
+/* ---- Job rows (jobs.c), shared with relay.c ---- */
+
+/* A TEXT or BLOB column into a fixed array of cap bytes, cut to fit and
+ * terminated (the wire's limits are the store's, so nothing a
+ * coordinator stored is cut). */
+void store_column_fixed(sqlite3_stmt *st, int i, char *out, size_t cap);
+/* The strings of a jobs row: the columns command, user, host, cwd, git
+ * from column first on, into info (info->command malloc'd: the caller
+ * frees it, also after WEFT_ENOMEM, when the others are still read). */
+int store_job_text_from_row(sqlite3_stmt *st, int first, weft_job_info *info);
+
 /* Room for element n of the array *arr of *cap elements of sz bytes:
  * the array doubles (from 64) when full. WEFT_OK or WEFT_ENOMEM. */
 int store_grow(void **arr, size_t *cap, size_t n, size_t sz);

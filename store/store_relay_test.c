@@ -79,93 +79,45 @@ static int teardown(void **state)
 static void job_create(struct side *sd, const char *job, const char *tok,
 		       int want)
 {
-	weft_job_info j = {0};
-	strcpy(j.id, job);
-	strcpy(j.token, tok);
-	j.command = "sbatch job.sh";
-	strcpy(j.user, "ada");
-	strcpy(j.host, "head");
-	strcpy(j.cwd, "/home/ada");
-	strcpy(j.git, "abc123");
-	j.created_ns = 100;
 	weft_verdict v;
-	assert_int_equal(weft_store_writer_begin(sd->w), WEFT_OK);
-	weft_store_apply_job_create(sd->w, &j, &v);
-	assert_int_equal(weft_store_writer_commit(sd->w), WEFT_OK);
-	assert_int_equal(v.status, want);
+	assert_int_equal(apply_job_create(sd->w, job, tok, &v), want);
 }
 
 static void enrol(struct side *sd, const char *job, const char *tok,
 		  const weft_writer_key *k)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(tok, key);
-	weft_enrol_mac(key, job, k->pk, mac);
 	weft_verdict v;
-	assert_int_equal(weft_store_writer_begin(sd->w), WEFT_OK);
-	weft_store_apply_enrol(sd->w, job, k->pk, mac, 200, &v);
-	assert_int_equal(weft_store_writer_commit(sd->w), WEFT_OK);
-	assert_int_not_equal(v.status, WEFT_ACK_REJECTED);
+	assert_int_not_equal(apply_enrol(sd->w, job, tok, k, &v),
+			     WEFT_ACK_REJECTED);
 }
 
 static void job_end(struct side *sd, const char *job, int32_t code)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(token, key);
-	weft_job_end_mac(key, job, code, mac);
 	weft_verdict v;
-	assert_int_equal(weft_store_writer_begin(sd->w), WEFT_OK);
-	weft_store_apply_job_end(sd->w, job, code, 900, mac, &v);
-	assert_int_equal(weft_store_writer_commit(sd->w), WEFT_OK);
-	assert_int_equal(v.status, WEFT_ACK_STORED);
+	assert_int_equal(apply_job_end(sd->w, job, token, code, &v),
+			 WEFT_ACK_STORED);
 }
 
-/* A one-file fragment of run `run`: writes (or reads) path with content
- * hash byte h. Returns the ingest status, or -reason. */
+/* A one-file fragment of run `run` (task "task-RUN" on node1): writes (or
+ * reads) path with content hash byte h. Returns the ingest status, or
+ * -reason. */
 static int put_fragment(struct side *sd, const char *job,
 			const weft_writer_key *k, uint64_t seq, const char *run,
 			const char *path, uint8_t h, bool write)
 {
-	weft_fragment f;
-	weft_fragment_init(&f);
-	strcpy(f.job, job);
-	memcpy(f.writer, k->pk, WEFT_PUBKEY_BYTES);
-	f.seq = seq;
-	snprintf(f.task.id, sizeof(f.task.id), "task-%s", run);
-	strcpy(f.task.name, f.task.id);
-	f.nparts = 1;
-	weft_report *r = &f.report;
-	strcpy(r->run_id, run);
-	strcpy(r->backend, "ptrace");
-	strcpy(r->node, "node1");
-	r->started_ns = (int64_t)seq;
-	weft_process_rec *p = weft_report_add_process(r);
-	p->pid = (int32_t)(100 + seq);
-	p->argc = 1;
-	p->argv = calloc(2, sizeof(char *));
-	p->argv[0] = strdup("tool");
-	p->exited = true;
-	weft_file_rec *fr = weft_report_add_file(r);
-	fr->path = strdup(path);
-	fr->read = !write;
-	fr->written = write;
-	fr->has_hash = true;
-	memset(fr->hash, h, 32);
-	weft_buf payload, env;
-	weft_buf_init(&payload);
-	weft_buf_init(&env);
-	assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
-	assert_int_equal(weft_envelope_seal(job, k, seq, payload.data,
-					    payload.len, &env),
-			 WEFT_OK);
-	weft_verdict v;
-	assert_int_equal(
-		weft_store_ingest_envelope(sd->w, env.data, env.len, 1000, &v),
-		WEFT_OK);
-	weft_buf_free(&payload);
+	char task[WEFT_MAX_TASK_BYTES + 1];
+	snprintf(task, sizeof(task), "task-%s", run);
+	struct frag_spec sp = {.run = run,
+			       .task = task,
+			       .node = "node1",
+			       .path = path,
+			       .h = h,
+			       .write = write};
+	weft_buf env;
+	seal_fragment(job, k, seq, &sp, &env);
+	int rc = ingest_envelope(sd->w, &env);
 	weft_buf_free(&env);
-	weft_fragment_release(&f);
-	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+	return rc;
 }
 
 /* The source: job with two writers; k1 writes /shared/x (seq 1) and
@@ -185,19 +137,6 @@ static void make_source(struct fixture *fx)
 	assert_int_equal(put_fragment(a, fx->job, &fx->k2, 1, "run-2",
 				      "/shared/x", 0x11, false),
 			 WEFT_ACK_STORED);
-}
-
-static int64_t count(const char *db_path, const char *sql)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
 }
 
 /* One text value of a query (malloc'd), to compare rows byte for byte. */
@@ -311,10 +250,10 @@ static void test_pull_into_empty_then_again(void **state)
 	assert_int_equal(v.ok, 3);
 	assert_int_equal(v.writers, 2);
 	/* Same key, same record: the token's job end MAC holds here. */
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM jobs WHERE "
-					 "command = CAST('sbatch job.sh' AS "
-					 "BLOB) AND git = CAST('abc123' AS "
-					 "BLOB) AND created_ns = 100"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM jobs WHERE "
+					   "command = CAST('sbatch job.sh' AS "
+					   "BLOB) AND git = CAST('abc123' AS "
+					   "BLOB) AND created_ns = 100"),
 			 1);
 	side_open(&fx->a);
 	assert_same_dag(fx, fx->job);
@@ -330,11 +269,12 @@ static void test_pull_into_empty_then_again(void **state)
 	assert_int_equal(c.duplicate, 3);
 	assert_int_equal(c.stored, 0);
 	assert_int_equal(c.rejected, 0);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM envelopes"), 3);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM runs"), 3);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM jobs WHERE "
-					 "state = 'ended' AND exit_code = 3 "
-					 "AND ended_ns = 900"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
+			 3);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM runs"), 3);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM jobs WHERE "
+					   "state = 'ended' AND exit_code = 3 "
+					   "AND ended_ns = 900"),
 			 1);
 	/* The job key came along: the token's end MAC is a duplicate. */
 	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
@@ -348,51 +288,6 @@ static void test_pull_into_empty_then_again(void **state)
 	assert_same_dag(fx, fx->job);
 }
 
-/* Flip one byte inside the payload of (writer k, seq) stored in db,
- * keeping the recorded payload hash consistent (so only the signature
- * can tell). */
-static void tamper(const char *db_path, const weft_writer_key *k, uint64_t seq,
-		   const char *needle)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT e.num, e.raw FROM "
-					    "envelopes e JOIN writers w ON "
-					    "w.num = e.writer WHERE w.pubkey "
-					    "= ?1 AND e.seq = ?2",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_blob(st, 1, k->pk, WEFT_PUBKEY_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	sqlite3_int64 num = sqlite3_column_int64(st, 0);
-	size_t n = (size_t)sqlite3_column_bytes(st, 1);
-	uint8_t *raw = malloc(n);
-	memcpy(raw, sqlite3_column_blob(st, 1), n);
-	sqlite3_finalize(st);
-	uint8_t *p = memmem(raw, n, needle, strlen(needle));
-	assert_non_null(p);
-	p[1] ^= 0x20;
-	weft_envelope e;
-	assert_int_equal(weft_envelope_decode(raw, n, &e), WEFT_OK);
-	uint8_t h[32];
-	weft_payload_hash(e.payload, e.payload_len, h);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "UPDATE envelopes SET raw = ?1, "
-					    "payload_hash = ?2 WHERE num = ?3",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_blob(st, 1, raw, (int)n, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, h, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, num);
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	free(raw);
-}
-
 static void test_tampered_source(void **state)
 {
 	struct fixture *fx = *state;
@@ -402,7 +297,7 @@ static void test_tampered_source(void **state)
 	assert_int_equal(c.stored, 3);
 	char *before = text(fx->b.db, ENVELOPES_HEX);
 
-	tamper(fx->a.db, &fx->k1, 2, "/shared/y");
+	tamper_envelope(fx->a.db, &fx->k1, 2, "/shared/y");
 	c = pull(fx, NULL, WEFT_OK);
 	assert_int_equal(c.fragments, 3);
 	assert_int_equal(c.duplicate, 2);
@@ -411,7 +306,8 @@ static void test_tampered_source(void **state)
 	assert_int_equal(fx->rejects, 1);
 	assert_int_equal(fx->last_reason, WEFT_REJECT_BAD_SIGNATURE);
 	assert_int_equal(fx->last_seq, 2);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM envelopes"), 3);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
+			 3);
 	char *after = text(fx->b.db, ENVELOPES_HEX);
 	assert_string_equal(before, after);
 	free(before);
@@ -430,9 +326,10 @@ static void test_tampered_source(void **state)
 	assert_int_equal(c.stored, 2);
 	assert_int_equal(c.rejected, 1);
 	assert_int_equal(fx->rejects, 1);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM envelopes"), 2);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM runs WHERE "
-					 "id = 'run-1b'"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
+			 2);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM runs WHERE "
+					   "id = 'run-1b'"),
 			 0);
 	assert_int_equal(weft_store_verify(fx->b.s, NULL, &v, NULL, NULL),
 			 WEFT_OK);
@@ -465,11 +362,11 @@ static void test_conflicting_replay(void **state)
 	 * its own, so nothing conflicts with it. */
 	assert_int_equal(c.stored, 2);
 	/* What was stored stays: run-9 and its envelope, unchanged. */
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM runs WHERE "
-					 "id = 'run-9'"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM runs WHERE "
+					   "id = 'run-9'"),
 			 1);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM runs WHERE "
-					 "id = 'run-1'"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM runs WHERE "
+					   "id = 'run-1'"),
 			 0);
 	char *first = text(fx->b.db, "SELECT hex(payload_hash) || hex(raw) "
 				     "FROM envelopes WHERE num = 1");
@@ -496,8 +393,9 @@ static void test_job_under_other_token(void **state)
 	assert_int_equal(c.stored, 0);
 	assert_int_equal(c.rejected, 3);
 	assert_int_equal(c.rejects[WEFT_REJECT_JOB_EXISTS], 3);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM writers"), 0);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM envelopes"), 0);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM writers"), 0);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
+			 0);
 }
 
 static void test_one_job_and_sources(void **state)
@@ -512,7 +410,7 @@ static void test_one_job_and_sources(void **state)
 	weft_relay_counts c = pull(fx, fx->job2, WEFT_OK);
 	assert_int_equal(c.jobs, 1);
 	assert_int_equal(c.stored, 1);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM jobs"), 1);
 	char nojob[WEFT_JOB_ID_BYTES + 1];
 	weft_uuid_new(nojob);
 	c = pull(fx, nojob, WEFT_ENOTFOUND);
@@ -606,8 +504,8 @@ static void test_export_pages(void **state)
 			 WEFT_OK);
 	assert_int_equal(v.ok, 3);
 	assert_same_dag(fx, fx->job);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM jobs WHERE "
-					 "state = 'ended'"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM jobs WHERE "
+					   "state = 'ended'"),
 			 1);
 }
 
@@ -625,14 +523,15 @@ static void test_many_batches(void **state)
 		snprintf(path, sizeof(path), "/shared/f%llu",
 			 (unsigned long long)i);
 		assert_int_equal(put_fragment(&fx->a, fx->job, &fx->k1, i, run,
-					      path, (uint8_t)i, true),
+					      path, (uint8_t)(i % 255 + 1),
+					      true),
 				 WEFT_ACK_STORED);
 	}
 	weft_relay_counts c = pull(fx, NULL, WEFT_OK);
 	assert_int_equal(c.stored, n);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM envelopes"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
 			 (int64_t)n);
-	assert_int_equal(count(fx->b.db, "SELECT count(*) FROM runs"),
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM runs"),
 			 (int64_t)n);
 	c = pull(fx, NULL, WEFT_OK);
 	assert_int_equal(c.duplicate, n);

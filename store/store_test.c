@@ -14,20 +14,6 @@
 
 #include "store_testutil.h"
 
-/* Run one SQL statement returning an integer, on a separate connection. */
-static int64_t sql_int(const char *db, const char *sql)
-{
-	sqlite3 *h;
-	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return v;
-}
-
 static void sql_exec(const char *db, const char *sql)
 {
 	sqlite3 *h;

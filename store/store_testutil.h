@@ -1,17 +1,25 @@
 /*
  * store_testutil.h - helpers the store's cmocka tests share: a scratch
- * directory per test, files in it, and report builders. Header-only so each
- * *_test.c stays one self-contained program.
+ * directory per test, files in it, report builders, and the fragment
+ * store's fixtures (jobs, enrolment, sealed one-file fragments, a query's
+ * count). Header-only so each *_test.c stays one self-contained program.
  */
 #ifndef WEFT_STORE_TESTUTIL_H
 #define WEFT_STORE_TESTUTIL_H
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
 
 #include "weft_store.h"
 
@@ -123,6 +131,184 @@ static inline weft_file_rec *add_file(weft_report *r, const char *path,
 static inline void hash_of(uint8_t h[32], uint8_t byte)
 {
 	memset(h, byte, 32);
+}
+
+/* One integer a query returns, read on a separate connection (so it sees
+ * only what was committed). */
+static inline int64_t sql_int(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* ---- The fragment store: jobs, writers, fragments ---- */
+
+/* Each request is applied by w in its own transaction, as a coordinator
+ * applies it; the result is the verdict's status (v says why). */
+
+static inline int apply_job_create(weft_store_writer *w, const char *job,
+				   const char *tok, weft_verdict *v)
+{
+	weft_job_info j = {0};
+	strcpy(j.id, job);
+	strcpy(j.token, tok);
+	j.command = "sbatch job.sh";
+	strcpy(j.user, "ada");
+	strcpy(j.host, "head");
+	strcpy(j.cwd, "/home/ada");
+	strcpy(j.git, "abc123");
+	j.created_ns = 100;
+	assert_int_equal(weft_store_writer_begin(w), WEFT_OK);
+	weft_store_apply_job_create(w, &j, v);
+	assert_int_equal(weft_store_writer_commit(w), WEFT_OK);
+	return v->status;
+}
+
+/* Enrol k in job with the MAC made from tok (at time 200). */
+static inline int apply_enrol(weft_store_writer *w, const char *job,
+			      const char *tok, const weft_writer_key *k,
+			      weft_verdict *v)
+{
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(tok, key);
+	weft_enrol_mac(key, job, k->pk, mac);
+	assert_int_equal(weft_store_writer_begin(w), WEFT_OK);
+	weft_store_apply_enrol(w, job, k->pk, mac, 200, v);
+	assert_int_equal(weft_store_writer_commit(w), WEFT_OK);
+	return v->status;
+}
+
+/* End job with code, the MAC made from tok (at time 900). */
+static inline int apply_job_end(weft_store_writer *w, const char *job,
+				const char *tok, int32_t code, weft_verdict *v)
+{
+	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
+	weft_enrol_key(tok, key);
+	weft_job_end_mac(key, job, code, mac);
+	assert_int_equal(weft_store_writer_begin(w), WEFT_OK);
+	weft_store_apply_job_end(w, job, code, 900, mac, v);
+	assert_int_equal(weft_store_writer_commit(w), WEFT_OK);
+	return v->status;
+}
+
+/* A one-file fragment: the task reads or writes path with content hash
+ * byte h (0: no hash). */
+struct frag_spec {
+	const char *run, *task, *parent, *node, *path;
+	uint8_t h;
+	bool write;
+	uint32_t part, nparts;
+};
+
+/* sp as fragment seq of job by k (one "tool" process), sealed into env
+ * (initialized here; the caller frees it). */
+static inline void seal_fragment(const char *job, const weft_writer_key *k,
+				 uint64_t seq, const struct frag_spec *sp,
+				 weft_buf *env)
+{
+	weft_fragment f;
+	weft_fragment_init(&f);
+	strcpy(f.job, job);
+	memcpy(f.writer, k->pk, WEFT_PUBKEY_BYTES);
+	f.seq = seq;
+	strcpy(f.task.id, sp->task);
+	strcpy(f.task.name, sp->task);
+	if (sp->parent)
+		strcpy(f.task.parent, sp->parent);
+	f.part = sp->part;
+	f.nparts = sp->nparts ? sp->nparts : 1;
+	weft_report *r = &f.report;
+	strcpy(r->run_id, sp->run);
+	strcpy(r->backend, "ptrace");
+	strcpy(r->node, sp->node);
+	r->started_ns = (int64_t)seq;
+	weft_process_rec *p = weft_report_add_process(r);
+	p->pid = (int32_t)(100 + seq);
+	p->argc = 1;
+	p->argv = calloc(2, sizeof(char *));
+	p->argv[0] = strdup("tool");
+	p->exited = true;
+	weft_file_rec *fr = weft_report_add_file(r);
+	fr->path = strdup(sp->path);
+	fr->read = !sp->write;
+	fr->written = sp->write;
+	if (sp->h) {
+		fr->has_hash = true;
+		memset(fr->hash, sp->h, 32);
+	}
+	weft_buf payload;
+	weft_buf_init(&payload);
+	assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
+	weft_buf_init(env);
+	assert_int_equal(
+		weft_envelope_seal(job, k, seq, payload.data, payload.len, env),
+		WEFT_OK);
+	weft_buf_free(&payload);
+	weft_fragment_release(&f);
+}
+
+/* Ingest an envelope (at time 1000) in w's own transaction; returns the
+ * status, or -reason when rejected. */
+static inline int ingest_envelope(weft_store_writer *w, const weft_buf *env)
+{
+	weft_verdict v;
+	assert_int_equal(
+		weft_store_ingest_envelope(w, env->data, env->len, 1000, &v),
+		WEFT_OK);
+	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+}
+
+/* Flip the case of the byte after needle inside the payload of (writer
+ * k, seq) stored in db behind the store's back, keeping the recorded
+ * payload hash consistent (so only the signature can tell). */
+static inline void tamper_envelope(const char *db_path,
+				   const weft_writer_key *k, uint64_t seq,
+				   const char *needle)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT e.num, e.raw FROM "
+					    "envelopes e JOIN writers w ON "
+					    "w.num = e.writer WHERE w.pubkey "
+					    "= ?1 AND e.seq = ?2",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, k->pk, WEFT_PUBKEY_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	sqlite3_int64 num = sqlite3_column_int64(st, 0);
+	size_t n = (size_t)sqlite3_column_bytes(st, 1);
+	uint8_t *raw = malloc(n);
+	memcpy(raw, sqlite3_column_blob(st, 1), n);
+	sqlite3_finalize(st);
+	uint8_t *p = memmem(raw, n, needle, strlen(needle));
+	assert_non_null(p);
+	p[1] ^= 0x20;
+	weft_envelope e;
+	assert_int_equal(weft_envelope_decode(raw, n, &e), WEFT_OK);
+	uint8_t h[32];
+	weft_payload_hash(e.payload, e.payload_len, h);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "UPDATE envelopes SET raw = ?1, "
+					    "payload_hash = ?2 WHERE num = ?3",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, raw, (int)n, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, h, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, num);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(raw);
 }
 
 #endif /* WEFT_STORE_TESTUTIL_H */

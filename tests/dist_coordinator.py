@@ -17,40 +17,23 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wraplib import (SKIP, Fail, Skip, check, free_port,  # noqa: E402
+                     make_cert, store_rows)
+
 CASES = {}
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
 
 
 def case(fn):
     CASES[fn.__name__] = fn
     return fn
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Env:
@@ -130,12 +113,7 @@ class Env:
         """What a bad request must not change: every stored row."""
         con = sqlite3.connect(self.db)
         try:
-            out = {}
-            for t in ("jobs", "writers", "envelopes", "runs", "tasks",
-                      "processes", "file_io", "paths", "artifacts"):
-                out[t] = sorted(map(repr, con.execute(
-                    "SELECT * FROM %s" % t).fetchall()))
-            return out
+            return store_rows(con)
         finally:
             con.close()
 
@@ -403,17 +381,7 @@ def sigterm_in_flight(e):
 def tls(e):
     """tls+tcp:// with --tls-cert/--tls-key; status checks the server's
     certificate against a CA file."""
-    if not shutil.which("openssl"):
-        raise Skip("openssl not installed: cannot make a test certificate")
-    cert = os.path.join(e.root, "cert.pem")
-    key = os.path.join(e.root, "key.pem")
-    p = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj",
-         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        capture_output=True, text=True)
-    if p.returncode != 0:
-        raise Skip("openssl could not make a certificate: " + p.stderr)
+    cert, key = make_cert(e.root, "server")
     port = free_port()
     e.start("tls+tcp://127.0.0.1:%d" % port,
             ["--tls-cert", cert, "--tls-key", key])
@@ -427,11 +395,7 @@ def tls(e):
     check(e.call("frag", job, k, "1", "run-t", "t", "n",
                  "w:/tls:05") == "stored", "fragment over TLS")
     # A client trusting another CA is refused by the handshake.
-    other_key = os.path.join(e.root, "other.key")
-    other = os.path.join(e.root, "other.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", other_key, "-out", other, "-days",
-                    "2", "-subj", "/CN=localhost"], capture_output=True)
+    other, _ = make_cert(e.root, "other")
     p = e.weft_run("status", "--coordinator", url, "--tls-ca", other,
                    ok=False)
     check(p.returncode == 1 and p.stderr, "wrong CA accepted: " + p.stdout)

@@ -2,7 +2,8 @@
 """lineage_e2e.py - end-to-end tests of `weft lineage`: three real runs under
 the ptrace tracer in a temporary project (A writes x, B reads x and writes y,
 C reads y and writes z), then the lineage of z up and of x down as JSON and
-as text, and a path the store never saw refused.
+as text, a path the store never saw refused, and a missing --store
+refused without creating it.
 
     lineage_e2e.py --weft PATH CASE
     lineage_e2e.py --list
@@ -167,6 +168,21 @@ def unknown_path(p):
     if r.returncode != 1 or want not in r.stderr:
         raise Fail("unknown path: exit %d, stderr %r (expected 1 naming %s)"
                    % (r.returncode, r.stderr, want))
+
+
+@case
+def missing_store(p):
+    """A reading command pointed at a store that does not exist says so
+    and leaves no empty store behind."""
+    db = os.path.join(p.dir, "no-such.db")
+    for argv in (["lineage", "--store", db, "x"], ["dag", "--store", db],
+                 ["verify", "--store", db], ["status", "--store", db]):
+        r = p.weft_cmd(*argv)
+        if r.returncode == 0 or db not in r.stderr:
+            raise Fail("weft %s: exit %d, stderr %r (expected an error "
+                       "naming %s)" % (argv[0], r.returncode, r.stderr, db))
+        if os.path.exists(db):
+            raise Fail("weft %s created %s" % (argv[0], db))
 
 
 if __name__ == "__main__":

@@ -179,7 +179,8 @@ def command_checked(env):
 @case
 def timeout_refuses(env):
     """tracer.preflight_timeout_ms = 1: every preflight times out (a probe
-    run cannot finish in 1 ms); the workload is not started, exit 3."""
+    run cannot finish in 1 ms); the workload is not started, exit 3; the
+    probes killed at the deadline leave nothing behind in TMPDIR."""
     os.makedirs(os.path.join(env.proj, ".weft"), exist_ok=True)
     with open(os.path.join(env.proj, ".weft", "config.toml"), "w") as f:
         f.write("[tracer]\npreflight_timeout_ms = 1\n")
@@ -187,10 +188,16 @@ def timeout_refuses(env):
     refused(env, r, "ptrace", "1 ms preflight timeout")
     if "timeout" not in text(r.stderr):
         raise Fail("the refusal does not say timeout:\n%s" % text(r.stderr))
-    r = env.run(["run"] + env.workload())
+    tmp = os.path.join(env.root, "tmp")
+    os.mkdir(tmp)
+    r = env.run(["run"] + env.workload(), env={"TMPDIR": tmp})
     if r.returncode != 3 or os.path.exists(env.marker()):
         raise Fail("auto with a 1 ms timeout exited %d (expected 3, not "
                    "started); stderr:\n%s" % (r.returncode, text(r.stderr)))
+    # Probes killed at the deadline leave nothing in TMPDIR: weft removes
+    # each preflight's scratch directory itself.
+    if os.listdir(tmp):
+        raise Fail("preflights left %s in TMPDIR" % sorted(os.listdir(tmp)))
 
 
 @case

@@ -37,19 +37,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
-                     dag, free_port, log, main, run, wait_port)
-
-
-def wrap_env(contract, spool, **extra):
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith("WEFT_") or k.startswith("SLURM"):
-            del env[k]
-    env.update(contract)
-    env["WEFT_SPOOL"] = spool
-    env["WEFT_TRACER"] = "ptrace"
-    env.update(extra)
-    return env
+                     dag, free_port, log, main, make_cert, run, store_rows,
+                     wait_port, wrap_env)
 
 
 def run_job_tasks(weft, job, shared, spool):
@@ -108,12 +97,7 @@ def snapshot(db):
     """Every stored row of the fragment store's tables."""
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     try:
-        out = {}
-        for t in ("jobs", "writers", "envelopes", "runs", "tasks",
-                  "processes", "file_io", "paths", "artifacts"):
-            out[t] = sorted(map(repr, con.execute(
-                "SELECT * FROM %s" % t).fetchall()))
-        return out
+        return store_rows(con)
     finally:
         con.close()
 
@@ -147,20 +131,39 @@ def check_same(weft, a_dir, a_db, b_dir, b_db, job, n):
     check(sa == sb, "weft status --job differs:\nA %s\nB %s" % (sa, sb))
 
 
-def make_job(weft, scratch, coord, a_dir):
-    job = Job(weft, coord.url, a_dir, status=4)
-    run_job_tasks(weft, job, scratch.path("shared"), scratch.path("spool"))
-    return job
+class Stores:
+    """A scratch directory with project A, its store served by a
+    coordinator, and project B, empty; close() ends the job made in A,
+    stops the coordinator and removes the directory."""
+
+    def __init__(self, weft, name):
+        self.weft = weft
+        self.scratch = Scratch(name)
+        self.a_dir, self.a_db = project(self.scratch, "a")
+        self.b_dir, self.b_db = project(self.scratch, "b")
+        self.coord = Coordinator(weft, self.a_dir).start()
+        self.job = None
+
+    def make_job(self):
+        """A job of three traced tasks in A, still open."""
+        self.job = Job(self.weft, self.coord.url, self.a_dir, status=4)
+        run_job_tasks(self.weft, self.job, self.scratch.path("shared"),
+                      self.scratch.path("spool"))
+        return self.job
+
+    def close(self):
+        if self.job:
+            self.job.end()
+        self.coord.kill()
+        self.scratch.close()
 
 
 def case_store(weft):
-    s = Scratch("pull-store")
-    a_dir, a_db = project(s, "a")
-    b_dir, b_db = project(s, "b")
-    c = Coordinator(weft, a_dir).start()
-    job = None
+    st = Stores(weft, "pull-store")
+    s, c = st.scratch, st.coord
+    a_dir, a_db, b_dir, b_db = st.a_dir, st.a_db, st.b_dir, st.b_db
     try:
-        job = make_job(weft, s, c, a_dir)
+        job = st.make_job()
         rc, err = job.end()
         check(rc == 4, "weft submit exited %s: %s" % (rc, err))
         n = envelopes(a_db)
@@ -234,20 +237,15 @@ def case_store(weft):
               "pull of a directory without a store: exit %d: %s"
               % (p.returncode, p.err))
     finally:
-        if job:
-            job.end()
-        c.kill()
-        s.close()
+        st.close()
 
 
 def case_coordinator(weft):
-    s = Scratch("pull-coord")
-    a_dir, a_db = project(s, "a")
-    b_dir, b_db = project(s, "b")
-    c = Coordinator(weft, a_dir).start()
-    job = None
+    st = Stores(weft, "pull-coord")
+    c = st.coord
+    a_dir, a_db, b_dir, b_db = st.a_dir, st.a_db, st.b_dir, st.b_db
     try:
-        job = make_job(weft, s, c, a_dir)
+        job = st.make_job()
         n = envelopes(a_db)
         log("store A: %d fragments of 3 tasks" % n)
         # Open: not handed out.
@@ -291,39 +289,23 @@ def case_coordinator(weft):
         check(p.returncode == 1 and url in p.err,
               "unreachable coordinator: exit %d: %s" % (p.returncode, p.err))
     finally:
-        if job:
-            job.end()
-        c.kill()
-        s.close()
-
-
-def make_cert(scratch, name):
-    cert, key = scratch.path(name + ".pem"), scratch.path(name + ".key")
-    p = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj",
-         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        capture_output=True, text=True)
-    if p.returncode != 0:
-        raise Skip("openssl could not make a certificate: " + p.stderr)
-    return cert, key
+        st.close()
 
 
 def case_tls(weft):
     if not shutil.which("openssl"):
         raise Skip("openssl not installed: cannot make a test certificate")
-    s = Scratch("pull-tls")
-    a_dir, a_db = project(s, "a")
-    b_dir, b_db = project(s, "b")
-    cert, key = make_cert(s, "server")
-    other, _ = make_cert(s, "other")
-    c = Coordinator(weft, a_dir).start()
-    job, tls = None, None
+    st = Stores(weft, "pull-tls")
+    s, c = st.scratch, st.coord
+    a_dir, a_db, b_dir, b_db = st.a_dir, st.a_db, st.b_dir, st.b_db
+    tls = None
     try:
-        job = make_job(weft, s, c, a_dir)
+        cert, key = make_cert(s.dir, "server")
+        other, _ = make_cert(s.dir, "other")
+        job = st.make_job()
         rc, err = job.end()
         check(rc == 4, "weft submit exited %s: %s" % (rc, err))
-        job_id, job = job.id, None
+        job_id = job.id
         c.kill(signal.SIGTERM)
         n = envelopes(a_db)
         # The same store, served over TLS.
@@ -348,13 +330,10 @@ def case_tls(weft):
         check(p.returncode == 2, "--tls-ca with a store file: exit %d"
               % p.returncode)
     finally:
-        if job:
-            job.end()
-        c.kill()
         if tls and tls.poll() is None:
             tls.kill()
             tls.wait()
-        s.close()
+        st.close()
 
 
 CASES = {

@@ -40,24 +40,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, check,  # noqa
-                     dag, log, main, run)
+                     dag, log, main, run, wrap_env)
 
 
 def blake(content):
     return "blake2b-256:" + hashlib.blake2b(content,
                                             digest_size=32).hexdigest()
-
-
-def wrap_env(contract, spool, **extra):
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith("WEFT_") or k.startswith("SLURM"):
-            del env[k]
-    env.update(contract)
-    env["WEFT_SPOOL"] = spool
-    env["WEFT_TRACER"] = "ptrace"
-    env.update(extra)
-    return env
 
 
 def spooled(spool):

@@ -1,7 +1,8 @@
-"""wraplib.py - what the distributed end-to-end tests (tests/wrap_*.py)
-share: a scratch directory, a coordinator process on a free port, the env
-contract of a job, network namespaces as stand-in cluster nodes, and the
-usual checks. Standard library only.
+"""wraplib.py - what the distributed end-to-end tests (tests/wrap_*.py,
+pull_e2e.py, dist_coordinator.py) share: a scratch directory, a
+coordinator process on a free port, the env contract of a job, a test
+certificate, a store's rows, network namespaces as stand-in cluster nodes,
+and the usual checks. Standard library only.
 
 Network namespaces: `Cluster(n)` makes n namespaces joined by a bridge in
 the caller's namespace (10.77.X.0/24; the caller is .1, node i is .(10+i)),
@@ -179,6 +180,49 @@ class Job:
         out, err = self.proc.communicate(timeout=timeout)
         rc, self.proc = self.proc.returncode, None
         return rc, err.decode(errors="replace")
+
+
+def wrap_env(contract, spool, **extra):
+    """The environment of a `weft wrap` in a job: the caller's without any
+    WEFT_* or SLURM* variable, then the job's contract, the spool, the
+    ptrace tracer and extra."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("WEFT_") or k.startswith("SLURM"):
+            del env[k]
+    env.update(contract)
+    env["WEFT_SPOOL"] = spool
+    env["WEFT_TRACER"] = "ptrace"
+    env.update(extra)
+    return env
+
+
+def store_rows(con):
+    """Every row of a fragment store's tables (an open sqlite3
+    connection), sorted: what a refused request must not change."""
+    out = {}
+    for t in ("jobs", "writers", "envelopes", "runs", "tasks", "processes",
+              "file_io", "paths", "artifacts"):
+        out[t] = sorted(map(repr, con.execute(
+            "SELECT * FROM %s" % t).fetchall()))
+    return out
+
+
+def make_cert(directory, name):
+    """A self-signed certificate for localhost: (DIR/NAME.pem,
+    DIR/NAME.key). Skip when openssl cannot make one."""
+    if not shutil.which("openssl"):
+        raise Skip("openssl not installed: cannot make a test certificate")
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2", "-subj",
+         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Skip("openssl could not make a certificate: " + p.stderr)
+    return cert, key
 
 
 def dag(weft, store_dir, job):

@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -93,20 +95,54 @@ static void preflight_failed(weft_preflight *p, const weft_backend *b,
 	snprintf(p->summary, sizeof(p->summary), "%s", why);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* A scratch directory for one preflight's probes (its TMPDIR), removed
+ * whole by the parent afterwards: a probe killed at the deadline cannot
+ * clean up after itself. "" when it cannot be made (the probes then use
+ * TMPDIR and say so if that fails too). */
+static void scratch_make(char *dir, size_t dirsz)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, dirsz, "%s/weft-preflight-XXXXXX",
+		 tmp && tmp[0] == '/' ? tmp : "/tmp");
+	if (!mkdtemp(dir))
+		dir[0] = '\0';
+}
+
+static void scratch_remove(const char *dir)
+{
+	if (dir[0])
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 			const char *command, int timeout_ms)
 {
 	int fds[2];
+	char scratch[PATH_MAX];
 	if (pipe2(fds, O_CLOEXEC) != 0) {
 		preflight_failed(p, b, command, "preflight",
 				 "cannot create a pipe for the preflight");
 		return;
 	}
+	scratch_make(scratch, sizeof(scratch));
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		scratch_remove(scratch);
 		preflight_failed(p, b, command, "preflight",
 				 "cannot fork the preflight");
 		return;
@@ -117,6 +153,8 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(fds[0]);
+		if (scratch[0])
+			setenv("TMPDIR", scratch, 1);
 		weft_preflight *mine = calloc(1, sizeof(*mine));
 		if (!mine)
 			_exit(1);
@@ -166,6 +204,7 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	scratch_remove(scratch);
 	if (timed_out) {
 		char why[128];
 		snprintf(why, sizeof(why),
