@@ -314,6 +314,9 @@ static int collect_until_end(weft_preload_collect *pc, int pidfd, int lsock,
 			weft_preload_collect_pump(pc);
 		if (p[1].revents && ended_at < 0)
 			ended_at = mono_ms();
+		/* p[3] is about the connection polled: one accepted below
+		 * replaces it and has not been polled yet. */
+		int polled = *conn;
 		if (p[2].revents & POLLIN) {
 			int c = control_accept(lsock);
 			if (c >= 0) {
@@ -322,7 +325,8 @@ static int collect_until_end(weft_preload_collect *pc, int pidfd, int lsock,
 				*conn = c;
 			}
 		}
-		if (*conn >= 0 && (p[3].revents & (POLLIN | POLLHUP))) {
+		if (*conn >= 0 && *conn == polled &&
+		    (p[3].revents & (POLLIN | POLLHUP))) {
 			if (control_read(*conn, &code) == 0)
 				return code; /* slurmstepd reaped it */
 			close(*conn);

@@ -53,13 +53,28 @@ struct pull {
 	bool json;
 };
 
-static void print_reject(void *ctx, const char *job, const uint8_t *pk,
+/* Text from the source, fit for a terminal: control bytes become '?'. */
+static const char *printable(const char *in, char *out, size_t outsz)
+{
+	size_t i = 0;
+	for (; in[i] && i + 1 < outsz; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+static void print_reject(void *ctx, const char *job_in, const uint8_t *pk,
 			 uint64_t seq, const weft_verdict *v)
 {
 	(void)ctx;
+	char job[WEFT_JOB_ID_BYTES + 8], why[sizeof(v->detail)];
+	printable(job_in, job, sizeof(job));
+	printable(v->detail, why, sizeof(why));
 	if (!pk) {
 		cli_error("pull: job %s refused: %s (%s)", job,
-			  weft_reject_name(v->reason), v->detail);
+			  weft_reject_name(v->reason), why);
 		return;
 	}
 	char text[WEFT_PUBKEY_TEXT_BYTES];
@@ -68,10 +83,10 @@ static void print_reject(void *ctx, const char *job, const uint8_t *pk,
 		cli_error("pull: job %s, writer %.16s, seq %llu refused: %s "
 			  "(%s)",
 			  job, text, (unsigned long long)seq,
-			  weft_reject_name(v->reason), v->detail);
+			  weft_reject_name(v->reason), why);
 	else
 		cli_error("pull: job %s, writer %.16s refused: %s (%s)", job,
-			  text, weft_reject_name(v->reason), v->detail);
+			  text, weft_reject_name(v->reason), why);
 }
 
 /* ---- SOURCE ---- */
@@ -399,10 +414,14 @@ int cmd_pull(int argc, char **argv)
 	if (!remote && source_db(p.source, db, sizeof(db)))
 		return 1;
 
-	weft_store *dst = store_path ? cli_open_store_at(store_path, true)
-				     : cli_open_store(true, NULL, 0);
+	char weft_dir[WEFT_MAX_PATH_BYTES + 1] = "";
+	char dst_path[sizeof(weft_dir) + 16];
+	weft_store *dst =
+		store_path ? cli_open_store_at(store_path, true)
+			   : cli_open_store(true, weft_dir, sizeof(weft_dir));
 	if (!dst)
 		return 1;
+	snprintf(dst_path, sizeof(dst_path), "%s/weft.db", weft_dir);
 	int err = weft_relay_new(dst, print_reject, &p, &p.relay);
 	if (err) {
 		cli_error("pull: cannot write the store: %s",
@@ -419,7 +438,7 @@ int cmd_pull(int argc, char **argv)
 	}
 	const weft_relay_counts *n = weft_relay_get_counts(p.relay);
 	if (p.json)
-		print_json(&p, n, store_path ? store_path : ".weft/weft.db");
+		print_json(&p, n, store_path ? store_path : dst_path);
 	else if (!rc || n->jobs || n->fragments)
 		print_text(&p, n); /* not after failing before any job */
 	bool refused = n->rejected || n->jobs_rejected;

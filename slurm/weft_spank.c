@@ -316,7 +316,10 @@ static int agent_up(char *err, size_t errsz)
 		return -1;
 	}
 	memcpy(sa.sun_path, conf.agent, strlen(conf.agent) + 1);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* Non-blocking: an agent with a full backlog must not hold up
+	 * the task's exec (EAGAIN: the task falls back to preload). */
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
 	if (fd < 0) {
 		snprintf(err, errsz, "socket: %s", strerror(errno));
 		return -1;
@@ -830,7 +833,12 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t n = strlen(name);
 	memcpy(sa.sun_path + 1, name, n);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a connect to a listener whose backlog is full
+	 * (anyone on the node can bind the abstract name first and not
+	 * accept) would block slurmstepd for good. A Unix socket connects
+	 * at once or fails (EAGAIN); nothing else here waits unbounded. */
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
 	if (fd >= 0 &&
 	    connect(fd, (struct sockaddr *)&sa,
 		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
@@ -838,7 +846,7 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 		close(fd); /* no collector: the task was not traced */
 		fd = -1;
 	}
-	struct ucred cr;
+	struct ucred cr = {.uid = (uid_t)-1};
 	socklen_t len = sizeof(cr);
 	if (fd >= 0 &&
 	    (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||

@@ -318,7 +318,10 @@ static int job_add(weft_relay *r, const weft_relay_job *j)
 	return store_step_insert(st);
 }
 
-int weft_relay_put_job(weft_relay *r, const weft_relay_job *j, weft_verdict *v)
+/* has_key: the source holds a key for the job (a store row without one
+ * is refused: storing it would give the job a key nobody derived). */
+static int put_job(weft_relay *r, const weft_relay_job *j, bool has_key,
+		   weft_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
 	r->refused_job[0] = '\0';
@@ -336,6 +339,9 @@ int weft_relay_put_job(weft_relay *r, const weft_relay_job *j, weft_verdict *v)
 	if (weft_job_id_check(id))
 		verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
 			"the source's job id is not a job id");
+	else if (!has_key)
+		verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
+			"the source holds no key for job %s", id);
 	else if ((err = job_get(r, id, &row)) == WEFT_OK) {
 		if (!weft_mac_equal(row.key, j->key)) {
 			verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_JOB_EXISTS,
@@ -377,6 +383,11 @@ int weft_relay_put_job(weft_relay *r, const weft_relay_job *j, weft_verdict *v)
 		r->batch.jobs_present++;
 	}
 	return WEFT_OK;
+}
+
+int weft_relay_put_job(weft_relay *r, const weft_relay_job *j, weft_verdict *v)
+{
+	return put_job(r, j, true, v);
 }
 
 /* ---- Writers ---- */
@@ -566,6 +577,16 @@ int weft_store_open_readonly(const char *db_path, weft_store **out)
 	if (!err) {
 		sqlite3_extended_result_codes(s->db, 1);
 		sqlite3_busy_timeout(s->db, WEFT_STORE_BUSY_TIMEOUT_MS);
+		/* A file someone handed over may be crafted: its schema
+		 * (views, defaults) calls no function with side effects,
+		 * and damaged pages are found rather than read past (SQLite's
+		 * advice for untrusted database files). */
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0,
+				  (int *)NULL);
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1,
+				  (int *)NULL);
+		sqlite3_exec(s->db, "PRAGMA cell_size_check = ON", NULL, NULL,
+			     NULL);
 		err = user_version(s->db, &version);
 	}
 	if (!err && version < RELAY_MIN_SCHEMA_VERSION)
@@ -710,7 +731,7 @@ int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
 		sqlite3_int64 num = sqlite3_column_int64(st, 0);
 		weft_verdict v;
 		if (!err)
-			err = weft_relay_put_job(r, &j, &v);
+			err = put_job(r, &j, has_key, &v);
 		if (!err && v.status != WEFT_ACK_REJECTED)
 			err = pull_rows(r, src, PULL_WRITERS_SQL, num,
 					j.info.id, pull_writer);

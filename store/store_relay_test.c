@@ -398,6 +398,33 @@ static void test_job_under_other_token(void **state)
 			 0);
 }
 
+/* A source whose job row holds no 32-byte key (a crafted file, written
+ * past the CHECK): the job is refused, with its writers and fragments,
+ * not stored under a key nobody derived (all zeros). */
+static void test_job_without_key(void **state)
+{
+	struct fixture *fx = *state;
+	make_source(fx);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->a.db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA ignore_check_constraints = ON; "
+				      "UPDATE jobs SET enrol_key = x'00'",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	weft_relay_counts c = pull(fx, NULL, WEFT_OK);
+	assert_int_equal(c.jobs, 1);
+	assert_int_equal(c.jobs_rejected, 1);
+	assert_int_equal(fx->last_reason, WEFT_REJECT_MALFORMED);
+	assert_int_equal(c.stored, 0);
+	assert_int_equal(c.rejected, 3);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM jobs"), 0);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM writers"), 0);
+	assert_int_equal(sql_int(fx->b.db, "SELECT count(*) FROM envelopes"),
+			 0);
+}
+
 static void test_one_job_and_sources(void **state)
 {
 	struct fixture *fx = *state;
@@ -549,6 +576,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_job_under_other_token,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_without_key, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_one_job_and_sources, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_export_pages, setup,
