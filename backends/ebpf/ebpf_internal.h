@@ -41,6 +41,10 @@ typedef struct wb_load_stats {
 int wb_load_open(wb_load **out, size_t ringbuf_bytes, wb_record_fn fn,
 		 void *ctx, wb_load_stats *stats, char *err, size_t errsz);
 void wb_load_close(wb_load *ld);
+/* Which syscall programs a load uses: false the two raw tracepoints
+ * (tp_btf/sys_enter, sys_exit; the default), true one per recorded
+ * syscall (WEFT_EBPF_SYSCALLS=each). */
+bool wb_syscalls_each(void);
 /* Ring buffer size from WEFT_EBPF_RINGBUF_BYTES, or the default. */
 size_t wb_ringbuf_bytes(void);
 /* Trace pid (a single-threaded process: its children follow in the
@@ -50,7 +54,10 @@ int wb_track(wb_load *ld, pid_t pid, uint32_t owner);
 void wb_untrack_owner(wb_load *ld, uint32_t owner);
 /* Attach or detach the syscall programs (the process tracepoints stay):
  * the agent detaches them while nobody is registered, so that an idle
- * agent costs other processes nothing. 0 or -errno. */
+ * agent costs other processes nothing. With one program per syscall
+ * (WEFT_EBPF_SYSCALLS=each) a detach is a no-op: each tracepoint's
+ * teardown waits for a kernel grace period (0.5-7 s for all of them), so
+ * they stay attached until the load is closed. 0 or -errno. */
 int wb_syscalls_attach(wb_load *ld, bool on);
 /* Consume everything the kernel has written so far. */
 int wb_drain(wb_load *ld);

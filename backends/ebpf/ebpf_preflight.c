@@ -110,6 +110,21 @@ static void check_privileges(weft_preflight *p)
 		     "(`weft tracer enable ebpf`)");
 }
 
+/* Where the probe's records come from, as for the run (wb_run): with
+ * WEFT_EBPF_AGENT=off a load of its own. Otherwise the agent when one
+ * answers, else a load of its own with the same programs the agent the
+ * run starts will load; but with one program per syscall
+ * (WEFT_EBPF_SYSCALLS=each) a private load's end waits 0.5-7 s for the
+ * kernel to detach them (possibly past the preflight deadline), so the
+ * probe starts the agent, as the run would. */
+static enum wb_source probe_source(void)
+{
+	const char *v = getenv("WEFT_EBPF_AGENT");
+	if (v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0))
+		return WB_SOURCE_PRIVATE;
+	return wb_syscalls_each() ? WB_SOURCE_AGENT : WB_SOURCE_AGENT_IF_UP;
+}
+
 /* Trace cp SRC DST in a temporary directory through a load of its own:
  * that load is the load_attach check, the records the probe check. */
 static void check_load_and_probe(weft_preflight *p)
@@ -138,10 +153,9 @@ static void check_load_and_probe(weft_preflight *p)
 	weft_launch l = {.argv = argv, .envp = envp};
 	l.classifier = weft_classifier_new();
 	wb_load_stats st = {0};
-	int err = !wrote ? WEFT_EIO
-		  : l.classifier
-			  ? wb_trace(&l, &rep, WB_SOURCE_AGENT_IF_UP, &st)
-			  : WEFT_ENOMEM;
+	int err = !wrote         ? WEFT_EIO
+		  : l.classifier ? wb_trace(&l, &rep, probe_source(), &st)
+				 : WEFT_ENOMEM;
 	if (!wrote) {
 		weft_preflight_check(p, "load_attach", false,
 				     "not run: no probe input");
@@ -170,10 +184,14 @@ static void check_load_and_probe(weft_preflight *p)
 				     "traced the probe");
 	else
 		weft_preflight_check(p, "load_attach", true,
-				     "%u programs loaded and attached "
-				     "(tp_btf sys_enter/sys_exit, "
-				     "sched_process_fork/exec/exit)",
-				     st.attached);
+				     "%u programs loaded and attached (%s, "
+				     "tp_btf sched_process_fork/exec/exit)",
+				     st.attached,
+				     wb_syscalls_each()
+					     ? "syscalls/sys_enter_* and "
+					       "sys_exit_* of each recorded "
+					       "syscall"
+					     : "tp_btf sys_enter/sys_exit");
 	bool src_read = false, dst_written = false, dst_created = false;
 	if (err == 0 && !l.lost) {
 		weft_classifier_finish(l.classifier, &rep);

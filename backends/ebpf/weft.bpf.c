@@ -8,7 +8,7 @@
  *   in the kernel, so nothing a child does can happen before it is
  *   traced) naming a registration that is still in the owners array. An
  *   untraced thread costs one task-storage lookup (a pointer in its
- *   task_struct, no hashing) per syscall.
+ *   task_struct, no hashing) per program run.
  * - Arguments are saved at syscall entry (pending, per thread) and the
  *   record is made at exit: the return value is known then, and a path
  *   string is read after the kernel itself read it (at entry the page may
@@ -17,11 +17,17 @@
  *   leader: after the first read (write) that moved bytes on an fd,
  *   further reads (writes) on it emit nothing and save nothing; an open,
  *   dup or close of that fd number resets them.
- * - Records are built in a per-CPU scratch and copied with one
- *   bpf_ringbuf_output of their real size. The reader is not woken per
- *   record (BPF_RB_NO_WAKEUP): it polls on a short timer, and is woken
- *   once when the waiting data grows past wakeup_bytes. A failed output is
- *   counted in `dropped`, never silent.
+ * - Two sets of syscall programs, the loader loads one: tp_btf on the
+ *   raw sys_enter/sys_exit (default), or one tracepoint program per
+ *   recorded syscall (syscalls/sys_enter_openat, ...; the kernel runs
+ *   nothing for a process's other syscalls). Both share on_enter and
+ *   on_exit; bench/overhead --ebpf-each compares them.
+ * - Records without strings are reserved in the ring buffer and filled in
+ *   place; records with paths are built in a per-CPU scratch and copied
+ *   with one bpf_ringbuf_output of their real size. The reader is not
+ *   woken per record (BPF_RB_NO_WAKEUP): it polls on a short timer, and
+ *   is woken once when the waiting data grows past wakeup_bytes. A failed
+ *   output is counted in `dropped`, never silent.
  * - Syscall numbers are x86_64's (the build enables this backend only
  *   there).
  */
@@ -33,6 +39,9 @@
 #include "weft_ebpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* A kernel object pointer as a read-only BTF pointer (kernel 6.2+). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* Wake the reader when this much is waiting (set before load). */
 const volatile __u64 wakeup_bytes = 256 * 1024;
@@ -176,15 +185,19 @@ static __always_inline void count_drop(void)
 		*n += 1;
 }
 
+/* Whether the registration w names is still active. */
+static __always_inline bool active(struct wb_task *w)
+{
+	__u32 slot = w->owner % WB_MAX_OWNERS;
+	__u32 *cur = bpf_map_lookup_elem(&owners, &slot);
+	return cur && *cur == w->owner;
+}
+
 /* The state of task t when its registration is active, else NULL. */
 static __always_inline struct wb_task *tracked(struct task_struct *t)
 {
 	struct wb_task *w = bpf_task_storage_get(&tasks, t, 0, 0);
-	if (!w)
-		return NULL;
-	__u32 slot = w->owner % WB_MAX_OWNERS;
-	__u32 *active = bpf_map_lookup_elem(&owners, &slot);
-	return active && *active == w->owner ? w : NULL;
+	return w && active(w) ? w : NULL;
 }
 
 /* A zeroed record of kind for the current thread in the CPU's scratch. */
@@ -207,18 +220,48 @@ static __always_inline struct wb_scratch *record(__u16 kind, __u32 owner)
 	return s;
 }
 
+/* The wakeup flag for a record of size: wake the reader once, when this
+ * record takes the waiting data past wakeup_bytes; a wakeup per record
+ * above it would cost the workload more than the reader's 20 ms timer
+ * does. */
+static __always_inline __u64 wakeup_flag(__u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return avail < wakeup_bytes && avail + size >= wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+/* A record without strings (close, read, write, dup, fork, ...),
+ * reserved in the ring buffer and filled in place: no scratch, no copy.
+ * NULL (and counted) when the buffer is full. */
+static __always_inline struct wb_record *fixed(__u16 kind, __u32 owner)
+{
+	struct wb_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_drop();
+		return NULL;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	__builtin_memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->owner = owner;
+	r->pid = (__s32)id;
+	r->tgid = (__s32)(id >> 32);
+	r->created = CREATED_UNKNOWN;
+	return r;
+}
+
+static __always_inline void fixed_submit(struct wb_record *r)
+{
+	bpf_ringbuf_submit(r, wakeup_flag(sizeof(*r)));
+}
+
 /* Copy the record and datalen bytes of its data to the ring buffer. */
 static __always_inline void submit(struct wb_scratch *s, __u32 datalen)
 {
 	__u64 size = sizeof(s->rec) + (datalen & (WB_DATA_MAX - 1));
-	/* Wake the reader once, when this record takes the waiting data
-	 * past wakeup_bytes; a wakeup per record above it would cost the
-	 * workload more than the reader's 20 ms timer does. */
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = avail < wakeup_bytes && avail + size >= wakeup_bytes
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, s, size, flags) != 0)
+	if (bpf_ringbuf_output(&events, s, size, wakeup_flag(size)) != 0)
 		count_drop();
 }
 
@@ -270,9 +313,11 @@ static __always_inline void fd_mark(int fd, __u32 what)
 		return;
 	__u32 w = ((__u32)fd >> 6) & (WB_FD_WORDS - 1);
 	__u64 m = 1ull << (fd & 63);
-	if (what & WB_FD_READ)
+	/* Atomic (threads share the bits), and only when a bit changes: a
+	 * locked operation costs more than the load. */
+	if ((what & WB_FD_READ) && !(b->rd[w] & m))
 		__sync_fetch_and_or(&b->rd[w], m);
-	if (what & WB_FD_WRITE)
+	if ((what & WB_FD_WRITE) && !(b->wr[w] & m))
 		__sync_fetch_and_or(&b->wr[w], m);
 }
 
@@ -284,24 +329,23 @@ static __always_inline void fd_reset(int fd)
 	if (!b)
 		return;
 	__u32 w = ((__u32)fd >> 6) & (WB_FD_WORDS - 1);
-	__u64 m = ~(1ull << (fd & 63));
-	__sync_fetch_and_and(&b->rd[w], m);
-	__sync_fetch_and_and(&b->wr[w], m);
+	__u64 m = 1ull << (fd & 63);
+	if (b->rd[w] & m)
+		__sync_fetch_and_and(&b->rd[w], ~m);
+	if (b->wr[w] & m)
+		__sync_fetch_and_and(&b->wr[w], ~m);
 }
 
 /* ---- entry ---- */
 
-static __always_inline void save(struct wb_task *w, long nr,
-				 struct pt_regs *regs)
+static __always_inline void save(struct wb_task *w, long nr, const __u64 *a)
 {
-	/* regs is a BTF pointer here (tp_btf): plain loads, no helper
-	 * calls. x86_64 syscall arguments: di, si, dx, r10, r8. */
 	w->p.nr = nr;
-	w->p.args[0] = regs->di;
-	w->p.args[1] = regs->si;
-	w->p.args[2] = regs->dx;
-	w->p.args[3] = regs->r10;
-	w->p.args[4] = regs->r8;
+	w->p.args[0] = a[0];
+	w->p.args[1] = a[1];
+	w->p.args[2] = a[2];
+	w->p.args[3] = a[3];
+	w->p.args[4] = a[4];
 }
 
 static __always_inline bool interesting(long nr)
@@ -338,8 +382,10 @@ static __always_inline bool interesting(long nr)
 	}
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long nr)
+/* The entry of syscall nr with its first five arguments a (nr is a
+ * constant in each per-syscall program: the compiler keeps only its
+ * case). */
+static __always_inline int on_enter(long nr, const __u64 *a)
 {
 	struct wb_task *p = tracked(bpf_get_current_task_btf());
 	if (!p)
@@ -352,34 +398,34 @@ int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long nr)
 	case NR_readv:
 	case NR_preadv:
 	case NR_preadv2:
-		fd = (int)regs->di;
+		fd = (int)a[0];
 		if (!fd_known(fd, WB_FD_READ))
-			save(p, nr, regs);
+			save(p, nr, a);
 		return 0;
 	case NR_write:
 	case NR_pwrite64:
 	case NR_writev:
 	case NR_pwritev:
 	case NR_pwritev2:
-		fd = (int)regs->di;
+		fd = (int)a[0];
 		if (!fd_known(fd, WB_FD_WRITE))
-			save(p, nr, regs);
+			save(p, nr, a);
 		return 0;
 	case NR_close: {
 		/* At entry: close releases the fd even when it fails. */
-		fd = (int)regs->di;
+		fd = (int)a[0];
 		fd_reset(fd);
-		struct wb_scratch *s = record(EV_CLOSE, p->owner);
-		if (!s)
+		struct wb_record *r = fixed(EV_CLOSE, p->owner);
+		if (!r)
 			return 0;
-		s->rec.fd = fd;
-		submit(s, 0);
+		r->fd = fd;
+		fixed_submit(r);
 		return 0;
 	}
 	case NR_mmap: {
-		int prot = (int)regs->dx;
-		int flags = (int)regs->r10;
-		fd = (int)regs->r8;
+		int prot = (int)a[2];
+		int flags = (int)a[3];
+		fd = (int)a[4];
 		if (flags & MAP_ANONYMOUS)
 			return 0;
 		__u32 bits = 0;
@@ -388,12 +434,12 @@ int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long nr)
 		if ((flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE))
 			bits |= WB_FD_WRITE;
 		if (bits && !fd_known(fd, bits))
-			save(p, nr, regs);
+			save(p, nr, a);
 		return 0;
 	}
 	default:
 		if (interesting(nr))
-			save(p, nr, regs);
+			save(p, nr, a);
 		return 0;
 	}
 }
@@ -423,19 +469,22 @@ static __always_inline void stat_fd(struct wb_record *r, int fd)
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
 		return;
-	unsigned int fmode = BPF_CORE_READ(f, f_mode);
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	/* The file as a read-only BTF pointer (bpf_rdonly_cast): its fields
+	 * and its inode's are then plain loads, not a helper call each. */
+	struct file *ff =
+		bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+	unsigned int fmode = ff->f_mode;
+	struct inode *ino = ff->f_inode;
 	if (!ino)
 		return;
 	r->rflags |= WB_R_HAS_STAT;
-	r->st_mode = BPF_CORE_READ(ino, i_mode);
-	r->st_ino = BPF_CORE_READ(ino, i_ino);
-	r->st_size = BPF_CORE_READ(ino, i_size);
-	r->st_dev = encode_dev(BPF_CORE_READ(ino, i_sb, s_dev));
+	r->st_mode = ino->i_mode;
+	r->st_ino = ino->i_ino;
+	r->st_size = ino->i_size;
+	r->st_dev = encode_dev(ino->i_sb->s_dev);
 	if (bpf_core_field_exists(ino->i_mtime_sec))
 		r->st_mtime_ns =
-			BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ll +
-			BPF_CORE_READ(ino, i_mtime_nsec);
+			ino->i_mtime_sec * 1000000000ll + ino->i_mtime_nsec;
 	if (r->flags & O_CREAT)
 		r->created = (fmode & FMODE_CREATED) ? CREATED_YES : CREATED_NO;
 }
@@ -471,11 +520,12 @@ static __always_inline void emit_paths(struct wb_scratch *s, int fd, __u64 a,
 	submit(s, n + m);
 }
 
-static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
-				       long ret)
+static __always_inline void on_exit_nr(long nr, struct wb_task *p,
+				       struct wb_pending *a, long ret)
 {
 	struct wb_scratch *s;
-	int nr = a->nr, fd = (int)a->args[0];
+	struct wb_record *r;
+	int fd = (int)a->args[0];
 	__u16 kind;
 
 	switch (nr) {
@@ -508,13 +558,13 @@ static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
 		if ((flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE))
 			bits |= WB_FD_WRITE;
 		fd_mark(fd, bits);
-		if (!(s = record(EV_MMAP, p->owner)))
+		if (!(r = fixed(EV_MMAP, p->owner)))
 			return;
-		s->rec.ret = ret;
-		s->rec.fd = fd;
-		s->rec.mode = prot;
-		s->rec.flags = flags;
-		submit(s, 0);
+		r->ret = ret;
+		r->fd = fd;
+		r->mode = prot;
+		r->flags = flags;
+		fixed_submit(r);
 		return;
 	}
 	case NR_sendfile:
@@ -528,12 +578,12 @@ static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
 			return;
 		fd_mark(in, WB_FD_READ);
 		fd_mark(out, WB_FD_WRITE);
-		if (!(s = record(EV_XFER, p->owner)))
+		if (!(r = fixed(EV_XFER, p->owner)))
 			return;
-		s->rec.ret = ret;
-		s->rec.fd = in;
-		s->rec.fd2 = out;
-		submit(s, 0);
+		r->ret = ret;
+		r->fd = in;
+		r->fd2 = out;
+		fixed_submit(r);
 		return;
 	}
 	default:
@@ -541,11 +591,11 @@ static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
 		break;
 	}
 	if (kind) {
-		if (!(s = record(kind, p->owner)))
+		if (!(r = fixed(kind, p->owner)))
 			return;
-		s->rec.ret = ret;
-		s->rec.fd = fd;
-		submit(s, 0);
+		r->ret = ret;
+		r->fd = fd;
+		fixed_submit(r);
 		return;
 	}
 
@@ -600,23 +650,23 @@ static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
 		}
 		if (kind == EV_DUP)
 			fd_reset((int)ret);
-		if (!(s = record(kind, p->owner)))
+		if (!(r = fixed(kind, p->owner)))
 			return;
-		s->rec.ret = ret;
-		s->rec.fd = fd;
-		s->rec.fd2 = kind == EV_DUP ? (int)ret : 0;
-		s->rec.flags = flags;
-		submit(s, 0);
+		r->ret = ret;
+		r->fd = fd;
+		r->fd2 = kind == EV_DUP ? (int)ret : 0;
+		r->flags = flags;
+		fixed_submit(r);
 		return;
 	}
 	case NR_ftruncate:
 	case NR_fchdir:
-		if (!(s = record(nr == NR_ftruncate ? EV_FTRUNCATE : EV_FCHDIR,
-				 p->owner)))
+		if (!(r = fixed(nr == NR_ftruncate ? EV_FTRUNCATE : EV_FCHDIR,
+				p->owner)))
 			return;
-		s->rec.ret = ret;
-		s->rec.fd = fd;
-		submit(s, 0);
+		r->ret = ret;
+		r->fd = fd;
+		fixed_submit(r);
 		return;
 	}
 
@@ -677,24 +727,107 @@ static __always_inline void on_exit_nr(struct wb_task *p, struct wb_pending *a,
 	}
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
+/* Argument i of a syscall tracepoint (syscalls/sys_enter_*), which hands
+ * BPF the syscall's own nargs arguments: the kernel refuses to attach a
+ * program that reads past them (EACCES), so only those are read. */
+#define ctx_arg(ctx, i, nargs) ((i) < (nargs) ? (ctx)->args[i] : 0)
+
+/* The exit of syscall nr: the record, made from what its entry saved. */
+static __always_inline int on_exit(long nr, long ret)
 {
 	/* Nothing pending is the common case: settle it before the owner
 	 * check. A stale entry (its exit never came: exec, a kill) is not
 	 * this syscall's. */
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct wb_task *w = bpf_task_storage_get(&tasks, t, 0, 0);
-	if (!w || w->p.nr < 0 || w->p.nr != (long)regs->orig_ax)
+	struct wb_task *w =
+		bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, 0);
+	if (!w || w->p.nr != nr || !active(w))
 		return 0;
-	struct wb_task *p = tracked(t);
-	if (!p)
-		return 0;
-	struct wb_pending copy = p->p;
-	p->p.nr = -1;
-	on_exit_nr(p, &copy, ret);
+	struct wb_pending copy = w->p;
+	w->p.nr = -1;
+	on_exit_nr(nr, w, &copy, ret);
 	return 0;
 }
+
+/* Two sets of syscall programs; the loader loads one of them
+ * (WEFT_EBPF_SYSCALLS, load.c).
+ *
+ * "raw" (the default): tp_btf on the raw sys_enter and sys_exit, one
+ * program each for every syscall of every process; the arguments are
+ * plain loads from the registers. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long nr)
+{
+	/* x86_64 syscall arguments: di, si, dx, r10, r8. */
+	__u64 a[5] = {regs->di, regs->si, regs->dx, regs->r10, regs->r8};
+	return on_enter(nr, a);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
+{
+	return on_exit(regs->orig_ax, ret);
+}
+
+/* "each": one program per syscall tracepoint (name, number, how many
+ * arguments the syscall has), for exactly the syscalls weft records: a
+ * process's other syscalls run no program at all (the kernel checks a
+ * bitmap of enabled syscalls and returns), and close needs no exit
+ * program. The x86_64 sendfile is the kernel's sendfile64. */
+#define WEFT_ENTER(name, NR, nargs)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                            \
+	int weft_enter_##name(struct trace_event_raw_sys_enter *ctx)           \
+	{                                                                      \
+		__u64 a[5] = {ctx_arg(ctx, 0, nargs), ctx_arg(ctx, 1, nargs),  \
+			      ctx_arg(ctx, 2, nargs), ctx_arg(ctx, 3, nargs),  \
+			      ctx_arg(ctx, 4, nargs)};                         \
+		return on_enter(NR, a);                                        \
+	}
+#define WEFT_EXIT(name, NR)                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                             \
+	int weft_exit_##name(struct trace_event_raw_sys_exit *ctx)             \
+	{                                                                      \
+		return on_exit(NR, ctx->ret);                                  \
+	}
+#define WEFT_SYSCALL(name, NR, nargs)                                          \
+	WEFT_ENTER(name, NR, nargs) WEFT_EXIT(name, NR)
+
+WEFT_SYSCALL(read, NR_read, 3)
+WEFT_SYSCALL(pread64, NR_pread64, 4)
+WEFT_SYSCALL(readv, NR_readv, 3)
+WEFT_SYSCALL(preadv, NR_preadv, 5)
+WEFT_SYSCALL(preadv2, NR_preadv2, 6)
+WEFT_SYSCALL(write, NR_write, 3)
+WEFT_SYSCALL(pwrite64, NR_pwrite64, 4)
+WEFT_SYSCALL(writev, NR_writev, 3)
+WEFT_SYSCALL(pwritev, NR_pwritev, 5)
+WEFT_SYSCALL(pwritev2, NR_pwritev2, 6)
+WEFT_ENTER(close, NR_close, 1)
+WEFT_SYSCALL(mmap, NR_mmap, 6)
+WEFT_SYSCALL(open, NR_open, 3)
+WEFT_SYSCALL(openat, NR_openat, 4)
+WEFT_SYSCALL(openat2, NR_openat2, 4)
+WEFT_SYSCALL(creat, NR_creat, 2)
+WEFT_SYSCALL(dup, NR_dup, 1)
+WEFT_SYSCALL(dup2, NR_dup2, 2)
+WEFT_SYSCALL(dup3, NR_dup3, 3)
+WEFT_SYSCALL(fcntl, NR_fcntl, 3)
+WEFT_SYSCALL(sendfile64, NR_sendfile, 4)
+WEFT_SYSCALL(copy_file_range, NR_copy_file_range, 6)
+WEFT_SYSCALL(splice, NR_splice, 6)
+WEFT_SYSCALL(rename, NR_rename, 2)
+WEFT_SYSCALL(renameat, NR_renameat, 4)
+WEFT_SYSCALL(renameat2, NR_renameat2, 5)
+WEFT_SYSCALL(link, NR_link, 2)
+WEFT_SYSCALL(linkat, NR_linkat, 5)
+WEFT_SYSCALL(symlink, NR_symlink, 2)
+WEFT_SYSCALL(symlinkat, NR_symlinkat, 3)
+WEFT_SYSCALL(unlink, NR_unlink, 1)
+WEFT_SYSCALL(unlinkat, NR_unlinkat, 3)
+WEFT_SYSCALL(rmdir, NR_rmdir, 1)
+WEFT_SYSCALL(truncate, NR_truncate, 2)
+WEFT_SYSCALL(ftruncate, NR_ftruncate, 2)
+WEFT_SYSCALL(chdir, NR_chdir, 1)
+WEFT_SYSCALL(fchdir, NR_fchdir, 1)
 
 /* ---- processes ---- */
 
@@ -728,14 +861,14 @@ int BPF_PROG(weft_fork, struct task_struct *parent, struct task_struct *child)
 		flags |= CLONE_FS;
 	if (child->vfork_done)
 		flags |= CLONE_VFORK;
-	struct wb_scratch *s = record(EV_FORK, owner);
-	if (!s)
+	struct wb_record *r = fixed(EV_FORK, owner);
+	if (!r)
 		return 0;
-	s->rec.pid = parent->pid;
-	s->rec.tgid = ptgid;
-	s->rec.ret = child->pid;
-	s->rec.flags = flags;
-	submit(s, 0);
+	r->pid = parent->pid;
+	r->tgid = ptgid;
+	r->ret = child->pid;
+	r->flags = flags;
+	fixed_submit(r);
 	return 0;
 }
 
@@ -753,10 +886,11 @@ int BPF_PROG(weft_exec, struct task_struct *t, pid_t old_pid,
 	if (old_pid != t->pid) {
 		/* A non-leader thread exec'd and took the leader's id; its
 		 * old id is gone without an exit of its own. */
-		if ((s = record(EV_EXIT, owner))) {
-			s->rec.pid = old_pid;
-			s->rec.tgid = tgid;
-			submit(s, 0);
+		struct wb_record *r = fixed(EV_EXIT, owner);
+		if (r) {
+			r->pid = old_pid;
+			r->tgid = tgid;
+			fixed_submit(r);
 		}
 	}
 	if (!(s = record(EV_EXEC, owner)))
@@ -795,14 +929,14 @@ int BPF_PROG(weft_exit, struct task_struct *t)
 	__u32 owner = p->owner;
 	int code = t->exit_code;
 	bool group_dead = t->signal->live.counter == 0;
-	struct wb_scratch *s = record(EV_EXIT, owner);
-	if (s) {
-		s->rec.pid = tid;
-		s->rec.tgid = tgid;
-		s->rec.ret = (code & 0x7f) ? 128 + (code & 0x7f)
-					   : (code >> 8) & 0xff;
-		s->rec.flags = group_dead ? 1 : 0;
-		submit(s, 0);
+	struct wb_record *r = fixed(EV_EXIT, owner);
+	if (r) {
+		r->pid = tid;
+		r->tgid = tgid;
+		r->ret = (code & 0x7f) ? 128 + (code & 0x7f)
+				       : (code >> 8) & 0xff;
+		r->flags = group_dead ? 1 : 0;
+		fixed_submit(r);
 	}
 	return 0;
 }
