@@ -141,13 +141,11 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 
 /* A Ray driver: the in-cluster job of `weft submit --mode in-cluster`,
  * whose coordinator (unlike this command's in-process one) the workers on
- * other nodes can reach, with the driver's environment set for Ray. */
-static int run_ray_driver(char **cmd, const weft_config *cfg,
-			  const char *tracer, const char *listen, int verbose)
+ * other nodes can reach, and which sets the driver's environment for Ray
+ * (wrap_ray_driver_env). */
+static int run_ray_driver(char **cmd, const char *tracer, const char *listen,
+			  int verbose)
 {
-	if (wrap_ray_driver_env(cfg->ray_python_path, cfg->ray_weft_binary) !=
-	    0)
-		return WEFT_EXIT_USAGE;
 	size_t n = 0;
 	while (cmd[n])
 		n++;
@@ -257,8 +255,7 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "weft: %s: CMD runs as a Ray driver, every Ray "
 				"worker traced (--no-ray: this command only)\n",
 			why);
-		return run_ray_driver(argv + optind, &cfg, tracer, listen,
-				      verbose);
+		return run_ray_driver(argv + optind, tracer, listen, verbose);
 	}
 	cli_trace t;
 	int rc = cli_trace_prepare(&t, argv + optind, &cfg, verbose);

@@ -24,6 +24,7 @@
 #include "ray_submit.h"
 #include "weft_coordinator.h"
 #include "weft_wrap.h"
+#include "wrap_ray.h"
 
 static const char submit_help[] =
 	"usage: weft submit [--coordinator URL | --listen URL]\n"
@@ -42,7 +43,8 @@ static const char submit_help[] =
 	"                     names this host)\n"
 	"  --mode MODE        host-submit (default): CMD is a launcher, not\n"
 	"                     traced; in-cluster: CMD is the job's driver and\n"
-	"                     is traced as one of its tasks (weft wrap)\n"
+	"                     is traced as one of its tasks (weft wrap), with\n"
+	"                     Ray's driver environment set (docs/ray.md)\n"
 	"  --task ID          the driver task's name (in-cluster)\n"
 	"  --ship-timeout SEC as for weft wrap (in-cluster)\n\n"
 	"Exit status: CMD's; 2 for bad arguments; 125 when the job could not\n"
@@ -472,6 +474,13 @@ int cmd_submit(int argc, char **argv)
 	weft_config cfg; /* t keeps a pointer to it */
 	if (o.in_cluster) {
 		if (config_load(&cfg, o.tracer, false, stderr) != 0)
+			return WEFT_EXIT_USAGE;
+		/* The driver's environment for Ray, as weft run --ray sets
+		 * it (docs/ray.md): the runtime-env hook, the weft package on
+		 * PYTHONPATH. Unused by a driver that does not call
+		 * ray.init(). */
+		if (wrap_ray_driver_env(cfg.ray_python_path,
+					cfg.ray_weft_binary) != 0)
 			return WEFT_EXIT_USAGE;
 		rc = cli_trace_prepare(&t, cmd, &cfg, o.verbose);
 		if (rc != 0)

@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -50,7 +51,8 @@ static const char wrap_help[] =
 	"  --ray-actor-granularity call|actor\n"
 	"                     actor method calls: one record per call\n"
 	"                     (default) or one per actor (default from\n"
-	"                     WEFT_RAY_ACTOR_GRANULARITY)\n"
+	"                     WEFT_RAY_ACTOR_GRANULARITY, else the config's\n"
+	"                     ray.actor_granularity)\n"
 	"  -v, -vv            more diagnostics on stderr\n\n"
 	"Exit status: CMD's (128+N when a signal N killed it), whatever\n"
 	"happened to the shipping; 2 for bad arguments or a bad env contract,\n"
@@ -178,6 +180,7 @@ struct wrap_opts {
 	int ship_timeout_ms;
 	bool no_fallback, ray;
 	enum wrap_ray_granularity granularity;
+	bool granularity_set; /* by the flag or the variable */
 	int verbose;
 };
 
@@ -202,6 +205,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 				       "WEFT_RAY_ACTOR_GRANULARITY='%.32s': "
 				       "expected call or actor",
 				       g);
+	o->granularity_set = g && *g;
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -232,6 +236,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 					"--ray-actor-granularity '%s': "
 					"expected call or actor",
 					optarg);
+			o->granularity_set = true;
 			break;
 		case 'v':
 			o->verbose++;
@@ -267,74 +272,32 @@ static int hash_and_ship(const cli_ship *ship, weft_report *r)
 	return cli_ship_run(ship, r);
 }
 
-/* The tasks spooled while the worker ran: ship them in what is left of
- * the time, with one connection. */
-static int ship_spooled(const cli_ship *ship, weft_spool_writer **w, size_t n,
-			int timeout_ms)
+static int64_t mono_ms(void)
 {
-	if (!n)
-		return 0;
-	weft_wrap_shipper *sh;
-	if (weft_wrap_shipper_new(ship->env->tls_ca, timeout_ms, stderr,
-				  &sh) != WEFT_OK) {
-		for (size_t i = 0; i < n; i++)
-			weft_spool_writer_close(w[i], false);
-		cli_error("out of memory; %zu Ray task records stay in %s", n,
-			  ship->env->spool);
-		return 1;
-	}
-	int rc = WEFT_OK;
-	for (size_t i = 0; i < n; i++) {
-		int r = rc == WEFT_OK ? weft_wrap_ship_writer(sh, w[i])
-				      : WEFT_EIO;
-		weft_spool_writer_close(w[i], r == WEFT_OK);
-		rc = r == WEFT_OK ? rc : r;
-	}
-	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
-	if (rc != WEFT_OK)
-		fprintf(stderr,
-			"weft: Ray tasks: fragments of %zu task records not "
-			"yet acknowledged by %s; kept in %s ('weft flush' "
-			"sends them)\n",
-			n, ship->env->coordinator, ship->env->spool);
-	else if (ship->verbose)
-		fprintf(stderr,
-			"weft: Ray tasks: %zu task records shipped to %s (%zu "
-			"fragments stored, %zu already there, %zu rejected)\n",
-			n, ship->env->coordinator, st->stored, st->duplicate,
-			st->rejected);
-	weft_wrap_shipper_free(sh);
-	return rc == WEFT_OK ? 0 : 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A Ray worker: its own record (processes, I/O outside every task), the
- * tasks recorded as they ended, then those left for the end (per-actor
- * records, tasks that never ended); each task its worker's child. */
-static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
-		     weft_report *report)
+/* What earlier wrappers on this node left behind, in what is left of the
+ * time (until deadline_ms). */
+static void ship_others(const cli_ship *ship, int64_t deadline_ms)
 {
-	wrap_ray_task *tasks;
-	weft_spool_writer **spooled;
-	size_t n, nspooled;
-	bool named = strcmp(id->source, "host") != 0;
-	char task[sizeof(id->task)];
-	snprintf(task, sizeof(task), "%s", id->task);
-	if (wrap_ray_finish(ray, report, id->node, named, task, sizeof(task),
-			    id->engine, &id->nengine, &tasks, &n, &spooled,
-			    &nspooled) != 0)
-		n = 0;
-	if (!named && strcmp(task, id->task) != 0) {
-		/* Named from Ray's ids now: the DAG shows the name. */
-		snprintf(id->task, sizeof(id->task), "%s", task);
-		id->source = "ray";
+	int64_t left = deadline_ms - mono_ms();
+	weft_wrap_shipper *sh;
+	if (left > 0 && weft_wrap_shipper_new(ship->env->tls_ca, (int)left,
+					      stderr, &sh) == WEFT_OK) {
+		weft_wrap_ship_spool(sh, ship->env->spool);
+		weft_wrap_shipper_free(sh);
 	}
-	bool others = ship->others;
-	ship->others = false;
+}
+
+/* Without the wrapper's writer (it could not be made): each record a
+ * writer of its own, shipped one after the other. */
+static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
+			  weft_report *report, wrap_ray_task *tasks, size_t n)
+{
 	int rc = hash_and_ship(ship, report);
-	rc |= ship_spooled(ship, spooled, nspooled,
-			   rc ? 0 : ship->ship_timeout_ms);
-	free(spooled);
-	/* The tasks hang under the worker in the task tree. */
 	weft_wrap_env env = *ship->env;
 	snprintf(env.parent, sizeof(env.parent), "%s", id->task);
 	for (size_t i = 0; i < n; i++) {
@@ -351,18 +314,87 @@ static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
 		 * next task either: the rest go to the spool at once. */
 		if (rc != 0)
 			ts.ship_timeout_ms = 0;
-		ts.others = others && i + 1 == n;
 		rc |= hash_and_ship(&ts, &tasks[i].report);
 	}
-	wrap_ray_tasks_free(tasks, n);
-	/* Then what earlier wrappers on this node left behind. */
-	weft_wrap_shipper *sh;
-	if (others && !n && rc == 0 &&
-	    weft_wrap_shipper_new(ship->env->tls_ca, ship->ship_timeout_ms,
-				  stderr, &sh) == WEFT_OK) {
-		weft_wrap_ship_spool(sh, ship->env->spool);
-		weft_wrap_shipper_free(sh);
+	return rc;
+}
+
+/* A Ray worker exited. The tasks that ended while it ran were recorded
+ * and shipped then, through the wrapper's one writer; now, through the
+ * same writer: the worker's own record (its processes, the I/O outside
+ * every task), then what was left for the end (per-actor records, tasks
+ * that never ended), each task its worker's child. Everything is
+ * spooled; the coordinator has until deadline_ms (--ship-timeout after
+ * the worker exited) to acknowledge it. */
+static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
+		     weft_report *report, int64_t deadline_ms)
+{
+	wrap_ray_task *tasks;
+	size_t n;
+	bool named = strcmp(id->source, "host") != 0;
+	char task[sizeof(id->task)];
+	snprintf(task, sizeof(task), "%s", id->task);
+	if (wrap_ray_finish(ray, report, id->node, named, task, sizeof(task),
+			    id->engine, &id->nengine, &tasks, &n) != 0)
+		n = 0;
+	if (!named && strcmp(task, id->task) != 0) {
+		/* Named from Ray's ids now: the DAG shows the name. */
+		snprintf(id->task, sizeof(id->task), "%s", task);
+		id->source = "ray";
 	}
+	int rc = 0;
+	if (!wrap_ray_streaming(ray)) {
+		wrap_ray_ship_finish(ray, &(wrap_ray_ship_stats){0});
+		rc = ship_ray_apart(ship, id, report, tasks, n);
+		wrap_ray_tasks_free(tasks, n);
+		if (rc == 0)
+			ship_others(ship, deadline_ms);
+		return;
+	}
+	char name[WEFT_MAX_TASK_BYTES + 1], err[1024];
+	if (strcmp(id->source, "host") != 0)
+		snprintf(name, sizeof(name), "%s", id->task);
+	else
+		task_name(name, sizeof(name), report);
+	if (wrap_ray_record(ray, id, name, ship->env->parent, report, err,
+			    sizeof(err)) != 0) {
+		cli_error("task %s: not recorded: %s", id->task, err);
+		rc = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		weft_wrap_identity tid = {.source = "ray"};
+		snprintf(tid.task, sizeof(tid.task), "%s", tasks[i].id);
+		snprintf(tid.node, sizeof(tid.node), "%s", id->node);
+		memcpy(tid.engine, tasks[i].engine, sizeof(tid.engine));
+		tid.nengine = tasks[i].nengine;
+		if (wrap_ray_record(ray, &tid, tasks[i].name, id->task,
+				    &tasks[i].report, err, sizeof(err)) != 0) {
+			cli_error("task %s: not recorded: %s", tid.task, err);
+			rc = 1;
+		}
+	}
+	size_t during = wrap_ray_recorded(ray);
+	wrap_ray_tasks_free(tasks, n);
+	wrap_ray_ship_stats st;
+	wrap_ray_ship_finish(ray, &st);
+	if (st.left)
+		fprintf(stderr,
+			"weft: Ray worker %s: %zu of %zu fragments not yet "
+			"acknowledged by %s (%s); kept in %s ('weft flush' "
+			"sends them)\n",
+			id->task, st.left, st.fragments, ship->env->coordinator,
+			st.last_err[0] ? st.last_err : "timeout",
+			st.writer_dir);
+	else if (ship->verbose)
+		fprintf(stderr,
+			"weft: Ray worker %s: %zu records (%zu tasks shipped "
+			"while it ran) in %zu fragments shipped to %s (%zu "
+			"stored, %zu already there, %zu rejected)\n",
+			id->task, st.records, during, st.fragments,
+			ship->env->coordinator, st.stored, st.duplicate,
+			st.rejected);
+	if (rc == 0 && !st.left)
+		ship_others(ship, deadline_ms);
 }
 
 int cmd_wrap(int argc, char **argv)
@@ -393,6 +425,10 @@ int cmd_wrap(int argc, char **argv)
 	if (part_bytes_from_env(&ship.part_bytes) != 0 ||
 	    config_load(&cfg, o.tracer, o.no_fallback, stderr) != 0)
 		return WEFT_EXIT_USAGE;
+	/* The flag, then the variable, then the config (checked there). */
+	if (!o.granularity_set)
+		wrap_ray_granularity_parse(cfg.ray_actor_granularity,
+					   &o.granularity);
 	cli_trace t;
 	rc = cli_trace_prepare(&t, argv + optind, &cfg, o.verbose);
 	if (rc != 0)
@@ -421,6 +457,10 @@ int cmd_wrap(int argc, char **argv)
 	weft_uuid_new(report.run_id);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
 	rc = cli_trace_run(&t, env.spool, &report);
+	/* The worker exited: from here, --ship-timeout for what is left. */
+	int64_t deadline_ms = mono_ms() + o.ship_timeout_ms;
+	if (ray)
+		wrap_ray_ship_deadline(ray, o.ship_timeout_ms);
 	if (rc != 0) {
 		weft_report_release(&report);
 		wrap_ray_free(ray);
@@ -430,7 +470,7 @@ int cmd_wrap(int argc, char **argv)
 	 * host name: it is what the job's users know. */
 	snprintf(report.node, sizeof(report.node), "%s", id.node);
 	if (ray) {
-		ship_ray(ray, &ship, &id, &report);
+		ship_ray(ray, &ship, &id, &report, deadline_ms);
 		wrap_ray_free(ray);
 	} else {
 		hash_and_ship(&ship, &report);

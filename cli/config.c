@@ -39,6 +39,8 @@ void config_defaults(weft_config *c)
 	snprintf(c->ray_weft_binary, sizeof(c->ray_weft_binary), "weft");
 	snprintf(c->ray_python_path, sizeof(c->ray_python_path), "%s",
 		 WEFT_PYTHON_SHIM_DIR);
+	snprintf(c->ray_actor_granularity, sizeof(c->ray_actor_granularity),
+		 "call");
 }
 
 const char *config_source_name(enum config_source s)
@@ -485,6 +487,16 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       kind == V_STRING ? "another string"
 							: kind_name(kind));
 		snprintf(dst, dstsz, "%s", str);
+	} else if (strcmp(key, "ray.actor_granularity") == 0) {
+		if (kind != V_STRING ||
+		    (strcmp(str, "call") != 0 && strcmp(str, "actor") != 0))
+			return fail_at(p, vpos,
+				       "ray.actor_granularity: expected "
+				       "\"call\" or \"actor\", found %s",
+				       kind == V_STRING ? "another string"
+							: kind_name(kind));
+		snprintf(c->ray_actor_granularity,
+			 sizeof(c->ray_actor_granularity), "%s", str);
 	} else {
 		/* A newer weft's key, or a typo: either way not fatal, but
 		 * said, so a typo does not silently keep the default. */

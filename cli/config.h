@@ -42,6 +42,10 @@ typedef struct weft_config {
 	 * nodes, and the directory holding the weft Python package there. */
 	char ray_weft_binary[CONFIG_PATH_BYTES];
 	char ray_python_path[CONFIG_PATH_BYTES];
+	/* `weft wrap --ray`'s actor calls: "call" (a record per call, the
+	 * default) or "actor" (per actor). WEFT_RAY_ACTOR_GRANULARITY and
+	 * --ray-actor-granularity win, in that order. */
+	char ray_actor_granularity[8];
 	/* eBPF (docs/config.md): 0 when not set in a file. config_load
 	 * hands them to the backend as WEFT_EBPF_RINGBUF_BYTES and
 	 * WEFT_AGENT_IDLE_MS, unless those are set already (env wins). */

@@ -69,14 +69,17 @@ static void test_defaults(void **state)
 	assert_int_equal(c.mode_from, CONFIG_DEFAULT);
 	assert_string_equal(c.ray_weft_binary, "weft");
 	assert_string_equal(c.ray_python_path, WEFT_PYTHON_SHIM_DIR);
+	assert_string_equal(c.ray_actor_granularity, "call");
 	struct capture cap;
 	cap_open(&cap);
 	assert_int_equal(parse_str(&c, "[ray]\nweft_binary = \"/opt/w\"\n"
-				       "python_path = \"/opt/py\"\n",
+				       "python_path = \"/opt/py\"\n"
+				       "actor_granularity = \"actor\"\n",
 				   &cap),
 			 0);
 	assert_string_equal(c.ray_weft_binary, "/opt/w");
 	assert_string_equal(c.ray_python_path, "/opt/py");
+	assert_string_equal(c.ray_actor_granularity, "actor");
 	assert_string_equal(cap_text(&cap), "");
 	cap_close(&cap);
 }
@@ -174,6 +177,12 @@ static void test_errors(void **state)
 		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "
 						  "ray.python_path: expected "
 						  "a non-empty string"},
+		{"ray.actor_granularity = \"method\"\n",
+		 "t.toml:1:25: ray.actor_granularity: expected \"call\" or "
+		 "\"actor\", found another string"},
+		{"[ray]\nactor_granularity = 1\n",
+		 "t.toml:2:21: ray.actor_granularity: expected \"call\" or "
+		 "\"actor\", found an integer"},
 		{"a = \"bad \\q\"\n", "t.toml:1:10: unsupported escape; "
 				      "expected \\\", \\\\, \\n, \\t or "
 				      "\\uXXXX"},

@@ -40,8 +40,7 @@ struct fixture {
 	bool record; /* each task spooled when it ends */
 	char spool[64];
 	weft_wrap_env env;
-	weft_spool_writer **writers;
-	size_t nwriters;
+	size_t recorded; /* tasks recorded while the worker ran */
 	wrap_ray *w;
 	weft_classifier *c;
 	int sock;
@@ -188,11 +187,11 @@ static void stop(struct fixture *f)
 	uint32_t nengine = 0;
 	assert_int_equal(wrap_ray_finish(f->w, &f->worker, "host", false, task,
 					 sizeof(task), engine, &nengine,
-					 &f->tasks, &f->ntasks, &f->writers,
-					 &f->nwriters),
+					 &f->tasks, &f->ntasks),
 			 0);
+	f->recorded = wrap_ray_recorded(f->w);
 	if (!f->record)
-		assert_int_equal(f->nwriters, 0);
+		assert_int_equal(f->recorded, 0);
 	assert_string_equal(task, "ray.01000000.w1@host");
 }
 
@@ -203,9 +202,6 @@ static void done(struct fixture *f)
 	wrap_ray_tasks_free(f->tasks, f->ntasks);
 	weft_report_release(&f->worker);
 	wrap_ray_free(f->w);
-	for (size_t i = 0; i < f->nwriters; i++)
-		weft_spool_writer_close(f->writers[i], false);
-	free(f->writers);
 	if (f->record) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", f->spool);
@@ -267,11 +263,41 @@ static void tasks_and_worker(bool record)
 	/* The worker's own record is the same either way. */
 	if (record) {
 		assert_int_equal(f.worker.nwarnings, 0);
-		assert_int_equal(f.nwriters, 2);
+		assert_int_equal(f.recorded, 2);
 		assert_int_equal(f.ntasks, 1);
 		assert_string_equal(paths(&task_named(&f, "stage3")->report),
 				    "/w/c");
 		assert_string_equal(paths(&f.worker), "/w/mid /w/pre");
+		/* The rest through the same writer: seqs 3 and 4. Nobody
+		 * answers (port 1): all four stay in the spool, in one
+		 * writer's directory. */
+		assert_true(wrap_ray_streaming(f.w));
+		weft_wrap_identity id = {.source = "ray",
+					 .task = "ray.01000000.w1@host",
+					 .node = "host"};
+		char err[256];
+		assert_int_equal(wrap_ray_record(f.w, &id, "worker", "",
+						 &f.worker, err, sizeof(err)),
+				 0);
+		wrap_ray_task *c = &f.tasks[0];
+		snprintf(id.task, sizeof(id.task), "%s", c->id);
+		assert_int_equal(wrap_ray_record(f.w, &id, c->name,
+						 "ray.01000000.w1@host",
+						 &c->report, err, sizeof(err)),
+				 0);
+		wrap_ray_ship_deadline(f.w, 0);
+		wrap_ray_ship_stats st;
+		wrap_ray_ship_finish(f.w, &st);
+		assert_int_equal(st.records, 4);
+		assert_int_equal(st.fragments, 4);
+		assert_int_equal(st.left, 4);
+		assert_int_equal(st.stored, 0);
+		for (int seq = 1; seq <= 5; seq++) {
+			char p[sizeof(st.writer_dir) + 32];
+			snprintf(p, sizeof(p), "%s/f-%020d", st.writer_dir,
+				 seq);
+			assert_int_equal(access(p, F_OK), seq <= 4 ? 0 : -1);
+		}
 		done(&f);
 		return;
 	}
@@ -360,7 +386,8 @@ static void test_recording_fails_falls_back(void **state)
 	end(&f, ROOT, 2, "aa11", false);
 	marker(&f, ROOT, 2);
 	stop(&f);
-	assert_int_equal(f.nwriters, 0);
+	assert_int_equal(f.recorded, 0);
+	assert_false(wrap_ray_streaming(f.w));
 	assert_int_equal(f.ntasks, 1);
 	assert_string_equal(paths(&task_named(&f, "stage1")->report), "/w/a");
 	assert_true(warned(&f.worker, "recorded after the worker exited"));
@@ -390,7 +417,7 @@ static void test_markers_late(void **state)
 	marker(&f, ROOT, 5);
 	open_write_close(&f, ROOT, "/w/c");
 	stop(&f);
-	assert_int_equal(f.nwriters, 2);
+	assert_int_equal(f.recorded, 2);
 	assert_int_equal(f.ntasks, 1);
 	assert_string_equal(paths(&task_named(&f, "third")->report), "/w/c");
 	assert_string_equal(paths(&f.worker), "/w/between");
@@ -476,7 +503,7 @@ static void test_actor_granularity(void **state)
 	stop(&f);
 	/* The plain task was spooled when it ended; the actor's calls wait
 	 * for the end. */
-	assert_int_equal(f.nwriters, 1);
+	assert_int_equal(f.recorded, 1);
 	assert_int_equal(f.ntasks, 1);
 	const wrap_ray_task *a = task_named(&f, "Counter");
 	assert_string_equal(a->id, "ray.01000000.actor.ac01@host");

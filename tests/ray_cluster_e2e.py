@@ -24,10 +24,18 @@ Cases:
               nodes, a stage-two task reads them: one job, one merged DAG
               with a node per Ray task and cross-node edges by hash; the
               user's own setup hook still ran.
+  kill_worker a raylet stand-in stops a wrapped worker as Ray's KillWorker
+              does (SIGTERM, SIGKILL after kill_worker_timeout_milliseconds)
+              while a task runs: the tasks that ended earlier are in the
+              store before that (shipped while the worker runs); the
+              wrapper passes SIGTERM on, Python's handler runs, the worker
+              exits 1, and its record and the interrupted task (exit 1)
+              reach the store too.
   run_env     `weft run` for a Ray driver: RAY_RUNTIME_ENV_HOOK and
               PYTHONPATH set (RAY_ADDRESS detected; --no-ray leaves them
               alone); a user's hook chained; two user hooks refused with a
-              clear message, nothing started.
+              clear message, nothing started; `weft submit --mode
+              in-cluster` sets the same (and refuses the same).
 
 Standard library only.
 """
@@ -334,6 +342,120 @@ def pipeline(weft):
         s.close()
 
 
+# ------------------------------------------------------------ kill_worker
+
+# A driver that runs two tasks on one worker, waits for the test's "go",
+# then has the raylet stop the worker (as Ray's KillWorker does) while a
+# long task runs.
+KILL_DRIVER = r"""
+import json, os, sys, time
+import ray
+from pipeline import Raylet
+d = os.environ["OUT"]
+env = ray.init(runtime_env={"env_vars": {"PIPELINE_DIR": d}})
+r = Raylet(sys.argv[1])
+r.call(op="job", job_id="04000000", runtime_env=env)
+os.makedirs(os.path.join(d, "shards"))
+out = {"stage1": [r.call(op="task", task_id="%048x" % (0x100 + i),
+                         fn="pipeline.stage1", args=[i, d])
+                  for i in range(2)]}
+print(json.dumps(out), flush=True)
+while not os.path.exists(os.path.join(d, "go")):
+    time.sleep(0.05)
+out["kill"] = r.call(op="kill", after_ms=500)
+out["sleepy"] = r.call(op="task", task_id="%048x" % 0x500,
+                       fn="pipeline.sleepy", args=[d, 60])
+out["exits"] = r.call(op="shutdown")["exits"]
+print(json.dumps(out), flush=True)
+"""
+
+
+def kill_worker(weft):
+    s = Scratch("ray-kill")
+    coord = Coordinator(weft, s.path("proj")).start()
+    job = raylet = drv = None
+    try:
+        job = Job(weft, coord.url, s.path("proj"))
+        out = s.path("out")
+        os.makedirs(out)
+        sock = s.path("raylet.sock")
+        logf = open(s.path("raylet.log"), "ab")
+        raylet = subprocess.Popen(
+            [sys.executable, os.path.join(FAKE_RAY, "raylet.py"), "--socket",
+             sock, "--node-id", "%056x" % 0xb0],
+            env=clean_env(PATH=os.environ.get("PATH", ""),
+                          PYTHONPATH=FAKE_RAY),
+            stdout=logf, stderr=logf)
+        end = time.monotonic() + 30
+        while not os.path.exists(sock):
+            check(raylet.poll() is None and time.monotonic() < end,
+                  "the raylet did not start")
+            time.sleep(0.05)
+        env = clean_env(**job.contract)
+        env.update(PYTHONPATH=os.pathsep.join([SHIM, FAKE_RAY]), OUT=out,
+                   WEFT_BIN=weft, WEFT_SPOOL=s.path("spool"),
+                   RAY_RUNTIME_ENV_HOOK="weft.ray.runtime_env_hook")
+        drv = subprocess.Popen([sys.executable, "-c", KILL_DRIVER, sock],
+                               env=env, stdout=subprocess.PIPE, text=True)
+        first = json.loads(drv.stdout.readline())
+        check(all(r["ok"] for r in first["stage1"]), "stage1: %s" % first)
+        # Shipped while the worker runs: both tasks reach the store before
+        # the worker exits (it waits for "go").
+        t0 = time.monotonic()
+        names = []
+        while time.monotonic() - t0 < 30:
+            d = dag(weft, s.path("proj"), job.id)
+            names = sorted(t["name"] for t in d["tasks"])
+            if names.count("stage1") == 2:
+                break
+            time.sleep(0.2)
+        check(names.count("stage1") == 2, "tasks in the store while the "
+              "worker runs: %s" % names)
+        log("kill_worker: both tasks in the store %.2f s after they ended, "
+            "the worker still running" % (time.monotonic() - t0))
+        open(os.path.join(out, "go"), "w").close()
+        second = json.loads(drv.stdout.readline())
+        drv.wait(timeout=60)
+        check(not second["sleepy"]["ok"], "sleepy: %s" % second)
+        # SIGTERM went on to the worker: Python's handler ran and the
+        # worker left with SystemExit(1), before the SIGKILL (-9).
+        check(second["exits"] == [1], "the worker exited %s (log: %s)"
+              % (second["exits"], open(s.path("raylet.log")).read()))
+        check("The process receives a SIGTERM." in
+              open(s.path("raylet.log")).read(), "no SIGTERM handler ran")
+        rc, err = job.end()
+        check(rc == 0, "the job ended with %s: %s" % (rc, err))
+        d = dag(weft, s.path("proj"), job.id)
+        tasks, arts, edges = index(d)
+        workers = [t for t in tasks.values() if t["parent"] is None]
+        check(len(workers) == 1, "one worker record: %s" % tasks)
+        by_name = {}
+        for t in tasks.values():
+            by_name.setdefault(t["name"], []).append(t)
+        check(len(by_name.get("stage1", [])) == 2 and
+              len(by_name.get("sleepy", [])) == 1,
+              "tasks: %s" % sorted(by_name))
+        sleepy = by_name["sleepy"][0]
+        check(sleepy["exit_code"] == 1 and
+              sleepy["parent"] == workers[0]["id"], "sleepy: %s" % sleepy)
+        started = os.path.join(out, "sleepy-started.txt")
+        check(writers_of(tasks, arts, edges, started) == ["sleepy"],
+              "sleepy-started written by %s"
+              % writers_of(tasks, arts, edges, started))
+        check(not os.listdir(s.path("spool")) or
+              all(not n.startswith("w-") for n in os.listdir(s.path("spool"))),
+              "left in the spool: %s" % os.listdir(s.path("spool")))
+    finally:
+        for p in (drv, raylet):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        if job:
+            job.end()
+        coord.kill()
+        s.close()
+
+
 # ------------------------------------------------------------- weft run env
 
 PRINT_ENV = ("import os, json; print(json.dumps({k: os.environ.get(k) for k "
@@ -390,6 +512,27 @@ def run_env(weft):
         p = run([weft, "run", "--no-ray", "--listen", "tcp://127.0.0.1:0",
                  "--", "true"], env=base, cwd=proj)
         check(p.returncode == 2, "--listen without --ray: %s" % p.err)
+        # weft submit --mode in-cluster: the same driver environment.
+        p = run([weft, "submit", "--mode", "in-cluster", "--listen",
+                 "tcp://127.0.0.1:0", "--", sys.executable, "-c", PRINT_ENV],
+                env=dict(base, RAY_RUNTIME_ENV_HOOK="mine.hook"), cwd=proj,
+                timeout=120)
+        check(p.returncode == 0, "submit in-cluster: %d %s"
+              % (p.returncode, p.err))
+        got = json.loads(p.out.strip().splitlines()[-1])
+        paths = got["PYTHONPATH"].split(os.pathsep)
+        check(got["RAY_RUNTIME_ENV_HOOK"] == "weft.ray.runtime_env_hook" and
+              got["WEFT_RAY_USER_ENV_HOOK"] == "mine.hook" and
+              paths[-1] == "/user/lib" and len(paths) == 2 and
+              os.path.isfile(os.path.join(paths[0], "weft", "ray.py")) and
+              got["WEFT_JOB"], "submit in-cluster env: %s" % got)
+        p = run([weft, "submit", "--mode", "in-cluster", "--listen",
+                 "tcp://127.0.0.1:0", "--", "touch", marker],
+                env=dict(base, RAY_RUNTIME_ENV_HOOK="mine.hook",
+                         WEFT_RAY_USER_ENV_HOOK="other.hook"), cwd=proj)
+        check(p.returncode == 2 and "other.hook" in p.err and
+              "weft: job " not in p.err and not os.path.exists(marker),
+              "submit in-cluster conflict: %d %s" % (p.returncode, p.err))
     finally:
         s.close()
 
@@ -401,6 +544,7 @@ CASES = {
     "actor_granularity": actor_granularity,
     "pipeline": pipeline,
     "run_env": run_env,
+    "kill_worker": kill_worker,
 }
 
 if __name__ == "__main__":

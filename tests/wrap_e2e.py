@@ -23,6 +23,9 @@ Cases:
                 times, exit status); `weft job list/show` print it; with
                 no --coordinator it starts one and the job's wrappers
                 ship to it.
+  in_cluster_preload  `weft submit --mode in-cluster` traced with preload
+                returns when the driver ends (its coordinator is weft's
+                child too).
   submit_killed `weft submit` killed with SIGKILL: the coordinator it
                 started stops too; the job stays recorded.
 
@@ -39,7 +42,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, check,  # noqa
+from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
                      dag, log, main, run, wrap_env)
 
 
@@ -414,6 +417,32 @@ def case_submit(weft):
         s.close()
 
 
+def case_in_cluster_preload(weft):
+    """`weft submit --mode in-cluster` traced with preload: the coordinator
+    weft submit started is weft's child too, and the run must not wait for
+    it (it would never end)."""
+    s = Scratch("in-cluster-preload")
+    try:
+        try:
+            p = run([weft, "submit", "--mode", "in-cluster", "--task", "drv",
+                     "--tracer", "preload", "--", "sh", "-c",
+                     "echo hi > made.txt"], cwd=s.dir,
+                    env=wrap_env({}, s.path("spool")), timeout=120)
+        except subprocess.TimeoutExpired:
+            raise Fail("in-cluster submit with preload did not return "
+                       "within 120 s")
+        if p.returncode == 3:
+            raise Skip("preload cannot trace here:\n%s" % p.err)
+        check(p.returncode == 0, "in-cluster submit exited %d: %s"
+              % (p.returncode, p.err))
+        jobs = json.loads(run([weft, "job", "list", "--json"], cwd=s.dir,
+                              check_rc=0).out)
+        names = tasks_by_name(dag(weft, s.dir, jobs[-1]["id"]))
+        check("drv" in names, "in-cluster DAG tasks: %s" % sorted(names))
+    finally:
+        s.close()
+
+
 def children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -483,6 +512,7 @@ CASES = {
     "crash": case_crash,
     "submit": case_submit,
     "submit_killed": case_submit_killed,
+    "in_cluster_preload": case_in_cluster_preload,
 }
 
 if __name__ == "__main__":

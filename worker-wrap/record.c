@@ -28,6 +28,22 @@ static void fill_task(weft_fragment *f, const weft_wrap_run *run)
 		 run->preflight ? run->preflight : "");
 }
 
+void weft_wrap_part_view(const weft_report *r, const weft_wrap_part *p,
+			 weft_report *view)
+{
+	*view = *r;
+	view->nprocesses = p->proc_end - p->proc_begin;
+	view->processes =
+		view->nprocesses ? r->processes + p->proc_begin : NULL;
+	view->nfiles = p->file_end - p->file_begin;
+	view->files = view->nfiles ? r->files + p->file_begin : NULL;
+	if (!p->warnings) {
+		view->warnings = NULL;
+		view->nwarnings = 0;
+		view->dropped_events = 0;
+	}
+}
+
 /* Encode, seal and spool part i of n as seq i + 1. */
 static int spool_part(weft_spool_writer *w, const weft_wrap_run *run,
 		      const weft_writer_key *key, const weft_report *r,
@@ -41,18 +57,7 @@ static int spool_part(weft_spool_writer *w, const weft_wrap_run *run,
 	f.part = (uint32_t)i;
 	f.nparts = (uint32_t)n;
 	fill_task(&f, run);
-	/* A shallow view of the report: this part's slices only. */
-	f.report = *r;
-	f.report.nprocesses = p->proc_end - p->proc_begin;
-	f.report.processes =
-		f.report.nprocesses ? r->processes + p->proc_begin : NULL;
-	f.report.nfiles = p->file_end - p->file_begin;
-	f.report.files = f.report.nfiles ? r->files + p->file_begin : NULL;
-	if (!p->warnings) {
-		f.report.warnings = NULL;
-		f.report.nwarnings = 0;
-		f.report.dropped_events = 0;
-	}
+	weft_wrap_part_view(r, p, &f.report);
 	weft_buf payload, env, req;
 	weft_buf_init(&payload);
 	weft_buf_init(&env);

@@ -125,10 +125,8 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
-/* Read a reply: WEFT_OK with a verdict, WEFT_EIO for "retry" (the
- * coordinator could not store it now), or a decode error. */
-static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
-		    char *reason, size_t reasonsz)
+int weft_wrap_read_ack(const uint8_t *reply, size_t len, int *status,
+		       char *reason, size_t reasonsz)
 {
 	weft_reply r;
 	int err = weft_reply_decode(reply, len, &r);
@@ -138,24 +136,29 @@ static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
 		weft_reply_release(&r);
 		return WEFT_ETYPE;
 	}
-	switch (r.ack.status) {
-	case WEFT_ACK_STORED:
-		*v = VERDICT_STORED;
-		break;
-	case WEFT_ACK_DUPLICATE:
-		*v = VERDICT_DUPLICATE;
-		break;
-	case WEFT_ACK_REJECTED:
-		*v = VERDICT_REJECTED;
+	*status = r.ack.status;
+	if (r.ack.status == WEFT_ACK_REJECTED)
 		snprintf(reason, reasonsz, "%s%s%s",
 			 weft_reject_name(r.ack.reason),
 			 r.ack.detail[0] ? ": " : "", r.ack.detail);
-		break;
-	default:
-		err = WEFT_EIO;
-		break; /* WEFT_ACK_RETRY */
-	}
+	else if (r.ack.status != WEFT_ACK_STORED &&
+		 r.ack.status != WEFT_ACK_DUPLICATE)
+		err = WEFT_EIO; /* WEFT_ACK_RETRY */
 	weft_reply_release(&r);
+	return err;
+}
+
+/* Read a reply: WEFT_OK with a verdict, WEFT_EIO for "retry" (the
+ * coordinator could not store it now), or a decode error. */
+static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
+		    char *reason, size_t reasonsz)
+{
+	int status;
+	int err = weft_wrap_read_ack(reply, len, &status, reason, reasonsz);
+	if (err == WEFT_OK)
+		*v = status == WEFT_ACK_STORED	    ? VERDICT_STORED
+		     : status == WEFT_ACK_DUPLICATE ? VERDICT_DUPLICATE
+						    : VERDICT_REJECTED;
 	return err;
 }
 

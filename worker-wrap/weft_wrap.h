@@ -290,4 +290,16 @@ typedef struct weft_wrap_part {
 int weft_wrap_split(const weft_report *r, size_t budget, weft_wrap_part **parts,
 		    size_t *nparts);
 
+/* A shallow view of r holding part p's slices only (the warnings only in
+ * the part that carries them), to encode as that part's fragment. */
+void weft_wrap_part_view(const weft_report *r, const weft_wrap_part *p,
+			 weft_report *view);
+
+/* The coordinator's answer to one request: WEFT_OK with *status
+ * WEFT_ACK_STORED, WEFT_ACK_DUPLICATE or WEFT_ACK_REJECTED (then the
+ * reason, "bad_signature: ...", in reason); WEFT_EIO when it asked to
+ * retry later; another error when the reply is not an acknowledgement. */
+int weft_wrap_read_ack(const uint8_t *reply, size_t len, int *status,
+		       char *reason, size_t reasonsz);
+
 #endif /* WEFT_WRAP_H */

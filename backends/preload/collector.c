@@ -16,6 +16,7 @@
  * spawn inside libc: daemon, system, popen) get their FORK made here from
  * the ppid they report.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -68,6 +69,9 @@ struct pl_warned {
 	char text[];
 };
 
+/* Children of weft from before the workload it keeps track of. */
+#define PL_FOREIGN_MAX 16
+
 typedef struct pl_run {
 	weft_launch *l;
 	weft_report *w;
@@ -83,6 +87,11 @@ typedef struct pl_run {
 	pid_t release[PL_RELEASE_MAX]; /* held streams its FORKs freed */
 	size_t nrelease;
 	bool oom;
+	/* weft's children from before the workload (the coordinator `weft
+	 * submit` started): not the workload's, so the run does not wait
+	 * for them to end. */
+	pid_t foreign[PL_FOREIGN_MAX];
+	size_t nforeign;
 } pl_run;
 
 static int64_t mono_ms(void)
@@ -683,7 +692,62 @@ static bool socket_gone(pl_run *r)
 	       st.st_dev != r->sock_dev;
 }
 
-/* Reap until no descendant is left, feeding batches as they come. */
+/* Every child of this process (all its threads'), from /proc: *n of them
+ * into v (at most max), or -1 when /proc cannot say. */
+static int list_children(pid_t *v, size_t max, size_t *n)
+{
+	char path[64];
+	*n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%.20s/children",
+			 e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f) {
+			rc = -1;
+			continue;
+		}
+		long pid;
+		while (fscanf(f, "%ld", &pid) == 1)
+			if (*n < max)
+				v[(*n)++] = (pid_t)pid;
+			else
+				rc = -1;
+		fclose(f);
+	}
+	closedir(d);
+	return rc;
+}
+
+static bool is_foreign(const pl_run *r, pid_t p)
+{
+	for (size_t i = 0; i < r->nforeign; i++)
+		if (r->foreign[i] == p)
+			return true;
+	return false;
+}
+
+/* Whether every child left is one from before the workload. */
+static bool only_foreign_left(const pl_run *r)
+{
+	pid_t v[PL_FOREIGN_MAX + 1];
+	size_t n;
+	if (list_children(v, PL_FOREIGN_MAX + 1, &n) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_foreign(r, v[i]))
+			return false;
+	return true;
+}
+
+/* Reap until no descendant of the workload is left, feeding batches as
+ * they come. */
 static void run_loop(pl_run *r, uint8_t *buf)
 {
 	for (;;) {
@@ -718,6 +782,8 @@ static void run_loop(pl_run *r, uint8_t *buf)
 				continue;
 			if (p < 0)
 				return; /* ECHILD: nobody left */
+			if (r->nforeign && only_foreign_left(r))
+				return;
 			break;
 		}
 		struct pollfd pfd = {r->sock, POLLIN, 0};
@@ -766,6 +832,11 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 				 "traced",
 				 l->argv[0], why);
 
+	if (list_children(r.foreign, PL_FOREIGN_MAX, &r.nforeign) != 0 &&
+	    r.nforeign)
+		weft_report_warn(w, "preload: weft has more than %d other "
+				    "children; the run may wait for them",
+				 PL_FOREIGN_MAX);
 	int old_subreaper = 0;
 	prctl(PR_GET_CHILD_SUBREAPER, &old_subreaper, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

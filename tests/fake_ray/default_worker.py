@@ -8,13 +8,15 @@ up with FunctionActorManager.get_execution_info).
 
 Tasks come on stdin, one JSON object per line; each result goes to the
 raylet as one line on the original stdout. The user's code prints to
-stderr (as Ray's workers print to their log files).
+stderr (as Ray's workers print to their log files). SIGTERM ends the
+worker with SystemExit(1), as Ray's worker main loop does.
 """
 
 import argparse
 import importlib
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -33,6 +35,14 @@ def main():
         mod, _, fn = a.setup_hook.rpartition(".")
         getattr(importlib.import_module(mod), fn)()
     g = ray_worker.global_worker
+    # As Ray's worker main loop (ray/_private/worker.py, main_loop): the
+    # raylet stops a worker with SIGTERM (then SIGKILL after
+    # kill_worker_timeout_milliseconds); the worker leaves through
+    # SystemExit(1), running what is in its way (finally, atexit).
+    def sigterm_handler(signum, frame):
+        print("The process receives a SIGTERM.", file=sys.stderr)
+        raise SystemExit(1)
+    signal.signal(signal.SIGTERM, sigterm_handler)
     for line in sys.stdin:
         task = json.loads(line)
         try:

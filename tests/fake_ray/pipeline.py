@@ -47,6 +47,15 @@ def fails(d):
     raise RuntimeError("this task fails on purpose")
 
 
+def sleepy(d, seconds):
+    """A long task: the raylet stops its worker while it runs."""
+    import time
+    with open(os.path.join(d, "sleepy-started.txt"), "w") as f:
+        f.write("started\n")
+    time.sleep(seconds)
+    return seconds
+
+
 class Counter:
     def __init__(self, path):
         self.path = path

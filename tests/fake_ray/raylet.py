@@ -20,6 +20,9 @@ per line, each answered by one line:
     {"op": "job", "job_id": "01000000", "runtime_env": {...}}
     {"op": "task", "worker": 0, "task_id": "...", "fn": "module.fn",
      "args": [...], "actor_id": null}        -> {"ok": true, "result": ...}
+    {"op": "kill", "worker": 0, "after_ms": 300}   -> {"ok": true}
+        (in the background: SIGTERM, then SIGKILL after
+        kill_worker_timeout_milliseconds, as Ray's KillWorker)
     {"op": "shutdown"}                       -> {"ok": true, "exits": [...]}
 
 Workers start on their first task; shutdown closes their stdin and waits
@@ -31,11 +34,18 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Ray's kill_worker_timeout_milliseconds (src/ray/common/ray_config_def.h;
+# RAY_kill_worker_timeout_milliseconds overrides it, as in Ray).
+KILL_WORKER_TIMEOUT_MS = int(os.environ.get(
+    "RAY_kill_worker_timeout_milliseconds", "5000"))
 
 
 class Raylet:
@@ -71,17 +81,45 @@ class Raylet:
             return {"ok": True}
         if op == "task":
             w = self.worker(req.get("worker", 0))
-            w.stdin.write((json.dumps(req) + "\n").encode())
-            w.stdin.flush()
+            try:
+                w.stdin.write((json.dumps(req) + "\n").encode())
+                w.stdin.flush()
+            except BrokenPipeError:
+                return {"ok": False, "error": "the worker exited (%s)"
+                        % w.wait()}
             line = w.stdout.readline()
             if not line:
                 return {"ok": False, "error": "the worker exited (%s)"
                         % w.wait()}
             return json.loads(line)
+        if op == "kill":
+            # NodeManager::KillWorker: SIGTERM to the worker process (the
+            # pid Ray started: bash exec'ed py_executable, i.e. weft's
+            # wrapper), SIGKILL after kill_worker_timeout_milliseconds if
+            # it is still there. In the background, after after_ms: the
+            # next task finds its worker gone.
+            w = self.workers.get(req.get("worker", 0))
+            if w is None:
+                return {"ok": False, "error": "no such worker"}
+            grace = int(req.get("grace_ms", KILL_WORKER_TIMEOUT_MS)) / 1000
+            after = int(req.get("after_ms", 0)) / 1000
+
+            def kill():
+                time.sleep(after)
+                w.send_signal(signal.SIGTERM)
+                try:
+                    w.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+            threading.Thread(target=kill, daemon=True).start()
+            return {"ok": True}
         if op == "shutdown":
             exits = []
             for _, w in sorted(self.workers.items()):
-                w.stdin.close()
+                try:
+                    w.stdin.close()
+                except BrokenPipeError:
+                    pass
                 exits.append(w.wait())
             self.workers = {}
             return {"ok": True, "exits": exits}
