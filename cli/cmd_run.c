@@ -214,7 +214,7 @@ int cmd_run(int argc, char **argv)
 	int verbose = 0, c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+t:r:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:t:r:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': tracer = optarg; break;
 		case 'F': no_fallback = true; break;
@@ -224,12 +224,8 @@ int cmd_run(int argc, char **argv)
 		case 'l': listen = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': print_help(); return 0;
-		case ':':
-			return cli_usage_error("run", "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("run", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("run", argv, c);
 		}
 	}
 	if (optind >= argc)

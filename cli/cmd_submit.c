@@ -82,7 +82,7 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:l:m:t:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:c:l:m:t:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->coordinator = optarg;
@@ -117,13 +117,8 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 		case 'h':
 			fputs(submit_help, stdout);
 			return -1;
-		case ':':
-			return cli_usage_error("submit",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("submit", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("submit", argv, c);
 		}
 	}
 	if (optind >= argc)

@@ -209,7 +209,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+t:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:t:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'T':
 			o->task = optarg;
@@ -248,13 +248,8 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 			       WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS / 1000, names);
 			return -1;
 		}
-		case ':':
-			return cli_usage_error("wrap",
-					       "option '%s' needs a value",
-					       argv[optind - 1]);
 		default:
-			return cli_usage_error("wrap", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_option_error("wrap", argv, c);
 		}
 	}
 	if (optind >= argc)

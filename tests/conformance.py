@@ -1000,6 +1000,10 @@ def cli_usage(c):
                 "unknown option of show")
     usage_error(c, ["dag", "--no-such-option"], "no-such-option",
                 "unknown option of dag")
+    for cmd, opt in (("run", "--tracer"), ("wrap", "--task"),
+                     ("submit", "--coordinator"), ("dag", "--job")):
+        usage_error(c, [cmd, opt], "'%s' needs a value" % opt,
+                    "%s %s without its value" % (cmd, opt))
     c.check(not os.path.exists(c.p("ran")),
             "the workload ran although weft's arguments were bad")
     r = c.weft_cmd([])
