@@ -14,6 +14,11 @@ Cases:
               per Ray task (actor calls per call), named from Ray's ids,
               children of the worker; I/O outside every task stays with
               the worker; a failing task exits 1.
+  shared_fd_ptrace, shared_fd_preload
+              a file the worker opened before two tasks, read by each
+              through the same fd: both tasks read it; a log kept open
+              and appended to by two tasks: both wrote it; a file the
+              worker read, then a task: the task read it.
   actor_granularity
               WEFT_RAY_ACTOR_GRANULARITY=actor: an actor's calls are one
               task.
@@ -98,6 +103,37 @@ open(os.path.join(d, "after.txt"), "w").write("after the last task\n")
 """
 
 
+# A file opened before two tasks and read by both through the same fd
+# (unbuffered: each read is a read(2)), then closed after them; the same
+# for a log appended to by two tasks; a file the worker read before a
+# task reads it again.
+SHARED_FD_WORKER = r"""
+import os
+from ray._private import worker as rw
+import pipeline
+import weft.ray
+weft.ray.worker_setup()
+g = rw.global_worker
+d = os.environ["OUT"]
+p = os.path.join(d, "shared.txt")
+with open(p, "w") as f:
+    f.write("x" * 64)
+pipeline.SHARED = open(p, "rb", buffering=0)
+pipeline.LOG = open(os.path.join(d, "log.txt"), "ab", buffering=0)
+again = os.path.join(d, "again.txt")
+with open(again, "w") as f:
+    f.write("read by the worker, then by a task\n")
+pipeline.read_path(again)
+g.execute_task("%048x" % 0x500, "pipeline.read_shared", 8)
+g.execute_task("%048x" % 0x501, "pipeline.read_shared", 8)
+g.execute_task("%048x" % 0x502, "pipeline.log_line", "one\n")
+g.execute_task("%048x" % 0x503, "pipeline.log_line", "two\n")
+g.execute_task("%048x" % 0x504, "pipeline.read_path", again)
+pipeline.SHARED.close()
+pipeline.LOG.close()
+"""
+
+
 def index(d):
     """(tasks by id, artifact paths by id, edges as (from, to, kind))."""
     tasks = {t["id"]: t for t in d["tasks"]}
@@ -116,7 +152,7 @@ def readers_of(tasks, arts, edges, path):
             if k == "read" and arts.get(f) == path and t in tasks]
 
 
-def wrap_worker(weft, mode, granularity=None):
+def wrap_worker(weft, mode, granularity=None, script=WORKER):
     """One worker under `weft wrap --ray`; returns (dag, scratch dir)."""
     if mode:
         ok, why = preflight_ok(weft, mode)
@@ -138,7 +174,7 @@ def wrap_worker(weft, mode, granularity=None):
         cmd = [weft, "wrap", "-v", "--ship-timeout", "60", "--ray"]
         if mode:
             cmd += ["--tracer", mode]
-        p = run(cmd + ["--", sys.executable, "-c", WORKER], env=env,
+        p = run(cmd + ["--", sys.executable, "-c", script], env=env,
                 timeout=300)
         check(p.returncode == 0, "weft wrap --ray exited %d: %s"
               % (p.returncode, p.err))
@@ -202,6 +238,30 @@ def wrap_case(mode):
     def case(weft):
         d, out, err = wrap_worker(weft, mode)
         check_worker_dag(d, out, per_actor=False)
+    return case
+
+
+def shared_fd_case(mode):
+    """A file kept open across tasks is read by each task that reads it."""
+    def case(weft):
+        d, out, err = wrap_worker(weft, mode, script=SHARED_FD_WORKER)
+        tasks, arts, edges = index(d)
+        shared = os.path.join(out, "shared.txt")
+        r = sorted(readers_of(tasks, arts, edges, shared))
+        check(r == ["read_shared", "read_shared"],
+              "%s: shared.txt read by %s, expected both tasks (%s)"
+              % (mode, r, sorted(t["name"] for t in tasks.values())))
+        w = writers_of(tasks, arts, edges, shared)
+        check(len(w) == 1 and w[0] not in ("read_shared",),
+              "shared.txt written by %s (the worker)" % w)
+        w = sorted(writers_of(tasks, arts, edges,
+                              os.path.join(out, "log.txt")))
+        # (and by the worker, which created it)
+        check(w.count("log_line") == 2,
+              "%s: log.txt written by %s, expected both tasks" % (mode, w))
+        r = readers_of(tasks, arts, edges, os.path.join(out, "again.txt"))
+        check("read_path" in r,
+              "%s: again.txt read by %s, expected read_path too" % (mode, r))
     return case
 
 
@@ -541,6 +601,8 @@ CASES = {
     "wrap_ptrace": wrap_case("ptrace"),
     "wrap_preload": wrap_case("preload"),
     "wrap_ebpf": wrap_case("ebpf"),
+    "shared_fd_ptrace": shared_fd_case("ptrace"),
+    "shared_fd_preload": shared_fd_case("preload"),
     "actor_granularity": actor_granularity,
     "pipeline": pipeline,
     "run_env": run_env,

@@ -47,6 +47,28 @@ def fails(d):
     raise RuntimeError("this task fails on purpose")
 
 
+# A file the worker opened before its tasks (set by the test's worker
+# script): each task reads on from the same open fd.
+SHARED = None
+
+
+def read_shared(n):
+    return len(SHARED.read(n))
+
+
+# The same for writes: a log the worker keeps open for appending.
+LOG = None
+
+
+def log_line(text):
+    return LOG.write(text.encode())
+
+
+def read_path(p):
+    with open(p) as f:
+        return len(f.read())
+
+
 def sleepy(d, seconds):
     """A long task: the raylet stops its worker while it runs."""
     import time

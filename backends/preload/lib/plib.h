@@ -41,7 +41,8 @@
 enum {
 	PL_S_KNOWN = 1u << 8,     /* a regular file (opened or inherited) */
 	PL_S_UNTRACKED = 1u << 9, /* not a regular file: never reported */
-	PL_S_RREP = 1u << 10,     /* a read already reported this lifetime */
+	PL_S_RREP = 1u << 10,     /* a read already reported this lifetime
+				     (or since the last Ray task boundary) */
 	PL_S_WREP = 1u << 11,
 	PL_S_RDONLY = 1u << 12,   /* opened O_RDONLY */
 	PL_S_WRITABLE = 1u << 13, /* O_WRONLY or O_RDWR */

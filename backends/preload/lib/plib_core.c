@@ -486,6 +486,73 @@ int8_t pl_created_hint(int dirfd, const char *path, int flags)
 	return errno == ENOENT ? 1 : -1;
 }
 
+/* ---- Ray task boundaries ----
+ *
+ * Under `weft wrap --ray` the wrapper cuts this process's record into one
+ * window per task at each open of a marker file in WEFT_RAY_MARKS. What
+ * was reported once per fd lifetime (a read, a write) or once per path
+ * (read_reported) must be reported again in the next window, or a file
+ * kept open across tasks counts only for the first task that used it. */
+static char pl_marks[PATH_MAX];
+static size_t pl_marks_len; /* 0: not under wrap --ray */
+/* Bumped at each boundary: read_reported flags of older ones are stale. */
+static _Atomic uint32_t pl_mark_gen;
+
+static void marks_init(void)
+{
+	const char *m = getenv("WEFT_RAY_MARKS");
+	if (!m || m[0] != '/')
+		return;
+	size_t n = strlen(m);
+	while (n > 1 && m[n - 1] == '/')
+		n--;
+	if (n >= sizeof(pl_marks))
+		return;
+	memcpy(pl_marks, m, n);
+	pl_marks[n] = '\0';
+	pl_marks_len = n;
+}
+
+static bool is_marker(const char *path)
+{
+	return pl_marks_len && path && path[0] == '/' &&
+	       memcmp(path, pl_marks, pl_marks_len) == 0 &&
+	       path[pl_marks_len] == '/';
+}
+
+/* A marker is being opened (its OPEN not appended yet): report what is
+ * pending, so it lands in the window that ends here, then forget what
+ * was reported, so the next read or write of every open fd lands in the
+ * next one. Under the lock. */
+static void task_boundary_locked(void)
+{
+	/* Held-back OPENs first: reads of them count again from now on. */
+	pl_materialize_locked(-1);
+	pl_flush_io_locked(true);
+	int max = atomic_load(&pl_max_fd);
+	for (int fd = 0; fd <= max && fd < PL_SLOTS; fd++) {
+		uint32_t s = atomic_load(&pl_slots[fd]);
+		if (!(s & PL_S_KNOWN))
+			continue;
+		/* What the snapshot checks at close compare against: now, so
+		 * unseen I/O of the last window is not counted again. */
+		if (s & PL_S_RDONLY) {
+			off_t off = lseek(fd, 0, SEEK_CUR);
+			if (off >= 0)
+				pl_snaps[fd].off = off;
+		}
+		struct stat st;
+		if ((s & PL_S_WRITABLE) && (s & PL_S_SNAP) &&
+		    fstat(fd, &st) == 0)
+			snapshot(fd, &st, pl_snaps[fd].off);
+		/* An atomic AND: a racing first read's plain store either saw
+		 * RREP (and stored nothing) or did not (nothing to clear). */
+		atomic_fetch_and(&pl_slots[fd],
+				 ~(uint32_t)(PL_S_RREP | PL_S_WREP));
+	}
+	atomic_fetch_add(&pl_mark_gen, 1);
+}
+
 /* Per-thread cache of the stat sent with read-only opens: the collector
  * keeps only the first stat of a path, so a path this process already
  * sent needs no new fstat (an open/read/close loop would pay one syscall
@@ -497,6 +564,9 @@ struct pl_statc {
 	struct pl_stat st;
 };
 static __thread struct pl_statc pl_statc[PL_STATC]
+	__attribute__((tls_model("initial-exec")));
+/* pl_mark_gen when this thread's read_reported flags were last valid. */
+static __thread uint32_t pl_statc_gen
 	__attribute__((tls_model("initial-exec")));
 
 static uint64_t statc_key(int dirfd, const char *path)
@@ -566,6 +636,14 @@ void pl_opened(int fd, int dirfd, const char *path, int flags, int mode,
 	struct pl_statc *c = NULL;
 	uint64_t key = 0;
 	if (!writable && path && (path[0] == '/' || dirfd == AT_FDCWD)) {
+		uint32_t gen = atomic_load_explicit(&pl_mark_gen,
+						    memory_order_relaxed);
+		if (gen != pl_statc_gen) {
+			/* A task boundary since: reads count again. */
+			for (int i = 0; i < PL_STATC; i++)
+				pl_statc[i].read_reported = false;
+			pl_statc_gen = gen;
+		}
 		key = statc_key(dirfd, path);
 		c = &pl_statc[key % PL_STATC];
 		if (c->key == key && c->read_reported &&
@@ -628,10 +706,13 @@ void pl_opened(int fd, int dirfd, const char *path, int flags, int mode,
 	o.st = have ? &ps : NULL;
 	o.strs[o.nstr++] = path;
 	bool pub = publishes(flags, created);
+	bool mark = is_marker(path);
 	if (pl_lock_held) {
 		emit_alone(&o);
 	} else {
 		pl_lock();
+		if (mark)
+			task_boundary_locked();
 		/* Reads before this publication were of the old content. */
 		if (pub)
 			pl_flush_io_locked(false);
@@ -769,6 +850,7 @@ __attribute__((constructor)) static void pl_init(int argc, char **argv,
 		unsetenv(PL_ENV_SPAWNED); /* not the workload's business */
 	}
 	pl_set_identity(getpid(), getppid(), how);
+	marks_init();
 	pthread_atfork(pl_atfork_prepare, pl_atfork_parent, pl_atfork_child);
 	scan_inherited();
 	pl_active = 1;
