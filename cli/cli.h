@@ -128,6 +128,12 @@ typedef struct cli_ship {
  * when some stay spooled (said on stderr). Never touches the workload's
  * status. */
 int cli_ship_run(const cli_ship *s, const weft_report *r);
+/* Hash r's files through the node's hash cache (WEFT_HASH_CACHE; opened
+ * into *cache at the first call, kept for later ones: weft_store_close it
+ * at the end). A failure is a warning in r; with verbose, one line on
+ * stderr says how many files were read and how many came from the cache. */
+void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
+		     int verbose);
 /* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
  * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
 int cli_seconds_arg(const char *cmd, const char *opt, const char *arg,

@@ -504,10 +504,11 @@ int cmd_task_collect(int argc, char **argv)
 	if (e != WEFT_OK)
 		weft_report_warn(&report, "recording incomplete: %s",
 				 weft_strerror(e));
-	e = weft_report_hash_files(NULL, &report);
-	if (e != WEFT_OK)
-		weft_report_warn(&report, "hashing incomplete: %s",
-				 weft_strerror(e));
+	/* The node's hash cache: the node's other tasks often read the
+	 * same inputs (docs/distributed.md, WEFT_HASH_CACHE). */
+	weft_store *cache = NULL;
+	cli_hash_report(&cache, id.task, &report, o.verbose);
+	weft_store_close(cache);
 	cli_ship ship = {
 		.env = &env,
 		.id = &id,

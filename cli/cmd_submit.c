@@ -380,10 +380,9 @@ static int run_driver(cli_trace *t, const struct submit_opts *o,
 	int rc = cli_trace_run(t, env->spool, &report);
 	if (rc == 0) {
 		snprintf(report.node, sizeof(report.node), "%s", id.node);
-		int e = weft_report_hash_files(NULL, &report);
-		if (e != WEFT_OK)
-			weft_report_warn(&report, "hashing incomplete: %s",
-					 weft_strerror(e));
+		weft_store *cache = NULL;
+		cli_hash_report(&cache, id.task, &report, o->verbose);
+		weft_store_close(cache);
 		cli_ship ship = {.env = env,
 				 .id = &id,
 				 .ship_timeout_ms = o->ship_timeout_ms,

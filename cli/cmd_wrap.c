@@ -257,13 +257,32 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 	return 0;
 }
 
-static int hash_and_ship(const cli_ship *ship, weft_report *r)
+/* The node's hash cache (WEFT_HASH_CACHE, docs/distributed.md), opened
+ * at the first hashing and kept for the records after it. */
+static weft_store *hash_cache;
+
+void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
+		     int verbose)
 {
-	/* Without a project there is no hash cache; every file is read. */
-	int err = weft_report_hash_files(NULL, r);
+	char path[WEFT_MAX_PATH_BYTES];
+	const char *at =
+		weft_wrap_hash_cache_path(weft_wrap_getenv, path, sizeof(path));
+	size_t hashed = 0, nread = 0;
+	int err = weft_report_hash_files_cached(cache, at, r, &hashed, &nread);
 	if (err != WEFT_OK)
 		weft_report_warn(r, "hashing incomplete: %s",
 				 weft_strerror(err));
+	if (verbose)
+		fprintf(stderr,
+			"weft: task %s: hashed %zu files, read %zu, %zu from "
+			"the hash cache %s\n",
+			task, hashed, nread, hashed > nread ? hashed - nread : 0,
+			*cache ? at : "(none)");
+}
+
+static int hash_and_ship(const cli_ship *ship, weft_report *r)
+{
+	cli_hash_report(&hash_cache, ship->id->task, r, ship->verbose);
 	return cli_ship_run(ship, r);
 }
 
@@ -470,6 +489,8 @@ int cmd_wrap(int argc, char **argv)
 	} else {
 		hash_and_ship(&ship, &report);
 	}
+	weft_store_close(hash_cache);
+	hash_cache = NULL;
 	weft_report_release(&report);
 	return t.status;
 }

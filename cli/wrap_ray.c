@@ -338,8 +338,15 @@ bool wrap_ray_streaming(const wrap_ray *w)
 int wrap_ray_record(wrap_ray *w, const weft_wrap_identity *id, const char *name,
 		    const char *parent, weft_report *r, char *err, size_t errsz)
 {
-	/* Without a project there is no hash cache; every file is read. */
-	int e = weft_report_hash_files(NULL, r);
+	/* The node's hash cache (WEFT_HASH_CACHE), a connection of this
+	 * call's own: the recorder thread has its own. */
+	char cache_buf[WEFT_MAX_PATH_BYTES];
+	const char *cache_path = weft_wrap_hash_cache_path(
+		weft_wrap_getenv, cache_buf, sizeof(cache_buf));
+	weft_store *cache = NULL;
+	int e = weft_report_hash_files_cached(&cache, cache_path, r, NULL,
+					      NULL);
+	weft_store_close(cache);
 	if (e != WEFT_OK)
 		weft_report_warn(r, "hashing incomplete: %s", weft_strerror(e));
 	weft_wrap_env env = w->task_env;

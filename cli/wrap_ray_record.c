@@ -25,11 +25,15 @@ struct rec {
 	weft_wrap_env env;
 };
 
-/* Hash t and fill the run that records it as a child of parent. */
+/* Hash t (through the node's hash cache: cache is this thread's own
+ * connection, opened at the first task) and fill the run that records it
+ * as a child of parent. */
 static void prepare(wrap_ray *w, const char *parent, wrap_ray_task *t,
-		    struct rec *rec, const char *preflight, weft_wrap_run *run)
+		    struct rec *rec, const char *preflight, weft_wrap_run *run,
+		    weft_store **cache, const char *cache_path)
 {
-	int e = weft_report_hash_files(NULL, &t->report);
+	int e = weft_report_hash_files_cached(cache, cache_path, &t->report,
+					      NULL, NULL);
 	if (e != WEFT_OK)
 		weft_report_warn(&t->report, "hashing incomplete: %s",
 				 weft_strerror(e));
@@ -61,6 +65,11 @@ void *wr_recorder(void *arg)
 	weft_wrap_run runs[RECORD_BATCH];
 	const weft_report *reports[RECORD_BATCH];
 	int rcs[RECORD_BATCH];
+	/* The environment is settled (the workload runs): getenv is safe. */
+	char cache_buf[WEFT_MAX_PATH_BYTES];
+	const char *cache_path = weft_wrap_hash_cache_path(
+		weft_wrap_getenv, cache_buf, sizeof(cache_buf));
+	weft_store *cache = NULL;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (w->qhead == w->nqueue && !w->rec_stop)
@@ -75,7 +84,7 @@ void *wr_recorder(void *arg)
 		struct rec one;
 		for (size_t i = 0; i < n; i++) {
 			prepare(w, parent, batch[i], recs ? &recs[i] : &one,
-				preflight, &runs[i]);
+				preflight, &runs[i], &cache, cache_path);
 			reports[i] = &batch[i]->report;
 		}
 		int rc = wr_stream_record_many(w->stream, runs, reports, n, err,
@@ -106,6 +115,7 @@ void *wr_recorder(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
+	weft_store_close(cache);
 	free(recs);
 	return NULL;
 }

@@ -93,7 +93,13 @@ int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
 			return WEFT_EDB;
 		}
 	}
-	return store_exec(s, "COMMIT");
+	if (store_exec(s, "COMMIT")) {
+		/* Left open, the transaction would fail every later BEGIN
+		 * of a long-lived handle (wrap --ray's recorder). */
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return WEFT_EDB;
+	}
+	return WEFT_OK;
 }
 
 static bool same_state(const struct stat *a, const struct stat *b)
@@ -350,5 +356,126 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 	if (cache)
 		flush_pending(cache, pending, &npending);
 	free(pending);
+	return err;
+}
+
+/* ---- A hash cache of its own ---- */
+
+/* A wrapper waits this long for another wrapper's cache write; past it
+ * the write is dropped (a re-read later), the task never waits long. */
+#define HASH_CACHE_BUSY_TIMEOUT_MS 1000
+
+static const char hash_cache_schema[] =
+	"CREATE TABLE IF NOT EXISTS hash_cache ("
+	"  dev INTEGER NOT NULL,"
+	"  ino INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  mtime_ns INTEGER NOT NULL,"
+	"  ctime_ns INTEGER NOT NULL,"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	"  PRIMARY KEY (dev, ino)"
+	") WITHOUT ROWID";
+
+/* mkdir -p of path's parent directory, 0700 for what is made. */
+static void make_parents(const char *path)
+{
+	char dir[WEFT_MAX_PATH_BYTES];
+	int n = snprintf(dir, sizeof(dir), "%s", path);
+	if (n <= 0 || (size_t)n >= sizeof(dir))
+		return;
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		(void)mkdir(dir, 0700); /* EEXIST or not: open says */
+		*p = '/';
+	}
+}
+
+int weft_hash_cache_open(const char *path, weft_store **out, char *err,
+			 size_t errsz)
+{
+	*out = NULL;
+	if (!path || path[0] != '/') {
+		snprintf(err, errsz, "not an absolute path");
+		return WEFT_EINVAL;
+	}
+	make_parents(path);
+	weft_store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errsz, "%s", weft_strerror(WEFT_ENOMEM));
+		return WEFT_ENOMEM;
+	}
+	int rc = sqlite3_open_v2(
+		path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	int e = WEFT_OK;
+	if (rc != SQLITE_OK) {
+		e = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;
+	} else {
+		sqlite3_extended_result_codes(s->db, 1);
+		sqlite3_busy_timeout(s->db, HASH_CACHE_BUSY_TIMEOUT_MS);
+		/* Anyone on the node may have written the file: no schema
+		 * code with side effects, damaged pages found. */
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0,
+				  (int *)NULL);
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1,
+				  (int *)NULL);
+		/* The probe reads the table's root page: a file that is not
+		 * a database, or a damaged one, fails here, not later. */
+		if (store_exec(s, "PRAGMA journal_mode = WAL") ||
+		    store_exec(s, "PRAGMA synchronous = NORMAL") ||
+		    store_exec(s, "PRAGMA cell_size_check = ON") ||
+		    store_exec(s, hash_cache_schema) ||
+		    store_exec(s, "SELECT count(*) FROM hash_cache "
+				  "WHERE dev = -1"))
+			e = WEFT_EDB;
+	}
+	if (e) {
+		snprintf(err, errsz, "%s",
+			 s->db ? weft_store_errmsg(s) : weft_strerror(e));
+		weft_store_close(s);
+		return e;
+	}
+	*out = s;
+	return WEFT_OK;
+}
+
+uint64_t weft_hash_cache_reads(const weft_store *cache)
+{
+	return cache ? cache->hash_reads : 0;
+}
+
+static size_t count_hashed(const weft_report *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nfiles; i++)
+		n += r->files[i].has_hash;
+	return n;
+}
+
+int weft_report_hash_files_cached(weft_store **cache, const char *path,
+				  weft_report *r, size_t *hashed, size_t *nread)
+{
+	if (path && !*cache) {
+		char why[256];
+		int e = weft_hash_cache_open(path, cache, why, sizeof(why));
+		if (e == WEFT_ENOMEM)
+			return e;
+		if (e && weft_report_warn(r,
+					  "hash cache %s not used (%s): every "
+					  "file was read; remove it or set "
+					  "WEFT_HASH_CACHE",
+					  path, why) == WEFT_ENOMEM)
+			return WEFT_ENOMEM;
+	}
+	uint64_t before = weft_hash_cache_reads(*cache);
+	int err = weft_report_hash_files(*cache, r);
+	size_t n = count_hashed(r);
+	if (hashed)
+		*hashed = n;
+	if (nread)
+		*nread = *cache ? (size_t)(weft_hash_cache_reads(*cache) -
+					   before)
+				: n;
 	return err;
 }

@@ -72,6 +72,30 @@ int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
  * open. cache may be NULL. */
 int weft_report_hash_files(weft_store *cache, weft_report *r);
 
+/* ---- A hash cache of its own (wrappers on a worker node) ----
+ *
+ * The same cache in a small database that holds only the hash_cache table,
+ * shared by every wrapper of one user on one node (WAL, a short busy
+ * timeout). path must be absolute; missing parent directories are made
+ * (0700). The handle is a weft_store good only for weft_hash_file,
+ * weft_report_hash_files, weft_hash_cache_reads and weft_store_close. On
+ * failure (not a database, unreadable, ...) *out is NULL and err says why.
+ * Cache writes that fail are ignored: a cache costs a re-read, never a
+ * record. */
+int weft_hash_cache_open(const char *path, weft_store **out, char *err,
+			 size_t errsz);
+/* Files whose content the handle's hashing read (cache misses) so far. */
+uint64_t weft_hash_cache_reads(const weft_store *cache);
+/* weft_report_hash_files with the cache at path (NULL: none) through
+ * *cache, opened on first use and kept for the next call (the caller
+ * closes it with weft_store_close; one handle per thread). A cache that
+ * cannot be opened is skipped with a warning in r; hashing goes on
+ * without it. *hashed and *nread (may be NULL) receive the files hashed
+ * and how many of them were read rather than found in the cache. */
+int weft_report_hash_files_cached(weft_store **cache, const char *path,
+				  weft_report *r, size_t *hashed,
+				  size_t *nread);
+
 /* ---- The lineage DAG ---- */
 
 typedef struct weft_dag_task {

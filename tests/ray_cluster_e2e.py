@@ -168,7 +168,8 @@ def wrap_worker(weft, mode, granularity=None, script=WORKER):
         env = clean_env(**job.contract)
         env.update(PYTHONPATH=os.pathsep.join([SHIM, FAKE_RAY]), OUT=out,
                    PIPELINE_DIR=out, RAY_JOB_ID="03000000",
-                   WEFT_SPOOL=s.path("spool"))
+                   WEFT_SPOOL=s.path("spool"),
+                   WEFT_HASH_CACHE=s.path("hashes.db"))
         if granularity:
             env["WEFT_RAY_ACTOR_GRANULARITY"] = granularity
         cmd = [weft, "wrap", "-v", "--ship-timeout", "60", "--ray"]
@@ -310,7 +311,8 @@ def pipeline(weft):
         for i in range(2):
             raylets.append(start_raylet(cl, i, socks[i], renv, logf))
         env = clean_env(PYTHONPATH=FAKE_RAY, WEFT_BIN=weft,
-                        WEFT_SPOOL=s.path("spool"))
+                        WEFT_SPOOL=s.path("spool"),
+                        WEFT_HASH_CACHE=s.path("hashes.db"))
         p = run([weft, "run", "--ray", "--listen",
                  "tcp://%s:0" % cl.host_ip, "--",
                  sys.executable, os.path.join(FAKE_RAY, "pipeline.py"),
@@ -454,6 +456,7 @@ def kill_worker(weft):
         env = clean_env(**job.contract)
         env.update(PYTHONPATH=os.pathsep.join([SHIM, FAKE_RAY]), OUT=out,
                    WEFT_BIN=weft, WEFT_SPOOL=s.path("spool"),
+                   WEFT_HASH_CACHE=s.path("hashes.db"),
                    RAY_RUNTIME_ENV_HOOK="weft.ray.runtime_env_hook")
         drv = subprocess.Popen([sys.executable, "-c", KILL_DRIVER, sock],
                                env=env, stdout=subprocess.PIPE, text=True)
@@ -528,7 +531,9 @@ def run_env(weft):
     try:
         proj = s.path("proj")
         os.makedirs(proj)
-        base = clean_env(WEFT_SPOOL=s.path("spool"), PYTHONPATH="/user/lib")
+        base = clean_env(WEFT_SPOOL=s.path("spool"),
+                         WEFT_HASH_CACHE=s.path("hashes.db"),
+                         PYTHONPATH="/user/lib")
         # RAY_ADDRESS: a Ray driver, detected.
         p = run([weft, "run", "--listen", "tcp://127.0.0.1:0", "--",
                  sys.executable, "-c", PRINT_ENV],

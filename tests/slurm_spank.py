@@ -56,7 +56,8 @@ def contract(c, **more):
     spool in the test's directory: only a weft job's tasks are traced."""
     env = {"WEFT_COORDINATOR": COORDINATOR, "WEFT_JOB": JOB_ID,
            "WEFT_JOB_TOKEN": TOKEN, "ASAN_OPTIONS": "detect_leaks=0",
-           "WEFT_SPOOL": os.path.join(c.dir, "spool")}
+           "WEFT_SPOOL": os.path.join(c.dir, "spool"),
+           "WEFT_HASH_CACHE": os.path.join(c.dir, "hashes.db")}
     env.update(more)
     return env
 

@@ -71,7 +71,8 @@ class Project:
         # backend is pinned: these tests are about Slurm and the merged
         # DAG, and ptrace works wherever the cluster does (root).
         self.env = {"ASAN_OPTIONS": "detect_leaks=0", "WEFT_TRACER": "ptrace",
-                    "HOME": c.dir, "WEFT_SPOOL": os.path.join(c.dir, "spool")}
+                    "HOME": c.dir, "WEFT_SPOOL": os.path.join(c.dir, "spool"),
+                    "WEFT_HASH_CACHE": os.path.join(c.dir, "hashes.db")}
 
     def need(self, subcommands):
         what = " and ".join("weft " + sub for sub in subcommands)

@@ -28,6 +28,11 @@ Cases:
                 child too).
   submit_killed `weft submit` killed with SIGKILL: the coordinator it
                 started stops too; the job stays recorded.
+  hash_cache    two wrappers in a row read the same 8 MiB file with one
+                WEFT_HASH_CACHE: the second does not read it to hash it
+                (wrap -v's counts), both record the same hash; a rewrite
+                that keeps size and mtime gets a new one; a corrupt cache
+                file and WEFT_HASH_CACHE=off hash without it, exit 0.
 
 Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
 Standard library only.
@@ -36,7 +41,9 @@ Standard library only.
 import hashlib
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -121,6 +128,109 @@ def case_exit_status(weft):
               "bad WEFT_JOB: exit %d, stderr %s" % (p.returncode, p.err))
         check(not os.path.exists(s.path("started")),
               "the command ran despite a bad env contract")
+    finally:
+        cleanup(j, c, s)
+
+
+HASHED = re.compile(r"weft: task (\S+): hashed (\d+) files, read (\d+), "
+                    r"(\d+) from the hash cache (.*)")
+
+
+def hash_counts(p):
+    """(hashed, read, cached, cache) from wrap -v's hashing line."""
+    for line in p.err.splitlines():
+        m = HASHED.match(line)
+        if m:
+            return (int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                    m.group(5))
+    raise Fail("no hashing line in wrap -v's stderr:\n%s" % p.err)
+
+
+def read_hash(d, task, path):
+    """The hash id of path as the task named task read it."""
+    t = tasks_by_name(d).get(task)
+    check(t is not None, "task %s missing from the DAG" % task)
+    ids = {e["from"] for e in d["edges"]
+           if e["kind"] == "read" and e["to"] == t["id"]}
+    got = [a["id"] for a in d["artifacts"]
+           if a["id"] in ids and a["path"] == path]
+    check(len(got) == 1, "task %s: read of %s: %r" % (task, path, got))
+    return got[0]
+
+
+def case_hash_cache(weft):
+    s = Scratch("hcache")
+    c = Coordinator(weft, s.dir).start()
+    j = None
+    try:
+        j = Job(weft, c.url, s.dir)
+        contract, job = j.contract, j.id
+        spool = s.path("spool")
+        big = s.path("big.bin")
+        content = os.urandom(8 << 20)
+        with open(big, "wb") as f:
+            f.write(content)
+        time.sleep(0.1)  # past the clock tick of its ctime: cacheable
+        cache = s.path("cache", "weft", "hashes.db")  # directories made
+
+        def wrap(task, **extra):
+            env = wrap_env(contract, spool, WEFT_HASH_CACHE=cache)
+            env.update(extra)
+            p = run([weft, "wrap", "-v", "--task", task, "--", "sh", "-c",
+                     "cat big.bin > /dev/null"], env=env, cwd=s.dir)
+            check(p.returncode == 0, "wrap %s exited %d:\n%s"
+                  % (task, p.returncode, p.err))
+            return hash_counts(p)
+
+        h1, r1, c1, at1 = wrap("h-1")
+        check(at1 == cache and r1 >= 1 and h1 == r1 + c1,
+              "first wrapper: hashed %d, read %d, cached %d, cache %s"
+              % (h1, r1, c1, at1))
+        check(os.path.isfile(cache), "no cache file at %s" % cache)
+        h2, r2, c2, at2 = wrap("h-2")
+        check(at2 == cache and r2 == 0 and c2 == h2 and h2 >= 1,
+              "second wrapper read %d of %d files (first: %d of %d)"
+              % (r2, h2, r1, h1))
+        # Same size, same mtime, new content: ctime differs, a miss.
+        st = os.stat(big)
+        new = bytes([content[0] ^ 1]) + content[1:]
+        with open(big, "r+b") as f:
+            f.write(new[:1])
+        os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+        time.sleep(0.1)
+        h3, r3, c3, _ = wrap("h-3")
+        check(r3 == 1, "after a rewrite: read %d of %d files, expected 1"
+              % (r3, h3))
+        # A corrupt cache: ignored, every file read, the task unharmed.
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(cache + suffix):
+                os.unlink(cache + suffix)
+        with open(cache, "wb") as f:
+            f.write(b"not a database " * 1000)
+        h4, r4, c4, at4 = wrap("h-4")
+        check(at4 == "(none)" and c4 == 0 and r4 == h4,
+              "corrupt cache: read %d of %d, cache %s" % (r4, h4, at4))
+        h5, r5, c5, at5 = wrap("h-5", WEFT_HASH_CACHE="off")
+        check(at5 == "(none)" and c5 == 0,
+              "WEFT_HASH_CACHE=off: cached %d, cache %s" % (c5, at5))
+        d = dag(weft, s.dir, job)
+        want_old, want_new = blake(content), blake(new)
+        for task, want in (("h-1", want_old), ("h-2", want_old),
+                           ("h-3", want_new), ("h-4", want_new),
+                           ("h-5", want_new)):
+            got = read_hash(d, task, big)
+            check(got == want, "task %s read %s as %s, expected %s"
+                  % (task, big, got, want))
+        con = sqlite3.connect(s.path(".weft", "weft.db"))
+        try:
+            warned = [r[0] for r in con.execute(
+                "SELECT text FROM warnings") if b"hash cache" in r[0]]
+        finally:
+            con.close()
+        check(len(warned) == 1 and b"not used" in warned[0],
+              "hash cache warnings (one expected, h-4's): %r" % warned)
+        log("hash_cache: first wrapper read %d of %d files, the second "
+            "%d of %d" % (r1, h1, r2, h2))
     finally:
         cleanup(j, c, s)
 
@@ -513,6 +623,7 @@ CASES = {
     "submit": case_submit,
     "submit_killed": case_submit_killed,
     "in_cluster_preload": case_in_cluster_preload,
+    "hash_cache": case_hash_cache,
 }
 
 if __name__ == "__main__":

@@ -184,14 +184,15 @@ class Job:
 
 def wrap_env(contract, spool, **extra):
     """The environment of a `weft wrap` in a job: the caller's without any
-    WEFT_* or SLURM* variable, then the job's contract, the spool, the
-    ptrace tracer and extra."""
+    WEFT_* or SLURM* variable, then the job's contract, the spool (and a
+    hash cache beside it), the ptrace tracer and extra."""
     env = dict(os.environ)
     for k in list(env):
         if k.startswith("WEFT_") or k.startswith("SLURM"):
             del env[k]
     env.update(contract)
     env["WEFT_SPOOL"] = spool
+    env["WEFT_HASH_CACHE"] = spool.rstrip("/") + "-hashes.db"
     env["WEFT_TRACER"] = "ptrace"
     env.update(extra)
     return env

@@ -102,6 +102,27 @@ static int default_spool(weft_wrap_env *e, weft_wrap_getenv_fn get)
 	return n > 0 && (size_t)n < sizeof(e->spool) ? 0 : -1;
 }
 
+const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
+				      size_t outsz)
+{
+	const char *v = get("WEFT_HASH_CACHE");
+	const char *xdg = get("XDG_CACHE_HOME"), *home = get("HOME");
+	int n;
+	if (v && !strcmp(v, "off"))
+		return NULL;
+	/* The same places as the default spool (default_spool). */
+	if (v && *v)
+		n = snprintf(out, outsz, "%s", v);
+	else if (xdg && xdg[0] == '/')
+		n = snprintf(out, outsz, "%s/weft/hashes.db", xdg);
+	else if (home && home[0] == '/' && strcmp(home, "/") != 0)
+		n = snprintf(out, outsz, "%s/.cache/weft/hashes.db", home);
+	else
+		n = snprintf(out, outsz, "/tmp/weft-hashes-%u.db",
+			     (unsigned)getuid());
+	return n > 0 && (size_t)n < outsz ? out : NULL;
+}
+
 static int read_path(char *out, size_t outsz, const char *name, const char *v,
 		     char *err, size_t errsz)
 {

@@ -60,6 +60,15 @@ const char *weft_wrap_getenv(const char *name);
 int weft_wrap_env_read(weft_wrap_env *e, weft_wrap_getenv_fn get,
 		       bool require_job, char *err, size_t errsz);
 
+/* The node's hash cache for wrappers (weft_hash_cache_open): WEFT_HASH_CACHE
+ * when set (an absolute path; "off" disables), else
+ * $XDG_CACHE_HOME/weft/hashes.db, $HOME/.cache/weft/hashes.db, else
+ * /tmp/weft-hashes-UID.db. Returns out, or NULL for no cache ("off"; a
+ * path that does not fit is no cache too). A relative WEFT_HASH_CACHE is
+ * returned as it is, for the open to refuse with a warning. */
+const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
+				      size_t outsz);
+
 /* Checkers shared by the contract and the command line (0 or -1). */
 int weft_wrap_check_url(const char *url);
 int weft_wrap_check_task(const char *task);
