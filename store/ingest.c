@@ -378,11 +378,8 @@ void weft_store_writer_rollback(weft_store_writer *w)
 
 /* ---- Verdicts ---- */
 
-static void verdict(weft_verdict *v, int status, int reason, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
-
-static void verdict(weft_verdict *v, int status, int reason, const char *fmt,
-		    ...)
+void store_verdict(weft_verdict *v, int status, int reason, const char *fmt,
+		   ...)
 {
 	v->status = status;
 	v->reason = reason;
@@ -392,18 +389,18 @@ static void verdict(weft_verdict *v, int status, int reason, const char *fmt,
 	va_end(ap);
 }
 
-#define STORED(v) verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE, "%s", "")
+#define STORED(v) store_verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE, "%s", "")
 #define DUPLICATE(v, ...)                                                      \
-	verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE, __VA_ARGS__)
+	store_verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE, __VA_ARGS__)
 #define REJECT(v, reason, ...)                                                 \
-	verdict(v, WEFT_ACK_REJECTED, reason, __VA_ARGS__)
+	store_verdict(v, WEFT_ACK_REJECTED, reason, __VA_ARGS__)
 
 /* A database failure: nothing of this request stays, and the sender is
  * told to come back (the failure may be a full disk, not its fault). */
 static void db_failed(weft_store_writer *w, weft_verdict *v)
 {
-	verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "store error: %s",
-		sqlite3_errmsg(w->s->db));
+	store_verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "store error: %s",
+		      sqlite3_errmsg(w->s->db));
 }
 
 /* ---- Statement helpers ---- */
@@ -505,7 +502,8 @@ static void in_savepoint(weft_store_writer *w, apply_fn fn, const void *arg,
 {
 	memset(v, 0, sizeof(*v));
 	if (w->failed) {
-		verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "%s",
+		store_verdict(
+			v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "%s",
 			"store error: the transaction is being rolled back");
 		return;
 	}
@@ -517,8 +515,8 @@ static void in_savepoint(weft_store_writer *w, apply_fn fn, const void *arg,
 	int err = fn(w, arg, v);
 	if (err == WEFT_EDB || err == WEFT_ENOMEM) {
 		if (err == WEFT_ENOMEM)
-			verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
-				"out of memory");
+			store_verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
+				      "out of memory");
 		else
 			db_failed(w, v);
 	}
@@ -1079,7 +1077,8 @@ static bool fragment_unguarded(weft_store_writer *w,
 	}
 	w->failed = true;
 	if (!err) {
-		verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "%s",
+		store_verdict(
+			v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "%s",
 			"store error: the transaction is being rolled back");
 		return false;
 	}
@@ -1089,7 +1088,8 @@ failed_clean:
 	if (sqlite3_get_autocommit(w->s->db))
 		w->failed = true;
 	if (err == WEFT_ENOMEM)
-		verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE, "out of memory");
+		store_verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
+			      "out of memory");
 	else
 		db_failed(w, v);
 	return false;

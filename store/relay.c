@@ -92,20 +92,6 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void verdict(weft_verdict *v, int status, int reason, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
-
-static void verdict(weft_verdict *v, int status, int reason, const char *fmt,
-		    ...)
-{
-	v->status = status;
-	v->reason = reason;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(v->detail, sizeof(v->detail), fmt, ap);
-	va_end(ap);
-}
-
 static sqlite3_stmt *stmt(weft_relay *r, int i)
 {
 	sqlite3_reset(r->st[i]);
@@ -337,18 +323,19 @@ static int put_job(weft_relay *r, const weft_relay_job *j, bool has_key,
 	r->batch.jobs++;
 	struct job_row row;
 	if (weft_job_id_check(id))
-		verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
-			"the source's job id is not a job id");
+		store_verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
+			      "the source's job id is not a job id");
 	else if (!has_key)
-		verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
-			"the source holds no key for job %s", id);
+		store_verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
+			      "the source holds no key for job %s", id);
 	else if ((err = job_get(r, id, &row)) == WEFT_OK) {
 		if (!weft_mac_equal(row.key, j->key)) {
-			verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_JOB_EXISTS,
+			store_verdict(
+				v, WEFT_ACK_REJECTED, WEFT_REJECT_JOB_EXISTS,
 				"job %s exists here with another token", id);
 		} else {
-			verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE,
-				"job %s exists", id);
+			store_verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE,
+				      "job %s exists", id);
 			if (j->ended && !row.ended) {
 				sqlite3_stmt *st = stmt(r, R_JOB_END);
 				sqlite3_bind_int64(st, 1, row.num);
@@ -361,14 +348,16 @@ static int put_job(weft_relay *r, const weft_relay_job *j, bool has_key,
 	} else if (err == WEFT_ENOTFOUND) {
 		err = job_add(r, j);
 		if (err == WEFT_EINVAL)
-			verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
+			store_verdict(
+				v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
 				"the source's record of job %s does not fit "
 				"this store",
 				id);
 		else if (err)
 			return db_failed(r);
 		else
-			verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE, "%s", "");
+			store_verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE,
+				      "%s", "");
 	} else {
 		return db_failed(r);
 	}
@@ -398,8 +387,8 @@ int weft_relay_put_writer(weft_relay *r, const char *job,
 {
 	memset(v, 0, sizeof(*v));
 	if (r->refused_job[0] && !strcmp(job, r->refused_job)) {
-		verdict(v, WEFT_ACK_REJECTED, r->refused_reason,
-			"job %s was refused", job);
+		store_verdict(v, WEFT_ACK_REJECTED, r->refused_reason,
+			      "job %s was refused", job);
 		return WEFT_OK;
 	}
 	int err = r->in_tx && !r->tx_rows ? commit(r) : WEFT_OK;
@@ -412,8 +401,8 @@ int weft_relay_put_writer(weft_relay *r, const char *job,
 	struct job_row row;
 	err = job_get(r, job, &row);
 	if (err == WEFT_ENOTFOUND) {
-		verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_UNKNOWN_JOB,
-			"no job %s", job);
+		store_verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_UNKNOWN_JOB,
+			      "no job %s", job);
 		refuse(r, job, pk, 0, v);
 		return WEFT_OK;
 	}
@@ -426,8 +415,8 @@ int weft_relay_put_writer(weft_relay *r, const char *job,
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
 		r->batch.writers_present++;
-		verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE,
-			"writer already enrolled");
+		store_verdict(v, WEFT_ACK_DUPLICATE, WEFT_REJECT_NONE,
+			      "writer already enrolled");
 		return WEFT_OK;
 	}
 	if (rc != SQLITE_DONE)
@@ -439,7 +428,7 @@ int weft_relay_put_writer(weft_relay *r, const char *job,
 	if (store_step_insert(st))
 		return db_failed(r);
 	r->batch.writers_stored++;
-	verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE, "%s", "");
+	store_verdict(v, WEFT_ACK_STORED, WEFT_REJECT_NONE, "%s", "");
 	return WEFT_OK;
 }
 
@@ -509,8 +498,8 @@ int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
 	r->batch.fragments++;
 	if (r->refused_job[0] && !strcmp(job, r->refused_job)) {
 		/* Said once for the job, not once per fragment. */
-		verdict(&v, WEFT_ACK_REJECTED, r->refused_reason,
-			"job %s was refused", job);
+		store_verdict(&v, WEFT_ACK_REJECTED, r->refused_reason,
+			      "job %s was refused", job);
 		count_fragment(r, job, who, seq, &v, false);
 		return WEFT_OK;
 	}
@@ -521,7 +510,8 @@ int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
 	if (strcmp(e.job, job) ||
 	    (pk && (memcmp(e.writer, pk, WEFT_PUBKEY_BYTES) || e.seq != seq))) {
 		weft_fragment_release(r->frag);
-		verdict(&v, WEFT_ACK_REJECTED, WEFT_REJECT_MISMATCH,
+		store_verdict(
+			&v, WEFT_ACK_REJECTED, WEFT_REJECT_MISMATCH,
 			"the envelope names another job, writer or seq than "
 			"the source files it under");
 		count_fragment(r, job, who, seq, &v, true);
@@ -908,8 +898,9 @@ int weft_relay_put_page(weft_relay *r, const weft_export_page *p, bool first,
 	int err = WEFT_OK;
 	if (first) {
 		if (!p->has_key) {
-			verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
-				"job %s is still open at the source", job);
+			store_verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
+				      "job %s is still open at the source",
+				      job);
 			return WEFT_OK;
 		}
 		weft_relay_job j;

@@ -121,4 +121,11 @@ int store_job_text_from_row(sqlite3_stmt *st, int first, weft_job_info *info);
  * the array doubles (from 64) when full. WEFT_OK or WEFT_ENOMEM. */
 int store_grow(void **arr, size_t *cap, size_t n, size_t sz);
 
+/* ---- Verdicts (ingest.c) ---- */
+
+/* Fill v: status (enum weft_ack_status), reason (enum weft_reject_reason)
+ * and the detail, printf-style. */
+void store_verdict(weft_verdict *v, int status, int reason, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
+
 #endif /* WEFT_STORE_INTERNAL_H */
