@@ -177,15 +177,26 @@ static void print_artifact_line(FILE *out, const struct dag_index *x,
 {
 	const weft_dag *d = x->d;
 	const weft_dag_artifact *a = &d->artifacts[ai];
-	fprintf(out, "  %s ", e->write ? "writes" : "reads ");
-	text_escaped(out, a->path ? a->path : a->id);
+	fprintf(out, "  %s ",
+		e->write    ? "writes"
+		: e->update ? "updates"
+			    : "reads ");
+	text_escaped(out, e->path ? e->path : a->path ? a->path : a->id);
+	if (e->path) {
+		fputs(" (-> ", out);
+		text_escaped(out, a->path);
+		fputc(')', out);
+	}
 	if (a->has_hash) {
 		char text[WEFT_HASH_TEXT_BYTES];
 		weft_hash_to_text(a->hash, text);
 		fprintf(out, "  %.24s", text);
 	}
 	if (e->weak)
-		fputs("  (weak: matched by path, no hash)", out);
+		fputs(e->write ? "  (weak: written, not hashed)"
+			       : "  (weak: version not known, by location "
+				 "and time)",
+		      out);
 	if (!e->write) {
 		/* Which tasks produced what this task read. */
 		for (size_t k = x->art_first[ai]; k < x->art_first[ai + 1];
@@ -196,6 +207,15 @@ static void print_artifact_line(FILE *out, const struct dag_index *x,
 		}
 	}
 	fputc('\n', out);
+}
+
+/* Same-content links are few: a linear search is enough. */
+static size_t artifact_by_id(const weft_dag *d, const char *id)
+{
+	size_t i = 0;
+	while (i < d->nartifacts && strcmp(d->artifacts[i].id, id) != 0)
+		i++;
+	return i;
 }
 
 static void print_text(FILE *out, const struct dag_index *x, bool all)
@@ -228,6 +248,19 @@ static void print_text(FILE *out, const struct dag_index *x, bool all)
 					print_artifact_line(out, x, e, a);
 			}
 		}
+	}
+	if (d->nsame)
+		fputs("\nsame content, not a dependency (weak):\n", out);
+	for (size_t i = 0; i < d->nsame; i++) {
+		size_t a = artifact_by_id(d, d->same[i].artifact);
+		size_t o = artifact_by_id(d, d->same[i].same_as);
+		if (a == d->nartifacts || o == d->nartifacts)
+			continue;
+		fputs("  ", out);
+		text_escaped(out, d->artifacts[a].path);
+		fputs("  same content as  ", out);
+		text_escaped(out, d->artifacts[o].path);
+		fputc('\n', out);
 	}
 	if (nhidden)
 		fprintf(out,
@@ -282,7 +315,18 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 		dot_id(out, e->from);
 		fputs(" -> ", out);
 		dot_id(out, e->to);
-		fputs(e->weak ? " [style=dashed];\n" : ";\n", out);
+		fputs(e->weak     ? " [style=dashed];\n"
+		      : e->update ? " [label=\"update\"];\n"
+				  : ";\n",
+		      out);
+	}
+	for (size_t i = 0; i < d->nsame; i++) {
+		fputs("  ", out);
+		dot_id(out, d->same[i].artifact);
+		fputs(" -> ", out);
+		dot_id(out, d->same[i].same_as);
+		fputs(" [style=dotted, dir=none, label=\"same content\"];\n",
+		      out);
 	}
 	fputs("}\n", out);
 }

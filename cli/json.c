@@ -307,6 +307,24 @@ void json_dag(FILE *out, const weft_dag *d)
 		} else {
 			fputs("null", out);
 		}
+		static const char *const kinds[] = {"written", "source",
+						    "unknown"};
+		fprintf(out,
+			", \"version\": \"%s\", \"size\": ", kinds[a->kind]);
+		if (a->has_size)
+			fprintf(out, "%lld", (long long)a->size);
+		else
+			fputs("null", out);
+		fputs(", \"location\": ", out);
+		if (a->loc_fs) {
+			fputs("{\"fs\": ", out);
+			json_string(out, a->loc_fs);
+			fputs(", \"path\": ", out);
+			json_string(out, a->loc_path);
+			fputc('}', out);
+		} else {
+			fputs("null", out);
+		}
 		fputc('}', out);
 	}
 	fputs("],\n \"edges\": [", out);
@@ -316,8 +334,23 @@ void json_dag(FILE *out, const weft_dag *d)
 		json_string(out, e->from);
 		fputs(", \"to\": ", out);
 		json_string(out, e->to);
-		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s}",
+		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s",
 			e->write ? "write" : "read", e->weak ? "true" : "false");
+		if (e->update)
+			fputs(", \"update\": true", out);
+		if (e->path) {
+			fputs(", \"path\": ", out);
+			json_string(out, e->path);
+		}
+		fputc('}', out);
+	}
+	fputs("],\n \"same_content\": [", out);
+	for (size_t i = 0; i < d->nsame; i++) {
+		fputs(i ? ",\n  {\"artifact\": " : "\n  {\"artifact\": ", out);
+		json_string(out, d->same[i].artifact);
+		fputs(", \"same_as\": ", out);
+		json_string(out, d->same[i].same_as);
+		fputs(", \"weak\": true}", out);
 	}
 	fputs("]}\n", out);
 }

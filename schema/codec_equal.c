@@ -67,7 +67,24 @@ bool weft_file_rec_equal(const weft_file_rec *a, const weft_file_rec *b)
 	if (a->has_first_stat &&
 	    (a->first_dev != b->first_dev || a->first_ino != b->first_ino ||
 	     a->first_size != b->first_size ||
-	     a->first_mtime_ns != b->first_mtime_ns))
+	     a->first_mtime_ns != b->first_mtime_ns ||
+	     a->first_ctime_ns != b->first_ctime_ns))
+		return false;
+	if (!str_eq(a->used_path, b->used_path) || a->updated != b->updated ||
+	    a->has_read_hash != b->has_read_hash ||
+	    !str_eq(a->read_hash_missing, b->read_hash_missing) ||
+	    a->has_final_stat != b->has_final_stat ||
+	    a->first_open_ns != b->first_open_ns ||
+	    a->last_write_ns != b->last_write_ns ||
+	    !str_eq(a->loc_fs, b->loc_fs) || !str_eq(a->loc_path, b->loc_path))
+		return false;
+	if (a->has_read_hash &&
+	    memcmp(a->read_hash, b->read_hash, sizeof(a->read_hash)) != 0)
+		return false;
+	if (a->has_final_stat &&
+	    (a->final_dev != b->final_dev || a->final_ino != b->final_ino ||
+	     a->final_mtime_ns != b->final_mtime_ns ||
+	     a->final_ctime_ns != b->final_ctime_ns))
 		return false;
 	return true;
 }

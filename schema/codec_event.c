@@ -4,10 +4,10 @@
  *
  * Map: "v" first, then k, pid, tgid, ret, fd, fd2, fl, mode, cr, t
  * required; p, p2 (bin), argv (array of bin) and st (map of mode, dev, ino,
- * size, mtime) optional: left out when the pointer is NULL / has_stat is
- * false, nil read as absent. An argv that is present but empty (execve
- * with argv = {NULL}) stays distinct from no argv. Which fields a kind uses
- * is the classifier's business; the codec carries all of them so it never
+ * size, mtime; ctime optional) optional: left out when the pointer is NULL /
+ * has_stat is false, nil read as absent. An argv that is present but empty
+ * (execve with argv = {NULL}) stays distinct from no argv. Which fields a kind
+ * uses is the classifier's business; the codec carries all of them so it never
  * has to change when a kind's meaning is refined.
  */
 #include <stdlib.h>
@@ -40,14 +40,13 @@ static const struct weft_rd_keys event_keys = {
 	event_key_names, E_NKEYS, (1u << E_PATH) - 1, /* k .. t */
 };
 
-enum { S_MODE, S_DEV, S_INO, S_SIZE, S_MTIME, S_NKEYS };
+enum { S_MODE, S_DEV, S_INO, S_SIZE, S_MTIME, S_CTIME, S_NKEYS };
 static const char *const stat_key_names[S_NKEYS] = {
-	"mode", "dev", "ino", "size", "mtime",
+	"mode", "dev", "ino", "size", "mtime", "ctime",
 };
 static const struct weft_rd_keys stat_keys = {
-	stat_key_names,
-	S_NKEYS,
-	(1u << S_NKEYS) - 1,
+	stat_key_names, S_NKEYS,
+	(1u << S_CTIME) - 1, /* ctime optional: schema 1 had none */
 };
 
 static int event_check(const weft_event *ev)
@@ -105,7 +104,7 @@ static void event_write(struct weft_wr *w, const weft_event *ev)
 	}
 	if (ev->has_stat) {
 		weft_wr_key(w, "st");
-		weft_wr_map(w, S_NKEYS);
+		weft_wr_map(w, S_NKEYS - !ev->st_ctime_ns);
 		weft_wr_key(w, "mode");
 		weft_wr_uint(w, ev->st_mode);
 		weft_wr_key(w, "dev");
@@ -116,6 +115,10 @@ static void event_write(struct weft_wr *w, const weft_event *ev)
 		weft_wr_int(w, ev->st_size);
 		weft_wr_key(w, "mtime");
 		weft_wr_int(w, ev->st_mtime_ns);
+		if (ev->st_ctime_ns) {
+			weft_wr_key(w, "ctime");
+			weft_wr_int(w, ev->st_ctime_ns);
+		}
 	}
 }
 
@@ -162,6 +165,10 @@ static int stat_read(struct weft_rd *rd, weft_event *ev)
 		case S_MTIME:
 			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
 					 &ev->st_mtime_ns);
+			break;
+		case S_CTIME:
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
+					 &ev->st_ctime_ns);
 			break;
 		}
 	}

@@ -338,7 +338,7 @@ int weft_rd_versioned_map(struct weft_rd *rd, uint32_t *n)
 	rc = read_integer(rd, &neg, &u, &s);
 	if (rc)
 		return rc;
-	if (neg || u != WEFT_SCHEMA_VERSION)
+	if (neg || u < WEFT_SCHEMA_MIN_VERSION || u > WEFT_SCHEMA_VERSION)
 		return WEFT_EVERSION;
 	*n = count - 1;
 	return WEFT_OK;

@@ -241,11 +241,22 @@ enum {
 	F_HASH,
 	F_NOHASH,
 	F_FIRST,
+	/* Schema 2: versions and locations (all optional). */
+	F_USED,
+	F_UPD,
+	F_RHASH,
+	F_NORHASH,
+	F_FINAL,
+	F_TOPEN,
+	F_TWRITE,
+	F_LFS,
+	F_LPATH,
 	F_NKEYS
 };
 static const char *const file_key_names[F_NKEYS] = {
-	"path", "rd",   "wr",   "cr",     "del",
-	"ren",  "size", "hash", "nohash", "first",
+	"path",  "rd",     "wr",     "cr",   "del",   "ren",   "size",
+	"hash",  "nohash", "first",  "used", "upd",   "rhash", "norhash",
+	"final", "topen",  "twrite", "lfs",  "lpath",
 };
 static const struct weft_rd_keys file_keys = {
 	file_key_names,
@@ -253,25 +264,51 @@ static const struct weft_rd_keys file_keys = {
 	1u << F_PATH | 1u << F_RD | 1u << F_WR | 1u << F_CR | 1u << F_DEL,
 };
 
-enum { S_DEV, S_INO, S_SIZE, S_MTIME, S_NKEYS };
-static const char *const first_key_names[S_NKEYS] = {
-	"dev",
-	"ino",
-	"size",
-	"mtime",
+/* The stat identity maps "first" and "final": dev, ino, mtime required;
+ * size in "first" only (the final size is the record's "size"); ctime
+ * optional (schema 1 had none). */
+enum { S_DEV, S_INO, S_SIZE, S_MTIME, S_CTIME, S_NKEYS };
+static const char *const stat_key_names[S_NKEYS] = {
+	"dev", "ino", "size", "mtime", "ctime",
 };
 static const struct weft_rd_keys first_keys = {
-	first_key_names,
+	stat_key_names,
 	S_NKEYS,
-	(1u << S_NKEYS) - 1,
+	1u << S_DEV | 1u << S_INO | 1u << S_SIZE | 1u << S_MTIME,
+};
+static const struct weft_rd_keys final_keys = {
+	stat_key_names,
+	S_NKEYS,
+	1u << S_DEV | 1u << S_INO | 1u << S_MTIME,
 };
 
-/* hash_missing is a short human reason, held to a warning's limit. */
+/* hash_missing is a short human reason, held to a warning's limit; a
+ * location's filesystem name is a mount source and a little more. */
 #define NOHASH_MAX WEFT_MAX_WARNING_BYTES
+#define LOC_FS_MAX (WEFT_MAX_PATH_BYTES + 128)
 
 size_t weft_file_rec_min_bytes(void)
 {
 	return weft_rd_min_map_bytes(&file_keys);
+}
+
+bool weft_path_ok(const char *p)
+{
+	if (!p || p[0] != '/')
+		return false;
+	if (p[1] == '\0')
+		return true;
+	/* Components between slashes: none empty, ".", or "..". */
+	for (const char *c = p + 1;;) {
+		const char *e = strchr(c, '/');
+		size_t n = e ? (size_t)(e - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		if (!e)
+			return true;
+		c = e + 1;
+	}
 }
 
 static int file_check(const weft_file_rec *f)
@@ -280,13 +317,32 @@ static int file_check(const weft_file_rec *f)
 		return WEFT_EINVAL;
 	if (check_opt_str(f->path, WEFT_MAX_PATH_BYTES) ||
 	    check_opt_str(f->renamed_to, WEFT_MAX_PATH_BYTES) ||
-	    check_opt_str(f->hash_missing, NOHASH_MAX))
+	    check_opt_str(f->used_path, WEFT_MAX_PATH_BYTES) ||
+	    check_opt_str(f->hash_missing, NOHASH_MAX) ||
+	    check_opt_str(f->read_hash_missing, NOHASH_MAX) ||
+	    check_opt_str(f->loc_fs, LOC_FS_MAX) ||
+	    check_opt_str(f->loc_path, WEFT_MAX_PATH_BYTES))
 		return WEFT_ETOOBIG;
+	/* Paths are absolute and normalized (DESIGN.md, file records). */
+	if (!weft_path_ok(f->path) ||
+	    (f->renamed_to && !weft_path_ok(f->renamed_to)) ||
+	    (f->used_path && !weft_path_ok(f->used_path)) ||
+	    (f->loc_path && !weft_path_ok(f->loc_path)) ||
+	    !f->loc_fs != !f->loc_path)
+		return WEFT_EINVAL;
 	/* Sizes are byte counts: a negative one is a bug upstream. */
 	if ((f->has_size && f->size < 0) ||
 	    (f->has_first_stat && f->first_size < 0))
 		return WEFT_EINVAL;
 	return WEFT_OK;
+}
+
+static void write_opt_time(struct weft_wr *w, const char *key, int64_t t)
+{
+	if (t) {
+		weft_wr_key(w, key);
+		weft_wr_int(w, t);
+	}
 }
 
 int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
@@ -296,7 +352,10 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 	if (rc)
 		return rc;
 	uint32_t n = 5 + !!f->renamed_to + f->has_size + f->has_hash +
-		     !!f->hash_missing + f->has_first_stat;
+		     !!f->hash_missing + f->has_first_stat + !!f->used_path +
+		     f->updated + f->has_read_hash + !!f->read_hash_missing +
+		     f->has_final_stat + !!f->first_open_ns +
+		     !!f->last_write_ns + 2 * !!f->loc_fs;
 	if (versioned)
 		weft_wr_versioned_map(w, n);
 	else
@@ -329,7 +388,7 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 	}
 	if (f->has_first_stat) {
 		weft_wr_key(w, "first");
-		weft_wr_map(w, S_NKEYS);
+		weft_wr_map(w, 4 + !!f->first_ctime_ns);
 		weft_wr_key(w, "dev");
 		weft_wr_uint(w, f->first_dev);
 		weft_wr_key(w, "ino");
@@ -338,51 +397,130 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 		weft_wr_int(w, f->first_size);
 		weft_wr_key(w, "mtime");
 		weft_wr_int(w, f->first_mtime_ns);
+		write_opt_time(w, "ctime", f->first_ctime_ns);
+	}
+	if (f->used_path) {
+		weft_wr_key(w, "used");
+		weft_wr_cstr(w, f->used_path);
+	}
+	if (f->updated) {
+		weft_wr_key(w, "upd");
+		weft_wr_bool(w, true);
+	}
+	if (f->has_read_hash) {
+		weft_wr_key(w, "rhash");
+		weft_wr_bin(w, f->read_hash, sizeof(f->read_hash));
+	}
+	if (f->read_hash_missing) {
+		weft_wr_key(w, "norhash");
+		weft_wr_cstr(w, f->read_hash_missing);
+	}
+	if (f->has_final_stat) {
+		weft_wr_key(w, "final");
+		weft_wr_map(w, 3 + !!f->final_ctime_ns);
+		weft_wr_key(w, "dev");
+		weft_wr_uint(w, f->final_dev);
+		weft_wr_key(w, "ino");
+		weft_wr_uint(w, f->final_ino);
+		weft_wr_key(w, "mtime");
+		weft_wr_int(w, f->final_mtime_ns);
+		write_opt_time(w, "ctime", f->final_ctime_ns);
+	}
+	write_opt_time(w, "topen", f->first_open_ns);
+	write_opt_time(w, "twrite", f->last_write_ns);
+	if (f->loc_fs) {
+		weft_wr_key(w, "lfs");
+		weft_wr_cstr(w, f->loc_fs);
+		weft_wr_key(w, "lpath");
+		weft_wr_cstr(w, f->loc_path);
 	}
 	return w->err;
 }
 
-static int first_stat_read(struct weft_rd *rd, weft_file_rec *f)
+/* A stat identity map into the first (final false) or final fields. */
+static int stat_map_read(struct weft_rd *rd, weft_file_rec *f, bool final)
 {
+	const struct weft_rd_keys *keys = final ? &final_keys : &first_keys;
 	uint32_t n, seen = 0;
+	uint64_t dev = 0, ino = 0;
+	int64_t size = 0, mtime = 0, ctime = 0;
 	int rc = weft_rd_map(rd, &n);
 	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
 		unsigned key;
-		rc = weft_rd_key(rd, &first_keys, &seen, &key);
+		rc = weft_rd_key(rd, keys, &seen, &key);
 		if (rc)
 			break;
 		switch (key) {
 		case S_DEV:
-			rc = weft_rd_uint(rd, UINT64_MAX, &f->first_dev);
+			rc = weft_rd_uint(rd, UINT64_MAX, &dev);
 			break;
 		case S_INO:
-			rc = weft_rd_uint(rd, UINT64_MAX, &f->first_ino);
+			rc = weft_rd_uint(rd, UINT64_MAX, &ino);
 			break;
 		case S_SIZE:
-			rc = weft_rd_int(rd, 0, INT64_MAX, &f->first_size);
+			rc = weft_rd_int(rd, 0, INT64_MAX, &size);
 			break;
 		case S_MTIME:
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
-					 &f->first_mtime_ns);
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &mtime);
+			break;
+		case S_CTIME:
+			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &ctime);
 			break;
 		}
 	}
 	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&first_keys, seen);
-	if (rc == WEFT_OK)
+		rc = weft_rd_check_required(keys, seen);
+	if (rc)
+		return rc;
+	if (final) {
+		f->has_final_stat = true;
+		f->final_dev = dev;
+		f->final_ino = ino;
+		f->final_mtime_ns = mtime;
+		f->final_ctime_ns = ctime;
+	} else {
 		f->has_first_stat = true;
+		f->first_dev = dev;
+		f->first_ino = ino;
+		f->first_size = size;
+		f->first_mtime_ns = mtime;
+		f->first_ctime_ns = ctime;
+	}
+	return WEFT_OK;
+}
+
+/* A BLAKE2b-256 as bin, exactly 32 bytes. Only bin: a hash is bytes, and
+ * a str here is a sender confusing it with the hex text form. */
+static int hash_read(struct weft_rd *rd, uint8_t out[32], bool *has)
+{
+	const uint8_t *data;
+	size_t n;
+	int rc = weft_rd_bytes(rd, true, 32, &data, &n);
+	if (rc == WEFT_ETOOBIG)
+		return WEFT_EINVAL;
+	if (rc)
+		return rc;
+	if (n != 32)
+		return WEFT_EINVAL;
+	memcpy(out, data, n);
+	*has = true;
+	return WEFT_OK;
+}
+
+static int path_read(struct weft_rd *rd, char **out)
+{
+	int rc = weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, out);
+	if (rc == WEFT_OK && !weft_path_ok(*out))
+		rc = WEFT_EINVAL;
 	return rc;
 }
 
 static int file_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_file_rec *f = ctx;
-	const uint8_t *data;
-	size_t n;
-	int rc;
 	switch (key) {
 	case F_PATH:
-		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &f->path);
+		return path_read(rd, &f->path);
 	case F_RD:
 		return weft_rd_bool(rd, &f->read);
 	case F_WR:
@@ -394,30 +532,38 @@ static int file_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	}
 	if (weft_rd_nil(rd))
 		return WEFT_OK; /* an optional value, absent */
+	int rc;
 	switch (key) {
 	case F_REN:
-		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &f->renamed_to);
+		return path_read(rd, &f->renamed_to);
 	case F_SIZE:
 		rc = weft_rd_int(rd, 0, INT64_MAX, &f->size);
 		f->has_size = rc == WEFT_OK;
 		return rc;
 	case F_HASH:
-		/* Only bin: a hash is bytes, and a str here is a sender
-		 * confusing it with the hex text form. */
-		rc = weft_rd_bytes(rd, true, sizeof(f->hash), &data, &n);
-		if (rc == WEFT_ETOOBIG)
-			return WEFT_EINVAL;
-		if (rc)
-			return rc;
-		if (n != sizeof(f->hash))
-			return WEFT_EINVAL;
-		memcpy(f->hash, data, n);
-		f->has_hash = true;
-		return WEFT_OK;
+		return hash_read(rd, f->hash, &f->has_hash);
 	case F_NOHASH:
 		return weft_rd_cstr(rd, NOHASH_MAX, &f->hash_missing);
 	case F_FIRST:
-		return first_stat_read(rd, f);
+		return stat_map_read(rd, f, false);
+	case F_USED:
+		return path_read(rd, &f->used_path);
+	case F_UPD:
+		return weft_rd_bool(rd, &f->updated);
+	case F_RHASH:
+		return hash_read(rd, f->read_hash, &f->has_read_hash);
+	case F_NORHASH:
+		return weft_rd_cstr(rd, NOHASH_MAX, &f->read_hash_missing);
+	case F_FINAL:
+		return stat_map_read(rd, f, true);
+	case F_TOPEN:
+		return weft_rd_int(rd, 0, INT64_MAX, &f->first_open_ns);
+	case F_TWRITE:
+		return weft_rd_int(rd, 0, INT64_MAX, &f->last_write_ns);
+	case F_LFS:
+		return weft_rd_cstr(rd, LOC_FS_MAX, &f->loc_fs);
+	case F_LPATH:
+		return path_read(rd, &f->loc_path);
 	}
 	return WEFT_EINVAL;
 }
@@ -426,6 +572,8 @@ int weft_file_rec_read(struct weft_rd *rd, weft_file_rec *f, bool versioned)
 {
 	memset(f, 0, sizeof(*f));
 	int rc = weft_rd_fields(rd, &file_keys, versioned, file_read_entry, f);
+	if (rc == WEFT_OK && !f->loc_fs != !f->loc_path)
+		rc = WEFT_EINVAL; /* a location is both halves or neither */
 	if (rc)
 		weft_file_rec_release(f);
 	return rc;

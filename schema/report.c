@@ -85,8 +85,12 @@ void weft_process_rec_release(weft_process_rec *p)
 void weft_file_rec_release(weft_file_rec *f)
 {
 	free(f->path);
+	free(f->used_path);
 	free(f->renamed_to);
 	free(f->hash_missing);
+	free(f->read_hash_missing);
+	free(f->loc_fs);
+	free(f->loc_path);
 	memset(f, 0, sizeof(*f));
 }
 

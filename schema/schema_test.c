@@ -256,6 +256,23 @@ static weft_file_rec sample_file(void)
 	f.first_ino = 1;
 	f.first_size = 0;
 	f.first_mtime_ns = INT64_MIN;
+	/* Schema 2: versions and locations. */
+	f.first_ctime_ns = 1;
+	f.used_path = "/data/link";
+	f.updated = true;
+	f.has_read_hash = true;
+	for (int i = 0; i < 32; i++)
+		f.read_hash[i] = (uint8_t)i;
+	f.read_hash_missing = "also kept";
+	f.has_final_stat = true;
+	f.final_dev = 7;
+	f.final_ino = UINT64_MAX;
+	f.final_mtime_ns = -5;
+	f.final_ctime_ns = INT64_MAX;
+	f.first_open_ns = 1;
+	f.last_write_ns = INT64_MAX;
+	f.loc_fs = "nfs4 server:/export";
+	f.loc_path = "/a b/\xff";
 	return f;
 }
 
@@ -495,6 +512,7 @@ static void test_path_limit(void **state)
 	(void)state;
 	char *max = string_of(WEFT_MAX_PATH_BYTES, '\xee');
 	char *over = string_of(WEFT_MAX_PATH_BYTES + 1, '/');
+	max[0] = '/'; /* file records hold absolute paths only */
 	weft_buf b;
 	weft_buf_init(&b);
 
@@ -526,6 +544,88 @@ static void test_path_limit(void **state)
 	weft_buf_free(&b);
 	free(max);
 	free(over);
+}
+
+/* Every path a file record carries is absolute and normalized: the
+ * encoder refuses another, and so does the decoder (a signed fragment
+ * with "../x" is no record). */
+static void test_file_paths_checked(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"",        "x",   "/a//b", "/a/./b",
+					  "/a/../b", "/a/", "/..",   "./a"};
+	weft_buf b;
+	weft_buf_init(&b);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_false(weft_path_ok(bad[i]));
+		weft_file_rec f = {.path = (char *)bad[i]};
+		assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
+		f = (weft_file_rec){.path = "/ok",
+				    .renamed_to = (char *)bad[i]};
+		assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
+		/* The same record built by hand reaches the decoder. */
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 6);
+		const char *keys[] = {"v", "path", "rd", "wr", "cr", "del"};
+		for (int k = 0; k < 6; k++) {
+			msgpack_pack_str(&pk, strlen(keys[k]));
+			msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
+			if (k == 0)
+				msgpack_pack_uint8(&pk, WEFT_SCHEMA_VERSION);
+			else if (k == 1) {
+				msgpack_pack_bin(&pk, strlen(bad[i]));
+				msgpack_pack_bin_body(&pk, bad[i],
+						      strlen(bad[i]));
+			} else
+				msgpack_pack_false(&pk);
+		}
+		weft_file_rec out;
+		assert_int_equal(
+			weft_file_rec_decode((uint8_t *)sb.data, sb.size, &out),
+			WEFT_EINVAL);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	assert_true(weft_path_ok("/"));
+	assert_true(weft_path_ok("/a/.b/..c/b.."));
+	assert_int_equal(b.len, 0);
+	weft_buf_free(&b);
+}
+
+/* A record of schema 1 (no versions, no locations) still decodes, with
+ * those fields absent. */
+static void test_file_schema1_decodes(void **state)
+{
+	(void)state;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 6);
+	const char *keys[] = {"v", "path", "rd", "wr", "cr", "del"};
+	for (int k = 0; k < 6; k++) {
+		msgpack_pack_str(&pk, strlen(keys[k]));
+		msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
+		if (k == 0)
+			msgpack_pack_uint8(&pk, 1);
+		else if (k == 1) {
+			msgpack_pack_bin(&pk, 5);
+			msgpack_pack_bin_body(&pk, "/data", 5);
+		} else
+			msgpack_pack_true(&pk);
+	}
+	weft_file_rec f;
+	assert_int_equal(weft_file_rec_decode((uint8_t *)sb.data, sb.size, &f),
+			 WEFT_OK);
+	assert_string_equal(f.path, "/data");
+	assert_true(f.read && f.written);
+	assert_false(f.has_read_hash || f.has_final_stat || f.updated);
+	assert_null(f.loc_fs);
+	assert_null(f.loc_path);
+	weft_file_rec_release(&f);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 static void test_argv_limits(void **state)
@@ -693,7 +793,7 @@ static void test_wire_format_with_msgpack_c(void **state)
 	assert_int_equal(off, b.len);
 	msgpack_object o = up.data;
 	assert_int_equal(o.type, MSGPACK_OBJECT_MAP);
-	assert_int_equal(o.via.map.size, 11);
+	assert_int_equal(o.via.map.size, 20); /* "v" and every field */
 	msgpack_object_kv *kv = o.via.map.ptr;
 	assert_int_equal(kv[0].key.type, MSGPACK_OBJECT_STR);
 	assert_memory_equal(kv[0].key.via.str.ptr, "v", 1);
@@ -1028,7 +1128,9 @@ static void test_version(void **state)
 {
 	(void)state;
 	for (int t = 0; t < 4; t++) {
-		const int64_t bad[] = {0, 2, -1, 255, INT64_MIN, INT64_MAX};
+		const int64_t bad[] = {0,         WEFT_SCHEMA_VERSION + 1,
+				       -1,        255,
+				       INT64_MIN, INT64_MAX};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			struct fv v = INT("v", bad[i]);
 			assert_int_equal(decode_with(t, &v), WEFT_EVERSION);
@@ -1047,10 +1149,10 @@ static void test_version(void **state)
 	tmp[1] = process_fields[0];
 	pack_map(&sb, tmp, 8);
 	assert_int_equal(decode_rc(T_PROCESS, sb.data, sb.size), WEFT_EINVAL);
-	/* A version-2 message with keys this version does not know is a
-	 * version error, not an unknown-key one. */
+	/* A message of a newer version with keys this version does not know
+	 * is a version error, not an unknown-key one. */
 	memcpy(tmp, event_fields, sizeof(event_fields));
-	tmp[0].i = 2;
+	tmp[0].i = WEFT_SCHEMA_VERSION + 1;
 	tmp[1] = (struct fv)BIN("kind2", "x");
 	pack_map(&sb, tmp, 15);
 	assert_int_equal(decode_rc(T_EVENT, sb.data, sb.size), WEFT_EVERSION);
@@ -1327,7 +1429,7 @@ static void test_truncated_and_trailing_handbuilt(void **state)
 	assert_int_equal(decode_rc(T_EVENT, "\x81\xa1v\xd3\x00", 5),
 			 WEFT_ETRUNC);
 	/* Two messages back to back are one message and trailing bytes. */
-	static const char two[] = "\x81\xa1v\x02\x81\xa1v\x01";
+	static const char two[] = "\x81\xa1v\x7f\x81\xa1v\x01";
 	assert_int_equal(decode_rc(T_EVENT, two, 4), WEFT_EVERSION);
 	weft_process_rec p = sample_process();
 	weft_buf b;
@@ -1392,6 +1494,8 @@ int main(void)
 		cmocka_unit_test(test_report_warning_limit),
 		cmocka_unit_test(test_path_limit),
 		cmocka_unit_test(test_argv_limits),
+		cmocka_unit_test(test_file_paths_checked),
+		cmocka_unit_test(test_file_schema1_decodes),
 		cmocka_unit_test(test_name_limit),
 		cmocka_unit_test(test_encode_rejects_bad_values),
 		cmocka_unit_test(test_encode_appends),

@@ -22,8 +22,12 @@
 
 /* ---- Version and hard limits (everything sized from outside is here) ---- */
 
-/* The one schema version. A decoder rejects any other. */
-#define WEFT_SCHEMA_VERSION 1
+/* The schema version every encoder writes. A decoder takes any version from
+ * WEFT_SCHEMA_MIN_VERSION up: version 1 lacks the file records' locations,
+ * versions read and stat identities (DESIGN.md "Store and DAG"), which are
+ * optional keys, so its records decode with those fields absent. */
+#define WEFT_SCHEMA_VERSION 2
+#define WEFT_SCHEMA_MIN_VERSION 1
 
 /* A path, in bytes, without the terminating NUL (Linux PATH_MAX is 4096
  * including it, so 4095 is the longest path a syscall can name). */
@@ -50,16 +54,17 @@
 
 enum weft_err {
 	WEFT_OK = 0,
-	WEFT_ENOMEM = -1,     /* allocation failed */
-	WEFT_ETRUNC = -2,     /* input ended inside a value */
-	WEFT_EVERSION = -3,   /* schema version is not WEFT_SCHEMA_VERSION */
-	WEFT_ETYPE = -4,      /* a value has the wrong msgpack type */
-	WEFT_ETOOBIG = -5,    /* a limit above was exceeded */
-	WEFT_EINVAL = -6,     /* a value is out of its range, or a key is missing */
-	WEFT_ETRAILING = -7,  /* bytes after the end of the message */
-	WEFT_EIO = -8,        /* an operating-system call failed; see errno */
-	WEFT_ENOTFOUND = -9,  /* the thing asked for does not exist */
-	WEFT_EDB = -10,       /* the SQLite store reported an error */
+	WEFT_ENOMEM = -1,   /* allocation failed */
+	WEFT_ETRUNC = -2,   /* input ended inside a value */
+	WEFT_EVERSION = -3, /* schema version not in WEFT_SCHEMA_MIN_VERSION ..
+			       WEFT_SCHEMA_VERSION */
+	WEFT_ETYPE = -4,    /* a value has the wrong msgpack type */
+	WEFT_ETOOBIG = -5,  /* a limit above was exceeded */
+	WEFT_EINVAL = -6, /* a value is out of its range, or a key is missing */
+	WEFT_ETRAILING = -7, /* bytes after the end of the message */
+	WEFT_EIO = -8,       /* an operating-system call failed; see errno */
+	WEFT_ENOTFOUND = -9, /* the thing asked for does not exist */
+	WEFT_EDB = -10,      /* the SQLite store reported an error */
 	WEFT_EUNSUPPORTED = -11, /* not available on this machine or build */
 	WEFT_ESIG = -12,      /* a signature or MAC does not verify */
 };
@@ -147,8 +152,9 @@ typedef struct weft_event {
 	uint32_t st_mode;   /* S_IFREG, S_IFDIR, ... and permission bits */
 	uint64_t st_dev, st_ino;
 	int64_t st_size, st_mtime_ns;
-	uint64_t time_ns;   /* CLOCK_REALTIME when seen; 0 if unknown */
-	const char *path;   /* NUL-terminated; NULL when the kind has none */
+	int64_t st_ctime_ns; /* 0 when the backend could not read it */
+	uint64_t time_ns;    /* CLOCK_REALTIME when seen; 0 if unknown */
+	const char *path;    /* NUL-terminated; NULL when the kind has none */
 	const char *path2;
 	const char *const *argv; /* exec only; argc entries */
 	uint32_t argc;
@@ -176,23 +182,49 @@ typedef struct weft_process_rec {
 } weft_process_rec;
 
 typedef struct weft_file_rec {
-	char *path;          /* absolute, normalized */
-	bool read;           /* the run read content it did not itself write */
-	bool written;        /* the run wrote or published it */
-	bool created;        /* the run created it */
-	bool deleted;        /* the run removed it (and it is gone) */
-	char *renamed_to;    /* the run renamed it to this path, or NULL */
+	char *path;       /* absolute, normalized; symlinks resolved, the
+			     last component too (the file it reached) */
+	char *used_path;  /* the name the run used when it differs from
+			     path (through a symlink), else NULL */
+	bool read;        /* the run read content it did not itself write */
+	bool written;     /* the run wrote or published it */
+	bool created;     /* the run created it */
+	bool deleted;     /* the run removed it (and it is gone) */
+	bool updated;     /* the run wrote into content that existed at its
+			     first open without replacing it first (append,
+			     in-place update): that version is an input */
+	char *renamed_to; /* the run renamed it to this path, or NULL */
 	bool has_size;
 	int64_t size;        /* bytes at the end of the run */
 	bool has_hash;
-	uint8_t hash[32];    /* BLAKE2b-256 of the content at the end */
-	char *hash_missing;  /* why there is no hash ("gone before hashing"),
-	                        or NULL */
-	/* Identity and state at the first open, to detect an input that
-	 * changed while the run was reading it. */
+	uint8_t hash[32];   /* BLAKE2b-256 of the content at the end: the
+			       version the run wrote */
+	char *hash_missing; /* why there is no hash ("gone before hashing"),
+			       or NULL */
+	/* Identity and state at the first open: the version a read is of. */
 	bool has_first_stat;
 	uint64_t first_dev, first_ino;
 	int64_t first_size, first_mtime_ns;
+	int64_t first_ctime_ns; /* 0: unknown (schema 1, or not read) */
+	/* The version read (at the first open): its hash when known (the file
+	 * unchanged at the end, or found by its identity in the hash cache);
+	 * else read_hash_missing says why. */
+	bool has_read_hash;
+	uint8_t read_hash[32];
+	char *read_hash_missing;
+	/* Identity of the content at the end (the version written). */
+	bool has_final_stat;
+	uint64_t final_dev, final_ino;
+	int64_t final_mtime_ns, final_ctime_ns;
+	/* CLOCK_REALTIME of the run's first open of the file and of its last
+	 * write or publication; 0 when unknown. */
+	int64_t first_open_ns, last_write_ns;
+	/* Where the file lives, as every node of a job names it: the
+	 * filesystem ("local <boot id> <major>:<minor>" or "<fstype>
+	 * <source>" for a shared one) and the path below its root. NULL when
+	 * unknown (schema 1). */
+	char *loc_fs;
+	char *loc_path;
 } weft_file_rec;
 
 typedef struct weft_report {
@@ -235,6 +267,11 @@ void weft_process_rec_release(weft_process_rec *p);
 int weft_file_rec_encode(const weft_file_rec *f, weft_buf *out);
 int weft_file_rec_decode(const uint8_t *buf, size_t len, weft_file_rec *f);
 void weft_file_rec_release(weft_file_rec *f);
+/* True when p is an absolute, normalized path: starts with '/', and no
+ * component is empty, "." or ".." (no "//", no trailing '/', except "/"
+ * itself). Every path a file record carries must be one; a decoder
+ * refuses a record with another (WEFT_EINVAL). */
+bool weft_path_ok(const char *p);
 
 /* ---- Hash text ---- */
 

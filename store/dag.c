@@ -1,57 +1,28 @@
 /*
- * dag.c - the lineage DAG: tasks (runs) joined through the artifacts they
- * read and wrote.
+ * dag.c - the lineage DAG: tasks (runs) joined through the file versions
+ * they read and wrote (DESIGN.md "Store and DAG: lineage by file version").
  *
- * Artifacts are content-addressed: every file record with a hash names the
- * artifact of that hash, whatever its path and whichever run or node saw
- * it, so task B depends on task A exactly when B read content A wrote.
- * A record without a hash can only be matched by its path; it becomes a
- * "path:" artifact and its edges are weak, shown as such and never merged
- * with a hashed artifact.
+ * An artifact is a version: one content at one location. Every write
+ * makes a version of its own, even when the bytes equal another's, so a
+ * task depends on another exactly when it read, at the same location, a
+ * version the other wrote (versions.c decides which). A read whose
+ * version no recorded task wrote is of a "source" version, shared by every
+ * reader of that content there; a read whose version is not known is
+ * weak: linked to the last writer before it, or to an "unknown" version
+ * of its own. Equal bytes elsewhere are listed apart, as "same content",
+ * never as an edge.
  *
- * Everything is ordered by the store's own order (runs by start time, then
- * insertion; a run's files by path bytes), so the same store always gives
- * the same DAG.
+ * Ids are derived from what the version is (its writer's run id and its
+ * location, or its location and hash), so the same records give the same
+ * ids in any store they were pulled into. Everything is ordered by the
+ * store's order (runs by start time, then insertion; a run's files by path
+ * bytes): the same store always gives the same DAG.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_internal.h"
-
-/* Open-addressing tables, sized to a power of two at most half full. */
-
-/* Artifacts by their store row: (artifacts.id << 1 | 1) for a hashed one,
- * (paths.id << 1) for one known by its path alone (both columns are unique
- * in the store, so a row is an artifact). No strings hashed or compared. */
-struct artifact_slot {
-	uint64_t key;
-	size_t art; /* artifact index + 1; 0 is empty */
-};
-
-struct artifact_index {
-	struct artifact_slot *slots;
-	size_t cap;
-};
-
-/* The edges of one task (a task's rows come together, and an edge names
- * its task, so a repeat can only come from the same task): emptied when
- * the next task starts, which keeps it small. */
-struct edge_set {
-	uint64_t *slots; /* edge key + 1; 0 is empty */
-	size_t cap, n;
-	size_t *used; /* the n slots in use, to empty them */
-	size_t used_cap;
-};
-
-struct dag_builder {
-	weft_dag *dag;
-	size_t artifacts_cap, path_from_write_cap, edges_cap;
-	/* Per artifact: its path came from a write (a later write cannot
-	 * replace it, a write replaces a read's). */
-	bool *path_from_write;
-	struct artifact_index index;
-	struct edge_set edges;
-};
 
 static uint64_t mix64(uint64_t x)
 {
@@ -73,179 +44,6 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 	*arr = p;
 	*cap = ncap;
 	return WEFT_OK;
-}
-
-/* Find an artifact by key: its slot, holding art 0 when absent. */
-static struct artifact_slot *index_slot(struct artifact_index *x, uint64_t key)
-{
-	size_t mask = x->cap - 1;
-	for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
-		struct artifact_slot *e = &x->slots[i];
-		if (!e->art || e->key == key)
-			return e;
-	}
-}
-
-static int index_reserve(struct dag_builder *b)
-{
-	if (b->dag->nartifacts + 1 <= b->index.cap / 2)
-		return WEFT_OK;
-	struct artifact_index x = {NULL, b->index.cap ? b->index.cap * 2 : 256};
-	x.slots = calloc(x.cap, sizeof(*x.slots));
-	if (!x.slots)
-		return WEFT_ENOMEM;
-	for (size_t i = 0; i < b->index.cap; i++)
-		if (b->index.slots[i].art)
-			*index_slot(&x, b->index.slots[i].key) =
-				b->index.slots[i];
-	free(b->index.slots);
-	b->index = x;
-	return WEFT_OK;
-}
-
-static void edge_set_clear(struct edge_set *set)
-{
-	for (size_t i = 0; i < set->n; i++)
-		set->slots[set->used[i]] = 0;
-	set->n = 0;
-}
-
-/* Add key to the set; *added says whether it was new. */
-static int edge_set_add(struct edge_set *set, uint64_t key, bool *added)
-{
-	int err = store_grow((void **)&set->used, &set->used_cap, set->n,
-			     sizeof(*set->used));
-	if (err)
-		return err;
-	if (set->n + 1 > set->cap / 2) {
-		size_t cap = set->cap ? set->cap * 2 : 256;
-		uint64_t *slots = calloc(cap, sizeof(*slots));
-		if (!slots)
-			return WEFT_ENOMEM;
-		for (size_t u = 0; u < set->n; u++) {
-			uint64_t v = set->slots[set->used[u]];
-			size_t j = mix64(v - 1) & (cap - 1);
-			while (slots[j])
-				j = (j + 1) & (cap - 1);
-			slots[j] = v;
-			set->used[u] = j;
-		}
-		free(set->slots);
-		set->slots = slots;
-		set->cap = cap;
-	}
-	size_t mask = set->cap - 1;
-	for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
-		if (set->slots[i] == key + 1) {
-			*added = false;
-			return WEFT_OK;
-		}
-		if (!set->slots[i]) {
-			set->slots[i] = key + 1;
-			set->used[set->n++] = i;
-			*added = true;
-			return WEFT_OK;
-		}
-	}
-}
-
-/* A copy of len bytes as a string. */
-static char *bytes_dup(const void *p, size_t len)
-{
-	char *s = malloc(len + 1);
-	if (s) {
-		if (len)
-			memcpy(s, p, len);
-		s[len] = '\0';
-	}
-	return s;
-}
-
-/* The artifact of a file record, created on first appearance: key as in
- * struct artifact_slot, hash NULL for a path-only one. */
-static int artifact_for(struct dag_builder *b, uint64_t key,
-			const uint8_t *hash, const void *path, size_t path_len,
-			bool from_write, size_t *out)
-{
-	weft_dag *d = b->dag;
-	int err = index_reserve(b);
-	if (err)
-		return err;
-	struct artifact_slot *slot = index_slot(&b->index, key);
-	if (slot->art) {
-		*out = slot->art - 1;
-		weft_dag_artifact *a = &d->artifacts[*out];
-		if (from_write && !b->path_from_write[*out]) {
-			char *p = bytes_dup(path, path_len);
-			if (!p)
-				return WEFT_ENOMEM;
-			free(a->path);
-			a->path = p;
-			b->path_from_write[*out] = true;
-		}
-		return WEFT_OK;
-	}
-	if ((err = store_grow((void **)&d->artifacts, &b->artifacts_cap,
-			      d->nartifacts, sizeof(*d->artifacts))) ||
-	    (err = store_grow((void **)&b->path_from_write,
-			      &b->path_from_write_cap, d->nartifacts,
-			      sizeof(bool))))
-		return err;
-	char *id;
-	if (hash) {
-		id = malloc(WEFT_HASH_TEXT_BYTES);
-		if (id)
-			weft_hash_to_text(hash, id);
-	} else {
-		id = malloc(path_len + 6);
-		if (id) {
-			memcpy(id, "path:", 5);
-			memcpy(id + 5, path, path_len);
-			id[path_len + 5] = '\0';
-		}
-	}
-	if (!id)
-		return WEFT_ENOMEM;
-	weft_dag_artifact *a = &d->artifacts[d->nartifacts];
-	memset(a, 0, sizeof(*a));
-	a->id = id;
-	a->path = bytes_dup(path, path_len);
-	if (!a->path) {
-		free(id);
-		a->id = NULL;
-		return WEFT_ENOMEM;
-	}
-	if (hash) {
-		a->has_hash = true;
-		memcpy(a->hash, hash, 32);
-	}
-	b->path_from_write[d->nartifacts] = from_write;
-	slot->key = key;
-	slot->art = d->nartifacts + 1;
-	*out = d->nartifacts++;
-	return WEFT_OK;
-}
-
-static int add_edge(struct dag_builder *b, size_t task, size_t artifact,
-		    bool write)
-{
-	weft_dag *d = b->dag;
-	bool added;
-	uint64_t key = (uint64_t)task << 33 | (uint64_t)artifact << 1 | write;
-	int err = edge_set_add(&b->edges, key, &added);
-	if (err || !added)
-		return err;
-	if ((err = store_grow((void **)&d->edges, &b->edges_cap, d->nedges,
-			      sizeof(*d->edges))))
-		return err;
-	const char *tid = d->tasks[task].id, *aid = d->artifacts[artifact].id;
-	weft_dag_edge *e = &d->edges[d->nedges];
-	e->from = strdup(write ? tid : aid);
-	e->to = strdup(write ? aid : tid);
-	e->write = write;
-	e->weak = !d->artifacts[artifact].has_hash;
-	d->nedges++; /* counted before the check, so release frees both */
-	return e->from && e->to ? WEFT_OK : WEFT_ENOMEM;
 }
 
 /* Column helpers: a copy of a text or blob column, NULL when NULL. */
@@ -325,84 +123,377 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 	return err;
 }
 
-static int load_edges(weft_store *s, const char *job, struct dag_builder *b,
-		      const sqlite3_int64 *nums)
+/* ---- Building: nodes by row, edges by index, ids at the end ---- */
+
+/* A source version is shared by its readers: keyed by location and
+ * artifact id. */
+struct source_slot {
+	uint64_t loc;
+	sqlite3_int64 art;
+	size_t node; /* node index + 1; 0 empty */
+};
+
+struct pending_edge {
+	size_t task, node, row;
+	bool write, weak, update;
+};
+
+struct dag_build {
+	weft_dag *d;
+	const struct vrow *rows;
+	const sqlite3_int64 *nums; /* runs.num per task */
+	char **fs_names;           /* by filesystems.id */
+	size_t nfs;
+	size_t *row_task;      /* per row: its task */
+	ssize_t *written_node; /* per row: the version it wrote, or -1 */
+	size_t *node_row;      /* per node: the row that names it */
+	size_t nodes_cap, node_row_cap;
+	struct source_slot *sources;
+	size_t sources_cap, nsources;
+	struct pending_edge *edges;
+	size_t nedges, edges_cap;
+};
+
+static int node_new(struct dag_build *b, int kind, size_t row, size_t *out)
 {
-	/* Two statements, not "?1 IS NULL OR r.job = ?1": with the job
-	 * spelled out, SQLite walks runs_by_job in run order and each run's
-	 * file_io by its key, sorting only within a run, instead of scanning
-	 * every file record of the store and sorting them all. */
-	static const char *const sql[2] = {
-		"SELECT f.run, p.path, a.hash, f.read, f.written, f.path, "
-		"f.artifact "
-		"FROM runs r JOIN file_io f ON f.run = r.num "
-		"JOIN paths p ON p.id = f.path "
-		"LEFT JOIN artifacts a ON a.id = f.artifact "
-		/* Deleted files and temporaries renamed away are gone: no
-		 * artifact to depend on. */
-		"WHERE NOT f.deleted AND f.renamed_to IS NULL "
-		"AND (f.read OR f.written) "
-		"ORDER BY r.started_ns, r.num, p.path",
-		"SELECT f.run, p.path, a.hash, f.read, f.written, f.path, "
-		"f.artifact "
-		"FROM runs r JOIN file_io f ON f.run = r.num "
-		"JOIN paths p ON p.id = f.path "
-		"LEFT JOIN artifacts a ON a.id = f.artifact "
-		"WHERE r.job = ?1 AND NOT f.deleted AND f.renamed_to IS NULL "
-		"AND (f.read OR f.written) "
-		"ORDER BY r.started_ns, r.num, p.path",
-	};
+	weft_dag *d = b->d;
+	int err = store_grow((void **)&d->artifacts, &b->nodes_cap,
+			     d->nartifacts, sizeof(*d->artifacts));
+	if (!err)
+		err = store_grow((void **)&b->node_row, &b->node_row_cap,
+				 d->nartifacts, sizeof(*b->node_row));
+	if (err)
+		return err;
+	weft_dag_artifact *a = &d->artifacts[d->nartifacts];
+	memset(a, 0, sizeof(*a));
+	a->kind = kind;
+	b->node_row[d->nartifacts] = row;
+	*out = d->nartifacts++;
+	return WEFT_OK;
+}
+
+static int written_node(struct dag_build *b, size_t row, size_t *out)
+{
+	if (b->written_node[row] >= 0) {
+		*out = (size_t)b->written_node[row];
+		return WEFT_OK;
+	}
+	int err = node_new(b, WEFT_VERSION_WRITTEN, row, out);
+	if (!err)
+		b->written_node[row] = (ssize_t)*out;
+	return err;
+}
+
+static int source_node(struct dag_build *b, size_t row, size_t *out)
+{
+	const struct vrow *r = &b->rows[row];
+	if (b->nsources + 1 > b->sources_cap / 2) {
+		size_t cap = b->sources_cap ? b->sources_cap * 2 : 256;
+		struct source_slot *t = calloc(cap, sizeof(*t));
+		if (!t)
+			return WEFT_ENOMEM;
+		for (size_t i = 0; i < b->sources_cap; i++) {
+			if (!b->sources[i].node)
+				continue;
+			size_t j = mix64(b->sources[i].loc ^
+					 (uint64_t)b->sources[i].art) &
+				   (cap - 1);
+			while (t[j].node)
+				j = (j + 1) & (cap - 1);
+			t[j] = b->sources[i];
+		}
+		free(b->sources);
+		b->sources = t;
+		b->sources_cap = cap;
+	}
+	size_t mask = b->sources_cap - 1;
+	size_t i = mix64(r->loc ^ (uint64_t)r->read_art) & mask;
+	for (; b->sources[i].node; i = (i + 1) & mask)
+		if (b->sources[i].loc == r->loc &&
+		    b->sources[i].art == r->read_art) {
+			*out = b->sources[i].node - 1;
+			return WEFT_OK;
+		}
+	int err = node_new(b, WEFT_VERSION_SOURCE, row, out);
+	if (err)
+		return err;
+	b->sources[i] = (struct source_slot){r->loc, r->read_art, *out + 1};
+	b->nsources++;
+	return WEFT_OK;
+}
+
+static int edge_add(struct dag_build *b, size_t row, size_t node, bool write,
+		    bool weak, bool update)
+{
+	int err = store_grow((void **)&b->edges, &b->edges_cap, b->nedges,
+			     sizeof(*b->edges));
+	if (err)
+		return err;
+	b->edges[b->nedges++] = (struct pending_edge){
+		b->row_task[row], node, row, write, weak, update};
+	return WEFT_OK;
+}
+
+/* The nodes and edges of every row, in row order. */
+static int build_edges(struct dag_build *b, size_t nrows)
+{
+	int err = WEFT_OK;
+	for (size_t i = 0; !err && i < nrows; i++) {
+		const struct vrow *r = &b->rows[i];
+		size_t node;
+		if (r->flags & (VR_READ | VR_UPDATED)) {
+			bool update = r->flags & VR_UPDATED;
+			if (r->src >= 0) {
+				err = written_node(b, (size_t)r->src, &node);
+				if (!err)
+					err = edge_add(b, i, node, false,
+						       r->weak, update);
+			} else if (r->read_art) {
+				err = source_node(b, i, &node);
+				if (!err)
+					err = edge_add(b, i, node, false, false,
+						       update);
+			} else {
+				err = node_new(b, WEFT_VERSION_UNKNOWN, i,
+					       &node);
+				if (!err)
+					err = edge_add(b, i, node, false, true,
+						       update);
+			}
+		}
+		if (!err && (r->flags & VR_WRITTEN) && !(r->flags & VR_GONE)) {
+			err = written_node(b, i, &node);
+			if (!err)
+				err = edge_add(b, i, node, true, !r->art,
+					       false);
+		}
+	}
+	return err;
+}
+
+static void fnv(uint64_t *h, const void *p, size_t n)
+{
+	const uint8_t *s = p;
+	for (size_t i = 0; i < n; i++)
+		*h = (*h ^ s[i]) * 0x100000001b3ULL;
+}
+
+static void fnv_str(uint64_t *h, const char *s)
+{
+	fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+/* A node's fields from the row that names it, and its id. */
+static int node_finish(struct dag_build *b, size_t n)
+{
+	weft_dag_artifact *a = &b->d->artifacts[n];
+	const struct vrow *r = &b->rows[b->node_row[n]];
+	const char *fs = r->loc_fs > 0 && (size_t)r->loc_fs < b->nfs
+				 ? b->fs_names[r->loc_fs]
+				 : NULL;
+	bool written = a->kind == WEFT_VERSION_WRITTEN;
+	const uint8_t *hash = written       ? (r->art ? r->hash : NULL)
+			      : r->read_art ? r->read_hash
+					    : NULL;
+	if (hash) {
+		a->has_hash = true;
+		memcpy(a->hash, hash, 32);
+	}
+	if (written ? r->size >= 0 : (r->flags & VR_FIRST) != 0) {
+		a->has_size = true;
+		a->size = written ? r->size : r->first_size;
+	}
+	a->path = strdup(r->path);
+	if (fs && r->loc_path) {
+		a->loc_fs = strdup(fs);
+		a->loc_path = strdup(r->loc_path);
+		if (!a->loc_fs || !a->loc_path)
+			return WEFT_ENOMEM;
+	}
+	uint64_t h = 0xcbf29ce484222325ULL;
+	static const char kinds[] = "wsu";
+	fnv(&h, &kinds[a->kind], 1);
+	if (a->kind != WEFT_VERSION_SOURCE)
+		fnv_str(&h, b->d->tasks[b->row_task[b->node_row[n]]].id);
+	if (fs && r->loc_path) {
+		fnv_str(&h, fs);
+		fnv_str(&h, r->loc_path);
+	} else {
+		fnv_str(&h, b->d->tasks[b->row_task[b->node_row[n]]].node);
+		fnv_str(&h, r->path);
+	}
+	if (a->kind == WEFT_VERSION_SOURCE)
+		fnv(&h, hash, 32);
+	a->id = malloc(19);
+	if (!a->id || !a->path)
+		return WEFT_ENOMEM;
+	snprintf(a->id, 19, "v:%016llx", (unsigned long long)h);
+	return WEFT_OK;
+}
+
+static int edges_finish(struct dag_build *b)
+{
+	weft_dag *d = b->d;
+	d->edges = calloc(b->nedges ? b->nedges : 1, sizeof(*d->edges));
+	if (!d->edges)
+		return WEFT_ENOMEM;
+	for (size_t i = 0; i < b->nedges; i++) {
+		const struct pending_edge *p = &b->edges[i];
+		const struct vrow *r = &b->rows[p->row];
+		const weft_dag_artifact *a = &d->artifacts[p->node];
+		const char *tid = d->tasks[p->task].id;
+		weft_dag_edge *e = &d->edges[d->nedges++];
+		e->from = strdup(p->write ? tid : a->id);
+		e->to = strdup(p->write ? a->id : tid);
+		e->write = p->write;
+		e->weak = p->weak;
+		e->update = p->update;
+		/* The name this task used, where the artifact shows another. */
+		const char *used = r->used ? r->used : r->path;
+		if (strcmp(used, a->path) != 0 && !(e->path = strdup(used)))
+			return WEFT_ENOMEM;
+		if (!e->from || !e->to)
+			return WEFT_ENOMEM;
+	}
+	return WEFT_OK;
+}
+
+static int by_art(const void *x, const void *y, void *ctx)
+{
+	const weft_dag_artifact *arts = ctx;
+	const weft_dag_artifact *a = &arts[*(const size_t *)x];
+	const weft_dag_artifact *c = &arts[*(const size_t *)y];
+	int r = memcmp(a->hash, c->hash, 32);
+	if (r)
+		return r;
+	return *(const size_t *)x < *(const size_t *)y ? -1 : 1;
+}
+
+static bool same_location(const weft_dag_artifact *a,
+			  const weft_dag_artifact *c)
+{
+	if (!a->loc_fs || !c->loc_fs)
+		return !a->loc_fs && !c->loc_fs && !strcmp(a->path, c->path);
+	return !strcmp(a->loc_fs, c->loc_fs) &&
+	       !strcmp(a->loc_path, c->loc_path);
+}
+
+/* Source versions whose bytes a task wrote elsewhere. */
+static int same_content(weft_dag *d)
+{
+	size_t nw = 0, cap = 0;
+	size_t *w = NULL;
+	int err = WEFT_OK;
+	for (size_t i = 0; !err && i < d->nartifacts; i++)
+		if (d->artifacts[i].kind == WEFT_VERSION_WRITTEN &&
+		    d->artifacts[i].has_hash &&
+		    !(err = store_grow((void **)&w, &cap, nw, sizeof(*w))))
+			w[nw++] = i;
+	if (err || !nw) {
+		free(w);
+		return err;
+	}
+	qsort_r(w, nw, sizeof(*w), by_art, d->artifacts);
+	size_t same_cap = 0;
+	for (size_t i = 0; !err && i < d->nartifacts; i++) {
+		const weft_dag_artifact *s = &d->artifacts[i];
+		if (s->kind != WEFT_VERSION_SOURCE || !s->has_hash ||
+		    !s->has_size || s->size < WEFT_DAG_SAME_CONTENT_MIN)
+			continue;
+		size_t lo = 0, hi = nw;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (memcmp(d->artifacts[w[mid]].hash, s->hash, 32) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; !err && lo < nw &&
+		       !memcmp(d->artifacts[w[lo]].hash, s->hash, 32);
+		     lo++) {
+			const weft_dag_artifact *o = &d->artifacts[w[lo]];
+			if (same_location(s, o))
+				continue;
+			if ((err = store_grow((void **)&d->same, &same_cap,
+					      d->nsame, sizeof(*d->same))))
+				break;
+			weft_dag_same *m = &d->same[d->nsame++];
+			m->artifact = strdup(s->id);
+			m->same_as = strdup(o->id);
+			if (!m->artifact || !m->same_as)
+				err = WEFT_ENOMEM;
+		}
+	}
+	free(w);
+	return err;
+}
+
+static int load_fs_names(weft_store *s, struct dag_build *b)
+{
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql[job != NULL], &st);
+	int err = store_prepare(s,
+				"SELECT id, name FROM filesystems "
+				"ORDER BY id",
+				&st);
+	if (err)
+		return err;
+	size_t cap = 0;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 id = sqlite3_column_int64(st, 0);
+		if (id <= 0 || id > (1 << 24))
+			continue; /* not one a row could name sensibly */
+		while (!err && b->nfs <= (size_t)id) {
+			err = store_grow((void **)&b->fs_names, &cap, b->nfs,
+					 sizeof(char *));
+			if (!err)
+				b->fs_names[b->nfs++] = NULL;
+		}
+		if (!err && !(b->fs_names[id] = column_dup(st, 1)))
+			err = WEFT_ENOMEM;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Every file row of the DAG, with its task, in the tasks' order. */
+static int load_rows(weft_store *s, const char *job, struct dag_build *b,
+		     struct vrow **rows, size_t *nrows,
+		     struct vrow_names *names)
+{
+	/* With the job spelled out, SQLite walks runs_by_job in run order
+	 * and each run's file_io by its key, sorting only within a run. */
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+		 "SELECT %s FROM runs r JOIN file_io f ON f.run = r.num %s "
+		 "WHERE %s (f.read OR f.written OR f.updated) "
+		 "ORDER BY r.started_ns, r.num, p.path",
+		 store_vrow_sql_columns, store_vrow_sql_joins,
+		 job ? "r.job = ?1 AND" : "");
+	sqlite3_stmt *st;
+	int err = store_prepare(s, sql, &st);
 	if (err)
 		return err;
 	if (job)
 		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-	size_t task = 0;
+	size_t cap = 0, tcap = 0, task = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 run = sqlite3_column_int64(st, 0);
-		/* Same order as the tasks: advance to this row's run. */
-		if (task < b->dag->ntasks && nums[task] != run)
-			edge_set_clear(&b->edges);
-		while (task < b->dag->ntasks && nums[task] != run)
-			task++;
-		if (task == b->dag->ntasks) {
-			err = WEFT_EDB;
+		if ((err = store_grow((void **)rows, &cap, *nrows,
+				      sizeof(**rows))) ||
+		    (err = store_grow((void **)&b->row_task, &tcap, *nrows,
+				      sizeof(*b->row_task))))
 			break;
-		}
-		const void *path = sqlite3_column_blob(st, 1);
-		size_t path_len = (size_t)sqlite3_column_bytes(st, 1);
-		const uint8_t *hash = NULL;
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
-		    sqlite3_column_bytes(st, 2) == 32)
-			hash = sqlite3_column_blob(st, 2);
-		bool read = sqlite3_column_int(st, 3);
-		bool written = sqlite3_column_int(st, 4);
-		uint64_t path_key = (uint64_t)sqlite3_column_int64(st, 5) << 1;
-		uint64_t hash_key =
-			(uint64_t)sqlite3_column_int64(st, 6) << 1 | 1;
-		if (!path && path_len == 0)
-			path = "";
-		size_t art;
-		if (read) {
-			/* The hash of a file the run also wrote is of what
-			 * it wrote, not of what it read: what was read is
-			 * known by its path alone. Linking the read to the
-			 * hash would make the task depend on itself. */
-			bool by_hash = hash && !written;
-			err = artifact_for(b, by_hash ? hash_key : path_key,
-					   by_hash ? hash : NULL, path,
-					   path_len, false, &art);
-			if (!err)
-				err = add_edge(b, task, art, false);
-		}
-		if (!err && written) {
-			err = artifact_for(b, hash ? hash_key : path_key, hash,
-					   path, path_len, true, &art);
-			if (!err)
-				err = add_edge(b, task, art, true);
-		}
+		struct vrow *v = &(*rows)[(*nrows)++];
+		err = store_vrow_read(st, names, v);
+		/* Same order as the tasks: advance to this row's run. */
+		while (task < b->d->ntasks && b->nums[task] != v->run)
+			task++;
+		if (task == b->d->ntasks)
+			err = err ? err : WEFT_EDB;
+		b->row_task[*nrows - 1] = task;
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
@@ -412,9 +503,18 @@ static int load_edges(weft_store *s, const char *job, struct dag_builder *b,
 
 int weft_store_dag(weft_store *s, const char *job, weft_dag *out)
 {
+	return store_dag_links(s, job, out, NULL);
+}
+
+int store_dag_links(weft_store *s, const char *job, weft_dag *out,
+		    struct dag_link **links)
+{
 	memset(out, 0, sizeof(*out));
 	s->errmsg[0] = '\0';
-	struct dag_builder b = {.dag = out};
+	struct dag_build b = {.d = out};
+	struct vrow *rows = NULL;
+	struct vrow_names names = {0};
+	size_t nrows = 0;
 	sqlite3_int64 *nums = NULL;
 	int err = WEFT_OK;
 	if (job && !(out->job = strdup(job)))
@@ -423,19 +523,53 @@ int weft_store_dag(weft_store *s, const char *job, weft_dag *out)
 	if ((err = store_exec(s, "BEGIN")))
 		goto out;
 	err = load_tasks(s, job, out, &nums);
+	b.nums = nums;
 	if (!err && job && out->ntasks == 0)
 		err = WEFT_ENOTFOUND;
 	if (!err)
-		err = load_edges(s, job, &b, nums);
+		err = load_fs_names(s, &b);
+	if (!err)
+		err = load_rows(s, job, &b, &rows, &nrows, &names);
 	if (err == WEFT_EDB)
 		store_save_errmsg(s);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (!err)
+		err = store_versions_resolve(rows, nrows);
+	b.rows = rows;
+	if (!err && nrows) {
+		b.written_node = malloc(nrows * sizeof(*b.written_node));
+		if (!b.written_node)
+			err = WEFT_ENOMEM;
+		for (size_t i = 0; !err && i < nrows; i++)
+			b.written_node[i] = -1;
+	}
+	if (!err)
+		err = build_edges(&b, nrows);
+	for (size_t i = 0; !err && i < out->nartifacts; i++)
+		err = node_finish(&b, i);
+	if (!err)
+		err = edges_finish(&b);
+	if (!err)
+		err = same_content(out);
+	if (!err && links) {
+		*links = malloc((b.nedges ? b.nedges : 1) * sizeof(**links));
+		if (!*links)
+			err = WEFT_ENOMEM;
+		for (size_t i = 0; !err && i < b.nedges; i++)
+			(*links)[i] = (struct dag_link){b.edges[i].task,
+							b.edges[i].node};
+	}
 out:
+	store_vrows_free(rows, nrows, &names);
+	for (size_t i = 0; i < b.nfs; i++)
+		free(b.fs_names[i]);
+	free(b.fs_names);
 	free(nums);
-	free(b.path_from_write);
-	free(b.index.slots);
-	free(b.edges.slots);
-	free(b.edges.used);
+	free(b.row_task);
+	free(b.written_node);
+	free(b.node_row);
+	free(b.sources);
+	free(b.edges);
 	if (err)
 		weft_dag_release(out);
 	return err;
@@ -454,13 +588,21 @@ void weft_dag_release(weft_dag *d)
 	for (size_t i = 0; i < d->nartifacts; i++) {
 		free(d->artifacts[i].id);
 		free(d->artifacts[i].path);
+		free(d->artifacts[i].loc_fs);
+		free(d->artifacts[i].loc_path);
 	}
 	free(d->artifacts);
 	for (size_t i = 0; i < d->nedges; i++) {
 		free(d->edges[i].from);
 		free(d->edges[i].to);
+		free(d->edges[i].path);
 	}
 	free(d->edges);
+	for (size_t i = 0; i < d->nsame; i++) {
+		free(d->same[i].artifact);
+		free(d->same[i].same_as);
+	}
+	free(d->same);
 	free(d->job);
 	memset(d, 0, sizeof(*d));
 }

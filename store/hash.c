@@ -299,6 +299,78 @@ static void flush_pending(weft_store *cache,
 	*n = 0;
 }
 
+/* Whether st is the file as it was at the run's first open of it. */
+static bool same_as_first(const weft_file_rec *f, const struct stat *st)
+{
+	return f->has_first_stat && (uint64_t)st->st_dev == f->first_dev &&
+	       (uint64_t)st->st_ino == f->first_ino &&
+	       st->st_size == f->first_size &&
+	       ts_ns(st->st_mtim) == f->first_mtime_ns &&
+	       (!f->first_ctime_ns || ts_ns(st->st_ctim) == f->first_ctime_ns);
+}
+
+__attribute__((format(printf, 2, 3))) static int
+set_read_missing(weft_file_rec *f, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	char *copy = strdup(text);
+	if (!copy)
+		return WEFT_ENOMEM;
+	free(f->read_hash_missing);
+	f->read_hash_missing = copy;
+	f->has_read_hash = false;
+	return WEFT_OK;
+}
+
+/* The version a read (or update) was of: the content at the end when the
+ * file is still as it was at the first open, else the node's cache entry
+ * for that identity, else unknown (the store may still find it through a
+ * version a task wrote with that identity). */
+static int find_read_version(weft_store *cache, weft_file_rec *f,
+			     const struct stat *end, bool end_hashed)
+{
+	if (!f->read && !f->updated)
+		return WEFT_OK;
+	if (!f->has_first_stat)
+		return set_read_missing(f, "no identity at its first open");
+	if (end_hashed && !f->written && same_as_first(f, end)) {
+		memcpy(f->read_hash, f->hash, 32);
+		f->has_read_hash = true;
+		return WEFT_OK;
+	}
+	if (cache && f->first_ctime_ns) {
+		struct stat id = {0};
+		id.st_dev = (dev_t)f->first_dev;
+		id.st_ino = (ino_t)f->first_ino;
+		id.st_size = f->first_size;
+		id.st_mtim.tv_sec = f->first_mtime_ns / 1000000000;
+		id.st_mtim.tv_nsec = f->first_mtime_ns % 1000000000;
+		id.st_ctim.tv_sec = f->first_ctime_ns / 1000000000;
+		id.st_ctim.tv_nsec = f->first_ctime_ns % 1000000000;
+		if (store_cache_get(cache, &id, f->read_hash) == WEFT_OK) {
+			f->has_read_hash = true;
+			return WEFT_OK;
+		}
+	}
+	return set_read_missing(f, f->deleted      ? "deleted before hashing"
+				   : f->renamed_to ? "renamed before hashing"
+						   : "changed before hashing");
+}
+
+static int locate(struct store_mounts *m, weft_file_rec *f,
+		  const struct stat *end, bool have_end)
+{
+	bool has_dev = have_end || f->has_first_stat;
+	uint64_t dev = have_end ? (uint64_t)end->st_dev : f->first_dev;
+	free(f->loc_fs);
+	free(f->loc_path);
+	return store_locate(m, f->path, has_dev, dev, &f->loc_fs, &f->loc_path);
+}
+
 int weft_report_hash_files(weft_store *cache, weft_report *r)
 {
 	struct weft_hash_cache_entry *pending = NULL;
@@ -308,51 +380,64 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 		if (!pending)
 			return WEFT_ENOMEM;
 	}
+	struct store_mounts mounts = {0};
 	int err = WEFT_OK;
 	for (size_t i = 0; i < r->nfiles && !err; i++) {
 		weft_file_rec *f = &r->files[i];
+		struct stat st;
+		bool have_stat = false, hashed = false;
 		if (f->renamed_to) {
 			err = set_missing(f, "renamed to %s", f->renamed_to);
-			continue;
-		}
-		if (f->deleted) {
+		} else if (f->deleted) {
 			err = set_missing(f, "deleted by the run");
-			continue;
+		} else if (f->read || f->written) {
+			bool queued = false;
+			int rc = hash_file(cache, f->path, f->hash, &st, NULL,
+					   cache ? &pending[npending] : NULL,
+					   &queued);
+			/* st is valid on success and for a non-regular
+			 * file. */
+			have_stat = rc == WEFT_OK || rc == WEFT_EINVAL;
+			if (rc == WEFT_OK) {
+				hashed = true;
+				f->has_hash = true;
+				f->has_size = true;
+				f->size = st.st_size;
+				free(f->hash_missing);
+				f->hash_missing = NULL;
+				if (queued &&
+				    ++npending == WEFT_HASH_CACHE_BATCH)
+					flush_pending(cache, pending,
+						      &npending);
+			} else {
+				f->has_hash = false;
+				f->has_size = false;
+				if (rc == WEFT_ENOMEM)
+					err = rc;
+				else
+					err = explain_failure(f, rc, errno);
+			}
 		}
-		if (!f->read && !f->written)
-			continue;
-		struct stat st;
-		bool queued = false;
-		int rc = hash_file(cache, f->path, f->hash, &st, NULL,
-				   cache ? &pending[npending] : NULL, &queued);
-		/* st is valid on success and for a non-regular file. */
-		bool have_stat = rc == WEFT_OK || rc == WEFT_EINVAL;
-		if (rc == WEFT_OK) {
-			f->has_hash = true;
-			f->has_size = true;
-			f->size = st.st_size;
-			free(f->hash_missing);
-			f->hash_missing = NULL;
-			if (queued && ++npending == WEFT_HASH_CACHE_BATCH)
-				flush_pending(cache, pending, &npending);
-		} else {
-			f->has_hash = false;
-			f->has_size = false;
-			if (rc == WEFT_ENOMEM)
-				err = rc;
-			else
-				err = explain_failure(f, rc, errno);
+		if (!err && hashed && f->written) {
+			/* The identity of the version written, by which a
+			 * later reader's first open finds it. */
+			f->has_final_stat = true;
+			f->final_dev = (uint64_t)st.st_dev;
+			f->final_ino = (uint64_t)st.st_ino;
+			f->final_mtime_ns = ts_ns(st.st_mtim);
+			f->final_ctime_ns = ts_ns(st.st_ctim);
 		}
+		if (!err)
+			err = find_read_version(cache, f, &st, hashed);
+		if (!err)
+			err = locate(&mounts, f, &st, have_stat);
 		/* An input the run itself rewrote changed by its own hand;
 		 * only a change by someone else is worth a warning. */
 		if (!err && have_stat && f->read && !f->written &&
-		    f->has_first_stat &&
-		    ((uint64_t)st.st_dev != f->first_dev ||
-		     (uint64_t)st.st_ino != f->first_ino ||
-		     st.st_size != f->first_size ||
-		     ts_ns(st.st_mtim) != f->first_mtime_ns))
+		    f->has_first_stat && !same_as_first(f, &st))
 			err = warn_changed(r, f->path);
 	}
+	store_mounts_free(&mounts);
 	if (cache)
 		flush_pending(cache, pending, &npending);
 	free(pending);

@@ -42,6 +42,7 @@ enum {
 	W_WARN_NEXT,
 	W_PATH_INS,
 	W_ARTIFACT_INS,
+	W_FS_INS,
 	W_NSTMT
 };
 
@@ -91,6 +92,8 @@ static const char *const writer_sql[W_NSTMT] = {
 		       "ON CONFLICT (path) DO NOTHING",
 	[W_ARTIFACT_INS] = "INSERT INTO artifacts (hash) VALUES (?1) "
 			   "ON CONFLICT (hash) DO NOTHING",
+	[W_FS_INS] = "INSERT INTO filesystems (name) VALUES (?1) "
+		     "ON CONFLICT (name) DO NOTHING",
 };
 
 /* Writers looked up, kept across batches (a writer row is never deleted;
@@ -728,8 +731,13 @@ static int writer_intern(void *ctx, int kind, const void *value, int len,
 			return WEFT_OK;
 		}
 	}
-	bool path = kind == STORE_INTERN_PATH;
-	sqlite3_stmt *st = stmt(w, path ? W_PATH_INS : W_ARTIFACT_INS);
+	static const int ins_of[] = {[STORE_INTERN_PATH] = W_PATH_INS,
+				     [STORE_INTERN_ARTIFACT] = W_ARTIFACT_INS,
+				     [STORE_INTERN_FS] = W_FS_INS};
+	static const int get_of[] = {[STORE_INTERN_PATH] = PUT_PATH_GET,
+				     [STORE_INTERN_ARTIFACT] = PUT_ARTIFACT_GET,
+				     [STORE_INTERN_FS] = PUT_FS_GET};
+	sqlite3_stmt *st = stmt(w, ins_of[kind]);
 	sqlite3_bind_blob(st, 1, value, len, SQLITE_STATIC);
 	int err = store_step_insert(st);
 	if (err)
@@ -737,7 +745,7 @@ static int writer_intern(void *ctx, int kind, const void *value, int len,
 	if (sqlite3_changes(w->s->db) == 1) {
 		*id = sqlite3_last_insert_rowid(w->s->db);
 	} else {
-		int get = path ? PUT_PATH_GET : PUT_ARTIFACT_GET;
+		int get = get_of[kind];
 		err = store_intern(w->s, w->put[get], w->put[get + 1], value,
 				   len, id);
 		if (err)

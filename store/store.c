@@ -154,6 +154,38 @@ static const char *const migrations[] = {
 	"  parts_stored INTEGER NOT NULL"
 	");"
 	"CREATE INDEX tasks_by_job ON tasks (job, task_id);",
+	/* 3: lineage by file version (DESIGN.md "Store and DAG"). A file
+	 * record gains its location (a filesystem, named in filesystems,
+	 * and the path below its root, in paths), the name the run used
+	 * when that was a symlink, whether the write updated what was there,
+	 * the version read (read_artifact) or why it is unknown, the stat
+	 * identity of the version written, and the times of the first open
+	 * and the last write. Rows stored before have none of these (NULL):
+	 * the DAG names their location by node and path and makes their
+	 * reads weak (their hash was taken after the run, so it is not
+	 * known to be the version read). */
+	"CREATE TABLE filesystems ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name BLOB NOT NULL UNIQUE"
+	");"
+	"ALTER TABLE file_io ADD COLUMN loc_fs INTEGER "
+	"  REFERENCES filesystems (id);"
+	"ALTER TABLE file_io ADD COLUMN loc_path INTEGER REFERENCES paths (id);"
+	"ALTER TABLE file_io ADD COLUMN used_path INTEGER "
+	"  REFERENCES paths (id);"
+	"ALTER TABLE file_io ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE file_io ADD COLUMN first_ctime_ns INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN read_artifact INTEGER "
+	"  REFERENCES artifacts (id);"
+	"ALTER TABLE file_io ADD COLUMN read_hash_missing BLOB;"
+	"ALTER TABLE file_io ADD COLUMN final_dev INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN final_ino INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN final_mtime_ns INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN final_ctime_ns INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN first_open_ns INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN last_write_ns INTEGER;"
+	"CREATE INDEX file_io_by_location ON file_io (loc_path, loc_fs)"
+	"  WHERE loc_path IS NOT NULL;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -412,11 +444,17 @@ const char *const store_put_sql[PUT_NSTMT] = {
 	[PUT_PATH_ADD] = "INSERT INTO paths (path) VALUES (?1)",
 	[PUT_ARTIFACT_GET] = "SELECT id FROM artifacts WHERE hash = ?1",
 	[PUT_ARTIFACT_ADD] = "INSERT INTO artifacts (hash) VALUES (?1)",
+	[PUT_FS_GET] = "SELECT id FROM filesystems WHERE name = ?1",
+	[PUT_FS_ADD] = "INSERT INTO filesystems (name) VALUES (?1)",
 	[PUT_FILE] = "INSERT INTO file_io (run, path, artifact, read, "
 		     "written, created, deleted, renamed_to, size, "
 		     "hash_missing, first_dev, first_ino, first_size, "
-		     "first_mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-		     "?9, ?10, ?11, ?12, ?13, ?14)",
+		     "first_mtime_ns, loc_fs, loc_path, used_path, updated, "
+		     "first_ctime_ns, read_artifact, read_hash_missing, "
+		     "final_dev, final_ino, final_mtime_ns, final_ctime_ns, "
+		     "first_open_ns, last_write_ns) VALUES (?1, ?2, ?3, ?4, "
+		     "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+		     "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
 	[PUT_WARNING] =
 		"INSERT INTO warnings (run, seq, text) VALUES (?1, ?2, ?3)",
 };
@@ -476,7 +514,10 @@ static int put_intern(void *ctx, int kind, const void *value, int len,
 		      sqlite3_int64 *id)
 {
 	struct put_ctx *p = ctx;
-	int get = kind == STORE_INTERN_PATH ? PUT_PATH_GET : PUT_ARTIFACT_GET;
+	static const int get_of[] = {[STORE_INTERN_PATH] = PUT_PATH_GET,
+				     [STORE_INTERN_ARTIFACT] = PUT_ARTIFACT_GET,
+				     [STORE_INTERN_FS] = PUT_FS_GET};
+	int get = get_of[kind];
 	return store_intern(p->s, p->stmts[get], p->stmts[get + 1], value, len,
 			    id);
 }
@@ -491,7 +532,8 @@ int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 			sqlite3_int64 run, const weft_file_rec *f)
 {
-	sqlite3_int64 path, renamed = 0, artifact = 0;
+	sqlite3_int64 path, renamed = 0, artifact = 0, fs = 0, loc = 0,
+			    used = 0, read = 0;
 	int err = intern(ctx, STORE_INTERN_PATH, f->path, (int)strlen(f->path),
 			 &path);
 	if (!err && f->renamed_to)
@@ -500,6 +542,18 @@ int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 	if (!err && f->has_hash)
 		err = intern(ctx, STORE_INTERN_ARTIFACT, f->hash, 32,
 			     &artifact);
+	if (!err && f->has_read_hash)
+		err = intern(ctx, STORE_INTERN_ARTIFACT, f->read_hash, 32,
+			     &read);
+	if (!err && f->used_path)
+		err = intern(ctx, STORE_INTERN_PATH, f->used_path,
+			     (int)strlen(f->used_path), &used);
+	if (!err && f->loc_fs)
+		err = intern(ctx, STORE_INTERN_FS, f->loc_fs,
+			     (int)strlen(f->loc_fs), &fs);
+	if (!err && f->loc_path)
+		err = intern(ctx, STORE_INTERN_PATH, f->loc_path,
+			     (int)strlen(f->loc_path), &loc);
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, run);
@@ -520,7 +574,30 @@ int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 		sqlite3_bind_int64(st, 12, (sqlite3_int64)f->first_ino);
 		sqlite3_bind_int64(st, 13, f->first_size);
 		sqlite3_bind_int64(st, 14, f->first_mtime_ns);
+		if (f->first_ctime_ns)
+			sqlite3_bind_int64(st, 19, f->first_ctime_ns);
 	}
+	if (f->loc_fs && f->loc_path) {
+		sqlite3_bind_int64(st, 15, fs);
+		sqlite3_bind_int64(st, 16, loc);
+	}
+	if (f->used_path)
+		sqlite3_bind_int64(st, 17, used);
+	sqlite3_bind_int(st, 18, f->updated);
+	if (f->has_read_hash)
+		sqlite3_bind_int64(st, 20, read);
+	store_bind_bytes(st, 21, f->read_hash_missing);
+	if (f->has_final_stat) {
+		sqlite3_bind_int64(st, 22, (sqlite3_int64)f->final_dev);
+		sqlite3_bind_int64(st, 23, (sqlite3_int64)f->final_ino);
+		sqlite3_bind_int64(st, 24, f->final_mtime_ns);
+		if (f->final_ctime_ns)
+			sqlite3_bind_int64(st, 25, f->final_ctime_ns);
+	}
+	if (f->first_open_ns)
+		sqlite3_bind_int64(st, 26, f->first_open_ns);
+	if (f->last_write_ns)
+		sqlite3_bind_int64(st, 27, f->last_write_ns);
 	return store_step_insert(st);
 }
 
@@ -723,10 +800,18 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 		s,
 		"SELECT p.path, f.read, f.written, f.created, f.deleted, "
 		"rp.path, f.size, a.hash, f.hash_missing, f.first_dev, "
-		"f.first_ino, f.first_size, f.first_mtime_ns "
+		"f.first_ino, f.first_size, f.first_mtime_ns, "
+		"f.first_ctime_ns, up.path, f.updated, ra.hash, "
+		"f.read_hash_missing, f.final_dev, f.final_ino, "
+		"f.final_mtime_ns, f.final_ctime_ns, f.first_open_ns, "
+		"f.last_write_ns, fs.name, lp.path "
 		"FROM file_io f JOIN paths p ON p.id = f.path "
 		"LEFT JOIN paths rp ON rp.id = f.renamed_to "
 		"LEFT JOIN artifacts a ON a.id = f.artifact "
+		"LEFT JOIN paths up ON up.id = f.used_path "
+		"LEFT JOIN artifacts ra ON ra.id = f.read_artifact "
+		"LEFT JOIN filesystems fs ON fs.id = f.loc_fs "
+		"LEFT JOIN paths lp ON lp.id = f.loc_path "
 		"WHERE f.run = ?1 ORDER BY p.path",
 		&st);
 	if (err)
@@ -766,6 +851,36 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 			f->first_ino = (uint64_t)sqlite3_column_int64(st, 10);
 			f->first_size = sqlite3_column_int64(st, 11);
 			f->first_mtime_ns = sqlite3_column_int64(st, 12);
+			f->first_ctime_ns = sqlite3_column_int64(st, 13);
+		}
+		if (!err)
+			err = column_bytes(st, 14, &f->used_path);
+		f->updated = sqlite3_column_int(st, 15) != 0;
+		if (sqlite3_column_type(st, 16) != SQLITE_NULL) {
+			if (sqlite3_column_bytes(st, 16) != 32) {
+				err = WEFT_EDB;
+			} else {
+				f->has_read_hash = true;
+				memcpy(f->read_hash,
+				       sqlite3_column_blob(st, 16), 32);
+			}
+		}
+		if (!err)
+			err = column_bytes(st, 17, &f->read_hash_missing);
+		if (sqlite3_column_type(st, 18) != SQLITE_NULL) {
+			f->has_final_stat = true;
+			f->final_dev = (uint64_t)sqlite3_column_int64(st, 18);
+			f->final_ino = (uint64_t)sqlite3_column_int64(st, 19);
+			f->final_mtime_ns = sqlite3_column_int64(st, 20);
+			f->final_ctime_ns = sqlite3_column_int64(st, 21);
+		}
+		f->first_open_ns = sqlite3_column_int64(st, 22);
+		f->last_write_ns = sqlite3_column_int64(st, 23);
+		if (!err && sqlite3_column_type(st, 24) != SQLITE_NULL &&
+		    sqlite3_column_type(st, 25) != SQLITE_NULL) {
+			err = column_bytes(st, 24, &f->loc_fs);
+			if (!err)
+				err = column_bytes(st, 25, &f->loc_path);
 		}
 	}
 	if (!err && rc != SQLITE_DONE)

@@ -241,11 +241,15 @@ static void test_dag_across_writers(void **state)
 	job_create(fx, token, WEFT_ACK_STORED);
 	enrol(fx, &fx->k1, token, &v);
 	enrol(fx, &fx->k2, token, &v);
-	/* A on node1 writes content 0x11; B on node2 reads the same content
-	 * under another path, and a hashless file by path (weak). */
-	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+	/* A on node1 writes content 0x11 on a shared filesystem; B on node2,
+	 * which mounts it elsewhere, reads that version: a dependency across
+	 * nodes, with the path B used beside the artifact. */
+	struct frag_spec a = spec_a;
+	a.loc = "/out.bin";
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &a), WEFT_ACK_STORED);
 	struct frag_spec b = {"run-b",           "task-b", "task-a", "node2",
 			      "/node2/copy.bin", 0x11,     false};
+	b.loc = "/out.bin";
 	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &b), WEFT_ACK_STORED);
 
 	weft_dag d;
@@ -268,9 +272,12 @@ static void test_dag_across_writers(void **state)
 			wrote = true;
 		if (!d.edges[i].write && !strcmp(d.edges[i].to, tb->id) &&
 		    !strcmp(d.edges[i].from, d.artifacts[0].id))
-			read = !d.edges[i].weak;
+			read = !d.edges[i].weak && d.edges[i].path &&
+			       !strcmp(d.edges[i].path, "/node2/copy.bin");
 	}
 	assert_true(wrote && read);
+	assert_string_equal(d.artifacts[0].path, "/shared/out.bin");
+	assert_string_equal(d.artifacts[0].loc_fs, "nfs4 server:/export");
 	weft_dag_release(&d);
 	/* The local DAG (no job) still has them; another job has nothing. */
 	char other[WEFT_JOB_ID_BYTES + 1];

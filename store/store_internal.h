@@ -6,6 +6,7 @@
 #define WEFT_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "weft_store.h"
@@ -77,6 +78,8 @@ enum {
 	PUT_PATH_ADD,
 	PUT_ARTIFACT_GET,
 	PUT_ARTIFACT_ADD,
+	PUT_FS_GET,
+	PUT_FS_ADD,
 	PUT_FILE,
 	PUT_WARNING,
 	PUT_NSTMT
@@ -100,7 +103,7 @@ int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
 		   const weft_file_rec *f);
 /* The same with the path and artifact ids found by intern(ctx, kind, value,
  * len, &id) (the coordinator's writer caches them); st is PUT_FILE. */
-enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT };
+enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT, STORE_INTERN_FS };
 typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
 			       sqlite3_int64 *id);
 int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
@@ -127,5 +130,89 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t sz);
  * and the detail, printf-style. */
 void store_verdict(weft_verdict *v, int status, int reason, const char *fmt,
 		   ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- Locations (location.c) ---- */
+
+struct store_mount {
+	uint64_t dev; /* makedev(major, minor) as st_dev */
+	char *root;   /* the filesystem's directory mounted here */
+	char *point;  /* where, in this mount namespace */
+	char *fstype, *source;
+};
+
+struct store_mounts {
+	struct store_mount *ents;
+	size_t n;
+	char boot_id[64];
+	bool loaded, reloaded;
+};
+
+/* Whether files of fstype ("nfs4", "fuse.sshfs") are on a filesystem
+ * several machines mount. */
+bool store_fstype_shared(const char *fstype);
+/* Replace m's table by the mountinfo text given (tests), or by this
+ * process's own (load; also reads the boot id once). */
+int store_mounts_parse(const char *text, struct store_mounts *m);
+int store_mounts_load(struct store_mounts *m);
+void store_mounts_free(struct store_mounts *m);
+/* The location of path (absolute, resolved) on device dev (when has_dev):
+ * *fs and *fs_path malloc'd, both NULL when it cannot be named. */
+int store_locate(struct store_mounts *m, const char *path, bool has_dev,
+		 uint64_t dev, char **fs, char **fs_path);
+
+/* ---- Versions (versions.c): which version a read was of ---- */
+
+enum {
+	VR_READ = 1,
+	VR_WRITTEN = 2,
+	VR_UPDATED = 4, /* the write updated what was there */
+	VR_GONE = 8,    /* deleted or renamed away by the run */
+	VR_FIRST = 16,  /* first stat identity known */
+	VR_FINAL = 32,  /* identity of the version written known */
+};
+
+/* One file_io row as the resolver sees it. */
+struct vrow {
+	sqlite3_int64 run;
+	char *path, *used, *loc_path; /* owned; used and loc_path may be NULL */
+	sqlite3_int64 loc_fs;         /* filesystems.id, 0 for none */
+	uint64_t loc;                 /* location key (one per location) */
+	sqlite3_int64 art, read_art;  /* artifacts.id written / read, 0 none */
+	uint8_t hash[32], read_hash[32]; /* their hashes */
+	int64_t t_open, t_write;  /* the run's start / end when unknown */
+	int64_t first_size, size; /* size -1: unknown */
+	uint64_t first_ino, final_ino;
+	int64_t first_mtime, first_ctime, final_mtime, final_ctime;
+	uint8_t flags; /* VR_* */
+	/* Resolved: the row that wrote the version read (-1: none known),
+	 * and whether that is only likely (the version is unknown). */
+	ssize_t src;
+	bool weak;
+};
+
+/* Node names of rows without a location, shared by the rows read. */
+struct vrow_names {
+	char **nodes;
+	size_t nnodes, nodes_cap;
+};
+
+/* The columns store_vrow_read takes, for "SELECT <columns> FROM file_io f
+ * JOIN runs r ON r.num = f.run <joins> ...". */
+extern const char *const store_vrow_sql_columns;
+extern const char *const store_vrow_sql_joins;
+int store_vrow_read(sqlite3_stmt *st, struct vrow_names *names, struct vrow *v);
+void store_vrows_free(struct vrow *rows, size_t n, struct vrow_names *names);
+/* Fill src and weak of every row. */
+int store_versions_resolve(struct vrow *rows, size_t n);
+
+/* ---- The DAG (dag.c), shared with lineage.c ---- */
+
+/* Edge i of a DAG as indices: its task and its artifact. */
+struct dag_link {
+	size_t task, artifact;
+};
+/* weft_store_dag, and (links not NULL) a malloc'd dag_link per edge. */
+int store_dag_links(weft_store *s, const char *job, weft_dag *out,
+		    struct dag_link **links);
 
 #endif /* WEFT_STORE_INTERNAL_H */

@@ -1,7 +1,8 @@
 /*
  * store_lineage_test.c - the lineage of one file in a real store: up to
- * what produced it, down to what it fed, weak (path-only) edges, cycles,
- * jobs' boundaries left alone, an unknown path refused.
+ * what produced its latest version, down to what that fed, weak edges
+ * (versions not known), contents that go round, jobs' boundaries left
+ * alone, an unknown path refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +14,10 @@
 #include "store_testutil.h"
 
 /* Store a run from a spec: space-separated "<flags><path>[=<hex byte>]",
- * flags r and/or w, no "=" meaning no hash. The run is named by id, its
- * command is the id too. */
+ * flags r and/or w, no "=" meaning no hash: the hash of the version
+ * written (w), else of the version read (r). Files are opened when the run
+ * starts and written then, on the filesystem "local test". The run is
+ * named by id, its command is the id too. */
 static void run(weft_store *s, const char *id, int64_t started,
 		const char *spec)
 {
@@ -37,9 +40,17 @@ static void run(weft_store *s, const char *id, int64_t started,
 		bool rd = memchr(tok, 'r', (size_t)(path - tok)) != NULL;
 		bool wr = memchr(tok, 'w', (size_t)(path - tok)) != NULL;
 		weft_file_rec *f = add_file(&r, path, rd, wr);
-		if (eq) {
+		f->loc_fs = xstrdup("local test");
+		f->loc_path = xstrdup(path);
+		f->first_open_ns = started;
+		f->last_write_ns = wr ? started : 0;
+		if (eq && wr) {
 			f->has_hash = true;
 			hash_of(f->hash, (uint8_t)strtoul(eq + 1, NULL, 16));
+		} else if (eq) {
+			f->has_read_hash = true;
+			hash_of(f->read_hash,
+				(uint8_t)strtoul(eq + 1, NULL, 16));
 		}
 	}
 	free(copy);
@@ -136,9 +147,11 @@ static void test_weak_edges(void **state)
 	run(s, "B", 200, "r/p/w w/p/v=44");
 	check(s, "/p/v", false, "B A | /p/v /p/w | B>/p/v /p/w~B A~/p/w");
 	check(s, "/p/w", true, "B | /p/w /p/v | /p/w~B B>/p/v");
-	/* A file a task read and rewrote: the read is by path. */
+	/* A file a task read and rewrote: the version it read is not known
+	 * (its hash is of what it wrote), so it is likely B's: weak. */
 	run(s, "C", 300, "rw/p/v=45");
-	check(s, "/p/v", false, "C | /p/v /p/v | C>/p/v /p/v~C");
+	check(s, "/p/v", false,
+	      "C B A | /p/v /p/v /p/w | C>/p/v /p/v~C B>/p/v /p/w~B A~/p/w");
 	weft_store_close(s);
 }
 
@@ -147,13 +160,15 @@ static void test_cycle_ends(void **state)
 	struct scratch *t = *state;
 	weft_store *s;
 	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
-	/* The same contents go round: A makes c2 from c1, B c1 from c2. */
+	/* The same contents go round: A makes c2 from c1, B c1 from c2.
+	 * By version there is no cycle: A read the c1 that was there before
+	 * B wrote its own, so the walk ends at that earlier version. */
 	run(s, "A", 100, "r/p/c1=55 w/p/c2=66");
 	run(s, "B", 200, "r/p/c2=66 w/p/c1=55");
 	check(s, "/p/c1", false,
-	      "B A | /p/c1 /p/c2 | B>/p/c1 /p/c2>B A>/p/c2 /p/c1>A");
-	check(s, "/p/c1", true,
-	      "A B | /p/c1 /p/c2 | /p/c1>A A>/p/c2 /p/c2>B B>/p/c1");
+	      "B A | /p/c1 /p/c2 /p/c1 | B>/p/c1 /p/c2>B A>/p/c2 /p/c1>A");
+	check(s, "/p/c1", true, "| /p/c1 |");
+	check(s, "/p/c2", true, "B | /p/c2 /p/c1 | /p/c2>B B>/p/c1");
 	weft_store_close(s);
 }
 

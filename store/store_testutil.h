@@ -205,6 +205,10 @@ struct frag_spec {
 	uint8_t h;
 	bool write;
 	uint32_t part, nparts;
+	/* When set: the file's location on a shared filesystem ("nfs4
+	 * server:/export" and this path below it), the version read (h),
+	 * written at time 10 and first opened at time 20. */
+	const char *loc;
 };
 
 /* sp as fragment seq of job by k (one "tool" process), sealed into env
@@ -242,6 +246,17 @@ static inline void seal_fragment(const char *job, const weft_writer_key *k,
 	if (sp->h) {
 		fr->has_hash = true;
 		memset(fr->hash, sp->h, 32);
+	}
+	if (sp->loc) {
+		fr->loc_fs = strdup("nfs4 server:/export");
+		fr->loc_path = strdup(sp->loc);
+		if (sp->write) {
+			fr->last_write_ns = 10;
+		} else {
+			fr->first_open_ns = 20;
+			fr->has_read_hash = sp->h != 0;
+			memset(fr->read_hash, sp->h, 32);
+		}
 	}
 	weft_buf payload;
 	weft_buf_init(&payload);

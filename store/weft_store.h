@@ -107,19 +107,45 @@ typedef struct weft_dag_task {
 	char *parent;    /* parent task id, or NULL */
 } weft_dag_task;
 
+/* An artifact is a file version: one content at one location
+ * (DESIGN.md "Store and DAG: lineage by file version"). */
+enum weft_dag_version_kind {
+	WEFT_VERSION_WRITTEN, /* a task wrote it (the write edge says which) */
+	WEFT_VERSION_SOURCE,  /* read, and no recorded task wrote it there */
+	WEFT_VERSION_UNKNOWN, /* read, but which version is not known */
+};
+
 typedef struct weft_dag_artifact {
-	char *id;        /* "blake2b-256:<hex>" when hashed, else "path:<path>" */
-	char *path;      /* where it was first written, else first seen */
+	char *id;   /* "v:" + 16 hex digits, stable for the same records */
+	char *path; /* the path its writer used (else its first reader) */
 	bool has_hash;
 	uint8_t hash[32];
+	int kind;       /* enum weft_dag_version_kind */
+	char *loc_fs;   /* location: filesystem and path below its root; */
+	char *loc_path; /* both NULL for records older than locations */
+	bool has_size;
+	int64_t size;
 } weft_dag_artifact;
 
 typedef struct weft_dag_edge {
 	char *from;      /* artifact id for reads, task id for writes */
 	char *to;
-	bool write;      /* false: read edge (artifact -> task) */
-	bool weak;       /* matched by path alone (no hash) */
+	bool write;  /* false: read edge (artifact -> task) */
+	bool weak;   /* not known to be this version: matched by location
+			and time alone */
+	bool update; /* a read edge for the version a write updated */
+	char *path;  /* the path the task used (a symlink's name) */
 } weft_dag_edge;
+
+/* A read version no task wrote at its location whose bytes a task wrote
+ * elsewhere: the same content, not a dependency (a copy weft did not see
+ * made, or chance). Never for contents under WEFT_DAG_SAME_CONTENT_MIN
+ * bytes, which prove nothing. */
+#define WEFT_DAG_SAME_CONTENT_MIN 64
+typedef struct weft_dag_same {
+	char *artifact; /* the read version */
+	char *same_as;  /* a written version with the same bytes */
+} weft_dag_same;
 
 typedef struct weft_dag {
 	char *job;       /* NULL for the whole local store */
@@ -129,6 +155,8 @@ typedef struct weft_dag {
 	size_t nartifacts;
 	weft_dag_edge *edges;
 	size_t nedges;
+	weft_dag_same *same;
+	size_t nsame;
 } weft_dag;
 
 /* The DAG of every run in the store (job NULL) or of one job. Tasks in run

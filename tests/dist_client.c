@@ -120,7 +120,9 @@ static int keygen(const char *path)
 	return 0;
 }
 
-/* r:PATH:HH or w:PATH:HH into a file record of r. */
+/* r:PATH:HH or w:PATH:HH into a file record of r: a file on a shared
+ * filesystem (every node names it alike), written at time 1, read (that
+ * version, hash HH) at time 2. */
 static void add_file(weft_report *r, const char *spec)
 {
 	if (strlen(spec) < 4 || spec[1] != ':' ||
@@ -131,9 +133,19 @@ static void add_file(weft_report *r, const char *spec)
 	f->path = strndup(spec + 2, (size_t)(hh - spec - 2));
 	f->read = spec[0] == 'r';
 	f->written = spec[0] == 'w';
+	f->loc_fs = strdup("nfs4 server:/export");
+	f->loc_path = strdup(f->path);
+	if (f->written)
+		f->last_write_ns = 1;
+	else
+		f->first_open_ns = 2;
 	if (strcmp(hh + 1, "-")) {
 		f->has_hash = true;
 		memset(f->hash, (int)strtoul(hh + 1, NULL, 16), 32);
+		if (f->read) {
+			f->has_read_hash = true;
+			memcpy(f->read_hash, f->hash, 32);
+		}
 	} else {
 		f->hash_missing = strdup("gone before hashing");
 	}

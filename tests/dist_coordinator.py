@@ -135,16 +135,16 @@ def status_dag_verify(e):
     check(e.call("enrol", job, TOKEN, k2) == "stored", "enrol 2")
     check(e.call("enrol", job, TOKEN, k1) == "duplicate", "enrol again")
     # Stage one on node1 writes content 0x11; stage two on node2 reads the
-    # same content under another path (copied), and a file it can only
-    # match by path.
+    # version on the shared filesystem, and a file whose version is not
+    # known (no hash): a weak edge.
     check(e.call("frag", job, k1, "1", "run-a", "stage1", "node1",
                  "w:/shared/a.bin:11", "w:/shared/log.txt:-") == "stored",
           "fragment A")
     check(e.call("frag", job, k2, "1", "run-b", "stage2", "node2",
-                 "--parent", "stage1", "r:/node2/a.bin:11",
+                 "--parent", "stage1", "r:/shared/a.bin:11",
                  "r:/shared/log.txt:-") == "stored", "fragment B")
     check(e.call("frag", job, k2, "1", "run-b", "stage2", "node2",
-                 "--parent", "stage1", "r:/node2/a.bin:11",
+                 "--parent", "stage1", "r:/shared/a.bin:11",
                  "r:/shared/log.txt:-") == "duplicate", "fragment B again")
     # Writer 1 skips seq 2: a gap.
     check(e.call("frag", job, k1, "3", "run-c", "stage1b", "node1",
@@ -171,14 +171,15 @@ def status_dag_verify(e):
     a, b = tasks["stage1"], tasks["stage2"]
     check(a["node"] == "node1" and b["node"] == "node2", str(tasks))
     check(b["parent"] == a["id"] and a["parent"] is None, str(tasks))
-    h = "blake2b-256:" + "11" * 32
-    art = [x for x in dag["artifacts"] if x["id"] == h]
+    art = [x for x in dag["artifacts"]
+           if x["hash"] == "blake2b-256:" + "11" * 32]
     check(len(art) == 1 and art[0]["path"] == "/shared/a.bin", str(art))
+    h = art[0]["id"]
     edges = {(x["from"], x["to"], x["kind"], x["weak"])
              for x in dag["edges"]}
     check((a["id"], h, "write", False) in edges, "A writes by hash")
     check((h, b["id"], "read", False) in edges,
-          "B reads A's content on another node, by hash: %s" % edges)
+          "B reads A's version on another node: %s" % edges)
     weak = [x for x in dag["edges"] if x["weak"]]
     check(any(x["to"] == b["id"] for x in weak) and
           any(x["from"] == a["id"] for x in weak),

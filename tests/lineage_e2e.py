@@ -122,7 +122,8 @@ def check_head(p, doc, rel, direction):
         if doc.get(k) != v:
             raise Fail("%s is %r, expected %r" % (k, doc.get(k), v))
     if doc["root"] != doc["artifacts"][0]["id"] or \
-            not doc["root"].startswith("blake2b-256:"):
+            not (doc["artifacts"][0]["hash"] or "").startswith(
+                "blake2b-256:"):
         raise Fail("root %r is not the first, hashed artifact"
                    % doc["root"])
 

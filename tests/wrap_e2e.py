@@ -147,12 +147,12 @@ def hash_counts(p):
 
 
 def read_hash(d, task, path):
-    """The hash id of path as the task named task read it."""
+    """The hash of path's version as the task named task read it."""
     t = tasks_by_name(d).get(task)
     check(t is not None, "task %s missing from the DAG" % task)
     ids = {e["from"] for e in d["edges"]
            if e["kind"] == "read" and e["to"] == t["id"]}
-    got = [a["id"] for a in d["artifacts"]
+    got = [a["hash"] for a in d["artifacts"]
            if a["id"] in ids and a["path"] == path]
     check(len(got) == 1, "task %s: read of %s: %r" % (task, path, got))
     return got[0]

@@ -545,13 +545,33 @@ static void note_read(struct weft_classifier *c, const struct ofile *of)
 		e->flags |= PATH_READ;
 }
 
+/* The first change to content that was there decides whether the run
+ * updated it (its version at first open is an input) or replaced it. */
 static void note_write(struct weft_classifier *c, const struct ofile *of)
 {
 	if (!of || !of->tracked)
 		return;
 	struct path_ent *e = path_get(&c->paths, of->path);
-	if (!(e->flags & PATH_IGNORED))
-		e->flags |= PATH_WRITTEN;
+	if (e->flags & PATH_IGNORED)
+		return;
+	if (!(e->flags & (PATH_WRITTEN | PATH_PRODUCED | PATH_TRUNCATED)))
+		e->flags |= PATH_UPDATED;
+	e->flags |= PATH_WRITTEN;
+	e->last_write_ns = c->now;
+}
+
+/* truncate, ftruncate: the length is not in the event, so what was there
+ * is not known to be kept; a later write is then no update (a missing
+ * update edge rather than a false one). */
+static void note_truncate(struct weft_classifier *c, path_id id)
+{
+	struct path_ent *e = path_get(&c->paths, id);
+	if (e->flags & PATH_IGNORED)
+		return;
+	if (!(e->flags & PATH_WRITTEN))
+		e->flags |= PATH_TRUNCATED;
+	e->flags |= PATH_WRITTEN;
+	e->last_write_ns = c->now;
 }
 
 static void mark(struct weft_classifier *c, path_id id, uint32_t set)
@@ -570,6 +590,7 @@ static void mark_produced(struct weft_classifier *c, path_id id, uint32_t extra)
 		return;
 	e->flags |= PATH_WRITTEN | PATH_PRODUCED | extra;
 	e->flags &= ~(PATH_DELETED | PATH_MOVED);
+	e->last_write_ns = c->now;
 }
 
 static int on_open(struct weft_classifier *c, const weft_event *ev)
@@ -615,12 +636,15 @@ static int on_open(struct weft_classifier *c, const weft_event *ev)
 	if ((ev->flags & O_TRUNC) && wr)
 		mark_produced(c, id, 0);
 	struct path_ent *e = path_get(&c->paths, id);
+	if (!e->first_open_ns)
+		e->first_open_ns = c->now;
 	if (ev->has_stat && !(e->flags & PATH_FIRST_STAT)) {
 		e->flags |= PATH_FIRST_STAT;
 		e->first_dev = ev->st_dev;
 		e->first_ino = ev->st_ino;
 		e->first_size = ev->st_size;
 		e->first_mtime_ns = ev->st_mtime_ns;
+		e->first_ctime_ns = ev->st_ctime_ns;
 	}
 	return WEFT_OK;
 }
@@ -784,7 +808,8 @@ static int on_path_event(struct weft_classifier *c, const weft_event *ev)
 		err = resolve(c, t, ev->fd2, ev->path2, &id);
 		if (err)
 			return drop(c, err);
-		mark_produced(c, id, PATH_CREATED);
+		mark_produced(c, id,
+			      PATH_CREATED | (ev->fd == -1 ? PATH_SYMLINK : 0));
 		return WEFT_OK;
 	case WEFT_EV_UNLINK:
 		err = resolve(c, t, ev->fd, ev->path, &id);
@@ -800,7 +825,7 @@ static int on_path_event(struct weft_classifier *c, const weft_event *ev)
 		err = resolve(c, t, ev->fd, ev->path, &id);
 		if (err)
 			return drop(c, err);
-		mark(c, id, PATH_WRITTEN);
+		note_truncate(c, id);
 		return WEFT_OK;
 	case WEFT_EV_CHDIR:
 		err = resolve(c, t, AT_FDCWD, ev->path, &id);
@@ -956,6 +981,7 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev)
 	struct task *t;
 	if (c->spent)
 		return WEFT_EINVAL;
+	c->now = (int64_t)ev->time_ns;
 	switch (ev->kind) {
 	case WEFT_EV_READ:
 		/* The hot path: no task creation, an unknown task has no
@@ -1007,8 +1033,11 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev)
 		}
 		return WEFT_OK;
 	case WEFT_EV_FTRUNCATE:
-		if (ev->ret >= 0 && (t = task_find(c, ev->pid)))
-			note_write(c, fdtable_get(t->fdt, ev->fd));
+		if (ev->ret >= 0 && (t = task_find(c, ev->pid))) {
+			const struct ofile *of = fdtable_get(t->fdt, ev->fd);
+			if (of && of->tracked)
+				note_truncate(c, of->path);
+		}
 		return WEFT_OK;
 	case WEFT_EV_RENAME:
 		return on_rename(c, ev);

@@ -39,8 +39,14 @@ enum {
 	PATH_HASCHILD = 1u << 8, /* some interned path lies below it, so it is
 				    a directory */
 	PATH_FIRST_STAT = 1u << 9,
-	PATH_MOVED = 1u << 10, /* renamed away and not produced again: no
-				  content of the run's is here now */
+	PATH_MOVED = 1u << 10,     /* renamed away and not produced again: no
+				      content of the run's is here now */
+	PATH_UPDATED = 1u << 11,   /* first modified by writing into what
+				      was there (append, in place) */
+	PATH_TRUNCATED = 1u << 12, /* truncated before any write: what was
+				      there is not known to be kept */
+	PATH_SYMLINK = 1u << 13,   /* a symlink the run made: the record is
+				      the link, not its target */
 };
 #define PATH_RECORD_MASK                                                       \
 	(PATH_READ | PATH_WRITTEN | PATH_CREATED | PATH_DELETED | PATH_RENAMED)
@@ -58,7 +64,10 @@ struct path_ent {
 	path_id parent; /* PATH_NONE for "/" only */
 	path_id renamed_to;
 	uint64_t first_dev, first_ino;
-	int64_t first_size, first_mtime_ns;
+	int64_t first_size, first_mtime_ns, first_ctime_ns;
+	/* CLOCK_REALTIME of the first open and of the last write,
+	 * publication, or close of a writable open file; 0 unknown. */
+	int64_t first_open_ns, last_write_ns;
 };
 
 struct arena_block;
@@ -136,6 +145,7 @@ struct weft_classifier {
 		drop_invalid;
 	uint64_t orphan_tasks;   /* tasks first seen without fork or seed */
 	uint64_t argv_truncated; /* processes whose argv hit a limit */
+	int64_t now; /* the time of the event being fed (0: unknown) */
 	bool spent;
 };
 

@@ -11,6 +11,7 @@
  * Open-file objects are recycled through a free list owned by the
  * classifier: an open/close loop then allocates nothing after warm-up.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,14 @@ static void ofile_put(struct weft_classifier *c, struct ofile *of)
 {
 	if (--of->refs)
 		return;
+	/* Writes through a file end at its last close at the latest: the
+	 * bound a reader's open is compared with (backends may report only
+	 * a file's first write). */
+	if (of->tracked && (of->flags & O_ACCMODE) != O_RDONLY) {
+		struct path_ent *e = path_get(&c->paths, of->path);
+		if ((e->flags & PATH_WRITTEN) && c->now > e->last_write_ns)
+			e->last_write_ns = c->now;
+	}
 	if (of->prev)
 		of->prev->next = of->next;
 	else

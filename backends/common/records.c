@@ -5,19 +5,24 @@
  * Paths were kept lexical during the run (resolving symlinks on the hot
  * path would cost syscalls per event). Here, once, the directory part of
  * each path is resolved through symlinks where it exists on disk now, so
- * two spellings of one file become one record; the file name itself is
- * kept, since the file may be gone or be a symlink the run created.
+ * two spellings of one file become one record. A file name that is a
+ * symlink now is resolved too (the record is of the file it reaches, the
+ * name used kept beside it), unless the run made that symlink itself: then
+ * the link is what the run wrote.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "classifier_internal.h"
 
 struct pending {
 	char *path; /* owned */
 	size_t len;
+	char *used; /* owned: the name used, when path is a link's target */
 	char *renamed_to; /* owned, or NULL */
 	path_id src;      /* for the first stat */
 	uint32_t flags;
@@ -79,6 +84,26 @@ static char *final_path(struct dir_cache *dc, const struct path_table *t,
 	}
 	out[*len] = '\0';
 	return out;
+}
+
+/* When path names a symlink now, replace it by the file the link reaches
+ * and keep the name in *used. A dangling link stays as it is. */
+static int resolve_last(struct pending *p)
+{
+	struct stat st;
+	if (lstat(p->path, &st) != 0 || !S_ISLNK(st.st_mode))
+		return WEFT_OK;
+	char *real = realpath(p->path, NULL);
+	if (!real)
+		return errno == ENOMEM ? WEFT_ENOMEM : WEFT_OK;
+	if (strlen(real) > WEFT_MAX_PATH_BYTES) {
+		free(real);
+		return WEFT_OK;
+	}
+	p->used = p->path;
+	p->path = real;
+	p->len = strlen(real);
+	return WEFT_OK;
 }
 
 static int pending_cmp(const void *a, const void *b)
@@ -145,9 +170,13 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		p->src = i;
 		p->flags = e->flags;
 		p->path = final_path(&dc, t, i, &p->len);
-		if (!p->path)
+		if (!p->path) {
 			err = WEFT_ENOMEM;
-		else if (e->renamed_to != PATH_NONE) {
+			break;
+		}
+		if (!(e->flags & PATH_SYMLINK))
+			err = resolve_last(p);
+		if (!err && e->renamed_to != PATH_NONE) {
 			size_t rlen;
 			p->renamed_to =
 				final_path(&dc, t, e->renamed_to, &rlen);
@@ -163,7 +192,11 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		struct pending *p = &pend[i];
 		path_id stat_src =
 			p->flags & PATH_FIRST_STAT ? p->src : PATH_NONE;
+		int64_t first_open = path_get(t, p->src)->first_open_ns;
+		int64_t last_write = path_get(t, p->src)->last_write_ns;
+		bool used_direct = !p->used;
 		for (; j < np && pending_cmp(p, &pend[j]) == 0; j++) {
+			const struct path_ent *o = path_get(t, pend[j].src);
 			p->flags |= pend[j].flags;
 			if (!p->renamed_to) {
 				p->renamed_to = pend[j].renamed_to;
@@ -172,6 +205,16 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 			if (stat_src == PATH_NONE &&
 			    (pend[j].flags & PATH_FIRST_STAT))
 				stat_src = pend[j].src;
+			if (o->first_open_ns &&
+			    (!first_open || o->first_open_ns < first_open))
+				first_open = o->first_open_ns;
+			if (o->last_write_ns > last_write)
+				last_write = o->last_write_ns;
+			used_direct |= !pend[j].used;
+			if (!p->used) {
+				p->used = pend[j].used;
+				pend[j].used = NULL;
+			}
 		}
 		weft_file_rec *rec = weft_report_add_file(out);
 		if (!rec) {
@@ -185,6 +228,12 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		p->path = NULL;
 		rec->renamed_to = p->renamed_to;
 		p->renamed_to = NULL;
+		if (!used_direct) {
+			rec->used_path = p->used;
+			p->used = NULL;
+		}
+		rec->first_open_ns = first_open;
+		rec->last_write_ns = last_write;
 		rec->read = p->flags & PATH_READ;
 		rec->written = p->flags & PATH_WRITTEN;
 		rec->created = p->flags & PATH_CREATED;
@@ -196,7 +245,15 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 			rec->first_ino = s->first_ino;
 			rec->first_size = s->first_size;
 			rec->first_mtime_ns = s->first_mtime_ns;
+			rec->first_ctime_ns = s->first_ctime_ns;
 		}
+		/* An update of content that was there: not of a file the run
+		 * created, nor of an empty one (an empty version proves
+		 * nothing and is what a creation looks like to a backend
+		 * that cannot tell). */
+		rec->updated = (p->flags & PATH_UPDATED) &&
+			       !(p->flags & PATH_CREATED) &&
+			       rec->has_first_stat && rec->first_size > 0;
 		i = j;
 	}
 	if (lost && !err)
@@ -206,6 +263,7 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 				 lost, WEFT_MAX_FILES);
 	for (size_t i = 0; pend && i < np; i++) {
 		free(pend[i].path);
+		free(pend[i].used);
 		free(pend[i].renamed_to);
 	}
 	free(pend);

@@ -102,6 +102,7 @@ int wb_record_decode(const uint8_t *buf, size_t len, wb_decoded *d)
 	ev->st_ino = r.st_ino;
 	ev->st_size = r.st_size;
 	ev->st_mtime_ns = r.st_mtime_ns;
+	ev->st_ctime_ns = r.st_ctime_ns;
 	ev->time_ns = r.time_ns;
 	return 0;
 }

@@ -249,6 +249,11 @@ static __always_inline struct wb_record *fixed(__u16 kind, __u32 owner)
 	r->pid = (__s32)id;
 	r->tgid = (__s32)(id >> 32);
 	r->created = CREATED_UNKNOWN;
+	/* When it happened, in the kernel's order (user space adds the
+	 * offset to CLOCK_REALTIME): the order of one task's open and
+	 * another's write decides lineage. Reads are not compared. */
+	if (kind != EV_READ)
+		r->time_ns = bpf_ktime_get_ns();
 	return r;
 }
 
@@ -261,6 +266,7 @@ static __always_inline void fixed_submit(struct wb_record *r)
 static __always_inline void submit(struct wb_scratch *s, __u32 datalen)
 {
 	__u64 size = sizeof(s->rec) + (datalen & (WB_DATA_MAX - 1));
+	s->rec.time_ns = bpf_ktime_get_ns();
 	if (bpf_ringbuf_output(&events, s, size, wakeup_flag(size)) != 0)
 		count_drop();
 }
@@ -485,6 +491,11 @@ static __always_inline void stat_fd(struct wb_record *r, int fd)
 	if (bpf_core_field_exists(ino->i_mtime_sec))
 		r->st_mtime_ns =
 			ino->i_mtime_sec * 1000000000ll + ino->i_mtime_nsec;
+	/* The top bit of i_ctime_nsec is the multigrain "queried" flag
+	 * (I_CTIME_QUERIED), not part of the time. */
+	if (bpf_core_field_exists(ino->i_ctime_sec))
+		r->st_ctime_ns = ino->i_ctime_sec * 1000000000ll +
+				 (ino->i_ctime_nsec & 0x3fffffffu);
 	if (r->flags & O_CREAT)
 		r->created = (fmode & FMODE_CREATED) ? CREATED_YES : CREATED_NO;
 }

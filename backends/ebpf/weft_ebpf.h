@@ -83,7 +83,9 @@ struct wb_record {
 	__u64 st_ino;
 	__s64 st_size;
 	__s64 st_mtime_ns;
-	__u64 time_ns;  /* 0 from the kernel; user space stamps it */
+	__s64 st_ctime_ns;
+	__u64 time_ns;  /* CLOCK_MONOTONIC from the kernel (0 for reads);
+			   user space makes it CLOCK_REALTIME */
 	__u16 path_len; /* bytes of path, NUL included; 0 = none */
 	__u16 path2_len;
 	__u32 argv_len; /* bytes of the argv block */

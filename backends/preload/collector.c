@@ -258,6 +258,7 @@ static int on_record(void *ctx, const pl_record *d)
 			ev.st_ino = d->st.ino;
 			ev.st_size = d->st.size;
 			ev.st_mtime_ns = d->st.mtime_ns;
+			ev.st_ctime_ns = d->st.ctime_ns;
 		}
 		feed(r, &ev);
 		return 0;

@@ -104,7 +104,7 @@ struct pl_stat {
 	uint32_t mode;
 	uint32_t pad;
 	uint64_t dev, ino;
-	int64_t size, mtime_ns;
+	int64_t size, mtime_ns, ctime_ns;
 };
 
 #endif /* WEFT_PRELOAD_WIRE_H */

@@ -374,6 +374,8 @@ static void stat_opened(pt_thread *t, int fd, weft_event *ev)
 	ev->st_size = st.st_size;
 	ev->st_mtime_ns =
 		(int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	ev->st_ctime_ns =
+		(int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 }
 
 void pt_decode_exit(pt_run *r, pt_thread *t, int64_t ret)

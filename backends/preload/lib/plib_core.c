@@ -613,6 +613,7 @@ static bool stat_fd(int fd, struct pl_stat *out, struct stat *st)
 	out->ino = st->st_ino;
 	out->size = st->st_size;
 	out->mtime_ns = ts_ns(st->st_mtim);
+	out->ctime_ns = ts_ns(st->st_ctim);
 	return true;
 }
 
