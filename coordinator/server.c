@@ -249,10 +249,10 @@ static void apply_one(weft_coordinator *c, struct slot *s, int64_t now)
 		break;
 	case WEFT_REQ_JOB_END:
 		weft_store_apply_job_end(c->writer, r->job, r->exit_code,
-					 r->ended_ns, r->mac, &s->v);
+					 r->ended_ns, &r->proof, &s->v);
 		break;
 	case WEFT_REQ_ENROL:
-		weft_store_apply_enrol(c->writer, r->job, r->writer, r->mac,
+		weft_store_apply_enrol(c->writer, r->job, r->writer, &r->proof,
 				       now, &s->v);
 		break;
 	case WEFT_REQ_FRAGMENT:

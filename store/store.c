@@ -147,13 +147,24 @@ static const char *const migrations[] = {
 	"  writer INTEGER NOT NULL REFERENCES writers (num),"
 	"  task_id BLOB NOT NULL,"
 	"  name BLOB NOT NULL,"
-	"  parent BLOB," /* the launching task's task_id, or NULL */
+	"  parent BLOB,"          /* the launching task's task_id, or NULL */
 	"  engine BLOB NOT NULL," /* key=value lines */
 	"  preflight BLOB NOT NULL,"
 	"  nparts INTEGER NOT NULL,"
 	"  parts_stored INTEGER NOT NULL"
 	");"
 	"CREATE INDEX tasks_by_job ON tasks (job, task_id);",
+	/* 3: job verifiers. A job keeps the Ed25519 public key derived from
+	 * its token (weft_job_verifier): it checks the signatures that
+	 * enrol writers and end the job, and cannot make them, so a copy of
+	 * the store proves nothing. enrol_key (from which anyone can make
+	 * the older MACs) is all zeros in jobs that have a verifier; a job
+	 * created before this step keeps its enrol_key while it is open, so
+	 * its wrappers can still enrol, and loses it (zeros) when it ends,
+	 * here for jobs that have ended already. */
+	"ALTER TABLE jobs ADD COLUMN verifier BLOB"
+	"  CHECK (verifier IS NULL OR length(verifier) = 32);"
+	"UPDATE jobs SET enrol_key = zeroblob(32) WHERE state = 'ended';",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

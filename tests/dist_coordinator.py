@@ -241,11 +241,12 @@ def bad_inputs(e):
         check(e.coord.poll() is None, "coordinator died after " + reason)
         e.status()  # still serving
 
-    # Ended job: no new writers, nothing from writers never enrolled.
+    # Ended job: nothing from writers never enrolled, and no late
+    # enrolment without the token's proof (with it: late_delivery).
     check(e.call("end", job, TOKEN, "1") == "stored", "end")
     before = e.snapshot()
-    out = e.call("enrol", job, TOKEN, k2)
-    check(out.startswith("rejected job ended:"), out)
+    out = e.call("enrol", job, "wrong-token-0123456789", k2)
+    check(out.startswith("rejected bad token:"), out)
     out = e.call("frag", job, k2, "1", "run-6", "t", "n", "w:/x:03")
     check(out.startswith("rejected job ended:"), out)
     check(e.snapshot() == before, "ended job changed the store")
@@ -253,10 +254,10 @@ def bad_inputs(e):
     st = e.status()
     r = st["rejects"]
     for key in ("malformed", "oversize", "unknown_job", "unenrolled_writer",
-                "bad_token", "bad_signature", "replay", "mismatch",
-                "job_exists"):
+                "bad_signature", "replay", "mismatch", "job_exists",
+                "job_ended"):
         check(r[key] == 1, "reject count %s: %s" % (key, r))
-    check(r["job_ended"] == 2, str(r))
+    check(r["bad_token"] == 2, str(r))
     j = [x for x in st["jobs"] if x["id"] == job][0]
     check(j["fragments"] == 1 and j["rejects"] >= 6, str(j))
     log = e.log()
