@@ -189,6 +189,26 @@ static void json_file(FILE *out, const weft_file_rec *f)
 	fputc('}', out);
 }
 
+void json_parts(FILE *out, uint32_t stored, uint32_t expected)
+{
+	if (expected)
+		fprintf(out,
+			", \"parts_stored\": %u, \"parts_expected\": %u, "
+			"\"complete\": %s",
+			stored, expected, stored < expected ? "false" : "true");
+	else
+		fputs(", \"parts_stored\": null, \"parts_expected\": null, "
+		      "\"complete\": true",
+		      out);
+}
+
+void text_parts(FILE *out, uint32_t stored, uint32_t expected)
+{
+	if (stored < expected)
+		fprintf(out, ", INCOMPLETE: %u of %u parts stored", stored,
+			expected);
+}
+
 void json_report(FILE *out, const weft_report *r)
 {
 	char started[40], ended[40];
@@ -219,8 +239,10 @@ void json_report(FILE *out, const weft_report *r)
 			fputs(", ", out);
 		json_string(out, r->warnings[i]);
 	}
-	fprintf(out, "], \"dropped_events\": %llu}\n",
+	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
+	json_parts(out, r->parts_stored, r->parts_expected);
+	fputs("}\n", out);
 }
 
 void json_preflight(FILE *out, const weft_preflight *p)
@@ -290,6 +312,7 @@ void json_dag(FILE *out, const weft_dag *d)
 		json_string_or_null(out, t->backend);
 		fprintf(out, ", \"exit_code\": %d, \"parent\": ", t->exit_code);
 		json_string_or_null(out, t->parent);
+		json_parts(out, t->parts_stored, t->nparts);
 		fputc('}', out);
 	}
 	fputs("],\n \"artifacts\": [", out);

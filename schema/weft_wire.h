@@ -361,6 +361,19 @@ typedef struct weft_status_writer {
 	uint64_t missing;   /* seqs in 1..max_seq not stored (gaps) */
 } weft_status_writer;
 
+/* Incomplete tasks one status answer lists per job at most (the count of
+ * them, weft_status_job.incomplete, is exact). */
+#define WEFT_MAX_STATUS_TASKS 1024
+
+/* A task of a job with fewer parts stored than it was cut into: its
+ * wrapper was killed while spooling, or parts are still on their way. */
+typedef struct weft_status_task {
+	char id[WEFT_MAX_TASK_BYTES + 1];
+	char name[WEFT_MAX_FIELD_BYTES + 1]; /* truncated for display */
+	char node[WEFT_MAX_NAME_BYTES];
+	uint32_t parts_stored, nparts;
+} weft_status_task;
+
 typedef struct weft_status_job {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	bool ended;
@@ -372,6 +385,9 @@ typedef struct weft_status_job {
 				      since the coordinator started */
 	weft_status_writer *writers;
 	size_t nwriters;
+	uint64_t incomplete;     /* tasks with parts missing */
+	weft_status_task *tasks; /* the first of them (WEFT_MAX_STATUS_TASKS) */
+	size_t ntasks;
 } weft_status_job;
 
 typedef struct weft_status {

@@ -541,6 +541,10 @@ static void test_status_reply(void **state)
 		{.enrolled_ns = 6},
 	};
 	ws[0].pk[0] = 7;
+	weft_status_task ts[1] = {{.parts_stored = 12, .nparts = 429}};
+	strcpy(ts[0].id, "task-1");
+	strcpy(ts[0].name, "train");
+	strcpy(ts[0].node, "node7");
 	weft_status_job jobs[2] = {
 		{.ended = true,
 		 .created_ns = 1,
@@ -550,7 +554,10 @@ static void test_status_reply(void **state)
 		 .bytes = 300,
 		 .rejects = 1,
 		 .writers = ws,
-		 .nwriters = 2},
+		 .nwriters = 2,
+		 .incomplete = 2,
+		 .tasks = ts,
+		 .ntasks = 1},
 		{.exit_code = -1},
 	};
 	strcpy(jobs[0].id, job_id);
@@ -576,9 +583,27 @@ static void test_status_reply(void **state)
 	assert_int_equal(j->nwriters, 2);
 	assert_int_equal(j->writers[0].pk[0], 7);
 	assert_int_equal(j->writers[0].missing, 2);
+	assert_int_equal(j->incomplete, 2);
+	assert_int_equal(j->ntasks, 1);
+	assert_string_equal(j->tasks[0].name, "train");
+	assert_string_equal(j->tasks[0].node, "node7");
+	assert_int_equal(j->tasks[0].parts_stored, 12);
+	assert_int_equal(j->tasks[0].nparts, 429);
 	assert_int_equal(r.status.jobs[1].exit_code, -1);
 	assert_int_equal(r.status.jobs[1].nwriters, 0);
+	assert_int_equal(r.status.jobs[1].incomplete, 0);
 	weft_reply_release(&r);
+	/* More parts stored than expected, or more tasks than counted: not
+	 * a status. */
+	ts[0].parts_stored = 430;
+	b.len = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_EINVAL);
+	ts[0].parts_stored = 12;
+	jobs[0].incomplete = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_EINVAL);
+	jobs[0].incomplete = 2;
+	b.len = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_OK);
 	for (size_t n = 0; n < b.len; n++) {
 		assert_int_not_equal(weft_reply_decode(b.data, n, &r), WEFT_OK);
 		assert_null(r.status.jobs);

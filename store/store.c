@@ -638,9 +638,11 @@ static int load_header(weft_store *s, sqlite3_int64 num, weft_report *r)
 {
 	sqlite3_stmt *st;
 	int err = store_prepare(s,
-				"SELECT id, backend, node, exit_code, "
-				"started_ns, ended_ns, dropped_events "
-				"FROM runs WHERE num = ?1",
+				"SELECT r.id, r.backend, r.node, r.exit_code, "
+				"r.started_ns, r.ended_ns, r.dropped_events, "
+				"t.parts_stored, t.nparts FROM runs r "
+				"LEFT JOIN tasks t ON t.run = r.num "
+				"WHERE r.num = ?1",
 				&st);
 	if (err)
 		return err;
@@ -657,6 +659,8 @@ static int load_header(weft_store *s, sqlite3_int64 num, weft_report *r)
 		r->started_ns = sqlite3_column_int64(st, 4);
 		r->ended_ns = sqlite3_column_int64(st, 5);
 		r->dropped_events = (uint64_t)sqlite3_column_int64(st, 6);
+		r->parts_stored = (uint32_t)sqlite3_column_int64(st, 7);
+		r->parts_expected = (uint32_t)sqlite3_column_int64(st, 8);
 	}
 	sqlite3_finalize(st);
 	return err;
@@ -837,6 +841,15 @@ int weft_store_get_run(weft_store *s, const char *run_id, weft_report *out)
 		err = load_files(s, num, out);
 	if (!err)
 		err = load_warnings(s, num, out);
+	/* Said where every reader of the run looks: its warnings. */
+	if (!err && out->parts_stored < out->parts_expected &&
+	    weft_report_warn(out,
+			     "incomplete: %u of %u parts of this task are "
+			     "stored (its wrapper died while spooling, or "
+			     "parts are still to be delivered)",
+			     out->parts_stored,
+			     out->parts_expected) == WEFT_ENOMEM)
+		err = WEFT_ENOMEM;
 	if (err == WEFT_EDB)
 		store_save_errmsg(s);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);

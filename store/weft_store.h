@@ -105,6 +105,9 @@ typedef struct weft_dag_task {
 	char *backend;
 	int32_t exit_code;
 	char *parent; /* parent task id, or NULL */
+	/* A job's task: parts stored of the parts it was cut into (fewer:
+	 * the task is incomplete). 0, 0 for a run outside any job. */
+	uint32_t parts_stored, nparts;
 } weft_dag_task;
 
 typedef struct weft_dag_artifact {
@@ -230,6 +233,7 @@ typedef struct weft_job_record {
 	int64_t ended_ns;
 	int32_t exit_code; /* -1 while open */
 	uint64_t writers, fragments, tasks;
+	uint64_t tasks_incomplete; /* tasks with parts missing */
 } weft_job_record;
 
 /* Every job, oldest first. Free with weft_job_records_free. */

@@ -200,6 +200,68 @@ def status_dag_verify(e):
 
 
 @case
+def incomplete_tasks(e):
+    """A task with parts missing (its wrapper died while spooling) is
+    named as incomplete, with parts stored / expected, by status (from
+    the coordinator and from the store), dag, job show and show, in text
+    and JSON (issue 14 item 8)."""
+    proj = os.path.join(e.root, "proj")
+    os.makedirs(os.path.join(proj, ".weft"))
+    e.db = os.path.join(proj, ".weft", "weft.db")
+    e.start()
+    job = e.new_job()
+    k = e.key()
+    check(e.call("enrol", job, TOKEN, k) == "stored", "enrol")
+    check(e.call("frag", job, k, "1", "run-w", "whole", "node1",
+                 "w:/shared/w.bin:11") == "stored", "whole task")
+    for seq, part in (("2", "0/3"), ("3", "1/3")):
+        check(e.call("frag", job, k, seq, "run-p", "partial", "node1",
+                     "--part", part, "w:/shared/p%s.bin:2%s" % (seq, seq))
+              == "stored", "part %s" % part)
+
+    def one_incomplete(j, where):
+        check(j["incomplete"] == 1 and len(j["incomplete_tasks"]) == 1,
+              "%s: %s" % (where, j))
+        t = j["incomplete_tasks"][0]
+        check(t["name"] == "partial" and t["node"] == "node1" and
+              t["parts_stored"] == 2 and t["parts_expected"] == 3,
+              "%s: %s" % (where, t))
+
+    one_incomplete(e.status()["jobs"][0], "status --coordinator")
+    sst = json.loads(e.weft_run("status", "--store", e.db, "--json").stdout)
+    one_incomplete(sst["jobs"][0], "status --store")
+    text = e.weft_run("status", "--coordinator", e.url).stdout
+    check("INCOMPLETE" in text and "2 of 3 parts" in text, text)
+
+    dag = json.loads(e.weft_run("dag", "--job", job, "--store", e.db,
+                                "--format", "json").stdout)
+    tasks = {t["name"]: t for t in dag["tasks"]}
+    p, w = tasks["partial"], tasks["whole"]
+    check(not p["complete"] and p["parts_stored"] == 2 and
+          p["parts_expected"] == 3, str(p))
+    check(w["complete"] and w["parts_expected"] == 1, str(w))
+    text = e.weft_run("dag", "--job", job, "--store", e.db).stdout
+    check("INCOMPLETE: 2 of 3 parts stored" in text, text)
+
+    def in_proj(*args):
+        p = subprocess.run([e.weft, *args], capture_output=True, text=True,
+                           env=e.env, cwd=proj, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout
+
+    js = json.loads(in_proj("job", "show", job, "--json"))
+    check(js["tasks_incomplete"] == 1 and
+          js["incomplete_tasks"][0]["parts_stored"] == 2, str(js))
+    text = in_proj("job", "show", job)
+    check("INCOMPLETE: 2 of 3 parts stored" in text, text)
+    js = json.loads(in_proj("show", "run-p", "--json"))
+    check(js["parts_stored"] == 2 and js["parts_expected"] == 3 and
+          js["complete"] is False, str(js))
+    text = in_proj("show", "run-p")
+    check("incomplete: 2 of 3 parts" in text, text)
+
+
+@case
 def bad_inputs(e):
     """Each bad input, sent for real: refused with its reason, the store
     unchanged, the coordinator still serving."""

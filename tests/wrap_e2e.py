@@ -319,15 +319,26 @@ def case_cluster(weft):
         cl.close()
 
 
-def case_outage(weft):
-    s = Scratch("outage")
+def job_then_outage(weft, name):
+    """A scratch directory, a coordinator and a job open on it; then the
+    coordinator killed (unreachable until started again)."""
+    s = Scratch(name)
     c = Coordinator(weft, s.dir)
     j = None
     try:
         c.start()
         j = Job(weft, c.url, s.dir)
+        c.kill()
+    except BaseException:
+        cleanup(j, c, s)
+        raise
+    return s, c, j
+
+
+def case_outage(weft):
+    s, c, j = job_then_outage(weft, "outage")
+    try:
         contract, job = j.contract, j.id
-        c.kill()  # unreachable from here on, for ~10 s
         down_at = time.monotonic()
         spool = s.path("spool")
         ship_timeout = 2.0
@@ -384,14 +395,9 @@ def case_outage(weft):
 
 
 def case_late_delivery(weft):
-    s = Scratch("late")
-    c = Coordinator(weft, s.dir)
-    j = None
+    s, c, j = job_then_outage(weft, "late")
     try:
-        c.start()
-        j = Job(weft, c.url, s.dir)
         contract, job = j.contract, j.id
-        c.kill()
         spool = s.path("spool")
         p = run([weft, "wrap", "--task", "late", "--ship-timeout", "0.5",
                  "--", "sh", "-c", "echo x > late-out"],
