@@ -202,8 +202,17 @@ void json_parts(FILE *out, uint32_t stored, uint32_t expected);
  * nothing: what text views put beside a task. */
 void text_parts(FILE *out, uint32_t stored, uint32_t expected);
 
-/* A path or argument on one line of text output: control characters and
- * invalid UTF-8 as C-style escapes (\n, \t, \xHH), backslash doubled. */
+/* ---- Escaping strings from outside (escape.c) ---- */
+
+/* A path, argument, or name set by a writer on one line of text output:
+ * control characters and invalid UTF-8 as C-style escapes (\n, \t,
+ * \xHH), backslash doubled. */
 void text_escaped(FILE *out, const char *s);
+/* The same into out (cap bytes, always NUL-terminated when cap > 0, cut
+ * when short): for messages that echo such a string. Returns the length
+ * of the whole escaped string. */
+size_t text_escape(char *out, size_t cap, const char *s);
+/* A DOT string literal: quoted, the same escapes plus \" for a quote. */
+void dot_string(FILE *out, const char *s);
 
 #endif /* WEFT_CLI_H */

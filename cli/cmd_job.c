@@ -97,8 +97,9 @@ static int job_list(weft_store *s, bool json)
 		}
 		char t[40];
 		format_rfc3339(r->info.created_ns, t);
-		printf("%.8s  %.19s  %-8s  %4llu task%s  ", r->info.id, t,
-		       r->info.user, (unsigned long long)r->tasks,
+		printf("%.8s  %.19s  ", r->info.id, t);
+		text_escaped(stdout, r->info.user);
+		printf("  %4llu task%s  ", (unsigned long long)r->tasks,
 		       r->tasks == 1 ? " " : "s");
 		text_state(stdout, r);
 		fputs("  ", stdout);
@@ -162,10 +163,16 @@ static int job_show(weft_store *s, const char *id, bool json)
 	char t[40];
 	printf("job %s\n  command   ", r.info.id);
 	text_escaped(stdout, r.info.command ? r.info.command : "");
-	printf("\n  user      %s@%s\n  cwd       ", r.info.user, r.info.host);
+	fputs("\n  user      ", stdout);
+	text_escaped(stdout, r.info.user);
+	fputc('@', stdout);
+	text_escaped(stdout, r.info.host);
+	fputs("\n  cwd       ", stdout);
 	text_escaped(stdout, r.info.cwd);
-	if (r.info.git[0])
-		printf("\n  git       %s", r.info.git);
+	if (r.info.git[0]) {
+		fputs("\n  git       ", stdout);
+		text_escaped(stdout, r.info.git);
+	}
 	format_rfc3339(r.info.created_ns, t);
 	printf("\n  created   %s\n  ended     ", t);
 	if (r.ended) {

@@ -215,7 +215,9 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			const char *store)
 {
 	if (url) {
-		fprintf(out, "coordinator %s: %llu request%s answered", url,
+		fputs("coordinator ", out);
+		text_escaped(out, url);
+		fprintf(out, ": %llu request%s answered",
 			(unsigned long long)st->requests,
 			st->requests == 1 ? "" : "s");
 		uint64_t total = 0;
@@ -232,7 +234,9 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			}
 		fputc('\n', out);
 	} else {
-		fprintf(out, "store %s\n", store ? store : "(project)");
+		fputs("store ", out);
+		text_escaped(out, store ? store : "(project)");
+		fputc('\n', out);
 	}
 	if (st->njobs == 0)
 		fputs("no jobs\n", out);

@@ -101,32 +101,6 @@ static void json_string_or_null(FILE *out, const char *s)
 		fputs("null", out);
 }
 
-void text_escaped(FILE *out, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	while (*s) {
-		size_t n = utf8_valid_len(s);
-		if (n > 1) {
-			fwrite(s, 1, n, out);
-			s += n;
-			continue;
-		}
-		unsigned char c = *s++;
-		if (n == 0 || c < 0x20 || c == 0x7f) {
-			if (c == '\n')
-				fputs("\\n", out);
-			else if (c == '\t')
-				fputs("\\t", out);
-			else
-				fprintf(out, "\\x%02x", c);
-		} else if (c == '\\') {
-			fputs("\\\\", out);
-		} else {
-			fputc(c, out);
-		}
-	}
-}
-
 void format_rfc3339(int64_t ns, char out[40])
 {
 	time_t secs = (time_t)(ns / 1000000000);

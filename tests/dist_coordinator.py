@@ -105,6 +105,19 @@ class Env:
               "job create")
         return job
 
+    def project_job(self):
+        """A coordinator over the store of a project directory (where
+        `weft show` and `weft job` find it), a job and an enrolled key:
+        (project dir, job, key file)."""
+        proj = os.path.join(self.root, "proj")
+        os.makedirs(os.path.join(proj, ".weft"))
+        self.db = os.path.join(proj, ".weft", "weft.db")
+        self.start()
+        job = self.new_job()
+        k = self.key()
+        check(self.call("enrol", job, TOKEN, k) == "stored", "enrol")
+        return proj, job, k
+
     def status(self, *extra):
         return json.loads(self.weft_run("status", "--coordinator", self.url,
                                         "--json", *extra).stdout)
@@ -205,13 +218,7 @@ def incomplete_tasks(e):
     named as incomplete, with parts stored / expected, by status (from
     the coordinator and from the store), dag, job show and show, in text
     and JSON (issue 14 item 8)."""
-    proj = os.path.join(e.root, "proj")
-    os.makedirs(os.path.join(proj, ".weft"))
-    e.db = os.path.join(proj, ".weft", "weft.db")
-    e.start()
-    job = e.new_job()
-    k = e.key()
-    check(e.call("enrol", job, TOKEN, k) == "stored", "enrol")
+    proj, job, k = e.project_job()
     check(e.call("frag", job, k, "1", "run-w", "whole", "node1",
                  "w:/shared/w.bin:11") == "stored", "whole task")
     for seq, part in (("2", "0/3"), ("3", "1/3")):
@@ -259,6 +266,34 @@ def incomplete_tasks(e):
           js["complete"] is False, str(js))
     text = in_proj("show", "run-p")
     check("incomplete: 2 of 3 parts" in text, text)
+
+
+@case
+def escaping(e):
+    """Names a writer sets (node, task name) and a job's user and host
+    reach people escaped: no control byte or invalid UTF-8 from them in
+    status, dag --job or job show text, nor raw in dag's dot (issue 14
+    item 9)."""
+    proj, job, k = e.project_job()
+    evil = "n\x1b]0;owned\x07\x1b[2J"
+    check(e.call("frag", job, k, "1", "run-e", "task\x1b[31m", evil,
+                 "--part", "0/2", "w:/shared/e.bin:11") == "stored", "frag")
+
+    def clean(text, where):
+        bad = [c for c in text if ord(c) < 0x20 and c not in "\n"]
+        check(not bad and "\\x1b" in text,
+              "%s: raw control bytes %r in:\n%r" % (where, bad, text))
+
+    def out(*args, cwd=None):
+        p = subprocess.run([e.weft, *args], capture_output=True, env=e.env,
+                           cwd=cwd, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout.decode("utf-8")
+
+    clean(out("status", "--coordinator", e.url), "status")
+    clean(out("status", "--store", e.db), "status --store")
+    clean(out("dag", "--job", job, "--store", e.db), "dag --job")
+    clean(out("job", "show", job, cwd=proj), "job show")
 
 
 @case
