@@ -498,6 +498,7 @@ static void slot_cb(void *arg)
 		pthread_mutex_lock(&c->mu);
 		c->in_flight++;
 		pthread_mutex_unlock(&c->mu);
+		coord_conn_active(c, nng_msg_get_pipe(nng_aio_get_msg(s->aio)));
 		handle_request(s, nng_aio_get_msg(s->aio));
 		return;
 	case SLOT_SEND:

@@ -296,6 +296,60 @@ def escaping(e):
     clean(out("job", "show", job, cwd=proj), "job show")
 
 
+def sp_connect(url):
+    """A raw TCP connection to a tcp:// coordinator that has done the SP
+    handshake as a REQ peer (so nng counts it as a connection)."""
+    import socket
+    host, port = url[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(b"\x00SP\x00\x00\x30\x00\x00")
+    got = b""
+    while len(got) < 8:
+        chunk = s.recv(8 - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return s, got
+
+
+def closed_by_peer(s, deadline):
+    """Whether the coordinator closes s before the deadline (monotonic)."""
+    import socket
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            if s.recv(1) == b"":
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@case
+def connection_limits(e):
+    """At most --max-connections at once (more are closed as they come),
+    and idle or half-sent connections are closed after --idle-timeout, so
+    a flood of them cannot keep `weft status` out (issue 14 item 7)."""
+    e.start(extra=("--max-connections", "3", "--idle-timeout", "1"))
+    held = [sp_connect(e.url) for _ in range(3)]
+    for s, got in held:
+        check(len(got) == 8, "handshake within the limit: %r" % got)
+    extra, _ = sp_connect(e.url)
+    check(closed_by_peer(extra, time.monotonic() + 30),
+          "a connection past the limit was kept")
+    # A half-sent request: its length says 1 MiB, 10 bytes follow.
+    half = held[0][0]
+    half.sendall((1 << 20).to_bytes(8, "big") + b"x" * 10)
+    deadline = time.monotonic() + 60
+    for s, _ in held:
+        check(closed_by_peer(s, deadline),
+              "an idle or half-sent connection was never closed")
+    check(e.status()["requests"] >= 0, "status after the flood")
+    check("connection refused" in e.log(), e.log())
+
+
 @case
 def bad_inputs(e):
     """Each bad input, sent for real: refused with its reason, the store
