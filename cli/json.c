@@ -215,7 +215,10 @@ void json_report(FILE *out, const weft_report *r)
 	}
 	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
-	json_parts(out, r->parts_stored, r->parts_expected);
+	/* Only for a task with parts missing: a whole run's JSON stays the
+	 * report `weft run --report` wrote, byte for byte. */
+	if (r->parts_stored < r->parts_expected)
+		json_parts(out, r->parts_stored, r->parts_expected);
 	fputs("}\n", out);
 }
 
