@@ -367,11 +367,17 @@ static double bare_loop(const char *db, const char *job,
 	weft_verdict v;
 	weft_store_writer_begin(w);
 	weft_store_apply_job_create(w, &j, &v);
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(token, key);
 	for (size_t i = 0; i < m; i++) {
-		weft_enrol_mac(key, job, keys[i].pk, mac);
-		weft_store_apply_enrol(w, job, keys[i].pk, mac, 1, &v);
+		weft_buf b;
+		weft_request r;
+		weft_buf_init(&b);
+		if (weft_req_enrol(job, token, keys[i].pk, &b) == WEFT_OK &&
+		    weft_request_decode(b.data, b.len, &r) == WEFT_OK) {
+			weft_store_apply_enrol(w, job, keys[i].pk, &r.proof, 1,
+					       &v);
+			weft_request_release(&r);
+		}
+		weft_buf_free(&b);
 	}
 	weft_store_writer_commit(w);
 	/* The signature check alone (payload hash and Ed25519), on up to

@@ -69,6 +69,9 @@ weft_store *cli_open_store_job(const char *path, const char *job,
 /* The JSON key of a reject reason ("bad_signature"; NULL for
  * WEFT_REJECT_NONE), as status and pull print them (cmd_status.c). */
 const char *cli_reject_key(int reason);
+/* A job's incomplete tasks as a JSON array of {"id", "name", "node",
+ * "parts_stored", "parts_expected"} (cmd_status.c; job show uses it). */
+void json_status_tasks(FILE *out, const weft_status_job *j);
 
 /* ---- Tracing a command (trace.c): shared by run and wrap ---- */
 
@@ -192,9 +195,24 @@ void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
 			 int selected, const char *summary,
 			 const char *command);
 void json_dag(FILE *out, const weft_dag *d);
+/* A task's parts as JSON fields after others: ", "parts_stored": N,
+ * "parts_expected": M, "complete": B" (null, null, true outside a job). */
+void json_parts(FILE *out, uint32_t stored, uint32_t expected);
+/* ", INCOMPLETE: N of M parts stored" when stored < expected, else
+ * nothing: what text views put beside a task. */
+void text_parts(FILE *out, uint32_t stored, uint32_t expected);
 
-/* A path or argument on one line of text output: control characters and
- * invalid UTF-8 as C-style escapes (\n, \t, \xHH), backslash doubled. */
+/* ---- Escaping strings from outside (escape.c) ---- */
+
+/* A path, argument, or name set by a writer on one line of text output:
+ * control characters and invalid UTF-8 as C-style escapes (\n, \t,
+ * \xHH), backslash doubled. */
 void text_escaped(FILE *out, const char *s);
+/* The same into out (cap bytes, always NUL-terminated when cap > 0, cut
+ * when short): for messages that echo such a string. Returns the length
+ * of the whole escaped string. */
+size_t text_escape(char *out, size_t cap, const char *s);
+/* A DOT string literal: quoted, the same escapes plus \" for a quote. */
+void dot_string(FILE *out, const char *s);
 
 #endif /* WEFT_CLI_H */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "weft_coordinator.h"
 
 static const char coordinator_help[] =
@@ -27,6 +28,12 @@ static const char coordinator_help[] =
 	"  --tls-cert FILE  PEM certificate (chain) for tls+tcp://\n"
 	"  --tls-key FILE   its PEM private key\n"
 	"  --contexts N     requests handled at once (default 256)\n"
+	"  --max-connections N  connections open at once at most; more are\n"
+	"                   closed as they come (default 1024;\n"
+	"                   coordinator.max_connections)\n"
+	"  --idle-timeout SEC  close a connection that sent no complete\n"
+	"                   request for SEC seconds (idle, or half-sent;\n"
+	"                   default 60; coordinator.idle_timeout_ms)\n"
 	"  --ready-fd FD    write the URL and a newline to FD when listening\n"
 	"  --quiet          do not log refused requests\n";
 
@@ -48,17 +55,19 @@ int cmd_coordinator(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 'c'},
 		{"tls-key", required_argument, NULL, 'k'},
 		{"contexts", required_argument, NULL, 'n'},
+		{"max-connections", required_argument, NULL, 'm'},
+		{"idle-timeout", required_argument, NULL, 'i'},
 		{"ready-fd", required_argument, NULL, 'r'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	weft_coordinator_opts o = {.log = stderr};
-	int ready_fd = -1, c;
+	int ready_fd = -1, c, max_conns = 0, idle_ms = 0;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":l:s:c:k:n:r:qh", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, ":l:s:c:k:n:m:i:r:qh", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o.listen_url = optarg;
@@ -82,6 +91,20 @@ int cmd_coordinator(int argc, char **argv)
 					"--contexts '%s': expected 1 to 4096",
 					optarg);
 			break;
+		case 'm':
+			if (parse_int(optarg, 1, CONFIG_COORD_MAX_CONNECTIONS,
+				      &max_conns))
+				return cli_usage_error(
+					"coordinator",
+					"--max-connections '%s': expected 1 "
+					"to %d",
+					optarg, CONFIG_COORD_MAX_CONNECTIONS);
+			break;
+		case 'i':
+			if (cli_seconds_arg("coordinator", "--idle-timeout",
+					    optarg, &idle_ms))
+				return WEFT_EXIT_USAGE;
+			break;
 		case 'r':
 			if (parse_int(optarg, 0, INT_MAX, &ready_fd))
 				return cli_usage_error(
@@ -104,6 +127,11 @@ int cmd_coordinator(int argc, char **argv)
 	if (!o.listen_url)
 		return cli_usage_error("coordinator",
 				       "--listen URL is required");
+	weft_config cfg;
+	if (config_load(&cfg, NULL, false, stderr) != 0)
+		return WEFT_EXIT_USAGE;
+	o.max_connections = max_conns ? max_conns : cfg.coord_max_connections;
+	o.idle_timeout_ms = idle_ms ? idle_ms : cfg.coord_idle_timeout_ms;
 	char db[WEFT_MAX_PATH_BYTES + 32];
 	if (!o.store_path) {
 		char dir[WEFT_MAX_PATH_BYTES + 1];

@@ -232,9 +232,12 @@ static void print_text(FILE *out, const struct dag_index *x, bool all)
 		const weft_dag_task *task = &d->tasks[t];
 		fprintf(out, "\ntask %.8s  ", task->id);
 		text_escaped(out, task->name ? task->name : "?");
-		fprintf(out, "  [%s, exit %d%s%s]\n",
+		fprintf(out, "  [%s, exit %d%s",
 			task->backend ? task->backend : "?", task->exit_code,
-			task->node ? ", " : "", task->node ? task->node : "");
+			task->node ? ", " : "");
+		text_escaped(out, task->node ? task->node : "");
+		text_parts(out, task->parts_stored, task->nparts);
+		fputs("]\n", out);
 		/* Reads first, then writes: the order data flows. */
 		for (int pass = 0; pass < 2; pass++) {
 			for (size_t k = x->task_first[t];

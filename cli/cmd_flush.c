@@ -21,9 +21,11 @@ static const char flush_help[] =
 	"                  $XDG_CACHE_HOME/weft/spool or ~/.cache/weft/spool)\n"
 	"  --timeout SEC   give up after SEC seconds (default 30); what is\n"
 	"                  left stays spooled\n\n"
-	"Exit status: 0 when the spool is empty afterwards (rejected and\n"
-	"corrupt files are moved aside and reported), 1 when fragments are\n"
-	"left because a coordinator did not answer, 2 for bad arguments.\n";
+	"Exit status: 0 when everything was delivered (stored, or there\n"
+	"already); 1 when fragments are left because a coordinator did not\n"
+	"answer, or when a coordinator refused any (those are moved to the\n"
+	"writer's rejected/ and the reason printed) or a state file was\n"
+	"corrupt (moved to corrupt/); 2 for bad arguments.\n";
 
 int cmd_flush(int argc, char **argv)
 {
@@ -88,7 +90,14 @@ int cmd_flush(int argc, char **argv)
 		st->writers_busy ? " (some writers are being delivered by "
 				   "another process)"
 				 : "");
-	bool left = st->left > 0 || rc != WEFT_OK;
+	/* A refusal is a loss unless someone acts on it: never exit 0. */
+	bool failed = st->left > 0 || st->rejected > 0 || st->corrupt > 0 ||
+		      rc != WEFT_OK;
+	if (st->rejected > 0 || st->corrupt > 0)
+		cli_error("flush %s: %zu fragment%s refused or unreadable: "
+			  "they were not delivered (see the reasons above)",
+			  env.spool, st->rejected + st->corrupt,
+			  st->rejected + st->corrupt == 1 ? " was" : "s were");
 	weft_wrap_shipper_free(s);
-	return left ? 1 : 0;
+	return failed ? 1 : 0;
 }

@@ -47,9 +47,25 @@ static void json_job(FILE *out, const weft_job_record *r)
 		fputs("null, \"exit_code\": null", out);
 	}
 	fprintf(out,
-		", \"writers\": %llu, \"fragments\": %llu, \"tasks\": %llu}",
+		", \"writers\": %llu, \"fragments\": %llu, \"tasks\": %llu, "
+		"\"tasks_incomplete\": %llu",
 		(unsigned long long)r->writers,
-		(unsigned long long)r->fragments, (unsigned long long)r->tasks);
+		(unsigned long long)r->fragments, (unsigned long long)r->tasks,
+		(unsigned long long)r->tasks_incomplete);
+}
+
+/* ', "incomplete_tasks": [...]' of job show --json: each task with parts
+ * missing, as status lists them. */
+static void json_incomplete_tasks(weft_store *s, const char *job)
+{
+	weft_status st;
+	fputs(", \"incomplete_tasks\": ", stdout);
+	if (weft_store_status(s, job, &st) != WEFT_OK || st.njobs != 1) {
+		fputs("null", stdout);
+		return;
+	}
+	json_status_tasks(stdout, &st.jobs[0]);
+	weft_status_release(&st);
 }
 
 static void text_state(FILE *out, const weft_job_record *r)
@@ -76,12 +92,14 @@ static int job_list(weft_store *s, bool json)
 		if (json) {
 			fputs(i ? ",\n " : "", stdout);
 			json_job(stdout, r);
+			fputc('}', stdout);
 			continue;
 		}
 		char t[40];
 		format_rfc3339(r->info.created_ns, t);
-		printf("%.8s  %.19s  %-8s  %4llu task%s  ", r->info.id, t,
-		       r->info.user, (unsigned long long)r->tasks,
+		printf("%.8s  %.19s  ", r->info.id, t);
+		text_escaped(stdout, r->info.user);
+		printf("  %4llu task%s  ", (unsigned long long)r->tasks,
 		       r->tasks == 1 ? " " : "s");
 		text_state(stdout, r);
 		fputs("  ", stdout);
@@ -108,8 +126,12 @@ static void text_tasks(weft_store *s, const char *job)
 		const weft_dag_task *t = &d.tasks[i];
 		fputs("  ", stdout);
 		text_escaped(stdout, t->name ? t->name : t->id);
-		printf("  on %s, %s, exit %d\n", t->node ? t->node : "?",
-		       t->backend ? t->backend : "?", t->exit_code);
+		fputs("  on ", stdout);
+		text_escaped(stdout, t->node ? t->node : "?");
+		printf(", %s, exit %d", t->backend ? t->backend : "?",
+		       t->exit_code);
+		text_parts(stdout, t->parts_stored, t->nparts);
+		fputc('\n', stdout);
 	}
 	weft_dag_release(&d);
 }
@@ -133,17 +155,24 @@ static int job_show(weft_store *s, const char *id, bool json)
 	}
 	if (json) {
 		json_job(stdout, &r);
-		fputc('\n', stdout);
+		json_incomplete_tasks(s, r.info.id);
+		fputs("}\n", stdout);
 		weft_job_record_release(&r);
 		return 0;
 	}
 	char t[40];
 	printf("job %s\n  command   ", r.info.id);
 	text_escaped(stdout, r.info.command ? r.info.command : "");
-	printf("\n  user      %s@%s\n  cwd       ", r.info.user, r.info.host);
+	fputs("\n  user      ", stdout);
+	text_escaped(stdout, r.info.user);
+	fputc('@', stdout);
+	text_escaped(stdout, r.info.host);
+	fputs("\n  cwd       ", stdout);
 	text_escaped(stdout, r.info.cwd);
-	if (r.info.git[0])
-		printf("\n  git       %s", r.info.git);
+	if (r.info.git[0]) {
+		fputs("\n  git       ", stdout);
+		text_escaped(stdout, r.info.git);
+	}
 	format_rfc3339(r.info.created_ns, t);
 	printf("\n  created   %s\n  ended     ", t);
 	if (r.ended) {
@@ -155,6 +184,11 @@ static int job_show(weft_store *s, const char *id, bool json)
 	       (unsigned long long)r.tasks, r.tasks == 1 ? "" : "s",
 	       (unsigned long long)r.writers, r.writers == 1 ? "" : "s",
 	       (unsigned long long)r.fragments, r.fragments == 1 ? "" : "s");
+	if (r.tasks_incomplete)
+		printf("  INCOMPLETE %llu task%s with parts missing (marked "
+		       "below)\n",
+		       (unsigned long long)r.tasks_incomplete,
+		       r.tasks_incomplete == 1 ? "" : "s");
 	text_tasks(s, r.info.id);
 	weft_job_record_release(&r);
 	return 0;

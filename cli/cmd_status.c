@@ -127,6 +127,23 @@ static void json_time_or_null(FILE *out, int64_t ns, bool set)
 	fprintf(out, "\"%s\"", t);
 }
 
+void json_status_tasks(FILE *out, const weft_status_job *j)
+{
+	fputc('[', out);
+	for (size_t i = 0; i < j->ntasks; i++) {
+		const weft_status_task *t = &j->tasks[i];
+		fputs(i ? ", {\"id\": " : "{\"id\": ", out);
+		json_string(out, t->id);
+		fputs(", \"name\": ", out);
+		json_string(out, t->name);
+		fputs(", \"node\": ", out);
+		json_string(out, t->node);
+		fprintf(out, ", \"parts_stored\": %u, \"parts_expected\": %u}",
+			t->parts_stored, t->nparts);
+	}
+	fputc(']', out);
+}
+
 static void json_status(FILE *out, const weft_status *st, const char *url,
 			const char *store)
 {
@@ -186,7 +203,10 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 				(unsigned long long)sw->max_seq,
 				(unsigned long long)sw->missing);
 		}
-		fputs("]}", out);
+		fprintf(out, "], \"incomplete\": %llu, \"incomplete_tasks\": ",
+			(unsigned long long)j->incomplete);
+		json_status_tasks(out, j);
+		fputc('}', out);
 	}
 	fputs("]}\n", out);
 }
@@ -195,7 +215,9 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			const char *store)
 {
 	if (url) {
-		fprintf(out, "coordinator %s: %llu request%s answered", url,
+		fputs("coordinator ", out);
+		text_escaped(out, url);
+		fprintf(out, ": %llu request%s answered",
 			(unsigned long long)st->requests,
 			st->requests == 1 ? "" : "s");
 		uint64_t total = 0;
@@ -212,7 +234,9 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			}
 		fputc('\n', out);
 	} else {
-		fprintf(out, "store %s\n", store ? store : "(project)");
+		fputs("store ", out);
+		text_escaped(out, store ? store : "(project)");
+		fputc('\n', out);
 	}
 	if (st->njobs == 0)
 		fputs("no jobs\n", out);
@@ -251,6 +275,27 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 					(unsigned long long)sw->missing);
 			fputc('\n', out);
 		}
+		if (j->incomplete)
+			fprintf(out,
+				"  INCOMPLETE: %llu task%s with parts "
+				"missing\n",
+				(unsigned long long)j->incomplete,
+				j->incomplete == 1 ? "" : "s");
+		for (size_t t = 0; t < j->ntasks; t++) {
+			const weft_status_task *task = &j->tasks[t];
+			fputs("  task ", out);
+			text_escaped(out, task->id);
+			fputs("  ", out);
+			text_escaped(out, task->name);
+			fputs("  on ", out);
+			text_escaped(out, task->node[0] ? task->node : "?");
+			text_parts(out, task->parts_stored, task->nparts);
+			fputc('\n', out);
+		}
+		if (j->incomplete > j->ntasks)
+			fprintf(out, "  (and %llu more)\n",
+				(unsigned long long)(j->incomplete -
+						     j->ntasks));
 	}
 }
 

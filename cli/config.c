@@ -473,6 +473,17 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       "2147483647");
 		c->agent_idle_timeout_ms = num;
 		c->agent_idle_set = true;
+	} else if (strcmp(key, "coordinator.max_connections") == 0 ||
+		   strcmp(key, "coordinator.idle_timeout_ms") == 0) {
+		bool conns = key[12] == 'm';
+		long long max = conns ? CONFIG_COORD_MAX_CONNECTIONS
+				      : CONFIG_COORD_MAX_IDLE_MS;
+		if (kind != V_INT || num < 1 || num > max)
+			return fail_at(p, vpos,
+				       "%s: expected an integer from 1 to %lld",
+				       key, max);
+		*(conns ? &c->coord_max_connections
+			: &c->coord_idle_timeout_ms) = (int)num;
 	} else if (strcmp(key, "ray.weft_binary") == 0 ||
 		   strcmp(key, "ray.python_path") == 0) {
 		bool bin = key[4] == 'w';

@@ -20,6 +20,10 @@
 
 #define CONFIG_TIMEOUT_MIN_MS 1
 #define CONFIG_TIMEOUT_MAX_MS 600000
+/* coordinator.max_connections and coordinator.idle_timeout_ms at most
+ * (a day). */
+#define CONFIG_COORD_MAX_CONNECTIONS 65536
+#define CONFIG_COORD_MAX_IDLE_MS 86400000
 #define CONFIG_TIMEOUT_DEFAULT_MS 2000
 #define CONFIG_PATH_BYTES (WEFT_MAX_PATH_BYTES + 32)
 /* The mode that tries every registered backend in registry order. */
@@ -52,6 +56,10 @@ typedef struct weft_config {
 	long long ebpf_ringbuf_bytes;
 	long long agent_idle_timeout_ms;
 	bool agent_idle_set;
+	/* `weft coordinator` (docs/config.md): 0 when not set (the
+	 * library's defaults); --max-connections and --idle-timeout win. */
+	int coord_max_connections;
+	int coord_idle_timeout_ms;
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];

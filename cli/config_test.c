@@ -128,6 +128,26 @@ static void test_accepts_subset(void **state)
 	cap_close(&cap);
 }
 
+static void test_coordinator_limits(void **state)
+{
+	(void)state;
+	weft_config c;
+	config_defaults(&c);
+	assert_int_equal(c.coord_max_connections, 0);
+	assert_int_equal(c.coord_idle_timeout_ms, 0);
+	struct capture cap;
+	cap_open(&cap);
+	assert_int_equal(parse_str(&c,
+				   "[coordinator]\nmax_connections = 64\n"
+				   "idle_timeout_ms = 5000\n",
+				   &cap),
+			 0);
+	assert_int_equal(c.coord_max_connections, 64);
+	assert_int_equal(c.coord_idle_timeout_ms, 5000);
+	assert_string_equal(cap_text(&cap), "");
+	cap_close(&cap);
+}
+
 static void test_unknown_key_warns(void **state)
 {
 	(void)state;
@@ -172,6 +192,12 @@ static void test_errors(void **state)
 		{"[ebpf]\nagent_idle_timeout_ms = -1\n",
 		 "t.toml:2:25: ebpf.agent_idle_timeout_ms: expected an "
 		 "integer"},
+		{"[coordinator]\nmax_connections = 0\n",
+		 "t.toml:2:19: coordinator.max_connections: expected an "
+		 "integer from 1 to 65536"},
+		{"coordinator.idle_timeout_ms = \"1\"\n",
+		 "t.toml:1:31: coordinator.idle_timeout_ms: expected an "
+		 "integer from 1 to 86400000"},
 		{"ray.weft_binary = 3\n", "t.toml:1:19: ray.weft_binary: "
 					   "expected a non-empty string"},
 		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "
@@ -448,6 +474,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_accepts_subset),
+		cmocka_unit_test(test_coordinator_limits),
 		cmocka_unit_test(test_unknown_key_warns),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_precedence),

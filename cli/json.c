@@ -101,32 +101,6 @@ static void json_string_or_null(FILE *out, const char *s)
 		fputs("null", out);
 }
 
-void text_escaped(FILE *out, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	while (*s) {
-		size_t n = utf8_valid_len(s);
-		if (n > 1) {
-			fwrite(s, 1, n, out);
-			s += n;
-			continue;
-		}
-		unsigned char c = *s++;
-		if (n == 0 || c < 0x20 || c == 0x7f) {
-			if (c == '\n')
-				fputs("\\n", out);
-			else if (c == '\t')
-				fputs("\\t", out);
-			else
-				fprintf(out, "\\x%02x", c);
-		} else if (c == '\\') {
-			fputs("\\\\", out);
-		} else {
-			fputc(c, out);
-		}
-	}
-}
-
 void format_rfc3339(int64_t ns, char out[40])
 {
 	time_t secs = (time_t)(ns / 1000000000);
@@ -189,6 +163,26 @@ static void json_file(FILE *out, const weft_file_rec *f)
 	fputc('}', out);
 }
 
+void json_parts(FILE *out, uint32_t stored, uint32_t expected)
+{
+	if (expected)
+		fprintf(out,
+			", \"parts_stored\": %u, \"parts_expected\": %u, "
+			"\"complete\": %s",
+			stored, expected, stored < expected ? "false" : "true");
+	else
+		fputs(", \"parts_stored\": null, \"parts_expected\": null, "
+		      "\"complete\": true",
+		      out);
+}
+
+void text_parts(FILE *out, uint32_t stored, uint32_t expected)
+{
+	if (stored < expected)
+		fprintf(out, ", INCOMPLETE: %u of %u parts stored", stored,
+			expected);
+}
+
 void json_report(FILE *out, const weft_report *r)
 {
 	char started[40], ended[40];
@@ -219,8 +213,13 @@ void json_report(FILE *out, const weft_report *r)
 			fputs(", ", out);
 		json_string(out, r->warnings[i]);
 	}
-	fprintf(out, "], \"dropped_events\": %llu}\n",
+	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
+	/* Only for a task with parts missing: a whole run's JSON stays the
+	 * report `weft run --report` wrote, byte for byte. */
+	if (r->parts_stored < r->parts_expected)
+		json_parts(out, r->parts_stored, r->parts_expected);
+	fputs("}\n", out);
 }
 
 void json_preflight(FILE *out, const weft_preflight *p)
@@ -290,6 +289,7 @@ void json_dag(FILE *out, const weft_dag *d)
 		json_string_or_null(out, t->backend);
 		fprintf(out, ", \"exit_code\": %d, \"parent\": ", t->exit_code);
 		json_string_or_null(out, t->parent);
+		json_parts(out, t->parts_stored, t->nparts);
 		fputc('}', out);
 	}
 	fputs("],\n \"artifacts\": [", out);

@@ -137,8 +137,14 @@ static int start_listening(weft_coordinator *c, const weft_coordinator_opts *o,
 			 o->listen_url);
 		return WEFT_EINVAL;
 	}
-	int e = coord_slots_start(
-		c, o->contexts > 0 ? o->contexts : WEFT_COORD_DEFAULT_CONTEXTS);
+	int e = coord_conns_start(c, o->max_connections, o->idle_timeout_ms);
+	if (e) {
+		snprintf(err, errsz, "cannot watch connections: %s",
+			 weft_strerror(e));
+		return e;
+	}
+	e = coord_slots_start(c, o->contexts > 0 ? o->contexts
+						 : WEFT_COORD_DEFAULT_CONTEXTS);
 	if (e) {
 		snprintf(err, errsz, "cannot start request contexts: %s",
 			 weft_strerror(e));
@@ -164,6 +170,9 @@ static void coordinator_free(weft_coordinator *c)
 		nng_close(c->sock);
 	coord_writer_stop(c);
 	coord_slots_stop(c);
+	coord_conns_stop(c);
+	pthread_mutex_destroy(&c->conn_mu);
+	pthread_cond_destroy(&c->conn_cv);
 	weft_store_writer_free(c->writer);
 	weft_store_close(c->store);
 	pthread_mutex_destroy(&c->mu);
@@ -197,6 +206,8 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->reply_cv, NULL);
 	pthread_cond_init(&c->idle, NULL);
+	pthread_mutex_init(&c->conn_mu, NULL);
+	pthread_cond_init(&c->conn_cv, NULL);
 	c->log = o->log;
 	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
 	int e = weft_store_open(o->store_path, &c->store);

@@ -54,6 +54,16 @@ struct weft_coordinator {
 	uint64_t rejects[WEFT_REJECT_REASON_MAX];
 	struct job_rejects *jrej;
 	size_t njrej, jrej_cap;
+
+	/* connections.c: open connections (pipes) and when each last
+	 * sent a request; conn_mu guards them, conn_cv wakes the reaper. */
+	pthread_mutex_t conn_mu;
+	pthread_cond_t conn_cv;
+	struct conn *conns;
+	int max_conns, idle_ms;
+	pthread_t reaper;
+	bool reaper_running, conn_quit;
+	uint64_t conns_refused, conns_idle_closed;
 };
 
 /* server.c */
@@ -63,6 +73,13 @@ int coord_writer_start(weft_coordinator *c);
 void coord_drain(weft_coordinator *c);
 void coord_slots_stop(weft_coordinator *c);
 void coord_writer_stop(weft_coordinator *c);
+
+/* connections.c: cap connections at max_conns, close those idle for
+ * idle_ms (0: the defaults); before the listener starts. */
+int coord_conns_start(weft_coordinator *c, int max_conns, int idle_ms);
+void coord_conns_stop(weft_coordinator *c);
+/* A request arrived on p: it is not idle. */
+void coord_conn_active(weft_coordinator *c, nng_pipe p);
 
 /* export.c: EXPORT requests, answered on the context's thread. */
 bool coord_export_request(const uint8_t *buf, size_t len);

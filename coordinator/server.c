@@ -249,10 +249,10 @@ static void apply_one(weft_coordinator *c, struct slot *s, int64_t now)
 		break;
 	case WEFT_REQ_JOB_END:
 		weft_store_apply_job_end(c->writer, r->job, r->exit_code,
-					 r->ended_ns, r->mac, &s->v);
+					 r->ended_ns, &r->proof, &s->v);
 		break;
 	case WEFT_REQ_ENROL:
-		weft_store_apply_enrol(c->writer, r->job, r->writer, r->mac,
+		weft_store_apply_enrol(c->writer, r->job, r->writer, &r->proof,
 				       now, &s->v);
 		break;
 	case WEFT_REQ_FRAGMENT:
@@ -498,6 +498,7 @@ static void slot_cb(void *arg)
 		pthread_mutex_lock(&c->mu);
 		c->in_flight++;
 		pthread_mutex_unlock(&c->mu);
+		coord_conn_active(c, nng_msg_get_pipe(nng_aio_get_msg(s->aio)));
 		handle_request(s, nng_aio_get_msg(s->aio));
 		return;
 	case SLOT_SEND:

@@ -26,6 +26,12 @@
 #define WEFT_COORD_MAX_URL_BYTES 1024
 /* Default number of concurrent request contexts. */
 #define WEFT_COORD_DEFAULT_CONTEXTS 256
+/* Connections open at once at most; more are closed as they come. */
+#define WEFT_COORD_DEFAULT_MAX_CONNECTIONS 1024
+/* A connection that sent no complete request for this long is closed
+ * (an idle one, or one whose request is still half-sent). Wrappers and
+ * clients connect again when they need to. */
+#define WEFT_COORD_DEFAULT_IDLE_MS (60 * 1000)
 
 typedef struct weft_coordinator_opts {
 	const char *listen_url; /* tcp://, tls+tcp://, ipc://, inproc:// */
@@ -33,6 +39,8 @@ typedef struct weft_coordinator_opts {
 	const char *tls_cert;   /* PEM files, for tls+tcp:// only */
 	const char *tls_key;
 	int contexts; /* 0: WEFT_COORD_DEFAULT_CONTEXTS */
+	int max_connections; /* 0: WEFT_COORD_DEFAULT_MAX_CONNECTIONS */
+	int idle_timeout_ms; /* 0: WEFT_COORD_DEFAULT_IDLE_MS */
 	FILE *log;    /* one line per rejection; may be NULL */
 } weft_coordinator_opts;
 

@@ -104,21 +104,24 @@ enum {
 	J_HOST,
 	J_CWD,
 	J_GIT,
+	J_VK,
 	J_NKEYS
 };
 static const char *const job_key_names[J_NKEYS] = {
 	"id",  "ended", "key",  "created", "endt", "exit",
-	"cmd", "user",  "host", "cwd",     "git",
+	"cmd", "user",  "host", "cwd",     "git",  "vk",
 };
 static const struct weft_rd_keys job_keys = {
-	job_key_names, J_NKEYS, ((1u << J_NKEYS) - 1) & ~(1u << J_KEY)};
+	job_key_names, J_NKEYS,
+	((1u << J_NKEYS) - 1) & ~(1u << J_KEY) & ~(1u << J_VK)};
 
 /* Fewest bytes of a writer entry: [bin32, int]. */
 #define WRITER_MIN_BYTES (1 + 2 + WEFT_PUBKEY_BYTES + 1)
 
 static int page_check(const weft_export_page *p)
 {
-	if (weft_job_id_check(p->job.id) || (p->has_key && !p->ended) ||
+	if (weft_job_id_check(p->job.id) ||
+	    ((p->has_key || p->has_vk) && !p->ended) ||
 	    p->nwriters > WEFT_MAX_EXPORT_WRITERS ||
 	    p->nenvs > WEFT_MAX_EXPORT_ENVELOPES)
 		return WEFT_EINVAL;
@@ -147,7 +150,7 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out)
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REPLY_EXPORT, P_NKEYS);
 	weft_wr_key(&w, "job");
-	weft_wr_map(&w, p->has_key ? J_NKEYS : J_NKEYS - 1);
+	weft_wr_map(&w, J_NKEYS - 2 + p->has_key + p->has_vk);
 	weft_wr_key(&w, "id");
 	weft_wr_cstr(&w, j->id);
 	weft_wr_key(&w, "ended");
@@ -155,6 +158,10 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out)
 	if (p->has_key) {
 		weft_wr_key(&w, "key");
 		weft_wr_bin(&w, p->key, WEFT_MAC_BYTES);
+	}
+	if (p->has_vk) {
+		weft_wr_key(&w, "vk");
+		weft_wr_bin(&w, p->vk, WEFT_PUBKEY_BYTES);
 	}
 	weft_wr_key(&w, "created");
 	weft_wr_int(&w, j->created_ns);
@@ -197,6 +204,9 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case J_KEY:
 		p->has_key = true;
 		return wire_rd_fixed_bin(rd, p->key, WEFT_MAC_BYTES);
+	case J_VK:
+		p->has_vk = true;
+		return wire_rd_fixed_bin(rd, p->vk, WEFT_PUBKEY_BYTES);
 	case J_CREATED:
 		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->created_ns);
 	case J_ENDT:

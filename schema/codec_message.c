@@ -2,17 +2,20 @@
  * codec_message.c - the coordinator's requests and replies.
  *
  * Every message is a map: "v" first, then "t" (the kind, a small uint),
- * then the kind's own keys, all required. Reading "t" second lets the
+ * then the kind's own keys, all required but one of the two proofs of
+ * ENROL and JOB_END ("sig", "mac"). Reading "t" second lets the
  * decoder pick the key set before it meets any other key, so the strict
  * unknown-key and duplicate-key checks of codec.h hold per kind.
  *
- * Requests carry MACs computed here from the token (weft_req_enrol,
+ * Requests carry proofs computed here from the token (weft_req_enrol,
  * weft_req_job_end), so a caller never builds one by hand; a job create
- * carries the token itself (the coordinator keeps only the key derived
- * from it: weft_enrol_key).
+ * carries the token itself (the coordinator keeps only the public
+ * verifier derived from it: weft_job_verifier).
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "wire_codec.h"
 
@@ -146,18 +149,23 @@ enum {
 	Q_MAC,
 	Q_WRITER,
 	Q_ENV,
+	Q_SIG,
 	Q_NKEYS
 };
 static const char *const req_key_names[Q_NKEYS] = {
-	"job", "token", "cmd",  "user", "host",   "cwd",
-	"git", "time",  "exit", "mac",  "writer", "env",
+	"job",  "token", "cmd", "user",   "host", "cwd", "git",
+	"time", "exit",  "mac", "writer", "env",  "sig",
 };
 #define B(k) (1u << (k))
+/* Keys a request may leave out: one of the two proofs (checked after the
+ * decode: at least one must be there). */
+#define REQ_OPTIONAL (B(Q_MAC) | B(Q_SIG))
 static const uint32_t req_key_sets[] = {
 	[WEFT_REQ_JOB_CREATE] = B(Q_JOB) | B(Q_TOKEN) | B(Q_CMD) | B(Q_USER) |
 				B(Q_HOST) | B(Q_CWD) | B(Q_GIT) | B(Q_TIME),
-	[WEFT_REQ_JOB_END] = B(Q_JOB) | B(Q_EXIT) | B(Q_TIME) | B(Q_MAC),
-	[WEFT_REQ_ENROL] = B(Q_JOB) | B(Q_WRITER) | B(Q_MAC),
+	[WEFT_REQ_JOB_END] =
+		B(Q_JOB) | B(Q_EXIT) | B(Q_TIME) | B(Q_MAC) | B(Q_SIG),
+	[WEFT_REQ_ENROL] = B(Q_JOB) | B(Q_WRITER) | B(Q_MAC) | B(Q_SIG),
 	[WEFT_REQ_FRAGMENT] = B(Q_ENV),
 	[WEFT_REQ_STATUS] = 0, /* job optional */
 };
@@ -182,25 +190,68 @@ int weft_req_job_create(const weft_job_info *j, weft_buf *out)
 	return weft_wr_finish(&w);
 }
 
+/* Both proofs of token for a request: the job key's signature (sign
+ * fills it from the job key) and the legacy MAC. */
+typedef int (*proof_sign_fn)(const weft_writer_key *jk, const char *job,
+			     const void *what, uint8_t sig[WEFT_SIG_BYTES]);
+
+static int end_sign(const weft_writer_key *jk, const char *job,
+		    const void *what, uint8_t sig[WEFT_SIG_BYTES])
+{
+	return weft_job_end_sign(jk, job, *(const int32_t *)what, sig);
+}
+
+static int enrol_sign(const weft_writer_key *jk, const char *job,
+		      const void *what, uint8_t sig[WEFT_SIG_BYTES])
+{
+	return weft_enrol_sign(jk, job, what, sig);
+}
+
+static int token_proof(const char *token, const char *job, const void *what,
+		       proof_sign_fn sign, weft_token_proof *p)
+{
+	weft_writer_key jk;
+	uint8_t key[WEFT_MAC_BYTES];
+	int rc = weft_job_key(token, &jk);
+	if (!rc)
+		rc = sign(&jk, job, what, p->sig);
+	weft_enrol_key(token, key);
+	if (sign == end_sign)
+		weft_job_end_mac(key, job, *(const int32_t *)what, p->mac);
+	else
+		weft_enrol_mac(key, job, what, p->mac);
+	sodium_memzero(&jk, sizeof(jk));
+	sodium_memzero(key, sizeof(key));
+	return rc;
+}
+
+static void proof_write(struct weft_wr *w, const weft_token_proof *p)
+{
+	weft_wr_key(w, "sig");
+	weft_wr_bin(w, p->sig, WEFT_SIG_BYTES);
+	weft_wr_key(w, "mac");
+	weft_wr_bin(w, p->mac, WEFT_MAC_BYTES);
+}
+
 int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
 		     int64_t ended_ns, weft_buf *out)
 {
 	if (weft_job_id_check(job) || weft_token_check(token))
 		return WEFT_EINVAL;
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(token, key);
-	weft_job_end_mac(key, job, exit_code, mac);
+	weft_token_proof p;
+	int rc = token_proof(token, job, &exit_code, end_sign, &p);
+	if (rc)
+		return rc;
 	struct weft_wr w;
 	weft_wr_init(&w, out);
-	wire_kind_write(&w, WEFT_REQ_JOB_END, 4);
+	wire_kind_write(&w, WEFT_REQ_JOB_END, 5);
 	weft_wr_key(&w, "job");
 	weft_wr_cstr(&w, job);
 	weft_wr_key(&w, "exit");
 	weft_wr_int(&w, exit_code);
 	weft_wr_key(&w, "time");
 	weft_wr_int(&w, ended_ns);
-	weft_wr_key(&w, "mac");
-	weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+	proof_write(&w, &p);
 	return weft_wr_finish(&w);
 }
 
@@ -209,18 +260,18 @@ int weft_req_enrol(const char *job, const char *token,
 {
 	if (weft_job_id_check(job) || weft_token_check(token))
 		return WEFT_EINVAL;
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(token, key);
-	weft_enrol_mac(key, job, pk, mac);
+	weft_token_proof p;
+	int rc = token_proof(token, job, pk, enrol_sign, &p);
+	if (rc)
+		return rc;
 	struct weft_wr w;
 	weft_wr_init(&w, out);
-	wire_kind_write(&w, WEFT_REQ_ENROL, 3);
+	wire_kind_write(&w, WEFT_REQ_ENROL, 4);
 	weft_wr_key(&w, "job");
 	weft_wr_cstr(&w, job);
 	weft_wr_key(&w, "writer");
 	weft_wr_bin(&w, pk, WEFT_PUBKEY_BYTES);
-	weft_wr_key(&w, "mac");
-	weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+	proof_write(&w, &p);
 	return weft_wr_finish(&w);
 }
 
@@ -282,7 +333,11 @@ static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		r->exit_code = (int32_t)v;
 		return rc;
 	case Q_MAC:
-		return wire_rd_fixed_bin(rd, r->mac, WEFT_MAC_BYTES);
+		r->proof.has_mac = true;
+		return wire_rd_fixed_bin(rd, r->proof.mac, WEFT_MAC_BYTES);
+	case Q_SIG:
+		r->proof.has_sig = true;
+		return wire_rd_fixed_bin(rd, r->proof.sig, WEFT_SIG_BYTES);
 	case Q_WRITER:
 		return wire_rd_fixed_bin(rd, r->writer, WEFT_PUBKEY_BYTES);
 	case Q_ENV:
@@ -326,12 +381,19 @@ int weft_request_decode(const uint8_t *buf, size_t len, weft_request *r)
 				map[nk] = i;
 				names[nk++] = req_key_names[i];
 			}
+		uint32_t required = 0;
+		for (unsigned i = 0; i < nk; i++)
+			if (!(B(map[i]) & REQ_OPTIONAL))
+				required |= 1u << i;
 		struct weft_rd_keys keys = {
-			names, nk,
-			r->kind == WEFT_REQ_STATUS ? 0 : (1u << nk) - 1};
+			names, nk, r->kind == WEFT_REQ_STATUS ? 0 : required};
 		struct req_ctx ctx = {r, map};
 		rc = wire_entries_read(&rd, n, &keys, req_remap_entry, &ctx);
 	}
+	if (rc == WEFT_OK &&
+	    (r->kind == WEFT_REQ_ENROL || r->kind == WEFT_REQ_JOB_END) &&
+	    !r->proof.has_sig && !r->proof.has_mac)
+		rc = WEFT_EINVAL; /* a proof is missing */
 	if (rc == WEFT_OK && rd.pos != len)
 		rc = WEFT_ETRAILING;
 	if (rc) {

@@ -5,8 +5,11 @@
  * Ack: {v, t: 1, st (enum weft_ack_status), why (enum
  * weft_reject_reason), detail, seq}. Status: {v, t: 2, jobs: [job map],
  * rejects: [uint per reason], requests}, a job map being {id, ended,
- * created, endt, exit, cmd, frags, bytes, rejects, writers: [writer map]}
- * and a writer map {pk, enrolled, frags, max, missing}. All keys required.
+ * created, endt, exit, cmd, frags, bytes, rejects, writers: [writer map],
+ * ninc, inc: [task map]}, a writer map {pk, enrolled, frags, max, missing}
+ * and a task map {id, name, node, parts, nparts}. All keys required, but
+ * ninc and inc, written only when a job has incomplete tasks (so that an
+ * older weft status still reads the answer about complete jobs).
  * Memory for a decoded status grows with the records actually read.
  */
 #include <stdio.h>
@@ -67,14 +70,24 @@ enum {
 	J_BYTES,
 	J_REJECTS,
 	J_WRITERS,
+	J_NINC,
+	J_INC,
 	J_NKEYS
 };
 static const char *const job_key_names[J_NKEYS] = {
-	"id",  "ended", "created", "endt",    "exit",
-	"cmd", "frags", "bytes",   "rejects", "writers",
+	"id",    "ended", "created", "endt",    "exit", "cmd",
+	"frags", "bytes", "rejects", "writers", "ninc", "inc",
 };
-static const struct weft_rd_keys job_keys = {job_key_names, J_NKEYS,
-					     (1u << J_NKEYS) - 1};
+static const struct weft_rd_keys job_keys = {
+	job_key_names, J_NKEYS,
+	((1u << J_NKEYS) - 1) & ~(1u << J_NINC) & ~(1u << J_INC)};
+
+enum { T_ID, T_NAME, T_NODE, T_PARTS, T_NPARTS, T_NKEYS };
+static const char *const task_key_names[T_NKEYS] = {
+	"id", "name", "node", "parts", "nparts",
+};
+static const struct weft_rd_keys task_keys = {task_key_names, T_NKEYS,
+					      (1u << T_NKEYS) - 1};
 
 enum { W_PK, W_ENROLLED, W_FRAGS, W_MAX, W_MISSING, W_NKEYS };
 static const char *const writer_key_names[W_NKEYS] = {
@@ -123,14 +136,42 @@ static void writer_write(struct weft_wr *w, const weft_status_writer *sw)
 	weft_wr_uint(w, sw->missing);
 }
 
+static void task_write(struct weft_wr *w, const weft_status_task *t)
+{
+	weft_wr_map(w, T_NKEYS);
+	weft_wr_key(w, "id");
+	weft_wr_cstr(w, t->id);
+	weft_wr_key(w, "name");
+	weft_wr_cstr(w, t->name);
+	weft_wr_key(w, "node");
+	weft_wr_cstr(w, t->node);
+	weft_wr_key(w, "parts");
+	weft_wr_uint(w, t->parts_stored);
+	weft_wr_key(w, "nparts");
+	weft_wr_uint(w, t->nparts);
+}
+
+static bool task_fits(const weft_status_task *t)
+{
+	return strnlen(t->id, sizeof(t->id)) < sizeof(t->id) &&
+	       strnlen(t->name, sizeof(t->name)) < sizeof(t->name) &&
+	       strnlen(t->node, sizeof(t->node)) < sizeof(t->node) &&
+	       t->nparts <= WEFT_MAX_PARTS && t->parts_stored <= t->nparts;
+}
+
 static int job_write(struct weft_wr *w, const weft_status_job *j)
 {
 	if (weft_job_id_check(j->id) ||
-	    strnlen(j->command, sizeof(j->command)) >= sizeof(j->command))
+	    strnlen(j->command, sizeof(j->command)) >= sizeof(j->command) ||
+	    j->ntasks > j->incomplete)
 		return WEFT_EINVAL;
-	if (j->nwriters > WEFT_MAX_STATUS_WRITERS)
+	if (j->nwriters > WEFT_MAX_STATUS_WRITERS ||
+	    j->ntasks > WEFT_MAX_STATUS_TASKS)
 		return WEFT_ETOOBIG;
-	weft_wr_map(w, J_NKEYS);
+	for (size_t i = 0; i < j->ntasks; i++)
+		if (!task_fits(&j->tasks[i]))
+			return WEFT_EINVAL;
+	weft_wr_map(w, j->incomplete ? J_NKEYS : J_NKEYS - 2);
 	weft_wr_key(w, "id");
 	weft_wr_cstr(w, j->id);
 	weft_wr_key(w, "ended");
@@ -153,6 +194,14 @@ static int job_write(struct weft_wr *w, const weft_status_job *j)
 	weft_wr_array(w, (uint32_t)j->nwriters);
 	for (size_t i = 0; i < j->nwriters; i++)
 		writer_write(w, &j->writers[i]);
+	if (j->incomplete) {
+		weft_wr_key(w, "ninc");
+		weft_wr_uint(w, j->incomplete);
+		weft_wr_key(w, "inc");
+		weft_wr_array(w, (uint32_t)j->ntasks);
+		for (size_t i = 0; i < j->ntasks; i++)
+			task_write(w, &j->tasks[i]);
+	}
 	return WEFT_OK;
 }
 
@@ -227,6 +276,35 @@ static int writer_read(struct weft_rd *rd, void *item, void *ctx)
 	return weft_rd_fields(rd, &writer_keys, false, writer_read_entry, item);
 }
 
+static int task_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_status_task *t = ctx;
+	uint64_t v;
+	int rc;
+	switch (key) {
+	case T_ID:
+		return wire_rd_fixed_str(rd, t->id, sizeof(t->id));
+	case T_NAME:
+		return wire_rd_fixed_str(rd, t->name, sizeof(t->name));
+	case T_NODE:
+		return wire_rd_fixed_str(rd, t->node, sizeof(t->node));
+	case T_PARTS:
+	case T_NPARTS:
+		rc = weft_rd_uint(rd, WEFT_MAX_PARTS, &v);
+		*(key == T_PARTS ? &t->parts_stored : &t->nparts) = (uint32_t)v;
+		return rc;
+	}
+	return WEFT_EINVAL;
+}
+
+static int task_read(struct weft_rd *rd, void *item, void *ctx)
+{
+	(void)ctx;
+	int rc = weft_rd_fields(rd, &task_keys, false, task_read_entry, item);
+	const weft_status_task *t = item;
+	return rc ? rc : t->parts_stored > t->nparts ? WEFT_EINVAL : WEFT_OK;
+}
+
 static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_status_job *j = ctx;
@@ -258,6 +336,13 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 				    weft_rd_min_map_bytes(&writer_keys),
 				    sizeof(*j->writers), (void **)&j->writers,
 				    &j->nwriters, writer_read, NULL);
+	case J_NINC:
+		return weft_rd_uint(rd, UINT64_MAX, &j->incomplete);
+	case J_INC:
+		return weft_rd_list(rd, WEFT_MAX_STATUS_TASKS,
+				    weft_rd_min_map_bytes(&task_keys),
+				    sizeof(*j->tasks), (void **)&j->tasks,
+				    &j->ntasks, task_read, NULL);
 	}
 	return WEFT_EINVAL;
 }
@@ -265,7 +350,9 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 static int job_read(struct weft_rd *rd, void *item, void *ctx)
 {
 	(void)ctx;
-	return weft_rd_fields(rd, &job_keys, false, job_read_entry, item);
+	int rc = weft_rd_fields(rd, &job_keys, false, job_read_entry, item);
+	const weft_status_job *j = item;
+	return rc ? rc : j->ntasks > j->incomplete ? WEFT_EINVAL : WEFT_OK;
 }
 
 static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -318,8 +405,10 @@ int weft_reply_decode(const uint8_t *buf, size_t len, weft_reply *r)
 
 void weft_status_release(weft_status *st)
 {
-	for (size_t i = 0; i < st->njobs; i++)
+	for (size_t i = 0; i < st->njobs; i++) {
 		free(st->jobs[i].writers);
+		free(st->jobs[i].tasks);
+	}
 	free(st->jobs);
 	st->jobs = NULL;
 	st->njobs = 0;

@@ -74,6 +74,8 @@ static void fill_page(weft_export_page *p, weft_export_writer *w,
 	p->exit_code = 3;
 	p->has_key = true;
 	memset(p->key, 0xab, WEFT_MAC_BYTES);
+	p->has_vk = true;
+	memset(p->vk, 0xcd, WEFT_PUBKEY_BYTES);
 	memset(w->pk, 0x11, WEFT_PUBKEY_BYTES);
 	w->enrolled_ns = -4;
 	p->writers = w;
@@ -113,6 +115,8 @@ static void test_page(void **state)
 	assert_string_equal(q.job.cwd, "/home/ada/x");
 	assert_true(q.ended && q.has_key);
 	assert_memory_equal(q.key, p.key, WEFT_MAC_BYTES);
+	assert_true(q.has_vk);
+	assert_memory_equal(q.vk, p.vk, WEFT_PUBKEY_BYTES);
 	assert_int_equal(q.exit_code, 3);
 	assert_int_equal(q.nwriters, 1);
 	assert_int_equal(q.writers[0].enrolled_ns, -4);
@@ -135,14 +139,16 @@ static void test_page(void **state)
 		assert_null(q.job.command);
 	}
 
-	/* An open job never carries its key. */
+	/* An open job never carries its key or verifier. */
 	p.ended = false;
 	b.len = 0;
 	assert_int_equal(weft_reply_export(&p, &b), WEFT_EINVAL);
 	p.has_key = false;
+	assert_int_equal(weft_reply_export(&p, &b), WEFT_EINVAL);
+	p.has_vk = false;
 	assert_int_equal(weft_reply_export(&p, &b), WEFT_OK);
 	assert_int_equal(weft_export_page_decode(b.data, b.len, &q), WEFT_OK);
-	assert_false(q.has_key);
+	assert_false(q.has_key || q.has_vk);
 	weft_export_page_release(&q);
 	/* An ack is not a page, a page not an ack. */
 	weft_reply r;

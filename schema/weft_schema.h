@@ -240,6 +240,10 @@ typedef struct weft_report {
 	char **warnings;
 	size_t nwarnings;
 	uint64_t dropped_events;
+	/* Not encoded: what a store knows of a job's task it loaded (parts
+	 * stored of the parts it was cut into; fewer is an incomplete
+	 * record). 0, 0 for a run outside any job. */
+	uint32_t parts_stored, parts_expected;
 } weft_report;
 
 void weft_report_init(weft_report *r);

@@ -14,11 +14,19 @@
  *
  *   submitter:  JOB_CREATE {job, token, command, user, host, cwd, git, time}
  *               -> ack stored | duplicate (same job again) | rejected
- *   wrapper:    ENROL {job, writer public key, MAC(token-derived key)}
+ *   wrapper:    ENROL {job, writer public key, sig, mac}
  *               -> ack stored | duplicate (already enrolled) | rejected
  *   wrapper:    FRAGMENT {env: envelope bytes}, one per seq 1, 2, 3...
  *               -> ack stored | duplicate | rejected (reason) | retry
- *   submitter:  JOB_END {job, exit, time, MAC} -> ack
+ *   submitter:  JOB_END {job, exit, time, sig, mac} -> ack
+ *
+ * ENROL and JOB_END prove the job token (weft_token_proof): sig is an
+ * Ed25519 signature by the job key derived from the token
+ * (weft_job_key), which a coordinator checks with the job's public
+ * verifier; mac is the keyed BLAKE2b an older weft used (weft_enrol_key),
+ * still sent so that jobs created by an older coordinator whose store was
+ * migrated while they were open can be finished. Either may be absent;
+ * a request with neither is malformed.
  *   anyone:     STATUS {job or none} -> status answer
  *
  * An envelope {v, job, writer, seq, payload, sig} carries one encoded
@@ -86,6 +94,8 @@
 #define WEFT_ENVELOPE_DOMAIN "weft-envelope-v1"
 #define WEFT_ENROL_DOMAIN "weft-enrol-v1"
 #define WEFT_JOB_END_DOMAIN "weft-job-end-v1"
+#define WEFT_ENROL_SIG_DOMAIN "weft-enrol-sig-v2"
+#define WEFT_JOB_END_SIG_DOMAIN "weft-job-end-sig-v2"
 
 /* ---- Ids, tokens, keys (libsodium; wire_crypto.c) ---- */
 
@@ -116,8 +126,43 @@ void weft_pubkey_to_text(const uint8_t pk[WEFT_PUBKEY_BYTES],
 			 char out[WEFT_PUBKEY_TEXT_BYTES]);
 int weft_pubkey_from_text(const char *text, uint8_t pk[WEFT_PUBKEY_BYTES]);
 
-/* The job's enrolment key: BLAKE2b-256 of the token, keyed with a fixed
- * domain string. Coordinators keep this, never the token. */
+/* The job key: an Ed25519 key pair derived from the token alone (its seed
+ * is a keyed BLAKE2b-256 of the token under a fixed domain string). Its
+ * public half, the job's verifier, is what coordinators and stores keep:
+ * it checks the proofs below and cannot make them. Only holders of the
+ * token can sign. */
+int weft_job_key(const char *token, weft_writer_key *k);
+/* The verifier alone (weft_job_key's pk). */
+int weft_job_verifier(const char *token, uint8_t vk[WEFT_PUBKEY_BYTES]);
+/* Signature by the job key over WEFT_ENROL_SIG_DOMAIN (with its NUL) ||
+ * job (36 bytes) || the writer's public key: the token's holder lets this
+ * writer write into this job. */
+int weft_enrol_sign(const weft_writer_key *job_key, const char *job,
+		    const uint8_t pk[WEFT_PUBKEY_BYTES],
+		    uint8_t sig[WEFT_SIG_BYTES]);
+/* WEFT_OK when sig is that signature for vk, else WEFT_ESIG. */
+int weft_enrol_verify(const uint8_t vk[WEFT_PUBKEY_BYTES], const char *job,
+		      const uint8_t pk[WEFT_PUBKEY_BYTES],
+		      const uint8_t sig[WEFT_SIG_BYTES]);
+/* The same over WEFT_JOB_END_SIG_DOMAIN || job || exit code (s32
+ * big-endian): the job ends with this status. */
+int weft_job_end_sign(const weft_writer_key *job_key, const char *job,
+		      int32_t exit_code, uint8_t sig[WEFT_SIG_BYTES]);
+int weft_job_end_verify(const uint8_t vk[WEFT_PUBKEY_BYTES], const char *job,
+			int32_t exit_code, const uint8_t sig[WEFT_SIG_BYTES]);
+
+/* How a request proves the job token: a signature by the job key, a
+ * legacy MAC, or both (see the message flow above). */
+typedef struct weft_token_proof {
+	bool has_sig, has_mac;
+	uint8_t sig[WEFT_SIG_BYTES];
+	uint8_t mac[WEFT_MAC_BYTES];
+} weft_token_proof;
+
+/* Legacy (an older weft; kept for jobs it created): the enrolment
+ * key, BLAKE2b-256 of the token keyed with a fixed domain string. Anyone
+ * holding it can make the MACs below, so stores no longer keep it once
+ * a job has ended, and new jobs never get one. */
 void weft_enrol_key(const char *token, uint8_t key[WEFT_MAC_BYTES]);
 /* MAC proving the token for (job, writer). */
 void weft_enrol_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
@@ -241,7 +286,7 @@ typedef struct weft_request {
 	int32_t exit_code;
 	int64_t ended_ns;
 	/* JOB_END, ENROL */
-	uint8_t mac[WEFT_MAC_BYTES];
+	weft_token_proof proof;
 	/* ENROL */
 	uint8_t writer[WEFT_PUBKEY_BYTES];
 	/* FRAGMENT: the envelope bytes, pointing into the decoded buffer */
@@ -316,6 +361,19 @@ typedef struct weft_status_writer {
 	uint64_t missing;   /* seqs in 1..max_seq not stored (gaps) */
 } weft_status_writer;
 
+/* Incomplete tasks one status answer lists per job at most (the count of
+ * them, weft_status_job.incomplete, is exact). */
+#define WEFT_MAX_STATUS_TASKS 1024
+
+/* A task of a job with fewer parts stored than it was cut into: its
+ * wrapper was killed while spooling, or parts are still on their way. */
+typedef struct weft_status_task {
+	char id[WEFT_MAX_TASK_BYTES + 1];
+	char name[WEFT_MAX_FIELD_BYTES + 1]; /* truncated for display */
+	char node[WEFT_MAX_NAME_BYTES];
+	uint32_t parts_stored, nparts;
+} weft_status_task;
+
 typedef struct weft_status_job {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	bool ended;
@@ -327,6 +385,9 @@ typedef struct weft_status_job {
 				      since the coordinator started */
 	weft_status_writer *writers;
 	size_t nwriters;
+	uint64_t incomplete;     /* tasks with parts missing */
+	weft_status_task *tasks; /* the first of them (WEFT_MAX_STATUS_TASKS) */
+	size_t ntasks;
 } weft_status_job;
 
 typedef struct weft_status {
@@ -370,13 +431,15 @@ void weft_status_release(weft_status *st);
  * cursors are opaque (start from 0). A page holds no envelope while it
  * still has writers to send, so every envelope comes after its writer.
  *
- * The job's key (weft_enrol_key of its token) is in a page only once the
- * job has ended: with it, anyone could enrol writers in an open job. An
- * open job's page has its record without the key and nothing else.
+ * The job's verifier (weft_job_verifier of its token; "vk") is in a page
+ * only once the job has ended, like its writers and envelopes: an open
+ * job's page has its record and nothing else. A job an older weft
+ * created has no verifier; its page carries the legacy "key" instead
+ * (weft_enrol_key, all zeros once the job ended: see the store).
  *
- * Page: {v, t: 3, job: {id, ended, key (ended only), created, endt, exit,
- * cmd, user, host, cwd, git}, writers: [[pk, enrolled]...], envs: [bin...],
- * next, wnext, more}.
+ * Page: {v, t: 3, job: {id, ended, key | vk (ended only), created, endt,
+ * exit, cmd, user, host, cwd, git}, writers: [[pk, enrolled]...], envs:
+ * [bin...], next, wnext, more}.
  */
 enum { WEFT_REQ_EXPORT = 6 };
 enum { WEFT_REPLY_EXPORT = 3 };
@@ -403,8 +466,10 @@ typedef struct weft_export_page {
 	bool ended;
 	int64_t ended_ns;  /* 0 while open */
 	int32_t exit_code; /* -1 while open */
-	bool has_key;      /* only when ended */
+	bool has_key;      /* only when ended: a job without a verifier */
 	uint8_t key[WEFT_MAC_BYTES];
+	bool has_vk; /* only when ended */
+	uint8_t vk[WEFT_PUBKEY_BYTES];
 	weft_export_writer *writers; /* owned after decode */
 	size_t nwriters;
 	weft_export_env *envs; /* the array owned after decode */
@@ -417,8 +482,8 @@ int weft_req_export(const char *job, uint64_t after, uint64_t wafter,
 		    weft_buf *out);
 /* Decode an EXPORT request (what weft_request_decode does not know). */
 int weft_export_request_decode(const uint8_t *buf, size_t len,
-			       char job[WEFT_JOB_ID_BYTES + 1],
-			       uint64_t *after, uint64_t *wafter);
+			       char job[WEFT_JOB_ID_BYTES + 1], uint64_t *after,
+			       uint64_t *wafter);
 /* WEFT_EINVAL for a page out of range (a key on an open job, more
  * envelopes or writers than the limits, an envelope over
  * WEFT_MAX_ENVELOPE_BYTES); WEFT_ETOOBIG when over WEFT_MAX_MESSAGE_BYTES. */

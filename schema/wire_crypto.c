@@ -1,7 +1,12 @@
 /*
  * wire_crypto.c - the crypto both ends of a weft connection share: job ids
- * and tokens, writer key pairs, envelope signatures, and the MACs that
- * prove knowledge of WEFT_JOB_TOKEN (libsodium).
+ * and tokens, writer key pairs, envelope signatures, and the proofs of
+ * knowledge of WEFT_JOB_TOKEN (libsodium): signatures by a job key derived
+ * from the token, and the legacy MACs an older weft made.
+ *
+ * Why a key pair for the token: whatever a coordinator keeps to check a
+ * proof ends up in its store, and stores get copied. A MAC key checks and
+ * makes proofs alike; an Ed25519 public key only checks them.
  *
  * It lives in schema/ because wrappers (signing) and coordinators and
  * stores (verifying) both need exactly the same bytes under the signature;
@@ -131,6 +136,117 @@ void weft_enrol_key(const char *token, uint8_t key[WEFT_MAC_BYTES])
 			   sizeof(token_kdf_key) - 1);
 }
 
+/* The key that turns a token into the job key's seed (v2: signatures). */
+static const char token_seed_key[] = "weft job token -> job key seed v2";
+
+int weft_job_key(const char *token, weft_writer_key *k)
+{
+	uint8_t seed[crypto_sign_ed25519_SEEDBYTES];
+	if (weft_crypto_init())
+		return WEFT_EIO;
+	crypto_generichash(seed, sizeof(seed), (const uint8_t *)token,
+			   strlen(token), (const uint8_t *)token_seed_key,
+			   sizeof(token_seed_key) - 1);
+	int rc = crypto_sign_ed25519_seed_keypair(k->pk, k->sk, seed);
+	sodium_memzero(seed, sizeof(seed));
+	return rc ? WEFT_EIO : WEFT_OK;
+}
+
+int weft_job_verifier(const char *token, uint8_t vk[WEFT_PUBKEY_BYTES])
+{
+	weft_writer_key k;
+	int err = weft_job_key(token, &k);
+	if (!err)
+		memcpy(vk, k.pk, WEFT_PUBKEY_BYTES);
+	sodium_memzero(&k, sizeof(k));
+	return err;
+}
+
+/* What a job-key signature covers: domain (with its NUL) || job (36
+ * bytes, NUL-padded) || extra (a writer key, or an exit code). */
+#define JOB_SIGNED_MAX (32 + WEFT_JOB_ID_BYTES + WEFT_PUBKEY_BYTES)
+
+static size_t job_signed(const char *domain, const char *job,
+			 const uint8_t *extra, size_t extra_len,
+			 uint8_t m[JOB_SIGNED_MAX])
+{
+	size_t d = strlen(domain) + 1, o = 0;
+	memcpy(m, domain, d);
+	o += d;
+	memset(m + o, 0, WEFT_JOB_ID_BYTES);
+	memcpy(m + o, job, strnlen(job, WEFT_JOB_ID_BYTES));
+	o += WEFT_JOB_ID_BYTES;
+	memcpy(m + o, extra, extra_len);
+	return o + extra_len;
+}
+
+static int job_sign(const weft_writer_key *k, const char *domain,
+		    const char *job, const uint8_t *extra, size_t extra_len,
+		    uint8_t sig[WEFT_SIG_BYTES])
+{
+	uint8_t m[JOB_SIGNED_MAX];
+	if (weft_crypto_init())
+		return WEFT_EIO;
+	size_t n = job_signed(domain, job, extra, extra_len, m);
+	return crypto_sign_ed25519_detached(sig, NULL, m, n, k->sk) ? WEFT_EIO
+								    : WEFT_OK;
+}
+
+static int job_verify(const uint8_t vk[WEFT_PUBKEY_BYTES], const char *domain,
+		      const char *job, const uint8_t *extra, size_t extra_len,
+		      const uint8_t sig[WEFT_SIG_BYTES])
+{
+	uint8_t m[JOB_SIGNED_MAX];
+	if (weft_crypto_init())
+		return WEFT_EIO;
+	size_t n = job_signed(domain, job, extra, extra_len, m);
+	return crypto_sign_ed25519_verify_detached(sig, m, n, vk) ? WEFT_ESIG
+								  : WEFT_OK;
+}
+
+static void exit_code_be(int32_t exit_code, uint8_t be[4])
+{
+	uint32_t u = (uint32_t)exit_code;
+	be[0] = (uint8_t)(u >> 24);
+	be[1] = (uint8_t)(u >> 16);
+	be[2] = (uint8_t)(u >> 8);
+	be[3] = (uint8_t)u;
+}
+
+int weft_enrol_sign(const weft_writer_key *job_key, const char *job,
+		    const uint8_t pk[WEFT_PUBKEY_BYTES],
+		    uint8_t sig[WEFT_SIG_BYTES])
+{
+	return job_sign(job_key, WEFT_ENROL_SIG_DOMAIN, job, pk,
+			WEFT_PUBKEY_BYTES, sig);
+}
+
+int weft_enrol_verify(const uint8_t vk[WEFT_PUBKEY_BYTES], const char *job,
+		      const uint8_t pk[WEFT_PUBKEY_BYTES],
+		      const uint8_t sig[WEFT_SIG_BYTES])
+{
+	return job_verify(vk, WEFT_ENROL_SIG_DOMAIN, job, pk, WEFT_PUBKEY_BYTES,
+			  sig);
+}
+
+int weft_job_end_sign(const weft_writer_key *job_key, const char *job,
+		      int32_t exit_code, uint8_t sig[WEFT_SIG_BYTES])
+{
+	uint8_t be[4];
+	exit_code_be(exit_code, be);
+	return job_sign(job_key, WEFT_JOB_END_SIG_DOMAIN, job, be, sizeof(be),
+			sig);
+}
+
+int weft_job_end_verify(const uint8_t vk[WEFT_PUBKEY_BYTES], const char *job,
+			int32_t exit_code, const uint8_t sig[WEFT_SIG_BYTES])
+{
+	uint8_t be[4];
+	exit_code_be(exit_code, be);
+	return job_verify(vk, WEFT_JOB_END_SIG_DOMAIN, job, be, sizeof(be),
+			  sig);
+}
+
 /* MAC over domain (with its NUL) || job (36 bytes) || extra. */
 static void job_mac(const uint8_t key[WEFT_MAC_BYTES], const char *domain,
 		    const char *job, const uint8_t *extra, size_t extra_len,
@@ -157,9 +273,8 @@ void weft_enrol_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
 void weft_job_end_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
 		      int32_t exit_code, uint8_t mac[WEFT_MAC_BYTES])
 {
-	uint32_t u = (uint32_t)exit_code;
-	uint8_t be[4] = {(uint8_t)(u >> 24), (uint8_t)(u >> 16),
-			 (uint8_t)(u >> 8), (uint8_t)u};
+	uint8_t be[4];
+	exit_code_be(exit_code, be);
 	job_mac(key, WEFT_JOB_END_DOMAIN, job, be, sizeof(be), mac);
 }
 

@@ -94,6 +94,44 @@ static void test_pubkey_text(void **state)
 	assert_int_equal(weft_pubkey_from_text("abcd", back), WEFT_EINVAL);
 }
 
+/* The job key is a function of the token alone; its signatures verify
+ * only for the job, writer or exit code they were made for, and only
+ * under their own domain (an enrolment never passes as a job end). */
+static void test_job_key(void **state)
+{
+	(void)state;
+	weft_writer_key a, b, other;
+	assert_int_equal(weft_job_key(token, &a), WEFT_OK);
+	assert_int_equal(weft_job_key(token, &b), WEFT_OK);
+	assert_memory_equal(a.pk, b.pk, WEFT_PUBKEY_BYTES);
+	assert_memory_equal(a.sk, b.sk, WEFT_SECKEY_BYTES);
+	assert_int_equal(
+		weft_job_key("0123456789abcdef0123456789abcdeF", &other),
+		WEFT_OK);
+	assert_memory_not_equal(a.pk, other.pk, WEFT_PUBKEY_BYTES);
+	/* The verifier is not the legacy key, nor anything made from it. */
+	uint8_t key[WEFT_MAC_BYTES];
+	weft_enrol_key(token, key);
+	assert_memory_not_equal(a.pk, key, WEFT_PUBKEY_BYTES);
+
+	uint8_t pk[WEFT_PUBKEY_BYTES] = {1, 2, 3}, pk2[WEFT_PUBKEY_BYTES] = {9};
+	uint8_t sig[WEFT_SIG_BYTES];
+	assert_int_equal(weft_enrol_sign(&a, job_id, pk, sig), WEFT_OK);
+	assert_int_equal(weft_enrol_verify(a.pk, job_id, pk, sig), WEFT_OK);
+	assert_int_equal(weft_enrol_verify(a.pk, job_id, pk2, sig), WEFT_ESIG);
+	assert_int_equal(weft_enrol_verify(other.pk, job_id, pk, sig),
+			 WEFT_ESIG);
+	assert_int_equal(
+		weft_enrol_verify(a.pk, "00000000-0000-4000-8000-000000000000",
+				  pk, sig),
+		WEFT_ESIG);
+	assert_int_equal(weft_job_end_sign(&a, job_id, 0, sig), WEFT_OK);
+	assert_int_equal(weft_job_end_verify(a.pk, job_id, 0, sig), WEFT_OK);
+	assert_int_equal(weft_job_end_verify(a.pk, job_id, -1, sig), WEFT_ESIG);
+	uint8_t zero[WEFT_PUBKEY_BYTES] = {0};
+	assert_int_equal(weft_enrol_verify(a.pk, job_id, zero, sig), WEFT_ESIG);
+}
+
 static void test_macs(void **state)
 {
 	(void)state;
@@ -386,7 +424,14 @@ static void test_requests(void **state)
 	assert_int_equal(r.exit_code, 2);
 	assert_int_equal(r.ended_ns, 999);
 	weft_job_end_mac(key, job_id, 2, mac);
-	assert_true(weft_mac_equal(mac, r.mac));
+	assert_true(r.proof.has_mac && r.proof.has_sig);
+	assert_true(weft_mac_equal(mac, r.proof.mac));
+	uint8_t vk[WEFT_PUBKEY_BYTES];
+	assert_int_equal(weft_job_verifier(token, vk), WEFT_OK);
+	assert_int_equal(weft_job_end_verify(vk, job_id, 2, r.proof.sig),
+			 WEFT_OK);
+	assert_int_equal(weft_job_end_verify(vk, job_id, 3, r.proof.sig),
+			 WEFT_ESIG);
 	weft_request_release(&r);
 	weft_buf_free(&b);
 
@@ -398,7 +443,9 @@ static void test_requests(void **state)
 	assert_int_equal(r.kind, WEFT_REQ_ENROL);
 	assert_memory_equal(r.writer, k.pk, WEFT_PUBKEY_BYTES);
 	weft_enrol_mac(key, job_id, k.pk, mac);
-	assert_true(weft_mac_equal(mac, r.mac));
+	assert_true(weft_mac_equal(mac, r.proof.mac));
+	assert_int_equal(weft_enrol_verify(vk, job_id, k.pk, r.proof.sig),
+			 WEFT_OK);
 	weft_buf_free(&b);
 
 	assert_int_equal(weft_req_status(NULL, &b), WEFT_OK);
@@ -494,6 +541,10 @@ static void test_status_reply(void **state)
 		{.enrolled_ns = 6},
 	};
 	ws[0].pk[0] = 7;
+	weft_status_task ts[1] = {{.parts_stored = 12, .nparts = 429}};
+	strcpy(ts[0].id, "task-1");
+	strcpy(ts[0].name, "train");
+	strcpy(ts[0].node, "node7");
 	weft_status_job jobs[2] = {
 		{.ended = true,
 		 .created_ns = 1,
@@ -503,7 +554,10 @@ static void test_status_reply(void **state)
 		 .bytes = 300,
 		 .rejects = 1,
 		 .writers = ws,
-		 .nwriters = 2},
+		 .nwriters = 2,
+		 .incomplete = 2,
+		 .tasks = ts,
+		 .ntasks = 1},
 		{.exit_code = -1},
 	};
 	strcpy(jobs[0].id, job_id);
@@ -529,9 +583,27 @@ static void test_status_reply(void **state)
 	assert_int_equal(j->nwriters, 2);
 	assert_int_equal(j->writers[0].pk[0], 7);
 	assert_int_equal(j->writers[0].missing, 2);
+	assert_int_equal(j->incomplete, 2);
+	assert_int_equal(j->ntasks, 1);
+	assert_string_equal(j->tasks[0].name, "train");
+	assert_string_equal(j->tasks[0].node, "node7");
+	assert_int_equal(j->tasks[0].parts_stored, 12);
+	assert_int_equal(j->tasks[0].nparts, 429);
 	assert_int_equal(r.status.jobs[1].exit_code, -1);
 	assert_int_equal(r.status.jobs[1].nwriters, 0);
+	assert_int_equal(r.status.jobs[1].incomplete, 0);
 	weft_reply_release(&r);
+	/* More parts stored than expected, or more tasks than counted: not
+	 * a status. */
+	ts[0].parts_stored = 430;
+	b.len = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_EINVAL);
+	ts[0].parts_stored = 12;
+	jobs[0].incomplete = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_EINVAL);
+	jobs[0].incomplete = 2;
+	b.len = 0;
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_OK);
 	for (size_t n = 0; n < b.len; n++) {
 		assert_int_not_equal(weft_reply_decode(b.data, n, &r), WEFT_OK);
 		assert_null(r.status.jobs);
@@ -545,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_uuid_and_token),
 		cmocka_unit_test(test_pubkey_text),
 		cmocka_unit_test(test_macs),
+		cmocka_unit_test(test_job_key),
 		cmocka_unit_test(test_envelope_roundtrip_and_tamper),
 		cmocka_unit_test(test_envelope_limits),
 		cmocka_unit_test(test_fragment_roundtrip),

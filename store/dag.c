@@ -72,7 +72,7 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 	"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "                       \
 	"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "         \
 	" WHERE t2.job = t.job AND t2.task_id = t.parent "                     \
-	" ORDER BY r2.num LIMIT 1) "                                           \
+	" ORDER BY r2.num LIMIT 1), t.parts_stored, t.nparts "                 \
 	"FROM runs r LEFT JOIN tasks t ON t.run = r.num " where                \
 	"ORDER BY r.started_ns, r.num"
 	/* The job spelled out, so that runs_by_job is used (load_edges). */
@@ -99,6 +99,8 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 		t->node = column_dup(st, 2);
 		t->backend = column_dup(st, 3);
 		t->exit_code = sqlite3_column_int(st, 4);
+		t->parts_stored = (uint32_t)sqlite3_column_int64(st, 8);
+		t->nparts = (uint32_t)sqlite3_column_int64(st, 9);
 		/* A task's own name (a fragment's) before its command. */
 		if (sqlite3_column_bytes(st, 6) > 0)
 			t->name = column_dup(st, 6);

@@ -50,12 +50,17 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_SAVEPOINT] = "SAVEPOINT req",
 	[W_RELEASE] = "RELEASE req",
 	[W_ROLLBACK_TO] = "ROLLBACK TO req",
-	[W_JOB_GET] = "SELECT num, state, enrol_key FROM jobs WHERE id = ?1",
-	[W_JOB_ADD] = "INSERT INTO jobs (id, enrol_key, state, created_ns, "
-		      "command, user, host, cwd, git) "
-		      "VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8)",
+	[W_JOB_GET] = "SELECT num, state, enrol_key, verifier FROM jobs "
+		      "WHERE id = ?1",
+	/* enrol_key all zeros: the job has a verifier instead. */
+	[W_JOB_ADD] = "INSERT INTO jobs (id, enrol_key, verifier, state, "
+		      "created_ns, command, user, host, cwd, git) "
+		      "VALUES (?1, zeroblob(32), ?2, 'open', ?3, ?4, ?5, ?6, "
+		      "?7, ?8)",
+	/* A job from before verifiers loses its legacy key as it ends: no
+	 * enrolment needs it any more. */
 	[W_JOB_END] = "UPDATE jobs SET state = 'ended', ended_ns = ?2, "
-		      "exit_code = ?3 WHERE num = ?1",
+		      "exit_code = ?3, enrol_key = zeroblob(32) WHERE num = ?1",
 	[W_WRITER_GET] = "SELECT num FROM writers WHERE job = ?1 AND "
 			 "pubkey = ?2",
 	[W_WRITER_ADD] = "INSERT INTO writers (job, pubkey, enrolled_ns) "
@@ -143,7 +148,9 @@ struct checkpointer {
 struct job_row {
 	sqlite3_int64 num;
 	bool ended;
-	uint8_t key[WEFT_MAC_BYTES];
+	bool has_vk;                   /* else a job from before verifiers */
+	uint8_t vk[WEFT_PUBKEY_BYTES]; /* the token's public verifier */
+	uint8_t key[WEFT_MAC_BYTES];   /* legacy: while open and !has_vk */
 };
 
 struct weft_store_writer {
@@ -448,6 +455,9 @@ static int job_get(weft_store_writer *w, const char *id, struct job_row *j)
 	if (sqlite3_column_bytes(st, 2) != WEFT_MAC_BYTES)
 		return WEFT_EDB;
 	memcpy(j->key, sqlite3_column_blob(st, 2), WEFT_MAC_BYTES);
+	j->has_vk = sqlite3_column_bytes(st, 3) == WEFT_PUBKEY_BYTES;
+	if (j->has_vk)
+		memcpy(j->vk, sqlite3_column_blob(st, 3), WEFT_PUBKEY_BYTES);
 	w->job = *j;
 	memcpy(w->job_id, id, sizeof(w->job_id));
 	w->job_cached = true;
@@ -551,28 +561,55 @@ static int job_for_request(weft_store_writer *w, const char *job,
 	return err;
 }
 
-/* Whether a request's MAC is the one the job's token makes (refused with
- * "bad token" when not). */
-static bool token_proved(const uint8_t want[WEFT_MAC_BYTES],
-			 const uint8_t got[WEFT_MAC_BYTES], const char *what,
-			 const char *job, weft_verdict *v)
+/* What a proof of the token is for: enrolling a writer, or ending the
+ * job with an exit code. */
+struct proof_for {
+	const char *what;  /* "enrolment", "job end" */
+	const uint8_t *pk; /* enrolment: the writer */
+	int32_t exit_code; /* job end */
+};
+
+/* Whether p proves the job's token for f (refused with "bad token" when
+ * not). A job with a verifier takes only its signature; a job from before
+ * verifiers takes the legacy MAC while it is open (its key is gone once
+ * it ended). */
+static bool token_proved(const struct job_row *row, const char *job,
+			 const weft_token_proof *p, const struct proof_for *f,
+			 weft_verdict *v)
 {
-	if (weft_mac_equal(want, got))
-		return true;
-	REJECT(v, WEFT_REJECT_BAD_TOKEN, "%s not proved with job %s's token",
-	       what, job);
-	return false;
+	bool ok = false;
+	if (row->has_vk && p->has_sig)
+		ok = (f->pk ? weft_enrol_verify(row->vk, job, f->pk, p->sig)
+			    : weft_job_end_verify(row->vk, job, f->exit_code,
+						  p->sig)) == WEFT_OK;
+	else if (!row->has_vk && !row->ended && p->has_mac) {
+		uint8_t mac[WEFT_MAC_BYTES];
+		if (f->pk)
+			weft_enrol_mac(row->key, job, f->pk, mac);
+		else
+			weft_job_end_mac(row->key, job, f->exit_code, mac);
+		ok = weft_mac_equal(mac, p->mac);
+	}
+	if (!ok)
+		REJECT(v, WEFT_REJECT_BAD_TOKEN,
+		       "%s not proved with job %s's token", f->what, job);
+	return ok;
 }
 
 static int job_create(weft_store_writer *w, const void *arg, weft_verdict *v)
 {
 	const weft_job_info *j = arg;
-	uint8_t key[WEFT_MAC_BYTES];
-	weft_enrol_key(j->token, key);
+	uint8_t vk[WEFT_PUBKEY_BYTES];
+	if (weft_job_verifier(j->token, vk))
+		return WEFT_ENOMEM; /* libsodium cannot start: retry */
 	struct job_row row;
 	int err = job_get(w, j->id, &row);
 	if (err == WEFT_OK) {
-		if (weft_mac_equal(key, row.key))
+		uint8_t key[WEFT_MAC_BYTES];
+		weft_enrol_key(j->token, key);
+		bool same = row.has_vk ? !memcmp(vk, row.vk, sizeof(vk))
+				       : weft_mac_equal(key, row.key);
+		if (same)
 			DUPLICATE(v, "job %s exists", j->id);
 		else
 			REJECT(v, WEFT_REJECT_JOB_EXISTS,
@@ -583,7 +620,7 @@ static int job_create(weft_store_writer *w, const void *arg, weft_verdict *v)
 		return err;
 	sqlite3_stmt *st = stmt(w, W_JOB_ADD);
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, key, WEFT_MAC_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, vk, WEFT_PUBKEY_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, j->created_ns);
 	store_bind_bytes(st, 4, j->command ? j->command : "");
 	store_bind_bytes(st, 5, j->user);
@@ -612,7 +649,7 @@ struct job_end_arg {
 	const char *job;
 	int32_t exit_code;
 	int64_t ended_ns;
-	const uint8_t *mac;
+	const weft_token_proof *proof;
 };
 
 static int job_end(weft_store_writer *w, const void *arg, weft_verdict *v)
@@ -622,9 +659,14 @@ static int job_end(weft_store_writer *w, const void *arg, weft_verdict *v)
 	int err = job_for_request(w, a->job, &row, v);
 	if (err || v->status == WEFT_ACK_REJECTED)
 		return err;
-	uint8_t mac[WEFT_MAC_BYTES];
-	weft_job_end_mac(row.key, a->job, a->exit_code, mac);
-	if (!token_proved(mac, a->mac, "job end", a->job, v))
+	if (row.ended && !row.has_vk) {
+		/* A job from before verifiers: nothing left to check a
+		 * proof with, and nothing to change. */
+		DUPLICATE(v, "job %s had ended", a->job);
+		return WEFT_OK;
+	}
+	struct proof_for f = {"job end", NULL, a->exit_code};
+	if (!token_proved(&row, a->job, a->proof, &f, v))
 		return WEFT_OK;
 	if (row.ended) {
 		DUPLICATE(v, "job %s had ended", a->job);
@@ -643,10 +685,9 @@ static int job_end(weft_store_writer *w, const void *arg, weft_verdict *v)
 
 void weft_store_apply_job_end(weft_store_writer *w, const char *job,
 			      int32_t exit_code, int64_t ended_ns,
-			      const uint8_t mac[WEFT_MAC_BYTES],
-			      weft_verdict *v)
+			      const weft_token_proof *proof, weft_verdict *v)
 {
-	struct job_end_arg a = {job, exit_code, ended_ns, mac};
+	struct job_end_arg a = {job, exit_code, ended_ns, proof};
 	in_savepoint(w, job_end, &a, v);
 }
 
@@ -654,7 +695,8 @@ void weft_store_apply_job_end(weft_store_writer *w, const char *job,
 
 struct enrol_arg {
 	const char *job;
-	const uint8_t *pk, *mac;
+	const uint8_t *pk;
+	const weft_token_proof *proof;
 	int64_t now_ns;
 };
 
@@ -665,23 +707,33 @@ static int enrol(weft_store_writer *w, const void *arg, weft_verdict *v)
 	int err = job_for_request(w, a->job, &row, v);
 	if (err || v->status == WEFT_ACK_REJECTED)
 		return err;
-	uint8_t mac[WEFT_MAC_BYTES];
-	weft_enrol_mac(row.key, a->job, a->pk, mac);
-	if (!token_proved(mac, a->mac, "enrolment", a->job, v))
-		return WEFT_OK;
 	sqlite3_int64 num;
 	err = writer_get(w, row.num, a->pk, &num);
+	if (err != WEFT_OK && err != WEFT_ENOTFOUND)
+		return err;
+	if (err == WEFT_OK && row.ended && !row.has_vk) {
+		/* A late spool of a job from before verifiers: enrolled
+		 * before the end, and its legacy key is gone. */
+		DUPLICATE(v, "writer already enrolled");
+		return WEFT_OK;
+	}
+	struct proof_for f = {"enrolment", a->pk, 0};
+	if (!token_proved(&row, a->job, a->proof, &f, v)) {
+		if (row.ended && !row.has_vk)
+			REJECT(v, WEFT_REJECT_JOB_ENDED,
+			       "job %s has ended (created by an older weft, "
+			       "it takes no late writers)",
+			       a->job);
+		return WEFT_OK;
+	}
 	if (err == WEFT_OK) {
 		/* Even after the end: a late spool enrols again first. */
 		DUPLICATE(v, "writer already enrolled");
 		return WEFT_OK;
 	}
-	if (err != WEFT_ENOTFOUND)
-		return err;
-	if (row.ended) {
-		REJECT(v, WEFT_REJECT_JOB_ENDED, "job %s has ended", a->job);
-		return WEFT_OK;
-	}
+	/* After the end too: the proof was made by a holder of the token,
+	 * for this job and this writer (a wrapper that could not reach the
+	 * coordinator in time spooled it with its fragments). */
 	sqlite3_stmt *st = stmt(w, W_WRITER_ADD);
 	sqlite3_bind_int64(st, 1, row.num);
 	sqlite3_bind_blob(st, 2, a->pk, WEFT_PUBKEY_BYTES, SQLITE_STATIC);
@@ -694,10 +746,10 @@ static int enrol(weft_store_writer *w, const void *arg, weft_verdict *v)
 
 void weft_store_apply_enrol(weft_store_writer *w, const char *job,
 			    const uint8_t pk[WEFT_PUBKEY_BYTES],
-			    const uint8_t mac[WEFT_MAC_BYTES], int64_t now_ns,
+			    const weft_token_proof *proof, int64_t now_ns,
 			    weft_verdict *v)
 {
-	struct enrol_arg a = {job, pk, mac, now_ns};
+	struct enrol_arg a = {job, pk, proof, now_ns};
 	in_savepoint(w, enrol, &a, v);
 }
 

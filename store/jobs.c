@@ -92,6 +92,49 @@ static int load_writers(weft_store *s, sqlite3_int64 job, weft_status_job *j)
 	return err;
 }
 
+/* The job's tasks with fewer parts stored than they were cut into: how
+ * many, and the first WEFT_MAX_STATUS_TASKS of them. */
+static int load_incomplete(weft_store *s, sqlite3_int64 job, weft_status_job *j)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(
+		s,
+		"SELECT t.task_id, t.name, r.node, t.parts_stored, t.nparts, "
+		"count(*) OVER () FROM tasks t JOIN runs r ON r.num = t.run "
+		"WHERE t.job = ?1 AND t.parts_stored < t.nparts ORDER BY t.run",
+		&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, job);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		j->incomplete = (uint64_t)sqlite3_column_int64(st, 5);
+		if (!j->tasks) {
+			size_t n = j->incomplete < WEFT_MAX_STATUS_TASKS
+					   ? (size_t)j->incomplete
+					   : WEFT_MAX_STATUS_TASKS;
+			j->tasks = calloc(n, sizeof(*j->tasks));
+			if (!j->tasks) {
+				err = WEFT_ENOMEM;
+				break;
+			}
+		}
+		if (j->ntasks == WEFT_MAX_STATUS_TASKS ||
+		    j->ntasks == j->incomplete)
+			break;
+		weft_status_task *t = &j->tasks[j->ntasks++];
+		store_column_fixed(st, 0, t->id, sizeof(t->id));
+		store_column_fixed(st, 1, t->name, sizeof(t->name));
+		store_column_fixed(st, 2, t->node, sizeof(t->node));
+		t->parts_stored = (uint32_t)sqlite3_column_int64(st, 3);
+		t->nparts = (uint32_t)sqlite3_column_int64(st, 4);
+	}
+	if (!err && rc != SQLITE_ROW)
+		err = step_done(rc);
+	sqlite3_finalize(st);
+	return err;
+}
+
 int weft_store_status(weft_store *s, const char *job, weft_status *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -143,7 +186,8 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		store_column_fixed(st, 6, j->command, sizeof(j->command));
 		j->fragments = (uint64_t)sqlite3_column_int64(st, 7);
 		j->bytes = (uint64_t)sqlite3_column_int64(st, 8);
-		if ((err = load_writers(s, sqlite3_column_int64(st, 0), j)))
+		if ((err = load_writers(s, sqlite3_column_int64(st, 0), j)) ||
+		    (err = load_incomplete(s, sqlite3_column_int64(st, 0), j)))
 			break;
 	}
 	if (!err && rc != SQLITE_ROW)
@@ -166,7 +210,9 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 	"coalesce(ended_ns, 0), coalesce(exit_code, -1), "                     \
 	"(SELECT count(*) FROM writers w WHERE w.job = j.num), "               \
 	"(SELECT count(*) FROM envelopes e WHERE e.job = j.num), "             \
-	"(SELECT count(*) FROM tasks t WHERE t.job = j.num) FROM jobs j "
+	"(SELECT count(*) FROM tasks t WHERE t.job = j.num), "                 \
+	"(SELECT count(*) FROM tasks t WHERE t.job = j.num AND "               \
+	" t.parts_stored < t.nparts) FROM jobs j "
 
 static int job_from_row(sqlite3_stmt *st, weft_job_record *r)
 {
@@ -183,6 +229,7 @@ static int job_from_row(sqlite3_stmt *st, weft_job_record *r)
 	r->writers = (uint64_t)sqlite3_column_int64(st, 10);
 	r->fragments = (uint64_t)sqlite3_column_int64(st, 11);
 	r->tasks = (uint64_t)sqlite3_column_int64(st, 12);
+	r->tasks_incomplete = (uint64_t)sqlite3_column_int64(st, 13);
 	return WEFT_OK;
 }
 

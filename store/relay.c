@@ -39,10 +39,13 @@
 enum { R_JOB_GET, R_JOB_ADD, R_JOB_END, R_WRITER_GET, R_WRITER_ADD, R_NSTMT };
 
 static const char *const relay_sql[R_NSTMT] = {
-	[R_JOB_GET] = "SELECT num, state, enrol_key FROM jobs WHERE id = ?1",
+	[R_JOB_GET] = "SELECT num, state, enrol_key, verifier FROM jobs "
+		      "WHERE id = ?1",
 	[R_JOB_ADD] = "INSERT INTO jobs (id, enrol_key, state, created_ns, "
-		      "ended_ns, exit_code, command, user, host, cwd, git) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		      "ended_ns, exit_code, command, user, host, cwd, git, "
+		      "verifier) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+		      "?12)",
 	[R_JOB_END] = "UPDATE jobs SET state = 'ended', ended_ns = ?2, "
 		      "exit_code = ?3 WHERE num = ?1 AND state = 'open'",
 	[R_WRITER_GET] = "SELECT num FROM writers WHERE job = ?1 AND "
@@ -265,7 +268,19 @@ struct job_row {
 	sqlite3_int64 num;
 	bool ended;
 	uint8_t key[WEFT_MAC_BYTES];
+	bool has_vk;
+	uint8_t vk[WEFT_PUBKEY_BYTES];
 };
+
+/* Whether a job here and a source's job came from the same token: by
+ * their verifiers, or (jobs an older weft made) their legacy keys. */
+static bool same_token(const struct job_row *row, const weft_relay_job *j)
+{
+	if (row->has_vk || j->has_vk)
+		return row->has_vk && j->has_vk &&
+		       !memcmp(row->vk, j->vk, WEFT_PUBKEY_BYTES);
+	return weft_mac_equal(row->key, j->key);
+}
 
 static int job_get(weft_relay *r, const char *id, struct job_row *row)
 {
@@ -279,6 +294,9 @@ static int job_get(weft_relay *r, const char *id, struct job_row *row)
 	row->num = sqlite3_column_int64(st, 0);
 	row->ended = !strcmp((const char *)sqlite3_column_text(st, 1), "ended");
 	memcpy(row->key, sqlite3_column_blob(st, 2), WEFT_MAC_BYTES);
+	row->has_vk = sqlite3_column_bytes(st, 3) == WEFT_PUBKEY_BYTES;
+	if (row->has_vk)
+		memcpy(row->vk, sqlite3_column_blob(st, 3), WEFT_PUBKEY_BYTES);
 	sqlite3_reset(st);
 	return WEFT_OK;
 }
@@ -301,11 +319,15 @@ static int job_add(weft_relay *r, const weft_relay_job *j)
 	store_bind_bytes(st, 9, i->host);
 	store_bind_bytes(st, 10, i->cwd);
 	store_bind_bytes(st, 11, i->git);
+	if (j->has_vk)
+		sqlite3_bind_blob(st, 12, j->vk, WEFT_PUBKEY_BYTES,
+				  SQLITE_STATIC);
 	return store_step_insert(st);
 }
 
-/* has_key: the source holds a key for the job (a store row without one
- * is refused: storing it would give the job a key nobody derived). */
+/* has_key: the source holds a key or a verifier for the job (a store row
+ * without either is refused: storing it would give the job a key nobody
+ * derived). */
 static int put_job(weft_relay *r, const weft_relay_job *j, bool has_key,
 		   weft_verdict *v)
 {
@@ -329,7 +351,7 @@ static int put_job(weft_relay *r, const weft_relay_job *j, bool has_key,
 		store_verdict(v, WEFT_ACK_REJECTED, WEFT_REJECT_MALFORMED,
 			      "the source holds no key for job %s", id);
 	else if ((err = job_get(r, id, &row)) == WEFT_OK) {
-		if (!weft_mac_equal(row.key, j->key)) {
+		if (!same_token(&row, j)) {
 			store_verdict(
 				v, WEFT_ACK_REJECTED, WEFT_REJECT_JOB_EXISTS,
 				"job %s exists here with another token", id);
@@ -605,7 +627,7 @@ bool weft_store_same_file(weft_store *a, weft_store *b)
 #define JOB_ROW_SQL                                                            \
 	"SELECT num, id, enrol_key, state, created_ns, "                       \
 	"coalesce(ended_ns, 0), coalesce(exit_code, -1), "                     \
-	"command, user, host, cwd, git FROM jobs "
+	"command, user, host, cwd, git, verifier FROM jobs "
 
 /* A JOB_ROW_SQL row into j (j->info.command malloc'd, to be freed also
  * after an error); *has_key: the row holds a key. */
@@ -617,6 +639,11 @@ static int job_from_row(sqlite3_stmt *st, weft_relay_job *j, bool *has_key)
 	*has_key = sqlite3_column_bytes(st, 2) == WEFT_MAC_BYTES;
 	if (*has_key)
 		memcpy(j->key, sqlite3_column_blob(st, 2), WEFT_MAC_BYTES);
+	j->has_vk = sqlite3_column_bytes(st, 12) == WEFT_PUBKEY_BYTES;
+	if (j->has_vk) {
+		memcpy(j->vk, sqlite3_column_blob(st, 12), WEFT_PUBKEY_BYTES);
+		*has_key = true;
+	}
 	const unsigned char *state = sqlite3_column_text(st, 3);
 	j->ended = state && !strcmp((const char *)state, "ended");
 	i->created_ns = sqlite3_column_int64(st, 4);
@@ -859,7 +886,9 @@ int weft_store_export(weft_store *s, const char *job, uint64_t after,
 			err = job_from_row(st, &j, &has_key);
 			p.job = j.info;
 			p.ended = j.ended;
-			p.has_key = j.ended && has_key;
+			p.has_vk = j.ended && j.has_vk;
+			memcpy(p.vk, j.vk, WEFT_PUBKEY_BYTES);
+			p.has_key = j.ended && has_key && !j.has_vk;
 			if (p.has_key)
 				memcpy(p.key, j.key, WEFT_MAC_BYTES);
 			p.ended_ns = j.ended_ns;
@@ -897,7 +926,7 @@ int weft_relay_put_page(weft_relay *r, const weft_export_page *p, bool first,
 	const char *job = p->job.id;
 	int err = WEFT_OK;
 	if (first) {
-		if (!p->has_key) {
+		if (!p->has_key && !p->has_vk) {
 			store_verdict(v, WEFT_ACK_RETRY, WEFT_REJECT_NONE,
 				      "job %s is still open at the source",
 				      job);
@@ -907,6 +936,8 @@ int weft_relay_put_page(weft_relay *r, const weft_export_page *p, bool first,
 		memset(&j, 0, sizeof(j));
 		j.info = p->job;
 		memcpy(j.key, p->key, WEFT_MAC_BYTES);
+		j.has_vk = p->has_vk;
+		memcpy(j.vk, p->vk, WEFT_PUBKEY_BYTES);
 		j.ended = p->ended;
 		j.ended_ns = p->ended_ns;
 		j.exit_code = p->exit_code;

@@ -147,7 +147,7 @@ static const char *const migrations[] = {
 	"  writer INTEGER NOT NULL REFERENCES writers (num),"
 	"  task_id BLOB NOT NULL,"
 	"  name BLOB NOT NULL,"
-	"  parent BLOB," /* the launching task's task_id, or NULL */
+	"  parent BLOB,"          /* the launching task's task_id, or NULL */
 	"  engine BLOB NOT NULL," /* key=value lines */
 	"  preflight BLOB NOT NULL,"
 	"  nparts INTEGER NOT NULL,"
@@ -186,6 +186,17 @@ static const char *const migrations[] = {
 	"ALTER TABLE file_io ADD COLUMN last_write_ns INTEGER;"
 	"CREATE INDEX file_io_by_location ON file_io (loc_path, loc_fs)"
 	"  WHERE loc_path IS NOT NULL;",
+	/* 4: job verifiers. A job keeps the Ed25519 public key derived from
+	 * its token (weft_job_verifier): it checks the signatures that
+	 * enrol writers and end the job, and cannot make them, so a copy of
+	 * the store proves nothing. enrol_key (from which anyone can make
+	 * the older MACs) is all zeros in jobs that have a verifier; a job
+	 * created before this step keeps its enrol_key while it is open, so
+	 * its wrappers can still enrol, and loses it (zeros) when it ends,
+	 * here for jobs that have ended already. */
+	"ALTER TABLE jobs ADD COLUMN verifier BLOB"
+	"  CHECK (verifier IS NULL OR length(verifier) = 32);"
+	"UPDATE jobs SET enrol_key = zeroblob(32) WHERE state = 'ended';",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -704,9 +715,11 @@ static int load_header(weft_store *s, sqlite3_int64 num, weft_report *r)
 {
 	sqlite3_stmt *st;
 	int err = store_prepare(s,
-				"SELECT id, backend, node, exit_code, "
-				"started_ns, ended_ns, dropped_events "
-				"FROM runs WHERE num = ?1",
+				"SELECT r.id, r.backend, r.node, r.exit_code, "
+				"r.started_ns, r.ended_ns, r.dropped_events, "
+				"t.parts_stored, t.nparts FROM runs r "
+				"LEFT JOIN tasks t ON t.run = r.num "
+				"WHERE r.num = ?1",
 				&st);
 	if (err)
 		return err;
@@ -723,6 +736,8 @@ static int load_header(weft_store *s, sqlite3_int64 num, weft_report *r)
 		r->started_ns = sqlite3_column_int64(st, 4);
 		r->ended_ns = sqlite3_column_int64(st, 5);
 		r->dropped_events = (uint64_t)sqlite3_column_int64(st, 6);
+		r->parts_stored = (uint32_t)sqlite3_column_int64(st, 7);
+		r->parts_expected = (uint32_t)sqlite3_column_int64(st, 8);
 	}
 	sqlite3_finalize(st);
 	return err;
@@ -941,6 +956,15 @@ int weft_store_get_run(weft_store *s, const char *run_id, weft_report *out)
 		err = load_files(s, num, out);
 	if (!err)
 		err = load_warnings(s, num, out);
+	/* Said where every reader of the run looks: its warnings. */
+	if (!err && out->parts_stored < out->parts_expected &&
+	    weft_report_warn(out,
+			     "incomplete: %u of %u parts of this task are "
+			     "stored (its wrapper died while spooling, or "
+			     "parts are still to be delivered)",
+			     out->parts_stored,
+			     out->parts_expected) == WEFT_ENOMEM)
+		err = WEFT_ENOMEM;
 	if (err == WEFT_EDB)
 		store_save_errmsg(s);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);

@@ -117,10 +117,9 @@ static void test_jobs_and_enrolment(void **state)
 			 -WEFT_REJECT_BAD_TOKEN);
 	assert_int_equal(job_end(fx, token, 3), WEFT_ACK_STORED);
 	assert_int_equal(job_end(fx, token, 3), WEFT_ACK_DUPLICATE);
-	/* After the end: no new writers; an enrolled one may re-enrol and
-	 * deliver what its spool still holds. */
-	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_REJECTED);
-	assert_int_equal(v.reason, WEFT_REJECT_JOB_ENDED);
+	/* After the end: an enrolled writer may re-enrol and deliver what
+	 * its spool still holds; one never enrolled delivers nothing
+	 * (test_late_writer: unless it enrols with the token's proof). */
 	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
 	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
 	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
@@ -432,6 +431,134 @@ static void test_batch_redo(void **state)
 		weft_buf_free(&envs[i]);
 }
 
+/* Everything a job's row holds, as a copy of the store would give it: the
+ * bytes of every BLOB column of jobs, for the test to try as a key. */
+static void stored_job_blobs(struct fixture *fx, uint8_t keys[8][32], int *n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "SELECT * FROM jobs", -1, &st, NULL),
+		SQLITE_OK);
+	*n = 0;
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	for (int c = 0; c < sqlite3_column_count(st) && *n < 8; c++)
+		if (sqlite3_column_bytes(st, c) == 32 &&
+		    sqlite3_column_type(st, c) == SQLITE_BLOB)
+			memcpy(keys[(*n)++], sqlite3_column_blob(st, c), 32);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Issue 14 item 3: nothing a copy of the store holds proves the token:
+ * every 32-byte value of the job's row, used as the token-derived key,
+ * enrols no writer and ends no job. */
+static void test_store_copy_proves_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	job_create(fx, token, WEFT_ACK_STORED);
+	uint8_t keys[8][32];
+	int n;
+	stored_job_blobs(fx, keys, &n);
+	for (int i = 0; i < n; i++) {
+		weft_token_proof p;
+		memset(&p, 0, sizeof(p));
+		p.has_mac = true;
+		weft_enrol_mac(keys[i], fx->job, fx->k2.pk, p.mac);
+		weft_verdict v;
+		assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+		weft_store_apply_enrol(fx->w, fx->job, fx->k2.pk, &p, 200, &v);
+		assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+		assert_int_equal(v.status, WEFT_ACK_REJECTED);
+		assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
+		weft_job_end_mac(keys[i], fx->job, 7, p.mac);
+		assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+		weft_store_apply_job_end(fx->w, fx->job, 7, 900, &p, &v);
+		assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+		assert_int_equal(v.status, WEFT_ACK_REJECTED);
+		assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
+	}
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM writers"), 0);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM jobs "
+					   "WHERE state = 'ended'"),
+			 0);
+	/* The token itself still does both. */
+	weft_verdict v;
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
+	assert_int_equal(job_end(fx, token, 0), WEFT_ACK_STORED);
+}
+
+/* Issue 14 item 4: a writer that could not enrol before the job ended
+ * (the coordinator was away) enrols late with the proof it made while it
+ * had the token, and its fragments are stored; a late enrolment without
+ * that proof is still refused. */
+static void test_late_writer(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	assert_int_equal(job_end(fx, token, 0), WEFT_ACK_STORED);
+	assert_int_equal(enrol(fx, &fx->k2, "wrong-token-0123456789", &v),
+			 WEFT_ACK_REJECTED);
+	assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
+			 -WEFT_REJECT_JOB_ENDED);
+	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_STORED);
+	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_DUPLICATE);
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a), WEFT_ACK_STORED);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM tasks"), 1);
+}
+
+/* A store an older weft wrote (jobs keep enrol_key, no verifier), with
+ * one open and one ended job, is migrated: the ended job's key is
+ * erased; the open one still enrols with the legacy MAC until it ends,
+ * then its key is erased too and it takes no late writers. */
+static void test_store_from_older_weft(void **state)
+{
+	struct fixture *fx = *state;
+	weft_store_writer_free(fx->w);
+	weft_store_close(fx->s);
+	uint8_t key[WEFT_MAC_BYTES];
+	weft_enrol_key(token, key);
+	char sql[1024], hex[2 * WEFT_MAC_BYTES + 1];
+	for (int i = 0; i < WEFT_MAC_BYTES; i++)
+		sprintf(hex + 2 * i, "%02x", key[i]);
+	snprintf(sql, sizeof(sql),
+		 "ALTER TABLE jobs DROP COLUMN verifier;"
+		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
+		 "user, host, cwd, git) VALUES ('%s', x'%s', 'open', 1, '', "
+		 "'', '', '', '');"
+		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
+		 "user, host, cwd, git) VALUES "
+		 "('00000000-0000-4000-8000-000000000000', x'%s', 'ended', 1, "
+		 "'', '', '', '', '');"
+		 "PRAGMA user_version = 3;",
+		 fx->job, hex, hex);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
+	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM jobs WHERE "
+					   "enrol_key = zeroblob(32)"),
+			 1);
+	weft_verdict v;
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
+	assert_int_equal(job_end(fx, "wrong-token-0123456789", 0),
+			 -WEFT_REJECT_BAD_TOKEN);
+	assert_int_equal(job_end(fx, token, 0), WEFT_ACK_STORED);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM jobs WHERE "
+					   "enrol_key = zeroblob(32)"),
+			 2);
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
+	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_REJECTED);
+	assert_int_equal(v.reason, WEFT_REJECT_JOB_ENDED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +573,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_redo, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_store_copy_proves_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_writer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_store_from_older_weft,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

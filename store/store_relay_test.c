@@ -276,13 +276,23 @@ static void test_pull_into_empty_then_again(void **state)
 					   "state = 'ended' AND exit_code = 3 "
 					   "AND ended_ns = 900"),
 			 1);
-	/* The job key came along: the token's end MAC is a duplicate. */
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(token, key);
-	weft_job_end_mac(key, fx->job, 3, mac);
+	/* The job's verifier came along: the token's end is a duplicate,
+	 * and a forged one is refused. */
+	weft_token_proof proof;
+	token_proof_of(fx->job, token, NULL, 3, &proof);
 	weft_verdict vd;
 	assert_int_equal(weft_store_writer_begin(fx->b.w), WEFT_OK);
-	weft_store_apply_job_end(fx->b.w, fx->job, 3, 950, mac, &vd);
+	weft_store_apply_job_end(fx->b.w, fx->job, 3, 950, &proof, &vd);
+	assert_int_equal(weft_store_writer_commit(fx->b.w), WEFT_OK);
+	assert_int_equal(vd.status, WEFT_ACK_DUPLICATE);
+	token_proof_of(fx->job, "another-token-0123456789", NULL, 3, &proof);
+	assert_int_equal(weft_store_writer_begin(fx->b.w), WEFT_OK);
+	weft_store_apply_job_end(fx->b.w, fx->job, 3, 950, &proof, &vd);
+	assert_int_equal(weft_store_writer_commit(fx->b.w), WEFT_OK);
+	assert_int_equal(vd.reason, WEFT_REJECT_BAD_TOKEN);
+	token_proof_of(fx->job, token, NULL, 3, &proof);
+	assert_int_equal(weft_store_writer_begin(fx->b.w), WEFT_OK);
+	weft_store_apply_job_end(fx->b.w, fx->job, 3, 950, &proof, &vd);
 	assert_int_equal(weft_store_writer_commit(fx->b.w), WEFT_OK);
 	assert_int_equal(vd.status, WEFT_ACK_DUPLICATE);
 	assert_same_dag(fx, fx->job);
@@ -409,7 +419,8 @@ static void test_job_without_key(void **state)
 	assert_int_equal(sqlite3_open(fx->a.db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "PRAGMA ignore_check_constraints = ON; "
-				      "UPDATE jobs SET enrol_key = x'00'",
+				      "UPDATE jobs SET enrol_key = x'00', "
+				      "verifier = NULL",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
@@ -480,7 +491,7 @@ static void test_export_pages(void **state)
 	assert_int_equal(weft_export_page_decode(out.data, out.len, &p),
 			 WEFT_OK);
 	assert_false(p.ended);
-	assert_false(p.has_key);
+	assert_false(p.has_key || p.has_vk);
 	assert_int_equal(p.nwriters, 0);
 	assert_int_equal(p.nenvs, 0);
 	assert_false(p.more);
@@ -504,7 +515,7 @@ static void test_export_pages(void **state)
 				 WEFT_OK);
 		assert_int_equal(weft_export_page_decode(out.data, out.len, &p),
 				 WEFT_OK);
-		assert_true(p.has_key);
+		assert_true(p.has_vk && !p.has_key);
 		assert_true(p.nenvs <= 1);
 		/* Writers come before any envelope, on the first page. */
 		assert_int_equal(p.nwriters, pages == 0 ? 2 : 0);

@@ -171,29 +171,47 @@ static inline int apply_job_create(weft_store_writer *w, const char *job,
 	return v->status;
 }
 
-/* Enrol k in job with the MAC made from tok (at time 200). */
+/* The proofs a wrapper sends for enrolling k in job (k not NULL) or a
+ * submitter for ending job with code, made from tok. */
+static inline void token_proof_of(const char *job, const char *tok,
+				  const weft_writer_key *k, int32_t code,
+				  weft_token_proof *p)
+{
+	weft_buf b;
+	weft_buf_init(&b);
+	weft_request r;
+	if (k)
+		assert_int_equal(weft_req_enrol(job, tok, k->pk, &b), WEFT_OK);
+	else
+		assert_int_equal(weft_req_job_end(job, tok, code, 900, &b),
+				 WEFT_OK);
+	assert_int_equal(weft_request_decode(b.data, b.len, &r), WEFT_OK);
+	*p = r.proof;
+	weft_request_release(&r);
+	weft_buf_free(&b);
+}
+
+/* Enrol k in job with the proofs made from tok (at time 200). */
 static inline int apply_enrol(weft_store_writer *w, const char *job,
 			      const char *tok, const weft_writer_key *k,
 			      weft_verdict *v)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(tok, key);
-	weft_enrol_mac(key, job, k->pk, mac);
+	weft_token_proof p;
+	token_proof_of(job, tok, k, 0, &p);
 	assert_int_equal(weft_store_writer_begin(w), WEFT_OK);
-	weft_store_apply_enrol(w, job, k->pk, mac, 200, v);
+	weft_store_apply_enrol(w, job, k->pk, &p, 200, v);
 	assert_int_equal(weft_store_writer_commit(w), WEFT_OK);
 	return v->status;
 }
 
-/* End job with code, the MAC made from tok (at time 900). */
+/* End job with code, the proofs made from tok (at time 900). */
 static inline int apply_job_end(weft_store_writer *w, const char *job,
 				const char *tok, int32_t code, weft_verdict *v)
 {
-	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
-	weft_enrol_key(tok, key);
-	weft_job_end_mac(key, job, code, mac);
+	weft_token_proof p;
+	token_proof_of(job, tok, NULL, code, &p);
 	assert_int_equal(weft_store_writer_begin(w), WEFT_OK);
-	weft_store_apply_job_end(w, job, code, 900, mac, v);
+	weft_store_apply_job_end(w, job, code, 900, &p, v);
 	assert_int_equal(weft_store_writer_commit(w), WEFT_OK);
 	return v->status;
 }

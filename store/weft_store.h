@@ -99,12 +99,15 @@ int weft_report_hash_files_cached(weft_store **cache, const char *path,
 /* ---- The lineage DAG ---- */
 
 typedef struct weft_dag_task {
-	char *id;        /* the run id */
-	char *name;      /* the command, as the user typed it */
-	char *node;      /* hostname, or NULL */
+	char *id;   /* the run id */
+	char *name; /* the command, as the user typed it */
+	char *node; /* hostname, or NULL */
 	char *backend;
 	int32_t exit_code;
-	char *parent;    /* parent task id, or NULL */
+	char *parent; /* parent task id, or NULL */
+	/* A job's task: parts stored of the parts it was cut into (fewer:
+	 * the task is incomplete). 0, 0 for a run outside any job. */
+	uint32_t parts_stored, nparts;
 } weft_dag_task;
 
 /* An artifact is a file version: one content at one location
@@ -128,7 +131,7 @@ typedef struct weft_dag_artifact {
 } weft_dag_artifact;
 
 typedef struct weft_dag_edge {
-	char *from;      /* artifact id for reads, task id for writes */
+	char *from; /* artifact id for reads, task id for writes */
 	char *to;
 	bool write;  /* false: read edge (artifact -> task) */
 	bool weak;   /* not known to be this version: matched by location
@@ -148,7 +151,7 @@ typedef struct weft_dag_same {
 } weft_dag_same;
 
 typedef struct weft_dag {
-	char *job;       /* NULL for the whole local store */
+	char *job; /* NULL for the whole local store */
 	weft_dag_task *tasks;
 	size_t ntasks;
 	weft_dag_artifact *artifacts;
@@ -191,8 +194,8 @@ int weft_store_lineage(weft_store *s, const char *path, const char *job,
  * content". A stored fragment merges into the run named by its
  * report.run_id (a run's parts merge into one run), which belongs to the
  * job and carries its task identity (the tasks table). Writers enrolled
- * before a job ended may still deliver (late spools); nobody may enrol
- * after.
+ * before a job ended may still deliver (late spools), and a writer may
+ * enrol after the end with a proof made from the job's token.
  */
 
 typedef struct weft_verdict {
@@ -216,13 +219,18 @@ void weft_store_writer_rollback(weft_store_writer *w);
 
 void weft_store_apply_job_create(weft_store_writer *w, const weft_job_info *j,
 				 weft_verdict *v);
+/* A job keeps only the public verifier of its token (weft_job_verifier):
+ * ends and enrolments must carry a signature by the token's job key. Jobs
+ * stored by an older weft (no verifier) take the legacy MAC while open. */
 void weft_store_apply_job_end(weft_store_writer *w, const char *job,
 			      int32_t exit_code, int64_t ended_ns,
-			      const uint8_t mac[WEFT_MAC_BYTES],
-			      weft_verdict *v);
+			      const weft_token_proof *proof, weft_verdict *v);
+/* Enrolment is accepted after the job ended too (a late spool carries
+ * the proof its wrapper made while it had the token), except in jobs
+ * an older weft created. */
 void weft_store_apply_enrol(weft_store_writer *w, const char *job,
 			    const uint8_t pk[WEFT_PUBKEY_BYTES],
-			    const uint8_t mac[WEFT_MAC_BYTES], int64_t now_ns,
+			    const weft_token_proof *proof, int64_t now_ns,
 			    weft_verdict *v);
 /* A verified envelope (e decoded from env[0..len), its signature checked)
  * and its decoded payload f (whose job, writer and seq equal e's). */
@@ -253,6 +261,7 @@ typedef struct weft_job_record {
 	int64_t ended_ns;
 	int32_t exit_code; /* -1 while open */
 	uint64_t writers, fragments, tasks;
+	uint64_t tasks_incomplete; /* tasks with parts missing */
 } weft_job_record;
 
 /* Every job, oldest first. Free with weft_job_records_free. */
@@ -302,8 +311,11 @@ int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
 
 /* A job as a relay copies it. */
 typedef struct weft_relay_job {
-	weft_job_info info; /* token "" */
-	uint8_t key[WEFT_MAC_BYTES];
+	weft_job_info info;          /* token "" */
+	uint8_t key[WEFT_MAC_BYTES]; /* legacy (no verifier): zeros once ended
+				      */
+	bool has_vk;                 /* the token's public verifier */
+	uint8_t vk[WEFT_PUBKEY_BYTES];
 	bool ended;
 	int64_t ended_ns;
 	int32_t exit_code; /* -1 while open */
@@ -334,8 +346,7 @@ void weft_relay_free(weft_relay *r);
  * (malformed, or here with another key: then its writers and fragments
  * are refused too). Commits the batch before it. WEFT_EDB on a store
  * error. */
-int weft_relay_put_job(weft_relay *r, const weft_relay_job *j,
-		       weft_verdict *v);
+int weft_relay_put_job(weft_relay *r, const weft_relay_job *j, weft_verdict *v);
 /* Copy one writer of a job put before (stored, or duplicate when
  * enrolled here already). */
 int weft_relay_put_writer(weft_relay *r, const char *job,
@@ -347,9 +358,8 @@ int weft_relay_put_writer(weft_relay *r, const char *job,
  * once when the envelope is refused before the store is asked (a bad
  * signature). WEFT_EDB when the store failed (the batch is rolled back:
  * nothing of it is counted). */
-int weft_relay_put_envelope(weft_relay *r, const char *job,
-			    const uint8_t *pk, uint64_t seq,
-			    const uint8_t *env, size_t len);
+int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
+			    uint64_t seq, const uint8_t *env, size_t len);
 /* Commit what is pending. */
 int weft_relay_finish(weft_relay *r);
 /* What was copied, counted after each commit. */

@@ -105,6 +105,19 @@ class Env:
               "job create")
         return job
 
+    def project_job(self):
+        """A coordinator over the store of a project directory (where
+        `weft show` and `weft job` find it), a job and an enrolled key:
+        (project dir, job, key file)."""
+        proj = os.path.join(self.root, "proj")
+        os.makedirs(os.path.join(proj, ".weft"))
+        self.db = os.path.join(proj, ".weft", "weft.db")
+        self.start()
+        job = self.new_job()
+        k = self.key()
+        check(self.call("enrol", job, TOKEN, k) == "stored", "enrol")
+        return proj, job, k
+
     def status(self, *extra):
         return json.loads(self.weft_run("status", "--coordinator", self.url,
                                         "--json", *extra).stdout)
@@ -201,6 +214,144 @@ def status_dag_verify(e):
 
 
 @case
+def incomplete_tasks(e):
+    """A task with parts missing (its wrapper died while spooling) is
+    named as incomplete, with parts stored / expected, by status (from
+    the coordinator and from the store), dag, job show and show, in text
+    and JSON (issue 14 item 8)."""
+    proj, job, k = e.project_job()
+    check(e.call("frag", job, k, "1", "run-w", "whole", "node1",
+                 "w:/shared/w.bin:11") == "stored", "whole task")
+    for seq, part in (("2", "0/3"), ("3", "1/3")):
+        check(e.call("frag", job, k, seq, "run-p", "partial", "node1",
+                     "--part", part, "w:/shared/p%s.bin:2%s" % (seq, seq))
+              == "stored", "part %s" % part)
+
+    def one_incomplete(j, where):
+        check(j["incomplete"] == 1 and len(j["incomplete_tasks"]) == 1,
+              "%s: %s" % (where, j))
+        t = j["incomplete_tasks"][0]
+        check(t["name"] == "partial" and t["node"] == "node1" and
+              t["parts_stored"] == 2 and t["parts_expected"] == 3,
+              "%s: %s" % (where, t))
+
+    one_incomplete(e.status()["jobs"][0], "status --coordinator")
+    sst = json.loads(e.weft_run("status", "--store", e.db, "--json").stdout)
+    one_incomplete(sst["jobs"][0], "status --store")
+    text = e.weft_run("status", "--coordinator", e.url).stdout
+    check("INCOMPLETE" in text and "2 of 3 parts" in text, text)
+
+    dag = json.loads(e.weft_run("dag", "--job", job, "--store", e.db,
+                                "--format", "json").stdout)
+    tasks = {t["name"]: t for t in dag["tasks"]}
+    p, w = tasks["partial"], tasks["whole"]
+    check(not p["complete"] and p["parts_stored"] == 2 and
+          p["parts_expected"] == 3, str(p))
+    check(w["complete"] and w["parts_expected"] == 1, str(w))
+    text = e.weft_run("dag", "--job", job, "--store", e.db).stdout
+    check("INCOMPLETE: 2 of 3 parts stored" in text, text)
+
+    def in_proj(*args):
+        p = subprocess.run([e.weft, *args], capture_output=True, text=True,
+                           env=e.env, cwd=proj, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout
+
+    js = json.loads(in_proj("job", "show", job, "--json"))
+    check(js["tasks_incomplete"] == 1 and
+          js["incomplete_tasks"][0]["parts_stored"] == 2, str(js))
+    text = in_proj("job", "show", job)
+    check("INCOMPLETE: 2 of 3 parts stored" in text, text)
+    js = json.loads(in_proj("show", "run-p", "--json"))
+    check(js["parts_stored"] == 2 and js["parts_expected"] == 3 and
+          js["complete"] is False, str(js))
+    text = in_proj("show", "run-p")
+    check("incomplete: 2 of 3 parts" in text, text)
+
+
+@case
+def escaping(e):
+    """Names a writer sets (node, task name) and a job's user and host
+    reach people escaped: no control byte or invalid UTF-8 from them in
+    status, dag --job or job show text, nor raw in dag's dot (issue 14
+    item 9)."""
+    proj, job, k = e.project_job()
+    evil = "n\x1b]0;owned\x07\x1b[2J"
+    check(e.call("frag", job, k, "1", "run-e", "task\x1b[31m", evil,
+                 "--part", "0/2", "w:/shared/e.bin:11") == "stored", "frag")
+
+    def clean(text, where):
+        bad = [c for c in text if ord(c) < 0x20 and c not in "\n"]
+        check(not bad and "\\x1b" in text,
+              "%s: raw control bytes %r in:\n%r" % (where, bad, text))
+
+    def out(*args, cwd=None):
+        p = subprocess.run([e.weft, *args], capture_output=True, env=e.env,
+                           cwd=cwd, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout.decode("utf-8")
+
+    clean(out("status", "--coordinator", e.url), "status")
+    clean(out("status", "--store", e.db), "status --store")
+    clean(out("dag", "--job", job, "--store", e.db), "dag --job")
+    clean(out("job", "show", job, cwd=proj), "job show")
+
+
+def sp_connect(url):
+    """A raw TCP connection to a tcp:// coordinator that has done the SP
+    handshake as a REQ peer (so nng counts it as a connection)."""
+    import socket
+    host, port = url[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(b"\x00SP\x00\x00\x30\x00\x00")
+    got = b""
+    while len(got) < 8:
+        chunk = s.recv(8 - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return s, got
+
+
+def closed_by_peer(s, deadline):
+    """Whether the coordinator closes s before the deadline (monotonic)."""
+    import socket
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            if s.recv(1) == b"":
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@case
+def connection_limits(e):
+    """At most --max-connections at once (more are closed as they come),
+    and idle or half-sent connections are closed after --idle-timeout, so
+    a flood of them cannot keep `weft status` out (issue 14 item 7)."""
+    e.start(extra=("--max-connections", "3", "--idle-timeout", "1"))
+    held = [sp_connect(e.url) for _ in range(3)]
+    for s, got in held:
+        check(len(got) == 8, "handshake within the limit: %r" % got)
+    extra, _ = sp_connect(e.url)
+    check(closed_by_peer(extra, time.monotonic() + 30),
+          "a connection past the limit was kept")
+    # A half-sent request: its length says 1 MiB, 10 bytes follow.
+    half = held[0][0]
+    half.sendall((1 << 20).to_bytes(8, "big") + b"x" * 10)
+    deadline = time.monotonic() + 60
+    for s, _ in held:
+        check(closed_by_peer(s, deadline),
+              "an idle or half-sent connection was never closed")
+    check(e.status()["requests"] >= 0, "status after the flood")
+    check("connection refused" in e.log(), e.log())
+
+
+@case
 def bad_inputs(e):
     """Each bad input, sent for real: refused with its reason, the store
     unchanged, the coordinator still serving."""
@@ -242,11 +393,12 @@ def bad_inputs(e):
         check(e.coord.poll() is None, "coordinator died after " + reason)
         e.status()  # still serving
 
-    # Ended job: no new writers, nothing from writers never enrolled.
+    # Ended job: nothing from writers never enrolled, and no late
+    # enrolment without the token's proof (with it: late_delivery).
     check(e.call("end", job, TOKEN, "1") == "stored", "end")
     before = e.snapshot()
-    out = e.call("enrol", job, TOKEN, k2)
-    check(out.startswith("rejected job ended:"), out)
+    out = e.call("enrol", job, "wrong-token-0123456789", k2)
+    check(out.startswith("rejected bad token:"), out)
     out = e.call("frag", job, k2, "1", "run-6", "t", "n", "w:/x:03")
     check(out.startswith("rejected job ended:"), out)
     check(e.snapshot() == before, "ended job changed the store")
@@ -254,10 +406,10 @@ def bad_inputs(e):
     st = e.status()
     r = st["rejects"]
     for key in ("malformed", "oversize", "unknown_job", "unenrolled_writer",
-                "bad_token", "bad_signature", "replay", "mismatch",
-                "job_exists"):
+                "bad_signature", "replay", "mismatch", "job_exists",
+                "job_ended"):
         check(r[key] == 1, "reject count %s: %s" % (key, r))
-    check(r["job_ended"] == 2, str(r))
+    check(r["bad_token"] == 2, str(r))
     j = [x for x in st["jobs"] if x["id"] == job][0]
     check(j["fragments"] == 1 and j["rejects"] >= 6, str(j))
     log = e.log()

@@ -17,6 +17,11 @@ Cases:
                 within --ship-timeout, their fragments stay spooled and
                 arrive later through `weft flush` and through the next
                 wrapper on that node.
+  late_delivery a wrapper that could not reach the coordinator before the
+                job ended: `weft flush` enrols it late with the proof it
+                spooled and delivers its task (issue 14 item 4); a spool
+                the coordinator refuses (a wrong token) makes flush exit
+                non-zero.
   crash         `kill -9` of the coordinator in the middle of ingest, then
                 a restart: every fragment stored exactly once.
   submit        `weft submit` records the job (command, user, host, cwd,
@@ -314,15 +319,26 @@ def case_cluster(weft):
         cl.close()
 
 
-def case_outage(weft):
-    s = Scratch("outage")
+def job_then_outage(weft, name):
+    """A scratch directory, a coordinator and a job open on it; then the
+    coordinator killed (unreachable until started again)."""
+    s = Scratch(name)
     c = Coordinator(weft, s.dir)
     j = None
     try:
         c.start()
         j = Job(weft, c.url, s.dir)
+        c.kill()
+    except BaseException:
+        cleanup(j, c, s)
+        raise
+    return s, c, j
+
+
+def case_outage(weft):
+    s, c, j = job_then_outage(weft, "outage")
+    try:
         contract, job = j.contract, j.id
-        c.kill()  # unreachable from here on, for ~10 s
         down_at = time.monotonic()
         spool = s.path("spool")
         ship_timeout = 2.0
@@ -374,6 +390,45 @@ def case_outage(weft):
                                                p.err))
         check("later" in tasks_by_name(dag(weft, s.dir, job)),
               "the flushed task is not in the DAG")
+    finally:
+        cleanup(j, c, s)
+
+
+def case_late_delivery(weft):
+    s, c, j = job_then_outage(weft, "late")
+    try:
+        contract, job = j.contract, j.id
+        spool = s.path("spool")
+        p = run([weft, "wrap", "--task", "late", "--ship-timeout", "0.5",
+                 "--", "sh", "-c", "echo x > late-out"],
+                env=wrap_env(contract, spool), cwd=s.dir)
+        check(p.returncode == 0 and spooled(spool) > 0,
+              "wrap with the coordinator down: exit %d, %d spooled"
+              % (p.returncode, spooled(spool)))
+        # A second spool, made with a token that is not the job's.
+        bad_spool = s.path("bad-spool")
+        bad = dict(contract, WEFT_JOB_TOKEN="f" * 64)
+        p = run([weft, "wrap", "--task", "forged", "--ship-timeout", "0.5",
+                 "--", "true"], env=wrap_env(bad, bad_spool), cwd=s.dir)
+        check(p.returncode == 0 and spooled(bad_spool) > 0,
+              "wrap with a wrong token: exit %d" % p.returncode)
+        c.start()
+        rc, err = j.end()
+        j = None
+        check(rc == 0, "weft submit exited %s: %s" % (rc, err))
+        p = run([weft, "flush", "--spool", spool, "--timeout", "30"])
+        check(p.returncode == 0 and spooled(spool) == 0,
+              "late flush exited %d, %d left\n%s"
+              % (p.returncode, spooled(spool), p.err))
+        names = tasks_by_name(dag(weft, s.dir, job))
+        check("late" in names, "the late task is not in the DAG: %s\n%s"
+              % (sorted(names), p.err))
+        p = run([weft, "flush", "--spool", bad_spool, "--timeout", "30"])
+        check(p.returncode != 0,
+              "flush of a refused spool exited 0:\n%s" % p.err)
+        check("refused" in p.err or "rejected" in p.err, p.err)
+        check("forged" not in tasks_by_name(dag(weft, s.dir, job)),
+              "a task with a wrong token was stored")
     finally:
         cleanup(j, c, s)
 
@@ -619,6 +674,7 @@ CASES = {
     "exit_status": case_exit_status,
     "cluster": case_cluster,
     "outage": case_outage,
+    "late_delivery": case_late_delivery,
     "crash": case_crash,
     "submit": case_submit,
     "submit_killed": case_submit_killed,

@@ -33,7 +33,7 @@ static void page_roundtrip(const uint8_t *data, size_t size)
 		FUZZ_CHECK(q.nenvs == p.nenvs && q.nwriters == p.nwriters &&
 			   q.more == p.more && q.next == p.next &&
 			   q.wnext == p.wnext && q.has_key == p.has_key &&
-			   !strcmp(q.job.id, p.job.id));
+			   q.has_vk == p.has_vk && !strcmp(q.job.id, p.job.id));
 		for (size_t i = 0; i < p.nenvs; i++)
 			FUZZ_CHECK(q.envs[i].len == p.envs[i].len &&
 				   !memcmp(q.envs[i].data, p.envs[i].data,
