@@ -271,22 +271,6 @@ static void print_text(FILE *out, const struct dag_index *x, bool all)
 			nhidden, nhidden == 1 ? "" : "s");
 }
 
-/* dot identifiers: quoted, with " and \ escaped and the rest as text. */
-static void dot_id(FILE *out, const char *s)
-{
-	fputc('"', out);
-	const char *plain = s; /* written in one go up to the next escape */
-	for (; *s; s++) {
-		if (*s != '"' && *s != '\\' && *s != '\n')
-			continue;
-		fwrite(plain, 1, (size_t)(s - plain), out);
-		fputs(*s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\", out);
-		plain = s + 1;
-	}
-	fwrite(plain, 1, (size_t)(s - plain), out);
-	fputc('"', out);
-}
-
 static void print_dot(FILE *out, const struct dag_index *x, bool all)
 {
 	const weft_dag *d = x->d;
@@ -294,9 +278,9 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const weft_dag_task *t = &d->tasks[i];
 		fputs("  ", out);
-		dot_id(out, t->id);
+		dot_string(out, t->id);
 		fputs(" [shape=box, label=", out);
-		dot_id(out, t->name ? t->name : t->id);
+		dot_string(out, t->name ? t->name : t->id);
 		fputs("];\n", out);
 	}
 	for (size_t i = 0; i < d->nartifacts; i++) {
@@ -304,9 +288,9 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 		if (hidden(x, i, all))
 			continue;
 		fputs("  ", out);
-		dot_id(out, a->id);
+		dot_string(out, a->id);
 		fputs(" [shape=ellipse, label=", out);
-		dot_id(out, a->path ? a->path : a->id);
+		dot_string(out, a->path ? a->path : a->id);
 		fputs("];\n", out);
 	}
 	for (size_t i = 0; i < d->nedges; i++) {
@@ -315,9 +299,9 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 		    hidden(x, x->edge_art[i], all))
 			continue;
 		fputs("  ", out);
-		dot_id(out, e->from);
+		dot_string(out, e->from);
 		fputs(" -> ", out);
-		dot_id(out, e->to);
+		dot_string(out, e->to);
 		fputs(e->weak     ? " [style=dashed];\n"
 		      : e->update ? " [label=\"update\"];\n"
 				  : ";\n",
@@ -325,9 +309,9 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 	}
 	for (size_t i = 0; i < d->nsame; i++) {
 		fputs("  ", out);
-		dot_id(out, d->same[i].artifact);
+		dot_string(out, d->same[i].artifact);
 		fputs(" -> ", out);
-		dot_id(out, d->same[i].same_as);
+		dot_string(out, d->same[i].same_as);
 		fputs(" [style=dotted, dir=none, label=\"same content\"];\n",
 		      out);
 	}

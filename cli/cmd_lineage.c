@@ -73,16 +73,33 @@ static bool hidden(const struct tree *t, size_t a)
 	return true;
 }
 
-static void print_task(struct tree *t, size_t i, bool weak, int depth)
+static void print_task(struct tree *t, size_t i, const weft_dag_edge *via,
+		       int depth)
 {
 	const weft_dag_task *task = &t->d->tasks[i];
 	indent(t->out, depth);
-	fprintf(t->out, "%s task %.8s  ", t->down ? "read by" : "written by",
+	fprintf(t->out, "%s task %.8s  ",
+		t->down ? (via->update ? "updated by" : "read by")
+			: "written by",
 		task->id);
 	text_escaped(t->out, task->name ? task->name : "?");
-	fprintf(t->out, "  [%s, exit %d%s%s]%s", task->backend, task->exit_code,
-		task->node ? ", " : "", task->node ? task->node : "",
-		weak ? "  (weak: matched by path, no hash)" : "");
+	fputs("  [", t->out);
+	text_escaped(t->out, task->backend ? task->backend : "?");
+	fprintf(t->out, ", exit %d", task->exit_code);
+	if (task->node) {
+		fputs(", ", t->out);
+		text_escaped(t->out, task->node);
+	}
+	fputc(']', t->out);
+	if (via->path) {
+		fputs("  as ", t->out);
+		text_escaped(t->out, via->path);
+	}
+	if (via->weak)
+		fputs(via->write ? "  (weak: written, not hashed)"
+				 : "  (weak: version not known, by location "
+				   "and time)",
+		      t->out);
 	if (t->task_done[i]) {
 		fputs("  (above)\n", t->out);
 		return;
@@ -111,10 +128,15 @@ static void print_artifact(struct tree *t, size_t a, int depth)
 	const weft_dag_artifact *art = &t->d->artifacts[a];
 	indent(t->out, depth);
 	text_escaped(t->out, art->path);
-	if (art->has_hash)
-		fprintf(t->out, "  %.24s", art->id);
-	else
-		fputs("  (no hash)", t->out);
+	if (art->has_hash) {
+		char text[WEFT_HASH_TEXT_BYTES];
+		weft_hash_to_text(art->hash, text);
+		fprintf(t->out, "  %.24s", text);
+	} else {
+		fputs(art->kind == WEFT_VERSION_UNKNOWN ? "  (version not known)"
+							: "  (no hash)",
+		      t->out);
+	}
 	if (t->art_done[a]) {
 		fputs("  (above)\n", t->out);
 		return;
@@ -129,7 +151,7 @@ static void print_artifact(struct tree *t, size_t a, int depth)
 			continue;
 		size_t i = task_index(t->d, edge->write ? edge->from : edge->to);
 		if (i < t->d->ntasks)
-			print_task(t, i, edge->weak, depth + 1);
+			print_task(t, i, edge, depth + 1);
 	}
 }
 
@@ -224,8 +246,11 @@ int cmd_lineage(int argc, char **argv)
 		cli_error("cannot get the working directory: %m");
 		return 1;
 	}
+	/* Paths come from outside: echoed escaped, never raw. */
+	char shown[4 * WEFT_MAX_PATH_BYTES + 16];
 	if (weft_path_normalize(cwd, argv[optind], path, sizeof(path))) {
-		cli_error("path too long: '%s'", argv[optind]);
+		text_escape(shown, sizeof(shown), argv[optind]);
+		cli_error("path too long: '%s'", shown);
 		return 1;
 	}
 	char job_id[WEFT_JOB_ID_BYTES + 1];
@@ -235,11 +260,22 @@ int cmd_lineage(int argc, char **argv)
 	weft_dag d;
 	int err = weft_store_lineage(store, path, job ? job_id : NULL, down,
 				     &d);
+	/* A name no task used may lead, through symlinks, to one they did:
+	 * records name the file a link reaches. */
+	char *real = err == WEFT_ENOTFOUND ? realpath(path, NULL) : NULL;
+	if (real && strcmp(real, path) != 0 &&
+	    strlen(real) <= WEFT_MAX_PATH_BYTES) {
+		snprintf(path, sizeof(path), "%s", real);
+		err = weft_store_lineage(store, path, job ? job_id : NULL,
+					 down, &d);
+	}
+	free(real);
+	text_escape(shown, sizeof(shown), path);
 	if (err == WEFT_ENOTFOUND)
-		cli_error("no recorded run read or wrote '%s'%s%s", path,
+		cli_error("no recorded run read or wrote '%s'%s%s", shown,
 			  job ? " in job " : "", job ? job_id : "");
 	else if (err)
-		cli_error("cannot read the lineage of '%s': %s", path,
+		cli_error("cannot read the lineage of '%s': %s", shown,
 			  err == WEFT_EDB ? weft_store_errmsg(store)
 					  : "out of memory");
 	if (!err) {

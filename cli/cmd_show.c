@@ -24,7 +24,14 @@ static void print_hash(FILE *out, const weft_file_rec *f)
 		/* A prefix is enough for people; --json has the whole hash. */
 		fprintf(out, "  %.28s", text);
 	} else if (f->hash_missing) {
-		fprintf(out, "  (no hash: %s)", f->hash_missing);
+		fputs("  (no hash: ", out);
+		text_escaped(out, f->hash_missing);
+		fputc(')', out);
+	}
+	if ((f->read || f->updated) && f->read_hash_missing) {
+		fputs("  (version read not known: ", out);
+		text_escaped(out, f->read_hash_missing);
+		fputc(')', out);
 	}
 	if (f->has_size)
 		fprintf(out, "  %lld B", (long long)f->size);
@@ -83,8 +90,11 @@ static void print_report(FILE *out, const weft_report *r, bool all)
 		}
 		fputc('\n', out);
 	}
-	fprintf(out, "tracer %s on %s, started %s, %.3f s, exit %d\n",
-		r->backend, r->node[0] ? r->node : "?", started, secs,
+	fputs("tracer ", out);
+	text_escaped(out, r->backend);
+	fputs(" on ", out);
+	text_escaped(out, r->node[0] ? r->node : "?");
+	fprintf(out, ", started %s, %.3f s, exit %d\n", started, secs,
 		r->exit_code);
 	fprintf(out, "processes: %zu\n", r->nprocesses);
 	print_files(out, r, "inputs", 0, all);
@@ -135,14 +145,17 @@ int cmd_show(int argc, char **argv)
 	weft_report r;
 	int err = weft_store_get_run(store, run, &r);
 	if (err != WEFT_OK) {
+		char shown[4 * WEFT_MAX_PATH_BYTES + 16] = "";
+		if (run)
+			text_escape(shown, sizeof(shown), run);
 		if (err == WEFT_ENOTFOUND)
 			cli_error(run ? "no run '%s' in this project"
 				      : "no runs recorded in this project yet%s",
-				  run ? run : "");
+				  shown);
 		else if (err == WEFT_EINVAL)
 			cli_error("'%s' matches more than one run; give more "
 				  "of the id",
-				  run);
+				  shown);
 		else
 			cli_error("cannot read the store: %s",
 				  weft_store_errmsg(store));

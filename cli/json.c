@@ -160,6 +160,29 @@ static void json_file(FILE *out, const weft_file_rec *f)
 		fputs(", \"hash\": null, \"hash_missing\": ", out);
 		json_string_or_null(out, f->hash_missing);
 	}
+	/* The version model (DESIGN.md "Store and DAG"): added fields. */
+	fputs(", \"used_path\": ", out);
+	json_string_or_null(out, f->used_path);
+	fputs(", ", out);
+	json_bool(out, "updated", f->updated);
+	if (f->has_read_hash) {
+		char text[WEFT_HASH_TEXT_BYTES];
+		weft_hash_to_text(f->read_hash, text);
+		fprintf(out, ", \"read_hash\": \"%s\"", text);
+	} else if (f->read || f->updated) {
+		fputs(", \"read_hash\": null, \"read_hash_missing\": ", out);
+		json_string_or_null(out, f->read_hash_missing);
+	}
+	fputs(", \"location\": ", out);
+	if (f->loc_fs) {
+		fputs("{\"fs\": ", out);
+		json_string(out, f->loc_fs);
+		fputs(", \"path\": ", out);
+		json_string(out, f->loc_path);
+		fputc('}', out);
+	} else {
+		fputs("null", out);
+	}
 	fputc('}', out);
 }
 

@@ -37,12 +37,13 @@ PREFLIGHT_EXIT = 3
 SCENARIOS = {}
 
 
-def scenario(strong=(), weak=(), same=(), setup=""):
-    """steps(ctx) -> list of Step; the truth is given here, up front."""
+def scenario(strong=(), weak=(), same=(), setup="", extra=None):
+    """steps(ctx) -> list of Step; the truth is given here, up front.
+    extra(dag, labels): a further check of the DAG."""
     def deco(fn):
         SCENARIOS[fn.__name__] = dict(steps=fn, strong=set(strong),
                                       weak=set(weak), same=set(same),
-                                      setup=setup)
+                                      setup=setup, extra=extra)
         return fn
     return deco
 
@@ -202,6 +203,26 @@ def overwritten_while_read(c):
                  "while [ ! -e over ]; do sleep 0.01; done", bg=True),
             Step("C", "while [ ! -e opened ]; do sleep 0.01; done; "
                  "printf 'new\\n' > x; touch over", concurrent=True)]
+
+
+def read_as_link(dag, lab):
+    """B's read of the file shows the name B used, the link."""
+    arts = {a["id"]: a for a in dag["artifacts"]}
+    for e in dag["edges"]:
+        if e["kind"] == "read" and lab.get(e["to"]) == "B" and \
+                arts[e["from"]]["path"].endswith("/real"):
+            if not (e.get("path") or "").endswith("/link"):
+                raise Fail("B's read of real does not show the name B "
+                           "used: %r" % e)
+            return
+    raise Fail("no read of real by B")
+
+
+@scenario(strong={("B", "A")}, setup="ln -s real link", extra=read_as_link)
+def symlink(c):
+    # B reads through a symlink: the version is the target's, the name
+    # B used is kept beside it.
+    return [Step("A", "printf 'target\\n' > real"), Step("B", "cat link")]
 
 
 # ---- Nodes: UTS + mount namespaces held open by a sleeping process ----
@@ -429,6 +450,8 @@ def run_case(weft, mode, tracer, name):
                        % (name, sorted(got_same), sorted(sc["same"])))
         check_paths(dag, {s.label: s for s in steps},
                     os.path.realpath(scratch.dir))
+        if sc["extra"]:
+            sc["extra"](dag, labels(dag))
     finally:
         if mode_obj:
             mode_obj.close()
@@ -437,8 +460,57 @@ def run_case(weft, mode, tracer, name):
         scratch.close()
 
 
+def migrate_old_store(weft):
+    """A store an older weft wrote (tests/data/store-schema2.db: A wrote
+    /tmp/mkfix/x, B read x and wrote y, C read y2, which holds x's bytes;
+    that weft showed C depending on A). Opened now, it is migrated, and
+    its reads, whose versions were never recorded, are weak: B likely
+    depends on A, C on nobody, and no read is strong."""
+    scratch = Scratch("migrate")
+    try:
+        os.makedirs(scratch.path(".weft"))
+        db = scratch.path(".weft", "weft.db")
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(
+            __file__)), "data", "store-schema2.db"), db)
+        dag = json.loads(run([weft, "dag", "--format", "json", "--all"],
+                             cwd=scratch.dir, check_rc=0).out)
+        strong, weak = dependencies_by_name(dag)
+        if strong or weak != {("cat x > y", "printf \"one\\n\" > x")}:
+            raise Fail("old store: strong %s, weak %s" % (strong, weak))
+        if any(e["kind"] == "read" and not e["weak"]
+               for e in dag["edges"]):
+            raise Fail("a read of an old record is strong")
+        hashes = {a["path"]: a["hash"] for a in dag["artifacts"]
+                  if a["version"] == "written"}
+        if not hashes.get("/tmp/mkfix/x") or not hashes.get("/tmp/mkfix/y"):
+            raise Fail("old writes lost their hashes: %s" % hashes)
+        import sqlite3
+        con = sqlite3.connect(db)
+        cols = [r[1] for r in con.execute("PRAGMA table_info(file_io)")]
+        con.close()
+        if "loc_fs" not in cols:
+            raise Fail("the store was not migrated: %s" % cols)
+    finally:
+        scratch.close()
+
+
+def dependencies_by_name(dag):
+    """dependencies() by task name without the "sh -c " prefix."""
+    names = {t["id"]: (t["name"] or "").replace("sh -c ", "")
+             for t in dag["tasks"]}
+    writer = {e["to"]: e["from"] for e in dag["edges"]
+              if e["kind"] == "write"}
+    strong, weak = set(), set()
+    for e in dag["edges"]:
+        if e["kind"] == "read" and e["from"] in writer and \
+                writer[e["from"]] != e["to"]:
+            (weak if e["weak"] else strong).add(
+                (names[e["to"]], names[writer[e["from"]]]))
+    return strong, weak
+
+
 def cases():
-    out = {}
+    out = {"store.migrate_old": migrate_old_store}
     for mode in MODES:
         for tracer in TRACERS:
             for name in SCENARIOS:

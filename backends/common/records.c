@@ -195,7 +195,12 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		int64_t first_open = path_get(t, p->src)->first_open_ns;
 		int64_t last_write = path_get(t, p->src)->last_write_ns;
 		bool used_direct = !p->used;
+		/* Reads under the spelling that created the file. */
+		bool read_by_creator = (p->flags & PATH_CREATED) &&
+				       (p->flags & PATH_READ);
 		for (; j < np && pending_cmp(p, &pend[j]) == 0; j++) {
+			if (pend[j].flags & PATH_CREATED)
+				read_by_creator |= pend[j].flags & PATH_READ;
 			const struct path_ent *o = path_get(t, pend[j].src);
 			p->flags |= pend[j].flags;
 			if (!p->renamed_to) {
@@ -235,6 +240,10 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		rec->first_open_ns = first_open;
 		rec->last_write_ns = last_write;
 		rec->read = p->flags & PATH_READ;
+		/* Read through another name (a symlink) of a file the run
+		 * created: its own content, no input. */
+		if (j > i + 1 && (p->flags & PATH_CREATED))
+			rec->read = read_by_creator;
 		rec->written = p->flags & PATH_WRITTEN;
 		rec->created = p->flags & PATH_CREATED;
 		rec->deleted = p->flags & PATH_DELETED;
