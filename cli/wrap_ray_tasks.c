@@ -77,9 +77,22 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 			return WEFT_ENOMEM;
 		for (size_t k = i; k < j; k++) {
 			const weft_file_rec *f = refs[k].f;
+			/* Windows in time order: the first write decides
+			 * whether the task updated what was there. */
+			if (f->written && !r->written)
+				r->updated = f->updated && !r->created;
 			r->read |= f->read;
 			r->written |= f->written;
 			r->created |= f->created;
+			if (f->first_open_ns && (!r->first_open_ns ||
+						 f->first_open_ns <
+							 r->first_open_ns))
+				r->first_open_ns = f->first_open_ns;
+			if (f->last_write_ns > r->last_write_ns)
+				r->last_write_ns = f->last_write_ns;
+			if (f->used_path && !r->used_path &&
+			    !(r->used_path = strdup(f->used_path)))
+				return WEFT_ENOMEM;
 			/* Gone is what the last window left. */
 			r->deleted = f->deleted;
 			if (f->renamed_to && !r->renamed_to &&
@@ -91,6 +104,7 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 				r->first_ino = f->first_ino;
 				r->first_size = f->first_size;
 				r->first_mtime_ns = f->first_mtime_ns;
+				r->first_ctime_ns = f->first_ctime_ns;
 			}
 		}
 		i = j;
