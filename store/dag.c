@@ -380,12 +380,22 @@ static bool same_location(const weft_dag_artifact *a,
 	       !strcmp(a->loc_path, c->loc_path);
 }
 
+static bool same_content_candidate(const weft_dag_artifact *s)
+{
+	return s->kind == WEFT_VERSION_SOURCE && s->has_hash && s->has_size &&
+	       s->size >= WEFT_DAG_SAME_CONTENT_MIN;
+}
+
 /* Source versions whose bytes a task wrote elsewhere. */
 static int same_content(weft_dag *d)
 {
-	size_t nw = 0, cap = 0;
+	size_t nw = 0, cap = 0, nsrc = 0;
 	size_t *w = NULL;
 	int err = WEFT_OK;
+	for (size_t i = 0; i < d->nartifacts; i++)
+		nsrc += same_content_candidate(&d->artifacts[i]);
+	if (!nsrc)
+		return WEFT_OK; /* nothing to look for: no sort */
 	for (size_t i = 0; !err && i < d->nartifacts; i++)
 		if (d->artifacts[i].kind == WEFT_VERSION_WRITTEN &&
 		    d->artifacts[i].has_hash &&
@@ -399,8 +409,7 @@ static int same_content(weft_dag *d)
 	size_t same_cap = 0;
 	for (size_t i = 0; !err && i < d->nartifacts; i++) {
 		const weft_dag_artifact *s = &d->artifacts[i];
-		if (s->kind != WEFT_VERSION_SOURCE || !s->has_hash ||
-		    !s->has_size || s->size < WEFT_DAG_SAME_CONTENT_MIN)
+		if (!same_content_candidate(s))
 			continue;
 		size_t lo = 0, hi = nw;
 		while (lo < hi) {
