@@ -5,9 +5,10 @@
  * a second one started in a race leaves quietly), load and attach the
  * programs one after another (load.c), then listen. Wrappers connect
  * over a SOCK_SEQPACKET Unix socket and register the root pid of their
- * workload; the agent checks with SO_PEERCRED that the caller could
- * ptrace that process itself (same real, effective and saved uid, or
- * CAP_SYS_PTRACE), puts it in the filter map under the connection's
+ * workload; the agent grants it only when the credentials the caller
+ * had when it connected (SO_PEERCRED and /proc at accept), and still
+ * has, could ptrace that process under the kernel's rules
+ * (agent_access.c), puts it in the filter map under the connection's
  * owner id, and from then on forwards every record of that tree, one
  * packet per record. SYNC drains the ring buffer and answers SYNCED after
  * the last record, so a wrapper's end-of-run drain loses nothing. A
@@ -46,6 +47,8 @@ typedef struct client {
 	uint32_t owner;
 	pid_t peer_pid;
 	uid_t peer_uid;
+	wb_creds creds; /* the connecting process's, captured at accept */
+	int creds_err;  /* 0, -ESRCH (gone) or -EPERM (changed) at accept */
 	uint64_t dropped_base; /* kernel drops when it registered */
 	bool registered;       /* has a process in the filter */
 	uint64_t send_drops;   /* records it could not take */
@@ -123,44 +126,56 @@ static int forward(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-/* ---- permission: could the caller ptrace pid? ---- */
+/* ---- permission: could the caller ptrace pid? (agent_access.c) ---- */
 
-static bool read_status_ids(pid_t pid, const char *key, unsigned long v[4])
+/* At accept: the connecting process as it is, which must be what
+ * SO_PEERCRED says it was at connect (else it changed in between). */
+static void capture_creds(client *c, const struct ucred *cred)
 {
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool found = false;
-	size_t klen = strlen(key);
-	while (!found && fgets(line, sizeof(line), f))
-		if (strncmp(line, key, klen) == 0)
-			found = sscanf(line + klen, "%lu %lu %lu %lu", &v[0],
-				       &v[1], &v[2], &v[3]) == 4;
-	fclose(f);
-	return found;
+	c->creds_err = wb_creds_read(cred->pid, &c->creds);
+	if (c->creds_err == 0 &&
+	    (c->creds.ended || c->creds.uid[1] != cred->uid ||
+	     c->creds.gid[1] != cred->gid))
+		c->creds_err = -EPERM;
 }
 
-/* 0, or -errno with why said. The caller's uid comes from SO_PEERCRED
- * (the kernel's word); its capabilities from /proc of its pid. */
-static int may_trace(const client *c, pid_t pid, char *why, size_t whysz)
+/* 0 (*start: the judged target's start time), or -errno with why said
+ * (at most a wb_msg's text). */
+static int may_register(const client *c, pid_t pid, uint64_t *start, char *why,
+			size_t whysz)
 {
-	unsigned long ids[4];
-	if (pid <= 0 || !read_status_ids(pid, "Uid:", ids)) {
+	wb_creds now, target;
+	if (c->creds_err == -ESRCH ||
+	    (c->creds_err == 0 && (wb_creds_read(c->peer_pid, &now) != 0 ||
+				   now.ended || now.start != c->creds.start))) {
+		snprintf(why, whysz,
+			 "the process that connected (pid %d) ended",
+			 (int)c->peer_pid);
+		return -EPERM;
+	}
+	if (c->creds_err != 0 || !wb_creds_same(&now, &c->creds)) {
+		snprintf(why, whysz,
+			 "pid %d's credentials changed since it connected",
+			 (int)c->peer_pid);
+		return -EPERM;
+	}
+	if (pid <= 0 || wb_creds_read(pid, &target) != 0 || target.ended) {
 		snprintf(why, whysz, "no process %d", (int)pid);
 		return -ESRCH;
 	}
-	if (wb_cap_effective(c->peer_pid) & (1ull << WB_CAP_SYS_PTRACE))
-		return 0;
-	for (int i = 0; i < 3; i++)
-		if (ids[i] != (unsigned long)c->peer_uid) {
-			snprintf(why, whysz,
-				 "uid %d may not trace pid %d (uid %lu)",
-				 (int)c->peer_uid, (int)pid, ids[i]);
-			return -EPERM;
-		}
-	return 0;
+	int scope = wb_ptrace_scope();
+	bool ancestor =
+		scope == WB_YAMA_RELATIONAL && wb_is_ancestor(c->peer_pid, pid);
+	*start = target.start;
+	return wb_may_ptrace(&c->creds, &target, scope, ancestor, why, whysz);
+}
+
+/* After the target went into the filter map: still the process that was
+ * judged (not a reused pid)? */
+static bool same_start(pid_t pid, uint64_t start)
+{
+	wb_creds c;
+	return wb_creds_read(pid, &c) == 0 && c.start == start;
 }
 
 /* ---- connections ---- */
@@ -242,6 +257,7 @@ static void client_accept(agent *a)
 	} while (c->owner == 0 || owner_slot_taken(a, c));
 	c->peer_pid = cred.pid;
 	c->peer_uid = cred.uid;
+	capture_creds(c, &cred);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 	epoll_ctl(a->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 	a->nclients++;
@@ -277,7 +293,8 @@ static void client_message(agent *a, client *c)
 			reply(c, WB_MSG_REPLY, -EPROTO, 0, why);
 			return;
 		}
-		rc = may_trace(c, m.pid, why, sizeof(why));
+		uint64_t start = 0;
+		rc = may_register(c, m.pid, &start, why, sizeof(why));
 		/* Before the root runs: it waits for our reply. */
 		if (rc == 0 && (rc = set_registered(a, c, true)) != 0)
 			snprintf(why, sizeof(why),
@@ -286,6 +303,11 @@ static void client_message(agent *a, client *c)
 		if (rc == 0 && (rc = wb_track(a->ld, m.pid, c->owner)) != 0)
 			snprintf(why, sizeof(why), "filter map: %s",
 				 strerror(-rc));
+		if (rc == 0 && !same_start(m.pid, start)) {
+			wb_untrack_owner(a->ld, c->owner);
+			rc = -ESRCH;
+			snprintf(why, sizeof(why), "no process %d", m.pid);
+		}
 		if (rc == 0)
 			c->dropped_base = wb_dropped(a->ld);
 		if (a->verbose)
