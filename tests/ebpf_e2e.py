@@ -13,6 +13,10 @@ beyond the conformance suite (which runs under ebpf as e2e.ebpf.*):
   agent_caller_gone a caller whose connecting process is gone is refused
   agent_nondumpable the caller's own set-group-ID or non-dumpable
                     processes are refused, as ptrace would refuse them
+  agent_stalled_client  a run whose wrapper stops reading loses only its
+                    own records (counted and named in its warnings);
+                    another run at the same time loses nothing, and
+                    preflight still passes
   agent_killed      the agent killed mid-run: the run reports the loss and
                     ends (fallback to ptrace), it does not hang
 
@@ -464,6 +468,58 @@ def agent_nondumpable(env):
         if st != 0:
             raise Fail("registering its own plain process was refused: "
                        "%d (%s)" % (st, why))
+
+
+def drop_warnings(rep):
+    return [w for w in rep["warnings"] if "lost" in w or "dropped" in w]
+
+
+@case
+def agent_stalled_client(env):
+    """a run whose wrapper is stopped (SIGSTOP: it never reads) while its
+    workload writes on: another run at the same time records all of its
+    300 files and no drops, `weft tracer check ebpf` passes, and the
+    stalled run, once continued, counts its lost records and names them
+    in its warnings."""
+    loop = ("i=0; while [ ! -e stop ]; do echo $i > junk; i=$((i+1)); "
+            "[ $i = 50000 ] && touch many; done; true")
+    a, ra = env.run(["sh", "-c", loop], wait=False)
+    try:
+        for _ in range(6000):
+            if os.path.exists(env.p("junk")) or a.poll() is not None:
+                break
+            time.sleep(0.01)
+        os.kill(a.pid, signal.SIGSTOP)
+        # Far more records than the agent may hold for it by now.
+        while not os.path.exists(env.p("many")) and a.poll() is None:
+            time.sleep(0.05)
+        rb = env.run(["sh", "-c", "for i in $(seq 300); do "
+                      "echo $i > out$i; done"], timeout=120)
+        written = [p for p, f in files(rb).items()
+                   if os.path.basename(p).startswith("out") and f["written"]]
+        if len(written) != 300 or rb["dropped_events"] or drop_warnings(rb):
+            raise Fail("beside a stalled run, another run recorded %d of "
+                       "300 files, %d dropped, warnings %s"
+                       % (len(written), rb["dropped_events"],
+                          rb["warnings"]))
+        r = subprocess.run([env.weft, "tracer", "check", "ebpf"],
+                           capture_output=True, env=env.env, timeout=120)
+        if r.returncode != 0:
+            raise Fail("preflight fails beside a stalled run:\n%s"
+                       % text(r.stdout + r.stderr))
+    finally:
+        with open(env.p("stop"), "w"):
+            pass
+        os.kill(a.pid, signal.SIGCONT)
+    out, err = a.communicate(timeout=120)
+    if a.returncode != 0:
+        raise Fail("the stalled run exited %d:\n%s" % (a.returncode,
+                                                       text(err)))
+    rep = load(ra)
+    if not rep["dropped_events"] or not drop_warnings(rep):
+        raise Fail("the stalled run does not say it lost records: "
+                   "dropped %d, warnings %s" % (rep["dropped_events"],
+                                                rep["warnings"]))
 
 
 def traced_child(parent):

@@ -63,8 +63,9 @@ int wb_syscalls_attach(wb_load *ld, bool on);
 int wb_drain(wb_load *ld);
 /* The fd to add to an epoll set (readable on wakeups). */
 int wb_epoll_fd(wb_load *ld);
-/* Records lost in the kernel so far (summed over CPUs). */
-uint64_t wb_dropped(wb_load *ld);
+/* Records of owner's slot (owner % WB_MAX_OWNERS) lost in the kernel so
+ * far (summed over CPUs). */
+uint64_t wb_dropped(wb_load *ld, uint32_t owner);
 
 /* ---- record.c: ring-buffer records to weft_event ---- */
 
