@@ -135,6 +135,10 @@ int cli_ship_run(const cli_ship *s, const weft_report *r);
  * into *cache at the first call, kept for later ones: weft_store_close it
  * at the end). A failure is a warning in r; with verbose, one line on
  * stderr says how many files were read and how many came from the cache. */
+/* The node's hash cache path (weft_wrap_hash_cache_path) into buf, or
+ * NULL; why there is none, when that is news, goes into r's warnings (or
+ * to stderr when r is NULL). */
+const char *cli_hash_cache_path(char buf[WEFT_MAX_PATH_BYTES], weft_report *r);
 void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
 		     int verbose);
 /* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,

@@ -265,8 +265,7 @@ void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
 		     int verbose)
 {
 	char path[WEFT_MAX_PATH_BYTES];
-	const char *at =
-		weft_wrap_hash_cache_path(weft_wrap_getenv, path, sizeof(path));
+	const char *at = cli_hash_cache_path(path, r);
 	size_t hashed = 0, nread = 0;
 	int err = weft_report_hash_files_cached(cache, at, r, &hashed, &nread);
 	if (err != WEFT_OK)

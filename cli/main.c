@@ -97,7 +97,8 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 		}
 		snprintf(dir, sizeof(dir), "%s%s" WEFT_DIR_NAME, cwd,
 			 strcmp(cwd, "/") == 0 ? "" : "/");
-		if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+		/* The store is its owner's alone (docs/security.md). */
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 			cli_error("cannot create %s: %s", dir, strerror(errno));
 			return NULL;
 		}

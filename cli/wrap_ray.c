@@ -335,14 +335,27 @@ bool wrap_ray_streaming(const wrap_ray *w)
 	return w->stream && wr_stream_ok(w->stream);
 }
 
+/* Shared with cmd_wrap.c (cli.h); here for wrap_ray_test, which links
+ * this file and not that one. */
+const char *cli_hash_cache_path(char buf[WEFT_MAX_PATH_BYTES], weft_report *r)
+{
+	char why[WEFT_MAX_PATH_BYTES + 128];
+	const char *at = weft_wrap_hash_cache_path(
+		weft_wrap_getenv, buf, WEFT_MAX_PATH_BYTES, why, sizeof(why));
+	if (why[0] && r)
+		weft_report_warn(r, "no hash cache: %s", why);
+	else if (why[0])
+		fprintf(stderr, "weft: no hash cache: %s\n", why);
+	return at;
+}
+
 int wrap_ray_record(wrap_ray *w, const weft_wrap_identity *id, const char *name,
 		    const char *parent, weft_report *r, char *err, size_t errsz)
 {
 	/* The node's hash cache (WEFT_HASH_CACHE), a connection of this
 	 * call's own: the recorder thread has its own. */
 	char cache_buf[WEFT_MAX_PATH_BYTES];
-	const char *cache_path = weft_wrap_hash_cache_path(
-		weft_wrap_getenv, cache_buf, sizeof(cache_buf));
+	const char *cache_path = cli_hash_cache_path(cache_buf, r);
 	weft_store *cache = NULL;
 	int e = weft_report_hash_files_cached(&cache, cache_path, r, NULL,
 					      NULL);

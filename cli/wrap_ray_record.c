@@ -67,8 +67,7 @@ void *wr_recorder(void *arg)
 	int rcs[RECORD_BATCH];
 	/* The environment is settled (the workload runs): getenv is safe. */
 	char cache_buf[WEFT_MAX_PATH_BYTES];
-	const char *cache_path = weft_wrap_hash_cache_path(
-		weft_wrap_getenv, cache_buf, sizeof(cache_buf));
+	const char *cache_path = cli_hash_cache_path(cache_buf, NULL);
 	weft_store *cache = NULL;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {

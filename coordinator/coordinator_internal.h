@@ -49,7 +49,8 @@ struct weft_coordinator {
 	size_t held_bytes; /* request bytes received and not yet answered */
 	int in_flight;     /* requests received and not yet answered */
 	bool stopping, quit;
-	int last_commit_err;
+	int last_commit_err; /* of the last commit that wrote; 0 once one
+				succeeds again */
 	uint64_t requests;
 	uint64_t rejects[WEFT_REJECT_REASON_MAX];
 	struct job_rejects *jrej;

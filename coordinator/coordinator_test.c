@@ -13,8 +13,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "weft_coordinator.h"
 #include "weft_store.h"
@@ -76,12 +78,9 @@ static void start(struct fx *f, const char *url)
 			 WEFT_OK);
 }
 
-static void test_inproc_round_trip(void **state)
+/* The fixture's job, stored. */
+static void create_job(struct fx *f)
 {
-	struct fx *f = *state;
-	start(f, "inproc://weft-coordinator-test");
-	assert_string_equal(weft_coordinator_url(f->c),
-			    "inproc://weft-coordinator-test");
 	weft_buf req;
 	weft_buf_init(&req);
 	weft_job_info j = {0};
@@ -90,6 +89,17 @@ static void test_inproc_round_trip(void **state)
 	j.command = "weft run -- make";
 	assert_int_equal(weft_req_job_create(&j, &req), WEFT_OK);
 	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+}
+
+static void test_inproc_round_trip(void **state)
+{
+	struct fx *f = *state;
+	start(f, "inproc://weft-coordinator-test");
+	assert_string_equal(weft_coordinator_url(f->c),
+			    "inproc://weft-coordinator-test");
+	weft_buf req;
+	weft_buf_init(&req);
+	create_job(f);
 
 	weft_writer_key k;
 	weft_writer_key_new(&k);
@@ -153,6 +163,38 @@ static void test_inproc_round_trip(void **state)
 	weft_store_close(s);
 }
 
+/* A commit that failed (the disk was full) and a later one that succeeded:
+ * stopping reports no error, the store has recovered. File writes are
+ * made to fail with RLIMIT_FSIZE (EFBIG), as a full disk would. */
+static void test_commit_error_clears(void **state)
+{
+	struct fx *f = *state;
+	start(f, "inproc://weft-coordinator-test-full");
+	weft_buf req;
+	weft_buf_init(&req);
+	create_job(f);
+
+	struct rlimit old, full = {.rlim_cur = 0};
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	full.rlim_max = old.rlim_max;
+	void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	weft_writer_key k;
+	weft_writer_key_new(&k);
+	assert_int_equal(weft_req_enrol(f->job, token, k.pk, &req), WEFT_OK);
+	weft_ack a = call(f, &req);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, old_xfsz);
+	assert_int_equal(a.status, WEFT_ACK_RETRY);
+
+	/* Space came back: the resent request is stored. */
+	assert_int_equal(weft_req_enrol(f->job, token, k.pk, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+	int stopped = weft_coordinator_stop(f->c);
+	f->c = NULL;
+	assert_int_equal(stopped, WEFT_OK);
+}
+
 static void test_start_errors(void **state)
 {
 	struct fx *f = *state;
@@ -185,6 +227,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_inproc_round_trip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_commit_error_clears, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup,
 						teardown),

@@ -290,18 +290,25 @@ static void run_batch(weft_coordinator *c, struct slot *batch)
 {
 	int64_t now = now_ns();
 	int err;
+	bool writes = false;
 	/* A second round when a request failed part-way outside a
 	 * savepoint: the writer then isolates each request. */
 	for (int round = 0; round < 2; round++) {
 		err = weft_store_writer_begin(c->writer);
 		for (struct slot *s = batch; s && !err; s = s->next)
-			if (s->req.kind != WEFT_REQ_STATUS)
+			if (s->req.kind != WEFT_REQ_STATUS) {
 				apply_one(c, s, now);
+				writes = true;
+			}
 		if (!err)
 			err = weft_store_writer_commit(c->writer);
 		if (!err || !weft_store_writer_redo(c->writer))
 			break;
 	}
+	/* The store's state is the last commit's: one that wrote and
+	 * succeeded (space came back) clears an earlier failure. */
+	if (!err && writes)
+		c->last_commit_err = WEFT_OK;
 	if (err) {
 		c->last_commit_err = err;
 		if (c->log)

@@ -54,7 +54,8 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 /* The URL it listens on, with the port filled in for ":0". */
 const char *weft_coordinator_url(const weft_coordinator *c);
 /* Stop accepting, let requests in flight finish, commit, close the store,
- * free. WEFT_OK, or the store's error from the last commit. */
+ * free. WEFT_OK, or the store's error from the last commit that wrote
+ * (an earlier failure is forgotten once a later commit succeeded). */
 int weft_coordinator_stop(weft_coordinator *c);
 
 /* `weft coordinator`: start, write the URL and a newline to ready_fd (when

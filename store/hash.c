@@ -486,6 +486,7 @@ int weft_hash_cache_open(const char *path, weft_store **out, char *err,
 		return WEFT_EINVAL;
 	}
 	make_parents(path);
+	store_make_private(path, true);
 	weft_store *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errsz, "%s", weft_strerror(WEFT_ENOMEM));

@@ -579,6 +579,7 @@ int weft_store_open_readonly(const char *db_path, weft_store **out)
 							   : WEFT_EIO;
 	if (!S_ISREG(sb.st_mode))
 		return WEFT_EINVAL;
+	store_make_private(db_path, false);
 	weft_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return WEFT_ENOMEM;

@@ -13,9 +13,12 @@
  * in. Unsigned 64-bit values (dev, inode, dropped events) are stored as the
  * signed integer with the same bits.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "store_internal.h"
 
@@ -266,12 +269,44 @@ static int migrate(weft_store *s)
 	}
 }
 
+/* A store holds job secrets and every path a job used: its files are
+ * for their owner alone. SQLite would create the database 0644 (less the
+ * umask) and gives its -wal and -shm the database's mode. */
+void store_make_private(const char *db_path, bool create)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	char path[WEFT_MAX_PATH_BYTES + 16];
+	if (!db_path[0] || strcmp(db_path, ":memory:") == 0 ||
+	    strncmp(db_path, "file:", 5) == 0)
+		return;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(*suffixes); i++) {
+		int n = snprintf(path, sizeof(path), "%s%s", db_path,
+				 suffixes[i]);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			return;
+		int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+		if (i == 0 && create)
+			flags |= O_CREAT;
+		int fd = open(path, flags, 0600);
+		if (fd < 0)
+			continue; /* missing: SQLite says what is wrong */
+		struct stat st;
+		/* Created 0600 whatever the umask; one an older weft made
+		 * readable by others tightened, by its owner only. */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_uid == geteuid() && (st.st_mode & 077))
+			(void)fchmod(fd, st.st_mode & 0600);
+		close(fd);
+	}
+}
+
 int weft_store_open(const char *db_path, weft_store **out)
 {
 	*out = NULL;
 	weft_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return WEFT_ENOMEM;
+	store_make_private(db_path, true);
 	int rc = sqlite3_open_v2(db_path, &s->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 				 NULL);

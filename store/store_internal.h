@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "weft_store.h"
 
 /* How long a writer waits for another process's lock before giving up. */
@@ -51,6 +53,9 @@ int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
 
 /* Keep SQLite's current message for weft_store_errmsg. */
 void store_save_errmsg(weft_store *s);
+/* Make the database at db_path (created when create) and its -wal, -shm
+ * and -journal readable by their owner only (store.c). */
+void store_make_private(const char *db_path, bool create);
 /* sqlite3_prepare_v2 wrapped to return a weft_err. */
 int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
 /* Run SQL without results (BEGIN, COMMIT, ...). */

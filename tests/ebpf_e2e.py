@@ -7,7 +7,16 @@ beyond the conformance suite (which runs under ebpf as e2e.ebpf.*):
   long_path         a path of 4,095 bytes (4,096 with its NUL) recorded whole
   agent_concurrent  two runs at once under one agent: separate records
   agent_refuses     the agent refuses to register a process the caller
-                    could not ptrace (caller run as nobody)
+                    could not ptrace (caller run as a second user)
+  agent_setuid_caller  a caller whose connecting process exec'd a
+                    set-user-ID program since it connected is refused
+  agent_caller_gone a caller whose connecting process is gone is refused
+  agent_nondumpable the caller's own set-group-ID or non-dumpable
+                    processes are refused, as ptrace would refuse them
+  agent_stalled_client  a run whose wrapper stops reading loses only its
+                    own records (counted and named in its warnings);
+                    another run at the same time loses nothing, and
+                    preflight still passes
   agent_killed      the agent killed mid-run: the run reports the loss and
                     ends (fallback to ptrace), it does not hang
 
@@ -32,12 +41,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import unprivileged  # noqa: E402
+
 SKIP = 77
 CASES = {}
 # wb_msg (backends/ebpf/ebpf_internal.h): type, pid, status, version,
 # dropped, text[64].
 MSG = struct.Struct("=IiiIQ64s")
-MSG_REGISTER, MSG_REPLY = 1, 4
+MSG_REGISTER, MSG_DEREGISTER, MSG_REPLY = 1, 2, 4
 PROTO_VERSION = 2  # WB_PROTO_VERSION
 
 
@@ -253,70 +265,261 @@ def agent_concurrent(env):
         raise Fail("%d agents serve one socket: %s" % (len(agents), agents))
 
 
-def agent_register(sock_path, pid, as_nobody):
-    """Register pid with the agent from a helper process (as nobody when
-    asked); returns (status, text) of the reply."""
-    code = ("import socket,struct,sys\n"
-            "M=struct.Struct('=IiiIQ64s')\n"
-            "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
-            "s.connect(sys.argv[1])\n"
-            "s.send(M.pack(%d,int(sys.argv[2]),0,%d,0,b''))\n"
-            "t,p,st,_,_,txt=M.unpack(s.recv(M.size))\n"
-            "print(t,st,txt.split(b'\\0')[0].decode())\n"
-            % (MSG_REGISTER, PROTO_VERSION))
-    prefix = []
-    if as_nobody:
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534",
-                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
-    r = subprocess.run(prefix + [sys.executable, "-c", code, sock_path,
-                                 str(pid)], capture_output=True, timeout=30)
-    if r.returncode != 0:
-        raise Fail("the registering helper failed (%d):\n%s"
-                   % (r.returncode, text(r.stderr)))
+# A registering client, run as the test user: connects to argv[1]; with
+# argv[3] ("gone" or a set-user-ID program) it first proves the agent
+# accepted it (a DEREGISTER answered), then forks a helper that keeps the
+# socket while the connecting process exits or execs the program; the
+# helper (or the connecting process itself) registers pid argv[2] and
+# prints the reply: type, status, text.
+CLIENT = r"""
+import os, socket, struct, sys, time
+M = struct.Struct('=IiiIQ64s')
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+how = sys.argv[3] if len(sys.argv) > 3 else ''
+def register():
+    s.send(M.pack(%d, int(sys.argv[2]), 0, %d, 0, b''))
+    t, p, st, _, _, txt = M.unpack(s.recv(M.size))
+    print(t, st, txt.split(b'\0')[0].decode(), flush=True)
+def euid(pid):
+    with open('/proc/%%d/status' %% pid) as f:
+        for line in f:
+            if line.startswith('Uid:'):
+                return int(line.split()[2])
+if how:
+    s.send(M.pack(%d, 0, 0, 0, 0, b''))
+    s.recv(M.size)
+    parent = os.getpid()
+    if os.fork() == 0:
+        for _ in range(3000):
+            if os.getppid() != parent if how == 'gone' else euid(parent) == 0:
+                break
+            time.sleep(0.01)
+        register()
+        if how != 'gone':
+            os.kill(parent, 9)
+        os._exit(0)
+    if how != 'gone':
+        os.set_inheritable(s.fileno(), False)
+        os.execv(how, [how, '60'])
+    os._exit(0)
+register()
+""" % (MSG_REGISTER, PROTO_VERSION, MSG_DEREGISTER)
+
+
+def agent_register(sock_path, pid, how=None):
+    """Register pid with the agent from a client run as the test user
+    (how: see CLIENT); returns (status, text) of the reply."""
+    cmd = [sys.executable, "-c", CLIENT, sock_path, str(pid)]
+    if how:
+        cmd.append(how)
+    r = subprocess.run(unprivileged.argv(cmd), capture_output=True,
+                       timeout=60)
     out = text(r.stdout).strip().split(" ", 2) + [""]
+    if not out[0]:
+        raise Fail("the registering client printed nothing (%d):\n%s"
+                   % (r.returncode, text(r.stderr)))
     t, st, why = out[0], out[1], out[2]
     if int(t) != MSG_REPLY:
         raise Fail("the agent answered with message type %s" % t)
     return int(st), why
 
 
-@case
-def agent_refuses(env):
-    """a caller running as nobody may not register pid 1 (root's) with
-    the agent: refused with EPERM and a reason; registering a process of
-    its own is accepted."""
-    if not shutil.which("setpriv"):
-        raise Skip("setpriv (util-linux) is not installed")
-    agent = subprocess.Popen([env.weft, "agent", "--idle-timeout", "0"],
-                             env=env.env, stderr=subprocess.PIPE)
-    try:
+class Agent:
+    """`weft agent` of this case, its socket reachable by the test user;
+    stopped on exit."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __enter__(self):
+        try:
+            unprivileged.user()
+        except unprivileged.Unavailable as e:
+            raise Skip(str(e))
+        self.p = subprocess.Popen([self.env.weft, "agent", "--idle-timeout",
+                                   "0"], env=self.env.env,
+                                  stderr=subprocess.PIPE)
         for _ in range(500):
-            if os.path.exists(env.sock):
+            if os.path.exists(self.env.sock):
                 break
             time.sleep(0.01)
         else:
-            raise Fail("the agent did not create %s" % env.sock)
-        os.chmod(os.path.dirname(env.sock), 0o755)
-        st, why = agent_register(env.sock, 1, as_nobody=True)
-        if st != -1:  # -EPERM
-            raise Fail("registering pid 1 as nobody: status %d (%s), "
-                       "expected -1 (EPERM)" % (st, why))
-        if "may not trace" not in why:
-            raise Fail("the refusal gives no reason: %r" % why)
-        sleeper = subprocess.Popen(["setpriv", "--reuid=65534",
-                                    "--regid=65534", "--clear-groups",
-                                    "sleep", "30"])
-        try:
-            st, why = agent_register(env.sock, sleeper.pid, as_nobody=True)
-        finally:
-            sleeper.kill()
-            sleeper.wait()
+            self.__exit__()
+            raise Fail("the agent did not create %s" % self.env.sock)
+        os.chmod(os.path.dirname(self.env.sock), 0o755)
+        return self
+
+    def __exit__(self, *exc):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+class Procs:
+    """Processes a case starts (killed on exit)."""
+
+    def __init__(self):
+        self.v = []
+
+    def start(self, cmd, ready=None):
+        """Start cmd; with ready, wait until it runs that program (its
+        exec done), or until it prints a line when ready is True."""
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE
+                             if ready is True else None)
+        self.v.append(p)
+        if ready is True:
+            p.stdout.readline()
+        elif ready:
+            for _ in range(3000):
+                try:
+                    if os.readlink("/proc/%d/exe" % p.pid) == ready:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.01)
+        return p.pid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.v:
+            p.kill()
+            p.wait()
+
+
+def expect_refused(st, why, what, reason):
+    if st != -1:  # -EPERM
+        raise Fail("%s: status %d (%s), expected -1 (EPERM)" % (what, st,
+                                                                 why))
+    if reason not in why:
+        raise Fail("%s: the refusal does not say %r: %r" % (what, reason,
+                                                             why))
+
+
+@case
+def agent_refuses(env):
+    """a caller running as a second user may not register pid 1 (root's)
+    with the agent: refused with EPERM and a reason; registering a
+    process of its own is accepted."""
+    with Agent(env), Procs() as procs:
+        st, why = agent_register(env.sock, 1)
+        expect_refused(st, why, "registering pid 1", "may not trace")
+        own = procs.start(unprivileged.argv(["sleep", "60"]))
+        st, why = agent_register(env.sock, own)
         if st != 0:
-            raise Fail("registering its own process as nobody was refused:"
-                       " %d (%s)" % (st, why))
+            raise Fail("registering its own process was refused: %d (%s)"
+                       % (st, why))
+
+
+@case
+def agent_setuid_caller(env):
+    """a client connects as the test user, keeps the socket in a forked
+    helper and the connecting process execs a set-user-ID-root program:
+    the helper may not register a root process (nor its own)."""
+    setuid_sleep = unprivileged.set_id_copy(shutil.which("sleep"), env.root,
+                                            setuid=True)
+    with Agent(env), Procs() as procs:
+        root_pid = procs.start(["sleep", "60"])
+        st, why = agent_register(env.sock, root_pid, how=setuid_sleep)
+        expect_refused(st, why, "registering root's process after the "
+                       "connecting process exec'd a set-user-ID program",
+                       "changed")
+
+
+@case
+def agent_caller_gone(env):
+    """a client connects as the test user, forks a helper and the
+    connecting process exits: the helper may not register even a process
+    of the test user's (its pid may be reused by anyone)."""
+    with Agent(env), Procs() as procs:
+        own = procs.start(unprivileged.argv(["sleep", "60"]))
+        st, why = agent_register(env.sock, own, how="gone")
+        expect_refused(st, why, "registering after the connecting "
+                       "process ended", "connected")
+
+
+@case
+def agent_nondumpable(env):
+    """processes of the caller's own uid that the kernel would not let it
+    ptrace are refused: a set-group-ID program (like ssh-agent) and one
+    that made itself non-dumpable; a plain process of its own is taken."""
+    uid, gid = unprivileged.user()
+    other_gid = 65534 if gid != 65534 else 0
+    setgid_sleep = unprivileged.set_id_copy(shutil.which("sleep"), env.root,
+                                            setgid=other_gid)
+    nondumpable = ("import ctypes, time\n"
+                   "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
+                   "print('ready', flush=True)\n"
+                   "time.sleep(60)\n")
+    with Agent(env), Procs() as procs:
+        sg = procs.start(unprivileged.argv([setgid_sleep, "60"]),
+                         ready=setgid_sleep)
+        nd = procs.start(unprivileged.argv([sys.executable, "-c",
+                                            nondumpable]), ready=True)
+        plain = procs.start(unprivileged.argv(["sleep", "60"]))
+        st, why = agent_register(env.sock, sg)
+        expect_refused(st, why, "registering its own set-group-ID "
+                       "process", "may not trace")
+        st, why = agent_register(env.sock, nd)
+        expect_refused(st, why, "registering its own non-dumpable "
+                       "process", "dumpable")
+        st, why = agent_register(env.sock, plain)
+        if st != 0:
+            raise Fail("registering its own plain process was refused: "
+                       "%d (%s)" % (st, why))
+
+
+def drop_warnings(rep):
+    return [w for w in rep["warnings"] if "lost" in w or "dropped" in w]
+
+
+@case
+def agent_stalled_client(env):
+    """a run whose wrapper is stopped (SIGSTOP: it never reads) while its
+    workload writes on: another run at the same time records all of its
+    300 files and no drops, `weft tracer check ebpf` passes, and the
+    stalled run, once continued, counts its lost records and names them
+    in its warnings."""
+    loop = ("i=0; while [ ! -e stop ]; do echo $i > junk; i=$((i+1)); "
+            "[ $i = 50000 ] && touch many; done; true")
+    a, ra = env.run(["sh", "-c", loop], wait=False)
+    try:
+        for _ in range(6000):
+            if os.path.exists(env.p("junk")) or a.poll() is not None:
+                break
+            time.sleep(0.01)
+        os.kill(a.pid, signal.SIGSTOP)
+        # Far more records than the agent may hold for it by now.
+        while not os.path.exists(env.p("many")) and a.poll() is None:
+            time.sleep(0.05)
+        rb = env.run(["sh", "-c", "for i in $(seq 300); do "
+                      "echo $i > out$i; done"], timeout=120)
+        written = [p for p, f in files(rb).items()
+                   if os.path.basename(p).startswith("out") and f["written"]]
+        if len(written) != 300 or rb["dropped_events"] or drop_warnings(rb):
+            raise Fail("beside a stalled run, another run recorded %d of "
+                       "300 files, %d dropped, warnings %s"
+                       % (len(written), rb["dropped_events"],
+                          rb["warnings"]))
+        r = subprocess.run([env.weft, "tracer", "check", "ebpf"],
+                           capture_output=True, env=env.env, timeout=120)
+        if r.returncode != 0:
+            raise Fail("preflight fails beside a stalled run:\n%s"
+                       % text(r.stdout + r.stderr))
     finally:
-        agent.terminate()
-        agent.wait(10)
+        with open(env.p("stop"), "w"):
+            pass
+        os.kill(a.pid, signal.SIGCONT)
+    out, err = a.communicate(timeout=120)
+    if a.returncode != 0:
+        raise Fail("the stalled run exited %d:\n%s" % (a.returncode,
+                                                       text(err)))
+    rep = load(ra)
+    if not rep["dropped_events"] or not drop_warnings(rep):
+        raise Fail("the stalled run does not say it lost records: "
+                   "dropped %d, warnings %s" % (rep["dropped_events"],
+                                                rep["warnings"]))
 
 
 def traced_child(parent):

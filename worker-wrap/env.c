@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "weft_wrap.h"
 #include "wrap_internal.h"
@@ -87,6 +88,41 @@ static int read_token(weft_wrap_env *e, const char *v, char *err, size_t errsz)
 	return 0;
 }
 
+int weft_wrap_private_dir(const char *dir, char *err, size_t errsz)
+{
+	/* Made here, 0700 whatever the umask; or one that was there. */
+	if (mkdir(dir, 0700) == 0 && chmod(dir, 0700) != 0)
+		return wrap_fail(err, errsz, "cannot make %s private: %s", dir,
+				 strerror(errno));
+	struct stat st;
+	if (lstat(dir, &st) != 0)
+		return wrap_fail(err, errsz, "cannot create %s: %s", dir,
+				 strerror(errno));
+	const char *wrong = NULL;
+	if (S_ISLNK(st.st_mode))
+		wrong = "it is a symbolic link";
+	else if (!S_ISDIR(st.st_mode))
+		wrong = "it is not a directory";
+	else if (st.st_uid != geteuid())
+		wrong = "another user owns it";
+	else if (st.st_mode & 022)
+		wrong = "others may write to it";
+	if (wrong)
+		return wrap_fail(err, errsz,
+				 "%s is not used: %s (remove it, or set a "
+				 "home directory or XDG_CACHE_HOME)",
+				 dir, wrong);
+	return 0;
+}
+
+/* The fallback of the spool and the hash cache when this user has no
+ * usable home or cache directory: /tmp/weft-<what>-UID. */
+static int tmp_fallback(char *out, size_t outsz, const char *what)
+{
+	return snprintf(out, outsz, "/tmp/weft-%s-%u", what,
+			(unsigned)geteuid());
+}
+
 static int default_spool(weft_wrap_env *e, weft_wrap_getenv_fn get)
 {
 	const char *xdg = get("XDG_CACHE_HOME"), *home = get("HOME");
@@ -97,14 +133,14 @@ static int default_spool(weft_wrap_env *e, weft_wrap_getenv_fn get)
 		n = snprintf(e->spool, sizeof(e->spool), "%s/.cache/weft/spool",
 			     home);
 	else
-		n = snprintf(e->spool, sizeof(e->spool), "/tmp/weft-spool-%u",
-			     (unsigned)getuid());
+		n = tmp_fallback(e->spool, sizeof(e->spool), "spool");
 	return n > 0 && (size_t)n < sizeof(e->spool) ? 0 : -1;
 }
 
 const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
-				      size_t outsz)
+				      size_t outsz, char *why, size_t whysz)
 {
+	why[0] = '\0';
 	const char *v = get("WEFT_HASH_CACHE");
 	const char *xdg = get("XDG_CACHE_HOME"), *home = get("HOME");
 	int n;
@@ -117,9 +153,16 @@ const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
 		n = snprintf(out, outsz, "%s/weft/hashes.db", xdg);
 	else if (home && home[0] == '/' && strcmp(home, "/") != 0)
 		n = snprintf(out, outsz, "%s/.cache/weft/hashes.db", home);
-	else
-		n = snprintf(out, outsz, "/tmp/weft-hashes-%u.db",
-			     (unsigned)getuid());
+	else {
+		/* A directory of its own: a cache file, or its -wal, that
+		 * another user made in /tmp would feed us false hashes. */
+		char dir[WEFT_MAX_PATH_BYTES];
+		n = tmp_fallback(dir, sizeof(dir), "hashes");
+		if (n <= 0 || (size_t)n >= sizeof(dir) ||
+		    weft_wrap_private_dir(dir, why, whysz) != 0)
+			return NULL;
+		n = snprintf(out, outsz, "%s/hashes.db", dir);
+	}
 	return n > 0 && (size_t)n < outsz ? out : NULL;
 }
 
@@ -173,6 +216,11 @@ static int read_optional(weft_wrap_env *e, weft_wrap_getenv_fn get, char *err,
 	if (default_spool(e, get) != 0)
 		return wrap_fail(err, errsz,
 				 "no spool directory: set WEFT_SPOOL");
+	char tmp[WEFT_MAX_PATH_BYTES + 1];
+	tmp_fallback(tmp, sizeof(tmp), "spool");
+	if (strcmp(e->spool, tmp) == 0 &&
+	    weft_wrap_private_dir(e->spool, err, errsz) != 0)
+		return WEFT_EINVAL;
 	return WEFT_OK;
 }
 

@@ -56,18 +56,26 @@ const char *weft_wrap_getenv(const char *name);
  * subset. Every variable that is set is checked strictly. WEFT_OK, or
  * WEFT_EINVAL with a message naming the variable, the value and what was
  * expected in err. The spool defaults to $XDG_CACHE_HOME/weft/spool,
- * $HOME/.cache/weft/spool, else /tmp/weft-spool-UID. */
+ * $HOME/.cache/weft/spool, else /tmp/weft-spool-UID (only when
+ * weft_wrap_private_dir accepts it). */
 int weft_wrap_env_read(weft_wrap_env *e, weft_wrap_getenv_fn get,
 		       bool require_job, char *err, size_t errsz);
 
 /* The node's hash cache for wrappers (weft_hash_cache_open): WEFT_HASH_CACHE
  * when set (an absolute path; "off" disables), else
  * $XDG_CACHE_HOME/weft/hashes.db, $HOME/.cache/weft/hashes.db, else
- * /tmp/weft-hashes-UID.db. Returns out, or NULL for no cache ("off"; a
- * path that does not fit is no cache too). A relative WEFT_HASH_CACHE is
- * returned as it is, for the open to refuse with a warning. */
+ * /tmp/weft-hashes-UID/hashes.db (weft_wrap_private_dir checks the
+ * directory). Returns out, or NULL for no cache ("off"; a path that does
+ * not fit; a fallback directory that is not safe: then why says so). A
+ * relative WEFT_HASH_CACHE is returned as it is, for the open to refuse
+ * with a warning. */
 const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
-				      size_t outsz);
+				      size_t outsz, char *why, size_t whysz);
+/* A directory in a place every user may write to (/tmp), for this user
+ * alone: created 0700 when missing; used only when it is a directory,
+ * not a symbolic link, owned by this user and not writable by others.
+ * 0, or WEFT_EINVAL with err naming it and what is wrong. */
+int weft_wrap_private_dir(const char *dir, char *err, size_t errsz);
 
 /* Checkers shared by the contract and the command line (0 or -1). */
 int weft_wrap_check_url(const char *url);

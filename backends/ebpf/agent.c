@@ -5,9 +5,10 @@
  * a second one started in a race leaves quietly), load and attach the
  * programs one after another (load.c), then listen. Wrappers connect
  * over a SOCK_SEQPACKET Unix socket and register the root pid of their
- * workload; the agent checks with SO_PEERCRED that the caller could
- * ptrace that process itself (same real, effective and saved uid, or
- * CAP_SYS_PTRACE), puts it in the filter map under the connection's
+ * workload; the agent grants it only when the credentials the caller
+ * had when it connected (SO_PEERCRED and /proc at accept), and still
+ * has, could ptrace that process under the kernel's rules
+ * (agent_access.c), puts it in the filter map under the connection's
  * owner id, and from then on forwards every record of that tree, one
  * packet per record. SYNC drains the ring buffer and answers SYNCED after
  * the last record, so a wrapper's end-of-run drain loses nothing. A
@@ -38,17 +39,36 @@
 #define AGENT_MAX_CLIENTS 256
 #define AGENT_POLL_MS 20
 #define AGENT_SNDBUF (4 * 1024 * 1024)
+/* What the agent keeps for one client whose socket is full, beyond the
+ * socket's own buffer; past it that client's records are dropped (and
+ * counted for it), never waited for. */
+#define AGENT_CLIENT_QUEUE_BYTES (4 * 1024 * 1024)
+
+/* A packet waiting for its client's socket to take it. */
+typedef struct packet {
+	struct packet *next;
+	size_t len;
+	uint32_t records; /* in it (0: a control message) */
+	uint8_t data[];
+} packet;
 
 typedef struct client {
 	int fd;         /* -1: free slot */
 	uint8_t *batch; /* records waiting to be sent (WB_BATCH_BYTES) */
 	size_t batched;
+	uint32_t batch_records;
+	packet *qhead, *qtail; /* what its socket did not take yet */
+	size_t qbytes;         /* of records in the queue */
+	bool ctl_queued;       /* a reply waits: its next request too */
+	uint32_t events;       /* what epoll watches for it */
 	uint32_t owner;
 	pid_t peer_pid;
 	uid_t peer_uid;
-	uint64_t dropped_base; /* kernel drops when it registered */
+	wb_creds creds; /* the connecting process's, captured at accept */
+	int creds_err;  /* 0, -ESRCH (gone) or -EPERM (changed) at accept */
+	uint64_t dropped_base; /* its slot's kernel drops when it came */
 	bool registered;       /* has a process in the filter */
-	uint64_t send_drops;   /* records it could not take */
+	uint64_t send_drops;   /* its records dropped: it did not read */
 } client;
 
 typedef struct agent {
@@ -85,21 +105,114 @@ static client *client_by_owner(agent *a, uint32_t owner)
 	return NULL;
 }
 
-static void flush(client *c)
+/* ---- sending: never blocking, a bounded queue per client ----
+ *
+ * A packet goes straight to the socket when nothing of the client's is
+ * queued and the socket takes it; else to the back of its queue, sent
+ * when epoll says the socket is writable (client_write). Records past
+ * AGENT_CLIENT_QUEUE_BYTES are dropped and counted for that client only:
+ * one client that stops reading never holds up the agent or anyone
+ * else. Replies are never dropped; while one waits, the client's next
+ * request is not read (one answer at a time bounds them). */
+
+/* Watch for what the client's state needs: its requests unless a reply
+ * waits, writability while anything waits. */
+static void client_watch(agent *a, client *c)
+{
+	uint32_t ev = (c->ctl_queued ? 0 : EPOLLIN) | (c->qhead ? EPOLLOUT : 0);
+	if (ev == c->events)
+		return;
+	struct epoll_event e = {.events = ev, .data.ptr = c};
+	epoll_ctl(a->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
+	c->events = ev;
+}
+
+static void queue_free(client *c)
+{
+	while (c->qhead) {
+		packet *p = c->qhead;
+		c->qhead = p->next;
+		free(p);
+	}
+	c->qtail = NULL;
+	c->qbytes = 0;
+	c->ctl_queued = false;
+}
+
+/* Send data (records of them; 0: a control message) to c without
+ * blocking, queueing what the socket does not take now. */
+static void client_send(agent *a, client *c, const void *data, size_t len,
+			uint32_t records)
+{
+	if (!c->qhead) {
+		ssize_t n = send(c->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == (ssize_t)len)
+			return;
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			c->send_drops += records; /* it is going away */
+			return;
+		}
+	}
+	packet *p = NULL;
+	if (records == 0 || c->qbytes + len <= AGENT_CLIENT_QUEUE_BYTES)
+		p = malloc(sizeof(*p) + len);
+	if (!p) {
+		c->send_drops += records;
+		return;
+	}
+	p->next = NULL;
+	p->len = len;
+	p->records = records;
+	memcpy(p->data, data, len);
+	if (c->qtail)
+		c->qtail->next = p;
+	else
+		c->qhead = p;
+	c->qtail = p;
+	if (records)
+		c->qbytes += len;
+	else
+		c->ctl_queued = true;
+	client_watch(a, c);
+}
+
+/* The socket is writable: send what waits, in order. */
+static void client_write(agent *a, client *c)
+{
+	while (c->qhead) {
+		packet *p = c->qhead;
+		ssize_t n = send(c->fd, p->data, p->len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n != (ssize_t)p->len)
+			c->send_drops += p->records;
+		c->qhead = p->next;
+		if (p->records)
+			c->qbytes -= p->len;
+		free(p);
+	}
+	if (!c->qhead) {
+		c->qtail = NULL;
+		c->ctl_queued = false;
+	}
+	client_watch(a, c);
+}
+
+static void flush(agent *a, client *c)
 {
 	if (c->batched == 0)
 		return;
-	if (send(c->fd, c->batch, c->batched, MSG_NOSIGNAL) !=
-	    (ssize_t)c->batched)
-		c->send_drops++; /* counted per batch: "at least one" */
+	client_send(a, c, c->batch, c->batched, c->batch_records);
 	c->batched = 0;
+	c->batch_records = 0;
 }
 
 static void flush_all(agent *a)
 {
 	for (size_t i = 0; i < AGENT_MAX_CLIENTS; i++)
 		if (a->clients[i].fd >= 0)
-			flush(&a->clients[i]);
+			flush(a, &a->clients[i]);
 }
 
 /* A record from the ring buffer: into the batch of the connection that
@@ -115,52 +228,65 @@ static int forward(void *ctx, const void *data, size_t len)
 	if (!c)
 		return 0; /* its wrapper left */
 	if (c->batched + sizeof(uint32_t) + len > WB_BATCH_BYTES)
-		flush(c);
+		flush(a, c);
 	uint32_t n = (uint32_t)len;
 	memcpy(c->batch + c->batched, &n, sizeof(n));
 	memcpy(c->batch + c->batched + sizeof(n), data, len);
 	c->batched += sizeof(n) + len;
+	c->batch_records++;
 	return 0;
 }
 
-/* ---- permission: could the caller ptrace pid? ---- */
+/* ---- permission: could the caller ptrace pid? (agent_access.c) ---- */
 
-static bool read_status_ids(pid_t pid, const char *key, unsigned long v[4])
+/* At accept: the connecting process as it is, which must be what
+ * SO_PEERCRED says it was at connect (else it changed in between). */
+static void capture_creds(client *c, const struct ucred *cred)
 {
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool found = false;
-	size_t klen = strlen(key);
-	while (!found && fgets(line, sizeof(line), f))
-		if (strncmp(line, key, klen) == 0)
-			found = sscanf(line + klen, "%lu %lu %lu %lu", &v[0],
-				       &v[1], &v[2], &v[3]) == 4;
-	fclose(f);
-	return found;
+	c->creds_err = wb_creds_read(cred->pid, &c->creds);
+	if (c->creds_err == 0 &&
+	    (c->creds.ended || c->creds.uid[1] != cred->uid ||
+	     c->creds.gid[1] != cred->gid))
+		c->creds_err = -EPERM;
 }
 
-/* 0, or -errno with why said. The caller's uid comes from SO_PEERCRED
- * (the kernel's word); its capabilities from /proc of its pid. */
-static int may_trace(const client *c, pid_t pid, char *why, size_t whysz)
+/* 0 (*start: the judged target's start time), or -errno with why said
+ * (at most a wb_msg's text). */
+static int may_register(const client *c, pid_t pid, uint64_t *start, char *why,
+			size_t whysz)
 {
-	unsigned long ids[4];
-	if (pid <= 0 || !read_status_ids(pid, "Uid:", ids)) {
+	wb_creds now, target;
+	if (c->creds_err == -ESRCH ||
+	    (c->creds_err == 0 && (wb_creds_read(c->peer_pid, &now) != 0 ||
+				   now.ended || now.start != c->creds.start))) {
+		snprintf(why, whysz,
+			 "the process that connected (pid %d) ended",
+			 (int)c->peer_pid);
+		return -EPERM;
+	}
+	if (c->creds_err != 0 || !wb_creds_same(&now, &c->creds)) {
+		snprintf(why, whysz,
+			 "pid %d's credentials changed since it connected",
+			 (int)c->peer_pid);
+		return -EPERM;
+	}
+	if (pid <= 0 || wb_creds_read(pid, &target) != 0 || target.ended) {
 		snprintf(why, whysz, "no process %d", (int)pid);
 		return -ESRCH;
 	}
-	if (wb_cap_effective(c->peer_pid) & (1ull << WB_CAP_SYS_PTRACE))
-		return 0;
-	for (int i = 0; i < 3; i++)
-		if (ids[i] != (unsigned long)c->peer_uid) {
-			snprintf(why, whysz,
-				 "uid %d may not trace pid %d (uid %lu)",
-				 (int)c->peer_uid, (int)pid, ids[i]);
-			return -EPERM;
-		}
-	return 0;
+	int scope = wb_ptrace_scope();
+	bool ancestor =
+		scope == WB_YAMA_RELATIONAL && wb_is_ancestor(c->peer_pid, pid);
+	*start = target.start;
+	return wb_may_ptrace(&c->creds, &target, scope, ancestor, why, whysz);
+}
+
+/* After the target went into the filter map: still the process that was
+ * judged (not a reused pid)? */
+static bool same_start(pid_t pid, uint64_t start)
+{
+	wb_creds c;
+	return wb_creds_read(pid, &c) == 0 && c.start == start;
 }
 
 /* ---- connections ---- */
@@ -193,6 +319,7 @@ static void client_close(agent *a, client *c)
 	c->fd = -1;
 	free(c->batch);
 	c->batch = NULL;
+	queue_free(c);
 	a->nclients--;
 	if (a->verbose)
 		fprintf(a->err, "weft agent: owner %u left\n", c->owner);
@@ -229,10 +356,6 @@ static void client_accept(agent *a)
 	int sz = AGENT_SNDBUF;
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	/* A slow reader may hold the agent up to this long per record,
-	 * then its records are dropped (and counted), not everyone's. */
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->batch = batch;
@@ -240,20 +363,23 @@ static void client_accept(agent *a)
 	do {
 		c->owner = ++a->next_owner;
 	} while (c->owner == 0 || owner_slot_taken(a, c));
+	/* Its slot's count so far is earlier connections' losses. */
+	c->dropped_base = wb_dropped(a->ld, c->owner);
 	c->peer_pid = cred.pid;
 	c->peer_uid = cred.uid;
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	capture_creds(c, &cred);
+	c->events = EPOLLIN;
+	struct epoll_event ev = {.events = c->events, .data.ptr = c};
 	epoll_ctl(a->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 	a->nclients++;
 }
 
-static void reply(client *c, uint32_t type, int status, uint64_t dropped,
-		  const char *text)
+static void reply(agent *a, client *c, uint32_t type, int status,
+		  uint64_t dropped, const char *text)
 {
 	wb_msg m = {.type = type, .status = status, .dropped = dropped};
 	snprintf(m.text, sizeof(m.text), "%s", text ? text : "");
-	if (send(c->fd, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
-		c->send_drops++;
+	client_send(a, c, &m, sizeof(m), 0);
 }
 
 static void client_message(agent *a, client *c)
@@ -274,10 +400,11 @@ static void client_message(agent *a, client *c)
 			snprintf(why, sizeof(why),
 				 "agent protocol %d, wrapper's %u",
 				 WB_PROTO_VERSION, m.version);
-			reply(c, WB_MSG_REPLY, -EPROTO, 0, why);
+			reply(a, c, WB_MSG_REPLY, -EPROTO, 0, why);
 			return;
 		}
-		rc = may_trace(c, m.pid, why, sizeof(why));
+		uint64_t start = 0;
+		rc = may_register(c, m.pid, &start, why, sizeof(why));
 		/* Before the root runs: it waits for our reply. */
 		if (rc == 0 && (rc = set_registered(a, c, true)) != 0)
 			snprintf(why, sizeof(why),
@@ -286,25 +413,30 @@ static void client_message(agent *a, client *c)
 		if (rc == 0 && (rc = wb_track(a->ld, m.pid, c->owner)) != 0)
 			snprintf(why, sizeof(why), "filter map: %s",
 				 strerror(-rc));
-		if (rc == 0)
-			c->dropped_base = wb_dropped(a->ld);
+		if (rc == 0 && !same_start(m.pid, start)) {
+			wb_untrack_owner(a->ld, c->owner);
+			rc = -ESRCH;
+			snprintf(why, sizeof(why), "no process %d", m.pid);
+		}
 		if (a->verbose)
 			fprintf(a->err,
 				"weft agent: uid %d pid %d registers %d: %s\n",
 				(int)c->peer_uid, (int)c->peer_pid, m.pid,
 				rc ? why : "ok");
-		reply(c, WB_MSG_REPLY, rc, 0, why);
+		reply(a, c, WB_MSG_REPLY, rc, 0, why);
 		return;
 	case WB_MSG_DEREGISTER:
 		wb_untrack_owner(a->ld, c->owner);
 		set_registered(a, c, false);
-		reply(c, WB_MSG_REPLY, 0, 0, "");
+		reply(a, c, WB_MSG_REPLY, 0, 0, "");
 		return;
 	case WB_MSG_SYNC:
 		wb_drain(a->ld);
-		flush(c);
-		reply(c, WB_MSG_SYNCED, 0,
-		      wb_dropped(a->ld) - c->dropped_base + c->send_drops, "");
+		flush(a, c);
+		reply(a, c, WB_MSG_SYNCED, 0,
+		      wb_dropped(a->ld, c->owner) - c->dropped_base +
+			      c->send_drops,
+		      "");
 		return;
 	default:
 		client_close(a, c);
@@ -367,10 +499,16 @@ static int serve(agent *a, int idle_ms)
 			return WEFT_EIO;
 		flush_all(a);
 		for (int i = 0; i < n; i++) {
-			if (!evs[i].data.ptr)
+			client *c = evs[i].data.ptr;
+			if (!c) {
 				client_accept(a);
-			else if (((client *)evs[i].data.ptr)->fd >= 0)
-				client_message(a, evs[i].data.ptr);
+				continue;
+			}
+			if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
+				client_write(a, c);
+			if (c->fd >= 0 &&
+			    (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				client_message(a, c);
 		}
 		if (a->nclients > 0)
 			idle_since = mono_ms();

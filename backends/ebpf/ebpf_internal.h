@@ -63,8 +63,9 @@ int wb_syscalls_attach(wb_load *ld, bool on);
 int wb_drain(wb_load *ld);
 /* The fd to add to an epoll set (readable on wakeups). */
 int wb_epoll_fd(wb_load *ld);
-/* Records lost in the kernel so far (summed over CPUs). */
-uint64_t wb_dropped(wb_load *ld);
+/* Records of owner's slot (owner % WB_MAX_OWNERS) lost in the kernel so
+ * far (summed over CPUs). */
+uint64_t wb_dropped(wb_load *ld, uint32_t owner);
 
 /* ---- record.c: ring-buffer records to weft_event ---- */
 
@@ -160,6 +161,41 @@ uint64_t wb_cap_effective(pid_t pid);
 #define WB_CAP_BPF 39
 /* The address of a Unix socket at path; -1 (ENAMETOOLONG) when too long. */
 int wb_unix_addr(const char *path, struct sockaddr_un *sa);
+
+/* ---- agent_access.c: who may register what ---- */
+
+/* A process's credentials as /proc shows them. */
+typedef struct wb_creds {
+	pid_t pid, ppid;
+	uint64_t start;          /* start time (stat field 22): the pid's
+				    identity across reuse */
+	uint32_t uid[4], gid[4]; /* real, effective, saved, filesystem */
+	uint64_t groups_hash;    /* the supplementary groups */
+	uint64_t cap_eff, cap_prm;
+	bool dumpable; /* its /proc files belong to its euid and egid */
+	bool ended;    /* a zombie: nobody holds these credentials */
+} wb_creds;
+
+/* Yama's ptrace_scope values. */
+#define WB_YAMA_RELATIONAL 1 /* only descendants (or CAP_SYS_PTRACE) */
+#define WB_YAMA_ADMIN 2      /* only with CAP_SYS_PTRACE */
+#define WB_YAMA_NO_ATTACH 3  /* nobody */
+
+/* Read pid's credentials: 0, or -ESRCH (no such process) or -EPROTO
+ * (a /proc this code cannot read). */
+int wb_creds_read(pid_t pid, wb_creds *c);
+/* The same process with the same credentials (dumpable and state
+ * aside). */
+bool wb_creds_same(const wb_creds *a, const wb_creds *b);
+/* /proc/sys/kernel/yama/ptrace_scope; 0 without Yama. */
+int wb_ptrace_scope(void);
+/* Whether ancestor is a parent, grandparent... of pid. */
+bool wb_is_ancestor(pid_t ancestor, pid_t pid);
+/* Whether caller could PTRACE_ATTACH target under the kernel's rules
+ * (ids, capability subset, dumpable, Yama scope; ancestor: the caller is
+ * one of the target's); 0, or -EPERM with why said. */
+int wb_may_ptrace(const wb_creds *caller, const wb_creds *target, int scope,
+		  bool ancestor, char *why, size_t whysz);
 
 /* ---- run.c ---- */
 

@@ -352,15 +352,15 @@ int wb_epoll_fd(wb_load *ld)
 	return ring_buffer__epoll_fd(ld->rb);
 }
 
-uint64_t wb_dropped(wb_load *ld)
+uint64_t wb_dropped(wb_load *ld, uint32_t owner)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0)
 		return 0;
 	uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
-	uint32_t zero = 0;
+	uint32_t slot = owner % WB_MAX_OWNERS;
 	uint64_t sum = 0;
-	if (v && bpf_map_lookup_elem(bpf_map__fd(ld->skel->maps.dropped), &zero,
+	if (v && bpf_map_lookup_elem(bpf_map__fd(ld->skel->maps.dropped), &slot,
 				     v) == 0)
 		for (int i = 0; i < ncpu; i++)
 			sum += v[i];

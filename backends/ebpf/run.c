@@ -500,16 +500,29 @@ static int register_root(wb_tracing *r, pid_t pid)
 
 static void stop_source(wb_tracing *r)
 {
+	/* This run's losses only: the kernel counts them per owner, the
+	 * agent adds what this wrapper did not read in time. */
+	uint64_t lost = 0;
+	const char *why = NULL;
 	if (r->ld) {
-		r->l->dropped_events += wb_dropped(r->ld);
+		lost = wb_dropped(r->ld, r->owner);
+		why = "the kernel's ring buffer was full";
 		wb_load_close(r->ld);
 		r->ld = NULL;
 	}
 	if (r->agent >= 0) {
-		r->l->dropped_events += r->agent_dropped;
+		lost = r->agent_dropped;
+		why = "this run did not read them from the weft agent in "
+		      "time, or the kernel's ring buffer was full";
 		close(r->agent);
 		r->agent = -1;
 	}
+	r->l->dropped_events += lost;
+	if (lost)
+		weft_report_warn(r->w,
+				 "ebpf: %llu records of this run were lost "
+				 "(%s); the record is incomplete",
+				 (unsigned long long)lost, why);
 	free(r->buf);
 	r->buf = NULL;
 	if (r->root_pidfd >= 0)

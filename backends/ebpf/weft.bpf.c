@@ -80,10 +80,11 @@ struct {
 	__type(value, struct wb_scratch);
 } scratch SEC(".maps");
 
-/* Records lost: ring buffer full, a map full, a path unreadable. */
+/* Records lost (ring buffer full, a map full), per owner slot
+ * (owner % WB_MAX_OWNERS): a run is told of its own losses only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, WB_MAX_OWNERS);
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped SEC(".maps");
@@ -177,10 +178,10 @@ enum {
 #define CREATED_NO 0
 #define CREATED_YES 1
 
-static __always_inline void count_drop(void)
+static __always_inline void count_drop(__u32 owner)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&dropped, &zero);
+	__u32 slot = owner % WB_MAX_OWNERS;
+	__u64 *n = bpf_map_lookup_elem(&dropped, &slot);
 	if (n)
 		*n += 1;
 }
@@ -239,7 +240,7 @@ static __always_inline struct wb_record *fixed(__u16 kind, __u32 owner)
 {
 	struct wb_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
-		count_drop();
+		count_drop(owner);
 		return NULL;
 	}
 	__u64 id = bpf_get_current_pid_tgid();
@@ -268,7 +269,7 @@ static __always_inline void submit(struct wb_scratch *s, __u32 datalen)
 	__u64 size = sizeof(s->rec) + (datalen & (WB_DATA_MAX - 1));
 	s->rec.time_ns = bpf_ktime_get_ns();
 	if (bpf_ringbuf_output(&events, s, size, wakeup_flag(size)) != 0)
-		count_drop();
+		count_drop(s->rec.owner);
 }
 
 /* Read a user string into the data at off; its length with the NUL, or 0
@@ -853,7 +854,7 @@ int BPF_PROG(weft_fork, struct task_struct *parent, struct task_struct *child)
 	struct wb_task *c = bpf_task_storage_get(
 		&tasks, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c) {
-		count_drop(); /* the child would go untraced */
+		count_drop(owner); /* the child would go untraced */
 		return 0;
 	}
 	c->owner = owner;
