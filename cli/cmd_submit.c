@@ -415,7 +415,7 @@ static int export_contract(const weft_wrap_env *e, const char *tracer,
  * shows before a job exists. 0, or WEFT_EXIT_USAGE after saying why. */
 static int ray_rewrite(char **cmd, const weft_config *cfg,
 		       const weft_wrap_env *env, const char *tracer,
-		       char ***out)
+		       const char *env_file, char ***out)
 {
 	const char *names[5] = {"WEFT_COORDINATOR", "WEFT_JOB",
 				"WEFT_JOB_TOKEN", NULL, NULL};
@@ -430,7 +430,7 @@ static int ray_rewrite(char **cmd, const weft_config *cfg,
 		values[3] = tracer;
 	}
 	ray_submit_opts ro = {cfg->ray_weft_binary, cfg->ray_python_path,
-			      names, values};
+			      names, values, env_file};
 	char err[1024];
 	char **argv = NULL;
 	if (ray_submit_rewrite(cmd, &ro, &argv, err, sizeof(err)) != 0) {
@@ -485,7 +485,7 @@ int cmd_submit(int argc, char **argv)
 	if (ray) {
 		if (config_load(&cfg, o.tracer, false, stderr) != 0)
 			return WEFT_EXIT_USAGE;
-		rc = ray_rewrite(cmd, &cfg, NULL, o.tracer, NULL);
+		rc = ray_rewrite(cmd, &cfg, NULL, o.tracer, NULL, NULL);
 		if (rc != 0)
 			return rc;
 	}
@@ -523,13 +523,31 @@ int cmd_submit(int argc, char **argv)
 	weft_wrap_quiesce();
 	char **ray_cmd = NULL;
 	int status;
-	if (ray && ray_rewrite(cmd, &cfg, &env, o.tracer, &ray_cmd) != 0)
+	/* The runtime env holds the token: a file in a directory of our own
+	 * (mkdtemp: 0700, a name nobody can guess), removed when the job
+	 * ends, never a command-line argument. */
+	char env_dir[] = "/tmp/weft-ray-env-XXXXXX", env_file[64] = "";
+	bool private_dir = ray && mkdtemp(env_dir);
+	if (private_dir)
+		snprintf(env_file, sizeof(env_file), "%s/runtime_env.json",
+			 env_dir);
+	if (ray && !private_dir) {
+		cli_error("submit: cannot make a private directory for the "
+			  "runtime env: %s",
+			  strerror(errno));
+		status = WEFT_EXIT_INTERNAL;
+	} else if (ray && ray_rewrite(cmd, &cfg, &env, o.tracer, env_file,
+				      &ray_cmd) != 0)
 		status = WEFT_EXIT_USAGE;
 	else if (o.in_cluster)
 		status = run_driver(&t, &o, &env);
 	else
 		status = run_launcher(ray_cmd ? ray_cmd : cmd);
 	ray_submit_free(ray_cmd);
+	if (private_dir) {
+		unlink(env_file);
+		rmdir(env_dir);
+	}
 
 	weft_buf_init(&req);
 	if (weft_req_job_end(j.id, j.token, status, now_ns(), &req) !=

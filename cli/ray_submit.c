@@ -19,9 +19,11 @@
  * the user's shell text does, under the wrapper.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "jsonv.h"
@@ -272,6 +274,28 @@ void ray_submit_free(char **argv)
 	free(argv);
 }
 
+/* text into a new file only its owner can read: created here (never an
+ * existing file or a symlink), 0600 whatever the umask. */
+static int write_private(const char *path, const char *text, char *err,
+			 size_t errsz)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+	size_t n = strlen(text);
+	if (fd < 0 || fchmod(fd, 0600) != 0 ||
+	    write(fd, text, n) != (ssize_t)n) {
+		snprintf(err, errsz, "cannot write the runtime env to %s: %s",
+			 path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
 		       char ***out, char *err, size_t errsz)
 {
@@ -360,8 +384,18 @@ int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
 	}
 	free(env_text);
 	env_text = NULL;
-	nv[k++] = strdup("--runtime-env-json");
-	nv[k++] = env;
+	if (o->env_file) {
+		if (write_private(o->env_file, env, err, errsz) != 0) {
+			free(env);
+			goto fail;
+		}
+		free(env);
+		nv[k++] = strdup("--runtime-env");
+		nv[k++] = strdup(o->env_file);
+	} else {
+		nv[k++] = strdup("--runtime-env-json");
+		nv[k++] = env;
+	}
 
 	/* The entrypoint: Ray joins its words with spaces and runs them with
 	 * a shell; the same text, under the wrapper. */

@@ -19,6 +19,11 @@ typedef struct ray_submit_opts {
 	 * terminated. */
 	const char *const *contract_names;
 	const char *const *contract_values;
+	/* Where the runtime env (which holds WEFT_JOB_TOKEN) is written, 0600,
+	 * for `--runtime-env FILE`: never on Ray's command line, where every
+	 * user of the machine could read it (ps). NULL: passed as
+	 * --runtime-env-json, for a dry run that launches nothing. */
+	const char *env_file;
 } ray_submit_opts;
 
 /* Whether argv (the command after `weft submit --`) is `ray job submit`. */

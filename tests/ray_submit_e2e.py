@@ -25,14 +25,21 @@ import tempfile
 SKIP = 77
 
 FAKE_RAY = """#!/bin/sh
-# A stand-in for Ray's CLI: record argv and the weft part of the
-# environment, exit with $FAKE_RAY_EXIT.
+# A stand-in for Ray's CLI: record argv, the weft part of the
+# environment and the --runtime-env file (its text, mode and owner, while
+# it exists), exit with $FAKE_RAY_EXIT.
 python3 - "$@" <<'PY'
 import json, os, sys
+rec = {"argv": ["ray"] + sys.argv[1:],
+       "env": {k: v for k, v in os.environ.items() if k.startswith("WEFT_")}}
+if "--runtime-env" in sys.argv:
+    p = sys.argv[sys.argv.index("--runtime-env") + 1]
+    st = os.lstat(p)
+    with open(p) as f:
+        rec["runtime_env_file"] = {"path": p, "mode": st.st_mode & 0o7777,
+                                   "uid": st.st_uid, "text": f.read()}
 with open(os.environ["FAKE_RAY_RECORD"], "w") as f:
-    json.dump({"argv": ["ray"] + sys.argv[1:],
-               "env": {k: v for k, v in os.environ.items()
-                       if k.startswith("WEFT_")}}, f)
+    json.dump(rec, f)
 PY
 exit ${FAKE_RAY_EXIT:-0}
 """
@@ -114,14 +121,14 @@ def case_rewrite(e):
           "launcher's 5; stderr:\n%s" % (r.returncode, r.stderr.decode()))
     rec = e.recorded()
     argv = rec["argv"]
-    i = argv.index("--runtime-env-json")
+    i = argv.index("--runtime-env")
     check(argv[:i] == ["ray", "job", "submit", "--address",
                        "http://head:8265", "--no-wait"],
           "options before the runtime env: %s" % argv[:i])
     check(argv[i + 2:] == ["--", "/opt/weft/bin/weft", "wrap", "--", "sh",
                            "-c", "'python driver.py --lr 0.1'"],
           "entrypoint: %s" % argv[i + 2:])
-    got = json.loads(argv[i + 1])
+    got = json.loads(rec["runtime_env_file"]["text"])
     contract = rec["env"]
     for k in ("WEFT_COORDINATOR", "WEFT_JOB", "WEFT_JOB_TOKEN"):
         check(contract.get(k), "%s not exported to the launcher" % k)
@@ -159,7 +166,7 @@ def case_no_runtime_env(e):
     r = e.submit(["--", "echo 'a b' && python x.py"])
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
     argv = e.recorded()["argv"]
-    got = json.loads(argv[argv.index("--runtime-env-json") + 1])
+    got = json.loads(e.recorded()["runtime_env_file"]["text"])
     check("py_executable" not in got, "py_executable set without the "
           "user's: the driver's hook picks the interpreter: %s" % got)
     check(argv[-1] == "'echo '\\''a b'\\'' && python x.py'",
@@ -188,7 +195,30 @@ def case_conflict(e):
     check(not os.path.exists(e.record), "ray ran despite the conflict")
 
 
+def case_token_private(e):
+    """The job token is on no command line (every user reads those in ps):
+    the runtime env reaches Ray in a file only the user can read, which is
+    gone when the job has ended."""
+    r = e.submit(["--runtime-env-json", '{"env_vars": {"A": "1"}}', "--",
+                  "python", "x.py"])
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    rec = e.recorded()
+    token = rec["env"].get("WEFT_JOB_TOKEN")
+    check(token, "no token exported to the launcher")
+    check(not any(token in a for a in rec["argv"]),
+          "the token is on Ray's command line: %s" % rec["argv"])
+    f = rec.get("runtime_env_file")
+    check(f and f["mode"] == 0o600 and f["uid"] == os.geteuid(),
+          "runtime env file: %r (expected mode 600, owned by the user)" % f)
+    d = os.path.dirname(f["path"])
+    check(not os.path.exists(f["path"]) and not os.path.exists(d),
+          "%s is left behind after the job" % f["path"])
+    check(json.loads(f["text"])["env_vars"]["WEFT_JOB_TOKEN"] == token,
+          "the file does not carry the job's token")
+
+
 CASES = {"rewrite": case_rewrite, "no_runtime_env": case_no_runtime_env,
+         "token_private": case_token_private,
          "malformed": case_malformed, "conflict": case_conflict}
 
 
