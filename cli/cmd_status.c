@@ -99,6 +99,7 @@ static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
 	[WEFT_REJECT_REPLAY] = "replay",
 	[WEFT_REJECT_MISMATCH] = "mismatch",
 	[WEFT_REJECT_JOB_EXISTS] = "job_exists",
+	[WEFT_REJECT_NOT_ALLOWED] = "not_allowed",
 };
 
 const char *cli_reject_key(int reason)

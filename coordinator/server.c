@@ -471,6 +471,19 @@ static void handle_request(struct slot *s, nng_msg *msg)
 			   "request of %zu bytes: %s", len, weft_strerror(err));
 		return;
 	}
+	if (s->req.kind == WEFT_REQ_JOB_CREATE) {
+		uint8_t mac[WEFT_MAC_BYTES];
+		weft_job_create_mac(c->submit_key, &s->req.job_info, mac);
+		if (!s->req.has_auth || !weft_mac_equal(mac, s->req.auth)) {
+			reject_now(s, WEFT_REJECT_NOT_ALLOWED,
+				   s->req.has_auth
+					   ? "its proof is not made with this "
+					     "coordinator's submit key"
+					   : "job creation needs a proof of "
+					     "the coordinator's submit key");
+			return;
+		}
+	}
 	if (s->req.kind == WEFT_REQ_FRAGMENT) {
 		weft_verdict v;
 		if (weft_envelope_check(s->req.env, s->req.env_len, &s->env,

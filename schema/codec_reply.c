@@ -18,6 +18,10 @@
 
 #include "wire_codec.h"
 
+/* Reject counters a status answer carries at least: what coordinators
+ * sent before WEFT_REJECT_NOT_ALLOWED (reasons 0..10). */
+#define STATUS_MIN_REJECT_REASONS 11
+
 const char *weft_reject_name(int reason)
 {
 	switch (reason) {
@@ -43,6 +47,8 @@ const char *weft_reject_name(int reason)
 		return "fragment does not match its envelope";
 	case WEFT_REJECT_JOB_EXISTS:
 		return "job exists";
+	case WEFT_REJECT_NOT_ALLOWED:
+		return "not allowed";
 	}
 	return "unknown reason";
 }
@@ -368,7 +374,8 @@ static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 				    &st->njobs, job_read, NULL);
 	case S_REJECTS:
 		rc = weft_rd_array(rd, WEFT_REJECT_REASON_MAX, 1, &n);
-		if (rc == WEFT_OK && n != WEFT_REJECT_REASON_MAX)
+		/* A coordinator older than the last reasons sends fewer. */
+		if (rc == WEFT_OK && n < STATUS_MIN_REJECT_REASONS)
 			rc = WEFT_EINVAL;
 		for (uint32_t i = 0; rc == WEFT_OK && i < n; i++)
 			rc = weft_rd_uint(rd, UINT64_MAX, &st->rejects[i]);
