@@ -403,6 +403,19 @@ typedef struct weft_status_task {
 	uint32_t parts_stored, nparts;
 } weft_status_task;
 
+/* A fragment an enrolled writer of the job signed and the coordinator
+ * refused: the task it was (part of), and why. id, name and node are ""
+ * when its payload did not decode. */
+typedef struct weft_status_refusal {
+	char id[WEFT_MAX_TASK_BYTES + 1];
+	char name[WEFT_MAX_FIELD_BYTES + 1]; /* truncated for display */
+	char node[WEFT_MAX_NAME_BYTES];
+	uint8_t writer[WEFT_PUBKEY_BYTES];
+	uint64_t seq;
+	int reason; /* enum weft_reject_reason */
+	char detail[WEFT_MAX_REASON_BYTES + 1];
+} weft_status_refusal;
+
 typedef struct weft_status_job {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	bool ended;
@@ -417,6 +430,10 @@ typedef struct weft_status_job {
 	uint64_t incomplete;     /* tasks with parts missing */
 	weft_status_task *tasks; /* the first of them (WEFT_MAX_STATUS_TASKS) */
 	size_t ntasks;
+	uint64_t refused; /* refused fragments of enrolled writers, stored */
+	weft_status_refusal *refusals; /* the first of them (at most
+					  WEFT_MAX_STATUS_TASKS) */
+	size_t nrefusals;
 } weft_status_job;
 
 typedef struct weft_status {
