@@ -275,6 +275,70 @@ def incomplete_tasks(e):
 
 
 @case
+def refused_tasks(e):
+    """Every refused task is named, with its reason, by status (of the
+    coordinator and of the store), job show and dag, in text and JSON;
+    only fragments an enrolled writer signed are kept for it, junk is
+    only counted (issue 14 items 4 and 7)."""
+    proj, job, k = e.project_job()
+    check(e.call("frag", job, k, "1", "run-1", "first", "node1",
+                 "w:/shared/a.bin:11") == "stored", "first task")
+    out = e.call("frag", job, k, "1", "run-1", "first", "node1",
+                 "w:/shared/a.bin:12")
+    check(out.startswith("rejected replay"), out)
+    out = e.call("frag", job, k, "2", "run-2", "second", "node2",
+                 "--seq-in-payload", "9", "w:/shared/b.bin:13")
+    check(out.startswith("rejected fragment does not match"), out)
+    # Not an enrolled writer's, or not signed: counted, never stored.
+    k2 = e.key()
+    out = e.call("frag", job, k2, "1", "run-3", "junk", "node3",
+                 "w:/shared/c.bin:14")
+    check(out.startswith("rejected unenrolled writer"), out)
+    out = e.call("frag", job, k, "3", "run-4", "forged", "node3",
+                 "--tamper", "w:/shared/d.bin:15")
+    check(out.startswith("rejected bad signature"), out)
+    check(e.query("SELECT count(*) FROM refusals") == [(2,)],
+          str(e.query("SELECT task_id, reason FROM refusals")))
+
+    def named(j, where):
+        check(j["refused"] == 2 and len(j["refused_tasks"]) == 2,
+              "%s: %s" % (where, j))
+        by = {t["id"]: t for t in j["refused_tasks"]}
+        check(set(by) == {"first", "second"}, "%s: %s" % (where, by))
+        check(by["first"]["reason"] == "replay" and
+              by["first"]["seq"] == 1 and by["first"]["node"] == "node1",
+              "%s: %s" % (where, by["first"]))
+        check(by["second"]["reason"] == "mismatch" and
+              by["second"]["node"] == "node2", "%s: %s" % (where, by))
+
+    named(e.status()["jobs"][0], "status --coordinator")
+    sst = json.loads(e.weft_run("status", "--store", e.db, "--json").stdout)
+    named(sst["jobs"][0], "status --store")
+    for text in (e.weft_run("status", "--coordinator", e.url).stdout,
+                 e.weft_run("dag", "--job", job, "--store", e.db).stdout):
+        check("REFUSED: 2 fragments" in text and
+              "refused task first" in text and
+              "replay with different content" in text and
+              "refused task second" in text, text)
+    named(json.loads(e.weft_run("dag", "--job", job, "--store", e.db,
+                                "--format", "json").stdout), "dag json")
+    p = e.weft_run("dag", "--job", job, "--store", e.db, "--format", "dot")
+    check(p.stdout.startswith("digraph") and "refused task first" in
+          p.stderr, p.stderr)
+
+    def in_proj(*args):
+        p = subprocess.run([e.weft, *args], capture_output=True, text=True,
+                           env=e.env, cwd=proj, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout
+
+    named(json.loads(in_proj("job", "show", job, "--json")), "job show")
+    text = in_proj("job", "show", job)
+    check("REFUSED: 2 fragments" in text and "refused task second" in text,
+          text)
+
+
+@case
 def escaping(e):
     """Names a writer sets (node, task name) and a job's user and host
     reach people escaped: no control byte or invalid UTF-8 from them in
