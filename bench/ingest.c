@@ -504,8 +504,12 @@ int main(int argc, char **argv)
 		       bare_loop(bare_db, job, keys, m, reqs, k), bare_db, job);
 		return 0;
 	}
-	weft_coordinator_opts o = {
-		.listen_url = listen, .store_path = db, .contexts = contexts};
+	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
+	weft_submit_key_new(submit_key);
+	weft_coordinator_opts o = {.listen_url = listen,
+				   .store_path = db,
+				   .submit_key = submit_key,
+				   .contexts = contexts};
 	weft_coordinator *c = NULL;
 	char err[512], null_url[128];
 	nng_socket null_sock;
@@ -527,7 +531,7 @@ int main(int argc, char **argv)
 	snprintf(j.token, sizeof(j.token), "%s", token);
 	weft_buf req;
 	weft_buf_init(&req);
-	weft_req_job_create(&j, &req);
+	weft_req_job_create(&j, submit_key, &req);
 	if (call_ok(url, &req))
 		return 1;
 	for (size_t i = 0; i < m && !null; i++) {

@@ -72,6 +72,17 @@ const char *cli_reject_key(int reason);
 /* A job's incomplete tasks as a JSON array of {"id", "name", "node",
  * "parts_stored", "parts_expected"} (cmd_status.c; job show uses it). */
 void json_status_tasks(FILE *out, const weft_status_job *j);
+/* A job's refused fragments as JSON fields after others: ', "refused": N,
+ * "refused_tasks": [{"id", "name", "node" (null when the fragment did not
+ * decode), "writer", "seq", "reason", "detail"}]' (cmd_status.c; job
+ * show and dag use it). */
+void json_status_refusals(FILE *out, const weft_status_job *j);
+/* The same as text lines: "  REFUSED: N fragments ..." and one line per
+ * task; nothing when none was refused. */
+void text_status_refusals(FILE *out, const weft_status_job *j);
+/* Read job's status from s for the two above: *st owned by the caller
+ * (weft_status_release) when 0; -1 when it cannot be read. */
+int cli_job_status(weft_store *s, const char *job, weft_status *st);
 
 /* ---- Tracing a command (trace.c): shared by run and wrap ---- */
 
@@ -199,6 +210,7 @@ void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
 			 int selected, const char *summary,
 			 const char *command);
 void json_dag(FILE *out, const weft_dag *d);
+
 /* A task's parts as JSON fields after others: ", "parts_stored": N,
  * "parts_expected": M, "complete": B" (null, null, true outside a job). */
 void json_parts(FILE *out, uint32_t stored, uint32_t expected);

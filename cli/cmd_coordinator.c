@@ -14,6 +14,7 @@
 static const char coordinator_help[] =
 	"usage: weft coordinator --listen URL [--store PATH]\n"
 	"                        [--tls-cert FILE --tls-key FILE]\n"
+	"                        [--submit-key-file FILE]\n"
 	"                        [--contexts N] [--ready-fd FD] [--quiet]\n\n"
 	"Accept jobs, writer enrolments and signed fragments over nng and\n"
 	"store them. Every fragment is acknowledged only after it is\n"
@@ -27,6 +28,10 @@ static const char coordinator_help[] =
 	"                   .weft/weft.db, made in . when there is none)\n"
 	"  --tls-cert FILE  PEM certificate (chain) for tls+tcp://\n"
 	"  --tls-key FILE   its PEM private key\n"
+	"  --submit-key-file FILE  the key whose holders may create jobs\n"
+	"                   (made, mode 0600, when absent; default:\n"
+	"                   coordinator.key beside the store;\n"
+	"                   coordinator.submit_key_file)\n"
 	"  --contexts N     requests handled at once (default 256)\n"
 	"  --max-connections N  connections open at once at most; more are\n"
 	"                   closed as they come (default 1024;\n"
@@ -54,6 +59,7 @@ int cmd_coordinator(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"tls-cert", required_argument, NULL, 'c'},
 		{"tls-key", required_argument, NULL, 'k'},
+		{"submit-key-file", required_argument, NULL, 'K'},
 		{"contexts", required_argument, NULL, 'n'},
 		{"max-connections", required_argument, NULL, 'm'},
 		{"idle-timeout", required_argument, NULL, 'i'},
@@ -66,7 +72,7 @@ int cmd_coordinator(int argc, char **argv)
 	int ready_fd = -1, c, max_conns = 0, idle_ms = 0;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":l:s:c:k:n:m:i:r:qh", opts,
+	while ((c = getopt_long(argc, argv, ":l:s:c:k:K:n:m:i:r:qh", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -80,6 +86,9 @@ int cmd_coordinator(int argc, char **argv)
 			break;
 		case 'k':
 			o.tls_key = optarg;
+			break;
+		case 'K':
+			o.submit_key_file = optarg;
 			break;
 		case 'q':
 			o.log = NULL;
@@ -132,6 +141,8 @@ int cmd_coordinator(int argc, char **argv)
 		return WEFT_EXIT_USAGE;
 	o.max_connections = max_conns ? max_conns : cfg.coord_max_connections;
 	o.idle_timeout_ms = idle_ms ? idle_ms : cfg.coord_idle_timeout_ms;
+	if (!o.submit_key_file && cfg.coord_submit_key_file[0])
+		o.submit_key_file = cfg.coord_submit_key_file;
 	char db[WEFT_MAX_PATH_BYTES + 32];
 	if (!o.store_path) {
 		char dir[WEFT_MAX_PATH_BYTES + 1];

@@ -318,6 +318,31 @@ static void print_dot(FILE *out, const struct dag_index *x, bool all)
 	fputs("}\n", out);
 }
 
+/* json_dag, with the job's refused tasks (json_status_refusals) after
+ * its last field when j is not NULL. */
+static int json_dag_job(FILE *out, const weft_dag *d, const weft_status_job *j)
+{
+	if (!j) {
+		json_dag(out, d);
+		return 0;
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	if (!mem)
+		return 1;
+	json_dag(mem, d);
+	if (fclose(mem) || len < 2 || memcmp(buf + len - 2, "}\n", 2)) {
+		free(buf);
+		return 1;
+	}
+	fwrite(buf, 1, len - 2, out);
+	json_status_refusals(out, j);
+	fputs("}\n", out);
+	free(buf);
+	return 0;
+}
+
 int cmd_dag(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -369,10 +394,16 @@ int cmd_dag(int argc, char **argv)
 		weft_store_close(store);
 		return 1;
 	}
+	/* A job's refused tasks are named beside its DAG: they are not in
+	 * it, or only in part. */
+	weft_status st = {0};
+	const weft_status_job *sj = NULL;
+	if (job && cli_job_status(store, job_id, &st) == 0)
+		sj = &st.jobs[0];
 	struct dag_index x;
 	int rc = 0;
 	if (strcmp(format, "json") == 0)
-		json_dag(stdout, &d);
+		rc = json_dag_job(stdout, &d, sj);
 	else if (dag_index_build(&d, &x)) {
 		rc = 1;
 	} else {
@@ -382,6 +413,12 @@ int cmd_dag(int argc, char **argv)
 			print_text(stdout, &x, all);
 		dag_index_free(&x);
 	}
+	if (sj && sj->refused && strcmp(format, "json")) {
+		/* dot stays a graph: the names go to stderr there. */
+		FILE *out = strcmp(format, "dot") ? stdout : stderr;
+		text_status_refusals(out, sj);
+	}
+	weft_status_release(&st);
 	weft_dag_release(&d);
 	weft_store_close(store);
 	return rc;

@@ -60,11 +60,13 @@ static void json_incomplete_tasks(weft_store *s, const char *job)
 {
 	weft_status st;
 	fputs(", \"incomplete_tasks\": ", stdout);
-	if (weft_store_status(s, job, &st) != WEFT_OK || st.njobs != 1) {
-		fputs("null", stdout);
+	if (cli_job_status(s, job, &st)) {
+		fputs("null, \"refused\": null, \"refused_tasks\": null",
+		      stdout);
 		return;
 	}
 	json_status_tasks(stdout, &st.jobs[0]);
+	json_status_refusals(stdout, &st.jobs[0]);
 	weft_status_release(&st);
 }
 
@@ -189,6 +191,11 @@ static int job_show(weft_store *s, const char *id, bool json)
 		       "below)\n",
 		       (unsigned long long)r.tasks_incomplete,
 		       r.tasks_incomplete == 1 ? "" : "s");
+	weft_status st;
+	if (r.refused && cli_job_status(s, r.info.id, &st) == 0) {
+		text_status_refusals(stdout, &st.jobs[0]);
+		weft_status_release(&st);
+	}
 	text_tasks(s, r.info.id);
 	weft_job_record_release(&r);
 	return 0;

@@ -95,8 +95,13 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	}
 	weft_job_info j;
 	cli_job_info(&j, cmd); /* runs git: before nng's threads exist */
+	/* Nobody else reaches an inproc:// coordinator: a key of this run
+	 * alone, never written down. */
+	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
+	weft_submit_key_new(submit_key);
 	weft_coordinator_opts o = {.listen_url = env.coordinator,
-				   .store_path = db};
+				   .store_path = db,
+				   .submit_key = submit_key};
 	weft_coordinator *c;
 	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
 		cli_error("cannot start the local coordinator: %s", err);
@@ -108,7 +113,7 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	weft_wrap_identity id;
 	weft_buf req;
 	weft_buf_init(&req);
-	int rc = weft_req_job_create(&j, &req) == WEFT_OK
+	int rc = weft_req_job_create(&j, submit_key, &req) == WEFT_OK
 			 ? cli_coordinator_call(env.coordinator, NULL, &req,
 						"recording the run")
 			 : -1;

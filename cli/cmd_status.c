@@ -99,6 +99,7 @@ static const char *const reject_keys[WEFT_REJECT_REASON_MAX] = {
 	[WEFT_REJECT_REPLAY] = "replay",
 	[WEFT_REJECT_MISMATCH] = "mismatch",
 	[WEFT_REJECT_JOB_EXISTS] = "job_exists",
+	[WEFT_REJECT_NOT_ALLOWED] = "not_allowed",
 };
 
 const char *cli_reject_key(int reason)
@@ -125,6 +126,80 @@ static void json_time_or_null(FILE *out, int64_t ns, bool set)
 	}
 	format_rfc3339(ns, t);
 	fprintf(out, "\"%s\"", t);
+}
+
+void json_status_refusals(FILE *out, const weft_status_job *j)
+{
+	fprintf(out, ", \"refused\": %llu, \"refused_tasks\": [",
+		(unsigned long long)j->refused);
+	for (size_t i = 0; i < j->nrefusals; i++) {
+		const weft_status_refusal *r = &j->refusals[i];
+		char pk[WEFT_PUBKEY_TEXT_BYTES];
+		weft_pubkey_to_text(r->writer, pk);
+		fputs(i ? ", {\"id\": " : "{\"id\": ", out);
+		const char *names[3] = {r->id, r->name, r->node};
+		for (int k = 0; k < 3; k++) {
+			if (k)
+				fputs(k == 1 ? ", \"name\": " : ", \"node\": ",
+				      out);
+			if (r->id[0])
+				json_string(out, names[k]);
+			else
+				fputs("null", out);
+		}
+		fprintf(out,
+			", \"writer\": \"%s\", \"seq\": %llu, \"reason\": "
+			"\"%s\", \"detail\": ",
+			pk, (unsigned long long)r->seq,
+			cli_reject_key(r->reason));
+		json_string(out, r->detail);
+		fputc('}', out);
+	}
+	fputc(']', out);
+}
+
+void text_status_refusals(FILE *out, const weft_status_job *j)
+{
+	if (!j->refused)
+		return;
+	fprintf(out,
+		"  REFUSED: %llu fragment%s of this job's writers refused "
+		"(their tasks are missing or partial)\n",
+		(unsigned long long)j->refused, j->refused == 1 ? "" : "s");
+	for (size_t i = 0; i < j->nrefusals; i++) {
+		const weft_status_refusal *r = &j->refusals[i];
+		char pk[WEFT_PUBKEY_TEXT_BYTES];
+		weft_pubkey_to_text(r->writer, pk);
+		fputs("  refused task ", out);
+		if (r->id[0]) {
+			text_escaped(out, r->id);
+			fputs("  ", out);
+			text_escaped(out, r->name);
+			fputs("  on ", out);
+			text_escaped(out, r->node[0] ? r->node : "?");
+		} else {
+			fputs("(did not decode)", out);
+		}
+		fprintf(out, "  writer %.16s seq %llu: %s: ", pk,
+			(unsigned long long)r->seq,
+			weft_reject_name(r->reason));
+		text_escaped(out, r->detail);
+		fputc('\n', out);
+	}
+	if (j->refused > j->nrefusals)
+		fprintf(out, "  (and %llu more)\n",
+			(unsigned long long)(j->refused - j->nrefusals));
+}
+
+int cli_job_status(weft_store *s, const char *job, weft_status *st)
+{
+	if (weft_store_status(s, job, st) != WEFT_OK)
+		return -1;
+	if (st->njobs != 1) {
+		weft_status_release(st);
+		return -1;
+	}
+	return 0;
 }
 
 void json_status_tasks(FILE *out, const weft_status_job *j)
@@ -206,6 +281,7 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 		fprintf(out, "], \"incomplete\": %llu, \"incomplete_tasks\": ",
 			(unsigned long long)j->incomplete);
 		json_status_tasks(out, j);
+		json_status_refusals(out, j);
 		fputc('}', out);
 	}
 	fputs("]}\n", out);
@@ -296,6 +372,7 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			fprintf(out, "  (and %llu more)\n",
 				(unsigned long long)(j->incomplete -
 						     j->ntasks));
+		text_status_refusals(out, j);
 	}
 }
 

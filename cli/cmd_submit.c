@@ -27,7 +27,8 @@
 #include "wrap_ray.h"
 
 static const char submit_help[] =
-	"usage: weft submit [--coordinator URL | --listen URL]\n"
+	"usage: weft submit [--coordinator URL [--submit-key FILE] |\n"
+	"                    --listen URL]\n"
 	"                   [--mode host-submit|in-cluster] [--task ID]\n"
 	"                   [--ship-timeout SEC] -- CMD [ARGS...]\n\n"
 	"Create a job, run CMD with the env contract (WEFT_COORDINATOR,\n"
@@ -38,6 +39,10 @@ static const char submit_help[] =
 	"                     without it, weft submit starts one for the\n"
 	"                     job's duration over the project's store and\n"
 	"                     prints its URL\n"
+	"  --submit-key FILE  the submit key of the --coordinator (a copy of\n"
+	"                     its coordinator.key; only its holders create\n"
+	"                     jobs there); default: WEFT_SUBMIT_KEY, then\n"
+	"                     coordinator.submit_key_file\n"
 	"  --listen URL       where that coordinator listens (default\n"
 	"                     tcp://0.0.0.0:0, any free port; the printed URL\n"
 	"                     names this host)\n"
@@ -58,7 +63,7 @@ static const char submit_help[] =
 extern char **environ;
 
 struct submit_opts {
-	const char *coordinator, *listen, *task, *tracer;
+	const char *coordinator, *listen, *task, *tracer, *submit_key;
 	bool in_cluster;
 	int ship_timeout_ms;
 	int verbose;
@@ -69,6 +74,7 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 	static const struct option opts[] = {
 		{"coordinator", required_argument, NULL, 'c'},
 		{"listen", required_argument, NULL, 'l'},
+		{"submit-key", required_argument, NULL, 'K'},
 		{"mode", required_argument, NULL, 'm'},
 		{"task", required_argument, NULL, 'T'},
 		{"ship-timeout", required_argument, NULL, 'S'},
@@ -89,6 +95,9 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 			break;
 		case 'l':
 			o->listen = optarg;
+			break;
+		case 'K':
+			o->submit_key = optarg;
 			break;
 		case 'm':
 			if (strcmp(optarg, "in-cluster") == 0)
@@ -136,6 +145,10 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 						 "coordinator weft submit "
 						 "starts; not with "
 						 "--coordinator");
+	if (o->submit_key && !o->coordinator)
+		return cli_usage_error("submit", "--submit-key is for a "
+						 "--coordinator weft submit "
+						 "did not start");
 	return 0;
 }
 
@@ -281,7 +294,8 @@ static void advertised_url(const char *url, char *out, size_t outsz)
 
 static pid_t spawned = -1;
 
-static int start_coordinator(const char *listen, char *url, size_t urlsz)
+static int start_coordinator(const char *listen, char *url, size_t urlsz,
+			     uint8_t key[WEFT_SUBMIT_KEY_BYTES])
 {
 	char weft_dir[WEFT_MAX_PATH_BYTES + 16];
 	weft_store *store = cli_open_store(true, weft_dir, sizeof(weft_dir));
@@ -291,9 +305,14 @@ static int start_coordinator(const char *listen, char *url, size_t urlsz)
 	char db[sizeof(weft_dir) + 16], got[WEFT_COORD_MAX_URL_BYTES],
 		err[1024];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
+	/* Named, so that a coordinator.submit_key_file in the config (a
+	 * long-lived coordinator's) is not this one's. */
+	char keyfile[sizeof(db) + 32];
+	weft_submit_key_default_path(db, keyfile, sizeof(keyfile));
 	weft_coordinator_opts o = {
 		.listen_url = listen ? listen : SUBMIT_DEFAULT_LISTEN,
 		.store_path = db,
+		.submit_key_file = keyfile,
 	};
 	if (weft_coordinator_spawn("/proc/self/exe", &o,
 				   SUBMIT_SPAWN_TIMEOUT_MS, &spawned, got,
@@ -302,6 +321,44 @@ static int start_coordinator(const char *listen, char *url, size_t urlsz)
 		return -1;
 	}
 	advertised_url(got, url, urlsz);
+	if (weft_submit_key_load(keyfile, false, key, err, sizeof(err))) {
+		cli_error("submit: the coordinator it started: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The submit key of a --coordinator: --submit-key, WEFT_SUBMIT_KEY,
+ * coordinator.submit_key_file; 0, or -1 after saying what is missing. */
+static int load_submit_key(const struct submit_opts *o,
+			   uint8_t key[WEFT_SUBMIT_KEY_BYTES])
+{
+	const char *path = o->submit_key;
+	const char *env = getenv("WEFT_SUBMIT_KEY");
+	weft_config cfg;
+	if (!path && env && env[0])
+		path = env;
+	if (!path) {
+		if (config_load(&cfg, NULL, false, stderr) != 0)
+			return -1;
+		if (cfg.coord_submit_key_file[0])
+			path = cfg.coord_submit_key_file;
+	}
+	if (!path) {
+		cli_error("submit: creating a job at %s needs that "
+			  "coordinator's submit key: give --submit-key FILE, "
+			  "set WEFT_SUBMIT_KEY=FILE, or coordinator."
+			  "submit_key_file in the config (FILE: a copy of "
+			  "its " WEFT_SUBMIT_KEY_FILE_NAME
+			  ", beside its store; see docs/security.md)",
+			  o->coordinator);
+		return -1;
+	}
+	char err[1024];
+	if (weft_submit_key_load(path, false, key, err, sizeof(err))) {
+		cli_error("submit: %s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -489,18 +546,23 @@ int cmd_submit(int argc, char **argv)
 		if (rc != 0)
 			return rc;
 	}
+	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
+	if (o.coordinator && load_submit_key(&o, submit_key) != 0)
+		return WEFT_EXIT_INTERNAL;
 	weft_job_info j;
 	cli_job_info(&j, cmd);
 	char url[WEFT_WRAP_MAX_URL_BYTES + 1];
 	if (o.coordinator)
 		snprintf(url, sizeof(url), "%s", o.coordinator);
-	else if (start_coordinator(o.listen, url, sizeof(url)) != 0) {
+	else if (start_coordinator(o.listen, url, sizeof(url), submit_key) !=
+		 0) {
 		free(j.command);
+		stop_coordinator();
 		return WEFT_EXIT_INTERNAL;
 	}
 	weft_buf req;
 	weft_buf_init(&req);
-	rc = weft_req_job_create(&j, &req);
+	rc = weft_req_job_create(&j, submit_key, &req);
 	if (rc != WEFT_OK) {
 		cli_error("submit: cannot encode the job: %s",
 			  weft_strerror(rc));

@@ -498,6 +498,16 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       kind == V_STRING ? "another string"
 							: kind_name(kind));
 		snprintf(dst, dstsz, "%s", str);
+	} else if (strcmp(key, "coordinator.submit_key_file") == 0) {
+		if (kind != V_STRING || str[0] != '/' ||
+		    strlen(str) >= sizeof(c->coord_submit_key_file))
+			return fail_at(p, vpos,
+				       "%s: expected an absolute path of at "
+				       "most %zu bytes",
+				       key,
+				       sizeof(c->coord_submit_key_file) - 1);
+		snprintf(c->coord_submit_key_file,
+			 sizeof(c->coord_submit_key_file), "%s", str);
 	} else if (strcmp(key, "ray.actor_granularity") == 0) {
 		if (kind != V_STRING ||
 		    (strcmp(str, "call") != 0 && strcmp(str, "actor") != 0))

@@ -60,6 +60,9 @@ typedef struct weft_config {
 	 * library's defaults); --max-connections and --idle-timeout win. */
 	int coord_max_connections;
 	int coord_idle_timeout_ms;
+	/* coordinator.submit_key_file: the submit key a coordinator keeps
+	 * and `weft submit --coordinator` proves; "" when not set. */
+	char coord_submit_key_file[CONFIG_PATH_BYTES];
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];

@@ -139,9 +139,11 @@ static void test_coordinator_limits(void **state)
 	cap_open(&cap);
 	assert_int_equal(parse_str(&c,
 				   "[coordinator]\nmax_connections = 64\n"
-				   "idle_timeout_ms = 5000\n",
+				   "idle_timeout_ms = 5000\n"
+				   "submit_key_file = \"/etc/weft/k\"\n",
 				   &cap),
 			 0);
+	assert_string_equal(c.coord_submit_key_file, "/etc/weft/k");
 	assert_int_equal(c.coord_max_connections, 64);
 	assert_int_equal(c.coord_idle_timeout_ms, 5000);
 	assert_string_equal(cap_text(&cap), "");
@@ -198,6 +200,9 @@ static void test_errors(void **state)
 		{"coordinator.idle_timeout_ms = \"1\"\n",
 		 "t.toml:1:31: coordinator.idle_timeout_ms: expected an "
 		 "integer from 1 to 86400000"},
+		{"coordinator.submit_key_file = \"k\"\n",
+		 "t.toml:1:31: coordinator.submit_key_file: expected an "
+		 "absolute path"},
 		{"ray.weft_binary = 3\n", "t.toml:1:19: ray.weft_binary: "
 					   "expected a non-empty string"},
 		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "

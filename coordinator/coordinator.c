@@ -11,6 +11,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
+#include <sodium.h>
 
 #include "coordinator_internal.h"
 
@@ -180,7 +181,24 @@ static void coordinator_free(weft_coordinator *c)
 	pthread_cond_destroy(&c->reply_cv);
 	pthread_cond_destroy(&c->idle);
 	free(c->jrej);
+	sodium_memzero(c->submit_key, sizeof(c->submit_key));
 	free(c);
+}
+
+static int load_submit_key(weft_coordinator *c, const weft_coordinator_opts *o,
+			   char *err, size_t errsz)
+{
+	if (o->submit_key) {
+		memcpy(c->submit_key, o->submit_key, WEFT_SUBMIT_KEY_BYTES);
+		return WEFT_OK;
+	}
+	char *path = c->submit_key_path;
+	size_t pathsz = sizeof(c->submit_key_path);
+	if (o->submit_key_file)
+		snprintf(path, pathsz, "%s", o->submit_key_file);
+	else
+		weft_submit_key_default_path(o->store_path, path, pathsz);
+	return weft_submit_key_load(path, true, c->submit_key, err, errsz);
 }
 
 int weft_coordinator_start(const weft_coordinator_opts *o,
@@ -211,6 +229,10 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	c->log = o->log;
 	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
 	int e = weft_store_open(o->store_path, &c->store);
+	if (e == WEFT_OK && (e = load_submit_key(c, o, err, errsz)) != 0) {
+		coordinator_free(c);
+		return e;
+	}
 	if (e) {
 		snprintf(err, errsz, "store %s: %s%s%s", o->store_path,
 			 weft_strerror(e), c->store ? ": " : "",
@@ -239,6 +261,11 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 const char *weft_coordinator_url(const weft_coordinator *c)
 {
 	return c->url;
+}
+
+const char *weft_coordinator_submit_key_file(const weft_coordinator *c)
+{
+	return c->submit_key_path;
 }
 
 int weft_coordinator_stop(weft_coordinator *c)

@@ -26,6 +26,8 @@ struct weft_coordinator {
 	char url[WEFT_COORD_MAX_URL_BYTES + 16];
 	char store_path[WEFT_MAX_PATH_BYTES + 1];
 	FILE *log;
+	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];      /* JOB_CREATE proofs */
+	char submit_key_path[WEFT_MAX_PATH_BYTES + 32]; /* "": in memory */
 
 	weft_store *store;
 	weft_store_writer *writer;

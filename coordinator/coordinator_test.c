@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
@@ -22,6 +23,7 @@
 #include "weft_store.h"
 
 static const char token[] = "coordinator-test-token-0123";
+static const uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES] = {1, 2, 3};
 
 struct fx {
 	char dir[64], db[96];
@@ -71,8 +73,10 @@ static weft_ack call(struct fx *f, weft_buf *req)
 
 static void start(struct fx *f, const char *url)
 {
-	weft_coordinator_opts o = {
-		.listen_url = url, .store_path = f->db, .contexts = 4};
+	weft_coordinator_opts o = {.listen_url = url,
+				   .store_path = f->db,
+				   .submit_key = submit_key,
+				   .contexts = 4};
 	char err[512];
 	assert_int_equal(weft_coordinator_start(&o, &f->c, err, sizeof(err)),
 			 WEFT_OK);
@@ -87,7 +91,7 @@ static void create_job(struct fx *f)
 	memcpy(j.id, f->job, sizeof(j.id));
 	strcpy(j.token, token);
 	j.command = "weft run -- make";
-	assert_int_equal(weft_req_job_create(&j, &req), WEFT_OK);
+	assert_int_equal(weft_req_job_create(&j, submit_key, &req), WEFT_OK);
 	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
 }
 
@@ -195,6 +199,74 @@ static void test_commit_error_clears(void **state)
 	assert_int_equal(stopped, WEFT_OK);
 }
 
+/* Job creation only with a proof of the submit key, bound to the job
+ * id; the key file is made for the coordinator's owner alone. */
+static void test_job_create_needs_submit_key(void **state)
+{
+	struct fx *f = *state;
+	weft_coordinator_opts o = {.listen_url = "inproc://weft-submit-key",
+				   .store_path = f->db,
+				   .contexts = 2};
+	char err[512], path[160];
+	assert_int_equal(weft_coordinator_start(&o, &f->c, err, sizeof(err)),
+			 WEFT_OK);
+	snprintf(path, sizeof(path), "%s/" WEFT_SUBMIT_KEY_FILE_NAME, f->dir);
+	assert_string_equal(weft_coordinator_submit_key_file(f->c), path);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	uint8_t key[WEFT_SUBMIT_KEY_BYTES];
+	assert_int_equal(
+		weft_submit_key_load(path, false, key, err, sizeof(err)),
+		WEFT_OK);
+
+	weft_job_info j = {0};
+	memcpy(j.id, f->job, sizeof(j.id));
+	strcpy(j.token, token);
+	j.command = "sbatch x";
+	weft_buf req;
+	weft_buf_init(&req);
+	assert_int_equal(weft_req_job_create(&j, NULL, &req), WEFT_OK);
+	weft_ack a = call(f, &req);
+	assert_int_equal(a.status, WEFT_ACK_REJECTED);
+	assert_int_equal(a.reason, WEFT_REJECT_NOT_ALLOWED);
+	assert_string_equal(weft_reject_name(a.reason), "not allowed");
+	assert_int_equal(weft_req_job_create(&j, submit_key, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).reason, WEFT_REJECT_NOT_ALLOWED);
+	/* A proof made for another job id is no proof for this one. */
+	weft_job_info other = j;
+	weft_uuid_new(other.id);
+	uint8_t mac[WEFT_MAC_BYTES];
+	weft_job_create_mac(key, &other, mac);
+	weft_request r;
+	assert_int_equal(weft_req_job_create(&j, key, &req), WEFT_OK);
+	assert_int_equal(weft_request_decode(req.data, req.len, &r), WEFT_OK);
+	assert_false(weft_mac_equal(mac, r.auth));
+	weft_request_release(&r);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+	assert_int_equal(weft_req_job_create(&j, key, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_DUPLICATE);
+
+	weft_status st;
+	assert_int_equal(weft_coordinator_query_status(
+				 weft_coordinator_url(f->c), NULL, NULL, 5000,
+				 &st, err, sizeof(err)),
+			 WEFT_OK);
+	assert_int_equal(st.njobs, 1);
+	assert_int_equal(st.rejects[WEFT_REJECT_NOT_ALLOWED], 2);
+	weft_status_release(&st);
+	assert_int_equal(weft_coordinator_stop(f->c), WEFT_OK);
+	f->c = NULL;
+
+	/* A key file others may read is refused, naming it. */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_not_equal(
+		weft_coordinator_start(&o, &f->c, err, sizeof(err)), WEFT_OK);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "chmod 600"));
+	f->c = NULL;
+}
+
 static void test_start_errors(void **state)
 {
 	struct fx *f = *state;
@@ -230,6 +302,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_error_clears, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_job_create_needs_submit_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup,
 						teardown),
 	};

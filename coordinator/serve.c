@@ -55,8 +55,10 @@ int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
 		return 1;
 	}
 	const char *url = weft_coordinator_url(c);
-	fprintf(msgs, "weft coordinator: listening on %s (store %s)\n", url,
-		o->store_path);
+	fprintf(msgs,
+		"weft coordinator: listening on %s (store %s; jobs are "
+		"created with the submit key in %s)\n",
+		url, o->store_path, weft_coordinator_submit_key_file(c));
 	fflush(msgs);
 	if (ready_fd >= 0) {
 		char line[WEFT_COORD_MAX_URL_BYTES + 32];
@@ -144,6 +146,10 @@ int weft_coordinator_spawn(const char *weft_exe, const weft_coordinator_opts *o,
 	if (o->tls_key) {
 		argv[n++] = "--tls-key";
 		argv[n++] = o->tls_key;
+	}
+	if (o->submit_key_file) {
+		argv[n++] = "--submit-key-file";
+		argv[n++] = o->submit_key_file;
 	}
 	if (!o->log)
 		argv[n++] = "--quiet";

@@ -57,6 +57,8 @@ struct slot {
 	weft_envelope env;
 	weft_fragment *frag;
 	weft_verdict v;
+	bool refused;      /* signed, refused: v is final, the writer thread
+			      names it in the store (enrolled writers only) */
 	struct slot *next; /* writer queue */
 };
 
@@ -142,6 +144,7 @@ static void slot_clear(struct slot *s)
 	}
 	weft_request_release(&s->req);
 	memset(&s->req, 0, sizeof(s->req));
+	s->refused = false;
 	weft_fragment_release(s->frag);
 	if (s->msg) {
 		nng_msg_free(s->msg);
@@ -256,8 +259,14 @@ static void apply_one(weft_coordinator *c, struct slot *s, int64_t now)
 				       now, &s->v);
 		break;
 	case WEFT_REQ_FRAGMENT:
-		weft_store_apply_fragment(c->writer, r->env, r->env_len,
-					  &s->env, s->frag, now, &s->v);
+		if (s->refused)
+			weft_store_apply_refused(c->writer, &s->env,
+						 s->frag->task.id[0] ? s->frag
+								     : NULL,
+						 now, &s->v);
+		else
+			weft_store_apply_fragment(c->writer, r->env, r->env_len,
+						  &s->env, s->frag, now, &s->v);
 		break;
 	}
 }
@@ -478,12 +487,33 @@ static void handle_request(struct slot *s, nng_msg *msg)
 			   "request of %zu bytes: %s", len, weft_strerror(err));
 		return;
 	}
+	if (s->req.kind == WEFT_REQ_JOB_CREATE) {
+		uint8_t mac[WEFT_MAC_BYTES];
+		weft_job_create_mac(c->submit_key, &s->req.job_info, mac);
+		if (!s->req.has_auth || !weft_mac_equal(mac, s->req.auth)) {
+			reject_now(s, WEFT_REJECT_NOT_ALLOWED,
+				   s->req.has_auth
+					   ? "its proof is not made with this "
+					     "coordinator's submit key"
+					   : "job creation needs a proof of "
+					     "the coordinator's submit key");
+			return;
+		}
+	}
 	if (s->req.kind == WEFT_REQ_FRAGMENT) {
 		weft_verdict v;
-		if (weft_envelope_check(s->req.env, s->req.env_len, &s->env,
-					s->frag, &v)) {
-			reply_verdict(s, &v);
-			return;
+		bool signed_ok;
+		if (weft_envelope_check_signed(s->req.env, s->req.env_len,
+					       &s->env, s->frag, &v,
+					       &signed_ok)) {
+			if (!signed_ok) {
+				reply_verdict(s, &v);
+				return;
+			}
+			/* A writer's own signed fragment, refused: the
+			 * store names it when the writer is enrolled. */
+			s->v = v;
+			s->refused = true;
 		}
 	}
 	enqueue(s);

@@ -33,9 +33,19 @@
  * clients connect again when they need to. */
 #define WEFT_COORD_DEFAULT_IDLE_MS (60 * 1000)
 
+/* The submit key file a coordinator makes beside its store when none is
+ * named (submit_key.c). */
+#define WEFT_SUBMIT_KEY_FILE_NAME "coordinator.key"
+
 typedef struct weft_coordinator_opts {
 	const char *listen_url; /* tcp://, tls+tcp://, ipc://, inproc:// */
 	const char *store_path; /* the SQLite fragment store (created) */
+	/* Job creation needs a proof of the submit key: submit_key when
+	 * given (an in-process coordinator's, never written down), else
+	 * the key in submit_key_file (NULL: WEFT_SUBMIT_KEY_FILE_NAME
+	 * beside the store), made (0600) when absent. */
+	const uint8_t *submit_key;
+	const char *submit_key_file;
 	const char *tls_cert;   /* PEM files, for tls+tcp:// only */
 	const char *tls_key;
 	int contexts; /* 0: WEFT_COORD_DEFAULT_CONTEXTS */
@@ -53,10 +63,24 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 			   weft_coordinator **out, char *err, size_t errsz);
 /* The URL it listens on, with the port filled in for ":0". */
 const char *weft_coordinator_url(const weft_coordinator *c);
+/* The submit key file it uses ("" for a key given in memory). */
+const char *weft_coordinator_submit_key_file(const weft_coordinator *c);
 /* Stop accepting, let requests in flight finish, commit, close the store,
  * free. WEFT_OK, or the store's error from the last commit that wrote
  * (an earlier failure is forgotten once a later commit succeeded). */
 int weft_coordinator_stop(weft_coordinator *c);
+
+/* The default submit key file of a coordinator over store_path. */
+void weft_submit_key_default_path(const char *store_path, char *out,
+				  size_t outsz);
+/* Read the submit key in path: a regular file of the caller's, that no
+ * one else may read or write, holding 64 hex digits. With create, a file
+ * that does not exist is made first (mode 0600, a fresh random key).
+ * WEFT_ENOTFOUND when absent (and not created); another error with a
+ * message naming the path and what is wrong in err. */
+int weft_submit_key_load(const char *path, bool create,
+			 uint8_t key[WEFT_SUBMIT_KEY_BYTES], char *err,
+			 size_t errsz);
 
 /* `weft coordinator`: start, write the URL and a newline to ready_fd (when
  * >= 0) once listening, serve until SIGTERM or SIGINT, stop. Returns the
@@ -65,6 +89,7 @@ int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
 			   FILE *msgs);
 
 /* Run `weft_exe coordinator --listen URL --store PATH [--tls-cert/key]
+ * [--submit-key-file FILE]
  * [--quiet when o->log is NULL] --ready-fd N` in a child (its messages go
  * to the caller's stderr) and wait (at most timeout_ms) until it listens.
  * On success *pid is the child and url_out its URL. The child stays in the

@@ -150,19 +150,23 @@ enum {
 	Q_WRITER,
 	Q_ENV,
 	Q_SIG,
+	Q_AUTH,
 	Q_NKEYS
 };
 static const char *const req_key_names[Q_NKEYS] = {
 	"job",  "token", "cmd", "user",   "host", "cwd", "git",
-	"time", "exit",  "mac", "writer", "env",  "sig",
+	"time", "exit",  "mac", "writer", "env",  "sig", "auth",
 };
 #define B(k) (1u << (k))
 /* Keys a request may leave out: one of the two proofs (checked after the
- * decode: at least one must be there). */
-#define REQ_OPTIONAL (B(Q_MAC) | B(Q_SIG))
+ * decode: at least one must be there); a job create's proof of the
+ * submit key (absent: the coordinator refuses it as "not allowed", not
+ * as malformed). */
+#define REQ_OPTIONAL (B(Q_MAC) | B(Q_SIG) | B(Q_AUTH))
 static const uint32_t req_key_sets[] = {
 	[WEFT_REQ_JOB_CREATE] = B(Q_JOB) | B(Q_TOKEN) | B(Q_CMD) | B(Q_USER) |
-				B(Q_HOST) | B(Q_CWD) | B(Q_GIT) | B(Q_TIME),
+				B(Q_HOST) | B(Q_CWD) | B(Q_GIT) | B(Q_TIME) |
+				B(Q_AUTH),
 	[WEFT_REQ_JOB_END] =
 		B(Q_JOB) | B(Q_EXIT) | B(Q_TIME) | B(Q_MAC) | B(Q_SIG),
 	[WEFT_REQ_ENROL] = B(Q_JOB) | B(Q_WRITER) | B(Q_MAC) | B(Q_SIG),
@@ -170,7 +174,8 @@ static const uint32_t req_key_sets[] = {
 	[WEFT_REQ_STATUS] = 0, /* job optional */
 };
 
-int weft_req_job_create(const weft_job_info *j, weft_buf *out)
+int weft_req_job_create(const weft_job_info *j, const uint8_t *submit_key,
+			weft_buf *out)
 {
 	if (weft_job_id_check(j->id) || weft_token_check(j->token))
 		return WEFT_EINVAL;
@@ -179,7 +184,13 @@ int weft_req_job_create(const weft_job_info *j, weft_buf *out)
 		return rc;
 	struct weft_wr w;
 	weft_wr_init(&w, out);
-	wire_kind_write(&w, WEFT_REQ_JOB_CREATE, 8);
+	wire_kind_write(&w, WEFT_REQ_JOB_CREATE, submit_key ? 9 : 8);
+	if (submit_key) {
+		uint8_t mac[WEFT_MAC_BYTES];
+		weft_job_create_mac(submit_key, j, mac);
+		weft_wr_key(&w, "auth");
+		weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+	}
 	weft_wr_key(&w, "job");
 	weft_wr_cstr(&w, j->id);
 	weft_wr_key(&w, "token");
@@ -338,6 +349,9 @@ static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case Q_SIG:
 		r->proof.has_sig = true;
 		return wire_rd_fixed_bin(rd, r->proof.sig, WEFT_SIG_BYTES);
+	case Q_AUTH:
+		r->has_auth = true;
+		return wire_rd_fixed_bin(rd, r->auth, WEFT_MAC_BYTES);
 	case Q_WRITER:
 		return wire_rd_fixed_bin(rd, r->writer, WEFT_PUBKEY_BYTES);
 	case Q_ENV:

@@ -18,6 +18,10 @@
 
 #include "wire_codec.h"
 
+/* Reject counters a status answer carries at least: what coordinators
+ * sent before WEFT_REJECT_NOT_ALLOWED (reasons 0..10). */
+#define STATUS_MIN_REJECT_REASONS 11
+
 const char *weft_reject_name(int reason)
 {
 	switch (reason) {
@@ -43,6 +47,8 @@ const char *weft_reject_name(int reason)
 		return "fragment does not match its envelope";
 	case WEFT_REJECT_JOB_EXISTS:
 		return "job exists";
+	case WEFT_REJECT_NOT_ALLOWED:
+		return "not allowed";
 	}
 	return "unknown reason";
 }
@@ -72,15 +78,26 @@ enum {
 	J_WRITERS,
 	J_NINC,
 	J_INC,
+	J_NREF,
+	J_REF,
 	J_NKEYS
 };
 static const char *const job_key_names[J_NKEYS] = {
-	"id",    "ended", "created", "endt",    "exit", "cmd",
-	"frags", "bytes", "rejects", "writers", "ninc", "inc",
+	"id",    "ended",   "created", "endt", "exit", "cmd",  "frags",
+	"bytes", "rejects", "writers", "ninc", "inc",  "nref", "ref",
 };
 static const struct weft_rd_keys job_keys = {
 	job_key_names, J_NKEYS,
-	((1u << J_NKEYS) - 1) & ~(1u << J_NINC) & ~(1u << J_INC)};
+	((1u << J_NKEYS) - 1) & ~(1u << J_NINC) & ~(1u << J_INC) &
+		~(1u << J_NREF) & ~(1u << J_REF)};
+
+/* A refused fragment: its task, writer, seq, reason and detail. */
+enum { R_ID, R_NAME, R_NODE, R_WRITER, R_SEQ, R_WHY, R_DETAIL, R_NKEYS };
+static const char *const refusal_key_names[R_NKEYS] = {
+	"id", "name", "node", "writer", "seq", "why", "detail",
+};
+static const struct weft_rd_keys refusal_keys = {refusal_key_names, R_NKEYS,
+						 (1u << R_NKEYS) - 1};
 
 enum { T_ID, T_NAME, T_NODE, T_PARTS, T_NPARTS, T_NKEYS };
 static const char *const task_key_names[T_NKEYS] = {
@@ -136,15 +153,23 @@ static void writer_write(struct weft_wr *w, const weft_status_writer *sw)
 	weft_wr_uint(w, sw->missing);
 }
 
+/* The map of a listed task (incomplete or refused): its nkeys, the
+ * names first. */
+static void task_names_write(struct weft_wr *w, uint32_t nkeys, const char *id,
+			     const char *name, const char *node)
+{
+	weft_wr_map(w, nkeys);
+	weft_wr_key(w, "id");
+	weft_wr_cstr(w, id);
+	weft_wr_key(w, "name");
+	weft_wr_cstr(w, name);
+	weft_wr_key(w, "node");
+	weft_wr_cstr(w, node);
+}
+
 static void task_write(struct weft_wr *w, const weft_status_task *t)
 {
-	weft_wr_map(w, T_NKEYS);
-	weft_wr_key(w, "id");
-	weft_wr_cstr(w, t->id);
-	weft_wr_key(w, "name");
-	weft_wr_cstr(w, t->name);
-	weft_wr_key(w, "node");
-	weft_wr_cstr(w, t->node);
+	task_names_write(w, T_NKEYS, t->id, t->name, t->node);
 	weft_wr_key(w, "parts");
 	weft_wr_uint(w, t->parts_stored);
 	weft_wr_key(w, "nparts");
@@ -159,19 +184,47 @@ static bool task_fits(const weft_status_task *t)
 	       t->nparts <= WEFT_MAX_PARTS && t->parts_stored <= t->nparts;
 }
 
+static void refusal_write(struct weft_wr *w, const weft_status_refusal *r)
+{
+	task_names_write(w, R_NKEYS, r->id, r->name, r->node);
+	weft_wr_key(w, "writer");
+	weft_wr_bin(w, r->writer, WEFT_PUBKEY_BYTES);
+	weft_wr_key(w, "seq");
+	weft_wr_uint(w, r->seq);
+	weft_wr_key(w, "why");
+	weft_wr_uint(w, (uint64_t)r->reason);
+	weft_wr_key(w, "detail");
+	weft_wr_cstr(w, r->detail);
+}
+
+static bool refusal_fits(const weft_status_refusal *r)
+{
+	return strnlen(r->id, sizeof(r->id)) < sizeof(r->id) &&
+	       strnlen(r->name, sizeof(r->name)) < sizeof(r->name) &&
+	       strnlen(r->node, sizeof(r->node)) < sizeof(r->node) &&
+	       strnlen(r->detail, sizeof(r->detail)) < sizeof(r->detail) &&
+	       r->reason > WEFT_REJECT_NONE &&
+	       r->reason < WEFT_REJECT_REASON_MAX;
+}
+
 static int job_write(struct weft_wr *w, const weft_status_job *j)
 {
 	if (weft_job_id_check(j->id) ||
 	    strnlen(j->command, sizeof(j->command)) >= sizeof(j->command) ||
-	    j->ntasks > j->incomplete)
+	    j->ntasks > j->incomplete || j->nrefusals > j->refused)
 		return WEFT_EINVAL;
 	if (j->nwriters > WEFT_MAX_STATUS_WRITERS ||
-	    j->ntasks > WEFT_MAX_STATUS_TASKS)
+	    j->ntasks > WEFT_MAX_STATUS_TASKS ||
+	    j->nrefusals > WEFT_MAX_STATUS_TASKS)
 		return WEFT_ETOOBIG;
 	for (size_t i = 0; i < j->ntasks; i++)
 		if (!task_fits(&j->tasks[i]))
 			return WEFT_EINVAL;
-	weft_wr_map(w, j->incomplete ? J_NKEYS : J_NKEYS - 2);
+	for (size_t i = 0; i < j->nrefusals; i++)
+		if (!refusal_fits(&j->refusals[i]))
+			return WEFT_EINVAL;
+	weft_wr_map(w,
+		    J_NKEYS - (j->incomplete ? 0 : 2) - (j->refused ? 0 : 2));
 	weft_wr_key(w, "id");
 	weft_wr_cstr(w, j->id);
 	weft_wr_key(w, "ended");
@@ -201,6 +254,14 @@ static int job_write(struct weft_wr *w, const weft_status_job *j)
 		weft_wr_array(w, (uint32_t)j->ntasks);
 		for (size_t i = 0; i < j->ntasks; i++)
 			task_write(w, &j->tasks[i]);
+	}
+	if (j->refused) {
+		weft_wr_key(w, "nref");
+		weft_wr_uint(w, j->refused);
+		weft_wr_key(w, "ref");
+		weft_wr_array(w, (uint32_t)j->nrefusals);
+		for (size_t i = 0; i < j->nrefusals; i++)
+			refusal_write(w, &j->refusals[i]);
 	}
 	return WEFT_OK;
 }
@@ -305,6 +366,39 @@ static int task_read(struct weft_rd *rd, void *item, void *ctx)
 	return rc ? rc : t->parts_stored > t->nparts ? WEFT_EINVAL : WEFT_OK;
 }
 
+static int refusal_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_status_refusal *r = ctx;
+	int64_t v;
+	int rc;
+	switch (key) {
+	case R_ID:
+		return wire_rd_fixed_str(rd, r->id, sizeof(r->id));
+	case R_NAME:
+		return wire_rd_fixed_str(rd, r->name, sizeof(r->name));
+	case R_NODE:
+		return wire_rd_fixed_str(rd, r->node, sizeof(r->node));
+	case R_WRITER:
+		return wire_rd_fixed_bin(rd, r->writer, WEFT_PUBKEY_BYTES);
+	case R_SEQ:
+		return weft_rd_uint(rd, UINT64_MAX, &r->seq);
+	case R_WHY:
+		rc = weft_rd_int(rd, 1, WEFT_REJECT_REASON_MAX - 1, &v);
+		r->reason = (int)v;
+		return rc;
+	case R_DETAIL:
+		return wire_rd_fixed_str(rd, r->detail, sizeof(r->detail));
+	}
+	return WEFT_EINVAL;
+}
+
+static int refusal_read(struct weft_rd *rd, void *item, void *ctx)
+{
+	(void)ctx;
+	return weft_rd_fields(rd, &refusal_keys, false, refusal_read_entry,
+			      item);
+}
+
 static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_status_job *j = ctx;
@@ -343,6 +437,13 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 				    weft_rd_min_map_bytes(&task_keys),
 				    sizeof(*j->tasks), (void **)&j->tasks,
 				    &j->ntasks, task_read, NULL);
+	case J_NREF:
+		return weft_rd_uint(rd, UINT64_MAX, &j->refused);
+	case J_REF:
+		return weft_rd_list(rd, WEFT_MAX_STATUS_TASKS,
+				    weft_rd_min_map_bytes(&refusal_keys),
+				    sizeof(*j->refusals), (void **)&j->refusals,
+				    &j->nrefusals, refusal_read, NULL);
 	}
 	return WEFT_EINVAL;
 }
@@ -352,7 +453,10 @@ static int job_read(struct weft_rd *rd, void *item, void *ctx)
 	(void)ctx;
 	int rc = weft_rd_fields(rd, &job_keys, false, job_read_entry, item);
 	const weft_status_job *j = item;
-	return rc ? rc : j->ntasks > j->incomplete ? WEFT_EINVAL : WEFT_OK;
+	return rc ? rc
+	       : j->ntasks > j->incomplete || j->nrefusals > j->refused
+		       ? WEFT_EINVAL
+		       : WEFT_OK;
 }
 
 static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -368,7 +472,8 @@ static int status_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 				    &st->njobs, job_read, NULL);
 	case S_REJECTS:
 		rc = weft_rd_array(rd, WEFT_REJECT_REASON_MAX, 1, &n);
-		if (rc == WEFT_OK && n != WEFT_REJECT_REASON_MAX)
+		/* A coordinator older than the last reasons sends fewer. */
+		if (rc == WEFT_OK && n < STATUS_MIN_REJECT_REASONS)
 			rc = WEFT_EINVAL;
 		for (uint32_t i = 0; rc == WEFT_OK && i < n; i++)
 			rc = weft_rd_uint(rd, UINT64_MAX, &st->rejects[i]);
@@ -408,6 +513,7 @@ void weft_status_release(weft_status *st)
 	for (size_t i = 0; i < st->njobs; i++) {
 		free(st->jobs[i].writers);
 		free(st->jobs[i].tasks);
+		free(st->jobs[i].refusals);
 	}
 	free(st->jobs);
 	st->jobs = NULL;

@@ -12,8 +12,14 @@
  *
  * Message flow (one nng REQ/REP exchange each; every reply is a weft_reply):
  *
- *   submitter:  JOB_CREATE {job, token, command, user, host, cwd, git, time}
- *               -> ack stored | duplicate (same job again) | rejected
+ *   submitter:  JOB_CREATE {job, token, command, user, host, cwd, git, time,
+ *               auth} -> ack stored | duplicate (same job again) | rejected
+ *
+ * JOB_CREATE proves the coordinator's submit key (weft_job_create_mac):
+ * auth is a BLAKE2b-256 MAC under that key over the job id and every
+ * field of the request, so only holders of the key create jobs, and one
+ * creation is never good for another job id or other fields. auth may be
+ * absent at decode (the coordinator then refuses: "not allowed").
  *   wrapper:    ENROL {job, writer public key, sig, mac}
  *               -> ack stored | duplicate (already enrolled) | rejected
  *   wrapper:    FRAGMENT {env: envelope bytes}, one per seq 1, 2, 3...
@@ -96,8 +102,15 @@
 #define WEFT_JOB_END_DOMAIN "weft-job-end-v1"
 #define WEFT_ENROL_SIG_DOMAIN "weft-enrol-sig-v2"
 #define WEFT_JOB_END_SIG_DOMAIN "weft-job-end-sig-v2"
+#define WEFT_JOB_CREATE_DOMAIN "weft-job-create-v1"
+
+/* A coordinator's submit key: the secret a JOB_CREATE proves (a MAC
+ * key, BLAKE2b). In a key file as 64 hex digits and a newline. */
+#define WEFT_SUBMIT_KEY_BYTES 32
 
 /* ---- Ids, tokens, keys (libsodium; wire_crypto.c) ---- */
+
+typedef struct weft_job_info weft_job_info; /* below, with the requests */
 
 /* sodium_init(); safe to call many times and from many threads. WEFT_EIO
  * when libsodium cannot start. Every function below calls it. */
@@ -171,6 +184,14 @@ void weft_enrol_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
 /* MAC proving the token for ending the job with exit_code. */
 void weft_job_end_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
 		      int32_t exit_code, uint8_t mac[WEFT_MAC_BYTES]);
+/* A fresh random submit key. */
+void weft_submit_key_new(uint8_t key[WEFT_SUBMIT_KEY_BYTES]);
+/* The proof of a JOB_CREATE: BLAKE2b-256 keyed with the submit key over
+ * WEFT_JOB_CREATE_DOMAIN (with its NUL) || job id (36 bytes) || token,
+ * command, user, host, cwd, git (each u32 big-endian length || bytes) ||
+ * created_ns (i64 big-endian). */
+void weft_job_create_mac(const uint8_t key[WEFT_SUBMIT_KEY_BYTES],
+			 const weft_job_info *j, uint8_t mac[WEFT_MAC_BYTES]);
 /* Constant-time comparison: true when equal. */
 bool weft_mac_equal(const uint8_t a[WEFT_MAC_BYTES],
 		    const uint8_t b[WEFT_MAC_BYTES]);
@@ -263,7 +284,7 @@ enum weft_req_kind {
 
 /* The job record a submitter creates. Strings may be "" (unknown), except
  * the job id and the token. */
-typedef struct weft_job_info {
+struct weft_job_info {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	char token[WEFT_MAX_TOKEN_BYTES + 1];
 	char *command; /* argv joined by spaces; owned after decode */
@@ -272,13 +293,16 @@ typedef struct weft_job_info {
 	char cwd[WEFT_MAX_PATH_BYTES + 1];
 	char git[WEFT_MAX_FIELD_BYTES + 1]; /* commit of cwd's repository */
 	int64_t created_ns;
-} weft_job_info;
+};
 
 /* A decoded request. Only the fields of its kind are set. */
 typedef struct weft_request {
 	int kind; /* enum weft_req_kind */
-	/* JOB_CREATE */
+	/* JOB_CREATE; has_auth: the request carried its proof (not yet
+	 * checked: weft_job_create_mac) */
 	weft_job_info job_info;
+	bool has_auth;
+	uint8_t auth[WEFT_MAC_BYTES];
 	/* JOB_END, ENROL, STATUS (has_job: STATUS may ask about all jobs) */
 	char job[WEFT_JOB_ID_BYTES + 1];
 	bool has_job;
@@ -294,8 +318,11 @@ typedef struct weft_request {
 	size_t env_len;
 } weft_request;
 
-/* Encoders: each appends one request message to out. */
-int weft_req_job_create(const weft_job_info *j, weft_buf *out);
+/* Encoders: each appends one request message to out. submit_key: the
+ * coordinator's (NULL: the request carries no proof, and a coordinator
+ * refuses it). */
+int weft_req_job_create(const weft_job_info *j, const uint8_t *submit_key,
+			weft_buf *out);
 int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
 		     int64_t ended_ns, weft_buf *out);
 int weft_req_enrol(const char *job, const char *token,
@@ -337,12 +364,14 @@ enum weft_reject_reason {
 					different content */
 	WEFT_REJECT_MISMATCH = 9,    /* fragment header != envelope ids */
 	WEFT_REJECT_JOB_EXISTS = 10, /* job create: same id, other token */
+	/* job create without a valid proof of the coordinator's submit key */
+	WEFT_REJECT_NOT_ALLOWED = 11,
 	WEFT_REJECT_REASON_MAX
 };
 
 /* "malformed", "oversize", "unknown job", "job ended", "unenrolled writer",
  * "bad signature", "bad token", "replay with different content",
- * "fragment does not match its envelope", "job exists". */
+ * "fragment does not match its envelope", "job exists", "not allowed". */
 const char *weft_reject_name(int reason);
 
 typedef struct weft_ack {
@@ -374,6 +403,19 @@ typedef struct weft_status_task {
 	uint32_t parts_stored, nparts;
 } weft_status_task;
 
+/* A fragment an enrolled writer of the job signed and the coordinator
+ * refused: the task it was (part of), and why. id, name and node are ""
+ * when its payload did not decode. */
+typedef struct weft_status_refusal {
+	char id[WEFT_MAX_TASK_BYTES + 1];
+	char name[WEFT_MAX_FIELD_BYTES + 1]; /* truncated for display */
+	char node[WEFT_MAX_NAME_BYTES];
+	uint8_t writer[WEFT_PUBKEY_BYTES];
+	uint64_t seq;
+	int reason; /* enum weft_reject_reason */
+	char detail[WEFT_MAX_REASON_BYTES + 1];
+} weft_status_refusal;
+
 typedef struct weft_status_job {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	bool ended;
@@ -388,6 +430,10 @@ typedef struct weft_status_job {
 	uint64_t incomplete;     /* tasks with parts missing */
 	weft_status_task *tasks; /* the first of them (WEFT_MAX_STATUS_TASKS) */
 	size_t ntasks;
+	uint64_t refused; /* refused fragments of enrolled writers, stored */
+	weft_status_refusal *refusals; /* the first of them (at most
+					  WEFT_MAX_STATUS_TASKS) */
+	size_t nrefusals;
 } weft_status_job;
 
 typedef struct weft_status {

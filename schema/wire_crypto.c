@@ -278,6 +278,46 @@ void weft_job_end_mac(const uint8_t key[WEFT_MAC_BYTES], const char *job,
 	job_mac(key, WEFT_JOB_END_DOMAIN, job, be, sizeof(be), mac);
 }
 
+void weft_submit_key_new(uint8_t key[WEFT_SUBMIT_KEY_BYTES])
+{
+	weft_crypto_init();
+	randombytes_buf(key, WEFT_SUBMIT_KEY_BYTES);
+}
+
+static void mac_field(crypto_generichash_state *st, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16),
+			 (uint8_t)(n >> 8), (uint8_t)n};
+	crypto_generichash_update(st, be, sizeof(be));
+	crypto_generichash_update(st, (const uint8_t *)(s ? s : ""), n);
+}
+
+void weft_job_create_mac(const uint8_t key[WEFT_SUBMIT_KEY_BYTES],
+			 const weft_job_info *j, uint8_t mac[WEFT_MAC_BYTES])
+{
+	crypto_generichash_state st;
+	uint8_t be[8];
+	weft_crypto_init();
+	crypto_generichash_init(&st, key, WEFT_SUBMIT_KEY_BYTES,
+				WEFT_MAC_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)WEFT_JOB_CREATE_DOMAIN,
+				  sizeof(WEFT_JOB_CREATE_DOMAIN));
+	uint8_t id[WEFT_JOB_ID_BYTES] = {0};
+	memcpy(id, j->id, strnlen(j->id, WEFT_JOB_ID_BYTES));
+	crypto_generichash_update(&st, id, sizeof(id));
+	/* Length-prefixed: no two field lists hash alike. */
+	const char *fields[] = {j->token, j->command, j->user,
+				j->host,  j->cwd,     j->git};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		mac_field(&st, fields[i]);
+	uint64_t t = (uint64_t)j->created_ns;
+	for (int i = 0; i < 8; i++)
+		be[i] = (uint8_t)(t >> (8 * (7 - i)));
+	crypto_generichash_update(&st, be, sizeof(be));
+	crypto_generichash_final(&st, mac, WEFT_MAC_BYTES);
+}
+
 bool weft_mac_equal(const uint8_t a[WEFT_MAC_BYTES],
 		    const uint8_t b[WEFT_MAC_BYTES])
 {

@@ -394,10 +394,32 @@ static void test_requests(void **state)
 	strcpy(j.cwd, "/home/ada/proj");
 	strcpy(j.git, "0123abcd");
 	j.created_ns = 12345;
-	assert_int_equal(weft_req_job_create(&j, &b), WEFT_OK);
+	uint8_t skey[WEFT_SUBMIT_KEY_BYTES], proof[WEFT_MAC_BYTES];
+	memset(skey, 7, sizeof(skey));
+	assert_int_equal(weft_req_job_create(&j, skey, &b), WEFT_OK);
 	save_seed("request", &b);
 	assert_int_equal(weft_request_decode(b.data, b.len, &r), WEFT_OK);
 	assert_int_equal(r.kind, WEFT_REQ_JOB_CREATE);
+	/* The proof binds the submit key, the job id and every field. */
+	assert_true(r.has_auth);
+	weft_job_create_mac(skey, &j, proof);
+	assert_true(weft_mac_equal(r.auth, proof));
+	skey[0] ^= 1;
+	weft_job_create_mac(skey, &j, proof);
+	assert_false(weft_mac_equal(r.auth, proof));
+	skey[0] ^= 1;
+	weft_job_info other = r.job_info;
+	other.id[0] = other.id[0] == 'a' ? 'b' : 'a';
+	weft_job_create_mac(skey, &other, proof);
+	assert_false(weft_mac_equal(r.auth, proof));
+	other = r.job_info;
+	other.created_ns++;
+	weft_job_create_mac(skey, &other, proof);
+	assert_false(weft_mac_equal(r.auth, proof));
+	other = r.job_info;
+	other.command = "sbatch job.shx";
+	weft_job_create_mac(skey, &other, proof);
+	assert_false(weft_mac_equal(r.auth, proof));
 	assert_string_equal(r.job_info.id, job_id);
 	assert_string_equal(r.job_info.token, token);
 	assert_string_equal(r.job_info.command, "sbatch job.sh");
@@ -411,8 +433,15 @@ static void test_requests(void **state)
 		assert_int_not_equal(weft_request_decode(b.data, n, &r),
 				     WEFT_OK);
 	weft_buf_free(&b);
+	/* Without a key: no proof, still well-formed (the coordinator
+	 * refuses it with its reason). */
+	assert_int_equal(weft_req_job_create(&j, NULL, &b), WEFT_OK);
+	assert_int_equal(weft_request_decode(b.data, b.len, &r), WEFT_OK);
+	assert_false(r.has_auth);
+	weft_request_release(&r);
+	weft_buf_free(&b);
 	strcpy(j.token, "short");
-	assert_int_equal(weft_req_job_create(&j, &b), WEFT_EINVAL);
+	assert_int_equal(weft_req_job_create(&j, skey, &b), WEFT_EINVAL);
 
 	uint8_t key[WEFT_MAC_BYTES], mac[WEFT_MAC_BYTES];
 	weft_enrol_key(token, key);

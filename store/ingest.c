@@ -43,6 +43,7 @@ enum {
 	W_PATH_INS,
 	W_ARTIFACT_INS,
 	W_FS_INS,
+	W_REFUSAL_ADD,
 	W_NSTMT
 };
 
@@ -99,6 +100,11 @@ static const char *const writer_sql[W_NSTMT] = {
 			   "ON CONFLICT (hash) DO NOTHING",
 	[W_FS_INS] = "INSERT INTO filesystems (name) VALUES (?1) "
 		     "ON CONFLICT (name) DO NOTHING",
+	/* The first refusal of a (job, writer, seq) is kept. */
+	[W_REFUSAL_ADD] = "INSERT INTO refusals (job, writer, seq, task_id, "
+			  "name, node, reason, detail, refused_ns) VALUES "
+			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+			  "ON CONFLICT (job, writer, seq) DO NOTHING",
 };
 
 /* Writers looked up, kept across batches (a writer row is never deleted;
@@ -1155,6 +1161,38 @@ failed_clean:
 	return false;
 }
 
+void weft_store_apply_refused(weft_store_writer *w, const weft_envelope *e,
+			      const weft_fragment *f, int64_t now_ns,
+			      const weft_verdict *v)
+{
+	struct job_row job;
+	sqlite3_int64 writer;
+	if (w->failed || v->status != WEFT_ACK_REJECTED || e->seq > INT64_MAX ||
+	    job_get(w, e->job, &job) ||
+	    writer_get(w, job.num, e->writer, &writer)) {
+		sqlite3_reset(w->st[W_JOB_GET]);
+		sqlite3_reset(w->st[W_WRITER_GET]);
+		return; /* not an enrolled writer's: counted, not stored */
+	}
+	sqlite3_stmt *st = stmt(w, W_REFUSAL_ADD);
+	sqlite3_bind_int64(st, 1, job.num);
+	sqlite3_bind_int64(st, 2, writer);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->seq);
+	store_bind_bytes(st, 4, f ? f->task.id : "");
+	store_bind_bytes(st, 5, f ? f->task.name : "");
+	store_bind_bytes(st, 6, f ? f->report.node : "");
+	sqlite3_bind_int(st, 7, v->reason);
+	store_bind_bytes(st, 8, v->detail);
+	sqlite3_bind_int64(st, 9, now_ns);
+	int err = store_step_insert(st);
+	sqlite3_reset(w->st[W_JOB_GET]);
+	sqlite3_reset(w->st[W_WRITER_GET]);
+	sqlite3_reset(st);
+	/* A failed insert fails the batch like any (it is applied again). */
+	if (err)
+		w->failed = true;
+}
+
 void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
 			       size_t len, const weft_envelope *e,
 			       const weft_fragment *f, int64_t now_ns,
@@ -1171,6 +1209,7 @@ void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
 		memset(v, 0, sizeof(*v));
 	}
 	in_savepoint(w, fragment, &a, v);
+	weft_store_apply_refused(w, e, f, now_ns, v);
 }
 
 /* ---- Checking an envelope before it is applied ---- */
@@ -1178,7 +1217,19 @@ void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
 int weft_envelope_check(const uint8_t *env, size_t len, weft_envelope *e,
 			weft_fragment *f, weft_verdict *v)
 {
+	bool signed_ok;
+	int err = weft_envelope_check_signed(env, len, e, f, v, &signed_ok);
+	if (err)
+		weft_fragment_release(f);
+	return err;
+}
+
+int weft_envelope_check_signed(const uint8_t *env, size_t len, weft_envelope *e,
+			       weft_fragment *f, weft_verdict *v,
+			       bool *signed_ok)
+{
 	memset(v, 0, sizeof(*v));
+	*signed_ok = false;
 	weft_fragment_init(f);
 	int err = weft_envelope_decode(env, len, e);
 	if (err) {
@@ -1195,6 +1246,7 @@ int weft_envelope_check(const uint8_t *env, size_t len, weft_envelope *e,
 		       (unsigned long long)e->seq);
 		return err;
 	}
+	*signed_ok = true;
 	err = weft_fragment_decode(e->payload, e->payload_len, f);
 	if (err) {
 		REJECT(v,
@@ -1206,7 +1258,6 @@ int weft_envelope_check(const uint8_t *env, size_t len, weft_envelope *e,
 	}
 	if (strcmp(f->job, e->job) || f->seq != e->seq ||
 	    memcmp(f->writer, e->writer, WEFT_PUBKEY_BYTES)) {
-		weft_fragment_release(f);
 		REJECT(v, WEFT_REJECT_MISMATCH,
 		       "seq %llu: the fragment names another job, writer or "
 		       "seq than its envelope",

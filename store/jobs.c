@@ -92,47 +92,96 @@ static int load_writers(weft_store *s, sqlite3_int64 job, weft_status_job *j)
 	return err;
 }
 
-/* The job's tasks with fewer parts stored than they were cut into: how
- * many, and the first WEFT_MAX_STATUS_TASKS of them. */
-static int load_incomplete(weft_store *s, sqlite3_int64 job, weft_status_job *j)
+/* A status list (a job's incomplete or refused tasks): sql selects the
+ * rows of job (?1), with the count of them all in column count_col; the
+ * first WEFT_MAX_STATUS_TASKS rows go through row into *arr (items of
+ * size bytes), their number to *n, the count to *total. */
+typedef void (*status_row_fn)(sqlite3_stmt *st, void *item);
+
+static int load_status_list(weft_store *s, const char *sql, sqlite3_int64 job,
+			    int count_col, void **arr, size_t *n,
+			    uint64_t *total, size_t size, status_row_fn row)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(
-		s,
-		"SELECT t.task_id, t.name, r.node, t.parts_stored, t.nparts, "
-		"count(*) OVER () FROM tasks t JOIN runs r ON r.num = t.run "
-		"WHERE t.job = ?1 AND t.parts_stored < t.nparts ORDER BY t.run",
-		&st);
+	int err = store_prepare(s, sql, &st);
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, job);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		j->incomplete = (uint64_t)sqlite3_column_int64(st, 5);
-		if (!j->tasks) {
-			size_t n = j->incomplete < WEFT_MAX_STATUS_TASKS
-					   ? (size_t)j->incomplete
-					   : WEFT_MAX_STATUS_TASKS;
-			j->tasks = calloc(n, sizeof(*j->tasks));
-			if (!j->tasks) {
+		*total = (uint64_t)sqlite3_column_int64(st, count_col);
+		if (!*arr) {
+			size_t cap = *total < WEFT_MAX_STATUS_TASKS
+					     ? (size_t)*total
+					     : WEFT_MAX_STATUS_TASKS;
+			*arr = calloc(cap, size);
+			if (!*arr) {
 				err = WEFT_ENOMEM;
 				break;
 			}
 		}
-		if (j->ntasks == WEFT_MAX_STATUS_TASKS ||
-		    j->ntasks == j->incomplete)
+		if (*n == WEFT_MAX_STATUS_TASKS || *n == *total)
 			break;
-		weft_status_task *t = &j->tasks[j->ntasks++];
-		store_column_fixed(st, 0, t->id, sizeof(t->id));
-		store_column_fixed(st, 1, t->name, sizeof(t->name));
-		store_column_fixed(st, 2, t->node, sizeof(t->node));
-		t->parts_stored = (uint32_t)sqlite3_column_int64(st, 3);
-		t->nparts = (uint32_t)sqlite3_column_int64(st, 4);
+		row(st, (char *)*arr + size * (*n)++);
 	}
 	if (!err && rc != SQLITE_ROW)
 		err = step_done(rc);
 	sqlite3_finalize(st);
 	return err;
+}
+
+static void incomplete_row(sqlite3_stmt *st, void *item)
+{
+	weft_status_task *t = item;
+	store_column_fixed(st, 0, t->id, sizeof(t->id));
+	store_column_fixed(st, 1, t->name, sizeof(t->name));
+	store_column_fixed(st, 2, t->node, sizeof(t->node));
+	t->parts_stored = (uint32_t)sqlite3_column_int64(st, 3);
+	t->nparts = (uint32_t)sqlite3_column_int64(st, 4);
+}
+
+/* The job's tasks with fewer parts stored than they were cut into: how
+ * many, and the first WEFT_MAX_STATUS_TASKS of them. */
+static int load_incomplete(weft_store *s, sqlite3_int64 job, weft_status_job *j)
+{
+	return load_status_list(
+		s,
+		"SELECT t.task_id, t.name, r.node, t.parts_stored, t.nparts, "
+		"count(*) OVER () FROM tasks t JOIN runs r ON r.num = t.run "
+		"WHERE t.job = ?1 AND t.parts_stored < t.nparts ORDER BY t.run",
+		job, 5, (void **)&j->tasks, &j->ntasks, &j->incomplete,
+		sizeof(*j->tasks), incomplete_row);
+}
+
+static void refused_row(sqlite3_stmt *st, void *item)
+{
+	weft_status_refusal *r = item;
+	store_column_fixed(st, 0, r->id, sizeof(r->id));
+	store_column_fixed(st, 1, r->name, sizeof(r->name));
+	store_column_fixed(st, 2, r->node, sizeof(r->node));
+	if (sqlite3_column_bytes(st, 3) == WEFT_PUBKEY_BYTES)
+		memcpy(r->writer, sqlite3_column_blob(st, 3),
+		       WEFT_PUBKEY_BYTES);
+	r->seq = (uint64_t)sqlite3_column_int64(st, 4);
+	r->reason = sqlite3_column_int(st, 5);
+	if (r->reason <= WEFT_REJECT_NONE ||
+	    r->reason >= WEFT_REJECT_REASON_MAX)
+		r->reason = WEFT_REJECT_MALFORMED;
+	store_column_fixed(st, 6, r->detail, sizeof(r->detail));
+}
+
+/* The job's refused fragments (its enrolled writers' own, refused): how
+ * many, and the first WEFT_MAX_STATUS_TASKS of them, oldest first. */
+static int load_refused(weft_store *s, sqlite3_int64 job, weft_status_job *j)
+{
+	return load_status_list(
+		s,
+		"SELECT f.task_id, f.name, f.node, w.pubkey, f.seq, f.reason, "
+		"f.detail, count(*) OVER () FROM refusals f JOIN writers w ON "
+		"w.num = f.writer WHERE f.job = ?1 "
+		"ORDER BY f.refused_ns, f.writer, f.seq",
+		job, 7, (void **)&j->refusals, &j->nrefusals, &j->refused,
+		sizeof(*j->refusals), refused_row);
 }
 
 int weft_store_status(weft_store *s, const char *job, weft_status *out)
@@ -187,7 +236,9 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		j->fragments = (uint64_t)sqlite3_column_int64(st, 7);
 		j->bytes = (uint64_t)sqlite3_column_int64(st, 8);
 		if ((err = load_writers(s, sqlite3_column_int64(st, 0), j)) ||
-		    (err = load_incomplete(s, sqlite3_column_int64(st, 0), j)))
+		    (err = load_incomplete(s, sqlite3_column_int64(st, 0),
+					   j)) ||
+		    (err = load_refused(s, sqlite3_column_int64(st, 0), j)))
 			break;
 	}
 	if (!err && rc != SQLITE_ROW)
@@ -212,7 +263,8 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 	"(SELECT count(*) FROM envelopes e WHERE e.job = j.num), "             \
 	"(SELECT count(*) FROM tasks t WHERE t.job = j.num), "                 \
 	"(SELECT count(*) FROM tasks t WHERE t.job = j.num AND "               \
-	" t.parts_stored < t.nparts) FROM jobs j "
+	" t.parts_stored < t.nparts), "                                        \
+	"(SELECT count(*) FROM refusals f WHERE f.job = j.num) FROM jobs j "
 
 static int job_from_row(sqlite3_stmt *st, weft_job_record *r)
 {
@@ -230,6 +282,7 @@ static int job_from_row(sqlite3_stmt *st, weft_job_record *r)
 	r->fragments = (uint64_t)sqlite3_column_int64(st, 11);
 	r->tasks = (uint64_t)sqlite3_column_int64(st, 12);
 	r->tasks_incomplete = (uint64_t)sqlite3_column_int64(st, 13);
+	r->refused = (uint64_t)sqlite3_column_int64(st, 14);
 	return WEFT_OK;
 }
 

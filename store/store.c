@@ -200,6 +200,25 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN verifier BLOB"
 	"  CHECK (verifier IS NULL OR length(verifier) = 32);"
 	"UPDATE jobs SET enrol_key = zeroblob(32) WHERE state = 'ended';",
+	/* 5: refused fragments, so that status, job show and dag can name
+	 * every task that was refused and why. Only fragments an enrolled
+	 * writer of the job signed are kept (one row per (job, writer,
+	 * seq): resending adds nothing); refusals of anything else are
+	 * counted by the coordinator, never stored, or a flood of junk
+	 * would grow the store. task_id, name and node are "" when the
+	 * payload did not decode. */
+	"CREATE TABLE refusals ("
+	"  job INTEGER NOT NULL REFERENCES jobs (num),"
+	"  writer INTEGER NOT NULL REFERENCES writers (num),"
+	"  seq INTEGER NOT NULL,"
+	"  task_id BLOB NOT NULL,"
+	"  name BLOB NOT NULL,"
+	"  node BLOB NOT NULL,"
+	"  reason INTEGER NOT NULL,"
+	"  detail BLOB NOT NULL,"
+	"  refused_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (job, writer, seq)"
+	");",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -135,6 +135,55 @@ static void test_jobs_and_enrolment(void **state)
 	weft_job_records_free(all, n);
 }
 
+/* A refused fragment of an enrolled writer is named in the store (its
+ * task, seq, reason), once however often it is resent; one from a writer
+ * never enrolled is not stored at all (issue 14 item 4: refused tasks
+ * named; item 7: no junk stored). */
+static void test_refusals_named(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &spec_a), WEFT_ACK_STORED);
+	struct frag_spec other = spec_a;
+	other.h = 0x22;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ingest_spec(fx, &fx->k1, 1, &other),
+				 -WEFT_REJECT_REPLAY);
+	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
+			 -WEFT_REJECT_UNENROLLED);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM refusals"), 1);
+	weft_status st;
+	assert_int_equal(weft_store_status(fx->s, fx->job, &st), WEFT_OK);
+	assert_int_equal(st.jobs[0].refused, 1);
+	assert_int_equal(st.jobs[0].nrefusals, 1);
+	const weft_status_refusal *r = &st.jobs[0].refusals[0];
+	assert_string_equal(r->id, "task-a");
+	assert_string_equal(r->node, "node1");
+	assert_int_equal(r->seq, 1);
+	assert_int_equal(r->reason, WEFT_REJECT_REPLAY);
+	assert_memory_equal(r->writer, fx->k1.pk, WEFT_PUBKEY_BYTES);
+	assert_non_null(strstr(r->detail, "different content"));
+	/* It crosses the wire as it is. */
+	weft_buf b;
+	weft_buf_init(&b);
+	assert_int_equal(weft_reply_status(&st, &b), WEFT_OK);
+	weft_reply rep;
+	assert_int_equal(weft_reply_decode(b.data, b.len, &rep), WEFT_OK);
+	assert_int_equal(rep.status.jobs[0].refused, 1);
+	assert_string_equal(rep.status.jobs[0].refusals[0].id, "task-a");
+	assert_int_equal(rep.status.jobs[0].refusals[0].reason,
+			 WEFT_REJECT_REPLAY);
+	weft_reply_release(&rep);
+	weft_buf_free(&b);
+	weft_status_release(&st);
+	weft_job_record jr;
+	assert_int_equal(weft_store_get_job(fx->s, fx->job, &jr), WEFT_OK);
+	assert_int_equal(jr.refused, 1);
+	weft_job_record_release(&jr);
+}
+
 static void test_ingest_idempotent(void **state)
 {
 	struct fixture *fx = *state;
@@ -526,6 +575,7 @@ static void test_store_from_older_weft(void **state)
 		sprintf(hex + 2 * i, "%02x", key[i]);
 	snprintf(sql, sizeof(sql),
 		 "ALTER TABLE jobs DROP COLUMN verifier;"
+		 "DROP TABLE refusals;" /* step 5 */
 		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
 		 "user, host, cwd, git) VALUES ('%s', x'%s', 'open', 1, '', "
 		 "'', '', '', '');"
@@ -563,6 +613,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_jobs_and_enrolment, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_named, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_idempotent, setup,
 						teardown),

@@ -244,6 +244,21 @@ void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
  * *e and *f are filled (release f); otherwise v says why (rejected). */
 int weft_envelope_check(const uint8_t *env, size_t len, weft_envelope *e,
 			weft_fragment *f, weft_verdict *v);
+/* The same, and *signed_ok says whether the writer's signature held (e is
+ * then whole). On a refusal after it held, f keeps what decoded (empty
+ * when the payload did not): release f in every case. */
+int weft_envelope_check_signed(const uint8_t *env, size_t len, weft_envelope *e,
+			       weft_fragment *f, weft_verdict *v,
+			       bool *signed_ok);
+/* Name a refused fragment (v rejected) in the store, when e's writer is
+ * enrolled in e's job: its task (from f; NULL when the payload did not
+ * decode), seq, reason and detail, for status, job show and dag. Anything
+ * else is not stored. weft_store_apply_fragment does this itself; a
+ * coordinator calls it for signed envelopes weft_envelope_check_signed
+ * refused. v is not changed. */
+void weft_store_apply_refused(weft_store_writer *w, const weft_envelope *e,
+			      const weft_fragment *f, int64_t now_ns,
+			      const weft_verdict *v);
 /* Check and store one envelope in its own transaction (tests, `weft pull`,
  * the benchmark's bare loop). */
 int weft_store_ingest_envelope(weft_store_writer *w, const uint8_t *env,
@@ -262,6 +277,8 @@ typedef struct weft_job_record {
 	int32_t exit_code; /* -1 while open */
 	uint64_t writers, fragments, tasks;
 	uint64_t tasks_incomplete; /* tasks with parts missing */
+	uint64_t refused; /* fragments of enrolled writers refused (named by
+			     weft_store_status) */
 } weft_job_record;
 
 /* Every job, oldest first. Free with weft_job_records_free. */

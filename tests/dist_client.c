@@ -9,7 +9,8 @@
  *
  * Usage: dist_client URL COMMAND ARGS...
  *   keygen KEYFILE
- *   create JOB TOKEN [COMMAND]
+ *   create JOB TOKEN [COMMAND]   (proved with the submit key in the file
+ *        $WEFT_SUBMIT_KEY; without it, no proof)
  *   end JOB TOKEN EXIT
  *   enrol JOB TOKEN KEYFILE
  *   frag JOB KEYFILE SEQ RUN TASK NODE [OPTIONS] FILE...
@@ -355,7 +356,13 @@ int main(int argc, char **argv)
 		snprintf(j.user, sizeof(j.user), "tester");
 		snprintf(j.host, sizeof(j.host), "testhost");
 		snprintf(j.cwd, sizeof(j.cwd), "/");
-		if (weft_req_job_create(&j, &req))
+		const char *kf = getenv("WEFT_SUBMIT_KEY");
+		uint8_t key[WEFT_SUBMIT_KEY_BYTES];
+		char err[1024];
+		if (kf && kf[0] &&
+		    weft_submit_key_load(kf, false, key, err, sizeof(err)))
+			die("%s", err);
+		if (weft_req_job_create(&j, kf && kf[0] ? key : NULL, &req))
 			die("bad job id or token%s", "");
 		return call_and_print(&req);
 	}

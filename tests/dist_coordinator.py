@@ -68,7 +68,12 @@ class Env:
         if not line:
             raise Fail("the coordinator did not start: " + self.log())
         self.url = line
+        # dist_client create proves the key the coordinator made.
+        self.env["WEFT_SUBMIT_KEY"] = self.submit_key()
         return line
+
+    def submit_key(self):
+        return os.path.join(os.path.dirname(self.db), "coordinator.key")
 
     def log(self):
         with open(os.path.join(self.root, "coord.log"), errors="replace") as f:
@@ -270,6 +275,70 @@ def incomplete_tasks(e):
 
 
 @case
+def refused_tasks(e):
+    """Every refused task is named, with its reason, by status (of the
+    coordinator and of the store), job show and dag, in text and JSON;
+    only fragments an enrolled writer signed are kept for it, junk is
+    only counted (issue 14 items 4 and 7)."""
+    proj, job, k = e.project_job()
+    check(e.call("frag", job, k, "1", "run-1", "first", "node1",
+                 "w:/shared/a.bin:11") == "stored", "first task")
+    out = e.call("frag", job, k, "1", "run-1", "first", "node1",
+                 "w:/shared/a.bin:12")
+    check(out.startswith("rejected replay"), out)
+    out = e.call("frag", job, k, "2", "run-2", "second", "node2",
+                 "--seq-in-payload", "9", "w:/shared/b.bin:13")
+    check(out.startswith("rejected fragment does not match"), out)
+    # Not an enrolled writer's, or not signed: counted, never stored.
+    k2 = e.key()
+    out = e.call("frag", job, k2, "1", "run-3", "junk", "node3",
+                 "w:/shared/c.bin:14")
+    check(out.startswith("rejected unenrolled writer"), out)
+    out = e.call("frag", job, k, "3", "run-4", "forged", "node3",
+                 "--tamper", "w:/shared/d.bin:15")
+    check(out.startswith("rejected bad signature"), out)
+    check(e.query("SELECT count(*) FROM refusals") == [(2,)],
+          str(e.query("SELECT task_id, reason FROM refusals")))
+
+    def named(j, where):
+        check(j["refused"] == 2 and len(j["refused_tasks"]) == 2,
+              "%s: %s" % (where, j))
+        by = {t["id"]: t for t in j["refused_tasks"]}
+        check(set(by) == {"first", "second"}, "%s: %s" % (where, by))
+        check(by["first"]["reason"] == "replay" and
+              by["first"]["seq"] == 1 and by["first"]["node"] == "node1",
+              "%s: %s" % (where, by["first"]))
+        check(by["second"]["reason"] == "mismatch" and
+              by["second"]["node"] == "node2", "%s: %s" % (where, by))
+
+    named(e.status()["jobs"][0], "status --coordinator")
+    sst = json.loads(e.weft_run("status", "--store", e.db, "--json").stdout)
+    named(sst["jobs"][0], "status --store")
+    for text in (e.weft_run("status", "--coordinator", e.url).stdout,
+                 e.weft_run("dag", "--job", job, "--store", e.db).stdout):
+        check("REFUSED: 2 fragments" in text and
+              "refused task first" in text and
+              "replay with different content" in text and
+              "refused task second" in text, text)
+    named(json.loads(e.weft_run("dag", "--job", job, "--store", e.db,
+                                "--format", "json").stdout), "dag json")
+    p = e.weft_run("dag", "--job", job, "--store", e.db, "--format", "dot")
+    check(p.stdout.startswith("digraph") and "refused task first" in
+          p.stderr, p.stderr)
+
+    def in_proj(*args):
+        p = subprocess.run([e.weft, *args], capture_output=True, text=True,
+                           env=e.env, cwd=proj, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (args, p.stderr))
+        return p.stdout
+
+    named(json.loads(in_proj("job", "show", job, "--json")), "job show")
+    text = in_proj("job", "show", job)
+    check("REFUSED: 2 fragments" in text and "refused task second" in text,
+          text)
+
+
+@case
 def escaping(e):
     """Names a writer sets (node, task name) and a job's user and host
     reach people escaped: no control byte or invalid UTF-8 from them in
@@ -419,6 +488,132 @@ def bad_inputs(e):
     check(e.call("enrol", other, TOKEN, k3) == "stored", "enrol after")
     check(e.call("frag", other, k3, "1", "run-7", "t", "n",
                  "w:/y:04") == "stored", "fragment after")
+
+
+@case
+def job_create_needs_key(e):
+    """Only holders of the coordinator's submit key create jobs (issue 14
+    item 7): a creation without its proof, or with another key's, is
+    refused as "not allowed" and stores nothing; the key file is made
+    0600 beside the store and kept across restarts; weft submit
+    --coordinator needs it and says so."""
+    e.start()
+    key = e.submit_key()
+    check(os.stat(key).st_mode & 0o777 == 0o600,
+          "key file mode %o" % os.stat(key).st_mode)
+    with open(key) as f:
+        first = f.read()
+    job = "11111111-2222-4333-8444-555555555555"
+    env = dict(e.env)
+    del env["WEFT_SUBMIT_KEY"]
+    before = e.snapshot()
+    p = subprocess.run([e.client, e.url, "create", job, TOKEN, "x" * 100000],
+                       capture_output=True, text=True, env=env, timeout=60)
+    check(p.stdout.startswith("rejected not allowed:"), p.stdout + p.stderr)
+    other = os.path.join(e.root, "other.key")
+    with open(other, "w") as f:
+        f.write("ab" * 32 + "\n")
+    os.chmod(other, 0o600)
+    env["WEFT_SUBMIT_KEY"] = other
+    p = subprocess.run([e.client, e.url, "create", job, TOKEN],
+                       capture_output=True, text=True, env=env, timeout=60)
+    check(p.stdout.startswith("rejected not allowed:"), p.stdout + p.stderr)
+    check(e.snapshot() == before, "a refused job creation changed the store")
+    check(e.status()["rejects"]["not_allowed"] == 2, str(e.status()))
+    # With the key: stored, and the same request again a duplicate.
+    check(e.call("create", job, TOKEN) == "stored", "create with the key")
+    check(e.call("create", job, TOKEN) == "duplicate", "create again")
+
+    # weft submit --coordinator: the key from --submit-key or
+    # WEFT_SUBMIT_KEY, else a clear error and CMD not run.
+    ran = os.path.join(e.root, "ran")
+    env = dict(e.env)
+    del env["WEFT_SUBMIT_KEY"]
+    p = subprocess.run([e.weft, "submit", "--coordinator", e.url, "--",
+                        "touch", ran], capture_output=True, text=True,
+                       env=env, cwd=e.root, timeout=60)
+    check(p.returncode == 125 and "--submit-key" in p.stderr and
+          "WEFT_SUBMIT_KEY" in p.stderr and not os.path.exists(ran),
+          "submit without a key: %d %s" % (p.returncode, p.stderr))
+    p = subprocess.run([e.weft, "submit", "--coordinator", e.url,
+                        "--submit-key", other, "--", "touch", ran],
+                       capture_output=True, text=True, env=env, cwd=e.root,
+                       timeout=60)
+    check(p.returncode == 125 and "not allowed" in p.stderr and
+          not os.path.exists(ran),
+          "submit with another key: %d %s" % (p.returncode, p.stderr))
+    p = subprocess.run([e.weft, "submit", "--coordinator", e.url,
+                        "--submit-key", key, "--", "touch", ran],
+                       capture_output=True, text=True, env=env, cwd=e.root,
+                       timeout=60)
+    check(p.returncode == 0 and os.path.exists(ran), p.stderr)
+    env["WEFT_SUBMIT_KEY"] = key
+    p = subprocess.run([e.weft, "submit", "--coordinator", e.url, "--",
+                        "true"], capture_output=True, text=True, env=env,
+                       cwd=e.root, timeout=60)
+    check(p.returncode == 0, p.stderr)
+    # A key file others can read is refused, naming it.
+    os.chmod(other, 0o644)
+    p = subprocess.run([e.weft, "submit", "--coordinator", e.url,
+                        "--submit-key", other, "--", "true"],
+                       capture_output=True, text=True, env=env, cwd=e.root,
+                       timeout=60)
+    check(p.returncode == 125 and other in p.stderr and
+          "chmod 600" in p.stderr, p.stderr)
+    # Restarted, the coordinator keeps its key.
+    e.coord.terminate()
+    e.coord.wait()
+    e.start()
+    with open(key) as f:
+        check(f.read() == first, "the key changed across a restart")
+
+
+@case
+def submit_key_other_user(e):
+    """Another local user cannot read the coordinator's submit key, and
+    so cannot create jobs; given a copy of their own (how the key is
+    handed out), they can."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to create a second, unprivileged user")
+    user = "weftsk%d" % (os.getpid() % 100000)
+    p = subprocess.run(["useradd", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", user], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise Skip("useradd %s failed: %s" % (user, p.stderr.strip()))
+    try:
+        os.chmod(e.root, 0o755)  # only the key file's own mode protects it
+        e.start()
+        key = e.submit_key()
+
+        def as_user(*args):
+            return subprocess.run(["runuser", "-u", user, "--", *args],
+                                  capture_output=True, text=True,
+                                  env=e.env, cwd=e.root, timeout=60)
+        p = as_user("cat", key)
+        check(p.returncode != 0 and not p.stdout,
+              "another user read the submit key: %r" % p.stdout)
+        p = as_user(e.weft, "submit", "--coordinator", e.url,
+                    "--submit-key", key, "--", "true")
+        check(p.returncode == 125 and key in p.stderr and
+              "ermission denied" in p.stderr, p.stderr)
+        env = dict(e.env)
+        del env["WEFT_SUBMIT_KEY"]
+        p = subprocess.run(["runuser", "-u", user, "--", e.client, e.url,
+                            "create", "11111111-2222-4333-8444-555555555556",
+                            TOKEN], capture_output=True, text=True, env=env,
+                           timeout=60)
+        check(p.stdout.startswith("rejected not allowed:"), p.stdout)
+        # Handed a copy of their own (0600, theirs): they submit.
+        mine = os.path.join(e.root, "user.key")
+        subprocess.run(["install", "-m", "600", "-o", user, key, mine],
+                       check=True)
+        p = as_user(e.weft, "submit", "--coordinator", e.url,
+                    "--submit-key", mine, "--", "true")
+        check(p.returncode == 0, "submit with a handed-out key: %s"
+              % p.stderr)
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
 
 
 @case

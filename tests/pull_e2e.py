@@ -146,7 +146,7 @@ class Stores:
 
     def make_job(self):
         """A job of three traced tasks in A, still open."""
-        self.job = Job(self.weft, self.coord.url, self.a_dir, status=4)
+        self.job = Job(self.weft, self.coord, self.a_dir, status=4)
         run_job_tasks(self.weft, self.job, self.scratch.path("shared"),
                       self.scratch.path("spool"))
         return self.job

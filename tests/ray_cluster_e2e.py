@@ -162,7 +162,7 @@ def wrap_worker(weft, mode, granularity=None, script=WORKER):
     coord = Coordinator(weft, s.path("proj")).start()
     job = None
     try:
-        job = Job(weft, coord.url, s.path("proj"))
+        job = Job(weft, coord, s.path("proj"))
         out = s.path("out")
         os.makedirs(out)
         env = clean_env(**job.contract)
@@ -437,7 +437,7 @@ def kill_worker(weft):
     coord = Coordinator(weft, s.path("proj")).start()
     job = raylet = drv = None
     try:
-        job = Job(weft, coord.url, s.path("proj"))
+        job = Job(weft, coord, s.path("proj"))
         out = s.path("out")
         os.makedirs(out)
         sock = s.path("raylet.sock")

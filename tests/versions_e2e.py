@@ -302,7 +302,7 @@ class Distributed:
         self.project = scratch.path("project")
         os.makedirs(self.project)
         self.coord = Coordinator(weft, self.project).start()
-        self.job = Job(weft, self.coord.url, self.project)
+        self.job = Job(weft, self.coord, self.project)
         self.spool = scratch.path("spool")
 
     def start(self, step):

@@ -93,7 +93,7 @@ def case_exit_status(weft):
     c = Coordinator(weft, s.dir).start()
     j = None
     try:
-        j = Job(weft, c.url, s.dir)
+        j = Job(weft, c, s.dir)
         contract, job = j.contract, j.id
         spool = s.path("spool")
         for script, want in (("exit 0", 0), ("exit 3", 3),
@@ -168,7 +168,7 @@ def case_hash_cache(weft):
     c = Coordinator(weft, s.dir).start()
     j = None
     try:
-        j = Job(weft, c.url, s.dir)
+        j = Job(weft, c, s.dir)
         contract, job = j.contract, j.id
         spool = s.path("spool")
         big = s.path("big.bin")
@@ -251,7 +251,7 @@ def case_cluster(weft):
     c = j = None
     try:
         c = Coordinator(weft, s.dir, host=cl.host_ip).start()
-        j = Job(weft, c.url, s.dir)
+        j = Job(weft, c, s.dir)
         contract, job = j.contract, j.id
         shared = s.path("shared")
         os.mkdir(shared)
@@ -327,7 +327,7 @@ def job_then_outage(weft, name):
     j = None
     try:
         c.start()
-        j = Job(weft, c.url, s.dir)
+        j = Job(weft, c, s.dir)
         c.kill()
     except BaseException:
         cleanup(j, c, s)
@@ -444,7 +444,7 @@ def case_crash(weft):
     j = None
     try:
         c.start()
-        j = Job(weft, c.url, s.dir)
+        j = Job(weft, c, s.dir)
         contract, job = j.contract, j.id
         spool = s.path("spool")
         # Many fragments: every wrapper's run is cut into small parts.

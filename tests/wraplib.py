@@ -90,6 +90,9 @@ class Coordinator:
         os.makedirs(os.path.join(project, ".weft"), exist_ok=True)
         store = os.path.join(project, ".weft", "weft.db")
         self.weft, self.store, self.host = weft, store, host
+        # The key whose holders may create jobs there, made by the
+        # coordinator when it starts (Job passes it to weft submit).
+        self.submit_key = os.path.join(project, ".weft", "coordinator.key")
         self.port = port or free_port()
         self.url = "tcp://%s:%d" % (host, self.port)
         self.logpath = logpath or store + ".coordinator.log"
@@ -134,10 +137,12 @@ def run(cmd, env=None, timeout=120, cwd=None, check_rc=None):
 
 class Job:
     """A job open for the length of a test: `weft submit --coordinator URL
-    -- sh -c '...'` whose command writes the env contract it got to a file
-    and waits until end() (then the job ends with the given status)."""
+    --submit-key FILE -- sh -c '...'` whose command writes the env
+    contract it got to a file and waits until end() (then the job ends
+    with the given status). coordinator: a Coordinator (its URL and
+    submit key)."""
 
-    def __init__(self, weft, coordinator_url, cwd, status=0):
+    def __init__(self, weft, coordinator, cwd, status=0):
         self.contract_file = os.path.join(cwd, ".job-contract-%d" % id(self))
         self.done_file = self.contract_file + ".done"
         script = ("env -0 > %s.tmp && mv %s.tmp %s; "
@@ -149,7 +154,8 @@ class Job:
             if k.startswith("WEFT_"):
                 del env[k]
         self.proc = subprocess.Popen(
-            [weft, "submit", "--coordinator", coordinator_url, "--", "sh",
+            [weft, "submit", "--coordinator", coordinator.url,
+             "--submit-key", coordinator.submit_key, "--", "sh",
              "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         end = time.monotonic() + 60
