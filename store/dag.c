@@ -62,24 +62,43 @@ static char *column_dup(sqlite3_stmt *st, int i)
 	return s;
 }
 
+int store_task_read(sqlite3_stmt *st, weft_dag_task *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->id = column_dup(st, 1);
+	t->node = column_dup(st, 2);
+	t->backend = column_dup(st, 3);
+	t->exit_code = sqlite3_column_int(st, 4);
+	t->parts_stored = (uint32_t)sqlite3_column_int64(st, 8);
+	t->nparts = (uint32_t)sqlite3_column_int64(st, 9);
+	/* A task's own name (a fragment's) before its command. */
+	if (sqlite3_column_bytes(st, 6) > 0)
+		t->name = column_dup(st, 6);
+	else
+		t->name = store_join_argv(sqlite3_column_blob(st, 5),
+					  (size_t)sqlite3_column_bytes(st, 5));
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL &&
+	    !(t->parent = column_dup(st, 7)))
+		return WEFT_ENOMEM;
+	if (!t->id || !t->node || !t->backend || !t->name)
+		return WEFT_ENOMEM;
+	if (!t->node[0]) {
+		/* An unknown node is null in the DAG. */
+		free(t->node);
+		t->node = NULL;
+	}
+	return WEFT_OK;
+}
+
 static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 		      sqlite3_int64 **nums)
 {
-/* A fragment's parent names a task identity; the DAG names tasks by run
- * id, so the parent is resolved within the job. */
-#define TASKS_SQL(where)                                                       \
-	"SELECT r.num, r.id, r.node, r.backend, "                              \
-	"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "                       \
-	"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "         \
-	" WHERE t2.job = t.job AND t2.task_id = t.parent "                     \
-	" ORDER BY r2.num LIMIT 1), t.parts_stored, t.nparts "                 \
-	"FROM runs r LEFT JOIN tasks t ON t.run = r.num " where                \
-	"ORDER BY r.started_ns, r.num"
-	/* The job spelled out, so that runs_by_job is used (load_edges). */
+	/* The job spelled out, so that runs_by_job is used (load_rows). */
 	sqlite3_stmt *st;
-	int err = store_prepare(
-		s, job ? TASKS_SQL("WHERE r.job = ?1 ") : TASKS_SQL(""), &st);
-#undef TASKS_SQL
+	int err = store_prepare(s,
+				job ? STORE_TASKS_SQL("WHERE r.job = ?1 ")
+				    : STORE_TASKS_SQL(""),
+				&st);
 	if (err)
 		return err;
 	if (job)
@@ -92,32 +111,9 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 		    (err = store_grow((void **)nums, &ncap, d->ntasks,
 				      sizeof(**nums))))
 			break;
-		weft_dag_task *t = &d->tasks[d->ntasks];
-		memset(t, 0, sizeof(*t));
-		(*nums)[d->ntasks++] = sqlite3_column_int64(st, 0);
-		t->id = column_dup(st, 1);
-		t->node = column_dup(st, 2);
-		t->backend = column_dup(st, 3);
-		t->exit_code = sqlite3_column_int(st, 4);
-		t->parts_stored = (uint32_t)sqlite3_column_int64(st, 8);
-		t->nparts = (uint32_t)sqlite3_column_int64(st, 9);
-		/* A task's own name (a fragment's) before its command. */
-		if (sqlite3_column_bytes(st, 6) > 0)
-			t->name = column_dup(st, 6);
-		else
-			t->name = store_join_argv(
-				sqlite3_column_blob(st, 5),
-				(size_t)sqlite3_column_bytes(st, 5));
-		if (sqlite3_column_type(st, 7) != SQLITE_NULL &&
-		    !(t->parent = column_dup(st, 7)))
-			err = WEFT_ENOMEM;
-		if (!t->id || !t->node || !t->backend || !t->name)
-			err = WEFT_ENOMEM;
-		else if (!t->node[0]) {
-			/* An unknown node is null in the DAG. */
-			free(t->node);
-			t->node = NULL;
-		}
+		(*nums)[d->ntasks] = sqlite3_column_int64(st, 0);
+		/* Counted first, so that release frees a partial one. */
+		err = store_task_read(st, &d->tasks[d->ntasks++]);
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
@@ -285,16 +281,11 @@ static void fnv_str(uint64_t *h, const char *s)
 	fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
 }
 
-/* A node's fields from the row that names it, and its id. */
-static int node_finish(struct dag_build *b, size_t n)
+int store_version_fill(weft_dag_artifact *a, const struct vrow *r,
+		       const char *fs, const weft_dag_task *task)
 {
-	weft_dag_artifact *a = &b->d->artifacts[n];
-	const struct vrow *r = &b->rows[b->node_row[n]];
-	const char *fs = r->loc_fs > 0 && (size_t)r->loc_fs < b->nfs
-				 ? b->fs_names[r->loc_fs]
-				 : NULL;
 	bool written = a->kind == WEFT_VERSION_WRITTEN;
-	const uint8_t *hash = written       ? (r->art ? r->hash : NULL)
+	const uint8_t *hash = written	    ? (r->art ? r->hash : NULL)
 			      : r->read_art ? r->read_hash
 					    : NULL;
 	if (hash) {
@@ -305,32 +296,49 @@ static int node_finish(struct dag_build *b, size_t n)
 		a->has_size = true;
 		a->size = written ? r->size : r->first_size;
 	}
-	a->path = strdup(r->path);
-	if (fs && r->loc_path) {
-		a->loc_fs = strdup(fs);
-		a->loc_path = strdup(r->loc_path);
-		if (!a->loc_fs || !a->loc_path)
-			return WEFT_ENOMEM;
-	}
+	bool located = fs && r->loc_path;
+	if (!(a->path = strdup(r->path)) ||
+	    (located && (!(a->loc_fs = strdup(fs)) ||
+			 !(a->loc_path = strdup(r->loc_path)))))
+		return WEFT_ENOMEM;
+	/* The id from what the version is: its writer (or reader) and its
+	 * location, or for a source version its location and content. */
 	uint64_t h = 0xcbf29ce484222325ULL;
 	static const char kinds[] = "wsu";
 	fnv(&h, &kinds[a->kind], 1);
 	if (a->kind != WEFT_VERSION_SOURCE)
-		fnv_str(&h, b->d->tasks[b->row_task[b->node_row[n]]].id);
-	if (fs && r->loc_path) {
-		fnv_str(&h, fs);
-		fnv_str(&h, r->loc_path);
-	} else {
-		fnv_str(&h, b->d->tasks[b->row_task[b->node_row[n]]].node);
-		fnv_str(&h, r->path);
-	}
+		fnv_str(&h, task->id);
+	fnv_str(&h, located ? fs : task->node);
+	fnv_str(&h, located ? r->loc_path : r->path);
 	if (a->kind == WEFT_VERSION_SOURCE)
 		fnv(&h, hash, 32);
-	a->id = malloc(19);
-	if (!a->id || !a->path)
+	if (!(a->id = malloc(19)))
 		return WEFT_ENOMEM;
 	snprintf(a->id, 19, "v:%016llx", (unsigned long long)h);
 	return WEFT_OK;
+}
+
+int store_edge_fill(weft_dag_edge *e, const weft_dag_task *task,
+		    const weft_dag_artifact *a, const struct vrow *r,
+		    bool write, bool weak, bool update)
+{
+	e->from = strdup(write ? task->id : a->id);
+	e->to = strdup(write ? a->id : task->id);
+	e->write = write;
+	e->weak = weak;
+	e->update = update;
+	/* The name this task used, where the artifact shows another. */
+	const char *used = r->used ? r->used : r->path;
+	if (strcmp(used, a->path) != 0 && !(e->path = strdup(used)))
+		return WEFT_ENOMEM;
+	return e->from && e->to ? WEFT_OK : WEFT_ENOMEM;
+}
+
+static const char *fs_name(const struct dag_build *b, const struct vrow *r)
+{
+	return r->loc_fs > 0 && (size_t)r->loc_fs < b->nfs
+		       ? b->fs_names[r->loc_fs]
+		       : NULL;
 }
 
 static int edges_finish(struct dag_build *b)
@@ -341,21 +349,13 @@ static int edges_finish(struct dag_build *b)
 		return WEFT_ENOMEM;
 	for (size_t i = 0; i < b->nedges; i++) {
 		const struct pending_edge *p = &b->edges[i];
-		const struct vrow *r = &b->rows[p->row];
-		const weft_dag_artifact *a = &d->artifacts[p->node];
-		const char *tid = d->tasks[p->task].id;
-		weft_dag_edge *e = &d->edges[d->nedges++];
-		e->from = strdup(p->write ? tid : a->id);
-		e->to = strdup(p->write ? a->id : tid);
-		e->write = p->write;
-		e->weak = p->weak;
-		e->update = p->update;
-		/* The name this task used, where the artifact shows another. */
-		const char *used = r->used ? r->used : r->path;
-		if (strcmp(used, a->path) != 0 && !(e->path = strdup(used)))
-			return WEFT_ENOMEM;
-		if (!e->from || !e->to)
-			return WEFT_ENOMEM;
+		int err = store_edge_fill(&d->edges[d->nedges++],
+					  &d->tasks[p->task],
+					  &d->artifacts[p->node],
+					  &b->rows[p->row], p->write, p->weak,
+					  p->update);
+		if (err)
+			return err;
 	}
 	return WEFT_OK;
 }
@@ -556,8 +556,11 @@ int store_dag_links(weft_store *s, const char *job, weft_dag *out,
 	}
 	if (!err)
 		err = build_edges(&b, nrows);
-	for (size_t i = 0; !err && i < out->nartifacts; i++)
-		err = node_finish(&b, i);
+	for (size_t i = 0; !err && i < out->nartifacts; i++) {
+		const struct vrow *r = &rows[b.node_row[i]];
+		err = store_version_fill(&out->artifacts[i], r, fs_name(&b, r),
+					 &out->tasks[b.row_task[b.node_row[i]]]);
+	}
 	if (!err)
 		err = edges_finish(&b);
 	if (!err)

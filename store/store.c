@@ -573,6 +573,9 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 struct put_ctx {
 	weft_store *s;
 	sqlite3_stmt **stmts;
+	/* The filesystem of the last file: most files of a run share one. */
+	char *fs;
+	sqlite3_int64 fs_id;
 };
 
 static int put_intern(void *ctx, int kind, const void *value, int len,
@@ -582,17 +585,24 @@ static int put_intern(void *ctx, int kind, const void *value, int len,
 	static const int get_of[] = {[STORE_INTERN_PATH] = PUT_PATH_GET,
 				     [STORE_INTERN_ARTIFACT] = PUT_ARTIFACT_GET,
 				     [STORE_INTERN_FS] = PUT_FS_GET};
+	bool fs = kind == STORE_INTERN_FS;
+	if (fs && p->fs && strlen(p->fs) == (size_t)len &&
+	    !memcmp(p->fs, value, (size_t)len)) {
+		*id = p->fs_id;
+		return WEFT_OK;
+	}
 	int get = get_of[kind];
-	return store_intern(p->s, p->stmts[get], p->stmts[get + 1], value, len,
-			    id);
+	int err = store_intern(p->s, p->stmts[get], p->stmts[get + 1], value,
+			       len, id);
+	if (!err && fs) {
+		free(p->fs);
+		if ((p->fs = strndup(value, (size_t)len)))
+			p->fs_id = *id;
+	}
+	return err;
 }
 
-int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
-		   const weft_file_rec *f)
-{
-	struct put_ctx p = {s, stmts};
-	return store_put_file_with(stmts[PUT_FILE], put_intern, &p, run, f);
-}
+
 
 int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 			sqlite3_int64 run, const weft_file_rec *f)
@@ -616,9 +626,14 @@ int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 	if (!err && f->loc_fs)
 		err = intern(ctx, STORE_INTERN_FS, f->loc_fs,
 			     (int)strlen(f->loc_fs), &fs);
-	if (!err && f->loc_path)
-		err = intern(ctx, STORE_INTERN_PATH, f->loc_path,
-			     (int)strlen(f->loc_path), &loc);
+	if (!err && f->loc_path) {
+		/* Mostly the path itself (a file on the root filesystem). */
+		if (!strcmp(f->loc_path, f->path))
+			loc = path;
+		else
+			err = intern(ctx, STORE_INTERN_PATH, f->loc_path,
+				     (int)strlen(f->loc_path), &loc);
+	}
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, run);
@@ -702,8 +717,11 @@ int weft_store_put_run(weft_store *s, const weft_report *r)
 	for (size_t i = 0; i < r->nprocesses && !err; i++)
 		err = store_put_process(stmts[PUT_PROCESS], run, i,
 					&r->processes[i]);
+	struct put_ctx pc = {s, stmts, NULL, 0};
 	for (size_t i = 0; i < r->nfiles && !err; i++)
-		err = store_put_file(s, stmts, run, &r->files[i]);
+		err = store_put_file_with(stmts[PUT_FILE], put_intern, &pc, run,
+					  &r->files[i]);
+	free(pc.fs);
 	for (size_t i = 0; i < r->nwarnings && !err; i++) {
 		st = stmts[PUT_WARNING];
 		sqlite3_bind_int64(st, 1, run);

@@ -101,13 +101,11 @@ int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
 int store_check_report(const weft_report *r);
 /* Step a bound insert and reset it: WEFT_EINVAL on a constraint. */
 int store_step_insert(sqlite3_stmt *st);
-/* One process row (seq: its position in the run) and one file_io row. */
+/* One process row (seq: its position in the run). */
 int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		      const weft_process_rec *p);
-int store_put_file(weft_store *s, sqlite3_stmt **stmts, sqlite3_int64 run,
-		   const weft_file_rec *f);
-/* The same with the path and artifact ids found by intern(ctx, kind, value,
- * len, &id) (the coordinator's writer caches them); st is PUT_FILE. */
+/* One file_io row, with the path and artifact ids found by intern(ctx,
+ * kind, value, len, &id) (the coordinator's writer caches them); st is PUT_FILE. */
 enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT, STORE_INTERN_FS };
 typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
 			       sqlite3_int64 *id);
@@ -211,6 +209,27 @@ void store_vrows_free(struct vrow *rows, size_t n, struct vrow_names *names);
 int store_versions_resolve(struct vrow *rows, size_t n);
 
 /* ---- The DAG (dag.c), shared with lineage.c ---- */
+
+/* The tasks (runs) of a DAG: "SELECT ... FROM runs r ... <where> ORDER BY
+ * start"; a row into t with store_task_read (column 0 is runs.num). */
+#define STORE_TASKS_SQL(where)                                                 \
+	"SELECT r.num, r.id, r.node, r.backend, "                              \
+	"r.exit_code, " STORE_ROOT_ARGV_SQL ", t.name, "                       \
+	"(SELECT r2.id FROM tasks t2 JOIN runs r2 ON r2.num = t2.run "         \
+	" WHERE t2.job = t.job AND t2.task_id = t.parent "                     \
+	" ORDER BY r2.num LIMIT 1), t.parts_stored, t.nparts "                 \
+	"FROM runs r LEFT JOIN tasks t ON t.run = r.num " where                \
+	"ORDER BY r.started_ns, r.num"
+int store_task_read(sqlite3_stmt *st, weft_dag_task *t);
+/* An artifact (its kind set) from the row that names it: a written
+ * version's writer row, a source or unknown version's first reader row;
+ * fs the name of the row's filesystem (NULL: none), task the row's. */
+int store_version_fill(weft_dag_artifact *a, const struct vrow *r,
+		       const char *fs, const weft_dag_task *task);
+/* An edge between task and a, for row r of the task. */
+int store_edge_fill(weft_dag_edge *e, const weft_dag_task *task,
+		    const weft_dag_artifact *a, const struct vrow *r,
+		    bool write, bool weak, bool update);
 
 /* Edge i of a DAG as indices: its task and its artifact. */
 struct dag_link {

@@ -11,7 +11,182 @@
 
 #include <cmocka.h>
 
+#include "store_internal.h"
 #include "store_testutil.h"
+
+/* ---- The oracle: the lineage as a walk over the whole DAG ----
+ *
+ * weft_store_lineage loads only the locations its walk reaches; this
+ * reference builds the whole DAG (store_dag_links) and walks it in memory.
+ * Both must give the same lineage for every file. */
+
+/* Edges grouped by artifact and by task (counting sort by index). */
+struct adjacency {
+	size_t *by_art, *art_start; /* edge ids, and [start, start+1) */
+	size_t *by_task, *task_start;
+};
+
+static int group(const struct dag_link *l, size_t n, size_t nkeys, bool by_task,
+		 size_t **ids, size_t **start)
+{
+	*start = calloc(nkeys + 1, sizeof(**start));
+	*ids = malloc((n ? n : 1) * sizeof(**ids));
+	if (!*start || !*ids)
+		return WEFT_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		(*start)[(by_task ? l[i].task : l[i].artifact) + 1]++;
+	for (size_t k = 0; k < nkeys; k++)
+		(*start)[k + 1] += (*start)[k];
+	size_t *fill = malloc((nkeys + 1) * sizeof(*fill));
+	if (!fill)
+		return WEFT_ENOMEM;
+	memcpy(fill, *start, (nkeys + 1) * sizeof(*fill));
+	for (size_t i = 0; i < n; i++)
+		(*ids)[fill[by_task ? l[i].task : l[i].artifact]++] = i;
+	free(fill);
+	return WEFT_OK;
+}
+
+/* The file's latest version: the last version written at a path it is
+ * known by (its own, or the name a task used), else the last one read. */
+static size_t find_root(const weft_dag *d, const struct dag_link *l,
+			const char *path)
+{
+	size_t written = SIZE_MAX, read = SIZE_MAX;
+	for (size_t i = 0; i < d->nedges; i++) {
+		const weft_dag_edge *e = &d->edges[i];
+		const char *p =
+			e->path ? e->path : d->artifacts[l[i].artifact].path;
+		if (strcmp(p, path) != 0 &&
+		    strcmp(d->artifacts[l[i].artifact].path, path) != 0)
+			continue;
+		if (e->write)
+			written = l[i].artifact;
+		else
+			read = l[i].artifact;
+	}
+	return written != SIZE_MAX ? written : read;
+}
+
+/* What the walk found, in the order found. */
+struct found {
+	size_t *arts, *tasks, *edges;
+	size_t narts, ntasks, nedges;
+	bool *art_seen, *task_seen, *edge_seen;
+};
+
+/* Move the parts of full that were found into out, in the order found
+ * (the root first). */
+static int take(weft_dag *full, const struct found *f, weft_dag *out)
+{
+	out->tasks = calloc(f->ntasks + 1, sizeof(*out->tasks));
+	out->artifacts = calloc(f->narts + 1, sizeof(*out->artifacts));
+	out->edges = calloc(f->nedges + 1, sizeof(*out->edges));
+	if (!out->tasks || !out->artifacts || !out->edges)
+		return WEFT_ENOMEM;
+	/* Ownership moves: what is taken is cleared in full. */
+	for (size_t i = 0; i < f->narts; i++) {
+		out->artifacts[out->nartifacts++] = full->artifacts[f->arts[i]];
+		memset(&full->artifacts[f->arts[i]], 0,
+		       sizeof(*out->artifacts));
+	}
+	for (size_t i = 0; i < f->ntasks; i++) {
+		out->tasks[out->ntasks++] = full->tasks[f->tasks[i]];
+		memset(&full->tasks[f->tasks[i]], 0, sizeof(*out->tasks));
+	}
+	for (size_t i = 0; i < f->nedges; i++) {
+		out->edges[out->nedges++] = full->edges[f->edges[i]];
+		memset(&full->edges[f->edges[i]], 0, sizeof(*out->edges));
+	}
+	return WEFT_OK;
+}
+
+/* Breadth first from the root, artifacts before tasks: an artifact's
+ * writers (up) or readers (down), a task's reads (up) or writes (down). */
+static void walk(const weft_dag *d, const struct dag_link *l,
+		 const struct adjacency *x, size_t root, bool down,
+		 struct found *f)
+{
+	f->art_seen[root] = true;
+	f->arts[f->narts++] = root;
+	size_t ai = 0, ti = 0;
+	while (ai < f->narts || ti < f->ntasks) {
+		bool is_task = ai == f->narts;
+		size_t k = is_task ? f->tasks[ti++] : f->arts[ai++];
+		const size_t *ids = is_task ? x->by_task : x->by_art;
+		const size_t *start = is_task ? x->task_start : x->art_start;
+		for (size_t j = start[k]; j < start[k + 1]; j++) {
+			size_t e = ids[j];
+			bool write = d->edges[e].write;
+			if (is_task ? write != down : write == down)
+				continue;
+			if (!f->edge_seen[e]) {
+				f->edge_seen[e] = true;
+				f->edges[f->nedges++] = e;
+			}
+			if (is_task && !f->art_seen[l[e].artifact]) {
+				f->art_seen[l[e].artifact] = true;
+				f->arts[f->narts++] = l[e].artifact;
+			} else if (!is_task && !f->task_seen[l[e].task]) {
+				f->task_seen[l[e].task] = true;
+				f->tasks[f->ntasks++] = l[e].task;
+			}
+		}
+	}
+}
+
+static int oracle_lineage(weft_store *s, const char *path, const char *job,
+			  bool down, weft_dag *out)
+{
+	memset(out, 0, sizeof(*out));
+	weft_dag full;
+	struct dag_link *l = NULL;
+	int err = store_dag_links(s, job, &full, &l);
+	if (err)
+		return err;
+	struct adjacency x = {0};
+	struct found f = {0};
+	f.arts = malloc((full.nartifacts + 1) * sizeof(size_t));
+	f.tasks = malloc((full.ntasks + 1) * sizeof(size_t));
+	f.edges = malloc((full.nedges + 1) * sizeof(size_t));
+	f.art_seen = calloc(full.nartifacts + 1, sizeof(bool));
+	f.task_seen = calloc(full.ntasks + 1, sizeof(bool));
+	f.edge_seen = calloc(full.nedges + 1, sizeof(bool));
+	if (!f.arts || !f.tasks || !f.edges || !f.art_seen || !f.task_seen ||
+	    !f.edge_seen)
+		err = WEFT_ENOMEM;
+	if (!err)
+		err = group(l, full.nedges, full.nartifacts, false, &x.by_art,
+			    &x.art_start);
+	if (!err)
+		err = group(l, full.nedges, full.ntasks, true, &x.by_task,
+			    &x.task_start);
+	size_t root = err ? SIZE_MAX : find_root(&full, l, path);
+	if (!err && root == SIZE_MAX)
+		err = WEFT_ENOTFOUND;
+	if (!err)
+		walk(&full, l, &x, root, down, &f);
+	if (!err && job && !(out->job = strdup(job)))
+		err = WEFT_ENOMEM;
+	if (!err)
+		err = take(&full, &f, out);
+	if (err)
+		weft_dag_release(out);
+	weft_dag_release(&full);
+	free(l);
+	free(f.arts);
+	free(f.tasks);
+	free(f.edges);
+	free(f.art_seen);
+	free(f.task_seen);
+	free(f.edge_seen);
+	free(x.by_art);
+	free(x.art_start);
+	free(x.by_task);
+	free(x.task_start);
+	return err;
+}
+
 
 /* Store a run from a spec: space-separated "<flags><path>[=<hex byte>]",
  * flags r and/or w, no "=" meaning no hash: the hash of the version
@@ -172,6 +347,99 @@ static void test_cycle_ends(void **state)
 	weft_store_close(s);
 }
 
+/* Everything of a lineage as sorted lines, order aside. */
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *flatten(const weft_dag *d)
+{
+	size_t n = d->ntasks + d->nartifacts + d->nedges, k = 0, len = 1;
+	char **lines = calloc(n + 1, sizeof(char *));
+	char buf[2048];
+	for (size_t i = 0; i < d->ntasks; i++) {
+		snprintf(buf, sizeof(buf), "task %s", d->tasks[i].id);
+		lines[k++] = xstrdup(buf);
+	}
+	for (size_t i = 0; i < d->nartifacts; i++) {
+		const weft_dag_artifact *a = &d->artifacts[i];
+		snprintf(buf, sizeof(buf), "art %s %s %d %d", a->id, a->path,
+			 a->kind, a->has_hash);
+		lines[k++] = xstrdup(buf);
+	}
+	for (size_t i = 0; i < d->nedges; i++) {
+		const weft_dag_edge *e = &d->edges[i];
+		snprintf(buf, sizeof(buf), "edge %s>%s %d%d%d %s", e->from,
+			 e->to, e->write, e->weak, e->update,
+			 e->path ? e->path : "-");
+		lines[k++] = xstrdup(buf);
+	}
+	qsort(lines, k, sizeof(char *), line_cmp);
+	for (size_t i = 0; i < k; i++)
+		len += strlen(lines[i]) + 1;
+	char *out = calloc(1, len);
+	for (size_t i = 0; i < k; i++) {
+		strcat(out, lines[i]);
+		strcat(out, "\n");
+		free(lines[i]);
+	}
+	free(lines);
+	return out;
+}
+
+/* The walk gives what the whole DAG gives, for every path, both ways:
+ * versions, updates, symlink names, deletions, renames, weak reads,
+ * records without locations, another job's records left out. */
+static void test_same_as_the_whole_dag(void **state)
+{
+	struct scratch *t = *state;
+	weft_store *s;
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	three_runs(s);
+	run(s, "D", 500, "r/p/z=33 w/p/x=77");
+	run(s, "E", 600, "r/p/x=77 rw/p/log=12");
+	run(s, "F", 700, "rw/p/log=13 r/p/w r/p/q=44");
+	run(s, "G", 800, "w/p/w=90 r/p/z=33");
+	run(s, "H", 900, "r/p/x=11 r/p/w w/p/out=91");
+	/* Records an older weft stored: no location, no version read. */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(t->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h,
+				      "UPDATE file_io SET loc_fs = NULL, "
+				      "loc_path = NULL, read_artifact = NULL "
+				      "WHERE run IN (SELECT num FROM runs "
+				      "WHERE id IN ('F', 'G'))",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	const char *paths[] = {"/p/x",	 "/p/y",   "/p/z",	   "/p/w",
+			       "/p/log", "/p/q",   "/p/r",	   "/p/out",
+			       "/usr/lib/libc"};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+		for (int down = 0; down < 2; down++) {
+			weft_dag a, b;
+			assert_int_equal(
+				weft_store_lineage(s, paths[i], NULL, down, &a),
+				WEFT_OK);
+			assert_int_equal(
+				oracle_lineage(s, paths[i], NULL, down, &b),
+				WEFT_OK);
+			char *fa = flatten(&a), *fb = flatten(&b);
+			if (strcmp(fa, fb) != 0)
+				fail_msg("%s %s:\nwalk:\n%s\nwhole DAG:\n%s",
+					 paths[i], down ? "down" : "up", fa,
+					 fb);
+			assert_string_equal(a.artifacts[0].id,
+					    b.artifacts[0].id);
+			free(fa);
+			free(fb);
+			weft_dag_release(&a);
+			weft_dag_release(&b);
+		}
+	weft_store_close(s);
+}
+
 static void test_unknown_path_and_job(void **state)
 {
 	struct scratch *t = *state;
@@ -198,6 +466,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_weak_edges, scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_cycle_ends, scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_same_as_the_whole_dag,
+						scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_path_and_job,
 						scratch_setup,
