@@ -63,6 +63,15 @@ void json_string(FILE *out, const char *str)
 	const unsigned char *s = (const unsigned char *)str;
 	fputc('"', out);
 	while (*s) {
+		/* A run of printable ASCII that needs no escape, in one write:
+		 * most of a DAG's bytes (paths, ids, hashes). */
+		const unsigned char *run = s;
+		while (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\')
+			s++;
+		if (s > run) {
+			fwrite(run, 1, (size_t)(s - run), out);
+			continue;
+		}
 		size_t n = utf8_valid_len(s);
 		if (n == 0) {
 			fprintf(out, "\\udc%02x", *s);

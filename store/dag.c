@@ -322,8 +322,9 @@ int store_edge_fill(weft_dag_edge *e, const weft_dag_task *task,
 		    const weft_dag_artifact *a, const struct vrow *r,
 		    bool write, bool weak, bool update)
 {
-	e->from = strdup(write ? task->id : a->id);
-	e->to = strdup(write ? a->id : task->id);
+	/* Borrowed: the ids of the DAG's own task and artifact. */
+	e->from = write ? task->id : a->id;
+	e->to = write ? a->id : task->id;
 	e->write = write;
 	e->weak = weak;
 	e->update = update;
@@ -331,7 +332,7 @@ int store_edge_fill(weft_dag_edge *e, const weft_dag_task *task,
 	const char *used = r->used ? r->used : r->path;
 	if (strcmp(used, a->path) != 0 && !(e->path = strdup(used)))
 		return WEFT_ENOMEM;
-	return e->from && e->to ? WEFT_OK : WEFT_ENOMEM;
+	return WEFT_OK;
 }
 
 static const char *fs_name(const struct dag_build *b, const struct vrow *r)
@@ -607,9 +608,7 @@ void weft_dag_release(weft_dag *d)
 	}
 	free(d->artifacts);
 	for (size_t i = 0; i < d->nedges; i++) {
-		free(d->edges[i].from);
-		free(d->edges[i].to);
-		free(d->edges[i].path);
+		free(d->edges[i].path); /* from and to are borrowed */
 	}
 	free(d->edges);
 	for (size_t i = 0; i < d->nsame; i++) {

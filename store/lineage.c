@@ -61,11 +61,13 @@ static const char *const fixed_sql[Q_NSTMT] = {
 		  "FROM file_io f JOIN runs r ON r.num = f.run "
 		  "JOIN paths p ON p.id = f.path WHERE f.run = ?1 "
 		  "AND (f.read OR f.written OR f.updated) ORDER BY p.path",
+	/* Two indexed lookups (file_io_by_path, file_io_by_used_path). */
 	[Q_PATH] = "SELECT " REF_COLUMNS
-		   "FROM paths q JOIN file_io f ON f.path = q.id "
-		   "OR f.used_path = q.id JOIN runs r ON r.num = f.run "
+		   "FROM file_io f JOIN runs r ON r.num = f.run "
 		   "JOIN paths p ON p.id = f.path "
-		   "WHERE q.path = ?1 AND (?9 IS NULL OR r.job = ?9) "
+		   "WHERE (f.path = (SELECT id FROM paths WHERE path = ?1) "
+		   "OR f.used_path = (SELECT id FROM paths WHERE path = ?1)) "
+		   "AND (?9 IS NULL OR r.job = ?9) "
 		   "AND (f.read OR f.written OR f.updated) "
 		   "ORDER BY r.started_ns, r.num",
 	[Q_FS] = "SELECT name FROM filesystems WHERE id = ?1",

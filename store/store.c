@@ -188,7 +188,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE file_io ADD COLUMN first_open_ns INTEGER;"
 	"ALTER TABLE file_io ADD COLUMN last_write_ns INTEGER;"
 	"CREATE INDEX file_io_by_location ON file_io (loc_path, loc_fs)"
-	"  WHERE loc_path IS NOT NULL;",
+	"  WHERE loc_path IS NOT NULL;"
+	"CREATE INDEX file_io_by_used_path ON file_io (used_path)"
+	"  WHERE used_path IS NOT NULL;",
 	/* 4: job verifiers. A job keeps the Ed25519 public key derived from
 	 * its token (weft_job_verifier): it checks the signatures that
 	 * enrol writers and end the job, and cannot make them, so a copy of

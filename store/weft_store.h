@@ -131,7 +131,9 @@ typedef struct weft_dag_artifact {
 } weft_dag_artifact;
 
 typedef struct weft_dag_edge {
-	char *from; /* artifact id for reads, task id for writes */
+	/* Artifact id for reads, task id for writes: the id strings of the
+	 * DAG's own tasks and artifacts, not copies (valid while they are). */
+	char *from;
 	char *to;
 	bool write;  /* false: read edge (artifact -> task) */
 	bool weak;   /* not known to be this version: matched by location
