@@ -10,6 +10,8 @@ beyond the conformance suite (which runs under ebpf as e2e.ebpf.*):
                     could not ptrace (caller run as a second user)
   agent_setuid_caller  a caller whose connecting process exec'd a
                     set-user-ID program since it connected is refused
+  agent_setuid_exec a registered process that execs a set-user-ID program
+                    is traced no further (and the run says so)
   agent_caller_gone a caller whose connecting process is gone is refused
   agent_nondumpable the caller's own set-group-ID or non-dumpable
                     processes are refused, as ptrace would refuse them
@@ -425,6 +427,51 @@ def agent_setuid_caller(env):
         expect_refused(st, why, "registering root's process after the "
                        "connecting process exec'd a set-user-ID program",
                        "changed")
+
+
+@case
+def agent_setuid_exec(env):
+    """a process the test user registered (its own run) executes a
+    set-user-ID-root program: the kernel would not let the user ptrace it
+    any more, so nothing it does reaches the user (its read of
+    /etc/shadow is not recorded), the run's warnings say so, and the
+    rest of the run is still traced."""
+    uid, gid = unprivileged.user()
+    setuid_cat = unprivileged.set_id_copy(shutil.which("cat"), env.root,
+                                          setuid=True)
+    os.chown(env.proj, uid, gid)
+    os.chown(env.home, uid, gid)
+    report = os.path.join(env.proj, "report.json")
+    # The user's weft may use eBPF as docs/tracing.md says: a copy with
+    # the capabilities `weft tracer enable ebpf` gives it.
+    weft = os.path.join(env.root, "weft-user")
+    shutil.copy(env.weft, weft)
+    r = subprocess.run([env.weft, "tracer", "enable", "ebpf", "--binary",
+                        weft], capture_output=True, env=env.env)
+    if r.returncode != 0:
+        raise Skip("cannot give weft its eBPF capabilities here: %s"
+                   % text(r.stderr))
+    with Agent(env):
+        r = subprocess.run(unprivileged.argv(
+            [weft, "run", "--tracer", "ebpf", "--report", report,
+             "--", "sh", "-c", "%s /etc/shadow > /dev/null; "
+             "cat /etc/hostname > /dev/null" % setuid_cat]),
+            cwd=env.proj, env=env.env, capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise Fail("weft run as the test user exited %d:\n%s"
+                       % (r.returncode, text(r.stderr)))
+        rep = load(report)
+    paths = {f["path"] for f in rep["files"]}
+    if "/etc/shadow" in paths:
+        raise Fail("the set-user-ID program's read of /etc/shadow was "
+                   "recorded for the test user")
+    if "/etc/hostname" not in paths:
+        raise Fail("the run was not traced after the set-user-ID program "
+                   "ended: %s" % sorted(paths))
+    if not any("gained privileges" in w and setuid_cat in w
+               for w in rep["warnings"]):
+        raise Fail("no warning names the untraced program: %r"
+                   % rep["warnings"])
 
 
 @case

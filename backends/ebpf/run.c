@@ -171,6 +171,14 @@ static int on_record(void *ctx, const void *data, size_t len)
 	if (r->ld && r->dec.owner != r->owner)
 		return 0; /* the agent sends only ours */
 	r->records++;
+	if (r->dec.rflags & WB_R_SECURE)
+		weft_report_warn(r->w,
+				 "ebpf: pid %d ran %s, which gained privileges by "
+				 "it (set-user-ID, set-group-ID or file "
+				 "capabilities): neither it nor what it started "
+				 "was traced further, as you could not trace it "
+				 "yourself",
+				 (int)ev->tgid, ev->path ? ev->path : "?");
 	if (missing_path(ev)) {
 		/* It succeeded on a path the kernel side could not read. */
 		r->l->dropped_events++;

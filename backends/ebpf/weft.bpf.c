@@ -931,7 +931,16 @@ int BPF_PROG(weft_exec, struct task_struct *t, pid_t old_pid,
 		s->rec.argv_len = alen;
 	else
 		s->rec.rflags |= WB_R_ARGV_TRUNCATED;
+	/* A program that gained privileges by this exec is one the kernel
+	 * would no longer let the registration's owner ptrace: nothing more
+	 * of it, or of what it starts, goes to them. User space says so in
+	 * the run's warnings. */
+	bool secure = BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec);
+	if (secure)
+		s->rec.rflags |= WB_R_SECURE;
 	submit(s, plen + s->rec.argv_len);
+	if (secure)
+		bpf_task_storage_delete(&tasks, t);
 	return 0;
 }
 

@@ -36,6 +36,10 @@
 /* Flags of wb_record.rflags. */
 #define WB_R_ARGV_TRUNCATED 1u /* the argv block was cut at WB_ARGV_MAX */
 #define WB_R_HAS_STAT 2u       /* st_* are valid */
+#define WB_R_SECURE 4u         /* an exec that gained privileges (AT_SECURE:
+				  set-user-ID, set-group-ID, file
+				  capabilities): the process and its
+				  children are traced no further */
 
 /* Per-process fd state (task storage of the thread-group leader): a read
  * bit and a write bit for each of the first WB_FD_BITS fds; an fd beyond
