@@ -363,7 +363,16 @@ def escaping(e):
     clean(out("status", "--coordinator", e.url), "status")
     clean(out("status", "--store", e.db), "status --store")
     clean(out("dag", "--job", job, "--store", e.db), "dag --job")
+    clean(out("dag", "--job", job, "--store", e.db, "--format", "dot"),
+          "dag --format dot")
     clean(out("job", "show", job, cwd=proj), "job show")
+    # A path given on the command line is echoed escaped in an error.
+    p = subprocess.run([e.weft, "lineage", "--store", e.db,
+                        "/nope/\x1b[2J\x1b]0;owned\x07"],
+                       capture_output=True, env=e.env, timeout=60)
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode == 1 and "\x1b" not in err and "\\x1b" in err,
+          "lineage error: exit %d, %r" % (p.returncode, err))
 
 
 def sp_connect(url):
