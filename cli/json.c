@@ -143,6 +143,21 @@ static void json_process(FILE *out, const weft_process_rec *p)
 		fputs(", \"exit_code\": null}", out);
 }
 
+/* ", \"location\": {fs, path}" or null (a record older than locations). */
+static void json_location(FILE *out, const char *fs, const char *path)
+{
+	fputs(", \"location\": ", out);
+	if (fs) {
+		fputs("{\"fs\": ", out);
+		json_string(out, fs);
+		fputs(", \"path\": ", out);
+		json_string(out, path);
+		fputc('}', out);
+	} else {
+		fputs("null", out);
+	}
+}
+
 static void json_file(FILE *out, const weft_file_rec *f)
 {
 	fputs("{\"path\": ", out);
@@ -182,16 +197,7 @@ static void json_file(FILE *out, const weft_file_rec *f)
 		fputs(", \"read_hash\": null, \"read_hash_missing\": ", out);
 		json_string_or_null(out, f->read_hash_missing);
 	}
-	fputs(", \"location\": ", out);
-	if (f->loc_fs) {
-		fputs("{\"fs\": ", out);
-		json_string(out, f->loc_fs);
-		fputs(", \"path\": ", out);
-		json_string(out, f->loc_path);
-		fputc('}', out);
-	} else {
-		fputs("null", out);
-	}
+	json_location(out, f->loc_fs, f->loc_path);
 	fputc('}', out);
 }
 
@@ -347,16 +353,7 @@ void json_dag(FILE *out, const weft_dag *d)
 			fprintf(out, "%lld", (long long)a->size);
 		else
 			fputs("null", out);
-		fputs(", \"location\": ", out);
-		if (a->loc_fs) {
-			fputs("{\"fs\": ", out);
-			json_string(out, a->loc_fs);
-			fputs(", \"path\": ", out);
-			json_string(out, a->loc_path);
-			fputc('}', out);
-		} else {
-			fputs("null", out);
-		}
+		json_location(out, a->loc_fs, a->loc_path);
 		fputc('}', out);
 	}
 	fputs("],\n \"edges\": [", out);

@@ -546,6 +546,32 @@ static void test_path_limit(void **state)
 	free(over);
 }
 
+/* A file record of schema `version` built by hand: the five required
+ * keys, path as bin, every flag `flags`. */
+static void pack_file_rec(msgpack_sbuffer *sb, int version, const char *path,
+			  bool flags)
+{
+	msgpack_packer pk;
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 6);
+	const char *keys[] = {"v", "path", "rd", "wr", "cr", "del"};
+	for (int k = 0; k < 6; k++) {
+		msgpack_pack_str(&pk, strlen(keys[k]));
+		msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
+		if (k == 0) {
+			msgpack_pack_uint8(&pk, (uint8_t)version);
+		} else if (k == 1) {
+			msgpack_pack_bin(&pk, strlen(path));
+			msgpack_pack_bin_body(&pk, path, strlen(path));
+		} else if (flags) {
+			msgpack_pack_true(&pk);
+		} else {
+			msgpack_pack_false(&pk);
+		}
+	}
+}
+
 /* Every path a file record carries is absolute and normalized: the
  * encoder refuses another, and so does the decoder (a signed fragment
  * with "../x" is no record). */
@@ -565,23 +591,7 @@ static void test_file_paths_checked(void **state)
 		assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
 		/* The same record built by hand reaches the decoder. */
 		msgpack_sbuffer sb;
-		msgpack_packer pk;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 6);
-		const char *keys[] = {"v", "path", "rd", "wr", "cr", "del"};
-		for (int k = 0; k < 6; k++) {
-			msgpack_pack_str(&pk, strlen(keys[k]));
-			msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
-			if (k == 0)
-				msgpack_pack_uint8(&pk, WEFT_SCHEMA_VERSION);
-			else if (k == 1) {
-				msgpack_pack_bin(&pk, strlen(bad[i]));
-				msgpack_pack_bin_body(&pk, bad[i],
-						      strlen(bad[i]));
-			} else
-				msgpack_pack_false(&pk);
-		}
+		pack_file_rec(&sb, WEFT_SCHEMA_VERSION, bad[i], false);
 		weft_file_rec out;
 		assert_int_equal(
 			weft_file_rec_decode((uint8_t *)sb.data, sb.size, &out),
@@ -600,22 +610,7 @@ static void test_file_schema1_decodes(void **state)
 {
 	(void)state;
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 6);
-	const char *keys[] = {"v", "path", "rd", "wr", "cr", "del"};
-	for (int k = 0; k < 6; k++) {
-		msgpack_pack_str(&pk, strlen(keys[k]));
-		msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
-		if (k == 0)
-			msgpack_pack_uint8(&pk, 1);
-		else if (k == 1) {
-			msgpack_pack_bin(&pk, 5);
-			msgpack_pack_bin_body(&pk, "/data", 5);
-		} else
-			msgpack_pack_true(&pk);
-	}
+	pack_file_rec(&sb, 1, "/data", true);
 	weft_file_rec f;
 	assert_int_equal(weft_file_rec_decode((uint8_t *)sb.data, sb.size, &f),
 			 WEFT_OK);

@@ -239,21 +239,28 @@ int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 	return hash_file(cache, path, hash, st, cache_hit, NULL, NULL);
 }
 
-__attribute__((format(printf, 2, 3))) static int
-set_missing(weft_file_rec *f, const char *fmt, ...)
+/* Why a hash is missing, into *why (replacing it), *has cleared. */
+static int set_reason(char **why, bool *has, const char *fmt, va_list ap)
 {
 	char text[WEFT_MAX_PATH_BYTES + 64];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	char *copy = strdup(text);
 	if (!copy)
 		return WEFT_ENOMEM;
-	free(f->hash_missing);
-	f->hash_missing = copy;
-	f->has_hash = false;
+	free(*why);
+	*why = copy;
+	*has = false;
 	return WEFT_OK;
+}
+
+__attribute__((format(printf, 2, 3))) static int
+set_missing(weft_file_rec *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int err = set_reason(&f->hash_missing, &f->has_hash, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 /* Why a file could not be hashed, from hash_file's result and errno. */
@@ -312,18 +319,12 @@ static bool same_as_first(const weft_file_rec *f, const struct stat *st)
 __attribute__((format(printf, 2, 3))) static int
 set_read_missing(weft_file_rec *f, const char *fmt, ...)
 {
-	char text[256];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	int err = set_reason(&f->read_hash_missing, &f->has_read_hash, fmt,
+			     ap);
 	va_end(ap);
-	char *copy = strdup(text);
-	if (!copy)
-		return WEFT_ENOMEM;
-	free(f->read_hash_missing);
-	f->read_hash_missing = copy;
-	f->has_read_hash = false;
-	return WEFT_OK;
+	return err;
 }
 
 /* The version a read (or update) was of: the content at the end when the

@@ -355,9 +355,10 @@ def labels(dag):
     return out
 
 
-def dependencies(dag):
-    """(strong, weak): sets of (reader label, writer label)."""
-    lab = labels(dag)
+def dependencies(dag, names=None):
+    """(strong, weak): sets of (reader, writer) task names: by step label,
+    or by names (task id -> name) when given."""
+    lab = names if names is not None else labels(dag)
     writer = {e["to"]: e["from"] for e in dag["edges"]
               if e["kind"] == "write"}
     strong, weak = set(), set()
@@ -496,17 +497,8 @@ def migrate_old_store(weft):
 
 def dependencies_by_name(dag):
     """dependencies() by task name without the "sh -c " prefix."""
-    names = {t["id"]: (t["name"] or "").replace("sh -c ", "")
-             for t in dag["tasks"]}
-    writer = {e["to"]: e["from"] for e in dag["edges"]
-              if e["kind"] == "write"}
-    strong, weak = set(), set()
-    for e in dag["edges"]:
-        if e["kind"] == "read" and e["from"] in writer and \
-                writer[e["from"]] != e["to"]:
-            (weak if e["weak"] else strong).add(
-                (names[e["to"]], names[writer[e["from"]]]))
-    return strong, weak
+    return dependencies(dag, {t["id"]: (t["name"] or "").replace(
+        "sh -c ", "") for t in dag["tasks"]})
 
 
 def cases():
