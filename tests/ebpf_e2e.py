@@ -52,7 +52,7 @@ CASES = {}
 # dropped, text[64].
 MSG = struct.Struct("=IiiIQ64s")
 MSG_REGISTER, MSG_DEREGISTER, MSG_REPLY = 1, 2, 4
-PROTO_VERSION = 2  # WB_PROTO_VERSION
+PROTO_VERSION = 3  # WB_PROTO_VERSION
 
 
 class Fail(Exception):

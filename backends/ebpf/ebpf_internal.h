@@ -104,7 +104,7 @@ enum wb_msg_type {
 #define WB_BATCH_BYTES (64 * 1024)
 /* Bumped whenever the protocol or the records change: a wrapper never
  * talks to an agent of another weft build's format. */
-#define WB_PROTO_VERSION 2
+#define WB_PROTO_VERSION 3
 
 typedef struct wb_msg {
 	uint32_t type; /* enum wb_msg_type */
