@@ -138,9 +138,61 @@ static void json_process(FILE *out, const weft_process_rec *p)
 	fputs(", \"cwd\": ", out);
 	json_string_or_null(out, p->cwd);
 	if (p->exited)
-		fprintf(out, ", \"exit_code\": %d}", p->exit_code);
+		fprintf(out, ", \"exit_code\": %d", p->exit_code);
 	else
-		fputs(", \"exit_code\": null}", out);
+		fputs(", \"exit_code\": null", out);
+	/* Process images (schema 3): absent for older records. */
+	if (p->has_index) {
+		fprintf(out, ", \"index\": %u, \"parent\": ", p->index);
+		if (p->has_parent)
+			fprintf(out, "%u", p->parent);
+		else
+			fputs("null", out);
+		fprintf(out, ", \"by_exec\": %s, \"execd\": %s",
+			p->by_exec ? "true" : "false",
+			p->execd ? "true" : "false");
+	}
+	fputc('}', out);
+}
+
+/* What each process did to a file and which version it saw. */
+static void json_touches(FILE *out, const weft_file_rec *f)
+{
+	static const struct {
+		uint32_t flag;
+		const char *name;
+	} did[] = {
+		{WEFT_TOUCH_READ, "read"},       {WEFT_TOUCH_WRITTEN, "written"},
+		{WEFT_TOUCH_CREATED, "created"}, {WEFT_TOUCH_DELETED, "deleted"},
+		{WEFT_TOUCH_RENAMED, "renamed"}, {WEFT_TOUCH_UPDATED, "updated"},
+	};
+	fputs(", \"processes\": [", out);
+	for (uint32_t i = 0; i < f->ntouches; i++) {
+		const weft_file_touch *t = &f->touches[i];
+		fprintf(out, "%s{\"process\": %u, \"did\": [", i ? ", " : "",
+			t->proc);
+		bool first = true;
+		for (size_t k = 0; k < sizeof(did) / sizeof(did[0]); k++)
+			if (t->flags & did[k].flag) {
+				fprintf(out, "%s\"%s\"", first ? "" : ", ",
+					did[k].name);
+				first = false;
+			}
+		fputs("], \"source\": ", out);
+		if (t->flags & WEFT_TOUCH_SRC_RUN)
+			fprintf(out, "%u", t->src);
+		else if (t->flags & WEFT_TOUCH_SRC_UNKNOWN)
+			fputs("\"unknown\"", out);
+		else if (t->flags & (WEFT_TOUCH_READ | WEFT_TOUCH_UPDATED |
+				     WEFT_TOUCH_RENAMED))
+			fputs("\"found\"", out);
+		else
+			fputs("null", out);
+		fprintf(out, ", \"weak\": %s, \"final\": %s}",
+			(t->flags & WEFT_TOUCH_WEAK) ? "true" : "false",
+			(t->flags & WEFT_TOUCH_FINAL) ? "true" : "false");
+	}
+	fputc(']', out);
 }
 
 /* ", \"location\": {fs, path}" or null (a record older than locations). */
@@ -198,6 +250,8 @@ static void json_file(FILE *out, const weft_file_rec *f)
 		json_string_or_null(out, f->read_hash_missing);
 	}
 	json_location(out, f->loc_fs, f->loc_path);
+	if (f->ntouches)
+		json_touches(out, f);
 	fputc('}', out);
 }
 

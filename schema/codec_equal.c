@@ -46,6 +46,12 @@ bool weft_process_rec_equal(const weft_process_rec *a,
 {
 	return a->pid == b->pid && a->ppid == b->ppid &&
 	       a->exit_code == b->exit_code && a->exited == b->exited &&
+	       a->has_index == b->has_index &&
+	       (!a->has_index || a->index == b->index) &&
+	       a->has_parent == b->has_parent &&
+	       (!a->has_parent || a->parent == b->parent) &&
+	       a->by_exec == b->by_exec && a->execd == b->execd &&
+	       a->started_ns == b->started_ns && a->ended_ns == b->ended_ns &&
 	       str_eq(a->exe, b->exe) && str_eq(a->cwd, b->cwd) &&
 	       argv_eq((const char *const *)a->argv, a->argc,
 		       (const char *const *)b->argv, b->argc);
@@ -86,6 +92,16 @@ bool weft_file_rec_equal(const weft_file_rec *a, const weft_file_rec *b)
 	     a->final_mtime_ns != b->final_mtime_ns ||
 	     a->final_ctime_ns != b->final_ctime_ns))
 		return false;
+	if (a->ntouches != b->ntouches)
+		return false;
+	for (uint32_t i = 0; i < a->ntouches; i++) {
+		const weft_file_touch *x = &a->touches[i], *y = &b->touches[i];
+		if (x->proc != y->proc || x->flags != y->flags ||
+		    ((x->flags & WEFT_TOUCH_SRC_RUN) && x->src != y->src) ||
+		    x->first_open_ns != y->first_open_ns ||
+		    x->last_write_ns != y->last_write_ns)
+			return false;
+	}
 	return true;
 }
 

@@ -4,10 +4,14 @@
  * helpers the event codec shares.
  *
  * Process record map:  pid, ppid, exit, exited  required;
- *                      argv (array of bin), exe, cwd  optional.
+ *                      argv (array of bin), exe, cwd  optional;
+ *                      schema 3: i (index), par (parent index), bx (came
+ *                      by exec), execd, t0, t1 (start, end)  optional.
  * File record map:     path, rd, wr, cr, del  required;
  *                      ren, size, hash (32-byte bin), nohash, first
- *                      (map of dev, ino, size, mtime)  optional.
+ *                      (map of dev, ino, size, mtime)  optional;
+ *                      schema 3: procs, an array of touch maps (p, f
+ *                      required; s, o, w optional)  optional.
  * Optional values are left out when NULL / has_* is false; nil is read as
  * absent. The encoder checks the same limits and ranges the decoder does,
  * so whatever encodes also decodes.
@@ -86,11 +90,37 @@ static int check_opt_str(const char *s, size_t max)
 	return WEFT_OK;
 }
 
+/* A time stamp or similar value where 0 means unknown: left out then. */
+static void write_opt_time(struct weft_wr *w, const char *key, int64_t t)
+{
+	if (t) {
+		weft_wr_key(w, key);
+		weft_wr_int(w, t);
+	}
+}
+
 /* ---- Process records ---- */
 
-enum { P_PID, P_PPID, P_EXIT, P_EXITED, P_ARGV, P_EXE, P_CWD, P_NKEYS };
+enum {
+	P_PID,
+	P_PPID,
+	P_EXIT,
+	P_EXITED,
+	P_ARGV,
+	P_EXE,
+	P_CWD,
+	/* Schema 3: process images (all optional). */
+	P_INDEX,
+	P_PARENT,
+	P_BYEXEC,
+	P_EXECD,
+	P_T0,
+	P_T1,
+	P_NKEYS
+};
 static const char *const process_key_names[P_NKEYS] = {
 	"pid", "ppid", "exit", "exited", "argv", "exe", "cwd",
+	"i",   "par",  "bx",   "execd",  "t0",   "t1",
 };
 static const struct weft_rd_keys process_keys = {
 	process_key_names,
@@ -111,7 +141,9 @@ size_t weft_process_rec_min_bytes(void)
 static int process_check(const weft_process_rec *p)
 {
 	if (p->pid < 1 || p->ppid < 0 || p->exit_code < EXIT_MIN ||
-	    p->exit_code > EXIT_MAX)
+	    p->exit_code > EXIT_MAX || p->started_ns < 0 || p->ended_ns < 0 ||
+	    (p->has_index && p->index >= WEFT_MAX_PROCESSES) ||
+	    (p->has_parent && p->parent >= WEFT_MAX_PROCESSES))
 		return WEFT_EINVAL;
 	int rc = weft_argv_check((const char *const *)p->argv, p->argc);
 	if (rc)
@@ -128,7 +160,9 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 	int rc = process_check(p);
 	if (rc)
 		return rc;
-	uint32_t n = 4 + !!p->argv + !!p->exe + !!p->cwd;
+	uint32_t n = 4 + !!p->argv + !!p->exe + !!p->cwd + p->has_index +
+		     p->has_parent + p->by_exec + p->execd + !!p->started_ns +
+		     !!p->ended_ns;
 	if (versioned)
 		weft_wr_versioned_map(w, n);
 	else
@@ -153,6 +187,24 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 		weft_wr_key(w, "cwd");
 		weft_wr_cstr(w, p->cwd);
 	}
+	if (p->has_index) {
+		weft_wr_key(w, "i");
+		weft_wr_uint(w, p->index);
+	}
+	if (p->has_parent) {
+		weft_wr_key(w, "par");
+		weft_wr_uint(w, p->parent);
+	}
+	if (p->by_exec) {
+		weft_wr_key(w, "bx");
+		weft_wr_bool(w, true);
+	}
+	if (p->execd) {
+		weft_wr_key(w, "execd");
+		weft_wr_bool(w, true);
+	}
+	write_opt_time(w, "t0", p->started_ns);
+	write_opt_time(w, "t1", p->ended_ns);
 	return w->err;
 }
 
@@ -188,6 +240,28 @@ static int process_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		if (weft_rd_nil(rd))
 			return WEFT_OK;
 		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &p->cwd);
+	}
+	if (weft_rd_nil(rd))
+		return WEFT_OK;
+	switch (key) {
+	case P_INDEX:
+		rc = weft_rd_int(rd, 0, WEFT_MAX_PROCESSES - 1, &v);
+		p->index = (uint32_t)v;
+		p->has_index = rc == WEFT_OK;
+		return rc;
+	case P_PARENT:
+		rc = weft_rd_int(rd, 0, WEFT_MAX_PROCESSES - 1, &v);
+		p->parent = (uint32_t)v;
+		p->has_parent = rc == WEFT_OK;
+		return rc;
+	case P_BYEXEC:
+		return weft_rd_bool(rd, &p->by_exec);
+	case P_EXECD:
+		return weft_rd_bool(rd, &p->execd);
+	case P_T0:
+		return weft_rd_int(rd, 0, INT64_MAX, &p->started_ns);
+	case P_T1:
+		return weft_rd_int(rd, 0, INT64_MAX, &p->ended_ns);
 	}
 	return WEFT_EINVAL;
 }
@@ -251,12 +325,14 @@ enum {
 	F_TWRITE,
 	F_LFS,
 	F_LPATH,
+	/* Schema 3: attribution to processes (optional). */
+	F_PROCS,
 	F_NKEYS
 };
 static const char *const file_key_names[F_NKEYS] = {
 	"path",  "rd",     "wr",     "cr",   "del",   "ren",   "size",
 	"hash",  "nohash", "first",  "used", "upd",   "rhash", "norhash",
-	"final", "topen",  "twrite", "lfs",  "lpath",
+	"final", "topen",  "twrite", "lfs",  "lpath", "procs",
 };
 static const struct weft_rd_keys file_keys = {
 	file_key_names,
@@ -280,6 +356,17 @@ static const struct weft_rd_keys final_keys = {
 	stat_key_names,
 	S_NKEYS,
 	1u << S_DEV | 1u << S_INO | 1u << S_MTIME,
+};
+
+/* A touch: p (process index) and f (flags) required; s (the source
+ * process, with WEFT_TOUCH_SRC_RUN), o (first open), w (last write). */
+enum { T_PROC, T_FLAGS, T_SRC, T_OPEN, T_WRITE, T_NKEYS };
+static const char *const touch_key_names[T_NKEYS] = {"p", "f", "s", "o",
+						      "w"};
+static const struct weft_rd_keys touch_keys = {
+	touch_key_names,
+	T_NKEYS,
+	1u << T_PROC | 1u << T_FLAGS,
 };
 
 /* hash_missing is a short human reason, held to a warning's limit; a
@@ -334,15 +421,66 @@ static int file_check(const weft_file_rec *f)
 	if ((f->has_size && f->size < 0) ||
 	    (f->has_first_stat && f->first_size < 0))
 		return WEFT_EINVAL;
+	if (f->ntouches > WEFT_MAX_PROCESSES || (f->ntouches && !f->touches))
+		return WEFT_ETOOBIG;
+	for (uint32_t i = 0; i < f->ntouches; i++) {
+		const weft_file_touch *t = &f->touches[i];
+		if (t->proc >= WEFT_MAX_PROCESSES ||
+		    (t->flags & ~WEFT_TOUCH_ALL) ||
+		    ((t->flags & WEFT_TOUCH_SRC_RUN) &&
+		     t->src >= WEFT_MAX_PROCESSES) ||
+		    t->first_open_ns < 0 || t->last_write_ns < 0)
+			return WEFT_EINVAL;
+	}
 	return WEFT_OK;
 }
 
-static void write_opt_time(struct weft_wr *w, const char *key, int64_t t)
+static void touch_write(struct weft_wr *w, const weft_file_touch *t)
 {
-	if (t) {
-		weft_wr_key(w, key);
-		weft_wr_int(w, t);
+	bool src = t->flags & WEFT_TOUCH_SRC_RUN;
+	weft_wr_map(w, 2 + src + !!t->first_open_ns + !!t->last_write_ns);
+	weft_wr_key(w, "p");
+	weft_wr_uint(w, t->proc);
+	weft_wr_key(w, "f");
+	weft_wr_uint(w, t->flags);
+	if (src) {
+		weft_wr_key(w, "s");
+		weft_wr_uint(w, t->src);
 	}
+	write_opt_time(w, "o", t->first_open_ns);
+	write_opt_time(w, "w", t->last_write_ns);
+}
+
+static int touch_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_file_touch *t = ctx;
+	int64_t v = 0;
+	int rc;
+	switch (key) {
+	case T_PROC:
+		rc = weft_rd_int(rd, 0, WEFT_MAX_PROCESSES - 1, &v);
+		t->proc = (uint32_t)v;
+		return rc;
+	case T_FLAGS:
+		rc = weft_rd_int(rd, 0, WEFT_TOUCH_ALL, &v);
+		t->flags = (uint32_t)v;
+		return rc;
+	case T_SRC:
+		rc = weft_rd_int(rd, 0, WEFT_MAX_PROCESSES - 1, &v);
+		t->src = (uint32_t)v;
+		return rc;
+	case T_OPEN:
+		return weft_rd_int(rd, 0, INT64_MAX, &t->first_open_ns);
+	case T_WRITE:
+		return weft_rd_int(rd, 0, INT64_MAX, &t->last_write_ns);
+	}
+	return WEFT_EINVAL;
+}
+
+static int touch_read(struct weft_rd *rd, void *item, void *ctx)
+{
+	(void)ctx;
+	return weft_rd_fields(rd, &touch_keys, false, touch_read_entry, item);
 }
 
 int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
@@ -355,7 +493,7 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 		     !!f->hash_missing + f->has_first_stat + !!f->used_path +
 		     f->updated + f->has_read_hash + !!f->read_hash_missing +
 		     f->has_final_stat + !!f->first_open_ns +
-		     !!f->last_write_ns + 2 * !!f->loc_fs;
+		     !!f->last_write_ns + 2 * !!f->loc_fs + !!f->ntouches;
 	if (versioned)
 		weft_wr_versioned_map(w, n);
 	else
@@ -433,6 +571,12 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 		weft_wr_cstr(w, f->loc_fs);
 		weft_wr_key(w, "lpath");
 		weft_wr_cstr(w, f->loc_path);
+	}
+	if (f->ntouches) {
+		weft_wr_key(w, "procs");
+		weft_wr_array(w, f->ntouches);
+		for (uint32_t i = 0; i < f->ntouches; i++)
+			touch_write(w, &f->touches[i]);
 	}
 	return w->err;
 }
@@ -564,6 +708,16 @@ static int file_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		return weft_rd_cstr(rd, LOC_FS_MAX, &f->loc_fs);
 	case F_LPATH:
 		return path_read(rd, &f->loc_path);
+	case F_PROCS: {
+		size_t n = 0;
+		/* "p" and "f" with one-byte values: 6 bytes at least. */
+		rc = weft_rd_list(rd, WEFT_MAX_PROCESSES, 6,
+				      sizeof(weft_file_touch),
+				      (void **)&f->touches, &n, touch_read,
+				      NULL);
+		f->ntouches = (uint32_t)n;
+		return rc;
+	}
 	}
 	return WEFT_EINVAL;
 }

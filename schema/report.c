@@ -91,6 +91,7 @@ void weft_file_rec_release(weft_file_rec *f)
 	free(f->read_hash_missing);
 	free(f->loc_fs);
 	free(f->loc_path);
+	free(f->touches);
 	memset(f, 0, sizeof(*f));
 }
 

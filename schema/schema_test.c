@@ -235,8 +235,26 @@ static weft_process_rec sample_process(void)
 	p.cwd = (char *)weird_path;
 	p.exit_code = 137;
 	p.exited = true;
+	/* Schema 3: process images. */
+	p.has_index = true;
+	p.index = WEFT_MAX_PROCESSES - 1;
+	p.has_parent = true;
+	p.parent = 0;
+	p.by_exec = true;
+	p.execd = true;
+	p.started_ns = 1;
+	p.ended_ns = INT64_MAX;
 	return p;
 }
+
+static weft_file_touch sample_touches[] = {
+	{.proc = 0, .flags = WEFT_TOUCH_READ},
+	{.proc = 3,
+	 .flags = WEFT_TOUCH_ALL,
+	 .src = WEFT_MAX_PROCESSES - 1,
+	 .first_open_ns = 1,
+	 .last_write_ns = INT64_MAX},
+};
 
 static weft_file_rec sample_file(void)
 {
@@ -273,6 +291,9 @@ static weft_file_rec sample_file(void)
 	f.last_write_ns = INT64_MAX;
 	f.loc_fs = "nfs4 server:/export";
 	f.loc_path = "/a b/\xff";
+	/* Schema 3: attribution. */
+	f.touches = sample_touches;
+	f.ntouches = 2;
 	return f;
 }
 
@@ -732,6 +753,16 @@ static void test_encode_rejects_bad_values(void **state)
 	f = sample_file();
 	f.size = -1;
 	assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
+	/* A touch naming a process or flag beyond the limits. */
+	weft_file_touch bad_touch = {.proc = WEFT_MAX_PROCESSES,
+				     .flags = WEFT_TOUCH_READ};
+	f = sample_file();
+	f.touches = &bad_touch;
+	f.ntouches = 1;
+	assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
+	bad_touch.proc = 0;
+	bad_touch.flags = WEFT_TOUCH_ALL + 1;
+	assert_int_equal(weft_file_rec_encode(&f, &b), WEFT_EINVAL);
 
 	weft_report r;
 	weft_report_init(&r);
@@ -788,7 +819,7 @@ static void test_wire_format_with_msgpack_c(void **state)
 	assert_int_equal(off, b.len);
 	msgpack_object o = up.data;
 	assert_int_equal(o.type, MSGPACK_OBJECT_MAP);
-	assert_int_equal(o.via.map.size, 20); /* "v" and every field */
+	assert_int_equal(o.via.map.size, 21); /* "v" and every field */
 	msgpack_object_kv *kv = o.via.map.ptr;
 	assert_int_equal(kv[0].key.type, MSGPACK_OBJECT_STR);
 	assert_memory_equal(kv[0].key.via.str.ptr, "v", 1);

@@ -25,8 +25,10 @@
 /* The schema version every encoder writes. A decoder takes any version from
  * WEFT_SCHEMA_MIN_VERSION up: version 1 lacks the file records' locations,
  * versions read and stat identities (DESIGN.md "Store and DAG"), which are
- * optional keys, so its records decode with those fields absent. */
-#define WEFT_SCHEMA_VERSION 2
+ * optional keys, so its records decode with those fields absent; version
+ * 2 lacks the attribution of file records to processes (process images,
+ * their parents and the per-process touches of a file), optional too. */
+#define WEFT_SCHEMA_VERSION 3
 #define WEFT_SCHEMA_MIN_VERSION 1
 
 /* A path, in bytes, without the terminating NUL (Linux PATH_MAX is 4096
@@ -179,7 +181,56 @@ typedef struct weft_process_rec {
 	char *cwd;           /* working directory at start, absolute */
 	int32_t exit_code;   /* 0..255, 128+signal when killed */
 	bool exited;         /* false: still running when tracing ended */
+	/* Schema 3. A process is one program image: a pid from its fork or
+	 * exec to its next exec or its exit. */
+	bool has_index;
+	uint32_t index;      /* its position among the run's processes, the
+				number file records' touches name */
+	bool has_parent;
+	uint32_t parent;     /* index of the image it came from: the one
+				that forked it, or (by_exec) its own pid's
+				image before the exec */
+	bool by_exec;
+	bool execd;          /* this image ended by an exec, not an exit */
+	int64_t started_ns, ended_ns; /* CLOCK_REALTIME; 0 unknown */
 } weft_process_rec;
+
+/* What one process of the run did to one file (schema 3). */
+enum weft_touch_flag {
+	WEFT_TOUCH_READ = 1u << 0,    /* read content it did not write */
+	WEFT_TOUCH_WRITTEN = 1u << 1, /* wrote, truncated or published it */
+	WEFT_TOUCH_CREATED = 1u << 2,
+	WEFT_TOUCH_DELETED = 1u << 3,
+	WEFT_TOUCH_RENAMED = 1u << 4, /* renamed it away (to the record's
+					 renamed_to, or a later name) */
+	WEFT_TOUCH_UPDATED = 1u << 5, /* wrote into the version it found
+					 (append, in place): that version is
+					 an input */
+	WEFT_TOUCH_FINAL = 1u << 6,   /* its write made the record's final
+					 content (the record's hash) */
+	WEFT_TOUCH_SRC_RUN = 1u << 7, /* the version it read, updated or
+					 renamed is the one process src of
+					 this run wrote; without this or
+					 SRC_UNKNOWN it is the version the
+					 run found (the record's read
+					 version) */
+	WEFT_TOUCH_SRC_UNKNOWN = 1u << 8, /* a version the run did not
+					     write and did not first see: the
+					     file changed under the run */
+	WEFT_TOUCH_WEAK = 1u << 9,    /* not sure of that version: its
+					 writer wrote again after this
+					 process opened the file, or
+					 several processes wrote it in
+					 turn */
+};
+#define WEFT_TOUCH_ALL ((1u << 10) - 1)
+
+typedef struct weft_file_touch {
+	uint32_t proc;  /* index of the process (weft_process_rec.index) */
+	uint32_t flags; /* enum weft_touch_flag */
+	uint32_t src;   /* with WEFT_TOUCH_SRC_RUN: the writer's index */
+	int64_t first_open_ns, last_write_ns; /* this process's; 0 unknown */
+} weft_file_touch;
 
 typedef struct weft_file_rec {
 	char *path;       /* absolute, normalized; symlinks resolved, the
@@ -225,6 +276,11 @@ typedef struct weft_file_rec {
 	 * unknown (schema 1). */
 	char *loc_fs;
 	char *loc_path;
+	/* Schema 3: which of the run's processes did what to it, one touch
+	 * per process, in process order. None for records older than
+	 * schema 3 or cut from a long-running process (Ray tasks). */
+	weft_file_touch *touches;
+	uint32_t ntouches;
 } weft_file_rec;
 
 typedef struct weft_report {

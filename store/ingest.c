@@ -956,7 +956,7 @@ static int merge_records(weft_store_writer *w, const weft_report *r,
 		err = store_put_process(w->put[PUT_PROCESS], run,
 					(size_t)pseq + i, &r->processes[i]);
 	for (size_t i = 0; i < r->nfiles && !err; i++)
-		err = store_put_file_with(w->put[PUT_FILE], writer_intern, w,
+		err = store_put_file_with(w->put, writer_intern, w,
 					  run, &r->files[i]);
 	for (size_t i = 0; i < r->nwarnings && !err; i++) {
 		sqlite3_stmt *st = w->put[PUT_WARNING];

@@ -221,6 +221,30 @@ static const char *const migrations[] = {
 	"  refused_ns INTEGER NOT NULL,"
 	"  PRIMARY KEY (job, writer, seq)"
 	");",
+	/* 6: lineage down to the process (DESIGN.md "The classifier"). A
+	 * process row is one program image: it names the image it came
+	 * from (parent: its seq in the run, by_exec when it is the same
+	 * pid's image before an exec); schema 3 records give their seq.
+	 * touches: what each process did to each file of the run, and the
+	 * version it saw (src: the seq of the process of the run that wrote
+	 * it, with the flags saying so). Rows stored before have neither:
+	 * their runs stay whole in the process view. */
+	"ALTER TABLE processes ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE processes ADD COLUMN parent INTEGER;"
+	"ALTER TABLE processes ADD COLUMN by_exec INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE processes ADD COLUMN execd INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE processes ADD COLUMN started_ns INTEGER;"
+	"ALTER TABLE processes ADD COLUMN ended_ns INTEGER;"
+	"CREATE TABLE touches ("
+	"  run INTEGER NOT NULL REFERENCES runs (num) ON DELETE CASCADE,"
+	"  path INTEGER NOT NULL REFERENCES paths (id),"
+	"  proc INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL,"
+	"  src INTEGER,"
+	"  first_open_ns INTEGER,"
+	"  last_write_ns INTEGER,"
+	"  PRIMARY KEY (run, path, proc)"
+	") WITHOUT ROWID;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -505,8 +529,13 @@ const char *const store_put_sql[PUT_NSTMT] = {
 		    "started_ns, ended_ns, dropped_events) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[PUT_PROCESS] = "INSERT INTO processes (run, seq, pid, ppid, argc, "
-			"argv, exe, cwd, exit_code, exited) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			"argv, exe, cwd, exit_code, exited, parent, by_exec, "
+			"execd, started_ns, ended_ns, indexed) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+			"?12, ?13, ?14, ?15, ?16)",
+	[PUT_TOUCH] = "INSERT INTO touches (run, path, proc, flags, src, "
+		      "first_open_ns, last_write_ns) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[PUT_PATH_GET] = "SELECT id FROM paths WHERE path = ?1",
 	[PUT_PATH_ADD] = "INSERT INTO paths (path) VALUES (?1)",
 	[PUT_ARTIFACT_GET] = "SELECT id FROM artifacts WHERE hash = ?1",
@@ -558,7 +587,9 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		off += n;
 	}
 	sqlite3_bind_int64(st, 1, run);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	/* Touches name a process by its index in the whole report, which a
+	 * part arriving out of order must keep. */
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(p->has_index ? p->index : seq));
 	sqlite3_bind_int(st, 3, p->pid);
 	sqlite3_bind_int(st, 4, p->ppid);
 	sqlite3_bind_int64(st, 5, p->argc);
@@ -567,6 +598,15 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 	store_bind_bytes(st, 8, p->cwd);
 	sqlite3_bind_int(st, 9, p->exit_code);
 	sqlite3_bind_int(st, 10, p->exited);
+	if (p->has_parent)
+		sqlite3_bind_int64(st, 11, p->parent);
+	sqlite3_bind_int(st, 12, p->by_exec);
+	sqlite3_bind_int(st, 13, p->execd);
+	if (p->started_ns)
+		sqlite3_bind_int64(st, 14, p->started_ns);
+	if (p->ended_ns)
+		sqlite3_bind_int64(st, 15, p->ended_ns);
+	sqlite3_bind_int(st, 16, p->has_index);
 	int err = store_step_insert(st);
 	free(argv);
 	return err;
@@ -606,9 +646,31 @@ static int put_intern(void *ctx, int kind, const void *value, int len,
 
 
 
-int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
-			sqlite3_int64 run, const weft_file_rec *f)
+static int put_touches(sqlite3_stmt *st, sqlite3_int64 run,
+		       sqlite3_int64 path, const weft_file_rec *f)
 {
+	int err = WEFT_OK;
+	for (uint32_t i = 0; i < f->ntouches && !err; i++) {
+		const weft_file_touch *t = &f->touches[i];
+		sqlite3_bind_int64(st, 1, run);
+		sqlite3_bind_int64(st, 2, path);
+		sqlite3_bind_int64(st, 3, t->proc);
+		sqlite3_bind_int64(st, 4, t->flags);
+		if (t->flags & WEFT_TOUCH_SRC_RUN)
+			sqlite3_bind_int64(st, 5, t->src);
+		if (t->first_open_ns)
+			sqlite3_bind_int64(st, 6, t->first_open_ns);
+		if (t->last_write_ns)
+			sqlite3_bind_int64(st, 7, t->last_write_ns);
+		err = store_step_insert(st);
+	}
+	return err;
+}
+
+int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
+			void *ctx, sqlite3_int64 run, const weft_file_rec *f)
+{
+	sqlite3_stmt *st = put[PUT_FILE];
 	sqlite3_int64 path, renamed = 0, artifact = 0, fs = 0, loc = 0,
 			    used = 0, read = 0;
 	int err = intern(ctx, STORE_INTERN_PATH, f->path, (int)strlen(f->path),
@@ -680,7 +742,8 @@ int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
 		sqlite3_bind_int64(st, 26, f->first_open_ns);
 	if (f->last_write_ns)
 		sqlite3_bind_int64(st, 27, f->last_write_ns);
-	return store_step_insert(st);
+	err = store_step_insert(st);
+	return err ? err : put_touches(put[PUT_TOUCH], run, path, f);
 }
 
 int weft_store_put_run(weft_store *s, const weft_report *r)
@@ -721,7 +784,7 @@ int weft_store_put_run(weft_store *s, const weft_report *r)
 					&r->processes[i]);
 	struct put_ctx pc = {s, stmts, NULL, 0};
 	for (size_t i = 0; i < r->nfiles && !err; i++)
-		err = store_put_file_with(stmts[PUT_FILE], put_intern, &pc, run,
+		err = store_put_file_with(stmts, put_intern, &pc, run,
 					  &r->files[i]);
 	free(pc.fs);
 	for (size_t i = 0; i < r->nwarnings && !err; i++) {
@@ -846,8 +909,9 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 	sqlite3_stmt *st;
 	int err = store_prepare(s,
 				"SELECT pid, ppid, argc, argv, exe, cwd, "
-				"exit_code, exited FROM processes "
-				"WHERE run = ?1 ORDER BY seq",
+				"exit_code, exited, seq, parent, by_exec, "
+				"execd, started_ns, ended_ns, indexed "
+				"FROM processes WHERE run = ?1 ORDER BY seq",
 				&st);
 	if (err)
 		return err;
@@ -874,6 +938,74 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 			err = column_bytes(st, 5, &p->cwd);
 		p->exit_code = sqlite3_column_int(st, 6);
 		p->exited = sqlite3_column_int(st, 7) != 0;
+		/* Images of schema 3: their seq is their index (older rows
+		 * are numbered by arrival). */
+		sqlite3_int64 seq = sqlite3_column_int64(st, 8);
+		if (sqlite3_column_int(st, 14) && seq >= 0 &&
+		    seq < WEFT_MAX_PROCESSES) {
+			p->has_index = true;
+			p->index = (uint32_t)seq;
+		}
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+			sqlite3_int64 par = sqlite3_column_int64(st, 9);
+			p->has_parent = par >= 0 && par < WEFT_MAX_PROCESSES;
+			p->parent = (uint32_t)par;
+		}
+		p->by_exec = sqlite3_column_int(st, 10) != 0;
+		p->execd = sqlite3_column_int(st, 11) != 0;
+		p->started_ns = sqlite3_column_int64(st, 12);
+		p->ended_ns = sqlite3_column_int64(st, 13);
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* The touches of the files loaded (ids: their path ids, in r's order,
+ * which is path-byte order as here). */
+static int load_touches(weft_store *s, sqlite3_int64 num, weft_report *r,
+			const sqlite3_int64 *ids)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s,
+				"SELECT t.path, t.proc, t.flags, t.src, "
+				"t.first_open_ns, t.last_write_ns, "
+				"(SELECT count(*) FROM touches u WHERE "
+				"u.run = t.run AND u.path = t.path) "
+				"FROM touches t JOIN paths p ON p.id = t.path "
+				"WHERE t.run = ?1 ORDER BY p.path, t.proc",
+				&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	size_t fi = 0;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 path = sqlite3_column_int64(st, 0);
+		while (fi < r->nfiles && ids[fi] != path)
+			fi++;
+		if (fi == r->nfiles) {
+			err = WEFT_EDB; /* a touch of no file of the run */
+			break;
+		}
+		weft_file_rec *f = &r->files[fi];
+		if (!f->touches) {
+			sqlite3_int64 n = sqlite3_column_int64(st, 6);
+			if (n <= 0 || n > WEFT_MAX_PROCESSES ||
+			    !(f->touches = calloc((size_t)n, sizeof(*f->touches)))) {
+				err = n <= 0 || n > WEFT_MAX_PROCESSES
+					      ? WEFT_EDB
+					      : WEFT_ENOMEM;
+				break;
+			}
+		}
+		weft_file_touch *t = &f->touches[f->ntouches++];
+		t->proc = (uint32_t)sqlite3_column_int64(st, 1);
+		t->flags = (uint32_t)sqlite3_column_int64(st, 2) & WEFT_TOUCH_ALL;
+		t->src = (uint32_t)sqlite3_column_int64(st, 3);
+		t->first_open_ns = sqlite3_column_int64(st, 4);
+		t->last_write_ns = sqlite3_column_int64(st, 5);
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
@@ -884,6 +1016,8 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 {
 	sqlite3_stmt *st;
+	sqlite3_int64 *ids = NULL;
+	size_t capids = 0;
 	/* BLOBs compare with memcmp: files come back in path-byte order. */
 	int err = store_prepare(
 		s,
@@ -893,7 +1027,7 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 		"f.first_ctime_ns, up.path, f.updated, ra.hash, "
 		"f.read_hash_missing, f.final_dev, f.final_ino, "
 		"f.final_mtime_ns, f.final_ctime_ns, f.first_open_ns, "
-		"f.last_write_ns, fs.name, lp.path "
+		"f.last_write_ns, fs.name, lp.path, f.path "
 		"FROM file_io f JOIN paths p ON p.id = f.path "
 		"LEFT JOIN paths rp ON rp.id = f.renamed_to "
 		"LEFT JOIN artifacts a ON a.id = f.artifact "
@@ -913,6 +1047,17 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 			err = WEFT_ENOMEM;
 			break;
 		}
+		if (r->nfiles > capids) {
+			size_t cap = capids ? capids * 2 : 64;
+			sqlite3_int64 *more = realloc(ids, cap * sizeof(*ids));
+			if (!more) {
+				err = WEFT_ENOMEM;
+				break;
+			}
+			ids = more;
+			capids = cap;
+		}
+		ids[r->nfiles - 1] = sqlite3_column_int64(st, 26);
 		err = column_bytes(st, 0, &f->path);
 		f->read = sqlite3_column_int(st, 1) != 0;
 		f->written = sqlite3_column_int(st, 2) != 0;
@@ -975,6 +1120,9 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
 	sqlite3_finalize(st);
+	if (!err && r->nfiles)
+		err = load_touches(s, num, r, ids);
+	free(ids);
 	return err;
 }
 

@@ -576,6 +576,13 @@ static void test_store_from_older_weft(void **state)
 	snprintf(sql, sizeof(sql),
 		 "ALTER TABLE jobs DROP COLUMN verifier;"
 		 "DROP TABLE refusals;" /* step 5 */
+		 "DROP TABLE touches;"  /* step 6 */
+		 "ALTER TABLE processes DROP COLUMN indexed;"
+		 "ALTER TABLE processes DROP COLUMN parent;"
+		 "ALTER TABLE processes DROP COLUMN by_exec;"
+		 "ALTER TABLE processes DROP COLUMN execd;"
+		 "ALTER TABLE processes DROP COLUMN started_ns;"
+		 "ALTER TABLE processes DROP COLUMN ended_ns;"
 		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
 		 "user, host, cwd, git) VALUES ('%s', x'%s', 'open', 1, '', "
 		 "'', '', '', '');"

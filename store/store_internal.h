@@ -86,6 +86,7 @@ enum {
 	PUT_FS_GET,
 	PUT_FS_ADD,
 	PUT_FILE,
+	PUT_TOUCH,
 	PUT_WARNING,
 	PUT_NSTMT
 };
@@ -104,13 +105,14 @@ int store_step_insert(sqlite3_stmt *st);
 /* One process row (seq: its position in the run). */
 int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		      const weft_process_rec *p);
-/* One file_io row, with the path and artifact ids found by intern(ctx,
- * kind, value, len, &id) (the coordinator's writer caches them); st is PUT_FILE. */
+/* One file_io row and its touches, with the path and artifact ids found
+ * by intern(ctx, kind, value, len, &id) (the coordinator's writer caches
+ * them); put: the PUT_* statements (PUT_FILE and PUT_TOUCH are used). */
 enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT, STORE_INTERN_FS };
 typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
 			       sqlite3_int64 *id);
-int store_put_file_with(sqlite3_stmt *st, store_intern_fn intern, void *ctx,
-			sqlite3_int64 run, const weft_file_rec *f);
+int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
+			void *ctx, sqlite3_int64 run, const weft_file_rec *f);
 
 /* ---- Job rows (jobs.c), shared with relay.c ---- */
 

@@ -94,7 +94,10 @@ class Report:
                 self.files.setdefault(rec["path"], rec)
 
     def roots(self):
-        return [p for p in self.processes if p.get("ppid") == 0]
+        """The run's first process (an image that came by an exec is the
+        same pid's next program, not another root)."""
+        return [p for p in self.processes
+                if p.get("ppid") == 0 and not p.get("by_exec")]
 
     def root(self):
         roots = self.roots()
@@ -102,10 +105,12 @@ class Report:
             raise Fail("%s: expected exactly one root process (ppid 0), "
                        "found %d:\n%s" % (self.source, len(roots),
                                           self.dump_processes()))
-        return roots[0]
+        return self.proc(roots[0].get("pid"))
 
     def proc(self, pid):
-        for p in self.processes:
+        """The last program image of pid (a process is one image: a pid
+        has one record per exec)."""
+        for p in reversed(self.processes):
             if p.get("pid") == pid:
                 return p
         return None
@@ -285,14 +290,20 @@ class Case:
                   and (p["exit_code"] is None or isinstance(p["exit_code"], int)))
             if not ok:
                 fmt.append("malformed process record %s" % jdump(p))
-            if p["pid"] in pids:
-                fmt.append("pid %s listed twice" % p["pid"])
+            if p["pid"] in pids and not p.get("by_exec"):
+                fmt.append("pid %s listed twice, not by an exec" % p["pid"])
             pids.add(p["pid"])
+            par = p.get("parent")
+            if par is not None and not (isinstance(par, int)
+                                        and 0 <= par < p.get("index", 0)):
+                fmt.append("process %s: parent %s is not an earlier "
+                           "process of the run" % (jdump(p), jdump(par)))
         for p in procs:
             if p.get("ppid") not in (0, None) and p["ppid"] not in pids:
                 fmt.append("process %s has ppid %s, which is not a process of "
                            "the run" % (p.get("pid"), p["ppid"]))
-        if procs and len([p for p in procs if p.get("ppid") == 0]) != 1:
+        if procs and len([p for p in procs if p.get("ppid") == 0
+                          and not p.get("by_exec")]) != 1:
             fmt.append("expected exactly one root process (ppid 0)")
         files = d.get("files")
         if not isinstance(files, list):
@@ -671,13 +682,24 @@ def posix_spawn(c):
 
 @case
 def exec_chain(c):
-    """sh -c 'exec env cp in out': one process whose record shows the final
-    argv and exe (cp), and cp's I/O."""
+    """sh -c 'exec env cp in out': one pid, one process per program image
+    (sh, env, cp), each from the one before by exec; the last shows the
+    final argv and exe (cp), and cp's I/O."""
     data = b"copied at the end of an exec chain\n"
     c.write("in", data)
     rep = c.run(["sh", "-c", "exec env cp in out"])
-    c.check(len(rep.processes) == 1, "%s: expected one process (exec keeps "
-            "the pid), found:\n%s" % (rep.source, rep.dump_processes()))
+    argvs = [p.get("argv") for p in rep.processes]
+    c.check_eq("program images of the exec chain", argvs,
+               [["sh", "-c", "exec env cp in out"], ["env", "cp", "in", "out"],
+                ["cp", "in", "out"]])
+    c.check(len({p.get("pid") for p in rep.processes}) == 1,
+            "%s: expected one pid (exec keeps it), found:\n%s"
+            % (rep.source, rep.dump_processes()))
+    c.check([p.get("by_exec") for p in rep.processes] == [False, True, True]
+            and [p.get("execd") for p in rep.processes] == [True, True, False]
+            and [p.get("parent") for p in rep.processes] == [None, 0, 1],
+            "%s: expected each image to come by exec from the one before:\n%s"
+            % (rep.source, rep.dump_processes()))
     root = rep.root()
     c.check_eq("root argv after the exec chain", root.get("argv"),
                ["cp", "in", "out"])

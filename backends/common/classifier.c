@@ -171,8 +171,9 @@ static int proc_set_image(struct weft_classifier *c, struct proc *p,
 	return WEFT_OK;
 }
 
+/* A process image; parent is the image it came from (NULL: none known). */
 static struct proc *proc_new(struct weft_classifier *c, int32_t pid,
-			     int32_t ppid)
+			     int32_t ppid, const struct proc *parent)
 {
 	if (c->nprocs == c->capprocs) {
 		size_t cap = c->capprocs ? c->capprocs * 2 : 64;
@@ -187,6 +188,9 @@ static struct proc *proc_new(struct weft_classifier *c, int32_t pid,
 		return NULL;
 	p->pid = pid;
 	p->ppid = ppid;
+	p->idx = (uint32_t)c->nprocs;
+	p->parent = parent ? parent->idx : TOUCH_NONE;
+	p->started_ns = c->now;
 	c->procs[c->nprocs++] = p;
 	return p;
 }
@@ -260,7 +264,7 @@ static struct task *task_get(struct weft_classifier *c, const weft_event *ev)
 		return task_new(c, ev->pid, leader->proc, leader->fdt,
 				leader->fs);
 	}
-	struct proc *p = proc_new(c, tgid, 0);
+	struct proc *p = proc_new(c, tgid, 0, NULL);
 	if (!p)
 		return NULL;
 	struct fdtable *fdt = fdtable_new();
@@ -331,6 +335,7 @@ void weft_classifier_free(weft_classifier *c)
 	free(c->procs);
 	ofile_free_all(c);
 	path_table_free(&c->paths);
+	touch_table_free(&c->touches);
 	free(c);
 }
 
@@ -363,9 +368,10 @@ int weft_classifier_add_process(weft_classifier *c, pid_t pid, pid_t ppid,
 	struct task *old = task_find(c, pid);
 	if (old)
 		task_destroy(c, old);
-	struct proc *p = proc_new(c, pid, ppid);
+	struct proc *p = proc_new(c, pid, ppid, NULL);
 	if (!p)
 		return WEFT_ENOMEM;
+	p->seeded = true;
 	int err = proc_set_image(c, p, exe, argv, argc, cwd ? buf : NULL);
 	struct fdtable *fdt = err ? NULL : fdtable_new();
 	struct fsinfo *fs = fdt ? fsinfo_new(cwd ? buf : NULL, len) : NULL;
@@ -535,19 +541,25 @@ static int resolve(struct weft_classifier *c, struct task *t, int dirfd,
 	return path_intern(&c->paths, buf, len, id);
 }
 
-static void note_read(struct weft_classifier *c, const struct ofile *of)
+static void note_read(struct weft_classifier *c, struct task *t,
+		      struct ofile *of)
 {
 	if (!of || !of->tracked)
 		return;
 	struct path_ent *e = path_get(&c->paths, of->path);
-	/* Reading what the run itself wrote is not an input. */
-	if (!(e->flags & (PATH_PRODUCED | PATH_IGNORED)))
+	if (e->flags & PATH_IGNORED)
+		return;
+	/* Reading what the run itself wrote is not an input of the run;
+	 * of the process, it is when another process wrote it. */
+	if (!(e->flags & PATH_PRODUCED))
 		e->flags |= PATH_READ;
+	touch_read(c, t->proc, of);
 }
 
 /* The first change to content that was there decides whether the run
  * updated it (its version at first open is an input) or replaced it. */
-static void note_write(struct weft_classifier *c, const struct ofile *of)
+static void note_write(struct weft_classifier *c, struct task *t,
+		       struct ofile *of)
 {
 	if (!of || !of->tracked)
 		return;
@@ -558,12 +570,14 @@ static void note_write(struct weft_classifier *c, const struct ofile *of)
 		e->flags |= PATH_UPDATED;
 	e->flags |= PATH_WRITTEN;
 	e->last_write_ns = c->now;
+	touch_write(c, t->proc, of);
 }
 
 /* truncate, ftruncate: the length is not in the event, so what was there
  * is not known to be kept; a later write is then no update (a missing
  * update edge rather than a false one). */
-static void note_truncate(struct weft_classifier *c, path_id id)
+static void note_truncate(struct weft_classifier *c, struct task *t,
+			  path_id id, struct ofile *of)
 {
 	struct path_ent *e = path_get(&c->paths, id);
 	if (e->flags & PATH_IGNORED)
@@ -572,6 +586,7 @@ static void note_truncate(struct weft_classifier *c, path_id id)
 		e->flags |= PATH_TRUNCATED;
 	e->flags |= PATH_WRITTEN;
 	e->last_write_ns = c->now;
+	touch_replace(c, t->proc, id, of, 0);
 }
 
 static void mark(struct weft_classifier *c, path_id id, uint32_t set)
@@ -626,15 +641,20 @@ static int on_open(struct weft_classifier *c, const weft_event *ev)
 
 	int acc = ev->flags & O_ACCMODE;
 	bool wr = acc == O_WRONLY || acc == O_RDWR;
+	touch_note_open(c, of, ev);
 	if (ev->flags & O_CREAT) {
 		bool created = ev->created == WEFT_CREATED_YES ||
 			       (ev->created == WEFT_CREATED_UNKNOWN &&
 				(ev->flags & O_EXCL));
-		if (created)
+		if (created) {
 			mark_produced(c, id, PATH_CREATED);
+			touch_replace(c, t->proc, id, of, WEFT_TOUCH_CREATED);
+		}
 	}
-	if ((ev->flags & O_TRUNC) && wr)
+	if ((ev->flags & O_TRUNC) && wr) {
 		mark_produced(c, id, 0);
+		touch_replace(c, t->proc, id, of, 0);
+	}
 	struct path_ent *e = path_get(&c->paths, id);
 	if (!e->first_open_ns)
 		e->first_open_ns = c->now;
@@ -680,13 +700,15 @@ static void repoint_files(struct weft_classifier *c, path_id from, path_id to)
  * this rename only when nothing existed there before. Backends that know
  * say so in the hint; otherwise the name inherits the source's (a temp
  * file the run created, renamed to a fresh name, is a created output). */
-static void rename_one(struct weft_classifier *c, path_id from, path_id to,
-		       int8_t created_hint)
+static void rename_one(struct weft_classifier *c, struct task *t, path_id from,
+		       path_id to, int8_t created_hint)
 {
 	struct path_ent *e = path_get(&c->paths, from);
 	uint32_t created = created_hint == WEFT_CREATED_YES  ? PATH_CREATED
 			   : created_hint == WEFT_CREATED_NO ? 0
 							     : e->flags & PATH_CREATED;
+	touch_rename(c, t->proc, from, to,
+		     created ? WEFT_TOUCH_CREATED : 0);
 	if (!(e->flags & PATH_IGNORED)) {
 		/* The content lives on at to: not deleted, and no longer the
 		 * run's output at from. */
@@ -722,7 +744,8 @@ static int rebase(struct weft_classifier *c, path_id eid, path_id from,
 
 /* A directory moved: every known path below it moves too. O(paths), but
  * directory renames are rare next to file I/O. */
-static int rename_tree(struct weft_classifier *c, path_id from, path_id to)
+static int rename_tree(struct weft_classifier *c, struct task *t,
+		       path_id from, path_id to)
 {
 	mark(c, to, PATH_DIR);
 	uint32_t n = c->paths.n; /* paths rebase() adds are not below from */
@@ -736,7 +759,7 @@ static int rename_tree(struct weft_classifier *c, path_id from, path_id to)
 		int err = rebase(c, i, from, to, &ni);
 		if (err)
 			return err;
-		rename_one(c, i, ni, WEFT_CREATED_UNKNOWN);
+		rename_one(c, t, i, ni, WEFT_CREATED_UNKNOWN);
 	}
 	for (struct ofile *of = c->live_files; of; of = of->next) {
 		if (!has_prefix_dir(path_get(&c->paths, of->path),
@@ -770,10 +793,16 @@ static int on_rename(struct weft_classifier *c, const weft_event *ev)
 	bool adir = path_get(&c->paths, a)->flags & dirbits;
 	if (ev->flags & RENAME_EXCHANGE) {
 		bool bdir = path_get(&c->paths, b)->flags & dirbits;
-		if (!adir)
+		/* Each name now holds what the other did: a new version of
+		 * each, of unknown origin to the renamer's readers. */
+		if (!adir) {
 			mark_produced(c, a, 0);
-		if (!bdir)
+			touch_replace(c, t->proc, a, NULL, 0);
+		}
+		if (!bdir) {
 			mark_produced(c, b, 0);
+			touch_replace(c, t->proc, b, NULL, 0);
+		}
 		/* Swap through a path no open file can hold. */
 		repoint_files(c, a, PATH_NONE);
 		repoint_files(c, b, a);
@@ -781,10 +810,10 @@ static int on_rename(struct weft_classifier *c, const weft_event *ev)
 		return WEFT_OK;
 	}
 	if (adir) {
-		err = rename_tree(c, a, b);
+		err = rename_tree(c, t, a, b);
 		return err ? drop(c, err) : WEFT_OK;
 	}
-	rename_one(c, a, b, ev->created);
+	rename_one(c, t, a, b, ev->created);
 	repoint_files(c, a, b);
 	return WEFT_OK;
 }
@@ -810,6 +839,7 @@ static int on_path_event(struct weft_classifier *c, const weft_event *ev)
 			return drop(c, err);
 		mark_produced(c, id,
 			      PATH_CREATED | (ev->fd == -1 ? PATH_SYMLINK : 0));
+		touch_replace(c, t->proc, id, NULL, WEFT_TOUCH_CREATED);
 		return WEFT_OK;
 	case WEFT_EV_UNLINK:
 		err = resolve(c, t, ev->fd, ev->path, &id);
@@ -820,12 +850,13 @@ static int on_path_event(struct weft_classifier *c, const weft_event *ev)
 			path_get(&c->paths, id)->flags |= PATH_DELETED;
 			path_get(&c->paths, id)->flags &= ~PATH_PRODUCED;
 		}
+		touch_delete(c, t->proc, id);
 		return WEFT_OK;
 	case WEFT_EV_TRUNCATE:
 		err = resolve(c, t, ev->fd, ev->path, &id);
 		if (err)
 			return drop(c, err);
-		note_truncate(c, id);
+		note_truncate(c, t, id, NULL);
 		return WEFT_OK;
 	case WEFT_EV_CHDIR:
 		err = resolve(c, t, AT_FDCWD, ev->path, &id);
@@ -891,7 +922,8 @@ static int on_fork(struct weft_classifier *c, const weft_event *ev)
 		/* A new process: argv and exe are the parent's until it
 		 * execs. */
 		p = proc_new(c, child,
-			     (ev->flags & CLONE_PARENT) ? pp->ppid : pp->pid);
+			     (ev->flags & CLONE_PARENT) ? pp->ppid : pp->pid,
+			     pp);
 		if (!p ||
 		    proc_set_image(c, p, pp->exe, (const char *const *)pp->argv,
 				   pp->argc, parent->fs->cwd)) {
@@ -940,6 +972,7 @@ static int on_exec(struct weft_classifier *c, const weft_event *ev)
 	if (!t)
 		return drop(c, WEFT_ENOMEM);
 	struct proc *p = t->proc;
+	c->cur = p;
 	/* exec kills every other thread of the group. */
 	while (p->tasks != t || t->pnext) {
 		struct task *other = p->tasks != t ? p->tasks : t->pnext;
@@ -955,9 +988,35 @@ static int on_exec(struct weft_classifier *c, const weft_event *ev)
 		t->fdt = own;
 	}
 	fdtable_close_on_exec(c, t->fdt);
+	/* A seeded process that has not touched a file yet is weft's own
+	 * launcher about to become the workload: the workload's image
+	 * replaces it. */
+	if (p->seeded && !p->acted) {
+		int err = proc_set_image(c, p, ev->path, ev->argv, ev->argc,
+					 t->fs->cwd);
+		p->seeded = false;
+		return err ? drop(c, err) : WEFT_OK;
+	}
+	/* A new program image: a process of its own, that came from the
+	 * old one (which ends here, by the exec). */
+	struct proc *np = proc_new(c, p->pid, p->ppid, p);
+	if (!np)
+		return drop(c, WEFT_ENOMEM);
+	np->by_exec = true;
 	int err =
-		proc_set_image(c, p, ev->path, ev->argv, ev->argc, t->fs->cwd);
-	return err ? drop(c, err) : WEFT_OK;
+		proc_set_image(c, np, ev->path, ev->argv, ev->argc, t->fs->cwd);
+	if (err) {
+		proc_abandon(c, np);
+		return drop(c, err);
+	}
+	p->execd = true;
+	p->ended_ns = c->now;
+	t->pprev = t->pnext = NULL;
+	p->tasks = NULL;
+	t->proc = np;
+	np->tasks = t;
+	c->cur = np;
+	return WEFT_OK;
 }
 
 static void on_task_exit(struct weft_classifier *c, const weft_event *ev)
@@ -965,6 +1024,7 @@ static void on_task_exit(struct weft_classifier *c, const weft_event *ev)
 	struct task *t = task_find(c, ev->pid);
 	if (!t)
 		return;
+	c->cur = t->proc;
 	if (!(ev->flags & 1)) {
 		task_destroy(c, t);
 		return;
@@ -972,6 +1032,7 @@ static void on_task_exit(struct weft_classifier *c, const weft_event *ev)
 	struct proc *p = t->proc;
 	p->exit_code = (int32_t)ev->ret;
 	p->exited = true;
+	p->ended_ns = c->now;
 	while (p->tasks)
 		task_destroy(c, p->tasks);
 }
@@ -982,23 +1043,27 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev)
 	if (c->spent)
 		return WEFT_EINVAL;
 	c->now = (int64_t)ev->time_ns;
+	c->seq++;
+	c->cur = NULL;
 	switch (ev->kind) {
 	case WEFT_EV_READ:
 		/* The hot path: no task creation, an unknown task has no
 		 * fds we know. */
 		if (ev->ret > 0 && (t = task_find(c, ev->pid)))
-			note_read(c, fdtable_get(t->fdt, ev->fd));
+			note_read(c, t, fdtable_get(t->fdt, ev->fd));
 		return WEFT_OK;
 	case WEFT_EV_WRITE:
 		if (ev->ret > 0 && (t = task_find(c, ev->pid)))
-			note_write(c, fdtable_get(t->fdt, ev->fd));
+			note_write(c, t, fdtable_get(t->fdt, ev->fd));
 		return WEFT_OK;
 	case WEFT_EV_OPEN:
 		return on_open(c, ev);
 	case WEFT_EV_CLOSE:
 		/* close releases the fd even when it reports EINTR or EIO. */
-		if ((t = task_find(c, ev->pid)))
+		if ((t = task_find(c, ev->pid))) {
+			c->cur = t->proc;
 			fdtable_close(c, t->fdt, ev->fd);
+		}
 		return WEFT_OK;
 	case WEFT_EV_DUP:
 		on_dup(c, ev);
@@ -1014,29 +1079,29 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev)
 		    !(t = task_find(c, ev->pid)))
 			return WEFT_OK;
 		{
-			const struct ofile *of = fdtable_get(t->fdt, ev->fd);
+			struct ofile *of = fdtable_get(t->fdt, ev->fd);
 			int type = ev->flags & MAP_TYPE;
 			/* PROT_EXEC maps read the file as much as PROT_READ
 			 * does (shared libraries). */
 			if (ev->mode & (PROT_READ | PROT_EXEC))
-				note_read(c, of);
+				note_read(c, t, of);
 			if ((type == MAP_SHARED ||
 			     type == MAP_SHARED_VALIDATE) &&
 			    (ev->mode & PROT_WRITE))
-				note_write(c, of);
+				note_write(c, t, of);
 		}
 		return WEFT_OK;
 	case WEFT_EV_XFER:
 		if (ev->ret > 0 && (t = task_find(c, ev->pid))) {
-			note_read(c, fdtable_get(t->fdt, ev->fd));
-			note_write(c, fdtable_get(t->fdt, ev->fd2));
+			note_read(c, t, fdtable_get(t->fdt, ev->fd));
+			note_write(c, t, fdtable_get(t->fdt, ev->fd2));
 		}
 		return WEFT_OK;
 	case WEFT_EV_FTRUNCATE:
 		if (ev->ret >= 0 && (t = task_find(c, ev->pid))) {
-			const struct ofile *of = fdtable_get(t->fdt, ev->fd);
+			struct ofile *of = fdtable_get(t->fdt, ev->fd);
 			if (of && of->tracked)
-				note_truncate(c, of->path);
+				note_truncate(c, t, of->path, of);
 		}
 		return WEFT_OK;
 	case WEFT_EV_RENAME:
@@ -1062,12 +1127,26 @@ int weft_classifier_feed(weft_classifier *c, const weft_event *ev)
 /* ---- Hot-path queries ---- */
 
 static const struct ofile *known_file(const weft_classifier *c, pid_t pid,
-				      int fd)
+				      int fd, const struct proc **p)
 {
 	const struct task *t = c->last && c->last->tid == pid
 				       ? c->last
 				       : task_lookup(&c->tasks, pid);
+	*p = t ? t->proc : NULL;
 	return t ? fdtable_get(t->fdt, fd) : NULL;
+}
+
+/* This process's touch of what of leads to, or NULL. */
+static const struct touch *known_touch(const weft_classifier *c,
+				       const struct proc *p,
+				       const struct ofile *of)
+{
+	if (of->touch < c->touches.n) {
+		const struct touch *x = &c->touches.v[of->touch];
+		if (x->proc == p->idx && x->path == of->path)
+			return x;
+	}
+	return touch_find(c, p->idx, of->path);
 }
 
 bool weft_classifier_has_task(const weft_classifier *c, pid_t pid)
@@ -1081,20 +1160,33 @@ bool weft_classifier_has_fd(const weft_classifier *c, pid_t pid, int fd)
 	return t && fd >= 0 && fdtable_get(t->fdt, fd) != NULL;
 }
 
+/* Known: nothing a further read (write) through the fd can change, for
+ * the run and for the process making it. */
 bool weft_classifier_fd_read_known(const weft_classifier *c, pid_t pid, int fd)
 {
-	const struct ofile *of = known_file(c, pid, fd);
+	const struct proc *p;
+	const struct ofile *of = known_file(c, pid, fd, &p);
 	if (!of || !of->tracked)
 		return true;
-	return path_get(&c->paths, of->path)->flags &
-	       (PATH_READ | PATH_PRODUCED | PATH_IGNORED);
+	const struct path_ent *e = path_get(&c->paths, of->path);
+	if (e->flags & PATH_IGNORED)
+		return true;
+	const struct touch *x = known_touch(c, p, of);
+	return x && (e->flags & (PATH_READ | PATH_PRODUCED)) &&
+	       ((x->flags & WEFT_TOUCH_READ) ||
+		e->writer == touch_index(c, x));
 }
 
 bool weft_classifier_fd_write_known(const weft_classifier *c, pid_t pid, int fd)
 {
-	const struct ofile *of = known_file(c, pid, fd);
+	const struct proc *p;
+	const struct ofile *of = known_file(c, pid, fd, &p);
 	if (!of || !of->tracked)
 		return true;
-	return path_get(&c->paths, of->path)->flags &
-	       (PATH_WRITTEN | PATH_IGNORED);
+	const struct path_ent *e = path_get(&c->paths, of->path);
+	if (e->flags & PATH_IGNORED)
+		return true;
+	const struct touch *x = known_touch(c, p, of);
+	return x && (x->flags & TOUCH_BYTES) &&
+	       e->writer == touch_index(c, x);
 }

@@ -6,6 +6,7 @@
  *   fdtable.c    fd tables, open-file objects and cwd objects, all
  *                refcounted because fork, clone and dup share them;
  *   classifier.c tasks, processes and the event rules (feed);
+ *   touches.c    what each process image did to each path (attribution);
  *   records.c    finish: turning the state into weft_report records.
  * Nothing here is part of weft_backends.h; backends only see the API there.
  */
@@ -47,6 +48,9 @@ enum {
 				      there is not known to be kept */
 	PATH_SYMLINK = 1u << 13,   /* a symlink the run made: the record is
 				      the link, not its target */
+	PATH_INTERLEAVED = 1u << 14, /* a process that had written it closed
+					it after another had written: who
+					wrote last is not known */
 };
 #define PATH_RECORD_MASK                                                       \
 	(PATH_READ | PATH_WRITTEN | PATH_CREATED | PATH_DELETED | PATH_RENAMED)
@@ -55,6 +59,12 @@ enum {
  * grows while the strings (in the arena) never move. */
 typedef uint32_t path_id;
 #define PATH_NONE UINT32_MAX
+
+/* A touch index, or where a version came from when no process of the run
+ * made it (path_ent.writer, ofile.src, touch.src). */
+#define TOUCH_NONE UINT32_MAX
+#define SRC_BEFORE UINT32_MAX        /* as the run found it */
+#define SRC_UNKNOWN (UINT32_MAX - 1) /* not the run's, not what it found */
 
 struct path_ent {
 	const char *s; /* normalized, absolute, NUL-terminated; in the arena */
@@ -68,6 +78,10 @@ struct path_ent {
 	/* CLOCK_REALTIME of the first open and of the last write,
 	 * publication, or close of a writable open file; 0 unknown. */
 	int64_t first_open_ns, last_write_ns;
+	uint32_t touches; /* the first touch of this path, or TOUCH_NONE */
+	uint32_t writer;  /* the touch whose write made what is here now,
+			     SRC_BEFORE or SRC_UNKNOWN */
+	uint32_t gen;     /* counts the files (inodes) that had this name */
 };
 
 struct arena_block;
@@ -87,6 +101,11 @@ struct ofile {
 	path_id path;  /* also kept for untracked files: they serve as dirfd */
 	int32_t flags; /* open flags */
 	bool tracked;  /* a regular file whose I/O can make records */
+	uint32_t gen;  /* path's gen at the open: the same file while equal */
+	uint32_t src;  /* the version at the open (as path_ent.writer) */
+	uint32_t touch; /* the touch last used through it (a cache) */
+	uint64_t open_seq;
+	int64_t open_ns;
 	struct ofile *prev, *next; /* live list (rename repoints paths), or
 				      free list through next */
 };
@@ -110,13 +129,21 @@ struct fsinfo {
 	char *cwd; /* NULL when unknown: relative paths cannot be resolved */
 };
 
+/* A process image: a pid from its fork or exec to its next exec or exit. */
 struct proc {
 	int32_t pid, ppid;
+	uint32_t idx;    /* in procs[] */
+	uint32_t parent; /* the image it came from, or TOUCH_NONE */
+	bool by_exec;    /* parent is this pid's image before an exec */
+	bool execd;      /* ended by an exec */
+	bool seeded;     /* given by the backend (weft_classifier_add_process) */
+	bool acted;      /* has touched a file */
 	char **argv;
 	uint32_t argc;
 	char *exe, *cwd;
 	int32_t exit_code;
 	bool exited;
+	int64_t started_ns, ended_ns;
 	struct task *tasks; /* live tasks of this process */
 };
 
@@ -133,8 +160,41 @@ struct task_table {
 	uint32_t nslots, n;
 };
 
+/* What one process image did to one path. */
+enum {
+	/* WEFT_TOUCH_READ .. WEFT_TOUCH_UPDATED as in weft_schema.h, and: */
+	TOUCH_BYTES = 1u << 16,    /* wrote bytes: its version is not empty
+				      by truncation or creation alone */
+	TOUCH_REPLACED = 1u << 17, /* replaced the content before writing:
+				      its writes are no update */
+	TOUCH_HAS_SRC = 1u << 18,  /* src is set */
+};
+
+struct touch {
+	uint32_t proc;  /* index in procs[] */
+	path_id path;
+	uint32_t next;  /* the path's next touch, or TOUCH_NONE */
+	uint32_t flags; /* WEFT_TOUCH_* and TOUCH_* */
+	uint32_t src;   /* the version it read, updated or renamed: a touch
+			   (its writer), SRC_BEFORE or SRC_UNKNOWN */
+	uint64_t first_seq; /* when it first saw that version (open) */
+	uint64_t write_seq; /* its last write, or close after writing */
+	int64_t first_open_ns, last_write_ns;
+};
+
+struct touch_table {
+	struct touch *v;
+	uint32_t n, cap;
+	uint32_t *slots; /* open addressing on (proc, path): index + 1 */
+	uint32_t nslots; /* a power of two, kept at most half full */
+};
+
 struct weft_classifier {
 	struct path_table paths;
+	struct touch_table touches;
+	uint64_t seq;           /* events fed: the order of everything */
+	struct proc *cur;       /* the process of the event being fed */
+	uint64_t touches_lost;  /* attribution not kept (out of memory) */
 	struct task_table tasks;
 	struct task *last; /* the last task looked up: events come in runs */
 	struct ofile *live_files, *free_files;
@@ -166,6 +226,39 @@ static inline struct path_ent *path_get(const struct path_table *t, path_id id)
 {
 	return &t->ents[id];
 }
+
+/* ---- touches.c ---- */
+
+void touch_table_free(struct touch_table *t);
+/* Forget every touch (a cut starts a new window). */
+void touch_table_clear(struct weft_classifier *c);
+/* The touch of process p on path id, made when missing (of: the open
+ * file it comes through, or NULL); NULL when out of memory (counted). */
+struct touch *touch_get(struct weft_classifier *c, struct proc *p,
+			path_id id, struct ofile *of);
+const struct touch *touch_find(const struct weft_classifier *c, uint32_t proc,
+			       path_id id);
+static inline uint32_t touch_index(const struct weft_classifier *c,
+				   const struct touch *t)
+{
+	return (uint32_t)(t - c->touches.v);
+}
+/* The rules, per process: read, write, replace (truncate, create, publish:
+ * a new version with nothing of the old), delete, rename. */
+void touch_read(struct weft_classifier *c, struct proc *p, struct ofile *of);
+void touch_write(struct weft_classifier *c, struct proc *p, struct ofile *of);
+void touch_replace(struct weft_classifier *c, struct proc *p, path_id id,
+		   struct ofile *of, uint32_t extra);
+void touch_delete(struct weft_classifier *c, struct proc *p, path_id id);
+void touch_rename(struct weft_classifier *c, struct proc *p, path_id from,
+		  path_id to, uint32_t created);
+/* An open: the version it finds (of->src, of->gen). */
+void touch_note_open(struct weft_classifier *c, struct ofile *of,
+		     const weft_event *ev);
+/* A reference to a writable open file dropped by process p (close, exit,
+ * exec): its writes through it are over. */
+void touch_note_close(struct weft_classifier *c, struct proc *p,
+		      const struct ofile *of);
 
 /* ---- fdtable.c ---- */
 

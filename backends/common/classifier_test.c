@@ -207,9 +207,10 @@ static void expect_no_file(const weft_report *r, const char *path)
 		fail_msg("unexpected record for %s", path);
 }
 
+/* The last image of pid (the program it ran last). */
 static const weft_process_rec *find_proc(const weft_report *r, int pid)
 {
-	for (size_t i = 0; i < r->nprocesses; i++)
+	for (size_t i = r->nprocesses; i-- > 0;)
 		if (r->processes[i].pid == pid)
 			return &r->processes[i];
 	return NULL;
@@ -754,6 +755,8 @@ static void test_exec_by_thread_after_leader_ended(void **state)
 	rd(c, ROOT, 3, 1);
 	weft_report r;
 	finish(c, &r);
+	/* The seeded root had touched nothing: the exec'd image replaces
+	 * it (weft's launcher becoming the workload). */
 	assert_int_equal(r.nprocesses, 1);
 	assert_string_equal(r.processes[0].exe, "/bin/y");
 	expect_file(&r, "/w/kept", "r");
@@ -774,13 +777,30 @@ static void test_process_records(void **state)
 	exit_ev(c, 200, 128 + 9, 1);
 	weft_report r;
 	finish(c, &r);
-	assert_int_equal(r.nprocesses, 3);
+	/* One record per program image: 300 ran sh, then make. */
+	assert_int_equal(r.nprocesses, 4);
 	/* First-seen order. */
 	assert_int_equal(r.processes[0].pid, ROOT);
 	assert_int_equal(r.processes[1].pid, 200);
 	assert_int_equal(r.processes[2].pid, 300);
+	assert_int_equal(r.processes[3].pid, 300);
 	const weft_process_rec *root = &r.processes[0], *p2 = &r.processes[1],
-			       *p3 = &r.processes[2];
+			       *sh = &r.processes[2], *p3 = &r.processes[3];
+	for (uint32_t i = 0; i < 4; i++) {
+		assert_true(r.processes[i].has_index);
+		assert_int_equal(r.processes[i].index, i);
+	}
+	assert_false(root->has_parent);
+	assert_true(p2->has_parent);
+	assert_int_equal(p2->parent, 0);
+	assert_false(p2->by_exec);
+	assert_int_equal(sh->parent, 1);
+	assert_true(sh->execd);
+	assert_false(sh->exited);
+	assert_string_equal(sh->exe, "/bin/sh");
+	assert_int_equal(p3->parent, 2);
+	assert_true(p3->by_exec);
+	assert_false(p3->execd);
 	assert_int_equal(root->ppid, 0);
 	assert_false(root->exited);
 	assert_int_equal(p2->ppid, ROOT);
@@ -1040,6 +1060,213 @@ static void test_truncate_and_ftruncate(void **state)
 	weft_report_release(&r);
 }
 
+
+/* ---- Attribution: which process did what, which version it saw ---- */
+
+/* The touch of the last image of pid on path, or NULL. */
+static const weft_file_touch *touch_of(const weft_report *r, const char *path,
+				       int pid)
+{
+	const weft_file_rec *f = find_file(r, path);
+	const weft_process_rec *p = find_proc(r, pid);
+	assert_non_null(f);
+	assert_non_null(p);
+	for (uint32_t i = 0; i < f->ntouches; i++)
+		if (f->touches[i].proc == p->index)
+			return &f->touches[i];
+	return NULL;
+}
+
+static uint32_t index_of(const weft_report *r, int pid)
+{
+	const weft_process_rec *p = find_proc(r, pid);
+	assert_non_null(p);
+	return p->index;
+}
+
+static void open_ident(weft_classifier *c, int pid, const char *path,
+		       int flags, int fd, int64_t size, int64_t mtime)
+{
+	weft_event e = ev_new(WEFT_EV_OPEN, pid);
+	e.fd = AT_FDCWD;
+	e.path = path;
+	e.flags = flags;
+	e.ret = fd;
+	e.has_stat = true;
+	e.st_mode = S_IFREG;
+	e.st_dev = 8;
+	e.st_ino = 99;
+	e.st_size = size;
+	e.st_mtime_ns = mtime;
+	feed(c, &e);
+}
+
+static void spawn(weft_classifier *c, int child, const char *exe)
+{
+	const char *argv[] = {exe};
+	fork_ev(c, ROOT, child, 0);
+	exec_ev(c, child, exe, argv, 1);
+}
+
+/* cc writes a.o, ar reads it and writes lib.a: an edge between them, by
+ * the version cc wrote (the final one). */
+static void test_touch_intermediate(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	spawn(c, 200, "/usr/bin/cc");
+	open_f(c, 200, "/w/a.o", O_WRONLY | O_CREAT | O_TRUNC, 3);
+	wr(c, 200, 3, 10);
+	cl(c, 200, 3);
+	exit_ev(c, 200, 0, 1);
+	spawn(c, 300, "/usr/bin/ar");
+	open_f(c, 300, "/w/a.o", O_RDONLY, 3);
+	rd(c, 300, 3, 10);
+	open_f(c, 300, "/w/lib.a", O_WRONLY | O_CREAT | O_TRUNC, 4);
+	wr(c, 300, 4, 10);
+	exit_ev(c, 300, 0, 1);
+	weft_report r;
+	finish(c, &r);
+	const weft_file_touch *cc = touch_of(&r, "/w/a.o", 200);
+	const weft_file_touch *ar = touch_of(&r, "/w/a.o", 300);
+	assert_non_null(cc);
+	assert_non_null(ar);
+	assert_int_equal(cc->flags, WEFT_TOUCH_WRITTEN | WEFT_TOUCH_FINAL);
+	assert_int_equal(ar->flags, WEFT_TOUCH_READ | WEFT_TOUCH_SRC_RUN);
+	assert_int_equal(ar->src, index_of(&r, 200));
+	/* The pre-exec images did nothing: no touches. */
+	assert_int_equal(find_file(&r, "/w/a.o")->ntouches, 2);
+	assert_int_equal(touch_of(&r, "/w/lib.a", 300)->flags,
+			 WEFT_TOUCH_WRITTEN | WEFT_TOUCH_FINAL);
+	/* At run level it stays internal: written, not read. */
+	expect_file(&r, "/w/a.o", "w");
+	weft_report_release(&r);
+}
+
+/* sh -c 'cat > out': the shell's child opens (creates) out, cat writes
+ * through the inherited fd: cat made the final version, no update of the
+ * empty one. */
+static void test_touch_redirect(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	fork_ev(c, ROOT, 200, 0);
+	openat_ex(c, 200, AT_FDCWD, "/w/out", O_WRONLY | O_CREAT | O_TRUNC, 1,
+		  WEFT_CREATED_YES);
+	const char *argv[] = {"cat"};
+	exec_ev(c, 200, "/bin/cat", argv, 1);
+	wr(c, 200, 1, 5);
+	exit_ev(c, 200, 0, 1);
+	weft_report r;
+	finish(c, &r);
+	const weft_file_rec *f = find_file(&r, "/w/out");
+	assert_int_equal(f->ntouches, 2);
+	/* The child before its exec: created the (empty) file. */
+	assert_int_equal(f->touches[0].flags,
+			 WEFT_TOUCH_WRITTEN | WEFT_TOUCH_CREATED);
+	assert_int_equal(f->touches[1].proc, index_of(&r, 200));
+	assert_int_equal(f->touches[1].flags,
+			 WEFT_TOUCH_WRITTEN | WEFT_TOUCH_FINAL);
+	weft_report_release(&r);
+}
+
+/* An append to content the run found: an update of that version. */
+static void test_touch_update_found(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	spawn(c, 200, "/usr/bin/logger");
+	open_ident(c, 200, "/w/log", O_WRONLY | O_APPEND, 3, 10, 5);
+	wr(c, 200, 3, 4);
+	exit_ev(c, 200, 0, 1);
+	weft_report r;
+	finish(c, &r);
+	assert_int_equal(touch_of(&r, "/w/log", 200)->flags,
+			 WEFT_TOUCH_WRITTEN | WEFT_TOUCH_UPDATED |
+				 WEFT_TOUCH_FINAL);
+	weft_report_release(&r);
+}
+
+/* The writer writes again after the reader opened the file: the reader's
+ * version is not sure. A reader that opened after a change from outside
+ * the run read a version nobody in the run made or first saw. */
+static void test_touch_weak_and_unknown(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	spawn(c, 200, "/bin/w");
+	spawn(c, 300, "/bin/r");
+	open_f(c, 200, "/w/f", O_WRONLY | O_CREAT | O_TRUNC, 3);
+	wr(c, 200, 3, 1);
+	open_f(c, 300, "/w/f", O_RDONLY, 3);
+	rd(c, 300, 3, 1);
+	wr(c, 200, 3, 1);
+	open_ident(c, 300, "/w/g", O_RDONLY, 4, 10, 5);
+	rd(c, 300, 4, 1);
+	spawn(c, 400, "/bin/r2");
+	open_ident(c, 400, "/w/g", O_RDONLY, 3, 11, 6);
+	rd(c, 400, 3, 1);
+	weft_report r;
+	finish(c, &r);
+	assert_int_equal(touch_of(&r, "/w/f", 300)->flags,
+			 WEFT_TOUCH_READ | WEFT_TOUCH_SRC_RUN |
+				 WEFT_TOUCH_WEAK);
+	assert_int_equal(touch_of(&r, "/w/g", 300)->flags, WEFT_TOUCH_READ);
+	assert_int_equal(touch_of(&r, "/w/g", 400)->flags,
+			 WEFT_TOUCH_READ | WEFT_TOUCH_SRC_UNKNOWN);
+	weft_report_release(&r);
+}
+
+/* Write a temporary file, rename it over the output, another process
+ * reads the output: its source is the writer. */
+static void test_touch_rename(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	spawn(c, 200, "/bin/save");
+	openat_ex(c, 200, AT_FDCWD, "/w/.tmp", O_WRONLY | O_CREAT | O_EXCL, 3,
+		  WEFT_CREATED_YES);
+	wr(c, 200, 3, 10);
+	cl(c, 200, 3);
+	spawn(c, 300, "/bin/mv");
+	ren(c, 300, "/w/.tmp", "/w/out", 0);
+	spawn(c, 400, "/bin/load");
+	open_f(c, 400, "/w/out", O_RDONLY, 3);
+	rd(c, 400, 3, 10);
+	weft_report r;
+	finish(c, &r);
+	const weft_file_touch *mv = touch_of(&r, "/w/.tmp", 300);
+	assert_int_equal(mv->flags, WEFT_TOUCH_RENAMED | WEFT_TOUCH_SRC_RUN);
+	assert_int_equal(mv->src, index_of(&r, 200));
+	assert_int_equal(touch_of(&r, "/w/out", 300)->flags &
+				 ~WEFT_TOUCH_CREATED,
+			 WEFT_TOUCH_WRITTEN | WEFT_TOUCH_FINAL);
+	const weft_file_touch *load = touch_of(&r, "/w/out", 400);
+	assert_int_equal(load->flags, WEFT_TOUCH_READ | WEFT_TOUCH_SRC_RUN);
+	assert_int_equal(load->src, index_of(&r, 300));
+	weft_report_release(&r);
+}
+
+/* Two writers in turn, one still holding the file open: who wrote last
+ * is not known, so nothing about the file's versions is sure. */
+static void test_touch_interleaved(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	spawn(c, 200, "/bin/a");
+	spawn(c, 300, "/bin/b");
+	open_f(c, 200, "/w/f", O_WRONLY | O_CREAT | O_TRUNC, 3);
+	wr(c, 200, 3, 1);
+	open_f(c, 300, "/w/f", O_WRONLY, 3);
+	wr(c, 300, 3, 1);
+	cl(c, 200, 3);
+	weft_report r;
+	finish(c, &r);
+	assert_true(touch_of(&r, "/w/f", 200)->flags & WEFT_TOUCH_WEAK);
+	assert_true(touch_of(&r, "/w/f", 300)->flags & WEFT_TOUCH_WEAK);
+	weft_report_release(&r);
+}
+
 /* ---- Hot-path queries ---- */
 
 static void test_fd_known(void **state)
@@ -1059,10 +1286,19 @@ static void test_fd_known(void **state)
 	/* Another fd on the same path shares the path's state. */
 	open_f(c, ROOT, "/w/in", O_RDONLY, 4);
 	assert_true(weft_classifier_fd_read_known(c, ROOT, 4));
-	/* Produced paths: reads can not count. */
+	/* Produced paths: reads can not count; the first write does (an
+	 * empty version or one with bytes). */
 	open_f(c, ROOT, "/w/out", O_WRONLY | O_TRUNC, 5);
 	assert_true(weft_classifier_fd_read_known(c, ROOT, 5));
+	assert_false(weft_classifier_fd_write_known(c, ROOT, 5));
+	wr(c, ROOT, 5, 1);
 	assert_true(weft_classifier_fd_write_known(c, ROOT, 5));
+	/* Another process: its own reads and writes count. */
+	fork_ev(c, ROOT, 400, 0);
+	assert_false(weft_classifier_fd_read_known(c, 400, 3));
+	assert_false(weft_classifier_fd_write_known(c, 400, 3));
+	rd(c, 400, 3, 1);
+	assert_true(weft_classifier_fd_read_known(c, 400, 3));
 	/* Untracked and ignored. */
 	open_stat(c, ROOT, "/w/d", 6, S_IFDIR);
 	assert_true(weft_classifier_fd_read_known(c, ROOT, 6));
@@ -1277,6 +1513,12 @@ int main(void)
 		cmocka_unit_test(test_exec_replaces_image_and_kills_threads),
 		cmocka_unit_test(test_exec_by_thread_after_leader_ended),
 		cmocka_unit_test(test_process_records),
+		cmocka_unit_test(test_touch_intermediate),
+		cmocka_unit_test(test_touch_redirect),
+		cmocka_unit_test(test_touch_update_found),
+		cmocka_unit_test(test_touch_weak_and_unknown),
+		cmocka_unit_test(test_touch_rename),
+		cmocka_unit_test(test_touch_interleaved),
 		cmocka_unit_test(test_pid_reuse_makes_new_process),
 		cmocka_unit_test(test_rename_atomic_save),
 		cmocka_unit_test(test_rename_of_input_and_failed_rename),

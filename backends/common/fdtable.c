@@ -28,6 +28,11 @@ struct ofile *ofile_new(struct weft_classifier *c, path_id path, int32_t flags,
 	else if (!(of = malloc(sizeof(*of))))
 		return NULL;
 	of->refs = 0;
+	of->touch = TOUCH_NONE;
+	of->src = SRC_BEFORE;
+	of->gen = path_get(&c->paths, path)->gen;
+	of->open_seq = c->seq;
+	of->open_ns = c->now;
 	of->path = path;
 	of->flags = flags;
 	of->tracked = tracked;
@@ -41,6 +46,7 @@ struct ofile *ofile_new(struct weft_classifier *c, path_id path, int32_t flags,
 
 static void ofile_put(struct weft_classifier *c, struct ofile *of)
 {
+	touch_note_close(c, c->cur, of);
 	if (--of->refs)
 		return;
 	/* Writes through a file end at its last close at the latest: the

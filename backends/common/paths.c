@@ -251,6 +251,8 @@ static int path_insert(struct path_table *t, const char *s, uint32_t len,
 	e->hash = h;
 	e->parent = parent;
 	e->renamed_to = PATH_NONE;
+	e->touches = TOUCH_NONE;
+	e->writer = SRC_BEFORE;
 	if (parent != PATH_NONE) {
 		e->flags = t->ents[parent].flags & PATH_IGNORED;
 		t->ents[parent].flags |= PATH_HASCHILD;

@@ -116,9 +116,13 @@ static int pending_cmp(const void *a, const void *b)
 	return (x->len > y->len) - (x->len < y->len);
 }
 
+/* Processes go first into an empty report: their index there is the one
+ * the classifier gave them, which touches name. */
 static int add_processes(struct weft_classifier *c, weft_report *out)
 {
 	size_t lost = 0;
+	if (out->nprocesses)
+		return WEFT_EINVAL;
 	for (size_t i = 0; i < c->nprocs; i++) {
 		struct proc *p = c->procs[i];
 		weft_process_rec *rec = weft_report_add_process(out);
@@ -137,6 +141,14 @@ static int add_processes(struct weft_classifier *c, weft_report *out)
 		rec->cwd = p->cwd;
 		rec->exit_code = p->exit_code;
 		rec->exited = p->exited;
+		rec->has_index = true;
+		rec->index = (uint32_t)i;
+		rec->has_parent = p->parent != TOUCH_NONE;
+		rec->parent = p->parent;
+		rec->by_exec = p->by_exec;
+		rec->execd = p->execd;
+		rec->started_ns = p->started_ns > 0 ? p->started_ns : 0;
+		rec->ended_ns = p->ended_ns > 0 ? p->ended_ns : 0;
 		p->argv = NULL;
 		p->argc = 0;
 		p->exe = p->cwd = NULL;
@@ -149,8 +161,132 @@ static int add_processes(struct weft_classifier *c, weft_report *out)
 	return WEFT_OK;
 }
 
-/* Collect, spell, sort and merge the file records. */
-static int add_files(struct weft_classifier *c, weft_report *out)
+static int touch_by_proc(const void *a, const void *b)
+{
+	const struct touch *x = *(const struct touch *const *)a;
+	const struct touch *y = *(const struct touch *const *)b;
+	if (x->proc != y->proc)
+		return (x->proc > y->proc) - (x->proc < y->proc);
+	return (x->first_seq > y->first_seq) - (x->first_seq < y->first_seq);
+}
+
+/* The touches of the path ids pend[0..n) (spellings of one file) as the
+ * record's, one per process in process order: who did what, and which
+ * version each saw. nprocs: processes the report kept. */
+static int add_touches(const struct weft_classifier *c,
+		       const struct pending *pend, size_t n, size_t nprocs,
+		       weft_file_rec *rec)
+{
+	const struct touch_table *tt = &c->touches;
+	const struct path_table *t = &c->paths;
+	size_t count = 0;
+	uint32_t pflags = 0;
+	const struct touch *last = NULL; /* the writer of what is there */
+	for (size_t k = 0; k < n; k++) {
+		const struct path_ent *e = path_get(t, pend[k].src);
+		pflags |= e->flags;
+		for (uint32_t x = e->touches; x != TOUCH_NONE;
+		     x = tt->v[x].next)
+			count++;
+		if (e->writer < tt->n &&
+		    (!last || tt->v[e->writer].write_seq > last->write_seq))
+			last = &tt->v[e->writer];
+	}
+	if (!count)
+		return WEFT_OK;
+	const struct touch **all = malloc(count * sizeof(*all));
+	weft_file_touch *out = calloc(count, sizeof(*out));
+	if (!all || !out) {
+		free(all);
+		free(out);
+		return WEFT_ENOMEM;
+	}
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++)
+		for (uint32_t x = path_get(t, pend[k].src)->touches;
+		     x != TOUCH_NONE; x = tt->v[x].next)
+			all[m++] = &tt->v[x];
+	qsort(all, m, sizeof(*all), touch_by_proc);
+	bool gone = pflags & (PATH_DELETED | PATH_MOVED);
+	uint32_t nout = 0;
+	for (size_t i = 0; i < m;) {
+		/* One process's touches of the spellings: the first one it
+		 * made says which version it saw. */
+		const struct touch *first = all[i];
+		uint32_t flags = 0;
+		uint64_t write_seq = 0;
+		int64_t open_ns = 0, write_ns = 0;
+		bool is_last = false;
+		size_t j = i;
+		for (; j < m && all[j]->proc == first->proc; j++) {
+			const struct touch *x = all[j];
+			flags |= x->flags;
+			is_last |= x == last;
+			if (x->write_seq > write_seq)
+				write_seq = x->write_seq;
+			if (x->first_open_ns &&
+			    (!open_ns || x->first_open_ns < open_ns))
+				open_ns = x->first_open_ns;
+			if (x->last_write_ns > write_ns)
+				write_ns = x->last_write_ns;
+		}
+		const struct touch *srct = first;
+		for (size_t k = i; k < j; k++)
+			if (all[k]->flags & TOUCH_HAS_SRC) {
+				srct = all[k];
+				break;
+			}
+		i = j;
+		uint32_t f = flags & (WEFT_TOUCH_READ | WEFT_TOUCH_WRITTEN |
+				      WEFT_TOUCH_CREATED | WEFT_TOUCH_DELETED |
+				      WEFT_TOUCH_RENAMED | WEFT_TOUCH_UPDATED);
+		if (!f || first->proc >= nprocs)
+			continue;
+		weft_file_touch *o = &out[nout++];
+		o->proc = first->proc;
+		o->first_open_ns = open_ns > 0 ? open_ns : 0;
+		o->last_write_ns = write_ns > 0 ? write_ns : 0;
+		if (is_last && !gone)
+			f |= WEFT_TOUCH_FINAL;
+		if (srct->flags & TOUCH_HAS_SRC) {
+			uint32_t s = srct->src;
+			if (s < tt->n && tt->v[s].proc < nprocs) {
+				f |= WEFT_TOUCH_SRC_RUN;
+				o->src = tt->v[s].proc;
+				/* Its writer wrote again after this process
+				 * first saw the file. */
+				if (tt->v[s].write_seq > srct->first_seq)
+					f |= WEFT_TOUCH_WEAK;
+			} else if (s != SRC_BEFORE) {
+				f |= WEFT_TOUCH_SRC_UNKNOWN;
+			} else if ((f & WEFT_TOUCH_UPDATED) &&
+				   !(f & (WEFT_TOUCH_READ |
+					  WEFT_TOUCH_RENAMED)) &&
+				   !(rec->has_first_stat &&
+				     rec->first_size > 0)) {
+				/* An update of content the run found empty
+				 * (or never saw): a plain write. */
+				f &= ~WEFT_TOUCH_UPDATED;
+			}
+		}
+		if (pflags & PATH_INTERLEAVED)
+			f |= WEFT_TOUCH_WEAK;
+		o->flags = f;
+	}
+	free(all);
+	if (!nout) {
+		free(out);
+		return WEFT_OK;
+	}
+	rec->touches = out;
+	rec->ntouches = nout;
+	return WEFT_OK;
+}
+
+/* Collect, spell, sort and merge the file records; with_touches: and
+ * which process did what (not for a cut, whose report has no processes). */
+static int add_files(struct weft_classifier *c, weft_report *out,
+		     bool with_touches)
 {
 	const struct path_table *t = &c->paths;
 	struct dir_cache dc = {calloc(t->n, sizeof(char *))};
@@ -263,6 +399,8 @@ static int add_files(struct weft_classifier *c, weft_report *out)
 		rec->updated = (p->flags & PATH_UPDATED) &&
 			       !(p->flags & PATH_CREATED) &&
 			       rec->has_first_stat && rec->first_size > 0;
+		if (with_touches)
+			err = add_touches(c, p, j - i, out->nprocesses, rec);
 		i = j;
 	}
 	if (lost && !err)
@@ -290,7 +428,7 @@ int weft_classifier_finish(weft_classifier *c, weft_report *out)
 	c->spent = true;
 	int err = add_processes(c, out);
 	if (!err)
-		err = add_files(c, out);
+		err = add_files(c, out, true);
 	uint64_t dropped = c->drop_nomem + c->drop_toolong +
 			   c->drop_unresolved + c->drop_bigfd + c->drop_invalid;
 	if (dropped) {
@@ -315,6 +453,11 @@ int weft_classifier_finish(weft_classifier *c, weft_report *out)
 				 "fork or seed event; their inherited fds and "
 				 "cwd were unknown",
 				 (unsigned long long)c->orphan_tasks);
+	if (c->touches_lost)
+		weft_report_warn(out,
+				 "out of memory: %llu uses of files by a "
+				 "process were not attributed to it",
+				 (unsigned long long)c->touches_lost);
 	if (c->argv_truncated)
 		weft_report_warn(out,
 				 "%llu processes had argv cut to the limits "
@@ -328,9 +471,10 @@ int weft_classifier_cut(weft_classifier *c, weft_report *out)
 {
 	if (c->spent)
 		return WEFT_EINVAL;
-	int err = add_files(c, out);
+	int err = add_files(c, out, false);
 	/* A new window: what each path did is forgotten, what it is (a
 	 * directory, ignored) is kept, and so are fd tables and processes. */
+	touch_table_clear(c);
 	const uint32_t keep = PATH_IGNORED | PATH_DIR | PATH_HASCHILD;
 	for (path_id i = 0; i < c->paths.n; i++) {
 		struct path_ent *e = path_get(&c->paths, i);
