@@ -15,7 +15,7 @@
 
 static const char dag_help[] =
 	"usage: weft dag [--job ID] [--store PATH] [--format text|dot|json] "
-	"[--all]\n\n"
+	"[--all] [--processes]\n\n"
 	"Print the lineage DAG of every run recorded in this project: tasks\n"
 	"(runs), artifacts (file contents, by BLAKE2b-256 hash) and edges\n"
 	"(artifact -> task for reads, task -> artifact for writes). A task\n"
@@ -25,7 +25,11 @@ static const char dag_help[] =
 	"               every node's fragments, joined by content hash\n"
 	"  --store PATH the store to read (default: the project's)\n"
 	"  --format F   text (default), dot (Graphviz) or json\n"
-	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n";
+	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n"
+	"  --processes  down to the process: each program a run started that\n"
+	"               read or wrote a file is a task of its own, and the\n"
+	"               files one wrote and another read within a run are\n"
+	"               edges between them (data through pipes is not seen)\n";
 
 /*
  * What the printers look up, built once in O(E log N): a task's edges, an
@@ -39,6 +43,7 @@ struct dag_index {
 	size_t *by_task;    /* edge indices grouped by task, in edge order */
 	size_t *art_first;  /* artifact a's write edges: writes[art_first..] */
 	size_t *writes;
+	bool *read;         /* per artifact: some edge reads it */
 };
 
 /* Indices 0..n-1 sorted by id (and index, so the first of equal ids
@@ -89,6 +94,7 @@ static void dag_index_free(struct dag_index *x)
 	free(x->by_task);
 	free(x->art_first);
 	free(x->writes);
+	free(x->read);
 }
 
 /* Entries of key[] (SIZE_MAX: none) grouped by key, in index order:
@@ -147,8 +153,12 @@ static int dag_index_build(const weft_dag *d, struct dag_index *x)
 	if (group(edge_task, d->nedges, d->ntasks, &x->task_first,
 		  &x->by_task) ||
 	    group(write_art, d->nedges, d->nartifacts, &x->art_first,
-		  &x->writes))
+		  &x->writes) ||
+	    !(x->read = calloc(d->nartifacts + 1, sizeof(*x->read))))
 		goto out;
+	for (size_t i = 0; i < d->nedges; i++)
+		if (!d->edges[i].write && x->edge_art[i] != SIZE_MAX)
+			x->read[x->edge_art[i]] = true;
 	err = 0;
 out:
 	free(tids);
@@ -164,12 +174,27 @@ out:
 	return err;
 }
 
-/* Hidden unless --all: system inputs nobody in the DAG produced. */
+/* Hidden unless --all: system inputs nobody in the DAG produced, and at
+ * process level the versions a process made that the run replaced before
+ * anyone read them (a temporary file created empty, then written by the
+ * compiler it was made for). */
 static bool hidden(const struct dag_index *x, size_t a, bool all)
 {
 	const weft_dag_artifact *art = &x->d->artifacts[a];
-	return !all && art->path && cli_is_system_path(art->path) &&
+	if (all)
+		return false;
+	if (art->kind == WEFT_VERSION_INTERIM)
+		return !x->read[a];
+	return art->path && cli_is_system_path(art->path) &&
 	       x->art_first[a + 1] == x->art_first[a];
+}
+
+/* A task's id for people: a run's first 8 characters, a process's run
+ * prefix and its index ("953859af/p12"). */
+static void print_short_id(FILE *out, const char *id)
+{
+	const char *p = strstr(id, "/p");
+	fprintf(out, "%.8s%s", id, p ? p : "");
 }
 
 static void print_artifact_line(FILE *out, const struct dag_index *x,
@@ -202,8 +227,10 @@ static void print_artifact_line(FILE *out, const struct dag_index *x,
 		for (size_t k = x->art_first[ai]; k < x->art_first[ai + 1];
 		     k++) {
 			const weft_dag_edge *w = &d->edges[x->writes[k]];
-			if (strcmp(w->from, e->to) != 0)
-				fprintf(out, "  <- %.8s", w->from);
+			if (strcmp(w->from, e->to) != 0) {
+				fputs("  <- ", out);
+				print_short_id(out, w->from);
+			}
 		}
 	}
 	fputc('\n', out);
@@ -230,7 +257,17 @@ static void print_text(FILE *out, const struct dag_index *x, bool all)
 		d->nedges == 1 ? "" : "s");
 	for (size_t t = 0; t < d->ntasks; t++) {
 		const weft_dag_task *task = &d->tasks[t];
-		fprintf(out, "\ntask %.8s  ", task->id);
+		bool shown = task->kind != WEFT_DAG_PROCESS;
+		for (size_t k = x->task_first[t];
+		     !shown && k < x->task_first[t + 1]; k++) {
+			size_t a = x->edge_art[x->by_task[k]];
+			shown = a != SIZE_MAX && !hidden(x, a, all);
+		}
+		if (!shown)
+			continue; /* a process that only started others */
+		fputs("\ntask ", out);
+		print_short_id(out, task->id);
+		fputs("  ", out);
 		text_escaped(out, task->name ? task->name : "?");
 		fprintf(out, "  [%s, exit %d%s",
 			task->backend ? task->backend : "?", task->exit_code,
@@ -348,22 +385,24 @@ int cmd_dag(int argc, char **argv)
 	static const struct option opts[] = {
 		{"format", required_argument, NULL, 'f'},
 		{"all", no_argument, NULL, 'a'},
+		{"processes", no_argument, NULL, 'p'},
 		{"job", required_argument, NULL, 'j'},
 		{"store", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *format = "text", *job = NULL, *store_path = NULL;
-	bool all = false;
+	bool all = false, processes = false;
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:aj:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:apj:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': format = optarg; break;
 		case 'j': job = optarg; break;
 		case 's': store_path = optarg; break;
 		case 'a': all = true; break;
+		case 'p': processes = true; break;
 		case 'h': fputs(dag_help, stdout); return 0;
 		default: return cli_option_error("dag", argv, c);
 		}
@@ -382,7 +421,10 @@ int cmd_dag(int argc, char **argv)
 	if (!store)
 		return 1;
 	weft_dag d;
-	int err = weft_store_dag(store, job ? job_id : NULL, &d);
+	int err = processes
+			  ? weft_store_dag_processes(store, job ? job_id : NULL,
+						     &d)
+			  : weft_store_dag(store, job ? job_id : NULL, &d);
 	if (err == WEFT_ENOTFOUND) {
 		/* A job whose fragments have not arrived yet. */
 		memset(&d, 0, sizeof(d));

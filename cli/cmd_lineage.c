@@ -13,7 +13,7 @@
 
 static const char lineage_help[] =
 	"usage: weft lineage PATH [--up|--down] [--json] [--store PATH] "
-	"[--job ID] [--all]\n\n"
+	"[--job ID] [--all] [--processes]\n\n"
 	"Follow one file through the recorded runs by content hash.\n"
 	"--up (default): the tasks that wrote its latest content, the files\n"
 	"they read, the tasks that wrote those, and so on. --down: the tasks\n"
@@ -25,7 +25,11 @@ static const char lineage_help[] =
 	"  --json       the lineage as JSON (the shapes of weft dag)\n"
 	"  --job ID     only this job's tasks (an id or a unique prefix)\n"
 	"  --store PATH the store to read (default: the project's)\n"
-	"  --all        text: include system inputs (/usr, /lib, /etc...)\n";
+	"  --all        text: include system inputs (/usr, /lib, /etc...)\n"
+	"  --processes  down to the process: the program that wrote each\n"
+	"               file (the link step, the compile behind an object\n"
+	"               file), not only the run (data through pipes is not\n"
+	"               seen at this level)\n";
 
 /* What the tree printer needs: the lineage and what it printed. */
 struct tree {
@@ -78,10 +82,12 @@ static void print_task(struct tree *t, size_t i, const weft_dag_edge *via,
 {
 	const weft_dag_task *task = &t->d->tasks[i];
 	indent(t->out, depth);
-	fprintf(t->out, "%s task %.8s  ",
+	/* A process: its run's prefix and its index ("953859af/p12"). */
+	const char *proc = strstr(task->id, "/p");
+	fprintf(t->out, "%s task %.8s%s  ",
 		t->down ? (via->update ? "updated by" : "read by")
 			: "written by",
-		task->id);
+		task->id, proc ? proc : "");
 	text_escaped(t->out, task->name ? task->name : "?");
 	fputs("  [", t->out);
 	text_escaped(t->out, task->backend ? task->backend : "?");
@@ -213,18 +219,20 @@ int cmd_lineage(int argc, char **argv)
 		{"down", no_argument, NULL, 'd'},
 		{"json", no_argument, NULL, 'J'},
 		{"all", no_argument, NULL, 'a'},
+		{"processes", no_argument, NULL, 'p'},
 		{"job", required_argument, NULL, 'j'},
 		{"store", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *job = NULL, *store_path = NULL;
-	bool down = false, json = false, all = false;
+	bool down = false, json = false, all = false, processes = false;
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":udJaj:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":udJapj:s:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'p': processes = true; break;
 		case 'u': down = false; break;
 		case 'd': down = true; break;
 		case 'J': json = true; break;
@@ -257,19 +265,28 @@ int cmd_lineage(int argc, char **argv)
 	weft_store *store = cli_open_store_job(store_path, job, job_id);
 	if (!store)
 		return 1;
-	weft_dag d;
-	int err = weft_store_lineage(store, path, job ? job_id : NULL, down,
-				     &d);
+	weft_dag d, whole = {0};
+	int err = processes ? weft_store_dag_processes(
+				      store, job ? job_id : NULL, &whole)
+			    : WEFT_OK;
+	if (!err)
+		err = processes ? weft_dag_lineage(&whole, path, down, &d)
+				: weft_store_lineage(store, path,
+						     job ? job_id : NULL, down,
+						     &d);
 	/* A name no task used may lead, through symlinks, to one they did:
 	 * records name the file a link reaches. */
 	char *real = err == WEFT_ENOTFOUND ? realpath(path, NULL) : NULL;
 	if (real && strcmp(real, path) != 0 &&
 	    strlen(real) <= WEFT_MAX_PATH_BYTES) {
 		snprintf(path, sizeof(path), "%s", real);
-		err = weft_store_lineage(store, path, job ? job_id : NULL,
-					 down, &d);
+		err = processes ? weft_dag_lineage(&whole, path, down, &d)
+				: weft_store_lineage(store, path,
+						     job ? job_id : NULL, down,
+						     &d);
 	}
 	free(real);
+	weft_dag_release(&whole);
 	text_escape(shown, sizeof(shown), path);
 	if (err == WEFT_ENOTFOUND)
 		cli_error("no recorded run read or wrote '%s'%s%s", shown,

@@ -379,9 +379,29 @@ void json_dag(FILE *out, const weft_dag *d)
 		json_string_or_null(out, t->node);
 		fputs(", \"backend\": ", out);
 		json_string_or_null(out, t->backend);
-		fprintf(out, ", \"exit_code\": %d, \"parent\": ", t->exit_code);
+		if (t->kind == WEFT_DAG_PROCESS && !t->exited)
+			fputs(", \"exit_code\": null, \"parent\": ", out);
+		else
+			fprintf(out, ", \"exit_code\": %d, \"parent\": ",
+				t->exit_code);
 		json_string_or_null(out, t->parent);
 		json_parts(out, t->parts_stored, t->nparts);
+		fprintf(out, ", \"kind\": \"%s\"",
+			t->kind == WEFT_DAG_PROCESS ? "process" : "run");
+		if (t->kind == WEFT_DAG_PROCESS) {
+			fprintf(out, ", \"pid\": %d, \"argv\": [", t->pid);
+			for (uint32_t a = 0; a < t->argc; a++) {
+				if (a)
+					fputs(", ", out);
+				json_string(out, t->argv[a]);
+			}
+			fputs("], \"exe\": ", out);
+			json_string_or_null(out, t->exe);
+			fputs(", \"started_by\": ", out);
+			json_string_or_null(out, t->started_by);
+			fprintf(out, ", \"by_exec\": %s",
+				t->by_exec ? "true" : "false");
+		}
 		fputc('}', out);
 	}
 	fputs("],\n \"artifacts\": [", out);
@@ -400,7 +420,7 @@ void json_dag(FILE *out, const weft_dag *d)
 			fputs("null", out);
 		}
 		static const char *const kinds[] = {"written", "source",
-						    "unknown"};
+						    "unknown", "intermediate"};
 		fprintf(out,
 			", \"version\": \"%s\", \"size\": ", kinds[a->kind]);
 		if (a->has_size)

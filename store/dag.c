@@ -136,8 +136,38 @@ struct pending_edge {
 	bool write, weak, update;
 };
 
+/* Process level: a run's processes (schema 3 rows) and each file row's
+ * touches, loaded in the rows' order. */
+struct pinfo {
+	sqlite3_int64 seq, parent; /* parent -1: none */
+	int32_t pid;
+	int32_t exit_code;
+	bool exited, by_exec;
+	uint32_t argc;
+	char *argv; /* NUL-separated, as stored */
+	size_t argv_len;
+	char *exe;
+	ssize_t task; /* its DAG task, or -1 */
+};
+
+struct ptouch {
+	uint32_t proc, flags, src;
+	ssize_t node; /* the version it wrote (interim or final), or -1 */
+};
+
 struct dag_build {
 	weft_dag *d;
+	bool processes;
+	struct pinfo *procs;    /* by task, in seq order */
+	size_t nprocs, procs_cap;
+	size_t *task_procs;     /* per run task: its first in procs[] */
+	size_t *task_nprocs;
+	struct ptouch *touches; /* by row */
+	size_t ntouches, touches_cap;
+	size_t *row_touches;    /* per row: its first in touches[] */
+	size_t *row_ntouches;
+	size_t *node_task;      /* per node: the task its id is made from */
+	size_t node_task_cap;
 	const struct vrow *rows;
 	const sqlite3_int64 *nums; /* runs.num per task */
 	char **fs_names;           /* by filesystems.id */
@@ -152,7 +182,9 @@ struct dag_build {
 	size_t nedges, edges_cap;
 };
 
-static int node_new(struct dag_build *b, int kind, size_t row, size_t *out)
+/* A version node named by row; task: the task its id is made from. */
+static int node_new_for(struct dag_build *b, int kind, size_t row, size_t task,
+			size_t *out)
 {
 	weft_dag *d = b->d;
 	int err = store_grow((void **)&d->artifacts, &b->nodes_cap,
@@ -160,14 +192,23 @@ static int node_new(struct dag_build *b, int kind, size_t row, size_t *out)
 	if (!err)
 		err = store_grow((void **)&b->node_row, &b->node_row_cap,
 				 d->nartifacts, sizeof(*b->node_row));
+	if (!err)
+		err = store_grow((void **)&b->node_task, &b->node_task_cap,
+				 d->nartifacts, sizeof(*b->node_task));
 	if (err)
 		return err;
 	weft_dag_artifact *a = &d->artifacts[d->nartifacts];
 	memset(a, 0, sizeof(*a));
 	a->kind = kind;
 	b->node_row[d->nartifacts] = row;
+	b->node_task[d->nartifacts] = task;
 	*out = d->nartifacts++;
 	return WEFT_OK;
+}
+
+static int node_new(struct dag_build *b, int kind, size_t row, size_t *out)
+{
+	return node_new_for(b, kind, row, b->row_task[row], out);
 }
 
 static int written_node(struct dag_build *b, size_t row, size_t *out)
@@ -220,17 +261,43 @@ static int source_node(struct dag_build *b, size_t row, size_t *out)
 	return WEFT_OK;
 }
 
-static int edge_add(struct dag_build *b, size_t row, size_t node, bool write,
-		    bool weak, bool update)
+static int edge_add_for(struct dag_build *b, size_t task, size_t row,
+			size_t node, bool write, bool weak, bool update)
 {
 	int err = store_grow((void **)&b->edges, &b->edges_cap, b->nedges,
 			     sizeof(*b->edges));
 	if (err)
 		return err;
-	b->edges[b->nedges++] = (struct pending_edge){
-		b->row_task[row], node, row, write, weak, update};
+	b->edges[b->nedges++] =
+		(struct pending_edge){task, node, row, write, weak, update};
 	return WEFT_OK;
 }
+
+static int edge_add(struct dag_build *b, size_t row, size_t node, bool write,
+		    bool weak, bool update)
+{
+	return edge_add_for(b, b->row_task[row], row, node, write, weak,
+			    update);
+}
+
+/* The version row i's run read (the one it found at its first open):
+ * another row's write, a source version, or an unknown one (weak). */
+static int input_node(struct dag_build *b, size_t i, size_t *node, bool *weak)
+{
+	const struct vrow *r = &b->rows[i];
+	if (r->src >= 0) {
+		*weak = r->weak;
+		return written_node(b, (size_t)r->src, node);
+	}
+	if (r->read_art) {
+		*weak = false;
+		return source_node(b, i, node);
+	}
+	*weak = true;
+	return node_new(b, WEFT_VERSION_UNKNOWN, i, node);
+}
+
+static int process_edges(struct dag_build *b, size_t i);
 
 /* The nodes and edges of every row, in row order. */
 static int build_edges(struct dag_build *b, size_t nrows)
@@ -239,25 +306,16 @@ static int build_edges(struct dag_build *b, size_t nrows)
 	for (size_t i = 0; !err && i < nrows; i++) {
 		const struct vrow *r = &b->rows[i];
 		size_t node;
+		if (b->processes && b->row_ntouches && b->row_ntouches[i]) {
+			err = process_edges(b, i);
+			continue;
+		}
 		if (r->flags & (VR_READ | VR_UPDATED)) {
-			bool update = r->flags & VR_UPDATED;
-			if (r->src >= 0) {
-				err = written_node(b, (size_t)r->src, &node);
-				if (!err)
-					err = edge_add(b, i, node, false,
-						       r->weak, update);
-			} else if (r->read_art) {
-				err = source_node(b, i, &node);
-				if (!err)
-					err = edge_add(b, i, node, false, false,
-						       update);
-			} else {
-				err = node_new(b, WEFT_VERSION_UNKNOWN, i,
-					       &node);
-				if (!err)
-					err = edge_add(b, i, node, false, true,
-						       update);
-			}
+			bool weak;
+			err = input_node(b, i, &node, &weak);
+			if (!err)
+				err = edge_add(b, i, node, false, weak,
+					       r->flags & VR_UPDATED);
 		}
 		if (!err && (r->flags & VR_WRITTEN) && !(r->flags & VR_GONE)) {
 			err = written_node(b, i, &node);
@@ -285,14 +343,17 @@ int store_version_fill(weft_dag_artifact *a, const struct vrow *r,
 		       const char *fs, const weft_dag_task *task)
 {
 	bool written = a->kind == WEFT_VERSION_WRITTEN;
-	const uint8_t *hash = written	    ? (r->art ? r->hash : NULL)
-			      : r->read_art ? r->read_hash
-					    : NULL;
+	const uint8_t *hash =
+		written ? (r->art ? r->hash : NULL)
+		: a->kind == WEFT_VERSION_SOURCE && r->read_art ? r->read_hash
+								: NULL;
 	if (hash) {
 		a->has_hash = true;
 		memcpy(a->hash, hash, 32);
 	}
-	if (written ? r->size >= 0 : (r->flags & VR_FIRST) != 0) {
+	if (a->kind == WEFT_VERSION_INTERIM)
+		; /* what it held in between is not known */
+	else if (written ? r->size >= 0 : (r->flags & VR_FIRST) != 0) {
 		a->has_size = true;
 		a->size = written ? r->size : r->first_size;
 	}
@@ -304,7 +365,7 @@ int store_version_fill(weft_dag_artifact *a, const struct vrow *r,
 	/* The id from what the version is: its writer (or reader) and its
 	 * location, or for a source version its location and content. */
 	uint64_t h = 0xcbf29ce484222325ULL;
-	static const char kinds[] = "wsu";
+	static const char kinds[] = "wsui";
 	fnv(&h, &kinds[a->kind], 1);
 	if (a->kind != WEFT_VERSION_SOURCE)
 		fnv_str(&h, task->id);
@@ -513,17 +574,301 @@ static int load_rows(weft_store *s, const char *job, struct dag_build *b,
 	return err;
 }
 
+/* ---- Process level ---- */
+
+/* Every indexed process of the DAG's runs, and the touches of every row,
+ * both in the rows' order (runs by start, a run's files by path bytes). */
+static int load_attribution(weft_store *s, const char *job,
+			    struct dag_build *b, const struct vrow *rows,
+			    size_t nrows)
+{
+	weft_dag *d = b->d;
+	char sql[1024];
+	sqlite3_stmt *st;
+	size_t nt = d->ntasks;
+	b->task_procs = calloc(nt ? nt : 1, sizeof(*b->task_procs));
+	b->task_nprocs = calloc(nt ? nt : 1, sizeof(*b->task_nprocs));
+	b->row_touches = calloc(nrows ? nrows : 1, sizeof(*b->row_touches));
+	b->row_ntouches = calloc(nrows ? nrows : 1, sizeof(*b->row_ntouches));
+	if (!b->task_procs || !b->task_nprocs || !b->row_touches ||
+	    !b->row_ntouches)
+		return WEFT_ENOMEM;
+	snprintf(sql, sizeof(sql),
+		 "SELECT r.num, pr.seq, pr.pid, pr.argc, pr.argv, pr.exe, "
+		 "pr.exit_code, pr.exited, pr.parent, pr.by_exec FROM runs r "
+		 "JOIN processes pr ON pr.run = r.num WHERE %s pr.indexed "
+		 "ORDER BY r.started_ns, r.num, pr.seq",
+		 job ? "r.job = ?1 AND" : "");
+	int err = store_prepare(s, sql, &st);
+	if (err)
+		return err;
+	if (job)
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+	size_t task = 0;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 run = sqlite3_column_int64(st, 0);
+		while (task < nt && b->nums[task] != run)
+			task++;
+		if (task == nt) {
+			err = WEFT_EDB;
+			break;
+		}
+		if ((err = store_grow((void **)&b->procs, &b->procs_cap,
+				      b->nprocs, sizeof(*b->procs))))
+			break;
+		if (!b->task_nprocs[task])
+			b->task_procs[task] = b->nprocs;
+		struct pinfo *p = &b->procs[b->nprocs++];
+		memset(p, 0, sizeof(*p));
+		p->task = -1;
+		p->seq = sqlite3_column_int64(st, 1);
+		p->pid = sqlite3_column_int(st, 2);
+		p->argc = (uint32_t)sqlite3_column_int64(st, 3);
+		p->argv_len = (size_t)sqlite3_column_bytes(st, 4);
+		p->argv = column_dup(st, 4);
+		p->exe = column_dup(st, 5);
+		p->exit_code = sqlite3_column_int(st, 6);
+		p->exited = sqlite3_column_int(st, 7) != 0;
+		p->parent = sqlite3_column_type(st, 8) == SQLITE_NULL
+				    ? -1
+				    : sqlite3_column_int64(st, 8);
+		p->by_exec = sqlite3_column_int(st, 9) != 0;
+		b->task_nprocs[task]++;
+		/* seq is the index touches name: 0, 1, 2... in a run. */
+		if (!p->argv || p->seq != (sqlite3_int64)b->task_nprocs[task] - 1)
+			err = p->argv ? WEFT_EDB : WEFT_ENOMEM;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	if (err)
+		return err;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT r.num, p.path, t.proc, t.flags, t.src FROM runs r "
+		 "JOIN touches t ON t.run = r.num JOIN paths p ON "
+		 "p.id = t.path %s ORDER BY r.started_ns, r.num, p.path, "
+		 "t.proc",
+		 job ? "WHERE r.job = ?1" : "");
+	if ((err = store_prepare(s, sql, &st)))
+		return err;
+	if (job)
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+	task = 0;
+	size_t row = 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 run = sqlite3_column_int64(st, 0);
+		while (task < nt && b->nums[task] != run)
+			task++;
+		const char *path = (const char *)sqlite3_column_blob(st, 1);
+		int plen = sqlite3_column_bytes(st, 1);
+		/* The row of (task, path), if the DAG has one (rows of a
+		 * file only deleted are not loaded). */
+		while (row < nrows &&
+		       (b->row_task[row] < task ||
+			(b->row_task[row] == task &&
+			 (strncmp(rows[row].path, path, (size_t)plen) < 0 ||
+			  (strncmp(rows[row].path, path, (size_t)plen) == 0 &&
+			   strlen(rows[row].path) < (size_t)plen)))))
+			row++;
+		if (row == nrows || b->row_task[row] != task ||
+		    strlen(rows[row].path) != (size_t)plen ||
+		    memcmp(rows[row].path, path, (size_t)plen) != 0)
+			continue;
+		if ((err = store_grow((void **)&b->touches, &b->touches_cap,
+				      b->ntouches, sizeof(*b->touches))))
+			break;
+		if (!b->row_ntouches[row])
+			b->row_touches[row] = b->ntouches;
+		uint32_t proc = (uint32_t)sqlite3_column_int64(st, 2);
+		if (proc >= b->task_nprocs[task])
+			continue; /* names no process stored: nothing to say */
+		b->touches[b->ntouches++] = (struct ptouch){
+			proc, (uint32_t)sqlite3_column_int64(st, 3),
+			(uint32_t)sqlite3_column_int64(st, 4), -1};
+		b->row_ntouches[row]++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+static char **argv_split(const char *blob, size_t len, uint32_t argc)
+{
+	char **argv = calloc(argc ? argc : 1, sizeof(*argv));
+	size_t off = 0;
+	for (uint32_t i = 0; argv && i < argc; i++) {
+		const char *a = off < len ? blob + off : "";
+		if (!(argv[i] = strdup(a))) {
+			for (uint32_t k = 0; k < i; k++)
+				free(argv[k]);
+			free(argv);
+			return NULL;
+		}
+		off += strlen(a) + 1;
+	}
+	return argv;
+}
+
+/* The DAG task of process seq of run task, made (with the processes it
+ * came from, so that started_by names a task) on first use. */
+static int process_task(struct dag_build *b, size_t task, uint32_t seq,
+			size_t *out)
+{
+	struct pinfo *p = &b->procs[b->task_procs[task] + seq];
+	if (p->task >= 0) {
+		*out = (size_t)p->task;
+		return WEFT_OK;
+	}
+	size_t parent = SIZE_MAX;
+	if (p->parent >= 0 && (size_t)p->parent < b->task_nprocs[task] &&
+	    (uint32_t)p->parent < seq) {
+		int err = process_task(b, task, (uint32_t)p->parent, &parent);
+		if (err)
+			return err;
+	}
+	weft_dag *d = b->d;
+	weft_dag_task *t = realloc(d->tasks, (d->ntasks + 1) * sizeof(*t));
+	if (!t)
+		return WEFT_ENOMEM;
+	d->tasks = t;
+	const weft_dag_task *run = &d->tasks[task];
+	t = &d->tasks[d->ntasks++];
+	memset(t, 0, sizeof(*t));
+	t->kind = WEFT_DAG_PROCESS;
+	size_t n = strlen(run->id) + 24;
+	if ((t->id = malloc(n)))
+		snprintf(t->id, n, "%s/p%u", run->id, seq);
+	t->name = store_join_argv(p->argv, p->argv_len);
+	t->node = run->node ? strdup(run->node) : NULL;
+	t->backend = strdup(run->backend);
+	t->parent = strdup(run->id);
+	t->pid = p->pid;
+	t->argc = p->argc;
+	t->argv = argv_split(p->argv, p->argv_len, p->argc);
+	t->exe = p->exe ? strdup(p->exe) : NULL;
+	t->exited = p->exited;
+	t->exit_code = p->exited ? p->exit_code : 0;
+	t->by_exec = p->by_exec;
+	if (parent != SIZE_MAX)
+		t->started_by = strdup(d->tasks[parent].id);
+	if (!t->id || !t->name || (run->node && !t->node) || !t->backend ||
+	    !t->parent || !t->argv || (p->exe && !t->exe) ||
+	    (parent != SIZE_MAX && !t->started_by))
+		return WEFT_ENOMEM;
+	p->task = (ssize_t)(d->ntasks - 1);
+	*out = (size_t)p->task;
+	return WEFT_OK;
+}
+
+/* The version process proc of row i's run wrote there: the row's final
+ * version when its write made what is there at the end, else one it
+ * replaced or removed within the run. */
+static int process_written(struct dag_build *b, size_t i, size_t k,
+			   size_t ptask, size_t *node)
+{
+	struct ptouch *t = &b->touches[k];
+	const struct vrow *r = &b->rows[i];
+	if (t->node >= 0) {
+		*node = (size_t)t->node;
+		return WEFT_OK;
+	}
+	int err = (t->flags & WEFT_TOUCH_FINAL) && (r->flags & VR_WRITTEN) &&
+				  !(r->flags & VR_GONE)
+			  ? written_node(b, i, node)
+			  : node_new_for(b, WEFT_VERSION_INTERIM, i, ptask,
+					 node);
+	if (!err)
+		t->node = (ssize_t)*node;
+	return err;
+}
+
+/* Row i, process by process: what each read (and from whom) and wrote. */
+static int process_edges(struct dag_build *b, size_t i)
+{
+	size_t task = b->row_task[i], first = b->row_touches[i];
+	size_t n = b->row_ntouches[i];
+	const struct vrow *r = &b->rows[i];
+	int err = WEFT_OK;
+	for (size_t k = first; !err && k < first + n; k++) {
+		const struct ptouch t = b->touches[k];
+		size_t ptask, node;
+		bool weak = t.flags & WEFT_TOUCH_WEAK;
+		if ((err = process_task(b, task, t.proc, &ptask)))
+			break;
+		if (t.flags & (WEFT_TOUCH_READ | WEFT_TOUCH_UPDATED |
+			       WEFT_TOUCH_RENAMED)) {
+			bool update = t.flags & WEFT_TOUCH_UPDATED;
+			if (t.flags & WEFT_TOUCH_SRC_RUN) {
+				/* Another process of the run wrote it. */
+				size_t w = first;
+				while (w < first + n &&
+				       b->touches[w].proc != t.src)
+					w++;
+				if (t.src == t.proc || w == first + n)
+					goto write; /* its own, or unknown */
+				size_t wtask;
+				err = process_task(b, task, t.src, &wtask);
+				if (!err)
+					err = process_written(b, i, w, wtask,
+							      &node);
+			} else if (t.flags & WEFT_TOUCH_SRC_UNKNOWN) {
+				weak = true;
+				err = node_new_for(b, WEFT_VERSION_UNKNOWN, i,
+						   ptask, &node);
+			} else {
+				bool w;
+				err = input_node(b, i, &node, &w);
+				weak |= w;
+			}
+			if (!err)
+				err = edge_add_for(b, ptask, i, node, false,
+						   weak, update);
+		}
+	write:
+		if (!err && (t.flags & WEFT_TOUCH_WRITTEN)) {
+			err = process_written(b, i, k, ptask, &node);
+			/* The final version without a hash: as at run level. */
+			bool unhashed =
+				!err && !r->art &&
+				b->d->artifacts[node].kind == WEFT_VERSION_WRITTEN;
+			if (!err)
+				err = edge_add_for(
+					b, ptask, i, node, true,
+					(t.flags & WEFT_TOUCH_WEAK) || unhashed,
+					false);
+		}
+	}
+	return err;
+}
+
+static int dag_build(weft_store *s, const char *job, bool processes,
+		     weft_dag *out, struct dag_link **links);
+
 int weft_store_dag(weft_store *s, const char *job, weft_dag *out)
 {
-	return store_dag_links(s, job, out, NULL);
+	return dag_build(s, job, false, out, NULL);
+}
+
+int weft_store_dag_processes(weft_store *s, const char *job, weft_dag *out)
+{
+	return dag_build(s, job, true, out, NULL);
 }
 
 int store_dag_links(weft_store *s, const char *job, weft_dag *out,
 		    struct dag_link **links)
 {
+	return dag_build(s, job, false, out, links);
+}
+
+static int dag_build(weft_store *s, const char *job, bool processes,
+		     weft_dag *out, struct dag_link **links)
+{
 	memset(out, 0, sizeof(*out));
 	s->errmsg[0] = '\0';
-	struct dag_build b = {.d = out};
+	struct dag_build b = {.d = out, .processes = processes};
 	struct vrow *rows = NULL;
 	struct vrow_names names = {0};
 	size_t nrows = 0;
@@ -542,6 +887,8 @@ int store_dag_links(weft_store *s, const char *job, weft_dag *out,
 		err = load_fs_names(s, &b);
 	if (!err)
 		err = load_rows(s, job, &b, &rows, &nrows, &names);
+	if (!err && processes)
+		err = load_attribution(s, job, &b, rows, nrows);
 	if (err == WEFT_EDB)
 		store_save_errmsg(s);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -560,7 +907,7 @@ int store_dag_links(weft_store *s, const char *job, weft_dag *out,
 	for (size_t i = 0; !err && i < out->nartifacts; i++) {
 		const struct vrow *r = &rows[b.node_row[i]];
 		err = store_version_fill(&out->artifacts[i], r, fs_name(&b, r),
-					 &out->tasks[b.row_task[b.node_row[i]]]);
+					 &out->tasks[b.node_task[i]]);
 	}
 	if (!err)
 		err = edges_finish(&b);
@@ -585,6 +932,17 @@ out:
 	free(b.node_row);
 	free(b.sources);
 	free(b.edges);
+	free(b.node_task);
+	for (size_t i = 0; i < b.nprocs; i++) {
+		free(b.procs[i].argv);
+		free(b.procs[i].exe);
+	}
+	free(b.procs);
+	free(b.task_procs);
+	free(b.task_nprocs);
+	free(b.touches);
+	free(b.row_touches);
+	free(b.row_ntouches);
 	if (err)
 		weft_dag_release(out);
 	return err;
@@ -598,6 +956,11 @@ void weft_dag_release(weft_dag *d)
 		free(d->tasks[i].node);
 		free(d->tasks[i].backend);
 		free(d->tasks[i].parent);
+		for (uint32_t a = 0; a < d->tasks[i].argc; a++)
+			free(d->tasks[i].argv[a]);
+		free(d->tasks[i].argv);
+		free(d->tasks[i].exe);
+		free(d->tasks[i].started_by);
 	}
 	free(d->tasks);
 	for (size_t i = 0; i < d->nartifacts; i++) {

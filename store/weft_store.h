@@ -98,8 +98,13 @@ int weft_report_hash_files_cached(weft_store **cache, const char *path,
 
 /* ---- The lineage DAG ---- */
 
+enum weft_dag_task_kind {
+	WEFT_DAG_RUN,     /* a run (a job's task) */
+	WEFT_DAG_PROCESS, /* one program image of a run (--processes) */
+};
+
 typedef struct weft_dag_task {
-	char *id;   /* the run id */
+	char *id;   /* the run id; "<run id>/p<index>" for a process */
 	char *name; /* the command, as the user typed it */
 	char *node; /* hostname, or NULL */
 	char *backend;
@@ -108,6 +113,17 @@ typedef struct weft_dag_task {
 	/* A job's task: parts stored of the parts it was cut into (fewer:
 	 * the task is incomplete). 0, 0 for a run outside any job. */
 	uint32_t parts_stored, nparts;
+	/* A process (kind WEFT_DAG_PROCESS): parent is its run's id. */
+	int kind; /* enum weft_dag_task_kind */
+	int32_t pid;
+	char **argv;
+	uint32_t argc;
+	char *exe;
+	bool exited;         /* exit_code is its status; else it exec'd on
+				or ran past the end of tracing */
+	char *started_by;    /* the process it came from (by fork or exec),
+				a task of the DAG, or NULL */
+	bool by_exec;
 } weft_dag_task;
 
 /* An artifact is a file version: one content at one location
@@ -116,6 +132,10 @@ enum weft_dag_version_kind {
 	WEFT_VERSION_WRITTEN, /* a task wrote it (the write edge says which) */
 	WEFT_VERSION_SOURCE,  /* read, and no recorded task wrote it there */
 	WEFT_VERSION_UNKNOWN, /* read, but which version is not known */
+	WEFT_VERSION_INTERIM, /* process level: written by a process, then
+				 replaced or removed within its run (no
+				 hash: weft hashes what is there at the
+				 end) */
 };
 
 typedef struct weft_dag_artifact {
@@ -167,7 +187,18 @@ typedef struct weft_dag {
 /* The DAG of every run in the store (job NULL) or of one job. Tasks in run
  * order; artifacts and edges in a stable order (same store, same DAG). */
 int weft_store_dag(weft_store *s, const char *job, weft_dag *out);
+/* The same, at process level: every process of a run that read or wrote
+ * a file is a task of its own (a child of its run, which stays a task),
+ * and edges join processes, within a run (through the versions one wrote
+ * and another read) and across runs and nodes as between runs. Runs
+ * recorded without attribution (older records, Ray tasks) stay whole. */
+int weft_store_dag_processes(weft_store *s, const char *job, weft_dag *out);
 void weft_dag_release(weft_dag *d);
+/* The part of d that produced path's latest version (down false) or that
+ * it fed (down true), as weft_store_lineage, walked in memory over d
+ * (any level). WEFT_ENOTFOUND when d has no version of path. */
+int weft_dag_lineage(const weft_dag *d, const char *path, bool down,
+		     weft_dag *out);
 
 /* The lineage of one file (path absolute, normalized): the part of the DAG
  * that produced its latest content (down false: the tasks that wrote it,

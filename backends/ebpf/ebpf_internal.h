@@ -102,9 +102,10 @@ enum wb_msg_type {
  * record, repeated; at most WB_BATCH_BYTES a packet), told apart by size:
  * a control message is smaller than any batch. */
 #define WB_BATCH_BYTES (64 * 1024)
-/* Bumped whenever the protocol or the records change: a wrapper never
+/* Bumped whenever the protocol, the records or what the kernel side
+ * reports change (4: an exec resets the per-fd bits): a wrapper never
  * talks to an agent of another weft build's format. */
-#define WB_PROTO_VERSION 3
+#define WB_PROTO_VERSION 4
 
 typedef struct wb_msg {
 	uint32_t type; /* enum wb_msg_type */

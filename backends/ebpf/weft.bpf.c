@@ -16,7 +16,8 @@
  * - Per (process, fd) state, bits in the task storage of the thread-group
  *   leader: after the first read (write) that moved bytes on an fd,
  *   further reads (writes) on it emit nothing and save nothing; an open,
- *   dup or close of that fd number resets them.
+ *   dup or close of that fd number resets them, and an exec all of them
+ *   (the new program image is a process of its own).
  * - Two sets of syscall programs, the loader loads one: tp_btf on the
  *   raw sys_enter/sys_exit (default), or one tracepoint program per
  *   recorded syscall (syscalls/sys_enter_openat, ...; the kernel runs
@@ -898,6 +899,9 @@ int BPF_PROG(weft_exec, struct task_struct *t, pid_t old_pid,
 		return 0;
 	__u32 owner = p->owner;
 	p->p.nr = -1;
+	/* A new program image is a process of its own: its first read and
+	 * write on each inherited fd are its own to report. */
+	bpf_task_storage_delete(&fdbits, t);
 	struct wb_scratch *s;
 	if (old_pid != t->pid) {
 		/* A non-leader thread exec'd and took the leader's id; its
