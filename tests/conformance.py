@@ -688,16 +688,28 @@ def exec_chain(c):
     data = b"copied at the end of an exec chain\n"
     c.write("in", data)
     rep = c.run(["sh", "-c", "exec env cp in out"])
+    # sh and env are processes of their own when they touched a file (the
+    # loader reading libc, where the backend sees it); an image that only
+    # exec'd is replaced by the next.
     argvs = [p.get("argv") for p in rep.processes]
-    c.check_eq("program images of the exec chain", argvs,
-               [["sh", "-c", "exec env cp in out"], ["env", "cp", "in", "out"],
-                ["cp", "in", "out"]])
+    chain = [["sh", "-c", "exec env cp in out"], ["env", "cp", "in", "out"],
+             ["cp", "in", "out"]]
+    c.check(argvs and argvs[-1] == chain[-1]
+            and all(a in chain for a in argvs)
+            and [chain.index(a) for a in argvs]
+            == sorted(chain.index(a) for a in argvs),
+            "%s: expected the images of sh, env, cp in order, ending with "
+            "cp:\n%s" % (rep.source, rep.dump_processes()))
     c.check(len({p.get("pid") for p in rep.processes}) == 1,
             "%s: expected one pid (exec keeps it), found:\n%s"
             % (rep.source, rep.dump_processes()))
-    c.check([p.get("by_exec") for p in rep.processes] == [False, True, True]
-            and [p.get("execd") for p in rep.processes] == [True, True, False]
-            and [p.get("parent") for p in rep.processes] == [None, 0, 1],
+    n = len(rep.processes)
+    c.check([bool(p.get("by_exec")) for p in rep.processes]
+            == [False] + [True] * (n - 1)
+            and [bool(p.get("execd")) for p in rep.processes]
+            == [True] * (n - 1) + [False]
+            and [p.get("parent") for p in rep.processes]
+            == [None] + list(range(n - 1)),
             "%s: expected each image to come by exec from the one before:\n%s"
             % (rep.source, rep.dump_processes()))
     root = rep.root()

@@ -919,6 +919,7 @@ static int on_fork(struct weft_classifier *c, const weft_event *ev)
 	}
 	struct proc *pp = parent->proc, *p = pp;
 	if (!(ev->flags & CLONE_THREAD)) {
+		pp->forked = true;
 		/* A new process: argv and exe are the parent's until it
 		 * execs. */
 		p = proc_new(c, child,
@@ -988,10 +989,12 @@ static int on_exec(struct weft_classifier *c, const weft_event *ev)
 		t->fdt = own;
 	}
 	fdtable_close_on_exec(c, t->fdt);
-	/* A seeded process that has not touched a file yet is weft's own
-	 * launcher about to become the workload: the workload's image
-	 * replaces it. */
-	if (p->seeded && !p->acted) {
+	/* An image that touched no file and started no process before its
+	 * exec did nothing but exec (the gap between fork and exec, or weft's
+	 * own launcher becoming the workload): the new image replaces it
+	 * rather than add a record that says nothing (5,000 processes
+	 * started by a shell would otherwise cost 10,000 records). */
+	if (!p->acted && !p->forked) {
 		int err = proc_set_image(c, p, ev->path, ev->argv, ev->argc,
 					 t->fs->cwd);
 		p->seeded = false;

@@ -138,6 +138,7 @@ struct proc {
 	bool execd;      /* ended by an exec */
 	bool seeded;     /* given by the backend (weft_classifier_add_process) */
 	bool acted;      /* has touched a file */
+	bool forked;     /* has started a process */
 	char **argv;
 	uint32_t argc;
 	char *exe, *cwd;
