@@ -576,6 +576,16 @@ static int load_rows(weft_store *s, const char *job, struct dag_build *b,
 
 /* ---- Process level ---- */
 
+/* A row's path against a stored one, as SQLite orders BLOBs: bytes, then
+ * length. */
+static int path_cmp(const char *a, const char *b, size_t blen)
+{
+	size_t alen = strlen(a);
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+	return r ? r : (alen > blen) - (alen < blen);
+}
+
+
 /* Every indexed process of the DAG's runs, and the touches of every row,
  * both in the rows' order (runs by start, a run's files by path bytes). */
 static int load_attribution(weft_store *s, const char *job,
@@ -664,17 +674,15 @@ static int load_attribution(weft_store *s, const char *job,
 		const char *path = (const char *)sqlite3_column_blob(st, 1);
 		int plen = sqlite3_column_bytes(st, 1);
 		/* The row of (task, path), if the DAG has one (rows of a
-		 * file only deleted are not loaded). */
+		 * file only deleted are not loaded). Both lists are in
+		 * (run, path bytes) order. */
+		int c = 1;
 		while (row < nrows &&
 		       (b->row_task[row] < task ||
 			(b->row_task[row] == task &&
-			 (strncmp(rows[row].path, path, (size_t)plen) < 0 ||
-			  (strncmp(rows[row].path, path, (size_t)plen) == 0 &&
-			   strlen(rows[row].path) < (size_t)plen)))))
+			 (c = path_cmp(rows[row].path, path, (size_t)plen)) < 0)))
 			row++;
-		if (row == nrows || b->row_task[row] != task ||
-		    strlen(rows[row].path) != (size_t)plen ||
-		    memcmp(rows[row].path, path, (size_t)plen) != 0)
+		if (row == nrows || b->row_task[row] != task || c != 0)
 			continue;
 		if ((err = store_grow((void **)&b->touches, &b->touches_cap,
 				      b->ntouches, sizeof(*b->touches))))
@@ -801,17 +809,20 @@ static int process_edges(struct dag_build *b, size_t i)
 		if (t.flags & (WEFT_TOUCH_READ | WEFT_TOUCH_UPDATED |
 			       WEFT_TOUCH_RENAMED)) {
 			bool update = t.flags & WEFT_TOUCH_UPDATED;
+			bool edge = true;
 			if (t.flags & WEFT_TOUCH_SRC_RUN) {
-				/* Another process of the run wrote it. */
+				/* Another process of the run wrote it (its
+				 * own writes are no input of it). */
 				size_t w = first;
 				while (w < first + n &&
 				       b->touches[w].proc != t.src)
 					w++;
-				if (t.src == t.proc || w == first + n)
-					goto write; /* its own, or unknown */
 				size_t wtask;
-				err = process_task(b, task, t.src, &wtask);
-				if (!err)
+				edge = t.src != t.proc && w < first + n;
+				if (edge)
+					err = process_task(b, task, t.src,
+							   &wtask);
+				if (edge && !err)
 					err = process_written(b, i, w, wtask,
 							      &node);
 			} else if (t.flags & WEFT_TOUCH_SRC_UNKNOWN) {
@@ -823,11 +834,10 @@ static int process_edges(struct dag_build *b, size_t i)
 				err = input_node(b, i, &node, &w);
 				weak |= w;
 			}
-			if (!err)
+			if (!err && edge)
 				err = edge_add_for(b, ptask, i, node, false,
 						   weak, update);
 		}
-	write:
 		if (!err && (t.flags & WEFT_TOUCH_WRITTEN)) {
 			err = process_written(b, i, k, ptask, &node);
 			/* The final version without a hash: as at run level. */

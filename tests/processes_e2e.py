@@ -124,9 +124,9 @@ class Graph:
     def upstream_sources(self, path, under):
         """Every path below under that the chain of processes ending in
         path's writers read, walking writer -> inputs -> their writers."""
-        seen, out, todo = set(), set(), [path]
-        while todo:
-            p = todo.pop()
+        seen, out, pending = set(), set(), [path]
+        while pending:
+            p = pending.pop()
             for a in self.versions(p):
                 for w in self.writers.get(a["id"], []):
                     if w in seen:
@@ -136,7 +136,7 @@ class Graph:
                         sp = self.arts[src]["path"]
                         if sp.startswith(under + "/"):
                             out.add(sp)
-                        todo.append(sp)
+                        pending.append(sp)
         return out
 
 

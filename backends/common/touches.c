@@ -48,20 +48,25 @@ void touch_table_clear(struct weft_classifier *c)
 	}
 }
 
-const struct touch *touch_find(const struct weft_classifier *c, uint32_t proc,
-			       path_id id)
+static struct touch *lookup(const struct touch_table *t, uint32_t proc,
+			    path_id id)
 {
-	const struct touch_table *t = &c->touches;
 	if (!t->n)
 		return NULL;
 	uint32_t mask = t->nslots - 1;
 	for (uint32_t i = touch_hash(proc, id) & mask; t->slots[i];
 	     i = (i + 1) & mask) {
-		const struct touch *x = &t->v[t->slots[i] - 1];
+		struct touch *x = &t->v[t->slots[i] - 1];
 		if (x->proc == proc && x->path == id)
 			return x;
 	}
 	return NULL;
+}
+
+const struct touch *touch_find(const struct weft_classifier *c, uint32_t proc,
+			       path_id id)
+{
+	return lookup(&c->touches, proc, id);
 }
 
 static int touch_rehash(struct touch_table *t, uint32_t nslots)
@@ -127,7 +132,7 @@ struct touch *touch_get(struct weft_classifier *c, struct proc *p, path_id id,
 		if (x->proc == p->idx && x->path == id)
 			return x;
 	}
-	struct touch *x = (struct touch *)touch_find(c, p->idx, id);
+	struct touch *x = lookup(&c->touches, p->idx, id);
 	if (!x && !(x = touch_add(c, p, id, of))) {
 		c->touches_lost++;
 		return NULL;
@@ -285,7 +290,7 @@ void touch_note_close(struct weft_classifier *c, struct proc *p,
 	if (!p || !of->tracked || (of->flags & O_ACCMODE) == O_RDONLY)
 		return;
 	struct path_ent *e = path_get(&c->paths, of->path);
-	struct touch *x = (struct touch *)touch_find(c, p->idx, of->path);
+	struct touch *x = lookup(&c->touches, p->idx, of->path);
 	if (!x || !(x->flags & TOUCH_BYTES))
 		return;
 	/* Backends may report only a file's first write through an fd: its
