@@ -33,6 +33,7 @@ or kill each other's agent. Standard library only.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,7 +53,21 @@ CASES = {}
 # dropped, text[64].
 MSG = struct.Struct("=IiiIQ64s")
 MSG_REGISTER, MSG_DEREGISTER, MSG_REPLY = 1, 2, 4
-PROTO_VERSION = 3  # WB_PROTO_VERSION
+
+
+def _proto_version():
+    """WB_PROTO_VERSION, read from the header, so this client speaks the
+    agent's protocol of the same tree."""
+    header = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "backends", "ebpf", "ebpf_internal.h")
+    with open(header) as f:
+        m = re.search(r"#define WB_PROTO_VERSION (\d+)", f.read())
+    if not m:
+        raise SystemExit("WB_PROTO_VERSION not found in " + header)
+    return int(m.group(1))
+
+
+PROTO_VERSION = _proto_version()
 
 
 class Fail(Exception):
