@@ -113,6 +113,41 @@ static void export_help(FILE *out)
 	      out);
 }
 
+static bool hide_system(const char *path)
+{
+	return cli_is_system_path(path);
+}
+
+int cli_dag_picture(weft_store *s, const weft_dag *d, const char *format,
+		    bool all)
+{
+	char err[WEFT_EXPORT_ERR_BYTES] = "";
+	int f = strcmp(format, "html") ? WEFT_RENDER_SVG : WEFT_RENDER_HTML;
+	if (weft_render_dag(s, d, f, all ? NULL : hide_system, stdout, err)) {
+		cli_error("cannot draw the DAG: %s", err);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_output_to(const char *path)
+{
+	if (path && !freopen(path, "w", stdout)) {
+		cli_error("cannot write '%s': %s", path, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int cli_output_done(const char *path, int rc)
+{
+	if (path && (fflush(stdout) || ferror(stdout))) {
+		cli_error("cannot write '%s': %s", path, strerror(errno));
+		return 1;
+	}
+	return rc;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
