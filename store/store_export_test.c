@@ -10,32 +10,6 @@
  */
 #include "store_testutil.h"
 
-struct fixture {
-	struct scratch t;
-	weft_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	scratch_init(&f->t);
-	if (weft_store_open(f->t.db, &f->s) != WEFT_OK)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	weft_store_close(f->s);
-	scratch_fini(&f->t);
-	free(f);
-	return 0;
-}
-
 /* One file of a run: read (the version of hash byte rh, 0: not known),
  * written (hash byte wh), or updated (both). */
 struct spec {
@@ -49,14 +23,14 @@ static void put_run(weft_store *s, const char *id, int64_t started,
 {
 	weft_report r;
 	weft_report_init(&r);
-	strcpy(r.run_id, id);
-	strcpy(r.backend, "ptrace");
-	strcpy(r.node, "n1");
+	/* Only what an export reads: ids, node, times, exit, root argv. */
+	snprintf(r.run_id, sizeof(r.run_id), "%s", id);
+	snprintf(r.node, sizeof(r.node), "n1");
+	snprintf(r.backend, sizeof(r.backend), "ptrace");
+	r.exit_code = exit_code;
 	r.started_ns = started;
 	r.ended_ns = started + 10;
-	r.exit_code = exit_code;
-	const char *argv[] = {"/bin/tool", id, NULL};
-	add_process(&r, 10, 0, argv);
+	add_process(&r, 10, 0, (const char *const[]){"/bin/tool", id, NULL});
 	for (size_t i = 0; i < n; i++) {
 		const struct spec *sp = &files[i];
 		weft_file_rec *f =
@@ -108,7 +82,7 @@ static char *crate_text(weft_store *s)
 
 static void test_weak_read_kept(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	struct spec a[] = {{"/p/x", false, true, false, 0, 0x11}};
 	struct spec b[] = {{"/p/x", true, false, false, 0, 0}};
 	put_run(fx->s, "A", 100, 0, a, 1);
@@ -134,7 +108,7 @@ static void test_weak_read_kept(void **state)
 
 static void test_update_derives(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	struct spec a[] = {{"/p/log", false, true, false, 0, 0x11}};
 	struct spec b[] = {{"/p/log", false, true, true, 0x11, 0x22}};
 	put_run(fx->s, "A", 100, 0, a, 1);
@@ -160,7 +134,7 @@ static const char weird[] = "/p/a b\n\"<%\xff.txt";
 
 static void test_weird_path_escaped(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	struct spec a[] = {{weird, false, true, false, 0, 0x11}};
 	put_run(fx->s, "A", 100, 0, a, 1);
 	char *text = NULL;
@@ -200,7 +174,7 @@ static void test_weird_path_escaped(void **state)
 
 static void test_run_scope(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	struct spec a[] = {{"/p/x", false, true, false, 0, 0x11}};
 	struct spec b[] = {{"/p/x", true, false, false, 0x11, 0}};
 	put_run(fx->s, "run-1", 100, 0, a, 1);
@@ -224,7 +198,7 @@ static void test_run_scope(void **state)
 
 static void test_write_fails(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	struct spec a[] = {{"/p/x", false, true, false, 0, 0x11}};
 	put_run(fx->s, "A", 100, 0, a, 1);
 	FILE *full = fopen("/dev/full", "w");
@@ -237,7 +211,9 @@ static void test_write_fails(void **state)
 	fclose(full);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)                                                                  \
+	cmocka_unit_test_setup_teardown(fn, store_fixture_setup,                \
+					store_fixture_teardown)
 
 int main(void)
 {
