@@ -48,6 +48,10 @@ struct export_graph {
 	size_t *edge_art;          /* per edge: its artifact, or SIZE_MAX */
 	size_t *updated;           /* per artifact: the version its writer
 				      updated to make it, or SIZE_MAX */
+	size_t *parent;     /* per task: its parent's index, or SIZE_MAX */
+	size_t *art_task;   /* per artifact: the task of its first edge */
+	size_t *task_first; /* task t's edges, reads and writes: */
+	size_t *task_edges; /* task_edges[task_first[t]..[t+1]) */
 	struct export_informed *informed;
 	size_t ninformed;
 };

@@ -159,37 +159,40 @@ static int cmp_informed(const void *a, const void *b)
 	return (x->informant > y->informant) - (x->informant < y->informant);
 }
 
-/* Write edges grouped by key[edge] (an artifact or a task index, of
- * nkeys): group k is writes[first[k]..first[k+1]), in edge order. */
-static int group_writes(const struct export_graph *g, const size_t *key,
-			size_t nkeys, size_t **first, size_t **writes)
+/* Edges (only writes with writes_only) grouped by key[edge] (an
+ * artifact or a task index, of nkeys): group k is
+ * out[first[k]..first[k+1]), in edge order. */
+static int group_edges(const struct export_graph *g, const size_t *key,
+		       size_t nkeys, bool writes_only, size_t **first,
+		       size_t **out)
 {
 	const weft_dag *d = g->d;
 	*first = calloc(nkeys + 2, sizeof(**first));
-	*writes = malloc((d->nedges + 1) * sizeof(**writes));
-	if (!*first || !*writes)
+	*out = malloc((d->nedges + 1) * sizeof(**out));
+	if (!*first || !*out)
 		return WEFT_ENOMEM;
+#define KEPT(i) (key[i] != SIZE_MAX && (!writes_only || d->edges[i].write))
 	for (size_t i = 0; i < d->nedges; i++)
-		if (d->edges[i].write && key[i] != SIZE_MAX)
+		if (KEPT(i))
 			(*first)[key[i] + 2]++;
 	for (size_t k = 0; k < nkeys; k++)
 		(*first)[k + 2] += (*first)[k + 1];
 	for (size_t i = 0; i < d->nedges; i++)
-		if (d->edges[i].write && key[i] != SIZE_MAX)
-			(*writes)[(*first)[key[i] + 1]++] = i;
+		if (KEPT(i))
+			(*out)[(*first)[key[i] + 1]++] = i;
+#undef KEPT
 	return WEFT_OK;
 }
 
 /* The version task t wrote at a's location (when its read of a was an
  * update): g->updated of it becomes a. */
-static void link_update(struct export_graph *g, size_t t, size_t a,
-			const size_t *tfirst, const size_t *twrites)
+static void link_update(struct export_graph *g, size_t t, size_t a)
 {
 	const weft_dag *d = g->d;
-	for (size_t k = tfirst[t]; k < tfirst[t + 1]; k++) {
-		size_t b = g->edge_art[twrites[k]];
-		if (b != SIZE_MAX && b != a &&
-		    same_location(&d->artifacts[a], &d->artifacts[b]))
+	for (size_t k = g->task_first[t]; k < g->task_first[t + 1]; k++) {
+		size_t b = g->edge_art[g->task_edges[k]];
+		if (d->edges[g->task_edges[k]].write && b != SIZE_MAX &&
+		    b != a && same_location(&d->artifacts[a], &d->artifacts[b]))
 			g->updated[b] = a;
 	}
 }
@@ -199,11 +202,9 @@ static void link_update(struct export_graph *g, size_t t, size_t a,
 static int link_tasks(struct export_graph *g)
 {
 	const weft_dag *d = g->d;
-	size_t *first = NULL, *writes = NULL, *tfirst = NULL, *twrites = NULL;
-	int err = group_writes(g, g->edge_art, d->nartifacts, &first, &writes);
-	if (!err)
-		err = group_writes(g, g->edge_task, d->ntasks, &tfirst,
-				   &twrites);
+	size_t *first = NULL, *writes = NULL;
+	int err = group_edges(g, g->edge_art, d->nartifacts, true, &first,
+			      &writes);
 	size_t cap = d->nedges + 1;
 	if (!err && !(g->informed = malloc(cap * sizeof(*g->informed))))
 		err = WEFT_ENOMEM;
@@ -213,7 +214,7 @@ static int link_tasks(struct export_graph *g)
 		if (e->write || t == SIZE_MAX || a == SIZE_MAX)
 			continue;
 		if (e->update)
-			link_update(g, t, a, tfirst, twrites);
+			link_update(g, t, a);
 		/* A version has one writer (dag.c); its readers each got
 		 * the informed relation once per edge, merged below. */
 		for (size_t k = first[a]; k < first[a + 1]; k++) {
@@ -235,8 +236,6 @@ static int link_tasks(struct export_graph *g)
 				t, w, e->weak || d->edges[writes[k]].weak};
 		}
 	}
-	free(tfirst);
-	free(twrites);
 	free(first);
 	free(writes);
 	if (err)
@@ -266,9 +265,12 @@ static int index_edges(struct export_graph *g, struct key_idx **tasks_out)
 	g->edge_task = malloc((ne + 1) * sizeof(*g->edge_task));
 	g->edge_art = malloc((ne + 1) * sizeof(*g->edge_art));
 	g->updated = malloc((na + 1) * sizeof(*g->updated));
+	g->parent = malloc((nt + 1) * sizeof(*g->parent));
+	g->art_task = malloc((na + 1) * sizeof(*g->art_task));
 	*tasks_out = tasks;
 	if (!tasks || !arts || !g->facts || !g->task_in || !g->art_in ||
-	    !g->edge_task || !g->edge_art || !g->updated) {
+	    !g->edge_task || !g->edge_art || !g->updated || !g->parent ||
+	    !g->art_task) {
 		free(arts);
 		return WEFT_ENOMEM;
 	}
@@ -289,13 +291,33 @@ static int index_edges(struct export_graph *g, struct key_idx **tasks_out)
 	return WEFT_OK;
 }
 
+/* Each task's parent, and each artifact's first task. */
+static void link_parents(struct export_graph *g, const struct key_idx *tasks)
+{
+	const weft_dag *d = g->d;
+	for (size_t t = 0; t < d->ntasks; t++)
+		g->parent[t] = d->tasks[t].parent ? lookup(tasks, d->ntasks,
+							   d->tasks[t].parent)
+						  : SIZE_MAX;
+	for (size_t a = 0; a < d->nartifacts; a++)
+		g->art_task[a] = SIZE_MAX;
+	for (size_t i = d->nedges; i-- > 0;)
+		if (g->edge_art[i] != SIZE_MAX)
+			g->art_task[g->edge_art[i]] = g->edge_task[i];
+}
+
 static int graph_build(weft_store *s, const char *job, struct export_graph *g,
 		       char err[WEFT_EXPORT_ERR_BYTES])
 {
 	struct key_idx *tasks = NULL;
 	int rc = index_edges(g, &tasks);
 	if (!rc)
+		rc = group_edges(g, g->edge_task, g->d->ntasks, false,
+				 &g->task_first, &g->task_edges);
+	if (!rc)
 		rc = load_facts(s, job, g, tasks);
+	if (!rc)
+		link_parents(g, tasks);
 	if (!rc)
 		rc = link_tasks(g);
 	free(tasks);
@@ -408,6 +430,10 @@ void export_graph_free(struct export_graph *g)
 	free(g->edge_task);
 	free(g->edge_art);
 	free(g->updated);
+	free(g->parent);
+	free(g->art_task);
+	free(g->task_first);
+	free(g->task_edges);
 	free(g->informed);
 	if (g->owns)
 		weft_dag_release(&g->own);

@@ -251,13 +251,8 @@ static void started(struct section *s, const struct export_graph *g)
 {
 	const weft_dag *d = g->d;
 	for (size_t t = 0; t < d->ntasks; t++) {
-		const char *parent = d->tasks[t].parent;
-		if (!g->task_in[t] || !parent)
-			continue;
-		size_t p = 0;
-		while (p < d->ntasks && strcmp(d->tasks[p].id, parent) != 0)
-			p++;
-		if (p == d->ntasks || !g->task_in[p])
+		size_t p = g->parent[t];
+		if (!g->task_in[t] || p == SIZE_MAX || !g->task_in[p])
 			continue;
 		relation(s, "s");
 		fputs("\"prov:activity\": ", s->out);

@@ -51,10 +51,8 @@ static bool local_location(const weft_dag_artifact *a)
 /* The node of a task that used artifact a, for a file: URI's authority. */
 static const char *artifact_node(const struct export_graph *g, size_t a)
 {
-	for (size_t i = 0; i < g->d->nedges; i++)
-		if (g->edge_art[i] == a && g->edge_task[i] != SIZE_MAX)
-			return g->d->tasks[g->edge_task[i]].node;
-	return NULL;
+	size_t t = g->art_task[a];
+	return t == SIZE_MAX ? NULL : g->d->tasks[t].node;
 }
 
 static char *file_uri(const struct export_graph *g, size_t a, bool version)
@@ -155,10 +153,11 @@ static void task_files(const struct crate *c, size_t t, const char *key,
 {
 	const struct export_graph *g = c->g;
 	size_t n = 0;
-	for (size_t i = 0; i < g->d->nedges; i++) {
+	for (size_t k = g->task_first[t]; k < g->task_first[t + 1]; k++) {
+		size_t i = g->task_edges[k];
 		const weft_dag_edge *e = &g->d->edges[i];
-		if (g->edge_task[i] != t || e->write != write ||
-		    !export_edge_in(g, i) || (weak_only && !e->weak))
+		if (e->write != write || !export_edge_in(g, i) ||
+		    (weak_only && !e->weak))
 			continue;
 		fprintf(c->out, n++ ? ", " : ",\n   \"%s\": [", key);
 		file_ref(c, g->edge_art[i]);
