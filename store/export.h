@@ -77,6 +77,13 @@ const char *export_basename(const char *path);
 /* "blake2b-256:<hex>" of a's hash into text, or NULL when it has none. */
 const char *export_hash_text(const weft_dag_artifact *a,
 			     char text[WEFT_HASH_TEXT_BYTES]);
+/* A task's value that names something of its own: its user, its tool. */
+typedef const char *(*export_key_fn)(const struct export_graph *g, size_t t);
+const char *export_user_of(const struct export_graph *g, size_t t);
+/* Per task, whether it is the first kept task (in task order) with its
+ * value of key: each user or tool once. malloc'd; NULL when out of
+ * memory. */
+bool *export_first_of(const struct export_graph *g, export_key_fn key);
 /* sep "key": "v" (v a JSON string); nothing when v is NULL. */
 void export_str_member(FILE *out, const char *sep, const char *key,
 		       const char *v);

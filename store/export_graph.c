@@ -478,6 +478,33 @@ const char *export_hash_text(const weft_dag_artifact *a,
 	return text;
 }
 
+const char *export_user_of(const struct export_graph *g, size_t t)
+{
+	return g->facts[t].user;
+}
+
+bool *export_first_of(const struct export_graph *g, export_key_fn key)
+{
+	const weft_dag *d = g->d;
+	struct key_idx *keys = malloc((d->ntasks + 1) * sizeof(*keys));
+	bool *first = calloc(d->ntasks + 1, sizeof(*first));
+	if (!keys || !first) {
+		free(keys);
+		free(first);
+		return NULL;
+	}
+	size_t n = 0;
+	for (size_t t = 0; t < d->ntasks; t++)
+		if (g->task_in[t])
+			keys[n++] = (struct key_idx){key(g, t), t};
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	for (size_t i = 0; i < n; i++)
+		first[keys[i].i] =
+			i == 0 || strcmp(keys[i - 1].key, keys[i].key);
+	free(keys);
+	return first;
+}
+
 void export_str_member(FILE *out, const char *sep, const char *key,
 		       const char *v)
 {

@@ -50,6 +50,7 @@ struct section {
 	FILE *out;
 	size_t n;         /* members written */
 	size_t relations; /* blank-node ids handed out, over the document */
+	const bool *first_user; /* per task: the first of its user's */
 };
 
 static void member(struct section *s, const char *key)
@@ -155,20 +156,10 @@ static void activities(struct section *s, const struct export_graph *g)
 	}
 }
 
-/* Each user once, in the order tasks name them. */
-static bool user_seen_before(const struct export_graph *g, size_t t)
-{
-	for (size_t i = 0; i < t; i++)
-		if (g->task_in[i] &&
-		    strcmp(g->facts[i].user, g->facts[t].user) == 0)
-			return true;
-	return false;
-}
-
 static void agents(struct section *s, const struct export_graph *g)
 {
 	for (size_t t = 0; t < g->d->ntasks; t++) {
-		if (!g->task_in[t] || user_seen_before(g, t))
+		if (!s->first_user[t])
 			continue;
 		element(s, "user", g->facts[t].user, "prov:Person");
 		fputs(", \"prov:label\": ", s->out);
@@ -284,6 +275,11 @@ int weft_export_prov(weft_store *st, const weft_export_scope *sc, FILE *out,
 {
 	struct export_graph g;
 	int rc = export_graph_load(st, sc, &g, err);
+	bool *first_user = rc ? NULL : export_first_of(&g, export_user_of);
+	if (!rc && !first_user) {
+		snprintf(err, WEFT_EXPORT_ERR_BYTES, "out of memory");
+		rc = WEFT_ENOMEM;
+	}
 	if (rc) {
 		export_graph_free(&g);
 		return rc;
@@ -303,7 +299,7 @@ int weft_export_prov(weft_store *st, const weft_export_scope *sc, FILE *out,
 		{"wasStartedBy", started},
 		{"wasAssociatedWith", associations},
 	};
-	struct section s = {out, 0, 0};
+	struct section s = {out, 0, 0, first_user};
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		fprintf(out, ",\n \"%s\": {", sections[i].name);
 		s.n = 0;
@@ -314,6 +310,7 @@ int weft_export_prov(weft_store *st, const weft_export_scope *sc, FILE *out,
 		fputs(s.n ? "\n }" : "}", out);
 	}
 	fputs("}\n", out);
+	free(first_user);
 	export_graph_free(&g);
 	return export_check_written(out, "the PROV document", err);
 }

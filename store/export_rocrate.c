@@ -41,6 +41,7 @@ struct crate {
 	const struct export_graph *g;
 	FILE *out;
 	char **file_id; /* per artifact, NULL when not kept */
+	bool *first_tool, *first_user; /* per task: each tool, user once */
 };
 
 static bool local_location(const weft_dag_artifact *a)
@@ -191,7 +192,7 @@ static void action(const struct crate *c, size_t t)
 	fputs(",\n   \"instrument\": ", out);
 	ref(out, "#software-", software_of(g, t));
 	fputs(",\n   \"agent\": ", out);
-	ref(out, "#user-", f->user);
+	ref(out, "#user-", export_user_of(g, t));
 	char when[WEFT_RFC3339_BYTES];
 	weft_rfc3339(f->started_ns, when);
 	fprintf(out, ",\n   \"startTime\": \"%s\"", when);
@@ -218,21 +219,6 @@ static void action(const struct crate *c, size_t t)
 		ref(out, "#task-", task->parent);
 	}
 	fputc('}', out);
-}
-
-/* Whether an earlier kept task has the same value of key(g, t). */
-static bool seen_before(const struct export_graph *g, size_t t,
-			const char *(*key)(const struct export_graph *, size_t))
-{
-	for (size_t i = 0; i < t; i++)
-		if (g->task_in[i] && strcmp(key(g, i), key(g, t)) == 0)
-			return true;
-	return false;
-}
-
-static const char *user_of(const struct export_graph *g, size_t t)
-{
-	return g->facts[t].user;
 }
 
 static void software(const struct crate *c, size_t t)
@@ -353,10 +339,10 @@ static void metadata(const struct crate *c, const weft_export_scope *sc)
 		if (g->task_in[t])
 			action(c, t);
 	for (size_t t = 0; t < g->d->ntasks; t++)
-		if (g->task_in[t] && !seen_before(g, t, software_of))
+		if (c->first_tool[t])
 			software(c, t);
 	for (size_t t = 0; t < g->d->ntasks; t++)
-		if (g->task_in[t] && !seen_before(g, t, user_of))
+		if (c->first_user[t])
 			person(c, t);
 	for (size_t a = 0; a < g->d->nartifacts; a++)
 		if (g->art_in[a])
@@ -483,11 +469,16 @@ int weft_export_rocrate(weft_store *s, const weft_export_scope *sc,
 			char err[WEFT_EXPORT_ERR_BYTES])
 {
 	struct export_graph g;
-	struct crate c = {&g, NULL, NULL};
+	struct crate c = {&g, NULL, NULL, NULL, NULL};
 	char *buf = NULL;
 	size_t len = 0;
 	int rc = export_graph_load(s, sc, &g, err);
-	if (!rc && (rc = name_files(&c)))
+	if (!rc && (!(c.first_tool = export_first_of(&g, software_of)) ||
+		    !(c.first_user = export_first_of(&g, export_user_of))))
+		rc = WEFT_ENOMEM;
+	if (!rc)
+		rc = name_files(&c);
+	if (rc && !err[0])
 		snprintf(err, WEFT_EXPORT_ERR_BYTES, "%s", weft_strerror(rc));
 	if (!rc && !(c.out = open_memstream(&buf, &len))) {
 		snprintf(err, WEFT_EXPORT_ERR_BYTES, "out of memory");
@@ -512,6 +503,8 @@ int weft_export_rocrate(weft_store *s, const weft_export_scope *sc,
 		for (size_t a = 0; a < g.d->nartifacts; a++)
 			free(c.file_id[a]);
 	free(c.file_id);
+	free(c.first_tool);
+	free(c.first_user);
 	export_graph_free(&g);
 	return rc;
 }
