@@ -448,6 +448,17 @@ int weft_render_dag(weft_store *s, const weft_dag *d, int format,
 	char *svg = NULL;
 	unsigned int len = 0;
 	int rc = export_graph_over(s, d, hide, &g, err);
+	size_t nodes = d->ntasks;
+	for (size_t a = 0; !rc && a < d->nartifacts; a++)
+		nodes += g.art_in[a];
+	if (!rc && nodes > WEFT_RENDER_MAX_NODES) {
+		snprintf(err, WEFT_EXPORT_ERR_BYTES,
+			 "%zu tasks and files are more than a picture can show "
+			 "(at most %d): draw one job (--job ID), or one file's "
+			 "lineage (weft lineage PATH)",
+			 nodes, WEFT_RENDER_MAX_NODES);
+		rc = WEFT_ETOOBIG;
+	}
 	if (!rc)
 		rc = layout_svg(&g, &svg, &len, err);
 	if (!rc && format == WEFT_RENDER_HTML) {

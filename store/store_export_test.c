@@ -211,6 +211,35 @@ static void test_write_fails(void **state)
 	fclose(full);
 }
 
+static void test_picture_limit(void **state)
+{
+	struct store_fixture *fx = *state;
+	/* One task writing one file more than a picture holds. */
+	size_t n = WEFT_RENDER_MAX_NODES;
+	struct spec *files = calloc(n, sizeof(*files));
+	char(*paths)[32] = calloc(n, sizeof(*paths));
+	assert_true(files && paths);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "/p/f%zu", i);
+		files[i] =
+			(struct spec){paths[i], false, true,
+				      false,    0,     (uint8_t)(i % 250 + 1)};
+	}
+	put_run(fx->s, "A", 100, 0, files, n);
+	weft_dag d;
+	assert_int_equal(weft_store_dag(fx->s, NULL, &d), WEFT_OK);
+	char err[WEFT_EXPORT_ERR_BYTES];
+	FILE *null = fopen("/dev/null", "w");
+	assert_int_equal(
+		weft_render_dag(fx->s, &d, WEFT_RENDER_SVG, NULL, null, err),
+		WEFT_ETOOBIG);
+	assert_non_null(strstr(err, "5001 tasks and files"));
+	fclose(null);
+	weft_dag_release(&d);
+	free(files);
+	free(paths);
+}
+
 #define T(fn)                                                                  \
 	cmocka_unit_test_setup_teardown(fn, store_fixture_setup,                \
 					store_fixture_teardown)
@@ -220,7 +249,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_weak_read_kept),     T(test_update_derives),
 		T(test_weird_path_escaped), T(test_run_scope),
-		T(test_write_fails),
+		T(test_write_fails),        T(test_picture_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

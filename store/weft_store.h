@@ -478,12 +478,18 @@ enum weft_render_format {
 			     and shows its details; #select=ID (a DAG id)
 			     in the URL selects ID when the page loads */
 };
+/* The most nodes (tasks and drawn files) a picture lays out: Graphviz's
+ * dot layout grows faster than linearly, and a drawing of more cannot be
+ * read anyway. A larger DAG is refused (WEFT_ETOOBIG), naming --job and
+ * weft lineage as the way to a smaller one. */
+#define WEFT_RENDER_MAX_NODES 5000
 /* Whether to leave out an artifact no task wrote (system inputs); NULL:
  * keep every artifact. */
 typedef bool (*weft_render_hide_fn)(const char *path);
 /* d from weft_store_dag on s (the task details come from s).
- * WEFT_EUNSUPPORTED when this build has no Graphviz; WEFT_EDB, WEFT_EIO,
- * WEFT_ENOMEM; err says which. */
+ * WEFT_EUNSUPPORTED when this build has no Graphviz, WEFT_ETOOBIG past
+ * WEFT_RENDER_MAX_NODES; WEFT_EDB, WEFT_EIO, WEFT_ENOMEM; err says
+ * which. */
 int weft_render_dag(weft_store *s, const weft_dag *d, int format,
 		    weft_render_hide_fn hide, FILE *out,
 		    char err[WEFT_EXPORT_ERR_BYTES]);
