@@ -24,6 +24,7 @@ int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_lineage(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_wrap(int argc, char **argv);
@@ -217,6 +218,20 @@ void json_parts(FILE *out, uint32_t stored, uint32_t expected);
 /* ", INCOMPLETE: N of M parts stored" when stored < expected, else
  * nothing: what text views put beside a task. */
 void text_parts(FILE *out, uint32_t stored, uint32_t expected);
+
+/* ---- Pictures and output files (cmd_export.c) ---- */
+
+/* `weft dag --format svg|html`: d laid out by the store's renderer,
+ * system inputs nobody wrote left out unless all. 0, or 1 after saying
+ * why. */
+int cli_dag_picture(weft_store *s, const weft_dag *d, const char *format,
+		    bool all);
+/* -o PATH of a printing command: standard output goes to path from here
+ * on (nothing when path is NULL). 0, or 1 after saying why not. */
+int cli_output_to(const char *path);
+/* At the end of such a command: rc, or 1 (said) when what was written to
+ * path could not be. */
+int cli_output_done(const char *path, int rc);
 
 /* ---- Escaping strings from outside (escape.c) ---- */
 

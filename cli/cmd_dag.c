@@ -14,8 +14,8 @@
 #include "cli.h"
 
 static const char dag_help[] =
-	"usage: weft dag [--job ID] [--store PATH] [--format text|dot|json] "
-	"[--all] [--processes]\n\n"
+	"usage: weft dag [--job ID] [--store PATH] "
+	"[--format text|dot|json|svg|html] [--all] [--processes] [-o FILE]\n\n"
 	"Print the lineage DAG of every run recorded in this project: tasks\n"
 	"(runs), artifacts (file contents, by BLAKE2b-256 hash) and edges\n"
 	"(artifact -> task for reads, task -> artifact for writes). A task\n"
@@ -24,12 +24,15 @@ static const char dag_help[] =
 	"  --job ID     only this job's tasks (an id or a unique prefix):\n"
 	"               every node's fragments, joined by content hash\n"
 	"  --store PATH the store to read (default: the project's)\n"
-	"  --format F   text (default), dot (Graphviz) or json\n"
-	"  --all        text/dot: include system inputs (/usr, /lib, /etc...)\n"
+	"  --format F   text (default), dot (Graphviz), json, svg (laid out\n"
+	"               by Graphviz) or html (the SVG in one page: click a\n"
+	"               node to highlight its lineage)\n"
+	"  --all        not json: include system inputs (/usr, /lib, /etc...)\n"
 	"  --processes  down to the process: each program a run started that\n"
 	"               read or wrote a file is a task of its own, and the\n"
 	"               files one wrote and another read within a run are\n"
-	"               edges between them (data through pipes is not seen)\n";
+	"               edges between them (data through pipes is not seen)\n"
+	"  -o FILE      write there instead of standard output\n";
 
 /*
  * What the printers look up, built once in O(E log N): a task's edges, an
@@ -388,19 +391,22 @@ int cmd_dag(int argc, char **argv)
 		{"processes", no_argument, NULL, 'p'},
 		{"job", required_argument, NULL, 'j'},
 		{"store", required_argument, NULL, 's'},
+		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *format = "text", *job = NULL, *store_path = NULL;
+	const char *out_path = NULL;
 	bool all = false, processes = false;
 	int c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:apj:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:apj:s:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': format = optarg; break;
 		case 'j': job = optarg; break;
 		case 's': store_path = optarg; break;
+		case 'o': out_path = optarg; break;
 		case 'a': all = true; break;
 		case 'p': processes = true; break;
 		case 'h': fputs(dag_help, stdout); return 0;
@@ -410,12 +416,15 @@ int cmd_dag(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("dag", "unexpected argument '%s'",
 				       argv[optind]);
+	bool picture = !strcmp(format, "svg") || !strcmp(format, "html");
 	if (strcmp(format, "text") && strcmp(format, "dot") &&
-	    strcmp(format, "json"))
+	    strcmp(format, "json") && !picture)
 		return cli_usage_error("dag",
 				       "unknown format '%s' (expected text, "
-				       "dot or json)",
+				       "dot, json, svg or html)",
 				       format);
+	if (cli_output_to(out_path))
+		return 1;
 	char job_id[WEFT_JOB_ID_BYTES + 1];
 	weft_store *store = cli_open_store_job(store_path, job, job_id);
 	if (!store)
@@ -446,6 +455,8 @@ int cmd_dag(int argc, char **argv)
 	int rc = 0;
 	if (strcmp(format, "json") == 0)
 		rc = json_dag_job(stdout, &d, sj);
+	else if (picture)
+		rc = cli_dag_picture(store, &d, format, all);
 	else if (dag_index_build(&d, &x)) {
 		rc = 1;
 	} else {
@@ -463,5 +474,5 @@ int cmd_dag(int argc, char **argv)
 	weft_status_release(&st);
 	weft_dag_release(&d);
 	weft_store_close(store);
-	return rc;
+	return cli_output_done(out_path, rc);
 }

@@ -97,6 +97,34 @@ static inline char *xstrdup(const char *s)
 	return p;
 }
 
+/* A cmocka fixture with a store open in a scratch directory: *state is
+ * a struct store_fixture. */
+struct store_fixture {
+	struct scratch t;
+	weft_store *s;
+};
+
+static inline int store_fixture_setup(void **state)
+{
+	struct store_fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	scratch_init(&f->t);
+	if (weft_store_open(f->t.db, &f->s) != WEFT_OK)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static inline int store_fixture_teardown(void **state)
+{
+	struct store_fixture *f = *state;
+	weft_store_close(f->s);
+	scratch_fini(&f->t);
+	free(f);
+	return 0;
+}
+
 /* A process record with argv from a NULL-terminated list. */
 static inline weft_process_rec *
 add_process(weft_report *r, int32_t pid, int32_t ppid, const char *const *argv)

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -442,5 +443,86 @@ int weft_store_export(weft_store *s, const char *job, uint64_t after,
  * v->status is then WEFT_ACK_RETRY), then its writers and envelopes. */
 int weft_relay_put_page(weft_relay *r, const weft_export_page *p, bool first,
 			weft_verdict *v);
+
+/* ---- JSON text (json_out.c): what every JSON document of weft writes ---- */
+
+/* A JSON string. Bytes that are not valid UTF-8 are written as lone
+ * surrogates U+DC80..U+DCFF ("\udcXX" for byte XX), the convention of
+ * Python's "surrogateescape": reversible, and os.fsencode() restores the
+ * original bytes. */
+void weft_json_string(FILE *out, const char *s);
+/* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
+ * 0 when there is none. */
+size_t weft_utf8_len(const unsigned char *s, size_t avail);
+/* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
+#define WEFT_RFC3339_BYTES 40
+void weft_rfc3339(int64_t ns, char out[WEFT_RFC3339_BYTES]);
+
+/* ---- Exports: W3C PROV-JSON, RO-Crate, the picture ----
+ *
+ * Each reads the DAG (weft_store_dag) and, for what the DAG does not
+ * carry, the runs' own rows: start and end times, the root process's
+ * argv and executable, the job's user. Nothing is written to the store.
+ * Files are named, never copied: weft records metadata only.
+ * docs/interop.md maps weft's model to each format.
+ */
+
+/* What an export covers: every run in the store (both NULL), one job
+ * (its full id), or one run (an id or a unique prefix of one; with job,
+ * a run of that job). */
+typedef struct weft_export_scope {
+	const char *job;
+	const char *run;
+} weft_export_scope;
+
+/* Why an export failed, for the user: names the run, path or store
+ * error. */
+#define WEFT_EXPORT_ERR_BYTES 512
+
+/* W3C PROV-JSON (export_prov.c): an entity per file version, an
+ * activity per task, an agent per user; used, wasGeneratedBy,
+ * wasDerivedFrom (the version an update changed), wasInformedBy (a task
+ * read what another wrote), wasStartedBy (a task's parent task),
+ * wasAssociatedWith. A weak edge carries weft:weak true. WEFT_ENOTFOUND
+ * when sc->run matches no run, WEFT_EINVAL when it matches several,
+ * WEFT_EDB, WEFT_EIO (out failed); err says which. */
+int weft_export_prov(weft_store *s, const weft_export_scope *sc, FILE *out,
+		     char err[WEFT_EXPORT_ERR_BYTES]);
+
+/* An RO-Crate 1.1 (Process Run Crate 0.5 profile) (export_rocrate.c):
+ * one CreateAction per task with its instrument (the command's
+ * SoftwareApplication), object and result files (hash, size), agent,
+ * times and action status. path NULL: ro-crate-metadata.json to out;
+ * a path ending in ".zip": a zip archive holding it (replaced whole);
+ * otherwise a directory (made when absent) that receives it. Errors as
+ * weft_export_prov. */
+int weft_export_rocrate(weft_store *s, const weft_export_scope *sc,
+			const char *path, FILE *out,
+			char err[WEFT_EXPORT_ERR_BYTES]);
+
+/* The picture (render.c): d laid out by Graphviz's library. */
+enum weft_render_format {
+	WEFT_RENDER_SVG,  /* an SVG document */
+	WEFT_RENDER_HTML, /* one self-contained page: the SVG, styles and a
+			     script inline, nothing fetched; a click on a
+			     file or task highlights its lineage up and down
+			     and shows its details; #select=ID (a DAG id)
+			     in the URL selects ID when the page loads */
+};
+/* The most nodes (tasks and drawn files) a picture lays out: Graphviz's
+ * dot layout grows faster than linearly, and a drawing of more cannot be
+ * read anyway. A larger DAG is refused (WEFT_ETOOBIG), naming --job and
+ * weft lineage as the way to a smaller one. */
+#define WEFT_RENDER_MAX_NODES 5000
+/* Whether to leave out an artifact no task wrote (system inputs); NULL:
+ * keep every artifact. */
+typedef bool (*weft_render_hide_fn)(const char *path);
+/* d from weft_store_dag on s (the task details come from s).
+ * WEFT_EUNSUPPORTED when this build has no Graphviz, WEFT_ETOOBIG past
+ * WEFT_RENDER_MAX_NODES; WEFT_EDB, WEFT_EIO, WEFT_ENOMEM; err says
+ * which. */
+int weft_render_dag(weft_store *s, const weft_dag *d, int format,
+		    weft_render_hide_fn hide, FILE *out,
+		    char err[WEFT_EXPORT_ERR_BYTES]);
 
 #endif /* WEFT_STORE_H */
