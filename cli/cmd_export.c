@@ -1,0 +1,273 @@
+/*
+ * cmd_export.c - `weft export`: the recorded lineage in a format other
+ * tools read. One table of formats; each entry parses nothing of its own
+ * and calls one library function (the store owns exports, DESIGN.md).
+ *
+ * Output goes to a temporary file beside -o FILE, renamed over it once
+ * complete: a failed export never leaves half a document under the name
+ * a consumer watches.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+
+/* What one export is asked for. */
+struct export_req {
+	weft_store *store;
+	const char *job; /* full id, or NULL */
+	const char *run; /* id or prefix, or NULL */
+	const char *store_path;
+	const char *ns;
+	bool all;
+	FILE *out;
+};
+
+static int export_openlineage(const struct export_req *r)
+{
+	weft_ol_opts o = {.ns = r->ns, .system_inputs = r->all};
+	int err = weft_store_openlineage(r->store, r->job, r->run, &o, r->out);
+	if (err == WEFT_ENOTFOUND || err == WEFT_EINVAL) {
+		cli_error("%s '%s' %s", r->job ? "job" : "run",
+			  r->job ? r->job : r->run,
+			  err == WEFT_EINVAL
+				  ? "is ambiguous: give more of its id"
+				  : "is not in the store");
+		return 1;
+	}
+	if (err) {
+		cli_error("cannot export OpenLineage events: %s",
+			  err == WEFT_EIO ? strerror(errno)
+					  : weft_store_errmsg(r->store));
+		return 1;
+	}
+	return 0;
+}
+
+/* json and dot are `weft dag`'s, run as it with stdout on the output. */
+static int export_dag(const struct export_req *r, const char *format)
+{
+	if (r->run) {
+		cli_error("--format %s exports a job (--job ID) or the whole "
+			  "store, not one run",
+			  format);
+		return WEFT_EXIT_USAGE;
+	}
+	char *argv[8] = {"dag", "--format", (char *)format};
+	int argc = 3;
+	if (r->job) {
+		argv[argc++] = "--job";
+		argv[argc++] = (char *)r->job;
+	}
+	if (r->store_path) {
+		argv[argc++] = "--store";
+		argv[argc++] = (char *)r->store_path;
+	}
+	fflush(stdout);
+	int saved = dup(STDOUT_FILENO);
+	if (saved < 0 || dup2(fileno(r->out), STDOUT_FILENO) < 0) {
+		cli_error("cannot redirect the output: %s", strerror(errno));
+		if (saved >= 0)
+			close(saved);
+		return 1;
+	}
+	int rc = cmd_dag(argc, argv);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	return rc;
+}
+
+static int export_json(const struct export_req *r)
+{
+	return export_dag(r, "json");
+}
+
+static int export_dot(const struct export_req *r)
+{
+	return export_dag(r, "dot");
+}
+
+static const struct export_format {
+	const char *name;
+	int (*fn)(const struct export_req *r); /* NULL: not built yet */
+	const char *what;
+} formats[] = {
+	{"openlineage", export_openlineage,
+	 "OpenLineage 2-0-2 run events, one JSON object a line"},
+	{"json", export_json, "the DAG as `weft dag --format json`"},
+	{"dot", export_dot, "the DAG as `weft dag --format dot`"},
+	/* Issue 16's other formats: an entry each, not built yet. */
+	{"prov", NULL, "W3C PROV-JSON (not built yet)"},
+	{"rocrate", NULL, "a Workflow Run RO-Crate (not built yet)"},
+};
+#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
+
+static void export_help(void)
+{
+	fputs("usage: weft export --format FORMAT [--job ID | RUN] "
+	      "[-o FILE]\n"
+	      "                   [--store PATH] [--namespace NS] [--all]\n\n"
+	      "Write the recorded lineage of a job (--job), of one run (RUN:\n"
+	      "an id or a unique prefix) or of the whole store in FORMAT:\n\n",
+	      stdout);
+	for (size_t i = 0; i < NFORMATS; i++)
+		printf("  %-12s %s\n", formats[i].name, formats[i].what);
+	fputs("\n  --job ID       one job (an id or a unique prefix)\n"
+	      "  -o FILE        write FILE (complete, or not at all) instead "
+	      "of stdout\n"
+	      "  --store PATH   the store to read (default: the project's)\n"
+	      "  --namespace NS openlineage: the jobs' namespace (default:\n"
+	      "                 openlineage.namespace, else \"weft\")\n"
+	      "  --all          openlineage: also inputs in system "
+	      "directories\n"
+	      "                 (/usr, /lib, /etc, ...)\n",
+	      stdout);
+}
+
+/* Open the output: stdout, or a temporary file beside path. */
+static FILE *open_out(const char *path, char **tmp)
+{
+	*tmp = NULL;
+	if (!path || !strcmp(path, "-"))
+		return stdout;
+	if (asprintf(tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
+		*tmp = NULL;
+		cli_error("out of memory");
+		return NULL;
+	}
+	FILE *f = fopen(*tmp, "wx");
+	if (!f) {
+		cli_error("cannot write %s: %s", *tmp, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+	}
+	return f;
+}
+
+/* Close the output; the temporary file replaces path when ok. */
+static int close_out(FILE *f, const char *path, char *tmp, bool ok)
+{
+	if (f == stdout) {
+		if (fflush(stdout) == 0)
+			return ok ? 0 : 1;
+		cli_error("cannot write the output: %s", strerror(errno));
+		return 1;
+	}
+	if (fclose(f) != 0 && ok) {
+		cli_error("cannot write %s: %s", tmp, strerror(errno));
+		ok = false;
+	}
+	if (ok && rename(tmp, path) != 0) {
+		cli_error("cannot rename %s to %s: %s", tmp, path,
+			  strerror(errno));
+		ok = false;
+	}
+	if (!ok)
+		unlink(tmp);
+	free(tmp);
+	return ok ? 0 : 1;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"job", required_argument, NULL, 'j'},
+		{"output", required_argument, NULL, 'o'},
+		{"store", required_argument, NULL, 's'},
+		{"namespace", required_argument, NULL, 'n'},
+		{"all", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *format = NULL, *job = NULL, *output = NULL, *ns = NULL;
+	struct export_req r = {0};
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":f:j:o:s:n:ah", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'j':
+			job = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 's':
+			r.store_path = optarg;
+			break;
+		case 'n':
+			ns = optarg;
+			break;
+		case 'a':
+			r.all = true;
+			break;
+		case 'h':
+			export_help();
+			return 0;
+		default:
+			return cli_option_error("export", argv, c);
+		}
+	}
+	if (optind < argc)
+		r.run = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error("export", "unexpected argument '%s'",
+				       argv[optind]);
+	if (!format)
+		return cli_usage_error("export", "--format is required");
+	if (job && r.run)
+		return cli_usage_error("export",
+				       "--job and a RUN exclude each other");
+	const struct export_format *fmt = NULL;
+	for (size_t i = 0; i < NFORMATS && !fmt; i++)
+		if (!strcmp(formats[i].name, format))
+			fmt = &formats[i];
+	if (!fmt)
+		return cli_usage_error("export",
+				       "unknown format '%s' (expected "
+				       "openlineage, json, dot, prov or "
+				       "rocrate)",
+				       format);
+	if (!fmt->fn) {
+		cli_error("export --format %s is not built yet", format);
+		return 1;
+	}
+	weft_config cfg;
+	if (!ns) {
+		if (config_load(&cfg, NULL, false, stderr) != 0)
+			return WEFT_EXIT_USAGE;
+		ns = cfg.ol_namespace[0] ? cfg.ol_namespace : NULL;
+	} else if (weft_ol_namespace_check(ns) != WEFT_OK) {
+		return cli_usage_error("export",
+				       "--namespace '%s': expected 1 to %d "
+				       "printable ASCII characters without "
+				       "spaces",
+				       ns, WEFT_OL_MAX_NAMESPACE_BYTES);
+	}
+	r.ns = ns;
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+	r.store = cli_open_store_job(r.store_path, job, job_id);
+	if (!r.store)
+		return 1;
+	r.job = job ? job_id : NULL;
+	char *tmp;
+	r.out = open_out(output, &tmp);
+	int rc = 1;
+	if (r.out) {
+		rc = fmt->fn(&r);
+		rc = close_out(r.out, output, tmp, rc == 0) ? (rc ? rc : 1)
+							    : rc;
+	}
+	weft_store_close(r.store);
+	return rc;
+}
