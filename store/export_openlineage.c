@@ -390,6 +390,9 @@ static void task_job_name(FILE *out, const struct ol_task *t, const char *name)
 		const char *jn = t->job.command[0] ? t->job.command : t->job.id;
 		fwrite(jn, 1, cut_len(jn, WEFT_OL_MAX_NAME_PART_BYTES), m);
 		fputc('.', m);
+		/* `weft run`'s one task is named as its job. */
+		if (!strcmp(jn, name))
+			name = "task";
 	}
 	fwrite(name, 1, cut_len(name, WEFT_OL_MAX_NAME_PART_BYTES), m);
 	if (fclose(m) == 0)
