@@ -418,8 +418,9 @@ int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 	}
 	if (!dest)
 		goto fail;
-	if ((e = weft_store_open(c->store_path, &ol->store)) ||
-	    (e = weft_ol_sink_add(ol->store, dest, clock_ns(CLOCK_REALTIME), &ol->sink))) {
+	if ((e = weft_store_open_sibling(c->store, &ol->store)) ||
+	    (e = weft_ol_sink_add(ol->store, dest, clock_ns(CLOCK_REALTIME),
+				  &ol->sink))) {
 		snprintf(err, errsz, "openlineage: store %s: %s", c->store_path,
 			 ol->store ? weft_store_errmsg(ol->store)
 				   : weft_strerror(e));

@@ -921,6 +921,33 @@ int weft_store_openlineage(weft_store *s, const char *job, const char *run,
 
 /* ---- The outbox ---- */
 
+int weft_store_open_sibling(weft_store *s, weft_store **out)
+{
+	*out = NULL;
+	const char *path = sqlite3_db_filename(s->db, "main");
+	if (!path || !path[0])
+		return WEFT_EINVAL;
+	weft_store *o = calloc(1, sizeof(*o));
+	if (!o)
+		return WEFT_ENOMEM;
+	/* Not weft_store_open: its files are open in this process already,
+	 * and closing any descriptor of them (as making them private does)
+	 * drops the process's POSIX locks on them, SQLite's included. */
+	int rc = sqlite3_open_v2(path, &o->db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(o->db, 1);
+		sqlite3_busy_timeout(o->db, WEFT_STORE_BUSY_TIMEOUT_MS);
+		rc = sqlite3_exec(o->db, "PRAGMA foreign_keys = ON", NULL, NULL,
+				  NULL);
+	}
+	if (rc != SQLITE_OK) {
+		weft_store_close(o);
+		return rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;
+	}
+	*out = o;
+	return WEFT_OK;
+}
+
 int weft_ol_sink_add(weft_store *s, const char *dest, int64_t now_ns,
 		     int64_t *sink)
 {

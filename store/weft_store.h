@@ -455,6 +455,12 @@ int weft_store_openlineage(weft_store *s, const char *job, const char *run,
  * a weft task ("task", its run id) or job ("job", its id). */
 void weft_ol_run_uuid(const char *kind, const char *id, char out[37]);
 
+/* Another connection to s's database, for another thread of the process
+ * that opened s (a coordinator's sender). Never open a store file twice
+ * in one process with weft_store_open: it would drop the locks SQLite
+ * holds on it. */
+int weft_store_open_sibling(weft_store *s, weft_store **out);
+
 /* The outbox: events waiting for a destination (a sink). dest names it
  * (a URL, or "file:" and a path); registering it again is a no-op. Only
  * what is stored after a sink is registered is queued for it. */
