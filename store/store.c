@@ -233,8 +233,10 @@ static const char *const migrations[] = {
 	 * event's bytes: they are made when it is sent, the same bytes as
 	 * `weft export --format openlineage`. A row leaves the outbox only
 	 * when its destination took it; one the destination refused for
-	 * good (a 4xx) stays, marked, for `weft status` to show. */
-	"CREATE TABLE ol_sinks ("
+	 * good (a 4xx) stays, marked, for `weft status` to show. "IF NOT
+	 * EXISTS": a store whose version number was set back (the tests'
+	 * older stores) runs the step again. */
+	"CREATE TABLE IF NOT EXISTS ol_sinks ("
 	"  id INTEGER PRIMARY KEY,"
 	"  dest BLOB NOT NULL UNIQUE,"
 	"  added_ns INTEGER NOT NULL,"
@@ -242,7 +244,7 @@ static const char *const migrations[] = {
 	"  last_error BLOB,"
 	"  last_error_ns INTEGER"
 	");"
-	"CREATE TABLE ol_outbox ("
+	"CREATE TABLE IF NOT EXISTS ol_outbox ("
 	"  seq INTEGER PRIMARY KEY," /* queue order */
 	"  sink INTEGER NOT NULL REFERENCES ol_sinks (id) ON DELETE CASCADE,"
 	"  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
@@ -251,23 +253,23 @@ static const char *const migrations[] = {
 	"  refused INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE (sink, kind, ref)"
 	");"
-	"CREATE INDEX ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
-	"CREATE TRIGGER ol_job_start AFTER INSERT ON jobs BEGIN"
+	"CREATE INDEX IF NOT EXISTS ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
+	"CREATE TRIGGER IF NOT EXISTS ol_job_start AFTER INSERT ON jobs BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, 0, NEW.num FROM ol_sinks;"
 	"END;"
-	"CREATE TRIGGER ol_job_end AFTER UPDATE OF state ON jobs"
+	"CREATE TRIGGER IF NOT EXISTS ol_job_end AFTER UPDATE OF state ON jobs"
 	"  WHEN NEW.state = 'ended' AND OLD.state <> 'ended' BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, 1, NEW.num FROM ol_sinks;"
 	"END;"
-	"CREATE TRIGGER ol_task_whole AFTER INSERT ON tasks"
+	"CREATE TRIGGER IF NOT EXISTS ol_task_whole AFTER INSERT ON tasks"
 	"  WHEN NEW.parts_stored >= NEW.nparts BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, k.kind, NEW.run FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;"
-	"CREATE TRIGGER ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
+	"CREATE TRIGGER IF NOT EXISTS ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
 	"  WHEN NEW.parts_stored >= NEW.nparts"
 	"  AND OLD.parts_stored < OLD.nparts BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
@@ -275,7 +277,7 @@ static const char *const migrations[] = {
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;"
 	/* A run stored outside any job (weft_store_put_run) is whole. */
-	"CREATE TRIGGER ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
+	"CREATE TRIGGER IF NOT EXISTS ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
