@@ -23,6 +23,15 @@
 int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+/* The openlineage.* settings of cfg into o's ol_* fields, the API key
+ * read into key now (cmd_coordinator.c): a bad key file is said before
+ * anything runs. -1 after saying why not. */
+struct weft_config;
+struct weft_coordinator_opts;
+int cli_openlineage_opts(const struct weft_config *cfg,
+			 struct weft_coordinator_opts *o, char *key,
+			 size_t keysz);
 int cmd_lineage(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);

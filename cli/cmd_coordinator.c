@@ -42,6 +42,36 @@ static const char coordinator_help[] =
 	"  --ready-fd FD    write the URL and a newline to FD when listening\n"
 	"  --quiet          do not log refused requests\n";
 
+int cli_openlineage_opts(const struct weft_config *cfg,
+			 struct weft_coordinator_opts *o, char *key,
+			 size_t keysz)
+{
+	if (cfg->ol_url[0] && cfg->ol_file[0]) {
+		cli_error("openlineage.url and openlineage.file are both set: "
+			  "events go to one of them");
+		return -1;
+	}
+	if (cfg->ol_api_key_file[0] && !cfg->ol_url[0]) {
+		cli_error("openlineage.api_key_file is set without "
+			  "openlineage.url");
+		return -1;
+	}
+	o->ol_url = cfg->ol_url[0] ? cfg->ol_url : NULL;
+	o->ol_file = cfg->ol_file[0] ? cfg->ol_file : NULL;
+	o->ol_namespace = cfg->ol_namespace[0] ? cfg->ol_namespace : NULL;
+	o->ol_api_key = NULL;
+	if (!cfg->ol_api_key_file[0])
+		return 0;
+	char err[WEFT_MAX_PATH_BYTES + 128];
+	if (weft_ol_api_key_load(cfg->ol_api_key_file, key, keysz, err,
+				 sizeof(err)) != WEFT_OK) {
+		cli_error("openlineage.api_key_file: %s", err);
+		return -1;
+	}
+	o->ol_api_key = key;
+	return 0;
+}
+
 static int parse_int(const char *s, int min, int max, int *out)
 {
 	char *end;
@@ -143,6 +173,9 @@ int cmd_coordinator(int argc, char **argv)
 	o.idle_timeout_ms = idle_ms ? idle_ms : cfg.coord_idle_timeout_ms;
 	if (!o.submit_key_file && cfg.coord_submit_key_file[0])
 		o.submit_key_file = cfg.coord_submit_key_file;
+	char ol_key[4097];
+	if (cli_openlineage_opts(&cfg, &o, ol_key, sizeof(ol_key)) != 0)
+		return WEFT_EXIT_USAGE;
 	char db[WEFT_MAX_PATH_BYTES + 32];
 	if (!o.store_path) {
 		char dir[WEFT_MAX_PATH_BYTES + 1];

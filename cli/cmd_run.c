@@ -79,7 +79,7 @@ static int write_report_file(const char *path, const weft_report *r)
  * wrapper's record/spool/delivery, the job's end. Started only now: nng's
  * threads must not exist while the tracer forks. 0 when stored. */
 static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
-		      int verbose)
+		      int verbose, const weft_coordinator_opts *ol)
 {
 	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
 	weft_wrap_env env = {0};
@@ -99,9 +99,10 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	 * alone, never written down. */
 	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
 	weft_submit_key_new(submit_key);
-	weft_coordinator_opts o = {.listen_url = env.coordinator,
-				   .store_path = db,
-				   .submit_key = submit_key};
+	weft_coordinator_opts o = *ol; /* OpenLineage settings */
+	o.listen_url = env.coordinator;
+	o.store_path = db;
+	o.submit_key = submit_key;
 	weft_coordinator *c;
 	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
 		cli_error("cannot start the local coordinator: %s", err);
@@ -239,6 +240,11 @@ int cmd_run(int argc, char **argv)
 	weft_config cfg;
 	if (config_load(&cfg, tracer, no_fallback, stderr) != 0)
 		return WEFT_EXIT_USAGE;
+	/* And a bad OpenLineage key file. */
+	weft_coordinator_opts ol = {0};
+	char ol_key[4097];
+	if (cli_openlineage_opts(&cfg, &ol, ol_key, sizeof(ol_key)) != 0)
+		return WEFT_EXIT_USAGE;
 	char why[128] = "--ray";
 	if (ray < 0)
 		ray = wrap_ray_detect(why, sizeof(why));
@@ -289,7 +295,7 @@ int cmd_run(int argc, char **argv)
 	/* The hash cache is done with; the coordinator writes the store. */
 	weft_store_close(store);
 	store = NULL;
-	if (ship_local(weft_dir, &report, t.cmd, verbose) != 0) {
+	if (ship_local(weft_dir, &report, t.cmd, verbose, &ol) != 0) {
 		cli_error("could not store the run in %s (the workload exited "
 			  "%d)",
 			  weft_dir, status);

@@ -376,6 +376,68 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 	}
 }
 
+/* Each OpenLineage destination: what waits, what went, the last error. */
+static void text_status_ol(FILE *out, const weft_ol_sink_status *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fputs("openlineage ", out);
+		text_escaped(out, k[i].dest);
+		fprintf(out, ": %llu event%s waiting, %llu sent",
+			(unsigned long long)k[i].waiting,
+			k[i].waiting == 1 ? "" : "s",
+			(unsigned long long)k[i].sent);
+		if (k[i].refused)
+			fprintf(out, ", %llu refused by it (kept)",
+				(unsigned long long)k[i].refused);
+		fputc('\n', out);
+		if (k[i].last_error && (k[i].waiting || k[i].refused)) {
+			char when[40];
+			format_rfc3339(k[i].last_error_ns, when);
+			fprintf(out, "  last error (%s): ", when);
+			text_escaped(out, k[i].last_error);
+			fputc('\n', out);
+		}
+	}
+}
+
+/* json_status with an "openlineage" array after its last field. */
+static int json_status_ol(const weft_status *st, const char *url,
+			  const char *store, const weft_ol_sink_status *k,
+			  size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	if (!mem)
+		return 1;
+	json_status(mem, st, url, store);
+	if (fclose(mem) || len < 2 || memcmp(buf + len - 2, "}\n", 2)) {
+		free(buf);
+		return 1;
+	}
+	fwrite(buf, 1, len - 2, stdout);
+	fputs(", \"openlineage\": [", stdout);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ", {\"destination\": " : "{\"destination\": ",
+		      stdout);
+		json_string(stdout, k[i].dest);
+		fprintf(stdout,
+			", \"waiting\": %llu, \"sent\": %llu, \"refused\": "
+			"%llu, \"last_error\": ",
+			(unsigned long long)k[i].waiting,
+			(unsigned long long)k[i].sent,
+			(unsigned long long)k[i].refused);
+		if (k[i].last_error)
+			json_string(stdout, k[i].last_error);
+		else
+			fputs("null", stdout);
+		fputc('}', stdout);
+	}
+	fputs("]}\n", stdout);
+	free(buf);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -424,6 +486,8 @@ int cmd_status(int argc, char **argv)
 						 "exclude each other");
 	weft_status st;
 	char err[1024];
+	weft_ol_sink_status *sinks = NULL;
+	size_t nsinks = 0;
 	if (url) {
 		if (job && weft_job_id_check(job))
 			return cli_usage_error("status",
@@ -448,13 +512,23 @@ int cmd_status(int argc, char **argv)
 			weft_store_close(s);
 			return 1;
 		}
+		/* The OpenLineage outbox is the store's, not in a
+		 * coordinator's answer. */
+		if (weft_ol_outbox_status(s, &sinks, &nsinks))
+			cli_error("cannot read the OpenLineage outbox: %s",
+				  weft_store_errmsg(s));
 		weft_store_close(s);
 	}
+	int rc = 0;
 	if (json)
-		json_status(stdout, &st, url,
-			    store_path ? store_path : ".weft/weft.db");
+		rc = json_status_ol(&st, url,
+				    store_path ? store_path : ".weft/weft.db",
+				    sinks, nsinks);
 	else
 		text_status(stdout, &st, url, store_path);
+	if (!json)
+		text_status_ol(stdout, sinks, nsinks);
+	weft_ol_sink_status_free(sinks, nsinks);
 	weft_status_release(&st);
-	return 0;
+	return rc;
 }

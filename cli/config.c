@@ -22,6 +22,7 @@
 #include "config.h"
 #include "weft_backends.h"
 #include "weft_store.h"
+#include "weft_store.h"
 
 #define KEY_BYTES 128
 #define STR_BYTES 512
@@ -412,11 +413,50 @@ static const char *kind_name(enum value_kind k)
 			     : "a boolean";
 }
 
+/* The openlineage.* keys: 0 when applied, -1 after saying what is wrong,
+ * 1 for a key this weft does not know. */
+static int config_openlineage(struct parser *p, const char *key,
+			      enum value_kind kind, const char *str,
+			      size_t vpos)
+{
+	weft_config *c = p->cfg;
+	const char *k = key + 12;
+	bool url = !strcmp(k, "url"), ns = !strcmp(k, "namespace");
+	char *dst = url                          ? c->ol_url
+		    : !strcmp(k, "api_key_file") ? c->ol_api_key_file
+		    : !strcmp(k, "file")         ? c->ol_file
+		    : ns                         ? c->ol_namespace
+						 : NULL;
+	if (!dst)
+		return 1;
+	size_t dstsz = ns ? sizeof(c->ol_namespace) : sizeof(c->ol_url);
+	const char *want = url  ? "an http:// or https:// URL"
+			   : ns ? "1 to 255 printable ASCII characters "
+				  "without spaces"
+				: "an absolute path";
+	bool ok = kind == V_STRING && strlen(str) < dstsz;
+	if (ok && url)
+		ok = !strncmp(str, "http://", 7) ||
+		     !strncmp(str, "https://", 8);
+	else if (ok && ns)
+		ok = weft_ol_namespace_check(str) == WEFT_OK;
+	else if (ok)
+		ok = str[0] == '/';
+	for (const char *q = str; ok && url && *q; q++)
+		ok = *q > 0x20 && *q < 0x7f;
+	if (!ok)
+		return fail_at(p, vpos, "%s: expected %s of at most %zu bytes",
+			       key, want, dstsz - 1);
+	snprintf(dst, dstsz, "%s", str);
+	return 0;
+}
+
 /* Check and apply one setting; vpos is where its value starts. */
 static int apply(struct parser *p, const char *key, enum value_kind kind,
 		 const char *str, long long num, size_t vpos)
 {
 	weft_config *c = p->cfg;
+	int olrc;
 	if (strcmp(key, "tracer.mode") == 0) {
 		char modes[256];
 		config_modes(modes, sizeof(modes));
@@ -508,6 +548,9 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 				       sizeof(c->coord_submit_key_file) - 1);
 		snprintf(c->coord_submit_key_file,
 			 sizeof(c->coord_submit_key_file), "%s", str);
+	} else if (strncmp(key, "openlineage.", 12) == 0 &&
+		   (olrc = config_openlineage(p, key, kind, str, vpos)) != 1) {
+		return olrc;
 	} else if (strcmp(key, "ray.actor_granularity") == 0) {
 		if (kind != V_STRING ||
 		    (strcmp(str, "call") != 0 && strcmp(str, "actor") != 0))

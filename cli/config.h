@@ -63,6 +63,14 @@ typedef struct weft_config {
 	/* coordinator.submit_key_file: the submit key a coordinator keeps
 	 * and `weft submit --coordinator` proves; "" when not set. */
 	char coord_submit_key_file[CONFIG_PATH_BYTES];
+	/* OpenLineage (docs/interop.md): where `weft coordinator` and
+	 * `weft run` send every task's events: an endpoint (POST
+	 * URL/api/v1/lineage), its API key's file (owner-only), a file to
+	 * append them to; "" when not set. The jobs' namespace ("": weft). */
+	char ol_url[CONFIG_PATH_BYTES];
+	char ol_api_key_file[CONFIG_PATH_BYTES];
+	char ol_file[CONFIG_PATH_BYTES];
+	char ol_namespace[256];
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];

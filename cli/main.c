@@ -19,6 +19,7 @@ static const struct command {
 	{"run", cmd_run, "trace a command and record what it read and wrote"},
 	{"show", cmd_show, "show a recorded run (the latest by default)"},
 	{"dag", cmd_dag, "print the lineage DAG of the recorded runs"},
+	{"export", cmd_export, "the lineage as OpenLineage events, JSON, dot"},
 	{"lineage", cmd_lineage, "where a file came from, or what it fed"},
 	{"export", cmd_export, "the lineage as W3C PROV or an RO-Crate"},
 	{"tracer", cmd_tracer, "check the tracer backends on this machine"},

@@ -249,8 +249,12 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 		coordinator_free(c);
 		return e;
 	}
-	e = start_listening(c, o, err, errsz);
+	/* Before listening: what is stored from now on is queued for it. */
+	e = coord_ol_start(c, o, err, errsz);
+	if (!e)
+		e = start_listening(c, o, err, errsz);
 	if (e) {
+		coord_ol_stop(c);
 		coordinator_free(c);
 		return e;
 	}
@@ -275,6 +279,7 @@ int weft_coordinator_stop(weft_coordinator *c)
 	coord_drain(c);
 	if (c->listening)
 		nng_listener_close(c->listener);
+	coord_ol_stop(c);
 	int err = c->last_commit_err;
 	coordinator_free(c);
 	return err;

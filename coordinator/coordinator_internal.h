@@ -17,6 +17,7 @@
 
 struct slot;
 struct job_rejects;
+struct coord_ol;
 
 struct weft_coordinator {
 	nng_socket sock;
@@ -67,6 +68,8 @@ struct weft_coordinator {
 	pthread_t reaper;
 	bool reaper_running, conn_quit;
 	uint64_t conns_refused, conns_idle_closed;
+
+	struct coord_ol *ol; /* openlineage.c; NULL when not configured */
 };
 
 /* server.c */
@@ -89,5 +92,12 @@ bool coord_export_request(const uint8_t *buf, size_t len);
 /* An encoded page into out (WEFT_OK), else the verdict to answer with. */
 int coord_export(weft_coordinator *c, const uint8_t *buf, size_t len,
 		 weft_buf *out, weft_verdict *v);
+
+/* openlineage.c: register the sink and start the sender when o names a
+ * destination (err says why not); stop it after sending what is ready
+ * for at most its drain time. */
+int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
+		   char *err, size_t errsz);
+void coord_ol_stop(weft_coordinator *c);
 
 #endif /* WEFT_COORDINATOR_INTERNAL_H */

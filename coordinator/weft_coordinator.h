@@ -52,6 +52,13 @@ typedef struct weft_coordinator_opts {
 	int max_connections; /* 0: WEFT_COORD_DEFAULT_MAX_CONNECTIONS */
 	int idle_timeout_ms; /* 0: WEFT_COORD_DEFAULT_IDLE_MS */
 	FILE *log;    /* one line per rejection; may be NULL */
+	/* OpenLineage (docs/interop.md): send every event the store queues
+	 * to ol_url (POST URL/api/v1/lineage; ol_api_key, when not NULL,
+	 * as a bearer token) or append it to ol_file (one JSON object a
+	 * line), from a thread of its own; neither: no events. */
+	const char *ol_url, *ol_api_key, *ol_file;
+	const char *ol_namespace; /* NULL: WEFT_OL_DEFAULT_NAMESPACE */
+	int ol_drain_ms;          /* how long stop goes on sending (0: 2000) */
 } weft_coordinator_opts;
 
 typedef struct weft_coordinator weft_coordinator;
@@ -80,6 +87,13 @@ void weft_submit_key_default_path(const char *store_path, char *out,
  * message naming the path and what is wrong in err. */
 int weft_submit_key_load(const char *path, bool create,
 			 uint8_t key[WEFT_SUBMIT_KEY_BYTES], char *err,
+			 size_t errsz);
+
+/* Read an OpenLineage API key: one token in a regular file of the
+ * caller's that no one else may read or write (at most 4096 bytes;
+ * trailing blanks dropped). On failure err names the file and what is
+ * wrong with it. */
+int weft_ol_api_key_load(const char *path, char *key, size_t keysz, char *err,
 			 size_t errsz);
 
 /* `weft coordinator`: start, write the URL and a newline to ready_fd (when

@@ -245,6 +245,67 @@ static const char *const migrations[] = {
 	"  last_write_ns INTEGER,"
 	"  PRIMARY KEY (run, path, proc)"
 	") WITHOUT ROWID;",
+	/* 7: the OpenLineage outbox (export_openlineage.c). A sink is a
+	 * destination a coordinator sends events to (an endpoint's URL, or
+	 * "file:" and a path); it is registered when a coordinator starts
+	 * with one configured. Triggers queue one row per sink and event in
+	 * the transaction that stores what the event is about, so an event
+	 * is never lost nor queued twice, whatever path stored it (ingest,
+	 * relay, a local run): a job's start and end, and a task's start and
+	 * end once all of its parts are stored. A row names what to build
+	 * the event from (kind 0/1: jobs.num, 2/3: runs.num), not the
+	 * event's bytes: they are made when it is sent, the same bytes as
+	 * `weft export --format openlineage`. A row leaves the outbox only
+	 * when its destination took it; one the destination refused for
+	 * good (a 4xx) stays, marked, for `weft status` to show. "IF NOT
+	 * EXISTS": a store whose version number was set back (the tests'
+	 * older stores) runs the step again. */
+	"CREATE TABLE IF NOT EXISTS ol_sinks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  dest BLOB NOT NULL UNIQUE,"
+	"  added_ns INTEGER NOT NULL,"
+	"  sent INTEGER NOT NULL DEFAULT 0,"
+	"  last_error BLOB,"
+	"  last_error_ns INTEGER"
+	");"
+	"CREATE TABLE IF NOT EXISTS ol_outbox ("
+	"  seq INTEGER PRIMARY KEY," /* queue order */
+	"  sink INTEGER NOT NULL REFERENCES ol_sinks (id) ON DELETE CASCADE,"
+	"  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+	"  ref INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  refused INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (sink, kind, ref)"
+	");"
+	"CREATE INDEX IF NOT EXISTS ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
+	"CREATE TRIGGER IF NOT EXISTS ol_job_start AFTER INSERT ON jobs BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, 0, NEW.num FROM ol_sinks;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS ol_job_end AFTER UPDATE OF state ON jobs"
+	"  WHEN NEW.state = 'ended' AND OLD.state <> 'ended' BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, 1, NEW.num FROM ol_sinks;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS ol_task_whole AFTER INSERT ON tasks"
+	"  WHEN NEW.parts_stored >= NEW.nparts BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, k.kind, NEW.run FROM ol_sinks,"
+	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
+	"  WHEN NEW.parts_stored >= NEW.nparts"
+	"  AND OLD.parts_stored < OLD.nparts BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, k.kind, NEW.run FROM ol_sinks,"
+	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
+	"END;"
+	/* A run stored outside any job (weft_store_put_run) is whole. */
+	"CREATE TRIGGER IF NOT EXISTS ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
+	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
+	"END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

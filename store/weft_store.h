@@ -11,8 +11,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "weft_schema.h"
@@ -524,5 +524,80 @@ typedef bool (*weft_render_hide_fn)(const char *path);
 int weft_render_dag(weft_store *s, const weft_dag *d, int format,
 		    weft_render_hide_fn hide, FILE *out,
 		    char err[WEFT_EXPORT_ERR_BYTES]);
+
+/* ---- OpenLineage (export_openlineage.c) ----
+ *
+ * weft's lineage as OpenLineage 2-0-2 run events (docs/interop.md): a run
+ * per task with a START and a COMPLETE or FAIL event, and a run per job
+ * (the tasks' parent). Files are datasets named by the spec's naming
+ * rules: "file://HOST" and the path for a node-local file, the shared
+ * filesystem's server and the path there for a shared one. The same store
+ * gives the same bytes: run ids are name-based UUIDs of weft's ids, times
+ * are the recorded ones, datasets come in path order.
+ */
+#define WEFT_OL_SPEC_URL "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+#define WEFT_OL_PRODUCER                                                       \
+	"https://github.com/weft-lineage/weft/tree/v" WEFT_VERSION
+/* The jobs' namespace when none is configured. */
+#define WEFT_OL_DEFAULT_NAMESPACE "weft"
+/* A namespace at most; a job name's part taken from a command or a task
+ * name at most (cut at a character boundary: consumers keep names in
+ * columns of a few hundred bytes). */
+#define WEFT_OL_MAX_NAMESPACE_BYTES 255
+#define WEFT_OL_MAX_NAME_PART_BYTES 200
+
+typedef struct weft_ol_opts {
+	const char *ns;     /* jobs' namespace; NULL: the default */
+	bool system_inputs; /* also inputs under /usr, /lib, /etc, ... */
+} weft_ol_opts;
+
+/* WEFT_OK when ns can be a namespace: 1 to WEFT_OL_MAX_NAMESPACE_BYTES
+ * printable ASCII bytes. */
+int weft_ol_namespace_check(const char *ns);
+
+/* Every event of one job (job: its full id), of one task (run: a run id
+ * or a unique prefix), or of the whole store (both NULL), one JSON object
+ * a line, into out: a job's START, its tasks' START and COMPLETE/FAIL in
+ * the order they started, its end. WEFT_ENOTFOUND when the job or run is
+ * not there, WEFT_EINVAL for an ambiguous prefix, WEFT_EIO when out fails. */
+int weft_store_openlineage(weft_store *s, const char *job, const char *run,
+			   const weft_ol_opts *o, FILE *out);
+
+/* The name-based UUID (version 8, from BLAKE2b) of the OpenLineage run of
+ * a weft task ("task", its run id) or job ("job", its id). */
+void weft_ol_run_uuid(const char *kind, const char *id, char out[37]);
+
+/* Another connection to s's database, for another thread of the process
+ * that opened s (a coordinator's sender). Never open a store file twice
+ * in one process with weft_store_open: it would drop the locks SQLite
+ * holds on it. */
+int weft_store_open_sibling(weft_store *s, weft_store **out);
+
+/* The outbox: events waiting for a destination (a sink). dest names it
+ * (a URL, or "file:" and a path); registering it again is a no-op. Only
+ * what is stored after a sink is registered is queued for it. */
+int weft_ol_sink_add(weft_store *s, const char *dest, int64_t now_ns,
+		     int64_t *sink);
+/* The next event to send to sink: its seq and JSON (one line, no newline;
+ * malloc'd). A task whose parent task is not stored yet waits for it
+ * (or for its job's end). WEFT_ENOTFOUND when nothing is ready. */
+int weft_ol_outbox_next(weft_store *s, int64_t sink, const weft_ol_opts *o,
+			int64_t *seq, char **json, size_t *len);
+/* The destination took event seq: it leaves the outbox. */
+int weft_ol_outbox_sent(weft_store *s, int64_t sink, int64_t seq);
+/* Sending event seq failed with why: for_good (the destination refused
+ * it) keeps it aside, never sent again; else it waits for the next try. */
+int weft_ol_outbox_failed(weft_store *s, int64_t sink, int64_t seq,
+			  bool for_good, const char *why, int64_t now_ns);
+
+typedef struct weft_ol_sink_status {
+	char *dest;
+	uint64_t waiting, refused, sent;
+	char *last_error; /* NULL when none */
+	int64_t last_error_ns;
+} weft_ol_sink_status;
+/* Every sink, in the order they were added. */
+int weft_ol_outbox_status(weft_store *s, weft_ol_sink_status **out, size_t *n);
+void weft_ol_sink_status_free(weft_ol_sink_status *st, size_t n);
 
 #endif /* WEFT_STORE_H */
