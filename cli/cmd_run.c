@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -27,7 +28,7 @@
 static const char run_help[] =
 	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
 	"                [--report FILE] [--ray | --no-ray] [--listen URL]\n"
-	"                [-v|-vv] -- CMD [ARGS...]\n\n"
+	"                [--timings] [-v|-vv] -- CMD [ARGS...]\n\n"
 	"Run CMD traced, record every file it and its descendants read and\n"
 	"wrote (with BLAKE2b-256 hashes) in the project's .weft/weft.db, and\n"
 	"exit with CMD's exit status (128+N when a signal N killed it).\n\n"
@@ -44,11 +45,20 @@ static const char run_help[] =
 	"                  same as 'weft submit --mode in-cluster'\n"
 	"  --listen URL    with --ray: where that coordinator listens\n"
 	"                  (default tcp://0.0.0.0:0, any free port)\n"
+	"  --timings       say on stderr where weft's time went: preflight,\n"
+	"                  tracing (the command's own run), hashing, storing\n"
 	"  -v, -vv         more diagnostics on stderr\n\n"
 	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 when\n"
 	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
 	"CMD is not executable; 127 when it is not found; 2 for bad arguments\n"
 	"or a bad config (docs/config.md).\n";
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void print_help(void)
 {
@@ -94,7 +104,10 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 		return -1;
 	}
 	weft_job_info j;
-	cli_job_info(&j, cmd); /* runs git: before nng's threads exist */
+	cli_job_info(&j, cmd); /* may run git: before nng's threads exist */
+	/* The run's job began when the run did, not when it is stored. */
+	if (r->started_ns)
+		j.created_ns = r->started_ns;
 	/* Nobody else reaches an inproc:// coordinator: a key of this run
 	 * alone, never written down. */
 	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
@@ -210,12 +223,13 @@ int cmd_run(int argc, char **argv)
 		{"ray", no_argument, NULL, 'R'},
 		{"no-ray", no_argument, NULL, 'N'},
 		{"listen", required_argument, NULL, 'l'},
+		{"timings", no_argument, NULL, 'T'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
-	bool no_fallback = false;
+	bool no_fallback = false, timings = false;
 	int ray = -1; /* -1: detect */
 	int verbose = 0, c;
 	opterr = 0;
@@ -227,6 +241,7 @@ int cmd_run(int argc, char **argv)
 		case 'r': report_path = optarg; break;
 		case 'R': ray = 1; break;
 		case 'N': ray = 0; break;
+		case 'T': timings = true; break;
 		case 'l': listen = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': print_help(); return 0;
@@ -251,12 +266,13 @@ int cmd_run(int argc, char **argv)
 	if (listen && !ray)
 		return cli_usage_error("run", "--listen is for a Ray driver "
 					      "(--ray)");
-	if (ray && (report_path || no_fallback))
+	if (ray && (report_path || no_fallback || timings))
 		return cli_usage_error("run", "%s is not supported for a Ray "
 					      "driver (%s; --no-ray to trace "
 					      "only this command)",
-				       report_path ? "--report"
-						   : "--no-tracer-fallback",
+				       report_path   ? "--report"
+				       : timings     ? "--timings"
+						     : "--no-tracer-fallback",
 				       why);
 	if (ray) {
 		fprintf(stderr, "weft: %s: CMD runs as a Ray driver, every Ray "
@@ -264,8 +280,13 @@ int cmd_run(int argc, char **argv)
 			why);
 		return run_ray_driver(argv + optind, tracer, listen, verbose);
 	}
+	/* Where the time goes (--timings): the ends of preflight, tracing,
+	 * hashing and storing. */
+	int64_t at[5];
+	at[0] = mono_ns();
 	cli_trace t;
 	int rc = cli_trace_prepare(&t, argv + optind, &cfg, verbose);
+	at[1] = mono_ns();
 	if (rc != 0)
 		return rc;
 
@@ -280,6 +301,7 @@ int cmd_run(int argc, char **argv)
 	weft_uuid_new(report.run_id);
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
 	rc = cli_trace_run(&t, weft_dir, &report);
+	at[2] = mono_ns();
 	if (rc != 0) {
 		weft_report_release(&report);
 		weft_store_close(store);
@@ -291,6 +313,7 @@ int cmd_run(int argc, char **argv)
 		weft_report_warn(&report, "hashing incomplete: %s",
 				 weft_strerror(err));
 
+	at[3] = mono_ns();
 	int status = t.status;
 	/* The hash cache is done with; the coordinator writes the store. */
 	weft_store_close(store);
@@ -301,8 +324,15 @@ int cmd_run(int argc, char **argv)
 			  weft_dir, status);
 		err = WEFT_EIO;
 	}
+	at[4] = mono_ns();
 	if (report_path && write_report_file(report_path, &report) != 0)
 		err = WEFT_EIO;
+	if (timings)
+		fprintf(stderr,
+			"weft: timings: preflight %.1f ms, trace %.1f ms, hash "
+			"%.1f ms, store %.1f ms\n",
+			(at[1] - at[0]) / 1e6, (at[2] - at[1]) / 1e6,
+			(at[3] - at[2]) / 1e6, (at[4] - at[3]) / 1e6);
 	for (size_t i = 0; i < report.nwarnings; i++)
 		if (verbose >= 1)
 			fprintf(stderr, "weft: warning: %s\n",

@@ -11,10 +11,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,10 +161,9 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The commit of the repository around the working directory, or "". */
-static void git_commit(char *out, size_t outsz)
+/* The commit git names, by asking git: a fork and two execs. */
+static void git_commit_by_git(char *out, size_t outsz)
 {
-	out[0] = '\0';
 	FILE *p = popen("git rev-parse --verify -q HEAD 2>/dev/null", "re");
 	if (!p)
 		return;
@@ -171,6 +172,154 @@ static void git_commit(char *out, size_t outsz)
 		line[strcspn(line, "\n")] = '\0';
 	if (pclose(p) == 0 && strspn(line, "0123456789abcdef") == strlen(line))
 		snprintf(out, outsz, "%s", line);
+}
+
+/* The first line of dir/name, without its newline; false when absent
+ * or longer than outsz. */
+static bool read_line_at(const char *dir, const char *name, char *out,
+			 size_t outsz)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return false;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = fgets(out, (int)outsz, f) != NULL;
+	fclose(f);
+	size_t n = ok ? strcspn(out, "\n") : 0;
+	if (!ok || (out[n] != '\n' && n + 1 >= outsz))
+		return false;
+	out[n] = '\0';
+	return true;
+}
+
+/* An object id: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits. */
+static bool is_oid(const char *s)
+{
+	size_t n = strlen(s);
+	return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
+}
+
+/* out = oid (an object id, at most 64 bytes), when it fits. */
+static void put_oid(char *out, size_t outsz, const char *oid)
+{
+	size_t n = strlen(oid);
+	if (n < outsz)
+		memcpy(out, oid, n + 1);
+}
+
+/* ref's object id from common/packed-refs; false when not there. */
+static bool packed_ref(const char *common, const char *ref, char *out,
+		       size_t outsz)
+{
+	char path[PATH_MAX], line[PATH_MAX + 80];
+	if (snprintf(path, sizeof(path), "%s/packed-refs", common) >=
+	    (int)sizeof(path))
+		return false;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *sp = strchr(line, ' ');
+		if (line[0] == '#' || line[0] == '^' || !sp)
+			continue;
+		*sp = '\0';
+		if (strcmp(sp + 1, ref) == 0 && is_oid(line)) {
+			snprintf(out, outsz, "%s", line);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The commit of the repository around the working directory, or "" when
+ * there is none (or HEAD names no commit yet). Read from .git as git
+ * reads it: a weft run pays for no git process. Anything this reader
+ * does not know for sure (GIT_DIR and friends, a repository another user
+ * owns, a reftable, a ref it cannot resolve) is asked of git instead, so
+ * the answer is git's either way.
+ */
+static void git_commit(char *out, size_t outsz)
+{
+	out[0] = '\0';
+	if (getenv("GIT_DIR") || getenv("GIT_COMMON_DIR") ||
+	    getenv("GIT_CEILING_DIRECTORIES") ||
+	    getenv("GIT_DISCOVERY_ACROSS_FILESYSTEM")) {
+		git_commit_by_git(out, outsz);
+		return;
+	}
+	char dir[PATH_MAX], gitdir[PATH_MAX + 8], line[PATH_MAX];
+	if (!getcwd(dir, sizeof(dir)))
+		return;
+	struct stat st;
+	for (;;) {
+		snprintf(gitdir, sizeof(gitdir), "%s/.git",
+			 strcmp(dir, "/") ? dir : "");
+		if (lstat(gitdir, &st) == 0)
+			break;
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir) {
+			if (strcmp(dir, "/") == 0)
+				return; /* no repository: no commit */
+			strcpy(dir, "/");
+		} else {
+			*slash = '\0';
+		}
+	}
+	if (S_ISREG(st.st_mode)) {
+		/* A worktree or submodule: "gitdir: PATH". */
+		if (!read_line_at(dir, ".git", line, sizeof(line)) ||
+		    strncmp(line, "gitdir: ", 8) != 0)
+			goto ask_git;
+		if (line[8] == '/')
+			snprintf(gitdir, sizeof(gitdir), "%s", line + 8);
+		else if (snprintf(gitdir, sizeof(gitdir), "%s/%s", dir,
+				  line + 8) >= (int)sizeof(gitdir))
+			goto ask_git;
+		if (stat(gitdir, &st) != 0)
+			goto ask_git;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		goto ask_git; /* git's safe.directory rules decide */
+	char common[PATH_MAX + 8];
+	snprintf(common, sizeof(common), "%s", gitdir);
+	if (read_line_at(gitdir, "commondir", line, sizeof(line))) {
+		if (line[0] == '/')
+			snprintf(common, sizeof(common), "%s", line);
+		else if (snprintf(common, sizeof(common), "%s/%s", gitdir,
+				  line) >= (int)sizeof(common))
+			goto ask_git;
+	}
+	if (!read_line_at(gitdir, "HEAD", line, sizeof(line)))
+		goto ask_git;
+	if (is_oid(line)) { /* detached */
+		put_oid(out, outsz, line);
+		return;
+	}
+	if (strncmp(line, "ref: refs/", 10) != 0 ||
+	    strcmp(line, "ref: refs/heads/.invalid") == 0 /* reftable */ ||
+	    strstr(line, ".."))
+		goto ask_git;
+	char ref[PATH_MAX], oid[128];
+	snprintf(ref, sizeof(ref), "%s", line + 5);
+	if ((read_line_at(gitdir, ref, oid, sizeof(oid)) ||
+	     read_line_at(common, ref, oid, sizeof(oid))) &&
+	    is_oid(oid)) {
+		put_oid(out, outsz, oid);
+		return;
+	}
+	if (packed_ref(common, ref, oid, sizeof(oid))) {
+		put_oid(out, outsz, oid);
+		return;
+	}
+ask_git:
+	git_commit_by_git(out, outsz);
 }
 
 static char *join_argv(char **argv)

@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -751,6 +752,10 @@ static bool only_foreign_left(const pl_run *r)
  * they come. */
 static void run_loop(pl_run *r, uint8_t *buf)
 {
+	/* Also wake when the root ends (its pidfd becomes readable), so a
+	 * short run does not wait out the timer. */
+	int root_pidfd = (int)syscall(SYS_pidfd_open, r->l->root_pid, 0);
+	bool root_reaped = false;
 	for (;;) {
 		drain(r, buf);
 		if (socket_gone(r)) {
@@ -761,7 +766,7 @@ static void run_loop(pl_run *r, uint8_t *buf)
 				 "its socket %.300s was removed or replaced "
 				 "by the workload",
 				 r->sock_path);
-			return;
+			goto done;
 		}
 		release_stale(r, false);
 		for (;;) {
@@ -774,22 +779,30 @@ static void run_loop(pl_run *r, uint8_t *buf)
 				int code = WIFEXITED(status)
 						   ? WEXITSTATUS(status)
 						   : 128 + WTERMSIG(status);
-				if (p == r->l->root_pid)
+				if (p == r->l->root_pid) {
 					r->l->exit_code = code;
+					root_reaped = true;
+				}
 				feed_exit(r, p, code);
 				continue;
 			}
 			if (p < 0 && errno == EINTR)
 				continue;
 			if (p < 0)
-				return; /* ECHILD: nobody left */
+				goto done; /* ECHILD: nobody left */
 			if (r->nforeign && only_foreign_left(r))
-				return;
+				goto done;
 			break;
 		}
-		struct pollfd pfd = {r->sock, POLLIN, 0};
-		poll(&pfd, 1, PL_POLL_MS);
+		struct pollfd pfd[2] = {
+			{.fd = r->sock, .events = POLLIN},
+			{.fd = root_reaped ? -1 : root_pidfd, .events = POLLIN},
+		};
+		poll(pfd, 2, PL_POLL_MS);
 	}
+done:
+	if (root_pidfd >= 0)
+		close(root_pidfd);
 }
 
 int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -46,25 +47,33 @@ static int64_t mono_ms(void)
 }
 
 /* Wait for pid until deadline; kill it (and its group) past it. Returns
- * its status, or -1 on timeout. */
+ * its status, or -1 on timeout. Woken by its pidfd when it ends (polling
+ * every 2 ms without one). */
 static int wait_until(pid_t pid, int64_t deadline)
 {
-	int status;
+	int status, rc = -1;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			return status;
+		if (w == pid) {
+			rc = status;
+			break;
+		}
 		if (w < 0 && errno != EINTR)
-			return -1;
-		if (mono_ms() >= deadline) {
+			break;
+		int64_t left = deadline - mono_ms();
+		if (left <= 0) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			return -1;
+			break;
 		}
-		struct timespec ts = {0, 2 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		poll(&p, 1, pidfd >= 0 ? (int)(left < 1000 ? left : 1000) : 2);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return rc;
 }
 
 /* The ELF machine of path, or -1. */

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""run_e2e.py - what `weft run` records about where it ran, and what it
+says about its own cost.
+
+The job of a `weft run` names the git commit of the repository around
+the working directory. weft reads it from .git itself (no git process
+per run); each git case builds a real repository with git, asks git for
+the truth (`git rev-parse --verify -q HEAD`, nothing when that fails)
+and compares it with the job weft recorded: a plain repository, refs
+packed by `git pack-refs`, a linked worktree (a .git file), a detached
+HEAD, a branch with no commit yet, a directory in no repository, and
+GIT_DIR naming a repository elsewhere. `timings` checks that
+`weft run --timings` names its four phases on stderr.
+
+    run_e2e.py --weft PATH CASE
+    run_e2e.py --list
+
+Exit status: 0 pass, 1 fail, 77 skip (the reason is printed). Standard
+library only; skips without git, or when ptrace cannot trace here.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wraplib import Fail, Skip, main  # noqa: E402
+
+PREFLIGHT_EXIT = 3
+CASES = {}
+ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+           GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x",
+           GIT_CONFIG_NOSYSTEM="1", HOME="/nonexistent",
+           WEFT_AGENT_SOCKET="/nonexistent/agent.sock")
+for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR",
+          "GIT_CEILING_DIRECTORIES"):
+    ENV.pop(k, None)
+
+
+def case(fn):
+    def run(weft):
+        if not shutil.which("git"):
+            raise Skip("git is not installed")
+        d = tempfile.mkdtemp(prefix="weft-run-")
+        try:
+            fn(weft, d)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    CASES[fn.__name__] = run
+    return fn
+
+
+def git(cwd, *args, env=None):
+    r = subprocess.run(["git"] + list(args), cwd=cwd, env=env or ENV,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    return r
+
+
+def repo(path, commits=1):
+    os.makedirs(path, exist_ok=True)
+    if git(path, "init", "-q", "-b", "main").returncode:
+        raise Fail("git init failed in %s" % path)
+    for i in range(commits):
+        with open(os.path.join(path, "f"), "a") as f:
+            f.write("%d\n" % i)
+        git(path, "add", "f")
+        if git(path, "commit", "-qm", "c%d" % i).returncode:
+            raise Fail("git commit failed in %s" % path)
+
+
+def truth(cwd, env=None):
+    """git's own answer: the commit, or None."""
+    r = git(cwd, "rev-parse", "--verify", "-q", "HEAD", env=env)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() \
+        else None
+
+
+def recorded(weft, cwd, project, env=None):
+    """Run `weft run -- true` in cwd (the store in project) and return
+    the git commit its job names."""
+    e = env or ENV
+    os.makedirs(os.path.join(project, ".weft"), mode=0o700, exist_ok=True)
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
+                       cwd=cwd, env=e, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the ptrace tracer cannot trace here: %s"
+                   % r.stderr.strip())
+    if r.returncode:
+        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    r = subprocess.run([weft, "job", "list", "--json"], cwd=cwd, env=e,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    if r.returncode:
+        raise Fail("weft job list exited %d: %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)[-1]["git"]
+
+
+def check(weft, cwd, project, env=None, want="commit"):
+    t = truth(cwd, env)
+    if (t is None) != (want is None):
+        raise Fail("test setup: git says %r in %s" % (t, cwd))
+    got = recorded(weft, cwd, project, env)
+    if got != t:
+        raise Fail("job names git commit %r, git says %r" % (got, t))
+
+
+@case
+def git_plain(weft, d):
+    repo(d, commits=2)
+    sub = os.path.join(d, "a", "b")
+    os.makedirs(sub)
+    check(weft, sub, d)
+
+
+@case
+def git_packed(weft, d):
+    repo(d, commits=2)
+    git(d, "pack-refs", "--all")
+    if os.path.exists(os.path.join(d, ".git", "refs", "heads", "main")):
+        raise Fail("test setup: git pack-refs left refs/heads/main loose")
+    check(weft, d, d)
+
+
+@case
+def git_worktree(weft, d):
+    main_repo = os.path.join(d, "main")
+    repo(main_repo, commits=1)
+    wt = os.path.join(d, "wt")
+    if git(main_repo, "worktree", "add", "-q", "-b", "side",
+           wt).returncode:
+        raise Fail("git worktree add failed")
+    with open(os.path.join(wt, "g"), "w") as f:
+        f.write("side\n")
+    git(wt, "add", "g")
+    git(wt, "commit", "-qm", "side")
+    if truth(wt) == truth(main_repo):
+        raise Fail("test setup: the worktree's HEAD is main's")
+    check(weft, wt, d)
+
+
+@case
+def git_detached(weft, d):
+    repo(d, commits=3)
+    git(d, "checkout", "-q", "--detach", "HEAD~1")
+    check(weft, d, d)
+
+
+@case
+def git_unborn(weft, d):
+    os.makedirs(d, exist_ok=True)
+    git(d, "init", "-q", "-b", "main")
+    check(weft, d, d, want=None)
+
+
+@case
+def git_none(weft, d):
+    # A directory in no repository: the ceiling keeps git (and the
+    # truth) from finding one above the temporary directory.
+    if truth(d) is not None:
+        raise Skip("%s is inside a git repository" % d)
+    check(weft, d, d, want=None)
+
+
+@case
+def git_dir_env(weft, d):
+    elsewhere = os.path.join(d, "elsewhere")
+    repo(elsewhere, commits=2)
+    here = os.path.join(d, "here")
+    repo(here, commits=1)
+    env = dict(ENV, GIT_DIR=os.path.join(elsewhere, ".git"))
+    if truth(here, env) == truth(here):
+        raise Fail("test setup: GIT_DIR changes nothing")
+    check(weft, here, d, env=env)
+
+
+@case
+def timings(weft, d):
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    r = subprocess.run([weft, "run", "--timings", "--tracer", "ptrace",
+                        "--", "sh", "-c", "echo x > out"],
+                       cwd=d, env=ENV, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the ptrace tracer cannot trace here")
+    if r.returncode:
+        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    if not re.search(r"^weft: timings: preflight [\d.]+ ms, trace [\d.]+ "
+                     r"ms, hash [\d.]+ ms, store [\d.]+ ms$", r.stderr,
+                     re.M):
+        raise Fail("no timings line on stderr: %r" % r.stderr)
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
+                       cwd=d, env=ENV, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if "timings" in r.stderr:
+        raise Fail("timings printed without --timings: %r" % r.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main(CASES))
