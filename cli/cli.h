@@ -185,10 +185,12 @@ int cli_coordinator_call(const char *url, const char *tls_ca,
 size_t cli_nbackends(void);
 /* Preflight the registered backends in registry (auto) order into
  * results[i] (one per backend, the caller's); with first_only, stop after
- * the first that passes (the rest get an empty backend name). Returns the
- * index of the first that passed, or -1 when none did. */
+ * the first that passes (the rest get an empty backend name); with reuse,
+ * a passed verdict is reused while the machine is unchanged
+ * (weft_preflight_reuse). Returns the index of the first that passed, or
+ * -1 when none did. */
 int cli_preflight_auto(weft_preflight *results, const char *command,
-		       int timeout_ms, bool first_only);
+		       int timeout_ms, bool first_only, bool reuse);
 /* "ebpf: SUMMARY; preload: SUMMARY" of the backends before selected (all
  * when selected is -1) that were checked and failed, into buf. */
 void cli_rejected(const weft_preflight *results, int selected, char *buf,

@@ -48,15 +48,19 @@ size_t cli_nbackends(void)
 }
 
 int cli_preflight_auto(weft_preflight *results, const char *command,
-		       int timeout_ms, bool first_only)
+		       int timeout_ms, bool first_only, bool reuse)
 {
 	int selected = -1;
 	for (size_t i = 0; weft_backends[i]; i++) {
 		memset(&results[i], 0, sizeof(results[i]));
 		if (selected >= 0 && first_only)
 			continue;
-		weft_preflight_run(weft_backends[i], &results[i], command,
-				   timeout_ms);
+		if (reuse)
+			weft_preflight_reuse(weft_backends[i], &results[i],
+					     command, timeout_ms);
+		else
+			weft_preflight_run(weft_backends[i], &results[i],
+					   command, timeout_ms);
 		if (results[i].ok && selected < 0)
 			selected = (int)i;
 	}
@@ -166,7 +170,8 @@ static int tracer_check(int argc, char **argv)
 	int ok;
 	if (strcmp(mode, CONFIG_MODE_AUTO) == 0) {
 		int sel = cli_preflight_auto(p, command,
-					     cfg.preflight_timeout_ms, false);
+					     cfg.preflight_timeout_ms, false,
+					     false);
 		char summary[4096];
 		auto_summary(p, sel, summary, sizeof(summary));
 		if (json) {
@@ -349,7 +354,8 @@ static int tracer_status(void)
 		cli_error("out of memory");
 		return 1;
 	}
-	int sel = cli_preflight_auto(p, NULL, cfg.preflight_timeout_ms, false);
+	int sel = cli_preflight_auto(p, NULL, cfg.preflight_timeout_ms, false,
+				     false);
 	for (size_t i = 0; i < n; i++)
 		print_preflight(&p[i]);
 	char summary[4096];

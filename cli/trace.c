@@ -110,7 +110,7 @@ static const weft_backend *preflight_auto(const char *command,
 		cli_error("out of memory");
 		return NULL;
 	}
-	int sel = cli_preflight_auto(p, command, timeout_ms, true);
+	int sel = cli_preflight_auto(p, command, timeout_ms, true, true);
 	for (size_t i = 0; i < n; i++)
 		if (p[i].backend[0] && (!p[i].ok || verbose >= 2))
 			print_checks(&p[i], verbose);
@@ -139,7 +139,7 @@ static int preflight_or_explain(const weft_backend *b, const char *command,
 		cli_error("out of memory");
 		return -1;
 	}
-	weft_preflight_run(b, p, command, timeout_ms);
+	weft_preflight_reuse(b, p, command, timeout_ms);
 	int ok = p->ok;
 	print_checks(p, verbose);
 	if (!ok)

@@ -49,8 +49,11 @@ class Env:
         self.home = os.path.join(self.root, "home")
         os.mkdir(self.proj)
         os.mkdir(self.home)
-        self.env = dict(os.environ, HOME=self.home)
+        # Kept verdicts (weft_preflight_reuse) go to this test's own
+        # directory: $TMPDIR/weft-preflight-UID.
+        self.env = dict(os.environ, HOME=self.home, TMPDIR=self.root)
         self.env.pop("WEFT_TRACER", None)
+        self.env.pop("XDG_RUNTIME_DIR", None)
         # A sanitized weft must not stop on leaks of a process that is
         # killed on purpose, nor fight over ptrace with a traced child.
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
@@ -318,6 +321,120 @@ def enable_ebpf(env):
     if r.returncode == 0 or "root" not in out:
         raise Fail("enable as nobody exited %d without a clear error:\n%s"
                    % (r.returncode, out))
+
+
+# ------------------------------------------------ verdicts reused
+
+REUSED = "preflight ptrace: reused ok"
+
+
+def run_vv(env, prefix=(), extra=None, cwd=None):
+    """`weft run -vv --tracer ptrace` of the marker workload: whether its
+    verdict was reused; the workload must have run."""
+    e = dict(env.env)
+    e.update(extra or {})
+    r = subprocess.run(list(prefix) + [env.weft, "run", "-vv", "--tracer",
+                                       "ptrace"] + env.workload(),
+                       cwd=cwd or env.proj, env=e, capture_output=True,
+                       timeout=120)
+    err = text(r.stderr)
+    if r.returncode == 3:
+        raise Skip("ptrace cannot trace here: %s" % err.strip()[-300:])
+    marker = os.path.join(cwd or env.proj, "marker")
+    if r.returncode != 0 or not os.path.exists(marker):
+        raise Fail("weft run exited %d, the workload %s; stderr:\n%s"
+                   % (r.returncode, "ran" if os.path.exists(marker)
+                      else "did not run", err))
+    os.unlink(marker)
+    return REUSED in err
+
+
+@case
+def reuse_same_state(env):
+    """A passed verdict is reused by the next run on the same machine
+    state, and not after a WEFT_ variable changed; `weft tracer check`
+    always probes."""
+    if run_vv(env):
+        raise Fail("the first run reused a verdict nobody kept")
+    kept = os.path.join(env.root, "weft-preflight-%d" % os.geteuid(),
+                        "preflight-ptrace")
+    st = os.stat(kept)
+    if st.st_mode & 0o777 != 0o600 or st.st_uid != os.geteuid():
+        raise Fail("the kept verdict is mode %o, owner %d"
+                   % (st.st_mode & 0o777, st.st_uid))
+    if not run_vv(env):
+        raise Fail("the second run on the same state probed again")
+    if run_vv(env, extra={"WEFT_TEST_STATE": "changed"}):
+        raise Fail("a verdict was reused after a WEFT_ variable changed")
+    r = env.run(["tracer", "check", "ptrace", "--json"])
+    names = [c["name"] for c in json.loads(r.stdout.decode())["checks"]]
+    if "reused" in names:
+        raise Fail("weft tracer check reused a verdict: %s" % names)
+
+
+@case
+def reuse_failed_probes_again(env):
+    """A failed verdict is never kept: the same failing state refuses
+    again, each time after a probe."""
+    env.need_backend("preload")
+    bad = {"WEFT_PRELOAD_LIBRARY": os.path.join(env.root, "nothing.so")}
+    for i in range(2):
+        r = env.run(["run", "-vv", "--tracer", "preload"] + env.workload(),
+                    env=bad)
+        refused(env, r, "preload", "library missing, run %d" % (i + 1))
+        if "reused" in text(r.stderr):
+            raise Fail("run %d reused a verdict: %s" % (i + 1,
+                                                       text(r.stderr)))
+    if os.path.exists(os.path.join(env.root, "weft-preflight-%d"
+                                   % os.geteuid(), "preflight-preload")):
+        raise Fail("a failed preload verdict was kept")
+
+
+@case
+def reuse_refuses_foreign_verdicts(env):
+    """As a second, unprivileged user: a verdict file that is not the
+    user's alone (owned by another user, writable by others, in a
+    directory others can write) is never reused."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import unprivileged
+    try:
+        uid, gid = unprivileged.user()
+    except unprivileged.Unavailable as e:
+        raise Skip(str(e))
+    # A tree the user can work in: a project and its TMPDIR.
+    top = os.path.join(env.root, "u")
+    os.mkdir(top)
+    os.chmod(env.root, 0o755)
+    proj, tmp = os.path.join(top, "proj"), os.path.join(top, "tmp")
+    for d in (top, proj, tmp):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, uid, gid)
+    prefix = unprivileged.argv([])
+    env.env.update(TMPDIR=tmp, HOME=top)
+    shutil.copy2(env.weft, os.path.join(top, "weft"))
+    lib = os.path.join(os.path.dirname(env.weft), "libweft_preload.so")
+    if os.path.exists(lib):
+        shutil.copy2(lib, os.path.join(top, "libweft_preload.so"))
+    env.weft = os.path.join(top, "weft")
+    if run_vv(env, prefix, cwd=proj):
+        raise Fail("the user's first run reused a verdict")
+    if not run_vv(env, prefix, cwd=proj):
+        raise Fail("the user's own kept verdict was not reused")
+    d = os.path.join(tmp, "weft-preflight-%d" % uid)
+    kept = os.path.join(d, "preflight-ptrace")
+    os.chown(kept, 0, 0)  # another user's file, however it got there
+    if run_vv(env, prefix, cwd=proj):
+        raise Fail("a verdict owned by root was reused by uid %d" % uid)
+    os.unlink(kept)
+    run_vv(env, prefix, cwd=proj)  # keeps a fresh one
+    os.chmod(kept, 0o666)
+    if run_vv(env, prefix, cwd=proj):
+        raise Fail("a verdict others can write was reused")
+    os.unlink(kept)
+    run_vv(env, prefix, cwd=proj)
+    os.chmod(d, 0o777)
+    if run_vv(env, prefix, cwd=proj):
+        raise Fail("a verdict in a directory others can write was reused")
 
 
 def main():

@@ -153,6 +153,14 @@ typedef struct weft_backend {
 	 * to check compatibility with, or NULL. timeout_ms bounds the whole
 	 * preflight (a check that hangs fails as a timeout). */
 	int (*preflight)(weft_preflight *p, const char *command, int timeout_ms);
+	/* The command's own checks of preflight (it exists, can run under
+	 * this backend), in-process and without a probe: what a reused
+	 * verdict adds for each command. NULL: no verdict is reused. */
+	void (*check_command)(weft_preflight *p, const char *command);
+	/* Write what this backend's verdict depends on besides weft's own
+	 * binary and the machine (a library it loads: its identity, with
+	 * weft_preflight_key_stat) to key. NULL when nothing. */
+	void (*preflight_state)(FILE *key);
 	/* Launch l->argv traced, feed l->classifier until every traced process
 	 * has ended, set exit_code. Returns 0, or an error when the workload
 	 * could not be launched (then it did not run). A tracing failure after
@@ -242,6 +250,16 @@ int weft_enable_mount(const char *path, const char *fstype,
  * "timeout" or "preflight" check. Never reaps a child of the caller. */
 void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 			const char *command, int timeout_ms);
+/* weft_preflight_run's verdict for b, reused while the machine state it
+ * depends on is unchanged (preflight_reuse.c: the boot, the kernel, the
+ * weft binary, the credentials, namespaces, mounts, the sysctls that
+ * gate tracing, WEFT_* variables, b->preflight_state), then the
+ * command's own checks. Only passed verdicts are kept, in a directory
+ * only the user can write; anything else probes as weft_preflight_run. */
+void weft_preflight_reuse(const weft_backend *b, weft_preflight *p,
+			  const char *command, int timeout_ms);
+/* "TAG: PATH dev ino size mtime ctime mode uid gid" of path to key. */
+void weft_preflight_key_stat(FILE *key, const char *tag, const char *path);
 /* Run l under b to the workload's end. When b loses tracing mid-run
  * (l->lost) and fallback_enabled, the next backend in auto order that can
  * attach and passes its preflight takes over the live tree; the report

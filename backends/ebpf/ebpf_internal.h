@@ -215,5 +215,7 @@ int wb_trace(weft_launch *l, weft_report *w, enum wb_source src,
 
 /* ebpf_preflight.c */
 int wb_preflight(weft_preflight *p, const char *command, int timeout_ms);
+/* preflight's checks of the command alone (weft_backend.check_command). */
+void wb_check_command(weft_preflight *p, const char *command);
 
 #endif /* WEFT_EBPF_INTERNAL_H */

@@ -230,7 +230,7 @@ out:
 	rmdir(real);
 }
 
-static void check_command(weft_preflight *p, const char *command)
+void wb_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
 	if (stat(command, &st) != 0)
@@ -272,7 +272,7 @@ int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 				     "not run: an earlier check failed");
 	}
 	if (command)
-		check_command(p, command);
+		wb_check_command(p, command);
 	if (p->ok) {
 		snprintf(p->summary, sizeof(p->summary),
 			 "ebpf works: %s %s %s, BTF, programs loaded and "

@@ -632,6 +632,7 @@ static int wb_enable(const char *binary, FILE *out)
 const weft_backend weft_backend_ebpf = {
 	.name = "ebpf",
 	.preflight = wb_preflight,
+	.check_command = wb_check_command,
 	.run = wb_run,
 	.enable = wb_enable,
 };

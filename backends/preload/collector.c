@@ -942,9 +942,21 @@ static int preload_run(weft_launch *l, weft_report *warnings_to)
 	return pl_trace(l, warnings_to, NULL);
 }
 
+/* A kept verdict is of one library: the one a run would load. */
+static void preload_state(FILE *key)
+{
+	char lib[PATH_MAX + 256];
+	if (pl_library_path(lib, sizeof(lib)) == 0)
+		weft_preflight_key_stat(key, "preload library", lib);
+	else
+		fprintf(key, "preload library: none: %s\n", lib);
+}
+
 const weft_backend weft_backend_preload = {
 	.name = "preload",
 	.preflight = pl_preflight,
+	.check_command = pl_check_command,
+	.preflight_state = preload_state,
 	.run = preload_run,
 	.attach = NULL,
 };

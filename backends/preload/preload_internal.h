@@ -63,5 +63,7 @@ void pl_exec_blind(const char *path, char *why, size_t whysz);
 /* ---- preload_preflight.c ---- */
 
 int pl_preflight(weft_preflight *p, const char *command, int timeout_ms);
+/* preflight's checks of the command alone (weft_backend.check_command). */
+void pl_check_command(weft_preflight *p, const char *command);
 
 #endif /* WEFT_PRELOAD_INTERNAL_H */

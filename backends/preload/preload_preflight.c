@@ -261,7 +261,7 @@ out:
 	return rc;
 }
 
-static void check_command(weft_preflight *p, const char *command)
+void pl_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
 	char why[256];
@@ -331,7 +331,7 @@ int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 		weft_preflight_check(p, "probe", ok, "%s", res.detail);
 	}
 	if (command)
-		check_command(p, command);
+		pl_check_command(p, command);
 	if (p->ok) {
 		snprintf(p->summary, sizeof(p->summary),
 			 "preload works: %s %s %s, %.200s, probe traced in %lld ms",

@@ -748,6 +748,7 @@ static int ptrace_run(weft_launch *l, weft_report *warnings_to)
 const weft_backend weft_backend_ptrace = {
 	.name = "ptrace",
 	.preflight = pt_preflight,
+	.check_command = pt_check_command,
 	.run = ptrace_run,
 	.attach = pt_attach,
 };

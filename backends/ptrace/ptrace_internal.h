@@ -203,5 +203,7 @@ uint64_t pt_now_ns(void);
 
 /* ptrace_preflight.c: weft_backend_ptrace.preflight. */
 int pt_preflight(weft_preflight *p, const char *command, int timeout_ms);
+/* preflight's checks of the command alone (weft_backend.check_command). */
+void pt_check_command(weft_preflight *p, const char *command);
 
 #endif /* WEFT_PTRACE_INTERNAL_H */

@@ -187,7 +187,7 @@ out:
 	return rc;
 }
 
-static void check_command(weft_preflight *p, const char *command)
+void pt_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
 	if (stat(command, &st) != 0) {
@@ -294,7 +294,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 		weft_preflight_check(p, "probe", ok, "%s", res.detail);
 	}
 	if (command)
-		check_command(p, command);
+		pt_check_command(p, command);
 
 	if (p->ok) {
 		snprintf(p->summary, sizeof(p->summary),
