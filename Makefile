@@ -21,7 +21,7 @@ demo: build
 
 build-test: deps
 	@CC=clang cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug \
-		-DWEFT_SANITIZE=ON -DWEFT_FUZZ=ON >/dev/null
+		-DWEFT_SANITIZE=ON -DWEFT_FUZZ=ON -DWEFT_WERROR=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 
 test: build-test
