@@ -34,10 +34,12 @@ static int parse_count(const char *opt, const char *v, long long max,
 {
 	char *end;
 	long long n = strtoll(v, &end, 10);
-	if (!*v || *end || n < 0 || n > max)
-		return cli_usage_error(
-			"agent", "%s: '%s' is not a number from 0 to %lld", opt,
-			v, max);
+	if (!*v || *end || n < 0 || n > max) {
+		cli_usage_error("agent",
+				"%s: '%s' is not a number from 0 to %lld", opt,
+				v, max);
+		return -1; /* not cli_usage_error's value: *out is set iff 0 */
+	}
 	*out = n;
 	return 0;
 }

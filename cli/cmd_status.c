@@ -147,11 +147,13 @@ void json_status_refusals(FILE *out, const weft_status_job *j)
 			else
 				fputs("null", out);
 		}
+		/* A reason this weft has no key for (a newer coordinator's,
+		 * or none) is named, not printed as a null pointer. */
+		const char *key = cli_reject_key(r->reason);
 		fprintf(out,
 			", \"writer\": \"%s\", \"seq\": %llu, \"reason\": "
 			"\"%s\", \"detail\": ",
-			pk, (unsigned long long)r->seq,
-			cli_reject_key(r->reason));
+			pk, (unsigned long long)r->seq, key ? key : "unknown");
 		json_string(out, r->detail);
 		fputc('}', out);
 	}

@@ -31,6 +31,35 @@
 /* A config file is a few lines; anything bigger is not one. */
 #define MAX_FILE_BYTES (1024 * 1024)
 
+/* The directory holding the weft Python package: the installed copy
+ * (WEFT_PYTHON_SHIM_REL_DIR from the weft executable's directory, e.g.
+ * bin/../share/weft/python) when there is one, else this build's
+ * python-shim/. Relative to the executable, so an installed tree works
+ * wherever it was put (DESTDIR, an unpacked package). */
+static void default_python_path(char *out, size_t outsz)
+{
+#ifdef WEFT_PYTHON_SHIM_REL_DIR
+	char exe[PATH_MAX], cand[PATH_MAX + 64], real[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0)
+		exe[n] = '\0';
+	char *slash = n > 0 ? strrchr(exe, '/') : NULL;
+	if (slash) {
+		*slash = '\0';
+		snprintf(cand, sizeof(cand),
+			 "%s/" WEFT_PYTHON_SHIM_REL_DIR "/weft/__init__.py",
+			 exe);
+		if (access(cand, R_OK) == 0 && realpath(cand, real)) {
+			*strrchr(real, '/') = '\0'; /* .../weft */
+			*strrchr(real, '/') = '\0'; /* its parent */
+			snprintf(out, outsz, "%s", real);
+			return;
+		}
+	}
+#endif
+	snprintf(out, outsz, "%s", WEFT_PYTHON_SHIM_DIR);
+}
+
 void config_defaults(weft_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -38,8 +67,7 @@ void config_defaults(weft_config *c)
 	c->fallback_enabled = true;
 	c->preflight_timeout_ms = CONFIG_TIMEOUT_DEFAULT_MS;
 	snprintf(c->ray_weft_binary, sizeof(c->ray_weft_binary), "weft");
-	snprintf(c->ray_python_path, sizeof(c->ray_python_path), "%s",
-		 WEFT_PYTHON_SHIM_DIR);
+	default_python_path(c->ray_python_path, sizeof(c->ray_python_path));
 	snprintf(c->ray_actor_granularity, sizeof(c->ray_actor_granularity),
 		 "call");
 }

@@ -1,8 +1,9 @@
 /*
  * libpath.c - finding libweft_preload.so: an explicit override, then next
  * to the weft executable (the build tree puts both in the build
- * directory), then the install layout (bin/weft and lib/weft/), then the
- * install directory compiled in.
+ * directory), then the install layout (bin/weft and the libdir this
+ * build installs to, lib/weft/ by default), then the install directory
+ * compiled in.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,11 @@
 
 #ifndef WEFT_PRELOAD_INSTALL_DIR
 #define WEFT_PRELOAD_INSTALL_DIR "/usr/local/lib/weft"
+#endif
+/* The install's library directory seen from its bin/ (GNUInstallDirs:
+ * ../lib/weft, or ../lib/x86_64-linux-gnu/weft for /usr on Debian). */
+#ifndef WEFT_PRELOAD_REL_DIR
+#define WEFT_PRELOAD_REL_DIR "../lib/weft"
 #endif
 
 static bool usable(const char *path)
@@ -46,8 +52,8 @@ int pl_library_path(char *out, size_t outsz)
 			snprintf(out, outsz, "%s", cand);
 			return 0;
 		}
-		snprintf(cand, sizeof(cand), "%s/../lib/weft/%s", exe,
-			 PL_LIBRARY_NAME);
+		snprintf(cand, sizeof(cand), "%s/" WEFT_PRELOAD_REL_DIR "/%s",
+			 exe, PL_LIBRARY_NAME);
 		char real[PATH_MAX];
 		if (usable(cand) && realpath(cand, real)) {
 			snprintf(out, outsz, "%s", real);
@@ -61,8 +67,8 @@ int pl_library_path(char *out, size_t outsz)
 		return 0;
 	}
 	snprintf(out, outsz,
-		 "%s not found next to the weft executable (%s), in "
-		 "../lib/weft/ from it, nor in %s; set %s",
+		 "%s not found next to the weft executable (%s), "
+		 "in " WEFT_PRELOAD_REL_DIR "/ from it, nor in %s; set %s",
 		 PL_LIBRARY_NAME, n > 0 ? exe : "?", WEFT_PRELOAD_INSTALL_DIR,
 		 PL_LIBRARY_ENV);
 	return -1;
