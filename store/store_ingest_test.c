@@ -583,6 +583,10 @@ static void test_store_from_older_weft(void **state)
 		 "ALTER TABLE processes DROP COLUMN execd;"
 		 "ALTER TABLE processes DROP COLUMN started_ns;"
 		 "ALTER TABLE processes DROP COLUMN ended_ns;"
+		 "ALTER TABLE processes DROP COLUMN exe_hash;" /* step 7 */
+		 "ALTER TABLE processes DROP COLUMN env_state;"
+		 "ALTER TABLE processes DROP COLUMN env;"
+		 "ALTER TABLE processes DROP COLUMN env_missing;"
 		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
 		 "user, host, cwd, git) VALUES ('%s', x'%s', 'open', 1, '', "
 		 "'', '', '', '');"
