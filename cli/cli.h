@@ -24,6 +24,7 @@ int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_dag(int argc, char **argv);
 int cmd_lineage(int argc, char **argv);
+int cmd_stale(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_wrap(int argc, char **argv);
@@ -201,6 +202,8 @@ void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32]);
  * (nothing for records older than schema 4). */
 void json_process_deps(FILE *out, const weft_process_rec *p);
 void json_string(FILE *out, const char *s);
+/* json_string, or null for NULL. */
+void json_string_or_null(FILE *out, const char *s);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t json_utf8_len(const unsigned char *s, size_t avail);

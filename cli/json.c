@@ -102,7 +102,7 @@ void json_string(FILE *out, const char *str)
 	fputc('"', out);
 }
 
-static void json_string_or_null(FILE *out, const char *s)
+void json_string_or_null(FILE *out, const char *s)
 {
 	if (s)
 		json_string(out, s);

@@ -20,6 +20,7 @@ static const struct command {
 	{"show", cmd_show, "show a recorded run (the latest by default)"},
 	{"dag", cmd_dag, "print the lineage DAG of the recorded runs"},
 	{"lineage", cmd_lineage, "where a file came from, or what it fed"},
+	{"stale", cmd_stale, "which recorded outputs are out of date"},
 	{"tracer", cmd_tracer, "check the tracer backends on this machine"},
 	{"agent", cmd_agent, "serve this machine's one eBPF load to wrappers"},
 	{"submit", cmd_submit, "start a job: its tasks ship to one store"},

@@ -210,6 +210,61 @@ int weft_dag_lineage(const weft_dag *d, const char *path, bool down,
 int weft_store_lineage(weft_store *s, const char *path, const char *job,
 		       bool down, weft_dag *out);
 
+/* ---- Staleness (`weft stale`) ----
+ *
+ * An output is what the last run that wrote a path left there. It is out
+ * of date when an input of that run is not, on disk, the version the run
+ * read (changed, removed, or not known to be the same: weft says fresh
+ * only when it can vouch), when a run upstream is out of date, or when
+ * the output was changed or removed since. Files are compared by stat
+ * identity first; content is hashed (through the hash cache) only when
+ * the identity is not one a recorded version had. */
+enum weft_stale_why {
+	WEFT_STALE_INPUT_CHANGED,  /* path: an input, now other content */
+	WEFT_STALE_INPUT_GONE,     /* path: an input, gone */
+	WEFT_STALE_INPUT_UNKNOWN,  /* path: an input weft cannot compare
+				      (no hash or identity recorded, or
+				      unreadable now) */
+	WEFT_STALE_UPSTREAM,       /* path: an input another run made, and
+				      run (that run) is out of date */
+	WEFT_STALE_OUTPUT_CHANGED, /* the output itself changed since */
+	WEFT_STALE_OUTPUT_GONE,    /* the output itself was removed */
+	WEFT_STALE_OUTPUT_UNKNOWN, /* the output cannot be compared */
+};
+/* "input_changed", "input_removed", ... (the JSON names). */
+const char *weft_stale_why_name(int why);
+
+typedef struct weft_stale_cause {
+	int why; /* enum weft_stale_why */
+	char *path;
+	char *run; /* WEFT_STALE_UPSTREAM: the run upstream; else NULL */
+} weft_stale_cause;
+
+typedef struct weft_stale_output {
+	char *path; /* the output */
+	char *run;  /* the run that made it */
+	weft_stale_cause *causes;
+	size_t ncauses;
+	char **chain; /* run ids to re-run, upstream first, ending with run */
+	size_t nchain;
+} weft_stale_output;
+
+typedef struct weft_stale_result {
+	weft_stale_output *stale; /* by path */
+	size_t nstale;
+	size_t checked;      /* outputs checked */
+	uint64_t hashed;     /* files whose content had to be read */
+	char **not_recorded; /* paths asked about that no run left there */
+	size_t nnot_recorded;
+} weft_stale_result;
+
+/* The outputs under root (absolute; NULL: every output), or with npaths
+ * the outputs at paths (absolute, normalized) and every output upstream
+ * of them. Release with weft_stale_result_release. */
+int weft_store_stale(weft_store *s, const char *root, const char *const *paths,
+		     size_t npaths, weft_stale_result *out);
+void weft_stale_result_release(weft_stale_result *r);
+
 /* ---- The fragment store: jobs, writers, signed envelopes ----
  *
  * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer
