@@ -265,6 +265,59 @@ int weft_store_stale(weft_store *s, const char *root, const char *const *paths,
 		     size_t npaths, weft_stale_result *out);
 void weft_stale_result_release(weft_stale_result *r);
 
+/* ---- Differences (`weft diff`, `weft rerun --check`) ---- */
+enum weft_diff_section {
+	WEFT_DIFF_FILE,    /* --file: the two versions themselves */
+	WEFT_DIFF_INPUT,   /* a file read, by the version read */
+	WEFT_DIFF_OUTPUT,  /* a file written, by the version left */
+	WEFT_DIFF_EXE,     /* an executable, by its hash */
+	WEFT_DIFF_ENV,     /* a variable of the root's environment */
+	WEFT_DIFF_COMMAND, /* the root's command line */
+	WEFT_DIFF_CWD,     /* the root's working directory */
+	WEFT_DIFF_EXIT,    /* the exit status */
+};
+enum weft_diff_change {
+	WEFT_DIFF_SAME,
+	WEFT_DIFF_ADDED,   /* only in B */
+	WEFT_DIFF_REMOVED, /* only in A */
+	WEFT_DIFF_CHANGED,
+	WEFT_DIFF_UNKNOWN, /* cannot be compared (not recorded) */
+};
+typedef struct weft_diff_item {
+	int section; /* enum weft_diff_section */
+	int change;  /* enum weft_diff_change */
+	char *name;  /* path, variable or executable */
+	char *a, *b; /* each side's value as text (a hash, "\"value\"" of a
+			variable kept in clear, ...), NULL when absent or
+			unknown */
+	int depth;   /* --file: 0 for the runs that made the two versions,
+			1 for the runs that made their differing inputs... */
+	char *via;   /* --file: the path the two runs made (their versions
+			differ) */
+} weft_diff_item;
+typedef struct weft_diff {
+	char *a, *b;           /* the run or job ids compared */
+	weft_diff_item *items; /* --file: breadth first, nearest first */
+	size_t nitems;
+} weft_diff;
+/* a and b: runs (or tasks, which are runs) or jobs, by id or unique
+ * prefix. Only what differs (or cannot be compared). */
+int weft_store_diff(weft_store *s, const char *a, const char *b,
+		    weft_diff *out);
+/* The same for two loaded runs (weft rerun --check). */
+int weft_diff_reports(const weft_report *a, const weft_report *b,
+		      weft_diff *out);
+/* Two versions of path (va, vb: the run that made each, by id prefix;
+ * both NULL: its last two different contents): the runs that made them
+ * compared, inputs that are the same included, then the runs that made
+ * each differing input, nearest first. WEFT_ENOTFOUND without two
+ * versions. */
+int weft_store_diff_file(weft_store *s, const char *path, const char *va,
+			 const char *vb, weft_diff *out);
+void weft_diff_release(weft_diff *d);
+const char *weft_diff_section_name(int section);
+const char *weft_diff_change_name(int change);
+
 /* ---- The fragment store: jobs, writers, signed envelopes ----
  *
  * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer
