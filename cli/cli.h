@@ -26,6 +26,7 @@ int cmd_dag(int argc, char **argv);
 int cmd_lineage(int argc, char **argv);
 int cmd_stale(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_rerun(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_wrap(int argc, char **argv);

@@ -22,6 +22,7 @@ static const struct command {
 	{"lineage", cmd_lineage, "where a file came from, or what it fed"},
 	{"stale", cmd_stale, "which recorded outputs are out of date"},
 	{"diff", cmd_diff, "what differs between two runs, jobs or versions"},
+	{"rerun", cmd_rerun, "run a recorded run again; --check: reproduced?"},
 	{"tracer", cmd_tracer, "check the tracer backends on this machine"},
 	{"agent", cmd_agent, "serve this machine's one eBPF load to wrappers"},
 	{"submit", cmd_submit, "start a job: its tasks ship to one store"},
