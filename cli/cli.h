@@ -33,7 +33,9 @@ int cli_openlineage_opts(const struct weft_config *cfg,
 			 struct weft_coordinator_opts *o, char *key,
 			 size_t keysz);
 int cmd_lineage(int argc, char **argv);
-int cmd_export(int argc, char **argv);
+int cmd_stale(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_rerun(int argc, char **argv);
 int cmd_tracer(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_wrap(int argc, char **argv);
@@ -207,7 +209,14 @@ bool cli_is_system_path(const char *path);
  * surrogates U+DC80..U+DCFF ("\udcXX" for byte XX), the convention of
  * Python's "surrogateescape": reversible, and os.fsencode() restores the
  * original bytes. */
+/* A hash as "blake2b-256:<hex>", or null. */
+void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32]);
+/* ", \"exe_hash\": ..., \"env_state\": ..., \"env\": {...}" of a process
+ * (nothing for records older than schema 4). */
+void json_process_deps(FILE *out, const weft_process_rec *p);
 void json_string(FILE *out, const char *s);
+/* json_string, or null for NULL. */
+void json_string_or_null(FILE *out, const char *s);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t json_utf8_len(const unsigned char *s, size_t avail);

@@ -106,7 +106,7 @@ void config_modes(char *buf, size_t bufsz)
 
 /* ---- The parser ---- */
 
-enum value_kind { V_STRING, V_INT, V_BOOL };
+enum value_kind { V_STRING, V_INT, V_BOOL, V_STRINGS };
 
 /* Where things are in the document, for config_write_mode. */
 struct layout {
@@ -131,6 +131,9 @@ struct parser {
 	} keys[MAX_KEYS], tables[MAX_TABLES];
 	size_t nkeys, ntables;
 	struct layout lay;
+	/* The strings of the last array value (V_STRINGS). */
+	char arr[CONFIG_MAX_ENV_VALUES][CONFIG_ENV_NAME_BYTES];
+	size_t narr;
 };
 
 static int col(const struct parser *p, size_t pos)
@@ -398,6 +401,49 @@ static int parse_int(struct parser *p, long long *out)
 	return 0;
 }
 
+/* An array of strings on one line: ["A", "B"] (a trailing comma is
+ * allowed, as in TOML); at most CONFIG_MAX_ENV_VALUES, each shorter than
+ * CONFIG_ENV_NAME_BYTES. str is scratch space. */
+static int parse_string_array(struct parser *p, enum value_kind *kind,
+			      char *str)
+{
+	*kind = V_STRINGS;
+	p->narr = 0;
+	p->pos++;
+	for (;;) {
+		skip_ws(p);
+		if (peek(p, 0) == ']') {
+			p->pos++;
+			return 0;
+		}
+		if (peek(p, 0) != '"')
+			return fail_at(p, p->pos,
+				       "expected a \"string\" or ] in an array "
+				       "on one line (arrays hold strings "
+				       "only)");
+		size_t at = p->pos;
+		if (parse_string(p, str) != 0)
+			return -1;
+		if (p->narr == CONFIG_MAX_ENV_VALUES)
+			return fail_at(p, at, "too many strings (at most %d)",
+				       CONFIG_MAX_ENV_VALUES);
+		if (strlen(str) >= CONFIG_ENV_NAME_BYTES)
+			return fail_at(p, at,
+				       "string too long (at most %d bytes)",
+				       CONFIG_ENV_NAME_BYTES - 1);
+		snprintf(p->arr[p->narr++], CONFIG_ENV_NAME_BYTES, "%s", str);
+		skip_ws(p);
+		if (peek(p, 0) == ',') {
+			p->pos++;
+			continue;
+		}
+		if (peek(p, 0) != ']')
+			return fail_at(p, p->pos,
+				       "expected , or ] in an array on one "
+				       "line");
+	}
+}
+
 static int parse_value(struct parser *p, enum value_kind *kind, char *str,
 		       long long *num)
 {
@@ -426,19 +472,23 @@ static int parse_value(struct parser *p, enum value_kind *kind, char *str,
 		return fail_at(p, p->pos,
 			       "literal 'strings' are not supported; expected "
 			       "a \"string\", an integer or true/false");
-	if (ch == '[' || ch == '{')
+	if (ch == '[')
+		return parse_string_array(p, kind, str);
+	if (ch == '{')
 		return fail_at(p, p->pos,
-			       "arrays and inline tables are not supported; "
-			       "expected a string, an integer or true/false");
+			       "inline tables are not supported; expected a "
+			       "string, an integer, true/false or an array "
+			       "of strings");
 	return fail_at(p, p->pos,
 		       "expected a string, an integer or true/false");
 }
 
 static const char *kind_name(enum value_kind k)
 {
-	return k == V_STRING ? "a string"
-	       : k == V_INT  ? "an integer"
-			     : "a boolean";
+	return k == V_STRING    ? "a string"
+	       : k == V_INT     ? "an integer"
+	       : k == V_STRINGS ? "an array"
+				: "a boolean";
 }
 
 /* The openlineage.* keys: 0 when applied, -1 after saying what is wrong,
@@ -589,6 +639,23 @@ static int apply(struct parser *p, const char *key, enum value_kind kind,
 							: kind_name(kind));
 		snprintf(c->ray_actor_granularity,
 			 sizeof(c->ray_actor_granularity), "%s", str);
+	} else if (strcmp(key, "record.env_values") == 0) {
+		if (kind != V_STRINGS)
+			return fail_at(p, vpos,
+				       "record.env_values: expected an array "
+				       "of variable names, found %s",
+				       kind_name(kind));
+		for (size_t i = 0; i < p->narr; i++)
+			if (!p->arr[i][0] || strchr(p->arr[i], '='))
+				return fail_at(p, vpos,
+					       "record.env_values: \"%s\" is "
+					       "not a variable name (expected "
+					       "a non-empty name without '=')",
+					       p->arr[i]);
+		/* The file that sets it last (the project's) decides the
+		 * whole list. */
+		memcpy(c->env_values, p->arr, sizeof(p->arr));
+		c->nenv_values = p->narr;
 	} else {
 		/* A newer weft's key, or a typo: either way not fatal, but
 		 * said, so a typo does not silently keep the default. */

@@ -28,6 +28,9 @@
 #define CONFIG_PATH_BYTES (WEFT_MAX_PATH_BYTES + 32)
 /* The mode that tries every registered backend in registry order. */
 #define CONFIG_MODE_AUTO "auto"
+/* record.env_values: names whose values are recorded in clear. */
+#define CONFIG_MAX_ENV_VALUES 64
+#define CONFIG_ENV_NAME_BYTES 128
 
 enum config_source {
 	CONFIG_DEFAULT,
@@ -71,6 +74,10 @@ typedef struct weft_config {
 	char ol_api_key_file[CONFIG_PATH_BYTES];
 	char ol_file[CONFIG_PATH_BYTES];
 	char ol_namespace[256];
+	/* record.env_values (docs/config.md): the environment variables
+	 * whose values are recorded in clear; the rest only as hashes. */
+	char env_values[CONFIG_MAX_ENV_VALUES][CONFIG_ENV_NAME_BYTES];
+	size_t nenv_values;
 	/* The files consulted; "" when there is none (no HOME, no project). */
 	char user_file[CONFIG_PATH_BYTES];
 	char project_file[CONFIG_PATH_BYTES];

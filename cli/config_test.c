@@ -82,6 +82,24 @@ static void test_defaults(void **state)
 	assert_string_equal(c.ray_actor_granularity, "actor");
 	assert_string_equal(cap_text(&cap), "");
 	cap_close(&cap);
+
+	/* record.env_values: none by default; an array of names, the last
+	 * file to set it decides the whole list. */
+	config_defaults(&c);
+	assert_int_equal(c.nenv_values, 0);
+	cap_open(&cap);
+	assert_int_equal(parse_str(&c,
+				   "[record]\nenv_values = [ \"CUDA_VISIBLE_"
+				   "DEVICES\", \"OMP_NUM_THREADS\", ]\n",
+				   &cap),
+			 0);
+	assert_int_equal(c.nenv_values, 2);
+	assert_string_equal(c.env_values[0], "CUDA_VISIBLE_DEVICES");
+	assert_string_equal(c.env_values[1], "OMP_NUM_THREADS");
+	assert_int_equal(parse_str(&c, "record.env_values = []\n", &cap), 0);
+	assert_int_equal(c.nenv_values, 0);
+	assert_string_equal(cap_text(&cap), "");
+	cap_close(&cap);
 }
 
 static void test_accepts_subset(void **state)
@@ -177,8 +195,16 @@ static void test_errors(void **state)
 		 "t.toml:1:15: expected a string, an integer or true/false"},
 		{"\n\ntracer.mode = 'x'\n",
 		 "t.toml:3:15: literal 'strings' are not supported"},
-		{"a = [1]\n", "t.toml:1:5: arrays and inline tables"},
-		{"a = {b = 1}\n", "t.toml:1:5: arrays and inline tables"},
+		{"a = [1]\n", "t.toml:1:6: expected a \"string\" or ]"},
+		{"a = {b = 1}\n", "t.toml:1:5: inline tables are not"},
+		{"a = [\"x\" \"y\"]\n", "t.toml:1:10: expected , or ]"},
+		{"a = [\"x\",\n\"y\"]\n", "t.toml:1:10: expected a \"string\""},
+		{"record.env_values = \"X\"\n",
+		 "record.env_values: expected an array of variable names, "
+		 "found a string"},
+		{"record.env_values = [\"A=B\"]\n",
+		 "\"A=B\" is not a variable name"},
+		{"record.env_values = [\"\"]\n", "\"\" is not a variable name"},
 		{"a = 1.5\n", "t.toml:1:5: expected an integer (floats"},
 		{"a = 1979-05-27\n", "t.toml:1:5: expected an integer (floats"},
 		{"a = 0x10\n", "t.toml:1:5: expected a decimal integer without "
@@ -188,9 +214,10 @@ static void test_errors(void **state)
 		{"a = \"open\n", "t.toml:1:10: expected a closing \" before "
 				 "the end of the line"},
 		{"a = \"\"\"x\"\"\"\n", "t.toml:1:5: multi-line strings"},
-		{"ebpf.ringbuf_bytes = 5000\n", "t.toml:1:22: "
-						"ebpf.ringbuf_bytes: expected a "
-						"power of two"},
+		{"ebpf.ringbuf_bytes = 5000\n",
+		 "t.toml:1:22: "
+		 "ebpf.ringbuf_bytes: expected a "
+		 "power of two"},
 		{"[ebpf]\nagent_idle_timeout_ms = -1\n",
 		 "t.toml:2:25: ebpf.agent_idle_timeout_ms: expected an "
 		 "integer"},
@@ -204,10 +231,10 @@ static void test_errors(void **state)
 		 "t.toml:1:31: coordinator.submit_key_file: expected an "
 		 "absolute path"},
 		{"ray.weft_binary = 3\n", "t.toml:1:19: ray.weft_binary: "
-					   "expected a non-empty string"},
+					  "expected a non-empty string"},
 		{"[ray]\npython_path = \"\"\n", "t.toml:2:15: "
-						  "ray.python_path: expected "
-						  "a non-empty string"},
+						"ray.python_path: expected "
+						"a non-empty string"},
 		{"ray.actor_granularity = \"method\"\n",
 		 "t.toml:1:25: ray.actor_granularity: expected \"call\" or "
 		 "\"actor\", found another string"},

@@ -19,7 +19,7 @@ void json_string(FILE *out, const char *str)
 	weft_json_string(out, str);
 }
 
-static void json_string_or_null(FILE *out, const char *s)
+void json_string_or_null(FILE *out, const char *s)
 {
 	if (s)
 		json_string(out, s);
@@ -35,6 +35,56 @@ void format_rfc3339(int64_t ns, char out[40])
 static void json_bool(FILE *out, const char *key, bool v)
 {
 	fprintf(out, "\"%s\": %s", key, v ? "true" : "false");
+}
+
+void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32])
+{
+	if (!has) {
+		fputs("null", out);
+		return;
+	}
+	char text[WEFT_HASH_TEXT_BYTES];
+	weft_hash_to_text(hash, text);
+	fprintf(out, "\"%s\"", text);
+}
+
+/* Schema 4: the executable's hash and the environment; absent for older
+ * records. */
+void json_process_deps(FILE *out, const weft_process_rec *p)
+{
+	static const char *const states[] = {NULL, "listed", "parent",
+					     "unknown"};
+	if (p->env_state == WEFT_ENV_NONE && !p->has_exe_hash)
+		return;
+	fputs(", \"exe_hash\": ", out);
+	json_hash_or_null(out, p->has_exe_hash, p->exe_hash);
+	fputs(", \"env_state\": ", out);
+	if (p->env_state == WEFT_ENV_NONE || p->env_state > WEFT_ENV_UNKNOWN)
+		fputs("null", out);
+	else
+		fprintf(out, "\"%s\"", states[p->env_state]);
+	if (p->env_state == WEFT_ENV_LISTED) {
+		fputs(", \"env\": {", out);
+		for (uint32_t i = 0; i < p->nenv; i++) {
+			const weft_env_entry *e = &p->env[i];
+			if (i)
+				fputs(", ", out);
+			json_string(out, e->name);
+			if (e->value) {
+				fputs(": {\"value\": ", out);
+				json_string(out, e->value);
+			} else {
+				fputs(": {\"hash\": ", out);
+				json_hash_or_null(out, true, e->hash);
+			}
+			fputc('}', out);
+		}
+		fputc('}', out);
+	}
+	if (p->env_missing) {
+		fputs(", \"env_missing\": ", out);
+		json_string(out, p->env_missing);
+	}
 }
 
 static void json_process(FILE *out, const weft_process_rec *p)
@@ -65,6 +115,7 @@ static void json_process(FILE *out, const weft_process_rec *p)
 			p->by_exec ? "true" : "false",
 			p->execd ? "true" : "false");
 	}
+	json_process_deps(out, p);
 	fputc('}', out);
 }
 

@@ -189,8 +189,14 @@ static int64_t now_ns(void)
 int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 {
 	weft_classifier *cls = weft_classifier_new();
-	if (!cls || (ignore_dir && weft_classifier_ignore_prefix(
-					   cls, ignore_dir) != WEFT_OK)) {
+	const char *env_values[CONFIG_MAX_ENV_VALUES];
+	for (size_t i = 0; i < t->cfg->nenv_values; i++)
+		env_values[i] = t->cfg->env_values[i];
+	if (!cls ||
+	    (ignore_dir &&
+	     weft_classifier_ignore_prefix(cls, ignore_dir) != WEFT_OK) ||
+	    weft_classifier_env_values(cls, env_values, t->cfg->nenv_values) !=
+		    WEFT_OK) {
 		cli_error("out of memory");
 		weft_classifier_free(cls);
 		return WEFT_EXIT_INTERNAL;

@@ -125,6 +125,7 @@ void weft_wr_array(struct weft_wr *w, uint32_t n);
 void weft_wr_key(struct weft_wr *w, const char *key);
 void weft_wr_int(struct weft_wr *w, int64_t v);
 void weft_wr_uint(struct weft_wr *w, uint64_t v);
+void weft_wr_nil(struct weft_wr *w);
 void weft_wr_bool(struct weft_wr *w, bool v);
 void weft_wr_bin(struct weft_wr *w, const void *data, size_t n);
 /* A NUL-terminated string as bin. */

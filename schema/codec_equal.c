@@ -41,10 +41,26 @@ bool weft_event_equal(const weft_event *a, const weft_event *b)
 	       argv_eq(a->argv, a->argc, b->argv, b->argc);
 }
 
+static bool env_eq(const weft_process_rec *a, const weft_process_rec *b)
+{
+	if (a->env_state != b->env_state || a->nenv != b->nenv ||
+	    !str_eq(a->env_missing, b->env_missing) ||
+	    a->has_exe_hash != b->has_exe_hash ||
+	    (a->has_exe_hash && memcmp(a->exe_hash, b->exe_hash, 32) != 0))
+		return false;
+	for (uint32_t i = 0; i < a->nenv; i++) {
+		const weft_env_entry *x = &a->env[i], *y = &b->env[i];
+		if (!str_eq(x->name, y->name) || !str_eq(x->value, y->value) ||
+		    (!x->value && memcmp(x->hash, y->hash, 32) != 0))
+			return false;
+	}
+	return true;
+}
+
 bool weft_process_rec_equal(const weft_process_rec *a,
 			    const weft_process_rec *b)
 {
-	return a->pid == b->pid && a->ppid == b->ppid &&
+	return env_eq(a, b) && a->pid == b->pid && a->ppid == b->ppid &&
 	       a->exit_code == b->exit_code && a->exited == b->exited &&
 	       a->has_index == b->has_index &&
 	       (!a->has_index || a->index == b->index) &&

@@ -6,7 +6,13 @@
  * Process record map:  pid, ppid, exit, exited  required;
  *                      argv (array of bin), exe, cwd  optional;
  *                      schema 3: i (index), par (parent index), bx (came
- *                      by exec), execd, t0, t1 (start, end)  optional.
+ *                      by exec), execd, t0, t1 (start, end)  optional;
+ *                      schema 4: xh (exe hash, 32-byte bin), env (array
+ *                      of maps: n (name) and h (32-byte bin) or v (the
+ *                      value in clear)), enveq (true: the parent's
+ *                      environment), noenv (why it is unknown; nil or a
+ *                      string)  optional, at most one of env, enveq,
+ *                      noenv.
  * File record map:     path, rd, wr, cr, del  required;
  *                      ren, size, hash (32-byte bin), nohash, first
  *                      (map of dev, ino, size, mtime)  optional;
@@ -19,7 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "codec.h"
+
+void weft_env_value_hash(const char *value, size_t len, uint8_t out[32])
+{
+	static const char tag[] = "weft env value v1";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(&st, (const uint8_t *)value, len);
+	crypto_generichash_final(&st, out, 32);
+}
 
 /* ---- argv ---- */
 
@@ -116,11 +134,17 @@ enum {
 	P_EXECD,
 	P_T0,
 	P_T1,
+	/* Schema 4: what the result depends on besides files. */
+	P_EXEHASH,
+	P_ENV,
+	P_ENVEQ,
+	P_NOENV,
 	P_NKEYS
 };
 static const char *const process_key_names[P_NKEYS] = {
-	"pid", "ppid", "exit", "exited", "argv", "exe", "cwd",
-	"i",   "par",  "bx",   "execd",  "t0",   "t1",
+	"pid", "ppid", "exit", "exited", "argv",  "exe",
+	"cwd", "i",    "par",  "bx",     "execd", "t0",
+	"t1",  "xh",   "env",  "enveq",  "noenv",
 };
 static const struct weft_rd_keys process_keys = {
 	process_key_names,
@@ -138,6 +162,52 @@ size_t weft_process_rec_min_bytes(void)
 	return weft_rd_min_map_bytes(&process_keys);
 }
 
+/* An env entry map: n required, exactly one of h and v. */
+enum { E_NAME, E_HASH, E_VALUE, E_NKEYS };
+static const char *const env_key_names[E_NKEYS] = {"n", "h", "v"};
+static const struct weft_rd_keys env_keys = {
+	env_key_names,
+	E_NKEYS,
+	1u << E_NAME,
+};
+
+/* A name is what execve takes before '=': not empty, no '=', no NUL. */
+static bool env_name_ok(const char *n)
+{
+	return n && n[0] && !strchr(n, '=') &&
+	       strnlen(n, WEFT_MAX_ENV_NAME_BYTES + 1) <=
+		       WEFT_MAX_ENV_NAME_BYTES;
+}
+
+static int env_check(const weft_process_rec *p)
+{
+	if (p->env_state > WEFT_ENV_UNKNOWN)
+		return WEFT_EINVAL;
+	if (p->nenv > WEFT_MAX_ENV_ENTRIES)
+		return WEFT_ETOOBIG;
+	if ((p->nenv && (!p->env || p->env_state != WEFT_ENV_LISTED)) ||
+	    (p->env_missing && p->env_state != WEFT_ENV_UNKNOWN) ||
+	    (p->env_state == WEFT_ENV_PARENT && !p->has_parent))
+		return WEFT_EINVAL;
+	if (check_opt_str(p->env_missing, WEFT_MAX_WARNING_BYTES))
+		return WEFT_ETOOBIG;
+	size_t clear = 0;
+	for (uint32_t i = 0; i < p->nenv; i++) {
+		const weft_env_entry *e = &p->env[i];
+		if (!env_name_ok(e->name))
+			return WEFT_EINVAL;
+		/* Sorted and unique: one value per name, one order. */
+		if (i && strcmp(p->env[i - 1].name, e->name) >= 0)
+			return WEFT_EINVAL;
+		if (e->value) {
+			clear += strnlen(e->value, WEFT_MAX_ARGV_BYTES + 1);
+			if (clear > WEFT_MAX_ARGV_BYTES)
+				return WEFT_ETOOBIG;
+		}
+	}
+	return WEFT_OK;
+}
+
 static int process_check(const weft_process_rec *p)
 {
 	if (p->pid < 1 || p->ppid < 0 || p->exit_code < EXIT_MIN ||
@@ -151,7 +221,7 @@ static int process_check(const weft_process_rec *p)
 	if (check_opt_str(p->exe, WEFT_MAX_PATH_BYTES) ||
 	    check_opt_str(p->cwd, WEFT_MAX_PATH_BYTES))
 		return WEFT_ETOOBIG;
-	return WEFT_OK;
+	return env_check(p);
 }
 
 int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
@@ -162,7 +232,8 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 		return rc;
 	uint32_t n = 4 + !!p->argv + !!p->exe + !!p->cwd + p->has_index +
 		     p->has_parent + p->by_exec + p->execd + !!p->started_ns +
-		     !!p->ended_ns;
+		     !!p->ended_ns + p->has_exe_hash +
+		     (p->env_state != WEFT_ENV_NONE);
 	if (versioned)
 		weft_wr_versioned_map(w, n);
 	else
@@ -205,7 +276,110 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 	}
 	write_opt_time(w, "t0", p->started_ns);
 	write_opt_time(w, "t1", p->ended_ns);
+	if (p->has_exe_hash) {
+		weft_wr_key(w, "xh");
+		weft_wr_bin(w, p->exe_hash, sizeof(p->exe_hash));
+	}
+	switch (p->env_state) {
+	case WEFT_ENV_LISTED:
+		weft_wr_key(w, "env");
+		weft_wr_array(w, p->nenv);
+		for (uint32_t i = 0; i < p->nenv; i++) {
+			const weft_env_entry *e = &p->env[i];
+			weft_wr_map(w, 2);
+			weft_wr_key(w, "n");
+			weft_wr_cstr(w, e->name);
+			if (e->value) {
+				weft_wr_key(w, "v");
+				weft_wr_cstr(w, e->value);
+			} else {
+				weft_wr_key(w, "h");
+				weft_wr_bin(w, e->hash, sizeof(e->hash));
+			}
+		}
+		break;
+	case WEFT_ENV_PARENT:
+		weft_wr_key(w, "enveq");
+		weft_wr_bool(w, true);
+		break;
+	case WEFT_ENV_UNKNOWN:
+		weft_wr_key(w, "noenv");
+		if (p->env_missing)
+			weft_wr_cstr(w, p->env_missing);
+		else
+			weft_wr_nil(w);
+		break;
+	}
 	return w->err;
+}
+
+struct env_read_ctx {
+	size_t clear; /* bytes of values in clear so far */
+	bool has_hash;
+};
+
+static int env_entry_field(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_env_entry *e = ((void **)ctx)[0];
+	struct env_read_ctx *c = ((void **)ctx)[1];
+	const uint8_t *data;
+	size_t n;
+	int rc;
+	switch (key) {
+	case E_NAME:
+		rc = weft_rd_cstr(rd, WEFT_MAX_ENV_NAME_BYTES, &e->name);
+		if (rc == WEFT_OK && !env_name_ok(e->name))
+			rc = WEFT_EINVAL;
+		return rc;
+	case E_HASH:
+		rc = weft_rd_bytes(rd, true, 32, &data, &n);
+		if (rc == WEFT_ETOOBIG || (rc == WEFT_OK && n != 32))
+			return WEFT_EINVAL;
+		if (rc == WEFT_OK) {
+			memcpy(e->hash, data, 32);
+			c->has_hash = true;
+		}
+		return rc;
+	case E_VALUE:
+		rc = weft_rd_cstr(rd, WEFT_MAX_ARGV_BYTES - c->clear,
+				  &e->value);
+		if (rc == WEFT_OK)
+			c->clear += strlen(e->value);
+		return rc;
+	}
+	return WEFT_EINVAL;
+}
+
+static int env_entry_read(struct weft_rd *rd, void *item, void *ctx)
+{
+	struct env_read_ctx *c = ctx;
+	c->has_hash = false;
+	void *pair[2] = {item, c};
+	int rc = weft_rd_fields(rd, &env_keys, false, env_entry_field, pair);
+	const weft_env_entry *e = item;
+	/* Exactly one of the hash and the value. */
+	if (rc == WEFT_OK && c->has_hash == !!e->value)
+		rc = WEFT_EINVAL;
+	return rc;
+}
+
+static int env_read(struct weft_rd *rd, weft_process_rec *p)
+{
+	if (p->env_state != WEFT_ENV_NONE)
+		return WEFT_EINVAL; /* env, enveq and noenv exclude each other
+				     */
+	struct env_read_ctx c = {0, false};
+	size_t n = 0;
+	/* "n" and "v" with a one-byte name and an empty value: 7 bytes. */
+	int rc = weft_rd_list(rd, WEFT_MAX_ENV_ENTRIES, 7,
+			      sizeof(weft_env_entry), (void **)&p->env, &n,
+			      env_entry_read, &c);
+	p->nenv = (uint32_t)n;
+	p->env_state = WEFT_ENV_LISTED;
+	for (uint32_t i = 1; rc == WEFT_OK && i < p->nenv; i++)
+		if (strcmp(p->env[i - 1].name, p->env[i].name) >= 0)
+			rc = WEFT_EINVAL;
+	return rc;
 }
 
 static int process_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
@@ -240,6 +414,15 @@ static int process_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		if (weft_rd_nil(rd))
 			return WEFT_OK;
 		return weft_rd_cstr(rd, WEFT_MAX_PATH_BYTES, &p->cwd);
+	case P_NOENV:
+		/* nil here is "unknown, no reason given", not absent. */
+		if (p->env_state != WEFT_ENV_NONE)
+			return WEFT_EINVAL;
+		p->env_state = WEFT_ENV_UNKNOWN;
+		if (weft_rd_nil(rd))
+			return WEFT_OK;
+		return weft_rd_cstr(rd, WEFT_MAX_WARNING_BYTES,
+				    &p->env_missing);
 	}
 	if (weft_rd_nil(rd))
 		return WEFT_OK;
@@ -262,6 +445,30 @@ static int process_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		return weft_rd_int(rd, 0, INT64_MAX, &p->started_ns);
 	case P_T1:
 		return weft_rd_int(rd, 0, INT64_MAX, &p->ended_ns);
+	case P_EXEHASH: {
+		const uint8_t *data;
+		size_t n;
+		rc = weft_rd_bytes(rd, true, 32, &data, &n);
+		if (rc == WEFT_ETOOBIG || (rc == WEFT_OK && n != 32))
+			return WEFT_EINVAL;
+		if (rc == WEFT_OK) {
+			memcpy(p->exe_hash, data, 32);
+			p->has_exe_hash = true;
+		}
+		return rc;
+	}
+	case P_ENV:
+		return env_read(rd, p);
+	case P_ENVEQ: {
+		bool eq = false;
+		rc = weft_rd_bool(rd, &eq);
+		if (rc == WEFT_OK && eq) {
+			if (p->env_state != WEFT_ENV_NONE)
+				return WEFT_EINVAL;
+			p->env_state = WEFT_ENV_PARENT;
+		}
+		return rc;
+	}
 	}
 	return WEFT_EINVAL;
 }
@@ -272,6 +479,8 @@ int weft_process_rec_read(struct weft_rd *rd, weft_process_rec *p,
 	memset(p, 0, sizeof(*p));
 	int rc = weft_rd_fields(rd, &process_keys, versioned,
 				process_read_entry, p);
+	if (rc == WEFT_OK && p->env_state == WEFT_ENV_PARENT && !p->has_parent)
+		rc = WEFT_EINVAL; /* the same as nothing */
 	if (rc)
 		weft_process_rec_release(p);
 	return rc;

@@ -70,6 +70,12 @@ void weft_wr_uint(struct weft_wr *w, uint64_t v)
 		msgpack_pack_uint64(&w->pk, v);
 }
 
+void weft_wr_nil(struct weft_wr *w)
+{
+	if (!w->err)
+		msgpack_pack_nil(&w->pk);
+}
+
 void weft_wr_bool(struct weft_wr *w, bool v)
 {
 	if (w->err)

@@ -79,6 +79,12 @@ void weft_process_rec_release(weft_process_rec *p)
 	free(p->argv);
 	free(p->exe);
 	free(p->cwd);
+	for (uint32_t i = 0; i < p->nenv; i++) {
+		free(p->env[i].name);
+		free(p->env[i].value);
+	}
+	free(p->env);
+	free(p->env_missing);
 	memset(p, 0, sizeof(*p));
 }
 

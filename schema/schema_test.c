@@ -244,6 +244,17 @@ static weft_process_rec sample_process(void)
 	p.execd = true;
 	p.started_ns = 1;
 	p.ended_ns = INT64_MAX;
+	/* Schema 4: the executable's hash and the environment. */
+	static weft_env_entry env[] = {
+		{.name = "CUDA_VISIBLE_DEVICES", .value = "0,1"},
+		{.name = "HOME", .hash = {1, 2, 3}},
+		{.name = "a", .value = ""},
+	};
+	p.has_exe_hash = true;
+	memset(p.exe_hash, 0xab, sizeof(p.exe_hash));
+	p.env_state = WEFT_ENV_LISTED;
+	p.env = env;
+	p.nenv = 3;
 	return p;
 }
 
@@ -429,6 +440,92 @@ static void test_process_roundtrip(void **state)
 	p.exe = "";
 	p.cwd = "/";
 	roundtrip(T_PROCESS, &p);
+	/* Schema 4: the parent's environment, or one not known. */
+	p.has_parent = true;
+	p.env_state = WEFT_ENV_PARENT;
+	roundtrip(T_PROCESS, &p);
+	p.env_state = WEFT_ENV_UNKNOWN;
+	roundtrip(T_PROCESS, &p);
+	p.env_missing = "gone before its environment was read";
+	roundtrip(T_PROCESS, &p);
+	p.env_missing = NULL;
+	p.env_state = WEFT_ENV_LISTED; /* an empty environment */
+	roundtrip(T_PROCESS, &p);
+}
+
+/* Environments the encoder refuses (and so the decoder, which checks the
+ * same): unsorted or repeated names, a name with '=' or empty, entries
+ * in a state that has none, the parent's environment without a parent,
+ * clear values past the argv limit. */
+static void test_process_env_refused(void **state)
+{
+	(void)state;
+	weft_env_entry two[2] = {{.name = "B"}, {.name = "A"}};
+	weft_process_rec p = {
+		.pid = 1, .env_state = WEFT_ENV_LISTED, .env = two, .nenv = 2};
+	weft_buf b;
+	weft_buf_init(&b);
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	two[1].name = "B";
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	two[1].name = "C=D";
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	two[0].name = "";
+	two[1].name = "C";
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	two[0].name = "A";
+	p.env_state = WEFT_ENV_PARENT;
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	p.nenv = 0;
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	p.env_state = WEFT_ENV_LISTED;
+	p.env_missing = "why";
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_EINVAL);
+	p.env_missing = NULL;
+	static char big[WEFT_MAX_ARGV_BYTES / 2 + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	two[0].value = big;
+	two[1].value = big;
+	p.nenv = 2;
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_ETOOBIG);
+	two[1].value = NULL;
+	assert_int_equal(weft_process_rec_encode(&p, &b), WEFT_OK);
+	weft_buf_free(&b);
+
+	/* The decoder's own checks: an entry with both a hash and a value,
+	 * or neither; env and enveq together. */
+	static const char both[] =
+		"\206\241v\004\243pid\001\244ppid\000\244exit\000"
+		"\246exited\302\243env\221\203\241n\241A\241v\241x"
+		"\241h\304\040"
+		"0123456789abcdef0123456789abcdef";
+	weft_process_rec d;
+	assert_int_equal(weft_process_rec_decode((const uint8_t *)both,
+						 sizeof(both) - 1, &d),
+			 WEFT_EINVAL);
+	static const char neither[] =
+		"\206\241v\004\243pid\001\244ppid\000\244exit\000"
+		"\246exited\302\243env\221\201\241n\241A";
+	/* (too short for any entry, so refused as truncated) */
+	assert_int_not_equal(weft_process_rec_decode((const uint8_t *)neither,
+						     sizeof(neither) - 1, &d),
+			     WEFT_OK);
+	static const char twice[] =
+		"\210\241v\004\243pid\001\244ppid\000\244exit\000"
+		"\246exited\302\243par\000\243env\220\245enveq\303";
+	assert_int_equal(weft_process_rec_decode((const uint8_t *)twice,
+						 sizeof(twice) - 1, &d),
+			 WEFT_EINVAL);
+	/* A schema 3 record (no xh, env) still decodes, its environment
+	 * not recorded. */
+	static const char v3[] = "\205\241v\003\243pid\001\244ppid\000"
+				 "\244exit\000\246exited\302";
+	assert_int_equal(weft_process_rec_decode((const uint8_t *)v3,
+						 sizeof(v3) - 1, &d),
+			 WEFT_OK);
+	assert_int_equal(d.env_state, WEFT_ENV_NONE);
+	assert_false(d.has_exe_hash);
+	weft_process_rec_release(&d);
 }
 
 static void test_file_roundtrip(void **state)
@@ -1515,6 +1612,7 @@ int main(void)
 		cmocka_unit_test(test_event_roundtrip_kinds),
 		cmocka_unit_test(test_event_roundtrip_edges),
 		cmocka_unit_test(test_process_roundtrip),
+		cmocka_unit_test(test_process_env_refused),
 		cmocka_unit_test(test_file_roundtrip),
 		cmocka_unit_test(test_report_roundtrip),
 		cmocka_unit_test(test_report_warning_limit),

@@ -27,8 +27,10 @@
  * versions read and stat identities (DESIGN.md "Store and DAG"), which are
  * optional keys, so its records decode with those fields absent; version
  * 2 lacks the attribution of file records to processes (process images,
- * their parents and the per-process touches of a file), optional too. */
-#define WEFT_SCHEMA_VERSION 3
+ * their parents and the per-process touches of a file), optional too;
+ * version 3 lacks what a process's result depends on besides files (its
+ * executable's hash and its environment), optional too. */
+#define WEFT_SCHEMA_VERSION 4
 #define WEFT_SCHEMA_MIN_VERSION 1
 
 /* A path, in bytes, without the terminating NUL (Linux PATH_MAX is 4096
@@ -47,6 +49,11 @@
 #define WEFT_MAX_WARNING_BYTES 1024
 /* Backend names ("ptrace", ...), run ids and similar short strings. */
 #define WEFT_MAX_NAME_BYTES 64
+/* Environment variables of one process, and bytes of one variable's name.
+ * Values kept in clear (record.env_values) count against
+ * WEFT_MAX_ARGV_BYTES together. */
+#define WEFT_MAX_ENV_ENTRIES 4096
+#define WEFT_MAX_ENV_NAME_BYTES 1024
 /* One encoded message (event, report, fragment) on any transport. */
 #define WEFT_MAX_MESSAGE_BYTES (64 * 1024 * 1024)
 /* One encoded trace event. */
@@ -140,6 +147,15 @@ enum weft_created_hint {
 	WEFT_CREATED_YES = 1,      /* this open created it */
 };
 
+/* What a backend knows of a process's environment at an exec (the
+ * environ block the kernel gave the new image). */
+enum weft_event_env {
+	WEFT_EV_ENV_NONE = 0,    /* not looked at (replays, older backends) */
+	WEFT_EV_ENV_BLOCK = 1,   /* env/env_len hold the block */
+	WEFT_EV_ENV_UNKNOWN = 2, /* looked, could not vouch for it (the
+				    process was gone or exec'd again) */
+};
+
 typedef struct weft_event {
 	uint16_t kind;      /* enum weft_event_kind */
 	int32_t pid;        /* thread id making the call */
@@ -160,6 +176,12 @@ typedef struct weft_event {
 	const char *path2;
 	const char *const *argv; /* exec only; argc entries */
 	uint32_t argc;
+	/* Exec only, not encoded (the raw environment never leaves the
+	 * tracing process; the classifier keeps names and value hashes):
+	 * "NAME=VALUE" strings, each NUL-terminated, env_len bytes. */
+	uint8_t env_state; /* enum weft_event_env */
+	const char *env;
+	size_t env_len;
 } weft_event;
 
 /* Encode one event as a msgpack map appended to out. */
@@ -171,6 +193,29 @@ int weft_event_decode(const uint8_t *buf, size_t len, weft_event *ev);
 void weft_event_release(weft_event *ev);
 
 /* ---- Process and file records, the run report ---- */
+
+/* One environment variable of a process (schema 4): its name and, by
+ * default, only the BLAKE2b-256 of its value (weft_env_value_hash); the
+ * value itself only for names the user listed (record.env_values). */
+typedef struct weft_env_entry {
+	char *name;
+	char *value; /* in clear, or NULL: then hash is set */
+	uint8_t hash[32];
+} weft_env_entry;
+
+/* What a process record says of its environment (schema 4). */
+enum weft_env_state {
+	WEFT_ENV_NONE = 0,    /* not recorded (records before schema 4) */
+	WEFT_ENV_LISTED = 1,  /* env/nenv are its variables, by name */
+	WEFT_ENV_PARENT = 2,  /* the same as the image it came from (parent):
+				 a fork, or an exec that kept it */
+	WEFT_ENV_UNKNOWN = 3, /* the tracer could not read it; env_missing
+				 says why */
+};
+
+/* The hash of an environment value: BLAKE2b-256 of a domain tag and the
+ * value, so an env hash is never mistaken for a file's content hash. */
+void weft_env_value_hash(const char *value, size_t len, uint8_t out[32]);
 
 typedef struct weft_process_rec {
 	int32_t pid;
@@ -193,6 +238,13 @@ typedef struct weft_process_rec {
 	bool by_exec;
 	bool execd;          /* this image ended by an exec, not an exit */
 	int64_t started_ns, ended_ns; /* CLOCK_REALTIME; 0 unknown */
+	/* Schema 4: what its result depends on besides files. */
+	bool has_exe_hash;
+	uint8_t exe_hash[32]; /* BLAKE2b-256 of exe, hashed after the run */
+	uint8_t env_state;    /* enum weft_env_state */
+	weft_env_entry *env;  /* WEFT_ENV_LISTED: sorted by name, unique */
+	uint32_t nenv;
+	char *env_missing; /* WEFT_ENV_UNKNOWN: why, or NULL */
 } weft_process_rec;
 
 /* What one process of the run did to one file (schema 3). */

@@ -372,6 +372,65 @@ static int locate(struct store_mounts *m, weft_file_rec *f,
 	return store_locate(m, f->path, has_dev, dev, &f->loc_fs, &f->loc_path);
 }
 
+/* Order of process indices by executable path (qsort_r). */
+static int exe_order(const void *a, const void *b, void *ctx)
+{
+	const weft_report *r = ctx;
+	return strcmp(r->processes[*(const size_t *)a].exe,
+		      r->processes[*(const size_t *)b].exe);
+}
+
+static int file_by_path(const void *key, const void *elem)
+{
+	return strcmp(key, ((const weft_file_rec *)elem)->path);
+}
+
+/* Every process's executable, hashed once per path after the run
+ * (DESIGN.md: what a result depends on besides files). An executable
+ * the run itself wrote is not hashed: what is there now need not be
+ * what that process ran. One that cannot be read keeps no hash. */
+static int hash_executables(weft_store *cache, weft_report *r,
+			    struct weft_hash_cache_entry *pending,
+			    size_t *npending)
+{
+	size_t n = 0;
+	size_t *idx =
+		r->nprocesses ? malloc(r->nprocesses * sizeof(*idx)) : NULL;
+	if (r->nprocesses && !idx)
+		return WEFT_ENOMEM;
+	for (size_t i = 0; i < r->nprocesses; i++)
+		if (r->processes[i].exe && r->processes[i].exe[0] == '/')
+			idx[n++] = i;
+	qsort_r(idx, n, sizeof(*idx), exe_order, r);
+	for (size_t i = 0; i < n;) {
+		const char *exe = r->processes[idx[i]].exe;
+		size_t j = i + 1;
+		while (j < n && strcmp(r->processes[idx[j]].exe, exe) == 0)
+			j++;
+		const weft_file_rec *f =
+			bsearch(exe, r->files, r->nfiles, sizeof(*r->files),
+				file_by_path);
+		uint8_t h[32];
+		struct stat st;
+		bool queued = false;
+		if ((!f || !f->written) &&
+		    hash_file(cache, exe, h, &st, NULL,
+			      cache ? &pending[*npending] : NULL,
+			      &queued) == WEFT_OK) {
+			for (size_t k = i; k < j; k++) {
+				weft_process_rec *p = &r->processes[idx[k]];
+				p->has_exe_hash = true;
+				memcpy(p->exe_hash, h, 32);
+			}
+			if (queued && ++*npending == WEFT_HASH_CACHE_BATCH)
+				flush_pending(cache, pending, npending);
+		}
+		i = j;
+	}
+	free(idx);
+	return WEFT_OK;
+}
+
 int weft_report_hash_files(weft_store *cache, weft_report *r)
 {
 	struct weft_hash_cache_entry *pending = NULL;
@@ -439,6 +498,8 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 			err = warn_changed(r, f->path);
 	}
 	store_mounts_free(&mounts);
+	if (!err)
+		err = hash_executables(cache, r, pending, &npending);
 	if (cache)
 		flush_pending(cache, pending, &npending);
 	free(pending);

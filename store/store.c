@@ -306,6 +306,18 @@ static const char *const migrations[] = {
 	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;",
+	/* 8 (issue 17):
+	 * what a process's result depends on besides files (schema 4):
+	 * its executable's hash, and its environment: env_state as
+	 * enum weft_env_state, env the variables of a WEFT_ENV_LISTED one
+	 * (store_env_encode: name NUL, then 'h' and 32 hash bytes or 'v',
+	 * the value and NUL, per variable), env_missing why one is not
+	 * known. Rows stored before have env_state 0: not recorded. */
+	"ALTER TABLE processes ADD COLUMN exe_hash BLOB;"
+	"ALTER TABLE processes ADD COLUMN env_state INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE processes ADD COLUMN env BLOB;"
+	"ALTER TABLE processes ADD COLUMN env_missing BLOB;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -591,9 +603,10 @@ const char *const store_put_sql[PUT_NSTMT] = {
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[PUT_PROCESS] = "INSERT INTO processes (run, seq, pid, ppid, argc, "
 			"argv, exe, cwd, exit_code, exited, parent, by_exec, "
-			"execd, started_ns, ended_ns, indexed) "
+			"execd, started_ns, ended_ns, indexed, exe_hash, "
+			"env_state, env, env_missing) "
 			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-			"?12, ?13, ?14, ?15, ?16)",
+			"?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
 	[PUT_TOUCH] = "INSERT INTO touches (run, path, proc, flags, src, "
 		      "first_open_ns, last_write_ns) "
 		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -668,9 +681,92 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 	if (p->ended_ns)
 		sqlite3_bind_int64(st, 15, p->ended_ns);
 	sqlite3_bind_int(st, 16, p->has_index);
-	int err = store_step_insert(st);
+	if (p->has_exe_hash)
+		sqlite3_bind_blob(st, 17, p->exe_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 18, p->env_state);
+	weft_buf env;
+	weft_buf_init(&env);
+	int err = WEFT_OK;
+	if (p->env_state == WEFT_ENV_LISTED) {
+		err = store_env_encode(p, &env);
+		/* An empty environment is an empty blob, not NULL. */
+		sqlite3_bind_blob(st, 19, env.data ? (void *)env.data : "",
+				  (int)env.len, SQLITE_STATIC);
+	}
+	store_bind_bytes(st, 20, p->env_missing);
+	if (!err)
+		err = store_step_insert(st);
+	else
+		sqlite3_reset(st);
+	weft_buf_free(&env);
 	free(argv);
 	return err;
+}
+
+int store_env_encode(const weft_process_rec *p, weft_buf *out)
+{
+	int err = WEFT_OK;
+	for (uint32_t i = 0; i < p->nenv && !err; i++) {
+		const weft_env_entry *e = &p->env[i];
+		err = weft_buf_append(out, e->name, strlen(e->name) + 1);
+		if (!err && e->value) {
+			err = weft_buf_append(out, "v", 1);
+			if (!err)
+				err = weft_buf_append(out, e->value,
+						      strlen(e->value) + 1);
+		} else if (!err) {
+			err = weft_buf_append(out, "h", 1);
+			if (!err)
+				err = weft_buf_append(out, e->hash, 32);
+		}
+	}
+	return err;
+}
+
+int store_env_decode(const uint8_t *blob, size_t len, weft_process_rec *p)
+{
+	size_t n = 0;
+	for (size_t off = 0; off < len;) {
+		const uint8_t *nul = memchr(blob + off, 0, len - off);
+		if (!nul || nul == blob + off || nul + 1 >= blob + len)
+			return WEFT_EDB;
+		off = (size_t)(nul - blob) + 1;
+		if (blob[off] == 'h') {
+			off += 33;
+		} else if (blob[off] == 'v') {
+			const uint8_t *end =
+				memchr(blob + off + 1, 0, len - off - 1);
+			if (!end)
+				return WEFT_EDB;
+			off = (size_t)(end - blob) + 1;
+		} else {
+			return WEFT_EDB;
+		}
+		if (off > len || ++n > WEFT_MAX_ENV_ENTRIES)
+			return WEFT_EDB;
+	}
+	p->env = n ? calloc(n, sizeof(*p->env)) : NULL;
+	if (n && !p->env)
+		return WEFT_ENOMEM;
+	p->env_state = WEFT_ENV_LISTED;
+	for (size_t off = 0; off < len;) {
+		weft_env_entry *e = &p->env[p->nenv];
+		const char *name = (const char *)blob + off;
+		off += strlen(name) + 1;
+		if (!(e->name = strdup(name)))
+			return WEFT_ENOMEM;
+		p->nenv++;
+		if (blob[off] == 'h') {
+			memcpy(e->hash, blob + off + 1, 32);
+			off += 33;
+		} else {
+			const char *v = (const char *)blob + off + 1;
+			if (!(e->value = strdup(v)))
+				return WEFT_ENOMEM;
+			off += strlen(v) + 2;
+		}
+	}
+	return WEFT_OK;
 }
 
 struct put_ctx {
@@ -871,6 +967,29 @@ out:
 
 /* ---- Loading runs ---- */
 
+int store_column_process_env(sqlite3_stmt *st, int col, weft_process_rec *p)
+{
+	if (sqlite3_column_type(st, col) != SQLITE_NULL) {
+		if (sqlite3_column_bytes(st, col) != 32)
+			return WEFT_EDB;
+		p->has_exe_hash = true;
+		memcpy(p->exe_hash, sqlite3_column_blob(st, col), 32);
+	}
+	int state = sqlite3_column_int(st, col + 1);
+	if (state < WEFT_ENV_NONE || state > WEFT_ENV_UNKNOWN)
+		return WEFT_EDB;
+	if (state == WEFT_ENV_LISTED)
+		return store_env_decode(
+			sqlite3_column_blob(st, col + 2),
+			(size_t)sqlite3_column_bytes(st, col + 2), p);
+	p->env_state = (uint8_t)state;
+	if (state == WEFT_ENV_PARENT && !p->has_parent)
+		p->env_state = WEFT_ENV_NONE;
+	if (state == WEFT_ENV_UNKNOWN)
+		return column_bytes(st, col + 3, &p->env_missing);
+	return WEFT_OK;
+}
+
 /* The rowid of the run named by id (NULL: latest; else exact id or unique
  * prefix). */
 static int resolve_run(weft_store *s, const char *id, sqlite3_int64 *num)
@@ -971,7 +1090,8 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 	int err = store_prepare(s,
 				"SELECT pid, ppid, argc, argv, exe, cwd, "
 				"exit_code, exited, seq, parent, by_exec, "
-				"execd, started_ns, ended_ns, indexed "
+				"execd, started_ns, ended_ns, indexed, "
+				"exe_hash, env_state, env, env_missing "
 				"FROM processes WHERE run = ?1 ORDER BY seq",
 				&st);
 	if (err)
@@ -1016,6 +1136,8 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 		p->execd = sqlite3_column_int(st, 11) != 0;
 		p->started_ns = sqlite3_column_int64(st, 12);
 		p->ended_ns = sqlite3_column_int64(st, 13);
+		if (!err)
+			err = store_column_process_env(st, 15, p);
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;

@@ -570,7 +570,7 @@ static void test_store_from_older_weft(void **state)
 	weft_store_close(fx->s);
 	uint8_t key[WEFT_MAC_BYTES];
 	weft_enrol_key(token, key);
-	char sql[1024], hex[2 * WEFT_MAC_BYTES + 1];
+	char sql[2048], hex[2 * WEFT_MAC_BYTES + 1];
 	for (int i = 0; i < WEFT_MAC_BYTES; i++)
 		sprintf(hex + 2 * i, "%02x", key[i]);
 	snprintf(sql, sizeof(sql),
@@ -583,6 +583,10 @@ static void test_store_from_older_weft(void **state)
 		 "ALTER TABLE processes DROP COLUMN execd;"
 		 "ALTER TABLE processes DROP COLUMN started_ns;"
 		 "ALTER TABLE processes DROP COLUMN ended_ns;"
+		 "ALTER TABLE processes DROP COLUMN exe_hash;" /* step 8 */
+		 "ALTER TABLE processes DROP COLUMN env_state;"
+		 "ALTER TABLE processes DROP COLUMN env;"
+		 "ALTER TABLE processes DROP COLUMN env_missing;"
 		 "INSERT INTO jobs (id, enrol_key, state, created_ns, command, "
 		 "user, host, cwd, git) VALUES ('%s', x'%s', 'open', 1, '', "
 		 "'', '', '', '');"

@@ -103,6 +103,11 @@ int store_check_report(const weft_report *r);
 /* Step a bound insert and reset it: WEFT_EINVAL on a constraint. */
 int store_step_insert(sqlite3_stmt *st);
 /* One process row (seq: its position in the run). */
+/* A process's environment as stored (processes.env), and back. */
+int store_env_encode(const weft_process_rec *p, weft_buf *out);
+int store_env_decode(const uint8_t *blob, size_t len, weft_process_rec *p);
+/* exe_hash, env_state, env, env_missing at columns col.. col+3. */
+int store_column_process_env(sqlite3_stmt *st, int col, weft_process_rec *p);
 int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		      const weft_process_rec *p);
 /* One file_io row and its touches, with the path and artifact ids found

@@ -55,11 +55,27 @@ static void full_report(weft_report *r, const char *id, int64_t started)
 	p->cwd = xstrdup("/home/u/\xff\xfeproj");
 	p->exit_code = 3;
 	p->exited = true;
+	/* Schema 4: the executable's hash and the environment (a value in
+	 * clear with awkward bytes, one hashed, an empty one). */
+	p->has_exe_hash = true;
+	hash_of(p->exe_hash, 0xcc);
+	p->env_state = WEFT_ENV_LISTED;
+	p->nenv = 3;
+	p->env = calloc(3, sizeof(*p->env));
+	assert_non_null(p->env);
+	p->env[0].name = xstrdup("A");
+	p->env[0].value = xstrdup("");
+	p->env[1].name = xstrdup("CUDA_VISIBLE_DEVICES");
+	p->env[1].value = xstrdup("0,\xff");
+	p->env[2].name = xstrdup("HOME");
+	hash_of(p->env[2].hash, 0xdd);
 	/* Empty arguments and invalid UTF-8 must come back as they were. */
 	const char *argv1[] = {"sh", "", "-c", "echo \xc3\x28", "", NULL};
 	p = add_process(r, 101, 100, argv1);
 	p->exit_code = 128 + 9;
 	p->exited = false; /* exe and cwd stay NULL */
+	p->env_state = WEFT_ENV_UNKNOWN;
+	p->env_missing = xstrdup("gone");
 	const char *argv2[] = {NULL};
 	add_process(r, 99, 100, argv2); /* argc 0, pid lower than parent */
 
@@ -124,6 +140,19 @@ static void assert_reports_equal(const weft_report *a, const weft_report *b)
 		assert_str_or_null(p->cwd, q->cwd);
 		assert_int_equal(p->exit_code, q->exit_code);
 		assert_int_equal(p->exited, q->exited);
+		assert_int_equal(p->has_exe_hash, q->has_exe_hash);
+		if (p->has_exe_hash)
+			assert_memory_equal(p->exe_hash, q->exe_hash, 32);
+		assert_int_equal(p->env_state, q->env_state);
+		assert_str_or_null(p->env_missing, q->env_missing);
+		assert_int_equal(p->nenv, q->nenv);
+		for (uint32_t k = 0; k < p->nenv; k++) {
+			assert_string_equal(p->env[k].name, q->env[k].name);
+			assert_str_or_null(p->env[k].value, q->env[k].value);
+			if (!p->env[k].value)
+				assert_memory_equal(p->env[k].hash,
+						    q->env[k].hash, 32);
+		}
 	}
 	assert_int_equal(a->nfiles, b->nfiles);
 	for (size_t i = 0; i < a->nfiles; i++) {

@@ -211,6 +211,114 @@ int weft_dag_lineage(const weft_dag *d, const char *path, bool down,
 int weft_store_lineage(weft_store *s, const char *path, const char *job,
 		       bool down, weft_dag *out);
 
+/* ---- Staleness (`weft stale`) ----
+ *
+ * An output is what the last run that wrote a path left there. It is out
+ * of date when an input of that run is not, on disk, the version the run
+ * read (changed, removed, or not known to be the same: weft says fresh
+ * only when it can vouch), when a run upstream is out of date, or when
+ * the output was changed or removed since. Files are compared by stat
+ * identity first; content is hashed (through the hash cache) only when
+ * the identity is not one a recorded version had. */
+enum weft_stale_why {
+	WEFT_STALE_INPUT_CHANGED,  /* path: an input, now other content */
+	WEFT_STALE_INPUT_GONE,     /* path: an input, gone */
+	WEFT_STALE_INPUT_UNKNOWN,  /* path: an input weft cannot compare
+				      (no hash or identity recorded, or
+				      unreadable now) */
+	WEFT_STALE_UPSTREAM,       /* path: an input another run made, and
+				      run (that run) is out of date */
+	WEFT_STALE_OUTPUT_CHANGED, /* the output itself changed since */
+	WEFT_STALE_OUTPUT_GONE,    /* the output itself was removed */
+	WEFT_STALE_OUTPUT_UNKNOWN, /* the output cannot be compared */
+};
+/* "input_changed", "input_removed", ... (the JSON names). */
+const char *weft_stale_why_name(int why);
+
+typedef struct weft_stale_cause {
+	int why; /* enum weft_stale_why */
+	char *path;
+	char *run; /* WEFT_STALE_UPSTREAM: the run upstream; else NULL */
+} weft_stale_cause;
+
+typedef struct weft_stale_output {
+	char *path; /* the output */
+	char *run;  /* the run that made it */
+	weft_stale_cause *causes;
+	size_t ncauses;
+	char **chain; /* run ids to re-run, upstream first, ending with run */
+	size_t nchain;
+} weft_stale_output;
+
+typedef struct weft_stale_result {
+	weft_stale_output *stale; /* by path */
+	size_t nstale;
+	size_t checked;      /* outputs checked */
+	uint64_t hashed;     /* files whose content had to be read */
+	char **not_recorded; /* paths asked about that no run left there */
+	size_t nnot_recorded;
+} weft_stale_result;
+
+/* The outputs under root (absolute; NULL: every output), or with npaths
+ * the outputs at paths (absolute, normalized) and every output upstream
+ * of them. Release with weft_stale_result_release. */
+int weft_store_stale(weft_store *s, const char *root, const char *const *paths,
+		     size_t npaths, weft_stale_result *out);
+void weft_stale_result_release(weft_stale_result *r);
+
+/* ---- Differences (`weft diff`, `weft rerun --check`) ---- */
+enum weft_diff_section {
+	WEFT_DIFF_FILE,    /* --file: the two versions themselves */
+	WEFT_DIFF_INPUT,   /* a file read, by the version read */
+	WEFT_DIFF_OUTPUT,  /* a file written, by the version left */
+	WEFT_DIFF_EXE,     /* an executable, by its hash */
+	WEFT_DIFF_ENV,     /* a variable of the root's environment */
+	WEFT_DIFF_COMMAND, /* the root's command line */
+	WEFT_DIFF_CWD,     /* the root's working directory */
+	WEFT_DIFF_EXIT,    /* the exit status */
+};
+enum weft_diff_change {
+	WEFT_DIFF_SAME,
+	WEFT_DIFF_ADDED,   /* only in B */
+	WEFT_DIFF_REMOVED, /* only in A */
+	WEFT_DIFF_CHANGED,
+	WEFT_DIFF_UNKNOWN, /* cannot be compared (not recorded) */
+};
+typedef struct weft_diff_item {
+	int section; /* enum weft_diff_section */
+	int change;  /* enum weft_diff_change */
+	char *name;  /* path, variable or executable */
+	char *a, *b; /* each side's value as text (a hash, "\"value\"" of a
+			variable kept in clear, ...), NULL when absent or
+			unknown */
+	int depth;   /* --file: 0 for the runs that made the two versions,
+			1 for the runs that made their differing inputs... */
+	char *via;   /* --file: the path the two runs made (their versions
+			differ) */
+} weft_diff_item;
+typedef struct weft_diff {
+	char *a, *b;           /* the run or job ids compared */
+	weft_diff_item *items; /* --file: breadth first, nearest first */
+	size_t nitems;
+} weft_diff;
+/* a and b: runs (or tasks, which are runs) or jobs, by id or unique
+ * prefix. Only what differs (or cannot be compared). */
+int weft_store_diff(weft_store *s, const char *a, const char *b,
+		    weft_diff *out);
+/* The same for two loaded runs (weft rerun --check). */
+int weft_diff_reports(const weft_report *a, const weft_report *b,
+		      weft_diff *out);
+/* Two versions of path (va, vb: the run that made each, by id prefix;
+ * both NULL: its last two different contents): the runs that made them
+ * compared, inputs that are the same included, then the runs that made
+ * each differing input, nearest first. WEFT_ENOTFOUND without two
+ * versions. */
+int weft_store_diff_file(weft_store *s, const char *path, const char *va,
+			 const char *vb, weft_diff *out);
+void weft_diff_release(weft_diff *d);
+const char *weft_diff_section_name(int section);
+const char *weft_diff_change_name(int change);
+
 /* ---- The fragment store: jobs, writers, signed envelopes ----
  *
  * What a coordinator writes (DESIGN.md "Delivery"). One weft_store_writer

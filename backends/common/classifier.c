@@ -121,6 +121,7 @@ static void proc_free(struct proc *p)
 	free(p->argv);
 	free(p->exe);
 	free(p->cwd);
+	free(p->env);
 	free(p);
 }
 
@@ -192,6 +193,7 @@ static struct proc *proc_new(struct weft_classifier *c, int32_t pid,
 	p->parent = parent ? parent->idx : TOUCH_NONE;
 	p->started_ns = c->now;
 	c->procs[c->nprocs++] = p;
+	proc_env_inherit(c, p);
 	return p;
 }
 
@@ -333,6 +335,9 @@ void weft_classifier_free(weft_classifier *c)
 	for (size_t i = 0; i < c->nprocs; i++)
 		proc_free(c->procs[i]);
 	free(c->procs);
+	for (size_t i = 0; i < c->nenv_values; i++)
+		free(c->env_values[i]);
+	free(c->env_values);
 	ofile_free_all(c);
 	path_table_free(&c->paths);
 	touch_table_free(&c->touches);
@@ -997,6 +1002,8 @@ static int on_exec(struct weft_classifier *c, const weft_event *ev)
 	if (!p->acted && !p->forked) {
 		int err = proc_set_image(c, p, ev->path, ev->argv, ev->argc,
 					 t->fs->cwd);
+		if (!err)
+			err = proc_env_exec(c, p, ev);
 		p->seeded = false;
 		return err ? drop(c, err) : WEFT_OK;
 	}
@@ -1008,6 +1015,8 @@ static int on_exec(struct weft_classifier *c, const weft_event *ev)
 	np->by_exec = true;
 	int err =
 		proc_set_image(c, np, ev->path, ev->argv, ev->argc, t->fs->cwd);
+	if (!err)
+		err = proc_env_exec(c, np, ev);
 	if (err) {
 		proc_abandon(c, np);
 		return drop(c, err);

@@ -146,6 +146,11 @@ struct proc {
 	bool exited;
 	int64_t started_ns, ended_ns;
 	struct task *tasks; /* live tasks of this process */
+	/* Its environment (environ.c): enum weft_env_state; the block only
+	 * when WEFT_ENV_LISTED (it differs from its parent's). */
+	uint8_t env_state;
+	char *env;
+	size_t env_len;
 };
 
 struct task {
@@ -208,7 +213,20 @@ struct weft_classifier {
 	uint64_t argv_truncated; /* processes whose argv hit a limit */
 	int64_t now; /* the time of the event being fed (0: unknown) */
 	bool spent;
+	char **env_values; /* names whose values are kept in clear */
+	size_t nenv_values;
 };
+
+/* ---- environ.c ---- */
+
+/* A new image from a fork: the environment of the image it came from. */
+void proc_env_inherit(const struct weft_classifier *c, struct proc *child);
+/* An exec into p (whose parent is set): the event's environment. */
+int proc_env_exec(struct weft_classifier *c, struct proc *p,
+		  const weft_event *ev);
+/* p's environment into rec (whose has_parent is set). */
+int proc_env_record(const struct weft_classifier *c, const struct proc *p,
+		    weft_process_rec *rec);
 
 /* ---- paths.c ---- */
 

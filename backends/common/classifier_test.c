@@ -216,6 +216,95 @@ static const weft_process_rec *find_proc(const weft_report *r, int pid)
 	return NULL;
 }
 
+/* ---- Environments (schema 4) ---- */
+
+static void exec_env(weft_classifier *c, int pid, const char *exe,
+		     const char *block, size_t len, int state)
+{
+	const char *argv[] = {exe};
+	weft_event e = ev_new(WEFT_EV_EXEC, pid);
+	e.path = exe;
+	e.argv = argv;
+	e.argc = 1;
+	e.env_state = (uint8_t)state;
+	e.env = block;
+	e.env_len = len;
+	feed(c, &e);
+}
+
+static const weft_env_entry *env_get(const weft_process_rec *p,
+				     const char *name)
+{
+	for (uint32_t i = 0; i < p->nenv; i++)
+		if (!strcmp(p->env[i].name, name))
+			return &p->env[i];
+	return NULL;
+}
+
+/* The truth, written first: the root's environment listed (sorted, the
+ * first of a repeated name, listed values in clear, others hashed, a
+ * string without '=' left out); a child that kept it says "the parent's";
+ * one whose environment changed lists its own; one whose environment the
+ * backend could not read is unknown; one never looked at is not
+ * recorded. */
+static void test_environment(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	const char *listed[] = {"MODE"};
+	assert_int_equal(weft_classifier_env_values(c, listed, 1), WEFT_OK);
+	static const char env1[] = "Z=1\0MODE=fast\0junk\0A=secret\0Z=2\0";
+	static const char env2[] = "MODE=slow\0";
+	exec_env(c, ROOT, "/bin/sh", env1, sizeof(env1) - 1, WEFT_EV_ENV_BLOCK);
+	/* ROOT + 1 keeps it, ROOT + 2 changes it, ROOT + 3 unknown, ROOT +
+	 * 4 forks without exec (inherits). */
+	for (int k = 1; k <= 4; k++)
+		fork_ev(c, ROOT, ROOT + k, 0);
+	exec_env(c, ROOT + 1, "/bin/cat", env1, sizeof(env1) - 1,
+		 WEFT_EV_ENV_BLOCK);
+	exec_env(c, ROOT + 2, "/bin/env", env2, sizeof(env2) - 1,
+		 WEFT_EV_ENV_BLOCK);
+	exec_env(c, ROOT + 3, "/bin/tr", NULL, 0, WEFT_EV_ENV_UNKNOWN);
+	int fd = 3;
+	open_f(c, ROOT + 4, "/w/x", O_RDONLY, fd);
+	rd(c, ROOT + 4, fd, 1);
+	weft_report r;
+	finish(c, &r);
+	const weft_process_rec *root = find_proc(&r, ROOT);
+	assert_int_equal(root->env_state, WEFT_ENV_LISTED);
+	assert_int_equal(root->nenv, 3); /* A, MODE, Z */
+	assert_string_equal(root->env[0].name, "A");
+	assert_null(root->env[0].value);
+	uint8_t h[32];
+	weft_env_value_hash("secret", 6, h);
+	assert_memory_equal(root->env[0].hash, h, 32);
+	assert_string_equal(env_get(root, "MODE")->value, "fast");
+	weft_env_value_hash("1", 1, h);
+	assert_memory_equal(env_get(root, "Z")->hash, h, 32);
+	assert_int_equal(find_proc(&r, ROOT + 1)->env_state, WEFT_ENV_PARENT);
+	const weft_process_rec *p2 = find_proc(&r, ROOT + 2);
+	assert_int_equal(p2->env_state, WEFT_ENV_LISTED);
+	assert_int_equal(p2->nenv, 1);
+	assert_string_equal(p2->env[0].value, "slow");
+	const weft_process_rec *p3 = find_proc(&r, ROOT + 3);
+	assert_int_equal(p3->env_state, WEFT_ENV_UNKNOWN);
+	assert_non_null(p3->env_missing);
+	assert_int_equal(find_proc(&r, ROOT + 4)->env_state, WEFT_ENV_PARENT);
+	/* Every record encodes (sorted, unique names). */
+	weft_buf b;
+	weft_buf_init(&b);
+	assert_int_equal(weft_report_encode(&r, &b), WEFT_OK);
+	weft_buf_free(&b);
+	weft_report_release(&r);
+
+	/* A replay without environments records none. */
+	c = setup();
+	exec_ev(c, ROOT, "/bin/sh", NULL, 0);
+	finish(c, &r);
+	assert_int_equal(find_proc(&r, ROOT)->env_state, WEFT_ENV_NONE);
+	weft_report_release(&r);
+}
+
 /* ---- weft_path_normalize ---- */
 
 static void norm_is(const char *base, const char *path, const char *want)
@@ -1487,6 +1576,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalize),
+		cmocka_unit_test(test_environment),
 		cmocka_unit_test(test_read_records_input_with_first_stat),
 		cmocka_unit_test(test_no_bytes_no_record),
 		cmocka_unit_test(test_write_records_output),

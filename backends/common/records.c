@@ -149,6 +149,9 @@ static int add_processes(struct weft_classifier *c, weft_report *out)
 		rec->execd = p->execd;
 		rec->started_ns = p->started_ns > 0 ? p->started_ns : 0;
 		rec->ended_ns = p->ended_ns > 0 ? p->ended_ns : 0;
+		int err = proc_env_record(c, p, rec);
+		if (err)
+			return err;
 		p->argv = NULL;
 		p->argc = 0;
 		p->exe = p->cwd = NULL;

@@ -29,6 +29,16 @@ typedef struct weft_classifier weft_classifier;
 weft_classifier *weft_classifier_new(void);
 void weft_classifier_free(weft_classifier *c);
 int weft_classifier_ignore_prefix(weft_classifier *c, const char *abs_prefix);
+/* The environment variables whose values are recorded in clear
+ * (record.env_values); every other value only as its hash. */
+int weft_classifier_env_values(weft_classifier *c, const char *const *names,
+			       size_t n);
+/* Read /proc/PID/environ into a malloc'd block for an exec event
+ * (enum weft_event_env: BLOCK, or UNKNOWN with *block NULL). expect_exe
+ * not NULL: the read comes after the exec was reported, and the block is
+ * vouched for only when the process still runs that executable. */
+int weft_env_read_proc(pid_t pid, const char *expect_exe, char **block,
+		       size_t *len);
 /* Seed a process that already exists (attach, or the root): its cwd and
  * argv/exe as they are now. ppid 0 marks the root. */
 int weft_classifier_add_process(weft_classifier *c, pid_t pid, pid_t ppid,

@@ -202,7 +202,23 @@ static int on_record(void *ctx, const void *data, size_t len)
 	} else {
 		ev->time_ns += (uint64_t)r->rt_off;
 	}
+	/* The environ block, read after the exec was reported: vouched
+	 * for only while the process still runs that program. */
+	char *env = NULL;
+	if (ev->kind == WEFT_EV_EXEC) {
+		ev->env_state = WEFT_EV_ENV_UNKNOWN;
+		if (ev->path)
+			ev->env_state = (uint8_t)weft_env_read_proc(
+				ev->tgid, ev->path, &env, &ev->env_len);
+		ev->env = env;
+	}
 	weft_launch_feed(r->l, "ebpf", ev);
+	if (ev->kind == WEFT_EV_EXEC) {
+		ev->env = NULL;
+		ev->env_len = 0;
+		ev->env_state = WEFT_EV_ENV_NONE;
+	}
+	free(env);
 	free(argv);
 	free(block);
 	return 0;

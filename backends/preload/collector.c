@@ -244,7 +244,19 @@ static int on_record(void *ctx, const pl_record *d)
 		ev.path = d->strs[0][0] ? d->strs[0] : NULL;
 		ev.argv = d->strs + first;
 		ev.argc = d->nstr - first;
+		/* An image the library runs in reports itself while it
+		 * starts: its environ is read now, and vouched for only if
+		 * it still runs that program. An exec the library does not
+		 * see from inside (static, secure) is reported before it
+		 * happens: its environment is not known. */
+		char *env = NULL;
+		ev.env_state = WEFT_EV_ENV_UNKNOWN;
+		if (rec->kind == PL_R_IMAGE && ev.path)
+			ev.env_state = (uint8_t)weft_env_read_proc(
+				pid, ev.path, &env, &ev.env_len);
+		ev.env = env;
 		feed(r, &ev);
+		free(env);
 		return 0;
 	}
 	case PL_R_OPEN:

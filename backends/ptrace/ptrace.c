@@ -298,7 +298,13 @@ static void on_exec(pt_run *r, pt_thread *t)
 		ev.argv = (const char *const *)argv;
 		ev.argc = (uint32_t)argc;
 	}
+	/* Stopped at its exec: the block is this image's, exactly. */
+	char *env = NULL;
+	ev.env_state =
+		(uint8_t)weft_env_read_proc(t->tid, NULL, &env, &ev.env_len);
+	ev.env = env;
 	pt_feed(r, &ev);
+	free(env);
 	free(argv);
 	free(block);
 }

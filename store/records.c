@@ -1,0 +1,270 @@
+/*
+ * records.c - every file record of the store in memory, grouped by path
+ * and by run, for the questions that compare what was recorded with what
+ * is there now or with another record: weft stale, weft diff --file,
+ * weft rerun (stale.c, diff.c).
+ *
+ * One query reads what those need of each file record (not the DAG: no
+ * locations, no touches), which keeps `weft stale` on 10,000 outputs to
+ * one pass over the table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_internal.h"
+
+static int row_by_path(const void *a, const void *b)
+{
+	const struct cmp_row *x = a, *y = b;
+	int r = strcmp(x->path, y->path);
+	if (r)
+		return r;
+	if (x->t != y->t)
+		return (x->t > y->t) - (x->t < y->t);
+	return (x->run > y->run) - (x->run < y->run);
+}
+
+static int idx_by_run(const void *a, const void *b, void *ctx)
+{
+	const struct cmp_model *m = ctx;
+	const struct cmp_row *x = &m->rows[*(const size_t *)a];
+	const struct cmp_row *y = &m->rows[*(const size_t *)b];
+	if (x->run != y->run)
+		return (x->run > y->run) - (x->run < y->run);
+	return strcmp(x->path, y->path);
+}
+
+static int load_runs(weft_store *s, struct cmp_model *m)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s,
+				"SELECT num, id, started_ns, ended_ns, "
+				"exit_code FROM runs ORDER BY num",
+				&st);
+	if (err)
+		return err;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (m->nruns == m->capruns) {
+			size_t cap = m->capruns ? m->capruns * 2 : 64;
+			struct cmp_run *r = realloc(m->runs, cap * sizeof(*r));
+			if (!r) {
+				err = WEFT_ENOMEM;
+				break;
+			}
+			m->runs = r;
+			m->capruns = cap;
+		}
+		struct cmp_run *r = &m->runs[m->nruns];
+		memset(r, 0, sizeof(*r));
+		r->num = sqlite3_column_int64(st, 0);
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		r->id = strdup(id ? id : "");
+		r->started_ns = sqlite3_column_int64(st, 2);
+		r->ended_ns = sqlite3_column_int64(st, 3);
+		r->exit_code = sqlite3_column_int(st, 4);
+		if (!r->id)
+			err = WEFT_ENOMEM;
+		else
+			m->nruns++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+static bool col_hash(sqlite3_stmt *st, int i, uint8_t out[32])
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL ||
+	    sqlite3_column_bytes(st, i) != 32)
+		return false;
+	memcpy(out, sqlite3_column_blob(st, i), 32);
+	return true;
+}
+
+static int load_rows(weft_store *s, struct cmp_model *m)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(
+		s,
+		"SELECT f.run, p.path, f.read, f.written, f.deleted, "
+		"f.renamed_to IS NOT NULL, f.updated, a.hash, ra.hash, "
+		"f.first_dev, f.first_ino, f.first_size, f.first_mtime_ns, "
+		"f.first_ctime_ns, f.final_dev, f.final_ino, f.final_mtime_ns, "
+		"f.final_ctime_ns, f.size, f.last_write_ns, f.first_open_ns "
+		"FROM file_io f JOIN paths p ON p.id = f.path "
+		"LEFT JOIN artifacts a ON a.id = f.artifact "
+		"LEFT JOIN artifacts ra ON ra.id = f.read_artifact",
+		&st);
+	if (err)
+		return err;
+	int rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (m->nrows == m->caprows) {
+			size_t cap = m->caprows ? m->caprows * 2 : 256;
+			struct cmp_row *r = realloc(m->rows, cap * sizeof(*r));
+			if (!r) {
+				err = WEFT_ENOMEM;
+				break;
+			}
+			m->rows = r;
+			m->caprows = cap;
+		}
+		struct cmp_row *r = &m->rows[m->nrows];
+		memset(r, 0, sizeof(*r));
+		sqlite3_int64 num = sqlite3_column_int64(st, 0);
+		r->run = cmp_run_by_num(m, num);
+		int len = sqlite3_column_bytes(st, 1);
+		r->path = malloc((size_t)len + 1);
+		if (!r->path || r->run == CMP_NONE) {
+			free(r->path);
+			err = r->path ? WEFT_EDB : WEFT_ENOMEM;
+			break;
+		}
+		memcpy(r->path, sqlite3_column_blob(st, 1), (size_t)len);
+		r->path[len] = '\0';
+		m->nrows++;
+		r->read = sqlite3_column_int(st, 2) != 0;
+		r->written = sqlite3_column_int(st, 3) != 0;
+		r->deleted = sqlite3_column_int(st, 4) != 0;
+		r->renamed = sqlite3_column_int(st, 5) != 0;
+		r->updated = sqlite3_column_int(st, 6) != 0;
+		r->has_hash = col_hash(st, 7, r->hash);
+		r->has_rhash = col_hash(st, 8, r->rhash);
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+			r->first.known = true;
+			r->first.dev = (uint64_t)sqlite3_column_int64(st, 9);
+			r->first.ino = (uint64_t)sqlite3_column_int64(st, 10);
+			r->first.size = sqlite3_column_int64(st, 11);
+			r->first.mtime_ns = sqlite3_column_int64(st, 12);
+			r->first.ctime_ns = sqlite3_column_int64(st, 13);
+		}
+		if (sqlite3_column_type(st, 14) != SQLITE_NULL &&
+		    sqlite3_column_type(st, 18) != SQLITE_NULL) {
+			r->final.known = true;
+			r->final.dev = (uint64_t)sqlite3_column_int64(st, 14);
+			r->final.ino = (uint64_t)sqlite3_column_int64(st, 15);
+			r->final.mtime_ns = sqlite3_column_int64(st, 16);
+			r->final.ctime_ns = sqlite3_column_int64(st, 17);
+			r->final.size = sqlite3_column_int64(st, 18);
+		}
+		int64_t tw = sqlite3_column_int64(st, 19);
+		const struct cmp_run *run = &m->runs[r->run];
+		/* When the version was made: its last write, else the end of
+		 * its run (deletions, older records). */
+		r->t = tw ? tw : run->ended_ns;
+		r->topen = sqlite3_column_int64(st, 20);
+		if (!r->topen)
+			r->topen = run->started_ns;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+size_t cmp_run_by_num(const struct cmp_model *m, int64_t num)
+{
+	size_t lo = 0, hi = m->nruns;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (m->runs[mid].num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->nruns && m->runs[lo].num == num ? lo : CMP_NONE;
+}
+
+size_t cmp_run_by_id(const struct cmp_model *m, const char *id)
+{
+	for (size_t i = 0; i < m->nruns; i++)
+		if (strcmp(m->runs[i].id, id) == 0)
+			return i;
+	return CMP_NONE;
+}
+
+bool cmp_path_rows(const struct cmp_model *m, const char *path, size_t *first,
+		   size_t *end)
+{
+	size_t lo = 0, hi = m->nrows;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(m->rows[mid].path, path) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t e = lo;
+	while (e < m->nrows && strcmp(m->rows[e].path, path) == 0)
+		e++;
+	*first = lo;
+	*end = e;
+	return e > lo;
+}
+
+size_t cmp_producer(const struct cmp_model *m, const char *path)
+{
+	size_t a, b;
+	if (!cmp_path_rows(m, path, &a, &b))
+		return CMP_NONE;
+	/* Rows of a path are in time order: the last that wrote, removed
+	 * or renamed it away made what should be there now. */
+	for (size_t i = b; i-- > a;) {
+		const struct cmp_row *r = &m->rows[i];
+		if (r->written || r->deleted || r->renamed)
+			return i;
+	}
+	return CMP_NONE;
+}
+
+int cmp_model_load(weft_store *s, struct cmp_model *m)
+{
+	memset(m, 0, sizeof(*m));
+	/* One read transaction: one snapshot. */
+	int err = store_exec(s, "BEGIN");
+	if (err)
+		return err;
+	err = load_runs(s, m);
+	if (!err)
+		err = load_rows(s, m);
+	if (err == WEFT_EDB)
+		store_save_errmsg(s);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (!err) {
+		qsort(m->rows, m->nrows, sizeof(*m->rows), row_by_path);
+		m->by_run = m->nrows ? malloc(m->nrows * sizeof(size_t)) : NULL;
+		m->run_first = calloc(m->nruns + 1, sizeof(size_t));
+		if ((m->nrows && !m->by_run) || !m->run_first)
+			err = WEFT_ENOMEM;
+	}
+	if (!err) {
+		for (size_t i = 0; i < m->nrows; i++)
+			m->by_run[i] = i;
+		qsort_r(m->by_run, m->nrows, sizeof(size_t), idx_by_run, m);
+		/* run_first[r] .. run_first[r + 1]: run r's rows in by_run. */
+		size_t k = 0;
+		for (size_t r = 0; r <= m->nruns; r++) {
+			while (k < m->nrows && m->rows[m->by_run[k]].run < r)
+				k++;
+			m->run_first[r] = k;
+		}
+	}
+	if (err)
+		cmp_model_free(m);
+	return err;
+}
+
+void cmp_model_free(struct cmp_model *m)
+{
+	for (size_t i = 0; i < m->nruns; i++)
+		free(m->runs[i].id);
+	free(m->runs);
+	for (size_t i = 0; i < m->nrows; i++)
+		free(m->rows[i].path);
+	free(m->rows);
+	free(m->by_run);
+	free(m->run_first);
+	memset(m, 0, sizeof(*m));
+}
