@@ -401,15 +401,18 @@ static int hash_executables(weft_store *cache, weft_report *r,
 	for (size_t i = 0; i < r->nprocesses; i++)
 		if (r->processes[i].exe && r->processes[i].exe[0] == '/')
 			idx[n++] = i;
-	qsort_r(idx, n, sizeof(*idx), exe_order, r);
+	if (n)
+		qsort_r(idx, n, sizeof(*idx), exe_order, r);
 	for (size_t i = 0; i < n;) {
 		const char *exe = r->processes[idx[i]].exe;
 		size_t j = i + 1;
 		while (j < n && strcmp(r->processes[idx[j]].exe, exe) == 0)
 			j++;
+		/* (bsearch must not see a NULL array, even empty) */
 		const weft_file_rec *f =
-			bsearch(exe, r->files, r->nfiles, sizeof(*r->files),
-				file_by_path);
+			r->nfiles ? bsearch(exe, r->files, r->nfiles,
+					    sizeof(*r->files), file_by_path)
+				  : NULL;
 		uint8_t h[32];
 		struct stat st;
 		bool queued = false;
@@ -598,6 +601,15 @@ static size_t count_hashed(const weft_report *r)
 	size_t n = 0;
 	for (size_t i = 0; i < r->nfiles; i++)
 		n += r->files[i].has_hash;
+	/* And each executable hashed once (hash_executables). */
+	for (size_t i = 0; i < r->nprocesses; i++) {
+		const weft_process_rec *p = &r->processes[i];
+		bool first = p->has_exe_hash;
+		for (size_t k = 0; first && k < i; k++)
+			first = !r->processes[k].has_exe_hash ||
+				strcmp(r->processes[k].exe, p->exe) != 0;
+		n += first;
+	}
 	return n;
 }
 
