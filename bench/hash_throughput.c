@@ -35,7 +35,8 @@ static double b2sum_once(const char *path)
 	double t0 = now();
 	pid_t pid = fork();
 	if (pid == 0) {
-		freopen("/dev/null", "w", stdout);
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(127);
 		execlp("b2sum", "b2sum", "-l", "256", path, (char *)NULL);
 		_exit(127);
 	}

@@ -51,9 +51,14 @@ void weft_preflight_summarize_failure(weft_preflight *p)
 {
 	for (size_t i = 0; i < p->nchecks; i++)
 		if (!p->checks[i].ok) {
-			snprintf(p->summary, sizeof(p->summary),
-				 "%s unavailable: %s: %.400s", p->backend,
-				 p->checks[i].name, p->checks[i].detail);
+			int n = snprintf(p->summary, sizeof(p->summary),
+					 "%s unavailable: %s: %.400s",
+					 p->backend, p->checks[i].name,
+					 p->checks[i].detail);
+			/* A detail cut short says so. */
+			if (n >= (int)sizeof(p->summary))
+				memcpy(p->summary + sizeof(p->summary) - 4,
+				       "...", 4);
 			return;
 		}
 }
