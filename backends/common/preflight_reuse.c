@@ -12,7 +12,9 @@
  *   - the weft binary (device, inode, size, change times) and what the
  *     backend loads besides it (weft_backend.preflight_state);
  *   - the credentials: uids, gids, groups, every capability set,
- *     no_new_privs, the seccomp mode, the namespaces, the mounts;
+ *     no_new_privs, the seccomp mode, the namespaces, the mounts (not
+ *     the cgroup: every Slurm task has its own, and none of it gates
+ *     tracing that the lines above do not show);
  *   - the sysctls that gate tracing (Yama, unprivileged BPF, perf
  *     events, lockdown), the preflight's timeout, and every WEFT_*,
  *     LD_PRELOAD and LD_LIBRARY_PATH variable.
@@ -133,7 +135,6 @@ static int state_key(const weft_backend *b, int timeout_ms,
 		"/proc/sys/kernel/seccomp/actions_avail",
 		"/sys/kernel/security/lockdown",
 		"/proc/self/mountinfo",
-		"/proc/self/cgroup",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		key_file(k, files[i], files[i]);
