@@ -246,11 +246,14 @@ void text_parts(FILE *out, uint32_t stored, uint32_t expected);
  * why. */
 int cli_dag_picture(weft_store *s, const weft_dag *d, const char *format,
 		    bool all);
-/* -o PATH of a printing command: standard output goes to path from here
- * on (nothing when path is NULL). 0, or 1 after saying why not. */
+/* -o PATH of a printing command: standard output goes to a file beside
+ * path from here on (nothing when path is NULL), which replaces path only
+ * once whole. 0, or 1 after saying why not. */
 int cli_output_to(const char *path);
-/* At the end of such a command: rc, or 1 (said) when what was written to
- * path could not be. */
+/* At the end of such a command, on every path out once cli_output_to
+ * succeeded: when rc is 0 and everything was written, the file becomes
+ * path; otherwise it is removed and path is left as it was. rc, or 1
+ * (said) when what was written could not be. */
 int cli_output_done(const char *path, int rc);
 
 /* ---- Escaping strings from outside (escape.c) ---- */

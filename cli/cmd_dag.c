@@ -430,7 +430,7 @@ int cmd_dag(int argc, char **argv)
 	char job_id[WEFT_JOB_ID_BYTES + 1];
 	weft_store *store = cli_open_store_job(store_path, job, job_id);
 	if (!store)
-		return 1;
+		return cli_output_done(out_path, 1);
 	weft_dag d;
 	int err = processes
 			  ? weft_store_dag_processes(store, job ? job_id : NULL,
@@ -445,7 +445,7 @@ int cmd_dag(int argc, char **argv)
 	if (err != WEFT_OK) {
 		cli_error("cannot read the DAG: %s", weft_store_errmsg(store));
 		weft_store_close(store);
-		return 1;
+		return cli_output_done(out_path, 1);
 	}
 	/* A job's refused tasks are named beside its DAG: they are not in
 	 * it, or only in part. */

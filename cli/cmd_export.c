@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,10 +225,18 @@ int cli_dag_picture(weft_store *s, const weft_dag *d, const char *format,
 	return 0;
 }
 
+/* The file -o PATH is written as until it is whole (cli_output_done). */
+static char output_tmp[PATH_MAX + 32];
+
 int cli_output_to(const char *path)
 {
-	if (path && !freopen(path, "w", stdout)) {
-		cli_error("cannot write '%s': %s", path, strerror(errno));
+	if (!path)
+		return 0;
+	snprintf(output_tmp, sizeof(output_tmp), "%s.tmp.%d", path,
+		 (int)getpid());
+	if (!freopen(output_tmp, "wx", stdout)) {
+		cli_error("cannot write '%s': %s", output_tmp, strerror(errno));
+		output_tmp[0] = '\0';
 		return 1;
 	}
 	return 0;
@@ -235,10 +244,20 @@ int cli_output_to(const char *path)
 
 int cli_output_done(const char *path, int rc)
 {
-	if (path && (fflush(stdout) || ferror(stdout))) {
-		cli_error("cannot write '%s': %s", path, strerror(errno));
-		return 1;
+	if (!path || !output_tmp[0])
+		return rc;
+	if (fflush(stdout) || ferror(stdout)) {
+		cli_error("cannot write '%s': %s", output_tmp, strerror(errno));
+		rc = 1;
 	}
+	if (rc == 0 && rename(output_tmp, path) != 0) {
+		cli_error("cannot rename '%s' to '%s': %s", output_tmp, path,
+			  strerror(errno));
+		rc = 1;
+	}
+	if (rc != 0)
+		unlink(output_tmp);
+	output_tmp[0] = '\0';
 	return rc;
 }
 

@@ -10,7 +10,8 @@ and compares it with the job weft recorded: a plain repository, refs
 packed by `git pack-refs`, a linked worktree (a .git file), a detached
 HEAD, a branch with no commit yet, a directory in no repository, and
 GIT_DIR naming a repository elsewhere. `timings` checks that
-`weft run --timings` names its four phases on stderr.
+`weft run --timings` names its four phases on stderr; `dag_output_whole`
+that `weft dag -o FILE` replaces FILE only with a whole document.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -199,6 +200,41 @@ def timings(weft, d):
                        stderr=subprocess.PIPE, text=True)
     if "timings" in r.stderr:
         raise Fail("timings printed without --timings: %r" % r.stderr)
+
+
+@case
+def dag_output_whole(weft, d):
+    """`weft dag -o FILE` replaces FILE only with a whole document: a
+    failed dag leaves the old file as it was and no temporary beside it."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
+                        "echo x > out"], cwd=d, env=ENV,
+                       capture_output=True, text=True)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the ptrace tracer cannot trace here")
+    target = os.path.join(d, "dag.txt")
+    with open(target, "w") as f:
+        f.write("the old picture\n")
+    r = subprocess.run([weft, "dag", "--job", "no-such-job", "-o", target],
+                       cwd=d, env=ENV, capture_output=True, text=True)
+    if r.returncode != 1:
+        raise Fail("weft dag --job no-such-job exited %d, expected 1: %s"
+                   % (r.returncode, r.stderr))
+    with open(target) as f:
+        if f.read() != "the old picture\n":
+            raise Fail("a failed weft dag -o changed %s" % target)
+    left = [n for n in os.listdir(d) if n.startswith("dag.txt.")]
+    if left:
+        raise Fail("a failed weft dag -o left %s behind" % left)
+    r = subprocess.run([weft, "dag", "--format", "json", "-o", target],
+                       cwd=d, env=ENV, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail("weft dag -o exited %d: %s" % (r.returncode, r.stderr))
+    with open(target) as f:
+        doc = json.load(f)
+    if not any(a["path"] == os.path.join(os.path.realpath(d), "out")
+               for a in doc["artifacts"]):
+        raise Fail("the DAG written to %s has no %s/out" % (target, d))
 
 
 if __name__ == "__main__":
