@@ -292,7 +292,9 @@ void weft_preflight_reuse(const weft_backend *b, weft_preflight *p,
 		return;
 	}
 	long long probed_at = 0;
-	if (load(b, key, p, &probed_at)) {
+	/* Room for the "reused" check: a full list would fail the verdict. */
+	if (load(b, key, p, &probed_at) &&
+	    p->nchecks < WEFT_PREFLIGHT_MAX_CHECKS) {
 		char when[32] = "?";
 		time_t t = (time_t)probed_at;
 		struct tm tm;
