@@ -217,6 +217,9 @@ void json_process_deps(FILE *out, const weft_process_rec *p);
 void json_string(FILE *out, const char *s);
 /* json_string, or null for NULL. */
 void json_string_or_null(FILE *out, const char *s);
+/* One difference of weft diff or rerun --check, as the fields of its
+ * JSON object (no braces): "section", "change", "name", "a", "b". */
+void json_diff_item_fields(FILE *out, const weft_diff_item *x);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t json_utf8_len(const unsigned char *s, size_t avail);

@@ -45,16 +45,8 @@ static void print_json(FILE *out, const weft_diff *d, const char *path)
 		fprintf(out, "%s{\"depth\": %d, \"via\": ", i ? ", " : "",
 			x->depth);
 		json_string_or_null(out, x->via);
-		fprintf(out,
-			", \"section\": \"%s\", \"change\": \"%s\", "
-			"\"name\": ",
-			weft_diff_section_name(x->section),
-			weft_diff_change_name(x->change));
-		json_string(out, x->name);
-		fputs(", \"a\": ", out);
-		json_string_or_null(out, x->a);
-		fputs(", \"b\": ", out);
-		json_string_or_null(out, x->b);
+		fputs(", ", out);
+		json_diff_item_fields(out, x);
 		fputc('}', out);
 	}
 	fputs("]}\n", out);

@@ -33,14 +33,8 @@ static const char rerun_help[] =
 
 static void print_item_json(FILE *out, const weft_diff_item *x, bool first)
 {
-	fprintf(out, "%s{\"section\": \"%s\", \"change\": \"%s\", \"name\": ",
-		first ? "" : ", ", weft_diff_section_name(x->section),
-		weft_diff_change_name(x->change));
-	json_string(out, x->name);
-	fputs(", \"a\": ", out);
-	json_string_or_null(out, x->a);
-	fputs(", \"b\": ", out);
-	json_string_or_null(out, x->b);
+	fputs(first ? "{" : ", {", out);
+	json_diff_item_fields(out, x);
 	fputc('}', out);
 }
 

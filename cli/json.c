@@ -421,3 +421,15 @@ void json_dag(FILE *out, const weft_dag *d)
 	}
 	fputs("]}\n", out);
 }
+
+void json_diff_item_fields(FILE *out, const weft_diff_item *x)
+{
+	fprintf(out, "\"section\": \"%s\", \"change\": \"%s\", \"name\": ",
+		weft_diff_section_name(x->section),
+		weft_diff_change_name(x->change));
+	json_string(out, x->name);
+	fputs(", \"a\": ", out);
+	json_string_or_null(out, x->a);
+	fputs(", \"b\": ", out);
+	json_string_or_null(out, x->b);
+}
