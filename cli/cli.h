@@ -259,6 +259,31 @@ int cli_output_to(const char *path);
  * (said) when what was written could not be. */
 int cli_output_done(const char *path, int rc);
 
+/* ---- Progress on a terminal (progress.c) ---- */
+
+/* One line on stderr saying how far a long piece of work has come: drawn
+ * only on a terminal, never with --json, and only once the work has run
+ * past a second; erased at the end. */
+typedef struct cli_progress {
+	const char *what, *unit; /* "verifying", "fragments" */
+	bool on, drawn;
+	int64_t start_ms, show_ms, drawn_ms;
+	uint64_t done, total, bytes;
+} cli_progress;
+
+void cli_progress_begin(cli_progress *p, const char *what, const char *unit,
+			bool json);
+/* done of total units (total 0: not known), bytes so far (0: not shown). */
+void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total,
+			 uint64_t bytes);
+/* cli_progress_update with the progress as arg: the callback libraries
+ * take (weft_progress_fn). */
+void cli_progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t bytes);
+/* Take the line away before printing something else on stderr (NULL: the
+ * one shown now; cli_error does this); the next update draws it again. */
+void cli_progress_erase(cli_progress *p);
+void cli_progress_end(cli_progress *p);
+
 /* ---- Escaping strings from outside (escape.c) ---- */
 
 /* A path, argument, or name set by a writer on one line of text output:

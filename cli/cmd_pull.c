@@ -51,6 +51,7 @@ struct pull {
 	weft_relay *relay;
 	uint64_t open_jobs; /* a coordinator's jobs not handed out yet */
 	bool json;
+	cli_progress progress;
 };
 
 /* Text from the source, fit for a terminal: control bytes become '?'. */
@@ -236,10 +237,9 @@ static int pull_remote_job(struct pull *p, weft_store *dst, const char *url,
 		if (!err2 && first && v.status == WEFT_ACK_RETRY) {
 			/* Still open: its key is not handed out yet. */
 			p->open_jobs++;
-			fprintf(stderr,
-				"weft: pull: job %s is still open at %s: pull "
-				"it again after it ended\n",
-				job, url);
+			cli_error("pull: job %s is still open at %s: pull it "
+				  "again after it ended",
+				  job, url);
 			weft_export_page_release(&page);
 			free(raw);
 			return 0;
@@ -292,6 +292,11 @@ static int pull_coordinator(struct pull *p, weft_store *dst, const char *url,
 		cli_error("pull: %s", err);
 		return -1;
 	}
+	uint64_t expected = 0;
+	for (size_t i = 0; i < st.njobs; i++)
+		expected += st.jobs[i].fragments;
+	weft_relay_set_progress(p->relay, cli_progress_fn, &p->progress,
+				expected);
 	int rc = 0;
 	for (size_t i = 0; i < st.njobs && !rc; i++)
 		rc = pull_remote_job(p, dst, url, tls_ca, st.jobs[i].id);
@@ -430,8 +435,11 @@ int cmd_pull(int argc, char **argv)
 		weft_store_close(dst);
 		return 1;
 	}
+	cli_progress_begin(&p.progress, "pulling", "fragments", p.json);
+	weft_relay_set_progress(p.relay, cli_progress_fn, &p.progress, 0);
 	int rc = remote ? pull_coordinator(&p, dst, p.source, tls_ca, job)
 			: pull_store_file(&p, dst, db, job);
+	cli_progress_end(&p.progress);
 	if (!rc && weft_relay_finish(p.relay)) {
 		cli_error("pull: %s", weft_store_errmsg(dst));
 		rc = -1;

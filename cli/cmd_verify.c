@@ -69,7 +69,11 @@ int cmd_verify(int argc, char **argv)
 	if (!s)
 		return 1;
 	weft_verify_counts n;
+	cli_progress pr;
+	cli_progress_begin(&pr, "verifying", "fragments", json);
+	weft_store_set_progress(s, cli_progress_fn, &pr);
 	int err = weft_store_verify(s, job ? id : NULL, &n, print_bad, NULL);
+	cli_progress_end(&pr);
 	if (err) {
 		cli_error("cannot verify: %s", weft_store_errmsg(s));
 		weft_store_close(s);

@@ -56,6 +56,7 @@ void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	cli_progress_erase(NULL);
 	fputs("weft: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);

@@ -450,9 +450,20 @@ int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
 			&st);
 	if (!err && job)
 		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+	uint64_t total = 0, bytes = 0;
+	if (!err && s->progress)
+		err = count_rows(s,
+				 "SELECT count(*) FROM envelopes e JOIN jobs j "
+				 "ON j.num = e.job WHERE ?1 IS NULL OR "
+				 "j.id = ?1",
+				 job, &total);
 	int rc = SQLITE_DONE;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		c->envelopes++;
+		bytes += (uint64_t)sqlite3_column_bytes(st, 3);
+		if (s->progress)
+			s->progress(s->progress_arg, c->envelopes, total,
+				    bytes);
 		const char *why = check_stored(st, c);
 		if (why && bad) {
 			uint8_t pk[WEFT_PUBKEY_BYTES] = {0};

@@ -86,6 +86,10 @@ struct weft_relay {
 	char refused_job[WEFT_JOB_ID_BYTES + 1];
 	int refused_reason;
 	weft_fragment *frag; /* decode space, reused */
+	/* weft_relay_set_progress: envelopes and bytes seen of total. */
+	weft_progress_fn progress;
+	void *progress_arg;
+	uint64_t seen, seen_bytes, total;
 };
 
 static int64_t now_ns(void)
@@ -518,6 +522,9 @@ int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
 	if (err)
 		return err;
 	r->batch.fragments++;
+	if (r->progress)
+		r->progress(r->progress_arg, ++r->seen, r->total,
+			    r->seen_bytes += len);
 	if (r->refused_job[0] && !strcmp(job, r->refused_job)) {
 		/* Said once for the job, not once per fragment. */
 		store_verdict(&v, WEFT_ACK_REJECTED, r->refused_reason,
@@ -713,6 +720,34 @@ static int pull_envelope(weft_relay *r, sqlite3_stmt *st, const char *job)
 				       raw ? raw : (const uint8_t *)"", len);
 }
 
+/* What a pull from src will see, for its progress. */
+static int count_envelopes(weft_relay *r, weft_store *src, const char *job)
+{
+	sqlite3_stmt *st;
+	if (store_prepare(src,
+			  "SELECT count(*) FROM envelopes e JOIN jobs j ON "
+			  "j.num = e.job WHERE ?1 IS NULL OR j.id = ?1",
+			  &st))
+		return source_failed(r, src);
+	if (job)
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+	int err = WEFT_OK;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r->total += (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		err = source_failed(r, src);
+	sqlite3_finalize(st);
+	return err;
+}
+
+void weft_relay_set_progress(weft_relay *r, weft_progress_fn fn, void *arg,
+			     uint64_t expected)
+{
+	r->progress = fn;
+	r->progress_arg = arg;
+	r->total = expected;
+}
+
 int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
 {
 	int sv, dv;
@@ -739,7 +774,7 @@ int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job)
 	}
 	if (job)
 		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-	int rc, err = WEFT_OK;
+	int rc, err = r->progress ? count_envelopes(r, src, job) : WEFT_OK;
 	size_t njobs = 0;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		njobs++;

@@ -477,6 +477,12 @@ const char *weft_store_errmsg(const weft_store *s)
 	return sqlite3_errmsg(s->db);
 }
 
+void weft_store_set_progress(weft_store *s, weft_progress_fn fn, void *arg)
+{
+	s->progress = fn;
+	s->progress_arg = arg;
+}
+
 void store_save_errmsg(weft_store *s)
 {
 	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));

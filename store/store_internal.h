@@ -35,6 +35,9 @@ struct weft_store {
 	/* SQLite's message for an error we had to roll back after (ROLLBACK
 	 * replaces it); empty when sqlite3_errmsg is current. */
 	char errmsg[256];
+	/* weft_store_set_progress: long operations report through it. */
+	weft_progress_fn progress;
+	void *progress_arg;
 };
 
 /* One hash-cache row. */

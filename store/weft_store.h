@@ -36,6 +36,9 @@ int weft_store_open(const char *db_path, weft_store **out);
 void weft_store_close(weft_store *s);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
+/* Long operations of this handle (weft_store_verify, a relay pulling from
+ * it into another store) report their progress to fn (NULL: none). */
+void weft_store_set_progress(weft_store *s, weft_progress_fn fn, void *arg);
 
 /* Store one finished, hashed run. Returns WEFT_EINVAL when a run with the
  * same id exists (nothing changes). */
@@ -498,6 +501,10 @@ typedef struct weft_relay weft_relay;
 /* A relay into dst (which must stay open while the relay lives). */
 int weft_relay_new(weft_store *dst, weft_relay_reject_fn rejected, void *ctx,
 		   weft_relay **out);
+/* Each envelope put reports fragments and bytes seen so far to fn, of
+ * expected (0: not known; a pull from a store file adds what it holds). */
+void weft_relay_set_progress(weft_relay *r, weft_progress_fn fn, void *arg,
+			     uint64_t expected);
 /* Frees; a batch not yet committed is rolled back (call finish first). */
 void weft_relay_free(weft_relay *r);
 /* Copy one job's record. v: stored (new here), duplicate (here with the

@@ -19,6 +19,10 @@ Cases:
                job is not handed out (its key would let anyone enrol);
                after it ended, the same checks as above; an unknown job
                and an unreachable coordinator are named.
+  progress     `weft verify` and `weft pull` on a terminal draw a progress
+               line on stderr (counts of the whole, bytes, rate) and take
+               it away at the end; on a pipe and with --json they print
+               exactly what they print without one.
   tls          the same over tls+tcp://, the server's certificate checked
                with --tls-ca; a client trusting another CA gets nothing.
 
@@ -29,6 +33,7 @@ Standard library only.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -37,8 +42,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
-                     dag, free_port, log, main, make_cert, run, store_rows,
-                     wait_port, wrap_env)
+                     dag, free_port, log, main, make_cert, run, run_tty,
+                     store_rows, wait_port, wrap_env)
 
 
 def run_job_tasks(weft, job, shared, spool):
@@ -336,7 +341,56 @@ def case_tls(weft):
         st.close()
 
 
+def case_progress(weft):
+    st = Stores(weft, "pull-progress")
+    try:
+        job = st.make_job()
+        rc, err = job.end()
+        check(rc == 4, "weft submit exited %s: %s" % (rc, err))
+        n = envelopes(st.a_db)
+        # At once instead of after a second: these runs are short.
+        env = dict(os.environ, WEFT_PROGRESS_DELAY_MS="0")
+        line = re.compile(r"\rweft: verifying: [0-9,]+ of %d fragments, "
+                          r"[0-9.]+ (B|KiB|MiB)" % n)
+        cmd = [weft, "verify", "--store", st.a_db]
+        quiet = run(cmd, env=env, check_rc=0)
+        tty = run_tty(cmd, env=env)
+        check(tty.returncode == 0 and line.search(tty.err),
+              "weft verify on a terminal drew no progress line for %d "
+              "fragments: exit %d, %r" % (n, tty.returncode, tty.err))
+        check(tty.err.endswith("\r\x1b[K"),
+              "the progress line stays on the terminal: %r" % tty.err)
+        check(tty.out == quiet.out and quiet.err == "",
+              "progress changed what verify prints: %r / %r, on a pipe "
+              "stderr %r" % (tty.out, quiet.out, quiet.err))
+        js = run_tty(cmd + ["--json"], env=env)
+        check(js.returncode == 0 and js.err == "",
+              "weft verify --json on a terminal wrote %r" % js.err)
+        check(json.loads(js.out)["fragments"] == n, js.out)
+
+        pull_cmd = [weft, "pull", st.a_dir, "--store", st.b_db]
+        tty = run_tty(pull_cmd, env=env)
+        check(tty.returncode == 0 and re.search(
+            r"\rweft: pulling: [0-9,]+ of %d fragments" % n, tty.err),
+            "weft pull on a terminal drew no progress line: exit %d, %r"
+            % (tty.returncode, tty.err))
+        want = "  fragments: %d (%d stored, 0 already here, 0 refused)" % (
+            n, n)
+        check(want in tty.out.splitlines(), "weft pull printed %r, "
+              "expected the line %r" % (tty.out, want))
+        check(envelopes(st.b_db) == n, "B holds %d of %d fragments"
+              % (envelopes(st.b_db), n))
+        again = run_tty(pull_cmd + ["--json"], env=env)
+        check(again.err == "" and
+              json.loads(again.out)["fragments"]["duplicate"] == n,
+              "weft pull --json on a terminal: %r / %r"
+              % (again.err, again.out))
+    finally:
+        st.close()
+
+
 CASES = {
+    "progress": case_progress,
     "store": case_store,
     "coordinator": case_coordinator,
     "tls": case_tls,

@@ -135,6 +135,43 @@ def run(cmd, env=None, timeout=120, cwd=None, check_rc=None):
     return p
 
 
+def run_tty(cmd, env=None, timeout=120, cwd=None):
+    """Run cmd with its stderr on a pseudo-terminal (stdout a pipe), as a
+    person at a terminal would see it; returns CompletedProcess with text
+    stdout and err (what the terminal got, escapes and all)."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=slave, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(slave)
+    import threading
+    got = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.read()))
+    reader.start()
+    chunks = []
+    try:
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal is gone
+                break
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(master)
+    reader.join(timeout)
+    out = got[0] if got else b""
+    proc.stdout.close()
+    proc.wait(timeout=timeout)
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out)
+    p.out = out.decode(errors="replace")
+    p.err = b"".join(chunks).decode(errors="replace")
+    return p
+
+
 class Job:
     """A job open for the length of a test: `weft submit --coordinator URL
     --submit-key FILE -- sh -c '...'` whose command writes the env
