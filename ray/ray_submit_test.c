@@ -14,16 +14,16 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "ray_submit.h"
+#include "weft_ray.h"
 
 static const char *const names[] = {"WEFT_COORDINATOR", "WEFT_JOB", NULL};
 static const char *const values[] = {"tcp://10.0.0.1:7700", "job-1", NULL};
-static const ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
+static const weft_ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
 				     names, values};
 
 static char *env_of(const char *json, char *err)
 {
-	return ray_runtime_env_rewrite(json, &opts, err, 512);
+	return weft_ray_runtime_env_rewrite(json, &opts, err, 512);
 }
 
 static void test_env_defaults(void **state)
@@ -95,7 +95,7 @@ static void test_env_refused(void **state)
 static char **rewrite(char **argv, char *err)
 {
 	char **out = NULL;
-	if (ray_submit_rewrite(argv, &opts, &out, err, 512) != 0)
+	if (weft_ray_submit_rewrite(argv, &opts, &out, err, 512) != 0)
 		return NULL;
 	return out;
 }
@@ -108,7 +108,7 @@ static void test_argv(void **state)
 			"http://head:8265", "--no-wait",
 			"--runtime-env-json={\"pip\": []}", "--",
 			"python", "train.py", "--lr", "0.1", NULL};
-	assert_true(ray_submit_matches(argv));
+	assert_true(weft_ray_submit_matches(argv));
 	char **out = rewrite(argv, err);
 	if (!out)
 		fail_msg("%s", err);
@@ -122,7 +122,7 @@ static void test_argv(void **state)
 			assert_string_equal(out[i], want[i]);
 	assert_non_null(strstr(out[7], "\"pip\": []"));
 	assert_null(out[15]);
-	ray_submit_free(out);
+	weft_ray_submit_free(out);
 
 	/* Shell text with quotes survives; no runtime env given. */
 	char *argv2[] = {"/usr/bin/ray", "job", "submit", "--",
@@ -131,7 +131,7 @@ static void test_argv(void **state)
 	assert_non_null(out);
 	assert_string_equal(out[3], "--runtime-env-json");
 	assert_string_equal(out[11], "'echo '\\''a b'\\'' && python x.py'");
-	ray_submit_free(out);
+	weft_ray_submit_free(out);
 }
 
 static void test_argv_refused(void **state)
@@ -165,7 +165,7 @@ static void test_argv_refused(void **state)
 	assert_null(rewrite(missing, err));
 	assert_non_null(strstr(err, "cannot read the --runtime-env file"));
 	char *not_ray[] = {"ray", "status", NULL};
-	assert_false(ray_submit_matches(not_ray));
+	assert_false(weft_ray_submit_matches(not_ray));
 }
 
 int main(void)
