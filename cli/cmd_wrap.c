@@ -336,16 +336,18 @@ static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
  * that never ended), each task its worker's child. Everything is
  * spooled; the coordinator has until deadline_ms (--ship-timeout after
  * the worker exited) to acknowledge it. */
-static void ship_ray(weft_ray_wrapper *ray, cli_ship *ship, weft_wrap_identity *id,
-		     weft_report *report, int64_t deadline_ms)
+static void ship_ray(weft_ray_wrapper *ray, cli_ship *ship,
+		     weft_wrap_identity *id, weft_report *report,
+		     int64_t deadline_ms)
 {
 	weft_ray_task *tasks;
 	size_t n;
 	bool named = strcmp(id->source, "host") != 0;
 	char task[sizeof(id->task)];
 	snprintf(task, sizeof(task), "%s", id->task);
-	if (weft_ray_wrapper_finish(ray, report, id->node, named, task, sizeof(task),
-			    id->engine, &id->nengine, &tasks, &n) != 0)
+	if (weft_ray_wrapper_finish(ray, report, id->node, named, task,
+				    sizeof(task), id->engine, &id->nengine,
+				    &tasks, &n) != 0)
 		n = 0;
 	if (!named && strcmp(task, id->task) != 0) {
 		/* Named from Ray's ids now: the DAG shows the name. */

@@ -68,8 +68,8 @@ static const char *take_message(weft_ray_wrapper *w, const char *buf,
 				size_t len)
 {
 	json_error_t je;
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-			       &je);
+	json_t *o = json_loadb(buf, len,
+			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!o)
 		return "err malformed JSON";
 	const char *why = NULL;

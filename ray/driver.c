@@ -51,7 +51,8 @@ int weft_ray_driver_env(const char *python_path, const char *weft_binary,
 	bool user_hook = hook && *hook && strcmp(hook, WEFT_RAY_ENV_HOOK) != 0;
 	if (user_hook && chained && *chained && strcmp(chained, hook) != 0) {
 		snprintf(err, errsz,
-			 "RAY_RUNTIME_ENV_HOOK=%s and WEFT_RAY_USER_ENV_HOOK=%s: "
+			 "RAY_RUNTIME_ENV_HOOK=%s and "
+			 "WEFT_RAY_USER_ENV_HOOK=%s: "
 			 "weft runs one hook of yours before its own (%s), not "
 			 "two; unset one of them; the command was not started",
 			 hook, chained, WEFT_RAY_ENV_HOOK);
@@ -73,7 +74,8 @@ int weft_ray_driver_env(const char *python_path, const char *weft_binary,
 	    (path && setenv("PYTHONPATH", path, 1) != 0) ||
 	    ((!bin || !*bin) && strcmp(weft_binary, "weft") != 0 &&
 	     setenv("WEFT_BIN", weft_binary, 1) != 0)) {
-		snprintf(err, errsz, "cannot set the Ray driver's environment: %s",
+		snprintf(err, errsz,
+			 "cannot set the Ray driver's environment: %s",
 			 strerror(errno));
 		rc = -1;
 	}

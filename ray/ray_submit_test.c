@@ -19,7 +19,7 @@
 static const char *const names[] = {"WEFT_COORDINATOR", "WEFT_JOB", NULL};
 static const char *const values[] = {"tcp://10.0.0.1:7700", "job-1", NULL};
 static const weft_ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
-				     names, values};
+					  names, values};
 
 static char *env_of(const char *json, char *err)
 {
@@ -33,11 +33,12 @@ static void test_env_defaults(void **state)
 	char *out = env_of(NULL, err);
 	assert_non_null(out);
 	assert_string_equal(
-		out, "{\"env_vars\": {\"WEFT_COORDINATOR\": "
-		     "\"tcp://10.0.0.1:7700\", \"WEFT_JOB\": \"job-1\", "
-		     "\"PYTHONPATH\": \"/opt/weft/py\", "
-		     "\"RAY_RUNTIME_ENV_HOOK\": \"weft.ray.runtime_env_hook\"}, "
-		     "\"worker_process_setup_hook\": \"weft.ray.worker_setup\"}");
+		out,
+		"{\"env_vars\": {\"WEFT_COORDINATOR\": "
+		"\"tcp://10.0.0.1:7700\", \"WEFT_JOB\": \"job-1\", "
+		"\"PYTHONPATH\": \"/opt/weft/py\", "
+		"\"RAY_RUNTIME_ENV_HOOK\": \"weft.ray.runtime_env_hook\"}, "
+		"\"worker_process_setup_hook\": \"weft.ray.worker_setup\"}");
 	free(out);
 }
 
@@ -54,7 +55,8 @@ static void test_env_user_fields(void **state)
 	assert_non_null(out);
 	assert_string_equal(
 		out,
-		"{\"pip\": [\"numpy\"], \"py_executable\": \"/opt/weft/bin/weft "
+		"{\"pip\": [\"numpy\"], \"py_executable\": "
+		"\"/opt/weft/bin/weft "
 		"wrap --ray -- /venv/bin/python -X dev\", "
 		"\"worker_process_setup_hook\": \"weft.ray.worker_setup\", "
 		"\"env_vars\": {\"PYTHONPATH\": \"/opt/weft/py:/u\", "
@@ -104,18 +106,37 @@ static void test_argv(void **state)
 {
 	(void)state;
 	char err[512];
-	char *argv[] = {"ray", "job", "submit", "--address",
-			"http://head:8265", "--no-wait",
-			"--runtime-env-json={\"pip\": []}", "--",
-			"python", "train.py", "--lr", "0.1", NULL};
+	char *argv[] = {"ray",
+			"job",
+			"submit",
+			"--address",
+			"http://head:8265",
+			"--no-wait",
+			"--runtime-env-json={\"pip\": []}",
+			"--",
+			"python",
+			"train.py",
+			"--lr",
+			"0.1",
+			NULL};
 	assert_true(weft_ray_submit_matches(argv));
 	char **out = rewrite(argv, err);
 	if (!out)
 		fail_msg("%s", err);
-	const char *want[] = {"ray", "job", "submit", "--address",
-			      "http://head:8265", "--no-wait",
-			      "--runtime-env-json", NULL, "--",
-			      "/opt/weft/bin/weft", "wrap", "--", "sh", "-c",
+	const char *want[] = {"ray",
+			      "job",
+			      "submit",
+			      "--address",
+			      "http://head:8265",
+			      "--no-wait",
+			      "--runtime-env-json",
+			      NULL,
+			      "--",
+			      "/opt/weft/bin/weft",
+			      "wrap",
+			      "--",
+			      "sh",
+			      "-c",
 			      "'python train.py --lr 0.1'"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (want[i])
@@ -125,8 +146,12 @@ static void test_argv(void **state)
 	weft_ray_submit_free(out);
 
 	/* Shell text with quotes survives; no runtime env given. */
-	char *argv2[] = {"/usr/bin/ray", "job", "submit", "--",
-			 "echo 'a b' && python x.py", NULL};
+	char *argv2[] = {"/usr/bin/ray",
+			 "job",
+			 "submit",
+			 "--",
+			 "echo 'a b' && python x.py",
+			 NULL};
 	out = rewrite(argv2, err);
 	assert_non_null(out);
 	assert_string_equal(out[3], "--runtime-env-json");
@@ -141,12 +166,15 @@ static void test_argv_refused(void **state)
 	char *no_entry[] = {"ray", "job", "submit", "--address", "x", NULL};
 	assert_null(rewrite(no_entry, err));
 	assert_non_null(strstr(err, "no entrypoint"));
-	char *bad_json[] = {"ray", "job", "submit", "--runtime-env-json",
-			    "{oops", "--", "true", NULL};
+	char *bad_json[] = {"ray",   "job", "submit", "--runtime-env-json",
+			    "{oops", "--",  "true",   NULL};
 	assert_null(rewrite(bad_json, err));
 	assert_non_null(strstr(err, "not valid JSON"));
-	char *two[] = {"ray", "job", "submit", "--runtime-env-json", "{}",
-		       "--runtime-env-json", "{}", "--", "true", NULL};
+	char *two[] = {"ray",    "job",
+		       "submit", "--runtime-env-json",
+		       "{}",     "--runtime-env-json",
+		       "{}",     "--",
+		       "true",   NULL};
 	assert_null(rewrite(two, err));
 	assert_non_null(strstr(err, "more than one runtime env"));
 
@@ -155,13 +183,14 @@ static void test_argv_refused(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "pip:\n  - numpy\n", 15), 15);
 	close(fd);
-	char *from_yaml[] = {"ray", "job", "submit", "--runtime-env", yaml,
-			     "--", "true", NULL};
+	char *from_yaml[] = {"ray", "job", "submit", "--runtime-env",
+			     yaml,  "--",  "true",   NULL};
 	assert_null(rewrite(from_yaml, err));
 	assert_non_null(strstr(err, "YAML is not supported"));
 	unlink(yaml);
-	char *missing[] = {"ray", "job", "submit", "--runtime-env",
-			   "/nonexistent.json", "--", "true", NULL};
+	char *missing[] = {
+		"ray", "job",  "submit", "--runtime-env", "/nonexistent.json",
+		"--",  "true", NULL};
 	assert_null(rewrite(missing, err));
 	assert_non_null(strstr(err, "cannot read the --runtime-env file"));
 	char *not_ray[] = {"ray", "status", NULL};

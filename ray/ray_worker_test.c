@@ -177,9 +177,10 @@ static void stop(struct fixture *f)
 	char task[WEFT_MAX_TASK_BYTES + 1] = "pid4000@host";
 	weft_engine_id engine[WEFT_MAX_ENGINE_IDS];
 	uint32_t nengine = 0;
-	assert_int_equal(weft_ray_wrapper_finish(f->w, &f->worker, "host", false, task,
-					 sizeof(task), engine, &nengine,
-					 &f->tasks, &f->ntasks),
+	assert_int_equal(weft_ray_wrapper_finish(f->w, &f->worker, "host",
+						 false, task, sizeof(task),
+						 engine, &nengine, &f->tasks,
+						 &f->ntasks),
 			 0);
 	f->recorded = weft_ray_wrapper_recorded(f->w);
 	if (!f->record)
@@ -269,13 +270,15 @@ static void tasks_and_worker(bool record)
 					 .node = "host"};
 		char err[256];
 		assert_int_equal(weft_ray_wrapper_record(f.w, &id, "worker", "",
-						 &f.worker, err, sizeof(err)),
+							 &f.worker, err,
+							 sizeof(err)),
 				 0);
 		weft_ray_task *c = &f.tasks[0];
 		snprintf(id.task, sizeof(id.task), "%s", c->id);
 		assert_int_equal(weft_ray_wrapper_record(f.w, &id, c->name,
-						 "ray.01000000.w1@host",
-						 &c->report, err, sizeof(err)),
+							 "ray.01000000.w1@host",
+							 &c->report, err,
+							 sizeof(err)),
 				 0);
 		weft_ray_wrapper_ship_deadline(f.w, 0);
 		weft_wrap_stream_stats st;

@@ -35,11 +35,21 @@
 
 /* Options of `ray job submit` that take a value (Ray 2.43). */
 static const char *const value_opts[] = {
-	"--address",		"--job-id",		 "--submission-id",
-	"--runtime-env",	"--runtime-env-json",	 "--metadata-json",
-	"--working-dir",	"--entrypoint-num-cpus", "--entrypoint-num-gpus",
-	"--entrypoint-memory",	"--entrypoint-resources", "--log-style",
-	"--log-color",		"--headers",		 "--verify",
+	"--address",
+	"--job-id",
+	"--submission-id",
+	"--runtime-env",
+	"--runtime-env-json",
+	"--metadata-json",
+	"--working-dir",
+	"--entrypoint-num-cpus",
+	"--entrypoint-num-gpus",
+	"--entrypoint-memory",
+	"--entrypoint-resources",
+	"--log-style",
+	"--log-color",
+	"--headers",
+	"--verify",
 	NULL,
 };
 
@@ -90,8 +100,9 @@ static int set_string(json_t *obj, const char *key, const char *value,
 {
 	if (json_object_set_new(obj, key, json_string(value)) == 0)
 		return 0;
-	snprintf(err, errsz, "cannot set %s to \"%s\" in the runtime env "
-			     "(out of memory, or not UTF-8)",
+	snprintf(err, errsz,
+		 "cannot set %s to \"%s\" in the runtime env "
+		 "(out of memory, or not UTF-8)",
 		 key, value);
 	return -1;
 }
@@ -117,8 +128,9 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 {
 	json_t *py = json_object_get(env, "py_executable");
 	if (py && !json_is_string(py)) {
-		snprintf(err, errsz, "runtime_env py_executable must be a "
-				     "string");
+		snprintf(err, errsz,
+			 "runtime_env py_executable must be a "
+			 "string");
 		return -1;
 	}
 	if (py && !is_wrapped(json_string_value(py))) {
@@ -141,23 +153,24 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 		vars = json_object_get(env, "env_vars");
 	}
 	if (!json_is_object(vars)) {
-		snprintf(err, errsz, "runtime_env env_vars must be an object "
-				     "mapping names to strings");
+		snprintf(err, errsz,
+			 "runtime_env env_vars must be an object "
+			 "mapping names to strings");
 		return -1;
 	}
 	const char *key;
 	json_t *val;
-	json_object_foreach (vars, key, val)
-		if (!json_is_string(val)) {
-			snprintf(err, errsz,
-				 "runtime_env env_vars must map strings to "
-				 "strings; %s is not a string",
-				 key);
-			return -1;
-		}
+	json_object_foreach(vars, key, val) if (!json_is_string(val))
+	{
+		snprintf(err, errsz,
+			 "runtime_env env_vars must map strings to "
+			 "strings; %s is not a string",
+			 key);
+		return -1;
+	}
 	for (size_t i = 0; o->contract_names[i]; i++)
-		if (merge_var(vars, o->contract_names[i],
-			      o->contract_values[i], err, errsz) != 0)
+		if (merge_var(vars, o->contract_names[i], o->contract_values[i],
+			      err, errsz) != 0)
 			return -1;
 
 	/* The weft package first on PYTHONPATH. */
@@ -166,7 +179,8 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 	bool present = false;
 	for (const char *q = pp; q && *q;) {
 		const char *c = strchrnul(q, ':');
-		if ((size_t)(c - q) == plen && strncmp(q, o->python_path, plen) == 0)
+		if ((size_t)(c - q) == plen &&
+		    strncmp(q, o->python_path, plen) == 0)
 			present = true;
 		q = *c ? c + 1 : c;
 	}
@@ -185,8 +199,8 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 
 	/* The driver's ray.init() runs the Python hook; a user's own hook
 	 * still runs, first. */
-	const char *envhook =
-		json_string_value(json_object_get(vars, "RAY_RUNTIME_ENV_HOOK"));
+	const char *envhook = json_string_value(
+		json_object_get(vars, "RAY_RUNTIME_ENV_HOOK"));
 	if (envhook && strcmp(envhook, HOOK_ENV) != 0 &&
 	    merge_var(vars, "WEFT_RAY_USER_ENV_HOOK", envhook, err, errsz) != 0)
 		return -1;
@@ -195,8 +209,9 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 
 	json_t *setup = json_object_get(env, "worker_process_setup_hook");
 	if (setup && !json_is_string(setup)) {
-		snprintf(err, errsz, "runtime_env worker_process_setup_hook "
-				     "must be a \"module.function\" string");
+		snprintf(err, errsz,
+			 "runtime_env worker_process_setup_hook "
+			 "must be a \"module.function\" string");
 		return -1;
 	}
 	if (setup && strcmp(json_string_value(setup), HOOK_SETUP) != 0 &&
@@ -215,9 +230,10 @@ char *weft_ray_runtime_env_rewrite(const char *json,
 	/* Strict as RFC 8259 asks of a document read from outside: one
 	 * value, no duplicate member names, no NUL in strings; jansson
 	 * bounds the nesting (2048 levels), the caller the size. */
-	json_t *env = json ? json_loads(json, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-					&je)
-			   : json_object();
+	json_t *env =
+		json ? json_loads(json,
+				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je)
+		     : json_object();
 	if (!env) {
 		if (json)
 			snprintf(err, errsz,
@@ -229,16 +245,16 @@ char *weft_ray_runtime_env_rewrite(const char *json,
 		return NULL;
 	}
 	if (!json_is_object(env)) {
-		snprintf(err, errsz, "the runtime env must be a JSON object "
-				     "({...})");
+		snprintf(err, errsz,
+			 "the runtime env must be a JSON object "
+			 "({...})");
 		json_decref(env);
 		return NULL;
 	}
 	char *out = NULL;
 	/* Members in the order they came (jansson keeps insertion order),
 	 * ", " and ": " between them: what Ray and people read. */
-	if (rewrite_env(env, o, err, errsz) == 0 &&
-	    !(out = json_dumps(env, 0)))
+	if (rewrite_env(env, o, err, errsz) == 0 && !(out = json_dumps(env, 0)))
 		oom(err, errsz);
 	json_decref(env);
 	return out;
@@ -248,8 +264,9 @@ static char *read_file(const char *path, char *err, size_t errsz)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
-		snprintf(err, errsz, "cannot read the --runtime-env file %s: %s",
-			 path, strerror(errno));
+		snprintf(err, errsz,
+			 "cannot read the --runtime-env file %s: %s", path,
+			 strerror(errno));
 		return NULL;
 	}
 	char *buf = malloc(WEFT_RAY_ENV_MAX_BYTES + 1);
@@ -261,8 +278,9 @@ static char *read_file(const char *path, char *err, size_t errsz)
 	}
 	if (n > WEFT_RAY_ENV_MAX_BYTES) {
 		free(buf);
-		snprintf(err, errsz, "the --runtime-env file %s is larger "
-				     "than %u bytes",
+		snprintf(err, errsz,
+			 "the --runtime-env file %s is larger "
+			 "than %u bytes",
 			 path, WEFT_RAY_ENV_MAX_BYTES);
 		return NULL;
 	}
@@ -305,8 +323,9 @@ void weft_ray_submit_free(char **argv)
 static int write_private(const char *path, const char *text, char *err,
 			 size_t errsz)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		      0600);
+	int fd =
+		open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		     0600);
 	size_t n = strlen(text);
 	if (fd < 0 || fchmod(fd, 0600) != 0 ||
 	    write(fd, text, n) != (ssize_t)n) {
@@ -323,7 +342,7 @@ static int write_private(const char *path, const char *text, char *err,
 }
 
 int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
-		       char ***out, char *err, size_t errsz)
+			    char ***out, char *err, size_t errsz)
 {
 	size_t argc = 0;
 	while (argv[argc])
@@ -351,13 +370,15 @@ int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
 			break;
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-		bool json = nlen == 18 && strncmp(a, "--runtime-env-json", 18) == 0;
+		bool json =
+			nlen == 18 && strncmp(a, "--runtime-env-json", 18) == 0;
 		bool file = nlen == 13 && strncmp(a, "--runtime-env", 13) == 0;
 		const char *val = eq ? eq + 1 : NULL;
 		if (!eq && takes_value(a, nlen)) {
 			if (i + 1 >= argc) {
-				snprintf(err, errsz, "ray job submit option %s "
-						     "needs a value",
+				snprintf(err, errsz,
+					 "ray job submit option %s "
+					 "needs a value",
 					 a);
 				goto fail;
 			}
@@ -373,7 +394,8 @@ int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
 			}
 			env_given = true;
 			free(env_text);
-			env_text = json ? strdup(val) : read_file(val, err, errsz);
+			env_text =
+				json ? strdup(val) : read_file(val, err, errsz);
 			if (!env_text) {
 				if (json)
 					oom(err, errsz);
@@ -396,8 +418,9 @@ int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
 			goto nomem;
 	}
 	if (i >= argc) {
-		snprintf(err, errsz, "ray job submit has no entrypoint (the "
-				     "command after --)");
+		snprintf(err, errsz,
+			 "ray job submit has no entrypoint (the "
+			 "command after --)");
 		goto fail;
 	}
 	char *env = weft_ray_runtime_env_rewrite(env_text, o, err, errsz);

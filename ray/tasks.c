@@ -52,8 +52,8 @@ static int fref_cmp(const void *a, const void *b)
 	return (x->win > y->win) - (x->win < y->win);
 }
 
-static const weft_report *window(const weft_ray_wrapper *w, const weft_report *last,
-				 size_t i)
+static const weft_report *window(const weft_ray_wrapper *w,
+				 const weft_report *last, size_t i)
 {
 	return i < w->nmarks ? &w->windows[i] : last;
 }
@@ -83,9 +83,9 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 			r->read |= f->read;
 			r->written |= f->written;
 			r->created |= f->created;
-			if (f->first_open_ns && (!r->first_open_ns ||
-						 f->first_open_ns <
-							 r->first_open_ns))
+			if (f->first_open_ns &&
+			    (!r->first_open_ns ||
+			     f->first_open_ns < r->first_open_ns))
 				r->first_open_ns = f->first_open_ns;
 			if (f->last_write_ns > r->last_write_ns)
 				r->last_write_ns = f->last_write_ns;
@@ -112,8 +112,8 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 }
 
 /* Every file record of the windows for which pick says yes. */
-static int collect(const weft_ray_wrapper *w, const weft_report *last, size_t nwin,
-		   const bool *pick, weft_report *out)
+static int collect(const weft_ray_wrapper *w, const weft_report *last,
+		   size_t nwin, const bool *pick, weft_report *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < nwin; i++)
@@ -157,8 +157,8 @@ static int collect_ranges(const weft_ray_wrapper *w, const weft_report *last,
 	return err;
 }
 
-static void group_key(const weft_ray_wrapper *w, const struct wr_msg *m, char *key,
-		      size_t keysz)
+static void group_key(const weft_ray_wrapper *w, const struct wr_msg *m,
+		      char *key, size_t keysz)
 {
 	if (w->g == WEFT_RAY_PER_ACTOR && m->actor && m->actor_id[0])
 		snprintf(key, keysz, "a:%s", m->actor_id);
@@ -200,7 +200,8 @@ static struct group *group_for(struct group *g, size_t *ng,
 
 /* Where a task whose end marker was not seen ends: before the next cut
  * its thread made, else at the end of the run. */
-static size_t open_end(const weft_ray_wrapper *w, const struct wr_msg *s, size_t nwin)
+static size_t open_end(const weft_ray_wrapper *w, const struct wr_msg *s,
+		       size_t nwin)
 {
 	for (size_t j = (size_t)s->cut + 1; j < w->nmarks; j++)
 		if (w->marks[j].tid == s->tid)
@@ -560,10 +561,10 @@ int wr_cut_run(weft_ray_wrapper *w, weft_report *worker, const char *node,
 	weft_report_release(&last);
 	if (w->verbose)
 		wr_say(w,
-			"wrap --ray: %zu task%s (%zu recorded as they "
-			"ended), %zu boundaries seen, %zu control messages\n",
-			made + w->recorded, made + w->recorded == 1 ? "" : "s",
-			w->recorded, w->nmarks, w->nmsgs);
+		       "wrap --ray: %zu task%s (%zu recorded as they "
+		       "ended), %zu boundaries seen, %zu control messages\n",
+		       made + w->recorded, made + w->recorded == 1 ? "" : "s",
+		       w->recorded, w->nmarks, w->nmsgs);
 	*tasks = t;
 	*ntasks = made;
 	return 0;

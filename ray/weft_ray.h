@@ -86,9 +86,10 @@ typedef struct weft_ray_opts {
  * in err. */
 weft_ray_wrapper *weft_ray_wrapper_new(const weft_ray_opts *o, char *err,
 				       size_t errsz);
-/* The tracer's observe hook (every event before it is fed): starts the threads on the first event, cuts the
- * classifier at each marker. */
-void weft_ray_wrapper_observe(void *arg, weft_classifier *c, const weft_event *ev);
+/* The tracer's observe hook (every event before it is fed): starts the threads
+ * on the first event, cuts the classifier at each marker. */
+void weft_ray_wrapper_observe(void *arg, weft_classifier *c,
+			      const weft_event *ev);
 /* The worker exited: shipping has timeout_ms from now (--ship-timeout)
  * for everything recorded. Call it first thing after the tracer
  * returned. */
@@ -104,10 +105,11 @@ void weft_ray_wrapper_ship_deadline(weft_ray_wrapper *w, int timeout_ms);
  * *task_out gets "ray.JOB.WORKER@NODE" then (untouched otherwise), and
  * engine ids are appended to engine/nengine. 0, or -1 after a message
  * on diag (then worker is left whole). */
-int weft_ray_wrapper_finish(weft_ray_wrapper *w, weft_report *worker, const char *node,
-		    bool named_by_engine, char *task_out, size_t task_outsz,
-		    weft_engine_id *engine, uint32_t *nengine,
-		    weft_ray_task **tasks, size_t *ntasks);
+int weft_ray_wrapper_finish(weft_ray_wrapper *w, weft_report *worker,
+			    const char *node, bool named_by_engine,
+			    char *task_out, size_t task_outsz,
+			    weft_engine_id *engine, uint32_t *nengine,
+			    weft_ray_task **tasks, size_t *ntasks);
 /* Tasks recorded (spooled) while the worker ran. */
 size_t weft_ray_wrapper_recorded(const weft_ray_wrapper *w);
 /* Whether the rest goes through the wrapper's writer (weft_ray_wrapper_record):
@@ -126,10 +128,10 @@ int weft_ray_wrapper_record(weft_ray_wrapper *w, const weft_wrap_identity *id,
  * weft_ray_wrapper_ship_finish into *st. 0, or -1 when some record could
  * not be made (said on diag, "task ID: not recorded: ..."). */
 int weft_ray_wrapper_record_rest(weft_ray_wrapper *w,
-				 const weft_wrap_identity *id,
-				 const char *name, const char *parent,
-				 weft_report *worker, weft_ray_task *tasks,
-				 size_t n, weft_wrap_stream_stats *st);
+				 const weft_wrap_identity *id, const char *name,
+				 const char *parent, weft_report *worker,
+				 weft_ray_task *tasks, size_t n,
+				 weft_wrap_stream_stats *st);
 /* The identity of task t of a worker on node (engine ids, source "ray"). */
 void weft_ray_task_identity(const weft_ray_task *t, const char *node,
 			    weft_wrap_identity *id);
@@ -173,8 +175,8 @@ int weft_ray_driver_env(const char *python_path, const char *weft_binary,
 #define WEFT_RAY_ENV_MAX_BYTES (1u << 20)
 
 typedef struct weft_ray_submit_opts {
-	const char *weft_binary;  /* the weft command on the cluster's nodes */
-	const char *python_path;  /* the weft Python package's dir there */
+	const char *weft_binary; /* the weft command on the cluster's nodes */
+	const char *python_path; /* the weft Python package's dir there */
 	/* The env contract (WEFT_COORDINATOR, ...): names and values; NULL
 	 * terminated. */
 	const char *const *contract_names;
@@ -194,12 +196,13 @@ bool weft_ray_submit_matches(char *const *argv);
  * runtime env, a conflicting setting, an unreadable --runtime-env file):
  * then nothing may be submitted. */
 int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
-		       char ***out, char *err, size_t errsz);
+			    char ***out, char *err, size_t errsz);
 void weft_ray_submit_free(char **argv);
 
 /* The runtime env transform alone, on a JSON object text (NULL: none);
  * a new JSON string (free()) or NULL with err. */
-char *weft_ray_runtime_env_rewrite(const char *json, const weft_ray_submit_opts *o,
-			      char *err, size_t errsz);
+char *weft_ray_runtime_env_rewrite(const char *json,
+				   const weft_ray_submit_opts *o, char *err,
+				   size_t errsz);
 
 #endif /* WEFT_RAY_H */

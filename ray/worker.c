@@ -1,6 +1,6 @@
 /*
- * weft_ray_wrapper.c - `weft wrap --ray`: setting up before the fork (the private
- * directory, the control socket, the marker files), the threads started
+ * weft_ray_wrapper.c - `weft wrap --ray`: setting up before the fork (the
+ * private directory, the control socket, the marker files), the threads started
  * after it, the cuts at the markers (observe), and the end of the run
  * (weft_ray_wrapper.h says how the pieces fit, wrap_ray_internal.h which file
  * does what).
@@ -98,9 +98,10 @@ static int make_dir(weft_ray_wrapper *w, char *err, size_t errsz)
 		tmp = "/tmp";
 	snprintf(w->dir, sizeof(w->dir), "%s/weft-ray-XXXXXX", tmp);
 	if (!mkdtemp(w->dir)) {
-		snprintf(err, errsz, "wrap --ray: cannot make a directory for the control "
-			  "socket in %s: %s",
-			  tmp, strerror(errno));
+		snprintf(err, errsz,
+			 "wrap --ray: cannot make a directory for the control "
+			 "socket in %s: %s",
+			 tmp, strerror(errno));
 		w->dir[0] = '\0';
 		return -1;
 	}
@@ -110,8 +111,8 @@ static int make_dir(weft_ray_wrapper *w, char *err, size_t errsz)
 		snprintf(p, sizeof(p), "%s/mark.%d", w->dir, i);
 		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			snprintf(err, errsz, "wrap --ray: cannot make %s: %s", p,
-				  strerror(errno));
+			snprintf(err, errsz, "wrap --ray: cannot make %s: %s",
+				 p, strerror(errno));
 			return -1;
 		}
 		close(fd);
@@ -124,29 +125,31 @@ static int make_socket(weft_ray_wrapper *w, char *err, size_t errsz)
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/ctl", w->dir);
 	if (n < 0 || (size_t)n >= sizeof(a.sun_path)) {
-		snprintf(err, errsz, "wrap --ray: the control socket path %s/ctl is too "
-			  "long",
-			  w->dir);
+		snprintf(err, errsz,
+			 "wrap --ray: the control socket path %s/ctl is too "
+			 "long",
+			 w->dir);
 		return -1;
 	}
 	w->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (w->listen_fd < 0 ||
 	    bind(w->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
 	    listen(w->listen_fd, WR_MAX_CONNS) != 0) {
-		snprintf(err, errsz, "wrap --ray: cannot listen on %s: %s", a.sun_path,
-			  strerror(errno));
+		snprintf(err, errsz, "wrap --ray: cannot listen on %s: %s",
+			 a.sun_path, strerror(errno));
 		return -1;
 	}
 	if (pipe2(w->wake, O_CLOEXEC) != 0) {
 		w->wake[0] = w->wake[1] = -1;
 		snprintf(err, errsz, "wrap --ray: cannot make a pipe: %s",
-			  strerror(errno));
+			 strerror(errno));
 		return -1;
 	}
 	if (setenv("WEFT_RAY_CONTROL", a.sun_path, 1) != 0 ||
 	    setenv("WEFT_RAY_MARKS", w->dir, 1) != 0) {
-		snprintf(err, errsz, "wrap --ray: cannot set the worker's environment: %s",
-			  strerror(errno));
+		snprintf(err, errsz,
+			 "wrap --ray: cannot set the worker's environment: %s",
+			 strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -203,7 +206,8 @@ static bool is_marker(const weft_ray_wrapper *w, const char *path, int *idx)
 	return true;
 }
 
-void weft_ray_wrapper_observe(void *arg, weft_classifier *c, const weft_event *ev)
+void weft_ray_wrapper_observe(void *arg, weft_classifier *c,
+			      const weft_event *ev)
 {
 	weft_ray_wrapper *w = arg;
 	if (!w->started && !w->start_failed) {
@@ -279,10 +283,11 @@ void weft_ray_wrapper_ship_deadline(weft_ray_wrapper *w, int timeout_ms)
 		weft_wrap_stream_deadline(w->stream, timeout_ms);
 }
 
-int weft_ray_wrapper_finish(weft_ray_wrapper *w, weft_report *worker, const char *node,
-		    bool named_by_engine, char *task_out, size_t task_outsz,
-		    weft_engine_id *engine, uint32_t *nengine,
-		    weft_ray_task **tasks, size_t *ntasks)
+int weft_ray_wrapper_finish(weft_ray_wrapper *w, weft_report *worker,
+			    const char *node, bool named_by_engine,
+			    char *task_out, size_t task_outsz,
+			    weft_engine_id *engine, uint32_t *nengine,
+			    weft_ray_task **tasks, size_t *ntasks)
 {
 	*tasks = NULL;
 	*ntasks = 0;
@@ -332,8 +337,9 @@ bool weft_ray_wrapper_streaming(const weft_ray_wrapper *w)
 	return w->stream && weft_wrap_stream_ok(w->stream);
 }
 
-int weft_ray_wrapper_record(weft_ray_wrapper *w, const weft_wrap_identity *id, const char *name,
-		    const char *parent, weft_report *r, char *err, size_t errsz)
+int weft_ray_wrapper_record(weft_ray_wrapper *w, const weft_wrap_identity *id,
+			    const char *name, const char *parent,
+			    weft_report *r, char *err, size_t errsz)
 {
 	/* The node's hash cache (WEFT_HASH_CACHE), a connection of this
 	 * call's own: the recorder thread has its own. */
@@ -376,10 +382,10 @@ void weft_ray_task_identity(const weft_ray_task *t, const char *node,
 }
 
 int weft_ray_wrapper_record_rest(weft_ray_wrapper *w,
-				 const weft_wrap_identity *id,
-				 const char *name, const char *parent,
-				 weft_report *worker, weft_ray_task *tasks,
-				 size_t n, weft_wrap_stream_stats *st)
+				 const weft_wrap_identity *id, const char *name,
+				 const char *parent, weft_report *worker,
+				 weft_ray_task *tasks, size_t n,
+				 weft_wrap_stream_stats *st)
 {
 	char err[1024];
 	int rc = 0;

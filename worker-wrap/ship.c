@@ -44,7 +44,7 @@ struct weft_wrap_shipper {
 	struct client_slot clients[SHIP_MAX_CLIENTS];
 	size_t nclients;
 	weft_wrap_ship_stats stats;
-	char last_err[512]; /* last transport error, said once per writer */
+	char last_err[512];    /* last transport error, said once per writer */
 	bool said_unreachable; /* a client that cannot be opened: said once */
 };
 
@@ -157,7 +157,7 @@ static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
 	int status;
 	int err = weft_wrap_read_ack(reply, len, &status, reason, reasonsz);
 	if (err == WEFT_OK)
-		*v = status == WEFT_ACK_STORED	    ? VERDICT_STORED
+		*v = status == WEFT_ACK_STORED      ? VERDICT_STORED
 		     : status == WEFT_ACK_DUPLICATE ? VERDICT_DUPLICATE
 						    : VERDICT_REJECTED;
 	return err;
@@ -279,8 +279,7 @@ static int deliver(weft_wrap_shipper *s, weft_wrap_client *c,
 		say(s,
 		    "job %s: fragment %llu rejected by the coordinator: %s "
 		    "(kept in %s/rejected/)",
-		    st->job, (unsigned long long)seq, reason,
-		    wrap_spool_of(w));
+		    st->job, (unsigned long long)seq, reason, wrap_spool_of(w));
 		weft_spool_reject(w, seq, reason);
 		s->stats.rejected++;
 		return WEFT_OK;

@@ -275,7 +275,8 @@ static int ship_one(struct shipping *sh, weft_spool_writer *sw, uint64_t seq)
 	pthread_mutex_unlock(&s->lock);
 	if (timeout <= 0)
 		return WEFT_EIO;
-	if (!sh->c && !(sh->c = wrap_ship_client(sh->s->sh, s->env.coordinator)))
+	if (!sh->c &&
+	    !(sh->c = wrap_ship_client(sh->s->sh, s->env.coordinator)))
 		return WEFT_EIO;
 	if (!sh->enrolled) {
 		if (wrap_ship_enrol_once(s->sh, sh->c,

@@ -327,8 +327,8 @@ int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
 typedef struct weft_wrap_stream weft_wrap_stream;
 
 typedef struct weft_wrap_stream_stats {
-	size_t records;   /* recorded */
-	size_t fragments; /* spooled */
+	size_t records;                              /* recorded */
+	size_t fragments;                            /* spooled */
 	size_t stored, duplicate, rejected, corrupt; /* verdicts */
 	size_t left; /* not acknowledged: they stay in the spool */
 	char writer_dir[WEFT_MAX_PATH_BYTES + 96];

@@ -13,8 +13,8 @@
 
 static const char *const names[] = {"WEFT_COORDINATOR", "WEFT_JOB", NULL};
 static const char *const values[] = {"tcp://10.0.0.1:7700", "job-1", NULL};
-static const weft_ray_submit_opts opts = {"/opt/weft/bin/weft",
-					  "/opt/weft/py", names, values, NULL};
+static const weft_ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
+					  names, values, NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,15 +28,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	err[0] = '\0';
-	char *once = weft_ray_runtime_env_rewrite(text, &opts, err, sizeof(err));
+	char *once =
+		weft_ray_runtime_env_rewrite(text, &opts, err, sizeof(err));
 	free(text);
 	if (!once) {
 		if (!err[0])
 			abort(); /* every failure says why */
 		return 0;
 	}
-	char *twice = weft_ray_runtime_env_rewrite(once, &opts, err,
-						   sizeof(err));
+	char *twice =
+		weft_ray_runtime_env_rewrite(once, &opts, err, sizeof(err));
 	if (!twice || strcmp(once, twice) != 0)
 		abort(); /* what we write, we read, and leave as it is */
 	free(twice);
