@@ -158,10 +158,6 @@ int cli_ship_run(const cli_ship *s, const weft_report *r);
  * into *cache at the first call, kept for later ones: weft_store_close it
  * at the end). A failure is a warning in r; with verbose, one line on
  * stderr says how many files were read and how many came from the cache. */
-/* The node's hash cache path (weft_wrap_hash_cache_path) into buf, or
- * NULL; why there is none, when that is news, goes into r's warnings (or
- * to stderr when r is NULL). */
-const char *cli_hash_cache_path(char buf[WEFT_MAX_PATH_BYTES], weft_report *r);
 void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
 		     int verbose);
 /* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
@@ -205,17 +201,17 @@ bool cli_is_system_path(const char *path);
 
 /* ---- JSON output ---- */
 
-/* A JSON string. Bytes that are not valid UTF-8 are written as lone
- * surrogates U+DC80..U+DCFF ("\udcXX" for byte XX), the convention of
- * Python's "surrogateescape": reversible, and os.fsencode() restores the
- * original bytes. */
+/* JSON strings are written by weft_json_string (weft_store.h): bytes
+ * that are not valid UTF-8 as lone surrogates U+DC80..U+DCFF ("\udcXX"
+ * for byte XX), the convention of Python's "surrogateescape": reversible,
+ * and os.fsencode() restores the original bytes. (No json_string here:
+ * the executable's own would shadow jansson's, which libweft_ray uses.) */
 /* A hash as "blake2b-256:<hex>", or null. */
 void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32]);
 /* ", \"exe_hash\": ..., \"env_state\": ..., \"env\": {...}" of a process
  * (nothing for records older than schema 4). */
 void json_process_deps(FILE *out, const weft_process_rec *p);
-void json_string(FILE *out, const char *s);
-/* json_string, or null for NULL. */
+/* weft_json_string, or null for NULL. */
 void json_string_or_null(FILE *out, const char *s);
 /* One difference of weft diff or rerun --check, as the fields of its
  * JSON object (no braces): "section", "change", "name", "a", "b". */

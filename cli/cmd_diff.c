@@ -34,9 +34,9 @@ static const char diff_help[] =
 static void print_json(FILE *out, const weft_diff *d, const char *path)
 {
 	fputs("{\"weft\": 1, \"a\": ", out);
-	json_string(out, d->a);
+	weft_json_string(out, d->a);
 	fputs(", \"b\": ", out);
-	json_string(out, d->b);
+	weft_json_string(out, d->b);
 	fputs(", \"path\": ", out);
 	json_string_or_null(out, path);
 	fputs(", \"items\": [", out);

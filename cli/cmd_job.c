@@ -24,18 +24,18 @@ static void json_job(FILE *out, const weft_job_record *r)
 {
 	char t[40];
 	fputs("{\"id\": ", out);
-	json_string(out, r->info.id);
+	weft_json_string(out, r->info.id);
 	fputs(", \"command\": ", out);
-	json_string(out, r->info.command ? r->info.command : "");
+	weft_json_string(out, r->info.command ? r->info.command : "");
 	fputs(", \"user\": ", out);
-	json_string(out, r->info.user);
+	weft_json_string(out, r->info.user);
 	fputs(", \"host\": ", out);
-	json_string(out, r->info.host);
+	weft_json_string(out, r->info.host);
 	fputs(", \"cwd\": ", out);
-	json_string(out, r->info.cwd);
+	weft_json_string(out, r->info.cwd);
 	fputs(", \"git\": ", out);
 	if (r->info.git[0])
-		json_string(out, r->info.git);
+		weft_json_string(out, r->info.git);
 	else
 		fputs("null", out);
 	format_rfc3339(r->info.created_ns, t);

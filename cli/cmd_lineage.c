@@ -204,10 +204,10 @@ static int print_json(FILE *out, const weft_dag *d, const char *path,
 	}
 	fputs(head, out);
 	fputs("\"path\": ", out);
-	json_string(out, path);
+	weft_json_string(out, path);
 	fprintf(out, ", \"direction\": \"%s\", \"root\": ",
 		down ? "down" : "up");
-	json_string(out, d->artifacts[0].id);
+	weft_json_string(out, d->artifacts[0].id);
 	fprintf(out, ",\n %s", buf + sizeof(head) - 1);
 	free(buf);
 	return WEFT_OK;

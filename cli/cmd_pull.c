@@ -310,9 +310,9 @@ static void print_json(const struct pull *p, const weft_relay_counts *c,
 		       const char *store)
 {
 	printf("{\"weft\": 1, \"source\": ");
-	json_string(stdout, p->source);
+	weft_json_string(stdout, p->source);
 	printf(", \"store\": ");
-	json_string(stdout, store);
+	weft_json_string(stdout, store);
 	printf(", \"jobs\": {\"pulled\": %llu, \"stored\": %llu, "
 	       "\"present\": %llu, \"rejected\": %llu, \"open\": %llu}, "
 	       "\"writers\": {\"pulled\": %llu, \"stored\": %llu, "

@@ -65,9 +65,9 @@ static int check(weft_store *s, const weft_report *old, const char *new_id,
 	}
 	if (json) {
 		fputs("{\"weft\": 1, \"run\": ", stdout);
-		json_string(stdout, d.a);
+		weft_json_string(stdout, d.a);
 		fputs(", \"rerun\": ", stdout);
-		json_string(stdout, d.b);
+		weft_json_string(stdout, d.b);
 		fprintf(stdout, ", \"reproduced\": %s, \"outputs\": [",
 			bad ? "false" : "true");
 		bool first = true;

@@ -18,7 +18,7 @@
 #include "config.h"
 #include "weft_coordinator.h"
 #include "weft_wrap.h"
-#include "wrap_ray.h"
+#include "weft_ray.h"
 
 
 /* The local coordinator is in this process: a delivery that takes longer
@@ -161,7 +161,7 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 /* A Ray driver: the in-cluster job of `weft submit --mode in-cluster`,
  * whose coordinator (unlike this command's in-process one) the workers on
  * other nodes can reach, and which sets the driver's environment for Ray
- * (wrap_ray_driver_env). */
+ * (weft_ray_driver_env). */
 static int run_ray_driver(char **cmd, const char *tracer, const char *listen,
 			  int verbose)
 {
@@ -262,7 +262,7 @@ int cmd_run(int argc, char **argv)
 		return WEFT_EXIT_USAGE;
 	char why[128] = "--ray";
 	if (ray < 0)
-		ray = wrap_ray_detect(why, sizeof(why));
+		ray = weft_ray_detect(why, sizeof(why));
 	if (listen && !ray)
 		return cli_usage_error("run", "--listen is for a Ray driver "
 					      "(--ray)");

@@ -34,16 +34,16 @@ static void print_json(FILE *out, const weft_stale_result *r)
 	for (size_t i = 0; i < r->nstale; i++) {
 		const weft_stale_output *o = &r->stale[i];
 		fputs(i ? ", {\"path\": " : "{\"path\": ", out);
-		json_string(out, o->path);
+		weft_json_string(out, o->path);
 		fputs(", \"run\": ", out);
-		json_string(out, o->run);
+		weft_json_string(out, o->run);
 		fputs(", \"causes\": [", out);
 		for (size_t k = 0; k < o->ncauses; k++) {
 			const weft_stale_cause *c = &o->causes[k];
 			fprintf(out,
 				"%s{\"why\": \"%s\", \"path\": ", k ? ", " : "",
 				weft_stale_why_name(c->why));
-			json_string(out, c->path);
+			weft_json_string(out, c->path);
 			fputs(", \"run\": ", out);
 			json_string_or_null(out, c->run);
 			fputc('}', out);
@@ -52,7 +52,7 @@ static void print_json(FILE *out, const weft_stale_result *r)
 		for (size_t k = 0; k < o->nchain; k++) {
 			if (k)
 				fputs(", ", out);
-			json_string(out, o->chain[k]);
+			weft_json_string(out, o->chain[k]);
 		}
 		fputs("]}", out);
 	}
@@ -62,7 +62,7 @@ static void print_json(FILE *out, const weft_stale_result *r)
 	for (size_t i = 0; i < r->nnot_recorded; i++) {
 		if (i)
 			fputs(", ", out);
-		json_string(out, r->not_recorded[i]);
+		weft_json_string(out, r->not_recorded[i]);
 	}
 	fputs("]}\n", out);
 }

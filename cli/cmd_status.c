@@ -143,7 +143,7 @@ void json_status_refusals(FILE *out, const weft_status_job *j)
 				fputs(k == 1 ? ", \"name\": " : ", \"node\": ",
 				      out);
 			if (r->id[0])
-				json_string(out, names[k]);
+				weft_json_string(out, names[k]);
 			else
 				fputs("null", out);
 		}
@@ -154,7 +154,7 @@ void json_status_refusals(FILE *out, const weft_status_job *j)
 			", \"writer\": \"%s\", \"seq\": %llu, \"reason\": "
 			"\"%s\", \"detail\": ",
 			pk, (unsigned long long)r->seq, key ? key : "unknown");
-		json_string(out, r->detail);
+		weft_json_string(out, r->detail);
 		fputc('}', out);
 	}
 	fputc(']', out);
@@ -210,11 +210,11 @@ void json_status_tasks(FILE *out, const weft_status_job *j)
 	for (size_t i = 0; i < j->ntasks; i++) {
 		const weft_status_task *t = &j->tasks[i];
 		fputs(i ? ", {\"id\": " : "{\"id\": ", out);
-		json_string(out, t->id);
+		weft_json_string(out, t->id);
 		fputs(", \"name\": ", out);
-		json_string(out, t->name);
+		weft_json_string(out, t->name);
 		fputs(", \"node\": ", out);
-		json_string(out, t->node);
+		weft_json_string(out, t->node);
 		fprintf(out, ", \"parts_stored\": %u, \"parts_expected\": %u}",
 			t->parts_stored, t->nparts);
 	}
@@ -225,9 +225,9 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 			const char *store)
 {
 	fputs("{\"weft\": 1, \"source\": ", out);
-	json_string(out, url ? "coordinator" : "store");
+	weft_json_string(out, url ? "coordinator" : "store");
 	fputs(url ? ", \"url\": " : ", \"store\": ", out);
-	json_string(out, url ? url : store);
+	weft_json_string(out, url ? url : store);
 	if (url) {
 		fprintf(out, ", \"requests\": %llu, \"rejects\": {",
 			(unsigned long long)st->requests);
@@ -254,7 +254,7 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 		else
 			fputs(", \"exit_code\": null", out);
 		fputs(", \"command\": ", out);
-		json_string(out, j->command);
+		weft_json_string(out, j->command);
 		fprintf(out,
 			", \"fragments\": %llu, \"bytes\": %llu, \"gaps\": "
 			"%llu, \"rejects\": ",
@@ -422,7 +422,7 @@ static int json_status_ol(const weft_status *st, const char *url,
 	for (size_t i = 0; i < n; i++) {
 		fputs(i ? ", {\"destination\": " : "{\"destination\": ",
 		      stdout);
-		json_string(stdout, k[i].dest);
+		weft_json_string(stdout, k[i].dest);
 		fprintf(stdout,
 			", \"waiting\": %llu, \"sent\": %llu, \"refused\": "
 			"%llu, \"last_error\": ",
@@ -430,7 +430,7 @@ static int json_status_ol(const weft_status *st, const char *url,
 			(unsigned long long)k[i].sent,
 			(unsigned long long)k[i].refused);
 		if (k[i].last_error)
-			json_string(stdout, k[i].last_error);
+			weft_json_string(stdout, k[i].last_error);
 		else
 			fputs("null", stdout);
 		fputc('}', stdout);

@@ -23,10 +23,9 @@
 
 #include "cli.h"
 #include "config.h"
-#include "ray_submit.h"
 #include "weft_coordinator.h"
+#include "weft_ray.h"
 #include "weft_wrap.h"
-#include "wrap_ray.h"
 
 static const char submit_help[] =
 	"usage: weft submit [--coordinator URL [--submit-key FILE] |\n"
@@ -616,7 +615,7 @@ static int export_contract(const weft_wrap_env *e, const char *tracer,
 }
 
 /* `ray job submit`: its runtime env and entrypoint rewritten for weft
- * (ray_submit.h) with this job's contract, into *out. With env NULL a dry
+ * (weft_ray.h) with this job's contract, into *out. With env NULL a dry
  * run with placeholder values: every problem of the user's runtime env
  * shows before a job exists. 0, or WEFT_EXIT_USAGE after saying why. */
 static int ray_rewrite(char **cmd, const weft_config *cfg,
@@ -635,18 +634,18 @@ static int ray_rewrite(char **cmd, const weft_config *cfg,
 		names[3] = "WEFT_TRACER";
 		values[3] = tracer;
 	}
-	ray_submit_opts ro = {cfg->ray_weft_binary, cfg->ray_python_path,
-			      names, values, env_file};
+	weft_ray_submit_opts ro = {cfg->ray_weft_binary, cfg->ray_python_path,
+				   names, values, env_file};
 	char err[1024];
 	char **argv = NULL;
-	if (ray_submit_rewrite(cmd, &ro, &argv, err, sizeof(err)) != 0) {
+	if (weft_ray_submit_rewrite(cmd, &ro, &argv, err, sizeof(err)) != 0) {
 		cli_error("submit: %s; nothing was submitted", err);
 		return WEFT_EXIT_USAGE;
 	}
 	if (out)
 		*out = argv;
 	else
-		ray_submit_free(argv);
+		weft_ray_submit_free(argv);
 	return 0;
 }
 
@@ -679,15 +678,18 @@ int cmd_submit(int argc, char **argv)
 		 * it (docs/ray.md): the runtime-env hook, the weft package on
 		 * PYTHONPATH. Unused by a driver that does not call
 		 * ray.init(). */
-		if (wrap_ray_driver_env(cfg.ray_python_path,
-					cfg.ray_weft_binary) != 0)
+		if (weft_ray_driver_env(cfg.ray_python_path,
+					cfg.ray_weft_binary, err,
+					sizeof(err)) != 0) {
+			cli_error("%s", err);
 			return WEFT_EXIT_USAGE;
+		}
 		rc = cli_trace_prepare(&t, cmd, &cfg, o.verbose);
 		if (rc != 0)
 			return rc;
 	}
 	/* Ray host-submit: the runtime env checked before the job exists. */
-	bool ray = !o.in_cluster && ray_submit_matches(cmd);
+	bool ray = !o.in_cluster && weft_ray_submit_matches(cmd);
 	if (ray) {
 		if (config_load(&cfg, o.tracer, false, stderr) != 0)
 			return WEFT_EXIT_USAGE;
@@ -754,7 +756,7 @@ int cmd_submit(int argc, char **argv)
 		status = run_driver(&t, &o, &env);
 	else
 		status = run_launcher(ray_cmd ? ray_cmd : cmd);
-	ray_submit_free(ray_cmd);
+	weft_ray_submit_free(ray_cmd);
 	if (private_dir) {
 		unlink(env_file);
 		rmdir(env_dir);

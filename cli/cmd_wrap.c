@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "config.h"
 #include "weft_wrap.h"
-#include "wrap_ray.h"
+#include "weft_ray.h"
 
 static const char wrap_help[] =
 	"usage: weft wrap [--task ID] [--ship-timeout SEC] [--tracer MODE]\n"
@@ -179,7 +179,7 @@ struct wrap_opts {
 	const char *task, *tracer;
 	int ship_timeout_ms;
 	bool no_fallback, ray;
-	enum wrap_ray_granularity granularity;
+	enum weft_ray_granularity granularity;
 	bool granularity_set; /* by the flag or the variable */
 	int verbose;
 };
@@ -200,7 +200,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
 	const char *g = getenv("WEFT_RAY_ACTOR_GRANULARITY");
-	if (g && *g && wrap_ray_granularity_parse(g, &o->granularity) != 0)
+	if (g && *g && weft_ray_granularity_parse(g, &o->granularity) != 0)
 		return cli_usage_error("wrap",
 				       "WEFT_RAY_ACTOR_GRANULARITY='%.32s': "
 				       "expected call or actor",
@@ -229,7 +229,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 			o->ray = true;
 			break;
 		case 'G':
-			if (wrap_ray_granularity_parse(optarg,
+			if (weft_ray_granularity_parse(optarg,
 						       &o->granularity) != 0)
 				return cli_usage_error(
 					"wrap",
@@ -265,7 +265,7 @@ void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
 		     int verbose)
 {
 	char path[WEFT_MAX_PATH_BYTES];
-	const char *at = cli_hash_cache_path(path, r);
+	const char *at = weft_wrap_hash_cache(path, r, stderr);
 	size_t hashed = 0, nread = 0;
 	int err = weft_report_hash_files_cached(cache, at, r, &hashed, &nread);
 	if (err != WEFT_OK)
@@ -308,17 +308,14 @@ static void ship_others(const cli_ship *ship, int64_t deadline_ms)
 /* Without the wrapper's writer (it could not be made): each record a
  * writer of its own, shipped one after the other. */
 static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
-			  weft_report *report, wrap_ray_task *tasks, size_t n)
+			  weft_report *report, weft_ray_task *tasks, size_t n)
 {
 	int rc = hash_and_ship(ship, report);
 	weft_wrap_env env = *ship->env;
 	snprintf(env.parent, sizeof(env.parent), "%s", id->task);
 	for (size_t i = 0; i < n; i++) {
-		weft_wrap_identity tid = {.source = "ray"};
-		snprintf(tid.task, sizeof(tid.task), "%s", tasks[i].id);
-		snprintf(tid.node, sizeof(tid.node), "%s", id->node);
-		memcpy(tid.engine, tasks[i].engine, sizeof(tid.engine));
-		tid.nengine = tasks[i].nengine;
+		weft_wrap_identity tid;
+		weft_ray_task_identity(&tasks[i], id->node, &tid);
 		cli_ship ts = *ship;
 		ts.env = &env;
 		ts.id = &tid;
@@ -339,16 +336,18 @@ static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
  * that never ended), each task its worker's child. Everything is
  * spooled; the coordinator has until deadline_ms (--ship-timeout after
  * the worker exited) to acknowledge it. */
-static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
-		     weft_report *report, int64_t deadline_ms)
+static void ship_ray(weft_ray_wrapper *ray, cli_ship *ship,
+		     weft_wrap_identity *id, weft_report *report,
+		     int64_t deadline_ms)
 {
-	wrap_ray_task *tasks;
+	weft_ray_task *tasks;
 	size_t n;
 	bool named = strcmp(id->source, "host") != 0;
 	char task[sizeof(id->task)];
 	snprintf(task, sizeof(task), "%s", id->task);
-	if (wrap_ray_finish(ray, report, id->node, named, task, sizeof(task),
-			    id->engine, &id->nengine, &tasks, &n) != 0)
+	if (weft_ray_wrapper_finish(ray, report, id->node, named, task,
+				    sizeof(task), id->engine, &id->nengine,
+				    &tasks, &n) != 0)
 		n = 0;
 	if (!named && strcmp(task, id->task) != 0) {
 		/* Named from Ray's ids now: the DAG shows the name. */
@@ -356,40 +355,24 @@ static void ship_ray(wrap_ray *ray, cli_ship *ship, weft_wrap_identity *id,
 		id->source = "ray";
 	}
 	int rc = 0;
-	if (!wrap_ray_streaming(ray)) {
-		wrap_ray_ship_finish(ray, &(wrap_ray_ship_stats){0});
+	if (!weft_ray_wrapper_streaming(ray)) {
+		weft_ray_wrapper_ship_finish(ray, &(weft_wrap_stream_stats){0});
 		rc = ship_ray_apart(ship, id, report, tasks, n);
-		wrap_ray_tasks_free(tasks, n);
+		weft_ray_tasks_free(tasks, n);
 		if (rc == 0)
 			ship_others(ship, deadline_ms);
 		return;
 	}
-	char name[WEFT_MAX_TASK_BYTES + 1], err[1024];
+	char name[WEFT_MAX_TASK_BYTES + 1];
 	if (strcmp(id->source, "host") != 0)
 		snprintf(name, sizeof(name), "%s", id->task);
 	else
 		task_name(name, sizeof(name), report);
-	if (wrap_ray_record(ray, id, name, ship->env->parent, report, err,
-			    sizeof(err)) != 0) {
-		cli_error("task %s: not recorded: %s", id->task, err);
-		rc = 1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		weft_wrap_identity tid = {.source = "ray"};
-		snprintf(tid.task, sizeof(tid.task), "%s", tasks[i].id);
-		snprintf(tid.node, sizeof(tid.node), "%s", id->node);
-		memcpy(tid.engine, tasks[i].engine, sizeof(tid.engine));
-		tid.nengine = tasks[i].nengine;
-		if (wrap_ray_record(ray, &tid, tasks[i].name, id->task,
-				    &tasks[i].report, err, sizeof(err)) != 0) {
-			cli_error("task %s: not recorded: %s", tid.task, err);
-			rc = 1;
-		}
-	}
-	size_t during = wrap_ray_recorded(ray);
-	wrap_ray_tasks_free(tasks, n);
-	wrap_ray_ship_stats st;
-	wrap_ray_ship_finish(ray, &st);
+	size_t during = weft_ray_wrapper_recorded(ray);
+	weft_wrap_stream_stats st;
+	rc = weft_ray_wrapper_record_rest(ray, id, name, ship->env->parent,
+					  report, tasks, n, &st);
+	weft_ray_tasks_free(tasks, n);
 	if (st.left)
 		fprintf(stderr,
 			"weft: Ray worker %s: %zu of %zu fragments not yet "
@@ -440,18 +423,19 @@ int cmd_wrap(int argc, char **argv)
 		return WEFT_EXIT_USAGE;
 	/* The flag, then the variable, then the config (checked there). */
 	if (!o.granularity_set)
-		wrap_ray_granularity_parse(cfg.ray_actor_granularity,
+		weft_ray_granularity_parse(cfg.ray_actor_granularity,
 					   &o.granularity);
 	cli_trace t;
 	rc = cli_trace_prepare(&t, argv + optind, &cfg, o.verbose);
 	if (rc != 0)
 		return rc;
 	/* Before the fork: the control socket; its thread starts after. */
-	wrap_ray *ray = NULL;
+	weft_ray_wrapper *ray = NULL;
 	if (o.ray) {
-		wrap_ray_opts ro = {
+		weft_ray_opts ro = {
 			.granularity = o.granularity,
 			.verbose = o.verbose,
+			.diag = stderr,
 			.env = &env,
 			.worker_task = id.task,
 			.worker_named = strcmp(id.source, "host") != 0,
@@ -459,9 +443,11 @@ int cmd_wrap(int argc, char **argv)
 			.backend = t.backend->name,
 			.part_bytes = ship.part_bytes,
 		};
-		if (!(ray = wrap_ray_new(&ro)))
+		if (!(ray = weft_ray_wrapper_new(&ro, err, sizeof(err)))) {
+			cli_error("%s", err);
 			return WEFT_EXIT_INTERNAL;
-		t.observe = wrap_ray_observe;
+		}
+		t.observe = weft_ray_wrapper_observe;
 		t.observe_arg = ray;
 	}
 
@@ -473,10 +459,10 @@ int cmd_wrap(int argc, char **argv)
 	/* The worker exited: from here, --ship-timeout for what is left. */
 	int64_t deadline_ms = mono_ms() + o.ship_timeout_ms;
 	if (ray)
-		wrap_ray_ship_deadline(ray, o.ship_timeout_ms);
+		weft_ray_wrapper_ship_deadline(ray, o.ship_timeout_ms);
 	if (rc != 0) {
 		weft_report_release(&report);
-		wrap_ray_free(ray);
+		weft_ray_wrapper_free(ray);
 		return rc;
 	}
 	/* The engine's name for the node (SLURMD_NODENAME) wins over the
@@ -484,7 +470,7 @@ int cmd_wrap(int argc, char **argv)
 	snprintf(report.node, sizeof(report.node), "%s", id.node);
 	if (ray) {
 		ship_ray(ray, &ship, &id, &report, deadline_ms);
-		wrap_ray_free(ray);
+		weft_ray_wrapper_free(ray);
 	} else {
 		hash_and_ship(&ship, &report);
 	}

@@ -14,15 +14,10 @@ size_t json_utf8_len(const unsigned char *s, size_t avail)
 	return weft_utf8_len(s, avail);
 }
 
-void json_string(FILE *out, const char *str)
-{
-	weft_json_string(out, str);
-}
-
 void json_string_or_null(FILE *out, const char *s)
 {
 	if (s)
-		json_string(out, s);
+		weft_json_string(out, s);
 	else
 		fputs("null", out);
 }
@@ -69,10 +64,10 @@ void json_process_deps(FILE *out, const weft_process_rec *p)
 			const weft_env_entry *e = &p->env[i];
 			if (i)
 				fputs(", ", out);
-			json_string(out, e->name);
+			weft_json_string(out, e->name);
 			if (e->value) {
 				fputs(": {\"value\": ", out);
-				json_string(out, e->value);
+				weft_json_string(out, e->value);
 			} else {
 				fputs(": {\"hash\": ", out);
 				json_hash_or_null(out, true, e->hash);
@@ -83,7 +78,7 @@ void json_process_deps(FILE *out, const weft_process_rec *p)
 	}
 	if (p->env_missing) {
 		fputs(", \"env_missing\": ", out);
-		json_string(out, p->env_missing);
+		weft_json_string(out, p->env_missing);
 	}
 }
 
@@ -94,7 +89,7 @@ static void json_process(FILE *out, const weft_process_rec *p)
 	for (uint32_t i = 0; i < p->argc; i++) {
 		if (i)
 			fputs(", ", out);
-		json_string(out, p->argv[i]);
+		weft_json_string(out, p->argv[i]);
 	}
 	fputs("], \"exe\": ", out);
 	json_string_or_null(out, p->exe);
@@ -165,9 +160,9 @@ static void json_location(FILE *out, const char *fs, const char *path)
 	fputs(", \"location\": ", out);
 	if (fs) {
 		fputs("{\"fs\": ", out);
-		json_string(out, fs);
+		weft_json_string(out, fs);
 		fputs(", \"path\": ", out);
-		json_string(out, path);
+		weft_json_string(out, path);
 		fputc('}', out);
 	} else {
 		fputs("null", out);
@@ -177,7 +172,7 @@ static void json_location(FILE *out, const char *fs, const char *path)
 static void json_file(FILE *out, const weft_file_rec *f)
 {
 	fputs("{\"path\": ", out);
-	json_string(out, f->path);
+	weft_json_string(out, f->path);
 	fputs(", ", out);
 	json_bool(out, "read", f->read);
 	fputs(", ", out);
@@ -245,11 +240,11 @@ void json_report(FILE *out, const weft_report *r)
 	format_rfc3339(r->started_ns, started);
 	format_rfc3339(r->ended_ns, ended);
 	fputs("{\"weft\": 1, \"run\": ", out);
-	json_string(out, r->run_id);
+	weft_json_string(out, r->run_id);
 	fputs(", \"backend\": ", out);
-	json_string(out, r->backend);
+	weft_json_string(out, r->backend);
 	fputs(", \"node\": ", out);
-	json_string(out, r->node);
+	weft_json_string(out, r->node);
 	fprintf(out,
 		", \"exit_code\": %d, \"started\": \"%s\", \"ended\": \"%s\",\n"
 		" \"processes\": [",
@@ -267,7 +262,7 @@ void json_report(FILE *out, const weft_report *r)
 	for (size_t i = 0; i < r->nwarnings; i++) {
 		if (i)
 			fputs(", ", out);
-		json_string(out, r->warnings[i]);
+		weft_json_string(out, r->warnings[i]);
 	}
 	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
@@ -281,9 +276,9 @@ void json_report(FILE *out, const weft_report *r)
 void json_preflight(FILE *out, const weft_preflight *p)
 {
 	fputs("{\"backend\": ", out);
-	json_string(out, p->backend);
+	weft_json_string(out, p->backend);
 	fprintf(out, ", \"ok\": %s, \"summary\": ", p->ok ? "true" : "false");
-	json_string(out, p->summary);
+	weft_json_string(out, p->summary);
 	fputs(", \"command_checked\": ", out);
 	json_string_or_null(out, p->command_checked[0] ? p->command_checked
 						       : NULL);
@@ -291,17 +286,17 @@ void json_preflight(FILE *out, const weft_preflight *p)
 	for (size_t i = 0; i < p->nchecks; i++) {
 		const weft_check *c = &p->checks[i];
 		fputs(i ? ", {\"name\": " : "{\"name\": ", out);
-		json_string(out, c->name);
+		weft_json_string(out, c->name);
 		fprintf(out, ", \"ok\": %s, \"detail\": ",
 			c->ok ? "true" : "false");
-		json_string(out, c->detail);
+		weft_json_string(out, c->detail);
 		fputc('}', out);
 	}
 	fputs("], \"warnings\": [", out);
 	for (size_t i = 0; i < p->nwarnings; i++) {
 		if (i)
 			fputs(", ", out);
-		json_string(out, p->warnings[i]);
+		weft_json_string(out, p->warnings[i]);
 	}
 	fputs("]}", out);
 }
@@ -316,7 +311,7 @@ void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
 	json_string_or_null(out, selected >= 0 ? results[selected].backend
 					       : NULL);
 	fputs(", \"summary\": ", out);
-	json_string(out, summary);
+	weft_json_string(out, summary);
 	fputs(", \"command_checked\": ", out);
 	json_string_or_null(out, command);
 	fputs(", \"results\": [", out);
@@ -336,7 +331,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const weft_dag_task *t = &d->tasks[i];
 		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
-		json_string(out, t->id);
+		weft_json_string(out, t->id);
 		fputs(", \"name\": ", out);
 		json_string_or_null(out, t->name);
 		fputs(", \"node\": ", out);
@@ -357,7 +352,7 @@ void json_dag(FILE *out, const weft_dag *d)
 			for (uint32_t a = 0; a < t->argc; a++) {
 				if (a)
 					fputs(", ", out);
-				json_string(out, t->argv[a]);
+				weft_json_string(out, t->argv[a]);
 			}
 			fputs("], \"exe\": ", out);
 			json_string_or_null(out, t->exe);
@@ -372,7 +367,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	for (size_t i = 0; i < d->nartifacts; i++) {
 		const weft_dag_artifact *a = &d->artifacts[i];
 		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
-		json_string(out, a->id);
+		weft_json_string(out, a->id);
 		fputs(", \"path\": ", out);
 		json_string_or_null(out, a->path);
 		fputs(", \"hash\": ", out);
@@ -398,25 +393,25 @@ void json_dag(FILE *out, const weft_dag *d)
 	for (size_t i = 0; i < d->nedges; i++) {
 		const weft_dag_edge *e = &d->edges[i];
 		fputs(i ? ",\n  {\"from\": " : "\n  {\"from\": ", out);
-		json_string(out, e->from);
+		weft_json_string(out, e->from);
 		fputs(", \"to\": ", out);
-		json_string(out, e->to);
+		weft_json_string(out, e->to);
 		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s",
 			e->write ? "write" : "read", e->weak ? "true" : "false");
 		if (e->update)
 			fputs(", \"update\": true", out);
 		if (e->path) {
 			fputs(", \"path\": ", out);
-			json_string(out, e->path);
+			weft_json_string(out, e->path);
 		}
 		fputc('}', out);
 	}
 	fputs("],\n \"same_content\": [", out);
 	for (size_t i = 0; i < d->nsame; i++) {
 		fputs(i ? ",\n  {\"artifact\": " : "\n  {\"artifact\": ", out);
-		json_string(out, d->same[i].artifact);
+		weft_json_string(out, d->same[i].artifact);
 		fputs(", \"same_as\": ", out);
-		json_string(out, d->same[i].same_as);
+		weft_json_string(out, d->same[i].same_as);
 		fputs(", \"weak\": true}", out);
 	}
 	fputs("]}\n", out);
@@ -427,7 +422,7 @@ void json_diff_item_fields(FILE *out, const weft_diff_item *x)
 	fprintf(out, "\"section\": \"%s\", \"change\": \"%s\", \"name\": ",
 		weft_diff_section_name(x->section),
 		weft_diff_change_name(x->change));
-	json_string(out, x->name);
+	weft_json_string(out, x->name);
 	fputs(", \"a\": ", out);
 	json_string_or_null(out, x->a);
 	fputs(", \"b\": ", out);

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "weft_wrap.h"
+#include "wrap_internal.h"
 
 static void fill_task(weft_fragment *f, const weft_wrap_run *run)
 {
@@ -44,40 +45,49 @@ void weft_wrap_part_view(const weft_report *r, const weft_wrap_part *p,
 	}
 }
 
-/* Encode, seal and spool part i of n as seq i + 1. */
-static int spool_part(weft_spool_writer *w, const weft_wrap_run *run,
-		      const weft_writer_key *key, const weft_report *r,
-		      const weft_wrap_part *p, size_t i, size_t n)
+int wrap_seal_part(const weft_wrap_run *run, const weft_writer_key *key,
+		   const weft_report *r, const weft_wrap_part *p, uint64_t seq,
+		   size_t i, size_t n, weft_buf *req)
 {
 	weft_fragment f;
 	weft_fragment_init(&f);
 	memcpy(f.job, run->env->job, sizeof(f.job));
 	memcpy(f.writer, key->pk, sizeof(f.writer));
-	f.seq = i + 1;
+	f.seq = seq;
 	f.part = (uint32_t)i;
 	f.nparts = (uint32_t)n;
 	fill_task(&f, run);
 	weft_wrap_part_view(r, p, &f.report);
-	weft_buf payload, env, req;
+	weft_buf payload, env;
 	weft_buf_init(&payload);
 	weft_buf_init(&env);
-	weft_buf_init(&req);
 	int err = weft_fragment_encode(&f, &payload);
 	if (!err)
 		err = weft_envelope_seal(run->env->job, key, f.seq,
 					 payload.data, payload.len, &env);
 	if (!err)
-		err = weft_req_fragment(env.data, env.len, &req);
-	if (!err)
-		err = weft_spool_put(w, f.seq, req.data, req.len);
+		err = weft_req_fragment(env.data, env.len, req);
 	weft_buf_free(&payload);
 	weft_buf_free(&env);
+	return err;
+}
+
+/* Seal and spool part i of n as seq i + 1. */
+static int spool_part(weft_spool_writer *w, const weft_wrap_run *run,
+		      const weft_writer_key *key, const weft_report *r,
+		      const weft_wrap_part *p, size_t i, size_t n)
+{
+	weft_buf req;
+	weft_buf_init(&req);
+	int err = wrap_seal_part(run, key, r, p, i + 1, i, n, &req);
+	if (!err)
+		err = weft_spool_put(w, i + 1, req.data, req.len);
 	weft_buf_free(&req);
 	return err;
 }
 
-static int new_writer(const weft_wrap_run *run, weft_writer_key *key,
-		      weft_spool_writer **w, char *err, size_t errsz)
+int wrap_writer_new(const weft_wrap_env *env, weft_writer_key *key,
+		    weft_spool_writer **w, char *err, size_t errsz)
 {
 	if (weft_writer_key_new(key) != WEFT_OK) {
 		snprintf(err, errsz, "cannot make a writer key (libsodium)");
@@ -85,28 +95,52 @@ static int new_writer(const weft_wrap_run *run, weft_writer_key *key,
 	}
 	weft_spool_state st = {0};
 	snprintf(st.coordinator, sizeof(st.coordinator), "%s",
-		 run->env->coordinator);
-	memcpy(st.job, run->env->job, sizeof(st.job));
+		 env->coordinator);
+	memcpy(st.job, env->job, sizeof(st.job));
 	weft_pubkey_to_text(key->pk, st.writer);
 	weft_buf enrol;
 	weft_buf_init(&enrol);
-	int rc =
-		weft_req_enrol(run->env->job, run->env->token, key->pk, &enrol);
+	int rc = weft_req_enrol(env->job, env->token, key->pk, &enrol);
 	if (rc == WEFT_OK) {
 		st.enrol = enrol.data;
 		st.enrol_len = enrol.len;
-		rc = weft_spool_writer_create(run->env->spool, &st, w);
+		rc = weft_spool_writer_create(env->spool, &st, w);
 		if (rc != WEFT_OK)
 			snprintf(err, errsz,
 				 "cannot create a writer in the spool %s: %s "
 				 "(%m)",
-				 run->env->spool, weft_strerror(rc));
+				 env->spool, weft_strerror(rc));
 	} else {
 		snprintf(err, errsz, "cannot encode the enrolment: %s",
 			 weft_strerror(rc));
 	}
 	weft_buf_free(&enrol);
+	if (rc != WEFT_OK)
+		sodium_memzero(key, sizeof(*key));
 	return rc;
+}
+
+int wrap_split_run(const weft_wrap_run *run, const weft_report *r,
+		   weft_wrap_part **parts, size_t *n, char *err, size_t errsz)
+{
+	size_t budget = run->part_bytes ? run->part_bytes
+					: WEFT_WRAP_PART_BYTES_DEFAULT;
+	int rc = weft_wrap_split(r, budget, parts, n);
+	if (rc != WEFT_OK) {
+		snprintf(err, errsz,
+			 "cannot cut the run of %s into parts of %zu bytes: %s",
+			 run->id->task, budget, weft_strerror(rc));
+		return rc;
+	}
+	if (*n > WEFT_MAX_PARTS) {
+		snprintf(err, errsz,
+			 "the run of %s needs %zu parts (at most %d)",
+			 run->id->task, *n, WEFT_MAX_PARTS);
+		free(*parts);
+		*parts = NULL;
+		return WEFT_ETOOBIG;
+	}
+	return WEFT_OK;
 }
 
 int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
@@ -115,26 +149,14 @@ int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
 {
 	*out = NULL;
 	*nfragments = 0;
-	size_t budget = run->part_bytes ? run->part_bytes
-					: WEFT_WRAP_PART_BYTES_DEFAULT;
 	weft_wrap_part *parts;
 	size_t n;
-	int rc = weft_wrap_split(r, budget, &parts, &n);
-	if (rc != WEFT_OK) {
-		snprintf(err, errsz,
-			 "cannot cut the run into parts of %zu bytes: %s",
-			 budget, weft_strerror(rc));
+	int rc = wrap_split_run(run, r, &parts, &n, err, errsz);
+	if (rc != WEFT_OK)
 		return rc;
-	}
-	if (n > WEFT_MAX_PARTS) {
-		snprintf(err, errsz, "the run needs %zu parts (at most %d)", n,
-			 WEFT_MAX_PARTS);
-		free(parts);
-		return WEFT_ETOOBIG;
-	}
 	weft_writer_key key;
 	weft_spool_writer *w = NULL;
-	rc = new_writer(run, &key, &w, err, errsz);
+	rc = wrap_writer_new(run->env, &key, &w, err, errsz);
 	for (size_t i = 0; rc == WEFT_OK && i < n; i++) {
 		rc = spool_part(w, run, &key, r, &parts[i], i, n);
 		if (rc != WEFT_OK)

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "weft_wrap.h"
+#include "wrap_internal.h"
 
 /* One attempt waits at most this long for its reply (less when the
  * deadline is nearer). */
@@ -43,7 +44,8 @@ struct weft_wrap_shipper {
 	struct client_slot clients[SHIP_MAX_CLIENTS];
 	size_t nclients;
 	weft_wrap_ship_stats stats;
-	char last_err[256]; /* last transport error, said once per writer */
+	char last_err[512];    /* last transport error, said once per writer */
+	bool said_unreachable; /* a client that cannot be opened: said once */
 };
 
 static int64_t mono_ms(void)
@@ -58,13 +60,9 @@ static void say(weft_wrap_shipper *s, const char *fmt, ...)
 
 static void say(weft_wrap_shipper *s, const char *fmt, ...)
 {
-	if (!s->msgs)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("weft: ", s->msgs);
-	vfprintf(s->msgs, fmt, ap);
-	fputc('\n', s->msgs);
+	weft_wrap_vsay(s->msgs, fmt, ap);
 	va_end(ap);
 }
 
@@ -108,7 +106,10 @@ static weft_wrap_client *client_for(weft_wrap_shipper *s, const char *url)
 	weft_wrap_client *c;
 	if (weft_wrap_client_open(url, s->tls_ca, &c, err, sizeof(err)) !=
 	    WEFT_OK) {
-		say(s, "cannot reach the coordinator %s: %s", url, err);
+		snprintf(s->last_err, sizeof(s->last_err), "%s", err);
+		if (!s->said_unreachable)
+			say(s, "cannot reach the coordinator %s: %s", url, err);
+		s->said_unreachable = true;
 		return NULL;
 	}
 	struct client_slot *slot = &s->clients[s->nclients++];
@@ -156,51 +157,71 @@ static int read_ack(const uint8_t *reply, size_t len, enum verdict *v,
 	int status;
 	int err = weft_wrap_read_ack(reply, len, &status, reason, reasonsz);
 	if (err == WEFT_OK)
-		*v = status == WEFT_ACK_STORED	    ? VERDICT_STORED
+		*v = status == WEFT_ACK_STORED      ? VERDICT_STORED
 		     : status == WEFT_ACK_DUPLICATE ? VERDICT_DUPLICATE
 						    : VERDICT_REJECTED;
 	return err;
 }
 
-/* One request until it gets a verdict or the deadline passes (WEFT_EIO).
- * A reply that is not an acknowledgement counts as a rejection. */
-static int call_with_retries(weft_wrap_shipper *s, weft_wrap_client *c,
-			     const uint8_t *req, size_t len, enum verdict *v,
-			     char *reason, size_t reasonsz)
+/* One attempt at one request within timeout_ms: WEFT_OK with a verdict
+ * (a reply that is not an acknowledgement counts as a rejection),
+ * WEFT_EIO (no answer in time, or "retry": s->last_err says which) or
+ * WEFT_ENOMEM. */
+static int call_once(weft_wrap_shipper *s, weft_wrap_client *c,
+		     const uint8_t *req, size_t len, int timeout_ms,
+		     enum verdict *v, char *reason, size_t reasonsz)
 {
+	uint8_t *reply;
+	size_t rlen;
+	int err = weft_wrap_client_call(c, req, len, timeout_ms, &reply, &rlen,
+					s->last_err, sizeof(s->last_err));
+	if (err != WEFT_OK) {
+		s->stats.attempts_failed += err == WEFT_EIO;
+		return err;
+	}
+	err = read_ack(reply, rlen, v, reason, reasonsz);
+	free(reply);
+	if (err == WEFT_EIO) {
+		snprintf(s->last_err, sizeof(s->last_err),
+			 "the coordinator asked to retry later");
+		s->stats.attempts_failed++;
+		return WEFT_EIO;
+	}
+	if (err != WEFT_OK) {
+		*v = VERDICT_REJECTED;
+		snprintf(reason, reasonsz,
+			 "the coordinator's reply is not an acknowledgement "
+			 "(%s)",
+			 weft_strerror(err));
+	}
+	return WEFT_OK;
+}
+
+/* One request until it gets a verdict or the deadline passes (WEFT_EIO),
+ * waiting with backoff between attempts; with once, one attempt of at
+ * most timeout_ms (the caller waits and tries again). */
+static int call(weft_wrap_shipper *s, weft_wrap_client *c, const uint8_t *req,
+		size_t len, bool once, int timeout_ms, enum verdict *v,
+		char *reason, size_t reasonsz)
+{
+	if (once)
+		return call_once(s, c, req, len, timeout_ms, v, reason,
+				 reasonsz);
 	for (;;) {
 		int64_t left = s->deadline_ms - mono_ms();
 		if (left <= 0)
 			return WEFT_EIO;
-		uint8_t *reply;
-		size_t rlen;
-		int err = weft_wrap_client_call(
-			c, req, len,
-			(int)(left < SHIP_CALL_TIMEOUT_MS
-				      ? left
-				      : SHIP_CALL_TIMEOUT_MS),
-			&reply, &rlen, s->last_err, sizeof(s->last_err));
+		int err = call_once(s, c, req, len,
+				    (int)(left < SHIP_CALL_TIMEOUT_MS
+						  ? left
+						  : SHIP_CALL_TIMEOUT_MS),
+				    v, reason, reasonsz);
 		if (err == WEFT_OK) {
-			err = read_ack(reply, rlen, v, reason, reasonsz);
-			free(reply);
-			if (err == WEFT_OK) {
-				weft_wrap_backoff_reset(&s->backoff);
-				return WEFT_OK;
-			}
-			if (err != WEFT_EIO) {
-				*v = VERDICT_REJECTED;
-				snprintf(reason, reasonsz,
-					 "the coordinator's reply is not an "
-					 "acknowledgement (%s)",
-					 weft_strerror(err));
-				return WEFT_OK;
-			}
-			snprintf(s->last_err, sizeof(s->last_err),
-				 "the coordinator asked to retry later");
+			weft_wrap_backoff_reset(&s->backoff);
+			return WEFT_OK;
 		}
 		if (err == WEFT_ENOMEM)
 			return err;
-		s->stats.attempts_failed++;
 		int64_t wait = weft_wrap_backoff_next(&s->backoff);
 		left = s->deadline_ms - mono_ms();
 		if (left <= 0)
@@ -209,49 +230,83 @@ static int call_with_retries(weft_wrap_shipper *s, weft_wrap_client *c,
 	}
 }
 
+/* The writer's enrolment (again after a restart: it is idempotent). A
+ * refusal is said; the fragments then get their own verdicts. */
+static int enrol(weft_wrap_shipper *s, weft_wrap_client *c,
+		 const weft_spool_state *st, bool once, int timeout_ms)
+{
+	enum verdict v;
+	char reason[512];
+	int err = call(s, c, st->enrol, st->enrol_len, once, timeout_ms, &v,
+		       reason, sizeof(reason));
+	if (err == WEFT_OK && v == VERDICT_REJECTED)
+		say(s,
+		    "job %s: the coordinator %s refused this writer's "
+		    "enrolment: %s",
+		    st->job, st->coordinator, reason);
+	return err;
+}
+
+/* Send fragment seq of w and settle its verdict: rejected, moved aside
+ * (said); stored or duplicate, *acked (the caller deletes it). WEFT_OK
+ * when it has a verdict or cannot be sent at all (corrupt: moved aside,
+ * said; gone), WEFT_EIO or WEFT_ENOMEM to try again. */
+static int deliver(weft_wrap_shipper *s, weft_wrap_client *c,
+		   weft_spool_writer *w, uint64_t seq, bool once,
+		   int timeout_ms, bool *acked)
+{
+	char reason[512], msg[1024];
+	*acked = false;
+	weft_buf b;
+	weft_buf_init(&b);
+	int err = weft_spool_get(w, seq, &b, msg, sizeof(msg));
+	if (err == WEFT_EINVAL) {
+		say(s, "%s", msg);
+		s->stats.corrupt++;
+	}
+	if (err != WEFT_OK) {
+		weft_buf_free(&b);
+		return err == WEFT_ENOMEM ? err : WEFT_OK;
+	}
+	enum verdict v;
+	err = call(s, c, b.data, b.len, once, timeout_ms, &v, reason,
+		   sizeof(reason));
+	weft_buf_free(&b);
+	if (err)
+		return err;
+	if (v == VERDICT_REJECTED) {
+		const weft_spool_state *st = weft_spool_writer_state(w);
+		say(s,
+		    "job %s: fragment %llu rejected by the coordinator: %s "
+		    "(kept in %s/rejected/)",
+		    st->job, (unsigned long long)seq, reason, wrap_spool_of(w));
+		weft_spool_reject(w, seq, reason);
+		s->stats.rejected++;
+		return WEFT_OK;
+	}
+	*acked = true;
+	if (v == VERDICT_STORED)
+		s->stats.stored++;
+	else
+		s->stats.duplicate++;
+	return WEFT_OK;
+}
+
 static int ship_fragments(weft_wrap_shipper *s, weft_spool_writer *w,
-			  weft_wrap_client *c, const char *job)
+			  weft_wrap_client *c)
 {
 	uint64_t *seqs;
 	size_t n, i = 0;
 	int err = weft_spool_list(w, &seqs, &n);
 	if (err)
 		return err;
-	char reason[512], msg[1024];
 	for (; i < n && !err; i++) {
-		weft_buf b;
-		weft_buf_init(&b);
-		int rc = weft_spool_get(w, seqs[i], &b, msg, sizeof(msg));
-		if (rc == WEFT_EINVAL) {
-			say(s, "%s", msg);
-			s->stats.corrupt++;
-		}
-		if (rc != WEFT_OK) {
-			weft_buf_free(&b);
-			err = rc == WEFT_ENOMEM ? rc : WEFT_OK;
-			continue;
-		}
-		enum verdict v;
-		err = call_with_retries(s, c, b.data, b.len, &v, reason,
-					sizeof(reason));
-		weft_buf_free(&b);
+		bool acked;
+		err = deliver(s, c, w, seqs[i], false, 0, &acked);
 		if (err)
 			break;
-		if (v == VERDICT_REJECTED) {
-			say(s,
-			    "job %s: fragment %llu rejected by the "
-			    "coordinator: %s (kept in %s/rejected/)",
-			    job, (unsigned long long)seqs[i], reason,
-			    weft_spool_writer_dir(w));
-			weft_spool_reject(w, seqs[i], reason);
-			s->stats.rejected++;
-		} else {
+		if (acked)
 			weft_spool_delete(w, seqs[i]);
-			if (v == VERDICT_STORED)
-				s->stats.stored++;
-			else
-				s->stats.duplicate++;
-		}
 	}
 	s->stats.left += n - i;
 	free(seqs);
@@ -279,20 +334,11 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
 		return WEFT_EIO;
 	}
 	/* Enrol first, every time: the coordinator may never have seen this
-	 * writer (it was down) and enrolment is idempotent. A refusal is
-	 * reported; the fragments then get their own verdicts. */
-	enum verdict v;
-	char reason[512];
+	 * writer (it was down). */
 	s->last_err[0] = '\0';
-	int err = call_with_retries(s, c, st->enrol, st->enrol_len, &v, reason,
-				    sizeof(reason));
-	if (err == WEFT_OK && v == VERDICT_REJECTED)
-		say(s,
-		    "job %s: the coordinator %s refused this writer's "
-		    "enrolment: %s",
-		    st->job, st->coordinator, reason);
+	int err = enrol(s, c, st, false, 0);
 	if (err == WEFT_OK) {
-		err = ship_fragments(s, w, c, st->job);
+		err = ship_fragments(s, w, c);
 		if (err == WEFT_OK) {
 			s->stats.writers_done++;
 			return WEFT_OK;
@@ -347,4 +393,29 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 	}
 	weft_spool_names_free(names, n);
 	return result;
+}
+
+/* ---- One attempt at a time: the streaming writer (stream.c) ---- */
+
+weft_wrap_client *wrap_ship_client(weft_wrap_shipper *s, const char *url)
+{
+	return client_for(s, url);
+}
+
+int wrap_ship_enrol_once(weft_wrap_shipper *s, weft_wrap_client *c,
+			 const weft_spool_state *st, int timeout_ms)
+{
+	return enrol(s, c, st, true, timeout_ms);
+}
+
+int wrap_ship_once(weft_wrap_shipper *s, weft_wrap_client *c,
+		   weft_spool_writer *w, uint64_t seq, int timeout_ms,
+		   bool *acked)
+{
+	return deliver(s, c, w, seq, true, timeout_ms, acked);
+}
+
+const char *wrap_ship_last_err(const weft_wrap_shipper *s)
+{
+	return s->last_err;
 }

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <sodium.h>
 
 #include "weft_wrap.h"
+#include "wrap_internal.h"
 
 #define STATE_NAME "state"
 #define CORRUPT_DIR "corrupt"
@@ -477,6 +479,11 @@ const char *weft_spool_writer_dir(const weft_spool_writer *w)
 	return w->dir;
 }
 
+const char *wrap_spool_of(const weft_spool_writer *w)
+{
+	return w->spool;
+}
+
 static void frag_name(uint64_t seq, char out[32])
 {
 	snprintf(out, 32, "f-%020" PRIu64, seq);
@@ -612,6 +619,66 @@ int weft_spool_reject(weft_spool_writer *w, uint64_t seq, const char *reason)
 	}
 	move_aside(w->spool, REJECTED_DIR, w->dirfd, name, w->name);
 	return WEFT_OK;
+}
+
+/* ---- Many fragments at once ----
+ *
+ * Each weft_spool_put is durable on its own (the file fsynced, renamed,
+ * the directory fsynced), each weft_spool_delete fsyncs the directory:
+ * one after the other, every fragment waits for journal commits of its
+ * own. Done from several threads at once, the file system commits them
+ * together (ext4 and xfs batch concurrent fsyncs into one journal
+ * commit), and nothing is less durable. */
+
+#define SPOOL_THREADS 8
+
+struct spool_job {
+	weft_spool_writer *w;
+	const uint64_t *seqs;
+	const weft_buf *bufs; /* NULL: delete */
+	size_t n, next;
+	int err;
+	pthread_mutex_t lock;
+};
+
+static void *spool_worker(void *arg)
+{
+	struct spool_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		size_t i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->n)
+			break;
+		int rc = j->bufs ? weft_spool_put(j->w, j->seqs[i],
+						  j->bufs[i].data,
+						  j->bufs[i].len)
+				 : weft_spool_delete(j->w, j->seqs[i]);
+		if (rc != WEFT_OK) {
+			pthread_mutex_lock(&j->lock);
+			if (!j->err)
+				j->err = rc;
+			pthread_mutex_unlock(&j->lock);
+		}
+	}
+	return NULL;
+}
+
+int wrap_spool_many(weft_spool_writer *w, const uint64_t *seqs,
+		    const weft_buf *bufs, size_t n)
+{
+	struct spool_job j = {.w = w, .seqs = seqs, .bufs = bufs, .n = n};
+	pthread_mutex_init(&j.lock, NULL);
+	pthread_t t[SPOOL_THREADS - 1];
+	size_t nt = 0;
+	while (nt + 1 < SPOOL_THREADS && nt + 1 < n &&
+	       weft_wrap_thread_start(&t[nt], spool_worker, &j) == 0)
+		nt++;
+	spool_worker(&j);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+	return j.err;
 }
 
 void weft_spool_writer_close(weft_spool_writer *w, bool remove_if_empty)

@@ -6,13 +6,16 @@
  * nng REQ client, and splitting a run into fragment-sized parts.
  *
  * Nothing here launches or traces anything (cli/trace.c does) and nothing
- * here opens an nng socket except weft_wrap_client_open: callers that fork
- * a workload open clients only after the fork (nng's threads must not be
- * copied into a child that uses nng too).
+ * here opens an nng socket except weft_wrap_client_open (and the streaming
+ * writer's shipping thread): callers that fork a workload open clients
+ * only after the fork (nng's threads must not be copied into a child that
+ * uses nng too).
  */
 #ifndef WEFT_WRAP_H
 #define WEFT_WRAP_H
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +74,17 @@ int weft_wrap_env_read(weft_wrap_env *e, weft_wrap_getenv_fn get,
  * with a warning. */
 const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
 				      size_t outsz, char *why, size_t whysz);
+/* weft_wrap_hash_cache_path of the process environment into buf (NULL:
+ * no cache); why there is none, when that is news, goes into r's
+ * warnings ("no hash cache: ..."), or to msgs when r is NULL. */
+const char *weft_wrap_hash_cache(char buf[WEFT_MAX_PATH_BYTES], weft_report *r,
+				 FILE *msgs);
+/* "weft: " + the message + a newline on msgs (nothing when it is NULL):
+ * how libweft_wrap and the libraries on it speak to people. */
+void weft_wrap_say(FILE *msgs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void weft_wrap_vsay(FILE *msgs, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* A directory in a place every user may write to (/tmp), for this user
  * alone: created 0700 when missing; used only when it is a directory,
  * not a symbolic link, owned by this user and not writable by others.
@@ -289,6 +303,70 @@ typedef struct weft_wrap_run {
 int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
 		     weft_spool_writer **out, size_t *nfragments, char *err,
 		     size_t errsz);
+
+/* ---- Streaming: one writer for many records, shipped as they come ----
+ *
+ * For a wrapper that records while its workload runs (the Ray worker
+ * wrapper: one record per Ray task as it ends). The writer is made on the
+ * first record: a key pair, its enrolment request and SPOOL/w-WRITER,
+ * locked until the end. Each record is cut into parts, each sealed as a
+ * fragment with the writer's next seq (1, 2, ... across records: the
+ * coordinator keeps one run per record by its run id) and spooled durably
+ * before anything is sent. A shipping thread of the stream's own enrols
+ * the writer once, over one connection, then sends the fragments in seq
+ * order as they are spooled, one request at a time, through the same
+ * delivery as a shipper's (acknowledged: deleted, in batches; rejected or
+ * corrupt: moved aside and said on msgs; transport failures: backoff),
+ * for as long as the workload runs. After weft_wrap_stream_deadline it
+ * has until then for the rest; what is left stays in the spool for
+ * 'weft flush' or the next wrapper on the node.
+ *
+ * The shipping thread uses nng: start it only after the workload's fork.
+ */
+
+typedef struct weft_wrap_stream weft_wrap_stream;
+
+typedef struct weft_wrap_stream_stats {
+	size_t records;                              /* recorded */
+	size_t fragments;                            /* spooled */
+	size_t stored, duplicate, rejected, corrupt; /* verdicts */
+	size_t left; /* not acknowledged: they stay in the spool */
+	char writer_dir[WEFT_MAX_PATH_BYTES + 96];
+	char last_err[256]; /* the last transport error, or "" */
+} weft_wrap_stream_stats;
+
+/* Nothing is opened yet. msgs (may be NULL) receives one "weft: ..." line
+ * per problem. NULL when out of memory. */
+weft_wrap_stream *weft_wrap_stream_new(const weft_wrap_env *env, FILE *msgs);
+/* Start the shipping thread (after the workload's fork). 0 or -1. */
+int weft_wrap_stream_start(weft_wrap_stream *s);
+/* Cut each of nrec records (runs[i] for reports[i]) into fragments of
+ * the stream's writer (seqs following the last), seal and spool them
+ * durably, side by side, then let the shipping thread have them. All of
+ * them or none: on error a message is in err and nothing of these
+ * records is spooled (a caller may try them one by one). One recording
+ * thread at a time. */
+int weft_wrap_stream_record(weft_wrap_stream *s, const weft_wrap_run *runs,
+			    const weft_report *const *reports, size_t nrec,
+			    char *err, size_t errsz);
+/* Whether recording works (the writer was made, or not yet tried). */
+bool weft_wrap_stream_ok(const weft_wrap_stream *s);
+/* The workload exited: from now, shipping has timeout_ms for what is
+ * spooled (a second call changes nothing). */
+void weft_wrap_stream_deadline(weft_wrap_stream *s, int timeout_ms);
+/* Wait until every record is acknowledged or the deadline passed, stop
+ * the thread, unlock the writer (kept in the spool when something is
+ * left). */
+void weft_wrap_stream_finish(weft_wrap_stream *s, weft_wrap_stream_stats *st);
+/* Stop at once (if running) and free. NULL is fine. */
+void weft_wrap_stream_free(weft_wrap_stream *s);
+
+/* ---- Threads ---- */
+
+/* A thread of weft's own, with SIGTERM, SIGHUP, SIGINT and SIGQUIT
+ * blocked: they are for the main thread, which passes them on to the
+ * workload. 0 or -1. */
+int weft_wrap_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* ---- Splitting a run into fragment parts ---- */
 

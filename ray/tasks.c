@@ -1,5 +1,5 @@
 /*
- * wrap_ray_tasks.c - `weft wrap --ray`: markers to messages, and the
+ * tasks.c - `weft wrap --ray`: markers to messages, and the
  * windows between cuts to Ray tasks. As the tracer's events come, each
  * marker is matched to its message and a task that ended is handed to
  * the recorder (wr_task_marked); at the end of the run, what was not
@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "wrap_ray_internal.h"
+#include "ray_internal.h"
 
 /* Messages in thread order: indexes sorted by (tid, arrival). */
 static const struct wr_msg *sort_base;
@@ -53,8 +52,8 @@ static int fref_cmp(const void *a, const void *b)
 	return (x->win > y->win) - (x->win < y->win);
 }
 
-static const weft_report *window(const wrap_ray *w, const weft_report *last,
-				 size_t i)
+static const weft_report *window(const weft_ray_wrapper *w,
+				 const weft_report *last, size_t i)
 {
 	return i < w->nmarks ? &w->windows[i] : last;
 }
@@ -84,9 +83,9 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 			r->read |= f->read;
 			r->written |= f->written;
 			r->created |= f->created;
-			if (f->first_open_ns && (!r->first_open_ns ||
-						 f->first_open_ns <
-							 r->first_open_ns))
+			if (f->first_open_ns &&
+			    (!r->first_open_ns ||
+			     f->first_open_ns < r->first_open_ns))
 				r->first_open_ns = f->first_open_ns;
 			if (f->last_write_ns > r->last_write_ns)
 				r->last_write_ns = f->last_write_ns;
@@ -113,8 +112,8 @@ static int merge_files(weft_report *out, struct fref *refs, size_t n)
 }
 
 /* Every file record of the windows for which pick says yes. */
-static int collect(const wrap_ray *w, const weft_report *last, size_t nwin,
-		   const bool *pick, weft_report *out)
+static int collect(const weft_ray_wrapper *w, const weft_report *last,
+		   size_t nwin, const bool *pick, weft_report *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < nwin; i++)
@@ -135,7 +134,7 @@ static int collect(const wrap_ray *w, const weft_report *last, size_t nwin,
 }
 
 /* Every file record of the windows of ranges. */
-static int collect_ranges(const wrap_ray *w, const weft_report *last,
+static int collect_ranges(const weft_ray_wrapper *w, const weft_report *last,
 			  const struct wr_range *ranges, size_t nranges,
 			  weft_report *out)
 {
@@ -158,10 +157,10 @@ static int collect_ranges(const wrap_ray *w, const weft_report *last,
 	return err;
 }
 
-static void group_key(const wrap_ray *w, const struct wr_msg *m, char *key,
-		      size_t keysz)
+static void group_key(const weft_ray_wrapper *w, const struct wr_msg *m,
+		      char *key, size_t keysz)
 {
-	if (w->g == WRAP_RAY_PER_ACTOR && m->actor && m->actor_id[0])
+	if (w->g == WEFT_RAY_PER_ACTOR && m->actor && m->actor_id[0])
 		snprintf(key, keysz, "a:%s", m->actor_id);
 	else if (m->task_id[0])
 		snprintf(key, keysz, "t:%s", m->task_id);
@@ -201,7 +200,8 @@ static struct group *group_for(struct group *g, size_t *ng,
 
 /* Where a task whose end marker was not seen ends: before the next cut
  * its thread made, else at the end of the run. */
-static size_t open_end(const wrap_ray *w, const struct wr_msg *s, size_t nwin)
+static size_t open_end(const weft_ray_wrapper *w, const struct wr_msg *s,
+		       size_t nwin)
 {
 	for (size_t j = (size_t)s->cut + 1; j < w->nmarks; j++)
 		if (w->marks[j].tid == s->tid)
@@ -211,7 +211,7 @@ static size_t open_end(const wrap_ray *w, const struct wr_msg *s, size_t nwin)
 
 /* Task s (a begin) ended with m (NULL: never ended): its windows go to
  * its group. */
-static int close_task(const wrap_ray *w, const struct wr_msg *s,
+static int close_task(const weft_ray_wrapper *w, const struct wr_msg *s,
 		      const struct wr_msg *m, size_t nwin, struct group *g,
 		      size_t *ng, struct group_index *ix, size_t *unseen)
 {
@@ -250,7 +250,7 @@ static int close_task(const wrap_ray *w, const struct wr_msg *s,
 
 /* Pair each thread's begins and ends (a stack: task_scope may nest) into
  * groups with window ranges. */
-static int pair(wrap_ray *w, const size_t *order, size_t nwin,
+static int pair(weft_ray_wrapper *w, const size_t *order, size_t nwin,
 		struct group **out, size_t *nout, size_t *unseen)
 {
 	size_t n = w->nmsgs, ng = 0;
@@ -306,9 +306,9 @@ static void actor_name(char *out, size_t outsz, const char *method)
 	snprintf(out, outsz, "%.*s", len, method);
 }
 
-int wr_build_task(const wrap_ray *w, const struct wr_task_facts *f,
+int wr_build_task(const weft_ray_wrapper *w, const struct wr_task_facts *f,
 		  const struct wr_range *ranges, size_t nranges,
-		  const weft_report *last, wrap_ray_task *t)
+		  const weft_report *last, weft_ray_task *t)
 {
 	const struct wr_msg *m = f->first;
 	memset(t, 0, sizeof(*t));
@@ -371,10 +371,10 @@ int wr_build_task(const wrap_ray *w, const struct wr_task_facts *f,
 	return err;
 }
 
-static int make_task(const wrap_ray *w, const struct group *g,
+static int make_task(const weft_ray_wrapper *w, const struct group *g,
 		     const weft_report *worker, const char *node,
 		     const weft_report *last, const int *owners,
-		     wrap_ray_task *t)
+		     weft_ray_task *t)
 {
 	struct wr_task_facts f = {
 		.first = &w->msgs[g->first],
@@ -396,7 +396,7 @@ static int make_task(const wrap_ray *w, const struct group *g,
 /* Ray's ids name the worker when its environment did not: the first
  * message that has them (the same rule for tasks recorded during the run
  * and at the end). */
-const struct wr_msg *wr_naming_msg(const wrap_ray *w)
+const struct wr_msg *wr_naming_msg(const weft_ray_wrapper *w)
 {
 	for (size_t i = 0; i < w->nmsgs; i++)
 		if (w->msgs[i].job_id[0] && w->msgs[i].worker_id[0])
@@ -412,7 +412,7 @@ const struct wr_msg *wr_naming_msg(const wrap_ray *w)
  * those passed over lost their marker. Pairing follows pair()'s rule (the
  * innermost begin of the thread whose task id matches), so the end of the
  * run agrees about what was recorded here. */
-void wr_task_marked(wrap_ray *w, size_t j)
+void wr_task_marked(weft_ray_wrapper *w, size_t j)
 {
 	pid_t tid = w->marks[j].tid;
 	struct wr_msg m;
@@ -468,14 +468,14 @@ void wr_task_marked(wrap_ray *w, size_t j)
 	if ((long)j > w->last_end_cut)
 		w->last_end_cut = (long)j;
 	if (w->record &&
-	    !(w->g == WRAP_RAY_PER_ACTOR && b.m.actor && b.m.actor_id[0]))
+	    !(w->g == WEFT_RAY_PER_ACTOR && b.m.actor && b.m.actor_id[0]))
 		wr_record_now(w, &b, &m, j, shared);
 }
 
-int wr_cut_run(wrap_ray *w, weft_report *worker, const char *node,
-	       wrap_ray_task **tasks, size_t *ntasks)
+int wr_cut_run(weft_ray_wrapper *w, weft_report *worker, const char *node,
+	       weft_ray_task **tasks, size_t *ntasks)
 {
-	/* The last window is what cli_trace_run left in worker->files. */
+	/* The last window is what the tracer left in worker->files. */
 	weft_report last;
 	weft_report_init(&last);
 	last.files = worker->files;
@@ -501,7 +501,7 @@ int wr_cut_run(wrap_ray *w, weft_report *worker, const char *node,
 			for (size_t k = g[i].ranges[r].from;
 			     k <= g[i].ranges[r].to; k++)
 				owners[k]++;
-	wrap_ray_task *t = NULL;
+	weft_ray_task *t = NULL;
 	size_t room = ng + w->nunrecorded;
 	if (!err && room && !(t = calloc(room, sizeof(*t))))
 		err = WEFT_ENOMEM;
@@ -537,7 +537,7 @@ int wr_cut_run(wrap_ray *w, weft_report *worker, const char *node,
 	free(mine);
 	if (err) {
 		/* Whole again: every window back into the worker. */
-		wrap_ray_tasks_free(t, made);
+		weft_ray_tasks_free(t, made);
 		bool *all = malloc(nwin * sizeof(*all));
 		for (size_t k = 0; all && k < nwin; k++)
 			all[k] = true;
@@ -552,18 +552,19 @@ int wr_cut_run(wrap_ray *w, weft_report *worker, const char *node,
 		}
 		free(all);
 		weft_report_release(&last);
-		cli_error("wrap --ray: cannot cut the worker's run into "
-			  "tasks: %s; it is recorded whole",
-			  weft_strerror(err));
+		wr_say(w,
+		       "wrap --ray: cannot cut the worker's run into tasks: "
+		       "%s; it is recorded whole",
+		       weft_strerror(err));
 		return -1;
 	}
 	weft_report_release(&last);
 	if (w->verbose)
-		fprintf(stderr,
-			"weft: wrap --ray: %zu task%s (%zu recorded as they "
-			"ended), %zu boundaries seen, %zu control messages\n",
-			made + w->recorded, made + w->recorded == 1 ? "" : "s",
-			w->recorded, w->nmarks, w->nmsgs);
+		wr_say(w,
+		       "wrap --ray: %zu task%s (%zu recorded as they "
+		       "ended), %zu boundaries seen, %zu control messages\n",
+		       made + w->recorded, made + w->recorded == 1 ? "" : "s",
+		       w->recorded, w->nmarks, w->nmsgs);
 	*tasks = t;
 	*ntasks = made;
 	return 0;

@@ -1,9 +1,9 @@
 /*
- * wrap_ray_record.c - `weft wrap --ray`: each Ray task recorded when it
+ * record.c - `weft wrap --ray`: each Ray task recorded when it
  * ends. The feeding thread queues the task (wr_record_now); the recorder
  * thread hashes its files (right after it ended, so a later task changing
  * them does not change what this one is recorded to have written) and
- * hands it to the wrapper's writer (wr_stream_record_many: the tasks
+ * hands it to the wrapper's writer (weft_wrap_stream_record: the tasks
  * queued meanwhile go together), which spools it and has it shipped
  * while the worker runs. A task that cannot be
  * recorded is kept for the end of the run (w->unrecorded).
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "wrap_ray_internal.h"
+#include "ray_internal.h"
+#include "weft_store.h"
 
 /* Tasks the recorder takes at once: their fragments are spooled side by
- * side (wr_stream_record_many), which costs little more than one. */
+ * side (weft_wrap_stream_record), which costs little more than one. */
 #define RECORD_BATCH 64
 
 /* What one task's record needs besides its report. */
@@ -28,7 +28,7 @@ struct rec {
 /* Hash t (through the node's hash cache: cache is this thread's own
  * connection, opened at the first task) and fill the run that records it
  * as a child of parent. */
-static void prepare(wrap_ray *w, const char *parent, wrap_ray_task *t,
+static void prepare(weft_ray_wrapper *w, const char *parent, weft_ray_task *t,
 		    struct rec *rec, const char *preflight, weft_wrap_run *run,
 		    weft_store **cache, const char *cache_path)
 {
@@ -56,18 +56,18 @@ static void prepare(wrap_ray *w, const char *parent, wrap_ray_task *t,
 
 void *wr_recorder(void *arg)
 {
-	wrap_ray *w = arg;
+	weft_ray_wrapper *w = arg;
 	char err[256], parent[sizeof(w->worker_task)], preflight[128];
 	snprintf(preflight, sizeof(preflight), "%s: preflight passed",
 		 w->backend);
-	wrap_ray_task *batch[RECORD_BATCH];
+	weft_ray_task *batch[RECORD_BATCH];
 	struct rec *recs = malloc(RECORD_BATCH * sizeof(*recs));
 	weft_wrap_run runs[RECORD_BATCH];
 	const weft_report *reports[RECORD_BATCH];
 	int rcs[RECORD_BATCH];
 	/* The environment is settled (the workload runs): getenv is safe. */
 	char cache_buf[WEFT_MAX_PATH_BYTES];
-	const char *cache_path = cli_hash_cache_path(cache_buf, NULL);
+	const char *cache_path = weft_wrap_hash_cache(cache_buf, NULL, w->diag);
 	weft_store *cache = NULL;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -86,20 +86,21 @@ void *wr_recorder(void *arg)
 				preflight, &runs[i], &cache, cache_path);
 			reports[i] = &batch[i]->report;
 		}
-		int rc = wr_stream_record_many(w->stream, runs, reports, n, err,
-					       sizeof(err));
+		int rc = weft_wrap_stream_record(w->stream, runs, reports, n,
+						 err, sizeof(err));
 		for (size_t i = 0; i < n; i++)
 			rcs[i] = rc;
 		/* The batch failed: one by one, so one bad record does not
 		 * take the others with it. */
 		for (size_t i = 0; rc != WEFT_OK && n > 1 && i < n; i++)
-			rcs[i] = wr_stream_record(w->stream, &runs[i],
-						  reports[i], err, sizeof(err));
+			rcs[i] = weft_wrap_stream_record(w->stream, &runs[i],
+							 &reports[i], 1, err,
+							 sizeof(err));
 		pthread_mutex_lock(&w->lock);
 		for (size_t i = 0; i < n; i++) {
-			wrap_ray_task *t = batch[i];
+			weft_ray_task *t = batch[i];
 			if (rcs[i] == WEFT_OK) {
-				wrap_ray_tasks_free(t, 1);
+				weft_ray_tasks_free(t, 1);
 				w->recorded++;
 				continue;
 			}
@@ -110,7 +111,7 @@ void *wr_recorder(void *arg)
 			 * that it is lost, and said so. */
 			if (!wr_push_ptr((void ***)&w->unrecorded,
 					 &w->nunrecorded, &w->capunrecorded, t))
-				wrap_ray_tasks_free(t, 1);
+				weft_ray_tasks_free(t, 1);
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -119,7 +120,7 @@ void *wr_recorder(void *arg)
 	return NULL;
 }
 
-bool wr_record_now(wrap_ray *w, const struct wr_open_task *b,
+bool wr_record_now(weft_ray_wrapper *w, const struct wr_open_task *b,
 		   const struct wr_msg *end, size_t j, bool shared)
 {
 	struct wr_task_facts f = {
@@ -133,11 +134,11 @@ bool wr_record_now(wrap_ray *w, const struct wr_open_task *b,
 		.backend = w->backend,
 	};
 	struct wr_range r = {(size_t)b->m.cut + 1, j};
-	wrap_ray_task *t = malloc(sizeof(*t));
+	weft_ray_task *t = malloc(sizeof(*t));
 	if (!t)
 		return false;
 	if (wr_build_task(w, &f, &r, 1, NULL, t) != WEFT_OK) {
-		wrap_ray_tasks_free(t, 1);
+		weft_ray_tasks_free(t, 1);
 		return false;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -156,6 +157,6 @@ bool wr_record_now(wrap_ray *w, const struct wr_open_task *b,
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!ok)
-		wrap_ray_tasks_free(t, 1);
+		weft_ray_tasks_free(t, 1);
 	return ok;
 }

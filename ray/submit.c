@@ -1,5 +1,5 @@
 /*
- * ray_submit.c - the `ray job submit` rewrite of ray_submit.h.
+ * submit.c - host-submit: the `ray job submit` rewrite of weft_ray.h.
  *
  * The runtime env gets what python-shim/weft/ray.py's runtime_env_hook
  * gives a runtime env, plus RAY_RUNTIME_ENV_HOOK for the driver, so that a
@@ -23,22 +23,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "jsonv.h"
-#include "ray_submit.h"
+#include <jansson.h>
+
+#include "weft_ray.h"
 
 #define HOOK_ENV "weft.ray.runtime_env_hook"
 #define HOOK_SETUP "weft.ray.worker_setup"
 
 /* Options of `ray job submit` that take a value (Ray 2.43). */
 static const char *const value_opts[] = {
-	"--address",		"--job-id",		 "--submission-id",
-	"--runtime-env",	"--runtime-env-json",	 "--metadata-json",
-	"--working-dir",	"--entrypoint-num-cpus", "--entrypoint-num-gpus",
-	"--entrypoint-memory",	"--entrypoint-resources", "--log-style",
-	"--log-color",		"--headers",		 "--verify",
+	"--address",
+	"--job-id",
+	"--submission-id",
+	"--runtime-env",
+	"--runtime-env-json",
+	"--metadata-json",
+	"--working-dir",
+	"--entrypoint-num-cpus",
+	"--entrypoint-num-gpus",
+	"--entrypoint-memory",
+	"--entrypoint-resources",
+	"--log-style",
+	"--log-color",
+	"--headers",
+	"--verify",
 	NULL,
 };
 
@@ -48,7 +59,7 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-bool ray_submit_matches(char *const *argv)
+bool weft_ray_submit_matches(char *const *argv)
 {
 	return argv[0] && strcmp(base_name(argv[0]), "ray") == 0 && argv[1] &&
 	       strcmp(argv[1], "job") == 0 && argv[2] &&
@@ -76,145 +87,176 @@ static bool is_wrapped(const char *py)
 	       (sp[5] == ' ' || sp[5] == '\0');
 }
 
-/* Set env_vars[name] = value unless it holds another value already. */
-static int merge_var(jv *vars, const char *name, const char *value, char *err,
-		     size_t errsz)
-{
-	jv *have = jv_get(vars, name);
-	if (have && strcmp(have->s, value) != 0) {
-		snprintf(err, errsz,
-			 "runtime_env env_vars sets %s=\"%s\", but this job "
-			 "is traced by weft with %s=\"%s\"; remove it from "
-			 "env_vars (weft sets it)",
-			 name, have->s, name, value);
-		return -1;
-	}
-	return have ? 0 : jv_set(vars, name, jv_new_string(value));
-}
-
 static int oom(char *err, size_t errsz)
 {
 	snprintf(err, errsz, "out of memory");
 	return -1;
 }
 
-static int rewrite_env(jv *env, const ray_submit_opts *o, char *err,
-		       size_t errsz)
+/* obj[key] = the string value (replacing a member of that name in
+ * place, else appended). */
+static int set_string(json_t *obj, const char *key, const char *value,
+		      char *err, size_t errsz)
 {
-	jv *py = jv_get(env, "py_executable");
-	if (py && py->kind != JV_STRING) {
-		snprintf(err, errsz, "runtime_env py_executable must be a "
-				     "string");
+	if (json_object_set_new(obj, key, json_string(value)) == 0)
+		return 0;
+	snprintf(err, errsz,
+		 "cannot set %s to \"%s\" in the runtime env "
+		 "(out of memory, or not UTF-8)",
+		 key, value);
+	return -1;
+}
+
+/* Set env_vars[name] = value unless it holds another value already. */
+static int merge_var(json_t *vars, const char *name, const char *value,
+		     char *err, size_t errsz)
+{
+	const char *have = json_string_value(json_object_get(vars, name));
+	if (have && strcmp(have, value) != 0) {
+		snprintf(err, errsz,
+			 "runtime_env env_vars sets %s=\"%s\", but this job "
+			 "is traced by weft with %s=\"%s\"; remove it from "
+			 "env_vars (weft sets it)",
+			 name, have, name, value);
 		return -1;
 	}
-	if (py && !is_wrapped(py->s)) {
-		size_t n = strlen(o->weft_binary) + strlen(py->s) + 32;
+	return have ? 0 : set_string(vars, name, value, err, errsz);
+}
+
+static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
+		       size_t errsz)
+{
+	json_t *py = json_object_get(env, "py_executable");
+	if (py && !json_is_string(py)) {
+		snprintf(err, errsz,
+			 "runtime_env py_executable must be a "
+			 "string");
+		return -1;
+	}
+	if (py && !is_wrapped(json_string_value(py))) {
+		const char *theirs = json_string_value(py);
+		size_t n = strlen(o->weft_binary) + strlen(theirs) + 32;
 		char *w = malloc(n);
 		if (!w)
 			return oom(err, errsz);
-		snprintf(w, n, "%s wrap --ray -- %s", o->weft_binary, py->s);
-		free(py->s);
-		py->s = w;
+		snprintf(w, n, "%s wrap --ray -- %s", o->weft_binary, theirs);
+		int rc = set_string(env, "py_executable", w, err, errsz);
+		free(w);
+		if (rc != 0)
+			return -1;
 	}
 
-	jv *vars = jv_get(env, "env_vars");
+	json_t *vars = json_object_get(env, "env_vars");
 	if (!vars) {
-		if (jv_set(env, "env_vars", jv_new(JV_OBJECT)) != 0)
+		if (json_object_set_new(env, "env_vars", json_object()) != 0)
 			return oom(err, errsz);
-		vars = jv_get(env, "env_vars");
+		vars = json_object_get(env, "env_vars");
 	}
-	if (vars->kind != JV_OBJECT) {
-		snprintf(err, errsz, "runtime_env env_vars must be an object "
-				     "mapping names to strings");
+	if (!json_is_object(vars)) {
+		snprintf(err, errsz,
+			 "runtime_env env_vars must be an object "
+			 "mapping names to strings");
 		return -1;
 	}
-	for (size_t i = 0; i < vars->n; i++)
-		if (vars->items[i]->kind != JV_STRING) {
-			snprintf(err, errsz,
-				 "runtime_env env_vars must map strings to "
-				 "strings; %s is not a string",
-				 vars->keys[i]);
-			return -1;
-		}
+	const char *key;
+	json_t *val;
+	json_object_foreach(vars, key, val) if (!json_is_string(val))
+	{
+		snprintf(err, errsz,
+			 "runtime_env env_vars must map strings to "
+			 "strings; %s is not a string",
+			 key);
+		return -1;
+	}
 	for (size_t i = 0; o->contract_names[i]; i++)
-		if (merge_var(vars, o->contract_names[i],
-			      o->contract_values[i], err, errsz) != 0)
+		if (merge_var(vars, o->contract_names[i], o->contract_values[i],
+			      err, errsz) != 0)
 			return -1;
 
 	/* The weft package first on PYTHONPATH. */
-	jv *pp = jv_get(vars, "PYTHONPATH");
+	const char *pp = json_string_value(json_object_get(vars, "PYTHONPATH"));
 	size_t plen = strlen(o->python_path);
 	bool present = false;
-	for (const char *q = pp ? pp->s : NULL; q && *q;) {
+	for (const char *q = pp; q && *q;) {
 		const char *c = strchrnul(q, ':');
-		if ((size_t)(c - q) == plen && strncmp(q, o->python_path, plen) == 0)
+		if ((size_t)(c - q) == plen &&
+		    strncmp(q, o->python_path, plen) == 0)
 			present = true;
 		q = *c ? c + 1 : c;
 	}
 	if (!present) {
-		size_t n = plen + (pp ? strlen(pp->s) : 0) + 2;
+		size_t n = plen + (pp ? strlen(pp) : 0) + 2;
 		char *v = malloc(n);
 		if (!v)
 			return oom(err, errsz);
 		snprintf(v, n, "%s%s%s", o->python_path, pp ? ":" : "",
-			 pp ? pp->s : "");
-		jv *nv = jv_new(JV_STRING);
-		if (!nv) {
-			free(v);
-			return oom(err, errsz);
-		}
-		nv->s = v;
-		if (jv_set(vars, "PYTHONPATH", nv) != 0)
-			return oom(err, errsz);
+			 pp ? pp : "");
+		int rc = set_string(vars, "PYTHONPATH", v, err, errsz);
+		free(v);
+		if (rc != 0)
+			return -1;
 	}
 
 	/* The driver's ray.init() runs the Python hook; a user's own hook
 	 * still runs, first. */
-	jv *envhook = jv_get(vars, "RAY_RUNTIME_ENV_HOOK");
-	if (envhook && strcmp(envhook->s, HOOK_ENV) != 0 &&
-	    merge_var(vars, "WEFT_RAY_USER_ENV_HOOK", envhook->s, err,
-		      errsz) != 0)
+	const char *envhook = json_string_value(
+		json_object_get(vars, "RAY_RUNTIME_ENV_HOOK"));
+	if (envhook && strcmp(envhook, HOOK_ENV) != 0 &&
+	    merge_var(vars, "WEFT_RAY_USER_ENV_HOOK", envhook, err, errsz) != 0)
 		return -1;
-	if (jv_set(vars, "RAY_RUNTIME_ENV_HOOK", jv_new_string(HOOK_ENV)) != 0)
-		return oom(err, errsz);
+	if (set_string(vars, "RAY_RUNTIME_ENV_HOOK", HOOK_ENV, err, errsz) != 0)
+		return -1;
 
-	jv *setup = jv_get(env, "worker_process_setup_hook");
-	if (setup && setup->kind != JV_STRING) {
-		snprintf(err, errsz, "runtime_env worker_process_setup_hook "
-				     "must be a \"module.function\" string");
+	json_t *setup = json_object_get(env, "worker_process_setup_hook");
+	if (setup && !json_is_string(setup)) {
+		snprintf(err, errsz,
+			 "runtime_env worker_process_setup_hook "
+			 "must be a \"module.function\" string");
 		return -1;
 	}
-	if (setup && strcmp(setup->s, HOOK_SETUP) != 0 &&
-	    merge_var(vars, "WEFT_RAY_USER_SETUP_HOOK", setup->s, err,
-		      errsz) != 0)
+	if (setup && strcmp(json_string_value(setup), HOOK_SETUP) != 0 &&
+	    merge_var(vars, "WEFT_RAY_USER_SETUP_HOOK",
+		      json_string_value(setup), err, errsz) != 0)
 		return -1;
-	if (jv_set(env, "worker_process_setup_hook",
-		   jv_new_string(HOOK_SETUP)) != 0)
-		return oom(err, errsz);
-	return 0;
+	return set_string(env, "worker_process_setup_hook", HOOK_SETUP, err,
+			  errsz);
 }
 
-char *ray_runtime_env_rewrite(const char *json, const ray_submit_opts *o,
-			      char *err, size_t errsz)
+char *weft_ray_runtime_env_rewrite(const char *json,
+				   const weft_ray_submit_opts *o, char *err,
+				   size_t errsz)
 {
-	char perr[256];
-	jv *env = json ? jv_parse(json, strlen(json), perr, sizeof(perr))
-		       : jv_new(JV_OBJECT);
+	json_error_t je;
+	/* Strict as RFC 8259 asks of a document read from outside: one
+	 * value, no duplicate member names, no NUL in strings; jansson
+	 * bounds the nesting (2048 levels), the caller the size. */
+	json_t *env =
+		json ? json_loads(json,
+				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je)
+		     : json_object();
 	if (!env) {
-		snprintf(err, errsz, "the runtime env is not valid JSON: %s",
-			 json ? perr : "out of memory");
+		if (json)
+			snprintf(err, errsz,
+				 "the runtime env is not valid JSON: line %d, "
+				 "column %d: %s",
+				 je.line, je.column, je.text);
+		else
+			oom(err, errsz);
 		return NULL;
 	}
-	if (env->kind != JV_OBJECT) {
-		snprintf(err, errsz, "the runtime env must be a JSON object "
-				     "({...})");
-		jv_free(env);
+	if (!json_is_object(env)) {
+		snprintf(err, errsz,
+			 "the runtime env must be a JSON object "
+			 "({...})");
+		json_decref(env);
 		return NULL;
 	}
 	char *out = NULL;
-	if (rewrite_env(env, o, err, errsz) == 0 && !(out = jv_to_string(env)))
+	/* Members in the order they came (jansson keeps insertion order),
+	 * ", " and ": " between them: what Ray and people read. */
+	if (rewrite_env(env, o, err, errsz) == 0 && !(out = json_dumps(env, 0)))
 		oom(err, errsz);
-	jv_free(env);
+	json_decref(env);
 	return out;
 }
 
@@ -222,22 +264,24 @@ static char *read_file(const char *path, char *err, size_t errsz)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
-		snprintf(err, errsz, "cannot read the --runtime-env file %s: %s",
-			 path, strerror(errno));
+		snprintf(err, errsz,
+			 "cannot read the --runtime-env file %s: %s", path,
+			 strerror(errno));
 		return NULL;
 	}
-	char *buf = malloc(JV_MAX_BYTES + 1);
-	size_t n = buf ? fread(buf, 1, JV_MAX_BYTES + 1, f) : 0;
+	char *buf = malloc(WEFT_RAY_ENV_MAX_BYTES + 1);
+	size_t n = buf ? fread(buf, 1, WEFT_RAY_ENV_MAX_BYTES + 1, f) : 0;
 	fclose(f);
 	if (!buf) {
 		oom(err, errsz);
 		return NULL;
 	}
-	if (n > JV_MAX_BYTES) {
+	if (n > WEFT_RAY_ENV_MAX_BYTES) {
 		free(buf);
-		snprintf(err, errsz, "the --runtime-env file %s is larger "
-				     "than %u bytes",
-			 path, JV_MAX_BYTES);
+		snprintf(err, errsz,
+			 "the --runtime-env file %s is larger "
+			 "than %u bytes",
+			 path, WEFT_RAY_ENV_MAX_BYTES);
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -267,7 +311,7 @@ static char *shell_quote(const char *s)
 	return q;
 }
 
-void ray_submit_free(char **argv)
+void weft_ray_submit_free(char **argv)
 {
 	for (size_t i = 0; argv && argv[i]; i++)
 		free(argv[i]);
@@ -279,8 +323,9 @@ void ray_submit_free(char **argv)
 static int write_private(const char *path, const char *text, char *err,
 			 size_t errsz)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		      0600);
+	int fd =
+		open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		     0600);
 	size_t n = strlen(text);
 	if (fd < 0 || fchmod(fd, 0600) != 0 ||
 	    write(fd, text, n) != (ssize_t)n) {
@@ -296,8 +341,8 @@ static int write_private(const char *path, const char *text, char *err,
 	return 0;
 }
 
-int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
-		       char ***out, char *err, size_t errsz)
+int weft_ray_submit_rewrite(char *const *argv, const weft_ray_submit_opts *o,
+			    char ***out, char *err, size_t errsz)
 {
 	size_t argc = 0;
 	while (argv[argc])
@@ -325,13 +370,15 @@ int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
 			break;
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-		bool json = nlen == 18 && strncmp(a, "--runtime-env-json", 18) == 0;
+		bool json =
+			nlen == 18 && strncmp(a, "--runtime-env-json", 18) == 0;
 		bool file = nlen == 13 && strncmp(a, "--runtime-env", 13) == 0;
 		const char *val = eq ? eq + 1 : NULL;
 		if (!eq && takes_value(a, nlen)) {
 			if (i + 1 >= argc) {
-				snprintf(err, errsz, "ray job submit option %s "
-						     "needs a value",
+				snprintf(err, errsz,
+					 "ray job submit option %s "
+					 "needs a value",
 					 a);
 				goto fail;
 			}
@@ -347,7 +394,8 @@ int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
 			}
 			env_given = true;
 			free(env_text);
-			env_text = json ? strdup(val) : read_file(val, err, errsz);
+			env_text =
+				json ? strdup(val) : read_file(val, err, errsz);
 			if (!env_text) {
 				if (json)
 					oom(err, errsz);
@@ -370,11 +418,12 @@ int ray_submit_rewrite(char *const *argv, const ray_submit_opts *o,
 			goto nomem;
 	}
 	if (i >= argc) {
-		snprintf(err, errsz, "ray job submit has no entrypoint (the "
-				     "command after --)");
+		snprintf(err, errsz,
+			 "ray job submit has no entrypoint (the "
+			 "command after --)");
 		goto fail;
 	}
-	char *env = ray_runtime_env_rewrite(env_text, o, err, errsz);
+	char *env = weft_ray_runtime_env_rewrite(env_text, o, err, errsz);
 	if (!env) {
 		if (env_text && strstr(err, "not valid JSON"))
 			snprintf(err + strlen(err), errsz - strlen(err),
@@ -431,6 +480,6 @@ nomem:
 	oom(err, errsz);
 fail:
 	free(env_text);
-	ray_submit_free(nv);
+	weft_ray_submit_free(nv);
 	return -1;
 }

@@ -1,18 +1,19 @@
 /*
- * wrap_ray_internal.h - private to `weft wrap --ray` (cli/wrap_ray*.c):
- * the state its files share and what each gives the others.
+ * ray_internal.h - private to libweft_ray's worker wrapper (`weft wrap
+ * --ray`): the state its files share and what each gives the others.
  *
- *   wrap_ray.c         setting up (the directory, the socket), the
- *                      threads' start and stop, observe (the cuts), the
- *                      end of the run, the public calls
- *   wrap_ray_ctl.c     the control socket: the serving thread, messages
- *   wrap_ray_tasks.c   markers to messages, windows to tasks (online as
- *                      tasks end, and at the end of the run)
- *   wrap_ray_record.c  the recorder thread: hash, then the stream
- *   wrap_ray_stream.c  one writer for the whole wrapper: fragments spooled
- *                      with seq 1, 2, ... and shipped by a thread of its
- *                      own while the worker runs
- *   wrap_ray_driver.c  in-cluster: a Ray driver's environment
+ *   worker.c    setting up (the directory, the socket), the threads'
+ *               start and stop, observe (the cuts), the end of the run,
+ *               the public calls
+ *   control.c   the control socket: the serving thread, messages
+ *   tasks.c     markers to messages, windows to tasks (online as tasks
+ *               end, and at the end of the run)
+ *   record.c    the recorder thread: hash, then the wrapper's writer
+ *               (weft_wrap_stream of libweft_wrap: one writer for the
+ *               whole wrapper, shipped by a thread of its own while the
+ *               worker runs)
+ *   driver.c    in-cluster: a Ray driver's environment
+ *   submit.c    host-submit: the `ray job submit` rewrite
  *
  * Threads: the tracer's feeding thread (observe: cuts, marks, windows,
  * open tasks; messages' cut and recorded marks under lock), the serving
@@ -21,16 +22,17 @@
  * recording side), the shipper (the stream's sending side, under the
  * stream's own lock). None exists before the workload's fork.
  */
-#ifndef WEFT_CLI_WRAP_RAY_INTERNAL_H
-#define WEFT_CLI_WRAP_RAY_INTERNAL_H
+#ifndef WEFT_RAY_INTERNAL_H
+#define WEFT_RAY_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/un.h>
 
-#include "wrap_ray.h"
+#include "weft_ray.h"
 
 #define WR_NMARKS 8            /* mark.0 ... mark.7: seq % 8 */
 #define WR_MSG_MAX_BYTES 65536 /* one control message */
@@ -64,11 +66,10 @@ struct wr_open_task {
 	struct wr_msg m;
 };
 
-typedef struct wr_stream wr_stream;
-
-struct wrap_ray {
-	enum wrap_ray_granularity g;
+struct weft_ray_wrapper {
+	enum weft_ray_granularity g;
 	int verbose;
+	FILE *diag; /* diagnostics ("weft: ..." lines), or NULL */
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	size_t dirlen;
 	int listen_fd, wake[2];
@@ -97,45 +98,45 @@ struct wrap_ray {
 	size_t part_bytes;
 	pthread_t recorder;
 	pthread_cond_t rec_cv;
-	wrap_ray_task **queue;
+	weft_ray_task **queue;
 	size_t qhead, nqueue, capqueue;
-	wrap_ray_task **unrecorded; /* recording failed: for the caller */
+	weft_ray_task **unrecorded; /* recording failed: for the caller */
 	size_t nunrecorded, capunrecorded, recorded;
 	char rec_err[256];
-	wr_stream *stream; /* NULL without env */
+	weft_wrap_stream *stream; /* NULL without env */
 };
 
-/* ---- wrap_ray.c ---- */
+/* ---- worker.c ---- */
 
 int64_t wr_now_ns(void);
 bool wr_push_ptr(void ***v, size_t *n, size_t *cap, void *p);
 void wr_engine_add(weft_engine_id *e, uint32_t *n, const char *key,
 		   const char *value);
-/* A thread with weft's signals (SIGTERM, SIGHUP, SIGINT, SIGQUIT)
- * blocked: they are for the main thread, which passes them on. */
-int wr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* "weft: " + a line on w->diag (nothing when it is NULL). */
+void wr_say(const weft_ray_wrapper *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-/* ---- wrap_ray_ctl.c ---- */
+/* ---- control.c ---- */
 
 /* The serving thread: accepts the worker's connections, takes each
  * message into w->msgs and answers it; ends when w->wake[0] is readable. */
 void *wr_serve(void *arg);
 
-/* ---- wrap_ray_tasks.c ---- */
+/* ---- tasks.c ---- */
 
 /* Marker j was just cut: match it to its message, and hand a task that
  * ended there to the recorder (wr_record_now). */
-void wr_task_marked(wrap_ray *w, size_t j);
+void wr_task_marked(weft_ray_wrapper *w, size_t j);
 /* The first message with Ray's job and worker ids (names the worker
  * when its environment did not); the caller holds the lock or the
  * threads are done. */
-const struct wr_msg *wr_naming_msg(const wrap_ray *w);
+const struct wr_msg *wr_naming_msg(const weft_ray_wrapper *w);
 /* The end of the run (every thread done): worker->files is the last
  * window; the tasks not yet recorded (plus the recorder's failures) into
  * *tasks, the windows outside every task back into worker. WEFT_OK or
  * an error (worker is then whole again). */
-int wr_cut_run(wrap_ray *w, weft_report *worker, const char *node,
-	       wrap_ray_task **tasks, size_t *ntasks);
+int wr_cut_run(weft_ray_wrapper *w, weft_report *worker, const char *node,
+	       weft_ray_task **tasks, size_t *ntasks);
 
 /* What a task (or an actor's calls) is, for wr_build_task. */
 struct wr_task_facts {
@@ -151,46 +152,16 @@ struct wr_range {
 };
 /* t for the task f describes, its files those of the windows of ranges
  * (last: the window after the last cut, or NULL while running). */
-int wr_build_task(const wrap_ray *w, const struct wr_task_facts *f,
+int wr_build_task(const weft_ray_wrapper *w, const struct wr_task_facts *f,
 		  const struct wr_range *ranges, size_t nranges,
-		  const weft_report *last, wrap_ray_task *t);
+		  const weft_report *last, weft_ray_task *t);
 
-/* ---- wrap_ray_record.c ---- */
+/* ---- record.c ---- */
 
 void *wr_recorder(void *arg);
 /* Task b ended with end at cut j: queue it for the recorder. False when
  * it stays for the end of the run. */
-bool wr_record_now(wrap_ray *w, const struct wr_open_task *b,
+bool wr_record_now(weft_ray_wrapper *w, const struct wr_open_task *b,
 		   const struct wr_msg *end, size_t j, bool shared);
 
-/* ---- wrap_ray_stream.c ---- */
-
-/* Nothing is opened yet: the writer (key pair, spool directory) is made
- * on the first record, the shipping thread by wr_stream_start. */
-wr_stream *wr_stream_new(const weft_wrap_env *env, int verbose);
-/* Start the shipping thread (after the workload's fork). 0 or -1. */
-int wr_stream_start(wr_stream *s);
-/* Split r into fragments of this wrapper's writer (seqs following the
- * last), sign and spool them durably, then let the shipping thread have
- * them. One thread at a time. WEFT_OK, or an error with a message in err
- * (nothing of r is then spooled). */
-int wr_stream_record(wr_stream *s, const weft_wrap_run *run,
-		     const weft_report *r, char *err, size_t errsz);
-/* The same for nrec records at once (runs[i] for reports[i]), their
- * fragments spooled side by side: all of them, or none (then err says
- * why, and the caller may try them one by one). */
-int wr_stream_record_many(wr_stream *s, const weft_wrap_run *runs,
-			  const weft_report *const *reports, size_t nrec,
-			  char *err, size_t errsz);
-/* Whether recording works (the writer was made, or not yet tried). */
-bool wr_stream_ok(const wr_stream *s);
-/* From now, shipping has until timeout_ms for what is spooled. */
-void wr_stream_deadline(wr_stream *s, int timeout_ms);
-/* Wait until every record is acknowledged or the deadline passed, stop
- * the thread, unlock the writer (kept in the spool when something is
- * left). */
-void wr_stream_finish(wr_stream *s, wrap_ray_ship_stats *st);
-/* Stop at once (if running) and free. NULL is fine. */
-void wr_stream_free(wr_stream *s);
-
-#endif /* WEFT_CLI_WRAP_RAY_INTERNAL_H */
+#endif /* WEFT_RAY_INTERNAL_H */

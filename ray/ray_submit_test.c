@@ -14,16 +14,16 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "ray_submit.h"
+#include "weft_ray.h"
 
 static const char *const names[] = {"WEFT_COORDINATOR", "WEFT_JOB", NULL};
 static const char *const values[] = {"tcp://10.0.0.1:7700", "job-1", NULL};
-static const ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
-				     names, values};
+static const weft_ray_submit_opts opts = {"/opt/weft/bin/weft", "/opt/weft/py",
+					  names, values};
 
 static char *env_of(const char *json, char *err)
 {
-	return ray_runtime_env_rewrite(json, &opts, err, 512);
+	return weft_ray_runtime_env_rewrite(json, &opts, err, 512);
 }
 
 static void test_env_defaults(void **state)
@@ -33,11 +33,12 @@ static void test_env_defaults(void **state)
 	char *out = env_of(NULL, err);
 	assert_non_null(out);
 	assert_string_equal(
-		out, "{\"env_vars\": {\"WEFT_COORDINATOR\": "
-		     "\"tcp://10.0.0.1:7700\", \"WEFT_JOB\": \"job-1\", "
-		     "\"PYTHONPATH\": \"/opt/weft/py\", "
-		     "\"RAY_RUNTIME_ENV_HOOK\": \"weft.ray.runtime_env_hook\"}, "
-		     "\"worker_process_setup_hook\": \"weft.ray.worker_setup\"}");
+		out,
+		"{\"env_vars\": {\"WEFT_COORDINATOR\": "
+		"\"tcp://10.0.0.1:7700\", \"WEFT_JOB\": \"job-1\", "
+		"\"PYTHONPATH\": \"/opt/weft/py\", "
+		"\"RAY_RUNTIME_ENV_HOOK\": \"weft.ray.runtime_env_hook\"}, "
+		"\"worker_process_setup_hook\": \"weft.ray.worker_setup\"}");
 	free(out);
 }
 
@@ -54,7 +55,8 @@ static void test_env_user_fields(void **state)
 	assert_non_null(out);
 	assert_string_equal(
 		out,
-		"{\"pip\": [\"numpy\"], \"py_executable\": \"/opt/weft/bin/weft "
+		"{\"pip\": [\"numpy\"], \"py_executable\": "
+		"\"/opt/weft/bin/weft "
 		"wrap --ray -- /venv/bin/python -X dev\", "
 		"\"worker_process_setup_hook\": \"weft.ray.worker_setup\", "
 		"\"env_vars\": {\"PYTHONPATH\": \"/opt/weft/py:/u\", "
@@ -95,7 +97,7 @@ static void test_env_refused(void **state)
 static char **rewrite(char **argv, char *err)
 {
 	char **out = NULL;
-	if (ray_submit_rewrite(argv, &opts, &out, err, 512) != 0)
+	if (weft_ray_submit_rewrite(argv, &opts, &out, err, 512) != 0)
 		return NULL;
 	return out;
 }
@@ -104,34 +106,57 @@ static void test_argv(void **state)
 {
 	(void)state;
 	char err[512];
-	char *argv[] = {"ray", "job", "submit", "--address",
-			"http://head:8265", "--no-wait",
-			"--runtime-env-json={\"pip\": []}", "--",
-			"python", "train.py", "--lr", "0.1", NULL};
-	assert_true(ray_submit_matches(argv));
+	char *argv[] = {"ray",
+			"job",
+			"submit",
+			"--address",
+			"http://head:8265",
+			"--no-wait",
+			"--runtime-env-json={\"pip\": []}",
+			"--",
+			"python",
+			"train.py",
+			"--lr",
+			"0.1",
+			NULL};
+	assert_true(weft_ray_submit_matches(argv));
 	char **out = rewrite(argv, err);
 	if (!out)
 		fail_msg("%s", err);
-	const char *want[] = {"ray", "job", "submit", "--address",
-			      "http://head:8265", "--no-wait",
-			      "--runtime-env-json", NULL, "--",
-			      "/opt/weft/bin/weft", "wrap", "--", "sh", "-c",
+	const char *want[] = {"ray",
+			      "job",
+			      "submit",
+			      "--address",
+			      "http://head:8265",
+			      "--no-wait",
+			      "--runtime-env-json",
+			      NULL,
+			      "--",
+			      "/opt/weft/bin/weft",
+			      "wrap",
+			      "--",
+			      "sh",
+			      "-c",
 			      "'python train.py --lr 0.1'"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (want[i])
 			assert_string_equal(out[i], want[i]);
 	assert_non_null(strstr(out[7], "\"pip\": []"));
 	assert_null(out[15]);
-	ray_submit_free(out);
+	weft_ray_submit_free(out);
 
 	/* Shell text with quotes survives; no runtime env given. */
-	char *argv2[] = {"/usr/bin/ray", "job", "submit", "--",
-			 "echo 'a b' && python x.py", NULL};
+	char *argv2[] = {"/usr/bin/ray",
+			 "job",
+			 "submit",
+			 "--",
+			 "echo 'a b' && python x.py",
+			 NULL};
 	out = rewrite(argv2, err);
 	assert_non_null(out);
 	assert_string_equal(out[3], "--runtime-env-json");
 	assert_string_equal(out[11], "'echo '\\''a b'\\'' && python x.py'");
-	ray_submit_free(out);
+	weft_ray_submit_free(out);
 }
 
 static void test_argv_refused(void **state)
@@ -141,12 +166,15 @@ static void test_argv_refused(void **state)
 	char *no_entry[] = {"ray", "job", "submit", "--address", "x", NULL};
 	assert_null(rewrite(no_entry, err));
 	assert_non_null(strstr(err, "no entrypoint"));
-	char *bad_json[] = {"ray", "job", "submit", "--runtime-env-json",
-			    "{oops", "--", "true", NULL};
+	char *bad_json[] = {"ray",   "job", "submit", "--runtime-env-json",
+			    "{oops", "--",  "true",   NULL};
 	assert_null(rewrite(bad_json, err));
 	assert_non_null(strstr(err, "not valid JSON"));
-	char *two[] = {"ray", "job", "submit", "--runtime-env-json", "{}",
-		       "--runtime-env-json", "{}", "--", "true", NULL};
+	char *two[] = {"ray",    "job",
+		       "submit", "--runtime-env-json",
+		       "{}",     "--runtime-env-json",
+		       "{}",     "--",
+		       "true",   NULL};
 	assert_null(rewrite(two, err));
 	assert_non_null(strstr(err, "more than one runtime env"));
 
@@ -155,17 +183,18 @@ static void test_argv_refused(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "pip:\n  - numpy\n", 15), 15);
 	close(fd);
-	char *from_yaml[] = {"ray", "job", "submit", "--runtime-env", yaml,
-			     "--", "true", NULL};
+	char *from_yaml[] = {"ray", "job", "submit", "--runtime-env",
+			     yaml,  "--",  "true",   NULL};
 	assert_null(rewrite(from_yaml, err));
 	assert_non_null(strstr(err, "YAML is not supported"));
 	unlink(yaml);
-	char *missing[] = {"ray", "job", "submit", "--runtime-env",
-			   "/nonexistent.json", "--", "true", NULL};
+	char *missing[] = {
+		"ray", "job",  "submit", "--runtime-env", "/nonexistent.json",
+		"--",  "true", NULL};
 	assert_null(rewrite(missing, err));
 	assert_non_null(strstr(err, "cannot read the --runtime-env file"));
 	char *not_ray[] = {"ray", "status", NULL};
-	assert_false(ray_submit_matches(not_ray));
+	assert_false(weft_ray_submit_matches(not_ray));
 }
 
 int main(void)

@@ -1,11 +1,12 @@
 /*
- * wrap_ray.c - `weft wrap --ray`: setting up before the fork (the private
- * directory, the control socket, the marker files), the threads started
+ * weft_ray_wrapper.c - `weft wrap --ray`: setting up before the fork (the
+ * private directory, the control socket, the marker files), the threads started
  * after it, the cuts at the markers (observe), and the end of the run
- * (wrap_ray.h says how the pieces fit, wrap_ray_internal.h which file
+ * (weft_ray_wrapper.h says how the pieces fit, wrap_ray_internal.h which file
  * does what).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,15 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "wrap_ray_internal.h"
+#include "ray_internal.h"
+#include "weft_store.h"
 
-int wrap_ray_granularity_parse(const char *text, enum wrap_ray_granularity *g)
+int weft_ray_granularity_parse(const char *text, enum weft_ray_granularity *g)
 {
 	if (strcmp(text, "call") == 0)
-		*g = WRAP_RAY_PER_CALL;
+		*g = WEFT_RAY_PER_CALL;
 	else if (strcmp(text, "actor") == 0)
-		*g = WRAP_RAY_PER_ACTOR;
+		*g = WEFT_RAY_PER_ACTOR;
 	else
 		return -1;
 	return 0;
@@ -62,23 +63,17 @@ void wr_engine_add(weft_engine_id *e, uint32_t *n, const char *key,
 	++*n;
 }
 
-int wr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+void wr_say(const weft_ray_wrapper *w, const char *fmt, ...)
 {
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGQUIT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int rc = pthread_create(t, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc == 0 ? 0 : -1;
+	va_list ap;
+	va_start(ap, fmt);
+	weft_wrap_vsay(w->diag, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- setting up, before the fork ---- */
 
-static void remove_dir(wrap_ray *w)
+static void remove_dir(weft_ray_wrapper *w)
 {
 	char p[sizeof(w->dir) + 16];
 	if (!w->dir[0])
@@ -93,7 +88,7 @@ static void remove_dir(wrap_ray *w)
 	w->dir[0] = '\0';
 }
 
-static int make_dir(wrap_ray *w)
+static int make_dir(weft_ray_wrapper *w, char *err, size_t errsz)
 {
 	const char *tmp = getenv("TMPDIR");
 	/* The socket path must fit sun_path with "/ctl" and the marker
@@ -103,9 +98,10 @@ static int make_dir(wrap_ray *w)
 		tmp = "/tmp";
 	snprintf(w->dir, sizeof(w->dir), "%s/weft-ray-XXXXXX", tmp);
 	if (!mkdtemp(w->dir)) {
-		cli_error("wrap --ray: cannot make a directory for the control "
-			  "socket in %s: %s",
-			  tmp, strerror(errno));
+		snprintf(err, errsz,
+			 "wrap --ray: cannot make a directory for the control "
+			 "socket in %s: %s",
+			 tmp, strerror(errno));
 		w->dir[0] = '\0';
 		return -1;
 	}
@@ -115,8 +111,8 @@ static int make_dir(wrap_ray *w)
 		snprintf(p, sizeof(p), "%s/mark.%d", w->dir, i);
 		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			cli_error("wrap --ray: cannot make %s: %s", p,
-				  strerror(errno));
+			snprintf(err, errsz, "wrap --ray: cannot make %s: %s",
+				 p, strerror(errno));
 			return -1;
 		}
 		close(fd);
@@ -124,48 +120,52 @@ static int make_dir(wrap_ray *w)
 	return 0;
 }
 
-static int make_socket(wrap_ray *w)
+static int make_socket(weft_ray_wrapper *w, char *err, size_t errsz)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/ctl", w->dir);
 	if (n < 0 || (size_t)n >= sizeof(a.sun_path)) {
-		cli_error("wrap --ray: the control socket path %s/ctl is too "
-			  "long",
-			  w->dir);
+		snprintf(err, errsz,
+			 "wrap --ray: the control socket path %s/ctl is too "
+			 "long",
+			 w->dir);
 		return -1;
 	}
 	w->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (w->listen_fd < 0 ||
 	    bind(w->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
 	    listen(w->listen_fd, WR_MAX_CONNS) != 0) {
-		cli_error("wrap --ray: cannot listen on %s: %s", a.sun_path,
-			  strerror(errno));
+		snprintf(err, errsz, "wrap --ray: cannot listen on %s: %s",
+			 a.sun_path, strerror(errno));
 		return -1;
 	}
 	if (pipe2(w->wake, O_CLOEXEC) != 0) {
 		w->wake[0] = w->wake[1] = -1;
-		cli_error("wrap --ray: cannot make a pipe: %s",
-			  strerror(errno));
+		snprintf(err, errsz, "wrap --ray: cannot make a pipe: %s",
+			 strerror(errno));
 		return -1;
 	}
 	if (setenv("WEFT_RAY_CONTROL", a.sun_path, 1) != 0 ||
 	    setenv("WEFT_RAY_MARKS", w->dir, 1) != 0) {
-		cli_error("wrap --ray: cannot set the worker's environment: %s",
-			  strerror(errno));
+		snprintf(err, errsz,
+			 "wrap --ray: cannot set the worker's environment: %s",
+			 strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-wrap_ray *wrap_ray_new(const wrap_ray_opts *o)
+weft_ray_wrapper *weft_ray_wrapper_new(const weft_ray_opts *o, char *err,
+				       size_t errsz)
 {
-	wrap_ray *w = calloc(1, sizeof(*w));
+	weft_ray_wrapper *w = calloc(1, sizeof(*w));
 	if (!w) {
-		cli_error("out of memory");
+		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	w->g = o->granularity;
 	w->verbose = o->verbose;
+	w->diag = o->diag;
 	w->listen_fd = w->wake[0] = w->wake[1] = -1;
 	w->last_end_cut = -1;
 	pthread_mutex_init(&w->lock, NULL);
@@ -179,14 +179,14 @@ wrap_ray *wrap_ray_new(const wrap_ray_opts *o)
 		snprintf(w->node, sizeof(w->node), "%s", o->node);
 		snprintf(w->backend, sizeof(w->backend), "%s", o->backend);
 		w->part_bytes = o->part_bytes;
-		if (!(w->stream = wr_stream_new(o->env, o->verbose))) {
-			cli_error("out of memory");
-			wrap_ray_free(w);
+		if (!(w->stream = weft_wrap_stream_new(o->env, o->diag))) {
+			snprintf(err, errsz, "out of memory");
+			weft_ray_wrapper_free(w);
 			return NULL;
 		}
 	}
-	if (make_dir(w) != 0 || make_socket(w) != 0) {
-		wrap_ray_free(w);
+	if (make_dir(w, err, errsz) != 0 || make_socket(w, err, errsz) != 0) {
+		weft_ray_wrapper_free(w);
 		return NULL;
 	}
 	return w;
@@ -194,7 +194,7 @@ wrap_ray *wrap_ray_new(const wrap_ray_opts *o)
 
 /* ---- the cuts (the feeding thread) ---- */
 
-static bool is_marker(const wrap_ray *w, const char *path, int *idx)
+static bool is_marker(const weft_ray_wrapper *w, const char *path, int *idx)
 {
 	if (strncmp(path, w->dir, w->dirlen) != 0 ||
 	    strncmp(path + w->dirlen, "/mark.", 6) != 0)
@@ -206,19 +206,20 @@ static bool is_marker(const wrap_ray *w, const char *path, int *idx)
 	return true;
 }
 
-void wrap_ray_observe(void *arg, weft_classifier *c, const weft_event *ev)
+void weft_ray_wrapper_observe(void *arg, weft_classifier *c,
+			      const weft_event *ev)
 {
-	wrap_ray *w = arg;
+	weft_ray_wrapper *w = arg;
 	if (!w->started && !w->start_failed) {
 		/* The workload exists: threads are safe from here on. */
-		if (wr_thread_start(&w->thread, wr_serve, w) == 0)
+		if (weft_wrap_thread_start(&w->thread, wr_serve, w) == 0)
 			w->started = true;
 		else
 			w->start_failed = true;
 		/* Without the recorder and the shipper, tasks are recorded
 		 * at the end. */
-		if (w->record && wr_stream_start(w->stream) == 0 &&
-		    wr_thread_start(&w->recorder, wr_recorder, w) == 0)
+		if (w->record && weft_wrap_stream_start(w->stream) == 0 &&
+		    weft_wrap_thread_start(&w->recorder, wr_recorder, w) == 0)
 			w->rec_started = true;
 		else
 			w->record = false;
@@ -257,7 +258,7 @@ void wrap_ray_observe(void *arg, weft_classifier *c, const weft_event *ev)
 /* ---- the end of the run ---- */
 
 /* Stop serving; let the recorder spool what is queued, then stop it. */
-static void stop(wrap_ray *w)
+static void stop(weft_ray_wrapper *w)
 {
 	if (w->started && !w->joined) {
 		char b = 1;
@@ -276,16 +277,17 @@ static void stop(wrap_ray *w)
 	}
 }
 
-void wrap_ray_ship_deadline(wrap_ray *w, int timeout_ms)
+void weft_ray_wrapper_ship_deadline(weft_ray_wrapper *w, int timeout_ms)
 {
 	if (w->stream)
-		wr_stream_deadline(w->stream, timeout_ms);
+		weft_wrap_stream_deadline(w->stream, timeout_ms);
 }
 
-int wrap_ray_finish(wrap_ray *w, weft_report *worker, const char *node,
-		    bool named_by_engine, char *task_out, size_t task_outsz,
-		    weft_engine_id *engine, uint32_t *nengine,
-		    wrap_ray_task **tasks, size_t *ntasks)
+int weft_ray_wrapper_finish(weft_ray_wrapper *w, weft_report *worker,
+			    const char *node, bool named_by_engine,
+			    char *task_out, size_t task_outsz,
+			    weft_engine_id *engine, uint32_t *nengine,
+			    weft_ray_task **tasks, size_t *ntasks)
 {
 	*tasks = NULL;
 	*ntasks = 0;
@@ -325,37 +327,24 @@ int wrap_ray_finish(wrap_ray *w, weft_report *worker, const char *node,
 	return wr_cut_run(w, worker, node, tasks, ntasks);
 }
 
-size_t wrap_ray_recorded(const wrap_ray *w)
+size_t weft_ray_wrapper_recorded(const weft_ray_wrapper *w)
 {
 	return w->recorded;
 }
 
-bool wrap_ray_streaming(const wrap_ray *w)
+bool weft_ray_wrapper_streaming(const weft_ray_wrapper *w)
 {
-	return w->stream && wr_stream_ok(w->stream);
+	return w->stream && weft_wrap_stream_ok(w->stream);
 }
 
-/* Shared with cmd_wrap.c (cli.h); here for wrap_ray_test, which links
- * this file and not that one. */
-const char *cli_hash_cache_path(char buf[WEFT_MAX_PATH_BYTES], weft_report *r)
-{
-	char why[WEFT_MAX_PATH_BYTES + 128];
-	const char *at = weft_wrap_hash_cache_path(
-		weft_wrap_getenv, buf, WEFT_MAX_PATH_BYTES, why, sizeof(why));
-	if (why[0] && r)
-		weft_report_warn(r, "no hash cache: %s", why);
-	else if (why[0])
-		fprintf(stderr, "weft: no hash cache: %s\n", why);
-	return at;
-}
-
-int wrap_ray_record(wrap_ray *w, const weft_wrap_identity *id, const char *name,
-		    const char *parent, weft_report *r, char *err, size_t errsz)
+int weft_ray_wrapper_record(weft_ray_wrapper *w, const weft_wrap_identity *id,
+			    const char *name, const char *parent,
+			    weft_report *r, char *err, size_t errsz)
 {
 	/* The node's hash cache (WEFT_HASH_CACHE), a connection of this
 	 * call's own: the recorder thread has its own. */
 	char cache_buf[WEFT_MAX_PATH_BYTES];
-	const char *cache_path = cli_hash_cache_path(cache_buf, r);
+	const char *cache_path = weft_wrap_hash_cache(cache_buf, r, w->diag);
 	weft_store *cache = NULL;
 	int e = weft_report_hash_files_cached(&cache, cache_path, r, NULL,
 					      NULL);
@@ -374,30 +363,72 @@ int wrap_ray_record(wrap_ray *w, const weft_wrap_identity *id, const char *name,
 		.preflight = preflight,
 		.part_bytes = w->part_bytes,
 	};
-	return wr_stream_record(w->stream, &run, r, err, errsz) == WEFT_OK ? 0
-									   : -1;
+	const weft_report *one = r;
+	return weft_wrap_stream_record(w->stream, &run, &one, 1, err, errsz) ==
+			       WEFT_OK
+		       ? 0
+		       : -1;
 }
 
-void wrap_ray_ship_finish(wrap_ray *w, wrap_ray_ship_stats *st)
+void weft_ray_task_identity(const weft_ray_task *t, const char *node,
+			    weft_wrap_identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->source = "ray";
+	snprintf(id->task, sizeof(id->task), "%s", t->id);
+	snprintf(id->node, sizeof(id->node), "%s", node);
+	memcpy(id->engine, t->engine, sizeof(id->engine));
+	id->nengine = t->nengine;
+}
+
+int weft_ray_wrapper_record_rest(weft_ray_wrapper *w,
+				 const weft_wrap_identity *id, const char *name,
+				 const char *parent, weft_report *worker,
+				 weft_ray_task *tasks, size_t n,
+				 weft_wrap_stream_stats *st)
+{
+	char err[1024];
+	int rc = 0;
+	if (weft_ray_wrapper_record(w, id, name, parent, worker, err,
+				    sizeof(err)) != 0) {
+		wr_say(w, "task %s: not recorded: %s", id->task, err);
+		rc = -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		weft_wrap_identity tid;
+		weft_ray_task_identity(&tasks[i], id->node, &tid);
+		if (weft_ray_wrapper_record(w, &tid, tasks[i].name, id->task,
+					    &tasks[i].report, err,
+					    sizeof(err)) != 0) {
+			wr_say(w, "task %s: not recorded: %s", tid.task, err);
+			rc = -1;
+		}
+	}
+	weft_ray_wrapper_ship_finish(w, st);
+	return rc;
+}
+
+void weft_ray_wrapper_ship_finish(weft_ray_wrapper *w,
+				  weft_wrap_stream_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	if (w->stream)
-		wr_stream_finish(w->stream, st);
+		weft_wrap_stream_finish(w->stream, st);
 }
 
-void wrap_ray_tasks_free(wrap_ray_task *tasks, size_t n)
+void weft_ray_tasks_free(weft_ray_task *tasks, size_t n)
 {
 	for (size_t i = 0; tasks && i < n; i++)
 		weft_report_release(&tasks[i].report);
 	free(tasks);
 }
 
-void wrap_ray_free(wrap_ray *w)
+void weft_ray_wrapper_free(weft_ray_wrapper *w)
 {
 	if (!w)
 		return;
 	stop(w);
-	wr_stream_free(w->stream);
+	weft_wrap_stream_free(w->stream);
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
 	for (int i = 0; i < 2; i++)
@@ -411,10 +442,10 @@ void wrap_ray_free(wrap_ray *w)
 	free(w->msgs);
 	free(w->open);
 	for (size_t i = w->qhead; i < w->nqueue; i++)
-		wrap_ray_tasks_free(w->queue[i], 1);
+		weft_ray_tasks_free(w->queue[i], 1);
 	free(w->queue);
 	for (size_t i = 0; i < w->nunrecorded; i++)
-		wrap_ray_tasks_free(w->unrecorded[i], 1);
+		weft_ray_tasks_free(w->unrecorded[i], 1);
 	free(w->unrecorded);
 	pthread_cond_destroy(&w->rec_cv);
 	pthread_mutex_destroy(&w->lock);

@@ -1,5 +1,5 @@
 /*
- * wrap_ray_driver.c - in-cluster: a Ray driver started by `weft run` (or
+ * driver.c - in-cluster: a Ray driver started by `weft run` (or
  * `weft submit --mode in-cluster`) on a Ray node. Whether Ray is in play,
  * and the driver's environment: weft's runtime-env hook for ray.init(),
  * the weft package on PYTHONPATH, the weft binary for the workers.
@@ -10,12 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "wrap_ray.h"
+#include "weft_ray.h"
 
 #define RAY_CURRENT_CLUSTER "/tmp/ray/ray_current_cluster"
 
-bool wrap_ray_detect(char *why, size_t whysz)
+bool weft_ray_detect(char *why, size_t whysz)
 {
 	const char *addr = getenv("RAY_ADDRESS");
 	if (addr && *addr) {
@@ -44,17 +43,19 @@ static bool in_path_list(const char *list, const char *dir)
 	return false;
 }
 
-int wrap_ray_driver_env(const char *python_path, const char *weft_binary)
+int weft_ray_driver_env(const char *python_path, const char *weft_binary,
+			char *err, size_t errsz)
 {
 	const char *hook = getenv("RAY_RUNTIME_ENV_HOOK");
 	const char *chained = getenv("WEFT_RAY_USER_ENV_HOOK");
-	bool user_hook = hook && *hook && strcmp(hook, WRAP_RAY_ENV_HOOK) != 0;
+	bool user_hook = hook && *hook && strcmp(hook, WEFT_RAY_ENV_HOOK) != 0;
 	if (user_hook && chained && *chained && strcmp(chained, hook) != 0) {
-		cli_error("RAY_RUNTIME_ENV_HOOK=%s and "
-			  "WEFT_RAY_USER_ENV_HOOK=%s: weft runs one hook of "
-			  "yours before its own (%s), not two; unset one of "
-			  "them; the command was not started",
-			  hook, chained, WRAP_RAY_ENV_HOOK);
+		snprintf(err, errsz,
+			 "RAY_RUNTIME_ENV_HOOK=%s and "
+			 "WEFT_RAY_USER_ENV_HOOK=%s: "
+			 "weft runs one hook of yours before its own (%s), not "
+			 "two; unset one of them; the command was not started",
+			 hook, chained, WEFT_RAY_ENV_HOOK);
 		return -1;
 	}
 	const char *old = getenv("PYTHONPATH");
@@ -69,12 +70,13 @@ int wrap_ray_driver_env(const char *python_path, const char *weft_binary)
 	const char *bin = getenv("WEFT_BIN");
 	int rc = 0;
 	if ((user_hook && setenv("WEFT_RAY_USER_ENV_HOOK", hook, 1) != 0) ||
-	    setenv("RAY_RUNTIME_ENV_HOOK", WRAP_RAY_ENV_HOOK, 1) != 0 ||
+	    setenv("RAY_RUNTIME_ENV_HOOK", WEFT_RAY_ENV_HOOK, 1) != 0 ||
 	    (path && setenv("PYTHONPATH", path, 1) != 0) ||
 	    ((!bin || !*bin) && strcmp(weft_binary, "weft") != 0 &&
 	     setenv("WEFT_BIN", weft_binary, 1) != 0)) {
-		cli_error("cannot set the Ray driver's environment: %s",
-			  strerror(errno));
+		snprintf(err, errsz,
+			 "cannot set the Ray driver's environment: %s",
+			 strerror(errno));
 		rc = -1;
 	}
 	free(path);

@@ -1,5 +1,5 @@
 /*
- * wrap_ray_ctl.c - `weft wrap --ray`: the control socket's serving thread.
+ * control.c - `weft wrap --ray`: the control socket's serving thread.
  * The worker's shim sends one JSON object per packet (docs/ray.md, "In
  * each worker"); each is checked, its ids made safe for task names, kept
  * in w->msgs with the time it came, and answered "ok" or "err REASON".
@@ -12,8 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "jsonv.h"
-#include "wrap_ray_internal.h"
+#include <jansson.h>
+
+#include "ray_internal.h"
 
 /* A Ray id: letters, digits, '_', '.', '-' kept, anything else '_'. */
 static void copy_id(char *out, size_t outsz, const char *in)
@@ -48,31 +49,27 @@ static void copy_name(char *out, size_t outsz, const char *in)
 	out[i] = '\0';
 }
 
-static const char *str_member(const jv *o, const char *key)
+static const char *str_member(const json_t *o, const char *key)
 {
-	const jv *v = jv_get(o, key);
-	return v && v->kind == JV_STRING ? v->s : NULL;
+	return json_string_value(json_object_get(o, key));
 }
 
-static bool int_member(const jv *o, const char *key, int64_t *out)
+static bool int_member(const json_t *o, const char *key, int64_t *out)
 {
-	const jv *v = jv_get(o, key);
-	if (!v || v->kind != JV_NUMBER)
+	const json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return false;
-	char *end;
-	errno = 0;
-	long long n = strtoll(v->s, &end, 10);
-	if (errno || *end || n < 0)
-		return false;
-	*out = n;
+	*out = json_integer_value(v);
 	return true;
 }
 
 /* One message: NULL when recorded, else why not (the reply). */
-static const char *take_message(wrap_ray *w, const char *buf, size_t len)
+static const char *take_message(weft_ray_wrapper *w, const char *buf,
+				size_t len)
 {
-	char err[160];
-	jv *o = jv_parse(buf, len, err, sizeof(err));
+	json_error_t je;
+	json_t *o = json_loadb(buf, len,
+			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!o)
 		return "err malformed JSON";
 	const char *why = NULL;
@@ -80,8 +77,7 @@ static const char *take_message(wrap_ray *w, const char *buf, size_t len)
 	int64_t v = 0, seq = 0;
 	const char *event = str_member(o, "event"),
 		   *kind = str_member(o, "kind");
-	const jv *failed = jv_get(o, "failed");
-	if (o->kind != JV_OBJECT)
+	if (!json_is_object(o))
 		why = "err not an object";
 	else if (!int_member(o, "v", &v) || v != 1)
 		why = "err unsupported version (this wrapper speaks v 1)";
@@ -91,7 +87,7 @@ static const char *take_message(wrap_ray *w, const char *buf, size_t len)
 	else if (!int_member(o, "tid", &m.tid) || !int_member(o, "seq", &seq))
 		why = "err tid and seq must be numbers";
 	if (why) {
-		jv_free(o);
+		json_decref(o);
 		return why;
 	}
 	m.seq = (uint64_t)seq;
@@ -99,14 +95,14 @@ static const char *take_message(wrap_ray *w, const char *buf, size_t len)
 		m.pid = 0;
 	m.begin = strcmp(event, "begin") == 0;
 	m.actor = kind && strcmp(kind, "actor_task") == 0;
-	m.failed = failed && failed->kind == JV_BOOL && failed->b;
+	m.failed = json_is_true(json_object_get(o, "failed"));
 	copy_name(m.name, sizeof(m.name), str_member(o, "name"));
 	copy_id(m.task_id, sizeof(m.task_id), str_member(o, "task_id"));
 	copy_id(m.actor_id, sizeof(m.actor_id), str_member(o, "actor_id"));
 	copy_id(m.job_id, sizeof(m.job_id), str_member(o, "job_id"));
 	copy_id(m.node_id, sizeof(m.node_id), str_member(o, "node_id"));
 	copy_id(m.worker_id, sizeof(m.worker_id), str_member(o, "worker_id"));
-	jv_free(o);
+	json_decref(o);
 	pthread_mutex_lock(&w->lock);
 	if (w->nmsgs == w->capmsgs) {
 		size_t cap = w->capmsgs ? 2 * w->capmsgs : 64;
@@ -123,7 +119,7 @@ static const char *take_message(wrap_ray *w, const char *buf, size_t len)
 	return NULL;
 }
 
-static void note_bad(wrap_ray *w, const char *why)
+static void note_bad(weft_ray_wrapper *w, const char *why)
 {
 	pthread_mutex_lock(&w->lock);
 	if (!w->bad++)
@@ -133,7 +129,7 @@ static void note_bad(wrap_ray *w, const char *why)
 
 void *wr_serve(void *arg)
 {
-	wrap_ray *w = arg;
+	weft_ray_wrapper *w = arg;
 	char *buf = malloc(WR_MSG_MAX_BYTES);
 	int conns[WR_MAX_CONNS];
 	size_t nconns = 0;

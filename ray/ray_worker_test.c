@@ -1,5 +1,5 @@
 /*
- * wrap_ray_test.c - `weft wrap --ray` cutting a worker's run into Ray
+ * ray_worker_test.c - `weft wrap --ray` cutting a worker's run into Ray
  * tasks, with a real classifier fed synthetic events and a real control
  * socket: windows to tasks, the worker's own record, a lost marker, a task
  * that never ended, two threads' tasks at once, actor granularity, and a
@@ -19,19 +19,7 @@
 
 #include <cmocka.h>
 
-#include "cli.h"
-#include "wrap_ray.h"
-
-/* wrap_ray.c's messages; main.c is not linked into unit tests. */
-void cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("weft: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+#include "weft_ray.h"
 
 #define ROOT 4000
 #define T2 4001
@@ -41,12 +29,12 @@ struct fixture {
 	char spool[64];
 	weft_wrap_env env;
 	size_t recorded; /* tasks recorded while the worker ran */
-	wrap_ray *w;
+	weft_ray_wrapper *w;
 	weft_classifier *c;
 	int sock;
 	char marks[128];
 	weft_report worker;
-	wrap_ray_task *tasks;
+	weft_ray_task *tasks;
 	size_t ntasks;
 };
 
@@ -54,7 +42,7 @@ static void feed(struct fixture *f, weft_event *e)
 {
 	if (!e->tgid)
 		e->tgid = ROOT;
-	wrap_ray_observe(f->w, f->c, e);
+	weft_ray_wrapper_observe(f->w, f->c, e);
 	weft_classifier_feed(f->c, e);
 }
 
@@ -133,7 +121,7 @@ static void end(struct fixture *f, int tid, int seq, const char *task,
 			    "ok");
 }
 
-static void start(struct fixture *f, enum wrap_ray_granularity g, bool record)
+static void start(struct fixture *f, enum weft_ray_granularity g, bool record)
 {
 	memset(f, 0, sizeof(*f));
 	f->record = record;
@@ -148,12 +136,16 @@ static void start(struct fixture *f, enum wrap_ray_granularity g, bool record)
 		snprintf(f->env.token, sizeof(f->env.token),
 			 "0123456789abcdef0123456789abcdef");
 	}
-	wrap_ray_opts o = {.granularity = g,
+	char err[256];
+	weft_ray_opts o = {.granularity = g,
+			   .diag = stderr,
 			   .env = record ? &f->env : NULL,
 			   .worker_task = "pid4000@host",
 			   .node = "host",
 			   .backend = "ptrace"};
-	f->w = wrap_ray_new(&o);
+	f->w = weft_ray_wrapper_new(&o, err, sizeof(err));
+	if (!f->w)
+		fail_msg("%s", err);
 	assert_non_null(f->w);
 	snprintf(f->marks, sizeof(f->marks), "%s", getenv("WEFT_RAY_MARKS"));
 	f->c = weft_classifier_new();
@@ -185,11 +177,12 @@ static void stop(struct fixture *f)
 	char task[WEFT_MAX_TASK_BYTES + 1] = "pid4000@host";
 	weft_engine_id engine[WEFT_MAX_ENGINE_IDS];
 	uint32_t nengine = 0;
-	assert_int_equal(wrap_ray_finish(f->w, &f->worker, "host", false, task,
-					 sizeof(task), engine, &nengine,
-					 &f->tasks, &f->ntasks),
+	assert_int_equal(weft_ray_wrapper_finish(f->w, &f->worker, "host",
+						 false, task, sizeof(task),
+						 engine, &nengine, &f->tasks,
+						 &f->ntasks),
 			 0);
-	f->recorded = wrap_ray_recorded(f->w);
+	f->recorded = weft_ray_wrapper_recorded(f->w);
 	if (!f->record)
 		assert_int_equal(f->recorded, 0);
 	assert_string_equal(task, "ray.01000000.w1@host");
@@ -199,9 +192,9 @@ static void done(struct fixture *f)
 {
 	char dir[128];
 	snprintf(dir, sizeof(dir), "%s", f->marks);
-	wrap_ray_tasks_free(f->tasks, f->ntasks);
+	weft_ray_tasks_free(f->tasks, f->ntasks);
 	weft_report_release(&f->worker);
-	wrap_ray_free(f->w);
+	weft_ray_wrapper_free(f->w);
 	if (f->record) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", f->spool);
@@ -210,7 +203,7 @@ static void done(struct fixture *f)
 	assert_int_equal(access(dir, F_OK), -1); /* removed */
 }
 
-static const wrap_ray_task *task_named(const struct fixture *f,
+static const weft_ray_task *task_named(const struct fixture *f,
 				       const char *name)
 {
 	for (size_t i = 0; i < f->ntasks; i++)
@@ -242,7 +235,7 @@ static bool warned(const weft_report *r, const char *text)
 static void tasks_and_worker(bool record)
 {
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, record);
+	start(&f, WEFT_RAY_PER_CALL, record);
 	open_write_close(&f, ROOT, "/w/pre");
 	begin(&f, ROOT, 1, "aa11", NULL, "stage1");
 	marker(&f, ROOT, 1);
@@ -271,23 +264,25 @@ static void tasks_and_worker(bool record)
 		/* The rest through the same writer: seqs 3 and 4. Nobody
 		 * answers (port 1): all four stay in the spool, in one
 		 * writer's directory. */
-		assert_true(wrap_ray_streaming(f.w));
+		assert_true(weft_ray_wrapper_streaming(f.w));
 		weft_wrap_identity id = {.source = "ray",
 					 .task = "ray.01000000.w1@host",
 					 .node = "host"};
 		char err[256];
-		assert_int_equal(wrap_ray_record(f.w, &id, "worker", "",
-						 &f.worker, err, sizeof(err)),
+		assert_int_equal(weft_ray_wrapper_record(f.w, &id, "worker", "",
+							 &f.worker, err,
+							 sizeof(err)),
 				 0);
-		wrap_ray_task *c = &f.tasks[0];
+		weft_ray_task *c = &f.tasks[0];
 		snprintf(id.task, sizeof(id.task), "%s", c->id);
-		assert_int_equal(wrap_ray_record(f.w, &id, c->name,
-						 "ray.01000000.w1@host",
-						 &c->report, err, sizeof(err)),
+		assert_int_equal(weft_ray_wrapper_record(f.w, &id, c->name,
+							 "ray.01000000.w1@host",
+							 &c->report, err,
+							 sizeof(err)),
 				 0);
-		wrap_ray_ship_deadline(f.w, 0);
-		wrap_ray_ship_stats st;
-		wrap_ray_ship_finish(f.w, &st);
+		weft_ray_wrapper_ship_deadline(f.w, 0);
+		weft_wrap_stream_stats st;
+		weft_ray_wrapper_ship_finish(f.w, &st);
 		assert_int_equal(st.records, 4);
 		assert_int_equal(st.fragments, 4);
 		assert_int_equal(st.left, 4);
@@ -302,7 +297,7 @@ static void tasks_and_worker(bool record)
 		return;
 	}
 	assert_int_equal(f.ntasks, 3);
-	const wrap_ray_task *a = task_named(&f, "stage1");
+	const weft_ray_task *a = task_named(&f, "stage1");
 	assert_string_equal(a->id, "ray.01000000.aa11@host");
 	assert_string_equal(paths(&a->report), "/w/a");
 	/* Ray's ids, and the process and thread that ran it. */
@@ -320,11 +315,11 @@ static void tasks_and_worker(bool record)
 	assert_true(a->report.files[0].written);
 	assert_true(a->report.started_ns > 0 &&
 		    a->report.ended_ns >= a->report.started_ns);
-	const wrap_ray_task *b = task_named(&f, "stage2");
+	const weft_ray_task *b = task_named(&f, "stage2");
 	assert_string_equal(paths(&b->report), "/w/b");
 	assert_int_equal(b->report.exit_code, 1);
 	assert_true(warned(&b->report, "raised"));
-	const wrap_ray_task *c = task_named(&f, "stage3");
+	const weft_ray_task *c = task_named(&f, "stage3");
 	assert_string_equal(paths(&c->report), "/w/c");
 	assert_int_equal(c->report.exit_code, 1);
 	assert_true(warned(&c->report, "did not end"));
@@ -354,14 +349,16 @@ static void test_recording_fails_falls_back(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, true);
+	start(&f, WEFT_RAY_PER_CALL, true);
 	snprintf(f.env.token, sizeof(f.env.token), "short");
-	wrap_ray_free(f.w);
-	wrap_ray_opts o = {.env = &f.env,
+	weft_ray_wrapper_free(f.w);
+	char err[256];
+	weft_ray_opts o = {.diag = stderr,
+			   .env = &f.env,
 			   .worker_task = "pid4000@host",
 			   .node = "host",
 			   .backend = "ptrace"};
-	f.w = wrap_ray_new(&o);
+	f.w = weft_ray_wrapper_new(&o, err, sizeof(err));
 	snprintf(f.marks, sizeof(f.marks), "%s", getenv("WEFT_RAY_MARKS"));
 	close(f.sock);
 	weft_classifier_free(f.c);
@@ -387,7 +384,7 @@ static void test_recording_fails_falls_back(void **state)
 	marker(&f, ROOT, 2);
 	stop(&f);
 	assert_int_equal(f.recorded, 0);
-	assert_false(wrap_ray_streaming(f.w));
+	assert_false(weft_ray_wrapper_streaming(f.w));
 	assert_int_equal(f.ntasks, 1);
 	assert_string_equal(paths(&task_named(&f, "stage1")->report), "/w/a");
 	assert_true(warned(&f.worker, "recorded after the worker exited"));
@@ -400,7 +397,7 @@ static void test_markers_late(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, true);
+	start(&f, WEFT_RAY_PER_CALL, true);
 	begin(&f, ROOT, 1, "aa11", NULL, "first");
 	end(&f, ROOT, 2, "aa11", false);
 	begin(&f, ROOT, 3, "bb22", NULL, "second");
@@ -428,7 +425,7 @@ static void test_lost_marker(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, false);
+	start(&f, WEFT_RAY_PER_CALL, false);
 	begin(&f, ROOT, 1, "aa11", NULL, "lost"); /* its marker never seen */
 	open_write_close(&f, ROOT, "/w/x");
 	end(&f, ROOT, 2, "aa11", false);
@@ -450,7 +447,7 @@ static void test_two_threads_at_once(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, false);
+	start(&f, WEFT_RAY_PER_CALL, false);
 	begin(&f, ROOT, 1, "aa11", "ac01", "A.m");
 	marker(&f, ROOT, 1);
 	open_write_close(&f, ROOT, "/w/a-only");
@@ -464,9 +461,9 @@ static void test_two_threads_at_once(void **state)
 	marker(&f, T2, 4);
 	stop(&f);
 	assert_int_equal(f.ntasks, 2);
-	const wrap_ray_task *a = &f.tasks[0], *b = &f.tasks[1];
+	const weft_ray_task *a = &f.tasks[0], *b = &f.tasks[1];
 	if (strcmp(a->id, b->id) > 0) {
-		const wrap_ray_task *t = a;
+		const weft_ray_task *t = a;
 		a = b;
 		b = t;
 	}
@@ -483,7 +480,7 @@ static void test_actor_granularity(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_ACTOR, true);
+	start(&f, WEFT_RAY_PER_ACTOR, true);
 	for (int i = 0; i < 2; i++) {
 		char task[16], path[16];
 		snprintf(task, sizeof(task), "t%d", i);
@@ -505,7 +502,7 @@ static void test_actor_granularity(void **state)
 	 * for the end. */
 	assert_int_equal(f.recorded, 1);
 	assert_int_equal(f.ntasks, 1);
-	const wrap_ray_task *a = task_named(&f, "Counter");
+	const weft_ray_task *a = task_named(&f, "Counter");
 	assert_string_equal(a->id, "ray.01000000.actor.ac01@host");
 	assert_string_equal(paths(&a->report), "/w/call0 /w/call1");
 	assert_true(warned(&a->report, "2 calls of actor ac01"));
@@ -517,7 +514,7 @@ static void test_bad_messages(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f, WRAP_RAY_PER_CALL, false);
+	start(&f, WEFT_RAY_PER_CALL, false);
 	assert_string_equal(say(&f, "not json"), "err malformed JSON");
 	assert_string_equal(
 		say(&f, "{\"v\": 2, \"event\": \"begin\"}"),
@@ -544,12 +541,12 @@ static void test_bad_messages(void **state)
 static void test_granularity_parse(void **state)
 {
 	(void)state;
-	enum wrap_ray_granularity g;
-	assert_int_equal(wrap_ray_granularity_parse("actor", &g), 0);
-	assert_int_equal(g, WRAP_RAY_PER_ACTOR);
-	assert_int_equal(wrap_ray_granularity_parse("call", &g), 0);
-	assert_int_equal(g, WRAP_RAY_PER_CALL);
-	assert_int_equal(wrap_ray_granularity_parse("Actor", &g), -1);
+	enum weft_ray_granularity g;
+	assert_int_equal(weft_ray_granularity_parse("actor", &g), 0);
+	assert_int_equal(g, WEFT_RAY_PER_ACTOR);
+	assert_int_equal(weft_ray_granularity_parse("call", &g), 0);
+	assert_int_equal(g, WEFT_RAY_PER_CALL);
+	assert_int_equal(weft_ray_granularity_parse("Actor", &g), -1);
 }
 
 int main(void)
