@@ -278,6 +278,10 @@ void cli_progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t bytes);
 /* Take the line away before printing something else on stderr (NULL: the
  * one shown now; cli_error does this); the next update draws it again. */
 void cli_progress_erase(cli_progress *p);
+/* A stream for a library's messages (its FILE *msgs) while progress may
+ * be shown: each line goes to stderr with the progress line taken away
+ * first. */
+FILE *cli_progress_msgs(void);
 void cli_progress_end(cli_progress *p);
 
 /* ---- Escaping strings from outside (escape.c) ---- */

@@ -133,6 +133,30 @@ void cli_progress_erase(cli_progress *p)
 		shown = NULL;
 }
 
+/* What a library writes to the stream cli_progress_msgs gives it arrives
+ * on stderr a line at a time, the progress line taken away first. */
+static ssize_t msgs_write(void *cookie, const char *buf, size_t n)
+{
+	(void)cookie;
+	cli_progress_erase(NULL);
+	size_t done = fwrite(buf, 1, n, stderr);
+	fflush(stderr);
+	return done ? (ssize_t)done : -1;
+}
+
+FILE *cli_progress_msgs(void)
+{
+	static FILE *msgs;
+	if (!msgs) {
+		cookie_io_functions_t io = {.write = msgs_write};
+		msgs = fopencookie(NULL, "w", io);
+		if (!msgs)
+			return stderr;
+		setvbuf(msgs, NULL, _IOLBF, 0);
+	}
+	return msgs;
+}
+
 void cli_progress_end(cli_progress *p)
 {
 	cli_progress_erase(p);

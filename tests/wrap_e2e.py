@@ -55,7 +55,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
-                     dag, log, main, run, wrap_env)
+                     dag, log, main, run, run_tty, wrap_env)
 
 
 def blake(content):
@@ -384,10 +384,20 @@ def case_outage(weft):
               "second outage: exit %d, %d spooled" % (p.returncode,
                                                      spooled(spool)))
         c.start()
-        p = run([weft, "flush", "--spool", spool, "--timeout", "30"])
+        # On a terminal (at once instead of after a second): a progress
+        # line, taken away before the summary.
+        n = spooled(spool)
+        p = run_tty([weft, "flush", "--spool", spool, "--timeout", "30"],
+                    env=dict(os.environ, WEFT_PROGRESS_DELAY_MS="0"))
         check(p.returncode == 0 and spooled(spool) == 0,
               "flush exited %d, %d left\n%s" % (p.returncode, spooled(spool),
                                                p.err))
+        summary = "\r\x1b[Kweft: flush %s: %d fragment%s stored" % (
+            spool, n, "" if n == 1 else "s")
+        check(re.search(r"\rweft: flushing: [0-9,]+ fragments?, [0-9.]+ "
+                        r"(B|KiB|MiB)", p.err) and summary in p.err,
+              "weft flush on a terminal: no progress line, or it was not "
+              "taken away before %r:\n%r" % (summary, p.err))
         check("later" in tasks_by_name(dag(weft, s.dir, job)),
               "the flushed task is not in the DAG")
     finally:

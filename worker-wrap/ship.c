@@ -46,6 +46,10 @@ struct weft_wrap_shipper {
 	weft_wrap_ship_stats stats;
 	char last_err[512];    /* last transport error, said once per writer */
 	bool said_unreachable; /* a client that cannot be opened: said once */
+	/* weft_wrap_shipper_set_progress: fragments settled, bytes sent. */
+	weft_progress_fn progress;
+	void *progress_arg;
+	uint64_t bytes_sent;
 };
 
 static int64_t mono_ms(void)
@@ -271,9 +275,17 @@ static int deliver(weft_wrap_shipper *s, weft_wrap_client *c,
 	enum verdict v;
 	err = call(s, c, b.data, b.len, once, timeout_ms, &v, reason,
 		   sizeof(reason));
+	s->bytes_sent += err ? 0 : b.len;
 	weft_buf_free(&b);
 	if (err)
 		return err;
+	if (s->progress) {
+		const weft_wrap_ship_stats *k = &s->stats;
+		/* This one included: it is settled below. */
+		s->progress(s->progress_arg,
+			    k->stored + k->duplicate + k->rejected + 1, 0,
+			    s->bytes_sent);
+	}
 	if (v == VERDICT_REJECTED) {
 		const weft_spool_state *st = weft_spool_writer_state(w);
 		say(s,
@@ -354,6 +366,13 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
 		    st->coordinator, s->last_err[0] ? s->last_err : "timeout",
 		    weft_spool_writer_dir(w));
 	return err;
+}
+
+void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
+				    void *arg)
+{
+	s->progress = fn;
+	s->progress_arg = arg;
 }
 
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)

@@ -274,6 +274,10 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w);
  * first. WEFT_OK when all delivered, WEFT_EIO when some are left. */
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
 const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
+/* Each fragment settled (stored, already there, refused) reports how many
+ * are settled and the bytes sent so far to fn; the total is not known. */
+void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
+				    void *arg);
 void weft_wrap_shipper_free(weft_wrap_shipper *s);
 
 /* ---- Recording a traced run: sign and spool ---- */
