@@ -314,11 +314,7 @@ static int job_add(weft_relay *r, const weft_relay_job *j)
 		sqlite3_bind_int64(st, 5, j->ended_ns);
 		sqlite3_bind_int(st, 6, j->exit_code);
 	}
-	store_bind_bytes(st, 7, i->command ? i->command : "");
-	store_bind_bytes(st, 8, i->user);
-	store_bind_bytes(st, 9, i->host);
-	store_bind_bytes(st, 10, i->cwd);
-	store_bind_bytes(st, 11, i->git);
+	store_bind_job_text(st, 7, i);
 	if (j->has_vk)
 		sqlite3_bind_blob(st, 12, j->vk, WEFT_PUBKEY_BYTES,
 				  SQLITE_STATIC);
