@@ -105,6 +105,17 @@ typedef int (*weft_rd_entry_fn)(struct weft_rd *rd, void *ctx, unsigned key);
  * required keys. Every record decoder is this loop with its own entry. */
 int weft_rd_fields(struct weft_rd *rd, const struct weft_rd_keys *keys,
 		   bool versioned, weft_rd_entry_fn entry, void *ctx);
+/* A whole top-level message in buf: at most max_len bytes (else
+ * WEFT_ETOOBIG), one versioned map of keys read as weft_rd_fields, and
+ * nothing after it (WEFT_ETRAILING). On error the caller releases ctx. */
+int weft_rd_message(const uint8_t *buf, size_t len, size_t max_len,
+		    const struct weft_rd_keys *keys, weft_rd_entry_fn entry,
+		    void *ctx);
+
+/* A str or bin of fewer than cap bytes and no NUL, into a fixed array of
+ * cap bytes, terminated. */
+int weft_rd_fixed_str(struct weft_rd *rd, char *out, size_t cap);
+
 /* Fewest bytes a map with every required key of keys can take. */
 size_t weft_rd_min_map_bytes(const struct weft_rd_keys *keys);
 

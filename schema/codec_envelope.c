@@ -12,23 +12,9 @@
 
 #include "wire_codec.h"
 
-int wire_rd_fixed_str(struct weft_rd *rd, char *out, size_t cap)
-{
-	const uint8_t *data;
-	size_t n;
-	int rc = weft_rd_bytes(rd, false, cap - 1, &data, &n);
-	if (rc)
-		return rc;
-	if (memchr(data, 0, n))
-		return WEFT_EINVAL;
-	memcpy(out, data, n);
-	out[n] = '\0';
-	return WEFT_OK;
-}
-
 int wire_rd_job(struct weft_rd *rd, char out[WEFT_JOB_ID_BYTES + 1])
 {
-	int rc = wire_rd_fixed_str(rd, out, WEFT_JOB_ID_BYTES + 1);
+	int rc = weft_rd_fixed_str(rd, out, WEFT_JOB_ID_BYTES + 1);
 	if (rc == WEFT_OK && weft_job_id_check(out))
 		rc = WEFT_EINVAL;
 	return rc;
@@ -133,13 +119,8 @@ static int env_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 int weft_envelope_decode(const uint8_t *buf, size_t len, weft_envelope *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (len > WEFT_MAX_ENVELOPE_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	int rc = weft_rd_fields(&rd, &env_keys, true, env_read_entry, e);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = weft_rd_message(buf, len, WEFT_MAX_ENVELOPE_BYTES, &env_keys,
+				 env_read_entry, e);
 	if (rc)
 		memset(e, 0, sizeof(*e));
 	return rc;

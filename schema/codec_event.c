@@ -247,13 +247,8 @@ static int event_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 int weft_event_decode(const uint8_t *buf, size_t len, weft_event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
-	if (len > WEFT_MAX_EVENT_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	int rc = weft_rd_fields(&rd, &event_keys, true, event_read_entry, ev);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = weft_rd_message(buf, len, WEFT_MAX_EVENT_BYTES, &event_keys,
+				 event_read_entry, ev);
 	if (rc)
 		weft_event_release(ev);
 	return rc;

@@ -149,10 +149,10 @@ static int engine_read(struct weft_rd *rd, weft_task_identity *t)
 	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
 		rc = wire_rd_pair(rd);
 		if (rc == WEFT_OK)
-			rc = wire_rd_fixed_str(rd, t->engine[i].key,
+			rc = weft_rd_fixed_str(rd, t->engine[i].key,
 					       sizeof(t->engine[i].key));
 		if (rc == WEFT_OK)
-			rc = wire_rd_fixed_str(rd, t->engine[i].value,
+			rc = weft_rd_fixed_str(rd, t->engine[i].value,
 					       sizeof(t->engine[i].value));
 		if (rc == WEFT_OK && !t->engine[i].key[0])
 			rc = WEFT_EINVAL;
@@ -166,13 +166,13 @@ static int task_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	weft_task_identity *t = ctx;
 	switch (key) {
 	case T_ID: {
-		int rc = wire_rd_fixed_str(rd, t->id, sizeof(t->id));
+		int rc = weft_rd_fixed_str(rd, t->id, sizeof(t->id));
 		return rc ? rc : t->id[0] ? WEFT_OK : WEFT_EINVAL;
 	}
 	case T_NAME:
-		return wire_rd_fixed_str(rd, t->name, sizeof(t->name));
+		return weft_rd_fixed_str(rd, t->name, sizeof(t->name));
 	case T_PARENT:
-		return wire_rd_fixed_str(rd, t->parent, sizeof(t->parent));
+		return weft_rd_fixed_str(rd, t->parent, sizeof(t->parent));
 	case T_ENGINE:
 		return engine_read(rd, t);
 	}
@@ -204,7 +204,7 @@ static int frag_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		return weft_rd_fields(rd, &task_keys, false, task_read_entry,
 				      &f->task);
 	case F_PRE:
-		return wire_rd_fixed_str(rd, f->preflight,
+		return weft_rd_fixed_str(rd, f->preflight,
 					 sizeof(f->preflight));
 	case F_PART:
 		return u32_read(rd, WEFT_MAX_PARTS - 1, &f->part);
@@ -224,13 +224,8 @@ static int frag_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 int weft_fragment_decode(const uint8_t *buf, size_t len, weft_fragment *f)
 {
 	weft_fragment_init(f);
-	if (len > WEFT_MAX_PAYLOAD_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	int rc = weft_rd_fields(&rd, &frag_keys, true, frag_read_entry, f);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = weft_rd_message(buf, len, WEFT_MAX_PAYLOAD_BYTES, &frag_keys,
+				 frag_read_entry, f);
 	if (rc == WEFT_OK && f->part >= f->nparts)
 		rc = WEFT_EINVAL;
 	if (rc)

@@ -122,13 +122,13 @@ int wire_job_text_read(struct weft_rd *rd, weft_job_info *j, unsigned t)
 	case WIRE_JOB_CMD:
 		return weft_rd_cstr(rd, WEFT_MAX_COMMAND_BYTES, &j->command);
 	case WIRE_JOB_USER:
-		return wire_rd_fixed_str(rd, j->user, sizeof(j->user));
+		return weft_rd_fixed_str(rd, j->user, sizeof(j->user));
 	case WIRE_JOB_HOST:
-		return wire_rd_fixed_str(rd, j->host, sizeof(j->host));
+		return weft_rd_fixed_str(rd, j->host, sizeof(j->host));
 	case WIRE_JOB_CWD:
-		return wire_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
+		return weft_rd_fixed_str(rd, j->cwd, sizeof(j->cwd));
 	case WIRE_JOB_GIT:
-		return wire_rd_fixed_str(rd, j->git, sizeof(j->git));
+		return weft_rd_fixed_str(rd, j->git, sizeof(j->git));
 	}
 	return WEFT_EINVAL;
 }
@@ -325,7 +325,7 @@ static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		memcpy(j->id, r->job, sizeof(j->id));
 		return rc;
 	case Q_TOKEN:
-		rc = wire_rd_fixed_str(rd, j->token, sizeof(j->token));
+		rc = weft_rd_fixed_str(rd, j->token, sizeof(j->token));
 		return rc                           ? rc
 		       : weft_token_check(j->token) ? WEFT_EINVAL
 						    : WEFT_OK;

@@ -375,8 +375,8 @@ int weft_rd_fields(struct weft_rd *rd, const struct weft_rd_keys *keys,
 		   bool versioned, weft_rd_entry_fn entry, void *ctx)
 {
 	uint32_t n, seen = 0;
-	int rc = versioned ? weft_rd_versioned_map(rd, &n)
-			   : weft_rd_map(rd, &n);
+	int rc =
+		versioned ? weft_rd_versioned_map(rd, &n) : weft_rd_map(rd, &n);
 	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
 		unsigned key;
 		rc = weft_rd_key(rd, keys, &seen, &key);
@@ -386,6 +386,31 @@ int weft_rd_fields(struct weft_rd *rd, const struct weft_rd_keys *keys,
 	if (rc == WEFT_OK)
 		rc = weft_rd_check_required(keys, seen);
 	return rc;
+}
+
+int weft_rd_message(const uint8_t *buf, size_t len, size_t max_len,
+		    const struct weft_rd_keys *keys, weft_rd_entry_fn entry,
+		    void *ctx)
+{
+	struct weft_rd rd;
+	weft_rd_init(&rd, buf, len);
+	int rc = len > max_len ? WEFT_ETOOBIG
+			       : weft_rd_fields(&rd, keys, true, entry, ctx);
+	return rc == WEFT_OK && rd.pos != len ? WEFT_ETRAILING : rc;
+}
+
+int weft_rd_fixed_str(struct weft_rd *rd, char *out, size_t cap)
+{
+	const uint8_t *data;
+	size_t n;
+	int rc = weft_rd_bytes(rd, false, cap - 1, &data, &n);
+	if (rc)
+		return rc;
+	if (memchr(data, 0, n))
+		return WEFT_EINVAL;
+	memcpy(out, data, n);
+	out[n] = '\0';
+	return WEFT_OK;
 }
 
 size_t weft_rd_min_map_bytes(const struct weft_rd_keys *keys)

@@ -306,7 +306,7 @@ static int ack_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		a->reason = (int)v;
 		return rc;
 	case A_DETAIL:
-		return wire_rd_fixed_str(rd, a->detail, sizeof(a->detail));
+		return weft_rd_fixed_str(rd, a->detail, sizeof(a->detail));
 	case A_SEQ:
 		return weft_rd_uint(rd, UINT64_MAX, &a->seq);
 	}
@@ -344,11 +344,11 @@ static int task_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	int rc;
 	switch (key) {
 	case T_ID:
-		return wire_rd_fixed_str(rd, t->id, sizeof(t->id));
+		return weft_rd_fixed_str(rd, t->id, sizeof(t->id));
 	case T_NAME:
-		return wire_rd_fixed_str(rd, t->name, sizeof(t->name));
+		return weft_rd_fixed_str(rd, t->name, sizeof(t->name));
 	case T_NODE:
-		return wire_rd_fixed_str(rd, t->node, sizeof(t->node));
+		return weft_rd_fixed_str(rd, t->node, sizeof(t->node));
 	case T_PARTS:
 	case T_NPARTS:
 		rc = weft_rd_uint(rd, WEFT_MAX_PARTS, &v);
@@ -373,11 +373,11 @@ static int refusal_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	int rc;
 	switch (key) {
 	case R_ID:
-		return wire_rd_fixed_str(rd, r->id, sizeof(r->id));
+		return weft_rd_fixed_str(rd, r->id, sizeof(r->id));
 	case R_NAME:
-		return wire_rd_fixed_str(rd, r->name, sizeof(r->name));
+		return weft_rd_fixed_str(rd, r->name, sizeof(r->name));
 	case R_NODE:
-		return wire_rd_fixed_str(rd, r->node, sizeof(r->node));
+		return weft_rd_fixed_str(rd, r->node, sizeof(r->node));
 	case R_WRITER:
 		return wire_rd_fixed_bin(rd, r->writer, WEFT_PUBKEY_BYTES);
 	case R_SEQ:
@@ -387,7 +387,7 @@ static int refusal_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		r->reason = (int)v;
 		return rc;
 	case R_DETAIL:
-		return wire_rd_fixed_str(rd, r->detail, sizeof(r->detail));
+		return weft_rd_fixed_str(rd, r->detail, sizeof(r->detail));
 	}
 	return WEFT_EINVAL;
 }
@@ -418,7 +418,7 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		j->exit_code = (int32_t)v;
 		return rc;
 	case J_CMD:
-		return wire_rd_fixed_str(rd, j->command, sizeof(j->command));
+		return weft_rd_fixed_str(rd, j->command, sizeof(j->command));
 	case J_FRAGS:
 		return weft_rd_uint(rd, UINT64_MAX, &j->fragments);
 	case J_BYTES:

@@ -111,21 +111,6 @@ int weft_report_encode(const weft_report *r, weft_buf *out)
 	return weft_wr_finish(&w);
 }
 
-/* A fixed-size name: str or bin, no NUL, shorter than the array. */
-static int name_read(struct weft_rd *rd, char name[WEFT_MAX_NAME_BYTES])
-{
-	const uint8_t *data;
-	size_t n;
-	int rc = weft_rd_bytes(rd, false, WEFT_MAX_NAME_BYTES - 1, &data, &n);
-	if (rc)
-		return rc;
-	if (memchr(data, 0, n))
-		return WEFT_EINVAL;
-	memcpy(name, data, n);
-	name[n] = '\0';
-	return WEFT_OK;
-}
-
 static int processes_read(struct weft_rd *rd, weft_report *r)
 {
 	uint32_t n;
@@ -177,11 +162,11 @@ static int report_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	int rc;
 	switch (key) {
 	case R_RUN:
-		return name_read(rd, r->run_id);
+		return weft_rd_fixed_str(rd, r->run_id, WEFT_MAX_NAME_BYTES);
 	case R_BACKEND:
-		return name_read(rd, r->backend);
+		return weft_rd_fixed_str(rd, r->backend, WEFT_MAX_NAME_BYTES);
 	case R_NODE:
-		return name_read(rd, r->node);
+		return weft_rd_fixed_str(rd, r->node, WEFT_MAX_NAME_BYTES);
 	case R_EXIT:
 		rc = weft_rd_int(rd, 0, 255, &v);
 		r->exit_code = (int32_t)v;
@@ -205,13 +190,8 @@ static int report_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 int weft_report_decode(const uint8_t *buf, size_t len, weft_report *r)
 {
 	weft_report_init(r);
-	if (len > WEFT_MAX_MESSAGE_BYTES)
-		return WEFT_ETOOBIG;
-	struct weft_rd rd;
-	weft_rd_init(&rd, buf, len);
-	int rc = weft_rd_fields(&rd, &report_keys, true, report_read_entry, r);
-	if (rc == WEFT_OK && rd.pos != len)
-		rc = WEFT_ETRAILING;
+	int rc = weft_rd_message(buf, len, WEFT_MAX_MESSAGE_BYTES, &report_keys,
+				 report_read_entry, r);
 	if (rc)
 		weft_report_release(r);
 	return rc;

@@ -10,9 +10,6 @@
 #include "codec.h"
 #include "weft_wire.h"
 
-/* A str or bin of fewer than cap bytes and no NUL, into a fixed array of
- * cap bytes, terminated. */
-int wire_rd_fixed_str(struct weft_rd *rd, char *out, size_t cap);
 /* A job id (a lowercase UUID) into out. */
 int wire_rd_job(struct weft_rd *rd, char out[WEFT_JOB_ID_BYTES + 1]);
 /* A bin of exactly n bytes, copied to out. */

@@ -95,14 +95,12 @@ static int load_tasks(weft_store *s, const char *job, weft_dag *d,
 {
 	/* The job spelled out, so that runs_by_job is used (load_rows). */
 	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				job ? STORE_TASKS_SQL("WHERE r.job = ?1 ")
-				    : STORE_TASKS_SQL(""),
-				&st);
+	int err = store_prepare_job(s,
+				    job ? STORE_TASKS_SQL("WHERE r.job = ?1 ")
+					: STORE_TASKS_SQL(""),
+				    job, &st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	size_t cap = 0, ncap = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -546,11 +544,9 @@ static int load_rows(weft_store *s, const char *job, struct dag_build *b,
 		 store_vrow_sql_columns, store_vrow_sql_joins,
 		 job ? "r.job = ?1 AND" : "");
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql, &st);
+	int err = store_prepare_job(s, sql, job, &st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	size_t cap = 0, tcap = 0, task = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -609,11 +605,9 @@ static int load_attribution(weft_store *s, const char *job,
 		 "JOIN processes pr ON pr.run = r.num WHERE %s pr.indexed "
 		 "ORDER BY r.started_ns, r.num, pr.seq",
 		 job ? "r.job = ?1 AND" : "");
-	int err = store_prepare(s, sql, &st);
+	int err = store_prepare_job(s, sql, job, &st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	size_t task = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -661,10 +655,8 @@ static int load_attribution(weft_store *s, const char *job,
 		 "p.id = t.path %s ORDER BY r.started_ns, r.num, p.path, "
 		 "t.proc",
 		 job ? "WHERE r.job = ?1" : "");
-	if ((err = store_prepare(s, sql, &st)))
+	if ((err = store_prepare_job(s, sql, job, &st)))
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	task = 0;
 	size_t row = 0;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -97,12 +97,11 @@ static int load_facts(weft_store *s, const char *job, struct export_graph *g,
 {
 	const weft_dag *d = g->d;
 	sqlite3_stmt *st;
-	int err = store_prepare(
-		s, job ? FACTS_SQL("WHERE r.job = ?1") : FACTS_SQL(""), &st);
+	int err = store_prepare_job(
+		s, job ? FACTS_SQL("WHERE r.job = ?1") : FACTS_SQL(""), job,
+		&st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	char *owner = NULL;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {

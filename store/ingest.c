@@ -628,11 +628,7 @@ static int job_create(weft_store_writer *w, const void *arg, weft_verdict *v)
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, vk, WEFT_PUBKEY_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, j->created_ns);
-	store_bind_bytes(st, 4, j->command ? j->command : "");
-	store_bind_bytes(st, 5, j->user);
-	store_bind_bytes(st, 6, j->host);
-	store_bind_bytes(st, 7, j->cwd);
-	store_bind_bytes(st, 8, j->git);
+	store_bind_job_text(st, 4, j);
 	err = store_step_insert(st);
 	if (err)
 		return WEFT_EDB;

@@ -189,7 +189,7 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 	memset(out, 0, sizeof(*out));
 	s->errmsg[0] = '\0';
 	sqlite3_stmt *st;
-	int err = store_prepare(
+	int err = store_prepare_job(
 		s,
 		"SELECT j.num, j.id, j.state, j.created_ns, "
 		"coalesce(j.ended_ns, 0), coalesce(j.exit_code, -1), "
@@ -199,11 +199,9 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		" WHERE e.job = j.num) "
 		"FROM jobs j WHERE ?1 IS NULL OR j.id = ?1 "
 		"ORDER BY j.created_ns, j.num",
-		&st);
+		job, &st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	if ((err = store_exec(s, "BEGIN"))) {
 		sqlite3_finalize(st);
 		return err;
@@ -373,15 +371,31 @@ void weft_job_records_free(weft_job_record *jobs, size_t n)
 
 /* ---- Verification ---- */
 
+int store_prepare_job(weft_store *s, const char *sql, const char *job,
+		      sqlite3_stmt **st)
+{
+	int err = store_prepare(s, sql, st);
+	if (!err && job)
+		sqlite3_bind_text(*st, 1, job, -1, SQLITE_STATIC);
+	return err;
+}
+
+void store_bind_job_text(sqlite3_stmt *st, int first, const weft_job_info *j)
+{
+	store_bind_bytes(st, first, j->command ? j->command : "");
+	store_bind_bytes(st, first + 1, j->user);
+	store_bind_bytes(st, first + 2, j->host);
+	store_bind_bytes(st, first + 3, j->cwd);
+	store_bind_bytes(st, first + 4, j->git);
+}
+
 static int count_rows(weft_store *s, const char *sql, const char *job,
 		      uint64_t *n)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql, &st);
+	int err = store_prepare_job(s, sql, job, &st);
 	if (err)
 		return err;
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*n = (uint64_t)sqlite3_column_int64(st, 0);
 	else
@@ -441,15 +455,13 @@ int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
 				 job, &c->writers);
 	sqlite3_stmt *st = NULL;
 	if (!err)
-		err = store_prepare(
+		err = store_prepare_job(
 			s,
 			"SELECT j.id, w.pubkey, e.seq, e.raw, e.payload_hash "
 			"FROM envelopes e JOIN jobs j ON j.num = e.job "
 			"JOIN writers w ON w.num = e.writer "
 			"WHERE ?1 IS NULL OR j.id = ?1 ORDER BY e.num",
-			&st);
-	if (!err && job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+			job, &st);
 	uint64_t total = 0, bytes = 0;
 	if (!err && s->progress)
 		err = count_rows(s,

@@ -318,11 +318,7 @@ static int job_add(weft_relay *r, const weft_relay_job *j)
 		sqlite3_bind_int64(st, 5, j->ended_ns);
 		sqlite3_bind_int(st, 6, j->exit_code);
 	}
-	store_bind_bytes(st, 7, i->command ? i->command : "");
-	store_bind_bytes(st, 8, i->user);
-	store_bind_bytes(st, 9, i->host);
-	store_bind_bytes(st, 10, i->cwd);
-	store_bind_bytes(st, 11, i->git);
+	store_bind_job_text(st, 7, i);
 	if (j->has_vk)
 		sqlite3_bind_blob(st, 12, j->vk, WEFT_PUBKEY_BYTES,
 				  SQLITE_STATIC);
@@ -724,13 +720,11 @@ static int pull_envelope(weft_relay *r, sqlite3_stmt *st, const char *job)
 static int count_envelopes(weft_relay *r, weft_store *src, const char *job)
 {
 	sqlite3_stmt *st;
-	if (store_prepare(src,
-			  "SELECT count(*) FROM envelopes e JOIN jobs j ON "
-			  "j.num = e.job WHERE ?1 IS NULL OR j.id = ?1",
-			  &st))
+	if (store_prepare_job(src,
+			      "SELECT count(*) FROM envelopes e JOIN jobs j "
+			      "ON j.num = e.job WHERE ?1 IS NULL OR j.id = ?1",
+			      job, &st))
 		return source_failed(r, src);
-	if (job)
-		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
 	int err = WEFT_OK;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		r->total += (uint64_t)sqlite3_column_int64(st, 0);

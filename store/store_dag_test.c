@@ -16,32 +16,6 @@
 
 #include "store_testutil.h"
 
-struct fixture {
-	struct scratch t;
-	weft_store *s;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	scratch_init(&f->t);
-	if (weft_store_open(f->t.db, &f->s) != WEFT_OK)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	weft_store_close(f->s);
-	scratch_fini(&f->t);
-	free(f);
-	return 0;
-}
-
 /* Store a run named id (its command is id too) from a spec of
  * space-separated tokens "<flags><path>[=HH][<HH][@N][>TO]":
  *   flags: r read, w written, u updated, d deleted, t tiny (2 bytes);
@@ -57,14 +31,7 @@ static void run(weft_store *s, const char *id, int64_t started,
 {
 	static uint64_t unique = 1000; /* identities that match nothing */
 	weft_report r;
-	weft_report_init(&r);
-	strcpy(r.run_id, id);
-	strcpy(r.backend, "ptrace");
-	strcpy(r.node, "n1");
-	r.started_ns = started;
-	r.ended_ns = started + 10;
-	const char *argv[] = {id, NULL};
-	add_process(&r, 10, 0, argv);
+	report_of_run(&r, id, started, started + 10);
 	char *copy = xstrdup(spec), *save = NULL;
 	for (char *tok = strtok_r(copy, " ", &save); tok;
 	     tok = strtok_r(NULL, " ", &save)) {
@@ -182,7 +149,7 @@ static const weft_dag_artifact *artifact_at(const weft_dag *d, const char *path,
 
 static void test_chain(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* Inserted out of order: tasks follow start time. */
 	run(fx->s, "C", 300, "r/p/y<22");
 	run(fx->s, "A", 100, "w/p/x=11");
@@ -209,7 +176,7 @@ static void test_chain(void **state)
 
 static void test_same_bytes_elsewhere(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* B reads y holding what A wrote to x: no dependency, a same-content
 	 * link; not for a 2-byte content, which proves nothing. */
 	run(fx->s, "A", 100, "w/p/x=11 tw/p/one=33");
@@ -228,7 +195,7 @@ static void test_same_bytes_elsewhere(void **state)
 
 static void test_identity_beats_time(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* B's version is not known by hash (it changed before hashing),
 	 * but its identity is what A left; B2's is what C left. */
 	run(fx->s, "A", 100, "w/p/x=11@5");
@@ -240,7 +207,7 @@ static void test_identity_beats_time(void **state)
 
 static void test_never_a_later_writer(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* B reads x; then A writes the very same bytes there. */
 	run(fx->s, "B", 100, "r/p/x<11");
 	run(fx->s, "A", 200, "w/p/x=11");
@@ -249,7 +216,7 @@ static void test_never_a_later_writer(void **state)
 
 static void test_rerun_identical(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	run(fx->s, "A1", 100, "w/p/o=11");
 	run(fx->s, "R1", 200, "r/p/o<11");
 	run(fx->s, "A2", 300, "w/p/o=11");
@@ -259,7 +226,7 @@ static void test_rerun_identical(void **state)
 
 static void test_unknown_version_is_weak(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* Neither hash nor a matching identity: likely A's, not known. A read
 	 * nobody could have written stays alone. */
 	run(fx->s, "A", 100, "w/p/x=11");
@@ -275,7 +242,7 @@ static void test_unknown_version_is_weak(void **state)
 
 static void test_update_edges(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* A writes log, B appends to it (the version it updated is A's),
 	 * C reads the result. */
 	run(fx->s, "A", 100, "w/log=11@5");
@@ -286,7 +253,7 @@ static void test_update_edges(void **state)
 
 static void test_read_then_gone(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* B reads x then deletes it; a temporary renamed into place is a
 	 * version at its new name only. */
 	run(fx->s, "A", 100, "w/p/x=11 w/p/.tmp>/p/final w/p/final=55");
@@ -301,7 +268,7 @@ static void test_read_then_gone(void **state)
 
 static void test_records_without_locations(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	/* As a store of schema 1 holds them: no location, no version read,
 	 * no times. A read becomes weak, never a strong edge. */
 	run(fx->s, "A", 100, "w/p/x=11");
@@ -323,7 +290,7 @@ static void test_records_without_locations(void **state)
 
 static void test_stable_ids(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	run(fx->s, "A", 100, "w/p/x=11");
 	run(fx->s, "B", 200, "r/p/x<11 r/p/in<77 w/p/y=22");
 	/* The same records in another store, in another order. */
@@ -351,7 +318,7 @@ static void test_stable_ids(void **state)
 
 static void test_empty(void **state)
 {
-	struct fixture *fx = *state;
+	struct store_fixture *fx = *state;
 	weft_dag d;
 	assert_int_equal(weft_store_dag(fx->s, NULL, &d), WEFT_OK);
 	assert_int_equal(d.ntasks + d.nartifacts + d.nedges + d.nsame, 0);
@@ -360,7 +327,9 @@ static void test_empty(void **state)
 	assert_null(d.tasks);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)                                                                  \
+	cmocka_unit_test_setup_teardown(fn, store_fixture_setup,               \
+					store_fixture_teardown)
 
 int main(void)
 {

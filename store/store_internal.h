@@ -61,6 +61,10 @@ void store_save_errmsg(weft_store *s);
 void store_make_private(const char *db_path, bool create);
 /* sqlite3_prepare_v2 wrapped to return a weft_err. */
 int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
+/* store_prepare, and job (borrowed: it must outlive the statement)
+ * bound to ?1 when not NULL, for a query of one job or of all (jobs.c). */
+int store_prepare_job(weft_store *s, const char *sql, const char *job,
+		      sqlite3_stmt **stmt);
 /* Run SQL without results (BEGIN, COMMIT, ...). */
 int store_exec(weft_store *s, const char *sql);
 
@@ -97,6 +101,9 @@ extern const char *const store_put_sql[PUT_NSTMT];
 
 /* A C string as a BLOB (SQLITE_STATIC), or NULL. */
 int store_bind_bytes(sqlite3_stmt *st, int i, const char *s);
+/* A job's text (command, "" when NULL; user, host, cwd, git) bound to
+ * five parameters from first on, the order of the jobs table (jobs.c). */
+void store_bind_job_text(sqlite3_stmt *st, int first, const weft_job_info *j);
 /* The id of a row of a unique-valued table (paths, artifacts), inserting
  * it when absent. */
 int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,

@@ -197,14 +197,7 @@ static void run(weft_store *s, const char *id, int64_t started,
 		const char *spec)
 {
 	weft_report r;
-	weft_report_init(&r);
-	strcpy(r.run_id, id);
-	strcpy(r.backend, "ptrace");
-	strcpy(r.node, "n1");
-	r.started_ns = started;
-	r.ended_ns = started + 1;
-	const char *argv[] = {id, NULL};
-	add_process(&r, 10, 0, argv);
+	report_of_run(&r, id, started, started + 1);
 	char *copy = xstrdup(spec), *save = NULL;
 	for (char *tok = strtok_r(copy, " ", &save); tok;
 	     tok = strtok_r(NULL, " ", &save)) {

@@ -144,6 +144,21 @@ add_process(weft_report *r, int32_t pid, int32_t ppid, const char *const *argv)
 	return p;
 }
 
+/* A ptrace report of run id on node n1 from started to ended, with one
+ * process (pid 10) whose command is the id. */
+static inline void report_of_run(weft_report *r, const char *id,
+				 int64_t started, int64_t ended)
+{
+	weft_report_init(r);
+	strcpy(r->run_id, id);
+	strcpy(r->backend, "ptrace");
+	strcpy(r->node, "n1");
+	r->started_ns = started;
+	r->ended_ns = ended;
+	const char *argv[] = {id, NULL};
+	add_process(r, 10, 0, argv);
+}
+
 static inline weft_file_rec *add_file(weft_report *r, const char *path,
 				      bool read, bool written)
 {

@@ -12,7 +12,6 @@ the middle of ingest and restarted, SIGTERM, TLS.
 Exit status: 0 pass, 1 fail, 77 skip (the reason is printed).
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -24,7 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wraplib import (SKIP, Fail, Skip, check, free_port,  # noqa: E402
+import caselib  # noqa: E402
+from wraplib import (Fail, Skip, check, free_port,  # noqa: E402
                      make_cert, store_rows)
 
 CASES = {}
@@ -47,7 +47,7 @@ class Env:
         self.url = None
         self.n = 0
 
-    def close(self):
+    def cleanup(self):
         if self.coord and self.coord.poll() is None:
             self.coord.kill()
             self.coord.wait()
@@ -789,33 +789,14 @@ def usage_errors(e):
     check("0 fragments" in p.stdout, p.stdout)
 
 
+def print_log(e):
+    print("coordinator log:\n" + (e.log() if os.path.exists(
+        os.path.join(e.root, "coord.log")) else "(none)"))
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weft")
-    ap.add_argument("--client")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(CASES))
-        return 0
-    if a.case not in CASES or not a.weft or not a.client:
-        ap.error("need --weft, --client and one of: " + ", ".join(CASES))
-    e = Env(a.weft, a.client)
-    try:
-        CASES[a.case](e)
-    except Skip as s:
-        print("SKIP: %s" % s)
-        return SKIP
-    except Fail as f:
-        print("FAIL: %s" % f)
-        print("coordinator log:\n" + (e.log() if os.path.exists(
-            os.path.join(e.root, "coord.log")) else "(none)"))
-        return 1
-    finally:
-        e.close()
-    print("PASS")
-    return 0
+    return caselib.main(CASES, "dist", lambda a: Env(a.weft, a.client),
+                        needs=("weft", "client"), on_fail=print_log)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Exit status: 0 pass, 1 fail, 77 skip (reason printed: not root, or
 (WEFT_AGENT_SOCKET in its temporary directory) so that cases never share
 or kill each other's agent. Standard library only.
 """
-import argparse
 import json
 import os
 import re
@@ -45,9 +44,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
 import unprivileged  # noqa: E402
+from caselib import Fail, Skip  # noqa: E402
 
-SKIP = 77
 CASES = {}
 # wb_msg (backends/ebpf/ebpf_internal.h): type, pid, status, version,
 # dropped, text[64].
@@ -68,14 +68,6 @@ def _proto_version():
 
 
 PROTO_VERSION = _proto_version()
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
 
 
 def case(fn):
@@ -651,32 +643,10 @@ def agent_killed(env):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weft")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if not (args.weft and args.case in CASES):
-        ap.error("--weft and a CASE (--list) are needed")
-    env = Env(args.weft)
-    try:
-        need_ebpf(env)
-        CASES[args.case](env)
-    except Skip as e:
-        print("SKIP [ebpf.%s]: %s" % (args.case, e))
-        return SKIP
-    except (Fail, subprocess.TimeoutExpired) as e:
-        print("FAIL [ebpf.%s]: %s\n  %s" % (args.case,
-                                          CASES[args.case].__doc__.strip(),
-                                          str(e).replace("\n", "\n  ")))
-        return 1
-    finally:
-        env.cleanup()
-    print("PASS [ebpf.%s]" % args.case)
-    return 0
+    return caselib.main(CASES, "ebpf", lambda a: Env(a.weft), doc=__doc__,
+                        ready=need_ebpf,
+                        failures=(Fail, subprocess.TimeoutExpired),
+                        explain=True)
 
 
 if __name__ == "__main__":

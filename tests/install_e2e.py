@@ -31,7 +31,6 @@ runs with HOME, XDG dirs and WEFT_AGENT_SOCKET in the scratch directory:
 no user config, no running eBPF agent is touched.
 """
 
-import argparse
 import ctypes
 import json
 import os
@@ -41,26 +40,16 @@ import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
+from caselib import Fail, Skip, check  # noqa: E402
+
 CASES = {}
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
 
 
 def case(fn):
     CASES[fn.__name__] = fn
     return fn
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 def run(cmd, **kw):
@@ -430,37 +419,17 @@ def deb_package(inst):
     print(info, file=sys.stderr)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build")
-    ap.add_argument("--libdir", default="lib")
-    ap.add_argument("--prefix", default="/usr/local")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(CASES))
-        return 0
-    if not a.build or a.case not in CASES:
-        ap.error("--build DIR and one of: " + ", ".join(CASES))
+def make_install(a):
+    if not shutil.which("cmake"):
+        raise Skip("cmake is not installed")
     a.build = os.path.abspath(a.build)
-    inst = None
-    try:
-        if not shutil.which("cmake"):
-            raise Skip("cmake is not installed")
-        inst = Install(a)
-        CASES[a.case](inst)
-    except Skip as e:
-        print("SKIP %s: %s" % (a.case, e), file=sys.stderr)
-        return SKIP
-    except Fail as e:
-        print("FAIL %s: %s" % (a.case, e), file=sys.stderr)
-        return 1
-    finally:
-        if inst:
-            inst.cleanup()
-    print("PASS %s" % a.case, file=sys.stderr)
-    return 0
+    return Install(a)
+
+
+def main():
+    return caselib.main(CASES, "install", make_install, needs=("build",),
+                        optional={"libdir": "lib", "prefix": "/usr/local"},
+                        out=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ unprivileged user that the test creates (tests/unprivileged.py):
 Exit status: 0 pass, 1 fail, 77 skip (reason printed: not root, no
 useradd or setpriv). Standard library only.
 """
-import argparse
 import os
 import shutil
 import stat
@@ -30,16 +29,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
 import unprivileged  # noqa: E402
+from caselib import Fail, Skip  # noqa: E402
 
-SKIP = 77
 CASES = {}
 JOB = "7d4c8a52-3e61-4f0b-9a57-2c1b0e8f6d93"
 TOKEN = "node-security-test-token-0123456789"
-
-
-class Fail(Exception):
-    pass
 
 
 def case(fn):
@@ -201,33 +197,17 @@ def fallback_created(env):
             expect_private(os.path.join(top, n), 0o600)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weft")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if not (args.weft and args.case in CASES):
-        ap.error("--weft and a CASE (--list) are needed")
+def make_env(args):
     try:
-        env = Env(args.weft)
+        return Env(args.weft)
     except unprivileged.Unavailable as e:
-        print("SKIP [node.%s]: %s" % (args.case, e))
-        return SKIP
-    try:
-        CASES[args.case](env)
-    except (Fail, subprocess.TimeoutExpired) as e:
-        print("FAIL [node.%s]: %s\n  %s" % (args.case,
-                                          CASES[args.case].__doc__.strip(),
-                                          str(e).replace("\n", "\n  ")))
-        return 1
-    finally:
-        env.cleanup()
-    print("PASS [node.%s]" % args.case)
-    return 0
+        raise Skip(e)
+
+
+def main():
+    return caselib.main(CASES, "node", make_env, doc=__doc__,
+                        failures=(Fail, subprocess.TimeoutExpired),
+                        explain=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ library only; conditions needing root, a backend not built into this weft,
 or a missing tool skip.
 """
 
-import argparse
 import json
 import os
 import re
@@ -24,16 +23,11 @@ import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
+from caselib import Fail, Skip  # noqa: E402
+
 CASES = {}
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
 
 
 def case(fn):
@@ -438,29 +432,8 @@ def reuse_refuses_foreign_verdicts(env):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weft")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if not args.weft or args.case not in CASES:
-        ap.error("--weft and a known CASE are needed (--list)")
-    env = Env(args.weft)
-    try:
-        CASES[args.case](env)
-    except Skip as e:
-        print("SKIP [preflight.%s]: %s" % (args.case, e))
-        return SKIP
-    except Fail as e:
-        print("FAIL [preflight.%s]: %s" % (args.case, e))
-        return 1
-    finally:
-        env.cleanup()
-    print("ok [preflight.%s]" % args.case)
-    return 0
+    return caselib.main(CASES, "preflight", lambda a: Env(a.weft),
+                        doc=__doc__, ok="ok")
 
 
 if __name__ == "__main__":

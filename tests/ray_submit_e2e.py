@@ -13,7 +13,6 @@ refused with a clear error before anything is submitted.
 Exit 0 pass, 1 fail, 77 skip. Standard library only.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -22,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
+from caselib import check  # noqa: E402
 
 FAKE_RAY = """#!/bin/sh
 # A stand-in for Ray's CLI: record argv, the weft part of the
@@ -43,15 +44,6 @@ with open(os.environ["FAKE_RAY_RECORD"], "w") as f:
 PY
 exit ${FAKE_RAY_EXIT:-0}
 """
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 class Env:
@@ -223,27 +215,8 @@ CASES = {"rewrite": case_rewrite, "no_runtime_env": case_no_runtime_env,
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weft")
-    ap.add_argument("--shim")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(CASES))
-        return 0
-    if not (a.weft and a.shim and a.case in CASES):
-        ap.error("--weft, --shim and a CASE are needed")
-    e = Env(a.weft, a.shim)
-    try:
-        CASES[a.case](e)
-    except Fail as x:
-        print("FAIL [ray.submit.%s]: %s" % (a.case, x))
-        return 1
-    finally:
-        e.cleanup()
-    print("ok [ray.submit.%s]" % a.case)
-    return 0
+    return caselib.main(CASES, "ray.submit", lambda a: Env(a.weft, a.shim),
+                        needs=("weft", "shim"), ok="ok")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ import sys
 import tempfile
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
+from caselib import SKIP, Fail, Skip  # noqa: E402,F401 (shared)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "slurm-test-cluster")
 BASE = os.environ.get("WEFT_SLURM_BASE", "/tmp/weft-slurm")
@@ -31,14 +34,6 @@ NODES = 2
 # A job, a step or the cluster's start: long enough for a loaded 2-core
 # machine, short enough that a hang fails the test rather than CI.
 TIMEOUT = 120
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
 
 
 def text(b):
@@ -198,38 +193,14 @@ class Cluster:
 
 
 def run_cases(prefix, cases, doc):
-    """The shared main(): CASE --build DIR, or --list."""
-    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
-    ap.add_argument("--build", help="the build directory (weft, "
-                    "weft_spank.so)")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(cases))
-        return 0
-    if not args.build or args.case not in cases:
-        ap.error("--build and a known CASE are needed (--list)")
-    name = "%s.%s" % (prefix, args.case)
-    cluster = None
-    try:
-        fn = cases[args.case]
-        if getattr(fn, "no_cluster", False):
-            fn(args.build)
-        else:
-            cluster = Cluster(args.build)
-            fn(cluster)
-    except Skip as e:
-        print("SKIP [%s]: %s" % (name, e))
-        return SKIP
-    except Fail as e:
-        print("FAIL [%s]: %s" % (name, e))
-        return 1
-    finally:
-        if cluster:
-            cluster.cleanup()
-    print("ok [%s]" % name)
-    return 0
+    """The shared main(): CASE --build DIR, or --list. A case marked
+    no_cluster is given the build directory, any other a Cluster."""
+    def make_env(args):
+        if getattr(cases[args.case], "no_cluster", False):
+            return args.build
+        return Cluster(args.build)
+    return caselib.main(cases, prefix, make_env, needs=("build",), doc=doc,
+                        ok="ok")
 
 
 def main():

@@ -22,24 +22,12 @@ import sys
 import tempfile
 import time
 
-SKIP = 77
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
+import caselib
+from caselib import SKIP, Fail, Skip, check  # noqa: F401 (shared)
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 def free_port():
@@ -355,24 +343,6 @@ class Cluster:
 def main(cases, argv=None):
     """Run the case named on the command line:
     SCRIPT --weft PATH CASE, or SCRIPT --list."""
-    import argparse
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weft")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args(argv)
-    if a.list:
-        print("\n".join(cases))
-        return 0
-    if not a.weft or a.case not in cases:
-        ap.error("--weft PATH and one of: " + ", ".join(cases))
-    try:
-        cases[a.case](os.path.abspath(a.weft))
-    except Skip as e:
-        log("SKIP %s: %s" % (a.case, e))
-        return SKIP
-    except Fail as e:
-        log("FAIL %s: %s" % (a.case, e))
-        return 1
-    log("PASS %s" % a.case)
-    return 0
+    label = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return caselib.main(cases, label, lambda a: os.path.abspath(a.weft),
+                        out=sys.stderr, argv=argv)

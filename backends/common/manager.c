@@ -79,7 +79,7 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
 
 /* ---- Preflight in a child, with a deadline ---- */
 
-static int64_t mono_ms(void)
+int64_t weft_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -175,12 +175,12 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 	close(fds[1]);
 	setpgid(pid, pid); /* either side may win the race; both agree */
 
-	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = weft_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	char *at = (char *)p;
 	size_t got = 0;
 	bool timed_out = false;
 	while (got < sizeof(*p)) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - weft_mono_ms();
 		if (left <= 0) {
 			timed_out = true;
 			break;

@@ -280,6 +280,9 @@ int weft_manager_trace(const weft_backend *b, weft_launch *l,
 		       weft_report *r, bool fallback_enabled,
 		       int preflight_timeout_ms);
 
+/* CLOCK_MONOTONIC in ms, for deadlines and durations (manager.c). */
+int64_t weft_mono_ms(void);
+
 /* The tracer log (.weft/tracer.log with -v/-vv): lines with a UTC time
  * and pid, written when level <= the level set; f NULL turns it off. */
 void weft_log_set(FILE *f, int level);

@@ -95,13 +95,6 @@ typedef struct pl_run {
 	size_t nforeign;
 } pl_run;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t real_ns(void)
 {
 	struct timespec ts;
@@ -413,7 +406,7 @@ static void hold(pl_run *r, struct pl_stream *s, const uint8_t *buf,
 	s->hold_tail = h;
 	if (!s->held) {
 		s->held = true;
-		s->held_since_ms = mono_ms();
+		s->held_since_ms = weft_mono_ms();
 		r->nheld++;
 		r->stats.held++;
 	}
@@ -475,7 +468,7 @@ static void release_stale(pl_run *r, bool all)
 {
 	if (!r->nheld)
 		return;
-	int64_t now = mono_ms();
+	int64_t now = weft_mono_ms();
 	for (size_t i = 0; i < PL_STREAM_BUCKETS && r->nheld; i++)
 		for (struct pl_stream *s = r->buckets[i]; s; s = s->next)
 			if (s->held &&

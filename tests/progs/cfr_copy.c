@@ -10,12 +10,9 @@
 int main(int argc, char **argv)
 {
 	usage_if(argc != 3, "cfr_copy IN OUT");
-	int in = open(argv[1], O_RDONLY);
-	if (in < 0)
-		die("open IN");
-	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (out < 0)
-		die("open OUT");
+	int in = open_or_die(argv[1], O_RDONLY, "open IN");
+	int out =
+		open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
 	for (;;) {
 		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
 		if (n < 0) {
@@ -30,8 +27,6 @@ int main(int argc, char **argv)
 		if (n == 0)
 			break;
 	}
-	close(in);
-	if (close(out) != 0)
-		die("close");
+	close_copy(in, out);
 	return 0;
 }

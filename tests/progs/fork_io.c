@@ -21,12 +21,7 @@ int main(int argc, char **argv)
 		int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (in < 0 || out < 0)
 			die("child open");
-		char buf[4096];
-		ssize_t n;
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			write_all(out, buf, (size_t)n);
-		if (n < 0)
-			die("read");
+		copy_fd(in, out);
 		close(in);
 		close(out);
 		_exit(3);

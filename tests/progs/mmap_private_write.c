@@ -12,13 +12,8 @@
 int main(int argc, char **argv)
 {
 	usage_if(argc != 2, "mmap_private_write PATH");
-	int fd = open(argv[1], O_RDONLY);
-	if (fd < 0)
-		die("open");
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		die("fstat");
-	size_t len = (size_t)st.st_size;
+	int fd = open_or_die(argv[1], O_RDONLY, "open");
+	size_t len = fd_size(fd);
 	if (len == 0) {
 		fprintf(stderr, "empty file\n");
 		return 2;

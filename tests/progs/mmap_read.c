@@ -12,17 +12,12 @@
 int main(int argc, char **argv)
 {
 	usage_if(argc != 2, "mmap_read PATH");
-	int fd = open(argv[1], O_RDONLY);
-	if (fd < 0)
-		die("open");
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		die("fstat");
-	if (st.st_size == 0) {
+	int fd = open_or_die(argv[1], O_RDONLY, "open");
+	size_t len = fd_size(fd);
+	if (len == 0) {
 		fprintf(stderr, "empty file\n");
 		return 1;
 	}
-	size_t len = (size_t)st.st_size;
 	const unsigned char *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (m == MAP_FAILED)
 		die("mmap");

@@ -14,13 +14,8 @@ int main(int argc, char **argv)
 {
 	usage_if(argc != 3, "mmap_shared_write PATH CONTENT");
 	size_t len = strlen(argv[2]);
-	int fd = open(argv[1], O_RDWR);
-	if (fd < 0)
-		die("open");
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		die("fstat");
-	if ((size_t)st.st_size != len || len == 0) {
+	int fd = open_or_die(argv[1], O_RDWR, "open");
+	if (fd_size(fd) != len || len == 0) {
 		fprintf(stderr, "file must already be %zu bytes\n", len);
 		return 2;
 	}

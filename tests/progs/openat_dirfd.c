@@ -11,9 +11,7 @@
 int main(int argc, char **argv)
 {
 	usage_if(argc != 4, "openat_dirfd DIR IN OUT");
-	int dfd = open(argv[1], O_RDONLY | O_DIRECTORY);
-	if (dfd < 0)
-		die("open DIR");
+	int dfd = open_or_die(argv[1], O_RDONLY | O_DIRECTORY, "open DIR");
 	if (chdir("/") != 0)
 		die("chdir");
 	int in = openat(dfd, argv[2], O_RDONLY);
@@ -22,15 +20,8 @@ int main(int argc, char **argv)
 	int out = openat(dfd, argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (out < 0)
 		die("openat OUT");
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		write_all(out, buf, (size_t)n);
-	if (n < 0)
-		die("read");
-	close(in);
+	copy_fd(in, out);
 	close(dfd);
-	if (close(out) != 0)
-		die("close");
+	close_copy(in, out);
 	return 0;
 }

@@ -9,9 +9,11 @@
 #define WEFT_TEST_PROGS_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Exit status that conformance.py reads as "skip: not supported here". */
@@ -62,6 +64,44 @@ static inline size_t drain(int fd)
 			return total;
 		total += (size_t)n;
 	}
+}
+
+/* open(2) (a file it creates gets mode 0644), or die naming what. */
+static inline int open_or_die(const char *path, int flags, const char *what)
+{
+	int fd = open(path, flags, 0644);
+	if (fd < 0)
+		die(what);
+	return fd;
+}
+
+/* The size of an open file. */
+static inline size_t fd_size(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		die("fstat");
+	return (size_t)st.st_size;
+}
+
+/* Copy in to out through read/write until in ends. */
+static inline void copy_fd(int in, int out)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		write_all(out, buf, (size_t)n);
+	if (n < 0)
+		die("read");
+}
+
+/* Close a copy's source, then its destination, whose close must succeed
+ * (a write error may only show there). */
+static inline void close_copy(int in, int out)
+{
+	close(in);
+	if (close(out) != 0)
+		die("close");
 }
 
 #endif /* WEFT_TEST_PROGS_H */

@@ -11,12 +11,9 @@
 int main(int argc, char **argv)
 {
 	usage_if(argc != 3, "sendfile_copy IN OUT");
-	int in = open(argv[1], O_RDONLY);
-	if (in < 0)
-		die("open IN");
-	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (out < 0)
-		die("open OUT");
+	int in = open_or_die(argv[1], O_RDONLY, "open IN");
+	int out =
+		open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
 	for (;;) {
 		ssize_t n = sendfile(out, in, NULL, 1 << 20);
 		if (n < 0)
@@ -24,8 +21,6 @@ int main(int argc, char **argv)
 		if (n == 0)
 			break;
 	}
-	close(in);
-	if (close(out) != 0)
-		die("close");
+	close_copy(in, out);
 	return 0;
 }
