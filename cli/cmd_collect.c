@@ -507,16 +507,16 @@ int cmd_task_collect(int argc, char **argv)
 	/* The node's hash cache: the node's other tasks often read the
 	 * same inputs (docs/distributed.md, WEFT_HASH_CACHE). */
 	weft_store *cache = NULL;
-	cli_hash_report(&cache, id.task, &report, o.verbose);
+	weft_wrap_hash_files(&cache, id.task, &report, o.verbose);
 	weft_store_close(cache);
-	cli_ship ship = {
+	weft_wrap_ship_opts ship = {
 		.env = &env,
 		.id = &id,
 		.ship_timeout_ms = o.ship_timeout_ms,
 		.others = false,
 		.verbose = o.verbose,
 	};
-	rc = cli_ship_run(&ship, &report);
+	rc = weft_wrap_ship_report(&ship, &report);
 	weft_report_release(&report);
 	if (conn < 0) /* slurmstepd came late: it waits for the answer */
 		conn = control_accept(lsock);

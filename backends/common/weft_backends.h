@@ -198,6 +198,8 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
  * terminated. */
 extern const weft_backend *const weft_backends[];
 const weft_backend *weft_backend_find(const char *name);
+/* How many backends are registered. */
+size_t weft_backends_count(void);
 
 /* ---- Collecting a task weft did not launch (preload/collector.c) ----
  *
@@ -268,6 +270,18 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
  * only the user can write; anything else probes as weft_preflight_run. */
 void weft_preflight_reuse(const weft_backend *b, weft_preflight *p,
 			  const char *command, int timeout_ms);
+/* Preflight the registered backends in registry (auto) order into
+ * results[i] (one per backend, the caller's; select.c); with first_only,
+ * stop after the first that passes (the rest get an empty backend name);
+ * with reuse, a passed verdict is reused while the machine is unchanged
+ * (weft_preflight_reuse). Returns the index of the first that passed, or
+ * -1 when none did. */
+int weft_preflight_auto(weft_preflight *results, const char *command,
+			int timeout_ms, bool first_only, bool reuse);
+/* "ebpf: SUMMARY; preload: SUMMARY" of the backends before selected (all
+ * when selected is -1) that were checked and failed, into buf. */
+void weft_preflight_rejected(const weft_preflight *results, int selected,
+			     char *buf, size_t bufsz);
 /* "TAG: PATH dev ino size mtime ctime mode uid gid" of path to key. */
 void weft_preflight_key_stat(FILE *key, const char *tag, const char *path);
 /* Run l under b to the workload's end. When b loses tracing mid-run

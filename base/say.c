@@ -1,0 +1,24 @@
+/*
+ * say.c - the one way weft's libraries and its executable talk to the
+ * user about weft itself: a line on stderr that starts with "weft: ", so
+ * it stands apart from the workload's own output on the same terminal.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "weft_base.h"
+
+void weft_vsay(const char *fmt, va_list ap)
+{
+	fputs("weft: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void weft_say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	weft_vsay(fmt, ap);
+	va_end(ap);
+}
