@@ -157,22 +157,21 @@ def collect_ptrace(build):
     collect(build, "ptrace")
 
 
-@case
-def collect_refuses(build):
-    """Without the env contract the collector answers "error" naming what
-    is missing, and leaves (the plugin then runs the task untraced)."""
+def refusal(build, extra, env):
+    """The collector's answer and exit status for a task-collect with
+    extra arguments in env."""
     weft = os.path.join(os.path.abspath(build), "weft")
     if not os.path.exists(weft):
         raise Skip("%s not built" % weft)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
-    env["ASAN_OPTIONS"] = "detect_leaks=0"
+    env = dict(env, ASAN_OPTIONS="detect_leaks=0")
     r_fd, w_fd = os.pipe()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         p = subprocess.Popen([weft, "task-collect", "--pid",
                               str(sleeper.pid), "--ready-fd", str(w_fd),
                               "--control", "weft-task-test/refuse/%d"
-                              % os.getpid(), "--", "sleep", "30"],
+                              % os.getpid()] + extra +
+                             ["--", "sleep", "30"],
                              env=env, pass_fds=(w_fd,),
                              stderr=subprocess.PIPE)
         os.close(w_fd)
@@ -181,9 +180,40 @@ def collect_refuses(build):
     finally:
         sleeper.kill()
         sleeper.wait()
+    return line, rc
+
+
+@case
+def collect_refuses(build):
+    """Without the env contract the collector answers "error" naming what
+    is missing, and leaves (the plugin then runs the task untraced)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+    line, rc = refusal(build, [], env)
     if not line.startswith("error ") or "WEFT_" not in line or rc == 0:
         raise Fail("expected an error naming the contract and a failure "
                    "exit, got %r (exit %d)" % (line, rc))
+
+
+@case
+def collect_tracer_choices(build):
+    """A --tracer that cannot collect a task is refused with the backends
+    that can (from the backend table: every built-in one), and eBPF
+    without --agent with what it needs; the task is not traced."""
+    # A full env contract: only the tracer can be refused.
+    env = dict(os.environ, WEFT_COORDINATOR="tcp://127.0.0.1:9",
+               WEFT_JOB="00000000-0000-4000-8000-000000000000",
+               WEFT_JOB_TOKEN="x" * 32)
+    line, rc = refusal(build, ["--tracer", "strace"], env)
+    want = ("error weft task-collect: tracer strace: expected ebpf, "
+            "preload or ptrace\n")
+    if line != want or rc != 2:
+        raise Fail("expected %r and exit 2, got %r (exit %d)"
+                   % (want, line, rc))
+    line, rc = refusal(build, ["--tracer", "ebpf"], env)
+    want = "error weft task-collect: --tracer ebpf needs --agent SOCKET\n"
+    if line != want or rc != 2:
+        raise Fail("expected %r and exit 2, got %r (exit %d)"
+                   % (want, line, rc))
 
 
 if __name__ == "__main__":

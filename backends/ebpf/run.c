@@ -645,13 +645,6 @@ static int wb_enable(const char *binary, FILE *out)
 	return rc;
 }
 
-const weft_backend weft_backend_ebpf = {
-	.name = "ebpf",
-	.preflight = wb_preflight,
-	.check_command = wb_check_command,
-	.run = wb_run,
-	.enable = wb_enable,
-};
 
 /* ---- Collecting a task weft did not launch (weft task-collect) ----
  *
@@ -666,16 +659,18 @@ const weft_backend weft_backend_ebpf = {
 /* After the task ended, how long its descendants are still followed. */
 #define WB_COLLECT_AFTER_MS 2000
 
-struct weft_ebpf_collect {
+typedef struct wb_collect {
 	wb_tracing r;
-};
+	bool stopped; /* stop_source done */
+} wb_collect;
 
-int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
-			   const char *agent_path, const char *cwd,
-			   weft_ebpf_collect **out, char *err, size_t errsz)
+static int collect_open(weft_launch *l, weft_report *w,
+			const weft_collect_opts *o, weft_collect **out,
+			char *ready, size_t readysz, char *err, size_t errsz)
 {
 	*out = NULL;
-	weft_ebpf_collect *c = calloc(1, sizeof(*c));
+	const char *agent_path = o->agent_path, *cwd = o->cwd;
+	wb_collect *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errsz, "out of memory");
 		return WEFT_ENOMEM;
@@ -712,12 +707,16 @@ int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
 		argc++;
 	weft_classifier_add_process(l->classifier, pid, 0, cwd, l->argv[0],
 				    (const char *const *)l->argv, argc);
-	*out = c;
+	snprintf(ready, readysz, "ebpf");
+	*out = (weft_collect *)c;
 	return WEFT_OK;
 }
 
-void weft_ebpf_collect_run(weft_ebpf_collect *c)
+/* The task is not ours to reap: its exit status comes from slurmstepd
+ * (collect_end). */
+static bool collect_wait(weft_collect *wc)
 {
+	wb_collect *c = (wb_collect *)wc;
 	wb_tracing *r = &c->r;
 	int64_t ended_at = -1;
 	for (int rounds = 0;; rounds++) {
@@ -761,5 +760,37 @@ void weft_ebpf_collect_run(weft_ebpf_collect *c)
 			(unsigned long long)r->malformed,
 			(unsigned long long)r->l->dropped_events);
 	stop_source(r);
+	c->stopped = true;
+	return false;
+}
+
+static int collect_end(weft_collect *wc, int code)
+{
+	wb_collect *c = (wb_collect *)wc;
+	c->r.l->exit_code = code < 0 ? 0 : code;
+	return code;
+}
+
+static void collect_close(weft_collect *wc)
+{
+	wb_collect *c = (wb_collect *)wc;
+	if (!c)
+		return;
+	if (!c->stopped)
+		stop_source(&c->r);
 	free(c);
 }
+
+const weft_backend weft_backend_ebpf = {
+	.name = "ebpf",
+	.preflight = wb_preflight,
+	.check_command = wb_check_command,
+	.run = wb_run,
+	.enable = wb_enable,
+	.collect_open = collect_open,
+	.collect_wait = collect_wait,
+	.collect_end = collect_end,
+	.collect_close = collect_close,
+	.collect_needs_agent = true,
+};
+

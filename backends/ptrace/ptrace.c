@@ -757,4 +757,8 @@ const weft_backend weft_backend_ptrace = {
 	.check_command = pt_check_command,
 	.run = ptrace_run,
 	.attach = pt_attach,
+	.collect_open = pt_collect_open,
+	.collect_wait = pt_collect_wait,
+	.collect_end = pt_collect_end,
+	.collect_close = pt_collect_close,
 };
