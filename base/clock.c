@@ -25,6 +25,11 @@ int64_t weft_mono_ms(void)
 	return clock_ns(CLOCK_MONOTONIC) / 1000000;
 }
 
+double weft_mono_s(void)
+{
+	return (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
+}
+
 int64_t weft_real_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);

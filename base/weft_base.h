@@ -16,9 +16,21 @@
 /* CLOCK_MONOTONIC: durations, deadlines, timeouts. Never goes back. */
 int64_t weft_mono_ns(void);
 int64_t weft_mono_ms(void);
+/* The same in seconds, for the ratios benchmarks and tests print. */
+double weft_mono_s(void);
 /* CLOCK_REALTIME, nanoseconds since the epoch: start and end times that
  * records carry and people read. */
 int64_t weft_real_ns(void);
+
+/* ---- RFC 3339 times (rfc3339.c) ---- */
+
+#define WEFT_RFC3339_BYTES 40
+/* ns since the epoch as RFC 3339 UTC with microseconds, what records,
+ * exports and the tracer log show: 2026-11-23T09:34:51.123456Z */
+void weft_rfc3339(int64_t ns, char out[WEFT_RFC3339_BYTES]);
+/* The same with digits (0..9) of the second's fraction; 0 gives whole
+ * seconds: 2026-11-23T09:34:51Z */
+void weft_rfc3339_digits(int64_t ns, int digits, char out[WEFT_RFC3339_BYTES]);
 
 /* ---- Messages (say.c) ---- */
 

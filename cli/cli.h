@@ -124,8 +124,6 @@ void json_diff_item_fields(FILE *out, const weft_diff_item *x);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t json_utf8_len(const unsigned char *s, size_t avail);
-/* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
-void format_rfc3339(int64_t ns, char out[40]);
 void json_report(FILE *out, const weft_report *r);
 void json_preflight(FILE *out, const weft_preflight *p);
 /* The `check auto` document: {"backend": "auto", "ok", "selected_backend",

@@ -35,6 +35,7 @@
 #include <sys/un.h>
 
 #include "ebpf_internal.h"
+#include "weft_base.h"
 
 #define AGENT_MAX_CLIENTS 256
 #define AGENT_POLL_MS 20
@@ -88,13 +89,6 @@ static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static client *client_by_owner(agent *a, uint32_t owner)
@@ -489,7 +483,7 @@ static int serve(agent *a, int idle_ms)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	epoll_ctl(a->epoll_fd, EPOLL_CTL_ADD, a->listen_fd, &ev);
-	int64_t idle_since = mono_ms();
+	int64_t idle_since = weft_mono_ms();
 	while (!stop_requested) {
 		struct epoll_event evs[32];
 		int n = epoll_wait(a->epoll_fd, evs, 32, AGENT_POLL_MS);
@@ -511,8 +505,8 @@ static int serve(agent *a, int idle_ms)
 				client_message(a, c);
 		}
 		if (a->nclients > 0)
-			idle_since = mono_ms();
-		else if (idle_ms > 0 && mono_ms() - idle_since >= idle_ms)
+			idle_since = weft_mono_ms();
+		else if (idle_ms > 0 && weft_mono_ms() - idle_since >= idle_ms)
 			break;
 	}
 	return 0;

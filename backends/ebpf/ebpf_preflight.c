@@ -22,18 +22,12 @@
 #include <sys/vfs.h>
 
 #include "ebpf_internal.h"
+#include "weft_base.h"
 
 #define TRACEFS "/sys/kernel/tracing"
 #define TRACEFS_MAGIC 0x74726163
 #define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
 #define PROBE_CP "/bin/cp"
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void check_tracefs(weft_preflight *p)
 {
@@ -249,7 +243,7 @@ void wb_check_command(weft_preflight *p, const char *command)
 int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 {
 	(void)timeout_ms; /* the manager enforces it from outside */
-	int64_t start = mono_ms();
+	int64_t start = weft_mono_ms();
 	struct utsname u;
 	weft_preflight_begin(p, "ebpf", command);
 	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
@@ -278,7 +272,7 @@ int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			 "ebpf works: %s %s %s, BTF, programs loaded and "
 			 "attached, probe %s traced in %lld ms",
 			 u.sysname, u.release, u.machine, PROBE_CP,
-			 (long long)(mono_ms() - start));
+			 (long long)(weft_mono_ms() - start));
 		return 0;
 	}
 	weft_preflight_summarize_failure(p);

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
+#include "weft_base.h"
 
 #define PL_STREAM_BUCKETS 1024
 /* How long records of a process wait for its FORK before weft makes it
@@ -95,20 +96,6 @@ typedef struct pl_run {
 	size_t nforeign;
 } pl_run;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- streams ---- */
 
 static struct pl_stream *stream_get(pl_run *r, pid_t pid, bool make)
@@ -160,7 +147,7 @@ static void streams_free(pl_run *r)
 
 static void feed(pl_run *r, weft_event *ev)
 {
-	ev->time_ns = real_ns();
+	ev->time_ns = (uint64_t)weft_real_ns();
 	if (ev->tgid == 0)
 		ev->tgid = ev->pid;
 	weft_launch_feed(r->l, "preload", ev);
@@ -413,7 +400,7 @@ static void hold(pl_run *r, struct pl_stream *s, const uint8_t *buf,
 	s->hold_tail = h;
 	if (!s->held) {
 		s->held = true;
-		s->held_since_ms = mono_ms();
+		s->held_since_ms = weft_mono_ms();
 		r->nheld++;
 		r->stats.held++;
 	}
@@ -475,7 +462,7 @@ static void release_stale(pl_run *r, bool all)
 {
 	if (!r->nheld)
 		return;
-	int64_t now = mono_ms();
+	int64_t now = weft_mono_ms();
 	for (size_t i = 0; i < PL_STREAM_BUCKETS && r->nheld; i++)
 		for (struct pl_stream *s = r->buckets[i]; s; s = s->next)
 			if (s->held &&
@@ -773,7 +760,7 @@ static void run_loop(pl_run *r, uint8_t *buf)
 		if (socket_gone(r)) {
 			weft_launch *l = r->l;
 			l->lost = true;
-			l->lost_at_ns = (int64_t)real_ns();
+			l->lost_at_ns = weft_real_ns();
 			snprintf(l->lost_reason, sizeof(l->lost_reason),
 				 "its socket %.300s was removed or replaced "
 				 "by the workload",

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
+#include "weft_base.h"
 
 #if defined(__x86_64__)
 #define PL_ARCH_NAME "x86_64"
@@ -38,13 +39,6 @@
 
 #define PROBE_SH "/bin/sh"
 #define PROBE_SCRIPT "cat \"$1\" > \"$2\" && mv \"$2\" \"$3\""
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Wait for pid until deadline; kill it (and its group) past it. Returns
  * its status, or -1 on timeout. Woken by its pidfd when it ends (polling
@@ -61,7 +55,7 @@ static int wait_until(pid_t pid, int64_t deadline)
 		}
 		if (w < 0 && errno != EINTR)
 			break;
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - weft_mono_ms();
 		if (left <= 0) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
@@ -290,7 +284,7 @@ void pl_check_command(weft_preflight *p, const char *command)
 
 int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 {
-	int64_t start = mono_ms(), deadline = start + timeout_ms;
+	int64_t start = weft_mono_ms(), deadline = start + timeout_ms;
 	struct utsname u;
 	char lib[PATH_MAX + 256], detail[WEFT_PREFLIGHT_DETAIL_BYTES];
 	weft_preflight_begin(p, "preload", command);
@@ -336,7 +330,7 @@ int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 		snprintf(p->summary, sizeof(p->summary),
 			 "preload works: %s %s %s, %.200s, probe traced in %lld ms",
 			 u.sysname, u.release, u.machine, lib,
-			 (long long)(mono_ms() - start));
+			 (long long)(weft_mono_ms() - start));
 	} else {
 		weft_preflight_summarize_failure(p);
 	}

@@ -207,7 +207,6 @@ bool pt_collect_wait(weft_collect *c);
 int pt_collect_end(weft_collect *c, int code);
 void pt_collect_close(weft_collect *c);
 
-uint64_t pt_now_ns(void);
 
 /* ptrace_preflight.c: weft_backend_ptrace.preflight. */
 int pt_preflight(weft_preflight *p, const char *command, int timeout_ms);

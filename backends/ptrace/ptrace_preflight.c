@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "weft_base.h"
 
 #define PROBE_CP "/bin/cp"
 
@@ -32,13 +33,6 @@ struct probe_result {
 	pt_stats stats;
 	char detail[256];
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static ssize_t read_text(const char *path, char *buf, size_t bufsz)
 {
@@ -148,10 +142,10 @@ static int run_probe(struct probe_result *res, int timeout_ms)
 	}
 	close(pfd[1]);
 	pfd[1] = -1;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = weft_mono_ms() + timeout_ms;
 	size_t got = 0;
 	while (got < sizeof(*res)) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - weft_mono_ms();
 		struct pollfd p = {pfd[0], POLLIN, 0};
 		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
 		if (n < 0 && errno == EINTR)
@@ -220,7 +214,7 @@ void pt_check_command(weft_preflight *p, const char *command)
 
 int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 {
-	int64_t start = mono_ms();
+	int64_t start = weft_mono_ms();
 	char buf[256];
 	struct utsname u;
 	weft_preflight_begin(p, "ptrace", command);
@@ -270,7 +264,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 				     why);
 		weft_preflight_check(p, "probe", false, "not run: %s", why);
 	} else {
-		int left = timeout_ms - (int)(mono_ms() - start);
+		int left = timeout_ms - (int)(weft_mono_ms() - start);
 		struct probe_result res;
 		memset(&res, 0, sizeof(res));
 		int rc = run_probe(&res, left > 0 ? left : 0);
@@ -301,7 +295,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			 "ptrace works: %s %s %s, seccomp-bpf + "
 			 "PTRACE_GET_SYSCALL_INFO, probe %s traced in %lld ms",
 			 u.sysname, u.release, u.machine, PROBE_CP,
-			 (long long)(mono_ms() - start));
+			 (long long)(weft_mono_ms() - start));
 	} else {
 		weft_preflight_summarize_failure(p);
 	}
