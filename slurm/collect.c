@@ -29,10 +29,9 @@
  *      library's own exit report, else 0 with a warning, when slurmstepd
  *      says nothing within WAIT_EXIT_MS);
  *   4. hashes, records, signs, spools and ships (weft_wrap_ship_report, as
- *      weft wrap does)
- *      and answers "done" on the control connection: slurmstepd waits for
- *      that (bounded) before it ends the step, so a step's end means its
- *      tasks' records are shipped or spooled.
+ *      weft wrap does) and answers "done" on the control connection:
+ *      slurmstepd waits for that (bounded) before it ends the step, so a
+ *      step's end means its tasks' records are shipped or spooled.
  * It never touches the task's outcome: a failure before the "ok" line
  * only leaves the task untraced; after it, only the record suffers (a
  * warning in it, or a message on the task's stderr).
@@ -74,7 +73,8 @@ extern char **environ;
 /* The answer line: "ok preload SOCKPATH" at most. */
 #define READY_BYTES (PATH_MAX + 32)
 
-static int parse_pid(const char *s, long max, long *out)
+/* A decimal from 0 to max (a wait status) into *out; 0, or -1. */
+static int parse_status(const char *s, long max, long *out)
 {
 	char *end;
 	errno = 0;
@@ -160,7 +160,7 @@ static int control_read(int c, int *code)
 		return -1;
 	msg[n] = '\0';
 	long st;
-	if (strncmp(msg, "exit ", 5) != 0 || parse_pid(msg + 5, INT_MAX, &st))
+	if (strncmp(msg, "exit ", 5) != 0 || parse_status(msg + 5, INT_MAX, &st))
 		return -1;
 	int s = (int)st;
 	*code = WIFEXITED(s)     ? WEXITSTATUS(s)

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from slurm_cluster import Fail, Skip, run_cases  # noqa: E402
@@ -35,6 +36,7 @@ TASK = "77.0.1@testnode"
 DRIVER = r'''
 import os, socket, sys
 weft, mode, lib, control, work = sys.argv[1:6]
+agent = ["--agent", sys.argv[7]] if len(sys.argv) > 7 else []
 cmd = ["/bin/sh", "-c", "{ cat input.txt; echo out; } > output.txt; exit 3"]
 go_r, go_w = os.pipe()
 task = os.fork()
@@ -53,7 +55,7 @@ os.close(go_r)
 ready_r, ready_w = os.pipe()
 argv = [weft, "task-collect", "--pid", str(task), "--ready-fd", "3",
         "--control", control, "--task", sys.argv[6], "--ship-timeout", "10",
-        "--tracer", mode, "--"] + cmd
+        "--tracer", mode] + agent + ["--"] + cmd
 collector = os.fork()
 if collector == 0:
     os.setsid()
@@ -91,6 +93,26 @@ def case(fn):
     return fn
 
 
+def start_agent(weft, work, env):
+    """A node agent of this test's own at work/agent.sock (never another
+    test's or the machine's), or Skip when this machine cannot load the
+    eBPF programs."""
+    sock = os.path.join(work, "agent.sock")
+    agent = subprocess.Popen([weft, "agent", "--socket", sock,
+                              "--idle-timeout", "0"], env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if os.path.exists(sock) or agent.poll() is not None:
+            break
+        time.sleep(0.1)
+    if not os.path.exists(sock):
+        agent.kill()
+        _, err = agent.communicate()
+        raise Skip("no weft agent on this machine: %s" % err.strip())
+    return agent, sock
+
+
 def collect(build, mode):
     weft = os.path.join(os.path.abspath(build), "weft")
     lib = os.path.join(os.path.abspath(build), "libweft_preload.so")
@@ -100,6 +122,7 @@ def collect(build, mode):
     if r.returncode != 0:
         raise Skip("this weft has no task-collect")
     work = tempfile.mkdtemp(prefix="weft-collect-")
+    agent = None
     try:
         os.mkdir(os.path.join(work, ".weft"))
         with open(os.path.join(work, "input.txt"), "w") as f:
@@ -111,9 +134,13 @@ def collect(build, mode):
         env.update(ASAN_OPTIONS="detect_leaks=0", HOME=work,
                    WEFT_SPOOL=os.path.join(work, "spool"))
         control = "weft-task-test/%d/%s" % (os.getpid(), mode)
+        extra = []
+        if mode == "ebpf":
+            agent, sock = start_agent(weft, work, env)
+            extra = [sock]
         r = subprocess.run([weft, "submit", "--listen", "tcp://127.0.0.1:0",
                             "--", sys.executable, "driver.py", weft, mode,
-                            lib, control, work, TASK],
+                            lib, control, work, TASK] + extra,
                            cwd=work, env=env, capture_output=True, text=True,
                            timeout=120)
         if r.returncode != 0:
@@ -141,6 +168,9 @@ def collect(build, mode):
         if not want <= edges:
             raise Fail("expected edges %r, got %r" % (want, edges))
     finally:
+        if agent:
+            agent.terminate()
+            agent.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -155,6 +185,13 @@ def collect_preload(build):
 def collect_ptrace(build):
     """The same with the collector seizing the task before it execs."""
     collect(build, "ptrace")
+
+
+@case
+def collect_ebpf(build):
+    """The same with the collector registering the task with the node's
+    agent (one of this test's own)."""
+    collect(build, "ebpf")
 
 
 def refusal(build, extra, env):
