@@ -97,7 +97,8 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 		return -1;
 	}
 	weft_job_info j;
-	weft_wrap_job_info(&j, cmd); /* may run git: before nng's threads exist */
+	/* May run git: before nng's threads exist. */
+	weft_wrap_job_info(&j, cmd);
 	/* The run's job began when the run did, not when it is stored. */
 	if (r->started_ns)
 		j.created_ns = r->started_ns;
@@ -132,10 +133,12 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, r->node,
 				       err, sizeof(err));
 	if (rc == 0) {
-		weft_wrap_ship_opts ship = {.env = &env,
-					    .id = &id,
-					    .ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
-					    .verbose = verbose};
+		weft_wrap_ship_opts ship = {
+			.env = &env,
+			.id = &id,
+			.ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
+			.verbose = verbose,
+		};
 		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
 		weft_buf_init(&req);
 		if (weft_req_job_end(j.id, j.token, r->exit_code, r->ended_ns,

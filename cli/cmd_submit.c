@@ -314,10 +314,12 @@ static int run_driver(weft_wrap_trace *t, const struct submit_opts *o,
 		weft_store *cache = NULL;
 		weft_wrap_hash_files(&cache, id.task, &report, o->verbose);
 		weft_store_close(cache);
-		weft_wrap_ship_opts ship = {.env = env,
-					    .id = &id,
-					    .ship_timeout_ms = o->ship_timeout_ms,
-					    .verbose = o->verbose};
+		weft_wrap_ship_opts ship = {
+			.env = env,
+			.id = &id,
+			.ship_timeout_ms = o->ship_timeout_ms,
+			.verbose = o->verbose,
+		};
 		weft_wrap_ship_report(&ship, &report);
 		rc = t->status;
 	}

@@ -119,7 +119,8 @@ static int tracer_check(int argc, char **argv)
 	if (config_load(&cfg, NULL, false, stderr) != 0)
 		return WEFT_EXIT_USAGE;
 
-	size_t n = strcmp(mode, CONFIG_MODE_AUTO) == 0 ? weft_backends_count() : 1;
+	size_t n =
+		strcmp(mode, CONFIG_MODE_AUTO) == 0 ? weft_backends_count() : 1;
 	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p) {
 		cli_error("out of memory");
@@ -127,9 +128,8 @@ static int tracer_check(int argc, char **argv)
 	}
 	int ok;
 	if (strcmp(mode, CONFIG_MODE_AUTO) == 0) {
-		int sel = weft_preflight_auto(p, command,
-					      cfg.preflight_timeout_ms, false,
-					      false);
+		int sel = weft_preflight_auto(
+			p, command, cfg.preflight_timeout_ms, false, false);
 		char summary[4096];
 		auto_summary(p, sel, summary, sizeof(summary));
 		if (json) {

@@ -160,7 +160,8 @@ static int control_read(int c, int *code)
 		return -1;
 	msg[n] = '\0';
 	long st;
-	if (strncmp(msg, "exit ", 5) != 0 || parse_status(msg + 5, INT_MAX, &st))
+	if (strncmp(msg, "exit ", 5) != 0 ||
+	    parse_status(msg + 5, INT_MAX, &st))
 		return -1;
 	int s = (int)st;
 	*code = WIFEXITED(s)     ? WEXITSTATUS(s)

@@ -116,4 +116,3 @@ void weft_json_string(FILE *out, const char *str)
 	}
 	fputc('"', out);
 }
-

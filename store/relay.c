@@ -533,7 +533,8 @@ int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
 		count_fragment(r, job, who, seq, &v, true);
 		return WEFT_OK;
 	}
-	weft_store_apply_fragment(r->w, env, len, &e, r->frag, weft_real_ns(), &v);
+	weft_store_apply_fragment(r->w, env, len, &e, r->frag, weft_real_ns(),
+				  &v);
 	weft_fragment_release(r->frag);
 	if ((err = pend_add(r, job, who, seq, env, len, &v))) {
 		rollback(r);

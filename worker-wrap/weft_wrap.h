@@ -432,5 +432,4 @@ void weft_wrap_job_info(weft_job_info *j, char **cmd);
  * stored (or already), -1 after saying why not, prefixed with what. */
 int weft_wrap_coordinator_call(const char *url, const char *tls_ca,
 			       const weft_buf *req, const char *what);
-
 #endif /* WEFT_WRAP_H */
