@@ -15,14 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weft_base.h"
 #include "weft_store.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -32,7 +26,7 @@ static int cmp_double(const void *a, const void *b)
 
 static double b2sum_once(const char *path)
 {
-	double t0 = now();
+	double t0 = weft_mono_s();
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (!freopen("/dev/null", "w", stdout))
@@ -46,7 +40,7 @@ static double b2sum_once(const char *path)
 		fprintf(stderr, "b2sum failed\n");
 		exit(1);
 	}
-	return now() - t0;
+	return weft_mono_s() - t0;
 }
 
 int main(int argc, char **argv)
@@ -68,9 +62,9 @@ int main(int argc, char **argv)
 	double tw[50], tb[50];
 	uint8_t hash[32];
 	for (int i = 0; i < rounds; i++) { /* alternate the two */
-		double t0 = now();
+		double t0 = weft_mono_s();
 		int err = weft_hash_file(NULL, path, hash, NULL, NULL);
-		tw[i] = now() - t0;
+		tw[i] = weft_mono_s() - t0;
 		if (err != WEFT_OK) {
 			fprintf(stderr, "weft_hash_file: %s\n",
 				weft_strerror(err));
@@ -99,11 +93,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bool hit1 = false, hit2 = false;
-	double t0 = now();
+	double t0 = weft_mono_s();
 	weft_hash_file(s, path, hash, NULL, &hit1);
-	double t1 = now();
+	double t1 = weft_mono_s();
 	weft_hash_file(s, path, hash, NULL, &hit2);
-	double t2 = now();
+	double t2 = weft_mono_s();
 	printf("  with cache: first %.3f s (%s), second %.6f s (%s)\n", t1 - t0,
 	       hit1 ? "cache hit" : "read the file", t2 - t1,
 	       hit2 ? "cache hit, file not read" : "READ THE FILE");

@@ -28,19 +28,13 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "weft_base.h"
 #include "weft_coordinator.h"
 #include "weft_store.h"
 
 #define CONNECTIONS 8
 
 static const char token[] = "bench-token-0123456789abcdef";
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CPU time of the calling thread: steadier than wall time while other
  * programs share the machine. */
@@ -129,7 +123,7 @@ static void writer_send(struct writer *w)
 	nng_msg_alloc(&m, 0);
 	nng_msg_append(m, w->reqs[w->next].data, w->reqs[w->next].len);
 	w->sending = true;
-	w->t0 = now_s();
+	w->t0 = weft_mono_s();
 	nng_aio_set_msg(w->aio, m);
 	nng_ctx_send(w->ctx, w->aio);
 }
@@ -172,7 +166,7 @@ static void writer_cb(void *arg)
 		w->b->failures++;
 		pthread_mutex_unlock(&w->b->mu);
 	}
-	w->lat[w->next++] = now_s() - w->t0;
+	w->lat[w->next++] = weft_mono_s() - w->t0;
 	if (w->next < w->k)
 		writer_send(w);
 	else
@@ -400,7 +394,7 @@ static double bare_loop(const char *db, const char *job,
 		tv / (double)nv * 1e6);
 	weft_fragment *f = malloc(sizeof(*f));
 	size_t n = 0, stored = 0;
-	double t0 = now_s(), c0 = cpu_s(), tcheck = 0, tcommit = 0;
+	double t0 = weft_mono_s(), c0 = cpu_s(), tcheck = 0, tcommit = 0;
 	weft_store_writer_begin(w);
 	for (size_t seq = 0; seq < k; seq++)
 		for (size_t i = 0; i < m; i++) {
@@ -429,7 +423,7 @@ static double bare_loop(const char *db, const char *job,
 	double t1 = cpu_s();
 	weft_store_writer_commit(w);
 	tcommit += cpu_s() - t1;
-	double dt = now_s() - t0, dc = cpu_s() - c0;
+	double dt = weft_mono_s() - t0, dc = cpu_s() - c0;
 	fprintf(stderr,
 		"bare loop: CPU per fragment %.1f us check (decode, verify, "
 		"decode), %.1f us insert (%.1f us of it commit); wall %.1f "
@@ -566,14 +560,14 @@ int main(int argc, char **argv)
 	}
 	struct cpu_groups cpu0, cpu1;
 	cpu_by_thread(&cpu0);
-	double t0 = now_s();
+	double t0 = weft_mono_s();
 	for (size_t i = 0; i < m; i++)
 		writer_send(&ws[i]);
 	pthread_mutex_lock(&b.mu);
 	while (b.active)
 		pthread_cond_wait(&b.cv, &b.mu);
 	pthread_mutex_unlock(&b.mu);
-	double dt = now_s() - t0;
+	double dt = weft_mono_s() - t0;
 	cpu_by_thread(&cpu1);
 	for (size_t i = 0; i < m; i++) {
 		nng_aio_free(ws[i].aio);

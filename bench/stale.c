@@ -17,14 +17,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "weft_base.h"
 #include "weft_store.h"
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void put(const char *path, const char *text)
 {
@@ -64,9 +58,9 @@ static int by_path(const void *a, const void *b)
 static void check(weft_store *s, const char *root, const char *what)
 {
 	weft_stale_result res;
-	double t0 = now();
+	double t0 = weft_mono_s();
 	int err = weft_store_stale(s, root, NULL, 0, &res);
-	double t1 = now();
+	double t1 = weft_mono_s();
 	if (err) {
 		fprintf(stderr, "stale: %s\n", weft_strerror(err));
 		exit(1);
@@ -99,7 +93,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/shared.txt", root);
 	put(path, "shared input\n");
-	double t0 = now();
+	double t0 = weft_mono_s();
 	for (int i = 0; i < runs; i++) {
 		weft_report r;
 		weft_report_init(&r);
@@ -130,7 +124,7 @@ int main(int argc, char **argv)
 		}
 		weft_report_release(&r);
 	}
-	double t1 = now();
+	double t1 = weft_mono_s();
 	printf("stored runs=%d outputs=%d seconds=%.3f\n", runs, runs * outs,
 	       t1 - t0);
 	check(s, root, "unchanged");

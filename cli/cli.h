@@ -11,14 +11,7 @@
 #include "weft_backends.h"
 #include "weft_schema.h"
 #include "weft_store.h"
-
-/* Exit statuses of weft itself (the workload's own status passes through
- * `weft run` unchanged). */
-#define WEFT_EXIT_USAGE 2         /* bad arguments */
-#define WEFT_EXIT_PREFLIGHT 3     /* the tracer cannot work: not launched */
-#define WEFT_EXIT_INTERNAL 125    /* weft failed before launching the workload */
-#define WEFT_EXIT_NOEXEC 126      /* command found but not executable */
-#define WEFT_EXIT_NOTFOUND 127    /* command not found */
+#include "weft_wrap.h" /* the run pipeline; weft's exit statuses */
 
 int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
@@ -96,103 +89,12 @@ void text_status_refusals(FILE *out, const weft_status_job *j);
  * (weft_status_release) when 0; -1 when it cannot be read. */
 int cli_job_status(weft_store *s, const char *job, weft_status *st);
 
-/* ---- Tracing a command (trace.c): shared by run and wrap ---- */
+/* ---- Tracing and shipping: worker-wrap (weft_wrap.h) ---- */
 
-struct weft_config;
-
-typedef struct cli_trace {
-	char **cmd;                     /* argv as the user typed it */
-	const struct weft_config *cfg;
-	int verbose;
-	char exe[WEFT_MAX_PATH_BYTES + 1]; /* cmd[0] resolved */
-	const weft_backend *backend;    /* selected and preflighted */
-	int status;                     /* the workload's exit status */
-	/* Optional: every event before it is fed (weft_launch.observe). */
-	void (*observe)(void *arg, weft_classifier *c, const weft_event *ev);
-	void *observe_arg;
-} cli_trace;
-
-/* Find the executable CMD names the way a shell does (a name with a slash
- * as is, else PATH). 0 with the path in out, or WEFT_EXIT_NOTFOUND /
- * WEFT_EXIT_NOEXEC after saying why. */
-int cli_resolve_command(const char *cmd, char *out, size_t outsz);
-/* Before launch: resolve cmd[0], pick the backend of cfg and preflight it
- * (auto: the first that passes). 0, or the exit status to leave with
- * (127, 126, WEFT_EXIT_PREFLIGHT) after explaining. Nothing is started. */
-int cli_trace_prepare(cli_trace *t, char **cmd,
-		      const struct weft_config *cfg, int verbose);
-/* Launch and trace to the end through the manager (fallback included),
- * SIGINT/SIGQUIT ignored in weft, SIGTERM/SIGHUP passed to the workload;
- * fill report (initialized by the caller) with backend, node, times,
- * exit code, processes and files. Paths under ignore_dir (may be NULL)
- * are never records. 0 when the workload ran (t->status is its status),
- * or WEFT_EXIT_INTERNAL when it could not be started. */
-int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report);
-/* -v/-vv: the tracer log WEFT_DIR/tracer.log (appended) at that level;
- * NULL (after a message) when it cannot be written. */
-FILE *cli_open_log(const char *weft_dir, int level);
-void cli_close_log(FILE *log);
-
-/* ---- Shipping a traced run (cmd_wrap.c): wrap, run, submit ---- */
-
-struct weft_wrap_env;
-struct weft_wrap_identity;
-
-typedef struct cli_ship {
-	const struct weft_wrap_env *env;     /* coordinator, job, spool... */
-	const struct weft_wrap_identity *id; /* the task */
-	int ship_timeout_ms;
-	size_t part_bytes;                   /* 0: the wire's limit */
-	bool others; /* then also deliver what other writers left */
-	int verbose;
-	const char *name; /* the task for people; NULL: from the identity
-			     (engine, --task) or the command */
-} cli_ship;
-
-/* After the tracer: sign the hashed run r as fragments, spool them and
- * ship them within s->ship_timeout_ms. 0 when all were acknowledged, 1
- * when some stay spooled (said on stderr). Never touches the workload's
- * status. */
-int cli_ship_run(const cli_ship *s, const weft_report *r);
-/* Hash r's files through the node's hash cache (WEFT_HASH_CACHE; opened
- * into *cache at the first call, kept for later ones: weft_store_close it
- * at the end). A failure is a warning in r; with verbose, one line on
- * stderr says how many files were read and how many came from the cache. */
-void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
-		     int verbose);
 /* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
  * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
 int cli_seconds_arg(const char *cmd, const char *opt, const char *arg,
 		    int *ms);
-
-/* ---- Jobs (cmd_submit.c): shared by submit and run ---- */
-
-/* A new job record for cmd: fresh id and token, the command joined, user,
- * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
- * (free it). */
-void cli_job_info(weft_job_info *j, char **cmd);
-/* Send one request (job create or end) to the coordinator at url,
- * retrying with backoff for up to 20 s: 0 when stored (or already), -1
- * after saying why not, prefixed with what. */
-int cli_coordinator_call(const char *url, const char *tls_ca,
-			 const weft_buf *req, const char *what);
-
-/* ---- Tracer selection (cmd_tracer.c) ---- */
-
-/* How many backends are registered. */
-size_t cli_nbackends(void);
-/* Preflight the registered backends in registry (auto) order into
- * results[i] (one per backend, the caller's); with first_only, stop after
- * the first that passes (the rest get an empty backend name); with reuse,
- * a passed verdict is reused while the machine is unchanged
- * (weft_preflight_reuse). Returns the index of the first that passed, or
- * -1 when none did. */
-int cli_preflight_auto(weft_preflight *results, const char *command,
-		       int timeout_ms, bool first_only, bool reuse);
-/* "ebpf: SUMMARY; preload: SUMMARY" of the backends before selected (all
- * when selected is -1) that were checked and failed, into buf. */
-void cli_rejected(const weft_preflight *results, int selected, char *buf,
-		  size_t bufsz);
 
 /* Paths of the operating system (/usr, /lib, /etc, ...): shared libraries
  * and locale files every run reads. Text views fold them away unless
@@ -219,8 +121,6 @@ void json_diff_item_fields(FILE *out, const weft_diff_item *x);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t json_utf8_len(const unsigned char *s, size_t avail);
-/* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
-void format_rfc3339(int64_t ns, char out[40]);
 void json_report(FILE *out, const weft_report *r);
 void json_preflight(FILE *out, const weft_preflight *p);
 /* The `check auto` document: {"backend": "auto", "ok", "selected_backend",

@@ -38,10 +38,10 @@ static void json_job(FILE *out, const weft_job_record *r)
 		weft_json_string(out, r->info.git);
 	else
 		fputs("null", out);
-	format_rfc3339(r->info.created_ns, t);
+	weft_rfc3339(r->info.created_ns, t);
 	fprintf(out, ", \"created\": \"%s\", \"ended\": ", t);
 	if (r->ended) {
-		format_rfc3339(r->ended_ns, t);
+		weft_rfc3339(r->ended_ns, t);
 		fprintf(out, "\"%s\", \"exit_code\": %d", t, r->exit_code);
 	} else {
 		fputs("null, \"exit_code\": null", out);
@@ -98,7 +98,7 @@ static int job_list(weft_store *s, bool json)
 			continue;
 		}
 		char t[40];
-		format_rfc3339(r->info.created_ns, t);
+		weft_rfc3339(r->info.created_ns, t);
 		printf("%.8s  %.19s  ", r->info.id, t);
 		text_escaped(stdout, r->info.user);
 		printf("  %4llu task%s  ", (unsigned long long)r->tasks,
@@ -175,10 +175,10 @@ static int job_show(weft_store *s, const char *id, bool json)
 		fputs("\n  git       ", stdout);
 		text_escaped(stdout, r.info.git);
 	}
-	format_rfc3339(r.info.created_ns, t);
+	weft_rfc3339(r.info.created_ns, t);
 	printf("\n  created   %s\n  ended     ", t);
 	if (r.ended) {
-		format_rfc3339(r.ended_ns, t);
+		weft_rfc3339(r.ended_ns, t);
 		printf("%s, ", t);
 	}
 	text_state(stdout, &r);

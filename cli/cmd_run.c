@@ -11,11 +11,11 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
+#include "weft_base.h"
 #include "weft_coordinator.h"
 #include "weft_wrap.h"
 #include "weft_ray.h"
@@ -52,13 +52,6 @@ static const char run_help[] =
 	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
 	"CMD is not executable; 127 when it is not found; 2 for bad arguments\n"
 	"or a bad config (docs/config.md).\n";
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void print_help(void)
 {
@@ -104,7 +97,8 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 		return -1;
 	}
 	weft_job_info j;
-	cli_job_info(&j, cmd); /* may run git: before nng's threads exist */
+	/* May run git: before nng's threads exist. */
+	weft_wrap_job_info(&j, cmd);
 	/* The run's job began when the run did, not when it is stored. */
 	if (r->started_ns)
 		j.created_ns = r->started_ns;
@@ -128,8 +122,8 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	weft_buf req;
 	weft_buf_init(&req);
 	int rc = weft_req_job_create(&j, submit_key, &req) == WEFT_OK
-			 ? cli_coordinator_call(env.coordinator, NULL, &req,
-						"recording the run")
+			 ? weft_wrap_coordinator_call(env.coordinator, NULL,
+						      &req, "recording the run")
 			 : -1;
 	weft_buf_free(&req);
 	if (rc == 0 && weft_wrap_identity_get(&id, NULL, weft_wrap_getenv,
@@ -139,16 +133,18 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, r->node,
 				       err, sizeof(err));
 	if (rc == 0) {
-		cli_ship ship = {.env = &env,
-				 .id = &id,
-				 .ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
-				 .verbose = verbose};
-		rc = cli_ship_run(&ship, r) == 0 ? 0 : -1;
+		weft_wrap_ship_opts ship = {
+			.env = &env,
+			.id = &id,
+			.ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
+			.verbose = verbose,
+		};
+		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
 		weft_buf_init(&req);
 		if (weft_req_job_end(j.id, j.token, r->exit_code, r->ended_ns,
 				     &req) != WEFT_OK ||
-		    cli_coordinator_call(env.coordinator, NULL, &req,
-					 "ending the run's job") != 0)
+		    weft_wrap_coordinator_call(env.coordinator, NULL, &req,
+					       "ending the run's job") != 0)
 			rc = -1;
 		weft_buf_free(&req);
 	}
@@ -283,10 +279,13 @@ int cmd_run(int argc, char **argv)
 	/* Where the time goes (--timings): the ends of preflight, tracing,
 	 * hashing and storing. */
 	int64_t at[5];
-	at[0] = mono_ns();
-	cli_trace t;
-	int rc = cli_trace_prepare(&t, argv + optind, &cfg, verbose);
-	at[1] = mono_ns();
+	at[0] = weft_mono_ns();
+	weft_wrap_trace t;
+	weft_wrap_tracer_opts to;
+	const char *env_names[WEFT_WRAP_MAX_ENV_VALUES];
+	config_tracer_opts(&cfg, env_names, &to);
+	int rc = weft_wrap_trace_prepare(&t, argv + optind, &to, verbose);
+	at[1] = weft_mono_ns();
 	if (rc != 0)
 		return rc;
 
@@ -294,18 +293,18 @@ int cmd_run(int argc, char **argv)
 	weft_store *store = cli_open_store(true, weft_dir, sizeof(weft_dir));
 	if (!store)
 		return WEFT_EXIT_INTERNAL;
-	FILE *log = verbose ? cli_open_log(weft_dir, verbose) : NULL;
+	FILE *log = verbose ? weft_wrap_log_open(weft_dir, verbose) : NULL;
 
 	weft_report report;
 	weft_report_init(&report);
 	weft_uuid_new(report.run_id);
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
-	rc = cli_trace_run(&t, weft_dir, &report);
-	at[2] = mono_ns();
+	rc = weft_wrap_trace_run(&t, weft_dir, &report);
+	at[2] = weft_mono_ns();
 	if (rc != 0) {
 		weft_report_release(&report);
 		weft_store_close(store);
-		cli_close_log(log);
+		weft_wrap_log_close(log);
 		return rc;
 	}
 	int err = weft_report_hash_files(store, &report);
@@ -313,7 +312,7 @@ int cmd_run(int argc, char **argv)
 		weft_report_warn(&report, "hashing incomplete: %s",
 				 weft_strerror(err));
 
-	at[3] = mono_ns();
+	at[3] = weft_mono_ns();
 	int status = t.status;
 	/* The hash cache is done with; the coordinator writes the store. */
 	weft_store_close(store);
@@ -324,7 +323,7 @@ int cmd_run(int argc, char **argv)
 			  weft_dir, status);
 		err = WEFT_EIO;
 	}
-	at[4] = mono_ns();
+	at[4] = weft_mono_ns();
 	if (report_path && write_report_file(report_path, &report) != 0)
 		err = WEFT_EIO;
 	if (timings)
@@ -339,7 +338,7 @@ int cmd_run(int argc, char **argv)
 				report.warnings[i]);
 	print_summary(&report);
 	weft_report_release(&report);
-	cli_close_log(log);
+	weft_wrap_log_close(log);
 	/* The workload's status is weft's status, whatever happened to the
 	 * recording (which the messages above describe). */
 	return status;

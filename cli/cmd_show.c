@@ -79,7 +79,7 @@ static void print_files(FILE *out, const weft_report *r, const char *title,
 static void print_report(FILE *out, const weft_report *r, bool all)
 {
 	char started[40];
-	format_rfc3339(r->started_ns, started);
+	weft_rfc3339(r->started_ns, started);
 	double secs = (double)(r->ended_ns - r->started_ns) / 1e9;
 	fprintf(out, "run %s\n", r->run_id);
 	if (r->nprocesses) {

@@ -124,7 +124,7 @@ static void json_time_or_null(FILE *out, int64_t ns, bool set)
 		fputs("null", out);
 		return;
 	}
-	format_rfc3339(ns, t);
+	weft_rfc3339(ns, t);
 	fprintf(out, "\"%s\"", t);
 }
 
@@ -394,7 +394,7 @@ static void text_status_ol(FILE *out, const weft_ol_sink_status *k, size_t n)
 		fputc('\n', out);
 		if (k[i].last_error && (k[i].waiting || k[i].refused)) {
 			char when[40];
-			format_rfc3339(k[i].last_error_ns, when);
+			weft_rfc3339(k[i].last_error_ns, when);
 			fprintf(out, "  last error (%s): ", when);
 			text_escaped(out, k[i].last_error);
 			fputc('\n', out);

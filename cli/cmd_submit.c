@@ -11,18 +11,15 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
+#include "weft_base.h"
 #include "weft_coordinator.h"
 #include "weft_ray.h"
 #include "weft_wrap.h"
@@ -57,8 +54,6 @@ static const char submit_help[] =
 	"be created (CMD did not run).\n";
 
 #define SUBMIT_SPAWN_TIMEOUT_MS 20000
-/* Creating and ending the job: the coordinator must be there. */
-#define SUBMIT_CALL_TIMEOUT_MS 20000
 #define SUBMIT_DEFAULT_LISTEN "tcp://0.0.0.0:0"
 
 extern char **environ;
@@ -151,276 +146,6 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 						 "--coordinator weft submit "
 						 "did not start");
 	return 0;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The commit git names, by asking git: a fork and two execs. */
-static void git_commit_by_git(char *out, size_t outsz)
-{
-	FILE *p = popen("git rev-parse --verify -q HEAD 2>/dev/null", "re");
-	if (!p)
-		return;
-	char line[128] = "";
-	if (fgets(line, sizeof(line), p))
-		line[strcspn(line, "\n")] = '\0';
-	if (pclose(p) == 0 && strspn(line, "0123456789abcdef") == strlen(line))
-		snprintf(out, outsz, "%s", line);
-}
-
-/* The first line of dir/name, without its newline; false when absent
- * or longer than outsz. */
-static bool read_line_at(const char *dir, const char *name, char *out,
-			 size_t outsz)
-{
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path))
-		return false;
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool ok = fgets(out, (int)outsz, f) != NULL;
-	fclose(f);
-	size_t n = ok ? strcspn(out, "\n") : 0;
-	if (!ok || (out[n] != '\n' && n + 1 >= outsz))
-		return false;
-	out[n] = '\0';
-	return true;
-}
-
-/* An object id: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits. */
-static bool is_oid(const char *s)
-{
-	size_t n = strlen(s);
-	return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
-}
-
-/* out = oid (an object id, at most 64 bytes), when it fits. */
-static void put_oid(char *out, size_t outsz, const char *oid)
-{
-	size_t n = strlen(oid);
-	if (n < outsz)
-		memcpy(out, oid, n + 1);
-}
-
-/* ref's object id from common/packed-refs; false when not there. */
-static bool packed_ref(const char *common, const char *ref, char *out,
-		       size_t outsz)
-{
-	char path[PATH_MAX], line[PATH_MAX + 80];
-	if (snprintf(path, sizeof(path), "%s/packed-refs", common) >=
-	    (int)sizeof(path))
-		return false;
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		char *sp = strchr(line, ' ');
-		if (line[0] == '#' || line[0] == '^' || !sp)
-			continue;
-		*sp = '\0';
-		if (strcmp(sp + 1, ref) == 0 && is_oid(line)) {
-			snprintf(out, outsz, "%s", line);
-			found = true;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/*
- * The commit of the repository around the working directory, or "" when
- * there is none (or HEAD names no commit yet). Read from .git as git
- * reads it: a weft run pays for no git process. Anything this reader
- * does not know for sure (GIT_DIR and friends, a repository another user
- * owns, a reftable, a ref it cannot resolve) is asked of git instead, so
- * the answer is git's either way.
- */
-static void git_commit(char *out, size_t outsz)
-{
-	out[0] = '\0';
-	if (getenv("GIT_DIR") || getenv("GIT_COMMON_DIR") ||
-	    getenv("GIT_CEILING_DIRECTORIES") ||
-	    getenv("GIT_DISCOVERY_ACROSS_FILESYSTEM")) {
-		git_commit_by_git(out, outsz);
-		return;
-	}
-	char dir[PATH_MAX], gitdir[PATH_MAX + 8], line[PATH_MAX];
-	if (!getcwd(dir, sizeof(dir)))
-		return;
-	struct stat st;
-	for (;;) {
-		snprintf(gitdir, sizeof(gitdir), "%s/.git",
-			 strcmp(dir, "/") ? dir : "");
-		if (lstat(gitdir, &st) == 0)
-			break;
-		char *slash = strrchr(dir, '/');
-		if (!slash || slash == dir) {
-			if (strcmp(dir, "/") == 0)
-				return; /* no repository: no commit */
-			strcpy(dir, "/");
-		} else {
-			*slash = '\0';
-		}
-	}
-	if (S_ISREG(st.st_mode)) {
-		/* A worktree or submodule: "gitdir: PATH". */
-		if (!read_line_at(dir, ".git", line, sizeof(line)) ||
-		    strncmp(line, "gitdir: ", 8) != 0)
-			goto ask_git;
-		if (line[8] == '/')
-			snprintf(gitdir, sizeof(gitdir), "%s", line + 8);
-		else if (snprintf(gitdir, sizeof(gitdir), "%s/%s", dir,
-				  line + 8) >= (int)sizeof(gitdir))
-			goto ask_git;
-		if (stat(gitdir, &st) != 0)
-			goto ask_git;
-	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		goto ask_git; /* git's safe.directory rules decide */
-	char common[PATH_MAX + 8];
-	snprintf(common, sizeof(common), "%s", gitdir);
-	if (read_line_at(gitdir, "commondir", line, sizeof(line))) {
-		if (line[0] == '/')
-			snprintf(common, sizeof(common), "%s", line);
-		else if (snprintf(common, sizeof(common), "%s/%s", gitdir,
-				  line) >= (int)sizeof(common))
-			goto ask_git;
-	}
-	if (!read_line_at(gitdir, "HEAD", line, sizeof(line)))
-		goto ask_git;
-	if (is_oid(line)) { /* detached */
-		put_oid(out, outsz, line);
-		return;
-	}
-	if (strncmp(line, "ref: refs/", 10) != 0 ||
-	    strcmp(line, "ref: refs/heads/.invalid") == 0 /* reftable */ ||
-	    strstr(line, ".."))
-		goto ask_git;
-	char ref[PATH_MAX], oid[128];
-	snprintf(ref, sizeof(ref), "%s", line + 5);
-	if ((read_line_at(gitdir, ref, oid, sizeof(oid)) ||
-	     read_line_at(common, ref, oid, sizeof(oid))) &&
-	    is_oid(oid)) {
-		put_oid(out, outsz, oid);
-		return;
-	}
-	if (packed_ref(common, ref, oid, sizeof(oid))) {
-		put_oid(out, outsz, oid);
-		return;
-	}
-ask_git:
-	git_commit_by_git(out, outsz);
-}
-
-static char *join_argv(char **argv)
-{
-	size_t len = 1;
-	for (char **a = argv; *a; a++)
-		len += strlen(*a) + 1;
-	if (len > WEFT_MAX_COMMAND_BYTES)
-		len = WEFT_MAX_COMMAND_BYTES;
-	char *s = calloc(1, len);
-	if (!s)
-		return NULL;
-	size_t at = 0;
-	for (char **a = argv; *a && at + 1 < len; a++) {
-		int n = snprintf(s + at, len - at, "%s%s", at ? " " : "", *a);
-		if (n < 0)
-			break;
-		at += (size_t)n;
-	}
-	return s;
-}
-
-void cli_job_info(weft_job_info *j, char **cmd)
-{
-	memset(j, 0, sizeof(*j));
-	weft_uuid_new(j->id);
-	weft_token_new(j->token);
-	j->command = join_argv(cmd);
-	struct passwd *pw = getpwuid(getuid());
-	const char *user = pw ? pw->pw_name : getenv("USER");
-	snprintf(j->user, sizeof(j->user), "%s", user ? user : "");
-	if (gethostname(j->host, sizeof(j->host) - 1) != 0)
-		j->host[0] = '\0';
-	if (!getcwd(j->cwd, sizeof(j->cwd)))
-		j->cwd[0] = '\0';
-	git_commit(j->git, sizeof(j->git));
-	j->created_ns = now_ns();
-}
-
-int cli_coordinator_call(const char *url, const char *tls_ca,
-			 const weft_buf *req, const char *what)
-{
-	char err[512];
-	weft_wrap_client *c;
-	if (weft_wrap_client_open(url, tls_ca, &c, err, sizeof(err)) !=
-	    WEFT_OK) {
-		cli_error("%s: %s", what, err);
-		return -1;
-	}
-	weft_wrap_backoff b;
-	weft_wrap_backoff_init(&b, 50, 1000, 0);
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = -1;
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		int64_t spent = (t.tv_sec - t0.tv_sec) * 1000 +
-				(t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (spent >= SUBMIT_CALL_TIMEOUT_MS) {
-			cli_error("%s: the coordinator %s did not "
-				  "answer within %d s (%s)",
-				  what, url, SUBMIT_CALL_TIMEOUT_MS / 1000,
-				  err);
-			break;
-		}
-		uint8_t *reply;
-		size_t rlen;
-		if (weft_wrap_client_call(c, req->data, req->len,
-					  (int)(SUBMIT_CALL_TIMEOUT_MS - spent),
-					  &reply, &rlen, err,
-					  sizeof(err)) != WEFT_OK) {
-			usleep(weft_wrap_backoff_next(&b) * 1000u);
-			continue;
-		}
-		weft_reply r;
-		int e = weft_reply_decode(reply, rlen, &r);
-		free(reply);
-		if (e != WEFT_OK || r.kind != WEFT_REPLY_ACK) {
-			cli_error("%s: the coordinator %s sent "
-				  "something that is not an acknowledgement",
-				  what, url);
-			if (e == WEFT_OK)
-				weft_reply_release(&r);
-			break;
-		}
-		int status = r.ack.status;
-		if (status == WEFT_ACK_REJECTED)
-			cli_error("%s: the coordinator %s refused: "
-				  "%s%s%s",
-				  what, url, weft_reject_name(r.ack.reason),
-				  r.ack.detail[0] ? ": " : "", r.ack.detail);
-		weft_reply_release(&r);
-		if (status == WEFT_ACK_RETRY) {
-			snprintf(err, sizeof(err), "it asked to retry");
-			usleep(weft_wrap_backoff_next(&b) * 1000u);
-			continue;
-		}
-		rc = status == WEFT_ACK_REJECTED ? -1 : 0;
-		break;
-	}
-	weft_wrap_client_close(c);
-	return rc;
 }
 
 /* "tcp://0.0.0.0:PORT" is where it listens, not where to reach it. */
@@ -537,7 +262,7 @@ static void pass_signal(int sig)
 static int run_launcher(char **cmd)
 {
 	char exe[WEFT_MAX_PATH_BYTES + 1];
-	int rc = cli_resolve_command(cmd[0], exe, sizeof(exe));
+	int rc = weft_wrap_resolve_command(cmd[0], exe, sizeof(exe));
 	if (rc != 0)
 		return rc;
 	struct sigaction sa = {.sa_handler = pass_signal}, old[3];
@@ -570,7 +295,7 @@ static int run_launcher(char **cmd)
 }
 
 /* in-cluster: CMD is the job's driver, traced as one of its tasks. */
-static int run_driver(cli_trace *t, const struct submit_opts *o,
+static int run_driver(weft_wrap_trace *t, const struct submit_opts *o,
 		      const weft_wrap_env *env)
 {
 	weft_wrap_identity id;
@@ -582,17 +307,19 @@ static int run_driver(cli_trace *t, const struct submit_opts *o,
 	weft_report report;
 	weft_report_init(&report);
 	weft_uuid_new(report.run_id);
-	int rc = cli_trace_run(t, env->spool, &report);
+	int rc = weft_wrap_trace_run(t, env->spool, &report);
 	if (rc == 0) {
 		snprintf(report.node, sizeof(report.node), "%s", id.node);
 		weft_store *cache = NULL;
-		cli_hash_report(&cache, id.task, &report, o->verbose);
+		weft_wrap_hash_files(&cache, id.task, &report, o->verbose);
 		weft_store_close(cache);
-		cli_ship ship = {.env = env,
-				 .id = &id,
-				 .ship_timeout_ms = o->ship_timeout_ms,
-				 .verbose = o->verbose};
-		cli_ship_run(&ship, &report);
+		weft_wrap_ship_opts ship = {
+			.env = env,
+			.id = &id,
+			.ship_timeout_ms = o->ship_timeout_ms,
+			.verbose = o->verbose,
+		};
+		weft_wrap_ship_report(&ship, &report);
 		rc = t->status;
 	}
 	weft_report_release(&report);
@@ -669,8 +396,8 @@ int cmd_submit(int argc, char **argv)
 				       "printable characters without spaces",
 				       o.task, WEFT_MAX_TASK_BYTES);
 	/* Everything that can fail without CMD fails before the job. */
-	cli_trace t;
-	weft_config cfg; /* t keeps a pointer to it */
+	weft_wrap_trace t;
+	weft_config cfg; /* t keeps pointers into it */
 	if (o.in_cluster) {
 		if (config_load(&cfg, o.tracer, false, stderr) != 0)
 			return WEFT_EXIT_USAGE;
@@ -684,7 +411,10 @@ int cmd_submit(int argc, char **argv)
 			cli_error("%s", err);
 			return WEFT_EXIT_USAGE;
 		}
-		rc = cli_trace_prepare(&t, cmd, &cfg, o.verbose);
+		weft_wrap_tracer_opts to;
+		const char *env_names[WEFT_WRAP_MAX_ENV_VALUES];
+		config_tracer_opts(&cfg, env_names, &to);
+		rc = weft_wrap_trace_prepare(&t, cmd, &to, o.verbose);
 		if (rc != 0)
 			return rc;
 	}
@@ -701,7 +431,7 @@ int cmd_submit(int argc, char **argv)
 	if (o.coordinator && load_submit_key(&o, submit_key) != 0)
 		return WEFT_EXIT_INTERNAL;
 	weft_job_info j;
-	cli_job_info(&j, cmd);
+	weft_wrap_job_info(&j, cmd);
 	char url[WEFT_WRAP_MAX_URL_BYTES + 1];
 	if (o.coordinator)
 		snprintf(url, sizeof(url), "%s", o.coordinator);
@@ -718,8 +448,8 @@ int cmd_submit(int argc, char **argv)
 		cli_error("submit: cannot encode the job: %s",
 			  weft_strerror(rc));
 	} else {
-		rc = cli_coordinator_call(url, env.tls_ca, &req,
-					  "creating the job");
+		rc = weft_wrap_coordinator_call(url, env.tls_ca, &req,
+						"creating the job");
 	}
 	weft_buf_free(&req);
 	free(j.command);
@@ -763,9 +493,10 @@ int cmd_submit(int argc, char **argv)
 	}
 
 	weft_buf_init(&req);
-	if (weft_req_job_end(j.id, j.token, status, now_ns(), &req) !=
+	if (weft_req_job_end(j.id, j.token, status, weft_real_ns(), &req) !=
 		    WEFT_OK ||
-	    cli_coordinator_call(url, env.tls_ca, &req, "ending the job") != 0)
+	    weft_wrap_coordinator_call(url, env.tls_ca, &req,
+				       "ending the job") != 0)
 		cli_error("submit: job %s is not marked ended (CMD exited %d)",
 			  j.id, status);
 	weft_buf_free(&req);

@@ -39,48 +39,6 @@ static const char tracer_help[] =
 	"  --binary PATH   enable: the weft binary to set up (default: this "
 	"one)\n";
 
-size_t cli_nbackends(void)
-{
-	size_t n = 0;
-	while (weft_backends[n])
-		n++;
-	return n;
-}
-
-int cli_preflight_auto(weft_preflight *results, const char *command,
-		       int timeout_ms, bool first_only, bool reuse)
-{
-	int selected = -1;
-	for (size_t i = 0; weft_backends[i]; i++) {
-		memset(&results[i], 0, sizeof(results[i]));
-		if (selected >= 0 && first_only)
-			continue;
-		if (reuse)
-			weft_preflight_reuse(weft_backends[i], &results[i],
-					     command, timeout_ms);
-		else
-			weft_preflight_run(weft_backends[i], &results[i],
-					   command, timeout_ms);
-		if (results[i].ok && selected < 0)
-			selected = (int)i;
-	}
-	return selected;
-}
-
-void cli_rejected(const weft_preflight *results, int selected, char *buf,
-		  size_t bufsz)
-{
-	buf[0] = '\0';
-	size_t end = selected >= 0 ? (size_t)selected : cli_nbackends();
-	for (size_t i = 0; i < end; i++) {
-		if (!results[i].backend[0] || results[i].ok)
-			continue;
-		size_t n = strlen(buf);
-		snprintf(buf + n, bufsz - n, "%s%s: %s", n ? "; " : "",
-			 results[i].backend, results[i].summary);
-	}
-}
-
 static void print_preflight(const weft_preflight *p)
 {
 	printf("%s: %s\n", p->backend, p->ok ? "ok" : "NOT usable");
@@ -103,7 +61,7 @@ static void auto_summary(const weft_preflight *results, int selected, char *buf,
 			 size_t bufsz)
 {
 	char rejected[2048];
-	cli_rejected(results, selected, rejected, sizeof(rejected));
+	weft_preflight_rejected(results, selected, rejected, sizeof(rejected));
 	if (selected >= 0)
 		snprintf(buf, bufsz,
 			 "auto selects %s: the first backend in "
@@ -161,7 +119,8 @@ static int tracer_check(int argc, char **argv)
 	if (config_load(&cfg, NULL, false, stderr) != 0)
 		return WEFT_EXIT_USAGE;
 
-	size_t n = strcmp(mode, CONFIG_MODE_AUTO) == 0 ? cli_nbackends() : 1;
+	size_t n =
+		strcmp(mode, CONFIG_MODE_AUTO) == 0 ? weft_backends_count() : 1;
 	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p) {
 		cli_error("out of memory");
@@ -169,9 +128,8 @@ static int tracer_check(int argc, char **argv)
 	}
 	int ok;
 	if (strcmp(mode, CONFIG_MODE_AUTO) == 0) {
-		int sel = cli_preflight_auto(p, command,
-					     cfg.preflight_timeout_ms, false,
-					     false);
+		int sel = weft_preflight_auto(
+			p, command, cfg.preflight_timeout_ms, false, false);
 		char summary[4096];
 		auto_summary(p, sel, summary, sizeof(summary));
 		if (json) {
@@ -348,14 +306,14 @@ static int tracer_status(void)
 	print_origin(what, cfg.timeout_from, &cfg);
 	putchar('\n');
 
-	size_t n = cli_nbackends();
+	size_t n = weft_backends_count();
 	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p) {
 		cli_error("out of memory");
 		return 1;
 	}
-	int sel = cli_preflight_auto(p, NULL, cfg.preflight_timeout_ms, false,
-				     false);
+	int sel = weft_preflight_auto(p, NULL, cfg.preflight_timeout_ms, false,
+				      false);
 	for (size_t i = 0; i < n; i++)
 		print_preflight(&p[i]);
 	char summary[4096];

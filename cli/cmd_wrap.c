@@ -10,18 +10,20 @@
  * only after the workload ended: its threads must not exist when the
  * tracer forks.
  *
- * cli_ship_run, the part after the tracer, is shared with `weft run` and
- * `weft submit --mode in-cluster`: one path, local or distributed.
+ * The tracer and the part after it (hash, record, spool, ship) are the
+ * run pipeline of worker-wrap (weft_wrap.h), shared with `weft run`, `weft
+ * submit --mode in-cluster` and the Slurm task collector: one path, local
+ * or distributed.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
+#include "weft_base.h"
 #include "weft_wrap.h"
 #include "weft_ray.h"
 
@@ -80,91 +82,6 @@ static int part_bytes_from_env(size_t *out)
 	}
 	*out = (size_t)n;
 	return 0;
-}
-
-/* The command line for people, cut to what a task name holds. */
-static void task_name(char *out, size_t outsz, const weft_report *r)
-{
-	size_t len = 0;
-	out[0] = '\0';
-	if (!r->nprocesses)
-		return;
-	const weft_process_rec *p = &r->processes[0];
-	for (uint32_t i = 0; i < p->argc && len + 1 < outsz; i++) {
-		int n = snprintf(out + len, outsz - len, "%s%s", i ? " " : "",
-				 p->argv[i]);
-		if (n < 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len >= outsz)
-		out[outsz - 1] = '\0';
-}
-
-static void say_shipped(const cli_ship *s, const weft_wrap_ship_stats *st,
-			size_t nfrag)
-{
-	if (st->left)
-		fprintf(stderr,
-			"weft: task %s: %zu of %zu fragment%s not yet "
-			"acknowledged by %s; kept in %s ('weft flush' sends "
-			"them)\n",
-			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
-			s->env->coordinator, s->env->spool);
-	else if (s->verbose)
-		fprintf(stderr,
-			"weft: task %s: %zu fragment%s shipped to %s (%zu "
-			"stored, %zu already there, %zu rejected)\n",
-			s->id->task, nfrag, nfrag == 1 ? "" : "s",
-			s->env->coordinator, st->stored, st->duplicate,
-			st->rejected);
-}
-
-int cli_ship_run(const cli_ship *s, const weft_report *r)
-{
-	char name[WEFT_MAX_TASK_BYTES + 1], preflight[128], err[1024];
-	/* The DAG shows a task by the name the engine or the user gave it
-	 * (4242.0.3@cn07, --task); a task only this host names (pidN@HOST)
-	 * by its command. */
-	if (s->name)
-		snprintf(name, sizeof(name), "%s", s->name);
-	else if (strcmp(s->id->source, "host") != 0)
-		snprintf(name, sizeof(name), "%s", s->id->task);
-	else
-		task_name(name, sizeof(name), r);
-	snprintf(preflight, sizeof(preflight), "%s: preflight passed",
-		 r->backend);
-	weft_wrap_run run = {
-		.env = s->env,
-		.id = s->id,
-		.name = name,
-		.preflight = preflight,
-		.part_bytes = s->part_bytes,
-	};
-	weft_spool_writer *w;
-	size_t nfrag;
-	if (weft_wrap_record(&run, r, &w, &nfrag, err, sizeof(err)) !=
-	    WEFT_OK) {
-		cli_error("task %s: not recorded: %s", s->id->task, err);
-		return 1;
-	}
-	weft_wrap_shipper *sh;
-	if (weft_wrap_shipper_new(s->env->tls_ca, s->ship_timeout_ms, stderr,
-				  &sh) != WEFT_OK) {
-		weft_spool_writer_close(w, false);
-		cli_error("out of memory; the fragments stay in %s",
-			  s->env->spool);
-		return 1;
-	}
-	int rc = weft_wrap_ship_writer(sh, w);
-	weft_spool_writer_close(w, rc == WEFT_OK);
-	say_shipped(s, weft_wrap_shipper_stats(sh), nfrag);
-	/* Then what earlier wrappers on this node left behind, in what is
-	 * left of the time. */
-	if (rc == WEFT_OK && s->others)
-		weft_wrap_ship_spool(sh, s->env->spool);
-	weft_wrap_shipper_free(sh);
-	return rc == WEFT_OK ? 0 : 1;
 }
 
 int cli_seconds_arg(const char *cmd, const char *opt, const char *arg, int *ms)
@@ -261,42 +178,17 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
  * at the first hashing and kept for the records after it. */
 static weft_store *hash_cache;
 
-void cli_hash_report(weft_store **cache, const char *task, weft_report *r,
-		     int verbose)
+static int hash_and_ship(const weft_wrap_ship_opts *ship, weft_report *r)
 {
-	char path[WEFT_MAX_PATH_BYTES];
-	const char *at = weft_wrap_hash_cache(path, r, stderr);
-	size_t hashed = 0, nread = 0;
-	int err = weft_report_hash_files_cached(cache, at, r, &hashed, &nread);
-	if (err != WEFT_OK)
-		weft_report_warn(r, "hashing incomplete: %s",
-				 weft_strerror(err));
-	if (verbose)
-		fprintf(stderr,
-			"weft: task %s: hashed %zu files, read %zu, %zu from "
-			"the hash cache %s\n",
-			task, hashed, nread, hashed > nread ? hashed - nread : 0,
-			*cache ? at : "(none)");
-}
-
-static int hash_and_ship(const cli_ship *ship, weft_report *r)
-{
-	cli_hash_report(&hash_cache, ship->id->task, r, ship->verbose);
-	return cli_ship_run(ship, r);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	weft_wrap_hash_files(&hash_cache, ship->id->task, r, ship->verbose);
+	return weft_wrap_ship_report(ship, r);
 }
 
 /* What earlier wrappers on this node left behind, in what is left of the
  * time (until deadline_ms). */
-static void ship_others(const cli_ship *ship, int64_t deadline_ms)
+static void ship_others(const weft_wrap_ship_opts *ship, int64_t deadline_ms)
 {
-	int64_t left = deadline_ms - mono_ms();
+	int64_t left = deadline_ms - weft_mono_ms();
 	weft_wrap_shipper *sh;
 	if (left > 0 && weft_wrap_shipper_new(ship->env->tls_ca, (int)left,
 					      stderr, &sh) == WEFT_OK) {
@@ -307,8 +199,9 @@ static void ship_others(const cli_ship *ship, int64_t deadline_ms)
 
 /* Without the wrapper's writer (it could not be made): each record a
  * writer of its own, shipped one after the other. */
-static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
-			  weft_report *report, weft_ray_task *tasks, size_t n)
+static int ship_ray_apart(weft_wrap_ship_opts *ship,
+			  const weft_wrap_identity *id, weft_report *report,
+			  weft_ray_task *tasks, size_t n)
 {
 	int rc = hash_and_ship(ship, report);
 	weft_wrap_env env = *ship->env;
@@ -316,7 +209,7 @@ static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
 	for (size_t i = 0; i < n; i++) {
 		weft_wrap_identity tid;
 		weft_ray_task_identity(&tasks[i], id->node, &tid);
-		cli_ship ts = *ship;
+		weft_wrap_ship_opts ts = *ship;
 		ts.env = &env;
 		ts.id = &tid;
 		ts.name = tasks[i].name;
@@ -336,7 +229,7 @@ static int ship_ray_apart(cli_ship *ship, const weft_wrap_identity *id,
  * that never ended), each task its worker's child. Everything is
  * spooled; the coordinator has until deadline_ms (--ship-timeout after
  * the worker exited) to acknowledge it. */
-static void ship_ray(weft_ray_wrapper *ray, cli_ship *ship,
+static void ship_ray(weft_ray_wrapper *ray, weft_wrap_ship_opts *ship,
 		     weft_wrap_identity *id, weft_report *report,
 		     int64_t deadline_ms)
 {
@@ -367,7 +260,7 @@ static void ship_ray(weft_ray_wrapper *ray, cli_ship *ship,
 	if (strcmp(id->source, "host") != 0)
 		snprintf(name, sizeof(name), "%s", id->task);
 	else
-		task_name(name, sizeof(name), report);
+		weft_wrap_task_name(name, sizeof(name), report);
 	size_t during = weft_ray_wrapper_recorded(ray);
 	weft_wrap_stream_stats st;
 	rc = weft_ray_wrapper_record_rest(ray, id, name, ship->env->parent,
@@ -410,7 +303,7 @@ int cmd_wrap(int argc, char **argv)
 		cli_error("wrap: %s; the command was not started", err);
 		return WEFT_EXIT_USAGE;
 	}
-	cli_ship ship = {
+	weft_wrap_ship_opts ship = {
 		.env = &env,
 		.id = &id,
 		.ship_timeout_ms = o.ship_timeout_ms,
@@ -425,8 +318,11 @@ int cmd_wrap(int argc, char **argv)
 	if (!o.granularity_set)
 		weft_ray_granularity_parse(cfg.ray_actor_granularity,
 					   &o.granularity);
-	cli_trace t;
-	rc = cli_trace_prepare(&t, argv + optind, &cfg, o.verbose);
+	weft_wrap_trace t;
+	weft_wrap_tracer_opts to;
+	const char *env_names[WEFT_WRAP_MAX_ENV_VALUES];
+	config_tracer_opts(&cfg, env_names, &to);
+	rc = weft_wrap_trace_prepare(&t, argv + optind, &to, o.verbose);
 	if (rc != 0)
 		return rc;
 	/* Before the fork: the control socket; its thread starts after. */
@@ -455,9 +351,9 @@ int cmd_wrap(int argc, char **argv)
 	weft_report_init(&report);
 	weft_uuid_new(report.run_id);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
-	rc = cli_trace_run(&t, env.spool, &report);
+	rc = weft_wrap_trace_run(&t, env.spool, &report);
 	/* The worker exited: from here, --ship-timeout for what is left. */
-	int64_t deadline_ms = mono_ms() + o.ship_timeout_ms;
+	int64_t deadline_ms = weft_mono_ms() + o.ship_timeout_ms;
 	if (ray)
 		weft_ray_wrapper_ship_deadline(ray, o.ship_timeout_ms);
 	if (rc != 0) {

@@ -72,6 +72,25 @@ void config_defaults(weft_config *c)
 		 "call");
 }
 
+_Static_assert(CONFIG_MAX_ENV_VALUES <= WEFT_WRAP_MAX_ENV_VALUES,
+	       "record.env_values fits the tracer's");
+
+void config_tracer_opts(const weft_config *c,
+			const char *env_names[WEFT_WRAP_MAX_ENV_VALUES],
+			weft_wrap_tracer_opts *o)
+{
+	for (size_t i = 0; i < c->nenv_values; i++)
+		env_names[i] = c->env_values[i];
+	*o = (weft_wrap_tracer_opts){
+		.mode = c->mode,
+		.mode_from = config_source_name(c->mode_from),
+		.fallback_enabled = c->fallback_enabled,
+		.preflight_timeout_ms = c->preflight_timeout_ms,
+		.env_values = env_names,
+		.nenv_values = c->nenv_values,
+	};
+}
+
 const char *config_source_name(enum config_source s)
 {
 	switch (s) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "weft_schema.h"
+#include "weft_wrap.h"
 
 #define CONFIG_TIMEOUT_MIN_MS 1
 #define CONFIG_TIMEOUT_MAX_MS 600000
@@ -88,6 +89,11 @@ void config_defaults(weft_config *c);
 
 /* "default", "user file", "project file", "env WEFT_TRACER", "flag". */
 const char *config_source_name(enum config_source s);
+/* The tracer settings of c for weft_wrap_trace_prepare, which copies
+ * env_names; the strings are c's, and c must outlive the trace. */
+void config_tracer_opts(const weft_config *c,
+			const char *env_names[WEFT_WRAP_MAX_ENV_VALUES],
+			weft_wrap_tracer_opts *o);
 
 /* True for "auto" and every registered backend's name. */
 bool config_mode_valid(const char *mode);

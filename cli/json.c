@@ -22,11 +22,6 @@ void json_string_or_null(FILE *out, const char *s)
 		fputs("null", out);
 }
 
-void format_rfc3339(int64_t ns, char out[40])
-{
-	weft_rfc3339(ns, out);
-}
-
 static void json_bool(FILE *out, const char *key, bool v)
 {
 	fprintf(out, "\"%s\": %s", key, v ? "true" : "false");
@@ -237,8 +232,8 @@ void text_parts(FILE *out, uint32_t stored, uint32_t expected)
 void json_report(FILE *out, const weft_report *r)
 {
 	char started[40], ended[40];
-	format_rfc3339(r->started_ns, started);
-	format_rfc3339(r->ended_ns, ended);
+	weft_rfc3339(r->started_ns, started);
+	weft_rfc3339(r->ended_ns, ended);
 	fputs("{\"weft\": 1, \"run\": ", out);
 	weft_json_string(out, r->run_id);
 	fputs(", \"backend\": ", out);

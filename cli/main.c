@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "weft_base.h"
 
 static const struct command {
 	const char *name;
@@ -57,9 +58,7 @@ void cli_error(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	cli_progress_erase(NULL);
-	fputs("weft: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	weft_vsay(fmt, ap);
 	va_end(ap);
 }
 

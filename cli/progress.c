@@ -11,10 +11,10 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "weft_base.h"
 
 /* The line on the terminal now, which cli_error takes away first. */
 static cli_progress *shown;
@@ -22,13 +22,6 @@ static cli_progress *shown;
 #define PROGRESS_DELAY_MS 1000
 /* Redrawn at most this often: a terminal is slow, the work is not. */
 #define PROGRESS_REDRAW_MS 200
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t delay_ms(void)
 {
@@ -45,7 +38,7 @@ void cli_progress_begin(cli_progress *p, const char *what, const char *unit,
 {
 	*p = (cli_progress){.what = what, .unit = unit};
 	p->on = !json && isatty(STDERR_FILENO);
-	p->start_ms = now_ms();
+	p->start_ms = weft_mono_ms();
 	p->show_ms = p->start_ms + delay_ms();
 }
 
@@ -106,7 +99,7 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total,
 	p->bytes = bytes;
 	if (!p->on)
 		return;
-	int64_t t = now_ms();
+	int64_t t = weft_mono_ms();
 	if (t < p->show_ms || (p->drawn && t - p->drawn_ms < PROGRESS_REDRAW_MS))
 		return;
 	draw(p, t);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "coordinator_internal.h"
+#include "weft_base.h"
 
 /* How often the reaper looks, at most (it looks sooner when the idle
  * timeout is shorter). */
@@ -31,13 +32,6 @@ struct conn {
 	nng_pipe p;
 	int64_t last_ms; /* 0: free slot */
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct conn *conn_find(weft_coordinator *c, nng_pipe p)
 {
@@ -58,7 +52,7 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 				free_slot = &c->conns[i];
 		if (free_slot) {
 			free_slot->p = p;
-			free_slot->last_ms = mono_ms();
+			free_slot->last_ms = weft_mono_ms();
 		} else {
 			c->conns_refused++;
 		}
@@ -87,7 +81,7 @@ void coord_conn_active(weft_coordinator *c, nng_pipe p)
 	pthread_mutex_lock(&c->conn_mu);
 	struct conn *k = conn_find(c, p);
 	if (k)
-		k->last_ms = mono_ms();
+		k->last_ms = weft_mono_ms();
 	pthread_mutex_unlock(&c->conn_mu);
 }
 
@@ -106,7 +100,7 @@ static void *reaper_main(void *arg)
 		until.tv_sec += until.tv_nsec / 1000000000;
 		until.tv_nsec %= 1000000000;
 		pthread_cond_timedwait(&c->conn_cv, &c->conn_mu, &until);
-		int64_t now = mono_ms();
+		int64_t now = weft_mono_ms();
 		int n = 0;
 		for (int i = 0; i < c->max_conns; i++)
 			if (c->conns[i].last_ms &&

@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "coordinator_internal.h"
+#include "weft_base.h"
 
 /* Retry waits: doubling from the base up to the cap, with jitter. */
 #define OL_BACKOFF_BASE_MS 200
@@ -62,20 +63,6 @@ struct coord_ol {
 	int64_t deadline_ms; /* once stopping */
 	uint64_t rng;
 };
-
-/* Nanoseconds on clock id: CLOCK_MONOTONIC for waits, CLOCK_REALTIME
- * for the times the store records. */
-static int64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t now_ms(void)
-{
-	return clock_ns(CLOCK_MONOTONIC) / 1000000;
-}
 
 int weft_ol_api_key_load(const char *path, char *key, size_t keysz, char *err,
 			 size_t errsz)
@@ -275,7 +262,7 @@ static void *sender_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&ol->mu);
 		bool stopping = ol->stop;
-		int64_t left = ol->deadline_ms - now_ms();
+		int64_t left = ol->deadline_ms - weft_mono_ms();
 		pthread_mutex_unlock(&ol->mu);
 		if (stopping && left <= 0)
 			break;
@@ -313,7 +300,7 @@ static void *sender_main(void *arg)
 			} else {
 				err = weft_ol_outbox_failed(ol->store, ol->sink,
 							    seq, for_good, msg,
-							    clock_ns(CLOCK_REALTIME));
+							    weft_real_ns());
 				/* Said once per kind of failure, not per
 				 * retry. */
 				if (strcmp(msg, last) != 0)
@@ -333,7 +320,7 @@ static void *sender_main(void *arg)
 			pthread_mutex_lock(&ol->mu);
 			/* A retry that would outlast the drain is left to
 			 * the next coordinator over this store. */
-			if (ol->stop && wait >= ol->deadline_ms - now_ms())
+			if (ol->stop && wait >= ol->deadline_ms - weft_mono_ms())
 				ol->deadline_ms = 0;
 			else
 				wait_ms(ol, wait);
@@ -384,7 +371,7 @@ int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 	ol->c = c;
 	ol->drain_ms =
 		o->ol_drain_ms > 0 ? o->ol_drain_ms : OL_DEFAULT_DRAIN_MS;
-	ol->rng = (uint64_t)clock_ns(CLOCK_REALTIME) | 1;
+	ol->rng = (uint64_t)weft_real_ns() | 1;
 	snprintf(ol->ns, sizeof(ol->ns), "%s",
 		 o->ol_namespace ? o->ol_namespace : WEFT_OL_DEFAULT_NAMESPACE);
 	ol->opts.ns = ol->ns;
@@ -419,7 +406,7 @@ int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 	if (!dest)
 		goto fail;
 	if ((e = weft_store_open_sibling(c->store, &ol->store)) ||
-	    (e = weft_ol_sink_add(ol->store, dest, clock_ns(CLOCK_REALTIME),
+	    (e = weft_ol_sink_add(ol->store, dest, weft_real_ns(),
 				  &ol->sink))) {
 		snprintf(err, errsz, "openlineage: store %s: %s", c->store_path,
 			 ol->store ? weft_store_errmsg(ol->store)
@@ -448,7 +435,7 @@ void coord_ol_stop(weft_coordinator *c)
 	pthread_mutex_lock(&ol->mu);
 	if (!ol->stop) {
 		ol->stop = true;
-		ol->deadline_ms = now_ms() + ol->drain_ms;
+		ol->deadline_ms = weft_mono_ms() + ol->drain_ms;
 	}
 	pthread_cond_signal(&ol->cv);
 	pthread_mutex_unlock(&ol->mu);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "coordinator_internal.h"
+#include "weft_base.h"
 
 static int write_all(int fd, const char *s, size_t n)
 {
@@ -89,13 +90,9 @@ int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
 static int read_ready_line(int fd, int timeout_ms, char *out, size_t outsz)
 {
 	size_t len = 0;
-	struct timespec start;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	int64_t start = weft_mono_ms();
 	for (;;) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long spent = (now.tv_sec - start.tv_sec) * 1000 +
-			     (now.tv_nsec - start.tv_nsec) / 1000000;
+		int64_t spent = weft_mono_ms() - start;
 		if (spent >= timeout_ms)
 			return WEFT_EIO;
 		struct pollfd p = {fd, POLLIN, 0};

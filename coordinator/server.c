@@ -31,6 +31,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "coordinator_internal.h"
+#include "weft_base.h"
 
 /* Requests applied per transaction at most. */
 #define COORD_BATCH 1024
@@ -66,13 +67,6 @@ struct job_rejects {
 	char id[WEFT_JOB_ID_BYTES + 1];
 	uint64_t n;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- Statistics ---- */
 
@@ -297,7 +291,7 @@ static void answer_status(weft_coordinator *c, struct slot *s)
  * that this thread spends its time on the store only. */
 static void run_batch(weft_coordinator *c, struct slot *batch)
 {
-	int64_t now = now_ns();
+	int64_t now = weft_real_ns();
 	int err;
 	bool writes = false;
 	/* A second round when a request failed part-way outside a

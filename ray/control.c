@@ -73,7 +73,7 @@ static const char *take_message(weft_ray_wrapper *w, const char *buf,
 	if (!o)
 		return "err malformed JSON";
 	const char *why = NULL;
-	struct wr_msg m = {.cut = -1, .t_ns = wr_now_ns()};
+	struct wr_msg m = {.cut = -1, .t_ns = weft_real_ns()};
 	int64_t v = 0, seq = 0;
 	const char *event = str_member(o, "event"),
 		   *kind = str_member(o, "kind");

@@ -108,7 +108,6 @@ struct weft_ray_wrapper {
 
 /* ---- worker.c ---- */
 
-int64_t wr_now_ns(void);
 bool wr_push_ptr(void ***v, size_t *n, size_t *cap, void *p);
 void wr_engine_add(weft_engine_id *e, uint32_t *n, const char *key,
 		   const char *value);

@@ -239,7 +239,7 @@ static int close_task(const weft_ray_wrapper *w, const struct wr_msg *s,
 	t->calls++;
 	if (s->t_ns < t->started)
 		t->started = s->t_ns;
-	int64_t end = m ? m->t_ns : wr_now_ns();
+	int64_t end = m ? m->t_ns : weft_real_ns();
 	if (end > t->ended)
 		t->ended = end;
 	t->failed |= m && m->failed;

@@ -32,13 +32,6 @@ int weft_ray_granularity_parse(const char *text, enum weft_ray_granularity *g)
 	return 0;
 }
 
-int64_t wr_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 bool wr_push_ptr(void ***v, size_t *n, size_t *cap, void *p)
 {
 	if (*n == *cap) {
@@ -67,7 +60,7 @@ void wr_say(const weft_ray_wrapper *w, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	weft_wrap_vsay(w->diag, fmt, ap);
+	weft_vsay_to(w->diag, fmt, ap);
 	va_end(ap);
 }
 

@@ -81,13 +81,6 @@ enum weft_err {
 /* A short English description of a weft_err code ("input truncated"). */
 const char *weft_strerror(int err);
 
-/* How far a long operation has come: done of total units (total 0 when not
- * known), bytes so far (0 when the work has none). Called from the
- * operation's own thread, as often as it likes: the receiver decides when
- * to show anything. */
-typedef void (*weft_progress_fn)(void *arg, uint64_t done, uint64_t total,
-				 uint64_t bytes);
-
 /* ---- A growable byte buffer, the encoders' output ---- */
 
 typedef struct weft_buf {

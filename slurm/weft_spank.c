@@ -8,7 +8,7 @@
  * "job.step.task@node", WEFT_NODE, WEFT_PARENT) and the env contract
  * (WEFT_TRACER, and WEFT_COORDINATOR / WEFT_SPOOL when plugstack.conf
  * names them), then, in a weft job (WEFT_JOB set: under weft submit),
- * starts the task's collector (`weft task-collect`, cli/cmd_collect.c:
+ * starts the task's collector (`weft task-collect`, slurm/collect.c:
  * detached, its own session) and waits, at most WSP_COLLECTOR_TIMEOUT_MS,
  * for its "ok":
  *   preload  the collector binds the socket libweft_preload.so reports to;

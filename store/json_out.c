@@ -116,13 +116,3 @@ void weft_json_string(FILE *out, const char *str)
 	}
 	fputc('"', out);
 }
-
-void weft_rfc3339(int64_t ns, char out[WEFT_RFC3339_BYTES])
-{
-	time_t secs = (time_t)(ns / 1000000000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(out, WEFT_RFC3339_BYTES, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, WEFT_RFC3339_BYTES - n, ".%06ldZ",
-		 (long)((ns % 1000000000) / 1000));
-}

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "store_internal.h"
+#include "weft_base.h"
 
 /* Envelope bytes applied in one transaction at most (the WAL grows by
  * about this much before a commit). */
@@ -91,13 +92,6 @@ struct weft_relay {
 	void *progress_arg;
 	uint64_t seen, seen_bytes, total;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static sqlite3_stmt *stmt(weft_relay *r, int i)
 {
@@ -203,7 +197,7 @@ static int batch_redo(weft_relay *r)
 		if (weft_envelope_check(p->env, p->len, &e, r->frag, &p->v))
 			continue; /* cannot happen: it passed before */
 		weft_store_apply_fragment(r->w, p->env, p->len, &e, r->frag,
-					  now_ns(), &p->v);
+					  weft_real_ns(), &p->v);
 		weft_fragment_release(r->frag);
 	}
 	return weft_store_writer_commit(r->w);
@@ -542,7 +536,8 @@ int weft_relay_put_envelope(weft_relay *r, const char *job, const uint8_t *pk,
 		count_fragment(r, job, who, seq, &v, true);
 		return WEFT_OK;
 	}
-	weft_store_apply_fragment(r->w, env, len, &e, r->frag, now_ns(), &v);
+	weft_store_apply_fragment(r->w, env, len, &e, r->frag, weft_real_ns(),
+				  &v);
 	weft_fragment_release(r->frag);
 	if ((err = pend_add(r, job, who, seq, env, len, &v))) {
 		rollback(r);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "weft_base.h"
 #include "weft_schema.h"
 #include "weft_wire.h"
 
@@ -569,9 +570,7 @@ void weft_json_string(FILE *out, const char *s);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t weft_utf8_len(const unsigned char *s, size_t avail);
-/* RFC 3339 UTC with microseconds: 2026-11-23T09:34:51.123456Z */
-#define WEFT_RFC3339_BYTES 40
-void weft_rfc3339(int64_t ns, char out[WEFT_RFC3339_BYTES]);
+/* RFC 3339 times: weft_rfc3339 (weft_base.h). */
 
 /* ---- Exports: W3C PROV-JSON, RO-Crate, the picture ----
  *

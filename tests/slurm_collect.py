@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from slurm_cluster import Fail, Skip, run_cases  # noqa: E402
@@ -35,6 +36,7 @@ TASK = "77.0.1@testnode"
 DRIVER = r'''
 import os, socket, sys
 weft, mode, lib, control, work = sys.argv[1:6]
+agent = ["--agent", sys.argv[7]] if len(sys.argv) > 7 else []
 cmd = ["/bin/sh", "-c", "{ cat input.txt; echo out; } > output.txt; exit 3"]
 go_r, go_w = os.pipe()
 task = os.fork()
@@ -53,7 +55,7 @@ os.close(go_r)
 ready_r, ready_w = os.pipe()
 argv = [weft, "task-collect", "--pid", str(task), "--ready-fd", "3",
         "--control", control, "--task", sys.argv[6], "--ship-timeout", "10",
-        "--tracer", mode, "--"] + cmd
+        "--tracer", mode] + agent + ["--"] + cmd
 collector = os.fork()
 if collector == 0:
     os.setsid()
@@ -91,6 +93,26 @@ def case(fn):
     return fn
 
 
+def start_agent(weft, work, env):
+    """A node agent of this test's own at work/agent.sock (never another
+    test's or the machine's), or Skip when this machine cannot load the
+    eBPF programs."""
+    sock = os.path.join(work, "agent.sock")
+    agent = subprocess.Popen([weft, "agent", "--socket", sock,
+                              "--idle-timeout", "0"], env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if os.path.exists(sock) or agent.poll() is not None:
+            break
+        time.sleep(0.1)
+    if not os.path.exists(sock):
+        agent.kill()
+        _, err = agent.communicate()
+        raise Skip("no weft agent on this machine: %s" % err.strip())
+    return agent, sock
+
+
 def collect(build, mode):
     weft = os.path.join(os.path.abspath(build), "weft")
     lib = os.path.join(os.path.abspath(build), "libweft_preload.so")
@@ -100,6 +122,7 @@ def collect(build, mode):
     if r.returncode != 0:
         raise Skip("this weft has no task-collect")
     work = tempfile.mkdtemp(prefix="weft-collect-")
+    agent = None
     try:
         os.mkdir(os.path.join(work, ".weft"))
         with open(os.path.join(work, "input.txt"), "w") as f:
@@ -111,9 +134,13 @@ def collect(build, mode):
         env.update(ASAN_OPTIONS="detect_leaks=0", HOME=work,
                    WEFT_SPOOL=os.path.join(work, "spool"))
         control = "weft-task-test/%d/%s" % (os.getpid(), mode)
+        extra = []
+        if mode == "ebpf":
+            agent, sock = start_agent(weft, work, env)
+            extra = [sock]
         r = subprocess.run([weft, "submit", "--listen", "tcp://127.0.0.1:0",
                             "--", sys.executable, "driver.py", weft, mode,
-                            lib, control, work, TASK],
+                            lib, control, work, TASK] + extra,
                            cwd=work, env=env, capture_output=True, text=True,
                            timeout=120)
         if r.returncode != 0:
@@ -141,6 +168,9 @@ def collect(build, mode):
         if not want <= edges:
             raise Fail("expected edges %r, got %r" % (want, edges))
     finally:
+        if agent:
+            agent.terminate()
+            agent.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -158,21 +188,27 @@ def collect_ptrace(build):
 
 
 @case
-def collect_refuses(build):
-    """Without the env contract the collector answers "error" naming what
-    is missing, and leaves (the plugin then runs the task untraced)."""
+def collect_ebpf(build):
+    """The same with the collector registering the task with the node's
+    agent (one of this test's own)."""
+    collect(build, "ebpf")
+
+
+def refusal(build, extra, env):
+    """The collector's answer and exit status for a task-collect with
+    extra arguments in env."""
     weft = os.path.join(os.path.abspath(build), "weft")
     if not os.path.exists(weft):
         raise Skip("%s not built" % weft)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
-    env["ASAN_OPTIONS"] = "detect_leaks=0"
+    env = dict(env, ASAN_OPTIONS="detect_leaks=0")
     r_fd, w_fd = os.pipe()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         p = subprocess.Popen([weft, "task-collect", "--pid",
                               str(sleeper.pid), "--ready-fd", str(w_fd),
                               "--control", "weft-task-test/refuse/%d"
-                              % os.getpid(), "--", "sleep", "30"],
+                              % os.getpid()] + extra +
+                             ["--", "sleep", "30"],
                              env=env, pass_fds=(w_fd,),
                              stderr=subprocess.PIPE)
         os.close(w_fd)
@@ -181,9 +217,40 @@ def collect_refuses(build):
     finally:
         sleeper.kill()
         sleeper.wait()
+    return line, rc
+
+
+@case
+def collect_refuses(build):
+    """Without the env contract the collector answers "error" naming what
+    is missing, and leaves (the plugin then runs the task untraced)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+    line, rc = refusal(build, [], env)
     if not line.startswith("error ") or "WEFT_" not in line or rc == 0:
         raise Fail("expected an error naming the contract and a failure "
                    "exit, got %r (exit %d)" % (line, rc))
+
+
+@case
+def collect_tracer_choices(build):
+    """A --tracer that cannot collect a task is refused with the backends
+    that can (from the backend table: every built-in one), and eBPF
+    without --agent with what it needs; the task is not traced."""
+    # A full env contract: only the tracer can be refused.
+    env = dict(os.environ, WEFT_COORDINATOR="tcp://127.0.0.1:9",
+               WEFT_JOB="00000000-0000-4000-8000-000000000000",
+               WEFT_JOB_TOKEN="x" * 32)
+    line, rc = refusal(build, ["--tracer", "strace"], env)
+    want = ("error weft task-collect: tracer strace: expected ebpf, "
+            "preload or ptrace\n")
+    if line != want or rc != 2:
+        raise Fail("expected %r and exit 2, got %r (exit %d)"
+                   % (want, line, rc))
+    line, rc = refusal(build, ["--tracer", "ebpf"], env)
+    want = "error weft task-collect: --tracer ebpf needs --agent SOCKET\n"
+    if line != want or rc != 2:
+        raise Fail("expected %r and exit 2, got %r (exit %d)"
+                   % (want, line, rc))
 
 
 if __name__ == "__main__":

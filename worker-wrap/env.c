@@ -175,28 +175,10 @@ const char *weft_wrap_hash_cache(char buf[WEFT_MAX_PATH_BYTES], weft_report *r,
 	if (why[0] && r)
 		weft_report_warn(r, "no hash cache: %s", why);
 	else if (why[0])
-		weft_wrap_say(msgs, "no hash cache: %s", why);
+		weft_say_to(msgs, "no hash cache: %s", why);
 	return at;
 }
 
-void weft_wrap_say(FILE *msgs, const char *fmt, ...)
-{
-	if (!msgs)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	weft_wrap_vsay(msgs, fmt, ap);
-	va_end(ap);
-}
-
-void weft_wrap_vsay(FILE *msgs, const char *fmt, va_list ap)
-{
-	if (!msgs)
-		return;
-	fputs("weft: ", msgs);
-	vfprintf(msgs, fmt, ap);
-	fputc('\n', msgs);
-}
 
 static int read_path(char *out, size_t outsz, const char *name, const char *v,
 		     char *err, size_t errsz)

@@ -52,13 +52,6 @@ struct weft_wrap_shipper {
 	uint64_t bytes_sent;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void say(weft_wrap_shipper *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -66,7 +59,7 @@ static void say(weft_wrap_shipper *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	weft_wrap_vsay(s->msgs, fmt, ap);
+	weft_vsay_to(s->msgs, fmt, ap);
 	va_end(ap);
 }
 
@@ -77,7 +70,7 @@ int weft_wrap_shipper_new(const char *tls_ca, int timeout_ms, FILE *msgs,
 	if (!s)
 		return WEFT_ENOMEM;
 	snprintf(s->tls_ca, sizeof(s->tls_ca), "%s", tls_ca ? tls_ca : "");
-	s->deadline_ms = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	s->deadline_ms = weft_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	s->msgs = msgs;
 	weft_wrap_backoff_init(&s->backoff, SHIP_BACKOFF_BASE_MS,
 			       SHIP_BACKOFF_CAP_MS, 0);
@@ -212,7 +205,7 @@ static int call(weft_wrap_shipper *s, weft_wrap_client *c, const uint8_t *req,
 		return call_once(s, c, req, len, timeout_ms, v, reason,
 				 reasonsz);
 	for (;;) {
-		int64_t left = s->deadline_ms - mono_ms();
+		int64_t left = s->deadline_ms - weft_mono_ms();
 		if (left <= 0)
 			return WEFT_EIO;
 		int err = call_once(s, c, req, len,
@@ -227,7 +220,7 @@ static int call(weft_wrap_shipper *s, weft_wrap_client *c, const uint8_t *req,
 		if (err == WEFT_ENOMEM)
 			return err;
 		int64_t wait = weft_wrap_backoff_next(&s->backoff);
-		left = s->deadline_ms - mono_ms();
+		left = s->deadline_ms - weft_mono_ms();
 		if (left <= 0)
 			return WEFT_EIO;
 		sleep_ms(wait < left ? wait : left);
@@ -399,7 +392,7 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 			s->stats.writers_busy += busy;
 			continue; /* another flush or wrapper has it */
 		}
-		if (s->deadline_ms - mono_ms() <= 0) {
+		if (s->deadline_ms - weft_mono_ms() <= 0) {
 			count_left(s, w);
 			weft_spool_writer_close(w, false);
 			result = WEFT_EIO;

@@ -56,13 +56,6 @@ struct weft_wrap_stream {
 	weft_wrap_shipper *sh;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 weft_wrap_stream *weft_wrap_stream_new(const weft_wrap_env *env, FILE *msgs)
 {
 	weft_wrap_stream *s = calloc(1, sizeof(*s));
@@ -259,7 +252,7 @@ static int call_timeout(const weft_wrap_stream *s)
 {
 	if (!s->finishing)
 		return SHIP_CALL_RUN_MS;
-	int64_t left = s->deadline_ms - mono_ms();
+	int64_t left = s->deadline_ms - weft_mono_ms();
 	return left <= 0                 ? 0
 	       : left > SHIP_CALL_MAX_MS ? SHIP_CALL_MAX_MS
 					 : (int)left;
@@ -313,7 +306,7 @@ static void *ship_thread(void *arg)
 	for (;;) {
 		if (s->abort)
 			break;
-		bool late = s->finishing && mono_ms() >= s->deadline_ms;
+		bool late = s->finishing && weft_mono_ms() >= s->deadline_ms;
 		if (late || (s->closed && s->done == s->ready))
 			break;
 		if (s->done == s->ready && sh.nacked) {
@@ -345,7 +338,7 @@ static void *ship_thread(void *arg)
 		snprintf(s->st.last_err, sizeof(s->st.last_err), "%s",
 			 why[0] ? why : "timeout");
 		/* Wait, woken early by the end of the run or abort. */
-		int64_t at = mono_ms() + weft_wrap_backoff_next(&sh.backoff);
+		int64_t at = weft_mono_ms() + weft_wrap_backoff_next(&sh.backoff);
 		if (s->finishing && at > s->deadline_ms)
 			at = s->deadline_ms;
 		if (!s->abort)
@@ -375,7 +368,7 @@ void weft_wrap_stream_deadline(weft_wrap_stream *s, int timeout_ms)
 	pthread_mutex_lock(&s->lock);
 	if (!s->finishing) {
 		s->finishing = true;
-		s->deadline_ms = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+		s->deadline_ms = weft_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 		pthread_cond_broadcast(&s->cv);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -5,11 +5,15 @@
  * durable until the coordinator acknowledged it, retries with backoff, the
  * nng REQ client, and splitting a run into fragment-sized parts.
  *
- * Nothing here launches or traces anything (cli/trace.c does) and nothing
- * here opens an nng socket except weft_wrap_client_open (and the streaming
- * writer's shipping thread): callers that fork a workload open clients
- * only after the fork (nng's threads must not be copied into a child that
- * uses nng too).
+ * And the run pipeline every entry point shares (weft run, weft wrap,
+ * weft submit --mode in-cluster, the Slurm task collector): trace a
+ * command through a backend (trace.c), hash, record, spool and ship it
+ * (pipeline.c), the job record and its requests (job.c).
+ *
+ * Nothing here opens an nng socket except weft_wrap_client_open (and the
+ * streaming writer's shipping thread): callers that fork a workload open
+ * clients only after the fork (nng's threads must not be copied into a
+ * child that uses nng too).
  */
 #ifndef WEFT_WRAP_H
 #define WEFT_WRAP_H
@@ -21,6 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "weft_backends.h"
+#include "weft_base.h"
 #include "weft_schema.h"
 #include "weft_wire.h"
 
@@ -79,12 +85,6 @@ const char *weft_wrap_hash_cache_path(weft_wrap_getenv_fn get, char *out,
  * warnings ("no hash cache: ..."), or to msgs when r is NULL. */
 const char *weft_wrap_hash_cache(char buf[WEFT_MAX_PATH_BYTES], weft_report *r,
 				 FILE *msgs);
-/* "weft: " + the message + a newline on msgs (nothing when it is NULL):
- * how libweft_wrap and the libraries on it speak to people. */
-void weft_wrap_say(FILE *msgs, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void weft_wrap_vsay(FILE *msgs, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
 /* A directory in a place every user may write to (/tmp), for this user
  * alone: created 0700 when missing; used only when it is a directory,
  * not a symbolic link, owned by this user and not writable by others.
@@ -401,4 +401,107 @@ void weft_wrap_part_view(const weft_report *r, const weft_wrap_part *p,
 int weft_wrap_read_ack(const uint8_t *reply, size_t len, int *status,
 		       char *reason, size_t reasonsz);
 
+
+/* ---- The run pipeline (trace.c, pipeline.c, job.c) ----
+ *
+ * These say what went wrong on stderr themselves ("weft: ..."), in the
+ * words the user acts on, and return the exit status weft leaves with. */
+
+/* Exit statuses of weft itself (the workload's own status passes through
+ * unchanged). */
+#define WEFT_EXIT_USAGE 2      /* bad arguments */
+#define WEFT_EXIT_PREFLIGHT 3  /* the tracer cannot work: not launched */
+#define WEFT_EXIT_INTERNAL 125 /* weft failed before launching the workload */
+#define WEFT_EXIT_NOEXEC 126   /* command found but not executable */
+#define WEFT_EXIT_NOTFOUND 127 /* command not found */
+
+/* The tracer mode that preflights the backends in auto order. */
+#define WEFT_WRAP_MODE_AUTO "auto"
+/* record.env_values: names whose values are recorded in clear. */
+#define WEFT_WRAP_MAX_ENV_VALUES 64
+/* Creating and ending a job: the coordinator must be there by then. */
+#define WEFT_WRAP_CALL_TIMEOUT_MS 20000
+
+/* How to trace: the tracer settings of the config. The strings are not
+ * copied: they must outlive the trace. */
+typedef struct weft_wrap_tracer_opts {
+	const char *mode;      /* WEFT_WRAP_MODE_AUTO or a registered backend */
+	const char *mode_from; /* where mode was set, for the tracer log */
+	bool fallback_enabled;
+	int preflight_timeout_ms;
+	const char *const *env_values; /* record.env_values */
+	size_t nenv_values;            /* at most WEFT_WRAP_MAX_ENV_VALUES */
+} weft_wrap_tracer_opts;
+
+typedef struct weft_wrap_trace {
+	char **cmd; /* argv as the user typed it */
+	weft_wrap_tracer_opts opts;
+	const char *env_values[WEFT_WRAP_MAX_ENV_VALUES];
+	int verbose;
+	char exe[WEFT_MAX_PATH_BYTES + 1]; /* cmd[0] resolved */
+	const weft_backend *backend;       /* selected and preflighted */
+	int status;                        /* the workload's exit status */
+	/* Optional: every event before it is fed (weft_launch.observe). */
+	void (*observe)(void *arg, weft_classifier *c, const weft_event *ev);
+	void *observe_arg;
+} weft_wrap_trace;
+
+/* Find the executable CMD names the way a shell does (a name with a slash
+ * as is, else PATH). 0 with the path in out, or WEFT_EXIT_NOTFOUND /
+ * WEFT_EXIT_NOEXEC after saying why. */
+int weft_wrap_resolve_command(const char *cmd, char *out, size_t outsz);
+/* Before launch: resolve cmd[0], pick the backend of o and preflight it
+ * (auto: the first that passes). 0, or the exit status to leave with
+ * (127, 126, WEFT_EXIT_PREFLIGHT) after explaining. Nothing is started. */
+int weft_wrap_trace_prepare(weft_wrap_trace *t, char **cmd,
+			    const weft_wrap_tracer_opts *o, int verbose);
+/* Launch and trace to the end through the manager (fallback included),
+ * SIGINT/SIGQUIT ignored in weft, SIGTERM/SIGHUP passed to the workload;
+ * fill report (initialized by the caller) with backend, node, times,
+ * exit code, processes and files. Paths under ignore_dir (may be NULL)
+ * are never records. 0 when the workload ran (t->status is its status),
+ * or WEFT_EXIT_INTERNAL when it could not be started. */
+int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
+			weft_report *report);
+/* -v/-vv: the tracer log WEFT_DIR/tracer.log (appended) at that level;
+ * NULL (after a message) when it cannot be written. */
+FILE *weft_wrap_log_open(const char *weft_dir, int level);
+void weft_wrap_log_close(FILE *log);
+
+/* Where a traced run goes. */
+typedef struct weft_wrap_ship_opts {
+	const weft_wrap_env *env;     /* coordinator, job, spool... */
+	const weft_wrap_identity *id; /* the task */
+	int ship_timeout_ms;
+	size_t part_bytes; /* 0: the wire's limit */
+	bool others;       /* then also deliver what other writers left */
+	int verbose;
+	const char *name; /* the task for people; NULL: from the identity
+			     (engine, --task) or the command */
+} weft_wrap_ship_opts;
+
+/* After the tracer: sign the hashed run r as fragments, spool them and
+ * ship them within s->ship_timeout_ms. 0 when all were acknowledged, 1
+ * when some stay spooled (said on stderr). */
+int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r);
+/* The command line of r's root for people, cut to outsz: the name of a
+ * task nobody named. */
+void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r);
+/* Hash r's files through the node's hash cache (WEFT_HASH_CACHE; opened
+ * into *cache at the first call, kept for later ones: weft_store_close it
+ * at the end). A failure is a warning in r; with verbose, one line on
+ * stderr says how many files were read and how many came from the cache. */
+struct weft_store;
+void weft_wrap_hash_files(struct weft_store **cache, const char *task,
+			  weft_report *r, int verbose);
+
+/* A new job record for cmd: fresh id and token, the command joined, user,
+ * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
+ * (free it). */
+void weft_wrap_job_info(weft_job_info *j, char **cmd);
+/* Send one request (job create or end) to the coordinator at url,
+ * retrying with backoff for up to WEFT_WRAP_CALL_TIMEOUT_MS: 0 when
+ * stored (or already), -1 after saying why not, prefixed with what. */
+int weft_wrap_coordinator_call(const char *url, const char *tls_ca,
+			       const weft_buf *req, const char *what);
 #endif /* WEFT_WRAP_H */

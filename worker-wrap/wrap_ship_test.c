@@ -191,13 +191,6 @@ static size_t spooled(struct fixture *f)
 	return total;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Tests ---- */
 
 static void test_all_acknowledged(void **state)
@@ -256,10 +249,10 @@ static void test_down_then_flushed(void **state)
 	weft_spool_writer *w;
 	size_t n = record(f, &w);
 	weft_wrap_shipper *sh;
-	int64_t t0 = mono_ms();
+	int64_t t0 = weft_mono_ms();
 	assert_int_equal(weft_wrap_shipper_new(NULL, 300, NULL, &sh), WEFT_OK);
 	assert_int_equal(weft_wrap_ship_writer(sh, w), WEFT_EIO);
-	int64_t took = mono_ms() - t0;
+	int64_t took = weft_mono_ms() - t0;
 	assert_true(took >= 290);
 	assert_int_equal(weft_wrap_shipper_stats(sh)->left, n);
 	weft_spool_writer_close(w, true); /* not empty: kept */

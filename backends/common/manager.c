@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "weft_backends.h"
+#include "weft_base.h"
 
 /* ---- The tracer log ---- */
 
@@ -41,16 +42,11 @@ void weft_log(int level, const char *fmt, ...)
 {
 	if (!log_file || level > log_level)
 		return;
-	struct timespec ts;
-	struct tm tm;
-	char when[32];
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	char when[WEFT_RFC3339_BYTES];
+	weft_rfc3339(weft_real_ns(), when);
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(log_file, "%s.%06ldZ [%d] ", when, ts.tv_nsec / 1000,
-		(int)getpid());
+	fprintf(log_file, "%s [%d] ", when, (int)getpid());
 	vfprintf(log_file, fmt, ap);
 	fputc('\n', log_file);
 	fflush(log_file);
@@ -78,13 +74,6 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
 }
 
 /* ---- Preflight in a child, with a deadline ---- */
-
-int64_t weft_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void preflight_failed(weft_preflight *p, const weft_backend *b,
 			     const char *command, const char *check,
@@ -238,22 +227,6 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
 
 /* ---- The run, with fallback ---- */
 
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void format_time(int64_t ns, char out[40])
-{
-	time_t s = (time_t)(ns / 1000000000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 40 - n, ".%06dZ", (int)(ns % 1000000000 / 1000));
-}
-
 /* The workload lost its tracer and nobody takes over: wait for its root
  * (our child) untraced, and reap what else of it has ended. */
 static void wait_untraced(weft_launch *l)
@@ -331,7 +304,7 @@ int weft_manager_trace(const weft_backend *b, weft_launch *l,
 	const weft_backend *active = b;
 	while (err == WEFT_OK && l->lost) {
 		char when[40], why[1024];
-		format_time(l->lost_at_ns, when);
+		weft_rfc3339(l->lost_at_ns, when);
 		weft_log(1, "%s lost tracing at %s: %s", active->name, when,
 			 l->lost_reason);
 		const weft_backend *next = NULL;
@@ -358,13 +331,13 @@ int weft_manager_trace(const weft_backend *b, weft_launch *l,
 		char reason[sizeof(l->lost_reason)];
 		snprintf(reason, sizeof(reason), "%s", l->lost_reason);
 		l->lost = false;
-		int64_t attach_at = real_ns();
+		int64_t attach_at = weft_real_ns();
 		weft_log(1, "falling back to %s (attaching to the live tree of "
 			    "pid %d)",
 			 next->name, (int)l->root_pid);
 		err = next->attach(l, r);
 		char until[40];
-		format_time(attach_at, until);
+		weft_rfc3339(attach_at, until);
 		weft_report_warn(
 			r,
 			"tracer fallback: %s stopped tracing at %s (%s); %s "

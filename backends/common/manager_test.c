@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "weft_backends.h"
+#include "weft_base.h"
 
 static char tmpdir[PATH_MAX];
 static char path_buf[PATH_MAX + 64];
@@ -77,9 +78,7 @@ static int lossy_run(weft_launch *l, weft_report *w)
 	l->lost = true;
 	snprintf(l->lost_reason, sizeof(l->lost_reason),
 		 "the test backend let go");
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	l->lost_at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	l->lost_at_ns = weft_real_ns();
 	return WEFT_OK;
 }
 

@@ -41,6 +41,7 @@
 #include <sodium.h>
 
 #include "weft_backends.h"
+#include "weft_base.h"
 
 extern char **environ;
 
@@ -295,11 +296,8 @@ void weft_preflight_reuse(const weft_backend *b, weft_preflight *p,
 	/* Room for the "reused" check: a full list would fail the verdict. */
 	if (load(b, key, p, &probed_at) &&
 	    p->nchecks < WEFT_PREFLIGHT_MAX_CHECKS) {
-		char when[32] = "?";
-		time_t t = (time_t)probed_at;
-		struct tm tm;
-		if (gmtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char when[WEFT_RFC3339_BYTES];
+		weft_rfc3339_digits((int64_t)probed_at * 1000000000, 0, when);
 		weft_preflight_check(p, "reused", true,
 				     "the verdict of the probe at %s: same "
 				     "boot, kernel, weft binary, credentials, "

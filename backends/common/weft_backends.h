@@ -149,6 +149,17 @@ typedef struct weft_launch {
 	void *observe_arg;
 } weft_launch;
 
+/* What collecting a task weft did not launch needs besides the launch
+ * (the collect_* entries of weft_backend). */
+typedef struct weft_collect_opts {
+	const char *cwd;        /* the task's working directory */
+	const char *agent_path; /* the node agent's socket (collect_needs_agent) */
+	int seize_wait_ms;      /* how long the task may take to allow its
+				   tracer (PR_SET_PTRACER) */
+} weft_collect_opts;
+/* One task's collection, each backend's own. */
+typedef struct weft_collect weft_collect;
+
 /*
  * A backend is a const table. The manager (the CLI's run path) preflights,
  * then calls run; run launches the workload, traces it to its end and
@@ -186,6 +197,40 @@ typedef struct weft_backend {
 	 * Idempotent; 0, or -1 after saying what was not permitted. NULL when
 	 * the backend needs no setup. */
 	int (*enable)(const char *binary, FILE *out);
+
+	/*
+	 * Collecting a task weft did not launch: `weft task-collect`
+	 * (slurm/collect.c), for the tasks of `srun --weft`. l->root_pid is
+	 * the task (about to exec, not a child of weft), l->argv its
+	 * command, l->classifier where its events go. NULL collect_open:
+	 * this backend cannot.
+	 *
+	 * collect_open puts the tracer in place before the task execs;
+	 * ready gets what the task must be told, the words after "ok " of
+	 * the collector's answer ("ptrace", "preload SOCKPATH"); err why
+	 * not. While the task runs, collect_fd (NULL or -1: none) is polled
+	 * for POLLIN and collect_pump (may be NULL) takes what is queued.
+	 * collect_wait (NULL: the caller polls until the task's pidfd says
+	 * it ended) takes the records until the task, and what the backend
+	 * follows of its descendants, ended; true when the backend knows
+	 * the exit status itself (l->exit_code, as the task's tracer).
+	 * collect_end records the task's end with code (0..255,
+	 * 128+signal; -1: unknown) and returns the code recorded (-1: none
+	 * known; l->exit_code is then 0). collect_close takes the rest,
+	 * warns in the report about what is incomplete, and frees c; it may
+	 * come straight after collect_open (the task went on untraced).
+	 */
+	int (*collect_open)(weft_launch *l, weft_report *warnings_to,
+			    const weft_collect_opts *o, weft_collect **out,
+			    char *ready, size_t readysz, char *err,
+			    size_t errsz);
+	int (*collect_fd)(const weft_collect *c);
+	void (*collect_pump)(weft_collect *c);
+	bool (*collect_wait)(weft_collect *c);
+	int (*collect_end)(weft_collect *c, int code);
+	void (*collect_close)(weft_collect *c);
+	/* collect_open needs weft_collect_opts.agent_path. */
+	bool collect_needs_agent;
 } weft_backend;
 
 /* Feed one event of a run to l->classifier (with -vv, print it on stderr
@@ -198,49 +243,8 @@ bool weft_launch_feed(weft_launch *l, const char *backend,
  * terminated. */
 extern const weft_backend *const weft_backends[];
 const weft_backend *weft_backend_find(const char *name);
-
-/* ---- Collecting a task weft did not launch (preload/collector.c) ----
- *
- * `weft task-collect`, for the tasks weft_spank.so preloads: l->root_pid is
- * the task (about to exec, not a child of weft), l->argv its command,
- * l->classifier where its events go. open binds the socket (its path into
- * sock: the task's WEFT_PRELOAD_SOCK) and seeds the root with cwd; pump
- * takes what is queued (poll weft_preload_collect_fd for POLLIN); exit
- * records the root's end with code (0..255, 128+signal; -1: unknown, take
- * the library's own report of it) and returns the code recorded (-1 when
- * none is known; exit_code is then 0); close takes the
- * rest, warns in the report about what is incomplete, removes the socket
- * and frees. */
-typedef struct weft_preload_collect weft_preload_collect;
-int weft_preload_collect_open(weft_launch *l, weft_report *warnings_to,
-			      const char *cwd, char *sock, size_t socksz,
-			      weft_preload_collect **out);
-int weft_preload_collect_fd(const weft_preload_collect *c);
-void weft_preload_collect_pump(weft_preload_collect *c);
-int weft_preload_collect_exit(weft_preload_collect *c, int code);
-void weft_preload_collect_close(weft_preload_collect *c);
-
-/* The same for ptrace (ptrace/attach.c): open seizes l->root_pid (the
- * task, which allowed it with PR_SET_PTRACER where Yama asks; an EPERM is
- * retried for up to wait_ms) and seeds it from /proc; err says why not.
- * run serves its stops with PTRACE_SYSCALL until it and every descendant
- * ended (l->exit_code set), then frees c. */
-typedef struct weft_ptrace_collect weft_ptrace_collect;
-int weft_ptrace_collect_open(weft_launch *l, weft_report *warnings_to,
-			     int wait_ms, weft_ptrace_collect **out,
-			     char *err, size_t errsz);
-void weft_ptrace_collect_run(weft_ptrace_collect *c);
-
-/* The same for eBPF (ebpf/run.c): open registers l->root_pid with the
- * node agent at agent_path (never starting one) and seeds it with cwd;
- * err says why not. run follows its records until it ended (its pidfd)
- * and, for a short while, its descendants; exit_code is the caller's to
- * set. Then frees c. */
-typedef struct weft_ebpf_collect weft_ebpf_collect;
-int weft_ebpf_collect_open(weft_launch *l, weft_report *warnings_to,
-			   const char *agent_path, const char *cwd,
-			   weft_ebpf_collect **out, char *err, size_t errsz);
-void weft_ebpf_collect_run(weft_ebpf_collect *c);
+/* How many backends are registered. */
+size_t weft_backends_count(void);
 
 /* ---- Machine setup helpers for enable (enable.c) ---- */
 
@@ -268,6 +272,18 @@ void weft_preflight_run(const weft_backend *b, weft_preflight *p,
  * only the user can write; anything else probes as weft_preflight_run. */
 void weft_preflight_reuse(const weft_backend *b, weft_preflight *p,
 			  const char *command, int timeout_ms);
+/* Preflight the registered backends in registry (auto) order into
+ * results[i] (one per backend, the caller's; select.c); with first_only,
+ * stop after the first that passes (the rest get an empty backend name);
+ * with reuse, a passed verdict is reused while the machine is unchanged
+ * (weft_preflight_reuse). Returns the index of the first that passed, or
+ * -1 when none did. */
+int weft_preflight_auto(weft_preflight *results, const char *command,
+			int timeout_ms, bool first_only, bool reuse);
+/* "ebpf: SUMMARY; preload: SUMMARY" of the backends before selected (all
+ * when selected is -1) that were checked and failed, into buf. */
+void weft_preflight_rejected(const weft_preflight *results, int selected,
+			     char *buf, size_t bufsz);
 /* "TAG: PATH dev ino size mtime ctime mode uid gid" of path to key. */
 void weft_preflight_key_stat(FILE *key, const char *tag, const char *path);
 /* Run l under b to the workload's end. When b loses tracing mid-run
@@ -279,9 +295,6 @@ void weft_preflight_key_stat(FILE *key, const char *tag, const char *path);
 int weft_manager_trace(const weft_backend *b, weft_launch *l,
 		       weft_report *r, bool fallback_enabled,
 		       int preflight_timeout_ms);
-
-/* CLOCK_MONOTONIC in ms, for deadlines and durations (manager.c). */
-int64_t weft_mono_ms(void);
 
 /* The tracer log (.weft/tracer.log with -v/-vv): lines with a UTC time
  * and pid, written when level <= the level set; f NULL turns it off. */

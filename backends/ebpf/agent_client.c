@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "ebpf_internal.h"
+#include "weft_base.h"
 
 /* How long a wrapper waits for an agent it started to answer. */
 #define WB_AGENT_START_MS 5000
@@ -99,16 +100,12 @@ int wb_agent_connect(bool start, int verbose)
 	if (verbose >= 1)
 		fprintf(stderr, "weft ebpf: starting the agent (%s)\n", path);
 	spawn_agent();
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = weft_mono_ms();
 	for (;;) {
 		usleep(10000);
 		if ((fd = try_connect(path)) >= 0)
 			return fd;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000 +
-			    (t.tv_nsec - t0.tv_nsec) / 1000000 >=
-		    WB_AGENT_START_MS)
+		if (weft_mono_ms() - t0 >= WB_AGENT_START_MS)
 			return -1;
 	}
 }

@@ -22,6 +22,7 @@
 
 #include "ebpf_internal.h"
 #include "weft.skel.h"
+#include "weft_base.h"
 
 struct wb_load {
 	struct weft_bpf *skel;
@@ -55,13 +56,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 	if (getenv("WEFT_EBPF_DEBUG"))
 		fprintf(stderr, "libbpf: %s\n", line);
 	return 0;
-}
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 size_t wb_ringbuf_bytes(void)
@@ -239,7 +233,7 @@ int wb_load_open(wb_load **out, size_t ringbuf_bytes, wb_record_fn fn,
 		return fail(err, errsz, "allocating", ENOMEM);
 	ld->fn = fn;
 	ld->ctx = ctx;
-	double t0 = mono_ms();
+	double t0 = (double)weft_mono_ns() / 1e6;
 	int rc;
 	ld->skel = weft_bpf__open();
 	if (!ld->skel) {
@@ -258,10 +252,10 @@ int wb_load_open(wb_load **out, size_t ringbuf_bytes, wb_record_fn fn,
 			  rc < 0 ? -rc : EINVAL);
 		goto out;
 	}
-	double t1 = mono_ms();
+	double t1 = (double)weft_mono_ns() / 1e6;
 	if ((rc = attach_all(ld, err, errsz)) != 0)
 		goto out;
-	double t2 = mono_ms();
+	double t2 = (double)weft_mono_ns() / 1e6;
 	ld->rb = ring_buffer__new(bpf_map__fd(ld->skel->maps.events), on_sample,
 				  ld, NULL);
 	if (!ld->rb) {

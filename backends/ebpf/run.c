@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "ebpf_internal.h"
+#include "weft_base.h"
 
 /* How long the reader sleeps between looks at the ring buffer (it is
  * woken earlier only when a quarter of the buffer is waiting). */
@@ -195,10 +196,7 @@ static int on_record(void *ctx, const void *data, size_t len)
 	else if (ev->kind == WEFT_EV_EXIT && (ev->flags & 1))
 		pidset_del(&r->live, ev->tgid);
 	if (ev->time_ns == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ev->time_ns = (uint64_t)ts.tv_sec * 1000000000u +
-			      (uint64_t)ts.tv_nsec;
+		ev->time_ns = (uint64_t)weft_real_ns();
 	} else {
 		ev->time_ns += (uint64_t)r->rt_off;
 	}
@@ -231,10 +229,8 @@ static void lose(wb_tracing *r, const char *fmt, const char *detail)
 	weft_launch *l = r->l;
 	if (l->lost)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	l->lost = true;
-	l->lost_at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	l->lost_at_ns = weft_real_ns();
 	snprintf(l->lost_reason, sizeof(l->lost_reason), fmt, detail);
 }
 
@@ -323,8 +319,7 @@ static int source_drain(wb_tracing *r)
 		lose(r, "the weft agent went away (%s)", strerror(errno));
 		return -1;
 	}
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t t0 = weft_mono_ms();
 	while (!r->synced) {
 		struct pollfd p = {.fd = r->agent, .events = POLLIN};
 		poll(&p, 1, 100);
@@ -335,8 +330,7 @@ static int source_drain(wb_tracing *r)
 			if (n == 0)
 				break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000 >= WB_SYNC_TIMEOUT_MS) {
+		if (weft_mono_ms() - t0 >= WB_SYNC_TIMEOUT_MS) {
 			lose(r, "the weft agent did not answer (%s)",
 			     "no SYNC reply");
 			return -1;
@@ -645,13 +639,6 @@ static int wb_enable(const char *binary, FILE *out)
 	return rc;
 }
 
-const weft_backend weft_backend_ebpf = {
-	.name = "ebpf",
-	.preflight = wb_preflight,
-	.check_command = wb_check_command,
-	.run = wb_run,
-	.enable = wb_enable,
-};
 
 /* ---- Collecting a task weft did not launch (weft task-collect) ----
  *
@@ -666,16 +653,18 @@ const weft_backend weft_backend_ebpf = {
 /* After the task ended, how long its descendants are still followed. */
 #define WB_COLLECT_AFTER_MS 2000
 
-struct weft_ebpf_collect {
+typedef struct wb_collect {
 	wb_tracing r;
-};
+	bool stopped; /* stop_source done */
+} wb_collect;
 
-int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
-			   const char *agent_path, const char *cwd,
-			   weft_ebpf_collect **out, char *err, size_t errsz)
+static int collect_open(weft_launch *l, weft_report *w,
+			const weft_collect_opts *o, weft_collect **out,
+			char *ready, size_t readysz, char *err, size_t errsz)
 {
 	*out = NULL;
-	weft_ebpf_collect *c = calloc(1, sizeof(*c));
+	const char *agent_path = o->agent_path, *cwd = o->cwd;
+	wb_collect *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errsz, "out of memory");
 		return WEFT_ENOMEM;
@@ -712,12 +701,16 @@ int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
 		argc++;
 	weft_classifier_add_process(l->classifier, pid, 0, cwd, l->argv[0],
 				    (const char *const *)l->argv, argc);
-	*out = c;
+	snprintf(ready, readysz, "ebpf");
+	*out = (weft_collect *)c;
 	return WEFT_OK;
 }
 
-void weft_ebpf_collect_run(weft_ebpf_collect *c)
+/* The task is not ours to reap: its exit status comes from slurmstepd
+ * (collect_end). */
+static bool collect_wait(weft_collect *wc)
 {
+	wb_collect *c = (wb_collect *)wc;
 	wb_tracing *r = &c->r;
 	int64_t ended_at = -1;
 	for (int rounds = 0;; rounds++) {
@@ -728,20 +721,15 @@ void weft_ebpf_collect_run(weft_ebpf_collect *c)
 			if (r->root_pidfd >= 0 && poll(&p, 1, 0) != 1 &&
 			    kill(r->l->root_pid, 0) == 0)
 				continue;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ended_at = (int64_t)ts.tv_sec * 1000 +
-				   ts.tv_nsec / 1000000;
+			ended_at = weft_mono_ms();
 			r->root_reaped = true;
 		}
 		if (source_drain(r) < 0)
 			break;
 		if (rounds % 10 == 0)
 			prune_live(r);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		if (r->live.n == 0 || now - ended_at >= WB_COLLECT_AFTER_MS)
+		if (r->live.n == 0 ||
+		    weft_mono_ms() - ended_at >= WB_COLLECT_AFTER_MS)
 			break;
 	}
 	if (r->l->lost)
@@ -761,5 +749,37 @@ void weft_ebpf_collect_run(weft_ebpf_collect *c)
 			(unsigned long long)r->malformed,
 			(unsigned long long)r->l->dropped_events);
 	stop_source(r);
+	c->stopped = true;
+	return false;
+}
+
+static int collect_end(weft_collect *wc, int code)
+{
+	wb_collect *c = (wb_collect *)wc;
+	c->r.l->exit_code = code < 0 ? 0 : code;
+	return code;
+}
+
+static void collect_close(weft_collect *wc)
+{
+	wb_collect *c = (wb_collect *)wc;
+	if (!c)
+		return;
+	if (!c->stopped)
+		stop_source(&c->r);
 	free(c);
 }
+
+const weft_backend weft_backend_ebpf = {
+	.name = "ebpf",
+	.preflight = wb_preflight,
+	.check_command = wb_check_command,
+	.run = wb_run,
+	.enable = wb_enable,
+	.collect_open = collect_open,
+	.collect_wait = collect_wait,
+	.collect_end = collect_end,
+	.collect_close = collect_close,
+	.collect_needs_agent = true,
+};
+

@@ -45,27 +45,40 @@ int weft_agent_serve(const weft_agent_options *o, FILE *err)
 	return WEFT_EUNSUPPORTED;
 }
 
-const weft_backend weft_backend_ebpf = {
-	.name = "ebpf",
-	.preflight = stub_preflight,
-	.run = stub_run,
-};
-
-int weft_ebpf_collect_open(weft_launch *l, weft_report *w,
-			   const char *agent_path, const char *cwd,
-			   weft_ebpf_collect **out, char *err, size_t errsz)
+static int stub_collect_open(weft_launch *l, weft_report *w,
+			     const weft_collect_opts *o, weft_collect **out,
+			     char *ready, size_t readysz, char *err,
+			     size_t errsz)
 {
 	(void)l;
 	(void)w;
-	(void)agent_path;
-	(void)cwd;
+	(void)o;
+	(void)ready;
+	(void)readysz;
 	*out = NULL;
 	snprintf(err, errsz, "this weft was built without the eBPF backend: %s",
 		 WEFT_EBPF_MISSING);
 	return WEFT_EUNSUPPORTED;
 }
 
-void weft_ebpf_collect_run(weft_ebpf_collect *c)
+static int stub_collect_end(weft_collect *c, int code)
+{
+	(void)c;
+	return code;
+}
+
+static void stub_collect_close(weft_collect *c)
 {
 	(void)c;
 }
+
+const weft_backend weft_backend_ebpf = {
+	.name = "ebpf",
+	.preflight = stub_preflight,
+	.run = stub_run,
+	/* Collection is refused with the reason, as `--tracer ebpf` was. */
+	.collect_open = stub_collect_open,
+	.collect_end = stub_collect_end,
+	.collect_close = stub_collect_close,
+	.collect_needs_agent = true,
+};

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
+#include "weft_base.h"
 
 #define PL_STREAM_BUCKETS 1024
 /* How long records of a process wait for its FORK before weft makes it
@@ -95,13 +96,6 @@ typedef struct pl_run {
 	size_t nforeign;
 } pl_run;
 
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- streams ---- */
 
 static struct pl_stream *stream_get(pl_run *r, pid_t pid, bool make)
@@ -153,7 +147,7 @@ static void streams_free(pl_run *r)
 
 static void feed(pl_run *r, weft_event *ev)
 {
-	ev->time_ns = real_ns();
+	ev->time_ns = (uint64_t)weft_real_ns();
 	if (ev->tgid == 0)
 		ev->tgid = ev->pid;
 	weft_launch_feed(r->l, "preload", ev);
@@ -766,7 +760,7 @@ static void run_loop(pl_run *r, uint8_t *buf)
 		if (socket_gone(r)) {
 			weft_launch *l = r->l;
 			l->lost = true;
-			l->lost_at_ns = (int64_t)real_ns();
+			l->lost_at_ns = weft_real_ns();
 			snprintf(l->lost_reason, sizeof(l->lost_reason),
 				 "its socket %.300s was removed or replaced "
 				 "by the workload",
@@ -957,15 +951,6 @@ static void preload_state(FILE *key)
 		fprintf(key, "preload library: none: %s\n", lib);
 }
 
-const weft_backend weft_backend_preload = {
-	.name = "preload",
-	.preflight = pl_preflight,
-	.check_command = pl_check_command,
-	.preflight_state = preload_state,
-	.run = preload_run,
-	.attach = NULL,
-};
-
 /* ---- Collecting a task weft did not launch (weft task-collect) ----
  *
  * The SPANK plugin's tasks (docs/slurm.md): the task process is not a
@@ -973,28 +958,32 @@ const weft_backend weft_backend_preload = {
  * socket before the task execs, pumps it while the task runs, and says
  * when the task ended and with what status (pidfd, slurmstepd). */
 
-struct weft_preload_collect {
+typedef struct pl_collect {
 	pl_run r;
 	uint8_t *buf;
 	char dir[PATH_MAX];
 	char sock_path[PATH_MAX + 8];
-};
+} pl_collect;
 
-int weft_preload_collect_open(weft_launch *l, weft_report *w, const char *cwd,
-			      char *sock, size_t socksz,
-			      weft_preload_collect **out)
+/* The task's answer carries the socket: "preload SOCKPATH" (the plugin
+ * puts SOCKPATH in its WEFT_PRELOAD_SOCK, the library in LD_PRELOAD). */
+static int collect_open(weft_launch *l, weft_report *w,
+			const weft_collect_opts *o, weft_collect **out,
+			char *ready, size_t readysz, char *err, size_t errsz)
 {
 	*out = NULL;
-	weft_preload_collect *c = calloc(1, sizeof(*c));
+	pl_collect *c = calloc(1, sizeof(*c));
 	if (!c || !(c->buf = malloc(PL_BATCH_MAX + 1))) {
 		free(c);
+		snprintf(err, errsz, "preload socket: %s",
+			 weft_strerror(WEFT_ENOMEM));
 		return WEFT_ENOMEM;
 	}
 	c->r.l = l;
 	c->r.w = w;
 	c->r.sock = make_socket(c->dir, sizeof(c->dir), c->sock_path,
 				sizeof(c->sock_path));
-	if (c->r.sock < 0 || strlen(c->sock_path) >= socksz) {
+	if (c->r.sock < 0 || strlen(c->sock_path) + 9 > readysz) {
 		if (c->r.sock >= 0) {
 			close(c->r.sock);
 			unlink(c->sock_path);
@@ -1002,6 +991,8 @@ int weft_preload_collect_open(weft_launch *l, weft_report *w, const char *cwd,
 		}
 		free(c->buf);
 		free(c);
+		snprintf(err, errsz, "preload socket: %s",
+			 weft_strerror(WEFT_EIO));
 		return WEFT_EIO;
 	}
 	struct stat sst;
@@ -1011,25 +1002,30 @@ int weft_preload_collect_open(weft_launch *l, weft_report *w, const char *cwd,
 	}
 	c->r.sock_path = c->sock_path;
 	l->exit_code = 0;
-	seed_root(&c->r, l->root_pid, cwd);
-	snprintf(sock, socksz, "%s", c->sock_path);
-	*out = c;
+	seed_root(&c->r, l->root_pid, o->cwd);
+	snprintf(ready, readysz, "preload %s", c->sock_path);
+	*out = (weft_collect *)c;
 	return WEFT_OK;
 }
 
-int weft_preload_collect_fd(const weft_preload_collect *c)
+static int collect_fd(const weft_collect *wc)
 {
+	const pl_collect *c = (const pl_collect *)wc;
 	return c->r.sock;
 }
 
-void weft_preload_collect_pump(weft_preload_collect *c)
+static void collect_pump(weft_collect *wc)
 {
+	pl_collect *c = (pl_collect *)wc;
 	drain(&c->r, c->buf);
 	release_stale(&c->r, false);
 }
 
-int weft_preload_collect_exit(weft_preload_collect *c, int code)
+/* Without a word from slurmstepd (code -1): what the library said of the
+ * root's end, if it did. */
+static int collect_end(weft_collect *wc, int code)
 {
+	pl_collect *c = (pl_collect *)wc;
 	pl_run *r = &c->r;
 	drain(r, c->buf);
 	release_stale(r, true);
@@ -1042,8 +1038,9 @@ int weft_preload_collect_exit(weft_preload_collect *c, int code)
 	return code;
 }
 
-void weft_preload_collect_close(weft_preload_collect *c)
+static void collect_close(weft_collect *wc)
 {
+	pl_collect *c = (pl_collect *)wc;
 	if (!c)
 		return;
 	drain(&c->r, c->buf);
@@ -1056,3 +1053,17 @@ void weft_preload_collect_close(weft_preload_collect *c)
 	free(c->buf);
 	free(c);
 }
+
+const weft_backend weft_backend_preload = {
+	.name = "preload",
+	.preflight = pl_preflight,
+	.check_command = pl_check_command,
+	.preflight_state = preload_state,
+	.run = preload_run,
+	.attach = NULL,
+	.collect_open = collect_open,
+	.collect_fd = collect_fd,
+	.collect_pump = collect_pump,
+	.collect_end = collect_end,
+	.collect_close = collect_close,
+};

@@ -289,15 +289,18 @@ int pt_attach(weft_launch *l, weft_report *w)
  * with PTRACE_SYSCALL (no filter: a tracer that goes away leaves the task
  * running untraced, never failing its syscalls). */
 
-struct weft_ptrace_collect {
+typedef struct pt_collect {
 	pt_run r;
-};
+	bool ran; /* pt_loop done: the threads are freed */
+} pt_collect;
 
-int weft_ptrace_collect_open(weft_launch *l, weft_report *w, int wait_ms,
-			     weft_ptrace_collect **out, char *err, size_t errsz)
+int pt_collect_open(weft_launch *l, weft_report *w, const weft_collect_opts *o,
+		    weft_collect **out, char *ready, size_t readysz, char *err,
+		    size_t errsz)
 {
 	*out = NULL;
-	weft_ptrace_collect *c = calloc(1, sizeof(*c));
+	int wait_ms = o->seize_wait_ms;
+	pt_collect *c = calloc(1, sizeof(*c));
 	if (!c || pt_threads_init(&c->r.threads) != 0) {
 		free(c);
 		snprintf(err, errsz, "out of memory");
@@ -340,13 +343,37 @@ int weft_ptrace_collect_open(weft_launch *l, weft_report *w, int wait_ms,
 	ptrace(PTRACE_INTERRUPT, pid, 0, 0);
 	seed_process(&c->r, pid, 0);
 	pt_seed_fds(&c->r, pid, false);
-	*out = c;
+	snprintf(ready, readysz, "ptrace");
+	*out = (weft_collect *)c;
 	return WEFT_OK;
 }
 
-void weft_ptrace_collect_run(weft_ptrace_collect *c)
+/* To the end of the task and of all it started; its status as its tracer
+ * saw it (before its parent did). */
+bool pt_collect_wait(weft_collect *wc)
 {
+	pt_collect *c = (pt_collect *)wc;
 	pt_loop(&c->r);
 	pt_threads_free(&c->r.threads);
+	c->ran = true;
+	return true;
+}
+
+int pt_collect_end(weft_collect *wc, int code)
+{
+	pt_collect *c = (pt_collect *)wc;
+	(void)code; /* slurmstepd's word: the tracer knew first */
+	return c->r.l->exit_code;
+}
+
+/* Before pt_loop ran (the task went on untraced), the seized task is let
+ * go as this process exits. */
+void pt_collect_close(weft_collect *wc)
+{
+	pt_collect *c = (pt_collect *)wc;
+	if (!c)
+		return;
+	if (!c->ran)
+		pt_threads_free(&c->r.threads);
 	free(c);
 }

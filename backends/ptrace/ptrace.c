@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "weft_base.h"
 
 #define PT_OPTIONS                                                             \
 	(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |    \
@@ -42,18 +43,11 @@ struct launch_failure {
 	int err;   /* errno */
 };
 
-uint64_t pt_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void pt_feed(pt_run *r, weft_event *ev)
 {
 	if (r->degraded)
 		return;
-	ev->time_ns = pt_now_ns();
+	ev->time_ns = (uint64_t)weft_real_ns();
 	if (weft_launch_feed(r->l, "ptrace", ev))
 		r->stats.events++;
 }
@@ -757,4 +751,8 @@ const weft_backend weft_backend_ptrace = {
 	.check_command = pt_check_command,
 	.run = ptrace_run,
 	.attach = pt_attach,
+	.collect_open = pt_collect_open,
+	.collect_wait = pt_collect_wait,
+	.collect_end = pt_collect_end,
+	.collect_close = pt_collect_close,
 };

@@ -198,8 +198,15 @@ void pt_loop(pt_run *r);
 void pt_seed_fds(pt_run *r, pid_t pid, bool only_unknown);
 /* attach.c: weft_backend_ptrace.attach. */
 int pt_attach(weft_launch *l, weft_report *warnings_to);
+/* Collecting a task weft did not launch (attach.c; weft_backend's
+ * collect_* entries): seize it, trace it to its end. */
+int pt_collect_open(weft_launch *l, weft_report *w, const weft_collect_opts *o,
+		    weft_collect **out, char *ready, size_t readysz, char *err,
+		    size_t errsz);
+bool pt_collect_wait(weft_collect *c);
+int pt_collect_end(weft_collect *c, int code);
+void pt_collect_close(weft_collect *c);
 
-uint64_t pt_now_ns(void);
 
 /* ptrace_preflight.c: weft_backend_ptrace.preflight. */
 int pt_preflight(weft_preflight *p, const char *command, int timeout_ms);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "weft_base.h"
 
 #define PROBE_CP "/bin/cp"
 

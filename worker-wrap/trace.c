@@ -1,39 +1,38 @@
 /*
- * trace.c - the path every traced command takes, shared by `weft run` and
- * `weft wrap`: find the command, pick and preflight the tracer (before
- * anything is launched), then trace it through the manager with weft's
- * signal handling, and finish the report.
+ * trace.c - the path every traced command takes, shared by `weft run`,
+ * `weft wrap` and `weft submit --mode in-cluster`: find the command, pick
+ * and preflight the tracer (before anything is launched), then trace it
+ * through the manager with weft's signal handling, and finish the report.
+ * What goes wrong is said on stderr here, in the words the user acts on:
+ * the executable is a library of the one weft executable.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
+#include "weft_backends.h"
+#include "weft_base.h"
+#include "weft_wrap.h"
 
 extern char **environ;
 
-/* Find the executable CMD names the way a shell does: a name with a slash
- * is used as is, otherwise every PATH entry is tried. Returns 0 with the
- * path in out, WEFT_EXIT_NOTFOUND or WEFT_EXIT_NOEXEC. */
-int cli_resolve_command(const char *cmd, char *out, size_t outsz)
+int weft_wrap_resolve_command(const char *cmd, char *out, size_t outsz)
 {
 	struct stat st;
 	if (strchr(cmd, '/')) {
 		if (stat(cmd, &st) != 0) {
-			cli_error("%s: %s", cmd, strerror(errno));
-			return errno == ENOENT || errno == ENOTDIR
-				       ? WEFT_EXIT_NOTFOUND
-				       : WEFT_EXIT_NOEXEC;
+			int e = errno;
+			weft_say("%s: %s", cmd, strerror(e));
+			return e == ENOENT || e == ENOTDIR ? WEFT_EXIT_NOTFOUND
+							   : WEFT_EXIT_NOEXEC;
 		}
 		if (S_ISDIR(st.st_mode) || access(cmd, X_OK) != 0) {
-			cli_error("%s: %s", cmd,
-				  S_ISDIR(st.st_mode) ? "is a directory"
-						      : "permission denied");
+			weft_say("%s: %s", cmd,
+				 S_ISDIR(st.st_mode) ? "is a directory"
+						     : "permission denied");
 			return WEFT_EXIT_NOEXEC;
 		}
 		snprintf(out, outsz, "%s", cmd);
@@ -46,8 +45,8 @@ int cli_resolve_command(const char *cmd, char *out, size_t outsz)
 	for (const char *p = path;;) {
 		const char *colon = strchrnul(p, ':');
 		int len = (int)(colon - p);
-		int n = snprintf(out, outsz, "%.*s%s%s", len, p,
-				 len ? "/" : "", cmd);
+		int n = snprintf(out, outsz, "%.*s%s%s", len, p, len ? "/" : "",
+				 cmd);
 		if (n > 0 && (size_t)n < outsz && stat(out, &st) == 0 &&
 		    !S_ISDIR(st.st_mode)) {
 			if (access(out, X_OK) == 0)
@@ -59,13 +58,12 @@ int cli_resolve_command(const char *cmd, char *out, size_t outsz)
 		p = colon + 1;
 	}
 	if (found_unexecutable) {
-		cli_error("%s: permission denied", cmd);
+		weft_say("%s: permission denied", cmd);
 		return WEFT_EXIT_NOEXEC;
 	}
-	cli_error("%s: command not found", cmd);
+	weft_say("%s: command not found", cmd);
 	return WEFT_EXIT_NOTFOUND;
 }
-
 
 /* Terminal signals go to the whole foreground process group, the workload
  * included; weft itself must live on to record the run. A handler (not
@@ -98,34 +96,34 @@ static void print_checks(const weft_preflight *p, int verbose)
 				p->checks[i].detail);
 }
 
-
 /* auto: the first registered backend whose preflight passes, or NULL
  * (after explaining every failure; the workload is then not started). */
-static const weft_backend *preflight_auto(const char *command,
-					  int timeout_ms, int verbose)
+static const weft_backend *preflight_auto(const char *command, int timeout_ms,
+					  int verbose)
 {
-	size_t n = cli_nbackends();
+	size_t n = weft_backends_count();
 	weft_preflight *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p) {
-		cli_error("out of memory");
+		weft_say("out of memory");
 		return NULL;
 	}
-	int sel = cli_preflight_auto(p, command, timeout_ms, true, true);
+	int sel = weft_preflight_auto(p, command, timeout_ms, true, true);
 	for (size_t i = 0; i < n; i++)
 		if (p[i].backend[0] && (!p[i].ok || verbose >= 2))
 			print_checks(&p[i], verbose);
 	char rejected[2048];
-	cli_rejected(p, sel, rejected, sizeof(rejected));
+	weft_preflight_rejected(p, sel, rejected, sizeof(rejected));
 	const weft_backend *b = sel >= 0 ? weft_backends[sel] : NULL;
 	if (!b)
-		cli_error("tracer auto: no backend passed its preflight (%s); "
-			  "the command was not started ('weft tracer check "
-			  "auto', or 'weft tracer check MODE' for one backend, "
-			  "explains)",
-			  rejected);
+		weft_say("tracer auto: no backend passed its preflight (%s); "
+			 "the command was not started ('weft tracer check "
+			 "auto', or 'weft tracer check MODE' for one backend, "
+			 "explains)",
+			 rejected);
 	else if (verbose >= 1)
-		fprintf(stderr, "weft: tracer auto: picked %s, the first in "
-				"auto order that passed its preflight%s%s\n",
+		fprintf(stderr,
+			"weft: tracer auto: picked %s, the first in "
+			"auto order that passed its preflight%s%s\n",
 			b->name, rejected[0] ? "; rejected: " : "", rejected);
 	free(p);
 	return b;
@@ -136,68 +134,65 @@ static int preflight_or_explain(const weft_backend *b, const char *command,
 {
 	weft_preflight *p = calloc(1, sizeof(*p));
 	if (!p) {
-		cli_error("out of memory");
+		weft_say("out of memory");
 		return -1;
 	}
 	weft_preflight_reuse(b, p, command, timeout_ms);
 	int ok = p->ok;
 	print_checks(p, verbose);
 	if (!ok)
-		cli_error("tracer preflight failed for '%s': %s; the command "
-			  "was not started ('weft tracer check %s' explains)",
-			  b->name, p->summary, b->name);
+		weft_say("tracer preflight failed for '%s': %s; the command "
+			 "was not started ('weft tracer check %s' explains)",
+			 b->name, p->summary, b->name);
 	free(p);
 	return ok ? 0 : -1;
 }
 
-
-int cli_trace_prepare(cli_trace *t, char **cmd, const weft_config *cfg,
-		      int verbose)
+int weft_wrap_trace_prepare(weft_wrap_trace *t, char **cmd,
+			    const weft_wrap_tracer_opts *o, int verbose)
 {
 	memset(t, 0, sizeof(*t));
 	t->cmd = cmd;
-	t->cfg = cfg;
+	t->opts = *o;
 	t->verbose = verbose;
-	int rc = cli_resolve_command(cmd[0], t->exe, sizeof(t->exe));
+	if (o->nenv_values > WEFT_WRAP_MAX_ENV_VALUES) {
+		weft_say("record.env_values: more than %d names",
+			 WEFT_WRAP_MAX_ENV_VALUES);
+		return WEFT_EXIT_INTERNAL;
+	}
+	for (size_t i = 0; i < o->nenv_values; i++)
+		t->env_values[i] = o->env_values[i];
+	t->opts.env_values = t->env_values;
+	int rc = weft_wrap_resolve_command(cmd[0], t->exe, sizeof(t->exe));
 	if (rc != 0)
 		return rc;
-	if (strcmp(cfg->mode, CONFIG_MODE_AUTO) == 0) {
-		t->backend = preflight_auto(t->exe, cfg->preflight_timeout_ms,
+	if (strcmp(o->mode, WEFT_WRAP_MODE_AUTO) == 0) {
+		t->backend = preflight_auto(t->exe, o->preflight_timeout_ms,
 					    verbose);
 		if (!t->backend)
 			return WEFT_EXIT_PREFLIGHT;
 	} else {
-		/* config_load accepted the mode: it is registered. */
-		t->backend = weft_backend_find(cfg->mode);
+		/* The caller checked the mode: it is registered. */
+		t->backend = weft_backend_find(o->mode);
 		if (preflight_or_explain(t->backend, t->exe,
-					 cfg->preflight_timeout_ms,
-					 verbose) != 0)
+					 o->preflight_timeout_ms, verbose) != 0)
 			return WEFT_EXIT_PREFLIGHT;
 	}
 	weft_log(1, "tracer %s selected (mode %s from %s)", t->backend->name,
-		 cfg->mode, config_source_name(cfg->mode_from));
+		 o->mode, o->mode_from);
 	return 0;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
+int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
+			weft_report *report)
 {
 	weft_classifier *cls = weft_classifier_new();
-	const char *env_values[CONFIG_MAX_ENV_VALUES];
-	for (size_t i = 0; i < t->cfg->nenv_values; i++)
-		env_values[i] = t->cfg->env_values[i];
 	if (!cls ||
 	    (ignore_dir &&
 	     weft_classifier_ignore_prefix(cls, ignore_dir) != WEFT_OK) ||
-	    weft_classifier_env_values(cls, env_values, t->cfg->nenv_values) !=
-		    WEFT_OK) {
-		cli_error("out of memory");
+	    weft_classifier_env_values(cls, t->env_values,
+				       t->opts.nenv_values) != WEFT_OK) {
+		weft_say("out of memory");
 		weft_classifier_free(cls);
 		return WEFT_EXIT_INTERNAL;
 	}
@@ -221,7 +216,8 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 		.observe_arg = t->observe_arg,
 	};
 	struct sigaction sa = {.sa_handler = ignore_in_weft}, old_int, old_quit;
-	struct sigaction fwd = {.sa_handler = forward_signal}, old_term, old_hup;
+	struct sigaction fwd = {.sa_handler = forward_signal}, old_term,
+			 old_hup;
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&fwd.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
@@ -230,11 +226,11 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 	sigaction(SIGTERM, &fwd, &old_term);
 	sigaction(SIGHUP, &fwd, &old_hup);
 
-	report->started_ns = now_ns();
+	report->started_ns = weft_real_ns();
 	int err = weft_manager_trace(t->backend, &launch, report,
-				     t->cfg->fallback_enabled,
-				     t->cfg->preflight_timeout_ms);
-	report->ended_ns = now_ns();
+				     t->opts.fallback_enabled,
+				     t->opts.preflight_timeout_ms);
+	report->ended_ns = weft_real_ns();
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
@@ -242,8 +238,8 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 	forward_to = NULL;
 	cmd[0] = saved_arg0;
 	if (err != WEFT_OK) {
-		cli_error("could not start %s under the %s tracer: %s",
-			  saved_arg0, t->backend->name, weft_strerror(err));
+		weft_say("could not start %s under the %s tracer: %s",
+			 saved_arg0, t->backend->name, weft_strerror(err));
 		weft_classifier_free(cls);
 		return WEFT_EXIT_INTERNAL;
 	}
@@ -268,22 +264,22 @@ int cli_trace_run(cli_trace *t, const char *ignore_dir, weft_report *report)
 	return 0;
 }
 
-FILE *cli_open_log(const char *weft_dir, int level)
+FILE *weft_wrap_log_open(const char *weft_dir, int level)
 {
 	char path[WEFT_MAX_PATH_BYTES + 32];
 	snprintf(path, sizeof(path), "%s/tracer.log", weft_dir);
 	FILE *f = fopen(path, "ae");
 	if (!f) {
-		cli_error("cannot write the tracer log %s: %s (going on "
-			  "without it)",
-			  path, strerror(errno));
+		weft_say("cannot write the tracer log %s: %s (going on "
+			 "without it)",
+			 path, strerror(errno));
 		return NULL;
 	}
 	weft_log_set(f, level);
 	return f;
 }
 
-void cli_close_log(FILE *log)
+void weft_wrap_log_close(FILE *log)
 {
 	if (!log)
 		return;
