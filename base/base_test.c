@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* 2026-11-23T09:34:51Z is 1795426491 s after the epoch. */
 #define T0 1795426491LL

@@ -6,7 +6,7 @@
  */
 #include <time.h>
 
-#include "weft_base.h"
+#include <weft/base.h>
 
 static int64_t clock_ns(clockid_t id)
 {

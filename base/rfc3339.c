@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "weft_base.h"
+#include <weft/base.h>
 
 void weft_rfc3339_digits(int64_t ns, int digits, char out[WEFT_RFC3339_BYTES])
 {

@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "weft_base.h"
+#include <weft/base.h>
 
 void weft_vsay_to(FILE *out, const char *fmt, va_list ap)
 {

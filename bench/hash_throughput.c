@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft_base.h"
-#include "weft_store.h"
+#include <weft/base.h>
+#include <weft/store.h>
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -28,9 +28,9 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "weft_base.h"
-#include "weft_coordinator.h"
-#include "weft_store.h"
+#include <weft/base.h>
+#include <weft/coordinator.h>
+#include <weft/store.h>
 
 #define CONNECTIONS 8
 

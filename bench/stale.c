@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "weft_base.h"
-#include "weft_store.h"
+#include <weft/base.h>
+#include <weft/store.h>
 
 static void put(const char *path, const char *text)
 {

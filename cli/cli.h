@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "weft_backends.h"
-#include "weft_schema.h"
-#include "weft_store.h"
-#include "weft_wrap.h" /* the run pipeline; weft's exit statuses */
+#include <weft/backends.h>
+#include <weft/schema.h>
+#include <weft/store.h>
+#include <weft/wrap.h> /* the run pipeline; weft's exit statuses */
 
 int cmd_run(int argc, char **argv);
 int cmd_show(int argc, char **argv);
@@ -89,7 +89,7 @@ void text_status_refusals(FILE *out, const weft_status_job *j);
  * (weft_status_release) when 0; -1 when it cannot be read. */
 int cli_job_status(weft_store *s, const char *job, weft_status *st);
 
-/* ---- Tracing and shipping: worker-wrap (weft_wrap.h) ---- */
+/* ---- Tracing and shipping: worker-wrap (weft/wrap.h) ---- */
 
 /* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
  * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
@@ -103,7 +103,7 @@ bool cli_is_system_path(const char *path);
 
 /* ---- JSON output ---- */
 
-/* JSON strings are written by weft_json_string (weft_store.h): bytes
+/* JSON strings are written by weft_json_string (weft/store.h): bytes
  * that are not valid UTF-8 as lone surrogates U+DC80..U+DCFF ("\udcXX"
  * for byte XX), the convention of Python's "surrogateescape": reversible,
  * and os.fsencode() restores the original bytes. (No json_string here:

@@ -1,7 +1,7 @@
 /*
  * cmd_agent.c - `weft agent`: run the node agent, the one load of the
  * eBPF programs shared by every wrapper on this machine (backends/ebpf,
- * weft_agent.h). Wrappers start it on demand; running it by hand (or from
+ * weft/backends.h). Wrappers start it on demand; running it by hand (or from
  * a service manager, with --idle-timeout 0) is the same program.
  */
 #include <getopt.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "weft_agent.h"
+#include <weft/backends.h>
 
 static const char agent_help[] =
 	"usage: weft agent [--socket PATH] [--idle-timeout MS]\n"

@@ -1,7 +1,7 @@
 /*
  * cmd_collect.c - `weft task-collect`: record one task that weft did not
  * launch, and ship it as `weft wrap` would (slurm/collect.c does;
- * weft_slurm.h). weft_spank.so starts it for every task of `srun --weft`
+ * weft/slurm.h). weft_spank.so starts it for every task of `srun --weft`
  * (docs/slurm.md, "How srun --weft tasks are recorded"); nobody else
  * needs to.
  *
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "weft_slurm.h"
+#include <weft/slurm.h>
 
 static const char collect_help[] =
 	"usage: weft task-collect --pid PID --ready-fd FD --control NAME\n"

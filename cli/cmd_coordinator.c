@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "weft_coordinator.h"
+#include <weft/coordinator.h>
 
 static const char coordinator_help[] =
 	"usage: weft coordinator --listen URL [--store PATH]\n"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 #define FLUSH_TIMEOUT_DEFAULT_MS 30000
 

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "weft_coordinator.h"
+#include <weft/coordinator.h>
 
 /* How long one export page may take to arrive, and how often a "retry"
  * answer (a busy coordinator) is tried again. */

@@ -15,10 +15,10 @@
 
 #include "cli.h"
 #include "config.h"
-#include "weft_base.h"
-#include "weft_coordinator.h"
-#include "weft_wrap.h"
-#include "weft_ray.h"
+#include <weft/base.h>
+#include <weft/coordinator.h>
+#include <weft/wrap.h>
+#include <weft/ray.h>
 
 
 /* The local coordinator is in this process: a delivery that takes longer

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "weft_coordinator.h"
+#include <weft/coordinator.h>
 
 static const char status_help[] =
 	"usage: weft status [--coordinator URL [--tls-ca FILE] | --store "

@@ -19,10 +19,10 @@
 
 #include "cli.h"
 #include "config.h"
-#include "weft_base.h"
-#include "weft_coordinator.h"
-#include "weft_ray.h"
-#include "weft_wrap.h"
+#include <weft/base.h>
+#include <weft/coordinator.h>
+#include <weft/ray.h>
+#include <weft/wrap.h>
 
 static const char submit_help[] =
 	"usage: weft submit [--coordinator URL [--submit-key FILE] |\n"
@@ -342,7 +342,7 @@ static int export_contract(const weft_wrap_env *e, const char *tracer,
 }
 
 /* `ray job submit`: its runtime env and entrypoint rewritten for weft
- * (weft_ray.h) with this job's contract, into *out. With env NULL a dry
+ * (weft/ray.h) with this job's contract, into *out. With env NULL a dry
  * run with placeholder values: every problem of the user's runtime env
  * shows before a job exists. 0, or WEFT_EXIT_USAGE after saying why. */
 static int ray_rewrite(char **cmd, const weft_config *cfg,

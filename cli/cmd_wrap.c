@@ -11,7 +11,7 @@
  * tracer forks.
  *
  * The tracer and the part after it (hash, record, spool, ship) are the
- * run pipeline of worker-wrap (weft_wrap.h), shared with `weft run`, `weft
+ * run pipeline of worker-wrap (weft/wrap.h), shared with `weft run`, `weft
  * submit --mode in-cluster` and the Slurm task collector: one path, local
  * or distributed.
  */
@@ -23,9 +23,9 @@
 
 #include "cli.h"
 #include "config.h"
-#include "weft_base.h"
-#include "weft_wrap.h"
-#include "weft_ray.h"
+#include <weft/base.h>
+#include <weft/wrap.h>
+#include <weft/ray.h>
 
 static const char wrap_help[] =
 	"usage: weft wrap [--task ID] [--ship-timeout SEC] [--tracer MODE]\n"

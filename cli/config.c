@@ -20,9 +20,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "weft_backends.h"
-#include "weft_store.h"
-#include "weft_store.h"
+#include <weft/backends.h>
+#include <weft/store.h>
 
 #define KEY_BYTES 128
 #define STR_BYTES 512

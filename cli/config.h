@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "weft_schema.h"
-#include "weft_wrap.h"
+#include <weft/schema.h>
+#include <weft/wrap.h>
 
 #define CONFIG_TIMEOUT_MIN_MS 1
 #define CONFIG_TIMEOUT_MAX_MS 600000

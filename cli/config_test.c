@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 /* Messages go to a memory stream so the tests can read them. */
 struct capture {

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 static const struct command {
 	const char *name;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* The line on the terminal now, which cli_error takes away first. */
 static cli_progress *shown;

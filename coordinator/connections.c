@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "coordinator_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* How often the reaper looks, at most (it looks sooner when the idle
  * timeout is shorter). */

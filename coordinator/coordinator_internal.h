@@ -12,8 +12,8 @@
 
 #include <nng/nng.h>
 
-#include "weft_coordinator.h"
-#include "weft_store.h"
+#include <weft/coordinator.h>
+#include <weft/store.h>
 
 struct slot;
 struct job_rejects;

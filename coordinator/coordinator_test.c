@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
-#include "weft_coordinator.h"
-#include "weft_store.h"
+#include <weft/coordinator.h>
+#include <weft/store.h>
 
 static const char token[] = "coordinator-test-token-0123";
 static const uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES] = {1, 2, 3};

@@ -1,5 +1,5 @@
 /*
- * export.c - EXPORT requests (weft_wire.h "Export"): the coordinator's
+ * export.c - EXPORT requests (weft/wire.h "Export"): the coordinator's
  * answer, one page of a job's signed envelopes read from its store, and
  * the client call `weft pull URL` makes.
  *

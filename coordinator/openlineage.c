@@ -30,7 +30,7 @@
 #include <sodium.h>
 
 #include "coordinator_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* Retry waits: doubling from the base up to the cap, with jitter. */
 #define OL_BACKOFF_BASE_MS 200

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "coordinator_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 static int write_all(int fd, const char *s, size_t n)
 {

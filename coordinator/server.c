@@ -31,7 +31,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "coordinator_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* Requests applied per transaction at most. */
 #define COORD_BATCH 1024

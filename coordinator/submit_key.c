@@ -20,7 +20,7 @@
 
 #include <sodium.h>
 
-#include "weft_coordinator.h"
+#include <weft/coordinator.h>
 
 /* 64 hex digits and a newline; anything longer is not a key file. */
 #define KEY_TEXT_BYTES (2 * WEFT_SUBMIT_KEY_BYTES)

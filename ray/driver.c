@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "weft_ray.h"
+#include <weft/ray.h>
 
 #define RAY_CURRENT_CLUSTER "/tmp/ray/ray_current_cluster"
 

@@ -32,7 +32,7 @@
 #include <stdio.h>
 #include <sys/un.h>
 
-#include "weft_ray.h"
+#include <weft/ray.h>
 
 #define WR_NMARKS 8            /* mark.0 ... mark.7: seq % 8 */
 #define WR_MSG_MAX_BYTES 65536 /* one control message */

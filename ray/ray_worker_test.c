@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "weft_ray.h"
+#include <weft/ray.h>
 
 #define ROOT 4000
 #define T2 4001

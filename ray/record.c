@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "ray_internal.h"
-#include "weft_store.h"
+#include <weft/store.h>
 
 /* Tasks the recorder takes at once: their fragments are spooled side by
  * side (weft_wrap_stream_record), which costs little more than one. */

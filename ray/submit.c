@@ -1,5 +1,5 @@
 /*
- * submit.c - host-submit: the `ray job submit` rewrite of weft_ray.h.
+ * submit.c - host-submit: the `ray job submit` rewrite of weft/ray.h.
  *
  * The runtime env gets what python-shim/weft/ray.py's runtime_env_hook
  * gives a runtime env, plus RAY_RUNTIME_ENV_HOOK for the driver, so that a
@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "weft_ray.h"
+#include <weft/ray.h>
 
 #define HOOK_ENV "weft.ray.runtime_env_hook"
 #define HOOK_SETUP "weft.ray.worker_setup"

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "ray_internal.h"
-#include "weft_store.h"
+#include <weft/store.h>
 
 int weft_ray_granularity_parse(const char *text, enum weft_ray_granularity *g)
 {

@@ -34,7 +34,7 @@
 
 #include <msgpack.h>
 
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 /* ---- Reader ---- */
 

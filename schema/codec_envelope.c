@@ -5,7 +5,7 @@
  * The envelope is what a store keeps verbatim and what relays pass on, so
  * its decoder does not copy: the payload is a slice of the input. Every
  * key is required; job is the UUID text, writer the 32-byte Ed25519
- * public key, sig the 64-byte signature (see weft_wire.h for what it
+ * public key, sig the 64-byte signature (see weft/wire.h for what it
  * covers).
  */
 #include <string.h>

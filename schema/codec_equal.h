@@ -9,7 +9,7 @@
 #ifndef WEFT_CODEC_EQUAL_H
 #define WEFT_CODEC_EQUAL_H
 
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 bool weft_event_equal(const weft_event *a, const weft_event *b);
 bool weft_process_rec_equal(const weft_process_rec *a,

@@ -1,5 +1,5 @@
 /*
- * codec_export.c - the EXPORT request and its page (weft_wire.h "Export"):
+ * codec_export.c - the EXPORT request and its page (weft/wire.h "Export"):
  * what `weft pull tcp://...` asks a coordinator for, page by page.
  *
  * Kept apart from codec_message.c and codec_reply.c so that the requests

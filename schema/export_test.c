@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 static const char job[] = "0b8f9c3e-4a5d-4e6f-8a7b-1c2d3e4f5a6b";
 

@@ -3,7 +3,7 @@
  * strings, the growable buffer encoders write into, hash text.
  *
  * Records are appended through weft_report_add_* so that the limits in
- * weft_schema.h hold for every report that exists in memory, not only for
+ * weft/schema.h hold for every report that exists in memory, not only for
  * the ones that were decoded.
  */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 const char *weft_strerror(int err)
 {

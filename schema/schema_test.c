@@ -23,7 +23,7 @@
 #include <msgpack.h>
 
 #include "codec_equal.h"
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 /* ---- Decoding any type by name, checking the "left empty" rule ---- */
 

@@ -8,7 +8,7 @@
 #define WEFT_WIRE_CODEC_H
 
 #include "codec.h"
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 /* A job id (a lowercase UUID) into out. */
 int wire_rd_job(struct weft_rd *rd, char out[WEFT_JOB_ID_BYTES + 1]);

@@ -1,5 +1,5 @@
 /*
- * wire_test.c - unit tests for the distribution wire formats (weft_wire.h):
+ * wire_test.c - unit tests for the distribution wire formats (weft/wire.h):
  * ids and tokens, envelope signatures (every field the signature covers,
  * tampered one at a time), fragments, requests and replies round-tripped,
  * and the rejection rules (truncation, trailing bytes, keys of another
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 
 #include "codec_equal.h"
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 static const char job_id[] = "0b7e4c1a-9d2f-4e6a-8c3b-5f1d2e3a4b5c";
 static const char token[] = "0123456789abcdef0123456789abcdef";

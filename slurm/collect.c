@@ -4,7 +4,7 @@
  * would. weft_spank.so starts it for every task of `srun --weft`
  * (docs/slurm.md, "How srun --weft tasks are recorded"); nobody else
  * needs to. The tracer is the backend's, through its collect_* entries
- * (weft_backends.h); the recording and shipping are worker-wrap's.
+ * (weft/backends.h); the recording and shipping are worker-wrap's.
  *
  * The plugin runs it from the task process just before the task execs
  * (slurm_spank_task_init): detached (its own session, not a child of the
@@ -54,11 +54,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
-#include "weft_slurm.h"
-#include "weft_store.h"
-#include "weft_wrap.h"
+#include <weft/backends.h>
+#include <weft/base.h>
+#include <weft/slurm.h>
+#include <weft/store.h>
+#include <weft/wrap.h>
 
 extern char **environ;
 

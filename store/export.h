@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "weft_store.h"
+#include <weft/store.h>
 
 /* The namespace of weft's own terms in PROV and JSON-LD documents. A URN:
  * weft has no web site to name them under, and a URN cannot be mistaken

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "weft_store.h"
+#include <weft/store.h>
 
 int weft_store_find_dir(const char *start_dir, char *out, size_t outsz)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "weft_store.h"
+#include <weft/store.h>
 
 static size_t utf8_valid_len(const unsigned char *s);
 

@@ -12,7 +12,7 @@
  * replay with other content refused, merged into its run. Only the job
  * record and the writer list are taken as the source has them: they are
  * what the signatures are checked against, and no store holds anything
- * that would prove them (see weft_store.h).
+ * that would prove them (see weft/store.h).
  *
  * The source is read in one snapshot (a read transaction) and never
  * written. The destination is written in batches (WEFT_RELAY_BATCH
@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "store_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* Envelope bytes applied in one transaction at most (the WAL grows by
  * about this much before a commit). */

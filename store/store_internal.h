@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include "weft_store.h"
+#include <weft/store.h>
 
 /* How long a writer waits for another process's lock before giving up. */
 #define WEFT_STORE_BUSY_TIMEOUT_MS 5000

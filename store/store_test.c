@@ -13,7 +13,7 @@
 #include <sqlite3.h>
 
 #include "store_testutil.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 static void sql_exec(const char *db, const char *sql)
 {

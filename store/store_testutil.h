@@ -21,7 +21,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "weft_store.h"
+#include <weft/store.h>
 
 struct scratch {
 	char dir[256];

@@ -2,7 +2,7 @@
  * dist_client.c - a small test client of the coordinator protocol, for
  * tests/dist_coordinator.py: it creates and ends jobs, enrols writer keys
  * and sends fragments (good ones, and each kind of bad one) through the
- * public wire API (weft_wire.h) and weft_coordinator_call, and prints
+ * public wire API (weft/wire.h) and weft_coordinator_call, and prints
  * each acknowledgement as one line:
  *
  *   stored | duplicate | retry: DETAIL | rejected REASON: DETAIL
@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft_coordinator.h"
-#include "weft_wire.h"
+#include <weft/coordinator.h>
+#include <weft/wire.h>
 
 #define CALL_TIMEOUT_MS 5000
 

@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 void weft_wrap_backoff_init(weft_wrap_backoff *b, uint32_t base_ms,
 			    uint32_t cap_ms, uint64_t seed)

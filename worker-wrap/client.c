@@ -14,7 +14,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 struct weft_wrap_client {
 	nng_socket sock;

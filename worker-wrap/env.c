@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 int wrap_fail(char *err, size_t errsz, const char *fmt, ...)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 /* A Slurm or Ray id: 1 to 64 of [A-Za-z0-9_.-]. */

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "weft_base.h"
-#include "weft_wrap.h"
+#include <weft/base.h>
+#include <weft/wrap.h>
 
 /* The commit git names, by asking git: a fork and two execs. */
 static void git_commit_by_git(char *out, size_t outsz)

@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "weft_base.h"
-#include "weft_store.h"
-#include "weft_wrap.h"
+#include <weft/base.h>
+#include <weft/store.h>
+#include <weft/wrap.h>
 
 void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r)
 {

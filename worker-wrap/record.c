@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 static void fill_task(weft_fragment *f, const weft_wrap_run *run)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 /* One attempt waits at most this long for its reply (less when the

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 /* The encoded size of each kind of record, measured with the real
  * encoders so the estimate cannot drift from the format. */

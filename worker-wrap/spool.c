@@ -3,7 +3,7 @@
  * before it is sent and stays until the coordinator acknowledged it, so a
  * coordinator that is down, a network that drops, or a wrapper that is
  * killed loses nothing: the next `weft flush` or wrapper on the node sends
- * what is left. See weft_wrap.h for the layout and the file format.
+ * what is left. See weft/wrap.h for the layout and the file format.
  *
  * Durability: a file is written under a temporary name, fsynced, renamed
  * into place, and its directory fsynced, so after a crash a file is either
@@ -25,7 +25,7 @@
 
 #include <sodium.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 #define STATE_NAME "state"

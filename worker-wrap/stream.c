@@ -1,5 +1,5 @@
 /*
- * stream.c - the streaming writer of weft_wrap.h: one writer for many
+ * stream.c - the streaming writer of weft/wrap.h: one writer for many
  * records (the Ray worker wrapper's tasks as they end, then what is left
  * at the end of the worker), spooled at once and shipped by a thread of
  * its own while the workload runs.
@@ -22,7 +22,7 @@
 
 #include <sodium.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 #include "wrap_internal.h"
 
 /* One request waits at most this long for its answer while the workload

@@ -7,7 +7,7 @@
  */
 #include <signal.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 int weft_wrap_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
-#include "weft_wrap.h"
+#include <weft/backends.h>
+#include <weft/base.h>
+#include <weft/wrap.h>
 
 extern char **environ;
 

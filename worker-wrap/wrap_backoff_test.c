@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 static void test_backoff_grows_and_caps(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 /* A fake environment: NAME=VALUE strings, NULL-terminated. */
 static const char *const *fake_env;

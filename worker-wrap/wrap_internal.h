@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 /* Format a message for the user into err; returns WEFT_EINVAL. */
 int wrap_fail(char *err, size_t errsz, const char *fmt, ...)

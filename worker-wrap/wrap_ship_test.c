@@ -22,7 +22,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 /* ---- A scripted coordinator ---- */
 

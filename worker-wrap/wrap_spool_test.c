@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 static int rm_one(const char *path, const struct stat *st, int flag,
 		  struct FTW *ftw)

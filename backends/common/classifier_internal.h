@@ -8,7 +8,7 @@
  *   classifier.c tasks, processes and the event rules (feed);
  *   touches.c    what each process image did to each path (attribution);
  *   records.c    finish: turning the state into weft_report records.
- * Nothing here is part of weft_backends.h; backends only see the API there.
+ * Nothing here is part of weft/backends.h; backends only see the API there.
  */
 #ifndef WEFT_CLASSIFIER_INTERNAL_H
 #define WEFT_CLASSIFIER_INTERNAL_H
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 /* One past the highest fd number the classifier keeps a slot for. Linux's
  * default nr_open is 1 << 20; a table entry is 16 bytes, so this bounds one
@@ -168,7 +168,7 @@ struct task_table {
 
 /* What one process image did to one path. */
 enum {
-	/* WEFT_TOUCH_READ .. WEFT_TOUCH_UPDATED as in weft_schema.h, and: */
+	/* WEFT_TOUCH_READ .. WEFT_TOUCH_UPDATED as in weft/schema.h, and: */
 	TOUCH_BYTES = 1u << 16,    /* wrote bytes: its version is not empty
 				      by truncation or creation alone */
 	TOUCH_REPLACED = 1u << 17, /* replaced the content before writing:

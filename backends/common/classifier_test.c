@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 #define ROOT 100
 

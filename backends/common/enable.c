@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 int weft_enable_file_caps(const char *binary, const char *caps_text,
 			  FILE *out)

@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
+#include <weft/backends.h>
+#include <weft/base.h>
 
 /* ---- The tracer log ---- */
 

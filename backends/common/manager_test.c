@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
+#include <weft/backends.h>
+#include <weft/base.h>
 
 static char tmpdir[PATH_MAX];
 static char path_buf[PATH_MAX + 64];

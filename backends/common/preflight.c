@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 void weft_preflight_begin(weft_preflight *p, const char *backend,
 			  const char *command)

@@ -40,8 +40,8 @@
 
 #include <sodium.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
+#include <weft/backends.h>
+#include <weft/base.h>
 
 extern char **environ;
 

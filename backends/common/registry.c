@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 extern const weft_backend weft_backend_ebpf; /* backends/ebpf */
 extern const weft_backend weft_backend_preload; /* backends/preload */

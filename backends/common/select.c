@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 size_t weft_backends_count(void)
 {

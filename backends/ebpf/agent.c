@@ -35,7 +35,7 @@
 #include <sys/un.h>
 
 #include "ebpf_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #define AGENT_MAX_CLIENTS 256
 #define AGENT_POLL_MS 20

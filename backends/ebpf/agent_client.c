@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 
 #include "ebpf_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* How long a wrapper waits for an agent it started to answer. */
 #define WB_AGENT_START_MS 5000

@@ -39,7 +39,7 @@ if(missing)
   target_sources(weft_backends PRIVATE ${WEFT_EBPF_DIR}/stub.c)
   set_source_files_properties(${WEFT_EBPF_DIR}/stub.c PROPERTIES
                               COMPILE_DEFINITIONS "WEFT_EBPF_MISSING=\"${missing}\"")
-  target_include_directories(weft_backends PUBLIC ${WEFT_EBPF_DIR})
+  target_include_directories(weft_backends PRIVATE ${WEFT_EBPF_DIR})
     return()
 endif()
 
@@ -70,7 +70,7 @@ file(GLOB ebpf_srcs CONFIGURE_DEPENDS ${WEFT_EBPF_DIR}/*.c)
 list(FILTER ebpf_srcs EXCLUDE REGEX "(_test|stub|\\.bpf)\\.c$")
 target_sources(weft_backends PRIVATE ${ebpf_srcs})
 add_dependencies(weft_backends weft_ebpf_skel)
-target_include_directories(weft_backends PUBLIC ${WEFT_EBPF_DIR})
+target_include_directories(weft_backends PRIVATE ${WEFT_EBPF_DIR})
 target_include_directories(weft_backends PRIVATE ${WEFT_EBPF_BIN})
 target_link_libraries(weft_backends PUBLIC PkgConfig::LIBBPF)
 set_property(GLOBAL PROPERTY WEFT_EBPF_BUILT ON) # tests/ registers its suites

@@ -14,8 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "weft_agent.h"
-#include "weft_backends.h"
+#include <weft/backends.h>
 #include "weft_ebpf.h"
 
 /* ---- load.c: the programs and maps of one load ---- */

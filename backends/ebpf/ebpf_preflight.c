@@ -22,7 +22,7 @@
 #include <sys/vfs.h>
 
 #include "ebpf_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #define TRACEFS "/sys/kernel/tracing"
 #define TRACEFS_MAGIC 0x74726163

@@ -22,7 +22,7 @@
 
 #include "ebpf_internal.h"
 #include "weft.skel.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 struct wb_load {
 	struct weft_bpf *skel;

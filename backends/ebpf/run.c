@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 
 #include "ebpf_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 /* How long the reader sleeps between looks at the ring buffer (it is
  * woken earlier only when a quarter of the buffer is waiting). */

@@ -7,8 +7,7 @@
  */
 #include <stdio.h>
 
-#include "weft_agent.h"
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 #ifndef WEFT_EBPF_MISSING
 #define WEFT_EBPF_MISSING "not built"

@@ -129,7 +129,7 @@ struct {
 #define NR_pwritev2 328
 #define NR_openat2 437
 
-/* The weft_event kinds (schema/weft_schema.h). */
+/* The weft_event kinds (weft/schema.h). */
 enum {
 	EV_OPEN = 1,
 	EV_CLOSE,

@@ -5,7 +5,7 @@
  *
  * A record is a fixed header followed by up to three strings (path, path2,
  * argv block: NUL-separated arguments) whose lengths the header gives; its
- * kind is a weft_event_kind (schema/weft_schema.h) so user space only
+ * kind is a weft_event_kind (weft/schema.h) so user space only
  * copies fields. Records are variable-size: a 20-byte unlink costs 20
  * bytes of ring buffer plus the header, not 4 KiB.
  *

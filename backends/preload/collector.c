@@ -35,7 +35,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #define PL_STREAM_BUCKETS 1024
 /* How long records of a process wait for its FORK before weft makes it

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "preload_wire.h"
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 /* ---- decode.c ---- */
 

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #if defined(__x86_64__)
 #define PL_ARCH_NAME "x86_64"

@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #define PT_OPTIONS                                                             \
 	(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |    \

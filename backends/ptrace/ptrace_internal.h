@@ -15,7 +15,7 @@
 #include <sys/types.h>
 #include <linux/filter.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 /* The syscall ABI this build traces; the filter lets every other ABI
  * (i386 and x32 on x86_64) through untraced. */

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
-#include "weft_base.h"
+#include <weft/base.h>
 
 #define PROBE_CP "/bin/cp"
 

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "weft_backends.h"
+#include <weft/backends.h>
 
 extern char **environ;
 extern const weft_backend weft_backend_ptrace; /* ptrace.c */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "weft_ray.h"
+#include <weft/ray.h>
 
 static const char *const names[] = {"WEFT_COORDINATOR", "WEFT_JOB", NULL};
 static const char *const values[] = {"tcp://10.0.0.1:7700", "job-1", NULL};

@@ -7,7 +7,7 @@
 
 #include "codec_equal.h"
 #include "fuzz_check.h"
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 static bool header_equal(const weft_fragment *a, const weft_fragment *b)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

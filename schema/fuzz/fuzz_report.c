@@ -8,7 +8,7 @@
 
 #include "codec_equal.h"
 #include "fuzz_check.h"
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 /* Left empty on error: nothing to release. */
 FUZZ_ROUNDTRIP(, weft_report, WEFT_MAX_MESSAGE_BYTES,

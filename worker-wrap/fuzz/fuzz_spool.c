@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "weft_wrap.h"
+#include <weft/wrap.h>
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \

@@ -1,11 +1,11 @@
 /*
- * weft_wire.h - the distribution wire formats (DESIGN.md "Distribution"):
+ * weft/wire.h - the distribution wire formats (DESIGN.md "Distribution"):
  * fragments, the signed envelope, the coordinator's requests and replies,
  * and the crypto both sides of a connection need (writer keys, envelope
  * signatures, the enrolment MAC derived from WEFT_JOB_TOKEN, job ids and
  * tokens).
  *
- * This is libweft_schema's second public header (weft_schema.h holds the
+ * This is libweft_schema's second public header (weft/schema.h holds the
  * records and codecs every part uses; this one only what crosses between
  * workers and coordinators). Same conventions: msgpack maps with "v" first,
  * strict decoders, named limits below, int error codes from enum weft_err.
@@ -49,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 /* ---- Named limits ---- */
 

@@ -1,12 +1,12 @@
 /*
- * weft_coordinator.h - the coordinator (libweft_coordinator): an nng REP
+ * weft/coordinator.h - the coordinator (libweft_coordinator): an nng REP
  * server that creates and ends jobs, enrols writers, verifies signed
  * fragment envelopes and stores them in the fragment store, acknowledging
  * each only after its transaction committed (DESIGN.md "Delivery").
  *
  * Threads: nng's own, plus a pool of aio contexts (each decodes and
  * verifies on nng's worker threads) and ONE store writer thread that
- * commits batches. Requests are answered with a weft_reply (weft_wire.h).
+ * commits batches. Requests are answered with a weft_reply (weft/wire.h).
  *
  * nng must not be used before fork() in a process whose child uses nng
  * too: start an in-process coordinator only after forking any child that
@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "weft_wire.h"
+#include <weft/wire.h>
 
 /* Bound of a listen URL, with the port a "tcp://host:0" got. */
 #define WEFT_COORD_MAX_URL_BYTES 1024
@@ -130,7 +130,7 @@ int weft_coordinator_query_status(const char *url, const char *tls_ca,
 				  const char *job, int timeout_ms,
 				  weft_status *st, char *err, size_t errsz);
 
-/* Ask the coordinator at url for one export page of job (weft_wire.h
+/* Ask the coordinator at url for one export page of job (weft/wire.h
  * "Export"). On success *raw holds the reply (free() it after releasing
  * the page: the page's envelopes point into it) and either *is_page and
  * *page is decoded, or *ack is the coordinator's refusal (rejected with a

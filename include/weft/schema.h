@@ -1,5 +1,5 @@
 /*
- * weft_schema.h - every byte format that crosses a process or machine
+ * weft/schema.h - every byte format that crosses a process or machine
  * boundary, and the in-memory records those formats carry.
  *
  * The records here (trace events, process records, file records, run
@@ -397,6 +397,6 @@ int weft_hash_from_text(const char *text, uint8_t hash[32]);
  *
  * Fragments, the signed envelope, coordinator requests and replies, and
  * the crypto both ends need are in this library's second public header,
- * weft_wire.h. */
+ * weft/wire.h. */
 
 #endif /* WEFT_SCHEMA_H */

@@ -1,5 +1,5 @@
 /*
- * weft_slurm.h - libweft_slurm: the Slurm side of weft that runs outside
+ * weft/slurm.h - libweft_slurm: the Slurm side of weft that runs outside
  * Slurm's own processes. Today the per-task collector (collect.c) that
  * weft_spank.so starts for every task of `srun --weft`; the plugin itself
  * (weft_spank.c) is a module Slurm loads, built apart.

@@ -1,5 +1,5 @@
 /*
- * weft_wrap.h - the worker side of distribution (libweft_wrap): the env
+ * weft/wrap.h - the worker side of distribution (libweft_wrap): the env
  * contract a wrapper reads, the task identity it takes from the engine
  * (Slurm, Ray) or the user, the spool that keeps every signed fragment
  * durable until the coordinator acknowledged it, retries with backoff, the
@@ -25,16 +25,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "weft_backends.h"
-#include "weft_base.h"
-#include "weft_schema.h"
-#include "weft_wire.h"
+#include <weft/backends.h>
+#include <weft/base.h>
+#include <weft/schema.h>
+#include <weft/wire.h>
 
 /* ---- Named limits ---- */
 
 /* An nng URL in WEFT_COORDINATOR. */
 #define WEFT_WRAP_MAX_URL_BYTES 1024
-/* Tokens, job ids and task identities: the limits of weft_wire.h
+/* Tokens, job ids and task identities: the limits of weft/wire.h
  * (WEFT_MAX_TOKEN_BYTES, WEFT_JOB_ID_BYTES, WEFT_MAX_TASK_BYTES). */
 /* One spool file (its payload is one signed envelope or a writer state). */
 #define WEFT_WRAP_MAX_SPOOL_BYTES (WEFT_MAX_MESSAGE_BYTES)

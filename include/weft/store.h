@@ -1,5 +1,5 @@
 /*
- * weft_store.h - the SQLite store: runs, processes, artifacts, paths, I/O
+ * weft/store.h - the SQLite store: runs, processes, artifacts, paths, I/O
  * edges, the hash cache; content hashing; the lineage DAG.
  *
  * One database file (.weft/weft.db in a project), WAL mode, migrations keyed
@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "weft_base.h"
-#include "weft_schema.h"
-#include "weft_wire.h"
+#include <weft/base.h>
+#include <weft/schema.h>
+#include <weft/wire.h>
 
 /* The store's directory inside a project, and the database in it. */
 #define WEFT_DIR_NAME ".weft"
@@ -547,7 +547,7 @@ bool weft_store_same_file(weft_store *a, weft_store *b);
 int weft_relay_pull_store(weft_relay *r, weft_store *src, const char *job);
 
 /* The coordinator's side of a remote relay: one export page of job (see
- * weft_wire.h "Export"): its record (the key only when it has ended), the
+ * weft/wire.h "Export"): its record (the key only when it has ended), the
  * writers after wafter, then, once no writer is left, the envelopes after
  * after up to max_bytes (WEFT_MAX_EXPORT_BYTES; at least one envelope),
  * from one read snapshot, appended to out as an encoded page.
@@ -570,7 +570,7 @@ void weft_json_string(FILE *out, const char *s);
 /* Length of the whole, valid UTF-8 sequence at s (at most avail bytes), or
  * 0 when there is none. */
 size_t weft_utf8_len(const unsigned char *s, size_t avail);
-/* RFC 3339 times: weft_rfc3339 (weft_base.h). */
+/* RFC 3339 times: weft_rfc3339 (weft/base.h). */
 
 /* ---- Exports: W3C PROV-JSON, RO-Crate, the picture ----
  *

@@ -1,9 +1,9 @@
 /*
- * weft_backends.h - the tracers: the classifier every backend feeds, the
+ * weft/backends.h - the tracers: the classifier every backend feeds, the
  * backend interface, preflight results, and the registry the CLI iterates.
  *
  * Backends do not classify. They normalize what they see into weft_event
- * (schema/weft_schema.h) and feed the one classifier here, which keeps the
+ * (weft/schema.h) and feed the one classifier here, which keeps the
  * fd tables and turns events into per-path file records and process
  * records. The same event stream gives the same report whatever the backend.
  */
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "weft_schema.h"
+#include <weft/schema.h>
 
 /* ---- The classifier ---- */
 
@@ -301,5 +301,28 @@ int weft_manager_trace(const weft_backend *b, weft_launch *l,
 void weft_log_set(FILE *f, int level);
 void weft_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* ---- The node agent (backends/ebpf/agent.c) ----
+ *
+ * `weft agent`: one load of the eBPF programs per node, shared by every
+ * wrapper on it. Wrappers connect to its Unix socket, register the root
+ * pid of their workload (allowed only for processes the caller could
+ * ptrace itself) and receive the records of that tree. Started on demand
+ * by the first wrapper; exits after an idle timeout with no client. */
+
+typedef struct weft_agent_options {
+	const char *socket_path; /* NULL: the default for this user */
+	int idle_timeout_ms;     /* exit after this long without a client;
+				    0: never */
+	size_t ringbuf_bytes;    /* 0: the default */
+	int verbose;
+} weft_agent_options;
+
+/* Default idle timeout (WEFT_AGENT_IDLE_MS overrides). */
+#define WEFT_AGENT_IDLE_MS_DEFAULT 60000
+
+/* Serve until idle. Returns 0, or a weft_err after saying on err what
+ * failed (WEFT_EUNSUPPORTED when this weft has no eBPF backend). */
+int weft_agent_serve(const weft_agent_options *o, FILE *err);
 
 #endif /* WEFT_BACKENDS_H */

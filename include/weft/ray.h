@@ -1,5 +1,5 @@
 /*
- * weft_ray.h - libweft_ray: weft's side of Ray (docs/ray.md). Three
+ * weft/ray.h - libweft_ray: weft's side of Ray (docs/ray.md). Three
  * entry points: the worker wrapper (`weft wrap --ray`: a Ray worker's run
  * cut into one record per Ray task), a driver's environment for the
  * in-cluster mode (`weft run` on a Ray node), and the `ray job submit`
@@ -41,10 +41,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "weft_backends.h"
-#include "weft_schema.h"
-#include "weft_wire.h"
-#include "weft_wrap.h"
+#include <weft/backends.h>
+#include <weft/schema.h>
+#include <weft/wire.h>
+#include <weft/wrap.h>
 
 /* Actor calls: one record per call (default) or one per actor. */
 enum weft_ray_granularity { WEFT_RAY_PER_CALL, WEFT_RAY_PER_ACTOR };

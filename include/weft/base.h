@@ -1,5 +1,5 @@
 /*
- * weft_base.h - libweft_base, the lowest layer: what every part of weft
+ * weft/base.h - libweft_base, the lowest layer: what every part of weft
  * needs and none should own a copy of. The clock (one monotonic clock
  * for durations and deadlines, one realtime clock for what records and
  * people see), RFC 3339 timestamps, and the one line weft says on
