@@ -8,10 +8,20 @@
 
 #include <weft/base.h>
 
+/* weft_say_before: what the executable does before a line appears. */
+static void (*say_before)(void);
+
+void weft_say_before(void (*fn)(void))
+{
+	say_before = fn;
+}
+
 void weft_vsay_to(FILE *out, const char *fmt, va_list ap)
 {
 	if (!out)
 		return;
+	if (say_before)
+		say_before();
 	fputs("weft: ", out);
 	vfprintf(out, fmt, ap);
 	fputc('\n', out);

@@ -169,6 +169,9 @@ typedef struct cli_progress {
 
 void cli_progress_begin(cli_progress *p, const char *what, const char *unit,
 			bool json);
+/* The next phase of the same work ("hashing", then "storing"): counts and
+ * rate start again, the line still appears only a second after begin. */
+void cli_progress_then(cli_progress *p, const char *what, const char *unit);
 /* done of total units (total 0: not known), bytes so far (0: not shown). */
 void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total,
 			 uint64_t bytes);
@@ -176,12 +179,10 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total,
  * take (weft_progress_fn). */
 void cli_progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t bytes);
 /* Take the line away before printing something else on stderr (NULL: the
- * one shown now; cli_error does this); the next update draws it again. */
+ * one shown now; whatever weft says through weft_say does this); the next
+ * update draws it again. */
 void cli_progress_erase(cli_progress *p);
-/* A stream for a library's messages (its FILE *msgs) while progress may
- * be shown: each line goes to stderr with the progress line taken away
- * first. */
-FILE *cli_progress_msgs(void);
+
 void cli_progress_end(cli_progress *p);
 
 /* ---- Escaping strings from outside (escape.c) ---- */

@@ -75,14 +75,14 @@ int cmd_flush(int argc, char **argv)
 		snprintf(env.spool, sizeof(env.spool), "%s", spool);
 	}
 	weft_wrap_shipper *s;
-	if (weft_wrap_shipper_new(env.tls_ca, timeout_ms, cli_progress_msgs(),
+	if (weft_wrap_shipper_new(env.tls_ca, timeout_ms, stderr,
 				  &s) != WEFT_OK) {
 		cli_error("out of memory");
 		return WEFT_EXIT_INTERNAL;
 	}
 	cli_progress progress;
 	cli_progress_begin(&progress, "flushing", "fragments", false);
-	weft_wrap_shipper_set_progress(s, cli_progress_fn, &progress);
+	weft_wrap_shipper_set_progress(s, cli_progress_fn, &progress, 0);
 	int rc = weft_wrap_ship_spool(s, env.spool);
 	cli_progress_end(&progress);
 	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(s);

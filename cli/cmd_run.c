@@ -82,7 +82,8 @@ static int write_report_file(const char *path, const weft_report *r)
  * wrapper's record/spool/delivery, the job's end. Started only now: nng's
  * threads must not exist while the tracer forks. 0 when stored. */
 static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
-		      int verbose, const weft_coordinator_opts *ol)
+		      int verbose, const weft_coordinator_opts *ol,
+		      cli_progress *progress)
 {
 	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
 	weft_wrap_env env = {0};
@@ -138,6 +139,8 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 			.id = &id,
 			.ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
 			.verbose = verbose,
+			.progress = cli_progress_fn,
+			.progress_arg = progress,
 		};
 		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
 		weft_buf_init(&req);
@@ -307,6 +310,10 @@ int cmd_run(int argc, char **argv)
 		weft_wrap_log_close(log);
 		return rc;
 	}
+	/* What is left to wait for, on a terminal past a second. */
+	cli_progress progress;
+	cli_progress_begin(&progress, "hashing", "files", false);
+	weft_store_set_progress(store, cli_progress_fn, &progress);
 	int err = weft_report_hash_files(store, &report);
 	if (err != WEFT_OK)
 		weft_report_warn(&report, "hashing incomplete: %s",
@@ -317,7 +324,11 @@ int cmd_run(int argc, char **argv)
 	/* The hash cache is done with; the coordinator writes the store. */
 	weft_store_close(store);
 	store = NULL;
-	if (ship_local(weft_dir, &report, t.cmd, verbose, &ol) != 0) {
+	cli_progress_then(&progress, "storing", "fragments");
+	int shipped = ship_local(weft_dir, &report, t.cmd, verbose, &ol,
+				 &progress);
+	cli_progress_end(&progress);
+	if (shipped != 0) {
 		cli_error("could not store the run in %s (the workload exited "
 			  "%d)",
 			  weft_dir, status);

@@ -57,7 +57,6 @@ void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	cli_progress_erase(NULL);
 	weft_vsay(fmt, ap);
 	va_end(ap);
 }

@@ -33,6 +33,11 @@ static int64_t delay_ms(void)
 	return v;
 }
 
+static void erase_shown(void)
+{
+	cli_progress_erase(NULL);
+}
+
 void cli_progress_begin(cli_progress *p, const char *what, const char *unit,
 			bool json)
 {
@@ -40,6 +45,19 @@ void cli_progress_begin(cli_progress *p, const char *what, const char *unit,
 	p->on = !json && isatty(STDERR_FILENO);
 	p->start_ms = weft_mono_ms();
 	p->show_ms = p->start_ms + delay_ms();
+	/* Whatever weft says meanwhile (cli_error, a library's warning)
+	 * takes the line off first. */
+	if (p->on)
+		weft_say_before(erase_shown);
+}
+
+void cli_progress_then(cli_progress *p, const char *what, const char *unit)
+{
+	cli_progress_erase(p);
+	p->what = what;
+	p->unit = unit;
+	p->start_ms = weft_mono_ms();
+	p->done = p->total = p->bytes = 0;
 }
 
 /* 1234567 as "1,234,567". */
@@ -124,30 +142,6 @@ void cli_progress_erase(cli_progress *p)
 	p->drawn = false;
 	if (shown == p)
 		shown = NULL;
-}
-
-/* What a library writes to the stream cli_progress_msgs gives it arrives
- * on stderr a line at a time, the progress line taken away first. */
-static ssize_t msgs_write(void *cookie, const char *buf, size_t n)
-{
-	(void)cookie;
-	cli_progress_erase(NULL);
-	size_t done = fwrite(buf, 1, n, stderr);
-	fflush(stderr);
-	return done ? (ssize_t)done : -1;
-}
-
-FILE *cli_progress_msgs(void)
-{
-	static FILE *msgs;
-	if (!msgs) {
-		cookie_io_functions_t io = {.write = msgs_write};
-		msgs = fopencookie(NULL, "w", io);
-		if (!msgs)
-			return stderr;
-		setvbuf(msgs, NULL, _IOLBF, 0);
-	}
-	return msgs;
 }
 
 void cli_progress_end(cli_progress *p)

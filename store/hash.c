@@ -445,10 +445,14 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 	}
 	struct store_mounts mounts = {0};
 	int err = WEFT_OK;
+	uint64_t bytes = 0;
 	for (size_t i = 0; i < r->nfiles && !err; i++) {
 		weft_file_rec *f = &r->files[i];
 		struct stat st;
 		bool have_stat = false, hashed = false;
+		if (cache && cache->progress)
+			cache->progress(cache->progress_arg, i, r->nfiles,
+					bytes);
 		if (f->renamed_to) {
 			err = set_missing(f, "renamed to %s", f->renamed_to);
 		} else if (f->deleted) {
@@ -466,6 +470,7 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 				f->has_hash = true;
 				f->has_size = true;
 				f->size = st.st_size;
+				bytes += (uint64_t)st.st_size;
 				free(f->hash_missing);
 				f->hash_missing = NULL;
 				if (queued &&

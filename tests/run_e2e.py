@@ -10,7 +10,9 @@ and compares it with the job weft recorded: a plain repository, refs
 packed by `git pack-refs`, a linked worktree (a .git file), a detached
 HEAD, a branch with no commit yet, a directory in no repository, and
 GIT_DIR naming a repository elsewhere. `timings` checks that
-`weft run --timings` names its four phases on stderr; `dag_output_whole`
+`weft run --timings` names its four phases on stderr; `progress` that on
+a terminal the hashing and storing after the workload show a progress
+line; `dag_output_whole`
 that `weft dag -o FILE` replaces FILE only with a whole document.
 
     run_e2e.py --weft PATH CASE
@@ -29,7 +31,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wraplib import Fail, Skip, main  # noqa: E402
+from wraplib import Fail, Skip, main, run_tty  # noqa: E402
 
 PREFLIGHT_EXIT = 3
 CASES = {}
@@ -200,6 +202,40 @@ def timings(weft, d):
                        stderr=subprocess.PIPE, text=True)
     if "timings" in r.stderr:
         raise Fail("timings printed without --timings: %r" % r.stderr)
+
+
+@case
+def progress(weft, d):
+    """On a terminal, what is left to wait for after the workload
+    (hashing, storing) is a progress line on stderr, taken away before
+    the run's summary; on a pipe stderr is as it was."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    n = 40
+    cmd = [weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
+           "for i in $(seq 1 %d); do echo $i > f$i; done" % n]
+    # At once instead of after a second: this run is short.
+    env = dict(ENV, WEFT_PROGRESS_DELAY_MS="0")
+    r = run_tty(cmd, cwd=d, env=env)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the ptrace tracer cannot trace here")
+    if r.returncode:
+        raise Fail("weft run exited %d: %r" % (r.returncode, r.err))
+    # The shell's own reads and the outputs: at least n files hashed.
+    m = re.search(r"\rweft: hashing: [0-9,]+ of ([0-9,]+) files", r.err)
+    if not m or int(m.group(1).replace(",", "")) < n:
+        raise Fail("no hashing progress of at least %d files: %r"
+                   % (n, r.err))
+    if not re.search(r"\rweft: storing: 1 of 1 fragments, [0-9.]+ (B|KiB)",
+                     r.err):
+        raise Fail("no storing progress: %r" % r.err)
+    if not re.search(r"\r\x1b\[Kweft: run [0-9a-f]{8} recorded \(ptrace\): "
+                     r"0 inputs \(\+[0-9]+ system\), %d outputs" % n, r.err):
+        raise Fail("the progress line was not taken away before the "
+                   "summary: %r" % r.err)
+    r = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True)
+    if r.returncode or "\r" in r.stderr or "hashing" in r.stderr:
+        raise Fail("progress on a pipe: exit %d, %r"
+                   % (r.returncode, r.stderr))
 
 
 @case

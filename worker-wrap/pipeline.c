@@ -90,6 +90,9 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
 			 s->env->spool);
 		return 1;
 	}
+	if (s->progress)
+		weft_wrap_shipper_set_progress(sh, s->progress, s->progress_arg,
+					       nfrag);
 	int rc = weft_wrap_ship_writer(sh, w);
 	weft_spool_writer_close(w, rc == WEFT_OK);
 	say_shipped(s, weft_wrap_shipper_stats(sh), nfrag);

@@ -49,7 +49,7 @@ struct weft_wrap_shipper {
 	/* weft_wrap_shipper_set_progress: fragments settled, bytes sent. */
 	weft_progress_fn progress;
 	void *progress_arg;
-	uint64_t bytes_sent;
+	uint64_t bytes_sent, expected;
 };
 
 static void say(weft_wrap_shipper *s, const char *fmt, ...)
@@ -276,8 +276,8 @@ static int deliver(weft_wrap_shipper *s, weft_wrap_client *c,
 		const weft_wrap_ship_stats *k = &s->stats;
 		/* This one included: it is settled below. */
 		s->progress(s->progress_arg,
-			    k->stored + k->duplicate + k->rejected + 1, 0,
-			    s->bytes_sent);
+			    k->stored + k->duplicate + k->rejected + 1,
+			    s->expected, s->bytes_sent);
 	}
 	if (v == VERDICT_REJECTED) {
 		const weft_spool_state *st = weft_spool_writer_state(w);
@@ -362,10 +362,11 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
 }
 
 void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
-				    void *arg)
+				    void *arg, uint64_t expected)
 {
 	s->progress = fn;
 	s->progress_arg = arg;
+	s->expected = expected;
 }
 
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)

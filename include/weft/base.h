@@ -40,6 +40,9 @@ void weft_rfc3339_digits(int64_t ns, int digits, char out[WEFT_RFC3339_BYTES]);
 void weft_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void weft_vsay(const char *fmt, va_list ap)
 	__attribute__((format(printf, 1, 0)));
+/* fn (NULL: nothing) runs before each line is said: the executable takes
+ * its progress line off the terminal there. */
+void weft_say_before(void (*fn)(void));
 /* The same line on out (a library's messages stream; NULL: nothing). */
 void weft_say_to(FILE *out, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -38,7 +38,9 @@ void weft_store_close(weft_store *s);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
 /* Long operations of this handle (weft_store_verify, a relay pulling from
- * it into another store) report their progress to fn (NULL: none). */
+ * it into another store, weft_report_hash_files with it as the cache:
+ * files done of all, bytes hashed) report their progress to fn (NULL:
+ * none). */
 void weft_store_set_progress(weft_store *s, weft_progress_fn fn, void *arg);
 
 /* Store one finished, hashed run. Returns WEFT_EINVAL when a run with the

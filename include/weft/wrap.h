@@ -275,9 +275,10 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w);
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
 const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
 /* Each fragment settled (stored, already there, refused) reports how many
- * are settled and the bytes sent so far to fn; the total is not known. */
+ * are settled and the bytes sent so far to fn, of expected (0: not
+ * known). */
 void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
-				    void *arg);
+				    void *arg, uint64_t expected);
 void weft_wrap_shipper_free(weft_wrap_shipper *s);
 
 /* ---- Recording a traced run: sign and spool ---- */
@@ -478,6 +479,9 @@ typedef struct weft_wrap_ship_opts {
 	int verbose;
 	const char *name; /* the task for people; NULL: from the identity
 			     (engine, --task) or the command */
+	weft_progress_fn progress; /* fragments of this run delivered (may
+				      be NULL) */
+	void *progress_arg;
 } weft_wrap_ship_opts;
 
 /* After the tracer: sign the hashed run r as fragments, spool them and
