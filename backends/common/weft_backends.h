@@ -18,6 +18,9 @@
 
 #include "weft_schema.h"
 
+struct stat;
+struct utsname;
+
 /* ---- The classifier ---- */
 
 typedef struct weft_classifier weft_classifier;
@@ -119,6 +122,35 @@ void weft_preflight_warn(weft_preflight *p, const char *fmt, ...)
 /* The summary of a failed preflight: "BACKEND unavailable: CHECK: DETAIL"
  * of its first failing check. */
 void weft_preflight_summarize_failure(weft_preflight *p);
+/* The verdict: when every check passed, the summary "BACKEND works:
+ * SYSNAME RELEASE MACHINE, " fmt " in N ms" (what works, how the probe went
+ * and how long the preflight took since start), else
+ * weft_preflight_summarize_failure. */
+void weft_preflight_conclude(weft_preflight *p, const struct utsname *u,
+			     int64_t start, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The "platform" check (Linux, and its release); u is uname's answer.
+ * Returns whether this is Linux. */
+bool weft_preflight_platform(weft_preflight *p, struct utsname *u);
+/* stat(2) of the command for the "command" check: a missing one fails
+ * it. */
+bool weft_preflight_stat_command(weft_preflight *p, const char *command,
+				 struct stat *st);
+/* The command is a regular file this user may execute, else the "command"
+ * check fails: "not an executable file". */
+bool weft_preflight_command_executable(weft_preflight *p, const char *command,
+				       const struct stat *st);
+/* A preflight probe's directory: a fresh $TMPDIR (or /tmp) directory
+ * weft-BACKEND-probe-XXXXXX, resolved into real (PATH_MAX bytes), holding
+ * "src", a small file for the probe to read. Returns 0, or -1 with why
+ * (the directory removed again). */
+int weft_probe_dir_make(const char *backend, char *real, char *why,
+			size_t whysz);
+/* Remove a probe directory: its src, tmp and dst, then itself. */
+void weft_probe_dir_remove(const char *real);
+/* Read a small text file (/proc, /sys) into buf, NUL-terminated, trailing
+ * newlines dropped. Returns its length, or -1 when unreadable. */
+ssize_t weft_read_small_file(const char *path, char *buf, size_t bufsz);
 
 /* ---- The backend interface ---- */
 
@@ -279,6 +311,12 @@ void weft_preflight_key_stat(FILE *key, const char *tag, const char *path);
 int weft_manager_trace(const weft_backend *b, weft_launch *l,
 		       weft_report *r, bool fallback_enabled,
 		       int preflight_timeout_ms);
+
+/* A preflight probe's launch of argv: a fixed environment (LC_ALL=C,
+ * PATH=/usr/bin:/bin), a fresh report and a classifier of its own.
+ * Returns 0 or WEFT_ENOMEM; either way the caller frees l->classifier and
+ * releases rep. */
+int weft_probe_launch(weft_launch *l, weft_report *rep, char *const *argv);
 
 /* CLOCK_MONOTONIC in ms, for deadlines and durations (manager.c). */
 int64_t weft_mono_ms(void);
