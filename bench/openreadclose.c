@@ -18,7 +18,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
+
+#include "loop_report.h"
 
 int main(int argc, char **argv)
 {
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 		close(fd);
 		path = tmp;
 	}
-	struct timespec a, b;
+	struct timespec a;
 	char buf[256];
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < n; i++) {
@@ -55,15 +56,7 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (double)(b.tv_sec - a.tv_sec) +
-		   (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-		     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-	printf("openreadclose N=%ld seconds=%.3f us_per_iter=%.3f cpu=%.3f\n",
-	       n, s, s * 1e6 / (double)n, cpu);
+	loop_report("openreadclose", n, &a);
 	if (path == tmp)
 		unlink(tmp);
 	return 0;

@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include "loop_report.h"
 
 int main(int argc, char **argv)
 {
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: statloop [N [FILE]]\n");
 		return 2;
 	}
-	struct timespec a, b;
+	struct timespec a;
 	struct stat st;
 	long sum = 0;
 	clock_gettime(CLOCK_MONOTONIC, &a);
@@ -36,14 +37,6 @@ int main(int argc, char **argv)
 		}
 		sum += getppid();
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (double)(b.tv_sec - a.tv_sec) +
-		   (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-		     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-	printf("statloop N=%ld seconds=%.3f us_per_iter=%.3f cpu=%.3f\n", n, s,
-	       s * 1e6 / (double)n, cpu);
+	loop_report("statloop", n, &a);
 	return sum == 0; /* keeps the calls */
 }

@@ -68,14 +68,8 @@ static int kvs_add(struct kvs *k, const char *name, const char *text)
 			return WEFT_OK;
 		}
 	}
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 32;
-		struct kv *v = realloc(k->v, cap * sizeof(*v));
-		if (!v)
-			return WEFT_ENOMEM;
-		k->v = v;
-		k->cap = cap;
-	}
+	if (store_grow((void **)&k->v, &k->cap, k->n, sizeof(*k->v)) != WEFT_OK)
+		return WEFT_ENOMEM;
 	k->v[k->n].name = strdup(name);
 	k->v[k->n].text = text ? strdup(text) : NULL;
 	if (!k->v[k->n].name || (text && !k->v[k->n].text))

@@ -26,6 +26,27 @@ def check(cond, msg):
         raise Fail(msg)
 
 
+def registry(fixture=None):
+    """CASES, case = registry(): a script's table of cases by name and the
+    decorator that adds a function to it. With fixture, the case fn(obj)
+    is run on a fresh fixture(weft), whose cleanup() (or close()) is
+    called after it whatever happened."""
+    cases = {}
+
+    def case(fn):
+        run = fn
+        if fixture:
+            def run(weft):
+                obj = fixture(weft)
+                try:
+                    fn(obj)
+                finally:
+                    (getattr(obj, "cleanup", None) or obj.close)()
+        cases[fn.__name__] = run
+        return fn
+    return cases, case
+
+
 def case_args(cases, needs, doc=None, optional=None, argv=None):
     """The parsed command line, or None once --list has printed the cases.
     needs: the options every case needs (argparse exits naming them when

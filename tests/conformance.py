@@ -37,6 +37,8 @@ import tempfile
 import threading
 import time
 
+import caselib
+
 SKIP = 77
 RUN_TIMEOUT = 60  # seconds for one weft invocation
 
@@ -436,12 +438,7 @@ class Case:
         return rec
 
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = caselib.registry()
 
 
 def which(name):

@@ -27,13 +27,8 @@ import caselib  # noqa: E402
 from wraplib import (Fail, Skip, check, free_port,  # noqa: E402
                      make_cert, store_rows)
 
-CASES = {}
+CASES, case = caselib.registry()
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
 
 
 class Env:

@@ -48,7 +48,7 @@ import caselib  # noqa: E402
 import unprivileged  # noqa: E402
 from caselib import Fail, Skip  # noqa: E402
 
-CASES = {}
+CASES, case = caselib.registry()
 # wb_msg (backends/ebpf/ebpf_internal.h): type, pid, status, version,
 # dropped, text[64].
 MSG = struct.Struct("=IiiIQ64s")
@@ -68,11 +68,6 @@ def _proto_version():
 
 
 PROTO_VERSION = _proto_version()
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
 
 
 def text(b):

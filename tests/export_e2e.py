@@ -64,6 +64,7 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import caselib  # noqa: E402
 from wraplib import (Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
                      log, main, run, wrap_env)
 
@@ -270,18 +271,7 @@ class Recorded:
         self.s.close()
 
 
-def case(fn):
-    def run_case(weft):
-        r = Recorded(weft)
-        try:
-            fn(r)
-        finally:
-            r.close()
-    CASES[fn.__name__] = run_case
-    return fn
-
-
-CASES = {}
+CASES, case = caselib.registry(Recorded)
 
 
 def compare(what, got, want):

@@ -21,22 +21,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
 from wraplib import Fail, Skip, main  # noqa: E402
 
 PREFLIGHT_EXIT = 3
-CASES = {}
-
-
-def case(fn):
-    """A case runs on a fresh project with the three runs."""
-    def run(weft):
-        p = Project(weft)
-        try:
-            fn(p)
-        finally:
-            p.cleanup()
-    CASES[fn.__name__] = run
-    return fn
 
 
 class Project:
@@ -88,6 +76,10 @@ class Project:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# A case runs on a fresh project with the three runs.
+CASES, case = caselib.registry(Project)
 
 
 def path_of(doc, artifact_id):

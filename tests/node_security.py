@@ -33,14 +33,9 @@ import caselib  # noqa: E402
 import unprivileged  # noqa: E402
 from caselib import Fail, Skip  # noqa: E402
 
-CASES = {}
+CASES, case = caselib.registry()
 JOB = "7d4c8a52-3e61-4f0b-9a57-2c1b0e8f6d93"
 TOKEN = "node-security-test-token-0123456789"
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
 
 
 def mode(path):

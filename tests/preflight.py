@@ -27,12 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caselib  # noqa: E402
 from caselib import Fail, Skip  # noqa: E402
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = caselib.registry()
 
 
 class Env:

@@ -21,15 +21,11 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caselib  # noqa: E402
 import conformance as cf  # noqa: E402
 
 Skip, Fail, ANY = cf.Skip, cf.Fail, cf.ANY
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = caselib.registry()
 
 
 PY_IO = r"""

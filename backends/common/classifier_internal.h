@@ -230,6 +230,11 @@ int proc_env_record(const struct weft_classifier *c, const struct proc *p,
 
 /* ---- paths.c ---- */
 
+/* Room for element n of the table array *arr of *cap elements of sz bytes:
+ * the array doubles (from first) when full. WEFT_OK or WEFT_ENOMEM. */
+int table_grow(void **arr, uint32_t *cap, uint32_t n, uint32_t first,
+	       size_t sz);
+
 int path_table_init(struct path_table *t);
 void path_table_free(struct path_table *t);
 /* Normalize like weft_path_normalize, with known lengths; *len gets the

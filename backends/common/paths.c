@@ -222,6 +222,19 @@ static int path_rehash(struct path_table *t, uint32_t nslots)
 }
 
 /* Insert a path known to be absent whose parent is interned. */
+int table_grow(void **arr, uint32_t *cap, uint32_t n, uint32_t first, size_t sz)
+{
+	if (n < *cap)
+		return WEFT_OK;
+	uint32_t ncap = *cap ? *cap * 2 : first;
+	void *p = realloc(*arr, ncap * sz);
+	if (!p)
+		return WEFT_ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return WEFT_OK;
+}
+
 static int path_insert(struct path_table *t, const char *s, uint32_t len,
 		       uint32_t h, path_id parent, path_id *id)
 {
@@ -232,14 +245,9 @@ static int path_insert(struct path_table *t, const char *s, uint32_t len,
 		if (err)
 			return err;
 	}
-	if (t->n == t->cap) {
-		uint32_t cap = t->cap ? t->cap * 2 : 1024;
-		struct path_ent *ents = realloc(t->ents, cap * sizeof(*ents));
-		if (!ents)
-			return WEFT_ENOMEM;
-		t->ents = ents;
-		t->cap = cap;
-	}
+	if (table_grow((void **)&t->ents, &t->cap, t->n, 1024,
+		       sizeof(*t->ents)) != WEFT_OK)
+		return WEFT_ENOMEM;
 	const char *copy = arena_copy(t, s, len);
 	if (!copy)
 		return WEFT_ENOMEM;

@@ -75,8 +75,8 @@ static int touch_rehash(struct touch_table *t, uint32_t nslots)
 	if (!slots)
 		return WEFT_ENOMEM;
 	for (uint32_t k = 0; k < t->n; k++) {
-		uint32_t i = touch_hash(t->v[k].proc, t->v[k].path) &
-			     (nslots - 1);
+		uint32_t i =
+			touch_hash(t->v[k].proc, t->v[k].path) & (nslots - 1);
 		while (slots[i])
 			i = (i + 1) & (nslots - 1);
 		slots[i] = k + 1;
@@ -96,14 +96,9 @@ static struct touch *touch_add(struct weft_classifier *c, struct proc *p,
 	if ((uint64_t)(t->n + 1) * 2 > t->nslots &&
 	    touch_rehash(t, t->nslots ? t->nslots * 2 : 1024) != WEFT_OK)
 		return NULL;
-	if (t->n == t->cap) {
-		uint32_t cap = t->cap ? t->cap * 2 : 512;
-		struct touch *v = realloc(t->v, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		t->v = v;
-		t->cap = cap;
-	}
+	if (table_grow((void **)&t->v, &t->cap, t->n, 512, sizeof(*t->v)) !=
+	    WEFT_OK)
+		return NULL;
 	struct path_ent *e = path_get(&c->paths, id);
 	uint32_t k = t->n++;
 	struct touch *x = &t->v[k];

@@ -458,15 +458,10 @@ static int make_dirs(const char *sock_path)
 
 static int listen_on(const char *path)
 {
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			0);
+	struct sockaddr_un sa;
+	int fd = wb_unix_socket(path, SOCK_NONBLOCK, &sa);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_un sa;
-	if (wb_unix_addr(path, &sa) != 0) {
-		close(fd);
-		return -1;
-	}
 	unlink(path); /* stale: the lock says no agent holds it */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 	    chmod(path, geteuid() == 0 ? 0666 : 0600) != 0 ||

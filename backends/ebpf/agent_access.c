@@ -195,18 +195,13 @@ int wb_may_ptrace(const wb_creds *caller, const wb_creds *target, int scope,
 	}
 	/* The caller's real ids against every id of the target. */
 	for (int i = 0; i < 3 && !cap; i++) {
-		if (target->uid[i] != caller->uid[0]) {
-			snprintf(why, whysz,
-				 "uid %u may not trace pid %d (uid %u)",
-				 caller->uid[0], (int)target->pid,
-				 target->uid[i]);
-			return -EPERM;
-		}
-		if (target->gid[i] != caller->gid[0]) {
-			snprintf(why, whysz,
-				 "gid %u may not trace pid %d (gid %u)",
-				 caller->gid[0], (int)target->pid,
-				 target->gid[i]);
+		bool uid = target->uid[i] != caller->uid[0];
+		if (uid || target->gid[i] != caller->gid[0]) {
+			const char *id = uid ? "uid" : "gid";
+			snprintf(why, whysz, "%s %u may not trace pid %d (%s %u)",
+				 id, uid ? caller->uid[0] : caller->gid[0],
+				 (int)target->pid, id,
+				 uid ? target->uid[i] : target->gid[i]);
 			return -EPERM;
 		}
 	}

@@ -41,14 +41,10 @@ int wb_agent_socket_path(char *out, size_t outsz)
 
 static int try_connect(const char *path)
 {
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	int fd = wb_unix_socket(path, 0, &sa);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_un sa;
-	if (wb_unix_addr(path, &sa) != 0) {
-		close(fd);
-		return -1;
-	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		close(fd);
 		return -1;

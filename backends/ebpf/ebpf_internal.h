@@ -159,8 +159,10 @@ uint64_t wb_cap_effective(pid_t pid);
 #define WB_CAP_SYS_ADMIN 21
 #define WB_CAP_PERFMON 38
 #define WB_CAP_BPF 39
-/* The address of a Unix socket at path; -1 (ENAMETOOLONG) when too long. */
-int wb_unix_addr(const char *path, struct sockaddr_un *sa);
+/* A SOCK_SEQPACKET Unix socket (SOCK_CLOEXEC | flags) and sa, the
+ * address of path, for the agent's socket; -1 with errno (ENAMETOOLONG
+ * when path is too long). */
+int wb_unix_socket(const char *path, int flags, struct sockaddr_un *sa);
 
 /* ---- agent_access.c: who may register what ---- */
 

@@ -22,6 +22,7 @@
 #include <sys/vfs.h>
 
 #include "ebpf_internal.h"
+#include "preflight_internal.h"
 #include <weft/base.h>
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -67,14 +68,8 @@ static void check_btf(weft_preflight *p)
 static bool in_user_namespace(void)
 {
 	char buf[128];
-	int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (weft_read_small_file("/proc/self/uid_map", buf, sizeof(buf)) <= 0)
 		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	unsigned long a, b, c;
 	return sscanf(buf, "%lu %lu %lu", &a, &b, &c) != 3 || a != 0 ||
 	       b != 0 || c != 4294967295ul;
@@ -123,42 +118,23 @@ static enum wb_source probe_source(void)
  * that load is the load_attach check, the records the probe check. */
 static void check_load_and_probe(weft_preflight *p)
 {
-	const char *tmp = getenv("TMPDIR");
-	char dir[PATH_MAX], src[PATH_MAX + 8], dst[PATH_MAX + 8];
-	snprintf(dir, sizeof(dir), "%s/weft-ebpf-probe-XXXXXX",
-		 tmp && tmp[0] == '/' ? tmp : "/tmp");
-	char real[PATH_MAX];
-	if (!mkdtemp(dir) || !realpath(dir, real)) {
-		weft_preflight_check(p, "probe", false,
-				     "cannot make a temporary directory: %s",
-				     strerror(errno));
+	char real[PATH_MAX], why[WEFT_PREFLIGHT_DETAIL_BYTES];
+	char src[PATH_MAX + 8], dst[PATH_MAX + 8];
+	if (weft_probe_dir_make("ebpf", real, why, sizeof(why)) != 0) {
+		weft_preflight_check(p, "load_attach", false,
+				     "not run: no probe input");
+		weft_preflight_check(p, "probe", false, "%s", why);
 		return;
 	}
 	snprintf(src, sizeof(src), "%s/src", real);
 	snprintf(dst, sizeof(dst), "%s/dst", real);
-	int fd = open(src, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	bool wrote = fd >= 0 && write(fd, "weft probe\n", 11) == 11;
-	if (fd >= 0)
-		close(fd);
 	char *argv[] = {PROBE_CP, src, dst, NULL};
-	char *envp[] = {"LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
 	weft_report rep;
-	weft_report_init(&rep);
-	weft_launch l = {.argv = argv, .envp = envp};
-	l.classifier = weft_classifier_new();
+	weft_launch l;
 	wb_load_stats st = {0};
-	int err = !wrote         ? WEFT_EIO
-		  : l.classifier ? wb_trace(&l, &rep, probe_source(), &st)
-				 : WEFT_ENOMEM;
-	if (!wrote) {
-		weft_preflight_check(p, "load_attach", false,
-				     "not run: no probe input");
-		weft_preflight_check(p, "probe", false, "cannot write %s: %s",
-				     src, strerror(errno));
-		weft_classifier_free(l.classifier);
-		weft_report_release(&rep);
-		goto out;
-	}
+	int err = weft_probe_launch(&l, &rep, argv);
+	if (!err)
+		err = wb_trace(&l, &rep, probe_source(), &st);
 	if (!st.agent && st.attached == 0) {
 		/* No load: wb_trace said why in the first warning. */
 		weft_preflight_check(p, "load_attach", false, "%s",
@@ -219,21 +195,14 @@ static void check_load_and_probe(weft_preflight *p)
 			(unsigned long long)l.dropped_events);
 	weft_report_release(&rep);
 out:
-	unlink(dst);
-	unlink(src);
-	rmdir(real);
+	weft_probe_dir_remove(real);
 }
 
 void wb_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
-	if (stat(command, &st) != 0)
-		weft_preflight_check(p, "command", false, "%s: %s", command,
-				     strerror(errno));
-	else if (!S_ISREG(st.st_mode) || access(command, X_OK) != 0)
-		weft_preflight_check(p, "command", false,
-				     "%s: not an executable file", command);
-	else
+	if (weft_preflight_stat_command(p, command, &st) &&
+	    weft_preflight_command_executable(p, command, &st))
 		weft_preflight_check(p, "command", true,
 				     "%s: executable (static, dynamic and "
 				     "set-user-ID binaries are all traced)",
@@ -246,10 +215,7 @@ int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	int64_t start = weft_mono_ms();
 	struct utsname u;
 	weft_preflight_begin(p, "ebpf", command);
-	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
-	weft_preflight_check(p, "platform", linux_ok, "%s %s",
-			     linux_ok ? u.sysname : "not Linux",
-			     linux_ok ? u.release : "");
+	bool linux_ok = weft_preflight_platform(p, &u);
 	bool arch_ok = linux_ok && strcmp(u.machine, "x86_64") == 0;
 	weft_preflight_check(
 		p, "architecture", arch_ok, "machine %s, built for x86_64%s",
@@ -267,14 +233,8 @@ int wb_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	}
 	if (command)
 		wb_check_command(p, command);
-	if (p->ok) {
-		snprintf(p->summary, sizeof(p->summary),
-			 "ebpf works: %s %s %s, BTF, programs loaded and "
-			 "attached, probe %s traced in %lld ms",
-			 u.sysname, u.release, u.machine, PROBE_CP,
-			 (long long)(weft_mono_ms() - start));
-		return 0;
-	}
-	weft_preflight_summarize_failure(p);
+	weft_preflight_conclude(p, &u, start,
+				"BTF, programs loaded and attached, "
+				"probe " PROBE_CP " traced");
 	return 0;
 }

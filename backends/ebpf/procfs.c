@@ -29,7 +29,7 @@ uint64_t wb_cap_effective(pid_t pid)
 	return caps;
 }
 
-int wb_unix_addr(const char *path, struct sockaddr_un *sa)
+int wb_unix_socket(const char *path, int flags, struct sockaddr_un *sa)
 {
 	size_t len = strlen(path);
 	memset(sa, 0, sizeof(*sa));
@@ -39,5 +39,5 @@ int wb_unix_addr(const char *path, struct sockaddr_un *sa)
 		return -1;
 	}
 	memcpy(sa->sun_path, path, len + 1);
-	return 0;
+	return socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | flags, 0);
 }

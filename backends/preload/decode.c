@@ -14,7 +14,7 @@
 static bool strings_ok(const pl_record *d)
 {
 	unsigned need;
-	bool paths = true;
+	bool paths = true, exact = false; /* exact: no more than need */
 	switch (d->r.kind) {
 	case PL_R_IMAGE:
 		need = 2; /* exe, cwd, then argv */
@@ -27,14 +27,12 @@ static bool strings_ok(const pl_record *d)
 	case PL_R_TRUNCATE:
 	case PL_R_CHDIR:
 		need = 1;
-		if (d->nstr != 1)
-			return false;
+		exact = true;
 		break;
 	case PL_R_RENAME:
 	case PL_R_LINK:
 		need = 2;
-		if (d->nstr != 2)
-			return false;
+		exact = true;
 		break;
 	case PL_R_WARN:
 		need = 1;
@@ -45,7 +43,7 @@ static bool strings_ok(const pl_record *d)
 	default:
 		return d->nstr == 0;
 	}
-	if (d->nstr < need)
+	if (d->nstr < need || (exact && d->nstr != need))
 		return false;
 	if (!paths)
 		return true;

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "preload_internal.h"
+#include "preflight_internal.h"
 #include <weft/base.h>
 
 #if defined(__x86_64__)
@@ -145,16 +146,11 @@ static void probe_in_helper(const char *dir, struct probe_result *res)
 	snprintf(dst, sizeof(dst), "%s/dst", dir);
 	char *argv[] = {PROBE_SH, "-c", PROBE_SCRIPT, "sh", src, tmp, dst,
 			NULL};
-	char *envp[] = {"LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
 	weft_report rep;
-	weft_report_init(&rep);
-	weft_launch l = {.argv = argv, .envp = envp};
-	l.classifier = weft_classifier_new();
-	if (!l.classifier) {
-		snprintf(res->detail, sizeof(res->detail), "out of memory");
-		return;
-	}
-	int err = pl_trace(&l, &rep, &res->stats);
+	weft_launch l;
+	int err = weft_probe_launch(&l, &rep, argv);
+	if (!err)
+		err = pl_trace(&l, &rep, &res->stats);
 	res->exit_code = l.exit_code;
 	if (err == WEFT_OK) {
 		res->ran = true;
@@ -193,21 +189,12 @@ static void probe_in_helper(const char *dir, struct probe_result *res)
 
 static int run_probe(struct probe_result *res, int64_t deadline)
 {
-	const char *t = getenv("TMPDIR");
-	char dir[PATH_MAX], real[PATH_MAX], path[PATH_MAX + 8];
-	snprintf(dir, sizeof(dir), "%s/weft-preload-probe-XXXXXX",
-		 t && t[0] == '/' ? t : "/tmp");
-	if (!mkdtemp(dir) || !realpath(dir, real)) {
-		snprintf(res->detail, sizeof(res->detail),
-			 "cannot make a temporary directory: %s",
-			 strerror(errno));
+	char real[PATH_MAX];
+	if (weft_probe_dir_make("preload", real, res->detail,
+				sizeof(res->detail)) != 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/src", real);
 	int rc = -1, pfd[2] = {-1, -1};
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, "weft probe\n", 11) != 11 ||
-	    pipe2(pfd, O_CLOEXEC) != 0) {
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		snprintf(res->detail, sizeof(res->detail),
 			 "cannot set up the probe: %s", strerror(errno));
 		goto out;
@@ -240,18 +227,11 @@ static int run_probe(struct probe_result *res, int64_t deadline)
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	weft_probe_dir_remove(real);
 	if (pfd[0] >= 0)
 		close(pfd[0]);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
-	static const char *const names[] = {"src", "tmp", "dst"};
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", real, names[i]);
-		unlink(path);
-	}
-	rmdir(real);
 	return rc;
 }
 
@@ -259,16 +239,9 @@ void pl_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
 	char why[256];
-	if (stat(command, &st) != 0) {
-		weft_preflight_check(p, "command", false, "%s: %s", command,
-				     strerror(errno));
+	if (!weft_preflight_stat_command(p, command, &st) ||
+	    !weft_preflight_command_executable(p, command, &st))
 		return;
-	}
-	if (!S_ISREG(st.st_mode) || access(command, X_OK) != 0) {
-		weft_preflight_check(p, "command", false,
-				     "%s: not an executable file", command);
-		return;
-	}
 	pl_exec_blind(command, why, sizeof(why));
 	if (why[0])
 		weft_preflight_check(p, "command", false,
@@ -289,10 +262,7 @@ int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	char lib[PATH_MAX + 256], detail[WEFT_PREFLIGHT_DETAIL_BYTES];
 	weft_preflight_begin(p, "preload", command);
 
-	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
-	weft_preflight_check(p, "platform", linux_ok, "%s %s",
-			     linux_ok ? u.sysname : "not Linux",
-			     linux_ok ? u.release : "");
+	bool linux_ok = weft_preflight_platform(p, &u);
 	bool found = pl_library_path(lib, sizeof(lib)) == 0;
 	int machine = found ? elf_machine(lib) : -1;
 	bool arch_ok = linux_ok && PL_ELF_MACHINE != 0 &&
@@ -326,13 +296,6 @@ int pl_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	}
 	if (command)
 		pl_check_command(p, command);
-	if (p->ok) {
-		snprintf(p->summary, sizeof(p->summary),
-			 "preload works: %s %s %s, %.200s, probe traced in %lld ms",
-			 u.sysname, u.release, u.machine, lib,
-			 (long long)(weft_mono_ms() - start));
-	} else {
-		weft_preflight_summarize_failure(p);
-	}
+	weft_preflight_conclude(p, &u, start, "%.200s, probe traced", lib);
 	return 0;
 }

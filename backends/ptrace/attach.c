@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "preflight_internal.h"
 
 /* Without PTRACE_O_EXITKILL: attached tracees run without a filter, so
  * if weft died they would simply run on untraced. */
@@ -36,14 +37,8 @@ static bool read_stat(pid_t pid, char *state, pid_t *ppid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (weft_read_small_file(path, buf, sizeof(buf)) <= 0)
 		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	int pp = 0;
 	if (!p || sscanf(p + 1, " %c %d", state, &pp) != 2)

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "preflight_internal.h"
 #include <weft/base.h>
 
 #define PT_OPTIONS                                                             \
@@ -136,14 +137,8 @@ static pid_t read_ppid(pid_t tid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (weft_read_small_file(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	/* "pid (comm) state ppid ...": comm may hold spaces and parens. */
 	char *p = strrchr(buf, ')');
 	int ppid = 0;

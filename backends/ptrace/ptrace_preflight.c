@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include "ptrace_internal.h"
+#include "preflight_internal.h"
 #include <weft/base.h>
 
 #define PROBE_CP "/bin/cp"
@@ -34,21 +35,6 @@ struct probe_result {
 	char detail[256];
 };
 
-static ssize_t read_text(const char *path, char *buf, size_t bufsz)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, bufsz - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	return n;
-}
-
 /* In the helper: trace cp SRC DST and look at the report. */
 static void probe_in_helper(const char *dir, struct probe_result *res)
 {
@@ -56,17 +42,12 @@ static void probe_in_helper(const char *dir, struct probe_result *res)
 	snprintf(src, sizeof(src), "%s/src", dir);
 	snprintf(dst, sizeof(dst), "%s/dst", dir);
 	char *argv[] = {PROBE_CP, src, dst, NULL};
-	char *envp[] = {"LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
 	weft_report rep;
-	weft_report_init(&rep);
-	weft_launch l = {.argv = argv, .envp = envp};
-	l.classifier = weft_classifier_new();
-	if (!l.classifier) {
-		snprintf(res->detail, sizeof(res->detail), "out of memory");
-		return;
-	}
+	weft_launch l;
 	pt_options o = {.pin_cpu = -1};
-	int err = pt_trace(&l, &rep, &o, &res->stats);
+	int err = weft_probe_launch(&l, &rep, argv);
+	if (!err)
+		err = pt_trace(&l, &rep, &o, &res->stats);
 	res->exit_code = l.exit_code;
 	if (err) {
 		snprintf(res->detail, sizeof(res->detail),
@@ -102,32 +83,17 @@ static void probe_in_helper(const char *dir, struct probe_result *res)
  * res->detail saying why. */
 static int run_probe(struct probe_result *res, int timeout_ms)
 {
-	const char *tmp = getenv("TMPDIR");
-	char dir[PATH_MAX], real[PATH_MAX], src[PATH_MAX + 8],
-		dst[PATH_MAX + 8];
-	snprintf(dir, sizeof(dir), "%s/weft-ptrace-probe-XXXXXX",
-		 tmp && tmp[0] == '/' ? tmp : "/tmp");
+	char real[PATH_MAX];
 	if (access(PROBE_CP, X_OK) != 0) {
 		snprintf(res->detail, sizeof(res->detail),
 			 "probe command %s: %s", PROBE_CP, strerror(errno));
 		return -1;
 	}
-	if (!mkdtemp(dir) || !realpath(dir, real)) {
-		snprintf(res->detail, sizeof(res->detail),
-			 "cannot make a temporary directory %.160s: %s", dir,
-			 strerror(errno));
+	if (weft_probe_dir_make("ptrace", real, res->detail,
+				sizeof(res->detail)) != 0)
 		return -1;
-	}
-	snprintf(src, sizeof(src), "%s/src", real);
-	snprintf(dst, sizeof(dst), "%s/dst", real);
 	int rc = -1, pfd[2] = {-1, -1};
 	pid_t helper = -1;
-	int fd = open(src, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, "weft probe\n", 11) != 11) {
-		snprintf(res->detail, sizeof(res->detail),
-			 "cannot write %.160s: %s", src, strerror(errno));
-		goto out;
-	}
 	if (pipe2(pfd, O_CLOEXEC) != 0 || (helper = fork()) < 0) {
 		snprintf(res->detail, sizeof(res->detail),
 			 "cannot start the probe: %s", strerror(errno));
@@ -169,26 +135,19 @@ static int run_probe(struct probe_result *res, int timeout_ms)
 out:
 	if (helper > 0)
 		waitpid(helper, NULL, 0);
-	if (fd >= 0)
-		close(fd);
 	if (pfd[0] >= 0)
 		close(pfd[0]);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
-	unlink(dst);
-	unlink(src);
-	rmdir(real);
+	weft_probe_dir_remove(real);
 	return rc;
 }
 
 void pt_check_command(weft_preflight *p, const char *command)
 {
 	struct stat st;
-	if (stat(command, &st) != 0) {
-		weft_preflight_check(p, "command", false, "%s: %s", command,
-				     strerror(errno));
+	if (!weft_preflight_stat_command(p, command, &st))
 		return;
-	}
 	if (!S_ISREG(st.st_mode)) {
 		weft_preflight_check(p, "command", false,
 				     "%s: not a regular file", command);
@@ -219,10 +178,7 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	struct utsname u;
 	weft_preflight_begin(p, "ptrace", command);
 
-	bool linux_ok = uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0;
-	weft_preflight_check(p, "platform", linux_ok, "%s %s",
-			     linux_ok ? u.sysname : "not Linux",
-			     linux_ok ? u.release : "");
+	bool linux_ok = weft_preflight_platform(p, &u);
 
 	bool arch_ok = PT_AUDIT_ARCH != 0 && linux_ok &&
 		       strcmp(u.machine, PT_ARCH_NAME) == 0;
@@ -231,8 +187,8 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			     linux_ok ? u.machine : "?", PT_ARCH_NAME,
 			     arch_ok ? "" : ": unsupported");
 
-	ssize_t n = read_text("/proc/sys/kernel/yama/ptrace_scope", buf,
-			      sizeof(buf));
+	ssize_t n = weft_read_small_file("/proc/sys/kernel/yama/ptrace_scope",
+					 buf, sizeof(buf));
 	if (n < 0)
 		weft_preflight_check(p, "ptrace_scope", true,
 				     "no Yama (no ptrace_scope file): a parent "
@@ -248,8 +204,8 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 			"trace its own child",
 			buf);
 
-	n = read_text("/proc/sys/kernel/seccomp/actions_avail", buf,
-		      sizeof(buf));
+	n = weft_read_small_file("/proc/sys/kernel/seccomp/actions_avail", buf,
+				 sizeof(buf));
 	bool trace = n > 0 && (strstr(buf, "trace ") ||
 			       (n >= 5 && strcmp(buf + n - 5, "trace") == 0));
 	weft_preflight_check(p, "seccomp", trace,
@@ -290,14 +246,9 @@ int pt_preflight(weft_preflight *p, const char *command, int timeout_ms)
 	if (command)
 		pt_check_command(p, command);
 
-	if (p->ok) {
-		snprintf(p->summary, sizeof(p->summary),
-			 "ptrace works: %s %s %s, seccomp-bpf + "
-			 "PTRACE_GET_SYSCALL_INFO, probe %s traced in %lld ms",
-			 u.sysname, u.release, u.machine, PROBE_CP,
-			 (long long)(weft_mono_ms() - start));
-	} else {
-		weft_preflight_summarize_failure(p);
-	}
+	weft_preflight_conclude(p, &u, start,
+				"seccomp-bpf + PTRACE_GET_SYSCALL_INFO, "
+				"probe %s traced",
+				PROBE_CP);
 	return 0;
 }

@@ -9,12 +9,10 @@
 
 int main(int argc, char **argv)
 {
-	usage_if(argc != 3, "cfr_copy IN OUT");
-	int in = open_or_die(argv[1], O_RDONLY, "open IN");
-	int out =
-		open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
+	struct copy_ends c = open_copy_ends(argc, argv, "cfr_copy IN OUT");
 	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
+		ssize_t n =
+			copy_file_range(c.in, NULL, c.out, NULL, 1 << 20, 0);
 		if (n < 0) {
 			if (errno == ENOSYS || errno == EXDEV ||
 			    errno == EOPNOTSUPP) {
@@ -27,6 +25,6 @@ int main(int argc, char **argv)
 		if (n == 0)
 			break;
 	}
-	close_copy(in, out);
+	close_copy(c.in, c.out);
 	return 0;
 }

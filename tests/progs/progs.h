@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +83,39 @@ static inline size_t fd_size(int fd)
 	if (fstat(fd, &st) != 0)
 		die("fstat");
 	return (size_t)st.st_size;
+}
+
+/* Map the whole of a file that must not be empty (an empty one exits 2:
+ * there is nothing to map). The fd is closed: the mapping outlives it. */
+static inline void *map_whole(const char *path, int prot, size_t *len)
+{
+	int fd = open_or_die(path, O_RDONLY, "open");
+	*len = fd_size(fd);
+	if (*len == 0) {
+		fprintf(stderr, "empty file\n");
+		exit(2);
+	}
+	void *m = mmap(NULL, *len, prot, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED)
+		die("mmap");
+	close(fd);
+	return m;
+}
+
+/* The two ends of a copy IN OUT: IN opened for reading, OUT created or
+ * truncated for writing. */
+struct copy_ends {
+	int in, out;
+};
+
+static inline struct copy_ends open_copy_ends(int argc, char **argv,
+					      const char *usage)
+{
+	usage_if(argc != 3, usage);
+	struct copy_ends c;
+	c.in = open_or_die(argv[1], O_RDONLY, "open IN");
+	c.out = open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
+	return c;
 }
 
 /* Copy in to out through read/write until in ends. */

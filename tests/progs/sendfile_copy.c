@@ -10,17 +10,14 @@
 
 int main(int argc, char **argv)
 {
-	usage_if(argc != 3, "sendfile_copy IN OUT");
-	int in = open_or_die(argv[1], O_RDONLY, "open IN");
-	int out =
-		open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
+	struct copy_ends c = open_copy_ends(argc, argv, "sendfile_copy IN OUT");
 	for (;;) {
-		ssize_t n = sendfile(out, in, NULL, 1 << 20);
+		ssize_t n = sendfile(c.out, c.in, NULL, 1 << 20);
 		if (n < 0)
 			die("sendfile");
 		if (n == 0)
 			break;
 	}
-	close_copy(in, out);
+	close_copy(c.in, c.out);
 	return 0;
 }

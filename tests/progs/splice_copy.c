@@ -9,26 +9,24 @@
 
 int main(int argc, char **argv)
 {
-	usage_if(argc != 3, "splice_copy IN OUT");
-	int in = open_or_die(argv[1], O_RDONLY, "open IN");
-	int out =
-		open_or_die(argv[2], O_WRONLY | O_CREAT | O_TRUNC, "open OUT");
+	struct copy_ends c = open_copy_ends(argc, argv, "splice_copy IN OUT");
 	int p[2];
 	if (pipe(p) != 0)
 		die("pipe");
 	for (;;) {
-		ssize_t n = splice(in, NULL, p[1], NULL, 65536, 0);
+		ssize_t n = splice(c.in, NULL, p[1], NULL, 65536, 0);
 		if (n < 0)
 			die("splice in");
 		if (n == 0)
 			break;
 		while (n > 0) {
-			ssize_t m = splice(p[0], NULL, out, NULL, (size_t)n, 0);
+			ssize_t m =
+				splice(p[0], NULL, c.out, NULL, (size_t)n, 0);
 			if (m <= 0)
 				die("splice out");
 			n -= m;
 		}
 	}
-	close_copy(in, out);
+	close_copy(c.in, c.out);
 	return 0;
 }

@@ -93,6 +93,9 @@ typedef struct pl_out {
 } pl_out;
 
 void pl_out_init(pl_out *o, int kind);
+/* Append argv's strings (at most argc when argc >= 0, else up to its NULL)
+ * while they fit PL_MAX_STR strings and PL_MAX_ARGV_BYTES bytes. */
+void pl_out_add_argv(pl_out *o, int argc, char *const argv[]);
 /* Append under the lock; with send_now the batch is sent before
  * returning (what other processes may act on: publications, forks). */
 void pl_emit(pl_out *o, bool send_now);

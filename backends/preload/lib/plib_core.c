@@ -179,6 +179,20 @@ void pl_out_init(pl_out *o, int kind)
 	o->nstr = 0;
 }
 
+void pl_out_add_argv(pl_out *o, int argc, char *const argv[])
+{
+	size_t bytes = 0;
+	for (int i = 0; argv && (argc < 0 || i < argc) && argv[i] &&
+			o->nstr < PL_MAX_STR;
+	     i++) {
+		size_t len = strlen(argv[i]) + 1;
+		if (bytes + len > PL_MAX_ARGV_BYTES)
+			break;
+		bytes += len;
+		o->strs[o->nstr++] = argv[i];
+	}
+}
+
 static size_t align_up(size_t n)
 {
 	return (n + PL_ALIGN - 1) & ~(size_t)(PL_ALIGN - 1);
@@ -807,16 +821,7 @@ static void emit_image(int argc, char **argv)
 	pl_out_init(&o, PL_R_IMAGE);
 	o.strs[o.nstr++] = exe;
 	o.strs[o.nstr++] = cwd;
-	size_t bytes = 0;
-	for (int i = 0; argv && i < argc && argv[i] &&
-			o.nstr < PL_MAX_STR;
-	     i++) {
-		size_t len = strlen(argv[i]) + 1;
-		if (bytes + len > PL_MAX_ARGV_BYTES)
-			break;
-		bytes += len;
-		o.strs[o.nstr++] = argv[i];
-	}
+	pl_out_add_argv(&o, argc, argv);
 	/* Sent now: a process killed early still has its record. */
 	pl_emit(&o, true);
 }

@@ -212,14 +212,7 @@ static void emit_exec(pid_t pid, const char *exe, char *const argv[])
 	o.r.pid = pid;
 	char real[PATH_MAX];
 	o.strs[o.nstr++] = realpath(exe, real) ? real : exe;
-	size_t bytes = 0;
-	for (int i = 0; argv && argv[i] && o.nstr < PL_MAX_STR; i++) {
-		size_t len = strlen(argv[i]) + 1;
-		if (bytes + len > PL_MAX_ARGV_BYTES)
-			break;
-		bytes += len;
-		o.strs[o.nstr++] = argv[i];
-	}
+	pl_out_add_argv(&o, -1, argv);
 	pl_emit(&o, false);
 }
 
