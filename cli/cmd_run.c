@@ -111,6 +111,9 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	o.listen_url = env.coordinator;
 	o.store_path = db;
 	o.submit_key = submit_key;
+	/* One wrapper, this one, sends one request at a time: a couple of
+	 * contexts, not a cluster's 256. */
+	o.contexts = 2;
 	weft_coordinator *c;
 	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
 		cli_error("cannot start the local coordinator: %s", err);
