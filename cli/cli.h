@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h> /* optind: where cli_parse left the arguments */
 
 #include <weft/backends.h>
 #include <weft/schema.h>
@@ -47,10 +48,56 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * WEFT_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* The usage error for a bad option getopt_long reported as c (':' a
- * missing value, anything else an unknown option) at argv[optind - 1]
- * (args.c). Returns WEFT_EXIT_USAGE. */
-int cli_option_error(const char *cmd, char **argv, int c);
+/* ---- Options (args.c) ---- */
+
+/* What an option does with its value, and the type of what its to points
+ * at. */
+enum cli_opt_kind {
+	CLI_FLAG,    /* bool: true */
+	CLI_UNSET,   /* bool: false (--up beside --down) */
+	CLI_SET,     /* int: value (--ray 1, --no-ray 0) */
+	CLI_COUNT,   /* int: one more each time (-v -v) */
+	CLI_STRING,  /* const char *: the value */
+	CLI_SECONDS, /* int: ms from seconds, 0 to the ship timeout's max */
+	CLI_INT,     /* int: a number from min to max */
+	CLI_CALL,    /* anything: call(cmd, "--name", value, to) */
+};
+
+/* One option of a command; a table of them ends with {NULL}. */
+typedef struct cli_opt {
+	const char *name; /* long name, without "--" */
+	char letter;	  /* short letter, 0 for none */
+	enum cli_opt_kind kind;
+	void *to;
+	int value;	      /* CLI_SET */
+	long long min, max;   /* CLI_INT */
+	const char *expect;   /* CLI_INT: "expected ..." (NULL: min to max) */
+	/* CLI_CALL: 0, or WEFT_EXIT_USAGE after the usage error. */
+	int (*call)(const char *cmd, const char *opt, const char *arg,
+		    void *to);
+} cli_opt;
+
+/* A command line: its options (-h and --help are every command's), its
+ * help, and how many arguments follow them. */
+typedef struct cli_cmd {
+	const char *name; /* in messages: "dag", "tracer check" */
+	const char *help; /* what --help prints, unless help_fn does */
+	void (*help_fn)(void);
+	const cli_opt *opts;
+	/* Options end at the first argument: a command to run follows. */
+	bool stop_at_arg;
+	/* More arguments are "unexpected" (CLI_ANY_ARGS: the command checks). */
+	int max_args;
+	/* The usage error when no argument is given (NULL: none needed). */
+	const char *missing;
+} cli_cmd;
+
+#define CLI_ANY_ARGS (-1)
+
+/* Parse argv[1..argc) by cmd's table. 0: go on, the arguments at
+ * argv[optind..argc). -1: --help was printed (exit 0). Otherwise the
+ * usage error was given: WEFT_EXIT_USAGE. */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv);
 
 /* Open the store of the project around the working directory. With
  * create, make ./.weft when no project is found. On failure prints why and
@@ -91,10 +138,6 @@ int cli_job_status(weft_store *s, const char *job, weft_status *st);
 
 /* ---- Tracing and shipping: worker-wrap (weft/wrap.h) ---- */
 
-/* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
- * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
-int cli_seconds_arg(const char *cmd, const char *opt, const char *arg,
-		    int *ms);
 
 /* Paths of the operating system (/usr, /lib, /etc, ...): shared libraries
  * and locale files every run reads. Text views fold them away unless

@@ -6,7 +6,6 @@
  * directories (shared libraries, locale files): every run reads them and
  * they bury the lineage. --all keeps them; JSON always has everything.
  */
-#include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,37 +386,22 @@ static int json_dag_job(FILE *out, const weft_dag *d, const weft_status_job *j)
 
 int cmd_dag(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"all", no_argument, NULL, 'a'},
-		{"processes", no_argument, NULL, 'p'},
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *format = "text", *job = NULL, *store_path = NULL;
 	const char *out_path = NULL;
 	bool all = false, processes = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:apj:s:o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': format = optarg; break;
-		case 'j': job = optarg; break;
-		case 's': store_path = optarg; break;
-		case 'o': out_path = optarg; break;
-		case 'a': all = true; break;
-		case 'p': processes = true; break;
-		case 'h': fputs(dag_help, stdout); return 0;
-		default: return cli_option_error("dag", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("dag", "unexpected argument '%s'",
-				       argv[optind]);
+	const cli_opt opts[] = {
+		{"format", 'f', CLI_STRING, &format},
+		{"all", 'a', CLI_FLAG, &all},
+		{"processes", 'p', CLI_FLAG, &processes},
+		{"job", 'j', CLI_STRING, &job},
+		{"store", 's', CLI_STRING, &store_path},
+		{"output", 'o', CLI_STRING, &out_path},
+		{NULL},
+	};
+	const cli_cmd cmd = {.name = "dag", .help = dag_help, .opts = opts};
+	int c = cli_parse(&cmd, argc, argv);
+	if (c)
+		return c < 0 ? 0 : c;
 	bool picture = !strcmp(format, "svg") || !strcmp(format, "html");
 	if (strcmp(format, "text") && strcmp(format, "dot") &&
 	    strcmp(format, "json") && !picture)

@@ -8,7 +8,6 @@
  * a consumer watches.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,54 +262,24 @@ int cli_output_done(const char *path, int rc)
 
 int cmd_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"job", required_argument, NULL, 'j'},
-		{"output", required_argument, NULL, 'o'},
-		{"store", required_argument, NULL, 's'},
-		{"namespace", required_argument, NULL, 'n'},
-		{"all", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *format = NULL, *job = NULL, *output = NULL, *ns = NULL;
 	struct export_req r = {0};
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:j:o:s:n:ah", opts, NULL)) !=
-	       -1) {
-		switch (c) {
-		case 'f':
-			format = optarg;
-			break;
-		case 'j':
-			job = optarg;
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 's':
-			r.store_path = optarg;
-			break;
-		case 'n':
-			ns = optarg;
-			break;
-		case 'a':
-			r.all = true;
-			break;
-		case 'h':
-			export_help();
-			return 0;
-		default:
-			return cli_option_error("export", argv, c);
-		}
-	}
+	const cli_opt opts[] = {
+		{"format", 'f', CLI_STRING, &format},
+		{"job", 'j', CLI_STRING, &job},
+		{"output", 'o', CLI_STRING, &output},
+		{"store", 's', CLI_STRING, &r.store_path},
+		{"namespace", 'n', CLI_STRING, &ns},
+		{"all", 'a', CLI_FLAG, &r.all},
+		{NULL},
+	};
+	const cli_cmd cmd = {.name = "export", .help_fn = export_help,
+			     .opts = opts, .max_args = 1};
+	int c = cli_parse(&cmd, argc, argv);
+	if (c)
+		return c < 0 ? 0 : c;
 	if (optind < argc)
-		r.run = argv[optind++];
-	if (optind < argc)
-		return cli_usage_error("export", "unexpected argument '%s'",
-				       argv[optind]);
+		r.run = argv[optind];
 	if (!format)
 		return cli_usage_error("export", "--format is required");
 	const struct export_format *fmt = NULL;

@@ -3,7 +3,6 @@
  * default) or what it fed (--down), as an indented tree or as JSON in the
  * DAG's shapes plus the path, direction and root artifact.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,41 +214,24 @@ static int print_json(FILE *out, const weft_dag *d, const char *path,
 
 int cmd_lineage(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"up", no_argument, NULL, 'u'},
-		{"down", no_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'J'},
-		{"all", no_argument, NULL, 'a'},
-		{"processes", no_argument, NULL, 'p'},
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *job = NULL, *store_path = NULL;
 	bool down = false, json = false, all = false, processes = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":udJapj:s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': processes = true; break;
-		case 'u': down = false; break;
-		case 'd': down = true; break;
-		case 'J': json = true; break;
-		case 'a': all = true; break;
-		case 'j': job = optarg; break;
-		case 's': store_path = optarg; break;
-		case 'h': fputs(lineage_help, stdout); return 0;
-		default:
-			return cli_option_error("lineage", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("lineage", "missing PATH");
-	if (optind + 1 < argc)
-		return cli_usage_error("lineage", "unexpected argument '%s'",
-				       argv[optind + 1]);
+	const cli_opt opts[] = {
+		{"up", 'u', CLI_UNSET, &down},
+		{"down", 'd', CLI_FLAG, &down},
+		{"json", 'J', CLI_FLAG, &json},
+		{"all", 'a', CLI_FLAG, &all},
+		{"processes", 'p', CLI_FLAG, &processes},
+		{"job", 'j', CLI_STRING, &job},
+		{"store", 's', CLI_STRING, &store_path},
+		{NULL},
+	};
+	const cli_cmd cmd = {.name = "lineage", .help = lineage_help,
+			     .opts = opts, .max_args = 1,
+			     .missing = "missing PATH"};
+	int c = cli_parse(&cmd, argc, argv);
+	if (c)
+		return c < 0 ? 0 : c;
 	char cwd[PATH_MAX], path[WEFT_MAX_PATH_BYTES + 1];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		cli_error("cannot get the working directory: %m");

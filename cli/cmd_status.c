@@ -9,7 +9,6 @@
  * JSON keys of reject reasons.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -442,47 +441,21 @@ static int json_status_ol(const weft_status *st, const char *url,
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"coordinator", required_argument, NULL, 'c'},
-		{"tls-ca", required_argument, NULL, 'C'},
-		{"store", required_argument, NULL, 's'},
-		{"job", required_argument, NULL, 'j'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *url = NULL, *ca = NULL, *store_path = NULL, *job = NULL;
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":c:C:s:j:Jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			url = optarg;
-			break;
-		case 'C':
-			ca = optarg;
-			break;
-		case 's':
-			store_path = optarg;
-			break;
-		case 'j':
-			job = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			fputs(status_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("status", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("status", "unexpected argument '%s'",
-				       argv[optind]);
+	const cli_opt opts[] = {
+		{"coordinator", 'c', CLI_STRING, &url},
+		{"tls-ca", 'C', CLI_STRING, &ca},
+		{"store", 's', CLI_STRING, &store_path},
+		{"job", 'j', CLI_STRING, &job},
+		{"json", 'J', CLI_FLAG, &json},
+		{NULL},
+	};
+	const cli_cmd cmd = {.name = "status", .help = status_help,
+			     .opts = opts};
+	int c = cli_parse(&cmd, argc, argv);
+	if (c)
+		return c < 0 ? 0 : c;
 	if (url && store_path)
 		return cli_usage_error("status", "--coordinator and --store "
 						 "exclude each other");

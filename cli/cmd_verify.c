@@ -3,7 +3,6 @@
  * keeps (of one job, or all) against the writer keys enrolled with its
  * job, and print the counts. Exit 1 when any fails.
  */
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
@@ -31,39 +30,19 @@ static void print_bad(void *ctx, const char *job, const uint8_t *pk,
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *job = NULL, *store_path = NULL;
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":j:s:Jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			job = optarg;
-			break;
-		case 's':
-			store_path = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			fputs(verify_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("verify", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("verify", "unexpected argument '%s'",
-				       argv[optind]);
+	const cli_opt opts[] = {
+		{"job", 'j', CLI_STRING, &job},
+		{"store", 's', CLI_STRING, &store_path},
+		{"json", 'J', CLI_FLAG, &json},
+		{NULL},
+	};
+	const cli_cmd cmd = {.name = "verify", .help = verify_help,
+			     .opts = opts};
+	int c = cli_parse(&cmd, argc, argv);
+	if (c)
+		return c < 0 ? 0 : c;
 	char id[WEFT_JOB_ID_BYTES + 1];
 	weft_store *s = cli_open_store_job(store_path, job, id);
 	if (!s)
