@@ -105,7 +105,7 @@ static bool takes_value(const cli_opt *o)
 	       o->kind == CLI_INT || o->kind == CLI_CALL;
 }
 
-int cli_parse(const cli_cmd *cmd, int argc, char **argv)
+int cli_parse(const cli_cmd *cmd, const cli_opt *opts, int argc, char **argv)
 {
 	struct option lopts[CLI_MAX_OPTS + 2];
 	char shorts[3 * CLI_MAX_OPTS + 8], *p = shorts;
@@ -115,16 +115,16 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv)
 	if (cmd->stop_at_arg)
 		*p++ = '+';
 	*p++ = ':';
-	for (; cmd->opts && cmd->opts[n].name; n++) {
-		const cli_opt *o = &cmd->opts[n];
+	for (; opts[n].name; n++) {
+		const cli_opt *o = &opts[n];
 		if (n == CLI_MAX_OPTS) {
 			cli_error("%s: too many options", cmd->name);
 			return WEFT_EXIT_INTERNAL;
 		}
 		bool arg = takes_value(o);
-		lopts[n] = (struct option){o->name, arg ? required_argument
-							: no_argument,
-					   NULL, CLI_OPT_BASE + (int)n};
+		lopts[n] = (struct option){
+			o->name, arg ? required_argument : no_argument, NULL,
+			CLI_OPT_BASE + (int)n};
 		if (o->letter) {
 			*p++ = o->letter;
 			if (arg)
@@ -146,13 +146,13 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv)
 				cmd->help_fn();
 			else
 				fputs(cmd->help, stdout);
-			return -1;
+			return 0;
 		}
 		if (c >= CLI_OPT_BASE)
-			o = &cmd->opts[c - CLI_OPT_BASE];
+			o = &opts[c - CLI_OPT_BASE];
 		for (size_t i = 0; !o && c != '?' && c != ':' && i < n; i++)
-			if (cmd->opts[i].letter == c)
-				o = &cmd->opts[i];
+			if (opts[i].letter == c)
+				o = &opts[i];
 		if (!o)
 			return option_error(cmd->name, argv, c);
 		int rc = opt_set(cmd, o, optarg);
@@ -165,5 +165,5 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv)
 	if (cmd->max_args >= 0 && nargs > cmd->max_args)
 		return cli_usage_error(cmd->name, "unexpected argument '%s'",
 				       argv[optind + cmd->max_args]);
-	return 0;
+	return CLI_GO;
 }

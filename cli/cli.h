@@ -77,13 +77,12 @@ typedef struct cli_opt {
 		    void *to);
 } cli_opt;
 
-/* A command line: its options (-h and --help are every command's), its
- * help, and how many arguments follow them. */
+/* A command line but its options: its help (-h and --help are every
+ * command's), and how many arguments follow the options. */
 typedef struct cli_cmd {
 	const char *name; /* in messages: "dag", "tracer check" */
 	const char *help; /* what --help prints, unless help_fn does */
 	void (*help_fn)(void);
-	const cli_opt *opts;
 	/* Options end at the first argument: a command to run follows. */
 	bool stop_at_arg;
 	/* More arguments are "unexpected" (CLI_ANY_ARGS: the command checks). */
@@ -94,10 +93,30 @@ typedef struct cli_cmd {
 
 #define CLI_ANY_ARGS (-1)
 
-/* Parse argv[1..argc) by cmd's table. 0: go on, the arguments at
- * argv[optind..argc). -1: --help was printed (exit 0). Otherwise the
- * usage error was given: WEFT_EXIT_USAGE. */
-int cli_parse(const cli_cmd *cmd, int argc, char **argv);
+/* What cli_parse returns when the command goes on. */
+#define CLI_GO (-1)
+
+/* Parse argv[1..argc) by the table opts (ended by {NULL}). CLI_GO: go on, the arguments at
+ * argv[optind..argc). Otherwise the command is over and exits with what
+ * it returns: 0 after --help, WEFT_EXIT_USAGE after a usage error. */
+int cli_parse(const cli_cmd *cmd, const cli_opt *opts, int argc,
+	      char **argv);
+
+/* --store PATH and --job ID of a command that reads a store. */
+typedef struct cli_store_opts {
+	const char *path, *job; /* as given, NULL when not */
+	const char *id;		/* the job's whole id once opened, or NULL */
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+} cli_store_opts;
+
+/* Their rows in a command's option table. */
+#define CLI_STORE_OPTS(so)                                                   \
+	{"job", 'j', CLI_STRING, &(so)->job},                                \
+		{"store", 's', CLI_STRING, &(so)->path}
+
+/* The store so names (cli_open_store_at, never created) with so->id the
+ * job --job resolves to. NULL after saying why. */
+weft_store *cli_store_open(cli_store_opts *so);
 
 /* Open the store of the project around the working directory. With
  * create, make ./.weft when no project is found. On failure prints why and
@@ -113,11 +132,6 @@ weft_store *cli_open_store_at(const char *path, bool create);
  * not. */
 int cli_resolve_job(weft_store *s, const char *text,
 		    char out[WEFT_JOB_ID_BYTES + 1]);
-/* cli_open_store_at(path) and, when job is not NULL, cli_resolve_job of
- * it into id: what `--store PATH --job ID` of a store-reading command
- * opens. NULL after saying why. */
-weft_store *cli_open_store_job(const char *path, const char *job,
-			       char id[WEFT_JOB_ID_BYTES + 1]);
 /* The JSON key of a reject reason ("bad_signature"; NULL for
  * WEFT_REJECT_NONE), as status and pull print them (cmd_status.c). */
 const char *cli_reject_key(int reason);

@@ -71,6 +71,12 @@ static int ringbuf_arg(const char *cmd, const char *opt, const char *arg,
 	return 0;
 }
 
+static const cli_cmd agent_cmd = {
+	.name = "agent",
+	.help = agent_help,
+	.stop_at_arg = true,
+};
+
 int cmd_agent(int argc, char **argv)
 {
 	weft_agent_options o = {.idle_timeout_ms = WEFT_AGENT_IDLE_MS_DEFAULT};
@@ -88,10 +94,8 @@ int cmd_agent(int argc, char **argv)
 		{"verbose", 'v', CLI_COUNT, &o.verbose},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "agent", .help = agent_help, .opts = opts,
-			     .stop_at_arg = true};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&agent_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	return weft_agent_serve(&o, stderr) == 0 ? 0 : 1;
 }

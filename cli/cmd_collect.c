@@ -29,6 +29,13 @@ static const char collect_help[] =
 	"each task of `srun --weft`; see docs/slurm.md. Not meant to be run\n"
 	"by hand.\n";
 
+static const cli_cmd collect_cmd = {
+	.name = "task-collect",
+	.help = collect_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+};
+
 static int parse_args(int argc, char **argv, weft_slurm_collect_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -48,11 +55,8 @@ static int parse_args(int argc, char **argv, weft_slurm_collect_opts *o)
 		{"verbose", 'v', CLI_COUNT, &o->verbose},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "task-collect", .help = collect_help,
-			     .opts = opts, .stop_at_arg = true,
-			     .max_args = CLI_ANY_ARGS};
-	int rc = cli_parse(&cmd, argc, argv);
-	if (rc)
+	int rc = cli_parse(&collect_cmd, opts, argc, argv);
+	if (rc != CLI_GO)
 		return rc;
 	if (!o->pid || o->ready_fd < 0 || !o->control)
 		return cli_usage_error("task-collect", "--pid, --ready-fd and "
@@ -65,14 +69,14 @@ static int parse_args(int argc, char **argv, weft_slurm_collect_opts *o)
 	if (optind >= argc)
 		return cli_usage_error("task-collect", "missing the command");
 	o->argv = argv + optind;
-	return 0;
+	return CLI_GO;
 }
 
 int cmd_task_collect(int argc, char **argv)
 {
 	weft_slurm_collect_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	return weft_slurm_collect(&o);
 }

@@ -71,6 +71,11 @@ int cli_openlineage_opts(const struct weft_config *cfg,
 	return 0;
 }
 
+static const cli_cmd coordinator_cmd = {
+	.name = "coordinator",
+	.help = coordinator_help,
+};
+
 int cmd_coordinator(int argc, char **argv)
 {
 	weft_coordinator_opts o = {.log = stderr};
@@ -91,11 +96,9 @@ int cmd_coordinator(int argc, char **argv)
 		{"quiet", 'q', CLI_FLAG, &quiet},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "coordinator", .help = coordinator_help,
-			     .opts = opts};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&coordinator_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (quiet)
 		o.log = NULL;
 	if (!o.listen_url)

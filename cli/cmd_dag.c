@@ -384,24 +384,27 @@ static int json_dag_job(FILE *out, const weft_dag *d, const weft_status_job *j)
 	return 0;
 }
 
+static const cli_cmd dag_cmd = {
+	.name = "dag",
+	.help = dag_help,
+};
+
 int cmd_dag(int argc, char **argv)
 {
-	const char *format = "text", *job = NULL, *store_path = NULL;
-	const char *out_path = NULL;
+	const char *format = "text", *out_path = NULL;
+	cli_store_opts so = {0};
 	bool all = false, processes = false;
 	const cli_opt opts[] = {
 		{"format", 'f', CLI_STRING, &format},
 		{"all", 'a', CLI_FLAG, &all},
 		{"processes", 'p', CLI_FLAG, &processes},
-		{"job", 'j', CLI_STRING, &job},
-		{"store", 's', CLI_STRING, &store_path},
+		CLI_STORE_OPTS(&so),
 		{"output", 'o', CLI_STRING, &out_path},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "dag", .help = dag_help, .opts = opts};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&dag_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	bool picture = !strcmp(format, "svg") || !strcmp(format, "html");
 	if (strcmp(format, "text") && strcmp(format, "dot") &&
 	    strcmp(format, "json") && !picture)
@@ -411,19 +414,16 @@ int cmd_dag(int argc, char **argv)
 				       format);
 	if (cli_output_to(out_path))
 		return 1;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *store = cli_open_store_job(store_path, job, job_id);
+	weft_store *store = cli_store_open(&so);
 	if (!store)
 		return cli_output_done(out_path, 1);
 	weft_dag d;
-	int err = processes
-			  ? weft_store_dag_processes(store, job ? job_id : NULL,
-						     &d)
-			  : weft_store_dag(store, job ? job_id : NULL, &d);
+	int err = processes ? weft_store_dag_processes(store, so.id, &d)
+			    : weft_store_dag(store, so.id, &d);
 	if (err == WEFT_ENOTFOUND) {
 		/* A job whose fragments have not arrived yet. */
 		memset(&d, 0, sizeof(d));
-		d.job = strdup(job_id);
+		d.job = strdup(so.job_id);
 		err = d.job ? WEFT_OK : WEFT_ENOMEM;
 	}
 	if (err != WEFT_OK) {
@@ -435,7 +435,7 @@ int cmd_dag(int argc, char **argv)
 	 * it, or only in part. */
 	weft_status st = {0};
 	const weft_status_job *sj = NULL;
-	if (job && cli_job_status(store, job_id, &st) == 0)
+	if (so.id && cli_job_status(store, so.id, &st) == 0)
 		sj = &st.jobs[0];
 	struct dag_index x;
 	int rc = 0;

@@ -185,6 +185,12 @@ static void print_lineage(FILE *out, const weft_diff *d)
 	}
 }
 
+static const cli_cmd diff_cmd = {
+	.name = "diff",
+	.help = diff_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_diff(int argc, char **argv)
 {
 	bool json = false;
@@ -194,11 +200,9 @@ int cmd_diff(int argc, char **argv)
 		{"file", 0, CLI_STRING, &file},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "diff", .help = diff_help, .opts = opts,
-			     .max_args = CLI_ANY_ARGS};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&diff_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	int nargs = argc - optind;
 	if (!file && nargs != 2)
 		return cli_usage_error("diff", "expected two runs, tasks or "

@@ -260,24 +260,28 @@ int cli_output_done(const char *path, int rc)
 	return rc;
 }
 
+static const cli_cmd export_cmd = {
+	.name = "export",
+	.help_fn = export_help,
+	.max_args = 1,
+};
+
 int cmd_export(int argc, char **argv)
 {
-	const char *format = NULL, *job = NULL, *output = NULL, *ns = NULL;
+	const char *format = NULL, *output = NULL, *ns = NULL;
 	struct export_req r = {0};
+	cli_store_opts so = {0};
 	const cli_opt opts[] = {
 		{"format", 'f', CLI_STRING, &format},
-		{"job", 'j', CLI_STRING, &job},
+		CLI_STORE_OPTS(&so),
 		{"output", 'o', CLI_STRING, &output},
-		{"store", 's', CLI_STRING, &r.store_path},
 		{"namespace", 'n', CLI_STRING, &ns},
 		{"all", 'a', CLI_FLAG, &r.all},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "export", .help_fn = export_help,
-			     .opts = opts, .max_args = 1};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&export_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (optind < argc)
 		r.run = argv[optind];
 	if (!format)
@@ -307,11 +311,11 @@ int cmd_export(int argc, char **argv)
 				       ns, WEFT_OL_MAX_NAMESPACE_BYTES);
 	}
 	r.ns = ns;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	r.store = cli_open_store_job(r.store_path, job, job_id);
+	r.store = cli_store_open(&so);
 	if (!r.store)
 		return 1;
-	r.job = job ? job_id : NULL;
+	r.store_path = so.path;
+	r.job = so.id;
 	r.path = output;
 	char *tmp = NULL;
 	r.out = fmt->writes_path ? stdout : open_out(output, &tmp);

@@ -26,6 +26,12 @@ static const char flush_help[] =
 	"writer's rejected/ and the reason printed) or a state file was\n"
 	"corrupt (moved to corrupt/); 2 for bad arguments.\n";
 
+static const cli_cmd flush_cmd = {
+	.name = "flush",
+	.help = flush_help,
+	.stop_at_arg = true,
+};
+
 int cmd_flush(int argc, char **argv)
 {
 	const char *spool = NULL;
@@ -35,11 +41,9 @@ int cmd_flush(int argc, char **argv)
 		{"timeout", 't', CLI_SECONDS, &timeout_ms},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "flush", .help = flush_help, .opts = opts,
-			     .stop_at_arg = true};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&flush_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	weft_wrap_env env;
 	char err[1024];
 	if (weft_wrap_env_read(&env, weft_wrap_getenv, false, err,

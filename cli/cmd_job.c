@@ -200,6 +200,13 @@ static int job_show(weft_store *s, const char *id, bool json)
 	return 0;
 }
 
+static const cli_cmd job_cmd = {
+	.name = "job",
+	.help = job_help,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing 'list' or 'show ID'",
+};
+
 int cmd_job(int argc, char **argv)
 {
 	bool json = false;
@@ -207,12 +214,9 @@ int cmd_job(int argc, char **argv)
 		{"json", 'j', CLI_FLAG, &json},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "job", .help = job_help, .opts = opts,
-			     .max_args = CLI_ANY_ARGS,
-			     .missing = "missing 'list' or 'show ID'"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&job_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
 	if (strcmp(sub, "list") == 0 && nargs != 0)

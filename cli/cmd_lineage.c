@@ -212,9 +212,26 @@ static int print_json(FILE *out, const weft_dag *d, const char *path,
 	return WEFT_OK;
 }
 
+/* path's lineage: within whole, the processes' DAG, when it is given,
+ * else from the store. */
+static int lineage_of(weft_store *s, const weft_dag *whole, const char *path,
+		      const char *job, bool down, weft_dag *d)
+{
+	if (whole)
+		return weft_dag_lineage(whole, path, down, d);
+	return weft_store_lineage(s, path, job, down, d);
+}
+
+static const cli_cmd lineage_cmd = {
+	.name = "lineage",
+	.help = lineage_help,
+	.max_args = 1,
+	.missing = "missing PATH",
+};
+
 int cmd_lineage(int argc, char **argv)
 {
-	const char *job = NULL, *store_path = NULL;
+	cli_store_opts so = {0};
 	bool down = false, json = false, all = false, processes = false;
 	const cli_opt opts[] = {
 		{"up", 'u', CLI_UNSET, &down},
@@ -222,16 +239,12 @@ int cmd_lineage(int argc, char **argv)
 		{"json", 'J', CLI_FLAG, &json},
 		{"all", 'a', CLI_FLAG, &all},
 		{"processes", 'p', CLI_FLAG, &processes},
-		{"job", 'j', CLI_STRING, &job},
-		{"store", 's', CLI_STRING, &store_path},
+		CLI_STORE_OPTS(&so),
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "lineage", .help = lineage_help,
-			     .opts = opts, .max_args = 1,
-			     .missing = "missing PATH"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&lineage_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char cwd[PATH_MAX], path[WEFT_MAX_PATH_BYTES + 1];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		cli_error("cannot get the working directory: %m");
@@ -244,36 +257,30 @@ int cmd_lineage(int argc, char **argv)
 		cli_error("path too long: '%s'", shown);
 		return 1;
 	}
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *store = cli_open_store_job(store_path, job, job_id);
+	weft_store *store = cli_store_open(&so);
 	if (!store)
 		return 1;
 	weft_dag d, whole = {0};
-	int err = processes ? weft_store_dag_processes(
-				      store, job ? job_id : NULL, &whole)
+	int err = processes ? weft_store_dag_processes(store, so.id, &whole)
 			    : WEFT_OK;
 	if (!err)
-		err = processes ? weft_dag_lineage(&whole, path, down, &d)
-				: weft_store_lineage(store, path,
-						     job ? job_id : NULL, down,
-						     &d);
+		err = lineage_of(store, processes ? &whole : NULL, path, so.id,
+				 down, &d);
 	/* A name no task used may lead, through symlinks, to one they did:
 	 * records name the file a link reaches. */
 	char *real = err == WEFT_ENOTFOUND ? realpath(path, NULL) : NULL;
 	if (real && strcmp(real, path) != 0 &&
 	    strlen(real) <= WEFT_MAX_PATH_BYTES) {
 		snprintf(path, sizeof(path), "%s", real);
-		err = processes ? weft_dag_lineage(&whole, path, down, &d)
-				: weft_store_lineage(store, path,
-						     job ? job_id : NULL, down,
-						     &d);
+		err = lineage_of(store, processes ? &whole : NULL, path, so.id,
+				 down, &d);
 	}
 	free(real);
 	weft_dag_release(&whole);
 	text_escape(shown, sizeof(shown), path);
 	if (err == WEFT_ENOTFOUND)
 		cli_error("no recorded run read or wrote '%s'%s%s", shown,
-			  job ? " in job " : "", job ? job_id : "");
+			  so.id ? " in job " : "", so.id ? so.id : "");
 	else if (err)
 		cli_error("cannot read the lineage of '%s': %s", shown,
 			  err == WEFT_EDB ? weft_store_errmsg(store)

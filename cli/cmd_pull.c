@@ -368,6 +368,13 @@ static void print_text(const struct pull *p, const weft_relay_counts *c)
 			       plural(c->rejects[i]), weft_reject_name(i));
 }
 
+static const cli_cmd pull_cmd = {
+	.name = "pull",
+	.help = pull_help,
+	.max_args = 1,
+	.missing = "SOURCE is missing",
+};
+
 int cmd_pull(int argc, char **argv)
 {
 	const char *job = NULL, *store_path = NULL, *tls_ca = NULL;
@@ -379,11 +386,9 @@ int cmd_pull(int argc, char **argv)
 		{"json", 'J', CLI_FLAG, &p.json},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "pull", .help = pull_help, .opts = opts,
-			     .max_args = 1, .missing = "SOURCE is missing"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&pull_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	p.source = argv[optind];
 	bool remote = is_url(p.source);
 	if (tls_ca && !remote)

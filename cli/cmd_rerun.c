@@ -123,6 +123,12 @@ static int check(weft_store *s, const weft_report *old, const char *new_id,
 	return bad ? 1 : 0;
 }
 
+static const cli_cmd rerun_cmd = {
+	.name = "rerun",
+	.help = rerun_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_rerun(int argc, char **argv)
 {
 	bool do_check = false, json = false;
@@ -133,11 +139,9 @@ int cmd_rerun(int argc, char **argv)
 		{"tracer", 0, CLI_STRING, &tracer},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "rerun", .help = rerun_help, .opts = opts,
-			     .max_args = CLI_ANY_ARGS};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&rerun_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (optind + 1 != argc)
 		return cli_usage_error("rerun", "expected one RUN");
 	char weft_dir[WEFT_MAX_PATH_BYTES + 16];

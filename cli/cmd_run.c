@@ -209,6 +209,14 @@ static void print_summary(const weft_report *r)
 		r->nwarnings == 1 ? "" : "s");
 }
 
+static const cli_cmd run_cmd = {
+	.name = "run",
+	.help_fn = print_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 int cmd_run(int argc, char **argv)
 {
 	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
@@ -226,12 +234,9 @@ int cmd_run(int argc, char **argv)
 		{"verbose", 'v', CLI_COUNT, &verbose},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "run", .help_fn = print_help, .opts = opts,
-			     .stop_at_arg = true, .max_args = CLI_ANY_ARGS,
-			     .missing = "missing the command to run"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&run_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	/* A bad config stops here, before anything is launched. */
 	weft_config cfg;
 	if (config_load(&cfg, tracer, no_fallback, stderr) != 0)

@@ -112,6 +112,12 @@ static void print_report(FILE *out, const weft_report *r, bool all)
 			(unsigned long long)r->dropped_events);
 }
 
+static const cli_cmd show_cmd = {
+	.name = "show",
+	.help = show_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_show(int argc, char **argv)
 {
 	bool json = false, all = false;
@@ -120,11 +126,9 @@ int cmd_show(int argc, char **argv)
 		{"all", 'a', CLI_FLAG, &all},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "show", .help = show_help, .opts = opts,
-			     .max_args = CLI_ANY_ARGS};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&show_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (argc - optind > 1)
 		return cli_usage_error("show", "one run at a time");
 	const char *run = optind < argc ? argv[optind] : NULL;

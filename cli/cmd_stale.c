@@ -118,6 +118,12 @@ static void print_text(FILE *out, const weft_stale_result *r)
 			r->checked);
 }
 
+static const cli_cmd stale_cmd = {
+	.name = "stale",
+	.help = stale_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_stale(int argc, char **argv)
 {
 	bool json = false;
@@ -125,11 +131,9 @@ int cmd_stale(int argc, char **argv)
 		{"json", 0, CLI_FLAG, &json},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "stale", .help = stale_help, .opts = opts,
-			     .max_args = CLI_ANY_ARGS};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&stale_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		cli_error("cannot get the working directory: %m");

@@ -74,13 +74,16 @@ int cli_resolve_job(weft_store *s, const char *text,
 	return 0;
 }
 
-weft_store *cli_open_store_job(const char *path, const char *job,
-			       char id[WEFT_JOB_ID_BYTES + 1])
+weft_store *cli_store_open(cli_store_opts *so)
 {
-	weft_store *s = cli_open_store_at(path, false);
-	if (s && job && cli_resolve_job(s, job, id)) {
-		weft_store_close(s);
-		return NULL;
+	weft_store *s = cli_open_store_at(so->path, false);
+	so->id = NULL;
+	if (s && so->job) {
+		if (cli_resolve_job(s, so->job, so->job_id)) {
+			weft_store_close(s);
+			return NULL;
+		}
+		so->id = so->job_id;
 	}
 	return s;
 }
@@ -439,24 +442,27 @@ static int json_status_ol(const weft_status *st, const char *url,
 	return 0;
 }
 
+static const cli_cmd status_cmd = {
+	.name = "status",
+	.help = status_help,
+};
+
 int cmd_status(int argc, char **argv)
 {
-	const char *url = NULL, *ca = NULL, *store_path = NULL, *job = NULL;
+	const char *url = NULL, *ca = NULL;
+	cli_store_opts so = {0};
 	bool json = false;
 	const cli_opt opts[] = {
 		{"coordinator", 'c', CLI_STRING, &url},
 		{"tls-ca", 'C', CLI_STRING, &ca},
-		{"store", 's', CLI_STRING, &store_path},
-		{"job", 'j', CLI_STRING, &job},
+		CLI_STORE_OPTS(&so),
 		{"json", 'J', CLI_FLAG, &json},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "status", .help = status_help,
-			     .opts = opts};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
-	if (url && store_path)
+	int c = cli_parse(&status_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	if (url && so.path)
 		return cli_usage_error("status", "--coordinator and --store "
 						 "exclude each other");
 	weft_status st;
@@ -464,23 +470,22 @@ int cmd_status(int argc, char **argv)
 	weft_ol_sink_status *sinks = NULL;
 	size_t nsinks = 0;
 	if (url) {
-		if (job && weft_job_id_check(job))
+		if (so.job && weft_job_id_check(so.job))
 			return cli_usage_error("status",
 					       "--job '%s' is not a job id (a "
 					       "lowercase UUID)",
-					       job);
-		if (weft_coordinator_query_status(url, ca, job,
+					       so.job);
+		if (weft_coordinator_query_status(url, ca, so.job,
 						  STATUS_TIMEOUT_MS, &st, err,
 						  sizeof(err))) {
 			cli_error("%s", err);
 			return 1;
 		}
 	} else {
-		char id[WEFT_JOB_ID_BYTES + 1];
-		weft_store *s = cli_open_store_job(store_path, job, id);
+		weft_store *s = cli_store_open(&so);
 		if (!s)
 			return 1;
-		int e = weft_store_status(s, job ? id : NULL, &st);
+		int e = weft_store_status(s, so.id, &st);
 		if (e) {
 			cli_error("cannot read the status: %s",
 				  weft_store_errmsg(s));
@@ -497,10 +502,10 @@ int cmd_status(int argc, char **argv)
 	int rc = 0;
 	if (json)
 		rc = json_status_ol(&st, url,
-				    store_path ? store_path : ".weft/weft.db",
+				    so.path ? so.path : ".weft/weft.db",
 				    sinks, nsinks);
 	else
-		text_status(stdout, &st, url, store_path);
+		text_status(stdout, &st, url, so.path);
 	if (!json)
 		text_status_ol(stdout, sinks, nsinks);
 	weft_ol_sink_status_free(sinks, nsinks);

@@ -78,6 +78,14 @@ static int mode_arg(const char *cmd, const char *opt, const char *arg,
 	return 0;
 }
 
+static const cli_cmd submit_cmd = {
+	.name = "submit",
+	.help = submit_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 static int parse_args(int argc, char **argv, struct submit_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -93,12 +101,8 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 		{"verbose", 'v', CLI_COUNT, &o->verbose},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "submit", .help = submit_help,
-			     .opts = opts, .stop_at_arg = true,
-			     .max_args = CLI_ANY_ARGS,
-			     .missing = "missing the command to run"};
-	int rc = cli_parse(&cmd, argc, argv);
-	if (rc)
+	int rc = cli_parse(&submit_cmd, opts, argc, argv);
+	if (rc != CLI_GO)
 		return rc;
 	const char *urls[] = {o->coordinator, o->listen};
 	for (int i = 0; i < 2; i++)
@@ -117,7 +121,7 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 		return cli_usage_error("submit", "--submit-key is for a "
 						 "--coordinator weft submit "
 						 "did not start");
-	return 0;
+	return CLI_GO;
 }
 
 /* "tcp://0.0.0.0:PORT" is where it listens, not where to reach it. */
@@ -352,8 +356,8 @@ int cmd_submit(int argc, char **argv)
 {
 	struct submit_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	char **cmd = argv + optind;
 	weft_wrap_env env;
 	char err[1024];

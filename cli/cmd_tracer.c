@@ -72,6 +72,13 @@ static void auto_summary(const weft_preflight *results, int selected, char *buf,
 			 rejected);
 }
 
+static const cli_cmd tracer_check_cmd = {
+	.name = "tracer check",
+	.help = tracer_help,
+	.max_args = 1,
+	.missing = "missing the MODE",
+};
+
 static int tracer_check(int argc, char **argv)
 {
 	bool json = false;
@@ -81,12 +88,9 @@ static int tracer_check(int argc, char **argv)
 		{"command", 'c', CLI_STRING, &command},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "tracer check", .help = tracer_help,
-			     .opts = opts, .max_args = 1,
-			     .missing = "missing the MODE"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&tracer_check_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	const char *mode = argv[optind];
 	if (!config_mode_valid(mode)) {
 		char modes[256];
@@ -139,6 +143,12 @@ static int tracer_check(int argc, char **argv)
 	return ok ? 0 : 1;
 }
 
+static const cli_cmd tracer_use_cmd = {
+	.name = "tracer use",
+	.help = tracer_help,
+	.max_args = 1,
+};
+
 static int tracer_use(int argc, char **argv)
 {
 	bool user_only = false;
@@ -146,11 +156,9 @@ static int tracer_use(int argc, char **argv)
 		{"user", 'u', CLI_FLAG, &user_only},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "tracer use", .help = tracer_help,
-			     .opts = opts, .max_args = 1};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&tracer_use_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char modes[256];
 	config_modes(modes, sizeof(modes));
 	if (optind >= argc)
@@ -185,6 +193,13 @@ static int tracer_use(int argc, char **argv)
 	return 0;
 }
 
+static const cli_cmd tracer_enable_cmd = {
+	.name = "tracer enable",
+	.help = tracer_help,
+	.max_args = 1,
+	.missing = "missing the MODE",
+};
+
 static int tracer_enable(int argc, char **argv)
 {
 	const char *binary = NULL;
@@ -192,12 +207,9 @@ static int tracer_enable(int argc, char **argv)
 		{"binary", 'b', CLI_STRING, &binary},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "tracer enable", .help = tracer_help,
-			     .opts = opts, .max_args = 1,
-			     .missing = "missing the MODE"};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
+	int c = cli_parse(&tracer_enable_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	const weft_backend *b = weft_backend_find(argv[optind]);
 	if (!b) {
 		char modes[256];

@@ -28,30 +28,31 @@ static void print_bad(void *ctx, const char *job, const uint8_t *pk,
 		  (unsigned long long)seq, why);
 }
 
+static const cli_cmd verify_cmd = {
+	.name = "verify",
+	.help = verify_help,
+};
+
 int cmd_verify(int argc, char **argv)
 {
-	const char *job = NULL, *store_path = NULL;
+	cli_store_opts so = {0};
 	bool json = false;
 	const cli_opt opts[] = {
-		{"job", 'j', CLI_STRING, &job},
-		{"store", 's', CLI_STRING, &store_path},
+		CLI_STORE_OPTS(&so),
 		{"json", 'J', CLI_FLAG, &json},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "verify", .help = verify_help,
-			     .opts = opts};
-	int c = cli_parse(&cmd, argc, argv);
-	if (c)
-		return c < 0 ? 0 : c;
-	char id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *s = cli_open_store_job(store_path, job, id);
+	int c = cli_parse(&verify_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	weft_store *s = cli_store_open(&so);
 	if (!s)
 		return 1;
 	weft_verify_counts n;
 	cli_progress pr;
 	cli_progress_begin(&pr, "verifying", "fragments", json);
 	weft_store_set_progress(s, cli_progress_fn, &pr);
-	int err = weft_store_verify(s, job ? id : NULL, &n, print_bad, NULL);
+	int err = weft_store_verify(s, so.id, &n, print_bad, NULL);
 	cli_progress_end(&pr);
 	if (err) {
 		cli_error("cannot verify: %s", weft_store_errmsg(s));

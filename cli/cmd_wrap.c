@@ -111,6 +111,14 @@ static void wrap_help_print(void)
 	printf(wrap_help, WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS / 1000, names);
 }
 
+static const cli_cmd wrap_cmd = {
+	.name = "wrap",
+	.help_fn = wrap_help_print,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 static int parse_args(int argc, char **argv, struct wrap_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -133,11 +141,7 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 		{"verbose", 'v', CLI_COUNT, &o->verbose},
 		{NULL},
 	};
-	const cli_cmd cmd = {.name = "wrap", .help_fn = wrap_help_print,
-			     .opts = opts, .stop_at_arg = true,
-			     .max_args = CLI_ANY_ARGS,
-			     .missing = "missing the command to run"};
-	return cli_parse(&cmd, argc, argv);
+	return cli_parse(&wrap_cmd, opts, argc, argv);
 }
 
 /* The node's hash cache (WEFT_HASH_CACHE, docs/distributed.md), opened
@@ -256,8 +260,8 @@ int cmd_wrap(int argc, char **argv)
 {
 	struct wrap_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	weft_wrap_env env;
 	weft_wrap_identity id;
 	char err[1024], host[WEFT_MAX_NAME_BYTES] = "";
