@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h> /* optind: where cli_parse left the arguments */
 
 #include <weft/backends.h>
 #include <weft/schema.h>
@@ -47,10 +48,75 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * WEFT_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* The usage error for a bad option getopt_long reported as c (':' a
- * missing value, anything else an unknown option) at argv[optind - 1]
- * (args.c). Returns WEFT_EXIT_USAGE. */
-int cli_option_error(const char *cmd, char **argv, int c);
+/* ---- Options (args.c) ---- */
+
+/* What an option does with its value, and the type of what its to points
+ * at. */
+enum cli_opt_kind {
+	CLI_FLAG,    /* bool: true */
+	CLI_UNSET,   /* bool: false (--up beside --down) */
+	CLI_SET,     /* int: value (--ray 1, --no-ray 0) */
+	CLI_COUNT,   /* int: one more each time (-v -v) */
+	CLI_STRING,  /* const char *: the value */
+	CLI_SECONDS, /* int: ms from seconds, 0 to the ship timeout's max */
+	CLI_INT,     /* int: a number from min to max */
+	CLI_CALL,    /* anything: call(cmd, "--name", value, to) */
+};
+
+/* One option of a command; a table of them ends with {NULL}. */
+typedef struct cli_opt {
+	const char *name; /* long name, without "--" */
+	char letter;	  /* short letter, 0 for none */
+	enum cli_opt_kind kind;
+	void *to;
+	int value;	      /* CLI_SET */
+	long long min, max;   /* CLI_INT */
+	const char *expect;   /* CLI_INT: "expected ..." (NULL: min to max) */
+	/* CLI_CALL: 0, or WEFT_EXIT_USAGE after the usage error. */
+	int (*call)(const char *cmd, const char *opt, const char *arg,
+		    void *to);
+} cli_opt;
+
+/* A command line but its options: its help (-h and --help are every
+ * command's), and how many arguments follow the options. */
+typedef struct cli_cmd {
+	const char *name; /* in messages: "dag", "tracer check" */
+	const char *help; /* what --help prints, unless help_fn does */
+	void (*help_fn)(void);
+	/* Options end at the first argument: a command to run follows. */
+	bool stop_at_arg;
+	/* More arguments are "unexpected" (CLI_ANY_ARGS: the command checks). */
+	int max_args;
+	/* The usage error when no argument is given (NULL: none needed). */
+	const char *missing;
+} cli_cmd;
+
+#define CLI_ANY_ARGS (-1)
+
+/* What cli_parse returns when the command goes on. */
+#define CLI_GO (-1)
+
+/* Parse argv[1..argc) by the table opts (ended by {NULL}). CLI_GO: go on, the arguments at
+ * argv[optind..argc). Otherwise the command is over and exits with what
+ * it returns: 0 after --help, WEFT_EXIT_USAGE after a usage error. */
+int cli_parse(const cli_cmd *cmd, const cli_opt *opts, int argc,
+	      char **argv);
+
+/* --store PATH and --job ID of a command that reads a store. */
+typedef struct cli_store_opts {
+	const char *path, *job; /* as given, NULL when not */
+	const char *id;		/* the job's whole id once opened, or NULL */
+	char job_id[WEFT_JOB_ID_BYTES + 1];
+} cli_store_opts;
+
+/* Their rows in a command's option table. */
+#define CLI_STORE_OPTS(so)                                                   \
+	{"job", 'j', CLI_STRING, &(so)->job},                                \
+		{"store", 's', CLI_STRING, &(so)->path}
+
+/* The store so names (cli_open_store_at, never created) with so->id the
+ * job --job resolves to. NULL after saying why. */
+weft_store *cli_store_open(cli_store_opts *so);
 
 /* Open the store of the project around the working directory. With
  * create, make ./.weft when no project is found. On failure prints why and
@@ -66,11 +132,6 @@ weft_store *cli_open_store_at(const char *path, bool create);
  * not. */
 int cli_resolve_job(weft_store *s, const char *text,
 		    char out[WEFT_JOB_ID_BYTES + 1]);
-/* cli_open_store_at(path) and, when job is not NULL, cli_resolve_job of
- * it into id: what `--store PATH --job ID` of a store-reading command
- * opens. NULL after saying why. */
-weft_store *cli_open_store_job(const char *path, const char *job,
-			       char id[WEFT_JOB_ID_BYTES + 1]);
 /* The JSON key of a reject reason ("bad_signature"; NULL for
  * WEFT_REJECT_NONE), as status and pull print them (cmd_status.c). */
 const char *cli_reject_key(int reason);
@@ -91,10 +152,6 @@ int cli_job_status(weft_store *s, const char *job, weft_status *st);
 
 /* ---- Tracing and shipping: worker-wrap (weft/wrap.h) ---- */
 
-/* A duration option (--ship-timeout, --timeout) in seconds into *ms: 0,
- * or WEFT_EXIT_USAGE after the usage error naming cmd, opt and arg. */
-int cli_seconds_arg(const char *cmd, const char *opt, const char *arg,
-		    int *ms);
 
 /* Paths of the operating system (/usr, /lib, /etc, ...): shared libraries
  * and locale files every run reads. Text views fold them away unless

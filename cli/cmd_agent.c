@@ -4,7 +4,6 @@
  * weft/backends.h). Wrappers start it on demand; running it by hand (or from
  * a service manager, with --idle-timeout 0) is the same program.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,59 +43,59 @@ static int parse_count(const char *opt, const char *v, long long max,
 	return 0;
 }
 
+/* --idle-timeout MS */
+static int idle_arg(const char *cmd, const char *opt, const char *arg,
+		    void *to)
+{
+	(void)cmd;
+	long long n;
+	if (parse_count(opt, arg, 1ll << 31, &n) != 0)
+		return WEFT_EXIT_USAGE;
+	*(int *)to = (int)n;
+	return 0;
+}
+
+/* --ringbuf-bytes N */
+static int ringbuf_arg(const char *cmd, const char *opt, const char *arg,
+		       void *to)
+{
+	long long n;
+	if (parse_count(opt, arg, 1ll << 30, &n) != 0)
+		return WEFT_EXIT_USAGE;
+	if (n < 4096 || (n & (n - 1)) != 0)
+		return cli_usage_error(cmd,
+				       "%s: %lld is not a power of two of at "
+				       "least 4096",
+				       opt, n);
+	*(size_t *)to = (size_t)n;
+	return 0;
+}
+
+static const cli_cmd agent_cmd = {
+	.name = "agent",
+	.help = agent_help,
+	.stop_at_arg = true,
+};
+
 int cmd_agent(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"idle-timeout", required_argument, NULL, 'i'},
-		{"ringbuf-bytes", required_argument, NULL, 'r'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	weft_agent_options o = {.idle_timeout_ms = WEFT_AGENT_IDLE_MS_DEFAULT};
 	const char *env = getenv("WEFT_AGENT_IDLE_MS");
 	long long n;
 	if (env && *env &&
 	    parse_count("WEFT_AGENT_IDLE_MS", env, 1ll << 31, &n) == 0)
 		o.idle_timeout_ms = (int)n;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			o.socket_path = optarg;
-			break;
-		case 'i':
-			if (parse_count("--idle-timeout", optarg, 1ll << 31,
-					&n) != 0)
-				return WEFT_EXIT_USAGE;
-			o.idle_timeout_ms = (int)n;
-			break;
-		case 'r':
-			if (parse_count("--ringbuf-bytes", optarg, 1ll << 30,
-					&n) != 0)
-				return WEFT_EXIT_USAGE;
-			if (n < 4096 || (n & (n - 1)) != 0)
-				return cli_usage_error(
-					"agent",
-					"--ringbuf-bytes: %lld is not a power "
-					"of two of at least 4096",
-					n);
-			o.ringbuf_bytes = (size_t)n;
-			break;
-		case 'v':
-			o.verbose++;
-			break;
-		case 'h':
-			fputs(agent_help, stdout);
-			return 0;
-		default:
-			return cli_usage_error("agent", "unknown option");
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("agent", "unexpected argument '%s'",
-				       argv[optind]);
+	const cli_opt opts[] = {
+		{"socket", 0, CLI_STRING, &o.socket_path},
+		{"idle-timeout", 0, CLI_CALL, &o.idle_timeout_ms,
+		 .call = idle_arg},
+		{"ringbuf-bytes", 0, CLI_CALL, &o.ringbuf_bytes,
+		 .call = ringbuf_arg},
+		{"verbose", 'v', CLI_COUNT, &o.verbose},
+		{NULL},
+	};
+	int c = cli_parse(&agent_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	return weft_agent_serve(&o, stderr) == 0 ? 0 : 1;
 }

@@ -11,7 +11,6 @@
  *                     [-v] -- CMD [ARGS...]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,90 +29,35 @@ static const char collect_help[] =
 	"each task of `srun --weft`; see docs/slurm.md. Not meant to be run\n"
 	"by hand.\n";
 
-/* A decimal number from min to max into *out; 0, or -1. */
-static int parse_number(const char *s, long min, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
+static const cli_cmd collect_cmd = {
+	.name = "task-collect",
+	.help = collect_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+};
 
 static int parse_args(int argc, char **argv, weft_slurm_collect_opts *o)
 {
-	static const struct option opts[] = {
-		{"pid", required_argument, NULL, 'p'},
-		{"ready-fd", required_argument, NULL, 'r'},
-		{"control", required_argument, NULL, 'c'},
-		{"task", required_argument, NULL, 'T'},
-		{"ship-timeout", required_argument, NULL, 'S'},
-		{"tracer", required_argument, NULL, 't'},
-		{"agent", required_argument, NULL, 'a'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	memset(o, 0, sizeof(*o));
 	o->ready_fd = -1;
 	o->tracer = "preload";
 	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
-	int c;
-	long v;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (parse_number(optarg, 2, INT_MAX, &v) != 0)
-				return cli_usage_error("task-collect",
-						       "--pid '%s': expected a "
-						       "process id",
-						       optarg);
-			o->pid = (pid_t)v;
-			break;
-		case 'r':
-			if (parse_number(optarg, 3, 65535, &v) != 0)
-				return cli_usage_error("task-collect",
-						       "--ready-fd '%s': "
-						       "expected a file "
-						       "descriptor from 3",
-						       optarg);
-			o->ready_fd = (int)v;
-			break;
-		case 'c':
-			o->control = optarg;
-			break;
-		case 'T':
-			o->task = optarg;
-			break;
-		case 'S':
-			if (cli_seconds_arg("task-collect", "--ship-timeout",
-					    optarg, &o->ship_timeout_ms) != 0)
-				return WEFT_EXIT_USAGE;
-			break;
-		case 't':
-			o->tracer = optarg;
-			break;
-		case 'a':
-			o->agent = optarg;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'h':
-			fputs(collect_help, stdout);
-			return -1;
-		default:
-			return cli_usage_error(
-				"task-collect",
-				"unknown option or missing value "
-				"'%s'",
-				argv[optind - 1]);
-		}
-	}
+	const cli_opt opts[] = {
+		{"pid", 0, CLI_INT, &o->pid, .min = 2, .max = INT_MAX,
+		 .expect = "a process id"},
+		{"ready-fd", 0, CLI_INT, &o->ready_fd, .min = 3, .max = 65535,
+		 .expect = "a file descriptor from 3"},
+		{"control", 0, CLI_STRING, &o->control},
+		{"task", 0, CLI_STRING, &o->task},
+		{"ship-timeout", 0, CLI_SECONDS, &o->ship_timeout_ms},
+		{"tracer", 0, CLI_STRING, &o->tracer},
+		{"agent", 0, CLI_STRING, &o->agent},
+		{"verbose", 'v', CLI_COUNT, &o->verbose},
+		{NULL},
+	};
+	int rc = cli_parse(&collect_cmd, opts, argc, argv);
+	if (rc != CLI_GO)
+		return rc;
 	if (!o->pid || o->ready_fd < 0 || !o->control)
 		return cli_usage_error("task-collect", "--pid, --ready-fd and "
 						       "--control are needed");
@@ -125,14 +69,14 @@ static int parse_args(int argc, char **argv, weft_slurm_collect_opts *o)
 	if (optind >= argc)
 		return cli_usage_error("task-collect", "missing the command");
 	o->argv = argv + optind;
-	return 0;
+	return CLI_GO;
 }
 
 int cmd_task_collect(int argc, char **argv)
 {
 	weft_slurm_collect_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	return weft_slurm_collect(&o);
 }

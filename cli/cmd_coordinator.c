@@ -2,7 +2,6 @@
  * cmd_coordinator.c - `weft coordinator`: serve a fragment store to the
  * wrappers of a job (libweft_coordinator) until SIGTERM or SIGINT.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,97 +71,36 @@ int cli_openlineage_opts(const struct weft_config *cfg,
 	return 0;
 }
 
-static int parse_int(const char *s, int min, int max, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || v < min || v > max)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
+static const cli_cmd coordinator_cmd = {
+	.name = "coordinator",
+	.help = coordinator_help,
+};
 
 int cmd_coordinator(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"store", required_argument, NULL, 's'},
-		{"tls-cert", required_argument, NULL, 'c'},
-		{"tls-key", required_argument, NULL, 'k'},
-		{"submit-key-file", required_argument, NULL, 'K'},
-		{"contexts", required_argument, NULL, 'n'},
-		{"max-connections", required_argument, NULL, 'm'},
-		{"idle-timeout", required_argument, NULL, 'i'},
-		{"ready-fd", required_argument, NULL, 'r'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	weft_coordinator_opts o = {.log = stderr};
-	int ready_fd = -1, c, max_conns = 0, idle_ms = 0;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":l:s:c:k:K:n:m:i:r:qh", opts,
-				NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			o.listen_url = optarg;
-			break;
-		case 's':
-			o.store_path = optarg;
-			break;
-		case 'c':
-			o.tls_cert = optarg;
-			break;
-		case 'k':
-			o.tls_key = optarg;
-			break;
-		case 'K':
-			o.submit_key_file = optarg;
-			break;
-		case 'q':
-			o.log = NULL;
-			break;
-		case 'n':
-			if (parse_int(optarg, 1, 4096, &o.contexts))
-				return cli_usage_error(
-					"coordinator",
-					"--contexts '%s': expected 1 to 4096",
-					optarg);
-			break;
-		case 'm':
-			if (parse_int(optarg, 1, CONFIG_COORD_MAX_CONNECTIONS,
-				      &max_conns))
-				return cli_usage_error(
-					"coordinator",
-					"--max-connections '%s': expected 1 "
-					"to %d",
-					optarg, CONFIG_COORD_MAX_CONNECTIONS);
-			break;
-		case 'i':
-			if (cli_seconds_arg("coordinator", "--idle-timeout",
-					    optarg, &idle_ms))
-				return WEFT_EXIT_USAGE;
-			break;
-		case 'r':
-			if (parse_int(optarg, 0, INT_MAX, &ready_fd))
-				return cli_usage_error(
-					"coordinator",
-					"--ready-fd '%s': expected a file "
-					"descriptor number",
-					optarg);
-			break;
-		case 'h':
-			fputs(coordinator_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("coordinator", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("coordinator",
-				       "unexpected argument '%s'",
-				       argv[optind]);
+	int ready_fd = -1, max_conns = 0, idle_ms = 0;
+	bool quiet = false;
+	const cli_opt opts[] = {
+		{"listen", 'l', CLI_STRING, &o.listen_url},
+		{"store", 's', CLI_STRING, &o.store_path},
+		{"tls-cert", 'c', CLI_STRING, &o.tls_cert},
+		{"tls-key", 'k', CLI_STRING, &o.tls_key},
+		{"submit-key-file", 'K', CLI_STRING, &o.submit_key_file},
+		{"contexts", 'n', CLI_INT, &o.contexts, .min = 1, .max = 4096},
+		{"max-connections", 'm', CLI_INT, &max_conns, .min = 1,
+		 .max = CONFIG_COORD_MAX_CONNECTIONS},
+		{"idle-timeout", 'i', CLI_SECONDS, &idle_ms},
+		{"ready-fd", 'r', CLI_INT, &ready_fd, .max = INT_MAX,
+		 .expect = "a file descriptor number"},
+		{"quiet", 'q', CLI_FLAG, &quiet},
+		{NULL},
+	};
+	int c = cli_parse(&coordinator_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	if (quiet)
+		o.log = NULL;
 	if (!o.listen_url)
 		return cli_usage_error("coordinator",
 				       "--listen URL is required");

@@ -6,7 +6,6 @@
  * directories (shared libraries, locale files): every run reads them and
  * they bury the lineage. --all keeps them; JSON always has everything.
  */
-#include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,39 +384,27 @@ static int json_dag_job(FILE *out, const weft_dag *d, const weft_status_job *j)
 	return 0;
 }
 
+static const cli_cmd dag_cmd = {
+	.name = "dag",
+	.help = dag_help,
+};
+
 int cmd_dag(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"all", no_argument, NULL, 'a'},
-		{"processes", no_argument, NULL, 'p'},
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *format = "text", *job = NULL, *store_path = NULL;
-	const char *out_path = NULL;
+	const char *format = "text", *out_path = NULL;
+	cli_store_opts so = {0};
 	bool all = false, processes = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:apj:s:o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': format = optarg; break;
-		case 'j': job = optarg; break;
-		case 's': store_path = optarg; break;
-		case 'o': out_path = optarg; break;
-		case 'a': all = true; break;
-		case 'p': processes = true; break;
-		case 'h': fputs(dag_help, stdout); return 0;
-		default: return cli_option_error("dag", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("dag", "unexpected argument '%s'",
-				       argv[optind]);
+	const cli_opt opts[] = {
+		{"format", 'f', CLI_STRING, &format},
+		{"all", 'a', CLI_FLAG, &all},
+		{"processes", 'p', CLI_FLAG, &processes},
+		CLI_STORE_OPTS(&so),
+		{"output", 'o', CLI_STRING, &out_path},
+		{NULL},
+	};
+	int c = cli_parse(&dag_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	bool picture = !strcmp(format, "svg") || !strcmp(format, "html");
 	if (strcmp(format, "text") && strcmp(format, "dot") &&
 	    strcmp(format, "json") && !picture)
@@ -427,19 +414,16 @@ int cmd_dag(int argc, char **argv)
 				       format);
 	if (cli_output_to(out_path))
 		return 1;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *store = cli_open_store_job(store_path, job, job_id);
+	weft_store *store = cli_store_open(&so);
 	if (!store)
 		return cli_output_done(out_path, 1);
 	weft_dag d;
-	int err = processes
-			  ? weft_store_dag_processes(store, job ? job_id : NULL,
-						     &d)
-			  : weft_store_dag(store, job ? job_id : NULL, &d);
+	int err = processes ? weft_store_dag_processes(store, so.id, &d)
+			    : weft_store_dag(store, so.id, &d);
 	if (err == WEFT_ENOTFOUND) {
 		/* A job whose fragments have not arrived yet. */
 		memset(&d, 0, sizeof(d));
-		d.job = strdup(job_id);
+		d.job = strdup(so.job_id);
 		err = d.job ? WEFT_OK : WEFT_ENOMEM;
 	}
 	if (err != WEFT_OK) {
@@ -451,7 +435,7 @@ int cmd_dag(int argc, char **argv)
 	 * it, or only in part. */
 	weft_status st = {0};
 	const weft_status_job *sj = NULL;
-	if (job && cli_job_status(store, job_id, &st) == 0)
+	if (so.id && cli_job_status(store, so.id, &st) == 0)
 		sj = &st.jobs[0];
 	struct dag_index x;
 	int rc = 0;

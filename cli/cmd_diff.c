@@ -5,7 +5,6 @@
  * Exit 0 when nothing differs, 1 when something does, 2 for bad
  * arguments, 3 when the store could not answer.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,34 +185,24 @@ static void print_lineage(FILE *out, const weft_diff *d)
 	}
 }
 
+static const cli_cmd diff_cmd = {
+	.name = "diff",
+	.help = diff_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"file", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool json = false;
 	const char *file = NULL;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'h':
-			fputs(diff_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("diff", argv, c);
-		}
-	}
+	const cli_opt opts[] = {
+		{"json", 0, CLI_FLAG, &json},
+		{"file", 0, CLI_STRING, &file},
+		{NULL},
+	};
+	int c = cli_parse(&diff_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	int nargs = argc - optind;
 	if (!file && nargs != 2)
 		return cli_usage_error("diff", "expected two runs, tasks or "

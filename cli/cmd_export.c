@@ -8,7 +8,6 @@
  * a consumer watches.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,56 +260,30 @@ int cli_output_done(const char *path, int rc)
 	return rc;
 }
 
+static const cli_cmd export_cmd = {
+	.name = "export",
+	.help_fn = export_help,
+	.max_args = 1,
+};
+
 int cmd_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"job", required_argument, NULL, 'j'},
-		{"output", required_argument, NULL, 'o'},
-		{"store", required_argument, NULL, 's'},
-		{"namespace", required_argument, NULL, 'n'},
-		{"all", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *format = NULL, *job = NULL, *output = NULL, *ns = NULL;
+	const char *format = NULL, *output = NULL, *ns = NULL;
 	struct export_req r = {0};
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":f:j:o:s:n:ah", opts, NULL)) !=
-	       -1) {
-		switch (c) {
-		case 'f':
-			format = optarg;
-			break;
-		case 'j':
-			job = optarg;
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 's':
-			r.store_path = optarg;
-			break;
-		case 'n':
-			ns = optarg;
-			break;
-		case 'a':
-			r.all = true;
-			break;
-		case 'h':
-			export_help();
-			return 0;
-		default:
-			return cli_option_error("export", argv, c);
-		}
-	}
+	cli_store_opts so = {0};
+	const cli_opt opts[] = {
+		{"format", 'f', CLI_STRING, &format},
+		CLI_STORE_OPTS(&so),
+		{"output", 'o', CLI_STRING, &output},
+		{"namespace", 'n', CLI_STRING, &ns},
+		{"all", 'a', CLI_FLAG, &r.all},
+		{NULL},
+	};
+	int c = cli_parse(&export_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (optind < argc)
-		r.run = argv[optind++];
-	if (optind < argc)
-		return cli_usage_error("export", "unexpected argument '%s'",
-				       argv[optind]);
+		r.run = argv[optind];
 	if (!format)
 		return cli_usage_error("export", "--format is required");
 	const struct export_format *fmt = NULL;
@@ -338,11 +311,11 @@ int cmd_export(int argc, char **argv)
 				       ns, WEFT_OL_MAX_NAMESPACE_BYTES);
 	}
 	r.ns = ns;
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	r.store = cli_open_store_job(r.store_path, job, job_id);
+	r.store = cli_store_open(&so);
 	if (!r.store)
 		return 1;
-	r.job = job ? job_id : NULL;
+	r.store_path = so.path;
+	r.job = so.id;
 	r.path = output;
 	char *tmp = NULL;
 	r.out = fmt->writes_path ? stdout : open_out(output, &tmp);

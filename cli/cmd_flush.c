@@ -4,7 +4,6 @@
  * their --ship-timeout; this sends them (each writer once, oldest first,
  * skipping writers another wrapper or flush is delivering right now).
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,38 +26,24 @@ static const char flush_help[] =
 	"writer's rejected/ and the reason printed) or a state file was\n"
 	"corrupt (moved to corrupt/); 2 for bad arguments.\n";
 
+static const cli_cmd flush_cmd = {
+	.name = "flush",
+	.help = flush_help,
+	.stop_at_arg = true,
+};
+
 int cmd_flush(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"spool", required_argument, NULL, 's'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *spool = NULL;
-	int timeout_ms = FLUSH_TIMEOUT_DEFAULT_MS, c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+s:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			spool = optarg;
-			break;
-		case 't':
-			if (cli_seconds_arg("flush", "--timeout", optarg,
-					    &timeout_ms) != 0)
-				return WEFT_EXIT_USAGE;
-			break;
-		case 'h':
-			fputs(flush_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("flush", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("flush", "unexpected argument '%s'",
-				       argv[optind]);
+	int timeout_ms = FLUSH_TIMEOUT_DEFAULT_MS;
+	const cli_opt opts[] = {
+		{"spool", 's', CLI_STRING, &spool},
+		{"timeout", 't', CLI_SECONDS, &timeout_ms},
+		{NULL},
+	};
+	int c = cli_parse(&flush_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	weft_wrap_env env;
 	char err[1024];
 	if (weft_wrap_env_read(&env, weft_wrap_getenv, false, err,

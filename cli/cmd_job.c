@@ -4,7 +4,6 @@
  * wrote), with who started them where, when, how they ended, and what
  * their tasks recorded.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,33 +200,25 @@ static int job_show(weft_store *s, const char *id, bool json)
 	return 0;
 }
 
+static const cli_cmd job_cmd = {
+	.name = "job",
+	.help = job_help,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing 'list' or 'show ID'",
+};
+
 int cmd_job(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			fputs(job_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("job", argv, c);
-		}
-	}
-	const char *sub = optind < argc ? argv[optind] : NULL;
+	const cli_opt opts[] = {
+		{"json", 'j', CLI_FLAG, &json},
+		{NULL},
+	};
+	int c = cli_parse(&job_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
-	if (!sub)
-		return cli_usage_error("job", "missing 'list' or 'show ID'");
 	if (strcmp(sub, "list") == 0 && nargs != 0)
 		return cli_usage_error("job", "'list' takes no argument");
 	if (strcmp(sub, "show") == 0 && nargs != 1)

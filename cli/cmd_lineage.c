@@ -3,7 +3,6 @@
  * default) or what it fed (--down), as an indented tree or as JSON in the
  * DAG's shapes plus the path, direction and root artifact.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,43 +212,39 @@ static int print_json(FILE *out, const weft_dag *d, const char *path,
 	return WEFT_OK;
 }
 
+/* path's lineage: within whole, the processes' DAG, when it is given,
+ * else from the store. */
+static int lineage_of(weft_store *s, const weft_dag *whole, const char *path,
+		      const char *job, bool down, weft_dag *d)
+{
+	if (whole)
+		return weft_dag_lineage(whole, path, down, d);
+	return weft_store_lineage(s, path, job, down, d);
+}
+
+static const cli_cmd lineage_cmd = {
+	.name = "lineage",
+	.help = lineage_help,
+	.max_args = 1,
+	.missing = "missing PATH",
+};
+
 int cmd_lineage(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"up", no_argument, NULL, 'u'},
-		{"down", no_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'J'},
-		{"all", no_argument, NULL, 'a'},
-		{"processes", no_argument, NULL, 'p'},
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *job = NULL, *store_path = NULL;
+	cli_store_opts so = {0};
 	bool down = false, json = false, all = false, processes = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":udJapj:s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': processes = true; break;
-		case 'u': down = false; break;
-		case 'd': down = true; break;
-		case 'J': json = true; break;
-		case 'a': all = true; break;
-		case 'j': job = optarg; break;
-		case 's': store_path = optarg; break;
-		case 'h': fputs(lineage_help, stdout); return 0;
-		default:
-			return cli_option_error("lineage", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("lineage", "missing PATH");
-	if (optind + 1 < argc)
-		return cli_usage_error("lineage", "unexpected argument '%s'",
-				       argv[optind + 1]);
+	const cli_opt opts[] = {
+		{"up", 'u', CLI_UNSET, &down},
+		{"down", 'd', CLI_FLAG, &down},
+		{"json", 'J', CLI_FLAG, &json},
+		{"all", 'a', CLI_FLAG, &all},
+		{"processes", 'p', CLI_FLAG, &processes},
+		CLI_STORE_OPTS(&so),
+		{NULL},
+	};
+	int c = cli_parse(&lineage_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char cwd[PATH_MAX], path[WEFT_MAX_PATH_BYTES + 1];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		cli_error("cannot get the working directory: %m");
@@ -262,36 +257,30 @@ int cmd_lineage(int argc, char **argv)
 		cli_error("path too long: '%s'", shown);
 		return 1;
 	}
-	char job_id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *store = cli_open_store_job(store_path, job, job_id);
+	weft_store *store = cli_store_open(&so);
 	if (!store)
 		return 1;
 	weft_dag d, whole = {0};
-	int err = processes ? weft_store_dag_processes(
-				      store, job ? job_id : NULL, &whole)
+	int err = processes ? weft_store_dag_processes(store, so.id, &whole)
 			    : WEFT_OK;
 	if (!err)
-		err = processes ? weft_dag_lineage(&whole, path, down, &d)
-				: weft_store_lineage(store, path,
-						     job ? job_id : NULL, down,
-						     &d);
+		err = lineage_of(store, processes ? &whole : NULL, path, so.id,
+				 down, &d);
 	/* A name no task used may lead, through symlinks, to one they did:
 	 * records name the file a link reaches. */
 	char *real = err == WEFT_ENOTFOUND ? realpath(path, NULL) : NULL;
 	if (real && strcmp(real, path) != 0 &&
 	    strlen(real) <= WEFT_MAX_PATH_BYTES) {
 		snprintf(path, sizeof(path), "%s", real);
-		err = processes ? weft_dag_lineage(&whole, path, down, &d)
-				: weft_store_lineage(store, path,
-						     job ? job_id : NULL, down,
-						     &d);
+		err = lineage_of(store, processes ? &whole : NULL, path, so.id,
+				 down, &d);
 	}
 	free(real);
 	weft_dag_release(&whole);
 	text_escape(shown, sizeof(shown), path);
 	if (err == WEFT_ENOTFOUND)
 		cli_error("no recorded run read or wrote '%s'%s%s", shown,
-			  job ? " in job " : "", job ? job_id : "");
+			  so.id ? " in job " : "", so.id ? so.id : "");
 	else if (err)
 		cli_error("cannot read the lineage of '%s': %s", shown,
 			  err == WEFT_EDB ? weft_store_errmsg(store)

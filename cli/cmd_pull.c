@@ -11,7 +11,6 @@
  * status is 1 when anything was refused.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -369,47 +368,27 @@ static void print_text(const struct pull *p, const weft_relay_counts *c)
 			       plural(c->rejects[i]), weft_reject_name(i));
 }
 
+static const cli_cmd pull_cmd = {
+	.name = "pull",
+	.help = pull_help,
+	.max_args = 1,
+	.missing = "SOURCE is missing",
+};
+
 int cmd_pull(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"tls-ca", required_argument, NULL, 'C'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *job = NULL, *store_path = NULL, *tls_ca = NULL;
 	struct pull p = {0};
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":j:s:C:Jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			job = optarg;
-			break;
-		case 's':
-			store_path = optarg;
-			break;
-		case 'C':
-			tls_ca = optarg;
-			break;
-		case 'J':
-			p.json = true;
-			break;
-		case 'h':
-			fputs(pull_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("pull", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("pull", "SOURCE is missing");
-	if (optind + 1 < argc)
-		return cli_usage_error("pull", "unexpected argument '%s'",
-				       argv[optind + 1]);
+	const cli_opt opts[] = {
+		{"job", 'j', CLI_STRING, &job},
+		{"store", 's', CLI_STRING, &store_path},
+		{"tls-ca", 'C', CLI_STRING, &tls_ca},
+		{"json", 'J', CLI_FLAG, &p.json},
+		{NULL},
+	};
+	int c = cli_parse(&pull_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	p.source = argv[optind];
 	bool remote = is_url(p.source);
 	if (tls_ca && !remote)

@@ -6,7 +6,6 @@
  * not (weft_diff_reports).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,38 +123,25 @@ static int check(weft_store *s, const weft_report *old, const char *new_id,
 	return bad ? 1 : 0;
 }
 
+static const cli_cmd rerun_cmd = {
+	.name = "rerun",
+	.help = rerun_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_rerun(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"check", no_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"tracer", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool do_check = false, json = false;
 	const char *tracer = NULL;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			do_check = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 't':
-			tracer = optarg;
-			break;
-		case 'h':
-			fputs(rerun_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("rerun", argv, c);
-		}
-	}
+	const cli_opt opts[] = {
+		{"check", 0, CLI_FLAG, &do_check},
+		{"json", 0, CLI_FLAG, &json},
+		{"tracer", 0, CLI_STRING, &tracer},
+		{NULL},
+	};
+	int c = cli_parse(&rerun_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (optind + 1 != argc)
 		return cli_usage_error("rerun", "expected one RUN");
 	char weft_dir[WEFT_MAX_PATH_BYTES + 16];

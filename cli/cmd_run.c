@@ -8,7 +8,6 @@
  * it, and never started twice.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -216,43 +215,34 @@ static void print_summary(const weft_report *r)
 		r->nwarnings == 1 ? "" : "s");
 }
 
+static const cli_cmd run_cmd = {
+	.name = "run",
+	.help_fn = print_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"tracer", required_argument, NULL, 't'},
-		{"no-tracer-fallback", no_argument, NULL, 'F'},
-		{"report", required_argument, NULL, 'r'},
-		{"ray", no_argument, NULL, 'R'},
-		{"no-ray", no_argument, NULL, 'N'},
-		{"listen", required_argument, NULL, 'l'},
-		{"timings", no_argument, NULL, 'T'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
 	bool no_fallback = false, timings = false;
 	int ray = -1; /* -1: detect */
-	int verbose = 0, c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:t:r:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 't': tracer = optarg; break;
-		case 'F': no_fallback = true; break;
-		case 'r': report_path = optarg; break;
-		case 'R': ray = 1; break;
-		case 'N': ray = 0; break;
-		case 'T': timings = true; break;
-		case 'l': listen = optarg; break;
-		case 'v': verbose++; break;
-		case 'h': print_help(); return 0;
-		default:
-			return cli_option_error("run", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("run", "missing the command to run");
+	int verbose = 0;
+	const cli_opt opts[] = {
+		{"tracer", 't', CLI_STRING, &tracer},
+		{"no-tracer-fallback", 0, CLI_FLAG, &no_fallback},
+		{"report", 'r', CLI_STRING, &report_path},
+		{"ray", 0, CLI_SET, &ray, .value = 1},
+		{"no-ray", 0, CLI_SET, &ray, .value = 0},
+		{"listen", 0, CLI_STRING, &listen},
+		{"timings", 0, CLI_FLAG, &timings},
+		{"verbose", 'v', CLI_COUNT, &verbose},
+		{NULL},
+	};
+	int c = cli_parse(&run_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	/* A bad config stops here, before anything is launched. */
 	weft_config cfg;
 	if (config_load(&cfg, tracer, no_fallback, stderr) != 0)

@@ -2,7 +2,6 @@
  * cmd_show.c - `weft show [RUN] [--json]`: one recorded run, for people
  * (inputs, outputs, processes, warnings) or as the stable report JSON.
  */
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
@@ -113,28 +112,23 @@ static void print_report(FILE *out, const weft_report *r, bool all)
 			(unsigned long long)r->dropped_events);
 }
 
+static const cli_cmd show_cmd = {
+	.name = "show",
+	.help = show_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_show(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"all", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool json = false, all = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jah", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': json = true; break;
-		case 'a': all = true; break;
-		case 'h': fputs(show_help, stdout); return 0;
-		default:
-			return cli_usage_error("show", "unknown option '%s'",
-					       argv[optind - 1]);
-		}
-	}
+	const cli_opt opts[] = {
+		{"json", 'j', CLI_FLAG, &json},
+		{"all", 'a', CLI_FLAG, &all},
+		{NULL},
+	};
+	int c = cli_parse(&show_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	if (argc - optind > 1)
 		return cli_usage_error("show", "one run at a time");
 	const char *run = optind < argc ? argv[optind] : NULL;

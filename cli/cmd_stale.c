@@ -4,7 +4,6 @@
  * Exit 0 when nothing is, 1 when something is (like `make -q`), 2 for bad
  * arguments, 3 when weft could not answer.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,29 +118,22 @@ static void print_text(FILE *out, const weft_stale_result *r)
 			r->checked);
 }
 
+static const cli_cmd stale_cmd = {
+	.name = "stale",
+	.help = stale_help,
+	.max_args = CLI_ANY_ARGS,
+};
+
 int cmd_stale(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			fputs(stale_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("stale", argv, c);
-		}
-	}
+	const cli_opt opts[] = {
+		{"json", 0, CLI_FLAG, &json},
+		{NULL},
+	};
+	int c = cli_parse(&stale_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd))) {
 		cli_error("cannot get the working directory: %m");

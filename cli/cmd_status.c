@@ -9,7 +9,6 @@
  * JSON keys of reject reasons.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,13 +74,16 @@ int cli_resolve_job(weft_store *s, const char *text,
 	return 0;
 }
 
-weft_store *cli_open_store_job(const char *path, const char *job,
-			       char id[WEFT_JOB_ID_BYTES + 1])
+weft_store *cli_store_open(cli_store_opts *so)
 {
-	weft_store *s = cli_open_store_at(path, false);
-	if (s && job && cli_resolve_job(s, job, id)) {
-		weft_store_close(s);
-		return NULL;
+	weft_store *s = cli_open_store_at(so->path, false);
+	so->id = NULL;
+	if (s && so->job) {
+		if (cli_resolve_job(s, so->job, so->job_id)) {
+			weft_store_close(s);
+			return NULL;
+		}
+		so->id = so->job_id;
 	}
 	return s;
 }
@@ -440,50 +442,27 @@ static int json_status_ol(const weft_status *st, const char *url,
 	return 0;
 }
 
+static const cli_cmd status_cmd = {
+	.name = "status",
+	.help = status_help,
+};
+
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"coordinator", required_argument, NULL, 'c'},
-		{"tls-ca", required_argument, NULL, 'C'},
-		{"store", required_argument, NULL, 's'},
-		{"job", required_argument, NULL, 'j'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *url = NULL, *ca = NULL, *store_path = NULL, *job = NULL;
+	const char *url = NULL, *ca = NULL;
+	cli_store_opts so = {0};
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":c:C:s:j:Jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			url = optarg;
-			break;
-		case 'C':
-			ca = optarg;
-			break;
-		case 's':
-			store_path = optarg;
-			break;
-		case 'j':
-			job = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			fputs(status_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("status", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("status", "unexpected argument '%s'",
-				       argv[optind]);
-	if (url && store_path)
+	const cli_opt opts[] = {
+		{"coordinator", 'c', CLI_STRING, &url},
+		{"tls-ca", 'C', CLI_STRING, &ca},
+		CLI_STORE_OPTS(&so),
+		{"json", 'J', CLI_FLAG, &json},
+		{NULL},
+	};
+	int c = cli_parse(&status_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	if (url && so.path)
 		return cli_usage_error("status", "--coordinator and --store "
 						 "exclude each other");
 	weft_status st;
@@ -491,23 +470,22 @@ int cmd_status(int argc, char **argv)
 	weft_ol_sink_status *sinks = NULL;
 	size_t nsinks = 0;
 	if (url) {
-		if (job && weft_job_id_check(job))
+		if (so.job && weft_job_id_check(so.job))
 			return cli_usage_error("status",
 					       "--job '%s' is not a job id (a "
 					       "lowercase UUID)",
-					       job);
-		if (weft_coordinator_query_status(url, ca, job,
+					       so.job);
+		if (weft_coordinator_query_status(url, ca, so.job,
 						  STATUS_TIMEOUT_MS, &st, err,
 						  sizeof(err))) {
 			cli_error("%s", err);
 			return 1;
 		}
 	} else {
-		char id[WEFT_JOB_ID_BYTES + 1];
-		weft_store *s = cli_open_store_job(store_path, job, id);
+		weft_store *s = cli_store_open(&so);
 		if (!s)
 			return 1;
-		int e = weft_store_status(s, job ? id : NULL, &st);
+		int e = weft_store_status(s, so.id, &st);
 		if (e) {
 			cli_error("cannot read the status: %s",
 				  weft_store_errmsg(s));
@@ -524,10 +502,10 @@ int cmd_status(int argc, char **argv)
 	int rc = 0;
 	if (json)
 		rc = json_status_ol(&st, url,
-				    store_path ? store_path : ".weft/weft.db",
+				    so.path ? so.path : ".weft/weft.db",
 				    sinks, nsinks);
 	else
-		text_status(stdout, &st, url, store_path);
+		text_status(stdout, &st, url, so.path);
 	if (!json)
 		text_status_ol(stdout, sinks, nsinks);
 	weft_ol_sink_status_free(sinks, nsinks);

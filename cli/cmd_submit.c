@@ -10,7 +10,6 @@
  * before the tracer forks, so nng threads are never copied into a fork.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,69 +64,46 @@ struct submit_opts {
 	int verbose;
 };
 
+/* --mode host-submit|in-cluster */
+static int mode_arg(const char *cmd, const char *opt, const char *arg,
+		    void *to)
+{
+	if (strcmp(arg, "in-cluster") == 0)
+		*(bool *)to = true;
+	else if (strcmp(arg, "host-submit") != 0)
+		return cli_usage_error(cmd,
+				       "%s '%s': expected host-submit or "
+				       "in-cluster",
+				       opt, arg);
+	return 0;
+}
+
+static const cli_cmd submit_cmd = {
+	.name = "submit",
+	.help = submit_help,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 static int parse_args(int argc, char **argv, struct submit_opts *o)
 {
-	static const struct option opts[] = {
-		{"coordinator", required_argument, NULL, 'c'},
-		{"listen", required_argument, NULL, 'l'},
-		{"submit-key", required_argument, NULL, 'K'},
-		{"mode", required_argument, NULL, 'm'},
-		{"task", required_argument, NULL, 'T'},
-		{"ship-timeout", required_argument, NULL, 'S'},
-		{"tracer", required_argument, NULL, 't'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	memset(o, 0, sizeof(*o));
 	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:c:l:m:t:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			o->coordinator = optarg;
-			break;
-		case 'l':
-			o->listen = optarg;
-			break;
-		case 'K':
-			o->submit_key = optarg;
-			break;
-		case 'm':
-			if (strcmp(optarg, "in-cluster") == 0)
-				o->in_cluster = true;
-			else if (strcmp(optarg, "host-submit") != 0)
-				return cli_usage_error(
-					"submit",
-					"--mode '%s': expected host-submit "
-					"or in-cluster",
-					optarg);
-			break;
-		case 'T':
-			o->task = optarg;
-			break;
-		case 'S':
-			if (cli_seconds_arg("submit", "--ship-timeout", optarg,
-					    &o->ship_timeout_ms) != 0)
-				return WEFT_EXIT_USAGE;
-			break;
-		case 't':
-			o->tracer = optarg;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'h':
-			fputs(submit_help, stdout);
-			return -1;
-		default:
-			return cli_option_error("submit", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("submit", "missing the command to run");
+	const cli_opt opts[] = {
+		{"coordinator", 'c', CLI_STRING, &o->coordinator},
+		{"listen", 'l', CLI_STRING, &o->listen},
+		{"submit-key", 0, CLI_STRING, &o->submit_key},
+		{"mode", 'm', CLI_CALL, &o->in_cluster, .call = mode_arg},
+		{"task", 0, CLI_STRING, &o->task},
+		{"ship-timeout", 0, CLI_SECONDS, &o->ship_timeout_ms},
+		{"tracer", 't', CLI_STRING, &o->tracer},
+		{"verbose", 'v', CLI_COUNT, &o->verbose},
+		{NULL},
+	};
+	int rc = cli_parse(&submit_cmd, opts, argc, argv);
+	if (rc != CLI_GO)
+		return rc;
 	const char *urls[] = {o->coordinator, o->listen};
 	for (int i = 0; i < 2; i++)
 		if (urls[i] && weft_wrap_check_url(urls[i]) != 0)
@@ -145,7 +121,7 @@ static int parse_args(int argc, char **argv, struct submit_opts *o)
 		return cli_usage_error("submit", "--submit-key is for a "
 						 "--coordinator weft submit "
 						 "did not start");
-	return 0;
+	return CLI_GO;
 }
 
 /* "tcp://0.0.0.0:PORT" is where it listens, not where to reach it. */
@@ -380,8 +356,8 @@ int cmd_submit(int argc, char **argv)
 {
 	struct submit_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	char **cmd = argv + optind;
 	weft_wrap_env env;
 	char err[1024];

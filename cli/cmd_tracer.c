@@ -5,7 +5,6 @@
  * writing tracer.mode into a config file. Also the auto selection `weft
  * run` shares. Backends are only ever reached through the registry.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,40 +72,25 @@ static void auto_summary(const weft_preflight *results, int selected, char *buf,
 			 rejected);
 }
 
+static const cli_cmd tracer_check_cmd = {
+	.name = "tracer check",
+	.help = tracer_help,
+	.max_args = 1,
+	.missing = "missing the MODE",
+};
+
 static int tracer_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"command", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool json = false;
 	const char *command = NULL;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "jc:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'c':
-			command = optarg;
-			break;
-		case 'h':
-			fputs(tracer_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("tracer check", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("tracer check", "missing the MODE");
-	if (argc - optind > 1)
-		return cli_usage_error("tracer check",
-				       "unexpected argument '%s'",
-				       argv[optind + 1]);
+	const cli_opt opts[] = {
+		{"json", 'j', CLI_FLAG, &json},
+		{"command", 'c', CLI_STRING, &command},
+		{NULL},
+	};
+	int c = cli_parse(&tracer_check_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	const char *mode = argv[optind];
 	if (!config_mode_valid(mode)) {
 		char modes[256];
@@ -159,37 +143,27 @@ static int tracer_check(int argc, char **argv)
 	return ok ? 0 : 1;
 }
 
+static const cli_cmd tracer_use_cmd = {
+	.name = "tracer use",
+	.help = tracer_help,
+	.max_args = 1,
+};
+
 static int tracer_use(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"user", no_argument, NULL, 'u'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool user_only = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "uh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'u':
-			user_only = true;
-			break;
-		case 'h':
-			fputs(tracer_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("tracer use", argv, c);
-		}
-	}
+	const cli_opt opts[] = {
+		{"user", 'u', CLI_FLAG, &user_only},
+		{NULL},
+	};
+	int c = cli_parse(&tracer_use_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	char modes[256];
 	config_modes(modes, sizeof(modes));
 	if (optind >= argc)
 		return cli_usage_error("tracer use",
 				       "missing the MODE (one of %s)", modes);
-	if (argc - optind > 1)
-		return cli_usage_error("tracer use", "unexpected argument '%s'",
-				       argv[optind + 1]);
 	const char *mode = argv[optind];
 	if (!config_mode_valid(mode))
 		return cli_usage_error(
@@ -219,35 +193,23 @@ static int tracer_use(int argc, char **argv)
 	return 0;
 }
 
+static const cli_cmd tracer_enable_cmd = {
+	.name = "tracer enable",
+	.help = tracer_help,
+	.max_args = 1,
+	.missing = "missing the MODE",
+};
+
 static int tracer_enable(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"binary", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *binary = NULL;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			binary = optarg;
-			break;
-		case 'h':
-			fputs(tracer_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("tracer enable", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("tracer enable", "missing the MODE");
-	if (argc - optind > 1)
-		return cli_usage_error("tracer enable",
-				       "unexpected argument '%s'",
-				       argv[optind + 1]);
+	const cli_opt opts[] = {
+		{"binary", 'b', CLI_STRING, &binary},
+		{NULL},
+	};
+	int c = cli_parse(&tracer_enable_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
 	const weft_backend *b = weft_backend_find(argv[optind]);
 	if (!b) {
 		char modes[256];

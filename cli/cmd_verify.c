@@ -3,7 +3,6 @@
  * keeps (of one job, or all) against the writer keys enrolled with its
  * job, and print the counts. Exit 1 when any fails.
  */
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
@@ -29,50 +28,31 @@ static void print_bad(void *ctx, const char *job, const uint8_t *pk,
 		  (unsigned long long)seq, why);
 }
 
+static const cli_cmd verify_cmd = {
+	.name = "verify",
+	.help = verify_help,
+};
+
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"job", required_argument, NULL, 'j'},
-		{"store", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *job = NULL, *store_path = NULL;
+	cli_store_opts so = {0};
 	bool json = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":j:s:Jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			job = optarg;
-			break;
-		case 's':
-			store_path = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			fputs(verify_help, stdout);
-			return 0;
-		default:
-			return cli_option_error("verify", argv, c);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("verify", "unexpected argument '%s'",
-				       argv[optind]);
-	char id[WEFT_JOB_ID_BYTES + 1];
-	weft_store *s = cli_open_store_job(store_path, job, id);
+	const cli_opt opts[] = {
+		CLI_STORE_OPTS(&so),
+		{"json", 'J', CLI_FLAG, &json},
+		{NULL},
+	};
+	int c = cli_parse(&verify_cmd, opts, argc, argv);
+	if (c != CLI_GO)
+		return c;
+	weft_store *s = cli_store_open(&so);
 	if (!s)
 		return 1;
 	weft_verify_counts n;
 	cli_progress pr;
 	cli_progress_begin(&pr, "verifying", "fragments", json);
 	weft_store_set_progress(s, cli_progress_fn, &pr);
-	int err = weft_store_verify(s, job ? id : NULL, &n, print_bad, NULL);
+	int err = weft_store_verify(s, so.id, &n, print_bad, NULL);
 	cli_progress_end(&pr);
 	if (err) {
 		cli_error("cannot verify: %s", weft_store_errmsg(s));

@@ -16,7 +16,6 @@
  * or distributed.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,14 +83,6 @@ static int part_bytes_from_env(size_t *out)
 	return 0;
 }
 
-int cli_seconds_arg(const char *cmd, const char *opt, const char *arg, int *ms)
-{
-	if (weft_wrap_parse_seconds(arg, ms) == 0)
-		return 0;
-	return cli_usage_error(cmd, "%s '%s': expected seconds from 0 to %d",
-			       opt, arg, WEFT_WRAP_SHIP_TIMEOUT_MAX_MS / 1000);
-}
-
 struct wrap_opts {
 	const char *task, *tracer;
 	int ship_timeout_ms;
@@ -101,19 +92,35 @@ struct wrap_opts {
 	int verbose;
 };
 
+/* --ray-actor-granularity call|actor */
+static int granularity_arg(const char *cmd, const char *opt, const char *arg,
+			   void *to)
+{
+	struct wrap_opts *o = to;
+	if (weft_ray_granularity_parse(arg, &o->granularity) != 0)
+		return cli_usage_error(cmd, "%s '%s': expected call or actor",
+				       opt, arg);
+	o->granularity_set = true;
+	return 0;
+}
+
+static void wrap_help_print(void)
+{
+	char names[256];
+	config_modes(names, sizeof(names));
+	printf(wrap_help, WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS / 1000, names);
+}
+
+static const cli_cmd wrap_cmd = {
+	.name = "wrap",
+	.help_fn = wrap_help_print,
+	.stop_at_arg = true,
+	.max_args = CLI_ANY_ARGS,
+	.missing = "missing the command to run",
+};
+
 static int parse_args(int argc, char **argv, struct wrap_opts *o)
 {
-	static const struct option opts[] = {
-		{"task", required_argument, NULL, 'T'},
-		{"ship-timeout", required_argument, NULL, 'S'},
-		{"tracer", required_argument, NULL, 't'},
-		{"no-tracer-fallback", no_argument, NULL, 'F'},
-		{"ray", no_argument, NULL, 'R'},
-		{"ray-actor-granularity", required_argument, NULL, 'G'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	memset(o, 0, sizeof(*o));
 	o->ship_timeout_ms = WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS;
 	const char *g = getenv("WEFT_RAY_ACTOR_GRANULARITY");
@@ -123,55 +130,18 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 				       "expected call or actor",
 				       g);
 	o->granularity_set = g && *g;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:t:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'T':
-			o->task = optarg;
-			break;
-		case 'S':
-			if (cli_seconds_arg("wrap", "--ship-timeout", optarg,
-					    &o->ship_timeout_ms) != 0)
-				return WEFT_EXIT_USAGE;
-			break;
-		case 't':
-			o->tracer = optarg;
-			break;
-		case 'F':
-			o->no_fallback = true;
-			break;
-		case 'R':
-			o->ray = true;
-			break;
-		case 'G':
-			if (weft_ray_granularity_parse(optarg,
-						       &o->granularity) != 0)
-				return cli_usage_error(
-					"wrap",
-					"--ray-actor-granularity '%s': "
-					"expected call or actor",
-					optarg);
-			o->granularity_set = true;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'h': {
-			char names[256];
-			config_modes(names, sizeof(names));
-			printf(wrap_help,
-			       WEFT_WRAP_SHIP_TIMEOUT_DEFAULT_MS / 1000, names);
-			return -1;
-		}
-		default:
-			return cli_option_error("wrap", argv, c);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("wrap", "missing the command to run");
-	return 0;
+	const cli_opt opts[] = {
+		{"task", 0, CLI_STRING, &o->task},
+		{"ship-timeout", 0, CLI_SECONDS, &o->ship_timeout_ms},
+		{"tracer", 't', CLI_STRING, &o->tracer},
+		{"no-tracer-fallback", 0, CLI_FLAG, &o->no_fallback},
+		{"ray", 0, CLI_FLAG, &o->ray},
+		{"ray-actor-granularity", 0, CLI_CALL, o,
+		 .call = granularity_arg},
+		{"verbose", 'v', CLI_COUNT, &o->verbose},
+		{NULL},
+	};
+	return cli_parse(&wrap_cmd, opts, argc, argv);
 }
 
 /* The node's hash cache (WEFT_HASH_CACHE, docs/distributed.md), opened
@@ -290,8 +260,8 @@ int cmd_wrap(int argc, char **argv)
 {
 	struct wrap_opts o;
 	int rc = parse_args(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	if (rc != CLI_GO)
+		return rc;
 	weft_wrap_env env;
 	weft_wrap_identity id;
 	char err[1024], host[WEFT_MAX_NAME_BYTES] = "";
