@@ -67,6 +67,9 @@ bool weft_rd_nil(struct weft_rd *rd);
 int weft_rd_bool(struct weft_rd *rd, bool *v);
 /* Any msgpack int within [min, max]; WEFT_EINVAL outside it. */
 int weft_rd_int(struct weft_rd *rd, int64_t min, int64_t max, int64_t *v);
+/* Any int64; an int32 (stored even on error, as 0). */
+int weft_rd_i64(struct weft_rd *rd, int64_t *v);
+int weft_rd_i32(struct weft_rd *rd, int32_t *v);
 int weft_rd_uint(struct weft_rd *rd, uint64_t max, uint64_t *v);
 /* A str or bin (or only bin when bin_only) of at most max bytes, pointing
  * into the input. */
@@ -143,6 +146,13 @@ void weft_wr_bin(struct weft_wr *w, const void *data, size_t n);
 void weft_wr_cstr(struct weft_wr *w, const char *s);
 /* Start a top-level map of n entries besides "v", and write "v". */
 void weft_wr_versioned_map(struct weft_wr *w, uint32_t n);
+/* A map entry: weft_wr_key, then the value as the writer of that type. */
+void weft_wr_key_int(struct weft_wr *w, const char *key, int64_t v);
+void weft_wr_key_uint(struct weft_wr *w, const char *key, uint64_t v);
+void weft_wr_key_bool(struct weft_wr *w, const char *key, bool v);
+void weft_wr_key_bin(struct weft_wr *w, const char *key, const void *data,
+		     size_t n);
+void weft_wr_key_cstr(struct weft_wr *w, const char *key, const char *s);
 
 /* ---- Nested records (codec_record.c), shared with the report codec ---- */
 

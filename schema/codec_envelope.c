@@ -64,16 +64,11 @@ static int envelope_write(weft_buf *out, const weft_envelope *e)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	weft_wr_versioned_map(&w, E_NKEYS);
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, e->job);
-	weft_wr_key(&w, "writer");
-	weft_wr_bin(&w, e->writer, WEFT_PUBKEY_BYTES);
-	weft_wr_key(&w, "seq");
-	weft_wr_uint(&w, e->seq);
-	weft_wr_key(&w, "payload");
-	weft_wr_bin(&w, e->payload, e->payload_len);
-	weft_wr_key(&w, "sig");
-	weft_wr_bin(&w, e->sig, WEFT_SIG_BYTES);
+	weft_wr_key_cstr(&w, "job", e->job);
+	weft_wr_key_bin(&w, "writer", e->writer, WEFT_PUBKEY_BYTES);
+	weft_wr_key_uint(&w, "seq", e->seq);
+	weft_wr_key_bin(&w, "payload", e->payload, e->payload_len);
+	weft_wr_key_bin(&w, "sig", e->sig, WEFT_SIG_BYTES);
 	return weft_wr_finish(&w);
 }
 

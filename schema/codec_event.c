@@ -70,34 +70,20 @@ static void event_write(struct weft_wr *w, const weft_event *ev)
 	uint32_t n =
 		E_PATH + !!ev->path + !!ev->path2 + !!ev->argv + ev->has_stat;
 	weft_wr_versioned_map(w, n);
-	weft_wr_key(w, "k");
-	weft_wr_uint(w, ev->kind);
-	weft_wr_key(w, "pid");
-	weft_wr_int(w, ev->pid);
-	weft_wr_key(w, "tgid");
-	weft_wr_int(w, ev->tgid);
-	weft_wr_key(w, "ret");
-	weft_wr_int(w, ev->ret);
-	weft_wr_key(w, "fd");
-	weft_wr_int(w, ev->fd);
-	weft_wr_key(w, "fd2");
-	weft_wr_int(w, ev->fd2);
-	weft_wr_key(w, "fl");
-	weft_wr_int(w, ev->flags);
-	weft_wr_key(w, "mode");
-	weft_wr_int(w, ev->mode);
-	weft_wr_key(w, "cr");
-	weft_wr_int(w, ev->created);
-	weft_wr_key(w, "t");
-	weft_wr_uint(w, ev->time_ns);
-	if (ev->path) {
-		weft_wr_key(w, "p");
-		weft_wr_cstr(w, ev->path);
-	}
-	if (ev->path2) {
-		weft_wr_key(w, "p2");
-		weft_wr_cstr(w, ev->path2);
-	}
+	weft_wr_key_uint(w, "k", ev->kind);
+	weft_wr_key_int(w, "pid", ev->pid);
+	weft_wr_key_int(w, "tgid", ev->tgid);
+	weft_wr_key_int(w, "ret", ev->ret);
+	weft_wr_key_int(w, "fd", ev->fd);
+	weft_wr_key_int(w, "fd2", ev->fd2);
+	weft_wr_key_int(w, "fl", ev->flags);
+	weft_wr_key_int(w, "mode", ev->mode);
+	weft_wr_key_int(w, "cr", ev->created);
+	weft_wr_key_uint(w, "t", ev->time_ns);
+	if (ev->path)
+		weft_wr_key_cstr(w, "p", ev->path);
+	if (ev->path2)
+		weft_wr_key_cstr(w, "p2", ev->path2);
 	if (ev->argv) {
 		weft_wr_key(w, "argv");
 		weft_wr_argv(w, ev->argv, ev->argc);
@@ -105,20 +91,13 @@ static void event_write(struct weft_wr *w, const weft_event *ev)
 	if (ev->has_stat) {
 		weft_wr_key(w, "st");
 		weft_wr_map(w, S_NKEYS - !ev->st_ctime_ns);
-		weft_wr_key(w, "mode");
-		weft_wr_uint(w, ev->st_mode);
-		weft_wr_key(w, "dev");
-		weft_wr_uint(w, ev->st_dev);
-		weft_wr_key(w, "ino");
-		weft_wr_uint(w, ev->st_ino);
-		weft_wr_key(w, "size");
-		weft_wr_int(w, ev->st_size);
-		weft_wr_key(w, "mtime");
-		weft_wr_int(w, ev->st_mtime_ns);
-		if (ev->st_ctime_ns) {
-			weft_wr_key(w, "ctime");
-			weft_wr_int(w, ev->st_ctime_ns);
-		}
+		weft_wr_key_uint(w, "mode", ev->st_mode);
+		weft_wr_key_uint(w, "dev", ev->st_dev);
+		weft_wr_key_uint(w, "ino", ev->st_ino);
+		weft_wr_key_int(w, "size", ev->st_size);
+		weft_wr_key_int(w, "mtime", ev->st_mtime_ns);
+		if (ev->st_ctime_ns)
+			weft_wr_key_int(w, "ctime", ev->st_ctime_ns);
 	}
 }
 
@@ -180,14 +159,6 @@ static int stat_read(struct weft_rd *rd, weft_event *ev)
 }
 
 /* Read an int into an int32_t field. */
-static int rd_i32(struct weft_rd *rd, int32_t *out)
-{
-	int64_t v = 0;
-	int rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
-	*out = (int32_t)v;
-	return rc;
-}
-
 static int event_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_event *ev = ctx;
@@ -200,19 +171,19 @@ static int event_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		ev->kind = (uint16_t)v;
 		return rc;
 	case E_PID:
-		return rd_i32(rd, &ev->pid);
+		return weft_rd_i32(rd, &ev->pid);
 	case E_TGID:
-		return rd_i32(rd, &ev->tgid);
+		return weft_rd_i32(rd, &ev->tgid);
 	case E_RET:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &ev->ret);
+		return weft_rd_i64(rd, &ev->ret);
 	case E_FD:
-		return rd_i32(rd, &ev->fd);
+		return weft_rd_i32(rd, &ev->fd);
 	case E_FD2:
-		return rd_i32(rd, &ev->fd2);
+		return weft_rd_i32(rd, &ev->fd2);
 	case E_FLAGS:
-		return rd_i32(rd, &ev->flags);
+		return weft_rd_i32(rd, &ev->flags);
 	case E_MODE:
-		return rd_i32(rd, &ev->mode);
+		return weft_rd_i32(rd, &ev->mode);
 	case E_CREATED:
 		rc = weft_rd_int(rd, WEFT_CREATED_UNKNOWN, WEFT_CREATED_YES,
 				 &v);

@@ -39,12 +39,9 @@ int weft_req_export(const char *job, uint64_t after, uint64_t wafter,
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REQ_EXPORT, Q_NKEYS);
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, job);
-	weft_wr_key(&w, "after");
-	weft_wr_uint(&w, after);
-	weft_wr_key(&w, "wafter");
-	weft_wr_uint(&w, wafter);
+	weft_wr_key_cstr(&w, "job", job);
+	weft_wr_key_uint(&w, "after", after);
+	weft_wr_key_uint(&w, "wafter", wafter);
 	return weft_wr_finish(&w);
 }
 
@@ -151,24 +148,15 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out)
 	wire_kind_write(&w, WEFT_REPLY_EXPORT, P_NKEYS);
 	weft_wr_key(&w, "job");
 	weft_wr_map(&w, J_NKEYS - 2 + p->has_key + p->has_vk);
-	weft_wr_key(&w, "id");
-	weft_wr_cstr(&w, j->id);
-	weft_wr_key(&w, "ended");
-	weft_wr_bool(&w, p->ended);
-	if (p->has_key) {
-		weft_wr_key(&w, "key");
-		weft_wr_bin(&w, p->key, WEFT_MAC_BYTES);
-	}
-	if (p->has_vk) {
-		weft_wr_key(&w, "vk");
-		weft_wr_bin(&w, p->vk, WEFT_PUBKEY_BYTES);
-	}
-	weft_wr_key(&w, "created");
-	weft_wr_int(&w, j->created_ns);
-	weft_wr_key(&w, "endt");
-	weft_wr_int(&w, p->ended_ns);
-	weft_wr_key(&w, "exit");
-	weft_wr_int(&w, p->exit_code);
+	weft_wr_key_cstr(&w, "id", j->id);
+	weft_wr_key_bool(&w, "ended", p->ended);
+	if (p->has_key)
+		weft_wr_key_bin(&w, "key", p->key, WEFT_MAC_BYTES);
+	if (p->has_vk)
+		weft_wr_key_bin(&w, "vk", p->vk, WEFT_PUBKEY_BYTES);
+	weft_wr_key_int(&w, "created", j->created_ns);
+	weft_wr_key_int(&w, "endt", p->ended_ns);
+	weft_wr_key_int(&w, "exit", p->exit_code);
 	wire_job_text_write(&w, j);
 	weft_wr_key(&w, "writers");
 	weft_wr_array(&w, (uint32_t)p->nwriters);
@@ -181,12 +169,9 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out)
 	weft_wr_array(&w, (uint32_t)p->nenvs);
 	for (size_t i = 0; i < p->nenvs; i++)
 		weft_wr_bin(&w, p->envs[i].data, p->envs[i].len);
-	weft_wr_key(&w, "next");
-	weft_wr_uint(&w, p->next);
-	weft_wr_key(&w, "wnext");
-	weft_wr_uint(&w, p->wnext);
-	weft_wr_key(&w, "more");
-	weft_wr_bool(&w, p->more);
+	weft_wr_key_uint(&w, "next", p->next);
+	weft_wr_key_uint(&w, "wnext", p->wnext);
+	weft_wr_key_bool(&w, "more", p->more);
 	return weft_wr_finish(&w);
 }
 
@@ -194,8 +179,6 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_export_page *p = ctx;
 	weft_job_info *j = &p->job;
-	int64_t v;
-	int rc;
 	switch (key) {
 	case J_ID:
 		return wire_rd_job(rd, j->id);
@@ -208,13 +191,11 @@ static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		p->has_vk = true;
 		return wire_rd_fixed_bin(rd, p->vk, WEFT_PUBKEY_BYTES);
 	case J_CREATED:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->created_ns);
+		return weft_rd_i64(rd, &j->created_ns);
 	case J_ENDT:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &p->ended_ns);
+		return weft_rd_i64(rd, &p->ended_ns);
 	case J_EXIT:
-		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
-		p->exit_code = (int32_t)v;
-		return rc;
+		return weft_rd_i32(rd, &p->exit_code);
 	case J_CMD:
 	case J_USER:
 	case J_HOST:
@@ -234,7 +215,7 @@ static int writer_read(struct weft_rd *rd, void *item, void *ctx)
 	if (rc == WEFT_OK)
 		rc = wire_rd_fixed_bin(rd, w->pk, WEFT_PUBKEY_BYTES);
 	if (rc == WEFT_OK)
-		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &w->enrolled_ns);
+		rc = weft_rd_i64(rd, &w->enrolled_ns);
 	return rc;
 }
 

@@ -87,12 +87,9 @@ static int header_check(const weft_fragment *f)
 static void task_write(struct weft_wr *w, const weft_task_identity *t)
 {
 	weft_wr_map(w, T_NKEYS);
-	weft_wr_key(w, "id");
-	weft_wr_cstr(w, t->id);
-	weft_wr_key(w, "name");
-	weft_wr_cstr(w, t->name);
-	weft_wr_key(w, "parent");
-	weft_wr_cstr(w, t->parent);
+	weft_wr_key_cstr(w, "id", t->id);
+	weft_wr_key_cstr(w, "name", t->name);
+	weft_wr_key_cstr(w, "parent", t->parent);
 	weft_wr_key(w, "engine");
 	weft_wr_array(w, t->nengine);
 	for (uint32_t i = 0; i < t->nengine; i++) {
@@ -119,22 +116,15 @@ int weft_fragment_encode(const weft_fragment *f, weft_buf *out)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	weft_wr_versioned_map(&w, F_NKEYS);
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, f->job);
-	weft_wr_key(&w, "writer");
-	weft_wr_bin(&w, f->writer, WEFT_PUBKEY_BYTES);
-	weft_wr_key(&w, "seq");
-	weft_wr_uint(&w, f->seq);
+	weft_wr_key_cstr(&w, "job", f->job);
+	weft_wr_key_bin(&w, "writer", f->writer, WEFT_PUBKEY_BYTES);
+	weft_wr_key_uint(&w, "seq", f->seq);
 	weft_wr_key(&w, "task");
 	task_write(&w, &f->task);
-	weft_wr_key(&w, "pre");
-	weft_wr_cstr(&w, f->preflight);
-	weft_wr_key(&w, "part");
-	weft_wr_uint(&w, f->part);
-	weft_wr_key(&w, "parts");
-	weft_wr_uint(&w, f->nparts);
-	weft_wr_key(&w, "body");
-	weft_wr_bin(&w, body.data, body.len);
+	weft_wr_key_cstr(&w, "pre", f->preflight);
+	weft_wr_key_uint(&w, "part", f->part);
+	weft_wr_key_uint(&w, "parts", f->nparts);
+	weft_wr_key_bin(&w, "body", body.data, body.len);
 	weft_buf_free(&body);
 	if (!w.err && out->len - w.start > WEFT_MAX_PAYLOAD_BYTES)
 		w.err = WEFT_ETOOBIG;

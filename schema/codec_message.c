@@ -84,8 +84,7 @@ int wire_message_read(const uint8_t *buf, size_t len, size_t max_len, int kind,
 void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys)
 {
 	weft_wr_versioned_map(w, nkeys + 1);
-	weft_wr_key(w, "t");
-	weft_wr_uint(w, (uint64_t)kind);
+	weft_wr_key_uint(w, "t", (uint64_t)kind);
 }
 
 /* ---- Shared: the strings describing a job ---- */
@@ -104,16 +103,11 @@ int wire_job_text_check(const weft_job_info *j)
 
 void wire_job_text_write(struct weft_wr *w, const weft_job_info *j)
 {
-	weft_wr_key(w, "cmd");
-	weft_wr_cstr(w, j->command ? j->command : "");
-	weft_wr_key(w, "user");
-	weft_wr_cstr(w, j->user);
-	weft_wr_key(w, "host");
-	weft_wr_cstr(w, j->host);
-	weft_wr_key(w, "cwd");
-	weft_wr_cstr(w, j->cwd);
-	weft_wr_key(w, "git");
-	weft_wr_cstr(w, j->git);
+	weft_wr_key_cstr(w, "cmd", j->command ? j->command : "");
+	weft_wr_key_cstr(w, "user", j->user);
+	weft_wr_key_cstr(w, "host", j->host);
+	weft_wr_key_cstr(w, "cwd", j->cwd);
+	weft_wr_key_cstr(w, "git", j->git);
 }
 
 int wire_job_text_read(struct weft_rd *rd, weft_job_info *j, unsigned t)
@@ -188,16 +182,12 @@ int weft_req_job_create(const weft_job_info *j, const uint8_t *submit_key,
 	if (submit_key) {
 		uint8_t mac[WEFT_MAC_BYTES];
 		weft_job_create_mac(submit_key, j, mac);
-		weft_wr_key(&w, "auth");
-		weft_wr_bin(&w, mac, WEFT_MAC_BYTES);
+		weft_wr_key_bin(&w, "auth", mac, WEFT_MAC_BYTES);
 	}
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, j->id);
-	weft_wr_key(&w, "token");
-	weft_wr_cstr(&w, j->token);
+	weft_wr_key_cstr(&w, "job", j->id);
+	weft_wr_key_cstr(&w, "token", j->token);
 	wire_job_text_write(&w, j);
-	weft_wr_key(&w, "time");
-	weft_wr_int(&w, j->created_ns);
+	weft_wr_key_int(&w, "time", j->created_ns);
 	return weft_wr_finish(&w);
 }
 
@@ -238,10 +228,8 @@ static int token_proof(const char *token, const char *job, const void *what,
 
 static void proof_write(struct weft_wr *w, const weft_token_proof *p)
 {
-	weft_wr_key(w, "sig");
-	weft_wr_bin(w, p->sig, WEFT_SIG_BYTES);
-	weft_wr_key(w, "mac");
-	weft_wr_bin(w, p->mac, WEFT_MAC_BYTES);
+	weft_wr_key_bin(w, "sig", p->sig, WEFT_SIG_BYTES);
+	weft_wr_key_bin(w, "mac", p->mac, WEFT_MAC_BYTES);
 }
 
 int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
@@ -256,12 +244,9 @@ int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REQ_JOB_END, 5);
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, job);
-	weft_wr_key(&w, "exit");
-	weft_wr_int(&w, exit_code);
-	weft_wr_key(&w, "time");
-	weft_wr_int(&w, ended_ns);
+	weft_wr_key_cstr(&w, "job", job);
+	weft_wr_key_int(&w, "exit", exit_code);
+	weft_wr_key_int(&w, "time", ended_ns);
 	proof_write(&w, &p);
 	return weft_wr_finish(&w);
 }
@@ -278,10 +263,8 @@ int weft_req_enrol(const char *job, const char *token,
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REQ_ENROL, 4);
-	weft_wr_key(&w, "job");
-	weft_wr_cstr(&w, job);
-	weft_wr_key(&w, "writer");
-	weft_wr_bin(&w, pk, WEFT_PUBKEY_BYTES);
+	weft_wr_key_cstr(&w, "job", job);
+	weft_wr_key_bin(&w, "writer", pk, WEFT_PUBKEY_BYTES);
 	proof_write(&w, &p);
 	return weft_wr_finish(&w);
 }
@@ -293,8 +276,7 @@ int weft_req_fragment(const uint8_t *env, size_t len, weft_buf *out)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REQ_FRAGMENT, 1);
-	weft_wr_key(&w, "env");
-	weft_wr_bin(&w, env, len);
+	weft_wr_key_bin(&w, "env", env, len);
 	return weft_wr_finish(&w);
 }
 
@@ -305,10 +287,8 @@ int weft_req_status(const char *job, weft_buf *out)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REQ_STATUS, job ? 1 : 0);
-	if (job) {
-		weft_wr_key(&w, "job");
-		weft_wr_cstr(&w, job);
-	}
+	if (job)
+		weft_wr_key_cstr(&w, "job", job);
 	return weft_wr_finish(&w);
 }
 
@@ -336,13 +316,11 @@ static int req_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case Q_GIT:
 		return wire_job_text_read(rd, j, key - Q_CMD);
 	case Q_TIME:
-		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &v);
+		rc = weft_rd_i64(rd, &v);
 		j->created_ns = r->ended_ns = v;
 		return rc;
 	case Q_EXIT:
-		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
-		r->exit_code = (int32_t)v;
-		return rc;
+		return weft_rd_i32(rd, &r->exit_code);
 	case Q_MAC:
 		r->proof.has_mac = true;
 		return wire_rd_fixed_bin(rd, r->proof.mac, WEFT_MAC_BYTES);

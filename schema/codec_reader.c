@@ -138,6 +138,19 @@ int weft_rd_int(struct weft_rd *rd, int64_t min, int64_t max, int64_t *v)
 	return WEFT_OK;
 }
 
+int weft_rd_i64(struct weft_rd *rd, int64_t *v)
+{
+	return weft_rd_int(rd, INT64_MIN, INT64_MAX, v);
+}
+
+int weft_rd_i32(struct weft_rd *rd, int32_t *out)
+{
+	int64_t v = 0;
+	int rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
+	*out = (int32_t)v;
+	return rc;
+}
+
 int weft_rd_uint(struct weft_rd *rd, uint64_t max, uint64_t *v)
 {
 	bool neg;

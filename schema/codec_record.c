@@ -111,10 +111,8 @@ static int check_opt_str(const char *s, size_t max)
 /* A time stamp or similar value where 0 means unknown: left out then. */
 static void write_opt_time(struct weft_wr *w, const char *key, int64_t t)
 {
-	if (t) {
-		weft_wr_key(w, key);
-		weft_wr_int(w, t);
-	}
+	if (t)
+		weft_wr_key_int(w, key, t);
 }
 
 /* ---- Process records ---- */
@@ -238,48 +236,30 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 		weft_wr_versioned_map(w, n);
 	else
 		weft_wr_map(w, n);
-	weft_wr_key(w, "pid");
-	weft_wr_int(w, p->pid);
-	weft_wr_key(w, "ppid");
-	weft_wr_int(w, p->ppid);
-	weft_wr_key(w, "exit");
-	weft_wr_int(w, p->exit_code);
-	weft_wr_key(w, "exited");
-	weft_wr_bool(w, p->exited);
+	weft_wr_key_int(w, "pid", p->pid);
+	weft_wr_key_int(w, "ppid", p->ppid);
+	weft_wr_key_int(w, "exit", p->exit_code);
+	weft_wr_key_bool(w, "exited", p->exited);
 	if (p->argv) {
 		weft_wr_key(w, "argv");
 		weft_wr_argv(w, (const char *const *)p->argv, p->argc);
 	}
-	if (p->exe) {
-		weft_wr_key(w, "exe");
-		weft_wr_cstr(w, p->exe);
-	}
-	if (p->cwd) {
-		weft_wr_key(w, "cwd");
-		weft_wr_cstr(w, p->cwd);
-	}
-	if (p->has_index) {
-		weft_wr_key(w, "i");
-		weft_wr_uint(w, p->index);
-	}
-	if (p->has_parent) {
-		weft_wr_key(w, "par");
-		weft_wr_uint(w, p->parent);
-	}
-	if (p->by_exec) {
-		weft_wr_key(w, "bx");
-		weft_wr_bool(w, true);
-	}
-	if (p->execd) {
-		weft_wr_key(w, "execd");
-		weft_wr_bool(w, true);
-	}
+	if (p->exe)
+		weft_wr_key_cstr(w, "exe", p->exe);
+	if (p->cwd)
+		weft_wr_key_cstr(w, "cwd", p->cwd);
+	if (p->has_index)
+		weft_wr_key_uint(w, "i", p->index);
+	if (p->has_parent)
+		weft_wr_key_uint(w, "par", p->parent);
+	if (p->by_exec)
+		weft_wr_key_bool(w, "bx", true);
+	if (p->execd)
+		weft_wr_key_bool(w, "execd", true);
 	write_opt_time(w, "t0", p->started_ns);
 	write_opt_time(w, "t1", p->ended_ns);
-	if (p->has_exe_hash) {
-		weft_wr_key(w, "xh");
-		weft_wr_bin(w, p->exe_hash, sizeof(p->exe_hash));
-	}
+	if (p->has_exe_hash)
+		weft_wr_key_bin(w, "xh", p->exe_hash, sizeof(p->exe_hash));
 	switch (p->env_state) {
 	case WEFT_ENV_LISTED:
 		weft_wr_key(w, "env");
@@ -287,20 +267,17 @@ int weft_process_rec_write(struct weft_wr *w, const weft_process_rec *p,
 		for (uint32_t i = 0; i < p->nenv; i++) {
 			const weft_env_entry *e = &p->env[i];
 			weft_wr_map(w, 2);
-			weft_wr_key(w, "n");
-			weft_wr_cstr(w, e->name);
+			weft_wr_key_cstr(w, "n", e->name);
 			if (e->value) {
-				weft_wr_key(w, "v");
-				weft_wr_cstr(w, e->value);
+				weft_wr_key_cstr(w, "v", e->value);
 			} else {
-				weft_wr_key(w, "h");
-				weft_wr_bin(w, e->hash, sizeof(e->hash));
+				weft_wr_key_bin(w, "h", e->hash,
+						sizeof(e->hash));
 			}
 		}
 		break;
 	case WEFT_ENV_PARENT:
-		weft_wr_key(w, "enveq");
-		weft_wr_bool(w, true);
+		weft_wr_key_bool(w, "enveq", true);
 		break;
 	case WEFT_ENV_UNKNOWN:
 		weft_wr_key(w, "noenv");
@@ -648,14 +625,10 @@ static void touch_write(struct weft_wr *w, const weft_file_touch *t)
 {
 	bool src = t->flags & WEFT_TOUCH_SRC_RUN;
 	weft_wr_map(w, 2 + src + !!t->first_open_ns + !!t->last_write_ns);
-	weft_wr_key(w, "p");
-	weft_wr_uint(w, t->proc);
-	weft_wr_key(w, "f");
-	weft_wr_uint(w, t->flags);
-	if (src) {
-		weft_wr_key(w, "s");
-		weft_wr_uint(w, t->src);
-	}
+	weft_wr_key_uint(w, "p", t->proc);
+	weft_wr_key_uint(w, "f", t->flags);
+	if (src)
+		weft_wr_key_uint(w, "s", t->src);
 	write_opt_time(w, "o", t->first_open_ns);
 	write_opt_time(w, "w", t->last_write_ns);
 }
@@ -707,79 +680,49 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 		weft_wr_versioned_map(w, n);
 	else
 		weft_wr_map(w, n);
-	weft_wr_key(w, "path");
-	weft_wr_cstr(w, f->path);
-	weft_wr_key(w, "rd");
-	weft_wr_bool(w, f->read);
-	weft_wr_key(w, "wr");
-	weft_wr_bool(w, f->written);
-	weft_wr_key(w, "cr");
-	weft_wr_bool(w, f->created);
-	weft_wr_key(w, "del");
-	weft_wr_bool(w, f->deleted);
-	if (f->renamed_to) {
-		weft_wr_key(w, "ren");
-		weft_wr_cstr(w, f->renamed_to);
-	}
-	if (f->has_size) {
-		weft_wr_key(w, "size");
-		weft_wr_int(w, f->size);
-	}
-	if (f->has_hash) {
-		weft_wr_key(w, "hash");
-		weft_wr_bin(w, f->hash, sizeof(f->hash));
-	}
-	if (f->hash_missing) {
-		weft_wr_key(w, "nohash");
-		weft_wr_cstr(w, f->hash_missing);
-	}
+	weft_wr_key_cstr(w, "path", f->path);
+	weft_wr_key_bool(w, "rd", f->read);
+	weft_wr_key_bool(w, "wr", f->written);
+	weft_wr_key_bool(w, "cr", f->created);
+	weft_wr_key_bool(w, "del", f->deleted);
+	if (f->renamed_to)
+		weft_wr_key_cstr(w, "ren", f->renamed_to);
+	if (f->has_size)
+		weft_wr_key_int(w, "size", f->size);
+	if (f->has_hash)
+		weft_wr_key_bin(w, "hash", f->hash, sizeof(f->hash));
+	if (f->hash_missing)
+		weft_wr_key_cstr(w, "nohash", f->hash_missing);
 	if (f->has_first_stat) {
 		weft_wr_key(w, "first");
 		weft_wr_map(w, 4 + !!f->first_ctime_ns);
-		weft_wr_key(w, "dev");
-		weft_wr_uint(w, f->first_dev);
-		weft_wr_key(w, "ino");
-		weft_wr_uint(w, f->first_ino);
-		weft_wr_key(w, "size");
-		weft_wr_int(w, f->first_size);
-		weft_wr_key(w, "mtime");
-		weft_wr_int(w, f->first_mtime_ns);
+		weft_wr_key_uint(w, "dev", f->first_dev);
+		weft_wr_key_uint(w, "ino", f->first_ino);
+		weft_wr_key_int(w, "size", f->first_size);
+		weft_wr_key_int(w, "mtime", f->first_mtime_ns);
 		write_opt_time(w, "ctime", f->first_ctime_ns);
 	}
-	if (f->used_path) {
-		weft_wr_key(w, "used");
-		weft_wr_cstr(w, f->used_path);
-	}
-	if (f->updated) {
-		weft_wr_key(w, "upd");
-		weft_wr_bool(w, true);
-	}
-	if (f->has_read_hash) {
-		weft_wr_key(w, "rhash");
-		weft_wr_bin(w, f->read_hash, sizeof(f->read_hash));
-	}
-	if (f->read_hash_missing) {
-		weft_wr_key(w, "norhash");
-		weft_wr_cstr(w, f->read_hash_missing);
-	}
+	if (f->used_path)
+		weft_wr_key_cstr(w, "used", f->used_path);
+	if (f->updated)
+		weft_wr_key_bool(w, "upd", true);
+	if (f->has_read_hash)
+		weft_wr_key_bin(w, "rhash", f->read_hash, sizeof(f->read_hash));
+	if (f->read_hash_missing)
+		weft_wr_key_cstr(w, "norhash", f->read_hash_missing);
 	if (f->has_final_stat) {
 		weft_wr_key(w, "final");
 		weft_wr_map(w, 3 + !!f->final_ctime_ns);
-		weft_wr_key(w, "dev");
-		weft_wr_uint(w, f->final_dev);
-		weft_wr_key(w, "ino");
-		weft_wr_uint(w, f->final_ino);
-		weft_wr_key(w, "mtime");
-		weft_wr_int(w, f->final_mtime_ns);
+		weft_wr_key_uint(w, "dev", f->final_dev);
+		weft_wr_key_uint(w, "ino", f->final_ino);
+		weft_wr_key_int(w, "mtime", f->final_mtime_ns);
 		write_opt_time(w, "ctime", f->final_ctime_ns);
 	}
 	write_opt_time(w, "topen", f->first_open_ns);
 	write_opt_time(w, "twrite", f->last_write_ns);
 	if (f->loc_fs) {
-		weft_wr_key(w, "lfs");
-		weft_wr_cstr(w, f->loc_fs);
-		weft_wr_key(w, "lpath");
-		weft_wr_cstr(w, f->loc_path);
+		weft_wr_key_cstr(w, "lfs", f->loc_fs);
+		weft_wr_key_cstr(w, "lpath", f->loc_path);
 	}
 	if (f->ntouches) {
 		weft_wr_key(w, "procs");
@@ -814,10 +757,10 @@ static int stat_map_read(struct weft_rd *rd, weft_file_rec *f, bool final)
 			rc = weft_rd_int(rd, 0, INT64_MAX, &size);
 			break;
 		case S_MTIME:
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &mtime);
+			rc = weft_rd_i64(rd, &mtime);
 			break;
 		case S_CTIME:
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &ctime);
+			rc = weft_rd_i64(rd, &ctime);
 			break;
 		}
 	}

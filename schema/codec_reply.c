@@ -127,30 +127,21 @@ int weft_reply_ack(int status, int reason, const char *detail, uint64_t seq,
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	wire_kind_write(&w, WEFT_REPLY_ACK, A_NKEYS);
-	weft_wr_key(&w, "st");
-	weft_wr_uint(&w, (uint64_t)status);
-	weft_wr_key(&w, "why");
-	weft_wr_uint(&w, (uint64_t)reason);
-	weft_wr_key(&w, "detail");
-	weft_wr_cstr(&w, cut);
-	weft_wr_key(&w, "seq");
-	weft_wr_uint(&w, seq);
+	weft_wr_key_uint(&w, "st", (uint64_t)status);
+	weft_wr_key_uint(&w, "why", (uint64_t)reason);
+	weft_wr_key_cstr(&w, "detail", cut);
+	weft_wr_key_uint(&w, "seq", seq);
 	return weft_wr_finish(&w);
 }
 
 static void writer_write(struct weft_wr *w, const weft_status_writer *sw)
 {
 	weft_wr_map(w, W_NKEYS);
-	weft_wr_key(w, "pk");
-	weft_wr_bin(w, sw->pk, WEFT_PUBKEY_BYTES);
-	weft_wr_key(w, "enrolled");
-	weft_wr_int(w, sw->enrolled_ns);
-	weft_wr_key(w, "frags");
-	weft_wr_uint(w, sw->fragments);
-	weft_wr_key(w, "max");
-	weft_wr_uint(w, sw->max_seq);
-	weft_wr_key(w, "missing");
-	weft_wr_uint(w, sw->missing);
+	weft_wr_key_bin(w, "pk", sw->pk, WEFT_PUBKEY_BYTES);
+	weft_wr_key_int(w, "enrolled", sw->enrolled_ns);
+	weft_wr_key_uint(w, "frags", sw->fragments);
+	weft_wr_key_uint(w, "max", sw->max_seq);
+	weft_wr_key_uint(w, "missing", sw->missing);
 }
 
 /* The map of a listed task (incomplete or refused): its nkeys, the
@@ -159,21 +150,16 @@ static void task_names_write(struct weft_wr *w, uint32_t nkeys, const char *id,
 			     const char *name, const char *node)
 {
 	weft_wr_map(w, nkeys);
-	weft_wr_key(w, "id");
-	weft_wr_cstr(w, id);
-	weft_wr_key(w, "name");
-	weft_wr_cstr(w, name);
-	weft_wr_key(w, "node");
-	weft_wr_cstr(w, node);
+	weft_wr_key_cstr(w, "id", id);
+	weft_wr_key_cstr(w, "name", name);
+	weft_wr_key_cstr(w, "node", node);
 }
 
 static void task_write(struct weft_wr *w, const weft_status_task *t)
 {
 	task_names_write(w, T_NKEYS, t->id, t->name, t->node);
-	weft_wr_key(w, "parts");
-	weft_wr_uint(w, t->parts_stored);
-	weft_wr_key(w, "nparts");
-	weft_wr_uint(w, t->nparts);
+	weft_wr_key_uint(w, "parts", t->parts_stored);
+	weft_wr_key_uint(w, "nparts", t->nparts);
 }
 
 static bool task_fits(const weft_status_task *t)
@@ -187,14 +173,10 @@ static bool task_fits(const weft_status_task *t)
 static void refusal_write(struct weft_wr *w, const weft_status_refusal *r)
 {
 	task_names_write(w, R_NKEYS, r->id, r->name, r->node);
-	weft_wr_key(w, "writer");
-	weft_wr_bin(w, r->writer, WEFT_PUBKEY_BYTES);
-	weft_wr_key(w, "seq");
-	weft_wr_uint(w, r->seq);
-	weft_wr_key(w, "why");
-	weft_wr_uint(w, (uint64_t)r->reason);
-	weft_wr_key(w, "detail");
-	weft_wr_cstr(w, r->detail);
+	weft_wr_key_bin(w, "writer", r->writer, WEFT_PUBKEY_BYTES);
+	weft_wr_key_uint(w, "seq", r->seq);
+	weft_wr_key_uint(w, "why", (uint64_t)r->reason);
+	weft_wr_key_cstr(w, "detail", r->detail);
 }
 
 static bool refusal_fits(const weft_status_refusal *r)
@@ -225,39 +207,28 @@ static int job_write(struct weft_wr *w, const weft_status_job *j)
 			return WEFT_EINVAL;
 	weft_wr_map(w,
 		    J_NKEYS - (j->incomplete ? 0 : 2) - (j->refused ? 0 : 2));
-	weft_wr_key(w, "id");
-	weft_wr_cstr(w, j->id);
-	weft_wr_key(w, "ended");
-	weft_wr_bool(w, j->ended);
-	weft_wr_key(w, "created");
-	weft_wr_int(w, j->created_ns);
-	weft_wr_key(w, "endt");
-	weft_wr_int(w, j->ended_ns);
-	weft_wr_key(w, "exit");
-	weft_wr_int(w, j->exit_code);
-	weft_wr_key(w, "cmd");
-	weft_wr_cstr(w, j->command);
-	weft_wr_key(w, "frags");
-	weft_wr_uint(w, j->fragments);
-	weft_wr_key(w, "bytes");
-	weft_wr_uint(w, j->bytes);
-	weft_wr_key(w, "rejects");
-	weft_wr_uint(w, j->rejects);
+	weft_wr_key_cstr(w, "id", j->id);
+	weft_wr_key_bool(w, "ended", j->ended);
+	weft_wr_key_int(w, "created", j->created_ns);
+	weft_wr_key_int(w, "endt", j->ended_ns);
+	weft_wr_key_int(w, "exit", j->exit_code);
+	weft_wr_key_cstr(w, "cmd", j->command);
+	weft_wr_key_uint(w, "frags", j->fragments);
+	weft_wr_key_uint(w, "bytes", j->bytes);
+	weft_wr_key_uint(w, "rejects", j->rejects);
 	weft_wr_key(w, "writers");
 	weft_wr_array(w, (uint32_t)j->nwriters);
 	for (size_t i = 0; i < j->nwriters; i++)
 		writer_write(w, &j->writers[i]);
 	if (j->incomplete) {
-		weft_wr_key(w, "ninc");
-		weft_wr_uint(w, j->incomplete);
+		weft_wr_key_uint(w, "ninc", j->incomplete);
 		weft_wr_key(w, "inc");
 		weft_wr_array(w, (uint32_t)j->ntasks);
 		for (size_t i = 0; i < j->ntasks; i++)
 			task_write(w, &j->tasks[i]);
 	}
 	if (j->refused) {
-		weft_wr_key(w, "nref");
-		weft_wr_uint(w, j->refused);
+		weft_wr_key_uint(w, "nref", j->refused);
 		weft_wr_key(w, "ref");
 		weft_wr_array(w, (uint32_t)j->nrefusals);
 		for (size_t i = 0; i < j->nrefusals; i++)
@@ -284,8 +255,7 @@ int weft_reply_status(const weft_status *st, weft_buf *out)
 	weft_wr_array(&w, WEFT_REJECT_REASON_MAX);
 	for (int i = 0; i < WEFT_REJECT_REASON_MAX; i++)
 		weft_wr_uint(&w, st->rejects[i]);
-	weft_wr_key(&w, "requests");
-	weft_wr_uint(&w, st->requests);
+	weft_wr_key_uint(&w, "requests", st->requests);
 	return weft_wr_finish(&w);
 }
 
@@ -320,7 +290,7 @@ static int writer_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	case W_PK:
 		return wire_rd_fixed_bin(rd, sw->pk, WEFT_PUBKEY_BYTES);
 	case W_ENROLLED:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &sw->enrolled_ns);
+		return weft_rd_i64(rd, &sw->enrolled_ns);
 	case W_FRAGS:
 		return weft_rd_uint(rd, UINT64_MAX, &sw->fragments);
 	case W_MAX:
@@ -402,21 +372,17 @@ static int refusal_read(struct weft_rd *rd, void *item, void *ctx)
 static int job_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_status_job *j = ctx;
-	int64_t v;
-	int rc;
 	switch (key) {
 	case J_ID:
 		return wire_rd_job(rd, j->id);
 	case J_ENDED:
 		return weft_rd_bool(rd, &j->ended);
 	case J_CREATED:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->created_ns);
+		return weft_rd_i64(rd, &j->created_ns);
 	case J_ENDT:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &j->ended_ns);
+		return weft_rd_i64(rd, &j->ended_ns);
 	case J_EXIT:
-		rc = weft_rd_int(rd, INT32_MIN, INT32_MAX, &v);
-		j->exit_code = (int32_t)v;
-		return rc;
+		return weft_rd_i32(rd, &j->exit_code);
 	case J_CMD:
 		return weft_rd_fixed_str(rd, j->command, sizeof(j->command));
 	case J_FRAGS:

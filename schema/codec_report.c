@@ -80,18 +80,12 @@ int weft_report_encode(const weft_report *r, weft_buf *out)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	weft_wr_versioned_map(&w, R_NKEYS);
-	weft_wr_key(&w, "run");
-	weft_wr_cstr(&w, r->run_id);
-	weft_wr_key(&w, "backend");
-	weft_wr_cstr(&w, r->backend);
-	weft_wr_key(&w, "node");
-	weft_wr_cstr(&w, r->node);
-	weft_wr_key(&w, "exit");
-	weft_wr_int(&w, r->exit_code);
-	weft_wr_key(&w, "start");
-	weft_wr_int(&w, r->started_ns);
-	weft_wr_key(&w, "end");
-	weft_wr_int(&w, r->ended_ns);
+	weft_wr_key_cstr(&w, "run", r->run_id);
+	weft_wr_key_cstr(&w, "backend", r->backend);
+	weft_wr_key_cstr(&w, "node", r->node);
+	weft_wr_key_int(&w, "exit", r->exit_code);
+	weft_wr_key_int(&w, "start", r->started_ns);
+	weft_wr_key_int(&w, "end", r->ended_ns);
 	weft_wr_key(&w, "procs");
 	weft_wr_array(&w, (uint32_t)r->nprocesses);
 	for (size_t i = 0; rc == WEFT_OK && i < r->nprocesses; i++)
@@ -104,8 +98,7 @@ int weft_report_encode(const weft_report *r, weft_buf *out)
 	weft_wr_array(&w, (uint32_t)r->nwarnings);
 	for (size_t i = 0; i < r->nwarnings; i++)
 		weft_wr_cstr(&w, r->warnings[i]);
-	weft_wr_key(&w, "dropped");
-	weft_wr_uint(&w, r->dropped_events);
+	weft_wr_key_uint(&w, "dropped", r->dropped_events);
 	if (rc && !w.err)
 		w.err = rc;
 	return weft_wr_finish(&w);
@@ -172,9 +165,9 @@ static int report_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		r->exit_code = (int32_t)v;
 		return rc;
 	case R_START:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &r->started_ns);
+		return weft_rd_i64(rd, &r->started_ns);
 	case R_END:
-		return weft_rd_int(rd, INT64_MIN, INT64_MAX, &r->ended_ns);
+		return weft_rd_i64(rd, &r->ended_ns);
 	case R_PROCS:
 		return processes_read(rd, r);
 	case R_FILES:

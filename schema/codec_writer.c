@@ -109,3 +109,36 @@ void weft_wr_versioned_map(struct weft_wr *w, uint32_t n)
 	weft_wr_key(w, "v");
 	weft_wr_int(w, WEFT_SCHEMA_VERSION);
 }
+
+/* One map entry: a key and its value. */
+
+void weft_wr_key_int(struct weft_wr *w, const char *key, int64_t v)
+{
+	weft_wr_key(w, key);
+	weft_wr_int(w, v);
+}
+
+void weft_wr_key_uint(struct weft_wr *w, const char *key, uint64_t v)
+{
+	weft_wr_key(w, key);
+	weft_wr_uint(w, v);
+}
+
+void weft_wr_key_bool(struct weft_wr *w, const char *key, bool v)
+{
+	weft_wr_key(w, key);
+	weft_wr_bool(w, v);
+}
+
+void weft_wr_key_bin(struct weft_wr *w, const char *key, const void *data,
+		     size_t n)
+{
+	weft_wr_key(w, key);
+	weft_wr_bin(w, data, n);
+}
+
+void weft_wr_key_cstr(struct weft_wr *w, const char *key, const char *s)
+{
+	weft_wr_key(w, key);
+	weft_wr_cstr(w, s);
+}

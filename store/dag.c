@@ -46,8 +46,7 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return WEFT_OK;
 }
 
-/* Column helpers: a copy of a text or blob column, NULL when NULL. */
-static char *column_dup(sqlite3_stmt *st, int i)
+char *store_column_dup(sqlite3_stmt *st, int i)
 {
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
 		return NULL;
@@ -65,20 +64,20 @@ static char *column_dup(sqlite3_stmt *st, int i)
 int store_task_read(sqlite3_stmt *st, weft_dag_task *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->id = column_dup(st, 1);
-	t->node = column_dup(st, 2);
-	t->backend = column_dup(st, 3);
+	t->id = store_column_dup(st, 1);
+	t->node = store_column_dup(st, 2);
+	t->backend = store_column_dup(st, 3);
 	t->exit_code = sqlite3_column_int(st, 4);
 	t->parts_stored = (uint32_t)sqlite3_column_int64(st, 8);
 	t->nparts = (uint32_t)sqlite3_column_int64(st, 9);
 	/* A task's own name (a fragment's) before its command. */
 	if (sqlite3_column_bytes(st, 6) > 0)
-		t->name = column_dup(st, 6);
+		t->name = store_column_dup(st, 6);
 	else
 		t->name = store_join_argv(sqlite3_column_blob(st, 5),
 					  (size_t)sqlite3_column_bytes(st, 5));
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL &&
-	    !(t->parent = column_dup(st, 7)))
+	    !(t->parent = store_column_dup(st, 7)))
 		return WEFT_ENOMEM;
 	if (!t->id || !t->node || !t->backend || !t->name)
 		return WEFT_ENOMEM;
@@ -520,7 +519,7 @@ static int load_fs_names(weft_store *s, struct dag_build *b)
 			if (!err)
 				b->fs_names[b->nfs++] = NULL;
 		}
-		if (!err && !(b->fs_names[id] = column_dup(st, 1)))
+		if (!err && !(b->fs_names[id] = store_column_dup(st, 1)))
 			err = WEFT_ENOMEM;
 	}
 	if (!err && rc != SQLITE_DONE)
@@ -630,8 +629,8 @@ static int load_attribution(weft_store *s, const char *job,
 		p->pid = sqlite3_column_int(st, 2);
 		p->argc = (uint32_t)sqlite3_column_int64(st, 3);
 		p->argv_len = (size_t)sqlite3_column_bytes(st, 4);
-		p->argv = column_dup(st, 4);
-		p->exe = column_dup(st, 5);
+		p->argv = store_column_dup(st, 4);
+		p->exe = store_column_dup(st, 5);
 		p->exit_code = sqlite3_column_int(st, 6);
 		p->exited = sqlite3_column_int(st, 7) != 0;
 		p->parent = sqlite3_column_type(st, 8) == SQLITE_NULL

@@ -52,20 +52,6 @@ static void say(char err[WEFT_EXPORT_ERR_BYTES], const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *blob_dup(sqlite3_stmt *st, int col)
-{
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return NULL;
-	int n = sqlite3_column_bytes(st, col);
-	const void *p = sqlite3_column_blob(st, col);
-	char *s = malloc((size_t)n + 1);
-	if (s) {
-		memcpy(s, p ? p : "", (size_t)n);
-		s[n] = '\0';
-	}
-	return s;
-}
-
 /* A local run was made by whoever owns the store: weft run writes it as
  * its user, and a store is private to its owner. */
 static char *store_owner(weft_store *s)
@@ -117,12 +103,12 @@ static int load_facts(weft_store *s, const char *job, struct export_graph *g,
 			      sqlite3_column_blob(st, 3),
 			      (size_t)sqlite3_column_bytes(st, 3))))
 			err = WEFT_ENOMEM;
-		f->exe = blob_dup(st, 4);
-		f->cwd = blob_dup(st, 5);
-		f->job = blob_dup(st, 7);
+		f->exe = store_column_dup(st, 4);
+		f->cwd = store_column_dup(st, 5);
+		f->job = store_column_dup(st, 7);
 		if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
 		    sqlite3_column_bytes(st, 6) > 0) {
-			f->user = blob_dup(st, 6);
+			f->user = store_column_dup(st, 6);
 		} else {
 			if (!owner && !(owner = store_owner(s)))
 				err = WEFT_ENOMEM;

@@ -131,6 +131,9 @@ int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
 
 /* ---- Job rows (jobs.c), shared with relay.c ---- */
 
+/* A copy of a TEXT or BLOB column, NUL-terminated; NULL for NULL (and
+ * when out of memory). */
+char *store_column_dup(sqlite3_stmt *st, int i);
 /* A TEXT or BLOB column into a fixed array of cap bytes, cut to fit and
  * terminated (the wire's limits are the store's, so nothing a
  * coordinator stored is cut). */

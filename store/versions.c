@@ -126,21 +126,6 @@ const char *const store_vrow_sql_joins =
 	"LEFT JOIN artifacts a ON a.id = f.artifact "
 	"LEFT JOIN artifacts ra ON ra.id = f.read_artifact ";
 
-static char *blob_dup(sqlite3_stmt *st, int i)
-{
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return NULL;
-	size_t n = (size_t)sqlite3_column_bytes(st, i);
-	const void *p = sqlite3_column_blob(st, i);
-	char *s = malloc(n + 1);
-	if (s) {
-		if (n)
-			memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
-}
-
 /* Nodes of records without a location: a small list of node names. */
 static uint64_t legacy_node(struct vrow_names *names, const char *node)
 {
@@ -161,14 +146,14 @@ int store_vrow_read(sqlite3_stmt *st, struct vrow_names *names, struct vrow *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->run = sqlite3_column_int64(st, 0);
-	v->path = blob_dup(st, 1);
-	v->used = blob_dup(st, 2);
+	v->path = store_column_dup(st, 1);
+	v->used = store_column_dup(st, 2);
 	if (!v->path || (sqlite3_column_type(st, 2) != SQLITE_NULL && !v->used))
 		return WEFT_ENOMEM;
 	v->loc_fs = sqlite3_column_int64(st, 3);
 	if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
 	    sqlite3_column_type(st, 3) != SQLITE_NULL) {
-		if (!(v->loc_path = blob_dup(st, 4)))
+		if (!(v->loc_path = store_column_dup(st, 4)))
 			return WEFT_ENOMEM;
 		v->loc = (uint64_t)v->loc_fs << 40 |
 			 (uint64_t)sqlite3_column_int64(st, 5);

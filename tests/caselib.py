@@ -30,7 +30,8 @@ def registry(fixture=None):
     """CASES, case = registry(): a script's table of cases by name and the
     decorator that adds a function to it. With fixture, the case fn(obj)
     is run on a fresh fixture(weft), whose cleanup() (or close()) is
-    called after it whatever happened."""
+    called after it whatever happened. A case_ prefix is not part of the
+    case's name (case_store is the case "store")."""
     cases = {}
 
     def case(fn):
@@ -42,7 +43,8 @@ def registry(fixture=None):
                     fn(obj)
                 finally:
                     (getattr(obj, "cleanup", None) or obj.close)()
-        cases[fn.__name__] = run
+        name = fn.__name__
+        cases[name[5:] if name.startswith("case_") else name] = run
         return fn
     return cases, case
 

@@ -44,6 +44,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
                      dag, free_port, log, main, make_cert, run, run_tty,
                      store_rows, wait_port, wrap_env)
+import caselib  # noqa: E402
+
+CASES, case = caselib.registry()
 
 
 def run_job_tasks(weft, job, shared, spool):
@@ -163,6 +166,7 @@ class Stores:
         self.scratch.close()
 
 
+@case
 def case_store(weft):
     st = Stores(weft, "pull-store")
     s, c = st.scratch, st.coord
@@ -245,6 +249,7 @@ def case_store(weft):
         st.close()
 
 
+@case
 def case_coordinator(weft):
     st = Stores(weft, "pull-coord")
     c = st.coord
@@ -297,6 +302,7 @@ def case_coordinator(weft):
         st.close()
 
 
+@case
 def case_tls(weft):
     if not shutil.which("openssl"):
         raise Skip("openssl not installed: cannot make a test certificate")
@@ -341,6 +347,7 @@ def case_tls(weft):
         st.close()
 
 
+@case
 def case_progress(weft):
     st = Stores(weft, "pull-progress")
     try:
@@ -388,13 +395,6 @@ def case_progress(weft):
     finally:
         st.close()
 
-
-CASES = {
-    "progress": case_progress,
-    "store": case_store,
-    "coordinator": case_coordinator,
-    "tls": case_tls,
-}
 
 if __name__ == "__main__":
     sys.exit(main(CASES))

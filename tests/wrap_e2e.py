@@ -56,6 +56,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import (Cluster, Coordinator, Fail, Job, Scratch, Skip, check,  # noqa
                      dag, log, main, run, run_tty, wrap_env)
+import caselib  # noqa: E402
+
+CASES, case = caselib.registry()
 
 
 def blake(content):
@@ -88,6 +91,7 @@ def tasks_by_name(d):
     return {t["name"]: t for t in d["tasks"]}
 
 
+@case
 def case_exit_status(weft):
     s = Scratch("exit")
     c = Coordinator(weft, s.dir).start()
@@ -163,6 +167,7 @@ def read_hash(d, task, path):
     return got[0]
 
 
+@case
 def case_hash_cache(weft):
     s = Scratch("hcache")
     c = Coordinator(weft, s.dir).start()
@@ -245,6 +250,7 @@ def stage_script(out_dir, i):
             % (i, out_dir, i))
 
 
+@case
 def case_cluster(weft):
     s = Scratch("cluster")
     cl = Cluster(3)
@@ -335,6 +341,7 @@ def job_then_outage(weft, name):
     return s, c, j
 
 
+@case
 def case_outage(weft):
     s, c, j = job_then_outage(weft, "outage")
     try:
@@ -404,6 +411,7 @@ def case_outage(weft):
         cleanup(j, c, s)
 
 
+@case
 def case_late_delivery(weft):
     s, c, j = job_then_outage(weft, "late")
     try:
@@ -448,6 +456,7 @@ def status(weft, url):
     return json.loads(p.out)
 
 
+@case
 def case_crash(weft):
     s = Scratch("crash")
     c = Coordinator(weft, s.dir)
@@ -523,6 +532,7 @@ def case_crash(weft):
         cleanup(j, c, s)
 
 
+@case
 def case_submit(weft):
     s = Scratch("submit")
     try:
@@ -592,6 +602,7 @@ def case_submit(weft):
         s.close()
 
 
+@case
 def case_in_cluster_preload(weft):
     """`weft submit --mode in-cluster` traced with preload: the coordinator
     weft submit started is weft's child too, and the run must not wait for
@@ -634,6 +645,7 @@ def alive(pid):
         return False
 
 
+@case
 def case_submit_killed(weft):
     s = Scratch("submit-killed")
     procs, cmd = [], None
@@ -679,18 +691,6 @@ def case_submit_killed(weft):
                 pass
         s.close()
 
-
-CASES = {
-    "exit_status": case_exit_status,
-    "cluster": case_cluster,
-    "outage": case_outage,
-    "late_delivery": case_late_delivery,
-    "crash": case_crash,
-    "submit": case_submit,
-    "submit_killed": case_submit_killed,
-    "in_cluster_preload": case_in_cluster_preload,
-    "hash_cache": case_hash_cache,
-}
 
 if __name__ == "__main__":
     sys.exit(main(CASES))

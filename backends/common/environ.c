@@ -36,37 +36,28 @@ int weft_env_read_proc(pid_t pid, const char *expect_exe, char **block,
 		return WEFT_EV_ENV_UNKNOWN;
 	size_t cap = 16384, n = 0;
 	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf)
-			break;
+	ssize_t r = buf ? 1 : -1;
+	while (r > 0) {
 		if (n == cap) {
-			if (cap >= ENV_BLOCK_MAX) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			char *more = realloc(buf, cap * 2);
+			/* Past the limit, or out of memory: not vouched for. */
+			char *more = cap < ENV_BLOCK_MAX ? realloc(buf, cap * 2)
+							 : NULL;
 			if (!more) {
-				free(buf);
-				buf = NULL;
+				r = -1;
 				break;
 			}
 			buf = more;
 			cap *= 2;
 		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			free(buf);
-			buf = NULL;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
+		r = read(fd, buf + n, cap - n);
+		if (r > 0)
+			n += (size_t)r;
 	}
 	close(fd);
-	if (!buf)
+	if (r < 0) {
+		free(buf);
 		return WEFT_EV_ENV_UNKNOWN;
+	}
 	if (expect_exe) {
 		/* Read after the exec was reported: the process may have
 		 * exec'd another program since. Same executable after the
