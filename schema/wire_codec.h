@@ -50,6 +50,9 @@ int wire_message_read(const uint8_t *buf, size_t len, size_t max_len, int kind,
 /* Header of a message of kind with nkeys keys besides "v" and "t". */
 void wire_kind_write(struct weft_wr *w, int kind, uint32_t nkeys);
 
+/* TASK_START (codec_task_start.c): every field within its limit. */
+int wire_task_start_check(const weft_task_start *ts);
+
 /* Ed25519 signature of (job, key->pk, seq, BLAKE2b-256(payload)). */
 int weft_envelope_sign_raw(const char *job, const weft_writer_key *key,
 			   uint64_t seq, const uint8_t *payload, size_t len,

@@ -539,6 +539,54 @@ int weft_reply_export(const weft_export_page *p, weft_buf *out);
 int weft_export_page_decode(const uint8_t *buf, size_t len,
 			    weft_export_page *p);
 void weft_export_page_release(weft_export_page *p);
+/* ---- Task start: a wrapper says that a task began ----
+ *
+ *   wrapper:  TASK_START {job, run, task, name, parent, node, backend,
+ *             time, sig} -> ack stored | duplicate | rejected
+ *
+ * What the coordinator needs to send the task's OpenLineage START while
+ * the task runs (docs/interop.md). Best effort: sent once, by a process
+ * the wrapper forks before the workload; nothing depends on it arriving,
+ * since the task's fragments carry the same fields later. run is the
+ * run id the fragments will carry (a UUID); time the start. sig is the
+ * job key's signature (weft_job_key) over WEFT_TASK_START_SIG_DOMAIN
+ * (with its NUL) || job (36 bytes) || BLAKE2b-256 of run, task, name,
+ * parent, node, backend (each u32 big-endian length || bytes) and time
+ * (i64 big-endian): only the token's holders announce tasks, and one
+ * announcement is never good for other fields. Decoded apart from
+ * weft_request_decode, like EXPORT: a coordinator reads the kind first;
+ * an older one refuses the message as malformed, and the wrapper lets
+ * it be.
+ */
+enum { WEFT_REQ_TASK_START = 7 };
+#define WEFT_TASK_START_SIG_DOMAIN "weft-task-start-sig-v1"
+
+typedef struct weft_task_start {
+	char job[WEFT_JOB_ID_BYTES + 1];
+	char run[WEFT_JOB_ID_BYTES + 1];     /* the run id: a UUID */
+	char task[WEFT_MAX_TASK_BYTES + 1];  /* non-empty */
+	char name[WEFT_MAX_TASK_BYTES + 1];  /* for people; may be "" */
+	char parent[WEFT_MAX_TASK_BYTES + 1]; /* WEFT_PARENT, or "" */
+	char node[WEFT_MAX_NAME_BYTES];      /* non-empty */
+	char backend[WEFT_MAX_NAME_BYTES];   /* non-empty */
+	int64_t started_ns;
+	uint8_t sig[WEFT_SIG_BYTES];
+} weft_task_start;
+
+/* Sign ts (every field but sig set) with the job key of token, into
+ * ts->sig. WEFT_EINVAL for fields out of range or a bad token. */
+int weft_task_start_sign(weft_task_start *ts, const char *token);
+/* WEFT_OK when ts->sig is the signature of ts for the job verifier vk,
+ * else WEFT_ESIG. */
+int weft_task_start_verify(const uint8_t vk[WEFT_PUBKEY_BYTES],
+			   const weft_task_start *ts);
+/* Append the request (ts signed); WEFT_EINVAL for fields out of range. */
+int weft_req_task_start(const weft_task_start *ts, weft_buf *out);
+/* Decode one TASK_START request: every key required, each string within
+ * its limit; on error *ts is zeroed. */
+int weft_task_start_decode(const uint8_t *buf, size_t len,
+			   weft_task_start *ts);
+
 /* The kind ("t") of a request or reply message, read from its first two
  * keys only: how a server tells an EXPORT from the requests
  * weft_request_decode knows, and a client a page from an ack. */
