@@ -55,6 +55,7 @@ struct slot {
 	nng_msg *msg; /* the request, kept while its envelope is in use */
 	size_t held;  /* its bytes, counted in held_bytes */
 	weft_request req;
+	weft_task_start start; /* req.kind WEFT_REQ_TASK_START */
 	weft_envelope env;
 	weft_fragment *frag;
 	weft_verdict v;
@@ -118,13 +119,14 @@ static void add_counters(weft_coordinator *c, weft_status *st)
 /* ---- Replies ---- */
 
 static const char *const kind_names[] = {
-	"request", "job create", "job end", "enrolment", "fragment", "status",
+	"request", "job create", "job end", "enrolment",
+	"fragment", "status", "export", "task start",
 };
 
 static const char *kind_name(int kind)
 {
-	return kind > 0 && kind <= WEFT_REQ_STATUS ? kind_names[kind]
-						   : kind_names[0];
+	return kind > 0 && kind <= WEFT_REQ_TASK_START ? kind_names[kind]
+						       : kind_names[0];
 }
 
 /* Drop what the slot's request held. */
@@ -251,6 +253,9 @@ static void apply_one(weft_coordinator *c, struct slot *s, int64_t now)
 	case WEFT_REQ_ENROL:
 		weft_store_apply_enrol(c->writer, r->job, r->writer, &r->proof,
 				       now, &s->v);
+		break;
+	case WEFT_REQ_TASK_START:
+		weft_store_apply_task_start(c->writer, &s->start, now, &s->v);
 		break;
 	case WEFT_REQ_FRAGMENT:
 		if (s->refused)
@@ -473,7 +478,17 @@ static void handle_request(struct slot *s, nng_msg *msg)
 		weft_buf_free(&b);
 		return;
 	}
-	int err = weft_request_decode(body, len, &s->req);
+	int kind, err;
+	if (weft_message_kind(body, len, &kind) == WEFT_OK &&
+	    kind == WEFT_REQ_TASK_START) {
+		/* A task began: its OpenLineage START is queued once stored. */
+		s->req.kind = kind;
+		err = weft_task_start_decode(body, len, &s->start);
+		s->req.has_job = err == WEFT_OK;
+		memcpy(s->req.job, s->start.job, sizeof(s->req.job));
+	} else {
+		err = weft_request_decode(body, len, &s->req);
+	}
 	if (err) {
 		reject_now(s,
 			   err == WEFT_ETOOBIG ? WEFT_REJECT_OVERSIZE

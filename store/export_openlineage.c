@@ -26,8 +26,17 @@
 
 #define FACETS "https://openlineage.io/spec/facets/"
 
-/* The outbox's event kinds (store.c, migration 6). */
-enum { OL_JOB_START, OL_JOB_END, OL_TASK_START, OL_TASK_END };
+/* The outbox's event kinds (store.c, migrations 7 and 9): refs are
+ * jobs.num, runs.num, and task_starts.num for a START announced as the
+ * task started (built from the announcement alone: the same event
+ * whenever it is made, before the task's record exists or after). */
+enum {
+	OL_JOB_START,
+	OL_JOB_END,
+	OL_TASK_START,
+	OL_TASK_END,
+	OL_TASK_ANNOUNCED
+};
 
 /* ---- Small writers ---- */
 
@@ -257,6 +266,53 @@ static int task_load(weft_store *s, sqlite3_int64 run, struct ol_task *t)
 	sqlite3_int64 job = sqlite3_column_int64(st, 9);
 	sqlite3_finalize(st);
 	if (!err && t->has_job)
+		err = job_load(s, job, &t->job);
+	if (err)
+		ol_task_release(t);
+	return err;
+}
+
+/* An announced task: what its START says. Its parent is the parent's
+ * announcement when there is one, else the parent's record: whichever
+ * came first, since an announcement after the record is not stored. */
+static const char announced_sql[] =
+	"SELECT s.run_id, s.name, s.node, s.backend, s.started_ns, "
+	"coalesce(ps.run_id, pr.id), coalesce(ps.name, pt.name), s.job "
+	"FROM task_starts s "
+	"LEFT JOIN task_starts ps ON ps.num = (SELECT s2.num FROM "
+	"  task_starts s2 WHERE s2.job = s.job AND s2.task_id = s.parent "
+	"  ORDER BY s2.num LIMIT 1) "
+	"LEFT JOIN tasks pt ON ps.num IS NULL AND pt.run = (SELECT t2.run "
+	"  FROM tasks t2 WHERE t2.job = s.job AND t2.task_id = s.parent "
+	"  ORDER BY t2.run LIMIT 1) "
+	"LEFT JOIN runs pr ON pr.num = pt.run WHERE s.num = ?1";
+
+static int announced_load(weft_store *s, sqlite3_int64 num, struct ol_task *t)
+{
+	memset(t, 0, sizeof(*t));
+	sqlite3_stmt *st;
+	int err = store_prepare(s, announced_sql, &st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, num);
+	err = step_one(st);
+	if (!err)
+		err = col_str(st, 0, true, &t->id);
+	if (!err)
+		err = col_str(st, 1, true, &t->name);
+	if (!err)
+		err = col_str(st, 2, true, &t->node);
+	if (!err)
+		err = col_str(st, 3, true, &t->backend);
+	t->started_ns = sqlite3_column_int64(st, 4);
+	if (!err)
+		err = col_str(st, 5, false, &t->parent_id);
+	if (!err && t->parent_id)
+		err = col_str(st, 6, true, &t->parent_name);
+	sqlite3_int64 job = sqlite3_column_int64(st, 7);
+	sqlite3_finalize(st);
+	t->has_job = true;
+	if (!err)
 		err = job_load(s, job, &t->job);
 	if (err)
 		ol_task_release(t);
@@ -733,13 +789,21 @@ static int write_event(weft_store *s, int kind, sqlite3_int64 ref,
 	struct ol_task t;
 	struct ol_file *files;
 	size_t n;
+	weft_ol_opts dflt = {0};
+	if (kind == OL_TASK_ANNOUNCED) {
+		/* Nothing of its files is known yet. */
+		if ((err = announced_load(s, ref, &t)))
+			return err;
+		write_task_event(out, ns, &t, NULL, 0, o ? o : &dflt, false);
+		ol_task_release(&t);
+		return WEFT_OK;
+	}
 	if ((err = task_load(s, ref, &t)))
 		return err;
 	if ((err = files_load(s, ref, &files, &n))) {
 		ol_task_release(&t);
 		return err;
 	}
-	weft_ol_opts dflt = {0};
 	write_task_event(out, ns, &t, files, n, o ? o : &dflt,
 			 kind == OL_TASK_END);
 	ol_files_free(files, n);
@@ -749,10 +813,33 @@ static int write_event(weft_store *s, int kind, sqlite3_int64 ref,
 
 /* ---- Export ---- */
 
+/* The announcement of a run's task (task_starts.num), 0 when none. */
+static sqlite3_int64 announced_of(weft_store *s, sqlite3_int64 run)
+{
+	sqlite3_stmt *st;
+	sqlite3_int64 num = 0;
+	if (store_prepare(s,
+			  "SELECT s.num FROM tasks t JOIN runs r ON "
+			  "r.num = t.run JOIN task_starts s ON s.job = t.job "
+			  "AND s.run_id = r.id WHERE t.run = ?1",
+			  &st))
+		return 0;
+	sqlite3_bind_int64(st, 1, run);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		num = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return num;
+}
+
+/* A run's START (as it was sent: from its announcement when there was
+ * one) and its end. */
 static int export_run(weft_store *s, sqlite3_int64 run, const weft_ol_opts *o,
 		      FILE *out)
 {
-	int err = write_event(s, OL_TASK_START, run, o, out);
+	sqlite3_int64 announced = announced_of(s, run);
+	int err = announced ? write_event(s, OL_TASK_ANNOUNCED, announced, o,
+					  out)
+			    : write_event(s, OL_TASK_START, run, o, out);
 	fputc('\n', out);
 	if (!err)
 		err = write_event(s, OL_TASK_END, run, o, out);
@@ -769,8 +856,17 @@ static int export_runs(weft_store *s, const char *sql, sqlite3_int64 arg,
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, arg);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		err = export_run(s, sqlite3_column_int64(st, 0), o, out);
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 ref = sqlite3_column_int64(st, 0);
+		/* A task announced whose record is not stored (yet, or ever):
+		 * its START, as it was sent. */
+		if (sqlite3_column_count(st) > 1 && sqlite3_column_int(st, 1)) {
+			err = write_event(s, OL_TASK_ANNOUNCED, ref, o, out);
+			fputc('\n', out);
+		} else {
+			err = export_run(s, ref, o, out);
+		}
+	}
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
 	sqlite3_finalize(st);
@@ -787,9 +883,12 @@ static int export_job(weft_store *s, sqlite3_int64 job, const weft_ol_opts *o,
 	write_job_event(out, ns_of(o), &j, false);
 	fputc('\n', out);
 	err = export_runs(s,
-			  "SELECT r.num FROM tasks t JOIN runs r ON "
-			  "r.num = t.run WHERE t.job = ?1 "
-			  "ORDER BY r.started_ns, r.num",
+			  "SELECT r.num, 0, r.started_ns FROM tasks t JOIN "
+			  "runs r ON r.num = t.run WHERE t.job = ?1 UNION ALL "
+			  "SELECT s.num, 1, s.started_ns FROM task_starts s "
+			  "WHERE s.job = ?1 AND NOT EXISTS (SELECT 1 FROM "
+			  "tasks t JOIN runs r ON r.num = t.run WHERE "
+			  "t.job = s.job AND r.id = s.run_id) ORDER BY 3, 2, 1",
 			  job, o, out);
 	if (!err && j.ended) {
 		write_job_event(out, ns_of(o), &j, true);
@@ -926,16 +1025,21 @@ int weft_ol_sink_add(weft_store *s, const char *dest, int64_t now_ns,
 /* The next row of the sink that is ready. A task whose parent task is
  * not stored yet waits (a Ray worker's record comes after its tasks'),
  * so that its events name the parent they will always name; at its job's
- * end it goes with the job as its parent. */
+ * end it goes with the job as its parent. An announced START waits
+ * likewise, for its parent's announcement or record. */
 static int outbox_drop(weft_store *s, int64_t sink, int64_t seq);
 
 static const char next_sql[] =
 	"SELECT o.seq, o.kind, o.ref FROM ol_outbox o "
-	"LEFT JOIN tasks t ON o.kind >= 2 AND t.run = o.ref "
-	"LEFT JOIN jobs j ON j.num = t.job "
+	"LEFT JOIN tasks t ON o.kind IN (2, 3) AND t.run = o.ref "
+	"LEFT JOIN task_starts s ON o.kind = 4 AND s.num = o.ref "
+	"LEFT JOIN jobs j ON j.num = coalesce(t.job, s.job) "
 	"WHERE o.sink = ?1 AND o.refused = 0 AND (o.kind < 2 OR "
-	"t.parent IS NULL OR j.state = 'ended' OR EXISTS (SELECT 1 FROM "
-	"tasks t2 WHERE t2.job = t.job AND t2.task_id = t.parent)) "
+	"coalesce(t.parent, s.parent) IS NULL OR j.state = 'ended' OR "
+	"EXISTS (SELECT 1 FROM tasks t2 WHERE t2.job = j.num AND "
+	"t2.task_id = coalesce(t.parent, s.parent)) OR (o.kind = 4 AND "
+	"EXISTS (SELECT 1 FROM task_starts s2 WHERE s2.job = j.num AND "
+	"s2.task_id = s.parent))) "
 	"ORDER BY o.seq LIMIT 1";
 
 int weft_ol_outbox_next(weft_store *s, int64_t sink, const weft_ol_opts *o,

@@ -44,6 +44,7 @@ enum {
 	W_ARTIFACT_INS,
 	W_FS_INS,
 	W_REFUSAL_ADD,
+	W_START_ADD,
 	W_NSTMT
 };
 
@@ -105,6 +106,17 @@ static const char *const writer_sql[W_NSTMT] = {
 			  "name, node, reason, detail, refused_ns) VALUES "
 			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
 			  "ON CONFLICT (job, writer, seq) DO NOTHING",
+	/* Nothing when the task's record is there already (its START is
+	 * queued with it) or it was announced before. The START goes to
+	 * every sink there is now (sinks_seen). */
+	[W_START_ADD] = "INSERT INTO task_starts (job, run_id, task_id, name, "
+			"parent, node, backend, started_ns, stored_ns, "
+			"sinks_seen) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+			"(SELECT coalesce(max(id), 0) FROM ol_sinks) "
+			"WHERE NOT EXISTS "
+			"(SELECT 1 FROM runs r JOIN tasks t ON t.run = r.num "
+			"WHERE r.id = ?2 AND t.job = ?1) "
+			"ON CONFLICT (job, run_id) DO NOTHING",
 };
 
 /* Writers looked up, kept across batches (a writer row is never deleted;
@@ -753,6 +765,58 @@ void weft_store_apply_enrol(weft_store_writer *w, const char *job,
 {
 	struct enrol_arg a = {job, pk, proof, now_ns};
 	in_savepoint(w, enrol, &a, v);
+}
+
+/* ---- Task starts ---- */
+
+struct task_start_arg {
+	const weft_task_start *ts;
+	int64_t now_ns;
+};
+
+static int task_start(weft_store_writer *w, const void *arg, weft_verdict *v)
+{
+	const struct task_start_arg *a = arg;
+	const weft_task_start *ts = a->ts;
+	struct job_row row;
+	int err = job_for_request(w, ts->job, &row, v);
+	if (err || v->status == WEFT_ACK_REJECTED)
+		return err;
+	/* Only the job key signs one (a job from before verifiers has
+	 * none): its record, later, says the same. */
+	if (!row.has_vk || weft_task_start_verify(row.vk, ts) != WEFT_OK) {
+		REJECT(v, WEFT_REJECT_BAD_TOKEN,
+		       "task start of %s not proved with job %s's token",
+		       ts->task, ts->job);
+		return WEFT_OK;
+	}
+	sqlite3_stmt *st = stmt(w, W_START_ADD);
+	sqlite3_bind_int64(st, 1, row.num);
+	sqlite3_bind_text(st, 2, ts->run, -1, SQLITE_STATIC);
+	store_bind_bytes(st, 3, ts->task);
+	store_bind_bytes(st, 4, ts->name);
+	if (ts->parent[0])
+		store_bind_bytes(st, 5, ts->parent);
+	store_bind_bytes(st, 6, ts->node);
+	sqlite3_bind_text(st, 7, ts->backend, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, ts->started_ns);
+	sqlite3_bind_int64(st, 9, a->now_ns);
+	if (store_step_insert(st))
+		return WEFT_EDB;
+	if (sqlite3_changes(w->s->db) == 0)
+		DUPLICATE(v, "task %s: start or record stored already",
+			  ts->task);
+	else
+		STORED(v);
+	return WEFT_OK;
+}
+
+void weft_store_apply_task_start(weft_store_writer *w,
+				 const weft_task_start *ts, int64_t now_ns,
+				 weft_verdict *v)
+{
+	struct task_start_arg a = {ts, now_ns};
+	in_savepoint(w, task_start, &a, v);
 }
 
 /* ---- Paths and artifacts ---- */

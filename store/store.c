@@ -318,6 +318,89 @@ static const char *const migrations[] = {
 	"  DEFAULT 0;"
 	"ALTER TABLE processes ADD COLUMN env BLOB;"
 	"ALTER TABLE processes ADD COLUMN env_missing BLOB;",
+	/* 9 (issue 16): tasks announced as they start (a wrapper's
+	 * TASK_START, weft run's own record), so that their OpenLineage
+	 * START goes out while they run: the outbox takes a fifth kind (4:
+	 * task_starts.num), built from the announcement alone (no inputs
+	 * yet), and a task whose record arrives after its announcement
+	 * queues its end only, so that no START is sent twice. sinks_seen:
+	 * the last sink the announcement's START was queued for; a sink
+	 * added since gets it with the task's end. SQLite cannot change a
+	 * CHECK: the outbox is made again, its rows and their order kept,
+	 * and every trigger that fills it with it ("IF EXISTS", "IF NOT
+	 * EXISTS": like step 7, it may run again on a store whose version
+	 * number was set back). */
+	"CREATE TABLE IF NOT EXISTS task_starts ("
+	"  num INTEGER PRIMARY KEY,"
+	"  job INTEGER NOT NULL REFERENCES jobs (num),"
+	"  run_id TEXT NOT NULL,"
+	"  task_id BLOB NOT NULL,"
+	"  name BLOB NOT NULL,"
+	"  parent BLOB," /* the launching task's task_id, or NULL */
+	"  node BLOB NOT NULL,"
+	"  backend TEXT NOT NULL,"
+	"  started_ns INTEGER NOT NULL,"
+	"  stored_ns INTEGER NOT NULL,"
+	"  sinks_seen INTEGER NOT NULL,"
+	"  UNIQUE (job, run_id)"
+	");"
+	"CREATE INDEX IF NOT EXISTS task_starts_by_task ON task_starts (job, task_id);"
+	"DROP TRIGGER IF EXISTS ol_job_start;"
+	"DROP TRIGGER IF EXISTS ol_job_end;"
+	"DROP TRIGGER IF EXISTS ol_task_whole;"
+	"DROP TRIGGER IF EXISTS ol_task_parts;"
+	"DROP TRIGGER IF EXISTS ol_run;"
+	"DROP TRIGGER IF EXISTS ol_task_start;"
+	"CREATE TABLE ol_outbox_old AS SELECT * FROM ol_outbox;"
+	"DROP TABLE ol_outbox;"
+	"CREATE TABLE ol_outbox ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  sink INTEGER NOT NULL REFERENCES ol_sinks (id) ON DELETE CASCADE,"
+	"  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 4),"
+	"  ref INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  refused INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (sink, kind, ref)"
+	");"
+	"INSERT INTO ol_outbox SELECT seq, sink, kind, ref, attempts, refused "
+	"  FROM ol_outbox_old ORDER BY seq;"
+	"DROP TABLE ol_outbox_old;"
+	"CREATE INDEX ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
+	"CREATE TRIGGER ol_job_start AFTER INSERT ON jobs BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, 0, NEW.num FROM ol_sinks;"
+	"END;"
+	"CREATE TRIGGER ol_job_end AFTER UPDATE OF state ON jobs"
+	"  WHEN NEW.state = 'ended' AND OLD.state <> 'ended' BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, 1, NEW.num FROM ol_sinks;"
+	"END;"
+	"CREATE TRIGGER ol_task_start AFTER INSERT ON task_starts BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, 4, NEW.num FROM ol_sinks WHERE id <= NEW.sinks_seen;"
+	"END;"
+	/* A whole task: its START unless it was announced (then only for
+	 * the sinks added since), then its end. */
+#define OL_TASK_EVENTS                                                         \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT k.id, CASE WHEN s.num IS NULL THEN 2 ELSE 4 END,"            \
+	"  coalesce(s.num, NEW.run) FROM ol_sinks k LEFT JOIN task_starts s"   \
+	"  ON s.job = NEW.job AND s.run_id = (SELECT id FROM runs"             \
+	"  WHERE num = NEW.run) WHERE s.num IS NULL OR k.id > s.sinks_seen"    \
+	"  ORDER BY k.id;"                                                     \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, 3, NEW.run FROM ol_sinks ORDER BY id;"
+	"CREATE TRIGGER ol_task_whole AFTER INSERT ON tasks"
+	"  WHEN NEW.parts_stored >= NEW.nparts BEGIN" OL_TASK_EVENTS "END;"
+	"CREATE TRIGGER ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
+	"  WHEN NEW.parts_stored >= NEW.nparts"
+	"  AND OLD.parts_stored < OLD.nparts BEGIN" OL_TASK_EVENTS "END;"
+#undef OL_TASK_EVENTS
+	"CREATE TRIGGER ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
+	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
+	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
+	"END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -3,7 +3,10 @@
  * (export_openlineage.c) and the outbox the store's triggers fill: run
  * ids, dataset names (node-local and shared), a parent task that comes
  * after its children, exactly-once queueing of a task cut into parts,
- * and a second handle seeing what was queued after it last looked.
+ * a second handle seeing what was queued after it last looked, and
+ * tasks announced as they start (TASK_START): their START at once and
+ * once, the same bytes in every export, a sink added later served, and
+ * the store step that brought the announcements in keeping the queue.
  */
 #include "store_testutil.h"
 
@@ -256,6 +259,248 @@ static void test_shared_name(void **state)
 	free(m);
 }
 
+/* Announce task (run id run, parent or NULL) signed with tok. */
+static int announce(struct fixture *fx, const char *run, const char *task,
+		    const char *parent, const char *tok)
+{
+	weft_task_start ts = {.started_ns = 50};
+	strcpy(ts.job, fx->job);
+	strcpy(ts.run, run);
+	strcpy(ts.task, task);
+	strcpy(ts.name, task);
+	if (parent)
+		strcpy(ts.parent, parent);
+	strcpy(ts.node, "n1");
+	strcpy(ts.backend, "ptrace");
+	assert_int_equal(weft_task_start_sign(&ts, tok), WEFT_OK);
+	weft_verdict v;
+	assert_int_equal(weft_store_writer_begin(fx->w), WEFT_OK);
+	weft_store_apply_task_start(fx->w, &ts, 60, &v);
+	assert_int_equal(weft_store_writer_commit(fx->w), WEFT_OK);
+	return v.status == WEFT_ACK_REJECTED ? -v.reason : v.status;
+}
+
+static const char run_a[] = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+
+/* The lines of text that hold needle, joined. */
+static char *lines_with(const char *text, const char *needle)
+{
+	char *out = calloc(1, strlen(text) + 1);
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		char *line = strndup(p, n);
+		if (strstr(line, needle))
+			strcat(out, line);
+		free(line);
+		p += n;
+	}
+	return out;
+}
+
+/* START when announced, COMPLETE only when the record comes, and an
+ * export that says what was sent, byte for byte. */
+static void test_announced(void **state)
+{
+	struct fixture *fx = *state;
+	free(next_event(fx)); /* the job's start */
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 WEFT_ACK_STORED);
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 WEFT_ACK_DUPLICATE);
+	char *start = next_event(fx);
+	assert_non_null(start);
+	assert_non_null(strstr(start, "\"eventType\": \"START\""));
+	assert_non_null(strstr(start, "\"inputs\": [], \"outputs\": []"));
+	char uuid[37], want[64];
+	weft_ol_run_uuid("task", run_a, uuid);
+	snprintf(want, sizeof(want), "\"runId\": \"%s\"", uuid);
+	assert_non_null(strstr(start, want));
+	assert_null(next_event(fx));
+	/* Before the record, the export has the START alone. */
+	char *early = export_text(fx->s, fx->job, NULL);
+	char *early_start = lines_with(early, want);
+	assert_int_equal(strlen(early_start), strlen(start) + 1);
+	assert_memory_equal(early_start, start, strlen(start));
+	struct frag_spec sp = {.run = run_a,
+			       .task = "t1",
+			       .node = "n1",
+			       .path = "/data/out",
+			       .h = 7,
+			       .write = true};
+	ingest(fx, 1, &sp);
+	char *end = next_event(fx);
+	assert_non_null(strstr(end, "\"COMPLETE\""));
+	assert_non_null(strstr(end, want));
+	assert_null(next_event(fx));
+	/* Exported twice, the same; and the task's lines are the two that
+	 * were sent. */
+	char *text = export_text(fx->s, fx->job, NULL);
+	char *again = export_text(fx->s, fx->job, NULL);
+	assert_string_equal(text, again);
+	char *mine = lines_with(text, want), *sent = NULL;
+	assert_true(asprintf(&sent, "%s\n%s\n", start, end) > 0);
+	assert_string_equal(mine, sent);
+	free(mine);
+	mine = export_text(fx->s, NULL, run_a);
+	assert_string_equal(mine, sent);
+	/* Announced after its record: nothing more. */
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 WEFT_ACK_DUPLICATE);
+	assert_null(next_event(fx));
+	free(early);
+	free(early_start);
+	free(mine);
+	free(sent);
+	free(text);
+	free(again);
+	free(start);
+	free(end);
+}
+
+/* Not proved with the job's token, or for no job: refused, nothing
+ * queued; a task announced after its record is stored: no second
+ * START. */
+static void test_announce_refused(void **state)
+{
+	struct fixture *fx = *state;
+	free(next_event(fx));
+	assert_int_equal(
+		announce(fx, run_a, "t1", NULL, "fedcba9876543210fedcba98"),
+		-WEFT_REJECT_BAD_TOKEN);
+	char job[WEFT_JOB_ID_BYTES + 1];
+	memcpy(job, fx->job, sizeof(job));
+	weft_uuid_new(fx->job);
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 -WEFT_REJECT_UNKNOWN_JOB);
+	memcpy(fx->job, job, sizeof(job));
+	assert_null(next_event(fx));
+	struct frag_spec sp = {.run = run_a,
+			       .task = "t1",
+			       .node = "n1",
+			       .path = "/o",
+			       .h = 1,
+			       .write = true};
+	ingest(fx, 1, &sp);
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 WEFT_ACK_DUPLICATE);
+	char *start = next_event(fx), *end = next_event(fx);
+	assert_non_null(strstr(start, "\"START\""));
+	assert_non_null(strstr(end, "\"COMPLETE\""));
+	assert_null(next_event(fx));
+	free(start);
+	free(end);
+}
+
+/* A sink added after the announcement gets the START with the end; a
+ * child's START waits for its parent's announcement and names it. */
+static void test_announce_sinks_parents(void **state)
+{
+	struct fixture *fx = *state;
+	free(next_event(fx));
+	static const char run_c[] = "1b2c3d4e-5f60-4a1b-8c2d-3e4f5a6b7c8d";
+	assert_int_equal(announce(fx, run_c, "child", "worker", token),
+			 WEFT_ACK_STORED);
+	assert_null(next_event(fx)); /* its parent is not known yet */
+	assert_int_equal(announce(fx, run_a, "worker", NULL, token),
+			 WEFT_ACK_STORED);
+	char uuid[37], want[64];
+	weft_ol_run_uuid("task", run_a, uuid);
+	snprintf(want, sizeof(want), "\"runId\": \"%s\"", uuid);
+	char *child = next_event(fx), *worker = next_event(fx);
+	assert_non_null(strstr(strstr(child, "\"parent\""), want));
+	assert_non_null(strstr(worker, want));
+	assert_null(next_event(fx));
+	int64_t second;
+	assert_int_equal(weft_ol_sink_add(fx->reader, "file:/y", 2, &second),
+			 WEFT_OK);
+	struct frag_spec sp = {.run = run_a,
+			       .task = "worker",
+			       .node = "n1",
+			       .path = "/w",
+			       .h = 2,
+			       .write = true};
+	ingest(fx, 1, &sp);
+	/* The first sink: the end only. */
+	char *end = next_event(fx);
+	assert_non_null(strstr(end, "\"COMPLETE\""));
+	assert_null(next_event(fx));
+	/* The second: the worker's START (as announced), then its end. */
+	int64_t seq;
+	char *json;
+	size_t len;
+	assert_int_equal(weft_ol_outbox_next(fx->reader, second, NULL, &seq,
+					     &json, &len),
+			 WEFT_OK);
+	assert_string_equal(json, worker);
+	assert_int_equal(weft_ol_outbox_sent(fx->reader, second, seq),
+			 WEFT_OK);
+	free(json);
+	assert_int_equal(weft_ol_outbox_next(fx->reader, second, NULL, &seq,
+					     &json, &len),
+			 WEFT_OK);
+	assert_string_equal(json, end);
+	free(json);
+	free(child);
+	free(worker);
+	free(end);
+}
+
+/* Store step 9 on a store from before it: the queue and its order kept,
+ * announcements queue their START. */
+static void test_step_9(void **state)
+{
+	struct fixture *fx = *state;
+	weft_store_writer_free(fx->w);
+	weft_store_close(fx->s);
+	weft_store_close(fx->reader);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
+	/* The outbox as step 7 made it, holding the job's START and two
+	 * rows out of insertion order. */
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "DROP TABLE task_starts;"
+			     "DROP TABLE ol_outbox;"
+			     "CREATE TABLE ol_outbox ("
+			     "  seq INTEGER PRIMARY KEY,"
+			     "  sink INTEGER NOT NULL REFERENCES ol_sinks (id)"
+			     "  ON DELETE CASCADE,"
+			     "  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND "
+			     "3),"
+			     "  ref INTEGER NOT NULL,"
+			     "  attempts INTEGER NOT NULL DEFAULT 0,"
+			     "  refused INTEGER NOT NULL DEFAULT 0,"
+			     "  UNIQUE (sink, kind, ref));"
+			     "INSERT INTO ol_outbox VALUES (5, 1, 0, 1, 2, 0);"
+			     "INSERT INTO ol_outbox VALUES (3, 1, 3, 9, 0, 1);"
+			     "PRAGMA user_version = 8;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
+	assert_int_equal(weft_store_open_sibling(fx->s, &fx->reader), WEFT_OK);
+	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
+	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 9);
+	assert_int_equal(sql_int(fx->t.db, "SELECT group_concat(seq || ':' || "
+					   "kind || ':' || attempts || ':' || "
+					   "refused, ' ') = '3:3:0:1 5:0:2:0' "
+					   "FROM (SELECT * FROM ol_outbox "
+					   "ORDER BY seq)"),
+			 1);
+	assert_int_equal(announce(fx, run_a, "t1", NULL, token),
+			 WEFT_ACK_STORED);
+	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM ol_outbox "
+					   "WHERE kind = 4 AND seq > 5"),
+			 1);
+	char *job_start = next_event(fx), *start = next_event(fx);
+	assert_non_null(strstr(job_start, "\"jobType\": \"JOB\""));
+	assert_non_null(strstr(start, "\"jobType\": \"TASK\""));
+	assert_null(next_event(fx)); /* the refused row stays */
+	free(job_start);
+	free(start);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +511,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_waits, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_announced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_announce_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_announce_sinks_parents,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_9, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_name, setup,
 						teardown),
 	};

@@ -380,6 +380,13 @@ void weft_store_apply_enrol(weft_store_writer *w, const char *job,
 			    const uint8_t pk[WEFT_PUBKEY_BYTES],
 			    const weft_token_proof *proof, int64_t now_ns,
 			    weft_verdict *v);
+/* A task announced as it starts (TASK_START, signed by the job key):
+ * its OpenLineage START is queued now, built from the announcement, and
+ * not again when its record comes. Duplicate when announced before or
+ * when its record is stored already (its START went with it). */
+void weft_store_apply_task_start(weft_store_writer *w,
+				 const weft_task_start *ts, int64_t now_ns,
+				 weft_verdict *v);
 /* A verified envelope (e decoded from env[0..len), its signature checked)
  * and its decoded payload f (whose job, writer and seq equal e's). */
 void weft_store_apply_fragment(weft_store_writer *w, const uint8_t *env,
