@@ -80,9 +80,9 @@ static int write_report_file(const char *path, const weft_report *r)
  * process on inproc:// over the project's store, a job for this run, the
  * wrapper's record/spool/delivery, the job's end. Started only now: nng's
  * threads must not exist while the tracer forks. 0 when stored. */
-static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
-		      int verbose, const weft_coordinator_opts *ol,
-		      cli_progress *progress)
+static int ship_local(const char *weft_dir, const weft_report *r,
+		      weft_job_info *job, int verbose,
+		      const weft_coordinator_opts *ol, cli_progress *progress)
 {
 	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
 	weft_wrap_env env = {0};
@@ -96,9 +96,7 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 			  weft_dir);
 		return -1;
 	}
-	weft_job_info j;
-	/* May run git: before nng's threads exist. */
-	weft_wrap_job_info(&j, cmd);
+	weft_job_info j = *job;
 	/* The run's job began when the run did, not when it is stored. */
 	if (r->started_ns)
 		j.created_ns = r->started_ns;
@@ -116,7 +114,6 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 	weft_coordinator *c;
 	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
 		cli_error("cannot start the local coordinator: %s", err);
-		free(j.command);
 		return -1;
 	}
 	memcpy(env.job, j.id, sizeof(env.job));
@@ -153,10 +150,33 @@ static int ship_local(const char *weft_dir, const weft_report *r, char **cmd,
 			rc = -1;
 		weft_buf_free(&req);
 	}
-	free(j.command);
 	if (weft_coordinator_stop(c) != WEFT_OK)
 		rc = -1;
 	return rc;
+}
+
+/* The run's job and task stored now, their OpenLineage STARTs sent while
+ * the workload runs (weft_ol_live_start); NULL when no destination is
+ * configured or they could not be (the events then go after the run). */
+static weft_ol_live *live_start(const weft_coordinator_opts *ol,
+				weft_store *store, const weft_job_info *job,
+				const weft_wrap_trace *t, const char *run_id)
+{
+	char host[WEFT_MAX_NAME_BYTES] = "", err[1024];
+	weft_wrap_identity id;
+	weft_task_start ts;
+	weft_ol_live *live = NULL;
+	gethostname(host, sizeof(host) - 1);
+	if (weft_wrap_identity_get(&id, NULL, weft_wrap_getenv, host, err,
+				   sizeof(err)) != WEFT_OK)
+		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, host, err,
+				       sizeof(err));
+	if (weft_wrap_task_start(job->id, job->token, "", &id, t->cmd,
+				 t->backend->name, run_id, &ts) == WEFT_OK &&
+	    weft_ol_live_start(ol, store, job, &ts, &live, err,
+			       sizeof(err)) != WEFT_OK)
+		cli_error("%s (the run's events go once it is stored)", err);
+	return live;
 }
 
 /* A Ray driver: the in-cluster job of `weft submit --mode in-cluster`,
@@ -295,9 +315,15 @@ int cmd_run(int argc, char **argv)
 	weft_report_init(&report);
 	weft_uuid_new(report.run_id);
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
+	weft_job_info job;
+	/* May run git: before nng's threads exist. */
+	weft_wrap_job_info(&job, t.cmd);
+	weft_ol_live *live = live_start(&ol, store, &job, &t, report.run_id);
 	rc = weft_wrap_trace_run(&t, weft_dir, &report);
+	weft_ol_live_stop(live);
 	at[2] = weft_mono_ns();
 	if (rc != 0) {
+		free(job.command);
 		weft_report_release(&report);
 		weft_store_close(store);
 		weft_wrap_log_close(log);
@@ -318,8 +344,9 @@ int cmd_run(int argc, char **argv)
 	weft_store_close(store);
 	store = NULL;
 	cli_progress_then(&progress, "storing", "fragments");
-	int shipped = ship_local(weft_dir, &report, t.cmd, verbose, &ol,
+	int shipped = ship_local(weft_dir, &report, &job, verbose, &ol,
 				 &progress);
+	free(job.command);
 	cli_progress_end(&progress);
 	if (shipped != 0) {
 		cli_error("could not store the run in %s (the workload exited "

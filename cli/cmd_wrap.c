@@ -320,6 +320,10 @@ int cmd_wrap(int argc, char **argv)
 	weft_report report;
 	weft_report_init(&report);
 	weft_uuid_new(report.run_id);
+	/* Its OpenLineage START, now; not for a Ray worker named later. */
+	if (!ray || strcmp(id.source, "host") != 0)
+		weft_wrap_announce(&env, &id, argv + optind, t.backend->name,
+				   report.run_id);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
 	rc = weft_wrap_trace_run(&t, env.spool, &report);
 	/* The worker exited: from here, --ship-timeout for what is left. */

@@ -99,5 +99,27 @@ int coord_export(weft_coordinator *c, const uint8_t *buf, size_t len,
 int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 		   char *err, size_t errsz);
 void coord_ol_stop(weft_coordinator *c);
+/* The pieces of a sender, for the coordinator's thread and for a local
+ * run's sender process (ol_live.c). coord_ol_new: a sender for o's
+ * destination with a store handle of its own beside s (its sink
+ * registered), not yet sending; coord_ol_run starts its thread;
+ * coord_ol_halt stops it (after the drain time, or at_once: after the
+ * event being sent) and frees it; coord_ol_free frees one never run.
+ * coord_ol_dest: the sink's name in the store (malloc'ed; NULL when out
+ * of memory). */
+int coord_ol_new(const weft_coordinator_opts *o, weft_store *s,
+		 const char *store_path, FILE *log, struct coord_ol **out,
+		 char *err, size_t errsz);
+int coord_ol_run(struct coord_ol *ol, char *err, size_t errsz);
+void coord_ol_halt(struct coord_ol *ol, bool at_once);
+void coord_ol_free(struct coord_ol *ol);
+char *coord_ol_dest(const weft_coordinator_opts *o);
+/* Without a store (s NULL), a sender sends only what it is handed:
+ * coord_ol_send, one event to the destination (0 sent; else why in msg,
+ * and *for_good when retrying cannot help), and coord_ol_backoff, the
+ * wait after that many failures in a row. */
+int coord_ol_send(struct coord_ol *ol, const char *json, size_t len,
+		  long timeout_ms, bool *for_good, char *msg, size_t msgsz);
+uint32_t coord_ol_backoff(struct coord_ol *ol, unsigned failures);
 
 #endif /* WEFT_COORDINATOR_INTERNAL_H */

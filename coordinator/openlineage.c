@@ -46,7 +46,7 @@
 #define OL_BODY_KEPT 200
 
 struct coord_ol {
-	weft_coordinator *c;
+	FILE *log; /* may be NULL */
 	weft_store *store;
 	int64_t sink;
 	char *endpoint; /* URL/api/v1/lineage, or NULL */
@@ -218,6 +218,15 @@ static int send_file(struct coord_ol *ol, const char *json, size_t len,
 	return rc;
 }
 
+int coord_ol_send(struct coord_ol *ol, const char *json, size_t len,
+		  long timeout_ms, bool *for_good, char *msg, size_t msgsz)
+{
+	*for_good = false;
+	return ol->endpoint ? send_http(ol, json, len, timeout_ms, for_good,
+					msg, msgsz)
+			    : send_file(ol, json, len, msg, msgsz);
+}
+
 /* ---- The thread ---- */
 
 /* Wait ms, or less when stopped; the lock is held. */
@@ -234,7 +243,7 @@ static void wait_ms(struct coord_ol *ol, int64_t ms)
 	pthread_cond_timedwait(&ol->cv, &ol->mu, &ts);
 }
 
-static uint32_t backoff_ms(struct coord_ol *ol, unsigned failures)
+uint32_t coord_ol_backoff(struct coord_ol *ol, unsigned failures)
 {
 	uint64_t d = OL_BACKOFF_BASE_MS;
 	for (unsigned i = 1; i < failures && d < OL_BACKOFF_CAP_MS; i++)
@@ -249,8 +258,8 @@ static uint32_t backoff_ms(struct coord_ol *ol, unsigned failures)
 
 static void log_line(struct coord_ol *ol, const char *what, const char *why)
 {
-	if (ol->c->log)
-		fprintf(ol->c->log, "weft coordinator: openlineage: %s: %s\n",
+	if (ol->log)
+		fprintf(ol->log, "weft coordinator: openlineage: %s: %s\n",
 			what, why);
 }
 
@@ -280,17 +289,14 @@ static void *sender_main(void *arg)
 			snprintf(msg, sizeof(msg), "%s",
 				 weft_store_errmsg(ol->store));
 			log_line(ol, "reading the outbox", msg);
-			wait = backoff_ms(ol, ++failures);
+			wait = coord_ol_backoff(ol, ++failures);
 		} else {
 			bool for_good = false;
 			long timeout = stopping && left < OL_REQUEST_TIMEOUT_MS
 					       ? (long)left
 					       : OL_REQUEST_TIMEOUT_MS;
-			int rc = ol->endpoint ? send_http(ol, json, len,
-							  timeout, &for_good,
-							  msg, sizeof(msg))
-					      : send_file(ol, json, len, msg,
-							  sizeof(msg));
+			int rc = coord_ol_send(ol, json, len, timeout,
+					       &for_good, msg, sizeof(msg));
 			free(json);
 			if (rc == 0) {
 				failures = 0;
@@ -310,7 +316,7 @@ static void *sender_main(void *arg)
 						 msg);
 				snprintf(last, sizeof(last), "%s", msg);
 				if (!for_good)
-					wait = backoff_ms(ol, ++failures);
+					wait = coord_ol_backoff(ol, ++failures);
 			}
 			if (err)
 				log_line(ol, "updating the outbox",
@@ -330,7 +336,7 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-static void ol_free(struct coord_ol *ol)
+void coord_ol_free(struct coord_ol *ol)
 {
 	if (!ol)
 		return;
@@ -354,11 +360,25 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
-		   char *err, size_t errsz)
+/* The sink's name in the store: the endpoint's URL, or "file:" and the
+ * path. NULL when out of memory. */
+char *coord_ol_dest(const weft_coordinator_opts *o)
 {
-	if (!o->ol_url && !o->ol_file)
-		return WEFT_OK;
+	char *dest = NULL;
+	size_t n = o->ol_url ? strlen(o->ol_url) : 0;
+	while (n > 0 && o->ol_url[n - 1] == '/')
+		n--;
+	if (o->ol_url ? asprintf(&dest, "%.*s/api/v1/lineage", (int)n,
+				 o->ol_url) < 0
+		      : asprintf(&dest, "file:%s", o->ol_file) < 0)
+		return NULL;
+	return dest;
+}
+
+int coord_ol_new(const weft_coordinator_opts *o, weft_store *s,
+		 const char *store_path, FILE *log, struct coord_ol **out,
+		 char *err, size_t errsz)
+{
 	if (o->ol_url && o->ol_file) {
 		snprintf(err, errsz, "openlineage: a URL or a file, not both");
 		return WEFT_EINVAL;
@@ -368,22 +388,19 @@ int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 		return WEFT_ENOMEM;
 	pthread_mutex_init(&ol->mu, NULL);
 	pthread_cond_init(&ol->cv, NULL);
-	ol->c = c;
+	ol->log = log;
 	ol->drain_ms =
 		o->ol_drain_ms > 0 ? o->ol_drain_ms : OL_DEFAULT_DRAIN_MS;
 	ol->rng = (uint64_t)weft_real_ns() | 1;
 	snprintf(ol->ns, sizeof(ol->ns), "%s",
 		 o->ol_namespace ? o->ol_namespace : WEFT_OL_DEFAULT_NAMESPACE);
 	ol->opts.ns = ol->ns;
-	char *dest = NULL;
+	char *dest = coord_ol_dest(o);
 	int e = WEFT_ENOMEM;
+	if (!dest)
+		goto fail;
 	if (o->ol_url) {
-		size_t n = strlen(o->ol_url);
-		while (n > 0 && o->ol_url[n - 1] == '/')
-			n--;
-		if (asprintf(&ol->endpoint, "%.*s/api/v1/lineage", (int)n,
-			     o->ol_url) < 0)
-			ol->endpoint = NULL;
+		ol->endpoint = strdup(dest);
 		if (o->ol_api_key &&
 		    asprintf(&ol->auth, "Authorization: Bearer %s",
 			     o->ol_api_key) < 0)
@@ -391,55 +408,72 @@ int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
 		pthread_once(&curl_once, curl_init);
 		if (ol->endpoint && curl_init_rc == CURLE_OK)
 			ol->curl = curl_easy_init();
-		dest = ol->endpoint ? strdup(ol->endpoint) : NULL;
 		if (!ol->curl || (o->ol_api_key && !ol->auth)) {
 			snprintf(err, errsz,
 				 "openlineage: cannot set up "
 				 "libcurl");
 			goto fail;
 		}
-	} else {
-		ol->file = strdup(o->ol_file);
-		if (ol->file && asprintf(&dest, "file:%s", ol->file) < 0)
-			dest = NULL;
-	}
-	if (!dest)
+	} else if (!(ol->file = strdup(o->ol_file))) {
 		goto fail;
-	if ((e = weft_store_open_sibling(c->store, &ol->store)) ||
-	    (e = weft_ol_sink_add(ol->store, dest, weft_real_ns(),
-				  &ol->sink))) {
-		snprintf(err, errsz, "openlineage: store %s: %s", c->store_path,
+	}
+	if (s && ((e = weft_store_open_sibling(s, &ol->store)) ||
+		  (e = weft_ol_sink_add(ol->store, dest, weft_real_ns(),
+					&ol->sink)))) {
+		snprintf(err, errsz, "openlineage: store %s: %s", store_path,
 			 ol->store ? weft_store_errmsg(ol->store)
 				   : weft_strerror(e));
 		goto fail;
 	}
-	if (pthread_create(&ol->thread, NULL, sender_main, ol) != 0) {
-		e = WEFT_EIO;
-		snprintf(err, errsz, "openlineage: cannot start its thread");
-		goto fail;
-	}
 	free(dest);
-	c->ol = ol;
+	*out = ol;
 	return WEFT_OK;
 fail:
 	free(dest);
-	ol_free(ol);
+	coord_ol_free(ol);
 	return e ? e : WEFT_ENOMEM;
 }
 
-void coord_ol_stop(weft_coordinator *c)
+int coord_ol_run(struct coord_ol *ol, char *err, size_t errsz)
 {
-	struct coord_ol *ol = c->ol;
-	if (!ol)
-		return;
+	if (pthread_create(&ol->thread, NULL, sender_main, ol) != 0) {
+		snprintf(err, errsz, "openlineage: cannot start its thread");
+		return WEFT_EIO;
+	}
+	return WEFT_OK;
+}
+
+void coord_ol_halt(struct coord_ol *ol, bool at_once)
+{
 	pthread_mutex_lock(&ol->mu);
 	if (!ol->stop) {
 		ol->stop = true;
-		ol->deadline_ms = weft_mono_ms() + ol->drain_ms;
+		ol->deadline_ms = weft_mono_ms() + (at_once ? 0 : ol->drain_ms);
 	}
 	pthread_cond_signal(&ol->cv);
 	pthread_mutex_unlock(&ol->mu);
 	pthread_join(ol->thread, NULL);
-	ol_free(ol);
+	coord_ol_free(ol);
+}
+
+int coord_ol_start(weft_coordinator *c, const weft_coordinator_opts *o,
+		   char *err, size_t errsz)
+{
+	if (!o->ol_url && !o->ol_file)
+		return WEFT_OK;
+	struct coord_ol *ol;
+	int e = coord_ol_new(o, c->store, c->store_path, c->log, &ol, err,
+			     errsz);
+	if (!e && (e = coord_ol_run(ol, err, errsz)))
+		coord_ol_free(ol);
+	if (!e)
+		c->ol = ol;
+	return e;
+}
+
+void coord_ol_stop(weft_coordinator *c)
+{
+	if (c->ol)
+		coord_ol_halt(c->ol, false);
 	c->ol = NULL;
 }

@@ -1034,8 +1034,8 @@ static const char next_sql[] =
 	"LEFT JOIN tasks t ON o.kind IN (2, 3) AND t.run = o.ref "
 	"LEFT JOIN task_starts s ON o.kind = 4 AND s.num = o.ref "
 	"LEFT JOIN jobs j ON j.num = coalesce(t.job, s.job) "
-	"WHERE o.sink = ?1 AND o.refused = 0 AND (o.kind < 2 OR "
-	"coalesce(t.parent, s.parent) IS NULL OR j.state = 'ended' OR "
+	"WHERE o.sink = ?1 AND o.seq > ?2 AND o.refused = 0 AND (o.kind < 2 "
+	"OR coalesce(t.parent, s.parent) IS NULL OR j.state = 'ended' OR "
 	"EXISTS (SELECT 1 FROM tasks t2 WHERE t2.job = j.num AND "
 	"t2.task_id = coalesce(t.parent, s.parent)) OR (o.kind = 4 AND "
 	"EXISTS (SELECT 1 FROM task_starts s2 WHERE s2.job = j.num AND "
@@ -1044,6 +1044,12 @@ static const char next_sql[] =
 
 int weft_ol_outbox_next(weft_store *s, int64_t sink, const weft_ol_opts *o,
 			int64_t *seq, char **json, size_t *len)
+{
+	return weft_ol_outbox_after(s, sink, o, 0, seq, json, len);
+}
+
+int weft_ol_outbox_after(weft_store *s, int64_t sink, const weft_ol_opts *o,
+			 int64_t after, int64_t *seq, char **json, size_t *len)
 {
 	*json = NULL;
 	*len = 0;
@@ -1056,6 +1062,7 @@ int weft_ol_outbox_next(weft_store *s, int64_t sink, const weft_ol_opts *o,
 		if ((err = store_prepare(s, next_sql, &st)))
 			break;
 		sqlite3_bind_int64(st, 1, sink);
+		sqlite3_bind_int64(st, 2, after);
 		err = step_one(st);
 		*seq = sqlite3_column_int64(st, 0);
 		int kind = sqlite3_column_int(st, 1);

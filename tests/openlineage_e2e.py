@@ -20,6 +20,15 @@ Cases:
   run_file   `weft run` with openlineage.file: the file gets the events
              `weft export` prints, byte for byte; a bad API key file is
              refused before the workload runs.
+  live_wrap  `weft wrap` to a `weft coordinator` with openlineage.url: the
+             endpoint gets a task's START while the task still runs (its
+             workload waits for a file the test makes only then), then
+             its COMPLETE; a task run while the endpoint is down, and one
+             started while the coordinator is down, lose nothing: every
+             event of the job arrives once, as `weft export` prints it.
+  live_run   the same for `weft run`: START while the workload runs, a run
+             while the endpoint is down, the next run delivering what
+             waited; every event once.
 
 Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
 """
@@ -218,6 +227,15 @@ def datasets(ev, side):
     return {(d["namespace"], d["name"]): d for d in ev[side]}
 
 
+def close_job(j, coord, ep, s):
+    """What a job case started, stopped (whatever it got to)."""
+    if j:
+        j.end()
+    coord.kill()
+    ep.close()
+    s.close()
+
+
 def job(weft):
     v = Validator()
     s = Scratch("ol-job")
@@ -401,26 +419,10 @@ def job(weft):
               "system inputs without --all")
 
         # The endpoint: every exported event once, with the API key.
-        end = time.monotonic() + 60
-        while time.monotonic() < end and status(weft, project)[0]["waiting"]:
-            time.sleep(0.1)
-        st = status(weft, project)[0]
-        check(st["waiting"] == 0 and st["refused"] == 0, "status %s" % st)
-        got = sorted(ep.bodies)
-        check(got == sorted(lines),
-              "the endpoint got %d events (%d distinct), the export has %d"
-              "; missing %s; extra %s"
-              % (len(got), len(set(got)), len(lines),
-                 [json.loads(x)["eventType"] for x in set(lines) - set(got)],
-                 [json.loads(x)["eventType"] for x in set(got) - set(lines)]))
-        check(st["sent"] == len(lines), "status says %d sent" % st["sent"])
+        check_delivered(weft, project, ep, lines)
         check(ep.auth == {"Bearer s3cret-token"}, "auth %s" % ep.auth)
     finally:
-        if j:
-            j.end()
-        coord.kill()
-        ep.close()
-        s.close()
+        close_job(j, coord, ep, s)
 
 
 def run_file(weft):
@@ -460,7 +462,189 @@ def run_file(weft):
         s.close()
 
 
-CASES = {"job": job, "run_file": run_file}
+# A workload that waits (at most a minute) for the file GO, made by the
+# test once the endpoint got the task's START: then that START came while
+# the task ran. Exit 0 only when GO came.
+WAIT_FOR_GO = ("i=0; while [ ! -e %s ] && [ $i -lt 1200 ]; do sleep 0.05; "
+               "i=$((i+1)); done; test -e %s && echo ran > %s")
+
+
+def task_starts(ep):
+    return [json.loads(b) for b in list(ep.bodies)
+            if json.loads(b)["eventType"] == "START" and
+            json.loads(b)["job"]["facets"]["jobType"]["jobType"] == "TASK"]
+
+
+def wait_for(cond, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.05)
+    return cond()
+
+
+def start_seen_while_running(ep, proc, go, before, what):
+    """Wait until the endpoint has a task START more than before, while
+    proc (whose workload waits for go) still runs; then let it finish.
+    Returns (proc's exit status, that START)."""
+    got = wait_for(lambda: len(task_starts(ep)) > before)
+    running = proc.poll() is None
+    open(go, "w").close()
+    out, err = proc.communicate(timeout=120)
+    check(got, "%s: no START reached the endpoint while the task ran: "
+          "%s" % (what, err.decode(errors="replace")))
+    check(running, "%s ended before its START arrived" % what)
+    return proc.returncode, task_starts(ep)[before]
+
+
+def check_delivered(weft, project, ep, lines):
+    """Nothing waits, and the endpoint got each of lines (the exported
+    events) once."""
+    check(wait_for(lambda: status(weft, project)[0]["waiting"] == 0),
+          "events still waiting: %s" % status(weft, project))
+    got = sorted(ep.bodies)
+    check(got == sorted(lines),
+          "the endpoint got %d events (%d distinct), the export has %d; "
+          "missing %s; extra %s"
+          % (len(got), len(set(got)), len(lines),
+             [json.loads(x)["eventType"] for x in set(lines) - set(got)],
+             [json.loads(x)["eventType"] for x in set(got) - set(lines)]))
+    st = status(weft, project)[0]
+    check(st["sent"] == len(lines) and st["refused"] == 0, "status %s" % st)
+
+
+def check_once(v, weft, project, ep, job_id=None):
+    """Everything delivered; the endpoint got each exported event once;
+    every run a START then one end. Returns the events."""
+    check(wait_for(lambda: status(weft, project)[0]["waiting"] == 0),
+          "events still waiting: %s" % status(weft, project))
+    text = export(weft, project, *(["--job", job_id] if job_id else []))
+    lines = text.splitlines()
+    events = [json.loads(x) for x in lines]
+    for i, ev in enumerate(events):
+        v.check(ev, "event %d" % i)
+    check_delivered(weft, project, ep, lines)
+    for rid, evs in by_run(events).items():
+        kinds = [e["eventType"] for e in evs]
+        check(len(kinds) == 2 and kinds[0] == "START" and
+              kinds[1] in ("COMPLETE", "FAIL") and
+              evs[0]["eventTime"] <= evs[1]["eventTime"],
+              "run %s: %s" % (rid, [(e["eventType"], e["eventTime"])
+                                    for e in evs]))
+    return events
+
+
+def live_wrap(weft):
+    v = Validator()
+    s = Scratch("ol-live-wrap")
+    ep = Endpoint()
+    ep.down = False
+    project = s.path("proj")
+    os.makedirs(os.path.join(project, ".weft"))
+    with open(os.path.join(project, ".weft", "config.toml"), "w") as f:
+        f.write('[openlineage]\nurl = "%s"\n' % ep.url)
+    coord = ConfiguredCoordinator(weft, project).start()
+    j = None
+    try:
+        j = Job(weft, coord, project, status=0)
+        d, spool = s.path("data"), s.path("spool")
+        os.makedirs(d)
+
+        def wrap(i, script):
+            return subprocess.Popen(
+                [weft, "wrap", "--ship-timeout", "60", "--", "sh", "-c",
+                 script], cwd=d, env=node_env(j, spool, "node%d" % i, i),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        # 1: its START while it runs.
+        go = s.path("go1")
+        rc, start = start_seen_while_running(
+            ep, wrap(0, WAIT_FOR_GO % (go, go, "one.txt")), go, 0, "task 1")
+        check(rc == 0, "task 1 exited %d" % rc)
+        check(start["job"]["name"].endswith(".77.0.0@node0"),
+              "task 1's START: %s" % start["job"])
+        check(start["inputs"] == [] and start["outputs"] == [],
+              "a START knows no datasets yet: %s" % start)
+        # 2: the endpoint is down for all of it; its events wait.
+        ep.down = True
+        p = wrap(1, "echo two > two.txt")
+        p.communicate(timeout=120)
+        check(p.returncode == 0, "task 2 exited %d" % p.returncode)
+        check(wait_for(lambda: status(weft, project)[0]["waiting"] >= 2),
+              "task 2's events are not waiting: %s"
+              % status(weft, project))
+        # 3: started while the coordinator is down (its start goes with
+        # its fragments, or when the coordinator is back), ended once it
+        # is back and the endpoint too.
+        check(coord.kill(15) == 0, "the coordinator did not stop cleanly")
+        go = s.path("go3")
+        p = wrap(2, WAIT_FOR_GO % (go, go, "three.txt"))
+        time.sleep(0.5)  # not a timing assertion: only lets it start
+        coord.start()
+        ep.down = False
+        open(go, "w").close()
+        p.communicate(timeout=120)
+        check(p.returncode == 0, "task 3 exited %d" % p.returncode)
+        rc_, err = j.end()
+        check(rc_ == 0, "the job ended with %s: %s" % (rc_, err))
+        events = check_once(v, weft, project, ep, j.id)
+        check(len(events) == 2 + 3 * 2, "%d events for a job of 3 tasks"
+              % len(events))
+        check(start in events, "task 1's live START is not the exported "
+              "one")
+    finally:
+        close_job(j, coord, ep, s)
+
+
+def live_run(weft):
+    v = Validator()
+    s = Scratch("ol-live-run")
+    ep = Endpoint()
+    ep.down = False
+    try:
+        project = s.path("proj")
+        os.makedirs(os.path.join(project, ".weft"))
+        with open(os.path.join(project, ".weft", "config.toml"), "w") as f:
+            f.write('[openlineage]\nurl = "%s"\n' % ep.url)
+        env = dict(os.environ, WEFT_TRACER="ptrace")
+
+        def weft_run(script):
+            return subprocess.Popen(
+                [weft, "run", "--", "sh", "-c", script], cwd=project,
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        go = s.path("go1")
+        rc, start = start_seen_while_running(
+            ep, weft_run(WAIT_FOR_GO % (go, go, "one.txt")), go, 0, "run 1")
+        check(rc == 0, "run 1 exited %d" % rc)
+        check(start["inputs"] == [] and start["outputs"] == [],
+              "a START knows no datasets yet: %s" % start)
+        # The endpoint down for a whole run: its events wait...
+        ep.down = True
+        p = weft_run("echo two > two.txt")
+        p.communicate(timeout=120)
+        check(p.returncode == 0, "run 2 exited %d" % p.returncode)
+        st = status(weft, project)
+        check(st[0]["waiting"] == 4 and "503" in (st[0]["last_error"] or ""),
+              "run 2's events are not waiting: %s" % st)
+        # ...and the next run sends them, then its own START while it
+        # runs.
+        ep.down = False
+        go = s.path("go3")
+        rc, start3 = start_seen_while_running(
+            ep, weft_run(WAIT_FOR_GO % (go, go, "three.txt")), go, 2,
+            "run 3")
+        check(rc == 0, "run 3 exited %d" % rc)
+        events = check_once(v, weft, project, ep)
+        check(len(events) == 3 * 4, "%d events for 3 runs" % len(events))
+        check(start in events and start3 in events,
+              "a live START is not the exported one")
+    finally:
+        ep.close()
+        s.close()
+
+
+CASES = {"job": job, "run_file": run_file, "live_wrap": live_wrap,
+         "live_run": live_run}
 
 if __name__ == "__main__":
     sys.exit(main(CASES))

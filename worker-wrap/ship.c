@@ -297,6 +297,23 @@ static int deliver(weft_wrap_shipper *s, weft_wrap_client *c,
 	return WEFT_OK;
 }
 
+int wrap_ship_request(weft_wrap_shipper *s, const char *url,
+		      const uint8_t *req, size_t len, bool *taken)
+{
+	weft_wrap_client *c = client_for(s, url);
+	*taken = false;
+	if (!c)
+		return WEFT_EIO;
+	enum verdict v;
+	char reason[512];
+	int err = call(s, c, req, len, false, 0, &v, reason,
+		       sizeof(reason));
+	if (err == WEFT_OK && v == VERDICT_REJECTED)
+		say(s, "%s", reason);
+	*taken = err == WEFT_OK && v != VERDICT_REJECTED;
+	return err;
+}
+
 static int ship_fragments(weft_wrap_shipper *s, weft_spool_writer *w,
 			  weft_wrap_client *c)
 {

@@ -61,5 +61,10 @@ int wrap_ship_once(weft_wrap_shipper *s, weft_wrap_client *c,
 		   bool *acked);
 /* The last transport error ("" when none). */
 const char *wrap_ship_last_err(const weft_wrap_shipper *s);
+/* One request to the coordinator at url, retried like a fragment until
+ * it is answered or the shipper's deadline passes (WEFT_EIO). *taken:
+ * stored or already there; a refusal is said on the shipper's msgs. */
+int wrap_ship_request(weft_wrap_shipper *s, const char *url,
+		      const uint8_t *req, size_t len, bool *taken);
 
 #endif /* WEFT_WRAP_INTERNAL_H */

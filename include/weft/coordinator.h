@@ -96,6 +96,26 @@ int weft_submit_key_load(const char *path, bool create,
 int weft_ol_api_key_load(const char *path, char *key, size_t keysz, char *err,
 			 size_t errsz);
 
+/* ---- OpenLineage while a local run's workload runs (ol_live.c) ---- */
+
+typedef struct weft_ol_live weft_ol_live;
+typedef struct weft_store weft_store; /* weft_store.h */
+
+/* For `weft run`, just before its workload is launched, when o names an
+ * OpenLineage destination: store job j and its task's start ts (signed
+ * with j's token) through store (the run's own handle), and fork a
+ * sender (no nng, no SQLite in it) that sends their STARTs, and what
+ * else was waiting, while the workload runs. The run's coordinator later
+ * creates the same job again (a duplicate) and sends the rest. *out
+ * stays NULL when o names no destination. On error, a message in err;
+ * nothing is sent early then, and nothing is lost. */
+int weft_ol_live_start(const weft_coordinator_opts *o, weft_store *store,
+		       const weft_job_info *j, const weft_task_start *ts,
+		       weft_ol_live **out, char *err, size_t errsz);
+/* The workload ended: stop the sender (after the request in flight) and
+ * mark what it delivered sent. NULL does nothing. */
+void weft_ol_live_stop(weft_ol_live *l);
+
 /* `weft coordinator`: start, write the URL and a newline to ready_fd (when
  * >= 0) once listening, serve until SIGTERM or SIGINT, stop. Returns the
  * process exit status (0 after a clean stop). */

@@ -706,6 +706,10 @@ int weft_ol_sink_add(weft_store *s, const char *dest, int64_t now_ns,
  * (or for its job's end). WEFT_ENOTFOUND when nothing is ready. */
 int weft_ol_outbox_next(weft_store *s, int64_t sink, const weft_ol_opts *o,
 			int64_t *seq, char **json, size_t *len);
+/* The same, the first ready one after seq after (to read ahead of what
+ * was sent). */
+int weft_ol_outbox_after(weft_store *s, int64_t sink, const weft_ol_opts *o,
+			 int64_t after, int64_t *seq, char **json, size_t *len);
 /* The destination took event seq: it leaves the outbox. */
 int weft_ol_outbox_sent(weft_store *s, int64_t sink, int64_t seq);
 /* Sending event seq failed with why: for_good (the destination refused

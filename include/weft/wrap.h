@@ -373,6 +373,31 @@ void weft_wrap_stream_free(weft_wrap_stream *s);
  * workload. 0 or -1. */
 int weft_wrap_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/* ---- Announcing a task as it starts ---- */
+
+/* How long the announcement's sender tries to reach the coordinator. */
+#define WEFT_WRAP_ANNOUNCE_TIMEOUT_MS 10000
+
+/* Tell the coordinator of env that the task id (running argv, traced by
+ * backend, as run run_id) starts now, so that its OpenLineage START goes
+ * out while it runs (TASK_START). Call it just before the workload is
+ * launched: it forks a sender that outlives this call (never this
+ * process's child, nothing to wait for) and opens no nng socket in this
+ * process. Best effort: when it cannot be sent, the task's fragments
+ * carry its start. WEFT_EINVAL for fields out of range (a bad token);
+ * WEFT_EIO when the sender could not be forked. */
+int weft_wrap_announce(const weft_wrap_env *env, const weft_wrap_identity *id,
+		       char *const *argv, const char *backend,
+		       const char *run_id);
+/* The announcement itself, signed with token: task id of job (launched
+ * by task parent, or "") runs argv now, as run run_id. What
+ * weft_wrap_announce sends, and what `weft run` stores before its
+ * workload starts. */
+int weft_wrap_task_start(const char *job, const char *token,
+			 const char *parent, const weft_wrap_identity *id,
+			 char *const *argv, const char *backend,
+			 const char *run_id, weft_task_start *ts);
+
 /* ---- Splitting a run into fragment parts ---- */
 
 typedef struct weft_wrap_part {
