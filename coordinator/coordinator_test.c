@@ -2,8 +2,8 @@
  * coordinator_test.c - unit tests of libweft_coordinator in one process,
  * the way `weft run` uses it: a coordinator on inproc:// over a scratch
  * store, requests through weft_coordinator_call, the status it answers,
- * what is in the store after weft_coordinator_stop, and start errors that
- * name what failed.
+ * what is in the store after weft_coordinator_stop, a task's start
+ * announced, and start errors that name what failed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +167,58 @@ static void test_inproc_round_trip(void **state)
 	weft_store_close(s);
 }
 
+/* A task start: stored once (then a duplicate), refused when not signed
+ * with the job's token or malformed; the store holds one. */
+static void test_task_start(void **state)
+{
+	struct fx *f = *state;
+	start(f, "inproc://weft-coordinator-test-start");
+	create_job(f);
+	weft_task_start ts = {.started_ns = 1234};
+	memcpy(ts.job, f->job, sizeof(ts.job));
+	weft_uuid_new(ts.run);
+	strcpy(ts.task, "t@n1");
+	strcpy(ts.name, "make all");
+	strcpy(ts.node, "n1");
+	strcpy(ts.backend, "ptrace");
+	assert_int_equal(weft_task_start_sign(&ts, token), WEFT_OK);
+	weft_buf req, again;
+	weft_buf_init(&req);
+	weft_buf_init(&again);
+	assert_int_equal(weft_req_task_start(&ts, &req), WEFT_OK);
+	weft_buf_append(&again, req.data, req.len);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+	assert_int_equal(call(f, &again).status, WEFT_ACK_DUPLICATE);
+	assert_int_equal(weft_task_start_sign(&ts, "another-token-0123456789"),
+			 WEFT_OK);
+	assert_int_equal(weft_req_task_start(&ts, &req), WEFT_OK);
+	weft_ack a = call(f, &req);
+	assert_int_equal(a.status, WEFT_ACK_REJECTED);
+	assert_int_equal(a.reason, WEFT_REJECT_BAD_TOKEN);
+	assert_int_equal(weft_req_task_start(&ts, &req), WEFT_OK);
+	req.len--; /* cut short */
+	a = call(f, &req);
+	assert_int_equal(a.status, WEFT_ACK_REJECTED);
+	assert_int_equal(a.reason, WEFT_REJECT_MALFORMED);
+	assert_int_equal(weft_coordinator_stop(f->c), WEFT_OK);
+	f->c = NULL;
+	weft_store *s;
+	assert_int_equal(weft_store_open(f->db, &s), WEFT_OK);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	assert_int_equal(weft_store_openlineage(s, f->job, NULL, NULL, m),
+			 WEFT_OK);
+	fclose(m);
+	/* The job's START and the task's, nothing else yet. */
+	assert_non_null(strstr(buf, "\"jobType\": \"TASK\""));
+	assert_null(strstr(strstr(buf, "\"jobType\": \"TASK\"") + 1,
+			   "\"jobType\": \"TASK\""));
+	assert_non_null(strstr(buf, "make all"));
+	free(buf);
+	weft_store_close(s);
+}
+
 /* A commit that failed (the disk was full) and a later one that succeeded:
  * stopping reports no error, the store has recovered. File writes are
  * made to fail with RLIMIT_FSIZE (EFBIG), as a full disk would. */
@@ -298,6 +350,8 @@ static void test_start_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_task_start, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_inproc_round_trip, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_error_clears, setup,
