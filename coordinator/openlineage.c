@@ -5,10 +5,13 @@
  * queued, and takes each event out only once the destination has it.
  *
  * The outbox is filled by the store itself, in the transaction that
- * stores a task (store.c, migration 6): the ingest path never waits for
- * a destination, and a destination that is down, slow or gone loses
- * nothing: its events wait in the store (for the next coordinator over
- * it, if this one stops first) and `weft status` counts them. The thread
+ * stores a task or its start (store.c, migrations 7 and 9): the ingest
+ * path never waits for a destination, and a destination that is down,
+ * slow or gone loses nothing: its events wait in the store (for the next
+ * coordinator over it, if this one stops first) and `weft status` counts
+ * them. A local run's first events may be sent before its coordinator
+ * exists, by the pieces below run in a process of its own (ol_live.c).
+ * The thread
  * has a store handle of its own; its reads do not block the writer
  * (WAL), its writes are one short transaction per event.
  *
