@@ -58,21 +58,16 @@ int weft_req_task_start(const weft_task_start *ts, weft_buf *out)
 	wire_kind_write(&w, WEFT_REQ_TASK_START, Q_NKEYS);
 	const char *text[] = {ts->job,    ts->run,  ts->task,   ts->name,
 			      ts->parent, ts->node, ts->backend};
-	for (int k = Q_JOB; k <= Q_BACKEND; k++) {
-		weft_wr_key(&w, key_names[k]);
-		weft_wr_cstr(&w, text[k]);
-	}
-	weft_wr_key(&w, "time");
-	weft_wr_int(&w, ts->started_ns);
-	weft_wr_key(&w, "sig");
-	weft_wr_bin(&w, ts->sig, WEFT_SIG_BYTES);
+	for (int k = Q_JOB; k <= Q_BACKEND; k++)
+		weft_wr_key_cstr(&w, key_names[k], text[k]);
+	weft_wr_key_int(&w, "time", ts->started_ns);
+	weft_wr_key_bin(&w, "sig", ts->sig, WEFT_SIG_BYTES);
 	return weft_wr_finish(&w);
 }
 
 static int read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 {
 	weft_task_start *ts = ctx;
-	int64_t v;
 	int rc;
 	switch (key) {
 	case Q_JOB:
@@ -93,9 +88,7 @@ static int read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 		rc = weft_rd_fixed_str(rd, ts->backend, sizeof(ts->backend));
 		return rc ? rc : ts->backend[0] ? WEFT_OK : WEFT_EINVAL;
 	case Q_TIME:
-		rc = weft_rd_int(rd, INT64_MIN, INT64_MAX, &v);
-		ts->started_ns = v;
-		return rc;
+		return weft_rd_i64(rd, &ts->started_ns);
 	case Q_SIG:
 		return wire_rd_fixed_bin(rd, ts->sig, WEFT_SIG_BYTES);
 	}
