@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
 #include <nng/nng.h>
 
 #include <weft/coordinator.h>
@@ -121,5 +122,23 @@ char *coord_ol_dest(const weft_coordinator_opts *o);
 int coord_ol_send(struct coord_ol *ol, const char *json, size_t len,
 		  long timeout_ms, bool *for_good, char *msg, size_t msgsz);
 uint32_t coord_ol_backoff(struct coord_ol *ol, unsigned failures);
+
+/* ol_curl.c: the libcurl functions the sender calls, from libcurl loaded
+ * at the first call (weft does not link it); NULL with why in err when it
+ * cannot be loaded. */
+struct ol_curl_api {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	void (*easy_cleanup)(CURL *h);
+	void (*easy_reset)(CURL *h);
+	CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+	CURLcode (*easy_perform)(CURL *h);
+	CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
+	const char *(*easy_strerror)(CURLcode rc);
+	struct curl_slist *(*slist_append)(struct curl_slist *l,
+					   const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+};
+const struct ol_curl_api *ol_curl(char *err, size_t errsz);
 
 #endif /* WEFT_COORDINATOR_INTERNAL_H */

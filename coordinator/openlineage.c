@@ -29,7 +29,6 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include "coordinator_internal.h"
@@ -58,6 +57,7 @@ struct coord_ol {
 	char ns[WEFT_OL_MAX_NAMESPACE_BYTES + 1];
 	weft_ol_opts opts;
 	int drain_ms;
+	const struct ol_curl_api *cu; /* libcurl, for an endpoint */
 	CURL *curl;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -138,34 +138,34 @@ static int send_http(struct coord_ol *ol, const char *json, size_t len,
 {
 	CURL *h = ol->curl;
 	struct curl_slist *hdr =
-		curl_slist_append(NULL, "Content-Type: application/json");
+		ol->cu->slist_append(NULL, "Content-Type: application/json");
 	if (ol->auth)
-		hdr = curl_slist_append(hdr, ol->auth);
+		hdr = ol->cu->slist_append(hdr, ol->auth);
 	struct body body = {.len = 0};
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, ol->endpoint);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	ol->cu->easy_reset(h);
+	ol->cu->easy_setopt(h, CURLOPT_URL, ol->endpoint);
+	ol->cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	ol->cu->easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	ol->cu->easy_setopt(h, CURLOPT_POSTFIELDS, json);
+	ol->cu->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	ol->cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	ol->cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 timeout_ms < OL_CONNECT_TIMEOUT_MS
 				 ? timeout_ms
 				 : (long)OL_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	CURLcode rc = curl_easy_perform(h);
-	curl_slist_free_all(hdr);
+	ol->cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+	ol->cu->easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	ol->cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	CURLcode rc = ol->cu->easy_perform(h);
+	ol->cu->slist_free_all(hdr);
 	*for_good = false;
 	if (rc != CURLE_OK) {
 		snprintf(msg, msgsz, "POST %s: %s", ol->endpoint,
-			 curl_easy_strerror(rc));
+			 ol->cu->easy_strerror(rc));
 		return -1;
 	}
 	long code = 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	ol->cu->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (code >= 200 && code < 300)
 		return 0;
 	/* The event itself is wrong for this endpoint: sending it again
@@ -344,7 +344,7 @@ void coord_ol_free(struct coord_ol *ol)
 	if (!ol)
 		return;
 	if (ol->curl)
-		curl_easy_cleanup(ol->curl);
+		ol->cu->easy_cleanup(ol->curl);
 	weft_store_close(ol->store);
 	if (ol->auth)
 		sodium_memzero(ol->auth, strlen(ol->auth));
@@ -354,13 +354,6 @@ void coord_ol_free(struct coord_ol *ol)
 	pthread_mutex_destroy(&ol->mu);
 	pthread_cond_destroy(&ol->cv);
 	free(ol);
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 /* The sink's name in the store: the endpoint's URL, or "file:" and the
@@ -408,9 +401,12 @@ int coord_ol_new(const weft_coordinator_opts *o, weft_store *s,
 		    asprintf(&ol->auth, "Authorization: Bearer %s",
 			     o->ol_api_key) < 0)
 			ol->auth = NULL;
-		pthread_once(&curl_once, curl_init);
-		if (ol->endpoint && curl_init_rc == CURLE_OK)
-			ol->curl = curl_easy_init();
+		if (!(ol->cu = ol_curl(err, errsz))) {
+			e = WEFT_EUNSUPPORTED;
+			goto fail;
+		}
+		if (ol->endpoint)
+			ol->curl = ol->cu->easy_init();
 		if (!ol->curl || (o->ol_api_key && !ol->auth)) {
 			snprintf(err, errsz,
 				 "openlineage: cannot set up "

@@ -379,6 +379,13 @@ def deb_package(inst):
                                    "weft.skel.h")):
         check("libbpf1" in deps, "Depends lacks libbpf1 (the eBPF backend "
               "is built): %s" % f.get("Depends"))
+    # libcurl is loaded only to send OpenLineage events over HTTP: no
+    # NEEDED entry names it, so the package must say it another way.
+    recommends = {d.strip().split()[0]
+                  for d in f.get("Recommends", "").split(",") if d.strip()}
+    check("libcurl4" in recommends | deps, "neither Depends nor Recommends "
+          "names libcurl4 (OpenLineage over HTTP): %s / %s"
+          % (f.get("Depends"), f.get("Recommends")))
     check(not any(d.startswith(("libasan", "libubsan", "libcmocka"))
                   for d in deps), "Depends has test libraries: %s"
           % f.get("Depends"))
