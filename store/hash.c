@@ -521,15 +521,7 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 #define HASH_CACHE_BUSY_TIMEOUT_MS 1000
 
 static const char hash_cache_schema[] =
-	"CREATE TABLE IF NOT EXISTS hash_cache ("
-	"  dev INTEGER NOT NULL,"
-	"  ino INTEGER NOT NULL,"
-	"  size INTEGER NOT NULL,"
-	"  mtime_ns INTEGER NOT NULL,"
-	"  ctime_ns INTEGER NOT NULL,"
-	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
-	"  PRIMARY KEY (dev, ino)"
-	") WITHOUT ROWID";
+	"CREATE TABLE IF NOT EXISTS hash_cache (" STORE_HASH_CACHE_COLUMNS;
 
 /* mkdir -p of path's parent directory, 0700 for what is made. */
 static void make_parents(const char *path)

@@ -99,15 +99,7 @@ static const char *const migrations[] = {
 	") WITHOUT ROWID;"
 	/* One row per inode: a file whose size, mtime or ctime changed
 	 * misses, and its new hash replaces the old row. */
-	"CREATE TABLE hash_cache ("
-	"  dev INTEGER NOT NULL,"
-	"  ino INTEGER NOT NULL,"
-	"  size INTEGER NOT NULL,"
-	"  mtime_ns INTEGER NOT NULL,"
-	"  ctime_ns INTEGER NOT NULL,"
-	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
-	"  PRIMARY KEY (dev, ino)"
-	") WITHOUT ROWID;",
+	"CREATE TABLE hash_cache (" STORE_HASH_CACHE_COLUMNS ";",
 	/* 2: distribution (DESIGN.md "Distribution"): jobs, enrolled
 	 * writers, the raw signed envelopes (kept for audit, re-verify and
 	 * re-merge), and tasks: what a fragment adds to the run it merges
@@ -707,9 +699,9 @@ const char *const store_put_sql[PUT_NSTMT] = {
 	[PUT_FS_ADD] = "INSERT INTO filesystems (name) VALUES (?1)",
 	[PUT_FILE] = "INSERT INTO file_io (run, path, artifact, read, "
 		     "written, created, deleted, renamed_to, size, "
-		     "hash_missing, first_dev, first_ino, first_size, "
-		     "first_mtime_ns, loc_fs, loc_path, used_path, updated, "
-		     "first_ctime_ns, read_artifact, read_hash_missing, "
+		     "hash_missing, first_dev, first_ino, first_mtime_ns, "
+		     "first_ctime_ns, first_size, loc_fs, loc_path, "
+		     "used_path, updated, read_artifact, read_hash_missing, "
 		     "final_dev, final_ino, final_mtime_ns, final_ctime_ns, "
 		     "first_open_ns, last_write_ns) VALUES (?1, ?2, ?3, ?4, "
 		     "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
@@ -728,6 +720,24 @@ int store_step_insert(sqlite3_stmt *st)
 	if (rc == SQLITE_DONE)
 		return WEFT_OK;
 	return (rc & 0xff) == SQLITE_CONSTRAINT ? WEFT_EINVAL : WEFT_EDB;
+}
+
+/* A time in ns, left NULL when 0 (unknown). */
+static void bind_known_ns(sqlite3_stmt *st, int i, int64_t ns)
+{
+	if (ns)
+		sqlite3_bind_int64(st, i, ns);
+}
+
+/* A stat identity bound to parameters i.. i+3 (dev, ino, mtime_ns,
+ * ctime_ns; an unknown ctime left NULL), as column_identity reads it. */
+static void bind_identity(sqlite3_stmt *st, int i, uint64_t dev, uint64_t ino,
+			  int64_t mtime_ns, int64_t ctime_ns)
+{
+	sqlite3_bind_int64(st, i, (sqlite3_int64)dev);
+	sqlite3_bind_int64(st, i + 1, (sqlite3_int64)ino);
+	sqlite3_bind_int64(st, i + 2, mtime_ns);
+	bind_known_ns(st, i + 3, ctime_ns);
 }
 
 int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
@@ -765,10 +775,8 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		sqlite3_bind_int64(st, 11, p->parent);
 	sqlite3_bind_int(st, 12, p->by_exec);
 	sqlite3_bind_int(st, 13, p->execd);
-	if (p->started_ns)
-		sqlite3_bind_int64(st, 14, p->started_ns);
-	if (p->ended_ns)
-		sqlite3_bind_int64(st, 15, p->ended_ns);
+	bind_known_ns(st, 14, p->started_ns);
+	bind_known_ns(st, 15, p->ended_ns);
 	sqlite3_bind_int(st, 16, p->has_index);
 	if (p->has_exe_hash)
 		sqlite3_bind_blob(st, 17, p->exe_hash, 32, SQLITE_STATIC);
@@ -904,10 +912,8 @@ static int put_touches(sqlite3_stmt *st, sqlite3_int64 run,
 		sqlite3_bind_int64(st, 4, t->flags);
 		if (t->flags & WEFT_TOUCH_SRC_RUN)
 			sqlite3_bind_int64(st, 5, t->src);
-		if (t->first_open_ns)
-			sqlite3_bind_int64(st, 6, t->first_open_ns);
-		if (t->last_write_ns)
-			sqlite3_bind_int64(st, 7, t->last_write_ns);
+		bind_known_ns(st, 6, t->first_open_ns);
+		bind_known_ns(st, 7, t->last_write_ns);
 		err = store_step_insert(st);
 	}
 	return err;
@@ -960,34 +966,25 @@ int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
 		sqlite3_bind_int64(st, 9, f->size);
 	store_bind_bytes(st, 10, f->hash_missing);
 	if (f->has_first_stat) {
-		sqlite3_bind_int64(st, 11, (sqlite3_int64)f->first_dev);
-		sqlite3_bind_int64(st, 12, (sqlite3_int64)f->first_ino);
-		sqlite3_bind_int64(st, 13, f->first_size);
-		sqlite3_bind_int64(st, 14, f->first_mtime_ns);
-		if (f->first_ctime_ns)
-			sqlite3_bind_int64(st, 19, f->first_ctime_ns);
+		bind_identity(st, 11, f->first_dev, f->first_ino,
+			      f->first_mtime_ns, f->first_ctime_ns);
+		sqlite3_bind_int64(st, 15, f->first_size);
 	}
 	if (f->loc_fs && f->loc_path) {
-		sqlite3_bind_int64(st, 15, fs);
-		sqlite3_bind_int64(st, 16, loc);
+		sqlite3_bind_int64(st, 16, fs);
+		sqlite3_bind_int64(st, 17, loc);
 	}
 	if (f->used_path)
-		sqlite3_bind_int64(st, 17, used);
-	sqlite3_bind_int(st, 18, f->updated);
+		sqlite3_bind_int64(st, 18, used);
+	sqlite3_bind_int(st, 19, f->updated);
 	if (f->has_read_hash)
 		sqlite3_bind_int64(st, 20, read);
 	store_bind_bytes(st, 21, f->read_hash_missing);
-	if (f->has_final_stat) {
-		sqlite3_bind_int64(st, 22, (sqlite3_int64)f->final_dev);
-		sqlite3_bind_int64(st, 23, (sqlite3_int64)f->final_ino);
-		sqlite3_bind_int64(st, 24, f->final_mtime_ns);
-		if (f->final_ctime_ns)
-			sqlite3_bind_int64(st, 25, f->final_ctime_ns);
-	}
-	if (f->first_open_ns)
-		sqlite3_bind_int64(st, 26, f->first_open_ns);
-	if (f->last_write_ns)
-		sqlite3_bind_int64(st, 27, f->last_write_ns);
+	if (f->has_final_stat)
+		bind_identity(st, 22, f->final_dev, f->final_ino,
+			      f->final_mtime_ns, f->final_ctime_ns);
+	bind_known_ns(st, 26, f->first_open_ns);
+	bind_known_ns(st, 27, f->last_write_ns);
 	err = store_step_insert(st);
 	return err ? err : put_touches(put[PUT_TOUCH], run, path, f);
 }
@@ -1173,65 +1170,116 @@ static int split_argv(const char *blob, size_t len, uint32_t argc,
 	return off == len ? WEFT_OK : WEFT_EDB;
 }
 
-static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
+/* Reads one row of a query of a run into ctx. */
+typedef int (*run_row_fn)(sqlite3_stmt *st, void *ctx);
+
+/* Each row of sql, a query of the run num (bound to ?1), read by row
+ * until one fails: WEFT_OK after the last, WEFT_EDB when a step fails. */
+static int load_rows(weft_store *s, const char *sql, sqlite3_int64 num,
+		     run_row_fn row, void *ctx)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				"SELECT pid, ppid, argc, argv, exe, cwd, "
-				"exit_code, exited, seq, parent, by_exec, "
-				"execd, started_ns, ended_ns, indexed, "
-				"exe_hash, env_state, env, env_missing "
-				"FROM processes WHERE run = ?1 ORDER BY seq",
-				&st);
+	int err = store_prepare(s, sql, &st);
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 1, num);
 	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		weft_process_rec *p = weft_report_add_process(r);
-		if (!p) {
-			err = WEFT_ENOMEM;
-			break;
-		}
-		p->pid = sqlite3_column_int(st, 0);
-		p->ppid = sqlite3_column_int(st, 1);
-		sqlite3_int64 argc = sqlite3_column_int64(st, 2);
-		const char *blob = sqlite3_column_blob(st, 3);
-		size_t len = (size_t)sqlite3_column_bytes(st, 3);
-		if (argc < 0 || argc > WEFT_MAX_ARGC)
-			err = WEFT_EDB;
-		else
-			err = split_argv(blob, len, (uint32_t)argc, p);
-		if (!err)
-			err = column_bytes(st, 4, &p->exe);
-		if (!err)
-			err = column_bytes(st, 5, &p->cwd);
-		p->exit_code = sqlite3_column_int(st, 6);
-		p->exited = sqlite3_column_int(st, 7) != 0;
-		/* Images of schema 3: their seq is their index (older rows
-		 * are numbered by arrival). */
-		sqlite3_int64 seq = sqlite3_column_int64(st, 8);
-		if (sqlite3_column_int(st, 14) && seq >= 0 &&
-		    seq < WEFT_MAX_PROCESSES) {
-			p->has_index = true;
-			p->index = (uint32_t)seq;
-		}
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-			sqlite3_int64 par = sqlite3_column_int64(st, 9);
-			p->has_parent = par >= 0 && par < WEFT_MAX_PROCESSES;
-			p->parent = (uint32_t)par;
-		}
-		p->by_exec = sqlite3_column_int(st, 10) != 0;
-		p->execd = sqlite3_column_int(st, 11) != 0;
-		p->started_ns = sqlite3_column_int64(st, 12);
-		p->ended_ns = sqlite3_column_int64(st, 13);
-		if (!err)
-			err = store_column_process_env(st, 15, p);
-	}
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = row(st, ctx);
 	if (!err && rc != SQLITE_DONE)
 		err = WEFT_EDB;
 	sqlite3_finalize(st);
 	return err;
+}
+
+static int process_row(sqlite3_stmt *st, void *ctx)
+{
+	weft_report *r = ctx;
+	weft_process_rec *p = weft_report_add_process(r);
+	if (!p)
+		return WEFT_ENOMEM;
+	p->pid = sqlite3_column_int(st, 0);
+	p->ppid = sqlite3_column_int(st, 1);
+	sqlite3_int64 argc = sqlite3_column_int64(st, 2);
+	const char *blob = sqlite3_column_blob(st, 3);
+	size_t len = (size_t)sqlite3_column_bytes(st, 3);
+	int err;
+	if (argc < 0 || argc > WEFT_MAX_ARGC)
+		err = WEFT_EDB;
+	else
+		err = split_argv(blob, len, (uint32_t)argc, p);
+	if (!err)
+		err = column_bytes(st, 4, &p->exe);
+	if (!err)
+		err = column_bytes(st, 5, &p->cwd);
+	p->exit_code = sqlite3_column_int(st, 6);
+	p->exited = sqlite3_column_int(st, 7) != 0;
+	/* Images of schema 3: their seq is their index (older rows
+	 * are numbered by arrival). */
+	sqlite3_int64 seq = sqlite3_column_int64(st, 8);
+	if (sqlite3_column_int(st, 14) && seq >= 0 &&
+	    seq < WEFT_MAX_PROCESSES) {
+		p->has_index = true;
+		p->index = (uint32_t)seq;
+	}
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+		sqlite3_int64 par = sqlite3_column_int64(st, 9);
+		p->has_parent = par >= 0 && par < WEFT_MAX_PROCESSES;
+		p->parent = (uint32_t)par;
+	}
+	p->by_exec = sqlite3_column_int(st, 10) != 0;
+	p->execd = sqlite3_column_int(st, 11) != 0;
+	p->started_ns = sqlite3_column_int64(st, 12);
+	p->ended_ns = sqlite3_column_int64(st, 13);
+	if (!err)
+		err = store_column_process_env(st, 15, p);
+	return err;
+}
+
+static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
+{
+	return load_rows(s,
+			 "SELECT pid, ppid, argc, argv, exe, cwd, "
+			 "exit_code, exited, seq, parent, by_exec, "
+			 "execd, started_ns, ended_ns, indexed, "
+			 "exe_hash, env_state, env, env_missing "
+			 "FROM processes WHERE run = ?1 ORDER BY seq",
+			 num, process_row, r);
+}
+
+/* Where load_touches is: the run's files, their path ids (in r's
+ * order, which is path-byte order as the touches come) and the file the
+ * last touch was of. */
+struct touch_load {
+	weft_report *r;
+	const sqlite3_int64 *ids;
+	size_t fi;
+};
+
+static int touch_row(sqlite3_stmt *st, void *ctx)
+{
+	struct touch_load *tl = ctx;
+	weft_report *r = tl->r;
+	sqlite3_int64 path = sqlite3_column_int64(st, 0);
+	while (tl->fi < r->nfiles && tl->ids[tl->fi] != path)
+		tl->fi++;
+	if (tl->fi == r->nfiles)
+		return WEFT_EDB; /* a touch of no file of the run */
+	weft_file_rec *f = &r->files[tl->fi];
+	if (!f->touches) {
+		sqlite3_int64 n = sqlite3_column_int64(st, 6);
+		if (n <= 0 || n > WEFT_MAX_PROCESSES)
+			return WEFT_EDB;
+		if (!(f->touches = calloc((size_t)n, sizeof(*f->touches))))
+			return WEFT_ENOMEM;
+	}
+	weft_file_touch *t = &f->touches[f->ntouches++];
+	t->proc = (uint32_t)sqlite3_column_int64(st, 1);
+	t->flags = (uint32_t)sqlite3_column_int64(st, 2) & WEFT_TOUCH_ALL;
+	t->src = (uint32_t)sqlite3_column_int64(st, 3);
+	t->first_open_ns = sqlite3_column_int64(st, 4);
+	t->last_write_ns = sqlite3_column_int64(st, 5);
+	return WEFT_OK;
 }
 
 /* The touches of the files loaded (ids: their path ids, in r's order,
@@ -1239,64 +1287,115 @@ static int load_processes(weft_store *s, sqlite3_int64 num, weft_report *r)
 static int load_touches(weft_store *s, sqlite3_int64 num, weft_report *r,
 			const sqlite3_int64 *ids)
 {
-	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				"SELECT t.path, t.proc, t.flags, t.src, "
-				"t.first_open_ns, t.last_write_ns, "
-				"(SELECT count(*) FROM touches u WHERE "
-				"u.run = t.run AND u.path = t.path) "
-				"FROM touches t JOIN paths p ON p.id = t.path "
-				"WHERE t.run = ?1 ORDER BY p.path, t.proc",
-				&st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, num);
-	size_t fi = 0;
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 path = sqlite3_column_int64(st, 0);
-		while (fi < r->nfiles && ids[fi] != path)
-			fi++;
-		if (fi == r->nfiles) {
-			err = WEFT_EDB; /* a touch of no file of the run */
-			break;
-		}
-		weft_file_rec *f = &r->files[fi];
-		if (!f->touches) {
-			sqlite3_int64 n = sqlite3_column_int64(st, 6);
-			if (n <= 0 || n > WEFT_MAX_PROCESSES ||
-			    !(f->touches = calloc((size_t)n, sizeof(*f->touches)))) {
-				err = n <= 0 || n > WEFT_MAX_PROCESSES
-					      ? WEFT_EDB
-					      : WEFT_ENOMEM;
-				break;
-			}
-		}
-		weft_file_touch *t = &f->touches[f->ntouches++];
-		t->proc = (uint32_t)sqlite3_column_int64(st, 1);
-		t->flags = (uint32_t)sqlite3_column_int64(st, 2) & WEFT_TOUCH_ALL;
-		t->src = (uint32_t)sqlite3_column_int64(st, 3);
-		t->first_open_ns = sqlite3_column_int64(st, 4);
-		t->last_write_ns = sqlite3_column_int64(st, 5);
+	struct touch_load tl = {r, ids, 0};
+	return load_rows(s,
+			 "SELECT t.path, t.proc, t.flags, t.src, "
+			 "t.first_open_ns, t.last_write_ns, "
+			 "(SELECT count(*) FROM touches u WHERE "
+			 "u.run = t.run AND u.path = t.path) "
+			 "FROM touches t JOIN paths p ON p.id = t.path "
+			 "WHERE t.run = ?1 ORDER BY p.path, t.proc",
+			 num, touch_row, &tl);
+}
+
+/* A 32-byte hash column into hash (*has set), or NULL (left unset);
+ * WEFT_EDB for any other value. */
+static int column_hash(sqlite3_stmt *st, int i, bool *has, uint8_t hash[32])
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return WEFT_OK;
+	if (sqlite3_column_bytes(st, i) != 32)
+		return WEFT_EDB;
+	*has = true;
+	memcpy(hash, sqlite3_column_blob(st, i), 32);
+	return WEFT_OK;
+}
+
+/* A stat identity at columns col.. col+3 (dev, ino, mtime_ns, ctime_ns);
+ * false, and nothing read, when it is NULL. */
+static bool column_identity(sqlite3_stmt *st, int col, uint64_t *dev,
+			    uint64_t *ino, int64_t *mtime_ns, int64_t *ctime_ns)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return false;
+	*dev = (uint64_t)sqlite3_column_int64(st, col);
+	*ino = (uint64_t)sqlite3_column_int64(st, col + 1);
+	*mtime_ns = sqlite3_column_int64(st, col + 2);
+	*ctime_ns = sqlite3_column_int64(st, col + 3);
+	return true;
+}
+
+/* Where load_files is: the run, and the path ids of its files in order
+ * (load_touches matches the touches to them). */
+struct file_load {
+	weft_report *r;
+	sqlite3_int64 *ids;
+	size_t capids;
+};
+
+static int file_row(sqlite3_stmt *st, void *ctx)
+{
+	struct file_load *fl = ctx;
+	weft_report *r = fl->r;
+	weft_file_rec *f = weft_report_add_file(r);
+	if (!f)
+		return WEFT_ENOMEM;
+	if (store_grow((void **)&fl->ids, &fl->capids, r->nfiles - 1,
+		       sizeof(*fl->ids)))
+		return WEFT_ENOMEM;
+	fl->ids[r->nfiles - 1] = sqlite3_column_int64(st, 26);
+	f->read = sqlite3_column_int(st, 1) != 0;
+	f->written = sqlite3_column_int(st, 2) != 0;
+	f->created = sqlite3_column_int(st, 3) != 0;
+	f->deleted = sqlite3_column_int(st, 4) != 0;
+	f->updated = sqlite3_column_int(st, 15) != 0;
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+		f->has_size = true;
+		f->size = sqlite3_column_int64(st, 6);
 	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
+	/* The version first read, and the version written. */
+	f->has_first_stat = column_identity(st, 9, &f->first_dev, &f->first_ino,
+					    &f->first_mtime_ns,
+					    &f->first_ctime_ns);
+	if (f->has_first_stat)
+		f->first_size = sqlite3_column_int64(st, 13);
+	f->has_final_stat = column_identity(st, 18, &f->final_dev, &f->final_ino,
+					    &f->final_mtime_ns,
+					    &f->final_ctime_ns);
+	int err = column_hash(st, 16, &f->has_read_hash, f->read_hash);
+	if (!err)
+		err = column_hash(st, 7, &f->has_hash, f->hash);
+	if (!err)
+		err = column_bytes(st, 0, &f->path);
+	if (!err)
+		err = column_bytes(st, 5, &f->renamed_to);
+	if (!err)
+		err = column_bytes(st, 8, &f->hash_missing);
+	if (!err)
+		err = column_bytes(st, 14, &f->used_path);
+	if (!err)
+		err = column_bytes(st, 17, &f->read_hash_missing);
+	f->first_open_ns = sqlite3_column_int64(st, 22);
+	f->last_write_ns = sqlite3_column_int64(st, 23);
+	if (!err && sqlite3_column_type(st, 24) != SQLITE_NULL &&
+	    sqlite3_column_type(st, 25) != SQLITE_NULL) {
+		err = column_bytes(st, 24, &f->loc_fs);
+		if (!err)
+			err = column_bytes(st, 25, &f->loc_path);
+	}
 	return err;
 }
 
 static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 {
-	sqlite3_stmt *st;
-	sqlite3_int64 *ids = NULL;
-	size_t capids = 0;
+	struct file_load fl = {r, NULL, 0};
 	/* BLOBs compare with memcmp: files come back in path-byte order. */
-	int err = store_prepare(
+	int err = load_rows(
 		s,
 		"SELECT p.path, f.read, f.written, f.created, f.deleted, "
 		"rp.path, f.size, a.hash, f.hash_missing, f.first_dev, "
-		"f.first_ino, f.first_size, f.first_mtime_ns, "
-		"f.first_ctime_ns, up.path, f.updated, ra.hash, "
+		"f.first_ino, f.first_mtime_ns, f.first_ctime_ns, "
+		"f.first_size, up.path, f.updated, ra.hash, "
 		"f.read_hash_missing, f.final_dev, f.final_ino, "
 		"f.final_mtime_ns, f.final_ctime_ns, f.first_open_ns, "
 		"f.last_write_ns, fs.name, lp.path, f.path "
@@ -1308,128 +1407,35 @@ static int load_files(weft_store *s, sqlite3_int64 num, weft_report *r)
 		"LEFT JOIN filesystems fs ON fs.id = f.loc_fs "
 		"LEFT JOIN paths lp ON lp.id = f.loc_path "
 		"WHERE f.run = ?1 ORDER BY p.path",
-		&st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, num);
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		weft_file_rec *f = weft_report_add_file(r);
-		if (!f) {
-			err = WEFT_ENOMEM;
-			break;
-		}
-		if (r->nfiles > capids) {
-			size_t cap = capids ? capids * 2 : 64;
-			sqlite3_int64 *more = realloc(ids, cap * sizeof(*ids));
-			if (!more) {
-				err = WEFT_ENOMEM;
-				break;
-			}
-			ids = more;
-			capids = cap;
-		}
-		ids[r->nfiles - 1] = sqlite3_column_int64(st, 26);
-		err = column_bytes(st, 0, &f->path);
-		f->read = sqlite3_column_int(st, 1) != 0;
-		f->written = sqlite3_column_int(st, 2) != 0;
-		f->created = sqlite3_column_int(st, 3) != 0;
-		f->deleted = sqlite3_column_int(st, 4) != 0;
-		if (!err)
-			err = column_bytes(st, 5, &f->renamed_to);
-		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-			f->has_size = true;
-			f->size = sqlite3_column_int64(st, 6);
-		}
-		if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
-			if (sqlite3_column_bytes(st, 7) != 32) {
-				err = WEFT_EDB;
-			} else {
-				f->has_hash = true;
-				memcpy(f->hash, sqlite3_column_blob(st, 7), 32);
-			}
-		}
-		if (!err)
-			err = column_bytes(st, 8, &f->hash_missing);
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-			f->has_first_stat = true;
-			f->first_dev = (uint64_t)sqlite3_column_int64(st, 9);
-			f->first_ino = (uint64_t)sqlite3_column_int64(st, 10);
-			f->first_size = sqlite3_column_int64(st, 11);
-			f->first_mtime_ns = sqlite3_column_int64(st, 12);
-			f->first_ctime_ns = sqlite3_column_int64(st, 13);
-		}
-		if (!err)
-			err = column_bytes(st, 14, &f->used_path);
-		f->updated = sqlite3_column_int(st, 15) != 0;
-		if (sqlite3_column_type(st, 16) != SQLITE_NULL) {
-			if (sqlite3_column_bytes(st, 16) != 32) {
-				err = WEFT_EDB;
-			} else {
-				f->has_read_hash = true;
-				memcpy(f->read_hash,
-				       sqlite3_column_blob(st, 16), 32);
-			}
-		}
-		if (!err)
-			err = column_bytes(st, 17, &f->read_hash_missing);
-		if (sqlite3_column_type(st, 18) != SQLITE_NULL) {
-			f->has_final_stat = true;
-			f->final_dev = (uint64_t)sqlite3_column_int64(st, 18);
-			f->final_ino = (uint64_t)sqlite3_column_int64(st, 19);
-			f->final_mtime_ns = sqlite3_column_int64(st, 20);
-			f->final_ctime_ns = sqlite3_column_int64(st, 21);
-		}
-		f->first_open_ns = sqlite3_column_int64(st, 22);
-		f->last_write_ns = sqlite3_column_int64(st, 23);
-		if (!err && sqlite3_column_type(st, 24) != SQLITE_NULL &&
-		    sqlite3_column_type(st, 25) != SQLITE_NULL) {
-			err = column_bytes(st, 24, &f->loc_fs);
-			if (!err)
-				err = column_bytes(st, 25, &f->loc_path);
-		}
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
+		num, file_row, &fl);
 	if (!err && r->nfiles)
-		err = load_touches(s, num, r, ids);
-	free(ids);
+		err = load_touches(s, num, r, fl.ids);
+	free(fl.ids);
+	return err;
+}
+
+static int warning_row(sqlite3_stmt *st, void *ctx)
+{
+	weft_report *r = ctx;
+	/* Appended directly, not through weft_report_warn: a stored
+	 * warning may hold bytes a format string must not see. */
+	if (r->nwarnings >= WEFT_MAX_WARNINGS + 1)
+		return WEFT_EDB;
+	char **w = realloc(r->warnings, (r->nwarnings + 1) * sizeof(char *));
+	if (!w)
+		return WEFT_ENOMEM;
+	r->warnings = w;
+	int err = column_bytes(st, 0, &w[r->nwarnings]);
+	if (!err)
+		r->nwarnings++;
 	return err;
 }
 
 static int load_warnings(weft_store *s, sqlite3_int64 num, weft_report *r)
 {
-	sqlite3_stmt *st;
-	int err = store_prepare(
-		s, "SELECT text FROM warnings WHERE run = ?1 ORDER BY seq",
-		&st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, num);
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		/* Appended directly, not through weft_report_warn: a stored
-		 * warning may hold bytes a format string must not see. */
-		if (r->nwarnings >= WEFT_MAX_WARNINGS + 1) {
-			err = WEFT_EDB;
-			break;
-		}
-		char **w = realloc(r->warnings,
-				   (r->nwarnings + 1) * sizeof(char *));
-		if (!w) {
-			err = WEFT_ENOMEM;
-			break;
-		}
-		r->warnings = w;
-		err = column_bytes(st, 0, &w[r->nwarnings]);
-		if (!err)
-			r->nwarnings++;
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
-	return err;
+	return load_rows(s,
+			 "SELECT text FROM warnings WHERE run = ?1 ORDER BY seq",
+			 num, warning_row, r);
 }
 
 int weft_store_get_run(weft_store *s, const char *run_id, weft_report *out)

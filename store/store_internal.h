@@ -40,6 +40,19 @@ struct weft_store {
 	void *progress_arg;
 };
 
+/* The hash cache's columns and the end of its CREATE TABLE: the table
+ * of a store (store.c's first migration) and of a wrapper's cache of its
+ * own (hash.c) are one table. */
+#define STORE_HASH_CACHE_COLUMNS                                               \
+	"  dev INTEGER NOT NULL,"                                              \
+	"  ino INTEGER NOT NULL,"                                              \
+	"  size INTEGER NOT NULL,"                                             \
+	"  mtime_ns INTEGER NOT NULL,"                                         \
+	"  ctime_ns INTEGER NOT NULL,"                                         \
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"                      \
+	"  PRIMARY KEY (dev, ino)"                                             \
+	") WITHOUT ROWID"
+
 /* One hash-cache row. */
 struct weft_hash_cache_entry {
 	uint64_t dev, ino;

@@ -60,82 +60,46 @@ static bool needs_mode(int flags)
 		va_end(ap);                                                    \
 	}
 
-#define OPEN_BODY(dirfd, call)                                                 \
-	int8_t created = pl_active ? pl_created_hint(dirfd, path, flags) : -1; \
-	int fd = call;                                                         \
-	if (fd >= 0)                                                           \
-		pl_opened(fd, dirfd, path, flags, mode, created);              \
-	return fd
+#define NO_MODE int mode = 0
+#define CREAT_MODE                                                             \
+	int flags = O_CREAT | O_WRONLY | O_TRUNC;                              \
+	int mode = (int)m
 
-PL_EXPORT int open(const char *path, int flags, ...)
-{
-	PL_REAL(open);
-	MODE_ARG(flags);
-	OPEN_BODY(AT_FDCWD, real_fn(path, flags, mode));
-}
+/* An open of libc: path, flags and mode set (mode_setup), the created
+ * hint taken before the call, the fd noted after it. */
+#define OPEN_WRAPPER(name, params, dirfd, mode_setup, args)                    \
+	PL_EXPORT int name params                                              \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		mode_setup;                                                    \
+		int8_t created =                                               \
+			pl_active ? pl_created_hint(dirfd, path, flags) : -1;  \
+		int fd = real_fn args;                                         \
+		if (fd >= 0)                                                   \
+			pl_opened(fd, dirfd, path, flags, mode, created);      \
+		return fd;                                                     \
+	}
 
-PL_EXPORT int open64(const char *path, int flags, ...)
-{
-	PL_REAL(open64);
-	MODE_ARG(flags);
-	OPEN_BODY(AT_FDCWD, real_fn(path, flags, mode));
-}
-
-PL_EXPORT int openat(int dirfd, const char *path, int flags, ...)
-{
-	PL_REAL(openat);
-	MODE_ARG(flags);
-	OPEN_BODY(dirfd, real_fn(dirfd, path, flags, mode));
-}
-
-PL_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-	PL_REAL(openat64);
-	MODE_ARG(flags);
-	OPEN_BODY(dirfd, real_fn(dirfd, path, flags, mode));
-}
-
-PL_EXPORT int __open_2(const char *path, int flags)
-{
-	PL_REAL(__open_2);
-	int mode = 0;
-	OPEN_BODY(AT_FDCWD, real_fn(path, flags));
-}
-
-PL_EXPORT int __open64_2(const char *path, int flags)
-{
-	PL_REAL(__open64_2);
-	int mode = 0;
-	OPEN_BODY(AT_FDCWD, real_fn(path, flags));
-}
-
-PL_EXPORT int __openat_2(int dirfd, const char *path, int flags)
-{
-	PL_REAL(__openat_2);
-	int mode = 0;
-	OPEN_BODY(dirfd, real_fn(dirfd, path, flags));
-}
-
-PL_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
-{
-	PL_REAL(__openat64_2);
-	int mode = 0;
-	OPEN_BODY(dirfd, real_fn(dirfd, path, flags));
-}
-
-PL_EXPORT int creat(const char *path, mode_t m)
-{
-	PL_REAL(creat);
-	int flags = O_CREAT | O_WRONLY | O_TRUNC, mode = (int)m;
-	OPEN_BODY(AT_FDCWD, real_fn(path, m));
-}
-
-PL_EXPORT int creat64(const char *path, mode_t m)
-{
-	PL_REAL(creat64);
-	int flags = O_CREAT | O_WRONLY | O_TRUNC, mode = (int)m;
-	OPEN_BODY(AT_FDCWD, real_fn(path, m));
-}
+OPEN_WRAPPER(open, (const char *path, int flags, ...), AT_FDCWD,
+	     MODE_ARG(flags), (path, flags, mode))
+OPEN_WRAPPER(open64, (const char *path, int flags, ...), AT_FDCWD,
+	     MODE_ARG(flags), (path, flags, mode))
+OPEN_WRAPPER(openat, (int dirfd, const char *path, int flags, ...), dirfd,
+	     MODE_ARG(flags), (dirfd, path, flags, mode))
+OPEN_WRAPPER(openat64, (int dirfd, const char *path, int flags, ...), dirfd,
+	     MODE_ARG(flags), (dirfd, path, flags, mode))
+OPEN_WRAPPER(__open_2, (const char *path, int flags), AT_FDCWD, NO_MODE,
+	     (path, flags))
+OPEN_WRAPPER(__open64_2, (const char *path, int flags), AT_FDCWD, NO_MODE,
+	     (path, flags))
+OPEN_WRAPPER(__openat_2, (int dirfd, const char *path, int flags), dirfd,
+	     NO_MODE, (dirfd, path, flags))
+OPEN_WRAPPER(__openat64_2, (int dirfd, const char *path, int flags), dirfd,
+	     NO_MODE, (dirfd, path, flags))
+OPEN_WRAPPER(creat, (const char *path, mode_t m), AT_FDCWD, CREAT_MODE,
+	     (path, m))
+OPEN_WRAPPER(creat64, (const char *path, mode_t m), AT_FDCWD, CREAT_MODE,
+	     (path, m))
 
 /* ---- stdio streams ---- */
 
@@ -183,47 +147,47 @@ static void stream_closing(FILE *f)
 	pl_closing(fd);
 }
 
-PL_EXPORT FILE *fopen(const char *path, const char *m)
+/* A stdio open of libc: call is its helper, given real_fn. */
+#define STREAM_WRAPPER(name, params, call)                                     \
+	PL_EXPORT FILE *name params                                            \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		return call;                                                   \
+	}
+
+/* fopen and fopen64 through real: the created hint first. */
+static FILE *fopen_with(FILE *(*real)(const char *, const char *),
+			const char *path, const char *m)
 {
-	PL_REAL(fopen);
 	int flags = stdio_flags(m);
 	int8_t created = pl_active ? pl_created_hint(AT_FDCWD, path, flags) : -1;
-	return fopened(real_fn(path, m), path, flags, created);
+	return fopened(real(path, m), path, flags, created);
 }
 
-PL_EXPORT FILE *fopen64(const char *path, const char *m)
-{
-	PL_REAL(fopen64);
-	int flags = stdio_flags(m);
-	int8_t created = pl_active ? pl_created_hint(AT_FDCWD, path, flags) : -1;
-	return fopened(real_fn(path, m), path, flags, created);
-}
+STREAM_WRAPPER(fopen, (const char *path, const char *m),
+	       fopen_with(real_fn, path, m))
+STREAM_WRAPPER(fopen64, (const char *path, const char *m),
+	       fopen_with(real_fn, path, m))
 
-PL_EXPORT FILE *freopen(const char *path, const char *m, FILE *f)
+/* freopen and freopen64 through real (a NULL path reopens f itself:
+ * nothing closes, nothing new opens). */
+static FILE *freopen_with(FILE *(*real)(const char *, const char *, FILE *),
+			  const char *path, const char *m, FILE *f)
 {
-	PL_REAL(freopen);
 	int flags = stdio_flags(m);
 	int8_t created = pl_active && path
 				 ? pl_created_hint(AT_FDCWD, path, flags)
 				 : -1;
 	if (path)
 		stream_closing(f);
-	FILE *r = real_fn(path, m, f);
+	FILE *r = real(path, m, f);
 	return path ? fopened(r, path, flags, created) : r;
 }
 
-PL_EXPORT FILE *freopen64(const char *path, const char *m, FILE *f)
-{
-	PL_REAL(freopen64);
-	int flags = stdio_flags(m);
-	int8_t created = pl_active && path
-				 ? pl_created_hint(AT_FDCWD, path, flags)
-				 : -1;
-	if (path)
-		stream_closing(f);
-	FILE *r = real_fn(path, m, f);
-	return path ? fopened(r, path, flags, created) : r;
-}
+STREAM_WRAPPER(freopen, (const char *path, const char *m, FILE *f),
+	       freopen_with(real_fn, path, m, f))
+STREAM_WRAPPER(freopen64, (const char *path, const char *m, FILE *f),
+	       freopen_with(real_fn, path, m, f))
 
 PL_EXPORT int fclose(FILE *f)
 {
@@ -253,111 +217,51 @@ PL_EXPORT int closedir(DIR *d)
 
 /* ---- reads and writes: one bit per fd lifetime ---- */
 
-#define IO_BODY(bit, fd, call)                                                 \
-	ssize_t done = call;                                                   \
-	if (done > 0)                                                          \
-		pl_note_io(fd, bit);                                           \
-	return done
+/* A libc read or write: the call, and bit noted on fd once it moved
+ * bytes. */
+#define IO_WRAPPER(name, bit, params, args)                                    \
+	PL_EXPORT ssize_t name params                                          \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		ssize_t done = real_fn args;                                   \
+		if (done > 0)                                                  \
+			pl_note_io(fd, bit);                                   \
+		return done;                                                   \
+	}
 
-PL_EXPORT ssize_t read(int fd, void *b, size_t n)
-{
-	PL_REAL(read);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n));
-}
-
-PL_EXPORT ssize_t pread(int fd, void *b, size_t n, off_t o)
-{
-	PL_REAL(pread);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n, o));
-}
-
-PL_EXPORT ssize_t pread64(int fd, void *b, size_t n, off64_t o)
-{
-	PL_REAL(pread64);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, b, n, o));
-}
-
-PL_EXPORT ssize_t readv(int fd, const struct iovec *v, int c)
-{
-	PL_REAL(readv);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c));
-}
-
-PL_EXPORT ssize_t preadv(int fd, const struct iovec *v, int c, off_t o)
-{
-	PL_REAL(preadv);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o));
-}
-
-PL_EXPORT ssize_t preadv64(int fd, const struct iovec *v, int c, off64_t o)
-{
-	PL_REAL(preadv64);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o));
-}
-
-PL_EXPORT ssize_t preadv2(int fd, const struct iovec *v, int c, off_t o,
-			  int fl)
-{
-	PL_REAL(preadv2);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o, fl));
-}
-
-PL_EXPORT ssize_t preadv64v2(int fd, const struct iovec *v, int c, off64_t o,
-			     int fl)
-{
-	PL_REAL(preadv64v2);
-	IO_BODY(PL_B_READ, fd, real_fn(fd, v, c, o, fl));
-}
-
-PL_EXPORT ssize_t write(int fd, const void *b, size_t n)
-{
-	PL_REAL(write);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n));
-}
-
-PL_EXPORT ssize_t pwrite(int fd, const void *b, size_t n, off_t o)
-{
-	PL_REAL(pwrite);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n, o));
-}
-
-PL_EXPORT ssize_t pwrite64(int fd, const void *b, size_t n, off64_t o)
-{
-	PL_REAL(pwrite64);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, b, n, o));
-}
-
-PL_EXPORT ssize_t writev(int fd, const struct iovec *v, int c)
-{
-	PL_REAL(writev);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c));
-}
-
-PL_EXPORT ssize_t pwritev(int fd, const struct iovec *v, int c, off_t o)
-{
-	PL_REAL(pwritev);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o));
-}
-
-PL_EXPORT ssize_t pwritev64(int fd, const struct iovec *v, int c, off64_t o)
-{
-	PL_REAL(pwritev64);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o));
-}
-
-PL_EXPORT ssize_t pwritev2(int fd, const struct iovec *v, int c, off_t o,
-			   int fl)
-{
-	PL_REAL(pwritev2);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o, fl));
-}
-
-PL_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *v, int c,
-			      off64_t o, int fl)
-{
-	PL_REAL(pwritev64v2);
-	IO_BODY(PL_B_WRITE, fd, real_fn(fd, v, c, o, fl));
-}
+IO_WRAPPER(read, PL_B_READ, (int fd, void *b, size_t n), (fd, b, n))
+IO_WRAPPER(pread, PL_B_READ, (int fd, void *b, size_t n, off_t o),
+	   (fd, b, n, o))
+IO_WRAPPER(pread64, PL_B_READ, (int fd, void *b, size_t n, off64_t o),
+	   (fd, b, n, o))
+IO_WRAPPER(readv, PL_B_READ, (int fd, const struct iovec *v, int c), (fd, v, c))
+IO_WRAPPER(preadv, PL_B_READ, (int fd, const struct iovec *v, int c, off_t o),
+	   (fd, v, c, o))
+IO_WRAPPER(preadv64, PL_B_READ,
+	   (int fd, const struct iovec *v, int c, off64_t o), (fd, v, c, o))
+IO_WRAPPER(preadv2, PL_B_READ,
+	   (int fd, const struct iovec *v, int c, off_t o, int fl),
+	   (fd, v, c, o, fl))
+IO_WRAPPER(preadv64v2, PL_B_READ,
+	   (int fd, const struct iovec *v, int c, off64_t o, int fl),
+	   (fd, v, c, o, fl))
+IO_WRAPPER(write, PL_B_WRITE, (int fd, const void *b, size_t n), (fd, b, n))
+IO_WRAPPER(pwrite, PL_B_WRITE, (int fd, const void *b, size_t n, off_t o),
+	   (fd, b, n, o))
+IO_WRAPPER(pwrite64, PL_B_WRITE, (int fd, const void *b, size_t n, off64_t o),
+	   (fd, b, n, o))
+IO_WRAPPER(writev, PL_B_WRITE, (int fd, const struct iovec *v, int c),
+	   (fd, v, c))
+IO_WRAPPER(pwritev, PL_B_WRITE, (int fd, const struct iovec *v, int c, off_t o),
+	   (fd, v, c, o))
+IO_WRAPPER(pwritev64, PL_B_WRITE,
+	   (int fd, const struct iovec *v, int c, off64_t o), (fd, v, c, o))
+IO_WRAPPER(pwritev2, PL_B_WRITE,
+	   (int fd, const struct iovec *v, int c, off_t o, int fl),
+	   (fd, v, c, o, fl))
+IO_WRAPPER(pwritev64v2, PL_B_WRITE,
+	   (int fd, const struct iovec *v, int c, off64_t o, int fl),
+	   (fd, v, c, o, fl))
 
 /* ---- cross-fd copies: a read on one side, a write on the other ---- */
 
