@@ -172,6 +172,8 @@ void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32]);
 void json_process_deps(FILE *out, const weft_process_rec *p);
 /* weft_json_string, or null for NULL. */
 void json_string_or_null(FILE *out, const char *s);
+/* The n strings of v as JSON strings separated by ", " (no brackets). */
+void json_strings(FILE *out, char *const *v, size_t n);
 /* One difference of weft diff or rerun --check, as the fields of its
  * JSON object (no braces): "section", "change", "name", "a", "b". */
 void json_diff_item_fields(FILE *out, const weft_diff_item *x);

@@ -48,21 +48,13 @@ static void print_json(FILE *out, const weft_stale_result *r)
 			fputc('}', out);
 		}
 		fputs("], \"rerun\": [", out);
-		for (size_t k = 0; k < o->nchain; k++) {
-			if (k)
-				fputs(", ", out);
-			weft_json_string(out, o->chain[k]);
-		}
+		json_strings(out, o->chain, o->nchain);
 		fputs("]}", out);
 	}
 	fprintf(out,
 		"], \"checked\": %zu, \"hashed\": %llu, \"not_recorded\": [",
 		r->checked, (unsigned long long)r->hashed);
-	for (size_t i = 0; i < r->nnot_recorded; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, r->not_recorded[i]);
-	}
+	json_strings(out, r->not_recorded, r->nnot_recorded);
 	fputs("]}\n", out);
 }
 

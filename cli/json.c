@@ -22,6 +22,15 @@ void json_string_or_null(FILE *out, const char *s)
 		fputs("null", out);
 }
 
+void json_strings(FILE *out, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", out);
+		weft_json_string(out, v[i]);
+	}
+}
+
 static void json_bool(FILE *out, const char *key, bool v)
 {
 	fprintf(out, "\"%s\": %s", key, v ? "true" : "false");
@@ -81,11 +90,7 @@ static void json_process(FILE *out, const weft_process_rec *p)
 {
 	fprintf(out, "{\"pid\": %d, \"ppid\": %d, \"argv\": [", p->pid,
 		p->ppid);
-	for (uint32_t i = 0; i < p->argc; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, p->argv[i]);
-	}
+	json_strings(out, p->argv, p->argc);
 	fputs("], \"exe\": ", out);
 	json_string_or_null(out, p->exe);
 	fputs(", \"cwd\": ", out);
@@ -254,11 +259,7 @@ void json_report(FILE *out, const weft_report *r)
 		json_file(out, &r->files[i]);
 	}
 	fputs("],\n \"warnings\": [", out);
-	for (size_t i = 0; i < r->nwarnings; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, r->warnings[i]);
-	}
+	json_strings(out, r->warnings, r->nwarnings);
 	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
 	/* Only for a task with parts missing: a whole run's JSON stays the
@@ -344,11 +345,7 @@ void json_dag(FILE *out, const weft_dag *d)
 			t->kind == WEFT_DAG_PROCESS ? "process" : "run");
 		if (t->kind == WEFT_DAG_PROCESS) {
 			fprintf(out, ", \"pid\": %d, \"argv\": [", t->pid);
-			for (uint32_t a = 0; a < t->argc; a++) {
-				if (a)
-					fputs(", ", out);
-				weft_json_string(out, t->argv[a]);
-			}
+			json_strings(out, t->argv, t->argc);
 			fputs("], \"exe\": ", out);
 			json_string_or_null(out, t->exe);
 			fputs(", \"started_by\": ", out);
@@ -366,13 +363,7 @@ void json_dag(FILE *out, const weft_dag *d)
 		fputs(", \"path\": ", out);
 		json_string_or_null(out, a->path);
 		fputs(", \"hash\": ", out);
-		if (a->has_hash) {
-			char text[WEFT_HASH_TEXT_BYTES];
-			weft_hash_to_text(a->hash, text);
-			fprintf(out, "\"%s\"", text);
-		} else {
-			fputs("null", out);
-		}
+		json_hash_or_null(out, a->has_hash, a->hash);
 		static const char *const kinds[] = {"written", "source",
 						    "unknown", "intermediate"};
 		fprintf(out,
