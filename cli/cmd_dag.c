@@ -216,16 +216,10 @@ static void print_artifact_line(FILE *out, const struct dag_index *x,
 		text_escaped(out, a->path);
 		fputc(')', out);
 	}
-	if (a->has_hash) {
-		char text[WEFT_HASH_TEXT_BYTES];
-		weft_hash_to_text(a->hash, text);
-		fprintf(out, "  %.24s", text);
-	}
+	if (a->has_hash)
+		text_hash(out, a->hash, 24);
 	if (e->weak)
-		fputs(e->write ? "  (weak: written, not hashed)"
-			       : "  (weak: version not known, by location "
-				 "and time)",
-		      out);
+		text_weak(out, e->write);
 	if (!e->write) {
 		/* Which tasks produced what this task read. */
 		for (size_t k = x->art_first[ai]; k < x->art_first[ai + 1];

@@ -111,8 +111,7 @@ def tasks_by_name(d):
 def case_exit_status(weft):
     s, c, j = started_job(weft, "exit")
     try:
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         for script, want in (("exit 0", 0), ("exit 3", 3),
                              ("kill -TERM $$", 128 + signal.SIGTERM),
                              ("kill -KILL $$", 128 + signal.SIGKILL)):
@@ -184,8 +183,7 @@ def read_hash(d, task, path):
 def case_hash_cache(weft):
     s, c, j = started_job(weft, "hcache")
     try:
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         big = s.path("big.bin")
         content = os.urandom(8 << 20)
         with open(big, "wb") as f:
@@ -417,8 +415,7 @@ def case_outage(weft):
 def case_late_delivery(weft):
     s, c, j = job_then_outage(weft, "late")
     try:
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         p = run([weft, "wrap", "--task", "late", "--ship-timeout", "0.5",
                  "--", "sh", "-c", "echo x > late-out"],
                 env=wrap_env(contract, spool), cwd=s.dir)
@@ -462,8 +459,7 @@ def status(weft, url):
 def case_crash(weft):
     s, c, j = started_job(weft, "crash")
     try:
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         # Many fragments: every wrapper's run is cut into small parts.
         files = s.path("files")
         os.mkdir(files)
