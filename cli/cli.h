@@ -172,6 +172,10 @@ void json_hash_or_null(FILE *out, bool has, const uint8_t hash[32]);
 void json_process_deps(FILE *out, const weft_process_rec *p);
 /* weft_json_string, or null for NULL. */
 void json_string_or_null(FILE *out, const char *s);
+/* ", \"key\": " and s as by json_string_or_null: a member after others. */
+void json_key_string(FILE *out, const char *key, const char *s);
+/* The n strings of v as JSON strings separated by ", " (no brackets). */
+void json_strings(FILE *out, char *const *v, size_t n);
 /* One difference of weft diff or rerun --check, as the fields of its
  * JSON object (no braces): "section", "change", "name", "a", "b". */
 void json_diff_item_fields(FILE *out, const weft_diff_item *x);
@@ -194,6 +198,11 @@ void json_parts(FILE *out, uint32_t stored, uint32_t expected);
 /* ", INCOMPLETE: N of M parts stored" when stored < expected, else
  * nothing: what text views put beside a task. */
 void text_parts(FILE *out, uint32_t stored, uint32_t expected);
+/* "  " and the first width characters of a hash as text: what text views
+ * show of it. */
+void text_hash(FILE *out, const uint8_t hash[32], int width);
+/* Why a weak edge is weak, as text views put beside it. */
+void text_weak(FILE *out, bool write);
 
 /* ---- Pictures and output files (cmd_export.c) ---- */
 

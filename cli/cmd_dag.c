@@ -216,16 +216,10 @@ static void print_artifact_line(FILE *out, const struct dag_index *x,
 		text_escaped(out, a->path);
 		fputc(')', out);
 	}
-	if (a->has_hash) {
-		char text[WEFT_HASH_TEXT_BYTES];
-		weft_hash_to_text(a->hash, text);
-		fprintf(out, "  %.24s", text);
-	}
+	if (a->has_hash)
+		text_hash(out, a->hash, 24);
 	if (e->weak)
-		fputs(e->write ? "  (weak: written, not hashed)"
-			       : "  (weak: version not known, by location "
-				 "and time)",
-		      out);
+		text_weak(out, e->write);
 	if (!e->write) {
 		/* Which tasks produced what this task read. */
 		for (size_t k = x->art_first[ai]; k < x->art_first[ai + 1];
@@ -312,27 +306,29 @@ static void print_text(FILE *out, const struct dag_index *x, bool all)
 			nhidden, nhidden == 1 ? "" : "s");
 }
 
+static void dot_node(FILE *out, const char *id, const char *shape,
+		     const char *label)
+{
+	fputs("  ", out);
+	dot_string(out, id);
+	fprintf(out, " [shape=%s, label=", shape);
+	dot_string(out, label);
+	fputs("];\n", out);
+}
+
 static void print_dot(FILE *out, const struct dag_index *x, bool all)
 {
 	const weft_dag *d = x->d;
 	fputs("digraph weft {\n  rankdir=LR;\n", out);
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const weft_dag_task *t = &d->tasks[i];
-		fputs("  ", out);
-		dot_string(out, t->id);
-		fputs(" [shape=box, label=", out);
-		dot_string(out, t->name ? t->name : t->id);
-		fputs("];\n", out);
+		dot_node(out, t->id, "box", t->name ? t->name : t->id);
 	}
 	for (size_t i = 0; i < d->nartifacts; i++) {
 		const weft_dag_artifact *a = &d->artifacts[i];
 		if (hidden(x, i, all))
 			continue;
-		fputs("  ", out);
-		dot_string(out, a->id);
-		fputs(" [shape=ellipse, label=", out);
-		dot_string(out, a->path ? a->path : a->id);
-		fputs("];\n", out);
+		dot_node(out, a->id, "ellipse", a->path ? a->path : a->id);
 	}
 	for (size_t i = 0; i < d->nedges; i++) {
 		const weft_dag_edge *e = &d->edges[i];

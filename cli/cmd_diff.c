@@ -34,10 +34,8 @@ static void print_json(FILE *out, const weft_diff *d, const char *path)
 {
 	fputs("{\"weft\": 1, \"a\": ", out);
 	weft_json_string(out, d->a);
-	fputs(", \"b\": ", out);
-	weft_json_string(out, d->b);
-	fputs(", \"path\": ", out);
-	json_string_or_null(out, path);
+	json_key_string(out, "b", d->b);
+	json_key_string(out, "path", path);
 	fputs(", \"items\": [", out);
 	for (size_t i = 0; i < d->nitems; i++) {
 		const weft_diff_item *x = &d->items[i];

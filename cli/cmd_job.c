@@ -24,14 +24,10 @@ static void json_job(FILE *out, const weft_job_record *r)
 	char t[40];
 	fputs("{\"id\": ", out);
 	weft_json_string(out, r->info.id);
-	fputs(", \"command\": ", out);
-	weft_json_string(out, r->info.command ? r->info.command : "");
-	fputs(", \"user\": ", out);
-	weft_json_string(out, r->info.user);
-	fputs(", \"host\": ", out);
-	weft_json_string(out, r->info.host);
-	fputs(", \"cwd\": ", out);
-	weft_json_string(out, r->info.cwd);
+	json_key_string(out, "command", r->info.command ? r->info.command : "");
+	json_key_string(out, "user", r->info.user);
+	json_key_string(out, "host", r->info.host);
+	json_key_string(out, "cwd", r->info.cwd);
 	fputs(", \"git\": ", out);
 	if (r->info.git[0])
 		weft_json_string(out, r->info.git);

@@ -102,10 +102,7 @@ static void print_task(struct tree *t, size_t i, const weft_dag_edge *via,
 		text_escaped(t->out, via->path);
 	}
 	if (via->weak)
-		fputs(via->write ? "  (weak: written, not hashed)"
-				 : "  (weak: version not known, by location "
-				   "and time)",
-		      t->out);
+		text_weak(t->out, via->write);
 	if (t->task_done[i]) {
 		fputs("  (above)\n", t->out);
 		return;
@@ -135,9 +132,7 @@ static void print_artifact(struct tree *t, size_t a, int depth)
 	indent(t->out, depth);
 	text_escaped(t->out, art->path);
 	if (art->has_hash) {
-		char text[WEFT_HASH_TEXT_BYTES];
-		weft_hash_to_text(art->hash, text);
-		fprintf(t->out, "  %.24s", text);
+		text_hash(t->out, art->hash, 24);
 	} else {
 		fputs(art->kind == WEFT_VERSION_UNKNOWN ? "  (version not known)"
 							: "  (no hash)",

@@ -18,10 +18,8 @@ static const char show_help[] =
 static void print_hash(FILE *out, const weft_file_rec *f)
 {
 	if (f->has_hash) {
-		char text[WEFT_HASH_TEXT_BYTES];
-		weft_hash_to_text(f->hash, text);
 		/* A prefix is enough for people; --json has the whole hash. */
-		fprintf(out, "  %.28s", text);
+		text_hash(out, f->hash, 28);
 	} else if (f->hash_missing) {
 		fputs("  (no hash: ", out);
 		text_escaped(out, f->hash_missing);

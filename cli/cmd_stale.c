@@ -34,8 +34,7 @@ static void print_json(FILE *out, const weft_stale_result *r)
 		const weft_stale_output *o = &r->stale[i];
 		fputs(i ? ", {\"path\": " : "{\"path\": ", out);
 		weft_json_string(out, o->path);
-		fputs(", \"run\": ", out);
-		weft_json_string(out, o->run);
+		json_key_string(out, "run", o->run);
 		fputs(", \"causes\": [", out);
 		for (size_t k = 0; k < o->ncauses; k++) {
 			const weft_stale_cause *c = &o->causes[k];
@@ -43,26 +42,17 @@ static void print_json(FILE *out, const weft_stale_result *r)
 				"%s{\"why\": \"%s\", \"path\": ", k ? ", " : "",
 				weft_stale_why_name(c->why));
 			weft_json_string(out, c->path);
-			fputs(", \"run\": ", out);
-			json_string_or_null(out, c->run);
+			json_key_string(out, "run", c->run);
 			fputc('}', out);
 		}
 		fputs("], \"rerun\": [", out);
-		for (size_t k = 0; k < o->nchain; k++) {
-			if (k)
-				fputs(", ", out);
-			weft_json_string(out, o->chain[k]);
-		}
+		json_strings(out, o->chain, o->nchain);
 		fputs("]}", out);
 	}
 	fprintf(out,
 		"], \"checked\": %zu, \"hashed\": %llu, \"not_recorded\": [",
 		r->checked, (unsigned long long)r->hashed);
-	for (size_t i = 0; i < r->nnot_recorded; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, r->not_recorded[i]);
-	}
+	json_strings(out, r->not_recorded, r->nnot_recorded);
 	fputs("]}\n", out);
 }
 

@@ -213,10 +213,8 @@ void json_status_tasks(FILE *out, const weft_status_job *j)
 		const weft_status_task *t = &j->tasks[i];
 		fputs(i ? ", {\"id\": " : "{\"id\": ", out);
 		weft_json_string(out, t->id);
-		fputs(", \"name\": ", out);
-		weft_json_string(out, t->name);
-		fputs(", \"node\": ", out);
-		weft_json_string(out, t->node);
+		json_key_string(out, "name", t->name);
+		json_key_string(out, "node", t->node);
 		fprintf(out, ", \"parts_stored\": %u, \"parts_expected\": %u}",
 			t->parts_stored, t->nparts);
 	}
@@ -255,8 +253,7 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 			fprintf(out, ", \"exit_code\": %d", j->exit_code);
 		else
 			fputs(", \"exit_code\": null", out);
-		fputs(", \"command\": ", out);
-		weft_json_string(out, j->command);
+		json_key_string(out, "command", j->command);
 		fprintf(out,
 			", \"fragments\": %llu, \"bytes\": %llu, \"gaps\": "
 			"%llu, \"rejects\": ",

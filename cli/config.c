@@ -867,49 +867,54 @@ int config_load_file(weft_config *c, enum config_source src, const char *path,
 	return rc;
 }
 
+/* One layer's file: its path kept in kept (for `weft tracer show`), its
+ * settings over c's. An unset or empty path is no layer. */
+static int resolve_file(weft_config *c, enum config_source src,
+			char kept[CONFIG_PATH_BYTES], const char *path,
+			FILE *err)
+{
+	if (!path || !*path)
+		return 0;
+	snprintf(kept, CONFIG_PATH_BYTES, "%s", path);
+	return config_load_file(c, src, path, err);
+}
+
+/* The tracer named by the environment or the flag (what: how the message
+ * names it, up to the value), over the files'. */
+static int resolve_mode(weft_config *c, enum config_source from,
+			const char *what, const char *mode, FILE *err)
+{
+	if (!config_mode_valid(mode)) {
+		char modes[256];
+		config_modes(modes, sizeof(modes));
+		fprintf(err,
+			"weft: %s\"%s\": unknown tracer; expected one of %s\n",
+			what, mode, modes);
+		return -1;
+	}
+	snprintf(c->mode, sizeof(c->mode), "%s", mode);
+	c->mode_from = from;
+	return 0;
+}
+
 int config_resolve(weft_config *c, const char *user_file,
 		   const char *project_file, const char *env_tracer,
 		   const char *flag_mode, bool no_fallback, FILE *err)
 {
 	config_defaults(c);
-	if (user_file && *user_file) {
-		snprintf(c->user_file, sizeof(c->user_file), "%s", user_file);
-		if (config_load_file(c, CONFIG_USER_FILE, user_file, err) != 0)
-			return -1;
-	}
-	if (project_file && *project_file) {
-		snprintf(c->project_file, sizeof(c->project_file), "%s",
-			 project_file);
-		if (config_load_file(c, CONFIG_PROJECT_FILE, project_file,
-				     err) != 0)
-			return -1;
-	}
-	char modes[256];
-	config_modes(modes, sizeof(modes));
+	if (resolve_file(c, CONFIG_USER_FILE, c->user_file, user_file,
+			 err) != 0 ||
+	    resolve_file(c, CONFIG_PROJECT_FILE, c->project_file,
+			 project_file, err) != 0)
+		return -1;
 	/* Empty counts as unset, as shells make `WEFT_TRACER= cmd` easy. */
-	if (env_tracer && *env_tracer) {
-		if (!config_mode_valid(env_tracer)) {
-			fprintf(err,
-				"weft: environment variable "
-				"WEFT_TRACER=\"%s\": "
-				"unknown tracer; expected one of %s\n",
-				env_tracer, modes);
-			return -1;
-		}
-		snprintf(c->mode, sizeof(c->mode), "%s", env_tracer);
-		c->mode_from = CONFIG_ENV;
-	}
-	if (flag_mode) {
-		if (!config_mode_valid(flag_mode)) {
-			fprintf(err,
-				"weft: --tracer \"%s\": unknown tracer; "
-				"expected one of %s\n",
-				flag_mode, modes);
-			return -1;
-		}
-		snprintf(c->mode, sizeof(c->mode), "%s", flag_mode);
-		c->mode_from = CONFIG_FLAG;
-	}
+	if (env_tracer && *env_tracer &&
+	    resolve_mode(c, CONFIG_ENV, "environment variable WEFT_TRACER=",
+			 env_tracer, err) != 0)
+		return -1;
+	if (flag_mode &&
+	    resolve_mode(c, CONFIG_FLAG, "--tracer ", flag_mode, err) != 0)
+		return -1;
 	if (no_fallback) {
 		c->fallback_enabled = false;
 		c->fallback_from = CONFIG_FLAG;

@@ -52,6 +52,16 @@ static int parse_str(weft_config *cfg, const char *text, struct capture *c)
 			    strlen(text), c->f);
 }
 
+/* text parses into cfg without a word of warning. */
+static void parse_quiet(weft_config *cfg, const char *text)
+{
+	struct capture cap;
+	cap_open(&cap);
+	assert_int_equal(parse_str(cfg, text, &cap), 0);
+	assert_string_equal(cap_text(&cap), "");
+	cap_close(&cap);
+}
+
 /* The name of a registered backend, so tests do not hard-code one. */
 static const char *some_backend(void)
 {
@@ -70,23 +80,18 @@ static void test_defaults(void **state)
 	assert_string_equal(c.ray_weft_binary, "weft");
 	assert_string_equal(c.ray_python_path, WEFT_PYTHON_SHIM_DIR);
 	assert_string_equal(c.ray_actor_granularity, "call");
-	struct capture cap;
-	cap_open(&cap);
-	assert_int_equal(parse_str(&c, "[ray]\nweft_binary = \"/opt/w\"\n"
-				       "python_path = \"/opt/py\"\n"
-				       "actor_granularity = \"actor\"\n",
-				   &cap),
-			 0);
+	parse_quiet(&c, "[ray]\nweft_binary = \"/opt/w\"\n"
+			"python_path = \"/opt/py\"\n"
+			"actor_granularity = \"actor\"\n");
 	assert_string_equal(c.ray_weft_binary, "/opt/w");
 	assert_string_equal(c.ray_python_path, "/opt/py");
 	assert_string_equal(c.ray_actor_granularity, "actor");
-	assert_string_equal(cap_text(&cap), "");
-	cap_close(&cap);
 
 	/* record.env_values: none by default; an array of names, the last
 	 * file to set it decides the whole list. */
 	config_defaults(&c);
 	assert_int_equal(c.nenv_values, 0);
+	struct capture cap;
 	cap_open(&cap);
 	assert_int_equal(parse_str(&c,
 				   "[record]\nenv_values = [ \"CUDA_VISIBLE_"
@@ -135,15 +140,8 @@ static void test_accepts_subset(void **state)
 	cap_close(&cap);
 
 	config_defaults(&c);
-	cap_open(&cap);
-	assert_int_equal(parse_str(&c,
-				   "tracer . preflight_timeout_ms = "
-				   "600000 # max\n",
-				   &cap),
-			 0);
+	parse_quiet(&c, "tracer . preflight_timeout_ms = 600000 # max\n");
 	assert_int_equal(c.preflight_timeout_ms, 600000);
-	assert_string_equal(cap_text(&cap), "");
-	cap_close(&cap);
 }
 
 static void test_coordinator_limits(void **state)
@@ -153,19 +151,12 @@ static void test_coordinator_limits(void **state)
 	config_defaults(&c);
 	assert_int_equal(c.coord_max_connections, 0);
 	assert_int_equal(c.coord_idle_timeout_ms, 0);
-	struct capture cap;
-	cap_open(&cap);
-	assert_int_equal(parse_str(&c,
-				   "[coordinator]\nmax_connections = 64\n"
-				   "idle_timeout_ms = 5000\n"
-				   "submit_key_file = \"/etc/weft/k\"\n",
-				   &cap),
-			 0);
+	parse_quiet(&c, "[coordinator]\nmax_connections = 64\n"
+			"idle_timeout_ms = 5000\n"
+			"submit_key_file = \"/etc/weft/k\"\n");
 	assert_string_equal(c.coord_submit_key_file, "/etc/weft/k");
 	assert_int_equal(c.coord_max_connections, 64);
 	assert_int_equal(c.coord_idle_timeout_ms, 5000);
-	assert_string_equal(cap_text(&cap), "");
-	cap_close(&cap);
 }
 
 static void test_unknown_key_warns(void **state)

@@ -22,6 +22,21 @@ void json_string_or_null(FILE *out, const char *s)
 		fputs("null", out);
 }
 
+void json_key_string(FILE *out, const char *key, const char *s)
+{
+	fprintf(out, ", \"%s\": ", key);
+	json_string_or_null(out, s);
+}
+
+void json_strings(FILE *out, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", out);
+		weft_json_string(out, v[i]);
+	}
+}
+
 static void json_bool(FILE *out, const char *key, bool v)
 {
 	fprintf(out, "\"%s\": %s", key, v ? "true" : "false");
@@ -72,8 +87,7 @@ void json_process_deps(FILE *out, const weft_process_rec *p)
 		fputc('}', out);
 	}
 	if (p->env_missing) {
-		fputs(", \"env_missing\": ", out);
-		weft_json_string(out, p->env_missing);
+		json_key_string(out, "env_missing", p->env_missing);
 	}
 }
 
@@ -81,15 +95,10 @@ static void json_process(FILE *out, const weft_process_rec *p)
 {
 	fprintf(out, "{\"pid\": %d, \"ppid\": %d, \"argv\": [", p->pid,
 		p->ppid);
-	for (uint32_t i = 0; i < p->argc; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, p->argv[i]);
-	}
+	json_strings(out, p->argv, p->argc);
 	fputs("], \"exe\": ", out);
 	json_string_or_null(out, p->exe);
-	fputs(", \"cwd\": ", out);
-	json_string_or_null(out, p->cwd);
+	json_key_string(out, "cwd", p->cwd);
 	if (p->exited)
 		fprintf(out, ", \"exit_code\": %d", p->exit_code);
 	else
@@ -156,8 +165,7 @@ static void json_location(FILE *out, const char *fs, const char *path)
 	if (fs) {
 		fputs("{\"fs\": ", out);
 		weft_json_string(out, fs);
-		fputs(", \"path\": ", out);
-		weft_json_string(out, path);
+		json_key_string(out, "path", path);
 		fputc('}', out);
 	} else {
 		fputs("null", out);
@@ -176,8 +184,7 @@ static void json_file(FILE *out, const weft_file_rec *f)
 	json_bool(out, "created", f->created);
 	fputs(", ", out);
 	json_bool(out, "deleted", f->deleted);
-	fputs(", \"renamed_to\": ", out);
-	json_string_or_null(out, f->renamed_to);
+	json_key_string(out, "renamed_to", f->renamed_to);
 	if (f->has_size)
 		fprintf(out, ", \"size\": %lld", (long long)f->size);
 	else
@@ -191,8 +198,7 @@ static void json_file(FILE *out, const weft_file_rec *f)
 		json_string_or_null(out, f->hash_missing);
 	}
 	/* The version model (DESIGN.md "Store and DAG"): added fields. */
-	fputs(", \"used_path\": ", out);
-	json_string_or_null(out, f->used_path);
+	json_key_string(out, "used_path", f->used_path);
 	fputs(", ", out);
 	json_bool(out, "updated", f->updated);
 	if (f->has_read_hash) {
@@ -229,6 +235,20 @@ void text_parts(FILE *out, uint32_t stored, uint32_t expected)
 			expected);
 }
 
+void text_hash(FILE *out, const uint8_t hash[32], int width)
+{
+	char text[WEFT_HASH_TEXT_BYTES];
+	weft_hash_to_text(hash, text);
+	fprintf(out, "  %.*s", width, text);
+}
+
+void text_weak(FILE *out, bool write)
+{
+	fputs(write ? "  (weak: written, not hashed)"
+		    : "  (weak: version not known, by location and time)",
+	      out);
+}
+
 void json_report(FILE *out, const weft_report *r)
 {
 	char started[40], ended[40];
@@ -236,10 +256,8 @@ void json_report(FILE *out, const weft_report *r)
 	weft_rfc3339(r->ended_ns, ended);
 	fputs("{\"weft\": 1, \"run\": ", out);
 	weft_json_string(out, r->run_id);
-	fputs(", \"backend\": ", out);
-	weft_json_string(out, r->backend);
-	fputs(", \"node\": ", out);
-	weft_json_string(out, r->node);
+	json_key_string(out, "backend", r->backend);
+	json_key_string(out, "node", r->node);
 	fprintf(out,
 		", \"exit_code\": %d, \"started\": \"%s\", \"ended\": \"%s\",\n"
 		" \"processes\": [",
@@ -254,11 +272,7 @@ void json_report(FILE *out, const weft_report *r)
 		json_file(out, &r->files[i]);
 	}
 	fputs("],\n \"warnings\": [", out);
-	for (size_t i = 0; i < r->nwarnings; i++) {
-		if (i)
-			fputs(", ", out);
-		weft_json_string(out, r->warnings[i]);
-	}
+	json_strings(out, r->warnings, r->nwarnings);
 	fprintf(out, "], \"dropped_events\": %llu",
 		(unsigned long long)r->dropped_events);
 	/* Only for a task with parts missing: a whole run's JSON stays the
@@ -305,10 +319,8 @@ void json_preflight_auto(FILE *out, const weft_preflight *results, size_t n,
 		selected >= 0 ? "true" : "false");
 	json_string_or_null(out, selected >= 0 ? results[selected].backend
 					       : NULL);
-	fputs(", \"summary\": ", out);
-	weft_json_string(out, summary);
-	fputs(", \"command_checked\": ", out);
-	json_string_or_null(out, command);
+	json_key_string(out, "summary", summary);
+	json_key_string(out, "command_checked", command);
 	fputs(", \"results\": [", out);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
@@ -327,12 +339,9 @@ void json_dag(FILE *out, const weft_dag *d)
 		const weft_dag_task *t = &d->tasks[i];
 		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
 		weft_json_string(out, t->id);
-		fputs(", \"name\": ", out);
-		json_string_or_null(out, t->name);
-		fputs(", \"node\": ", out);
-		json_string_or_null(out, t->node);
-		fputs(", \"backend\": ", out);
-		json_string_or_null(out, t->backend);
+		json_key_string(out, "name", t->name);
+		json_key_string(out, "node", t->node);
+		json_key_string(out, "backend", t->backend);
 		if (t->kind == WEFT_DAG_PROCESS && !t->exited)
 			fputs(", \"exit_code\": null, \"parent\": ", out);
 		else
@@ -344,15 +353,10 @@ void json_dag(FILE *out, const weft_dag *d)
 			t->kind == WEFT_DAG_PROCESS ? "process" : "run");
 		if (t->kind == WEFT_DAG_PROCESS) {
 			fprintf(out, ", \"pid\": %d, \"argv\": [", t->pid);
-			for (uint32_t a = 0; a < t->argc; a++) {
-				if (a)
-					fputs(", ", out);
-				weft_json_string(out, t->argv[a]);
-			}
+			json_strings(out, t->argv, t->argc);
 			fputs("], \"exe\": ", out);
 			json_string_or_null(out, t->exe);
-			fputs(", \"started_by\": ", out);
-			json_string_or_null(out, t->started_by);
+			json_key_string(out, "started_by", t->started_by);
 			fprintf(out, ", \"by_exec\": %s",
 				t->by_exec ? "true" : "false");
 		}
@@ -363,16 +367,9 @@ void json_dag(FILE *out, const weft_dag *d)
 		const weft_dag_artifact *a = &d->artifacts[i];
 		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
 		weft_json_string(out, a->id);
-		fputs(", \"path\": ", out);
-		json_string_or_null(out, a->path);
+		json_key_string(out, "path", a->path);
 		fputs(", \"hash\": ", out);
-		if (a->has_hash) {
-			char text[WEFT_HASH_TEXT_BYTES];
-			weft_hash_to_text(a->hash, text);
-			fprintf(out, "\"%s\"", text);
-		} else {
-			fputs("null", out);
-		}
+		json_hash_or_null(out, a->has_hash, a->hash);
 		static const char *const kinds[] = {"written", "source",
 						    "unknown", "intermediate"};
 		fprintf(out,
@@ -389,15 +386,13 @@ void json_dag(FILE *out, const weft_dag *d)
 		const weft_dag_edge *e = &d->edges[i];
 		fputs(i ? ",\n  {\"from\": " : "\n  {\"from\": ", out);
 		weft_json_string(out, e->from);
-		fputs(", \"to\": ", out);
-		weft_json_string(out, e->to);
+		json_key_string(out, "to", e->to);
 		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s",
 			e->write ? "write" : "read", e->weak ? "true" : "false");
 		if (e->update)
 			fputs(", \"update\": true", out);
 		if (e->path) {
-			fputs(", \"path\": ", out);
-			weft_json_string(out, e->path);
+			json_key_string(out, "path", e->path);
 		}
 		fputc('}', out);
 	}
@@ -405,8 +400,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	for (size_t i = 0; i < d->nsame; i++) {
 		fputs(i ? ",\n  {\"artifact\": " : "\n  {\"artifact\": ", out);
 		weft_json_string(out, d->same[i].artifact);
-		fputs(", \"same_as\": ", out);
-		weft_json_string(out, d->same[i].same_as);
+		json_key_string(out, "same_as", d->same[i].same_as);
 		fputs(", \"weak\": true}", out);
 	}
 	fputs("]}\n", out);
@@ -418,8 +412,6 @@ void json_diff_item_fields(FILE *out, const weft_diff_item *x)
 		weft_diff_section_name(x->section),
 		weft_diff_change_name(x->change));
 	weft_json_string(out, x->name);
-	fputs(", \"a\": ", out);
-	json_string_or_null(out, x->a);
-	fputs(", \"b\": ", out);
-	json_string_or_null(out, x->b);
+	json_key_string(out, "a", x->a);
+	json_key_string(out, "b", x->b);
 }

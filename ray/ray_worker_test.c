@@ -121,6 +121,21 @@ static void end(struct fixture *f, int tid, int seq, const char *task,
 			    "ok");
 }
 
+/* A whole Ray task on the worker's main thread: its begin (seq) and its
+ * end (seq + 1), each followed by its marker, writing path (unless NULL)
+ * in between. */
+static void whole_task(struct fixture *f, int seq, const char *task,
+		       const char *actor, const char *name, const char *path,
+		       bool failed)
+{
+	begin(f, ROOT, seq, task, actor, name);
+	marker(f, ROOT, seq);
+	if (path)
+		open_write_close(f, ROOT, path);
+	end(f, ROOT, seq + 1, task, failed);
+	marker(f, ROOT, seq + 1);
+}
+
 static void start(struct fixture *f, enum weft_ray_granularity g, bool record)
 {
 	memset(f, 0, sizeof(*f));
@@ -237,17 +252,9 @@ static void tasks_and_worker(bool record)
 	struct fixture f;
 	start(&f, WEFT_RAY_PER_CALL, record);
 	open_write_close(&f, ROOT, "/w/pre");
-	begin(&f, ROOT, 1, "aa11", NULL, "stage1");
-	marker(&f, ROOT, 1);
-	open_write_close(&f, ROOT, "/w/a");
-	end(&f, ROOT, 2, "aa11", false);
-	marker(&f, ROOT, 2);
+	whole_task(&f, 1, "aa11", NULL, "stage1", "/w/a", false);
 	open_write_close(&f, ROOT, "/w/mid");
-	begin(&f, ROOT, 3, "bb22", NULL, "stage2");
-	marker(&f, ROOT, 3);
-	open_write_close(&f, ROOT, "/w/b");
-	end(&f, ROOT, 4, "bb22", true); /* raised */
-	marker(&f, ROOT, 4);
+	whole_task(&f, 3, "bb22", NULL, "stage2", "/w/b", true); /* raised */
 	begin(&f, ROOT, 5, "cc33", NULL, "stage3");
 	marker(&f, ROOT, 5);
 	open_write_close(&f, ROOT, "/w/c"); /* the worker dies in it */
@@ -377,11 +384,7 @@ static void test_recording_fails_falls_back(void **state)
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s",
 		 getenv("WEFT_RAY_CONTROL"));
 	assert_int_equal(connect(f.sock, (struct sockaddr *)&a, sizeof(a)), 0);
-	begin(&f, ROOT, 1, "aa11", NULL, "stage1");
-	marker(&f, ROOT, 1);
-	open_write_close(&f, ROOT, "/w/a");
-	end(&f, ROOT, 2, "aa11", false);
-	marker(&f, ROOT, 2);
+	whole_task(&f, 1, "aa11", NULL, "stage1", "/w/a", false);
 	stop(&f);
 	assert_int_equal(f.recorded, 0);
 	assert_false(weft_ray_wrapper_streaming(f.w));
@@ -430,11 +433,7 @@ static void test_lost_marker(void **state)
 	open_write_close(&f, ROOT, "/w/x");
 	end(&f, ROOT, 2, "aa11", false);
 	marker(&f, ROOT, 2);
-	begin(&f, ROOT, 3, "bb22", NULL, "found");
-	marker(&f, ROOT, 3);
-	open_write_close(&f, ROOT, "/w/y");
-	end(&f, ROOT, 4, "bb22", false);
-	marker(&f, ROOT, 4);
+	whole_task(&f, 3, "bb22", NULL, "found", "/w/y", false);
 	stop(&f);
 	assert_int_equal(f.ntasks, 1);
 	assert_string_equal(paths(&task_named(&f, "found")->report), "/w/y");
@@ -485,18 +484,12 @@ static void test_actor_granularity(void **state)
 		char task[16], path[16];
 		snprintf(task, sizeof(task), "t%d", i);
 		snprintf(path, sizeof(path), "/w/call%d", i);
-		begin(&f, ROOT, 2 * i + 1, task, "ac01", "Counter.add");
-		marker(&f, ROOT, 2 * i + 1);
-		open_write_close(&f, ROOT, path);
-		end(&f, ROOT, 2 * i + 2, task, false);
-		marker(&f, ROOT, 2 * i + 2);
+		whole_task(&f, 2 * i + 1, task, "ac01", "Counter.add", path,
+			   false);
 		open_write_close(&f, ROOT, "/w/between");
 	}
 	/* A plain task stays one per call. */
-	begin(&f, ROOT, 5, "t9", NULL, "plain");
-	marker(&f, ROOT, 5);
-	end(&f, ROOT, 6, "t9", false);
-	marker(&f, ROOT, 6);
+	whole_task(&f, 5, "t9", NULL, "plain", NULL, false);
 	stop(&f);
 	/* The plain task was spooled when it ended; the actor's calls wait
 	 * for the end. */
@@ -525,10 +518,7 @@ static void test_bad_messages(void **state)
 	assert_string_equal(say(&f, "{\"v\": 1, \"event\": \"end\"}"),
 			    "err tid and seq must be numbers");
 	/* Ids are cut to what a task id holds. */
-	begin(&f, ROOT, 1, "a b/c", NULL, "x\\ny");
-	marker(&f, ROOT, 1);
-	end(&f, ROOT, 2, "a b/c", false);
-	marker(&f, ROOT, 2);
+	whole_task(&f, 1, "a b/c", NULL, "x\\ny", NULL, false);
 	stop(&f);
 	assert_true(warned(&f.worker, "4 control messages from the Ray shim "
 				      "were refused (first: malformed JSON)"));

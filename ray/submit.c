@@ -123,18 +123,28 @@ static int merge_var(json_t *vars, const char *name, const char *value,
 	return have ? 0 : set_string(vars, name, value, err, errsz);
 }
 
+/* The runtime env's member name as a string in *v, NULL when it is not
+ * there; -1 with the message (a kind of string) when it is no string. */
+static int string_member(json_t *env, const char *name, const char *kind,
+			 const char **v, char *err, size_t errsz)
+{
+	json_t *m = json_object_get(env, name);
+	*v = json_string_value(m); /* NULL for NULL or a non-string */
+	if (m && !*v) {
+		snprintf(err, errsz, "runtime_env %s must be a %sstring", name,
+			 kind);
+		return -1;
+	}
+	return 0;
+}
+
 static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 		       size_t errsz)
 {
-	json_t *py = json_object_get(env, "py_executable");
-	if (py && !json_is_string(py)) {
-		snprintf(err, errsz,
-			 "runtime_env py_executable must be a "
-			 "string");
+	const char *theirs;
+	if (string_member(env, "py_executable", "", &theirs, err, errsz) != 0)
 		return -1;
-	}
-	if (py && !is_wrapped(json_string_value(py))) {
-		const char *theirs = json_string_value(py);
+	if (theirs && !is_wrapped(theirs)) {
 		size_t n = strlen(o->weft_binary) + strlen(theirs) + 32;
 		char *w = malloc(n);
 		if (!w)
@@ -207,16 +217,13 @@ static int rewrite_env(json_t *env, const weft_ray_submit_opts *o, char *err,
 	if (set_string(vars, "RAY_RUNTIME_ENV_HOOK", HOOK_ENV, err, errsz) != 0)
 		return -1;
 
-	json_t *setup = json_object_get(env, "worker_process_setup_hook");
-	if (setup && !json_is_string(setup)) {
-		snprintf(err, errsz,
-			 "runtime_env worker_process_setup_hook "
-			 "must be a \"module.function\" string");
+	const char *setup;
+	if (string_member(env, "worker_process_setup_hook",
+			  "\"module.function\" ", &setup, err, errsz) != 0)
 		return -1;
-	}
-	if (setup && strcmp(json_string_value(setup), HOOK_SETUP) != 0 &&
-	    merge_var(vars, "WEFT_RAY_USER_SETUP_HOOK",
-		      json_string_value(setup), err, errsz) != 0)
+	if (setup && strcmp(setup, HOOK_SETUP) != 0 &&
+	    merge_var(vars, "WEFT_RAY_USER_SETUP_HOOK", setup, err,
+		      errsz) != 0)
 		return -1;
 	return set_string(env, "worker_process_setup_hook", HOOK_SETUP, err,
 			  errsz);

@@ -633,19 +633,26 @@ def large_hash(c):
 
 # ---------------------------------------------------------------- processes
 
+def child_copy_case(c, data, cmd, **child):
+    """cmd, whose child copies in (holding data) to out: the parent is the
+    root, the child's record is as child says (expect_child), in is read,
+    out written."""
+    c.write("in", data)
+    rep = c.run(cmd)
+    parent, kid = c.pids_from_stdout()
+    c.expect_child(rep, parent, kid, **child)
+    c.expect(rep, "in", data, read=True, written=False)
+    c.expect(rep, "out", data, read=False, written=True, created=True)
+
+
 @case
 def fork(c):
     """fork, the child (no exec) copies in -> out and exits 3: its I/O is
     recorded, its record has the parent as ppid and exit_code 3."""
     data = b"copied by a forked child\n"
-    c.write("in", data)
     prog = c.prog("fork_io")
-    rep = c.run([prog, "in", "out"])
-    parent, child = c.pids_from_stdout()
-    c.expect_child(rep, parent, child, argv=[prog, "in", "out"], exe=prog,
-                   exit_code=3)
-    c.expect(rep, "in", data, read=True, written=False)
-    c.expect(rep, "out", data, read=False, written=True, created=True)
+    child_copy_case(c, data, [prog, "in", "out"], argv=[prog, "in", "out"],
+                    exe=prog, exit_code=3)
 
 
 @case
@@ -653,14 +660,9 @@ def vfork(c):
     """vfork + exec cp in out: the child's record (ppid, final argv, exe)
     and its I/O."""
     data = b"copied by a vforked cp\n"
-    c.write("in", data)
     cp = which("cp")
-    rep = c.run([c.prog("vfork_exec"), cp, "in", "out"])
-    parent, child = c.pids_from_stdout()
-    c.expect_child(rep, parent, child, argv=[cp, "in", "out"], exe=cp,
-                   exit_code=0)
-    c.expect(rep, "in", data, read=True, written=False)
-    c.expect(rep, "out", data, read=False, written=True, created=True)
+    child_copy_case(c, data, [c.prog("vfork_exec"), cp, "in", "out"],
+                    argv=[cp, "in", "out"], exe=cp, exit_code=0)
 
 
 @case
@@ -668,13 +670,8 @@ def posix_spawn(c):
     """posix_spawnp cat in, stdout opened onto out by a file action in the
     child: in read, out written, child record with the right ppid."""
     data = b"copied by a spawned cat\n"
-    c.write("in", data)
-    rep = c.run([c.prog("spawn_cat"), "in", "out"])
-    parent, child = c.pids_from_stdout()
-    c.expect_child(rep, parent, child, argv=["cat", "in"], exe=which("cat"),
-                   exit_code=0)
-    c.expect(rep, "in", data, read=True, written=False)
-    c.expect(rep, "out", data, read=False, written=True, created=True)
+    child_copy_case(c, data, [c.prog("spawn_cat"), "in", "out"],
+                    argv=["cat", "in"], exe=which("cat"), exit_code=0)
 
 
 @case

@@ -190,58 +190,63 @@ class FakeWrapper:
         self.srv.close()
 
 
+# The start of a Ray worker's code: the shim and the (fake) executor.
+WORKER = ("import ray, weft.ray as w\n"
+          "from ray._private.worker import global_worker as g\n")
+
+
+def in_wrapped_worker(code):
+    """Run WORKER + code in a child with a stand-in wrapper listening on
+    its control socket: (stdout, stderr, the messages the wrapper got)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "ctl")
+        w = FakeWrapper(path)
+        try:
+            out, err = in_child(WORKER + code,
+                                env={"WEFT_RAY_CONTROL": path},
+                                fake_ray=True)
+        finally:
+            w.close()
+    return out, err, w.messages
+
+
 class WorkerSetup(unittest.TestCase):
     def test_tasks_reported_with_ray_ids(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "ctl")
-            w = FakeWrapper(path)
-            out, err = in_child(
-                "import ray, weft.ray as w\n"
-                "from ray._private.worker import global_worker as g\n"
-                "g.function_actor_manager.functions['stage1'] = "
-                "lambda x: x + 1\n"
-                "w.worker_setup()\n"
-                "print(g.execute_task('t-1', 'stage1', 41))\n"
-                "print(g.execute_task('t-2', 'stage1', 1, actor_id='a-9'))\n",
-                env={"WEFT_RAY_CONTROL": path}, fake_ray=True)
-            w.close()
+        out, err, msgs = in_wrapped_worker(
+            "g.function_actor_manager.functions['stage1'] = "
+            "lambda x: x + 1\n"
+            "w.worker_setup()\n"
+            "print(g.execute_task('t-1', 'stage1', 41))\n"
+            "print(g.execute_task('t-2', 'stage1', 1, actor_id='a-9'))\n")
         self.assertEqual(out.split(), ["42", "2"])
         ev = [(m["event"], m.get("task_id"), m.get("actor_id"), m["kind"],
-               m.get("name")) for m in w.messages]
+               m.get("name")) for m in msgs]
         self.assertEqual(ev, [
             ("begin", "t-1", None, "task", "stage1"),
             ("end", "t-1", None, "task", "stage1"),
             ("begin", "t-2", "a-9", "actor_task", "stage1"),
             ("end", "t-2", "a-9", "actor_task", "stage1")])
         self.assertTrue(all(m["node_id"] == "node-1" and m["v"] == 1
-                            for m in w.messages))
+                            for m in msgs))
 
     def test_seq_and_failure_reported(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "ctl")
-            w = FakeWrapper(path)
-            out, err = in_child(
-                "import ray, weft.ray as w\n"
-                "from ray._private.worker import global_worker as g\n"
-                "def boom():\n    raise KeyError('x')\n"
-                "g.function_actor_manager.functions['boom'] = boom\n"
-                "g.function_actor_manager.functions['ok'] = lambda: 1\n"
-                "w.worker_setup()\n"
-                "try:\n    g.execute_task('t-1', 'boom')\n"
-                "except KeyError:\n    print('raised')\n"
-                "print(g.execute_task('t-2', 'ok'))\n",
-                env={"WEFT_RAY_CONTROL": path}, fake_ray=True)
-            w.close()
+        out, err, msgs = in_wrapped_worker(
+            "def boom():\n    raise KeyError('x')\n"
+            "g.function_actor_manager.functions['boom'] = boom\n"
+            "g.function_actor_manager.functions['ok'] = lambda: 1\n"
+            "w.worker_setup()\n"
+            "try:\n    g.execute_task('t-1', 'boom')\n"
+            "except KeyError:\n    print('raised')\n"
+            "print(g.execute_task('t-2', 'ok'))\n")
         self.assertEqual(out.split(), ["raised", "1"])
-        self.assertEqual([m["seq"] for m in w.messages], [1, 2, 3, 4])
-        self.assertEqual([m.get("failed") for m in w.messages],
+        self.assertEqual([m["seq"] for m in msgs], [1, 2, 3, 4])
+        self.assertEqual([m.get("failed") for m in msgs],
                          [None, True, None, None])
         self.assertNotIn("no longer sent", err)
 
     def test_wrapper_gone_never_fails_tasks(self):
         out, err = in_child(
-            "import ray, weft.ray as w\n"
-            "from ray._private.worker import global_worker as g\n"
+            WORKER +
             "g.function_actor_manager.functions['f'] = lambda: 'done'\n"
             "w.worker_setup()\n"
             "print(g.execute_task('t-1', 'f'))\n"
@@ -252,8 +257,7 @@ class WorkerSetup(unittest.TestCase):
 
     def test_no_wrapper_no_hooks(self):
         out, _ = in_child(
-            "import ray, weft.ray as w\n"
-            "from ray._private.worker import global_worker as g\n"
+            WORKER +
             "orig = g.function_actor_manager.get_execution_info\n"
             "w.worker_setup()\n"
             "print(g.function_actor_manager.get_execution_info == orig)\n",

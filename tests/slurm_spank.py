@@ -94,6 +94,17 @@ def task_envs(out):
 DUMP = ["-l", "env"]
 
 
+def two_tasks(c, weft, env, what):
+    """srun WEFT -N2 -n2 DUMP, which must succeed: (its result, {task id:
+    its environment}) with tasks 0 and 1 both there."""
+    r = ok(c.srun([weft, "-N2", "-n2"] + DUMP, env=env), what)
+    tasks = task_envs(r.out)
+    if sorted(tasks) != [0, 1]:
+        raise Fail("expected tasks 0 and 1, got %r:\n%s" % (sorted(tasks),
+                                                           r.out))
+    return r, tasks
+
+
 def expect_identity(d, what):
     want = "%s.%s.%s@%s" % (d.get("SLURM_JOB_ID"), d.get("SLURM_STEP_ID"),
                             d.get("SLURM_PROCID"), d.get("SLURMD_NODENAME"))
@@ -178,12 +189,7 @@ def preload_env(c):
     conf(c, "spool=" + spool)
     env = contract(c, WEFT_SPANK_TEST_MARKS=marks)
     del env["WEFT_SPOOL"]
-    r = ok(c.srun(["--weft=preload", "-N2", "-n2"] + DUMP, env=env),
-           "srun --weft=preload")
-    tasks = task_envs(r.out)
-    if sorted(tasks) != [0, 1]:
-        raise Fail("expected tasks 0 and 1, got %r:\n%s" % (sorted(tasks),
-                                                           r.out))
+    r, tasks = two_tasks(c, "--weft=preload", env, "srun --weft=preload")
     nodes = set()
     for tid, d in tasks.items():
         what = "task %d" % tid
@@ -236,11 +242,8 @@ def bad_library(c):
     exits 0 with its output, untraced, and the error names the path."""
     bad = "/nonexistent/weft/libweft_preload.so"
     c.plugstack("preload=" + bad, "weft=" + c.path("weft"))
-    r = ok(c.srun(["--weft=preload", "-N2", "-n2"] + DUMP, env=contract(c)),
-           "srun --weft=preload with a missing library")
-    tasks = task_envs(r.out)
-    if sorted(tasks) != [0, 1]:
-        raise Fail("expected the output of tasks 0 and 1:\n%s" % r.out)
+    r, tasks = two_tasks(c, "--weft=preload", contract(c),
+                         "srun --weft=preload with a missing library")
     for tid, d in tasks.items():
         if "LD_PRELOAD" in d or d.get("WEFT_UNTRACED") != "1":
             raise Fail("task %d: LD_PRELOAD=%r WEFT_UNTRACED=%r" % (
@@ -283,11 +286,7 @@ def agent_modes(c):
     lib = stub(c)
     sock = os.path.join(c.dir, "no-agent.sock")
     conf(c, "agent=" + sock)
-    r = ok(c.srun(["--weft=ebpf", "-N2", "-n2"] + DUMP, env=contract(c)),
-           "srun --weft=ebpf")
-    tasks = task_envs(r.out)
-    if sorted(tasks) != [0, 1]:
-        raise Fail("expected the output of tasks 0 and 1:\n%s" % r.out)
+    r, tasks = two_tasks(c, "--weft=ebpf", contract(c), "srun --weft=ebpf")
     for tid, d in tasks.items():
         if d.get("WEFT_UNTRACED") != "1" or "LD_PRELOAD" in d:
             raise Fail("ebpf task %d: WEFT_UNTRACED=%r LD_PRELOAD=%r"

@@ -87,19 +87,31 @@ def cleanup(job, coordinator, scratch):
     scratch.close()
 
 
+def started_job(weft, name):
+    """A scratch directory, a coordinator started on it and a job open
+    there: (scratch, coordinator, job). What was made is cleaned up when a
+    later step fails."""
+    s = Scratch(name)
+    c = Coordinator(weft, s.dir)
+    j = None
+    try:
+        c.start()
+        j = Job(weft, c, s.dir)
+    except BaseException:
+        cleanup(j, c, s)
+        raise
+    return s, c, j
+
+
 def tasks_by_name(d):
     return {t["name"]: t for t in d["tasks"]}
 
 
 @case
 def case_exit_status(weft):
-    s = Scratch("exit")
-    c = Coordinator(weft, s.dir).start()
-    j = None
+    s, c, j = started_job(weft, "exit")
     try:
-        j = Job(weft, c, s.dir)
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         for script, want in (("exit 0", 0), ("exit 3", 3),
                              ("kill -TERM $$", 128 + signal.SIGTERM),
                              ("kill -KILL $$", 128 + signal.SIGKILL)):
@@ -169,13 +181,9 @@ def read_hash(d, task, path):
 
 @case
 def case_hash_cache(weft):
-    s = Scratch("hcache")
-    c = Coordinator(weft, s.dir).start()
-    j = None
+    s, c, j = started_job(weft, "hcache")
     try:
-        j = Job(weft, c, s.dir)
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         big = s.path("big.bin")
         content = os.urandom(8 << 20)
         with open(big, "wb") as f:
@@ -326,18 +334,10 @@ def case_cluster(weft):
 
 
 def job_then_outage(weft, name):
-    """A scratch directory, a coordinator and a job open on it; then the
-    coordinator killed (unreachable until started again)."""
-    s = Scratch(name)
-    c = Coordinator(weft, s.dir)
-    j = None
-    try:
-        c.start()
-        j = Job(weft, c, s.dir)
-        c.kill()
-    except BaseException:
-        cleanup(j, c, s)
-        raise
+    """started_job, then the coordinator killed (unreachable until started
+    again)."""
+    s, c, j = started_job(weft, name)
+    c.kill()
     return s, c, j
 
 
@@ -415,8 +415,7 @@ def case_outage(weft):
 def case_late_delivery(weft):
     s, c, j = job_then_outage(weft, "late")
     try:
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         p = run([weft, "wrap", "--task", "late", "--ship-timeout", "0.5",
                  "--", "sh", "-c", "echo x > late-out"],
                 env=wrap_env(contract, spool), cwd=s.dir)
@@ -458,14 +457,9 @@ def status(weft, url):
 
 @case
 def case_crash(weft):
-    s = Scratch("crash")
-    c = Coordinator(weft, s.dir)
-    j = None
+    s, c, j = started_job(weft, "crash")
     try:
-        c.start()
-        j = Job(weft, c, s.dir)
-        contract, job = j.contract, j.id
-        spool = s.path("spool")
+        contract, job, spool = j.contract, j.id, s.path("spool")
         # Many fragments: every wrapper's run is cut into small parts.
         files = s.path("files")
         os.mkdir(files)

@@ -10,23 +10,17 @@
 
 #include <weft/wrap.h>
 
-/* The encoded size of each kind of record, measured with the real
- * encoders so the estimate cannot drift from the format. */
-static int proc_size(const weft_process_rec *p, size_t *n)
+/* The encoded size of record k of r (its processes, then its files),
+ * measured with the real encoders so the estimate cannot drift from the
+ * format. */
+static int record_size(const weft_report *r, size_t k, size_t *n)
 {
 	weft_buf b;
 	weft_buf_init(&b);
-	int err = weft_process_rec_encode(p, &b);
-	*n = b.len;
-	weft_buf_free(&b);
-	return err;
-}
-
-static int file_size(const weft_file_rec *f, size_t *n)
-{
-	weft_buf b;
-	weft_buf_init(&b);
-	int err = weft_file_rec_encode(f, &b);
+	int err = k < r->nprocesses
+			  ? weft_process_rec_encode(&r->processes[k], &b)
+			  : weft_file_rec_encode(&r->files[k - r->nprocesses],
+						 &b);
 	*n = b.len;
 	weft_buf_free(&b);
 	return err;
@@ -63,8 +57,7 @@ int weft_wrap_split(const weft_report *r, size_t budget, weft_wrap_part **parts,
 	for (size_t k = 0; k < total && !err; k++) {
 		bool is_proc = k < r->nprocesses;
 		size_t idx = is_proc ? k : k - r->nprocesses, n = 0;
-		err = is_proc ? proc_size(&r->processes[idx], &n)
-			      : file_size(&r->files[idx], &n);
+		err = record_size(r, k, &n);
 		if (err)
 			break;
 		/* A record over the budget (a process with a long argv)
