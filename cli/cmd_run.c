@@ -77,11 +77,13 @@ static int write_report_file(const char *path, const weft_report *r)
 }
 
 /* Ship the run through the one distributed path: a coordinator in this
- * process on inproc:// over the project's store, a job for this run, the
- * wrapper's record/spool/delivery, the job's end. Started only now: nng's
- * threads must not exist while the tracer forks. 0 when stored. */
-static int ship_local(const char *weft_dir, const weft_report *r,
-		      weft_job_info *job, int verbose,
+ * process on inproc:// over the project's store (store, which it takes
+ * over: the one the run hashed with, not opened twice), a job for this
+ * run, the wrapper's record/spool/delivery, the job's end. Started only
+ * now: nng's threads must not exist while the tracer forks. 0 when
+ * stored. */
+static int ship_local(const char *weft_dir, weft_store *store,
+		      const weft_report *r, weft_job_info *job, int verbose,
 		      const weft_coordinator_opts *ol, cli_progress *progress)
 {
 	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
@@ -94,6 +96,7 @@ static int ship_local(const char *weft_dir, const weft_report *r,
 		cli_error("the project path %s is too long for its spool "
 			  "directory",
 			  weft_dir);
+		weft_store_close(store);
 		return -1;
 	}
 	weft_job_info j = *job;
@@ -107,6 +110,7 @@ static int ship_local(const char *weft_dir, const weft_report *r,
 	weft_coordinator_opts o = *ol; /* OpenLineage settings */
 	o.listen_url = env.coordinator;
 	o.store_path = db;
+	o.store = store; /* the coordinator's from now on */
 	o.submit_key = submit_key;
 	/* One wrapper, this one, sends one request at a time: a couple of
 	 * contexts, not a cluster's 256. */
@@ -341,10 +345,9 @@ int cmd_run(int argc, char **argv)
 	at[3] = weft_mono_ns();
 	int status = t.status;
 	/* The hash cache is done with; the coordinator writes the store. */
-	weft_store_close(store);
-	store = NULL;
+	weft_store_set_progress(store, NULL, NULL);
 	cli_progress_then(&progress, "storing", "fragments");
-	int shipped = ship_local(weft_dir, &report, &job, verbose, &ol,
+	int shipped = ship_local(weft_dir, store, &report, &job, verbose, &ol,
 				 &progress);
 	free(job.command);
 	cli_progress_end(&progress);
