@@ -10,19 +10,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include <weft/base.h>
-#include <weft/coordinator.h>
-#include <weft/wrap.h>
+#include <weft/local.h>
 #include <weft/ray.h>
 
-
-/* The local coordinator is in this process: a delivery that takes longer
- * than this is a bug or a full disk, not a network. */
-#define RUN_SHIP_TIMEOUT_MS 60000
 
 static const char run_help[] =
 	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
@@ -74,113 +68,6 @@ static int write_report_file(const char *path, const weft_report *r)
 		return -1;
 	}
 	return 0;
-}
-
-/* Ship the run through the one distributed path: a coordinator in this
- * process on inproc:// over the project's store (store, which it takes
- * over: the one the run hashed with, not opened twice), a job for this
- * run, the wrapper's record/spool/delivery, the job's end. Started only
- * now: nng's threads must not exist while the tracer forks. 0 when
- * stored. */
-static int ship_local(const char *weft_dir, weft_store *store,
-		      const weft_report *r, weft_job_info *job, int verbose,
-		      const weft_coordinator_opts *ol, cli_progress *progress)
-{
-	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
-	weft_wrap_env env = {0};
-	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
-	snprintf(env.coordinator, sizeof(env.coordinator),
-		 "inproc://weft-run-%s", r->run_id);
-	if (snprintf(env.spool, sizeof(env.spool), "%s/spool", weft_dir) >=
-	    (int)sizeof(env.spool)) {
-		cli_error("the project path %s is too long for its spool "
-			  "directory",
-			  weft_dir);
-		weft_store_close(store);
-		return -1;
-	}
-	weft_job_info j = *job;
-	/* The run's job began when the run did, not when it is stored. */
-	if (r->started_ns)
-		j.created_ns = r->started_ns;
-	/* Nobody else reaches an inproc:// coordinator: a key of this run
-	 * alone, never written down. */
-	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
-	weft_submit_key_new(submit_key);
-	weft_coordinator_opts o = *ol; /* OpenLineage settings */
-	o.listen_url = env.coordinator;
-	o.store_path = db;
-	o.store = store; /* the coordinator's from now on */
-	o.submit_key = submit_key;
-	/* One wrapper, this one, sends one request at a time: a couple of
-	 * contexts, not a cluster's 256. */
-	o.contexts = 2;
-	weft_coordinator *c;
-	if (weft_coordinator_start(&o, &c, err, sizeof(err)) != WEFT_OK) {
-		cli_error("cannot start the local coordinator: %s", err);
-		return -1;
-	}
-	memcpy(env.job, j.id, sizeof(env.job));
-	snprintf(env.token, sizeof(env.token), "%s", j.token);
-	weft_wrap_identity id;
-	weft_buf req;
-	weft_buf_init(&req);
-	int rc = weft_req_job_create(&j, submit_key, &req) == WEFT_OK
-			 ? weft_wrap_coordinator_call(env.coordinator, NULL,
-						      &req, "recording the run")
-			 : -1;
-	weft_buf_free(&req);
-	if (rc == 0 && weft_wrap_identity_get(&id, NULL, weft_wrap_getenv,
-					      r->node, err,
-					      sizeof(err)) != WEFT_OK)
-		/* A malformed engine variable: the run is still this host's. */
-		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, r->node,
-				       err, sizeof(err));
-	if (rc == 0) {
-		weft_wrap_ship_opts ship = {
-			.env = &env,
-			.id = &id,
-			.ship_timeout_ms = RUN_SHIP_TIMEOUT_MS,
-			.verbose = verbose,
-			.progress = cli_progress_fn,
-			.progress_arg = progress,
-		};
-		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
-		weft_buf_init(&req);
-		if (weft_req_job_end(j.id, j.token, r->exit_code, r->ended_ns,
-				     &req) != WEFT_OK ||
-		    weft_wrap_coordinator_call(env.coordinator, NULL, &req,
-					       "ending the run's job") != 0)
-			rc = -1;
-		weft_buf_free(&req);
-	}
-	if (weft_coordinator_stop(c) != WEFT_OK)
-		rc = -1;
-	return rc;
-}
-
-/* The run's job and task stored now, their OpenLineage STARTs sent while
- * the workload runs (weft_ol_live_start); NULL when no destination is
- * configured or they could not be (the events then go after the run). */
-static weft_ol_live *live_start(const weft_coordinator_opts *ol,
-				weft_store *store, const weft_job_info *job,
-				const weft_wrap_trace *t, const char *run_id)
-{
-	char host[WEFT_MAX_NAME_BYTES] = "", err[1024];
-	weft_wrap_identity id;
-	weft_task_start ts;
-	weft_ol_live *live = NULL;
-	gethostname(host, sizeof(host) - 1);
-	if (weft_wrap_identity_get(&id, NULL, weft_wrap_getenv, host, err,
-				   sizeof(err)) != WEFT_OK)
-		weft_wrap_identity_get(&id, "run", weft_wrap_getenv, host, err,
-				       sizeof(err));
-	if (weft_wrap_task_start(job->id, job->token, "", &id, t->cmd,
-				 t->backend->name, run_id, &ts) == WEFT_OK &&
-	    weft_ol_live_start(ol, store, job, &ts, &live, err,
-			       sizeof(err)) != WEFT_OK)
-		cli_error("%s (the run's events go once it is stored)", err);
-	return live;
 }
 
 /* A Ray driver: the in-cluster job of `weft submit --mode in-cluster`,
@@ -322,7 +209,8 @@ int cmd_run(int argc, char **argv)
 	weft_job_info job;
 	/* May run git: before nng's threads exist. */
 	weft_wrap_job_info(&job, t.cmd);
-	weft_ol_live *live = live_start(&ol, store, &job, &t, report.run_id);
+	weft_ol_live *live =
+		weft_local_live_start(&ol, store, &job, &t, report.run_id);
 	rc = weft_wrap_trace_run(&t, weft_dir, &report);
 	weft_ol_live_stop(live);
 	at[2] = weft_mono_ns();
@@ -347,8 +235,16 @@ int cmd_run(int argc, char **argv)
 	/* The hash cache is done with; the coordinator writes the store. */
 	weft_store_set_progress(store, NULL, NULL);
 	cli_progress_then(&progress, "storing", "fragments");
-	int shipped = ship_local(weft_dir, store, &report, &job, verbose, &ol,
-				 &progress);
+	weft_local_ship_opts ship = {
+		.weft_dir = weft_dir,
+		.store = store, /* the coordinator's from now on */
+		.job = &job,
+		.ol = &ol,
+		.verbose = verbose,
+		.progress = cli_progress_fn,
+		.progress_arg = &progress,
+	};
+	int shipped = weft_local_ship(&ship, &report);
 	free(job.command);
 	cli_progress_end(&progress);
 	if (shipped != 0) {
