@@ -207,14 +207,25 @@ int cmd_run(int argc, char **argv)
 	weft_uuid_new(report.run_id);
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
 	weft_job_info job;
-	/* May run git: before nng's threads exist. */
+	/* May run git: before any thread of weft's exists. */
 	weft_wrap_job_info(&job, t.cmd);
 	weft_ol_live *live =
 		weft_local_live_start(&ol, store, &job, &t, report.run_id);
-	rc = weft_wrap_trace_run(&t, weft_dir, &report);
+	/* The run's coordinator and job, made while the workload runs. */
+	const weft_local_opts lo = {
+		.weft_dir = weft_dir,
+		.job = &job,
+		.ol = &ol,
+		.verbose = verbose,
+	};
+	weft_local *local;
+	rc = weft_local_begin(&lo, report.run_id, &local) == 0
+		     ? weft_wrap_trace_run(&t, weft_dir, &report)
+		     : WEFT_EXIT_INTERNAL;
 	weft_ol_live_stop(live);
 	at[2] = weft_mono_ns();
 	if (rc != 0) {
+		weft_local_abandon(local, rc);
 		free(job.command);
 		weft_report_release(&report);
 		weft_store_close(store);
@@ -233,18 +244,10 @@ int cmd_run(int argc, char **argv)
 	at[3] = weft_mono_ns();
 	int status = t.status;
 	/* The hash cache is done with; the coordinator writes the store. */
-	weft_store_set_progress(store, NULL, NULL);
+	weft_store_close(store);
 	cli_progress_then(&progress, "storing", "fragments");
-	weft_local_ship_opts ship = {
-		.weft_dir = weft_dir,
-		.store = store, /* the coordinator's from now on */
-		.job = &job,
-		.ol = &ol,
-		.verbose = verbose,
-		.progress = cli_progress_fn,
-		.progress_arg = &progress,
-	};
-	int shipped = weft_local_ship(&ship, &report);
+	int shipped = weft_local_finish(local, &report, cli_progress_fn,
+					&progress);
 	free(job.command);
 	cli_progress_end(&progress);
 	if (shipped != 0) {

@@ -3,16 +3,44 @@
  * coordinator on inproc:// over the project's store, a job, the wrapper's
  * record/spool/delivery, the job's end), and the run's live OpenLineage
  * START before launch.
+ *
+ * The coordinator's start and the job's creation (its first commit, with
+ * the WAL's sync) do not wait for the workload: a thread does them while
+ * the tracer launches it, so a short run does not pay them after its
+ * end (unless an OpenLineage destination is set: see weft_local_begin). That thread and every thread it starts (nng's, the store writer's)
+ * block all signals: the tracer's SIGCHLD and the SIGTERM it forwards go
+ * to the thread that expects them. None of them forks, and the workload's
+ * child only execs, so nng's threads may exist when the tracer forks.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include <weft/local.h>
 
 /* The coordinator is in this process: a delivery that takes longer than
  * this is a bug or a full disk, not a network. */
 #define LOCAL_SHIP_TIMEOUT_MS 60000
+
+struct weft_local {
+	pthread_t thread;
+	char db[WEFT_MAX_PATH_BYTES + 32];
+	weft_wrap_env env;
+	weft_job_info job; /* a copy; command borrowed from the caller's */
+	weft_coordinator_opts co;
+	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
+	int verbose;
+	bool threaded; /* begin_main runs beside the workload */
+	/* Set by begin_main: */
+	weft_coordinator *c; /* NULL when it could not start */
+	int job_rc;          /* 0: the job is stored */
+};
 
 /* The run's task identity: the engine's when its variables say so, else
  * (also when they are malformed) this host's. */
@@ -35,71 +63,142 @@ static int call(const char *url, int encoded, weft_buf *req, const char *what)
 	return rc;
 }
 
-int weft_local_ship(const weft_local_ship_opts *o, const weft_report *r)
+static void *begin_main(void *arg)
 {
-	char db[WEFT_MAX_PATH_BYTES + 32], err[1024];
-	weft_wrap_env env = {0};
-	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, o->weft_dir);
-	snprintf(env.coordinator, sizeof(env.coordinator),
-		 "inproc://weft-run-%s", r->run_id);
-	if (snprintf(env.spool, sizeof(env.spool), "%s/spool", o->weft_dir) >=
-	    (int)sizeof(env.spool)) {
+	weft_local *l = arg;
+	char err[1024];
+	l->job_rc = -1;
+	if (weft_coordinator_start(&l->co, &l->c, err, sizeof(err)) !=
+	    WEFT_OK) {
+		weft_say("cannot start the local coordinator: %s", err);
+		l->c = NULL;
+		return NULL;
+	}
+	weft_buf req;
+	weft_buf_init(&req);
+	l->job_rc = call(l->env.coordinator,
+			 weft_req_job_create(&l->job, l->submit_key, &req),
+			 &req, "recording the run");
+	return NULL;
+}
+
+int weft_local_begin(const weft_local_opts *o, const char *run_id,
+		     weft_local **out)
+{
+	*out = NULL;
+	weft_local *l = calloc(1, sizeof(*l));
+	if (!l) {
+		weft_say("out of memory");
+		return -1;
+	}
+	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, o->weft_dir);
+	snprintf(l->env.coordinator, sizeof(l->env.coordinator),
+		 "inproc://weft-run-%s", run_id);
+	if (snprintf(l->env.spool, sizeof(l->env.spool), "%s/spool",
+		     o->weft_dir) >= (int)sizeof(l->env.spool)) {
 		weft_say("the project path %s is too long for its spool "
 			 "directory",
 			 o->weft_dir);
-		weft_store_close(o->store);
+		free(l);
 		return -1;
 	}
-	weft_job_info j = *o->job;
-	/* The run's job began when the run did, not when it is stored. */
-	if (r->started_ns)
-		j.created_ns = r->started_ns;
+	l->job = *o->job;
+	/* The run's job begins with the run, now. */
+	l->job.created_ns = weft_real_ns();
+	memcpy(l->env.job, l->job.id, sizeof(l->env.job));
+	snprintf(l->env.token, sizeof(l->env.token), "%s", l->job.token);
 	/* Nobody else reaches an inproc:// coordinator: a key of this run
 	 * alone, never written down. */
-	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
-	weft_submit_key_new(submit_key);
-	weft_coordinator_opts co = *o->ol; /* OpenLineage settings */
-	co.listen_url = env.coordinator;
-	co.store_path = db;
-	co.store = o->store; /* the coordinator's from now on */
-	co.submit_key = submit_key;
+	weft_submit_key_new(l->submit_key);
+	l->co = *o->ol; /* OpenLineage settings */
+	l->co.listen_url = l->env.coordinator;
+	l->co.store_path = l->db;
+	l->co.submit_key = l->submit_key;
 	/* One wrapper, this one, sends one request at a time: a couple of
 	 * contexts, not a cluster's 256. */
-	co.contexts = 2;
-	weft_coordinator *c;
-	if (weft_coordinator_start(&co, &c, err, sizeof(err)) != WEFT_OK) {
-		weft_say("cannot start the local coordinator: %s", err);
+	l->co.contexts = 2;
+	l->verbose = o->verbose;
+
+	/* With an OpenLineage destination the run's STARTs are the live
+	 * sender's (weft_local_live_start) until the workload ends: a
+	 * coordinator running meanwhile would send them a second time. */
+	l->threaded = !o->ol->ol_url && !o->ol->ol_file;
+	if (!l->threaded) {
+		*out = l;
+		return 0;
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&l->thread, NULL, begin_main, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		weft_say("cannot start the local coordinator: %s",
+			 strerror(e));
+		free(l);
 		return -1;
 	}
-	memcpy(env.job, j.id, sizeof(env.job));
-	snprintf(env.token, sizeof(env.token), "%s", j.token);
-	weft_buf req;
-	weft_buf_init(&req);
-	int rc = call(env.coordinator,
-		      weft_req_job_create(&j, submit_key, &req), &req,
-		      "recording the run");
+	*out = l;
+	return 0;
+}
+
+/* Wait for the thread, end the job with exit_code, stop: 0 when all of it
+ * was stored. */
+static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
+{
+	if (l->c && l->job_rc == 0) {
+		weft_buf req;
+		weft_buf_init(&req);
+		if (call(l->env.coordinator,
+			 weft_req_job_end(l->job.id, l->job.token, exit_code,
+					  ended_ns, &req),
+			 &req, "ending the run's job") != 0)
+			rc = -1;
+	}
+	if (weft_coordinator_stop(l->c) != WEFT_OK)
+		rc = -1;
+	sodium_memzero(l->submit_key, sizeof(l->submit_key));
+	free(l);
+	return rc;
+}
+
+/* What begin_main did, done (or waited for). */
+static void begun(weft_local *l)
+{
+	if (l->threaded)
+		pthread_join(l->thread, NULL);
+	else
+		begin_main(l);
+}
+
+int weft_local_finish(weft_local *l, const weft_report *r,
+		      weft_progress_fn progress, void *progress_arg)
+{
+	begun(l);
+	int rc = l->c && l->job_rc == 0 ? 0 : -1;
 	if (rc == 0) {
 		weft_wrap_identity id;
 		task_identity(&id, r->node);
 		weft_wrap_ship_opts ship = {
-			.env = &env,
+			.env = &l->env,
 			.id = &id,
 			.ship_timeout_ms = LOCAL_SHIP_TIMEOUT_MS,
-			.verbose = o->verbose,
-			.progress = o->progress,
-			.progress_arg = o->progress_arg,
+			.verbose = l->verbose,
+			.progress = progress,
+			.progress_arg = progress_arg,
 		};
 		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
-		weft_buf_init(&req);
-		if (call(env.coordinator,
-			 weft_req_job_end(j.id, j.token, r->exit_code,
-					  r->ended_ns, &req),
-			 &req, "ending the run's job") != 0)
-			rc = -1;
 	}
-	if (weft_coordinator_stop(c) != WEFT_OK)
-		rc = -1;
-	return rc;
+	return end(l, rc, r->exit_code, r->ended_ns);
+}
+
+void weft_local_abandon(weft_local *l, int exit_code)
+{
+	if (!l)
+		return;
+	if (l->threaded)
+		pthread_join(l->thread, NULL);
+	end(l, 0, exit_code, weft_real_ns());
 }
 
 weft_ol_live *weft_local_live_start(const weft_coordinator_opts *ol,

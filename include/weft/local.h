@@ -6,6 +6,9 @@
  * record, spool and delivery, so that nothing about storing a run is
  * written twice. It sits above worker-wrap and the coordinator, which do
  * not know each other.
+ *
+ * begin, then the tracer, then finish (or abandon): the coordinator
+ * starts and the job is created while the workload runs.
  */
 #ifndef WEFT_LOCAL_H
 #define WEFT_LOCAL_H
@@ -15,27 +18,36 @@
 #include <weft/store.h>
 #include <weft/wrap.h>
 
-/* Where and how a traced run is stored. */
-typedef struct weft_local_ship_opts {
+/* Where a run is stored. */
+typedef struct weft_local_opts {
 	const char *weft_dir; /* the project's .weft directory */
-	/* The project's store, open (the run hashed with it): taken over
-	 * by the coordinator, closed before weft_local_ship returns. */
-	weft_store *store;
-	const weft_job_info *job; /* the run's job (weft_wrap_job_info) */
+	/* The run's job (weft_wrap_job_info); its strings are borrowed
+	 * until weft_local_finish or weft_local_abandon. */
+	const weft_job_info *job;
 	/* OpenLineage destination settings, or all zero for none. */
 	const weft_coordinator_opts *ol;
 	int verbose;
-	weft_progress_fn progress; /* fragments delivered; may be NULL */
-	void *progress_arg;
-} weft_local_ship_opts;
+} weft_local_opts;
 
-/* Store the traced run r: a coordinator on inproc://weft-run-RUNID over
- * the store, the run's job created (begun when the run began), the run
- * recorded, spooled and delivered as one task, the job ended with the
- * run's exit code, the coordinator stopped. Start it only after the
- * workload has ended: nng's threads must not exist while a tracer forks.
- * 0 when stored; -1 after saying why on stderr. */
-int weft_local_ship(const weft_local_ship_opts *o, const weft_report *r);
+typedef struct weft_local weft_local;
+
+/* Just before launch: start a coordinator on inproc://weft-run-RUNID over
+ * the project's store and create the run's job (begun now) there, in a
+ * thread of its own while the workload runs (with an OpenLineage
+ * destination in o->ol, in weft_local_finish instead: the live sender
+ * owns the run's STARTs until then). 0, or -1 after saying why (nothing
+ * was started). */
+int weft_local_begin(const weft_local_opts *o, const char *run_id,
+		     weft_local **out);
+/* After the workload (and hashing): the traced run r recorded, spooled
+ * and delivered as one task of the job, the job ended with the run's exit
+ * code, the coordinator stopped, l freed. Fragments delivered go to
+ * progress (may be NULL). 0 when stored; -1 after saying why. */
+int weft_local_finish(weft_local *l, const weft_report *r,
+		      weft_progress_fn progress, void *progress_arg);
+/* The workload could not be traced: end the job with exit_code (weft's
+ * own exit status; the job then has no run), stop, free l (NULL: no-op). */
+void weft_local_abandon(weft_local *l, int exit_code);
 
 /* Before launch: store the run's job and task start and send their
  * OpenLineage STARTs while the workload runs (weft_ol_live_start), for
