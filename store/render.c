@@ -29,6 +29,7 @@
  * nearest directories say more than its root. */
 #define LABEL_MAX 48
 
+#ifdef WEFT_HAVE_GVC
 /* s as a Graphviz label: backslashes doubled (Graphviz reads \n, \l, \N
  * in labels), control characters and invalid UTF-8 as visible \xHH, cut
  * to its last LABEL_MAX bytes (at a character's start) behind "...". */
@@ -67,6 +68,7 @@ static char *label_text(const char *s)
 	}
 	return buf;
 }
+#endif
 
 /* The element id of task t ("t<index>") or artifact a ("a<index>"). */
 static void node_key(char out[32], char kind, size_t i)
