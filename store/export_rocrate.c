@@ -27,11 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef WEFT_HAVE_LIBZIP
-#include <zip.h>
-#endif
-
 #include "export.h"
+#include "export_zip.h"
 
 #define PROFILE "https://w3id.org/ro/wfrun/process/0.5"
 #define METADATA_NAME "ro-crate-metadata.json"
@@ -384,28 +381,35 @@ static int write_zip(const char *path, const char *buf, size_t len,
 		     char err[WEFT_EXPORT_ERR_BYTES])
 {
 #ifdef WEFT_HAVE_LIBZIP
+	char why[WEFT_EXPORT_ERR_BYTES / 2];
+	const struct export_zip_api *zip = export_zip(why, sizeof(why));
+	if (!zip) {
+		say(err, "write", path, why);
+		return WEFT_EUNSUPPORTED;
+	}
 	char *tmp = temp_name(path);
 	if (!tmp)
 		return WEFT_ENOMEM;
 	int zerr = 0;
 	bool written = false;
-	zip_t *z = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+	zip_t *z = zip->zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
 	if (!z) {
 		zip_error_t ze;
-		zip_error_init_with_code(&ze, zerr);
-		say(err, "create", tmp, zip_error_strerror(&ze));
-		zip_error_fini(&ze);
+		zip->zip_error_init_with_code(&ze, zerr);
+		say(err, "create", tmp, zip->zip_error_strerror(&ze));
+		zip->zip_error_fini(&ze);
 		free(tmp);
 		return WEFT_EIO;
 	}
-	zip_source_t *src = zip_source_buffer(z, buf, len, 0);
-	if (!src || zip_file_add(z, METADATA_NAME, src, ZIP_FL_ENC_UTF_8) < 0) {
-		say(err, "add " METADATA_NAME " to", tmp, zip_strerror(z));
-		zip_source_free(src);
-		zip_discard(z);
-	} else if (zip_close(z) < 0) {
-		say(err, "write", tmp, zip_strerror(z));
-		zip_discard(z);
+	zip_source_t *src = zip->zip_source_buffer(z, buf, len, 0);
+	if (!src ||
+	    zip->zip_file_add(z, METADATA_NAME, src, ZIP_FL_ENC_UTF_8) < 0) {
+		say(err, "add " METADATA_NAME " to", tmp, zip->zip_strerror(z));
+		zip->zip_source_free(src);
+		zip->zip_discard(z);
+	} else if (zip->zip_close(z) < 0) {
+		say(err, "write", tmp, zip->zip_strerror(z));
+		zip->zip_discard(z);
 	} else {
 		written = true;
 	}

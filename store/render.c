@@ -1,6 +1,7 @@
 /*
  * render.c - the picture of the lineage DAG: laid out by Graphviz's own
- * library (libgvc, through pkg-config), as SVG or as one HTML page.
+ * library (libgvc, loaded when a picture is asked for: export_libs.c),
+ * as SVG or as one HTML page.
  *
  * The library and not the `dot` program: weft never runs a program the
  * user did not ask for (a tracer's CLI that execs helpers is one more
@@ -21,16 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef WEFT_HAVE_GVC
-#include <gvc.h>
-#endif
-
 #include "export.h"
+#include "export_gvc.h"
 
 /* Labels longer than this (bytes) show their end: a path's file name and
  * nearest directories say more than its root. */
 #define LABEL_MAX 48
 
+#ifdef WEFT_HAVE_GVC
 /* s as a Graphviz label: backslashes doubled (Graphviz reads \n, \l, \N
  * in labels), control characters and invalid UTF-8 as visible \xHH, cut
  * to its last LABEL_MAX bytes (at a character's start) behind "...". */
@@ -69,6 +68,7 @@ static char *label_text(const char *s)
 	}
 	return buf;
 }
+#endif
 
 /* The element id of task t ("t<index>") or artifact a ("a<index>"). */
 static void node_key(char out[32], char kind, size_t i)
@@ -250,23 +250,26 @@ static const char page_tail[] =
 #ifdef WEFT_HAVE_GVC
 
 /* Set an attribute; Graphviz copies the strings. */
-static void set(void *obj, const char *name, const char *value)
+static void set(const struct export_gvc_api *gv, void *obj, const char *name,
+		const char *value)
 {
-	agsafeset(obj, (char *)name, (char *)value, (char *)"");
+	gv->agsafeset(obj, (char *)name, (char *)value, (char *)"");
 }
 
-static int set_label(void *obj, const char *attr, const char *text)
+static int set_label(const struct export_gvc_api *gv, void *obj,
+		     const char *attr, const char *text)
 {
 	char *l = label_text(text ? text : "?");
 	if (!l)
 		return WEFT_ENOMEM;
-	set(obj, attr, l);
+	set(gv, obj, attr, l);
 	free(l);
 	return WEFT_OK;
 }
 
-static int add_nodes(Agraph_t *gr, const struct export_graph *g,
-		     Agnode_t **tnode, Agnode_t **anode)
+static int add_nodes(const struct export_gvc_api *gv, Agraph_t *gr,
+		     const struct export_graph *g, Agnode_t **tnode,
+		     Agnode_t **anode)
 {
 	const weft_dag *d = g->d;
 	char key[32];
@@ -274,48 +277,51 @@ static int add_nodes(Agraph_t *gr, const struct export_graph *g,
 	for (size_t t = 0; !err && t < d->ntasks; t++) {
 		const weft_dag_task *task = &d->tasks[t];
 		node_key(key, 't', t);
-		Agnode_t *n = tnode[t] = agnode(gr, key, 1);
-		set(n, "id", key);
-		set(n, "class", task->exit_code ? "task failed" : "task");
-		set(n, "shape", "box");
-		set(n, "style", "filled");
-		set(n, "fillcolor", task->exit_code ? "#f4b6b6" : "#cfe2ff");
+		Agnode_t *n = tnode[t] = gv->agnode(gr, key, 1);
+		set(gv, n, "id", key);
+		set(gv, n, "class", task->exit_code ? "task failed" : "task");
+		set(gv, n, "shape", "box");
+		set(gv, n, "style", "filled");
+		set(gv, n, "fillcolor",
+		    task->exit_code ? "#f4b6b6" : "#cfe2ff");
 		char *name = label_text(task->name ? task->name : task->id);
 		char *node = label_text(task->node ? task->node : "");
 		char *buf = NULL;
 		if (name && node &&
 		    asprintf(&buf, "%s\\n%s%s exit %d", name, node,
 			     task->node ? "," : "", task->exit_code) > 0)
-			set(n, "label", buf);
+			set(gv, n, "label", buf);
 		else
 			err = WEFT_ENOMEM;
 		free(buf);
 		free(name);
 		free(node);
 		if (!err)
-			err = set_label(n, "tooltip", task->id);
+			err = set_label(gv, n, "tooltip", task->id);
 	}
 	for (size_t a = 0; !err && a < d->nartifacts; a++) {
 		const weft_dag_artifact *art = &d->artifacts[a];
 		if (!g->art_in[a])
 			continue;
 		node_key(key, 'a', a);
-		Agnode_t *n = anode[a] = agnode(gr, key, 1);
-		set(n, "id", key);
-		set(n, "class", "file");
-		set(n, "shape", "ellipse");
-		set(n, "style", "filled");
-		set(n, "fillcolor", "#ffffff");
-		err = set_label(n, "label", art->path ? art->path : art->id);
+		Agnode_t *n = anode[a] = gv->agnode(gr, key, 1);
+		set(gv, n, "id", key);
+		set(gv, n, "class", "file");
+		set(gv, n, "shape", "ellipse");
+		set(gv, n, "style", "filled");
+		set(gv, n, "fillcolor", "#ffffff");
+		err = set_label(gv, n, "label",
+				art->path ? art->path : art->id);
 		if (!err)
-			err = set_label(n, "tooltip",
+			err = set_label(gv, n, "tooltip",
 					art->path ? art->path : art->id);
 	}
 	return err;
 }
 
-static void add_edges(Agraph_t *gr, const struct export_graph *g,
-		      Agnode_t **tnode, Agnode_t **anode)
+static void add_edges(const struct export_gvc_api *gv, Agraph_t *gr,
+		      const struct export_graph *g, Agnode_t **tnode,
+		      Agnode_t **anode)
 {
 	const weft_dag *d = g->d;
 	size_t drawn = 0;
@@ -325,16 +331,16 @@ static void add_edges(Agraph_t *gr, const struct export_graph *g,
 		const weft_dag_edge *e = &d->edges[i];
 		Agnode_t *t = tnode[g->edge_task[i]],
 			 *a = anode[g->edge_art[i]];
-		Agedge_t *ed =
-			agedge(gr, e->write ? t : a, e->write ? a : t, NULL, 1);
+		Agedge_t *ed = gv->agedge(gr, e->write ? t : a,
+					  e->write ? a : t, NULL, 1);
 		/* The page's script finds edge k of its data as "e<k>". */
 		char key[32];
 		snprintf(key, sizeof(key), "e%zu", drawn++);
-		set(ed, "id", key);
+		set(gv, ed, "id", key);
 		if (e->weak)
-			set(ed, "style", "dashed");
+			set(gv, ed, "style", "dashed");
 		if (e->update)
-			set(ed, "label", "update");
+			set(gv, ed, "label", "update");
 	}
 }
 
@@ -342,29 +348,34 @@ static void add_edges(Agraph_t *gr, const struct export_graph *g,
 static int layout_svg(const struct export_graph *g, char **svg,
 		      unsigned int *len, char err[WEFT_EXPORT_ERR_BYTES])
 {
+	const struct export_gvc_api *gv =
+		export_gvc(err, WEFT_EXPORT_ERR_BYTES);
+	if (!gv)
+		return WEFT_EUNSUPPORTED;
 	const weft_dag *d = g->d;
 	Agnode_t **tnode = calloc(d->ntasks + 1, sizeof(*tnode));
 	Agnode_t **anode = calloc(d->nartifacts + 1, sizeof(*anode));
-	GVC_t *gvc = gvContext();
-	Agraph_t *gr = agopen((char *)"weft", Agdirected, NULL);
+	GVC_t *gvc = gv->gvContext();
+	Agraph_t *gr = gv->agopen((char *)"weft", *gv->Agdirected, NULL);
 	int rc = !tnode || !anode || !gvc || !gr ? WEFT_ENOMEM : WEFT_OK;
 	if (!rc) {
-		set(gr, "rankdir", "LR");
-		set(gr, "fontname", "sans-serif");
-		agattr(gr, AGNODE, (char *)"fontname", (char *)"sans-serif");
-		agattr(gr, AGNODE, (char *)"fontsize", (char *)"10");
-		rc = add_nodes(gr, g, tnode, anode);
+		set(gv, gr, "rankdir", "LR");
+		set(gv, gr, "fontname", "sans-serif");
+		gv->agattr(gr, AGNODE, (char *)"fontname",
+			   (char *)"sans-serif");
+		gv->agattr(gr, AGNODE, (char *)"fontsize", (char *)"10");
+		rc = add_nodes(gv, gr, g, tnode, anode);
 	}
 	if (!rc)
-		add_edges(gr, g, tnode, anode);
-	if (!rc && gvLayout(gvc, gr, "dot") != 0) {
+		add_edges(gv, gr, g, tnode, anode);
+	if (!rc && gv->gvLayout(gvc, gr, "dot") != 0) {
 		snprintf(err, WEFT_EXPORT_ERR_BYTES,
 			 "Graphviz could not lay the DAG out (is the dot "
 			 "layout plugin of libgvc installed?)");
 		rc = WEFT_EUNSUPPORTED;
 	} else if (!rc) {
 		char *out = NULL;
-		if (gvRenderData(gvc, gr, "svg", &out, len) != 0 || !out) {
+		if (gv->gvRenderData(gvc, gr, "svg", &out, len) != 0 || !out) {
 			snprintf(err, WEFT_EXPORT_ERR_BYTES,
 				 "Graphviz could not render SVG (is its core "
 				 "plugin installed?)");
@@ -376,13 +387,13 @@ static int layout_svg(const struct export_graph *g, char **svg,
 			(*svg)[*len] = '\0';
 		}
 		if (out)
-			gvFreeRenderData(out);
-		gvFreeLayout(gvc, gr);
+			gv->gvFreeRenderData(out);
+		gv->gvFreeLayout(gvc, gr);
 	}
 	if (gr)
-		agclose(gr);
+		gv->agclose(gr);
 	if (gvc)
-		gvFreeContext(gvc);
+		gv->gvFreeContext(gvc);
 	free(tnode);
 	free(anode);
 	if (rc == WEFT_ENOMEM)

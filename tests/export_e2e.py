@@ -43,6 +43,11 @@ Cases:
                in headless Chromium: a screenshot that is not blank and
                shows the node colours, #select=<clean.txt> and a clicked
                task mark exactly their lineage up and down (dump-dom).
+  missing_libs with libzip and Graphviz's library unloadable (empty
+               files found first on LD_LIBRARY_PATH), `-o crate.zip` and
+               `dag --format svg|html -o FILE` exit 1 naming the package
+               to install (libzip4, libgvc6), leave FILE as it was and
+               no file behind; a crate directory and the DAG still work.
 
 Exit status: 0 pass, 1 fail, 77 skip (reason printed). python3-prov,
 python3-rdflib and chromium come from Debian (scripts/install-deps); when
@@ -257,8 +262,8 @@ class Recorded:
         self.task_name = {v: k for k, v in self.task.items()}
         self.art_name = {v: k for k, v in self.art.items()}
 
-    def weft_cmd(self, *args):
-        return run([self.weft] + list(args), cwd=self.proj)
+    def weft_cmd(self, *args, env=None):
+        return run([self.weft] + list(args), cwd=self.proj, env=env)
 
     def export(self, fmt, *args):
         p = self.weft_cmd("export", "--format", fmt, "--job", self.job,
@@ -721,6 +726,55 @@ def picture(r):
     green = colours.get((0xa8, 0xe6, 0xa8), 0)
     check(yellow > 200 and green > 200, "no highlighted nodes in the "
           "screenshot (yellow %d, green %d pixels)" % (yellow, green))
+
+
+# ---- Without the libraries two outputs load ----
+
+@case
+def missing_libs(r):
+    # weft loads libzip and Graphviz's libraries by soname when those
+    # outputs are asked for; an empty file of that name first on the
+    # loader's path is a library that cannot be loaded, as a missing one.
+    nolibs = r.s.path("nolibs")
+    os.makedirs(nolibs)
+    for soname in ("libzip.so.4", "libgvc.so.6"):
+        open(os.path.join(nolibs, soname), "w").close()
+    env = dict(os.environ, LD_LIBRARY_PATH=nolibs)
+    out = r.s.path("out")
+    os.makedirs(out)
+    z = os.path.join(out, "crate.zip")
+    p = r.weft_cmd("export", "--format", "rocrate", "--job", r.job, "-o", z,
+                   env=env)
+    if p.returncode and "built without" in p.err:
+        raise Skip("this weft has no libzip: " + p.err.strip())
+    check(p.returncode == 1 and "install libzip4" in p.err and z in p.err,
+          "-o crate.zip without libzip: %d %s" % (p.returncode, p.err))
+    page = os.path.join(out, "dag.html")
+    with open(page, "w") as f:
+        f.write("the old page\n")
+    for fmt in ("svg", "html"):
+        p = r.weft_cmd("dag", "--job", r.job, "--format", fmt, "-o", page,
+                       env=env)
+        if p.returncode and "built without" in p.err:
+            raise Skip("this weft has no Graphviz: " + p.err.strip())
+        check(p.returncode == 1 and "install libgvc6" in p.err,
+              "dag --format %s without libgvc: %d %s"
+              % (fmt, p.returncode, p.err))
+        with open(page) as f:
+            check(f.read() == "the old page\n",
+                  "a failed dag --format %s changed %s" % (fmt, page))
+    check(os.listdir(out) == ["dag.html"], "failed outputs left %s"
+          % os.listdir(out))
+    # Everything else works without them, on the same store.
+    crate = os.path.join(out, "crate")
+    p = r.weft_cmd("export", "--format", "rocrate", "--job", r.job, "-o",
+                   crate, env=env)
+    check(p.returncode == 0 and os.path.exists(
+        os.path.join(crate, "ro-crate-metadata.json")),
+        "a crate directory without libzip: %s" % p.err)
+    p = r.weft_cmd("dag", "--job", r.job, "--format", "json", env=env)
+    check(p.returncode == 0 and json.loads(p.out) == r.dag,
+          "the DAG without the libraries: %s" % p.err)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ BUILD --prefix TMP`, never the system) and uses only the installed files:
                driver's PYTHONPATH (`weft run --ray`)
   man          the installed man pages render (man -l) without warnings
   deb_package  `cpack -G DEB` makes the .deb; `dpkg-deb -I` shows the
-               runtime library Depends, `dpkg-deb -c` the files above
+               runtime library Depends, and Recommends the libraries weft
+               loads only when used (libcurl4, libzip4, libgvc6), which
+               weft does not link; `dpkg-deb -c` the files above
                (only registered in builds without the sanitizers)
 
     install_e2e.py --build DIR --libdir LIBDIR --prefix PREFIX CASE
@@ -379,13 +381,24 @@ def deb_package(inst):
                                    "weft.skel.h")):
         check("libbpf1" in deps, "Depends lacks libbpf1 (the eBPF backend "
               "is built): %s" % f.get("Depends"))
-    # libcurl is loaded only to send OpenLineage events over HTTP: no
-    # NEEDED entry names it, so the package must say it another way.
+    # libcurl, libzip and Graphviz's library are loaded only by the
+    # commands that use them: no NEEDED entry names them, so the package
+    # must say them another way.
     recommends = {d.strip().split()[0]
                   for d in f.get("Recommends", "").split(",") if d.strip()}
-    check("libcurl4" in recommends | deps, "neither Depends nor Recommends "
-          "names libcurl4 (OpenLineage over HTTP): %s / %s"
-          % (f.get("Depends"), f.get("Recommends")))
+    for pkg, what in (("libcurl4", "OpenLineage over HTTP"),
+                      ("libzip4", "RO-Crate zips"),
+                      ("libgvc6", "dag --format svg|html")):
+        check(pkg in recommends | deps, "neither Depends nor Recommends "
+              "names %s (%s): %s / %s"
+              % (pkg, what, f.get("Depends"), f.get("Recommends")))
+    # ... and weft itself does not link them: every weft process would
+    # load them (and libcrypto, libltdl, ...) at its start.
+    dyn = run(["objdump", "-p", inst.bin]).stdout
+    linked = [l for l in re.findall(r"^\s+NEEDED\s+(\S+)$", dyn, re.M)
+              if l.startswith(("libcurl.", "libzip.", "libgvc.",
+                               "libcgraph."))]
+    check(not linked, "weft links %s, which it loads when needed" % linked)
     check(not any(d.startswith(("libasan", "libubsan", "libcmocka"))
                   for d in deps), "Depends has test libraries: %s"
           % f.get("Depends"))
