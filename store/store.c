@@ -429,6 +429,18 @@ static int read_user_version(weft_store *s, int *version)
 	return err;
 }
 
+/* A failure worth trying again (weft_store_open): SQLite answers
+ * SQLITE_BUSY without waiting for the busy handler while another process
+ * switches a new database to WAL or recovers its WAL. */
+#define STORE_RETRY 1
+
+static int busy_or(const weft_store *s, int err)
+{
+	return (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_BUSY
+		       ? STORE_RETRY
+		       : err;
+}
+
 /* Apply the steps the database lacks, each in its own transaction. The
  * version is read again inside the transaction because another process may
  * have migrated the database since we looked. */
@@ -436,7 +448,7 @@ static int migrate(weft_store *s)
 {
 	for (;;) {
 		if (store_exec(s, "BEGIN IMMEDIATE"))
-			return WEFT_EDB;
+			return busy_or(s, WEFT_EDB);
 		int version;
 		int err = read_user_version(s, &version);
 		if (err)
@@ -457,6 +469,7 @@ static int migrate(weft_store *s)
 		}
 		continue;
 	fail:
+		err = busy_or(s, err);
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return err;
 	}
@@ -464,11 +477,20 @@ static int migrate(weft_store *s)
 
 /* A store holds job secrets and every path a job used: its files are
  * for their owner alone. SQLite would create the database 0644 (less the
- * umask) and gives its -wal and -shm the database's mode. */
+ * umask) and gives its -wal and -shm the database's mode.
+ *
+ * Another connection of this process may have these files open (the
+ * coordinator's beside weft run's hash cache, a sibling): closing any
+ * ordinary descriptor of a file drops every POSIX lock this process holds
+ * on it, SQLite's included, and a writer that lost its locks loses
+ * commits to the next checkpoint of another process. So the files are
+ * looked at through O_PATH descriptors, whose close drops no lock, and
+ * changed by path through /proc/self/fd; only a database this call
+ * creates (O_EXCL: nobody had it open) gets an ordinary descriptor. */
 void store_make_private(const char *db_path, bool create)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-	char path[WEFT_MAX_PATH_BYTES + 16];
+	char path[WEFT_MAX_PATH_BYTES + 16], proc[64];
 	if (!db_path[0] || strcmp(db_path, ":memory:") == 0 ||
 	    strncmp(db_path, "file:", 5) == 0)
 		return;
@@ -477,20 +499,49 @@ void store_make_private(const char *db_path, bool create)
 				 suffixes[i]);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			return;
-		int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-		if (i == 0 && create)
-			flags |= O_CREAT;
-		int fd = open(path, flags, 0600);
+		if (i == 0 && create) {
+			int fd = open(path,
+				      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					      O_CLOEXEC,
+				      0600);
+			if (fd >= 0) {
+				close(fd); /* new, 0600 whatever the umask */
+				continue;
+			}
+		}
+		int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* missing: SQLite says what is wrong */
 		struct stat st;
-		/* Created 0600 whatever the umask; one an older weft made
-		 * readable by others tightened, by its owner only. */
+		/* One an older weft made readable by others tightened, by
+		 * its owner only. */
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_uid == geteuid() && (st.st_mode & 077))
-			(void)fchmod(fd, st.st_mode & 0600);
+		    st.st_uid == geteuid() && (st.st_mode & 077)) {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			(void)chmod(proc, st.st_mode & 0600);
+		}
 		close(fd);
 	}
+}
+
+/* The version checked, WAL on, the schema brought up to date. */
+static int open_schema(weft_store *s)
+{
+	/* Check the version before anything that writes: switching to WAL
+	 * rewrites the file header, and a newer weft's file stays as it is. */
+	int version, err = read_user_version(s, &version);
+	if (err)
+		return busy_or(s, err);
+	if (version > STORE_SCHEMA_VERSION)
+		return WEFT_EVERSION;
+	/* WAL lets readers (weft dag) run beside the writer; synchronous
+	 * NORMAL is durable across application crashes and, in WAL mode,
+	 * never corrupts on power loss. */
+	if (store_exec(s, "PRAGMA journal_mode = WAL") ||
+	    store_exec(s, "PRAGMA synchronous = NORMAL") ||
+	    store_exec(s, "PRAGMA foreign_keys = ON"))
+		return busy_or(s, WEFT_EDB);
+	return migrate(s);
 }
 
 int weft_store_open(const char *db_path, weft_store **out)
@@ -511,20 +562,15 @@ int weft_store_open(const char *db_path, weft_store **out)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, WEFT_STORE_BUSY_TIMEOUT_MS);
 
-	/* Check the version before anything that writes: switching to WAL
-	 * rewrites the file header, and a newer weft's file stays as it is. */
-	int version, err = read_user_version(s, &version);
-	if (!err && version > STORE_SCHEMA_VERSION)
-		err = WEFT_EVERSION;
-	/* WAL lets readers (weft dag) run beside the writer; synchronous
-	 * NORMAL is durable across application crashes and, in WAL mode,
-	 * never corrupts on power loss. */
-	if (!err && (store_exec(s, "PRAGMA journal_mode = WAL") ||
-		     store_exec(s, "PRAGMA synchronous = NORMAL") ||
-		     store_exec(s, "PRAGMA foreign_keys = ON")))
+	/* A database other processes are creating at the same moment
+	 * (several `weft run`s started at once in a new project) can be
+	 * busy without waiting: try again within the busy timeout. */
+	int err;
+	int64_t until = weft_mono_ms() + WEFT_STORE_BUSY_TIMEOUT_MS;
+	while ((err = open_schema(s)) == STORE_RETRY && weft_mono_ms() < until)
+		usleep(2000);
+	if (err == STORE_RETRY)
 		err = WEFT_EDB;
-	if (!err)
-		err = migrate(s);
 	if (err) {
 		weft_store_close(s);
 		return err;
