@@ -228,9 +228,8 @@ static int token_proof(const char *token, const char *job, const void *what,
 
 /* A request proved by the job's token: JOB_END (its exit code and end
  * time) when pk is NULL, else ENROL (the writer's key pk). */
-static int proved_request(const char *job, const char *token,
-			  int32_t exit_code, int64_t ended_ns,
-			  const uint8_t *pk, weft_buf *out)
+static int proved_request(const char *job, const char *token, int32_t exit_code,
+			  int64_t ended_ns, const uint8_t *pk, weft_buf *out)
 {
 	if (weft_job_id_check(job) || weft_token_check(token))
 		return WEFT_EINVAL;
