@@ -241,8 +241,10 @@ static void test_envelope_limits(void **state)
 
 /* ---- Fragment ---- */
 
-static void fill_fragment(weft_fragment *f, const weft_writer_key *k)
+/* A sample fragment of a new writer, whose key is k. */
+static void fill_fragment(weft_fragment *f, weft_writer_key *k)
 {
+	assert_int_equal(weft_writer_key_new(k), WEFT_OK);
 	weft_fragment_init(f);
 	memcpy(f->job, job_id, sizeof(job_id));
 	memcpy(f->writer, k->pk, WEFT_PUBKEY_BYTES);
@@ -286,7 +288,6 @@ static void test_fragment_roundtrip(void **state)
 {
 	(void)state;
 	weft_writer_key k;
-	weft_writer_key_new(&k);
 	weft_fragment f, g;
 	fill_fragment(&f, &k);
 	weft_buf b;
@@ -339,7 +340,6 @@ static void test_fragment_sealed(void **state)
 	/* The path a wrapper takes: fragment -> envelope -> request, and the
 	 * coordinator's way back. */
 	weft_writer_key k;
-	weft_writer_key_new(&k);
 	weft_fragment f, g;
 	fill_fragment(&f, &k);
 	weft_buf payload, env, req;
