@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <weft/base.h>
+#include "../schema/test_main.h"
 
 /* 2026-11-23T09:34:51Z is 1795426491 s after the epoch. */
 #define T0 1795426491LL
@@ -53,12 +54,6 @@ static void test_clocks(void **state)
 	assert_true(weft_real_ns() > 1577836800LL * 1000000000);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339_microseconds),
-		cmocka_unit_test(test_rfc3339_digits),
-		cmocka_unit_test(test_clocks),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_rfc3339_microseconds),
+	       cmocka_unit_test(test_rfc3339_digits),
+	       cmocka_unit_test(test_clocks))

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cli.h"
+#include "../schema/test_main.h"
 
 typedef void (*print_fn)(FILE *out, const char *s);
 
@@ -76,12 +77,5 @@ static void test_buffer(void **state)
 	assert_string_equal(out, "");
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_text),
-		cmocka_unit_test(test_dot),
-		cmocka_unit_test(test_buffer),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_text), cmocka_unit_test(test_dot),
+	       cmocka_unit_test(test_buffer))

@@ -49,6 +49,32 @@ int wire_rd_pair(struct weft_rd *rd)
 	return rc;
 }
 
+void wire_origin_write(struct weft_wr *w, const char *job,
+		       const uint8_t writer[WEFT_PUBKEY_BYTES], uint64_t seq)
+{
+	weft_wr_key_cstr(w, "job", job);
+	weft_wr_key_bin(w, "writer", writer, WEFT_PUBKEY_BYTES);
+	weft_wr_key_uint(w, "seq", seq);
+}
+
+int wire_origin_read(struct weft_rd *rd, unsigned k,
+		     char job[WEFT_JOB_ID_BYTES + 1],
+		     uint8_t writer[WEFT_PUBKEY_BYTES], uint64_t *seq)
+{
+	switch (k) {
+	case WIRE_ORIGIN_JOB:
+		return wire_rd_job(rd, job);
+	case WIRE_ORIGIN_WRITER:
+		return wire_rd_fixed_bin(rd, writer, WEFT_PUBKEY_BYTES);
+	case WIRE_ORIGIN_SEQ: {
+		int rc = weft_rd_uint(rd, UINT64_MAX, seq);
+		return rc ? rc : *seq == 0 ? WEFT_EINVAL : WEFT_OK;
+	}
+	}
+	return WEFT_EINVAL;
+}
+
+/* E_JOB..E_SEQ in WIRE_ORIGIN_* order. */
 enum { E_JOB, E_WRITER, E_SEQ, E_PAYLOAD, E_SIG, E_NKEYS };
 static const char *const env_key_names[E_NKEYS] = {
 	"job", "writer", "seq", "payload", "sig",
@@ -64,9 +90,7 @@ static int envelope_write(weft_buf *out, const weft_envelope *e)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	weft_wr_versioned_map(&w, E_NKEYS);
-	weft_wr_key_cstr(&w, "job", e->job);
-	weft_wr_key_bin(&w, "writer", e->writer, WEFT_PUBKEY_BYTES);
-	weft_wr_key_uint(&w, "seq", e->seq);
+	wire_origin_write(&w, e->job, e->writer, e->seq);
 	weft_wr_key_bin(&w, "payload", e->payload, e->payload_len);
 	weft_wr_key_bin(&w, "sig", e->sig, WEFT_SIG_BYTES);
 	return weft_wr_finish(&w);
@@ -95,13 +119,10 @@ static int env_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	weft_envelope *e = ctx;
 	switch (key) {
 	case E_JOB:
-		return wire_rd_job(rd, e->job);
 	case E_WRITER:
-		return wire_rd_fixed_bin(rd, e->writer, WEFT_PUBKEY_BYTES);
-	case E_SEQ: {
-		int rc = weft_rd_uint(rd, UINT64_MAX, &e->seq);
-		return rc ? rc : e->seq == 0 ? WEFT_EINVAL : WEFT_OK;
-	}
+	case E_SEQ:
+		return wire_origin_read(rd, key - E_JOB, e->job, e->writer,
+					&e->seq);
 	case E_PAYLOAD:
 		return weft_rd_bytes(rd, true, WEFT_MAX_PAYLOAD_BYTES,
 				     &e->payload, &e->payload_len);

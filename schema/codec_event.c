@@ -117,42 +117,33 @@ int weft_event_encode(const weft_event *ev, weft_buf *out)
 	return weft_wr_finish(&w);
 }
 
+static int stat_entry_read(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	weft_event *ev = ctx;
+	uint64_t mode = 0;
+	int rc;
+	switch (key) {
+	case S_MODE:
+		rc = weft_rd_uint(rd, UINT32_MAX, &mode);
+		ev->st_mode = (uint32_t)mode;
+		return rc;
+	case S_DEV:
+		return weft_rd_uint(rd, UINT64_MAX, &ev->st_dev);
+	case S_INO:
+		return weft_rd_uint(rd, UINT64_MAX, &ev->st_ino);
+	case S_SIZE:
+		return weft_rd_int(rd, 0, INT64_MAX, &ev->st_size);
+	case S_MTIME:
+		return weft_rd_i64(rd, &ev->st_mtime_ns);
+	case S_CTIME:
+		return weft_rd_i64(rd, &ev->st_ctime_ns);
+	}
+	return WEFT_EINVAL;
+}
+
 static int stat_read(struct weft_rd *rd, weft_event *ev)
 {
-	uint32_t n, seen = 0;
-	int rc = weft_rd_map(rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		uint64_t u = 0;
-		rc = weft_rd_key(rd, &stat_keys, &seen, &key);
-		if (rc)
-			break;
-		switch (key) {
-		case S_MODE:
-			rc = weft_rd_uint(rd, UINT32_MAX, &u);
-			ev->st_mode = (uint32_t)u;
-			break;
-		case S_DEV:
-			rc = weft_rd_uint(rd, UINT64_MAX, &ev->st_dev);
-			break;
-		case S_INO:
-			rc = weft_rd_uint(rd, UINT64_MAX, &ev->st_ino);
-			break;
-		case S_SIZE:
-			rc = weft_rd_int(rd, 0, INT64_MAX, &ev->st_size);
-			break;
-		case S_MTIME:
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
-					 &ev->st_mtime_ns);
-			break;
-		case S_CTIME:
-			rc = weft_rd_int(rd, INT64_MIN, INT64_MAX,
-					 &ev->st_ctime_ns);
-			break;
-		}
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(&stat_keys, seen);
+	int rc = weft_rd_fields(rd, &stat_keys, false, stat_entry_read, ev);
 	if (rc == WEFT_OK)
 		ev->has_stat = true;
 	return rc;

@@ -14,7 +14,7 @@
 #include "wire_codec.h"
 
 enum {
-	F_JOB,
+	F_JOB, /* F_JOB..F_SEQ in WIRE_ORIGIN_* order */
 	F_WRITER,
 	F_SEQ,
 	F_TASK,
@@ -116,9 +116,7 @@ int weft_fragment_encode(const weft_fragment *f, weft_buf *out)
 	struct weft_wr w;
 	weft_wr_init(&w, out);
 	weft_wr_versioned_map(&w, F_NKEYS);
-	weft_wr_key_cstr(&w, "job", f->job);
-	weft_wr_key_bin(&w, "writer", f->writer, WEFT_PUBKEY_BYTES);
-	weft_wr_key_uint(&w, "seq", f->seq);
+	wire_origin_write(&w, f->job, f->writer, f->seq);
 	weft_wr_key(&w, "task");
 	task_write(&w, &f->task);
 	weft_wr_key_cstr(&w, "pre", f->preflight);
@@ -184,12 +182,10 @@ static int frag_read_entry(struct weft_rd *rd, void *ctx, unsigned key)
 	int rc;
 	switch (key) {
 	case F_JOB:
-		return wire_rd_job(rd, f->job);
 	case F_WRITER:
-		return wire_rd_fixed_bin(rd, f->writer, WEFT_PUBKEY_BYTES);
 	case F_SEQ:
-		rc = weft_rd_uint(rd, UINT64_MAX, &f->seq);
-		return rc ? rc : f->seq ? WEFT_OK : WEFT_EINVAL;
+		return wire_origin_read(rd, key - F_JOB, f->job, f->writer,
+					&f->seq);
 	case F_TASK:
 		return weft_rd_fields(rd, &task_keys, false, task_read_entry,
 				      &f->task);

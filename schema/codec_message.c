@@ -226,47 +226,43 @@ static int token_proof(const char *token, const char *job, const void *what,
 	return rc;
 }
 
-static void proof_write(struct weft_wr *w, const weft_token_proof *p)
+/* A request proved by the job's token: JOB_END (its exit code and end
+ * time) when pk is NULL, else ENROL (the writer's key pk). */
+static int proved_request(const char *job, const char *token, int32_t exit_code,
+			  int64_t ended_ns, const uint8_t *pk, weft_buf *out)
 {
-	weft_wr_key_bin(w, "sig", p->sig, WEFT_SIG_BYTES);
-	weft_wr_key_bin(w, "mac", p->mac, WEFT_MAC_BYTES);
+	if (weft_job_id_check(job) || weft_token_check(token))
+		return WEFT_EINVAL;
+	weft_token_proof p;
+	int rc = pk ? token_proof(token, job, pk, enrol_sign, &p)
+		    : token_proof(token, job, &exit_code, end_sign, &p);
+	if (rc)
+		return rc;
+	struct weft_wr w;
+	weft_wr_init(&w, out);
+	wire_kind_write(&w, pk ? WEFT_REQ_ENROL : WEFT_REQ_JOB_END, pk ? 4 : 5);
+	weft_wr_key_cstr(&w, "job", job);
+	if (pk) {
+		weft_wr_key_bin(&w, "writer", pk, WEFT_PUBKEY_BYTES);
+	} else {
+		weft_wr_key_int(&w, "exit", exit_code);
+		weft_wr_key_int(&w, "time", ended_ns);
+	}
+	weft_wr_key_bin(&w, "sig", p.sig, WEFT_SIG_BYTES);
+	weft_wr_key_bin(&w, "mac", p.mac, WEFT_MAC_BYTES);
+	return weft_wr_finish(&w);
 }
 
 int weft_req_job_end(const char *job, const char *token, int32_t exit_code,
 		     int64_t ended_ns, weft_buf *out)
 {
-	if (weft_job_id_check(job) || weft_token_check(token))
-		return WEFT_EINVAL;
-	weft_token_proof p;
-	int rc = token_proof(token, job, &exit_code, end_sign, &p);
-	if (rc)
-		return rc;
-	struct weft_wr w;
-	weft_wr_init(&w, out);
-	wire_kind_write(&w, WEFT_REQ_JOB_END, 5);
-	weft_wr_key_cstr(&w, "job", job);
-	weft_wr_key_int(&w, "exit", exit_code);
-	weft_wr_key_int(&w, "time", ended_ns);
-	proof_write(&w, &p);
-	return weft_wr_finish(&w);
+	return proved_request(job, token, exit_code, ended_ns, NULL, out);
 }
 
 int weft_req_enrol(const char *job, const char *token,
 		   const uint8_t pk[WEFT_PUBKEY_BYTES], weft_buf *out)
 {
-	if (weft_job_id_check(job) || weft_token_check(token))
-		return WEFT_EINVAL;
-	weft_token_proof p;
-	int rc = token_proof(token, job, pk, enrol_sign, &p);
-	if (rc)
-		return rc;
-	struct weft_wr w;
-	weft_wr_init(&w, out);
-	wire_kind_write(&w, WEFT_REQ_ENROL, 4);
-	weft_wr_key_cstr(&w, "job", job);
-	weft_wr_key_bin(&w, "writer", pk, WEFT_PUBKEY_BYTES);
-	proof_write(&w, &p);
-	return weft_wr_finish(&w);
+	return proved_request(job, token, 0, 0, pk, out);
 }
 
 int weft_req_fragment(const uint8_t *env, size_t len, weft_buf *out)

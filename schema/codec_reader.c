@@ -65,54 +65,54 @@ int weft_rd_bool(struct weft_rd *rd, bool *v)
 	return WEFT_OK;
 }
 
-/* Any int encoding. A value is either non-negative (*neg false, *u) or
- * negative (*neg true, *s), so the full uint64 and int64 ranges both fit. */
-static int read_integer(struct weft_rd *rd, bool *neg, uint64_t *u, int64_t *s)
+/* An int of any encoding: non-negative (neg false, u) or negative (neg
+ * true, s), so that the full uint64 and int64 ranges both fit. */
+struct integer {
+	bool neg;
+	uint64_t u;
+	int64_t s;
+};
+
+static int read_integer(struct weft_rd *rd, struct integer *v)
 {
 	uint8_t b;
 	uint64_t x;
 	int rc = peek(rd, &b);
 	if (rc)
 		return rc;
+	*v = (struct integer){0};
 	if (b <= 0x7f) {
 		rd->pos++;
-		*neg = false;
-		*u = b;
+		v->u = b;
 		return WEFT_OK;
 	}
 	if (b >= 0xe0) {
 		rd->pos++;
-		*neg = true;
-		*s = (int8_t)b;
+		v->neg = true;
+		v->s = (int8_t)b;
 		return WEFT_OK;
 	}
-	if (b >= 0xcc && b <= 0xcf) { /* uint 8, 16, 32, 64 */
-		rc = take_be(rd, (size_t)1 << (b - 0xcc), &x);
-		if (rc)
-			return rc;
-		*neg = false;
-		*u = x;
-		return WEFT_OK;
-	}
+	if (b >= 0xcc && b <= 0xcf) /* uint 8, 16, 32, 64 */
+		return take_be(rd, (size_t)1 << (b - 0xcc), &v->u);
 	if (b >= 0xd0 && b <= 0xd3) { /* int 8, 16, 32, 64 */
 		size_t n = (size_t)1 << (b - 0xd0);
 		rc = take_be(rd, n, &x);
 		if (rc)
 			return rc;
-		int64_t v;
+		int64_t s;
 		if (n == 1)
-			v = (int8_t)x;
+			s = (int8_t)x;
 		else if (n == 2)
-			v = (int16_t)x;
+			s = (int16_t)x;
 		else if (n == 4)
-			v = (int32_t)x;
+			s = (int32_t)x;
 		else
-			v = (int64_t)x;
-		*neg = v < 0;
-		if (v < 0)
-			*s = v;
+			s = (int64_t)x;
+		v->neg = s < 0;
+		if (s < 0)
+			v->s = s;
 		else
-			*u = (uint64_t)v;
+			v->u = (uint64_t)s;
 		return WEFT_OK;
 	}
 	return WEFT_ETYPE;
@@ -120,20 +120,18 @@ static int read_integer(struct weft_rd *rd, bool *neg, uint64_t *u, int64_t *s)
 
 int weft_rd_int(struct weft_rd *rd, int64_t min, int64_t max, int64_t *v)
 {
-	bool neg;
-	uint64_t u = 0;
-	int64_t s = 0;
-	int rc = read_integer(rd, &neg, &u, &s);
+	struct integer x;
+	int rc = read_integer(rd, &x);
 	if (rc)
 		return rc;
-	if (neg) {
-		if (s < min || s > max)
+	if (x.neg) {
+		if (x.s < min || x.s > max)
 			return WEFT_EINVAL;
-		*v = s;
+		*v = x.s;
 	} else {
-		if (max < 0 || u > (uint64_t)max || (int64_t)u < min)
+		if (max < 0 || x.u > (uint64_t)max || (int64_t)x.u < min)
 			return WEFT_EINVAL;
-		*v = (int64_t)u;
+		*v = (int64_t)x.u;
 	}
 	return WEFT_OK;
 }
@@ -153,21 +151,20 @@ int weft_rd_i32(struct weft_rd *rd, int32_t *out)
 
 int weft_rd_uint(struct weft_rd *rd, uint64_t max, uint64_t *v)
 {
-	bool neg;
-	uint64_t u = 0;
-	int64_t s = 0;
-	int rc = read_integer(rd, &neg, &u, &s);
+	struct integer x;
+	int rc = read_integer(rd, &x);
 	if (rc)
 		return rc;
-	if (neg || u > max)
+	if (x.neg || x.u > max)
 		return WEFT_EINVAL;
-	*v = u;
+	*v = x.u;
 	return WEFT_OK;
 }
 
-/* A str (when str_ok) or bin header: its length, with the header consumed
- * only on success. */
-static int read_bytes_header(struct weft_rd *rd, bool str_ok, uint64_t *n)
+/* A str (when str_ok) or bin (when bin_ok) header: its length, with the
+ * header consumed only on success. */
+static int read_bytes_header(struct weft_rd *rd, bool str_ok, bool bin_ok,
+			     uint64_t *n)
 {
 	uint8_t b;
 	int rc = peek(rd, &b);
@@ -180,21 +177,25 @@ static int read_bytes_header(struct weft_rd *rd, bool str_ok, uint64_t *n)
 	}
 	if (str_ok && b >= 0xd9 && b <= 0xdb) /* str 8, 16, 32 */
 		return take_be(rd, (size_t)1 << (b - 0xd9), n);
-	if (b >= 0xc4 && b <= 0xc6) /* bin 8, 16, 32 */
+	if (bin_ok && b >= 0xc4 && b <= 0xc6) /* bin 8, 16, 32 */
 		return take_be(rd, (size_t)1 << (b - 0xc4), n);
 	return WEFT_ETYPE;
 }
 
-int weft_rd_bytes(struct weft_rd *rd, bool bin_only, size_t max,
-		  const uint8_t **data, size_t *n)
+/* A str or bin (as read_bytes_header) of at most max bytes, pointing into
+ * the input; a longer one is the error too_long. Nothing is consumed on
+ * error. */
+static int read_bytes(struct weft_rd *rd, bool str_ok, bool bin_ok,
+		      uint64_t max, int too_long, const uint8_t **data,
+		      size_t *n)
 {
 	size_t save = rd->pos;
 	uint64_t len;
-	int rc = read_bytes_header(rd, !bin_only, &len);
+	int rc = read_bytes_header(rd, str_ok, bin_ok, &len);
 	if (rc)
 		return rc;
 	if (len > max)
-		rc = WEFT_ETOOBIG;
+		rc = too_long;
 	else if (len > left(rd))
 		rc = WEFT_ETRUNC;
 	if (rc) {
@@ -205,6 +206,12 @@ int weft_rd_bytes(struct weft_rd *rd, bool bin_only, size_t max,
 	*n = (size_t)len;
 	rd->pos += (size_t)len;
 	return WEFT_OK;
+}
+
+int weft_rd_bytes(struct weft_rd *rd, bool bin_only, size_t max,
+		  const uint8_t **data, size_t *n)
+{
+	return read_bytes(rd, !bin_only, true, max, WEFT_ETOOBIG, data, n);
 }
 
 int weft_rd_cstr(struct weft_rd *rd, size_t max, char **out)
@@ -302,32 +309,12 @@ int weft_rd_map(struct weft_rd *rd, uint32_t *n)
 	return WEFT_OK;
 }
 
-/* The next key as raw bytes: a str, at most WEFT_RD_MAX_KEY bytes. */
+/* The next key as raw bytes: a str, at most WEFT_RD_MAX_KEY bytes (no
+ * schema key is longer: a longer one is WEFT_EINVAL). */
 static int read_key(struct weft_rd *rd, const uint8_t **key, size_t *n)
 {
-	uint8_t b;
-	int rc = peek(rd, &b);
-	if (rc)
-		return rc;
-	if (!((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)))
-		return WEFT_ETYPE;
-	uint64_t len;
-	size_t save = rd->pos;
-	rc = read_bytes_header(rd, true, &len);
-	if (rc)
-		return rc;
-	if (len > WEFT_RD_MAX_KEY)
-		rc = WEFT_EINVAL; /* no schema key is that long */
-	else if (len > left(rd))
-		rc = WEFT_ETRUNC;
-	if (rc) {
-		rd->pos = save;
-		return rc;
-	}
-	*key = rd->p + rd->pos;
-	*n = (size_t)len;
-	rd->pos += (size_t)len;
-	return WEFT_OK;
+	return read_bytes(rd, true, false, WEFT_RD_MAX_KEY, WEFT_EINVAL, key,
+			  n);
 }
 
 int weft_rd_versioned_map(struct weft_rd *rd, uint32_t *n)
@@ -345,13 +332,11 @@ int weft_rd_versioned_map(struct weft_rd *rd, uint32_t *n)
 		return rc;
 	if (klen != 1 || key[0] != 'v')
 		return WEFT_EINVAL;
-	bool neg;
-	uint64_t u = 0;
-	int64_t s = 0;
-	rc = read_integer(rd, &neg, &u, &s);
+	struct integer v;
+	rc = read_integer(rd, &v);
 	if (rc)
 		return rc;
-	if (neg || u < WEFT_SCHEMA_MIN_VERSION || u > WEFT_SCHEMA_VERSION)
+	if (v.neg || v.u < WEFT_SCHEMA_MIN_VERSION || v.u > WEFT_SCHEMA_VERSION)
 		return WEFT_EVERSION;
 	*n = count - 1;
 	return WEFT_OK;

@@ -733,56 +733,47 @@ int weft_file_rec_write(struct weft_wr *w, const weft_file_rec *f,
 	return w->err;
 }
 
+/* Where a stat identity map's values go: the first or the final fields
+ * of a file record ("size" in a final map is read but not kept). */
+struct stat_fields {
+	uint64_t *dev, *ino;
+	int64_t *size, *mtime, *ctime;
+};
+
+static int stat_entry_read(struct weft_rd *rd, void *ctx, unsigned key)
+{
+	const struct stat_fields *s = ctx;
+	switch (key) {
+	case S_DEV:
+		return weft_rd_uint(rd, UINT64_MAX, s->dev);
+	case S_INO:
+		return weft_rd_uint(rd, UINT64_MAX, s->ino);
+	case S_SIZE:
+		return weft_rd_int(rd, 0, INT64_MAX, s->size);
+	case S_MTIME:
+		return weft_rd_i64(rd, s->mtime);
+	case S_CTIME:
+		return weft_rd_i64(rd, s->ctime);
+	}
+	return WEFT_EINVAL;
+}
+
 /* A stat identity map into the first (final false) or final fields. */
 static int stat_map_read(struct weft_rd *rd, weft_file_rec *f, bool final)
 {
-	const struct weft_rd_keys *keys = final ? &final_keys : &first_keys;
-	uint32_t n, seen = 0;
-	uint64_t dev = 0, ino = 0;
-	int64_t size = 0, mtime = 0, ctime = 0;
-	int rc = weft_rd_map(rd, &n);
-	for (uint32_t i = 0; rc == WEFT_OK && i < n; i++) {
-		unsigned key;
-		rc = weft_rd_key(rd, keys, &seen, &key);
-		if (rc)
-			break;
-		switch (key) {
-		case S_DEV:
-			rc = weft_rd_uint(rd, UINT64_MAX, &dev);
-			break;
-		case S_INO:
-			rc = weft_rd_uint(rd, UINT64_MAX, &ino);
-			break;
-		case S_SIZE:
-			rc = weft_rd_int(rd, 0, INT64_MAX, &size);
-			break;
-		case S_MTIME:
-			rc = weft_rd_i64(rd, &mtime);
-			break;
-		case S_CTIME:
-			rc = weft_rd_i64(rd, &ctime);
-			break;
-		}
-	}
-	if (rc == WEFT_OK)
-		rc = weft_rd_check_required(keys, seen);
-	if (rc)
-		return rc;
-	if (final) {
+	int64_t final_size;
+	struct stat_fields first = {&f->first_dev, &f->first_ino,
+				    &f->first_size, &f->first_mtime_ns,
+				    &f->first_ctime_ns};
+	struct stat_fields last = {&f->final_dev, &f->final_ino, &final_size,
+				   &f->final_mtime_ns, &f->final_ctime_ns};
+	int rc = weft_rd_fields(rd, final ? &final_keys : &first_keys, false,
+				stat_entry_read, final ? &last : &first);
+	if (rc == WEFT_OK && final)
 		f->has_final_stat = true;
-		f->final_dev = dev;
-		f->final_ino = ino;
-		f->final_mtime_ns = mtime;
-		f->final_ctime_ns = ctime;
-	} else {
+	else if (rc == WEFT_OK)
 		f->has_first_stat = true;
-		f->first_dev = dev;
-		f->first_ino = ino;
-		f->first_size = size;
-		f->first_mtime_ns = mtime;
-		f->first_ctime_ns = ctime;
-	}
-	return WEFT_OK;
+	return rc;
 }
 
 /* A BLAKE2b-256 as bin, exactly 32 bytes. Only bin: a hash is bytes, and

@@ -9,6 +9,9 @@
 
 #include "codec.h"
 
+/* Every byte the packer writes comes through here, so refusing them once
+ * w->err is set is what makes the error sticky: the writers below call the
+ * packer without checking it. */
 static int write_cb(void *data, const char *buf, size_t len)
 {
 	struct weft_wr *w = data;
@@ -39,14 +42,12 @@ int weft_wr_finish(struct weft_wr *w)
 
 void weft_wr_map(struct weft_wr *w, uint32_t n)
 {
-	if (!w->err)
-		msgpack_pack_map(&w->pk, n);
+	msgpack_pack_map(&w->pk, n);
 }
 
 void weft_wr_array(struct weft_wr *w, uint32_t n)
 {
-	if (!w->err)
-		msgpack_pack_array(&w->pk, n);
+	msgpack_pack_array(&w->pk, n);
 }
 
 void weft_wr_key(struct weft_wr *w, const char *key)
@@ -60,26 +61,21 @@ void weft_wr_key(struct weft_wr *w, const char *key)
 
 void weft_wr_int(struct weft_wr *w, int64_t v)
 {
-	if (!w->err)
-		msgpack_pack_int64(&w->pk, v);
+	msgpack_pack_int64(&w->pk, v);
 }
 
 void weft_wr_uint(struct weft_wr *w, uint64_t v)
 {
-	if (!w->err)
-		msgpack_pack_uint64(&w->pk, v);
+	msgpack_pack_uint64(&w->pk, v);
 }
 
 void weft_wr_nil(struct weft_wr *w)
 {
-	if (!w->err)
-		msgpack_pack_nil(&w->pk);
+	msgpack_pack_nil(&w->pk);
 }
 
 void weft_wr_bool(struct weft_wr *w, bool v)
 {
-	if (w->err)
-		return;
 	if (v)
 		msgpack_pack_true(&w->pk);
 	else

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <weft/wire.h>
+#include "test_main.h"
 
 static const char job[] = "0b8f9c3e-4a5d-4e6f-8a7b-1c2d3e4f5a6b";
 
@@ -217,12 +218,5 @@ static void test_limits(void **state)
 	weft_buf_free(&b);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request),
-		cmocka_unit_test(test_page),
-		cmocka_unit_test(test_limits),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_request), cmocka_unit_test(test_page),
+	       cmocka_unit_test(test_limits))

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <weft/wire.h>
+#include "test_main.h"
 
 static const char token[] = "0123456789abcdef0123456789abcdef";
 
@@ -191,13 +192,6 @@ static void test_rejects(void **state)
 	weft_buf_free(&b);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_signature),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_rejects),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_roundtrip),
+	       cmocka_unit_test(test_signature), cmocka_unit_test(test_limits),
+	       cmocka_unit_test(test_rejects))

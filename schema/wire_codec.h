@@ -19,6 +19,17 @@ int wire_str_check(const char *s, size_t max);
 /* An array header of exactly two elements: a [key, value] entry. */
 int wire_rd_pair(struct weft_rd *rd);
 
+/* Where a fragment comes from, the first keys of both an envelope and a
+ * fragment: "job", "writer" (its public key) and "seq" (from 1). A map's
+ * key enum lists them first, in this order. */
+enum { WIRE_ORIGIN_JOB, WIRE_ORIGIN_WRITER, WIRE_ORIGIN_SEQ };
+void wire_origin_write(struct weft_wr *w, const char *job,
+		       const uint8_t writer[WEFT_PUBKEY_BYTES], uint64_t seq);
+/* The value of origin key k (WIRE_ORIGIN_*) into job, writer or seq. */
+int wire_origin_read(struct weft_rd *rd, unsigned k,
+		     char job[WEFT_JOB_ID_BYTES + 1],
+		     uint8_t writer[WEFT_PUBKEY_BYTES], uint64_t *seq);
+
 /* The strings describing a job (weft_job_info: cmd, user, host, cwd, git),
  * with the same keys and limits in a job create request and an export
  * page (codec_message.c). A map's key enum lists them in this order. */

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "../schema/limit_testutil.h"
 #include "spank_conf.h"
 
 static void test_modes(void **state)
@@ -152,16 +153,11 @@ static void test_task_names(void **state)
 static void test_task_check(void **state)
 {
 	(void)state;
-	char big[WSP_MAX_TASK_BYTES + 2];
 	assert_int_equal(wsp_task_check("42.batch.0@n1"), 0);
 	assert_int_equal(wsp_task_check(""), -1);
 	assert_int_equal(wsp_task_check("my task"), -1);
 	assert_int_equal(wsp_task_check("t\x7f"), -1);
-	memset(big, 'a', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(wsp_task_check(big), -1);
-	big[WSP_MAX_TASK_BYTES] = '\0';
-	assert_int_equal(wsp_task_check(big), 0);
+	assert_length_limit(wsp_task_check, WSP_MAX_TASK_BYTES);
 }
 
 static void test_preload_value(void **state)

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "ebpf_internal.h"
+#include "../../schema/test_main.h"
 
 static wb_creds user(uint32_t uid, uint32_t gid)
 {
@@ -119,13 +120,6 @@ static void test_read_self(void **state)
 	assert_int_equal(wb_creds_read(0, &c), -ESRCH);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_dumpable_and_caps),
-		cmocka_unit_test(test_yama),
-		cmocka_unit_test(test_read_self),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_ids),
+	       cmocka_unit_test(test_dumpable_and_caps),
+	       cmocka_unit_test(test_yama), cmocka_unit_test(test_read_self))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ebpf_internal.h"
+#include "../../schema/test_main.h"
 
 /* A record of kind with the strings given (lengths with their NULs). */
 static size_t build(uint8_t *out, uint16_t kind, const char *p, size_t pl,
@@ -108,13 +109,6 @@ static void test_malformed(void **state)
 	wb_decoded_release(&d);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open),
-		cmocka_unit_test(test_two_paths),
-		cmocka_unit_test(test_exec_argv),
-		cmocka_unit_test(test_malformed),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WEFT_TEST_MAIN(cmocka_unit_test(test_open), cmocka_unit_test(test_two_paths),
+	       cmocka_unit_test(test_exec_argv),
+	       cmocka_unit_test(test_malformed))
