@@ -669,13 +669,15 @@ static int load_attribution(weft_store *s, const char *job,
 			err = WEFT_EDB;
 			break;
 		}
-		if ((err = store_grow((void **)&b->procs, &b->procs_cap,
-				      b->nprocs, sizeof(*b->procs))))
+		struct pinfo *p = store_slot((void **)&b->procs, &b->procs_cap,
+					     b->nprocs, sizeof(*p));
+		if (!p) {
+			err = WEFT_ENOMEM;
 			break;
+		}
 		if (!b->task_nprocs[task])
 			b->task_procs[task] = b->nprocs;
-		struct pinfo *p = &b->procs[b->nprocs++];
-		memset(p, 0, sizeof(*p));
+		b->nprocs++;
 		p->task = -1;
 		p->seq = sqlite3_column_int64(st, 1);
 		p->pid = sqlite3_column_int(st, 2);

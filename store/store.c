@@ -1194,11 +1194,8 @@ static int load_rows(weft_store *s, const char *sql, sqlite3_int64 num,
 		     store_row_fn row, void *ctx)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql, &st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, num);
-	return store_each_row(st, row, ctx);
+	int err = store_prepare_num(s, sql, num, &st);
+	return err ? err : store_each_row(st, row, ctx);
 }
 
 static int process_row(sqlite3_stmt *st, void *ctx)

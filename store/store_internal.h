@@ -79,6 +79,9 @@ int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
  * bound to ?1 when not NULL, for a query of one job or of all (jobs.c). */
 int store_prepare_job(weft_store *s, const char *sql, const char *job,
 		      sqlite3_stmt **stmt);
+/* store_prepare, and num bound to ?1 (jobs.c). */
+int store_prepare_num(weft_store *s, const char *sql, sqlite3_int64 num,
+		      sqlite3_stmt **stmt);
 /* Run SQL without results (BEGIN, COMMIT, ...). */
 int store_exec(weft_store *s, const char *sql);
 /* Reads one row of a query into ctx: WEFT_OK to go on. */
