@@ -137,13 +137,8 @@ int coord_conns_start(weft_coordinator *c, int max_conns, int idle_ms)
 
 void coord_conns_stop(weft_coordinator *c)
 {
-	pthread_mutex_lock(&c->conn_mu);
-	c->conn_quit = true;
-	pthread_cond_signal(&c->conn_cv);
-	pthread_mutex_unlock(&c->conn_mu);
-	if (c->reaper_running)
-		pthread_join(c->reaper, NULL);
-	c->reaper_running = false;
+	coord_thread_stop(&c->conn_mu, &c->conn_cv, &c->conn_quit, &c->reaper,
+			  &c->reaper_running);
 	free(c->conns);
 	c->conns = NULL;
 }

@@ -80,6 +80,10 @@ int coord_writer_start(weft_coordinator *c);
 void coord_drain(weft_coordinator *c);
 void coord_slots_stop(weft_coordinator *c);
 void coord_writer_stop(weft_coordinator *c);
+/* Set *stop under mu and wake the thread waiting on cv for it; then join
+ * that thread t if *running (false after). */
+void coord_thread_stop(pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop,
+		       pthread_t *t, bool *running);
 
 /* connections.c: cap connections at max_conns, close those idle for
  * idle_ms (0: the defaults); before the listener starts. */

@@ -366,14 +366,22 @@ static void run_batch(weft_coordinator *c, struct slot *batch)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Lock c->mu, then wait on cv until there is a list at *head or *stop is
+ * set. */
+static void lock_until(weft_coordinator *c, pthread_cond_t *cv,
+		       struct slot *const *head, const bool *stop)
+{
+	pthread_mutex_lock(&c->mu);
+	while (!*head && !*stop)
+		pthread_cond_wait(cv, &c->mu);
+}
+
 static void *writer_main(void *arg)
 {
 	weft_coordinator *c = arg;
 	pthread_setname_np(pthread_self(), "weft-store");
 	for (;;) {
-		pthread_mutex_lock(&c->mu);
-		while (!c->head && !c->quit)
-			pthread_cond_wait(&c->cv, &c->mu);
+		lock_until(c, &c->cv, &c->head, &c->quit);
 		if (!c->head && c->quit) {
 			pthread_mutex_unlock(&c->mu);
 			break;
@@ -403,9 +411,7 @@ static void *replier_main(void *arg)
 	weft_coordinator *c = arg;
 	pthread_setname_np(pthread_self(), "weft-reply");
 	for (;;) {
-		pthread_mutex_lock(&c->mu);
-		while (!c->rhead && !c->writer_done)
-			pthread_cond_wait(&c->reply_cv, &c->mu);
+		lock_until(c, &c->reply_cv, &c->rhead, &c->writer_done);
 		struct slot *list = c->rhead;
 		size_t n = c->rqueued;
 		c->rhead = c->rtail = NULL;
@@ -628,22 +634,24 @@ void coord_slots_stop(weft_coordinator *c)
 	c->nslots = 0;
 }
 
+void coord_thread_stop(pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop,
+		       pthread_t *t, bool *running)
+{
+	pthread_mutex_lock(mu);
+	*stop = true;
+	pthread_cond_signal(cv);
+	pthread_mutex_unlock(mu);
+	if (*running)
+		pthread_join(*t, NULL);
+	*running = false;
+}
+
 void coord_writer_stop(weft_coordinator *c)
 {
-	pthread_mutex_lock(&c->mu);
-	c->quit = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	if (c->writer_running)
-		pthread_join(c->writer_thread, NULL);
-	c->writer_running = false;
+	coord_thread_stop(&c->mu, &c->cv, &c->quit, &c->writer_thread,
+			  &c->writer_running);
 	/* The writer has handed over its last batch: the replier ends once
 	 * it answered it. */
-	pthread_mutex_lock(&c->mu);
-	c->writer_done = true;
-	pthread_cond_signal(&c->reply_cv);
-	pthread_mutex_unlock(&c->mu);
-	if (c->replier_running)
-		pthread_join(c->replier_thread, NULL);
-	c->replier_running = false;
+	coord_thread_stop(&c->mu, &c->reply_cv, &c->writer_done,
+			  &c->replier_thread, &c->replier_running);
 }

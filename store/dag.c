@@ -46,6 +46,57 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return WEFT_OK;
 }
 
+void *store_slot(void **arr, size_t *cap, size_t n, size_t sz)
+{
+	if (store_grow(arr, cap, n, sz))
+		return NULL;
+	char *p = (char *)*arr + n * sz;
+	memset(p, 0, sz);
+	return p;
+}
+
+static char **member(void *obj, size_t off)
+{
+	return (char **)((char *)obj + off);
+}
+
+void store_release_members(void *obj, const size_t *offs)
+{
+	for (const size_t *o = offs; *o != STORE_MEMBERS_END; o++)
+		free(*member(obj, *o));
+}
+
+void store_free_members(void *arr, size_t n, size_t sz, const size_t *offs)
+{
+	for (size_t i = 0; i < n; i++)
+		store_release_members((char *)arr + i * sz, offs);
+	free(arr);
+}
+
+int store_dup_members(void *dst, const void *src, const size_t *offs)
+{
+	int err = WEFT_OK;
+	for (const size_t *o = offs; *o != STORE_MEMBERS_END; o++) {
+		const char *s = *member((void *)src, *o);
+		char **d = member(dst, *o);
+		*d = s ? strdup(s) : NULL;
+		if (s && !*d)
+			err = WEFT_ENOMEM;
+	}
+	return err;
+}
+
+const size_t store_task_strings[] = {
+	offsetof(weft_dag_task, id),         offsetof(weft_dag_task, name),
+	offsetof(weft_dag_task, node),       offsetof(weft_dag_task, backend),
+	offsetof(weft_dag_task, parent),     offsetof(weft_dag_task, exe),
+	offsetof(weft_dag_task, started_by), STORE_MEMBERS_END};
+
+const size_t store_artifact_strings[] = {
+	offsetof(weft_dag_artifact, id), offsetof(weft_dag_artifact, path),
+	offsetof(weft_dag_artifact, loc_fs),
+	offsetof(weft_dag_artifact, loc_path), STORE_MEMBERS_END};
+
 char *store_column_dup(sqlite3_stmt *st, int i)
 {
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
@@ -168,7 +219,7 @@ struct dag_build {
 	const struct vrow *rows;
 	const sqlite3_int64 *nums; /* runs.num per task */
 	char **fs_names;           /* by filesystems.id */
-	size_t nfs;
+	size_t nfs, fs_cap;
 	size_t *row_task;      /* per row: its task */
 	ssize_t *written_node; /* per row: the version it wrote, or -1 */
 	size_t *node_row;      /* per node: the row that names it */
@@ -498,34 +549,38 @@ static int same_content(weft_dag *d)
 	return err;
 }
 
+/* The first task from task on (the tasks are in the order of the rows
+ * read) of the run num; ntasks when none is. */
+static size_t task_at_run(const struct dag_build *b, size_t task,
+			  sqlite3_int64 run)
+{
+	while (task < b->d->ntasks && b->nums[task] != run)
+		task++;
+	return task;
+}
+
+static int fs_name_row(sqlite3_stmt *st, void *ctx)
+{
+	struct dag_build *b = ctx;
+	sqlite3_int64 id = sqlite3_column_int64(st, 0);
+	if (id <= 0 || id > (1 << 24))
+		return WEFT_OK; /* not one a row could name sensibly */
+	int err = WEFT_OK;
+	while (!err && b->nfs <= (size_t)id) {
+		err = store_grow((void **)&b->fs_names, &b->fs_cap, b->nfs,
+				 sizeof(char *));
+		if (!err)
+			b->fs_names[b->nfs++] = NULL;
+	}
+	if (!err && !(b->fs_names[id] = store_column_dup(st, 1)))
+		err = WEFT_ENOMEM;
+	return err;
+}
+
 static int load_fs_names(weft_store *s, struct dag_build *b)
 {
-	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				"SELECT id, name FROM filesystems "
-				"ORDER BY id",
-				&st);
-	if (err)
-		return err;
-	size_t cap = 0;
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 id = sqlite3_column_int64(st, 0);
-		if (id <= 0 || id > (1 << 24))
-			continue; /* not one a row could name sensibly */
-		while (!err && b->nfs <= (size_t)id) {
-			err = store_grow((void **)&b->fs_names, &cap, b->nfs,
-					 sizeof(char *));
-			if (!err)
-				b->fs_names[b->nfs++] = NULL;
-		}
-		if (!err && !(b->fs_names[id] = store_column_dup(st, 1)))
-			err = WEFT_ENOMEM;
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
-	return err;
+	return store_query(s, "SELECT id, name FROM filesystems ORDER BY id",
+			   fs_name_row, b);
 }
 
 /* Every file row of the DAG, with its task, in the tasks' order. */
@@ -557,8 +612,7 @@ static int load_rows(weft_store *s, const char *job, struct dag_build *b,
 		struct vrow *v = &(*rows)[(*nrows)++];
 		err = store_vrow_read(st, names, v);
 		/* Same order as the tasks: advance to this row's run. */
-		while (task < b->d->ntasks && b->nums[task] != v->run)
-			task++;
+		task = task_at_run(b, task, v->run);
 		if (task == b->d->ntasks)
 			err = err ? err : WEFT_EDB;
 		b->row_task[*nrows - 1] = task;
@@ -610,20 +664,20 @@ static int load_attribution(weft_store *s, const char *job,
 	size_t task = 0;
 	int rc;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 run = sqlite3_column_int64(st, 0);
-		while (task < nt && b->nums[task] != run)
-			task++;
+		task = task_at_run(b, task, sqlite3_column_int64(st, 0));
 		if (task == nt) {
 			err = WEFT_EDB;
 			break;
 		}
-		if ((err = store_grow((void **)&b->procs, &b->procs_cap,
-				      b->nprocs, sizeof(*b->procs))))
+		struct pinfo *p = store_slot((void **)&b->procs, &b->procs_cap,
+					     b->nprocs, sizeof(*p));
+		if (!p) {
+			err = WEFT_ENOMEM;
 			break;
+		}
 		if (!b->task_nprocs[task])
 			b->task_procs[task] = b->nprocs;
-		struct pinfo *p = &b->procs[b->nprocs++];
-		memset(p, 0, sizeof(*p));
+		b->nprocs++;
 		p->task = -1;
 		p->seq = sqlite3_column_int64(st, 1);
 		p->pid = sqlite3_column_int(st, 2);
@@ -659,9 +713,7 @@ static int load_attribution(weft_store *s, const char *job,
 	task = 0;
 	size_t row = 0;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 run = sqlite3_column_int64(st, 0);
-		while (task < nt && b->nums[task] != run)
-			task++;
+		task = task_at_run(b, task, sqlite3_column_int64(st, 0));
 		const char *path = (const char *)sqlite3_column_blob(st, 1);
 		int plen = sqlite3_column_bytes(st, 1);
 		/* The row of (task, path), if the DAG has one (rows of a
@@ -951,35 +1003,23 @@ out:
 
 void weft_dag_release(weft_dag *d)
 {
+	static const size_t same_strings[] = {offsetof(weft_dag_same, artifact),
+					      offsetof(weft_dag_same, same_as),
+					      STORE_MEMBERS_END};
 	for (size_t i = 0; i < d->ntasks; i++) {
-		free(d->tasks[i].id);
-		free(d->tasks[i].name);
-		free(d->tasks[i].node);
-		free(d->tasks[i].backend);
-		free(d->tasks[i].parent);
 		for (uint32_t a = 0; a < d->tasks[i].argc; a++)
 			free(d->tasks[i].argv[a]);
 		free(d->tasks[i].argv);
-		free(d->tasks[i].exe);
-		free(d->tasks[i].started_by);
 	}
-	free(d->tasks);
-	for (size_t i = 0; i < d->nartifacts; i++) {
-		free(d->artifacts[i].id);
-		free(d->artifacts[i].path);
-		free(d->artifacts[i].loc_fs);
-		free(d->artifacts[i].loc_path);
-	}
-	free(d->artifacts);
+	store_free_members(d->tasks, d->ntasks, sizeof(*d->tasks),
+			   store_task_strings);
+	store_free_members(d->artifacts, d->nartifacts, sizeof(*d->artifacts),
+			   store_artifact_strings);
 	for (size_t i = 0; i < d->nedges; i++) {
 		free(d->edges[i].path); /* from and to are borrowed */
 	}
 	free(d->edges);
-	for (size_t i = 0; i < d->nsame; i++) {
-		free(d->same[i].artifact);
-		free(d->same[i].same_as);
-	}
-	free(d->same);
+	store_free_members(d->same, d->nsame, sizeof(*d->same), same_strings);
 	free(d->job);
 	memset(d, 0, sizeof(*d));
 }

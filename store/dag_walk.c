@@ -53,43 +53,24 @@ static size_t ptrmap_get(const struct ptrmap *m, const char *k)
 	return SIZE_MAX;
 }
 
-static char *dup_or_null(const char *s, bool *ok)
-{
-	char *c = s ? strdup(s) : NULL;
-	if (s && !c)
-		*ok = false;
-	return c;
-}
-
 static int task_copy(weft_dag_task *o, const weft_dag_task *t)
 {
-	bool ok = true;
 	*o = *t;
-	o->id = dup_or_null(t->id, &ok);
-	o->name = dup_or_null(t->name, &ok);
-	o->node = dup_or_null(t->node, &ok);
-	o->backend = dup_or_null(t->backend, &ok);
-	o->parent = dup_or_null(t->parent, &ok);
-	o->exe = dup_or_null(t->exe, &ok);
-	o->started_by = dup_or_null(t->started_by, &ok);
+	int err = store_dup_members(o, t, store_task_strings);
 	o->argv = t->argc ? calloc(t->argc, sizeof(*o->argv)) : NULL;
 	o->argc = o->argv ? t->argc : 0;
 	if (t->argc && !o->argv)
-		ok = false;
+		err = WEFT_ENOMEM;
 	for (uint32_t i = 0; i < o->argc; i++)
-		o->argv[i] = dup_or_null(t->argv[i], &ok);
-	return ok ? WEFT_OK : WEFT_ENOMEM;
+		if (t->argv[i] && !(o->argv[i] = strdup(t->argv[i])))
+			err = WEFT_ENOMEM;
+	return err;
 }
 
 static int artifact_copy(weft_dag_artifact *o, const weft_dag_artifact *a)
 {
-	bool ok = true;
 	*o = *a;
-	o->id = dup_or_null(a->id, &ok);
-	o->path = dup_or_null(a->path, &ok);
-	o->loc_fs = dup_or_null(a->loc_fs, &ok);
-	o->loc_path = dup_or_null(a->loc_path, &ok);
-	return ok ? WEFT_OK : WEFT_ENOMEM;
+	return store_dup_members(o, a, store_artifact_strings);
 }
 
 /* The file's latest version: its last written one (artifacts are in run

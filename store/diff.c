@@ -584,13 +584,12 @@ int weft_store_diff_file(weft_store *s, const char *path, const char *va,
 
 void weft_diff_release(weft_diff *d)
 {
-	for (size_t i = 0; i < d->nitems; i++) {
-		free(d->items[i].name);
-		free(d->items[i].a);
-		free(d->items[i].b);
-		free(d->items[i].via);
-	}
-	free(d->items);
+	static const size_t item_strings[] = {
+		offsetof(weft_diff_item, name), offsetof(weft_diff_item, a),
+		offsetof(weft_diff_item, b), offsetof(weft_diff_item, via),
+		STORE_MEMBERS_END};
+	store_free_members(d->items, d->nitems, sizeof(*d->items),
+			   item_strings);
 	free(d->a);
 	free(d->b);
 	memset(d, 0, sizeof(*d));

@@ -400,16 +400,15 @@ int export_graph_over(weft_store *s, const weft_dag *d,
 
 void export_graph_free(struct export_graph *g)
 {
-	if (g->facts && g->d) {
-		for (size_t t = 0; t < g->d->ntasks; t++) {
-			free(g->facts[t].command);
-			free(g->facts[t].exe);
-			free(g->facts[t].cwd);
-			free(g->facts[t].user);
-			free(g->facts[t].job);
-		}
-	}
-	free(g->facts);
+	static const size_t fact_strings[] = {
+		offsetof(struct export_task, command),
+		offsetof(struct export_task, exe),
+		offsetof(struct export_task, cwd),
+		offsetof(struct export_task, user),
+		offsetof(struct export_task, job),
+		STORE_MEMBERS_END};
+	store_free_members(g->facts, g->facts && g->d ? g->d->ntasks : 0,
+			   sizeof(*g->facts), fact_strings);
 	free(g->task_in);
 	free(g->art_in);
 	free(g->edge_task);

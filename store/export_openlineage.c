@@ -154,13 +154,12 @@ static void ol_task_release(struct ol_task *t)
 
 static void ol_files_free(struct ol_file *f, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(f[i].path);
-		free(f[i].renamed_to);
-		free(f[i].fs);
-		free(f[i].loc_path);
-	}
-	free(f);
+	static const size_t strings[] = {offsetof(struct ol_file, path),
+					 offsetof(struct ol_file, renamed_to),
+					 offsetof(struct ol_file, fs),
+					 offsetof(struct ol_file, loc_path),
+					 STORE_MEMBERS_END};
+	store_free_members(f, n, sizeof(*f), strings);
 }
 
 /* A column as a malloc'd string ("" for NULL when empty_for_null). */

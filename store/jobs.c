@@ -45,51 +45,60 @@ static int step_done(int rc)
 	return rc == SQLITE_DONE ? WEFT_OK : WEFT_EDB;
 }
 
+/* The end of a read of the jobs (one snapshot) by st, rc its last step
+ * (SQLITE_ROW: stopped before the end): SQLite's message kept for an
+ * error, WEFT_ENOTFOUND when job was named and found is 0. */
+static int jobs_read_end(weft_store *s, sqlite3_stmt *st, int err, int rc,
+			 const char *job, uint64_t found)
+{
+	if (!err && rc != SQLITE_ROW)
+		err = step_done(rc);
+	if (err == WEFT_EDB)
+		store_save_errmsg(s);
+	sqlite3_finalize(st);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (!err && job && found == 0)
+		err = WEFT_ENOTFOUND;
+	return err;
+}
+
 /* ---- Status ---- */
+
+/* A job's writers as they are read (the array's room). */
+struct writer_list {
+	weft_status_job *j;
+	size_t cap;
+};
+
+static int writer_row(sqlite3_stmt *st, void *ctx)
+{
+	struct writer_list *l = ctx;
+	weft_status_writer *w = store_slot((void **)&l->j->writers, &l->cap,
+					   l->j->nwriters, sizeof(*w));
+	if (!w)
+		return WEFT_ENOMEM;
+	l->j->nwriters++;
+	if (sqlite3_column_bytes(st, 0) == WEFT_PUBKEY_BYTES)
+		memcpy(w->pk, sqlite3_column_blob(st, 0), WEFT_PUBKEY_BYTES);
+	w->enrolled_ns = sqlite3_column_int64(st, 1);
+	w->fragments = (uint64_t)sqlite3_column_int64(st, 2);
+	w->max_seq = (uint64_t)sqlite3_column_int64(st, 3);
+	w->missing = w->max_seq > w->fragments ? w->max_seq - w->fragments : 0;
+	return WEFT_OK;
+}
 
 static int load_writers(weft_store *s, sqlite3_int64 job, weft_status_job *j)
 {
 	sqlite3_stmt *st;
-	int err =
-		store_prepare(s,
-			      "SELECT w.pubkey, w.enrolled_ns, count(e.num), "
-			      "coalesce(max(e.seq), 0) FROM writers w "
-			      "LEFT JOIN envelopes e ON e.writer = w.num "
-			      "WHERE w.job = ?1 GROUP BY w.num ORDER BY w.num",
-			      &st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, job);
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (j->nwriters == cap) {
-			size_t ncap = cap ? 2 * cap : 16;
-			void *p =
-				realloc(j->writers, ncap * sizeof(*j->writers));
-			if (!p) {
-				err = WEFT_ENOMEM;
-				break;
-			}
-			j->writers = p;
-			cap = ncap;
-		}
-		weft_status_writer *w = &j->writers[j->nwriters++];
-		memset(w, 0, sizeof(*w));
-		if (sqlite3_column_bytes(st, 0) == WEFT_PUBKEY_BYTES)
-			memcpy(w->pk, sqlite3_column_blob(st, 0),
-			       WEFT_PUBKEY_BYTES);
-		w->enrolled_ns = sqlite3_column_int64(st, 1);
-		w->fragments = (uint64_t)sqlite3_column_int64(st, 2);
-		w->max_seq = (uint64_t)sqlite3_column_int64(st, 3);
-		w->missing = w->max_seq > w->fragments
-				     ? w->max_seq - w->fragments
-				     : 0;
-	}
-	if (!err)
-		err = step_done(rc);
-	sqlite3_finalize(st);
-	return err;
+	int err = store_prepare_num(
+		s,
+		"SELECT w.pubkey, w.enrolled_ns, count(e.num), "
+		"coalesce(max(e.seq), 0) FROM writers w "
+		"LEFT JOIN envelopes e ON e.writer = w.num "
+		"WHERE w.job = ?1 GROUP BY w.num ORDER BY w.num",
+		job, &st);
+	struct writer_list l = {j, 0};
+	return err ? err : store_each_row(st, writer_row, &l);
 }
 
 /* A status list (a job's incomplete or refused tasks): sql selects the
@@ -103,10 +112,9 @@ static int load_status_list(weft_store *s, const char *sql, sqlite3_int64 job,
 			    uint64_t *total, size_t size, status_row_fn row)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql, &st);
+	int err = store_prepare_num(s, sql, job, &st);
 	if (err)
 		return err;
-	sqlite3_bind_int64(st, 1, job);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*total = (uint64_t)sqlite3_column_int64(st, count_col);
@@ -212,18 +220,13 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		if (out->njobs == WEFT_MAX_STATUS_JOBS)
 			break; /* the oldest ones: a status answer has room
 				  for no more */
-		if (out->njobs == cap) {
-			size_t ncap = cap ? 2 * cap : 16;
-			void *p = realloc(out->jobs, ncap * sizeof(*out->jobs));
-			if (!p) {
-				err = WEFT_ENOMEM;
-				break;
-			}
-			out->jobs = p;
-			cap = ncap;
+		weft_status_job *j = store_slot((void **)&out->jobs, &cap,
+						out->njobs, sizeof(*j));
+		if (!j) {
+			err = WEFT_ENOMEM;
+			break;
 		}
-		weft_status_job *j = &out->jobs[out->njobs++];
-		memset(j, 0, sizeof(*j));
+		out->njobs++;
 		store_column_fixed(st, 1, j->id, sizeof(j->id));
 		j->ended = !strcmp((const char *)sqlite3_column_text(st, 2),
 				   "ended");
@@ -239,14 +242,7 @@ int weft_store_status(weft_store *s, const char *job, weft_status *out)
 		    (err = load_refused(s, sqlite3_column_int64(st, 0), j)))
 			break;
 	}
-	if (!err && rc != SQLITE_ROW)
-		err = step_done(rc);
-	if (err == WEFT_EDB)
-		store_save_errmsg(s);
-	sqlite3_finalize(st);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	if (!err && job && out->njobs == 0)
-		err = WEFT_ENOTFOUND;
+	err = jobs_read_end(s, st, err, rc, job, out->njobs);
 	if (err)
 		weft_status_release(out);
 	return err;
@@ -380,6 +376,15 @@ int store_prepare_job(weft_store *s, const char *sql, const char *job,
 	return err;
 }
 
+int store_prepare_num(weft_store *s, const char *sql, sqlite3_int64 num,
+		      sqlite3_stmt **st)
+{
+	int err = store_prepare(s, sql, st);
+	if (!err)
+		sqlite3_bind_int64(*st, 1, num);
+	return err;
+}
+
 void store_bind_job_text(sqlite3_stmt *st, int first, const weft_job_info *j)
 {
 	store_bind_bytes(st, first, j->command ? j->command : "");
@@ -486,13 +491,5 @@ int weft_store_verify(weft_store *s, const char *job, weft_verify_counts *c,
 			    (uint64_t)sqlite3_column_int64(st, 2), why);
 		}
 	}
-	if (!err)
-		err = step_done(rc);
-	if (err == WEFT_EDB)
-		store_save_errmsg(s);
-	sqlite3_finalize(st);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	if (!err && job && c->jobs == 0)
-		err = WEFT_ENOTFOUND;
-	return err;
+	return jobs_read_end(s, st, err, rc, job, c->jobs);
 }

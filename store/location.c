@@ -69,13 +69,12 @@ static void unescape(char *s)
 
 void store_mounts_free(struct store_mounts *m)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->ents[i].point);
-		free(m->ents[i].root);
-		free(m->ents[i].fstype);
-		free(m->ents[i].source);
-	}
-	free(m->ents);
+	static const size_t mount_strings[] = {
+		offsetof(struct store_mount, point),
+		offsetof(struct store_mount, root),
+		offsetof(struct store_mount, fstype),
+		offsetof(struct store_mount, source), STORE_MEMBERS_END};
+	store_free_members(m->ents, m->n, sizeof(*m->ents), mount_strings);
 	m->ents = NULL;
 	m->n = 0;
 }

@@ -34,44 +34,31 @@ static int idx_by_run(const void *a, const void *b, void *ctx)
 	return strcmp(x->path, y->path);
 }
 
+static int run_row(sqlite3_stmt *st, void *ctx)
+{
+	struct cmp_model *m = ctx;
+	struct cmp_run *r = store_slot((void **)&m->runs, &m->capruns, m->nruns,
+				       sizeof(*r));
+	if (!r)
+		return WEFT_ENOMEM;
+	r->num = sqlite3_column_int64(st, 0);
+	const char *id = (const char *)sqlite3_column_text(st, 1);
+	r->id = strdup(id ? id : "");
+	r->started_ns = sqlite3_column_int64(st, 2);
+	r->ended_ns = sqlite3_column_int64(st, 3);
+	r->exit_code = sqlite3_column_int(st, 4);
+	if (!r->id)
+		return WEFT_ENOMEM;
+	m->nruns++;
+	return WEFT_OK;
+}
+
 static int load_runs(weft_store *s, struct cmp_model *m)
 {
-	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				"SELECT num, id, started_ns, ended_ns, "
-				"exit_code FROM runs ORDER BY num",
-				&st);
-	if (err)
-		return err;
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (m->nruns == m->capruns) {
-			size_t cap = m->capruns ? m->capruns * 2 : 64;
-			struct cmp_run *r = realloc(m->runs, cap * sizeof(*r));
-			if (!r) {
-				err = WEFT_ENOMEM;
-				break;
-			}
-			m->runs = r;
-			m->capruns = cap;
-		}
-		struct cmp_run *r = &m->runs[m->nruns];
-		memset(r, 0, sizeof(*r));
-		r->num = sqlite3_column_int64(st, 0);
-		const char *id = (const char *)sqlite3_column_text(st, 1);
-		r->id = strdup(id ? id : "");
-		r->started_ns = sqlite3_column_int64(st, 2);
-		r->ended_ns = sqlite3_column_int64(st, 3);
-		r->exit_code = sqlite3_column_int(st, 4);
-		if (!r->id)
-			err = WEFT_ENOMEM;
-		else
-			m->nruns++;
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
-	return err;
+	return store_query(s,
+			   "SELECT num, id, started_ns, ended_ns, "
+			   "exit_code FROM runs ORDER BY num",
+			   run_row, m);
 }
 
 static bool col_hash(sqlite3_stmt *st, int i, uint8_t out[32])
@@ -83,85 +70,67 @@ static bool col_hash(sqlite3_stmt *st, int i, uint8_t out[32])
 	return true;
 }
 
+/* A stat identity from its columns dev, ino, size, mtime, ctime, the
+ * first of them col. */
+static void col_ident(sqlite3_stmt *st, int col, struct cmp_ident *id)
+{
+	id->known = true;
+	id->dev = (uint64_t)sqlite3_column_int64(st, col);
+	id->ino = (uint64_t)sqlite3_column_int64(st, col + 1);
+	id->size = sqlite3_column_int64(st, col + 2);
+	id->mtime_ns = sqlite3_column_int64(st, col + 3);
+	id->ctime_ns = sqlite3_column_int64(st, col + 4);
+}
+
+static int file_row(sqlite3_stmt *st, void *ctx)
+{
+	struct cmp_model *m = ctx;
+	size_t run_idx = cmp_run_by_num(m, sqlite3_column_int64(st, 0));
+	if (run_idx == CMP_NONE)
+		return WEFT_EDB;
+	struct cmp_row *r = store_slot((void **)&m->rows, &m->caprows, m->nrows,
+				       sizeof(*r));
+	if (!r || !(r->path = store_column_dup(st, 1)))
+		return WEFT_ENOMEM;
+	r->run = run_idx;
+	m->nrows++;
+	r->read = sqlite3_column_int(st, 2) != 0;
+	r->written = sqlite3_column_int(st, 3) != 0;
+	r->deleted = sqlite3_column_int(st, 4) != 0;
+	r->renamed = sqlite3_column_int(st, 5) != 0;
+	r->updated = sqlite3_column_int(st, 6) != 0;
+	r->has_hash = col_hash(st, 7, r->hash);
+	r->has_rhash = col_hash(st, 8, r->rhash);
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+		col_ident(st, 9, &r->first);
+	if (sqlite3_column_type(st, 14) != SQLITE_NULL &&
+	    sqlite3_column_type(st, 16) != SQLITE_NULL)
+		col_ident(st, 14, &r->final);
+	int64_t tw = sqlite3_column_int64(st, 19);
+	const struct cmp_run *run = &m->runs[r->run];
+	/* When the version was made: its last write, else the end of
+	 * its run (deletions, older records). */
+	r->t = tw ? tw : run->ended_ns;
+	r->topen = sqlite3_column_int64(st, 20);
+	if (!r->topen)
+		r->topen = run->started_ns;
+	return WEFT_OK;
+}
+
 static int load_rows(weft_store *s, struct cmp_model *m)
 {
-	sqlite3_stmt *st;
-	int err = store_prepare(
+	return store_query(
 		s,
 		"SELECT f.run, p.path, f.read, f.written, f.deleted, "
 		"f.renamed_to IS NOT NULL, f.updated, a.hash, ra.hash, "
 		"f.first_dev, f.first_ino, f.first_size, f.first_mtime_ns, "
-		"f.first_ctime_ns, f.final_dev, f.final_ino, f.final_mtime_ns, "
-		"f.final_ctime_ns, f.size, f.last_write_ns, f.first_open_ns "
+		"f.first_ctime_ns, f.final_dev, f.final_ino, f.size, "
+		"f.final_mtime_ns, f.final_ctime_ns, f.last_write_ns, "
+		"f.first_open_ns "
 		"FROM file_io f JOIN paths p ON p.id = f.path "
 		"LEFT JOIN artifacts a ON a.id = f.artifact "
 		"LEFT JOIN artifacts ra ON ra.id = f.read_artifact",
-		&st);
-	if (err)
-		return err;
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (m->nrows == m->caprows) {
-			size_t cap = m->caprows ? m->caprows * 2 : 256;
-			struct cmp_row *r = realloc(m->rows, cap * sizeof(*r));
-			if (!r) {
-				err = WEFT_ENOMEM;
-				break;
-			}
-			m->rows = r;
-			m->caprows = cap;
-		}
-		struct cmp_row *r = &m->rows[m->nrows];
-		memset(r, 0, sizeof(*r));
-		sqlite3_int64 num = sqlite3_column_int64(st, 0);
-		r->run = cmp_run_by_num(m, num);
-		int len = sqlite3_column_bytes(st, 1);
-		r->path = malloc((size_t)len + 1);
-		if (!r->path || r->run == CMP_NONE) {
-			free(r->path);
-			err = r->path ? WEFT_EDB : WEFT_ENOMEM;
-			break;
-		}
-		memcpy(r->path, sqlite3_column_blob(st, 1), (size_t)len);
-		r->path[len] = '\0';
-		m->nrows++;
-		r->read = sqlite3_column_int(st, 2) != 0;
-		r->written = sqlite3_column_int(st, 3) != 0;
-		r->deleted = sqlite3_column_int(st, 4) != 0;
-		r->renamed = sqlite3_column_int(st, 5) != 0;
-		r->updated = sqlite3_column_int(st, 6) != 0;
-		r->has_hash = col_hash(st, 7, r->hash);
-		r->has_rhash = col_hash(st, 8, r->rhash);
-		if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-			r->first.known = true;
-			r->first.dev = (uint64_t)sqlite3_column_int64(st, 9);
-			r->first.ino = (uint64_t)sqlite3_column_int64(st, 10);
-			r->first.size = sqlite3_column_int64(st, 11);
-			r->first.mtime_ns = sqlite3_column_int64(st, 12);
-			r->first.ctime_ns = sqlite3_column_int64(st, 13);
-		}
-		if (sqlite3_column_type(st, 14) != SQLITE_NULL &&
-		    sqlite3_column_type(st, 18) != SQLITE_NULL) {
-			r->final.known = true;
-			r->final.dev = (uint64_t)sqlite3_column_int64(st, 14);
-			r->final.ino = (uint64_t)sqlite3_column_int64(st, 15);
-			r->final.mtime_ns = sqlite3_column_int64(st, 16);
-			r->final.ctime_ns = sqlite3_column_int64(st, 17);
-			r->final.size = sqlite3_column_int64(st, 18);
-		}
-		int64_t tw = sqlite3_column_int64(st, 19);
-		const struct cmp_run *run = &m->runs[r->run];
-		/* When the version was made: its last write, else the end of
-		 * its run (deletions, older records). */
-		r->t = tw ? tw : run->ended_ns;
-		r->topen = sqlite3_column_int64(st, 20);
-		if (!r->topen)
-			r->topen = run->started_ns;
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
-	return err;
+		file_row, m);
 }
 
 size_t cmp_run_by_num(const struct cmp_model *m, int64_t num)

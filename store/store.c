@@ -406,6 +406,24 @@ int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt)
 	return WEFT_OK;
 }
 
+int store_each_row(sqlite3_stmt *st, store_row_fn row, void *ctx)
+{
+	int err = WEFT_OK, rc;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = row(st, ctx);
+	if (!err && rc != SQLITE_DONE)
+		err = WEFT_EDB;
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_query(weft_store *s, const char *sql, store_row_fn row, void *ctx)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s, sql, &st);
+	return err ? err : store_each_row(st, row, ctx);
+}
+
 int store_exec(weft_store *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK
@@ -1216,26 +1234,14 @@ static int split_argv(const char *blob, size_t len, uint32_t argc,
 	return off == len ? WEFT_OK : WEFT_EDB;
 }
 
-/* Reads one row of a query of a run into ctx. */
-typedef int (*run_row_fn)(sqlite3_stmt *st, void *ctx);
-
 /* Each row of sql, a query of the run num (bound to ?1), read by row
- * until one fails: WEFT_OK after the last, WEFT_EDB when a step fails. */
+ * (store_each_row). */
 static int load_rows(weft_store *s, const char *sql, sqlite3_int64 num,
-		     run_row_fn row, void *ctx)
+		     store_row_fn row, void *ctx)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s, sql, &st);
-	if (err)
-		return err;
-	sqlite3_bind_int64(st, 1, num);
-	int rc;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		err = row(st, ctx);
-	if (!err && rc != SQLITE_DONE)
-		err = WEFT_EDB;
-	sqlite3_finalize(st);
-	return err;
+	int err = store_prepare_num(s, sql, num, &st);
+	return err ? err : store_each_row(st, row, ctx);
 }
 
 static int process_row(sqlite3_stmt *st, void *ctx)

@@ -29,11 +29,8 @@ static int setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	scratch_init(&fx->t);
-	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
-	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
-	weft_uuid_new(fx->job);
-	weft_writer_key_new(&fx->k1);
-	weft_writer_key_new(&fx->k2);
+	store_writer_open(fx->t.db, &fx->s, &fx->w);
+	new_job_keys(fx->job, &fx->k1, &fx->k2);
 	*state = fx;
 	return 0;
 }
@@ -41,8 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *fx = *state;
-	weft_store_writer_free(fx->w);
-	weft_store_close(fx->s);
+	store_writer_close(&fx->s, &fx->w);
 	scratch_fini(&fx->t);
 	free(fx);
 	return 0;
@@ -601,8 +597,7 @@ static void test_store_from_older_weft(void **state)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
-	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
-	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
+	store_writer_open(fx->t.db, &fx->s, &fx->w);
 	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM jobs WHERE "
 					   "enrol_key = zeroblob(32)"),
 			 1);

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 #include <sys/types.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <stdbool.h>
@@ -78,8 +79,19 @@ int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
  * bound to ?1 when not NULL, for a query of one job or of all (jobs.c). */
 int store_prepare_job(weft_store *s, const char *sql, const char *job,
 		      sqlite3_stmt **stmt);
+/* store_prepare, and num bound to ?1 (jobs.c). */
+int store_prepare_num(weft_store *s, const char *sql, sqlite3_int64 num,
+		      sqlite3_stmt **stmt);
 /* Run SQL without results (BEGIN, COMMIT, ...). */
 int store_exec(weft_store *s, const char *sql);
+/* Reads one row of a query into ctx: WEFT_OK to go on. */
+typedef int (*store_row_fn)(sqlite3_stmt *st, void *ctx);
+/* Each row of st (prepared, bound) read by row until one fails, then st
+ * finalized: WEFT_OK after the last row, WEFT_EDB when a step fails,
+ * else what row returned. */
+int store_each_row(sqlite3_stmt *st, store_row_fn row, void *ctx);
+/* store_each_row over the rows of sql (no parameters). */
+int store_query(weft_store *s, const char *sql, store_row_fn row, void *ctx);
 
 /* The root process's command line of a stored run: argv joined by spaces
  * (from the NUL-terminated argv blob of the processes table). Returns a
@@ -159,6 +171,23 @@ int store_job_text_from_row(sqlite3_stmt *st, int first, weft_job_info *info);
 /* Room for element n of the array *arr of *cap elements of sz bytes:
  * the array doubles (from 64) when full. WEFT_OK or WEFT_ENOMEM. */
 int store_grow(void **arr, size_t *cap, size_t n, size_t sz);
+/* store_grow, and element n zeroed: its address, NULL when out of
+ * memory. */
+void *store_slot(void **arr, size_t *cap, size_t n, size_t sz);
+
+/* A struct's owned strings (char * members) as offsetof()s, the list
+ * ended by STORE_MEMBERS_END: named once for the code that frees them
+ * and the code that copies them (dag.c). */
+#define STORE_MEMBERS_END SIZE_MAX
+/* Free the members offs of obj; of each of the n elements (sz bytes
+ * each) of arr, then arr. */
+void store_release_members(void *obj, const size_t *offs);
+void store_free_members(void *arr, size_t n, size_t sz, const size_t *offs);
+/* dst's members offs: copies of src's, NULL staying NULL. Every one is
+ * tried: WEFT_ENOMEM leaves those that failed NULL, the rest copied. */
+int store_dup_members(void *dst, const void *src, const size_t *offs);
+/* The owned strings of a DAG task (argv aside) and of an artifact. */
+extern const size_t store_task_strings[], store_artifact_strings[];
 
 /* ---- Verdicts (ingest.c) ---- */
 

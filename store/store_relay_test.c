@@ -38,16 +38,12 @@ struct fixture {
 
 static void side_open(struct side *sd)
 {
-	assert_int_equal(weft_store_open(sd->db, &sd->s), WEFT_OK);
-	assert_int_equal(weft_store_writer_new(sd->s, &sd->w), WEFT_OK);
+	store_writer_open(sd->db, &sd->s, &sd->w);
 }
 
 static void side_close(struct side *sd)
 {
-	weft_store_writer_free(sd->w);
-	weft_store_close(sd->s);
-	sd->w = NULL;
-	sd->s = NULL;
+	store_writer_close(&sd->s, &sd->w);
 }
 
 static int setup(void **state)
@@ -58,10 +54,8 @@ static int setup(void **state)
 	scratch_path(&fx->t, "b.db", fx->b.db, sizeof(fx->b.db));
 	side_open(&fx->a);
 	side_open(&fx->b);
-	weft_uuid_new(fx->job);
+	new_job_keys(fx->job, &fx->k1, &fx->k2);
 	weft_uuid_new(fx->job2);
-	weft_writer_key_new(&fx->k1);
-	weft_writer_key_new(&fx->k2);
 	*state = fx;
 	return 0;
 }

@@ -125,6 +125,32 @@ static inline int store_fixture_teardown(void **state)
 	return 0;
 }
 
+/* A store at db and its fragment writer, opened (asserted) and closed
+ * (both NULL after). */
+static inline void store_writer_open(const char *db, weft_store **s,
+				     weft_store_writer **w)
+{
+	assert_int_equal(weft_store_open(db, s), WEFT_OK);
+	assert_int_equal(weft_store_writer_new(*s, w), WEFT_OK);
+}
+
+static inline void store_writer_close(weft_store **s, weft_store_writer **w)
+{
+	weft_store_writer_free(*w);
+	weft_store_close(*s);
+	*w = NULL;
+	*s = NULL;
+}
+
+/* A fresh job id and two writers' keys for it. */
+static inline void new_job_keys(char *job, weft_writer_key *k1,
+				weft_writer_key *k2)
+{
+	weft_uuid_new(job);
+	weft_writer_key_new(k1);
+	weft_writer_key_new(k2);
+}
+
 /* A process record with argv from a NULL-terminated list. */
 static inline weft_process_rec *
 add_process(weft_report *r, int32_t pid, int32_t ppid, const char *const *argv)

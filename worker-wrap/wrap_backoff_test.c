@@ -102,16 +102,24 @@ static void check_cover(const weft_report *r, const weft_wrap_part *p, size_t n)
 	assert_int_equal(next_f, r->nfiles);
 }
 
+/* r split under budget into *n parts, which must cover it. */
+static weft_wrap_part *split_covering(const weft_report *r, size_t budget,
+				      size_t *n)
+{
+	weft_wrap_part *p;
+	assert_int_equal(weft_wrap_split(r, budget, &p, n), WEFT_OK);
+	check_cover(r, p, *n);
+	return p;
+}
+
 static void test_split_one_part(void **state)
 {
 	(void)state;
 	weft_report r;
 	make_report(&r, 3, 10, 20);
-	weft_wrap_part *p;
 	size_t n;
-	assert_int_equal(weft_wrap_split(&r, 1 << 20, &p, &n), WEFT_OK);
+	weft_wrap_part *p = split_covering(&r, 1 << 20, &n);
 	assert_int_equal(n, 1);
-	check_cover(&r, p, n);
 	free(p);
 	weft_report_release(&r);
 }
@@ -121,12 +129,9 @@ static void test_split_many_parts(void **state)
 	(void)state;
 	weft_report r;
 	make_report(&r, 50, 1000, 300);
-	weft_wrap_part *p;
-	size_t n;
-	size_t budget = 8 * 1024;
-	assert_int_equal(weft_wrap_split(&r, budget, &p, &n), WEFT_OK);
+	size_t n, budget = 8 * 1024;
+	weft_wrap_part *p = split_covering(&r, budget, &n);
 	assert_true(n > 30);
-	check_cover(&r, p, n);
 	/* Each part's records really encode under the budget. */
 	for (size_t i = 0; i < n; i++) {
 		size_t total = 0;
@@ -162,8 +167,7 @@ static void test_split_empty_and_oversize_record(void **state)
 	memset(r.files[1].path, 'z', 4000);
 	r.files[1].path[0] = '/';
 	r.files[1].path[4000] = '\0';
-	assert_int_equal(weft_wrap_split(&r, 1000, &p, &n), WEFT_OK);
-	check_cover(&r, p, n);
+	p = split_covering(&r, 1000, &n);
 	assert_int_equal(n, 3);
 	assert_int_equal(p[1].file_begin, 1);
 	assert_int_equal(p[1].file_end, 2);

@@ -62,6 +62,16 @@ static void make_state(weft_spool_state *s, char hexdigit)
 	s->enrol_len = sizeof(enrol);
 }
 
+/* A new writer of spool, its state make_state's of hexdigit. */
+static weft_spool_writer *writer_create(const char *spool, weft_spool_state *st,
+					char hexdigit)
+{
+	make_state(st, hexdigit);
+	weft_spool_writer *w;
+	assert_int_equal(weft_spool_writer_create(spool, st, &w), WEFT_OK);
+	return w;
+}
+
 static void path_of(char *out, const char *spool, const char *wname,
 		    const char *file)
 {
@@ -72,9 +82,7 @@ static void test_put_list_get_delete(void **state)
 {
 	const char *spool = *state;
 	weft_spool_state st;
-	make_state(&st, 'a');
-	weft_spool_writer *w;
-	assert_int_equal(weft_spool_writer_create(spool, &st, &w), WEFT_OK);
+	weft_spool_writer *w = writer_create(spool, &st, 'a');
 	const char *msgs[] = {"zero", "one", "two-with-\0-nul"};
 	uint64_t order[] = {2, 0, 10}; /* spooled out of order */
 	for (int i = 0; i < 3; i++)
@@ -152,9 +160,7 @@ static void test_corrupt_fragment_moved_aside(void **state)
 {
 	const char *spool = *state;
 	weft_spool_state st;
-	make_state(&st, 'b');
-	weft_spool_writer *w;
-	assert_int_equal(weft_spool_writer_create(spool, &st, &w), WEFT_OK);
+	weft_spool_writer *w = writer_create(spool, &st, 'b');
 	for (uint64_t s = 0; s < 3; s++)
 		assert_int_equal(
 			weft_spool_put(w, s, (const uint8_t *)"payload", 7),
@@ -203,9 +209,7 @@ static void test_corrupt_state_moved_aside(void **state)
 {
 	const char *spool = *state;
 	weft_spool_state st;
-	make_state(&st, 'c');
-	weft_spool_writer *w;
-	assert_int_equal(weft_spool_writer_create(spool, &st, &w), WEFT_OK);
+	weft_spool_writer *w = writer_create(spool, &st, 'c');
 	assert_int_equal(weft_spool_put(w, 0, (const uint8_t *)"x", 1),
 			 WEFT_OK);
 	weft_spool_writer_close(w, true);
@@ -237,9 +241,7 @@ static void test_writers_oldest_first(void **state)
 	weft_spool_writer *w;
 	const char digits[] = "fed";
 	for (int i = 0; i < 3; i++) {
-		make_state(&st, digits[i]);
-		assert_int_equal(weft_spool_writer_create(spool, &st, &w),
-				 WEFT_OK);
+		w = writer_create(spool, &st, digits[i]);
 		assert_int_equal(weft_spool_put(w, 0, (const uint8_t *)"x", 1),
 				 WEFT_OK);
 		weft_spool_writer_close(w, true);
