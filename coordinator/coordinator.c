@@ -211,19 +211,15 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 		snprintf(err, errsz,
 			 "a listen URL is needed (at most %d bytes)",
 			 WEFT_COORD_MAX_URL_BYTES);
-		weft_store_close(o->store);
 		return WEFT_EINVAL;
 	}
 	if (!o->store_path || strlen(o->store_path) > WEFT_MAX_PATH_BYTES) {
 		snprintf(err, errsz, "a store path is needed");
-		weft_store_close(o->store);
 		return WEFT_EINVAL;
 	}
 	weft_coordinator *c = calloc(1, sizeof(*c));
-	if (!c) {
-		weft_store_close(o->store);
+	if (!c)
 		return WEFT_ENOMEM;
-	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->reply_cv, NULL);
@@ -232,11 +228,7 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	pthread_cond_init(&c->conn_cv, NULL);
 	c->log = o->log;
 	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
-	int e = WEFT_OK;
-	if (o->store)
-		c->store = o->store;
-	else
-		e = weft_store_open(o->store_path, &c->store);
+	int e = weft_store_open(o->store_path, &c->store);
 	if (e == WEFT_OK && (e = load_submit_key(c, o, err, errsz)) != 0) {
 		coordinator_free(c);
 		return e;

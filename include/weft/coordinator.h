@@ -37,15 +37,9 @@
  * named (submit_key.c). */
 #define WEFT_SUBMIT_KEY_FILE_NAME "coordinator.key"
 
-typedef struct weft_store weft_store; /* <weft/store.h> */
-
 typedef struct weft_coordinator_opts {
 	const char *listen_url; /* tcp://, tls+tcp://, ipc://, inproc:// */
 	const char *store_path; /* the SQLite fragment store (created) */
-	/* The store at store_path already open (weft run's, which hashed
-	 * with it): taken over, closed by stop, also when start fails.
-	 * NULL: opened here. */
-	weft_store *store;
 	/* Job creation needs a proof of the submit key: submit_key when
 	 * given (an in-process coordinator's, never written down), else
 	 * the key in submit_key_file (NULL: WEFT_SUBMIT_KEY_FILE_NAME
@@ -105,6 +99,7 @@ int weft_ol_api_key_load(const char *path, char *key, size_t keysz, char *err,
 /* ---- OpenLineage while a local run's workload runs (ol_live.c) ---- */
 
 typedef struct weft_ol_live weft_ol_live;
+typedef struct weft_store weft_store; /* weft_store.h */
 
 /* For `weft run`, just before its workload is launched, when o names an
  * OpenLineage destination: store job j and its task's start ts (signed
