@@ -276,10 +276,6 @@ static int on_record(void *ctx, const pl_record *d)
 		ev.ret = rec->fd2;
 		feed(r, &ev);
 		return 0;
-	case PL_R_SETCLOEXEC:
-		ev.kind = WEFT_EV_SETCLOEXEC;
-		feed(r, &ev);
-		return 0;
 	case PL_R_RENAME:
 	case PL_R_LINK:
 		ev.kind = rec->kind == PL_R_RENAME ? WEFT_EV_RENAME
@@ -299,8 +295,10 @@ static int on_record(void *ctx, const pl_record *d)
 		ev.path = d->strs[0];
 		feed(r, &ev);
 		return 0;
+	case PL_R_SETCLOEXEC:
 	case PL_R_FCHDIR:
-		ev.kind = WEFT_EV_FCHDIR;
+		ev.kind = rec->kind == PL_R_SETCLOEXEC ? WEFT_EV_SETCLOEXEC
+						       : WEFT_EV_FCHDIR;
 		feed(r, &ev);
 		return 0;
 	case PL_R_FORK: {
