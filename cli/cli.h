@@ -174,6 +174,11 @@ void json_process_deps(FILE *out, const weft_process_rec *p);
 void json_string_or_null(FILE *out, const char *s);
 /* ", \"key\": " and s as by json_string_or_null: a member after others. */
 void json_key_string(FILE *out, const char *key, const char *s);
+/* lead, then "{\"key\": " and the string s: an object of an array opened
+ * with its first member (lead: what goes before the element, as
+ * i ? ", " : ""). */
+void json_object_open(FILE *out, const char *lead, const char *key,
+		      const char *s);
 /* The n strings of v as JSON strings separated by ", " (no brackets). */
 void json_strings(FILE *out, char *const *v, size_t n);
 /* One difference of weft diff or rerun --check, as the fields of its

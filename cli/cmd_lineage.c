@@ -77,6 +77,20 @@ static bool hidden(const struct tree *t, size_t a)
 	return true;
 }
 
+/* The end of a node's line: "  (above)" when it was printed before (its
+ * subtree is not printed again), else marked done now. True when its
+ * subtree follows. */
+static bool first_visit(struct tree *t, bool *done)
+{
+	if (*done) {
+		fputs("  (above)\n", t->out);
+		return false;
+	}
+	fputc('\n', t->out);
+	*done = true;
+	return true;
+}
+
 static void print_task(struct tree *t, size_t i, const weft_dag_edge *via,
 		       int depth)
 {
@@ -103,12 +117,8 @@ static void print_task(struct tree *t, size_t i, const weft_dag_edge *via,
 	}
 	if (via->weak)
 		text_weak(t->out, via->write);
-	if (t->task_done[i]) {
-		fputs("  (above)\n", t->out);
+	if (!first_visit(t, &t->task_done[i]))
 		return;
-	}
-	fputc('\n', t->out);
-	t->task_done[i] = true;
 	/* Up: the artifacts it read; down: the artifacts it wrote. */
 	for (size_t e = 0; e < t->d->nedges; e++) {
 		const weft_dag_edge *edge = &t->d->edges[e];
@@ -138,12 +148,8 @@ static void print_artifact(struct tree *t, size_t a, int depth)
 							: "  (no hash)",
 		      t->out);
 	}
-	if (t->art_done[a]) {
-		fputs("  (above)\n", t->out);
+	if (!first_visit(t, &t->art_done[a]))
 		return;
-	}
-	fputc('\n', t->out);
-	t->art_done[a] = true;
 	/* Up: the tasks that wrote it; down: the tasks that read it. */
 	for (size_t e = 0; e < t->d->nedges; e++) {
 		const weft_dag_edge *edge = &t->d->edges[e];

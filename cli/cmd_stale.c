@@ -32,8 +32,7 @@ static void print_json(FILE *out, const weft_stale_result *r)
 	fputs("{\"weft\": 1, \"stale\": [", out);
 	for (size_t i = 0; i < r->nstale; i++) {
 		const weft_stale_output *o = &r->stale[i];
-		fputs(i ? ", {\"path\": " : "{\"path\": ", out);
-		weft_json_string(out, o->path);
+		json_object_open(out, i ? ", " : "", "path", o->path);
 		json_key_string(out, "run", o->run);
 		fputs(", \"causes\": [", out);
 		for (size_t k = 0; k < o->ncauses; k++) {

@@ -211,8 +211,7 @@ void json_status_tasks(FILE *out, const weft_status_job *j)
 	fputc('[', out);
 	for (size_t i = 0; i < j->ntasks; i++) {
 		const weft_status_task *t = &j->tasks[i];
-		fputs(i ? ", {\"id\": " : "{\"id\": ", out);
-		weft_json_string(out, t->id);
+		json_object_open(out, i ? ", " : "", "id", t->id);
 		json_key_string(out, "name", t->name);
 		json_key_string(out, "node", t->node);
 		fprintf(out, ", \"parts_stored\": %u, \"parts_expected\": %u}",
@@ -419,9 +418,8 @@ static int json_status_ol(const weft_status *st, const char *url,
 	fwrite(buf, 1, len - 2, stdout);
 	fputs(", \"openlineage\": [", stdout);
 	for (size_t i = 0; i < n; i++) {
-		fputs(i ? ", {\"destination\": " : "{\"destination\": ",
-		      stdout);
-		weft_json_string(stdout, k[i].dest);
+		json_object_open(stdout, i ? ", " : "", "destination",
+				 k[i].dest);
 		fprintf(stdout,
 			", \"waiting\": %llu, \"sent\": %llu, \"refused\": "
 			"%llu, \"last_error\": ",

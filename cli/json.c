@@ -28,6 +28,13 @@ void json_key_string(FILE *out, const char *key, const char *s)
 	json_string_or_null(out, s);
 }
 
+void json_object_open(FILE *out, const char *lead, const char *key,
+		      const char *s)
+{
+	fprintf(out, "%s{\"%s\": ", lead, key);
+	weft_json_string(out, s);
+}
+
 void json_strings(FILE *out, char *const *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -294,8 +301,7 @@ void json_preflight(FILE *out, const weft_preflight *p)
 	fputs(", \"checks\": [", out);
 	for (size_t i = 0; i < p->nchecks; i++) {
 		const weft_check *c = &p->checks[i];
-		fputs(i ? ", {\"name\": " : "{\"name\": ", out);
-		weft_json_string(out, c->name);
+		json_object_open(out, i ? ", " : "", "name", c->name);
 		fprintf(out, ", \"ok\": %s, \"detail\": ",
 			c->ok ? "true" : "false");
 		weft_json_string(out, c->detail);
@@ -337,8 +343,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	fputs(",\n \"tasks\": [", out);
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const weft_dag_task *t = &d->tasks[i];
-		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
-		weft_json_string(out, t->id);
+		json_object_open(out, i ? ",\n  " : "\n  ", "id", t->id);
 		json_key_string(out, "name", t->name);
 		json_key_string(out, "node", t->node);
 		json_key_string(out, "backend", t->backend);
@@ -365,8 +370,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	fputs("],\n \"artifacts\": [", out);
 	for (size_t i = 0; i < d->nartifacts; i++) {
 		const weft_dag_artifact *a = &d->artifacts[i];
-		fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
-		weft_json_string(out, a->id);
+		json_object_open(out, i ? ",\n  " : "\n  ", "id", a->id);
 		json_key_string(out, "path", a->path);
 		fputs(", \"hash\": ", out);
 		json_hash_or_null(out, a->has_hash, a->hash);
@@ -384,8 +388,7 @@ void json_dag(FILE *out, const weft_dag *d)
 	fputs("],\n \"edges\": [", out);
 	for (size_t i = 0; i < d->nedges; i++) {
 		const weft_dag_edge *e = &d->edges[i];
-		fputs(i ? ",\n  {\"from\": " : "\n  {\"from\": ", out);
-		weft_json_string(out, e->from);
+		json_object_open(out, i ? ",\n  " : "\n  ", "from", e->from);
 		json_key_string(out, "to", e->to);
 		fprintf(out, ", \"kind\": \"%s\", \"weak\": %s",
 			e->write ? "write" : "read", e->weak ? "true" : "false");
@@ -398,8 +401,8 @@ void json_dag(FILE *out, const weft_dag *d)
 	}
 	fputs("],\n \"same_content\": [", out);
 	for (size_t i = 0; i < d->nsame; i++) {
-		fputs(i ? ",\n  {\"artifact\": " : "\n  {\"artifact\": ", out);
-		weft_json_string(out, d->same[i].artifact);
+		json_object_open(out, i ? ",\n  " : "\n  ", "artifact",
+				 d->same[i].artifact);
 		json_key_string(out, "same_as", d->same[i].same_as);
 		fputs(", \"weak\": true}", out);
 	}

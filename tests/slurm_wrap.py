@@ -125,6 +125,12 @@ def slurm_tasks(dag, batch=False):
     return tasks
 
 
+def batch_tasks(dag):
+    """The DAG's batch scripts (job.batch.0@node)."""
+    return [t for name, t in slurm_tasks(dag, batch=True).items()
+            if TASK_RE.match(name).group(2) == "batch"]
+
+
 def check_pipeline(dag, r):
     tasks = slurm_tasks(dag)
     steps = {}
@@ -203,8 +209,7 @@ def sbatch_pipeline(c):
                    % (r.returncode, r.out, r.err, log))
     dag = p.dag()
     check_pipeline(dag, r)
-    batch = [t for name, t in slurm_tasks(dag, batch=True).items()
-             if TASK_RE.match(name).group(2) == "batch"]
+    batch = batch_tasks(dag)
     if len(batch) != 1:
         raise Fail("expected the batch script as one task, got %r"
                    % [t["name"] for t in dag["tasks"]])
@@ -546,8 +551,7 @@ def spank_sbatch_pipeline(c):
                    % (r.returncode, r.out, r.err, log))
     dag = p.dag()
     check_pipeline(dag, r)
-    batch = [t for name, t in slurm_tasks(dag, batch=True).items()
-             if TASK_RE.match(name).group(2) == "batch"]
+    batch = batch_tasks(dag)
     if len(batch) != 1 or batch[0].get("backend") != "preload":
         raise Fail("expected the batch script as one preload task, got %r"
                    % [(t["name"], t.get("backend")) for t in dag["tasks"]])

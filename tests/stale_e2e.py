@@ -13,6 +13,7 @@ Exit status: 0 pass, 1 fail, 77 skip (the reason is printed). Standard
 library only.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,14 +74,18 @@ class Project:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
 def pipeline(weft):
+    """A Project with clean.sh and train.sh run once, as (project, clean's
+    run, train's run); removed at the end of the with block."""
     ptrace = run([weft, "tracer", "check", "ptrace"])
     if ptrace.returncode != 0:
         raise Skip("ptrace is not permitted here: " + ptrace.out[-300:])
     p = Project(weft)
-    clean = p.step("clean.sh")
-    train = p.step("train.sh")
-    return p, clean, train
+    try:
+        yield p, p.step("clean.sh"), p.step("train.sh")
+    finally:
+        p.cleanup()
 
 
 def stale_map(doc):
@@ -93,8 +98,7 @@ def causes(item):
 
 @case
 def stale_fresh_then_changed_input(weft):
-    p, clean, train = pipeline(weft)
-    try:
+    with pipeline(weft) as (p, clean, train):
         doc = p.stale(rc=0)
         check(doc["stale"] == [], "fresh pipeline reported stale: %s" % doc)
         check(doc["checked"] == 2, "2 outputs expected: %s" % doc)
@@ -121,14 +125,11 @@ def stale_fresh_then_changed_input(weft):
         doc = p.stale(rc=0)
         check(doc["stale"] == [] and doc["hashed"] >= 1,
               "same content, new identity: %s" % doc)
-    finally:
-        p.cleanup()
 
 
 @case
 def stale_changed_script_removed_input_output(weft):
-    p, clean, train = pipeline(weft)
-    try:
+    with pipeline(weft) as (p, clean, train):
         p.write("train.sh", "sort -r data/clean.csv > model.txt\n")
         m = stale_map(p.stale(rc=1))
         check(set(m) == {"model.txt"}, "only model.txt: %s" % m)
@@ -153,14 +154,11 @@ def stale_changed_script_removed_input_output(weft):
         bad = p.stale("nowhere.txt", rc=1)
         check(bad["not_recorded"] == [p.path("nowhere.txt")],
               "not recorded: %s" % bad)
-    finally:
-        p.cleanup()
 
 
 @case
 def diff_runs_and_file_env(weft):
-    p, clean, train = pipeline(weft)
-    try:
+    with pipeline(weft) as (p, clean, train):
         train2 = p.step("train.sh", env=dict(p.env, MODE="slow"))
         d = json.loads(p.weft_cmd("diff", "--json", train, train2,
                                   rc=1).out)
@@ -193,14 +191,11 @@ def diff_runs_and_file_env(weft):
               "nearest first: %s" % chain)
         same = p.weft_cmd("diff", train2, train2, rc=0).out
         check("no differences" in same, "self diff: %s" % same)
-    finally:
-        p.cleanup()
 
 
 @case
 def rerun_check(weft):
-    p, clean, train = pipeline(weft)
-    try:
+    with pipeline(weft) as (p, clean, train):
         r = p.weft_cmd("rerun", "--tracer", "ptrace", "--check", "--json",
                        clean, rc=0)
         doc = json.loads(r.out)
@@ -230,8 +225,6 @@ def rerun_check(weft):
         shutil.rmtree(sub)
         r = p.weft_cmd("rerun", gone, rc=3)
         check("working directory" in r.err, "refusal: %s" % r.err)
-    finally:
-        p.cleanup()
 
 
 if __name__ == "__main__":

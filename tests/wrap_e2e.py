@@ -43,6 +43,7 @@ Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
 Standard library only.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,20 +88,29 @@ def cleanup(job, coordinator, scratch):
     scratch.close()
 
 
+@contextlib.contextmanager
 def started_job(weft, name):
     """A scratch directory, a coordinator started on it and a job open
-    there: (scratch, coordinator, job). What was made is cleaned up when a
-    later step fails."""
+    there, as (scratch, coordinator, job); all cleaned up at the end of the
+    with block, or as soon as a step here fails."""
     s = Scratch(name)
     c = Coordinator(weft, s.dir)
     j = None
     try:
         c.start()
         j = Job(weft, c, s.dir)
-    except BaseException:
+        yield s, c, j
+    finally:
         cleanup(j, c, s)
-        raise
-    return s, c, j
+
+
+def wait_started(proc, path, what):
+    """Wait up to a minute for proc to make path; fail with what when it
+    ends first or the minute passes."""
+    end = time.monotonic() + 60
+    while not os.path.exists(path):
+        check(proc.poll() is None and time.monotonic() < end, what)
+        time.sleep(0.02)
 
 
 def tasks_by_name(d):
@@ -109,8 +119,7 @@ def tasks_by_name(d):
 
 @case
 def case_exit_status(weft):
-    s, c, j = started_job(weft, "exit")
-    try:
+    with started_job(weft, "exit") as (s, c, j):
         contract, job, spool = j.contract, j.id, s.path("spool")
         for script, want in (("exit 0", 0), ("exit 3", 3),
                              ("kill -TERM $$", 128 + signal.SIGTERM),
@@ -149,8 +158,6 @@ def case_exit_status(weft):
               "bad WEFT_JOB: exit %d, stderr %s" % (p.returncode, p.err))
         check(not os.path.exists(s.path("started")),
               "the command ran despite a bad env contract")
-    finally:
-        cleanup(j, c, s)
 
 
 HASHED = re.compile(r"weft: task (\S+): hashed (\d+) files, read (\d+), "
@@ -181,8 +188,7 @@ def read_hash(d, task, path):
 
 @case
 def case_hash_cache(weft):
-    s, c, j = started_job(weft, "hcache")
-    try:
+    with started_job(weft, "hcache") as (s, c, j):
         contract, job, spool = j.contract, j.id, s.path("spool")
         big = s.path("big.bin")
         content = os.urandom(8 << 20)
@@ -249,8 +255,6 @@ def case_hash_cache(weft):
               "hash cache warnings (one expected, h-4's): %r" % warned)
         log("hash_cache: first wrapper read %d of %d files, the second "
             "%d of %d" % (r1, h1, r2, h2))
-    finally:
-        cleanup(j, c, s)
 
 
 def stage_script(out_dir, i):
@@ -333,18 +337,18 @@ def case_cluster(weft):
         cl.close()
 
 
+@contextlib.contextmanager
 def job_then_outage(weft, name):
     """started_job, then the coordinator killed (unreachable until started
     again)."""
-    s, c, j = started_job(weft, name)
-    c.kill()
-    return s, c, j
+    with started_job(weft, name) as (s, c, j):
+        c.kill()
+        yield s, c, j
 
 
 @case
 def case_outage(weft):
-    s, c, j = job_then_outage(weft, "outage")
-    try:
+    with job_then_outage(weft, "outage") as (s, c, j):
         contract, job = j.contract, j.id
         down_at = time.monotonic()
         spool = s.path("spool")
@@ -407,14 +411,11 @@ def case_outage(weft):
               "taken away before %r:\n%r" % (summary, p.err))
         check("later" in tasks_by_name(dag(weft, s.dir, job)),
               "the flushed task is not in the DAG")
-    finally:
-        cleanup(j, c, s)
 
 
 @case
 def case_late_delivery(weft):
-    s, c, j = job_then_outage(weft, "late")
-    try:
+    with job_then_outage(weft, "late") as (s, c, j):
         contract, job, spool = j.contract, j.id, s.path("spool")
         p = run([weft, "wrap", "--task", "late", "--ship-timeout", "0.5",
                  "--", "sh", "-c", "echo x > late-out"],
@@ -431,7 +432,6 @@ def case_late_delivery(weft):
               "wrap with a wrong token: exit %d" % p.returncode)
         c.start()
         rc, err = j.end()
-        j = None
         check(rc == 0, "weft submit exited %s: %s" % (rc, err))
         p = run([weft, "flush", "--spool", spool, "--timeout", "30"])
         check(p.returncode == 0 and spooled(spool) == 0,
@@ -446,8 +446,6 @@ def case_late_delivery(weft):
         check("refused" in p.err or "rejected" in p.err, p.err)
         check("forged" not in tasks_by_name(dag(weft, s.dir, job)),
               "a task with a wrong token was stored")
-    finally:
-        cleanup(j, c, s)
 
 
 def status(weft, url):
@@ -457,8 +455,7 @@ def status(weft, url):
 
 @case
 def case_crash(weft):
-    s, c, j = started_job(weft, "crash")
-    try:
+    with started_job(weft, "crash") as (s, c, j):
         contract, job, spool = j.contract, j.id, s.path("spool")
         # Many fragments: every wrapper's run is cut into small parts.
         files = s.path("files")
@@ -522,8 +519,6 @@ def case_crash(weft):
               % (p.out, total))
         names = tasks_by_name(dag(weft, s.dir, job))
         check(all("w%d" % i in names for i in range(8)), "tasks missing")
-    finally:
-        cleanup(j, c, s)
 
 
 @case
@@ -561,11 +556,8 @@ def case_submit(weft):
             [weft, "submit", "--mode", "in-cluster", "--task", "drv",
              "--tracer", "ptrace", "--", "sh", "-c", script], cwd=s.dir,
             env=wrap_env({}, s.path("spool")), stderr=subprocess.PIPE)
-        end = time.monotonic() + 60
-        while not os.path.exists(s.path("contract")):
-            check(drv.poll() is None and time.monotonic() < end,
-                  "the in-cluster driver did not start")
-            time.sleep(0.02)
+        wait_started(drv, s.path("contract"),
+                     "the in-cluster driver did not start")
         with open(s.path("contract"), "rb") as f:
             contract = dict(i.decode().partition("=")[::2]
                             for i in f.read().split(b"\0")
@@ -650,11 +642,8 @@ def case_submit_killed(weft):
             [weft, "submit", "--", "sh", "-c",
              "echo $$ > cmd.pid; exec sleep 120"], cwd=s.dir,
             env=wrap_env({}, s.path("spool")), stderr=subprocess.PIPE)
-        end = time.monotonic() + 60
-        while not os.path.exists(s.path("cmd.pid")):
-            check(sub.poll() is None and time.monotonic() < end,
-                  "weft submit did not start its command")
-            time.sleep(0.02)
+        wait_started(sub, s.path("cmd.pid"),
+                     "weft submit did not start its command")
         time.sleep(0.1)
         with open(s.path("cmd.pid")) as f:
             cmd = int(f.read())

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "ebpf_internal.h"
+#include "launch_internal.h"
 #include <weft/base.h>
 
 /* How long the reader sleeps between looks at the ring buffer (it is
@@ -56,10 +57,6 @@ typedef struct wb_tracing {
 	wb_load_stats *stats; /* the caller's, or NULL */
 	int root_pidfd;       /* readable when the root ends; -1 if none */
 } wb_tracing;
-
-struct launch_failure {
-	int err; /* errno of execve */
-};
 
 /* ---- the set of live processes ---- */
 
@@ -359,21 +356,13 @@ static pid_t launch(weft_launch *l, bool hints, int *go, int *failfd,
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Async-signal-safe only: the parent may have threads. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		weft_child_unblock_signals();
 		int lfd = hints ? wb_hints_install() : -1;
 		if (lfd >= 0 ? wb_hints_send_fd(sync[0], lfd) != 0
 			     : write(sync[0], "-", 1) != 1)
 			_exit(126);
-		char c;
-		if (read(sync[0], &c, 1) != 1)
-			_exit(126);
-		execve(l->argv[0], l->argv, l->envp);
-		struct launch_failure lf = {errno};
-		if (write(fail[1], &lf, sizeof(lf)) < 0)
-			_exit(127);
-		_exit(lf.err == ENOENT ? 127 : 126);
+		weft_child_wait_go(sync[0]);
+		weft_child_exec(l->argv, l->envp, fail[1]);
 	}
 	int e = errno;
 	close(sync[0]);
@@ -394,19 +383,6 @@ static pid_t launch(weft_launch *l, bool hints, int *go, int *failfd,
 	*go = sync[1];
 	*failfd = fail[0];
 	return pid;
-}
-
-static void seed_root(weft_launch *l, pid_t pid, const char *cwd)
-{
-	uint32_t argc = 0;
-	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
-		argc++;
-	char exe[PATH_MAX];
-	const char *e = l->argv[0];
-	if (e[0] != '/' && realpath(e, exe))
-		e = exe;
-	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
-				    (const char *const *)l->argv, argc);
 }
 
 static void reap(wb_tracing *r)
@@ -584,7 +560,7 @@ int wb_trace(weft_launch *l, weft_report *w, enum wb_source src,
 		return WEFT_EUNSUPPORTED;
 	}
 	pidset_add(&r.live, pid);
-	seed_root(l, pid, cwd);
+	weft_launch_add_root(l, pid, cwd, NULL);
 	if (write(go, "g", 1) != 1)
 		weft_report_warn(w, "ebpf: starting the workload: %s",
 				 strerror(errno));
@@ -596,14 +572,8 @@ int wb_trace(weft_launch *l, weft_report *w, enum wb_source src,
 		stop_source(&r);
 		return 0;
 	}
-	struct launch_failure lf;
-	if (read(failfd, &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
-		l->exit_code = lf.err == ENOENT ? 127 : 126;
-		weft_report_warn(w, "ebpf: cannot execute %s: %s", l->argv[0],
-				 strerror(lf.err));
-		errno = lf.err;
+	if (weft_launch_failed(l, w, "ebpf", NULL, failfd))
 		err = WEFT_EIO;
-	}
 	close(failfd);
 	if (l->verbose >= 1)
 		fprintf(stderr,
@@ -696,11 +666,7 @@ static int collect_open(weft_launch *l, weft_report *w,
 	}
 	r->root_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	pidset_add(&r->live, pid);
-	uint32_t argc = 0;
-	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
-		argc++;
-	weft_classifier_add_process(l->classifier, pid, 0, cwd, l->argv[0],
-				    (const char *const *)l->argv, argc);
+	weft_launch_add_root(l, pid, cwd, l->argv[0]);
 	snprintf(ready, readysz, "ebpf");
 	*out = (weft_collect *)c;
 	return WEFT_OK;

@@ -34,6 +34,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "launch_internal.h"
 #include "preload_internal.h"
 #include <weft/base.h>
 
@@ -275,10 +276,6 @@ static int on_record(void *ctx, const pl_record *d)
 		ev.ret = rec->fd2;
 		feed(r, &ev);
 		return 0;
-	case PL_R_SETCLOEXEC:
-		ev.kind = WEFT_EV_SETCLOEXEC;
-		feed(r, &ev);
-		return 0;
 	case PL_R_RENAME:
 	case PL_R_LINK:
 		ev.kind = rec->kind == PL_R_RENAME ? WEFT_EV_RENAME
@@ -298,8 +295,10 @@ static int on_record(void *ctx, const pl_record *d)
 		ev.path = d->strs[0];
 		feed(r, &ev);
 		return 0;
+	case PL_R_SETCLOEXEC:
 	case PL_R_FCHDIR:
-		ev.kind = WEFT_EV_FCHDIR;
+		ev.kind = rec->kind == PL_R_SETCLOEXEC ? WEFT_EV_SETCLOEXEC
+						       : WEFT_EV_FCHDIR;
 		feed(r, &ev);
 		return 0;
 	case PL_R_FORK: {
@@ -626,9 +625,14 @@ static int make_socket(char *dir, size_t dirsz, char *path, size_t pathsz)
 	return s;
 }
 
-struct launch_failure {
-	int err;
-};
+/* The root under the name the library gives an image: its real path,
+ * links resolved. */
+static void seed_root(weft_launch *l, pid_t pid, const char *cwd)
+{
+	char exe[PATH_MAX];
+	weft_launch_add_root(l, pid, cwd,
+			     realpath(l->argv[0], exe) ? exe : l->argv[0]);
+}
 
 void pl_exec_blind(const char *path, char *why, size_t whysz)
 {
@@ -667,20 +671,6 @@ void pl_exec_blind(const char *path, char *why, size_t whysz)
 			snprintf(why, whysz, "a static binary (no PT_INTERP)");
 	}
 	close(fd);
-}
-
-static void seed_root(pl_run *r, pid_t pid, const char *cwd)
-{
-	weft_launch *l = r->l;
-	uint32_t argc = 0;
-	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
-		argc++;
-	char exe[PATH_MAX];
-	const char *e = l->argv[0];
-	if (realpath(e, exe))
-		e = exe;
-	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
-				    (const char *const *)l->argv, argc);
 }
 
 /* The socket's name is how every new image reaches weft; the workload
@@ -860,25 +850,17 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 		goto out;
 	}
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		weft_child_unblock_signals();
 		/* Not before weft knows its pid (a signal weft forwards
 		 * must find it). */
-		char c;
-		if (read(go[0], &c, 1) != 1)
-			_exit(126);
-		execve(l->argv[0], l->argv, env);
-		struct launch_failure lf = {errno};
-		if (write(fail[1], &lf, sizeof(lf)) < 0)
-			_exit(127);
-		_exit(lf.err == ENOENT ? 127 : 126);
+		weft_child_wait_go(go[0]);
+		weft_child_exec(l->argv, env, fail[1]);
 	}
 	close(fail[1]);
 	fail[1] = -1;
 	l->root_pid = pid;
 	l->exit_code = 0;
-	seed_root(&r, pid, cwd);
+	seed_root(l, pid, cwd);
 	if (write(go[1], "g", 1) != 1)
 		weft_report_warn(w, "preload: cannot start the workload: %s",
 				 strerror(errno));
@@ -895,16 +877,10 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 		goto out;
 	}
 
-	struct launch_failure lf;
-	if (read(fail[0], &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
-		l->exit_code = lf.err == ENOENT ? 127 : 126;
-		weft_report_warn(w, "preload: cannot execute %s: %s",
-				 l->argv[0], strerror(lf.err));
-		errno = lf.err;
+	if (weft_launch_failed(l, w, "preload", NULL, fail[0]))
 		err = WEFT_EIO;
-	} else {
+	else
 		warn_incomplete(&r);
-	}
 	if (l->verbose >= 1)
 		fprintf(stderr,
 			"weft preload: %llu batches, %llu records, %llu held, "
@@ -1002,7 +978,7 @@ static int collect_open(weft_launch *l, weft_report *w,
 	}
 	c->r.sock_path = c->sock_path;
 	l->exit_code = 0;
-	seed_root(&c->r, l->root_pid, o->cwd);
+	seed_root(l, l->root_pid, o->cwd);
 	snprintf(ready, readysz, "preload %s", c->sock_path);
 	*out = (weft_collect *)c;
 	return WEFT_OK;

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "launch_internal.h"
 #include "ptrace_internal.h"
 #include "preflight_internal.h"
 #include <weft/base.h>
@@ -36,13 +37,6 @@
 	(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |    \
 	 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |    \
 	 PTRACE_O_EXITKILL)
-
-/* What the child reports through its close-on-exec pipe when it could not
- * become the workload; EOF means execve succeeded. */
-struct launch_failure {
-	int stage; /* 1: seccomp filter, 2: execve */
-	int err;   /* errno */
-};
 
 void pt_feed(pt_run *r, weft_event *ev)
 {
@@ -469,7 +463,8 @@ static bool has_cap_sys_admin(void)
 
 /* Fork the workload, stopped before execve until it is seized. Returns 0
  * with *pid and *go (write a byte to let it exec) and *failfd (its
- * launch_failure pipe). */
+ * weft_exec_failure pipe: EOF means execve succeeded; stage 1 is the
+ * seccomp filter). */
 static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
 		  int *go_out, int *fail_out)
 {
@@ -495,23 +490,15 @@ static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
 		/* Child: async-signal-safe calls only (the parent may have
 		 * threads). Untraced until the byte arrives, so no tracked
 		 * syscall may run before it. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		char c;
-		if (read(sync[0], &c, 1) != 1)
-			_exit(126);
-		struct launch_failure lf = {1, 0};
+		weft_child_unblock_signals();
+		weft_child_wait_go(sync[0]);
 		int e = pt_filter_install(f, nnp);
-		if (e == 0) {
-			execve(r->l->argv[0], r->l->argv, r->l->envp);
-			lf.stage = 2;
-			e = -errno;
-		}
-		lf.err = -e;
+		if (e == 0)
+			weft_child_exec(r->l->argv, r->l->envp, fail[1]);
+		struct weft_exec_failure lf = {-e, 1};
 		if (write(fail[1], &lf, sizeof(lf)) < 0)
 			_exit(127);
-		_exit(lf.stage == 2 && lf.err == ENOENT ? 127 : 126);
+		_exit(126);
 	}
 	close(sync[0]);
 	close(fail[1]);
@@ -577,16 +564,7 @@ void pt_loop(pt_run *r)
 
 static void seed_root(pt_run *r, pid_t pid, const char *cwd)
 {
-	weft_launch *l = r->l;
-	uint32_t argc = 0;
-	while (l->argv[argc] && argc < WEFT_MAX_ARGC)
-		argc++;
-	char exe[PATH_MAX];
-	const char *e = l->argv[0];
-	if (e[0] != '/' && realpath(e, exe))
-		e = exe;
-	weft_classifier_add_process(l->classifier, pid, 0, cwd, e,
-				    (const char *const *)l->argv, argc);
+	weft_launch_add_root(r->l, pid, cwd, NULL);
 	pt_seed_fds(r, pid, false);
 }
 
@@ -659,17 +637,9 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 
 	pt_loop(&r);
 
-	struct launch_failure lf;
-	if (read(failfd, &lf, sizeof(lf)) == (ssize_t)sizeof(lf)) {
-		l->exit_code = lf.stage == 2 && lf.err == ENOENT ? 127 : 126;
-		weft_report_warn(w, "ptrace: cannot %s %s: %s",
-				 lf.stage == 1
-					 ? "install the seccomp filter for"
-					 : "execute",
-				 l->argv[0], strerror(lf.err));
-		errno = lf.err;
+	if (weft_launch_failed(l, w, "ptrace", "install the seccomp filter for",
+			       failfd))
 		err = WEFT_EIO;
-	}
 	close(failfd);
 	if (l->verbose >= 1)
 		fprintf(stderr,

@@ -216,13 +216,18 @@ static void emit_exec(pid_t pid, const char *exe, char *const argv[])
 	pl_emit(&o, false);
 }
 
-/* Before an exec: everything so far goes out; a target the library will
- * not run in gets its EXEC from here. */
-static void before_exec(const char *exe, int fd, char *const argv[])
+/* Before an exec of exe (searched in $PATH when search) or fd:
+ * everything so far goes out; a target the library will not run in gets
+ * its EXEC from here. */
+static void before_exec(const char *exe, bool search, int fd,
+			char *const argv[])
 {
 	if (!pl_active)
 		return;
 	int saved = errno;
+	char buf[PATH_MAX];
+	if (search)
+		exe = search_path(exe, buf, sizeof(buf));
 	bool blind = pl_check_exec_target(exe, fd);
 	if (blind && exe)
 		emit_exec(0, exe, argv);
@@ -261,58 +266,38 @@ static void free_env(char **env, char *const *orig)
 	free(env);
 }
 
-PL_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
-{
-	PL_REAL(execve);
-	if (!pl_active)
-		return real_fn(path, argv, envp);
-	before_exec(path, -1, argv);
-	char **env = pl_env_for_exec(envp, false);
-	int r = real_fn(path, argv, env ? env : envp);
-	int e = errno;
-	free_env(env, envp);
-	errno = e;
-	return r;
-}
+/* execve, execvpe and fexecve: what the exec needs first (before_exec,
+ * with the program exe, searched in $PATH when search), then the real call
+ * with weft's variables in the environment; the environment made for it
+ * is freed again when the exec fails. */
+#define EXEC_WRAPPER(name, target_param, target, exe, search, fd)              \
+	PL_EXPORT int name(target_param, char *const argv[],                   \
+			   char *const envp[])                                 \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		if (!pl_active)                                                \
+			return real_fn(target, argv, envp);                    \
+		before_exec(exe, search, fd, argv);                            \
+		char **env = pl_env_for_exec(envp, false);                     \
+		int r = real_fn(target, argv, env ? env : envp);               \
+		int e = errno;                                                 \
+		free_env(env, envp);                                           \
+		errno = e;                                                     \
+		return r;                                                      \
+	}
+
+EXEC_WRAPPER(execve, const char *path, path, path, false, -1)
+EXEC_WRAPPER(execvpe, const char *file, file, file, true, -1)
+EXEC_WRAPPER(fexecve, int fd, fd, NULL, false, fd)
 
 PL_EXPORT int execv(const char *path, char *const argv[])
 {
 	return execve(path, argv, environ);
 }
 
-PL_EXPORT int execvpe(const char *file, char *const argv[],
-		      char *const envp[])
-{
-	PL_REAL(execvpe);
-	if (!pl_active)
-		return real_fn(file, argv, envp);
-	char buf[PATH_MAX];
-	before_exec(search_path(file, buf, sizeof(buf)), -1, argv);
-	char **env = pl_env_for_exec(envp, false);
-	int r = real_fn(file, argv, env ? env : envp);
-	int e = errno;
-	free_env(env, envp);
-	errno = e;
-	return r;
-}
-
 PL_EXPORT int execvp(const char *file, char *const argv[])
 {
 	return execvpe(file, argv, environ);
-}
-
-PL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
-{
-	PL_REAL(fexecve);
-	if (!pl_active)
-		return real_fn(fd, argv, envp);
-	before_exec(NULL, fd, argv);
-	char **env = pl_env_for_exec(envp, false);
-	int r = real_fn(fd, argv, env ? env : envp);
-	int e = errno;
-	free_env(env, envp);
-	errno = e;
-	return r;
 }
 
 /* execl and friends: their arguments as an argv (on the heap: this runs
@@ -343,32 +328,19 @@ static int exec_list(int how, const char *file, const char *arg0,
 	return r;
 }
 
-PL_EXPORT int execl(const char *path, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	int r = exec_list(EXECL, path, arg, ap);
-	va_end(ap);
-	return r;
-}
+#define EXEC_LIST_WRAPPER(name, how)                                           \
+	PL_EXPORT int name(const char *file, const char *arg, ...)             \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, arg);                                             \
+		int r = exec_list(how, file, arg, ap);                         \
+		va_end(ap);                                                    \
+		return r;                                                      \
+	}
 
-PL_EXPORT int execlp(const char *file, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	int r = exec_list(EXECLP, file, arg, ap);
-	va_end(ap);
-	return r;
-}
-
-PL_EXPORT int execle(const char *path, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	int r = exec_list(EXECLE, path, arg, ap);
-	va_end(ap);
-	return r;
-}
+EXEC_LIST_WRAPPER(execl, EXECL)
+EXEC_LIST_WRAPPER(execlp, EXECLP)
+EXEC_LIST_WRAPPER(execle, EXECLE)
 
 /* ---- posix_spawn and its file actions ---- */
 
@@ -439,14 +411,21 @@ static void fa_add(const void *key, int type, int fd, int fd2,
 	pl_unlock();
 }
 
+/* A list made afresh or gone: what was remembered for it is dropped (the
+ * address may be reused by another list). */
+static void fa_forget(const void *key)
+{
+	if (!pl_active)
+		return;
+	pl_lock();
+	fa_drop(key);
+	pl_unlock();
+}
+
 PL_EXPORT int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa)
 {
 	PL_REAL(posix_spawn_file_actions_init);
-	if (pl_active) {
-		pl_lock();
-		fa_drop(fa);
-		pl_unlock();
-	}
+	fa_forget(fa);
 	return real_fn(fa);
 }
 
@@ -454,65 +433,38 @@ PL_EXPORT int
 posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
 {
 	PL_REAL(posix_spawn_file_actions_destroy);
-	if (pl_active) {
-		pl_lock();
-		fa_drop(fa);
-		pl_unlock();
-	}
+	fa_forget(fa);
 	return real_fn(fa);
 }
 
-PL_EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa,
-					       int fd, const char *path,
-					       int oflag, mode_t mode)
-{
-	PL_REAL(posix_spawn_file_actions_addopen);
-	int r = real_fn(fa, fd, path, oflag, mode);
-	if (r == 0)
-		fa_add(fa, FA_OPEN, fd, 0, path, oflag, (int)mode);
-	return r;
-}
+/* A file action added: the real call, then the action remembered for the
+ * spawn (fa_add's arguments after the list). */
+#define FA_WRAPPER(name, params, args, ...)                                    \
+	PL_EXPORT int name params                                              \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		int r = real_fn args;                                          \
+		if (r == 0)                                                    \
+			fa_add(fa, __VA_ARGS__);                               \
+		return r;                                                      \
+	}
 
-PL_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
-					       int fd, int newfd)
-{
-	PL_REAL(posix_spawn_file_actions_adddup2);
-	int r = real_fn(fa, fd, newfd);
-	if (r == 0)
-		fa_add(fa, FA_DUP2, fd, newfd, NULL, 0, 0);
-	return r;
-}
-
-PL_EXPORT int
-posix_spawn_file_actions_addclose(posix_spawn_file_actions_t *fa, int fd)
-{
-	PL_REAL(posix_spawn_file_actions_addclose);
-	int r = real_fn(fa, fd);
-	if (r == 0)
-		fa_add(fa, FA_CLOSE, fd, 0, NULL, 0, 0);
-	return r;
-}
-
-PL_EXPORT int
-posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa,
-				     const char *path)
-{
-	PL_REAL(posix_spawn_file_actions_addchdir_np);
-	int r = real_fn(fa, path);
-	if (r == 0)
-		fa_add(fa, FA_CHDIR, 0, 0, path, 0, 0);
-	return r;
-}
-
-PL_EXPORT int
-posix_spawn_file_actions_addfchdir_np(posix_spawn_file_actions_t *fa, int fd)
-{
-	PL_REAL(posix_spawn_file_actions_addfchdir_np);
-	int r = real_fn(fa, fd);
-	if (r == 0)
-		fa_add(fa, FA_FCHDIR, fd, 0, NULL, 0, 0);
-	return r;
-}
+FA_WRAPPER(posix_spawn_file_actions_addopen,
+	   (posix_spawn_file_actions_t * fa, int fd, const char *path,
+	    int oflag, mode_t mode),
+	   (fa, fd, path, oflag, mode), FA_OPEN, fd, 0, path, oflag, (int)mode)
+FA_WRAPPER(posix_spawn_file_actions_adddup2,
+	   (posix_spawn_file_actions_t * fa, int fd, int newfd),
+	   (fa, fd, newfd), FA_DUP2, fd, newfd, NULL, 0, 0)
+FA_WRAPPER(posix_spawn_file_actions_addclose,
+	   (posix_spawn_file_actions_t * fa, int fd), (fa, fd), FA_CLOSE, fd, 0,
+	   NULL, 0, 0)
+FA_WRAPPER(posix_spawn_file_actions_addchdir_np,
+	   (posix_spawn_file_actions_t * fa, const char *path), (fa, path),
+	   FA_CHDIR, 0, 0, path, 0, 0)
+FA_WRAPPER(posix_spawn_file_actions_addfchdir_np,
+	   (posix_spawn_file_actions_t * fa, int fd), (fa, fd), FA_FCHDIR, fd,
+	   0, NULL, 0, 0)
 
 /* Before the spawn: the created hints of its opens, looked up now. */
 static void fa_prepare(struct fa_list *l)
@@ -618,23 +570,20 @@ static int spawn(spawn_fn *real, bool search, pid_t *pid, const char *file,
 	return r;
 }
 
-PL_EXPORT int posix_spawn(pid_t *pid, const char *path,
-			  const posix_spawn_file_actions_t *fa,
-			  const posix_spawnattr_t *attr, char *const argv[],
-			  char *const envp[])
-{
-	PL_REAL(posix_spawn);
-	return spawn(real_fn, false, pid, path, fa, attr, argv, envp);
-}
+/* posix_spawn, and posix_spawnp (search: file is looked up in $PATH). */
+#define SPAWN_WRAPPER(name, search)                                            \
+	PL_EXPORT int name(pid_t *pid, const char *file,                       \
+			   const posix_spawn_file_actions_t *fa,               \
+			   const posix_spawnattr_t *attr, char *const argv[],  \
+			   char *const envp[])                                 \
+	{                                                                      \
+		PL_REAL(name);                                                 \
+		return spawn(real_fn, search, pid, file, fa, attr, argv,       \
+			     envp);                                            \
+	}
 
-PL_EXPORT int posix_spawnp(pid_t *pid, const char *file,
-			   const posix_spawn_file_actions_t *fa,
-			   const posix_spawnattr_t *attr, char *const argv[],
-			   char *const envp[])
-{
-	PL_REAL(posix_spawnp);
-	return spawn(real_fn, true, pid, file, fa, attr, argv, envp);
-}
+SPAWN_WRAPPER(posix_spawn, false)
+SPAWN_WRAPPER(posix_spawnp, true)
 
 /* ---- wait: the exit statuses of children ---- */
 
