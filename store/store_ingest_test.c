@@ -91,7 +91,7 @@ static void test_jobs_and_enrolment(void **state)
 	assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
 	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_STORED);
 	assert_int_equal(enrol(fx, &fx->k1, token, &v), WEFT_ACK_DUPLICATE);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM writers"), 1);
+	assert_int_equal(sql_count(fx->t.db, "writers"), 1);
 
 	weft_job_record r;
 	assert_int_equal(weft_store_get_job(fx->s, fx->job, &r), WEFT_OK);
@@ -149,7 +149,7 @@ static void test_refusals_named(void **state)
 				 -WEFT_REJECT_REPLAY);
 	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a),
 			 -WEFT_REJECT_UNENROLLED);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM refusals"), 1);
+	assert_int_equal(sql_count(fx->t.db, "refusals"), 1);
 	weft_status st;
 	assert_int_equal(weft_store_status(fx->s, fx->job, &st), WEFT_OK);
 	assert_int_equal(st.jobs[0].refused, 1);
@@ -196,10 +196,8 @@ static void test_ingest_idempotent(void **state)
 	seal_fragment(fx->job, &fx->k1, 1, &spec_a, &env);
 	assert_int_equal(ingest_envelope(fx->w, &env), WEFT_ACK_STORED);
 	assert_int_equal(ingest_envelope(fx->w, &env), WEFT_ACK_DUPLICATE);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
-			 1);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM processes"),
-			 1);
+	assert_int_equal(sql_count(fx->t.db, "envelopes"), 1);
+	assert_int_equal(sql_count(fx->t.db, "processes"), 1);
 
 	/* Same seq, other content. */
 	struct frag_spec other = spec_a;
@@ -219,10 +217,9 @@ static void test_ingest_idempotent(void **state)
 	weft_buf_free(&env);
 
 	/* Nothing of the refused ones stayed. */
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
-			 1);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 1);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM file_io"), 1);
+	assert_int_equal(sql_count(fx->t.db, "envelopes"), 1);
+	assert_int_equal(sql_count(fx->t.db, "runs"), 1);
+	assert_int_equal(sql_count(fx->t.db, "file_io"), 1);
 
 	/* Another writer may not add to run-a. */
 	enrol(fx, &fx->k2, token, &v);
@@ -242,9 +239,8 @@ static void test_parts_and_gaps(void **state)
 			       2,       false,    2,    3};
 	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &p0), WEFT_ACK_STORED);
 	assert_int_equal(ingest_spec(fx, &fx->k1, 3, &p2), WEFT_ACK_STORED);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 1);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM processes"),
-			 2);
+	assert_int_equal(sql_count(fx->t.db, "runs"), 1);
+	assert_int_equal(sql_count(fx->t.db, "processes"), 2);
 	assert_int_equal(sql_int(fx->t.db, "SELECT max(seq) FROM processes"),
 			 1);
 	assert_int_equal(sql_int(fx->t.db, "SELECT parts_stored FROM tasks"),
@@ -425,9 +421,8 @@ static void test_batch_redo(void **state)
 	int got[3];
 	assert_int_equal(apply_batch(fx, envs, 3, got), WEFT_EDB);
 	assert_true(weft_store_writer_redo(fx->w));
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
-			 0);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 0);
+	assert_int_equal(sql_count(fx->t.db, "envelopes"), 0);
+	assert_int_equal(sql_count(fx->t.db, "paths"), 0);
 	assert_int_equal(apply_batch(fx, envs, 3, got), WEFT_OK);
 	assert_false(weft_store_writer_redo(fx->w));
 	assert_int_equal(got[0], WEFT_ACK_STORED);
@@ -435,13 +430,12 @@ static void test_batch_redo(void **state)
 	 * run repeats (a database error would be RETRY). */
 	assert_int_equal(got[1], -WEFT_REJECT_MALFORMED);
 	assert_int_equal(got[2], WEFT_ACK_STORED);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM envelopes"),
-			 2);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 2);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM file_io"), 2);
+	assert_int_equal(sql_count(fx->t.db, "envelopes"), 2);
+	assert_int_equal(sql_count(fx->t.db, "runs"), 2);
+	assert_int_equal(sql_count(fx->t.db, "file_io"), 2);
 	/* The path the undone request added (and the writer cached) is
 	 * gone with it; once the cause is gone the request is stored. */
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 2);
+	assert_int_equal(sql_count(fx->t.db, "paths"), 2);
 	exec_sql(fx, "DROP TRIGGER refuse");
 	assert_int_equal(ingest_envelope(fx->w, &envs[1]), WEFT_ACK_STORED);
 	assert_int_equal(ingest_envelope(fx->w, &envs[1]), WEFT_ACK_DUPLICATE);
@@ -457,15 +451,14 @@ static void test_batch_redo(void **state)
 	other.path = "/ok/4";
 	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &other),
 			 -WEFT_REJECT_REPLAY);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM runs"), 3);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 3);
+	assert_int_equal(sql_count(fx->t.db, "runs"), 3);
+	assert_int_equal(sql_count(fx->t.db, "paths"), 3);
 	/* The same path and hash again from a new run: the cached ids. */
 	other = sp[0];
 	other.run = "run-5";
 	assert_int_equal(ingest_spec(fx, &fx->k1, 5, &other), WEFT_ACK_STORED);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM paths"), 3);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM artifacts"),
-			 3);
+	assert_int_equal(sql_count(fx->t.db, "paths"), 3);
+	assert_int_equal(sql_count(fx->t.db, "artifacts"), 3);
 	assert_int_equal(sql_int(fx->t.db,
 				 "SELECT count(DISTINCT artifact) FROM "
 				 "file_io WHERE path = (SELECT path FROM "
@@ -524,7 +517,7 @@ static void test_store_copy_proves_nothing(void **state)
 		assert_int_equal(v.status, WEFT_ACK_REJECTED);
 		assert_int_equal(v.reason, WEFT_REJECT_BAD_TOKEN);
 	}
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM writers"), 0);
+	assert_int_equal(sql_count(fx->t.db, "writers"), 0);
 	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM jobs "
 					   "WHERE state = 'ended'"),
 			 0);
@@ -552,7 +545,7 @@ static void test_late_writer(void **state)
 	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_STORED);
 	assert_int_equal(enrol(fx, &fx->k2, token, &v), WEFT_ACK_DUPLICATE);
 	assert_int_equal(ingest_spec(fx, &fx->k2, 1, &spec_a), WEFT_ACK_STORED);
-	assert_int_equal(sql_int(fx->t.db, "SELECT count(*) FROM tasks"), 1);
+	assert_int_equal(sql_count(fx->t.db, "tasks"), 1);
 }
 
 /* A store an older weft wrote (jobs keep enrol_key, no verifier), with

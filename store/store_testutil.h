@@ -217,6 +217,14 @@ static inline int64_t sql_int(const char *db, const char *sql)
 	return v;
 }
 
+/* The number of rows of table in db. */
+static inline int64_t sql_count(const char *db, const char *table)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	return sql_int(db, sql);
+}
+
 /* ---- The fragment store: jobs, writers, fragments ---- */
 
 /* Each request is applied by w in its own transaction, as a coordinator

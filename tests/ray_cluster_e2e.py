@@ -142,6 +142,14 @@ def index(d):
     return tasks, arts, edges
 
 
+def tasks_by_name(tasks):
+    """Task name -> the tasks of that name."""
+    out = {}
+    for t in tasks.values():
+        out.setdefault(t["name"], []).append(t)
+    return out
+
+
 def writers_of(tasks, arts, edges, path):
     return [tasks[f]["name"] for f, t, k in edges
             if k == "write" and arts.get(t) == path and f in tasks]
@@ -343,9 +351,7 @@ def pipeline(weft):
 
         d = dag(weft, proj, job)
         tasks, arts, edges = index(d)
-        by_name = {}
-        for t in tasks.values():
-            by_name.setdefault(t["name"], []).append(t)
+        by_name = tasks_by_name(tasks)
         check(len(by_name.get("stage1", [])) == 4 and
               len(by_name.get("stage2", [])) == 1,
               "per-task nodes: %s" % sorted(by_name))
@@ -492,9 +498,7 @@ def kill_worker(weft):
         tasks, arts, edges = index(d)
         workers = [t for t in tasks.values() if t["parent"] is None]
         check(len(workers) == 1, "one worker record: %s" % tasks)
-        by_name = {}
-        for t in tasks.values():
-            by_name.setdefault(t["name"], []).append(t)
+        by_name = tasks_by_name(tasks)
         check(len(by_name.get("stage1", [])) == 2 and
               len(by_name.get("sleepy", [])) == 1,
               "tasks: %s" % sorted(by_name))

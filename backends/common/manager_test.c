@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "../../schema/test_main.h"
+
 #include <weft/backends.h>
 #include <weft/base.h>
 
@@ -183,12 +185,7 @@ static void lossy_trace(struct run *r, bool fallback)
 
 static const weft_file_rec *file(const struct run *r, const char *name)
 {
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	for (size_t i = 0; i < r->rep.nfiles; i++)
-		if (strcmp(r->rep.files[i].path, path) == 0)
-			return &r->rep.files[i];
-	return NULL;
+	return weft_test_file(&r->rep, tmpdir, name);
 }
 
 static void test_fallback_attaches_ptrace(void **state)
@@ -232,16 +229,7 @@ static void test_no_fallback_runs_untraced(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	const char *tmp = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/weft-manager-test-XXXXXX",
-		 tmp && tmp[0] == '/' ? tmp : "/tmp");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	char real[PATH_MAX];
-	if (!realpath(tmpdir, real))
-		return -1;
-	snprintf(tmpdir, sizeof(tmpdir), "%s", real);
-	return 0;
+	return weft_test_tmpdir("manager-test", tmpdir, sizeof(tmpdir));
 }
 
 static int teardown(void **state)

@@ -212,6 +212,23 @@ static void feed_exit(pl_run *r, pid_t pid, int code)
 	feed(r, &ev);
 }
 
+/* Records that are one event as they come: its kind, how many of the
+ * record's strings are its paths, and whether the path is taken from the
+ * working directory (the library's truncate and chdir send no dirfd). */
+static const struct plain_record {
+	uint8_t kind;
+	uint8_t npaths;
+	bool at_cwd;
+} plain[] = {
+	[PL_R_RENAME] = {WEFT_EV_RENAME, 2, false},
+	[PL_R_LINK] = {WEFT_EV_LINK, 2, false},
+	[PL_R_UNLINK] = {WEFT_EV_UNLINK, 1, false},
+	[PL_R_TRUNCATE] = {WEFT_EV_TRUNCATE, 1, true},
+	[PL_R_CHDIR] = {WEFT_EV_CHDIR, 1, true},
+	[PL_R_SETCLOEXEC] = {WEFT_EV_SETCLOEXEC, 0, false},
+	[PL_R_FCHDIR] = {WEFT_EV_FCHDIR, 0, false},
+};
+
 static int on_record(void *ctx, const pl_record *d)
 {
 	pl_run *r = ctx;
@@ -278,29 +295,20 @@ static int on_record(void *ctx, const pl_record *d)
 		return 0;
 	case PL_R_RENAME:
 	case PL_R_LINK:
-		ev.kind = rec->kind == PL_R_RENAME ? WEFT_EV_RENAME
-						   : WEFT_EV_LINK;
-		ev.path = d->strs[0];
-		ev.path2 = d->strs[1];
-		feed(r, &ev);
-		return 0;
 	case PL_R_UNLINK:
 	case PL_R_TRUNCATE:
 	case PL_R_CHDIR:
-		ev.kind = rec->kind == PL_R_UNLINK     ? WEFT_EV_UNLINK
-			  : rec->kind == PL_R_TRUNCATE ? WEFT_EV_TRUNCATE
-						       : WEFT_EV_CHDIR;
-		if (rec->kind != PL_R_UNLINK)
-			ev.fd = AT_FDCWD;
-		ev.path = d->strs[0];
-		feed(r, &ev);
-		return 0;
 	case PL_R_SETCLOEXEC:
-	case PL_R_FCHDIR:
-		ev.kind = rec->kind == PL_R_SETCLOEXEC ? WEFT_EV_SETCLOEXEC
-						       : WEFT_EV_FCHDIR;
+	case PL_R_FCHDIR: {
+		const struct plain_record *p = &plain[rec->kind];
+		ev.kind = p->kind;
+		if (p->at_cwd)
+			ev.fd = AT_FDCWD;
+		ev.path = p->npaths > 0 ? d->strs[0] : NULL;
+		ev.path2 = p->npaths > 1 ? d->strs[1] : NULL;
 		feed(r, &ev);
 		return 0;
+	}
 	case PL_R_FORK: {
 		if (rec->ret <= 0 || rec->ret > INT32_MAX)
 			return 0;

@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "../../schema/test_main.h"
+
 #include <weft/backends.h>
 
 extern char **environ;
@@ -163,12 +165,7 @@ static void release(struct traced *t)
 
 static const weft_file_rec *file(const struct traced *t, const char *name)
 {
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	for (size_t i = 0; i < t->rep.nfiles; i++)
-		if (strcmp(t->rep.files[i].path, path) == 0)
-			return &t->rep.files[i];
-	return NULL;
+	return weft_test_file(&t->rep, tmpdir, name);
 }
 
 static const weft_process_rec *process_with_exe(const struct traced *t,
@@ -540,15 +537,8 @@ static int group_setup(void **state)
 {
 	(void)state;
 	weft_preflight p;
-	const char *tmp = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/weft-ptrace-test-XXXXXX",
-		 tmp && tmp[0] == '/' ? tmp : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (weft_test_tmpdir("ptrace-test", tmpdir, sizeof(tmpdir)) != 0)
 		return -1;
-	char real[PATH_MAX];
-	if (!realpath(tmpdir, real))
-		return -1;
-	snprintf(tmpdir, sizeof(tmpdir), "%s", real);
 	weft_backend_ptrace.preflight(&p, NULL, 10000);
 	ptrace_usable = p.ok;
 	snprintf(skip_reason, sizeof(skip_reason), "%s", p.summary);

@@ -93,6 +93,11 @@ typedef struct pl_out {
 } pl_out;
 
 void pl_out_init(pl_out *o, int kind);
+/* pl_out_init, then a record of kind about fd: fd2 its directory or
+ * second fd, the open flags, created (1, 0, or -1: not known), and its
+ * first path (NULL: none). */
+void pl_out_file(pl_out *o, int kind, int fd, int fd2, int flags,
+		 int8_t created, const char *path);
 /* Append argv's strings (at most argc when argc >= 0, else up to its NULL)
  * while they fit PL_MAX_STR strings and PL_MAX_ARGV_BYTES bytes. */
 void pl_out_add_argv(pl_out *o, int argc, char *const argv[]);

@@ -179,6 +179,18 @@ void pl_out_init(pl_out *o, int kind)
 	o->nstr = 0;
 }
 
+void pl_out_file(pl_out *o, int kind, int fd, int fd2, int flags,
+		 int8_t created, const char *path)
+{
+	pl_out_init(o, kind);
+	o->r.fd = fd;
+	o->r.fd2 = fd2;
+	o->r.flags = flags;
+	o->r.created = created;
+	if (path)
+		o->strs[o->nstr++] = path;
+}
+
 void pl_out_add_argv(pl_out *o, int argc, char *const argv[])
 {
 	size_t bytes = 0;
@@ -470,12 +482,7 @@ void pl_materialize_locked(int only)
 		path[n] = '\0';
 		atomic_fetch_or(&pl_slots[fd], PL_S_OPENED);
 		pl_out o;
-		pl_out_init(&o, PL_R_OPEN);
-		o.r.fd = fd;
-		o.r.fd2 = AT_FDCWD;
-		o.r.flags = O_RDONLY;
-		o.r.created = 0;
-		o.strs[o.nstr++] = path;
+		pl_out_file(&o, PL_R_OPEN, fd, AT_FDCWD, O_RDONLY, 0, path);
 		pl_append_locked(&o);
 	}
 }
@@ -712,14 +719,9 @@ void pl_opened(int fd, int dirfd, const char *path, int flags, int mode,
 		bump_max_fd(fd);
 	}
 	pl_out o;
-	pl_out_init(&o, PL_R_OPEN);
-	o.r.fd = fd;
-	o.r.fd2 = dirfd;
-	o.r.flags = flags;
+	pl_out_file(&o, PL_R_OPEN, fd, dirfd, flags, created, path);
 	o.r.mode = mode;
-	o.r.created = created;
 	o.st = have ? &ps : NULL;
-	o.strs[o.nstr++] = path;
 	bool pub = publishes(flags, created);
 	bool mark = is_marker(path);
 	if (pl_lock_held) {

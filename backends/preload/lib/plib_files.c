@@ -365,12 +365,7 @@ static void path_record(int kind, int fd, const char *p1, int fd2,
 			const char *p2, int flags, int8_t created)
 {
 	pl_out o;
-	pl_out_init(&o, kind);
-	o.r.fd = fd;
-	o.r.fd2 = fd2;
-	o.r.flags = flags;
-	o.r.created = created;
-	o.strs[o.nstr++] = p1;
+	pl_out_file(&o, kind, fd, fd2, flags, created, p1);
 	if (p2)
 		o.strs[o.nstr++] = p2;
 	pl_emit(&o, true);
