@@ -142,8 +142,9 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	return 0;
 }
 
-/* Wait for the thread, end the job with exit_code, stop: 0 when all of it
- * was stored. */
+/* After begin_main's work: end the job (when it was created) with
+ * exit_code, stop the coordinator, free l; rc, or -1 when any of it
+ * failed. */
 static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 {
 	if (l->c && l->job_rc == 0) {
