@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from slurm_cluster import (BASE, NODES, Fail, Skip, run_cases,  # noqa: E402
@@ -69,13 +70,18 @@ def conf(c, *args):
                 "ship_timeout=0", *args)
 
 
-def no_collectors(c):
-    """Every task's collector is gone once its step ended."""
+def no_collectors(c, wait_s=10):
+    """Every task's collector is gone once its step ended: given a while
+    to exit (a loaded machine schedules them late), never left behind."""
+    deadline = time.monotonic() + wait_s
     for i in range(1, NODES + 1):
         left = c.pids_on("n%d" % i, "weft")
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = c.pids_on("n%d" % i, "weft")
         if left:
-            raise Fail("collectors still running on n%d after the step: "
-                       "%r" % (i, left))
+            raise Fail("collectors still running on n%d %d s after the "
+                       "step: %r" % (i, wait_s, left))
 
 
 def task_envs(out):
