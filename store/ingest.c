@@ -133,8 +133,12 @@ struct writer_cache_entry {
 /* Path and artifact ids, kept across transactions like the writers (rows
  * of paths and artifacts are never deleted or changed): a job's tasks
  * read the same inputs over and over. Dropped with the writer cache, and
- * when a savepoint rolled back after adding to it. */
+ * when a savepoint rolled back after adding to it. The slots in use are
+ * listed (intern_used), so that dropping a few entries touches those
+ * alone: the table is 2 MiB, mostly pages never written, and clearing it
+ * whole cost a short run's coordinator over a millisecond. */
 #define INTERN_CACHE_SLOTS 65536
+#define INTERN_CACHE_MAX (INTERN_CACHE_SLOTS / 2)
 
 struct intern_entry {
 	uint64_t hash; /* of kind and bytes; 0: empty */
@@ -183,6 +187,7 @@ struct weft_store_writer {
 	struct writer_cache_entry *writers;
 	size_t nwriters;
 	struct intern_entry *interned;
+	uint32_t *intern_used; /* ninterned slot numbers */
 	size_t ninterned;
 	uint64_t intern_adds; /* ever: a savepoint sees whether it added */
 	/* This transaction runs every request in its own savepoint (after a
@@ -276,18 +281,20 @@ static void checkpointer_stop(struct checkpointer *k)
 
 static void intern_drop(weft_store_writer *w)
 {
-	if (!w->ninterned)
-		return;
-	for (size_t i = 0; i < INTERN_CACHE_SLOTS; i++)
-		free(w->interned[i].key);
-	memset(w->interned, 0, INTERN_CACHE_SLOTS * sizeof(*w->interned));
+	for (size_t i = 0; i < w->ninterned; i++) {
+		struct intern_entry *e = &w->interned[w->intern_used[i]];
+		free(e->key);
+		memset(e, 0, sizeof(*e));
+	}
 	w->ninterned = 0;
 }
 
 static void caches_drop(weft_store_writer *w)
 {
 	w->job_cached = false;
-	memset(w->writers, 0, WRITER_CACHE_SLOTS * sizeof(*w->writers));
+	if (w->nwriters)
+		memset(w->writers, 0,
+		       WRITER_CACHE_SLOTS * sizeof(*w->writers));
 	w->nwriters = 0;
 	intern_drop(w);
 }
@@ -306,9 +313,11 @@ int weft_store_writer_new(weft_store *s, weft_store_writer **out)
 		w->ckpt.path = strdup(path);
 	w->writers = calloc(WRITER_CACHE_SLOTS, sizeof(*w->writers));
 	w->interned = calloc(INTERN_CACHE_SLOTS, sizeof(*w->interned));
-	if (!w->writers || !w->interned) {
+	w->intern_used = calloc(INTERN_CACHE_MAX, sizeof(*w->intern_used));
+	if (!w->writers || !w->interned || !w->intern_used) {
 		free(w->writers);
 		free(w->interned);
+		free(w->intern_used);
 		checkpointer_stop(&w->ckpt);
 		free(w);
 		return WEFT_ENOMEM;
@@ -359,6 +368,7 @@ void weft_store_writer_free(weft_store_writer *w)
 		sqlite3_finalize(w->put[i]);
 	intern_drop(w);
 	free(w->interned);
+	free(w->intern_used);
 	free(w->writers);
 	free(w);
 }
@@ -869,7 +879,7 @@ static int writer_intern(void *ctx, int kind, const void *value, int len,
 		if (err)
 			return err;
 	}
-	if (w->ninterned + 1 > INTERN_CACHE_SLOTS / 2) {
+	if (w->ninterned + 1 > INTERN_CACHE_MAX) {
 		intern_drop(w);
 		return WEFT_OK; /* the next lookup starts a new cache */
 	}
@@ -881,7 +891,7 @@ static int writer_intern(void *ctx, int kind, const void *value, int len,
 	e->id = *id;
 	e->len = len;
 	e->key = key;
-	w->ninterned++;
+	w->intern_used[w->ninterned++] = (uint32_t)(e - w->interned);
 	w->intern_adds++;
 	return WEFT_OK;
 }
