@@ -107,6 +107,22 @@ static int run_ray_driver(char **cmd, const char *tracer, const char *listen,
 	return rc;
 }
 
+/* -v: what was hashed while the workload ran. */
+static void print_prehash(const weft_prehash *p)
+{
+	if (!p)
+		return;
+	weft_prehash_stats s = weft_prehash_get_stats(p);
+	fprintf(stderr,
+		"weft: while the run ran: %llu inputs hashed (%.1f MiB), %llu "
+		"already in the hash cache, %llu left to the end (%llu "
+		"changed or gone, %llu not reached)\n",
+		(unsigned long long)s.hashed, s.bytes / 1048576.0,
+		(unsigned long long)s.known,
+		(unsigned long long)(s.missed + s.dropped),
+		(unsigned long long)s.missed, (unsigned long long)s.dropped);
+}
+
 static void print_summary(const weft_report *r)
 {
 	size_t in = 0, sys = 0, out = 0;
@@ -209,6 +225,11 @@ int cmd_run(int argc, char **argv)
 	weft_job_info job;
 	/* May run git: before any thread of weft's exists. */
 	weft_wrap_job_info(&job, t.cmd);
+	/* The run's inputs hashed as it opens them, the store's hash cache
+	 * consulted first. */
+	char db[sizeof(weft_dir) + 16];
+	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
+	t.prehash = weft_prehash_start(db);
 	weft_ol_live *live =
 		weft_local_live_start(&ol, store, &job, &t, report.run_id);
 	/* The run's coordinator and job, made while the workload runs. */
@@ -223,8 +244,10 @@ int cmd_run(int argc, char **argv)
 		     ? weft_wrap_trace_run(&t, weft_dir, &report)
 		     : WEFT_EXIT_INTERNAL;
 	weft_ol_live_stop(live);
+	weft_prehash_stop(t.prehash);
 	at[2] = weft_mono_ns();
 	if (rc != 0) {
+		weft_prehash_free(t.prehash);
 		weft_local_abandon(local, rc);
 		free(job.command);
 		weft_report_release(&report);
@@ -236,7 +259,12 @@ int cmd_run(int argc, char **argv)
 	cli_progress progress;
 	cli_progress_begin(&progress, "hashing", "files", false);
 	weft_store_set_progress(store, cli_progress_fn, &progress);
+	weft_store_use_prehash(store, t.prehash);
 	int err = weft_report_hash_files(store, &report);
+	if (verbose)
+		print_prehash(t.prehash);
+	weft_store_use_prehash(store, NULL);
+	weft_prehash_free(t.prehash);
 	if (err != WEFT_OK)
 		weft_report_warn(&report, "hashing incomplete: %s",
 				 weft_strerror(err));

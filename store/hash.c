@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,11 +111,8 @@ static bool same_state(const struct stat *a, const struct stat *b)
 	       ts_ns(a->st_ctim) == ts_ns(b->st_ctim);
 }
 
-/* Read an open regular file to its end and hash it. *stable: the content
- * read is the content the stat describes (size matched, nothing changed
- * while reading, ctime older than the clock's current tick). */
-static int hash_fd(int fd, const struct stat *before, uint8_t hash[32],
-		   bool *stable)
+int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
+		  bool *stable, const atomic_bool *abort)
 {
 	*stable = false;
 	uint8_t *buf = malloc(WEFT_HASH_BUFFER_BYTES);
@@ -135,6 +133,10 @@ static int hash_fd(int fd, const struct stat *before, uint8_t hash[32],
 		}
 		if (n == 0)
 			break;
+		if (abort && atomic_load(abort)) {
+			err = WEFT_EIO; /* abandoned: no hash */
+			break;
+		}
 		crypto_generichash_update(&state, buf, (size_t)n);
 		total += n;
 	}
@@ -195,20 +197,27 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		err = WEFT_EINVAL;
 		goto out;
 	}
-	if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
+	bool stable = true;
+	if (cache && store_prehash_get(cache->prehash, &st, hash) == WEFT_OK) {
+		/* Read while the run ran, stable then: the cache learns it
+		 * below as from a read. */
+		if (cache_hit)
+			*cache_hit = true;
+	} else if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
 		if (cache_hit)
 			*cache_hit = true;
 		goto out;
+	} else {
+		/* O_NONBLOCK kept a FIFO from blocking the open; regular
+		 * files ignore it, but clear it anyway for mandatory-lock
+		 * oddities. */
+		(void)fcntl(fd, F_SETFL, 0);
+		err = store_hash_fd(fd, &st, hash, &stable, NULL);
+		if (err)
+			goto out;
+		if (cache)
+			cache->hash_reads++;
 	}
-	/* O_NONBLOCK kept a FIFO from blocking the open; regular files
-	 * ignore it, but clear it anyway for mandatory-lock oddities. */
-	(void)fcntl(fd, F_SETFL, 0);
-	bool stable;
-	err = hash_fd(fd, &st, hash, &stable);
-	if (err)
-		goto out;
-	if (cache)
-		cache->hash_reads++;
 	if (!cache || !stable)
 		goto out;
 	struct weft_hash_cache_entry e = {
@@ -231,6 +240,11 @@ out:;
 	close(fd);
 	errno = saved;
 	return err;
+}
+
+void weft_store_use_prehash(weft_store *cache, const weft_prehash *p)
+{
+	cache->prehash = p;
 }
 
 int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
@@ -352,7 +366,9 @@ static int find_read_version(weft_store *cache, weft_file_rec *f,
 		id.st_mtim.tv_nsec = f->first_mtime_ns % 1000000000;
 		id.st_ctim.tv_sec = f->first_ctime_ns / 1000000000;
 		id.st_ctim.tv_nsec = f->first_ctime_ns % 1000000000;
-		if (store_cache_get(cache, &id, f->read_hash) == WEFT_OK) {
+		if (store_prehash_get(cache->prehash, &id, f->read_hash) ==
+			    WEFT_OK ||
+		    store_cache_get(cache, &id, f->read_hash) == WEFT_OK) {
 			f->has_read_hash = true;
 			return WEFT_OK;
 		}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <weft/store.h>
@@ -39,6 +40,8 @@ struct weft_store {
 	/* weft_store_set_progress: long operations report through it. */
 	weft_progress_fn progress;
 	void *progress_arg;
+	/* weft_store_use_prehash: hashes found while the run ran. */
+	const weft_prehash *prehash;
 };
 
 /* The hash cache's columns and the end of its CREATE TABLE: the table
@@ -67,6 +70,17 @@ int store_cache_get(weft_store *s, const struct stat *st, uint8_t hash[32]);
 /* Write entries to the cache in one transaction. */
 int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
 		    size_t n);
+
+/* Read an open regular file to its end and hash it (hash.c). *stable: the
+ * content read is the content the stat describes (size matched, nothing
+ * changed while reading, ctime older than the clock's current tick).
+ * abort (may be NULL) set while reading gives up with WEFT_EIO. */
+int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
+		  bool *stable, const atomic_bool *abort);
+/* The hash p found for the file with st's identity: WEFT_OK, or
+ * WEFT_ENOTFOUND (also for p NULL). Only after weft_prehash_stop. */
+int store_prehash_get(const weft_prehash *p, const struct stat *st,
+		      uint8_t hash[32]);
 
 /* Keep SQLite's current message for weft_store_errmsg. */
 void store_save_errmsg(weft_store *s);

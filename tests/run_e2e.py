@@ -9,7 +9,9 @@ the truth (`git rev-parse --verify -q HEAD`, nothing when that fails)
 and compares it with the job weft recorded: a plain repository, refs
 packed by `git pack-refs`, a linked worktree (a .git file), a detached
 HEAD, a branch with no commit yet, a directory in no repository, and
-GIT_DIR naming a repository elsewhere. `timings` checks that
+GIT_DIR naming a repository elsewhere. `prehash` checks the hashes of
+a run whose inputs and outputs are hashed while it runs against
+hashlib's, with and without it. `timings` checks that
 `weft run --timings` names its four phases on stderr; `progress` that on
 a terminal the hashing and storing after the workload show a progress
 line; `dag_output_whole`
@@ -236,6 +238,70 @@ def progress(weft, d):
     if r.returncode or "\r" in r.stderr or "hashing" in r.stderr:
         raise Fail("progress on a pipe: exit %d, %r"
                    % (r.returncode, r.stderr))
+
+
+def blake(data):
+    import hashlib
+    return "blake2b-256:" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+@case
+def prehash(weft, d):
+    """Inputs hashed while the run runs, outputs as they are closed: every
+    hash recorded is the content's (hashlib's), with and without it
+    (WEFT_PREHASH=off); an input the run changed after reading it has
+    as its read version the content it read, or none, never another."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    ind = os.path.join(os.path.realpath(d), "in")
+    os.mkdir(ind)
+    first = {}
+    for i in range(30):
+        data = os.urandom(1000 + 4096 * i)
+        first["f%02d" % i] = data
+        with open(os.path.join(ind, "f%02d" % i), "wb") as f:
+            f.write(data)
+    script = ("cat in/* > out; sleep 0.2; printf x >> in/f00; "
+              "cp in/f01 copy")
+    for env in (ENV, dict(ENV, WEFT_PREHASH="off")):
+        report = os.path.join(d, "report.json")
+        r = subprocess.run([weft, "run", "-v", "--tracer", "ptrace",
+                            "--report", report, "--", "sh", "-c", script],
+                           cwd=d, env=env, capture_output=True, text=True)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if r.returncode:
+            raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+        said = re.search(r"^weft: while the run ran: (\d+) inputs hashed",
+                         r.stderr, re.M)
+        if bool(said) != (env is ENV):
+            raise Fail("the prehash line %s with WEFT_PREHASH=%s: %r"
+                       % ("missing" if not said else "printed",
+                          env.get("WEFT_PREHASH"), r.stderr))
+        with open(report) as f:
+            files = {x["path"]: x for x in json.load(f)["files"]}
+        with open(os.path.join(ind, "f00"), "rb") as f:
+            now_f00 = f.read()
+        truth = {os.path.join(ind, n): blake(v) for n, v in first.items()}
+        truth[os.path.join(ind, "f00")] = blake(now_f00)
+        truth[os.path.join(os.path.realpath(d), "out")] = blake(
+            b"".join(first[n] for n in sorted(first)))
+        truth[os.path.join(os.path.realpath(d), "copy")] = blake(
+            first["f01"])
+        for path, want in truth.items():
+            got = files.get(path, {}).get("hash")
+            if got != want:
+                raise Fail("%s: recorded %s, its content is %s"
+                           % (path, got, want))
+        rec = files[os.path.join(ind, "f00")]
+        read = rec.get("read_hash")
+        if read is not None and read != blake(first["f00"]):
+            raise Fail("in/f00 read as %s: what the run read was %s"
+                       % (read, blake(first["f00"])))
+        # Put f00 back for the second run.
+        with open(os.path.join(ind, "f00"), "wb") as f:
+            f.write(first["f00"])
+        for n in ("out", "copy"):
+            os.unlink(os.path.join(d, n))
 
 
 @case

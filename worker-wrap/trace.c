@@ -15,6 +15,7 @@
 
 #include <weft/backends.h>
 #include <weft/base.h>
+#include <weft/store.h>
 #include <weft/wrap.h>
 
 extern char **environ;
@@ -63,6 +64,11 @@ int weft_wrap_resolve_command(const char *cmd, char *out, size_t outsz)
 	}
 	weft_say("%s: command not found", cmd);
 	return WEFT_EXIT_NOTFOUND;
+}
+
+static void offer_file(void *arg, const char *path, const weft_event *ev)
+{
+	weft_prehash_offer(arg, path, ev);
 }
 
 /* Terminal signals go to the whole foreground process group, the workload
@@ -196,6 +202,8 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 		weft_classifier_free(cls);
 		return WEFT_EXIT_INTERNAL;
 	}
+	if (t->prehash)
+		weft_classifier_on_file(cls, offer_file, t->prehash);
 	snprintf(report->backend, sizeof(report->backend), "%s",
 		 t->backend->name);
 	if (gethostname(report->node, sizeof(report->node)) != 0)

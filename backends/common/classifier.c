@@ -670,8 +670,18 @@ static int on_open(struct weft_classifier *c, const weft_event *ev)
 		e->first_size = ev->st_size;
 		e->first_mtime_ns = ev->st_mtime_ns;
 		e->first_ctime_ns = ev->st_ctime_ns;
+		if (c->on_file && acc != O_WRONLY &&
+		    !(e->flags & (PATH_IGNORED | PATH_PRODUCED)))
+			c->on_file(c->on_file_arg, e->s, ev);
 	}
 	return WEFT_OK;
+}
+
+void weft_classifier_on_file(weft_classifier *c, weft_classifier_file_fn fn,
+			     void *arg)
+{
+	c->on_file = fn;
+	c->on_file_arg = arg;
 }
 
 static void on_dup(struct weft_classifier *c, const weft_event *ev)

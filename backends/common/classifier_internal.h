@@ -215,6 +215,8 @@ struct weft_classifier {
 	bool spent;
 	char **env_values; /* names whose values are kept in clear */
 	size_t nenv_values;
+	weft_classifier_file_fn on_file; /* weft_classifier_on_file */
+	void *on_file_arg;
 };
 
 /* ---- environ.c ---- */

@@ -56,6 +56,9 @@ static void ofile_put(struct weft_classifier *c, struct ofile *of)
 		struct path_ent *e = path_get(&c->paths, of->path);
 		if ((e->flags & PATH_WRITTEN) && c->now > e->last_write_ns)
 			e->last_write_ns = c->now;
+		if (c->on_file && (e->flags & PATH_WRITTEN) &&
+		    !(e->flags & PATH_IGNORED) && of->gen == e->gen)
+			c->on_file(c->on_file_arg, e->s, NULL);
 	}
 	if (of->prev)
 		of->prev->next = of->next;

@@ -29,6 +29,16 @@ typedef struct weft_classifier weft_classifier;
 weft_classifier *weft_classifier_new(void);
 void weft_classifier_free(weft_classifier *c);
 int weft_classifier_ignore_prefix(weft_classifier *c, const char *abs_prefix);
+/* fn(arg, path, ev) is called while events are fed, path absolute
+ * (borrowed for the call): with ev the open, at the first open of a
+ * regular file for reading that the run did not create or truncate, when
+ * the open came with a stat (ev's st_* the identity of what the run found
+ * there); with ev NULL, at the last close of a file the run wrote (what
+ * is there may still change). fn NULL: none. */
+typedef void (*weft_classifier_file_fn)(void *arg, const char *path,
+					const weft_event *ev);
+void weft_classifier_on_file(weft_classifier *c, weft_classifier_file_fn fn,
+			     void *arg);
 /* The environment variables whose values are recorded in clear
  * (record.env_values); every other value only as its hash. */
 int weft_classifier_env_values(weft_classifier *c, const char *const *names,

@@ -79,6 +79,43 @@ int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
  * open. cache may be NULL. */
 int weft_report_hash_files(weft_store *cache, weft_report *r);
 
+/* ---- Hashing while the workload runs ----
+ *
+ * A thread that hashes each regular file the run opens for reading, as
+ * it is opened, so that weft_report_hash_files after the run finds its
+ * content known instead of reading it then. A hash is kept only under the
+ * identity (device, inode, size, mtime, ctime) the run's open saw and
+ * only when it is stable by the hash cache's rule; the end takes it for a
+ * file whose identity is that one, exactly as it takes the hash cache's. */
+typedef struct weft_prehash weft_prehash;
+typedef struct weft_prehash_stats {
+	uint64_t offered; /* files queued */
+	uint64_t known;   /* already in the hash cache, or hashed: not read */
+	uint64_t hashed;  /* read and kept */
+	uint64_t missed;  /* gone, changed or unreadable: left to the end */
+	uint64_t dropped; /* not reached (queue full, or the run ended) */
+	uint64_t bytes;   /* of the files hashed */
+} weft_prehash_stats;
+/* Start the thread. cache_path (may be NULL): a hash cache (a store or a
+ * wrapper's cache) whose entries need no reading, looked at read-only.
+ * NULL when it cannot start, or when WEFT_PREHASH is "off" or "0" in the
+ * environment: hashing then all happens after the run. */
+weft_prehash *weft_prehash_start(const char *cache_path);
+/* Offer a file the run opened for reading: path absolute, ev the open with
+ * its stat (the classifier's weft_classifier_on_input). Queued once per
+ * identity; never waits for the hashing. p may be NULL. */
+void weft_prehash_offer(weft_prehash *p, const char *path,
+			const weft_event *ev);
+/* End the thread: a file being read is abandoned, the queue dropped.
+ * What was hashed stays for weft_store_use_prehash. */
+void weft_prehash_stop(weft_prehash *p);
+weft_prehash_stats weft_prehash_get_stats(const weft_prehash *p);
+void weft_prehash_free(weft_prehash *p);
+/* weft_hash_file and weft_report_hash_files through cache take a file's
+ * hash from p (stopped) when its identity is one p hashed, and record it
+ * in the cache as a read would. p must outlive that use; NULL: none. */
+void weft_store_use_prehash(weft_store *cache, const weft_prehash *p);
+
 /* ---- A hash cache of its own (wrappers on a worker node) ----
  *
  * The same cache in a small database that holds only the hash_cache table,

@@ -470,6 +470,10 @@ typedef struct weft_wrap_trace {
 	/* Optional: every event before it is fed (weft_launch.observe). */
 	void (*observe)(void *arg, weft_classifier *c, const weft_event *ev);
 	void *observe_arg;
+	/* Optional: offered the run's inputs as they are first opened and
+	 * its outputs as they are closed, to hash them while it runs
+	 * (weft_prehash_start, <weft/store.h>). */
+	struct weft_prehash *prehash;
 } weft_wrap_trace;
 
 /* Find the executable CMD names the way a shell does (a name with a slash

@@ -1,0 +1,397 @@
+/*
+ * prehash.c - hashing the files a run reads while it runs, on a thread of
+ * its own, so that the hashing after the run finds their content known.
+ *
+ * The classifier, on the tracer's feeding thread, offers the first open
+ * for reading of each regular file (weft_classifier_on_input), with the
+ * identity its open saw (device, inode, size, mtime, ctime); it is
+ * queued. The thread skips
+ * what the hash cache already knows, else opens the file, hashes it when
+ * its identity is still the one the open saw, and keeps the hash under
+ * that identity when it is stable by the hash cache's rule (nothing
+ * changed while reading, ctime older than the clock's tick). The hashing
+ * after the run (hash.c) looks a file's identity up here before reading
+ * it: the same trust the hash cache gets, so nothing is vouched for that
+ * the end would not vouch for. A file changed after the thread read it
+ * has another identity, is not found here, and is read at the end.
+ *
+ * The path only says where to look: whatever is found there is kept
+ * under the identity it has, so a file that replaced the one opened is
+ * never taken for it.
+ *
+ * The feeding thread never waits on the hasher: a full queue drops the
+ * offer (the end reads that file), and a seen identity is not offered
+ * twice (a loop that opens one file a million times queues it once).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_internal.h"
+
+/* Offers waiting for the thread; more are dropped. */
+#define PREHASH_QUEUE 8192
+/* Identities remembered as offered (a power of two); past half full,
+ * nothing more is offered. */
+#define PREHASH_SEEN_SLOTS (1u << 20)
+
+struct prehash_id {
+	uint64_t dev, ino;
+	int64_t size, mtime_ns, ctime_ns;
+};
+
+struct prehash_item {
+	struct prehash_id id; /* an input's, as its open saw it */
+	bool output;          /* else an input */
+	char *path;
+};
+
+struct memo_ent {
+	struct prehash_id id;
+	uint8_t hash[32];
+	bool used;
+};
+
+struct weft_prehash {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool quit;         /* under mu */
+	atomic_bool abort; /* quit, for the file being read */
+	struct prehash_item q[PREHASH_QUEUE];
+	size_t head, n; /* under mu */
+	/* The feeding thread's alone: hashes of identities offered. */
+	uint64_t *seen;
+	size_t nseen;
+	/* The thread's alone until weft_prehash_stop, read-only after. */
+	struct memo_ent *memo;
+	size_t nmemo, memo_slots;
+	char *cache_path;
+	weft_store *cache;
+	bool cache_tried;
+	weft_prehash_stats stats;
+};
+
+static uint64_t id_hash(const struct prehash_id *id)
+{
+	uint64_t v[5] = {id->dev, id->ino, (uint64_t)id->size,
+			 (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns};
+	uint64_t h = 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < 5; i++) {
+		h ^= v[i];
+		h *= 0xff51afd7ed558ccdULL;
+		h ^= h >> 33;
+	}
+	return h ? h : 1;
+}
+
+static bool id_eq(const struct prehash_id *a, const struct prehash_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct prehash_id id_of_stat(const struct stat *st)
+{
+	return (struct prehash_id){(uint64_t)st->st_dev, (uint64_t)st->st_ino,
+				   st->st_size, ts_ns(st->st_mtim),
+				   ts_ns(st->st_ctim)};
+}
+
+/* ---- The memo: identity -> hash ---- */
+
+static struct memo_ent *memo_slot(struct memo_ent *m, size_t slots,
+				  const struct prehash_id *id)
+{
+	for (size_t i = id_hash(id) & (slots - 1);; i = (i + 1) & (slots - 1))
+		if (!m[i].used || id_eq(&m[i].id, id))
+			return &m[i];
+}
+
+static void memo_put(weft_prehash *p, const struct prehash_id *id,
+		     const uint8_t hash[32])
+{
+	if ((p->nmemo + 1) * 2 > p->memo_slots) {
+		size_t slots = p->memo_slots ? p->memo_slots * 2 : 1024;
+		struct memo_ent *m = calloc(slots, sizeof(*m));
+		if (!m)
+			return; /* the end reads the file */
+		for (size_t i = 0; i < p->memo_slots; i++)
+			if (p->memo[i].used)
+				*memo_slot(m, slots, &p->memo[i].id) =
+					p->memo[i];
+		free(p->memo);
+		p->memo = m;
+		p->memo_slots = slots;
+	}
+	struct memo_ent *e = memo_slot(p->memo, p->memo_slots, id);
+	if (!e->used)
+		p->nmemo++;
+	e->id = *id;
+	memcpy(e->hash, hash, 32);
+	e->used = true;
+}
+
+int store_prehash_get(const weft_prehash *p, const struct stat *st,
+		      uint8_t hash[32])
+{
+	if (!p || !p->memo_slots)
+		return WEFT_ENOTFOUND;
+	struct prehash_id id = id_of_stat(st);
+	const struct memo_ent *e = memo_slot(p->memo, p->memo_slots, &id);
+	if (!e->used)
+		return WEFT_ENOTFOUND;
+	memcpy(hash, e->hash, 32);
+	return WEFT_OK;
+}
+
+/* ---- The thread ---- */
+
+/* The hash cache at path, read-only, for store_cache_get; NULL when it
+ * cannot be opened (every file is then hashed). */
+static weft_store *open_cache(const char *path)
+{
+	weft_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		weft_store_close(s);
+		return NULL;
+	}
+	sqlite3_busy_timeout(s->db, 100);
+	return s;
+}
+
+/* Whether st's ctime is older than the coarse clock's current tick (the
+ * hash cache's rule: a write later in that tick would change nothing a
+ * stat shows), after waiting a few ticks for it if need be. */
+static bool tick_passed(weft_prehash *p, const struct stat *st)
+{
+	struct timespec res, now;
+	if (clock_getres(CLOCK_REALTIME_COARSE, &res) != 0)
+		return false;
+	for (int tries = 0; tries < 4 && !atomic_load(&p->abort); tries++) {
+		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) != 0)
+			return false;
+		if (ts_ns(st->st_ctim) < ts_ns(now))
+			return true;
+		nanosleep(&res, NULL);
+	}
+	return false;
+}
+
+static void hash_one(weft_prehash *p, const struct prehash_item *it)
+{
+	uint8_t hash[32];
+	if (!it->output) {
+		struct stat st = {0};
+		st.st_dev = (dev_t)it->id.dev;
+		st.st_ino = (ino_t)it->id.ino;
+		st.st_size = it->id.size;
+		st.st_mtim.tv_sec = it->id.mtime_ns / 1000000000;
+		st.st_mtim.tv_nsec = it->id.mtime_ns % 1000000000;
+		st.st_ctim.tv_sec = it->id.ctime_ns / 1000000000;
+		st.st_ctim.tv_nsec = it->id.ctime_ns % 1000000000;
+		if (!p->cache_tried && p->cache_path) {
+			p->cache_tried = true;
+			p->cache = open_cache(p->cache_path);
+		}
+		/* Known already: the end finds it there without reading. */
+		if (p->cache &&
+		    store_cache_get(p->cache, &st, hash) == WEFT_OK) {
+			p->stats.known++;
+			return;
+		}
+	}
+	int fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		p->stats.missed++;
+		return;
+	}
+	struct stat now;
+	struct prehash_id id;
+	bool ok =
+		fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_size > 0;
+	if (ok && it->output && store_prehash_get(p, &now, hash) == WEFT_OK) {
+		/* Closed again unchanged: not read twice. */
+		p->stats.known++;
+		close(fd);
+		return;
+	}
+	if (ok) {
+		/* An input as its open saw it; an output as it is now. */
+		id = id_of_stat(&now);
+		ok = it->output ? tick_passed(p, &now) : id_eq(&id, &it->id);
+	}
+	bool stable = false;
+	if (ok && fcntl(fd, F_SETFL, 0) == 0 &&
+	    store_hash_fd(fd, &now, hash, &stable, &p->abort) == WEFT_OK &&
+	    stable) {
+		memo_put(p, &id, hash);
+		p->stats.hashed++;
+		p->stats.bytes += (uint64_t)now.st_size;
+	} else {
+		p->stats.missed++;
+	}
+	close(fd);
+}
+
+/* The next file to hash, waited for; false when told to quit. */
+static bool next_item(weft_prehash *p, struct prehash_item *it)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->quit && !p->n)
+		pthread_cond_wait(&p->cv, &p->mu);
+	bool got = !p->quit;
+	if (got) {
+		*it = p->q[p->head];
+		p->head = (p->head + 1) % PREHASH_QUEUE;
+		p->n--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return got;
+}
+
+static void *prehash_main(void *arg)
+{
+	weft_prehash *p = arg;
+	struct prehash_item it;
+	while (next_item(p, &it)) {
+		hash_one(p, &it);
+		free(it.path);
+	}
+	weft_store_close(p->cache);
+	p->cache = NULL;
+	return NULL;
+}
+
+weft_prehash *weft_prehash_start(const char *cache_path)
+{
+	const char *off = getenv("WEFT_PREHASH");
+	if (off && (!strcmp(off, "off") || !strcmp(off, "0")))
+		return NULL;
+	weft_prehash *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	p->cv = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+	atomic_init(&p->abort, false);
+	p->seen = calloc(PREHASH_SEEN_SLOTS, sizeof(*p->seen));
+	p->cache_path = cache_path ? strdup(cache_path) : NULL;
+	if (!p->seen || (cache_path && !p->cache_path)) {
+		weft_prehash_free(p);
+		return NULL;
+	}
+	/* Signals are the tracer's business, not this thread's. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	p->started = pthread_create(&p->thread, NULL, prehash_main, p) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!p->started) {
+		weft_prehash_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Whether id was offered before; remembers it. False (offer nothing)
+ * once the table is half full. */
+static bool seen_before(weft_prehash *p, const struct prehash_id *id)
+{
+	if (p->nseen * 2 >= PREHASH_SEEN_SLOTS)
+		return true;
+	uint64_t h = id_hash(id);
+	for (size_t i = h & (PREHASH_SEEN_SLOTS - 1);;
+	     i = (i + 1) & (PREHASH_SEEN_SLOTS - 1)) {
+		if (p->seen[i] == h)
+			return true;
+		if (!p->seen[i]) {
+			p->seen[i] = h;
+			p->nseen++;
+			return false;
+		}
+	}
+}
+
+void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
+{
+	if (!p || !path || path[0] != '/')
+		return;
+	struct prehash_id id = {0};
+	if (ev) {
+		if (!ev->has_stat || !S_ISREG(ev->st_mode) ||
+		    !ev->st_ctime_ns || ev->st_size <= 0)
+			return;
+		id = (struct prehash_id){ev->st_dev, ev->st_ino, ev->st_size,
+					 ev->st_mtime_ns, ev->st_ctime_ns};
+		if (seen_before(p, &id))
+			return;
+	}
+	char *copy = strdup(path);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (p->n == PREHASH_QUEUE || p->quit) {
+		pthread_mutex_unlock(&p->mu);
+		free(copy);
+		p->stats.dropped++;
+		return;
+	}
+	p->q[(p->head + p->n) % PREHASH_QUEUE] =
+		(struct prehash_item){id, !ev, copy};
+	if (p->n++ == 0)
+		pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	p->stats.offered++;
+}
+
+void weft_prehash_stop(weft_prehash *p)
+{
+	if (!p || !p->started)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->quit = true;
+	atomic_store(&p->abort, true);
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	p->started = false;
+	for (; p->n; p->n--, p->head = (p->head + 1) % PREHASH_QUEUE) {
+		free(p->q[p->head].path);
+		p->stats.dropped++;
+	}
+}
+
+weft_prehash_stats weft_prehash_get_stats(const weft_prehash *p)
+{
+	weft_prehash_stats none = {0};
+	return p ? p->stats : none;
+}
+
+void weft_prehash_free(weft_prehash *p)
+{
+	if (!p)
+		return;
+	weft_prehash_stop(p);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->seen);
+	free(p->memo);
+	free(p->cache_path);
+	free(p);
+}
