@@ -77,7 +77,8 @@ struct weft_prehash {
 	char *cache_path;
 	weft_store *cache;
 	bool cache_tried;
-	weft_prehash_stats stats;
+	/* Counted by both threads, read by either: weft_prehash_stats. */
+	atomic_uint_fast64_t offered, known, hashed, missed, dropped, bytes;
 };
 
 static uint64_t id_hash(const struct prehash_id *id)
@@ -213,13 +214,13 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 		/* Known already: the end finds it there without reading. */
 		if (p->cache &&
 		    store_cache_get(p->cache, &st, hash) == WEFT_OK) {
-			p->stats.known++;
+			atomic_fetch_add(&p->known, 1);
 			return;
 		}
 	}
 	int fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		p->stats.missed++;
+		atomic_fetch_add(&p->missed, 1);
 		return;
 	}
 	struct stat now;
@@ -228,7 +229,7 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 		fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_size > 0;
 	if (ok && it->output && store_prehash_get(p, &now, hash) == WEFT_OK) {
 		/* Closed again unchanged: not read twice. */
-		p->stats.known++;
+		atomic_fetch_add(&p->known, 1);
 		close(fd);
 		return;
 	}
@@ -242,10 +243,10 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	    store_hash_fd(fd, &now, hash, &stable, &p->abort) == WEFT_OK &&
 	    stable) {
 		memo_put(p, &id, hash);
-		p->stats.hashed++;
-		p->stats.bytes += (uint64_t)now.st_size;
+		atomic_fetch_add(&p->hashed, 1);
+		atomic_fetch_add(&p->bytes, (uint64_t)now.st_size);
 	} else {
-		p->stats.missed++;
+		atomic_fetch_add(&p->missed, 1);
 	}
 	close(fd);
 }
@@ -349,7 +350,7 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	if (p->n == PREHASH_QUEUE || p->quit) {
 		pthread_mutex_unlock(&p->mu);
 		free(copy);
-		p->stats.dropped++;
+		atomic_fetch_add(&p->dropped, 1);
 		return;
 	}
 	p->q[(p->head + p->n) % PREHASH_QUEUE] =
@@ -357,7 +358,7 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	if (p->n++ == 0)
 		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	p->stats.offered++;
+	atomic_fetch_add(&p->offered, 1);
 }
 
 void weft_prehash_stop(weft_prehash *p)
@@ -373,14 +374,22 @@ void weft_prehash_stop(weft_prehash *p)
 	p->started = false;
 	for (; p->n; p->n--, p->head = (p->head + 1) % PREHASH_QUEUE) {
 		free(p->q[p->head].path);
-		p->stats.dropped++;
+		atomic_fetch_add(&p->dropped, 1);
 	}
 }
 
 weft_prehash_stats weft_prehash_get_stats(const weft_prehash *p)
 {
-	weft_prehash_stats none = {0};
-	return p ? p->stats : none;
+	weft_prehash_stats s = {0};
+	if (p) {
+		s.offered = atomic_load(&p->offered);
+		s.known = atomic_load(&p->known);
+		s.hashed = atomic_load(&p->hashed);
+		s.missed = atomic_load(&p->missed);
+		s.dropped = atomic_load(&p->dropped);
+		s.bytes = atomic_load(&p->bytes);
+	}
+	return s;
 }
 
 void weft_prehash_free(weft_prehash *p)
