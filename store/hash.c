@@ -197,12 +197,15 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		err = WEFT_EINVAL;
 		goto out;
 	}
-	bool stable = true;
-	if (cache && store_prehash_get(cache->prehash, &st, hash) == WEFT_OK) {
+	bool stable = true, cached = false;
+	if (cache &&
+	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK) {
 		/* Read while the run ran, stable then: the cache learns it
-		 * below as from a read. */
+		 * below as from a read (unless it came from there). */
 		if (cache_hit)
 			*cache_hit = true;
+		if (cached)
+			goto out;
 	} else if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
 		if (cache_hit)
 			*cache_hit = true;
@@ -366,8 +369,8 @@ static int find_read_version(weft_store *cache, weft_file_rec *f,
 		id.st_mtim.tv_nsec = f->first_mtime_ns % 1000000000;
 		id.st_ctim.tv_sec = f->first_ctime_ns / 1000000000;
 		id.st_ctim.tv_nsec = f->first_ctime_ns % 1000000000;
-		if (store_prehash_get(cache->prehash, &id, f->read_hash) ==
-			    WEFT_OK ||
+		if (store_prehash_get(cache->prehash, &id, f->read_hash,
+				      NULL) == WEFT_OK ||
 		    store_cache_get(cache, &id, f->read_hash) == WEFT_OK) {
 			f->has_read_hash = true;
 			return WEFT_OK;

@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,7 @@ struct memo_ent {
 	struct prehash_id id;
 	uint8_t hash[32];
 	bool used;
+	bool cached; /* found in the hash cache, not read */
 };
 
 struct weft_prehash {
@@ -123,7 +126,7 @@ static struct memo_ent *memo_slot(struct memo_ent *m, size_t slots,
 }
 
 static void memo_put(weft_prehash *p, const struct prehash_id *id,
-		     const uint8_t hash[32])
+		     const uint8_t hash[32], bool cached)
 {
 	if ((p->nmemo + 1) * 2 > p->memo_slots) {
 		size_t slots = p->memo_slots ? p->memo_slots * 2 : 1024;
@@ -144,10 +147,11 @@ static void memo_put(weft_prehash *p, const struct prehash_id *id,
 	e->id = *id;
 	memcpy(e->hash, hash, 32);
 	e->used = true;
+	e->cached = cached;
 }
 
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
-		      uint8_t hash[32])
+		      uint8_t hash[32], bool *cached)
 {
 	if (!p || !p->memo_slots)
 		return WEFT_ENOTFOUND;
@@ -156,6 +160,8 @@ int store_prehash_get(const weft_prehash *p, const struct stat *st,
 	if (!e->used)
 		return WEFT_ENOTFOUND;
 	memcpy(hash, e->hash, 32);
+	if (cached)
+		*cached = e->cached;
 	return WEFT_OK;
 }
 
@@ -211,9 +217,10 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 			p->cache_tried = true;
 			p->cache = open_cache(p->cache_path);
 		}
-		/* Known already: the end finds it there without reading. */
+		/* Known already: kept, so that the end need not look. */
 		if (p->cache &&
 		    store_cache_get(p->cache, &st, hash) == WEFT_OK) {
+			memo_put(p, &it->id, hash, true);
 			atomic_fetch_add(&p->known, 1);
 			return;
 		}
@@ -227,7 +234,8 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	struct prehash_id id;
 	bool ok =
 		fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_size > 0;
-	if (ok && it->output && store_prehash_get(p, &now, hash) == WEFT_OK) {
+	if (ok && it->output &&
+	    store_prehash_get(p, &now, hash, NULL) == WEFT_OK) {
 		/* Closed again unchanged: not read twice. */
 		atomic_fetch_add(&p->known, 1);
 		close(fd);
@@ -242,7 +250,7 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	if (ok && fcntl(fd, F_SETFL, 0) == 0 &&
 	    store_hash_fd(fd, &now, hash, &stable, &p->abort) == WEFT_OK &&
 	    stable) {
-		memo_put(p, &id, hash);
+		memo_put(p, &id, hash, false);
 		atomic_fetch_add(&p->hashed, 1);
 		atomic_fetch_add(&p->bytes, (uint64_t)now.st_size);
 	} else {
@@ -270,6 +278,11 @@ static bool next_item(weft_prehash *p, struct prehash_item *it)
 static void *prehash_main(void *arg)
 {
 	weft_prehash *p = arg;
+	/* The workload, and the tracer that waits on its every stop, come
+	 * first: this thread gets what CPU they leave (nice 19; not
+	 * SCHED_IDLE, which could starve it while it holds a lock of
+	 * malloc's or SQLite's that they need). */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	struct prehash_item it;
 	while (next_item(p, &it)) {
 		hash_one(p, &it);
@@ -346,6 +359,8 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	char *copy = strdup(path);
 	if (!copy)
 		return;
+	/* The thread holds the lock only to take an item, never while it
+	 * reads: this waits at most for that. */
 	pthread_mutex_lock(&p->mu);
 	if (p->n == PREHASH_QUEUE || p->quit) {
 		pthread_mutex_unlock(&p->mu);

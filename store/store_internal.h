@@ -77,10 +77,12 @@ int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
  * abort (may be NULL) set while reading gives up with WEFT_EIO. */
 int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
 		  bool *stable, const atomic_bool *abort);
-/* The hash p found for the file with st's identity: WEFT_OK, or
- * WEFT_ENOTFOUND (also for p NULL). Only after weft_prehash_stop. */
+/* The hash p found for the file with st's identity: WEFT_OK, with
+ * *cached (may be NULL) true when it came from the hash cache (nothing to
+ * record there), or WEFT_ENOTFOUND (also for p NULL). Only after
+ * weft_prehash_stop. */
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
-		      uint8_t hash[32]);
+		      uint8_t hash[32], bool *cached);
 
 /* Keep SQLite's current message for weft_store_errmsg. */
 void store_save_errmsg(weft_store *s);
