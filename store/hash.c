@@ -112,10 +112,10 @@ static bool same_state(const struct stat *a, const struct stat *b)
 }
 
 int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
-		  bool *stable, const atomic_bool *abort)
+		  bool *stable, const atomic_bool *abort, uint8_t *with)
 {
 	*stable = false;
-	uint8_t *buf = malloc(WEFT_HASH_BUFFER_BYTES);
+	uint8_t *buf = with ? with : malloc(WEFT_HASH_BUFFER_BYTES);
 	if (!buf)
 		return WEFT_ENOMEM;
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -141,7 +141,8 @@ int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
 		total += n;
 	}
 	int saved = errno;
-	free(buf);
+	if (!with)
+		free(buf);
 	errno = saved;
 	if (err)
 		return err;
@@ -215,7 +216,7 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		 * files ignore it, but clear it anyway for mandatory-lock
 		 * oddities. */
 		(void)fcntl(fd, F_SETFL, 0);
-		err = store_hash_fd(fd, &st, hash, &stable, NULL);
+		err = store_hash_fd(fd, &st, hash, &stable, NULL, NULL);
 		if (err)
 			goto out;
 		if (cache)

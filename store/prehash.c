@@ -25,6 +25,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,6 +80,7 @@ struct weft_prehash {
 	size_t nmemo, memo_slots;
 	char *cache_path;
 	weft_store *cache;
+	uint8_t *buf; /* WEFT_HASH_BUFFER_BYTES, the thread's, reused */
 	bool cache_tried;
 	/* Counted by both threads, read by either: weft_prehash_stats. */
 	atomic_uint_fast64_t offered, known, hashed, missed, dropped, bytes;
@@ -248,7 +250,8 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	}
 	bool stable = false;
 	if (ok && fcntl(fd, F_SETFL, 0) == 0 &&
-	    store_hash_fd(fd, &now, hash, &stable, &p->abort) == WEFT_OK &&
+	    store_hash_fd(fd, &now, hash, &stable, &p->abort, p->buf) ==
+		    WEFT_OK &&
 	    stable) {
 		memo_put(p, &id, hash, false);
 		atomic_fetch_add(&p->hashed, 1);
@@ -305,17 +308,32 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	p->cv = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
 	atomic_init(&p->abort, false);
 	p->seen = calloc(PREHASH_SEEN_SLOTS, sizeof(*p->seen));
+	p->buf = malloc(WEFT_HASH_BUFFER_BYTES);
 	p->cache_path = cache_path ? strdup(cache_path) : NULL;
-	if (!p->seen || (cache_path && !p->cache_path)) {
+	if (!p->seen || !p->buf || (cache_path && !p->cache_path)) {
 		weft_prehash_free(p);
 		return NULL;
 	}
-	/* Signals are the tracer's business, not this thread's. */
+	/* Signals are the tracer's business, not this thread's. And it
+	 * keeps off the CPU this thread is on, where the ptrace backend
+	 * pins itself and a single-task workload: every stop there is a
+	 * switch between the two, and a third runnable thread on that CPU
+	 * slows each one (bench/realistic: ptrace 2.2x -> 2.8x on pycsv). */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	cpu_set_t cpus;
+	int here = sched_getcpu();
+	if (here >= 0 && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+	    CPU_COUNT(&cpus) > 1) {
+		CPU_CLR(here, &cpus);
+		pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
+	}
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	p->started = pthread_create(&p->thread, NULL, prehash_main, p) == 0;
+	p->started = pthread_create(&p->thread, &attr, prehash_main, p) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (!p->started) {
 		weft_prehash_free(p);
 		return NULL;
@@ -415,6 +433,7 @@ void weft_prehash_free(weft_prehash *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->seen);
+	free(p->buf);
 	free(p->memo);
 	free(p->cache_path);
 	free(p);

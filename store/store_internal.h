@@ -74,9 +74,11 @@ int store_cache_put(weft_store *s, const struct weft_hash_cache_entry *e,
 /* Read an open regular file to its end and hash it (hash.c). *stable: the
  * content read is the content the stat describes (size matched, nothing
  * changed while reading, ctime older than the clock's current tick).
- * abort (may be NULL) set while reading gives up with WEFT_EIO. */
+ * abort (may be NULL) set while reading gives up with WEFT_EIO. with: a
+ * buffer of WEFT_HASH_BUFFER_BYTES to read into, or NULL for one of its
+ * own. */
 int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
-		  bool *stable, const atomic_bool *abort);
+		  bool *stable, const atomic_bool *abort, uint8_t *with);
 /* The hash p found for the file with st's identity: WEFT_OK, with
  * *cached (may be NULL) true when it came from the hash cache (nothing to
  * record there), or WEFT_ENOTFOUND (also for p NULL). Only after
