@@ -19,9 +19,10 @@
  * under the identity it has, so a file that replaced the one opened is
  * never taken for it.
  *
- * The feeding thread never waits on the hasher: a full queue drops the
- * offer (the end reads that file), and a seen identity is not offered
- * twice (a loop that opens one file a million times queues it once).
+ * The feeding thread never waits on the hasher's work: a full queue drops
+ * the offer (the end reads that file), a seen identity is not offered
+ * twice (a loop that opens one file a million times queues it once), and
+ * it wakes the hasher only for a batch.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,6 +42,12 @@
 
 /* Offers waiting for the thread; more are dropped. */
 #define PREHASH_QUEUE 8192
+/* The feeding thread wakes the hasher only when this many offers wait
+ * (a wakeup on another CPU costs the tracer tens of microseconds, paid by
+ * the workload under ptrace); otherwise the hasher looks every
+ * PREHASH_POLL_MS. */
+#define PREHASH_BATCH 64
+#define PREHASH_POLL_MS 5
 /* Identities remembered as offered (a power of two); past half full,
  * nothing more is offered. */
 #define PREHASH_SEEN_SLOTS (1u << 20)
@@ -266,8 +273,17 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 static bool next_item(weft_prehash *p, struct prehash_item *it)
 {
 	pthread_mutex_lock(&p->mu);
-	while (!p->quit && !p->n)
-		pthread_cond_wait(&p->cv, &p->mu);
+	while (!p->quit && !p->n) {
+		/* Woken by a batch, else it looks every PREHASH_POLL_MS. */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += PREHASH_POLL_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cv, &p->mu, &until);
+	}
 	bool got = !p->quit;
 	if (got) {
 		*it = p->q[p->head];
@@ -305,7 +321,11 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	if (!p)
 		return NULL;
 	p->mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-	p->cv = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&p->abort, false);
 	p->seen = calloc(PREHASH_SEEN_SLOTS, sizeof(*p->seen));
 	p->buf = malloc(WEFT_HASH_BUFFER_BYTES);
@@ -388,7 +408,7 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	}
 	p->q[(p->head + p->n) % PREHASH_QUEUE] =
 		(struct prehash_item){id, !ev, copy};
-	if (p->n++ == 0)
+	if (++p->n == PREHASH_BATCH)
 		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	atomic_fetch_add(&p->offered, 1);
