@@ -225,11 +225,11 @@ int cmd_run(int argc, char **argv)
 	weft_job_info job;
 	/* May run git: before any thread of weft's exists. */
 	weft_wrap_job_info(&job, t.cmd);
-	/* The run's inputs hashed as it opens them, the store's hash cache
-	 * consulted first. */
+	/* The run's files hashed as it opens and closes them, the store's
+	 * hash cache consulted first. */
 	char db[sizeof(weft_dir) + 16];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, weft_dir);
-	t.prehash = weft_prehash_start(db);
+	weft_wrap_prehash_start(&t, db);
 	weft_ol_live *live =
 		weft_local_live_start(&ol, store, &job, &t, report.run_id);
 	/* The run's coordinator and job, made while the workload runs. */

@@ -250,7 +250,8 @@ def prehash(weft, d):
     """Inputs hashed while the run runs, outputs as they are closed: every
     hash recorded is the content's (hashlib's), with and without it
     (WEFT_PREHASH=off); an input the run changed after reading it has
-    as its read version the content it read, or none, never another."""
+    as its read version the content it read, or none, never another.
+    Under ptrace there is no hashing during the run: no line about it."""
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
     ind = os.path.join(os.path.realpath(d), "in")
     os.mkdir(ind)
@@ -264,11 +265,12 @@ def prehash(weft, d):
               "cp in/f01 copy")
     for env in (ENV, dict(ENV, WEFT_PREHASH="off")):
         report = os.path.join(d, "report.json")
-        r = subprocess.run([weft, "run", "-v", "--tracer", "ptrace",
+        # preload: weft does not hash while ptrace traces.
+        r = subprocess.run([weft, "run", "-v", "--tracer", "preload",
                             "--report", report, "--", "sh", "-c", script],
                            cwd=d, env=env, capture_output=True, text=True)
         if r.returncode == PREFLIGHT_EXIT:
-            raise Skip("the ptrace tracer cannot trace here")
+            raise Skip("the preload tracer cannot trace here")
         if r.returncode:
             raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
         said = re.search(r"^weft: while the run ran: (\d+) inputs hashed",
@@ -297,11 +299,17 @@ def prehash(weft, d):
         if read is not None and read != blake(first["f00"]):
             raise Fail("in/f00 read as %s: what the run read was %s"
                        % (read, blake(first["f00"])))
-        # Put f00 back for the second run.
+        # Put f00 back for the next run.
         with open(os.path.join(ind, "f00"), "wb") as f:
             f.write(first["f00"])
         for n in ("out", "copy"):
             os.unlink(os.path.join(d, n))
+    r = subprocess.run([weft, "run", "-v", "--tracer", "ptrace", "--",
+                        "cat", os.path.join(ind, "f01")], cwd=d, env=ENV,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    if r.returncode == 0 and "while the run ran" in r.stderr:
+        raise Fail("hashing while ptrace traced: %r" % r.stderr)
 
 
 @case
