@@ -48,6 +48,9 @@
  * PREHASH_POLL_MS. */
 #define PREHASH_BATCH 64
 #define PREHASH_POLL_MS 5
+/* Hashes kept (80 bytes each, in a table up to twice as large); more
+ * are left to the end. */
+#define PREHASH_MEMO_MAX (1u << 19)
 /* Identities remembered as offered (a power of two); past half full,
  * nothing more is offered. */
 #define PREHASH_SEEN_SLOTS (1u << 20)
@@ -134,14 +137,18 @@ static struct memo_ent *memo_slot(struct memo_ent *m, size_t slots,
 			return &m[i];
 }
 
-static void memo_put(weft_prehash *p, const struct prehash_id *id,
+/* Keep hash under id; false when there is no room (the end reads the
+ * file). */
+static bool memo_put(weft_prehash *p, const struct prehash_id *id,
 		     const uint8_t hash[32], bool cached)
 {
+	if (p->nmemo >= PREHASH_MEMO_MAX)
+		return false;
 	if ((p->nmemo + 1) * 2 > p->memo_slots) {
 		size_t slots = p->memo_slots ? p->memo_slots * 2 : 1024;
 		struct memo_ent *m = calloc(slots, sizeof(*m));
 		if (!m)
-			return; /* the end reads the file */
+			return false;
 		for (size_t i = 0; i < p->memo_slots; i++)
 			if (p->memo[i].used)
 				*memo_slot(m, slots, &p->memo[i].id) =
@@ -157,6 +164,7 @@ static void memo_put(weft_prehash *p, const struct prehash_id *id,
 	memcpy(e->hash, hash, 32);
 	e->used = true;
 	e->cached = cached;
+	return true;
 }
 
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
@@ -226,15 +234,22 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 			p->cache_tried = true;
 			p->cache = open_cache(p->cache_path);
 		}
-		/* Known already: kept, so that the end need not look. */
+		/* Known already: kept (when there is room), so that the
+		 * end need not look it up. */
 		if (p->cache &&
 		    store_cache_get(p->cache, &st, hash) == WEFT_OK) {
-			memo_put(p, &it->id, hash, true);
+			(void)memo_put(p, &it->id, hash, true);
 			atomic_fetch_add(&p->known, 1);
 			return;
 		}
 	}
-	int fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	/* Not opened unless it is a regular file now: opening a device can
+	 * have side effects (weft_hash_file's rule). */
+	struct stat pre;
+	int fd = stat(it->path, &pre) == 0 && S_ISREG(pre.st_mode)
+			 ? open(it->path,
+				O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+			 : -1;
 	if (fd < 0) {
 		atomic_fetch_add(&p->missed, 1);
 		return;
@@ -260,9 +275,12 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	    store_hash_fd(fd, &now, hash, &stable, &p->abort, p->buf) ==
 		    WEFT_OK &&
 	    stable) {
-		memo_put(p, &id, hash, false);
-		atomic_fetch_add(&p->hashed, 1);
-		atomic_fetch_add(&p->bytes, (uint64_t)now.st_size);
+		if (memo_put(p, &id, hash, false)) {
+			atomic_fetch_add(&p->hashed, 1);
+			atomic_fetch_add(&p->bytes, (uint64_t)now.st_size);
+		} else {
+			atomic_fetch_add(&p->dropped, 1);
+		}
 	} else {
 		atomic_fetch_add(&p->missed, 1);
 	}
