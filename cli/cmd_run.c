@@ -114,9 +114,9 @@ static void print_prehash(const weft_prehash *p)
 		return;
 	weft_prehash_stats s = weft_prehash_get_stats(p);
 	fprintf(stderr,
-		"weft: while the run ran: %llu inputs hashed (%.1f MiB), %llu "
-		"already in the hash cache, %llu left to the end (%llu "
-		"changed or gone, %llu not reached)\n",
+		"weft: while the run ran: %llu files hashed (%.1f MiB), %llu "
+		"known already, %llu left to the end (%llu changed or gone, "
+		"%llu not reached)\n",
 		(unsigned long long)s.hashed, s.bytes / 1048576.0,
 		(unsigned long long)s.known,
 		(unsigned long long)(s.missed + s.dropped),

@@ -246,6 +246,19 @@ out:;
 	return err;
 }
 
+void store_identity_stat(struct stat *st, uint64_t dev, uint64_t ino,
+			 int64_t size, int64_t mtime_ns, int64_t ctime_ns)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = (dev_t)dev;
+	st->st_ino = (ino_t)ino;
+	st->st_size = size;
+	st->st_mtim.tv_sec = mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = mtime_ns % 1000000000;
+	st->st_ctim.tv_sec = ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = ctime_ns % 1000000000;
+}
+
 void weft_store_use_prehash(weft_store *cache, const weft_prehash *p)
 {
 	cache->prehash = p;
@@ -362,14 +375,10 @@ static int find_read_version(weft_store *cache, weft_file_rec *f,
 		return WEFT_OK;
 	}
 	if (cache && f->first_ctime_ns) {
-		struct stat id = {0};
-		id.st_dev = (dev_t)f->first_dev;
-		id.st_ino = (ino_t)f->first_ino;
-		id.st_size = f->first_size;
-		id.st_mtim.tv_sec = f->first_mtime_ns / 1000000000;
-		id.st_mtim.tv_nsec = f->first_mtime_ns % 1000000000;
-		id.st_ctim.tv_sec = f->first_ctime_ns / 1000000000;
-		id.st_ctim.tv_nsec = f->first_ctime_ns % 1000000000;
+		struct stat id;
+		store_identity_stat(&id, f->first_dev, f->first_ino,
+				    f->first_size, f->first_mtime_ns,
+				    f->first_ctime_ns);
 		if (store_prehash_get(cache->prehash, &id, f->read_hash,
 				      NULL) == WEFT_OK ||
 		    store_cache_get(cache, &id, f->read_hash) == WEFT_OK) {

@@ -222,14 +222,9 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 {
 	uint8_t hash[32];
 	if (!it->output) {
-		struct stat st = {0};
-		st.st_dev = (dev_t)it->id.dev;
-		st.st_ino = (ino_t)it->id.ino;
-		st.st_size = it->id.size;
-		st.st_mtim.tv_sec = it->id.mtime_ns / 1000000000;
-		st.st_mtim.tv_nsec = it->id.mtime_ns % 1000000000;
-		st.st_ctim.tv_sec = it->id.ctime_ns / 1000000000;
-		st.st_ctim.tv_nsec = it->id.ctime_ns % 1000000000;
+		struct stat st;
+		store_identity_stat(&st, it->id.dev, it->id.ino, it->id.size,
+				    it->id.mtime_ns, it->id.ctime_ns);
 		if (!p->cache_tried && p->cache_path) {
 			p->cache_tried = true;
 			p->cache = open_cache(p->cache_path);

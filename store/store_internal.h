@@ -86,6 +86,11 @@ int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
 		      uint8_t hash[32], bool *cached);
 
+/* A stat holding only an identity (device, inode, size, mtime, ctime),
+ * to look it up with store_cache_get or store_prehash_get (hash.c). */
+void store_identity_stat(struct stat *st, uint64_t dev, uint64_t ino,
+			 int64_t size, int64_t mtime_ns, int64_t ctime_ns);
+
 /* Keep SQLite's current message for weft_store_errmsg. */
 void store_save_errmsg(weft_store *s);
 /* Make the database at db_path (created when create) and its -wal, -shm

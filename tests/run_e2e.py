@@ -273,7 +273,7 @@ def prehash(weft, d):
             raise Skip("the preload tracer cannot trace here")
         if r.returncode:
             raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
-        said = re.search(r"^weft: while the run ran: (\d+) inputs hashed",
+        said = re.search(r"^weft: while the run ran: (\d+) files hashed",
                          r.stderr, re.M)
         if bool(said) != (env is ENV):
             raise Fail("the prehash line %s with WEFT_PREHASH=%s: %r"
