@@ -6,7 +6,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -523,6 +525,62 @@ static void test_large_report(void **state)
 	weft_report_release(&back);
 	weft_report_release(&r);
 	weft_store_close(s);
+	/* Past 16 MiB the write-ahead log is copied into the database
+	 * file: a copy of weft.db alone has this run. */
+	char copy[PATH_MAX + 16];
+	snprintf(copy, sizeof(copy), "%s.copy", t->db);
+	size_t len;
+	uint8_t *bytes = slurp(t->db, &len);
+	FILE *f = fopen(copy, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+	free(bytes);
+	assert_int_equal(sql_int(copy, "SELECT count(*) FROM runs WHERE "
+				       "id = 'big'"),
+			 1);
+	unlink(copy);
+}
+
+/* Reading a store writes neither its file nor its write-ahead log (no
+ * checkpoint at a reader's close either); what was written before is
+ * read back by another connection. */
+static void test_readers_write_nothing(void **state)
+{
+	struct scratch *t = *state;
+	weft_store *s;
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	put_simple(s, "one", 1, "one");
+	put_simple(s, "two", 2, "two");
+	assert_int_equal(weft_store_sync(s), WEFT_OK);
+	weft_store_close(s);
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", t->db);
+	size_t dlen, wlen;
+	uint8_t *db0 = slurp(t->db, &dlen), *wal0 = slurp(wal, &wlen);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+		weft_report back;
+		assert_int_equal(weft_store_get_run(s, NULL, &back), WEFT_OK);
+		assert_string_equal(back.run_id, "two");
+		weft_report_release(&back);
+		weft_dag d;
+		assert_int_equal(weft_store_dag(s, NULL, &d), WEFT_OK);
+		assert_int_equal(d.ntasks, 2);
+		weft_dag_release(&d);
+		assert_int_equal(weft_store_sync(s), WEFT_OK);
+		weft_store_close(s);
+	}
+	size_t dlen1, wlen1;
+	uint8_t *db1 = slurp(t->db, &dlen1), *wal1 = slurp(wal, &wlen1);
+	assert_int_equal(dlen1, dlen);
+	assert_memory_equal(db1, db0, dlen);
+	assert_int_equal(wlen1, wlen);
+	assert_memory_equal(wal1, wal0, wlen);
+	free(db0);
+	free(db1);
+	free(wal0);
+	free(wal1);
 }
 
 /* Two handles on one file: a reader holding a snapshot does not block the
@@ -599,6 +657,8 @@ int main(void)
 			scratch_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_large_report, scratch_setup, scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_readers_write_nothing,
+						scratch_setup, scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_errmsg, scratch_setup,

@@ -313,6 +313,67 @@ def prehash(weft, d):
 
 
 @case
+def store_synced(weft, d):
+    """What a run stored is on disk when `weft run` exits: the store's
+    write-ahead log is synced after the last write to it (strace sees
+    every write and sync of weft.db-wal), though the run's end no longer
+    copies the log into weft.db. Reading the store then (weft show)
+    writes neither file."""
+    if not shutil.which("strace"):
+        raise Skip("strace is not installed")
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    log = os.path.join(d, "strace.log")
+    # LeakSanitizer (the ASan build) cannot run under ptrace.
+    env = dict(ENV, ASAN_OPTIONS=(ENV.get("ASAN_OPTIONS", "") +
+                                  ":detect_leaks=0").lstrip(":"))
+    for i in range(2):  # the first run makes the store
+        r = subprocess.run(["strace", "-f", "-y", "-qq", "-s", "0", "-o",
+                            log, "-e", "trace=write,pwrite64,fdatasync,fsync",
+                            weft, "run", "--tracer", "preload", "--", "sh",
+                            "-c", "echo %d > out" % i],
+                           cwd=d, env=env, capture_output=True, text=True)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the preload tracer cannot trace here")
+        if r.returncode:
+            raise Fail("weft run under strace exited %d: %s"
+                       % (r.returncode, r.stderr))
+    wal = re.compile(r"\b(write|pwrite64|fdatasync|fsync)\(\d+<[^>]*"
+                     r"/\.weft/weft\.db-wal>")
+    last_write = last_sync = -1
+    with open(log) as f:
+        for n, line in enumerate(f):
+            m = wal.search(line)
+            if not m:
+                continue
+            if m.group(1) in ("write", "pwrite64"):
+                last_write = n
+            else:
+                last_sync = n
+    if last_write < 0:
+        raise Fail("strace saw no write to .weft/weft.db-wal: %s" % log)
+    if last_sync < last_write:
+        raise Fail("the store's write-ahead log was written (line %d of "
+                   "strace's log) and not synced after" % (last_write + 1))
+    files = [os.path.join(d, ".weft", n) for n in ("weft.db", "weft.db-wal")]
+
+    def contents():
+        out = []
+        for p in files:
+            with open(p, "rb") as f:
+                out.append(f.read())
+        return out
+    before = contents()
+    show = subprocess.run([weft, "show", "--json"], cwd=d, env=ENV,
+                          capture_output=True, text=True)
+    if show.returncode or '"out"' not in show.stdout and "/out" not in \
+            show.stdout:
+        raise Fail("weft show (exit %d) does not show the run: %s"
+                   % (show.returncode, show.stdout[:300] + show.stderr))
+    if contents() != before:
+        raise Fail("weft show changed weft.db or its -wal")
+
+
+@case
 def dag_output_whole(weft, d):
     """`weft dag -o FILE` replaces FILE only with a whole document: a
     failed dag leaves the old file as it was and no temporary beside it."""
