@@ -51,8 +51,13 @@
 /* Hashes kept (80 bytes each, in a table up to twice as large); more
  * are left to the end. */
 #define PREHASH_MEMO_MAX (1u << 19)
-/* Identities remembered as offered (a power of two); past half full,
- * nothing more is offered. */
+/* Identities remembered as offered: a table of PREHASH_SEEN_FIRST slots
+ * that doubles when half full, up to PREHASH_SEEN_SLOTS (powers of two);
+ * past half of that, nothing more is offered. It starts small: the
+ * feeding thread's first touch of each page of a large zeroed table
+ * cost two page faults (and, from the second, a TLB flush on every CPU
+ * running one of weft's threads) for nearly every offer. */
+#define PREHASH_SEEN_FIRST (1u << 12)
 #define PREHASH_SEEN_SLOTS (1u << 20)
 
 struct prehash_id {
@@ -84,7 +89,7 @@ struct weft_prehash {
 	size_t head, n; /* under mu */
 	/* The feeding thread's alone: hashes of identities offered. */
 	uint64_t *seen;
-	size_t nseen;
+	size_t nseen, seen_slots;
 	/* The thread's alone until weft_prehash_stop, read-only after. */
 	struct memo_ent *memo;
 	size_t nmemo, memo_slots;
@@ -340,7 +345,8 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&p->abort, false);
-	p->seen = calloc(PREHASH_SEEN_SLOTS, sizeof(*p->seen));
+	p->seen_slots = PREHASH_SEEN_FIRST;
+	p->seen = calloc(p->seen_slots, sizeof(*p->seen));
 	p->buf = malloc(WEFT_HASH_BUFFER_BYTES);
 	p->cache_path = cache_path ? strdup(cache_path) : NULL;
 	if (!p->seen || !p->buf || (cache_path && !p->cache_path)) {
@@ -374,23 +380,40 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	return p;
 }
 
-/* Whether id was offered before; remembers it. False (offer nothing)
- * once the table is half full. */
+/* The slot of h in seen (slots a power of two): h's, or the empty one
+ * where it goes. */
+static uint64_t *seen_slot(uint64_t *seen, size_t slots, uint64_t h)
+{
+	for (size_t i = h & (slots - 1);; i = (i + 1) & (slots - 1))
+		if (seen[i] == h || !seen[i])
+			return &seen[i];
+}
+
+/* Whether id was offered before; remembers it. True (offer nothing)
+ * once PREHASH_SEEN_SLOTS is half full, or when the table cannot grow. */
 static bool seen_before(weft_prehash *p, const struct prehash_id *id)
 {
-	if (p->nseen * 2 >= PREHASH_SEEN_SLOTS)
-		return true;
-	uint64_t h = id_hash(id);
-	for (size_t i = h & (PREHASH_SEEN_SLOTS - 1);;
-	     i = (i + 1) & (PREHASH_SEEN_SLOTS - 1)) {
-		if (p->seen[i] == h)
+	if ((p->nseen + 1) * 2 > p->seen_slots) {
+		size_t slots = p->seen_slots * 2;
+		uint64_t *t = slots <= PREHASH_SEEN_SLOTS
+				      ? calloc(slots, sizeof(*t))
+				      : NULL;
+		if (!t)
 			return true;
-		if (!p->seen[i]) {
-			p->seen[i] = h;
-			p->nseen++;
-			return false;
-		}
+		for (size_t i = 0; i < p->seen_slots; i++)
+			if (p->seen[i])
+				*seen_slot(t, slots, p->seen[i]) = p->seen[i];
+		free(p->seen);
+		p->seen = t;
+		p->seen_slots = slots;
 	}
+	uint64_t h = id_hash(id);
+	uint64_t *e = seen_slot(p->seen, p->seen_slots, h);
+	if (*e)
+		return true;
+	*e = h;
+	p->nseen++;
+	return false;
 }
 
 void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
