@@ -162,8 +162,7 @@ static int start_listening(weft_coordinator *c, const weft_coordinator_opts *o,
 	return WEFT_OK;
 }
 
-/* Frees c; WEFT_EIO when what it stored could not be made durable. */
-static int coordinator_free(weft_coordinator *c)
+static void coordinator_free(weft_coordinator *c)
 {
 	/* Closing the socket ends every receive; the writer thread then
 	 * answers what it still holds (into closed contexts) before the
@@ -176,13 +175,7 @@ static int coordinator_free(weft_coordinator *c)
 	pthread_mutex_destroy(&c->conn_mu);
 	pthread_cond_destroy(&c->conn_cv);
 	weft_store_writer_free(c->writer);
-	int err = weft_store_sync(c->store);
-	if (err)
-		weft_say("%s", weft_store_errmsg(c->store));
-	if (c->keep_wal)
-		weft_store_close(c->store);
-	else
-		weft_store_close_complete(c->store);
+	weft_store_close(c->store);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->reply_cv);
@@ -190,7 +183,6 @@ static int coordinator_free(weft_coordinator *c)
 	free(c->jrej);
 	sodium_memzero(c->submit_key, sizeof(c->submit_key));
 	free(c);
-	return err;
 }
 
 static int load_submit_key(weft_coordinator *c, const weft_coordinator_opts *o,
@@ -235,7 +227,6 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	pthread_mutex_init(&c->conn_mu, NULL);
 	pthread_cond_init(&c->conn_cv, NULL);
 	c->log = o->log;
-	c->keep_wal = o->keep_wal;
 	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
 	int e = weft_store_open(o->store_path, &c->store);
 	if (e == WEFT_OK && (e = load_submit_key(c, o, err, errsz)) != 0) {
@@ -290,6 +281,6 @@ int weft_coordinator_stop(weft_coordinator *c)
 		nng_listener_close(c->listener);
 	coord_ol_stop(c);
 	int err = c->last_commit_err;
-	int synced = coordinator_free(c);
-	return err ? err : synced;
+	coordinator_free(c);
+	return err;
 }

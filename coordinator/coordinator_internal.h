@@ -27,7 +27,6 @@ struct weft_coordinator {
 	bool listening;
 	char url[WEFT_COORD_MAX_URL_BYTES + 16];
 	char store_path[WEFT_MAX_PATH_BYTES + 1];
-	bool keep_wal; /* weft_coordinator_opts.keep_wal */
 	FILE *log;
 	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];      /* JOB_CREATE proofs */
 	char submit_key_path[WEFT_MAX_PATH_BYTES + 32]; /* "": in memory */

@@ -117,9 +117,6 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	/* One wrapper, this one, sends one request at a time: a couple of
 	 * contexts, not a cluster's 256. */
 	l->co.contexts = 2;
-	/* The run's end does not wait for the WAL's pages to be copied
-	 * into weft.db (store_wal_policy). */
-	l->co.keep_wal = true;
 	l->verbose = o->verbose;
 
 	/* With an OpenLineage destination the run's STARTs are the live

@@ -990,7 +990,6 @@ int weft_store_open_sibling(weft_store *s, weft_store **out)
 	if (rc == SQLITE_OK) {
 		sqlite3_extended_result_codes(o->db, 1);
 		sqlite3_busy_timeout(o->db, WEFT_STORE_BUSY_TIMEOUT_MS);
-		store_wal_policy(o);
 		rc = sqlite3_exec(o->db, "PRAGMA foreign_keys = ON", NULL, NULL,
 				  NULL);
 	}

@@ -155,8 +155,8 @@ struct intern_entry {
  * blocks the writer. Should it fall behind (a reader holding an old
  * snapshot keeps it from finishing), the writer checkpoints itself from
  * CKPT_PAGES_HARD on, so the WAL stays bounded. */
-#define CKPT_PAGES STORE_CKPT_PAGES
-#define CKPT_PAGES_HARD (4 * STORE_CKPT_PAGES)
+#define CKPT_PAGES 4096
+#define CKPT_PAGES_HARD 16384
 
 struct checkpointer {
 	pthread_t thread;
@@ -215,7 +215,6 @@ static void *checkpointer_main(void *arg)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, WEFT_STORE_BUSY_TIMEOUT_MS);
-	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	pthread_mutex_lock(&k->mu);
 	for (;;) {
@@ -237,9 +236,7 @@ static void *checkpointer_main(void *arg)
 /* sqlite3_wal_hook: after each commit, with the WAL's size in pages. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	weft_store_writer *w = arg;
-	struct checkpointer *k = &w->ckpt;
-	w->s->wal_dirty = true; /* made durable as the store closes */
+	struct checkpointer *k = arg;
 	/* Once per CKPT_PAGES new frames, not after every commit: a
 	 * checkpoint copies the newest version of every page in its range
 	 * and syncs, so many small ones cost far more than a few large. The
@@ -342,7 +339,7 @@ int weft_store_writer_new(weft_store *s, weft_store_writer **out)
 			  ? WEFT_EDB
 			  : WEFT_OK;
 	if (!err) /* replaces SQLite's automatic checkpoint */
-		sqlite3_wal_hook(s->db, wal_hook, w);
+		sqlite3_wal_hook(s->db, wal_hook, &w->ckpt);
 	for (int i = 0; i < W_NSTMT && !err; i++)
 		err = store_prepare(s, writer_sql[i], &w->st[i]);
 	for (int i = 0; i < PUT_NSTMT && !err; i++)
@@ -360,9 +357,9 @@ void weft_store_writer_free(weft_store_writer *w)
 {
 	if (!w)
 		return;
-	/* Back to the store's checkpoints and foreign-key checks for
+	/* Back to SQLite's automatic checkpoint and foreign-key checks for
 	 * whoever uses the connection next. */
-	store_wal_policy(w->s);
+	sqlite3_wal_autocheckpoint(w->s->db, 1000);
 	sqlite3_exec(w->s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	checkpointer_stop(&w->ckpt);
 	for (int i = 0; i < W_NSTMT; i++)

@@ -560,10 +560,11 @@ static int open_schema(weft_store *s)
 	    store_exec(s, "PRAGMA foreign_keys = ON") ||
 	    store_exec(s, "PRAGMA journal_size_limit = 67108864"))
 		return busy_or(s, WEFT_EDB);
-	/* The -wal and -shm files stay when the last connection closes:
-	 * making, syncing into the directory and deleting them again cost
-	 * every short `weft run` about a millisecond. The store is weft.db
-	 * and its -wal together (store_wal_policy). */
+	/* The -wal and -shm files stay when the last connection closes
+	 * (after its checkpoint, which leaves weft.db complete on its own,
+	 * the WAL cut to nothing): making, syncing into the directory and
+	 * deleting them again cost every short `weft run` about a
+	 * millisecond. */
 	int persist = 1;
 	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL,
 			     &persist);
@@ -589,7 +590,6 @@ int weft_store_open(const char *db_path, weft_store **out)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, WEFT_STORE_BUSY_TIMEOUT_MS);
-	store_wal_policy(s);
 
 	/* A database other processes are creating at the same moment
 	 * (several `weft run`s started at once in a new project) can be
@@ -608,66 +608,10 @@ int weft_store_open(const char *db_path, weft_store **out)
 	return WEFT_OK;
 }
 
-/*
- * Checkpoints wait for a large WAL. SQLite checkpoints when the last
- * connection closes: after a `weft run` that wrote 1,500 file records
- * (about 700 pages, spread over the indexes) that took 8-10 ms of the
- * run's end, mostly writing pages the next run writes again. Instead the
- * WAL grows to STORE_CKPT_PAGES (16 MiB), and the checkpoint then copies
- * each page once however many runs changed it. What a connection
- * committed is made durable as it closes by one sync of the WAL
- * (store_wal_sync): synchronous = NORMAL syncs the WAL only in
- * checkpoints, and the close's checkpoint was what synced it.
- */
-int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
-{
-	weft_store *s = arg;
-	s->wal_dirty = true;
-	if (pages >= STORE_CKPT_PAGES)
-		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
-					  NULL, NULL);
-	return SQLITE_OK;
-}
-
-void store_wal_policy(weft_store *s)
-{
-	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	sqlite3_wal_hook(s->db, store_wal_hook, s);
-}
-
-int weft_store_sync(weft_store *s)
-{
-	if (!s || !s->db || !s->wal_dirty)
-		return WEFT_OK;
-	sqlite3_file *wal = NULL;
-	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
-				 &wal) != SQLITE_OK ||
-	    !wal || !wal->pMethods)
-		return WEFT_OK; /* no WAL open: nothing committed through it */
-	if (wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s",
-			 "cannot sync the store's write-ahead log");
-		return WEFT_EIO;
-	}
-	s->wal_dirty = false;
-	return WEFT_OK;
-}
-
-void weft_store_close_complete(weft_store *s)
-{
-	/* SQLite checkpoints as the last connection closes (and cuts the
-	 * WAL to nothing): what store_wal_policy turned off. */
-	if (s && s->db)
-		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0,
-				  NULL);
-	weft_store_close(s);
-}
-
 void weft_store_close(weft_store *s)
 {
 	if (!s)
 		return;
-	(void)weft_store_sync(s);
 	sqlite3_finalize(s->cache_get);
 	sqlite3_finalize(s->cache_put);
 	sqlite3_close(s->db);

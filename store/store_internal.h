@@ -42,22 +42,7 @@ struct weft_store {
 	void *progress_arg;
 	/* weft_store_use_prehash: hashes found while the run ran. */
 	const weft_prehash *prehash;
-	/* This connection committed since it was last made durable
-	 * (store_wal_sync). */
-	bool wal_dirty;
 };
-
-/* A store's checkpoints (the WAL's pages copied into weft.db, and two
- * syncs) wait until the WAL holds this many pages, whichever connection
- * commits: not at every close (store_wal_policy). */
-#define STORE_CKPT_PAGES 4096
-
-/* No checkpoint when the connection closes; one after a commit that
- * leaves the WAL at STORE_CKPT_PAGES or more; wal_dirty kept. */
-void store_wal_policy(weft_store *s);
-/* sqlite3_wal_hook for s (store_wal_policy's): marks s dirty, and
- * checkpoints from STORE_CKPT_PAGES on. */
-int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
 /* The hash cache's columns and the end of its CREATE TABLE: the table
  * of a store (store.c's first migration) and of a wrapper's cache of its

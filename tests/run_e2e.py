@@ -14,7 +14,8 @@ a run whose inputs and outputs are hashed while it runs against
 hashlib's, with and without it. `timings` checks that
 `weft run --timings` names its four phases on stderr; `progress` that on
 a terminal the hashing and storing after the workload show a progress
-line; `dag_output_whole`
+line; `store_synced` that a run is on disk (its write-ahead log synced
+after the last write) when `weft run` exits; `dag_output_whole`
 that `weft dag -o FILE` replaces FILE only with a whole document.
 
     run_e2e.py --weft PATH CASE
@@ -316,9 +317,8 @@ def prehash(weft, d):
 def store_synced(weft, d):
     """What a run stored is on disk when `weft run` exits: the store's
     write-ahead log is synced after the last write to it (strace sees
-    every write and sync of weft.db-wal), though the run's end no longer
-    copies the log into weft.db. Reading the store then (weft show)
-    writes neither file."""
+    every write and sync of weft.db-wal). Reading the store then (weft
+    show) writes neither weft.db nor its -wal."""
     if not shutil.which("strace"):
         raise Skip("strace is not installed")
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)

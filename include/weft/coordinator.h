@@ -59,11 +59,6 @@ typedef struct weft_coordinator_opts {
 	const char *ol_url, *ol_api_key, *ol_file;
 	const char *ol_namespace; /* NULL: WEFT_OL_DEFAULT_NAMESPACE */
 	int ol_drain_ms;          /* how long stop goes on sending (0: 2000) */
-	/* At stop, only make what was stored durable (one sync of the
-	 * write-ahead log), not copy the log into the store file: a short
-	 * run's end (`weft run`). Otherwise the store file alone is the
-	 * whole store once the coordinator has stopped. */
-	bool keep_wal;
 } weft_coordinator_opts;
 
 typedef struct weft_coordinator weft_coordinator;

@@ -34,17 +34,7 @@ int weft_store_find_dir(const char *start_dir, char *out, size_t outsz);
  * to the current version. A database from a newer weft is refused
  * (WEFT_EVERSION) and left untouched. */
 int weft_store_open(const char *db_path, weft_store **out);
-/* What this connection committed, made durable (one sync of the
- * write-ahead log); WEFT_EIO when the sync failed. weft_store_close does
- * it too, silently: call this first where a failure must be told. The
- * store is the database file and its -wal together: checkpoints wait for
- * a large log, not for every close. */
-int weft_store_sync(weft_store *s);
 void weft_store_close(weft_store *s);
-/* weft_store_close, and when no other connection has the store open,
- * the write-ahead log copied into the database file first (then the file
- * alone is the whole store, as a stopped coordinator's is). */
-void weft_store_close_complete(weft_store *s);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
 /* Long operations of this handle (weft_store_verify, a relay pulling from
