@@ -255,6 +255,10 @@ void cli_progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t bytes);
 void cli_progress_erase(cli_progress *p);
 
 void cli_progress_end(cli_progress *p);
+/* With -v: what was hashed while the run ran (weft_prehash_start), one
+ * line on stderr; nothing for NULL. */
+struct weft_prehash;
+void cli_print_prehash(const struct weft_prehash *p);
 
 /* ---- Escaping strings from outside (escape.c) ---- */
 

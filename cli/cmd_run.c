@@ -108,21 +108,6 @@ static int run_ray_driver(char **cmd, const char *tracer, const char *listen,
 }
 
 /* -v: what was hashed while the workload ran. */
-static void print_prehash(const weft_prehash *p)
-{
-	if (!p)
-		return;
-	weft_prehash_stats s = weft_prehash_get_stats(p);
-	fprintf(stderr,
-		"weft: while the run ran: %llu files hashed (%.1f MiB), %llu "
-		"known already, %llu left to the end (%llu changed or gone, "
-		"%llu not reached)\n",
-		(unsigned long long)s.hashed, s.bytes / 1048576.0,
-		(unsigned long long)s.known,
-		(unsigned long long)(s.missed + s.dropped),
-		(unsigned long long)s.missed, (unsigned long long)s.dropped);
-}
-
 static void print_summary(const weft_report *r)
 {
 	size_t in = 0, sys = 0, out = 0;
@@ -262,7 +247,7 @@ int cmd_run(int argc, char **argv)
 	weft_store_use_prehash(store, t.prehash);
 	int err = weft_report_hash_files(store, &report);
 	if (verbose)
-		print_prehash(t.prehash);
+		cli_print_prehash(t.prehash);
 	weft_store_use_prehash(store, NULL);
 	weft_prehash_free(t.prehash);
 	if (err != WEFT_OK)

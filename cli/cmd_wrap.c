@@ -145,12 +145,15 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 }
 
 /* The node's hash cache (WEFT_HASH_CACHE, docs/distributed.md), opened
- * at the first hashing and kept for the records after it. */
+ * at the first hashing and kept for the records after it; the hashes made
+ * while the workload ran (none under ptrace or without a cache). */
 static weft_store *hash_cache;
+static const weft_prehash *prehashed;
 
 static int hash_and_ship(const weft_wrap_ship_opts *ship, weft_report *r)
 {
-	weft_wrap_hash_files(&hash_cache, ship->id->task, r, ship->verbose);
+	weft_wrap_hash_files(&hash_cache, ship->id->task, prehashed, r,
+			     ship->verbose);
 	return weft_wrap_ship_report(ship, r);
 }
 
@@ -324,8 +327,21 @@ int cmd_wrap(int argc, char **argv)
 	if (!ray || strcmp(id.source, "host") != 0)
 		weft_wrap_announce(&env, &id, argv + optind, t.backend->name,
 				   report.run_id);
+	/* The workload's files hashed while it runs, the node's hash cache
+	 * consulted first; without a cache nothing at the end would use
+	 * them. */
+	char cache_path[WEFT_MAX_PATH_BYTES], why[WEFT_MAX_PATH_BYTES + 128];
+	const char *cache_at = weft_wrap_hash_cache_path(
+		weft_wrap_getenv, cache_path, sizeof(cache_path), why,
+		sizeof(why));
+	if (cache_at)
+		weft_wrap_prehash_start(&t, cache_at);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
 	rc = weft_wrap_trace_run(&t, env.spool, &report);
+	weft_prehash_stop(t.prehash);
+	prehashed = t.prehash;
+	if (o.verbose)
+		cli_print_prehash(t.prehash);
 	/* The worker exited: from here, --ship-timeout for what is left. */
 	int64_t deadline_ms = weft_mono_ms() + o.ship_timeout_ms;
 	if (ray)
@@ -333,6 +349,7 @@ int cmd_wrap(int argc, char **argv)
 	if (rc != 0) {
 		weft_report_release(&report);
 		weft_ray_wrapper_free(ray);
+		weft_prehash_free(t.prehash);
 		return rc;
 	}
 	/* The engine's name for the node (SLURMD_NODENAME) wins over the
@@ -346,6 +363,8 @@ int cmd_wrap(int argc, char **argv)
 	}
 	weft_store_close(hash_cache);
 	hash_cache = NULL;
+	prehashed = NULL;
+	weft_prehash_free(t.prehash);
 	weft_report_release(&report);
 	return t.status;
 }

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include <weft/base.h>
+#include <weft/store.h>
 
 /* The line on the terminal now, which cli_error takes away first. */
 static cli_progress *shown;
@@ -148,4 +149,19 @@ void cli_progress_end(cli_progress *p)
 {
 	cli_progress_erase(p);
 	p->on = false;
+}
+
+void cli_print_prehash(const weft_prehash *p)
+{
+	if (!p)
+		return;
+	weft_prehash_stats s = weft_prehash_get_stats(p);
+	fprintf(stderr,
+		"weft: while the run ran: %llu files hashed (%.1f MiB), %llu "
+		"known already, %llu left to the end (%llu changed or gone, "
+		"%llu not reached)\n",
+		(unsigned long long)s.hashed, s.bytes / 1048576.0,
+		(unsigned long long)s.known,
+		(unsigned long long)(s.missed + s.dropped),
+		(unsigned long long)s.missed, (unsigned long long)s.dropped);
 }

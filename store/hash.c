@@ -640,7 +640,8 @@ static size_t count_hashed(const weft_report *r)
 }
 
 int weft_report_hash_files_cached(weft_store **cache, const char *path,
-				  weft_report *r, size_t *hashed, size_t *nread)
+				  const weft_prehash *pre, weft_report *r,
+				  size_t *hashed, size_t *nread)
 {
 	if (path && !*cache) {
 		char why[256];
@@ -655,7 +656,11 @@ int weft_report_hash_files_cached(weft_store **cache, const char *path,
 			return WEFT_ENOMEM;
 	}
 	uint64_t before = weft_hash_cache_reads(*cache);
+	if (*cache)
+		weft_store_use_prehash(*cache, pre);
 	int err = weft_report_hash_files(*cache, r);
+	if (*cache) /* pre may be freed before the cache is closed */
+		weft_store_use_prehash(*cache, NULL);
 	size_t n = count_hashed(r);
 	if (hashed)
 		*hashed = n;

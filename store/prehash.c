@@ -202,6 +202,14 @@ static weft_store *open_cache(const char *path)
 		return NULL;
 	}
 	sqlite3_busy_timeout(s->db, 100);
+	/* A node's hash cache is guarded as weft_hash_cache_open guards it:
+	 * no schema code with side effects, damaged pages found. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	if (store_exec(s, "PRAGMA cell_size_check = ON")) {
+		weft_store_close(s);
+		return NULL;
+	}
 	return s;
 }
 

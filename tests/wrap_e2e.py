@@ -38,6 +38,10 @@ Cases:
                 (wrap -v's counts), both record the same hash; a rewrite
                 that keeps size and mtime gets a new one; a corrupt cache
                 file and WEFT_HASH_CACHE=off hash without it, exit 0.
+  prehash       a wrapper traced with preload hashes its files while the
+                task runs (wrap -v says how many), with WEFT_PREHASH=off
+                it does not; the DAG has the contents' hashes either way
+                (an input read, the output it wrote).
 
 Exit status: 0 pass, 1 fail (with what differed), 77 skip (with why).
 Standard library only.
@@ -186,14 +190,20 @@ def read_hash(d, task, path):
     return got[0]
 
 
+def random_file(path, size):
+    """A file of size random bytes at path; its content."""
+    content = os.urandom(size)
+    with open(path, "wb") as f:
+        f.write(content)
+    return content
+
+
 @case
 def case_hash_cache(weft):
     with started_job(weft, "hcache") as (s, c, j):
         contract, job, spool = j.contract, j.id, s.path("spool")
         big = s.path("big.bin")
-        content = os.urandom(8 << 20)
-        with open(big, "wb") as f:
-            f.write(content)
+        content = random_file(big, 8 << 20)
         time.sleep(0.1)  # past the clock tick of its ctime: cacheable
         cache = s.path("cache", "weft", "hashes.db")  # directories made
 
@@ -255,6 +265,48 @@ def case_hash_cache(weft):
               "hash cache warnings (one expected, h-4's): %r" % warned)
         log("hash_cache: first wrapper read %d of %d files, the second "
             "%d of %d" % (r1, h1, r2, h2))
+
+
+@case
+def case_prehash(weft):
+    with started_job(weft, "prehash") as (s, c, j):
+        inp, cache = s.path("in.bin"), s.path("pcache", "hashes.db")
+        content = random_file(inp, 4 << 20)
+        contract, job, spool = j.contract, j.id, s.path("spool")
+        for task, extra in (("p-on", {}), ("p-off", {"WEFT_PREHASH": "off"})):
+            env = wrap_env(contract, spool, WEFT_HASH_CACHE=cache,
+                           WEFT_TRACER="preload", **extra)
+            # The sleep leaves the hashing thread time to get there.
+            p = run([weft, "wrap", "-v", "--task", task, "--", "sh", "-c",
+                     "cat in.bin > out-%s.bin; sleep 0.5" % task], env=env,
+                    cwd=s.dir)
+            if p.returncode == 3:
+                raise Skip("preload cannot trace here:\n%s" % p.err)
+            check(p.returncode == 0, "wrap %s exited %d:\n%s"
+                  % (task, p.returncode, p.err))
+            said = re.search(r"^weft: while the run ran: (\d+) files hashed",
+                             p.err, re.M)
+            if task == "p-on":
+                check(said is not None and int(said.group(1)) >= 1,
+                      "wrap -v (prehash on) says: %r" % p.err)
+            else:
+                check(said is None, "wrap -v with WEFT_PREHASH=off says it "
+                      "hashed while the task ran: %r" % p.err)
+        d = dag(weft, s.dir, job)
+        names = tasks_by_name(d)
+        arts = {a["id"]: a for a in d["artifacts"]}
+        want = blake(content)
+        for task in ("p-on", "p-off"):
+            check(read_hash(d, task, inp) == want,
+                  "task %s read %s as %s, expected %s"
+                  % (task, inp, read_hash(d, task, inp), want))
+            out = s.path("out-%s.bin" % task)
+            got = [arts[e["to"]]["hash"] for e in d["edges"]
+                   if e["kind"] == "write" and
+                   e["from"] == names[task]["id"] and
+                   arts[e["to"]]["path"] == out]
+            check(got == [want], "task %s wrote %s as %r, expected %s"
+                  % (task, out, got, want))
 
 
 def stage_script(out_dir, i):

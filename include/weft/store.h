@@ -135,10 +135,12 @@ uint64_t weft_hash_cache_reads(const weft_store *cache);
  * closes it with weft_store_close; one handle per thread). A cache that
  * cannot be opened is skipped with a warning in r; hashing goes on
  * without it. *hashed and *nread (may be NULL) receive the files hashed
- * and how many of them were read rather than found in the cache. */
+ * and how many of them were read rather than found in the cache. pre
+ * (may be NULL): hashes made while the run ran (weft_prehash_start),
+ * used through the cache when there is one. */
 int weft_report_hash_files_cached(weft_store **cache, const char *path,
-				  weft_report *r, size_t *hashed,
-				  size_t *nread);
+				  const weft_prehash *pre, weft_report *r,
+				  size_t *hashed, size_t *nread);
 
 /* ---- The lineage DAG ---- */
 

@@ -526,11 +526,13 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r);
 void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r);
 /* Hash r's files through the node's hash cache (WEFT_HASH_CACHE; opened
  * into *cache at the first call, kept for later ones: weft_store_close it
- * at the end). A failure is a warning in r; with verbose, one line on
- * stderr says how many files were read and how many came from the cache. */
+ * at the end) and pre (may be NULL: weft_wrap_prehash_start's). A
+ * failure is a warning in r; with verbose, one line on stderr says how
+ * many files were read and how many came from the cache. */
 struct weft_store;
 void weft_wrap_hash_files(struct weft_store **cache, const char *task,
-			  weft_report *r, int verbose);
+			  const struct weft_prehash *pre, weft_report *r,
+			  int verbose);
 
 /* A new job record for cmd: fresh id and token, the command joined, user,
  * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
