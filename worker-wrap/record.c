@@ -143,30 +143,86 @@ int wrap_split_run(const weft_wrap_run *run, const weft_report *r,
 	return WEFT_OK;
 }
 
+/* The whole run sealed as its one part, into req, when that fits the part
+ * budget: most runs do, and then no record is encoded twice (cutting
+ * encodes every record once to learn its size, weft_wrap_split). req is
+ * left empty when the run needs cutting. Whatever fits here, cutting
+ * would have left whole too: the fragment holds every record. */
+static int seal_whole(const weft_wrap_run *run, const weft_writer_key *key,
+		      const weft_report *r, weft_buf *req)
+{
+	const weft_wrap_part whole = {
+		.proc_end = r->nprocesses,
+		.file_end = r->nfiles,
+		.warnings = true,
+	};
+	size_t budget = run->part_bytes ? run->part_bytes
+					: WEFT_WRAP_PART_BYTES_DEFAULT;
+	/* Not even tried when the paths alone are over the budget (a file
+	 * record is its path and at least 24 bytes more): sealing all of a
+	 * run that large would be work thrown away. */
+	size_t least = 0;
+	for (size_t i = 0; i < r->nfiles && least <= budget; i++)
+		least += strlen(r->files[i].path) + 24;
+	if (least > budget)
+		return WEFT_OK;
+	int err = wrap_seal_part(run, key, r, &whole, 1, 0, 1, req);
+	if (err == WEFT_ETOOBIG || (err == WEFT_OK && req->len > budget)) {
+		weft_buf_free(req);
+		weft_buf_init(req);
+		err = WEFT_OK;
+	}
+	return err;
+}
+
+/* Spool r into w as one part or as the parts it is cut into; *n their
+ * count. */
+static int spool_run(weft_spool_writer *w, const weft_wrap_run *run,
+		     const weft_writer_key *key, const weft_report *r,
+		     size_t *n, char *err, size_t errsz)
+{
+	weft_buf req;
+	weft_buf_init(&req);
+	int rc = seal_whole(run, key, r, &req);
+	if (rc == WEFT_OK && req.len) {
+		*n = 1;
+		rc = weft_spool_put(w, 1, req.data, req.len);
+	}
+	weft_buf_free(&req);
+	if (rc != WEFT_OK || *n == 1) {
+		if (rc != WEFT_OK)
+			snprintf(err, errsz,
+				 "cannot spool fragment 1 of 1 in %s: %s",
+				 weft_spool_writer_dir(w), weft_strerror(rc));
+		return rc;
+	}
+	weft_wrap_part *parts = NULL;
+	rc = wrap_split_run(run, r, &parts, n, err, errsz);
+	for (size_t i = 0; rc == WEFT_OK && i < *n; i++) {
+		rc = spool_part(w, run, key, r, &parts[i], i, *n);
+		if (rc != WEFT_OK)
+			snprintf(err, errsz,
+				 "cannot spool fragment %zu of %zu in %s: %s",
+				 i + 1, *n, weft_spool_writer_dir(w),
+				 weft_strerror(rc));
+	}
+	free(parts);
+	return rc;
+}
+
 int weft_wrap_record(const weft_wrap_run *run, const weft_report *r,
 		     weft_spool_writer **out, size_t *nfragments, char *err,
 		     size_t errsz)
 {
 	*out = NULL;
 	*nfragments = 0;
-	weft_wrap_part *parts;
-	size_t n;
-	int rc = wrap_split_run(run, r, &parts, &n, err, errsz);
-	if (rc != WEFT_OK)
-		return rc;
 	weft_writer_key key;
 	weft_spool_writer *w = NULL;
-	rc = wrap_writer_new(run->env, &key, &w, err, errsz);
-	for (size_t i = 0; rc == WEFT_OK && i < n; i++) {
-		rc = spool_part(w, run, &key, r, &parts[i], i, n);
-		if (rc != WEFT_OK)
-			snprintf(err, errsz,
-				 "cannot spool fragment %zu of %zu in %s: %s",
-				 i + 1, n, weft_spool_writer_dir(w),
-				 weft_strerror(rc));
-	}
+	size_t n = 0;
+	int rc = wrap_writer_new(run->env, &key, &w, err, errsz);
+	if (rc == WEFT_OK)
+		rc = spool_run(w, run, &key, r, &n, err, errsz);
 	sodium_memzero(&key, sizeof(key));
-	free(parts);
 	if (rc != WEFT_OK) {
 		/* Half a run would be delivered as gaps: take it all back. */
 		if (w) {

@@ -257,31 +257,42 @@ static int write_durable(int dirfd, const char *name, int kind,
 	return sync ? fsync_dir(dirfd) : WEFT_OK;
 }
 
-/* The whole file dirfd/name into out (at most a container's size). */
+/* The whole file dirfd/name into out, empty before (at most a container's
+ * size): read into a buffer of the size fstat gives, then past it in case
+ * the file grew meanwhile. */
 static int read_file(int dirfd, const char *name, weft_buf *out)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? WEFT_ENOTFOUND : WEFT_EIO;
+	const size_t most =
+		WEFT_SPOOL_HEADER_BYTES + (size_t)WEFT_WRAP_MAX_SPOOL_BYTES;
 	struct stat st;
 	int err = WEFT_OK;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		err = WEFT_EINVAL;
-	else if ((uint64_t)st.st_size >
-		 WEFT_SPOOL_HEADER_BYTES + (uint64_t)WEFT_WRAP_MAX_SPOOL_BYTES)
+	else if ((uint64_t)st.st_size > most)
 		err = WEFT_ETOOBIG;
-	uint8_t chunk[65536];
+	else if (st.st_size > 0 && !(out->data = malloc((size_t)st.st_size)))
+		err = WEFT_ENOMEM;
+	else
+		out->cap = (size_t)st.st_size;
 	while (!err) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
+		uint8_t chunk[4096];
+		bool room = out->len < out->cap;
+		ssize_t n = room ? read(fd, out->data + out->len,
+					out->cap - out->len)
+				 : read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			err = WEFT_EIO;
 		if (n <= 0)
 			break;
-		if (out->len + (size_t)n >
-		    WEFT_SPOOL_HEADER_BYTES + (size_t)WEFT_WRAP_MAX_SPOOL_BYTES)
+		if (out->len + (size_t)n > most)
 			err = WEFT_ETOOBIG;
+		else if (room)
+			out->len += (size_t)n;
 		else
 			err = weft_buf_append(out, chunk, (size_t)n);
 	}
@@ -598,8 +609,17 @@ int weft_spool_get(weft_spool_writer *w, uint64_t seq, weft_buf *out, char *err,
 	if (rc == WEFT_OK)
 		rc = weft_spool_decode(b.data, b.len, WEFT_SPOOL_FRAGMENT,
 				       &payload, &len);
-	if (rc == WEFT_OK)
+	if (rc == WEFT_OK && out->len == 0) {
+		/* The file's buffer becomes out's, its header dropped: no
+		 * second copy of a fragment that may be megabytes. */
+		memmove(b.data, payload, len);
+		b.len = len;
+		weft_buf_free(out);
+		*out = b;
+		weft_buf_init(&b);
+	} else if (rc == WEFT_OK) {
 		rc = weft_buf_append(out, payload, len);
+	}
 	weft_buf_free(&b);
 	if (rc != WEFT_OK && rc != WEFT_ENOMEM) {
 		snprintf(err, errsz,

@@ -154,19 +154,95 @@ static int teardown(void **state)
 	return 0;
 }
 
-static size_t record(struct fixture *f, weft_spool_writer **w)
+static size_t record_in(struct fixture *f, size_t part_bytes,
+			weft_spool_writer **w)
 {
 	weft_wrap_run run = {.env = &f->env,
 			     .id = &f->id,
 			     .name = "cat data",
 			     .preflight = "ptrace: ok",
-			     .part_bytes = 4096};
+			     .part_bytes = part_bytes};
 	size_t n;
 	char err[512];
 	assert_int_equal(
 		weft_wrap_record(&run, &f->report, w, &n, err, sizeof(err)),
 		WEFT_OK);
 	return n;
+}
+
+static size_t record(struct fixture *f, weft_spool_writer **w)
+{
+	return record_in(f, 4096, w);
+}
+
+/* The paths of the files in fragment seq of w (part seq - 1 of n),
+ * appended to *paths (one per line); the fragment's request size into
+ * *len. */
+static void fragment_paths(weft_spool_writer *w, uint64_t seq, size_t n,
+			   char **paths, size_t *len)
+{
+	weft_buf b;
+	weft_buf_init(&b);
+	char err[512];
+	assert_int_equal(weft_spool_get(w, seq, &b, err, sizeof(err)), WEFT_OK);
+	*len = b.len;
+	weft_request r;
+	weft_envelope e;
+	weft_fragment fr;
+	assert_int_equal(weft_request_decode(b.data, b.len, &r), WEFT_OK);
+	assert_int_equal(weft_envelope_decode(r.env, r.env_len, &e), WEFT_OK);
+	assert_int_equal(weft_fragment_decode(e.payload, e.payload_len, &fr),
+			 WEFT_OK);
+	assert_int_equal(fr.seq, seq);
+	assert_int_equal(fr.part, seq - 1);
+	assert_int_equal(fr.nparts, n);
+	for (size_t i = 0; i < fr.report.nfiles; i++) {
+		const char *p = fr.report.files[i].path;
+		size_t have = *paths ? strlen(*paths) : 0;
+		*paths = realloc(*paths, have + strlen(p) + 2);
+		sprintf(*paths + have, "%s\n", p);
+	}
+	weft_fragment_release(&fr);
+	weft_request_release(&r);
+	weft_buf_free(&b);
+}
+
+/* A run that fits the part budget is one fragment, sealed whole; one
+ * twice its budget is cut; both hold the same records in the same
+ * order. */
+static void test_one_part_when_it_fits(void **state)
+{
+	struct fixture *f = *state;
+	char *want = NULL;
+	for (size_t i = 0; i < f->report.nfiles; i++) {
+		size_t have = want ? strlen(want) : 0;
+		want = realloc(want,
+			       have + strlen(f->report.files[i].path) + 2);
+		sprintf(want + have, "%s\n", f->report.files[i].path);
+	}
+	weft_spool_writer *w;
+	assert_int_equal(record_in(f, 0, &w), 1); /* the default budget */
+	char *whole = NULL;
+	size_t len;
+	fragment_paths(w, 1, 1, &whole, &len);
+	assert_string_equal(whole, want);
+	weft_spool_writer_close(w, false);
+
+	/* A budget of exactly the whole request: still one part. */
+	assert_int_equal(record_in(f, len, &w), 1);
+	weft_spool_writer_close(w, false);
+
+	/* Half of it: cut, as weft_wrap_split cuts. */
+	size_t n = record_in(f, len / 2, &w);
+	assert_true(n > 1);
+	char *cut = NULL;
+	for (uint64_t seq = 1; seq <= n; seq++)
+		fragment_paths(w, seq, n, &cut, &len);
+	assert_string_equal(cut, want);
+	weft_spool_writer_close(w, false);
+	free(want);
+	free(whole);
+	free(cut);
 }
 
 static size_t spooled(struct fixture *f)
@@ -281,6 +357,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_down_then_flushed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_one_part_when_it_fits,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
