@@ -266,6 +266,61 @@ static void test_parts_and_gaps(void **state)
 	assert_int_equal(weft_store_status(fx->s, other, &st), WEFT_ENOTFOUND);
 }
 
+/* One fragment naming the same path twice is malformed, whatever the
+ * order of its records (a wrapper sends them in path order; the check
+ * sorts anything else); nothing of it is stored. */
+static void test_path_twice_in_one_fragment(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	static const char *const cases[][3] = {
+		{"/a", "/b", "/c"}, /* in order, no repeat: stored */
+		{"/a", "/a", "/c"}, /* in order, repeated */
+		{"/b", "/c", "/b"}, /* out of order, repeated */
+		{"/c", "/a", "/b"}, /* out of order, no repeat: stored */
+	};
+	static const int want[] = {WEFT_ACK_STORED, -WEFT_REJECT_MALFORMED,
+				   -WEFT_REJECT_MALFORMED, WEFT_ACK_STORED};
+	for (int c = 0; c < 4; c++) {
+		char run[16];
+		snprintf(run, sizeof(run), "run-%d", c);
+		struct frag_spec sp = {run,         "t",  NULL, "node1",
+				       cases[c][0], 0x11, true};
+		weft_fragment f;
+		weft_fragment_init(&f);
+		weft_buf env, payload;
+		seal_fragment(fx->job, &fx->k1, (uint64_t)c + 1, &sp, &env);
+		/* Unsealed again to add the two other records. */
+		weft_envelope e;
+		assert_int_equal(weft_envelope_decode(env.data, env.len, &e),
+				 WEFT_OK);
+		assert_int_equal(
+			weft_fragment_decode(e.payload, e.payload_len, &f),
+			WEFT_OK);
+		for (int i = 1; i < 3; i++) {
+			weft_file_rec *fr = weft_report_add_file(&f.report);
+			fr->path = strdup(cases[c][i]);
+			fr->written = true;
+		}
+		weft_buf_free(&env);
+		weft_buf_init(&payload);
+		weft_buf_init(&env);
+		assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
+		assert_int_equal(
+			weft_envelope_seal(fx->job, &fx->k1, (uint64_t)c + 1,
+					   payload.data, payload.len, &env),
+			WEFT_OK);
+		assert_int_equal(ingest_envelope(fx->w, &env), want[c]);
+		weft_buf_free(&payload);
+		weft_buf_free(&env);
+		weft_fragment_release(&f);
+	}
+	assert_int_equal(sql_count(fx->t.db, "runs"), 2);
+	assert_int_equal(sql_count(fx->t.db, "file_io"), 6);
+}
+
 static const weft_dag_task *task_named(const weft_dag *d, const char *name)
 {
 	for (size_t i = 0; i < d->ntasks; i++)
@@ -617,6 +672,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_idempotent, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_path_twice_in_one_fragment,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts_and_gaps, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dag_across_writers, setup,
