@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,6 +137,35 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 	return s;
 }
 
+/* Settings more than one command reads from the environment
+ * (docs/config.md): a value weft does not understand stops the command
+ * before it does anything, rather than quietly meaning the default. An
+ * empty value is the default. */
+static bool env_settings_ok(void)
+{
+	const char *v = getenv("WEFT_PREHASH");
+	if (v && *v && strcmp(v, "on") && strcmp(v, "1") && strcmp(v, "off") &&
+	    strcmp(v, "0")) {
+		cli_error("WEFT_PREHASH='%.32s': expected on or off (1 or 0)",
+			  v);
+		return false;
+	}
+	v = getenv("WEFT_PROGRESS_DELAY_MS");
+	if (v && *v) {
+		char *end;
+		errno = 0;
+		unsigned long long ms = strtoull(v, &end, 10);
+		if (errno || *end || v[0] < '0' || v[0] > '9' ||
+		    ms > 86400000ULL) {
+			cli_error("WEFT_PROGRESS_DELAY_MS='%.32s': expected a "
+				  "number of milliseconds from 0 to 86400000",
+				  v);
+			return false;
+		}
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -154,7 +184,9 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
-			return commands[i].fn(argc - 1, argv + 1);
+			return env_settings_ok()
+				       ? commands[i].fn(argc - 1, argv + 1)
+				       : WEFT_EXIT_USAGE;
 	if (cmd[0] == '-')
 		cli_error("unknown option '%s'", cmd);
 	else

@@ -24,6 +24,8 @@ static cli_progress *shown;
 /* Redrawn at most this often: a terminal is slow, the work is not. */
 #define PROGRESS_REDRAW_MS 200
 
+/* WEFT_PROGRESS_DELAY_MS, checked before the command began (main.c):
+ * unset or empty, the default. */
 static int64_t delay_ms(void)
 {
 	const char *s = getenv("WEFT_PROGRESS_DELAY_MS");

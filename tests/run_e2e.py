@@ -12,7 +12,9 @@ HEAD, a branch with no commit yet, a directory in no repository, and
 GIT_DIR naming a repository elsewhere. `prehash` checks the hashes of
 a run whose inputs and outputs are hashed while it runs against
 hashlib's, with and without it. `timings` checks that
-`weft run --timings` names its four phases on stderr; `progress` that on
+`weft run --timings` names its four phases on stderr; `env_bad` that a
+setting in the environment weft does not understand stops the run before
+the command (exit 2, the variable named); `progress` that on
 a terminal the hashing and storing after the workload show a progress
 line; `store_synced` that a run is on disk (its write-ahead log synced
 after the last write) when `weft run` exits; `dag_output_whole`
@@ -205,6 +207,46 @@ def timings(weft, d):
                        stderr=subprocess.PIPE, text=True)
     if "timings" in r.stderr:
         raise Fail("timings printed without --timings: %r" % r.stderr)
+
+
+@case
+def env_bad(weft, d):
+    """A setting read from the environment with a value weft does not
+    understand stops `weft run` with exit 2 before the command runs,
+    naming the variable; the values it knows (and an empty one) run."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    marker = os.path.join(d, "ran")
+
+    def run(name, value):
+        return subprocess.run(
+            [weft, "run", "--tracer", "ptrace", "--", "touch", marker],
+            cwd=d, env=dict(ENV, **{name: value}), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, timeout=120)
+
+    for name, value in (("WEFT_PREHASH", "offf"), ("WEFT_PREHASH", "yes"),
+                        ("WEFT_PROGRESS_DELAY_MS", "1s"),
+                        ("WEFT_PROGRESS_DELAY_MS", "-5"),
+                        ("WEFT_PROGRESS_DELAY_MS", "99999999999")):
+        r = run(name, value)
+        if r.returncode != 2 or os.path.exists(marker):
+            raise Fail("%s=%s: exit %d, the command %s: %r"
+                       % (name, value, r.returncode,
+                          "ran" if os.path.exists(marker) else "did not run",
+                          r.stderr))
+        if name not in r.stderr or "expected" not in r.stderr:
+            raise Fail("%s=%s: stderr does not name it: %r"
+                       % (name, value, r.stderr))
+    for name, value in (("WEFT_PREHASH", "off"), ("WEFT_PREHASH", "1"),
+                        ("WEFT_PREHASH", ""),
+                        ("WEFT_PROGRESS_DELAY_MS", "0"),
+                        ("WEFT_PROGRESS_DELAY_MS", "")):
+        r = run(name, value)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if r.returncode or not os.path.exists(marker):
+            raise Fail("%s=%r: exit %d: %r"
+                       % (name, value, r.returncode, r.stderr))
+        os.unlink(marker)
 
 
 @case
