@@ -126,6 +126,12 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 				  "database, or unreadable; it is left "
 				  "untouched",
 				  db);
+		else if (err == WEFT_EBUSY)
+			cli_error(
+				"cannot open the store %s: another process "
+				"kept it locked for 5 s; it is left untouched "
+				"(try again once that process is done)",
+				db);
 		else
 			cli_error("cannot open the store %s: %s", db,
 				  s ? weft_store_errmsg(s) : weft_strerror(err));

@@ -30,6 +30,7 @@ const char *weft_strerror(int err)
 	case WEFT_EDB: return "database error";
 	case WEFT_EUNSUPPORTED: return "not supported here";
 	case WEFT_ESIG: return "signature or MAC does not verify";
+	case WEFT_EBUSY: return "locked by another process past the timeout";
 	}
 	return "unknown error";
 }

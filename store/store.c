@@ -599,7 +599,7 @@ int weft_store_open(const char *db_path, weft_store **out)
 	while ((err = open_schema(s)) == STORE_RETRY && weft_mono_ms() < until)
 		usleep(2000);
 	if (err == STORE_RETRY)
-		err = WEFT_EDB;
+		err = WEFT_EBUSY;
 	if (err) {
 		weft_store_close(s);
 		return err;

@@ -221,21 +221,28 @@ static void test_open_creates_and_migrates(void **state)
 	weft_store_close(s);
 }
 
+/* weft_store_open(path) fails with want and leaves the file's bytes as
+ * they were. */
+static void assert_open_refused_untouched(const char *path, int want)
+{
+	size_t n0, n1;
+	uint8_t *before = slurp(path, &n0);
+	weft_store *s = (weft_store *)1;
+	assert_int_equal(weft_store_open(path, &s), want);
+	assert_null(s);
+	uint8_t *after = slurp(path, &n1);
+	assert_int_equal(n0, n1);
+	assert_memory_equal(before, after, n0);
+	free(before);
+	free(after);
+}
+
 static void test_newer_database_is_refused_untouched(void **state)
 {
 	struct scratch *t = *state;
 	/* A rollback-journal database from a future weft. */
 	sql_exec(t->db, "CREATE TABLE future (x); PRAGMA user_version = 999;");
-	size_t n0, n1;
-	uint8_t *before = slurp(t->db, &n0);
-	weft_store *s = (weft_store *)1;
-	assert_int_equal(weft_store_open(t->db, &s), WEFT_EVERSION);
-	assert_null(s);
-	uint8_t *after = slurp(t->db, &n1);
-	assert_int_equal(n0, n1);
-	assert_memory_equal(before, after, n0);
-	free(before);
-	free(after);
+	assert_open_refused_untouched(t->db, WEFT_EVERSION);
 }
 
 static void test_foreign_file_is_refused(void **state)
@@ -257,6 +264,22 @@ static void test_foreign_file_is_refused(void **state)
 	char missing[400];
 	scratch_path(t, "no/such/dir/weft.db", missing, sizeof(missing));
 	assert_int_equal(weft_store_open(missing, &s), WEFT_EDB);
+}
+
+/* A file another process keeps locked past the busy timeout is busy, not
+ * "not a weft database": the error says so, and the file is untouched. */
+static void test_locked_file_is_busy(void **state)
+{
+	struct scratch *t = *state;
+	sql_exec(t->db, "CREATE TABLE other (x); INSERT INTO other VALUES (1);");
+	sqlite3 *holder;
+	assert_int_equal(sqlite3_open(t->db, &holder), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	assert_open_refused_untouched(t->db, WEFT_EBUSY);
+	sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(holder);
 }
 
 static void test_round_trip(void **state)
@@ -630,6 +653,9 @@ int main(void)
 			test_newer_database_is_refused_untouched, scratch_setup,
 			scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_file_is_refused,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_locked_file_is_busy,
 						scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, scratch_setup,

@@ -76,6 +76,7 @@ enum weft_err {
 	WEFT_EDB = -10,      /* the SQLite store reported an error */
 	WEFT_EUNSUPPORTED = -11, /* not available on this machine or build */
 	WEFT_ESIG = -12,      /* a signature or MAC does not verify */
+	WEFT_EBUSY = -13,     /* another process kept a lock past the timeout */
 };
 
 /* A short English description of a weft_err code ("input truncated"). */
