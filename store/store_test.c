@@ -271,12 +271,13 @@ static void test_foreign_file_is_refused(void **state)
 static void test_locked_file_is_busy(void **state)
 {
 	struct scratch *t = *state;
-	sql_exec(t->db, "CREATE TABLE other (x); INSERT INTO other VALUES (1);");
+	sql_exec(t->db,
+		 "CREATE TABLE other (x); INSERT INTO other VALUES (1);");
 	sqlite3 *holder;
 	assert_int_equal(sqlite3_open(t->db, &holder), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+		SQLITE_OK);
 	assert_open_refused_untouched(t->db, WEFT_EBUSY);
 	sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(holder);
