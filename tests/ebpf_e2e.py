@@ -21,6 +21,9 @@ beyond the conformance suite (which runs under ebpf as e2e.ebpf.*):
                     preflight still passes
   agent_killed      the agent killed mid-run: the run reports the loss and
                     ends (fallback to ptrace), it does not hang
+  agent_idle_detach the agent's syscall programs are attached while a run
+                    is registered and detached once nobody is (the
+                    process tracepoints stay)
 
     ebpf_e2e.py --weft PATH CASE
     ebpf_e2e.py --list
@@ -635,6 +638,67 @@ def agent_killed(env):
                    % rep["warnings"])
     expect_written(rep, env.p("before.txt"), "before the kill")
     expect_written(rep, env.p("after.txt"), "after the kill (fallback)")
+
+
+def agent_links(pid):
+    """The tracepoints the agent's BPF links are attached to (its fds'
+    fdinfo), as a sorted list of names."""
+    names = []
+    fdinfo = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                info = dict(line.rstrip("\n").split(":\t", 1)
+                            for line in f if ":\t" in line)
+        except OSError:
+            continue
+        if "link_type" in info:
+            names.append(info.get("tp_name", info["link_type"]))
+    return sorted(names)
+
+
+def syscall_links(pid):
+    return [n for n in agent_links(pid) if not n.startswith("sched_")]
+
+
+@case
+def agent_idle_detach(env):
+    """the agent's syscall programs run only while a run is registered (and
+    a short while after): attached during a run, detached once the agent
+    is idle, its process tracepoints still attached."""
+    if os.environ.get("WEFT_EBPF_SYSCALLS"):
+        raise Skip("WEFT_EBPF_SYSCALLS is set: its programs stay attached")
+    idle = {"WEFT_AGENT_IDLE_MS": "600000"}
+    os.mkfifo(env.p("gate"))
+    p, report = env.run(["sh", "-c", "echo in > in.txt; cat gate"],
+                        env=idle, wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(env.p("in.txt")) and env.agent_pids()):
+            if time.monotonic() > deadline or p.poll() is not None:
+                raise Fail("the run never reached its workload")
+            time.sleep(0.02)
+        agent = env.agent_pids()[0]
+        during = syscall_links(agent)
+        if not during:
+            raise Fail("no syscall program is attached during the run: "
+                       "the agent's links are %s" % agent_links(agent))
+    finally:
+        with open(env.p("gate"), "w") as f:
+            f.write("go\n")
+        out, err = p.communicate(timeout=60)
+    if p.returncode != 0:
+        raise Fail("the run exited %d:\n%s" % (p.returncode, text(err)))
+    expect_written(load(report), env.p("in.txt"), "the run")
+    deadline = time.monotonic() + 30
+    while syscall_links(agent):
+        if time.monotonic() > deadline:
+            raise Fail("30 s after the run, the idle agent still has "
+                       "syscall programs attached: %s" % agent_links(agent))
+        time.sleep(0.1)
+    left = agent_links(agent)
+    if not any(n.startswith("sched_process") for n in left):
+        raise Fail("the idle agent kept no process tracepoint: %s" % left)
 
 
 def main():

@@ -40,6 +40,12 @@
 #define AGENT_MAX_CLIENTS 256
 #define AGENT_POLL_MS 20
 #define AGENT_SNDBUF (4 * 1024 * 1024)
+/* After the last registration ends, the syscall programs stay attached
+ * this long before they are detached: the next run of a burst (task
+ * after task of a Slurm step or a Ray worker) registers without waiting
+ * for their attach, and a detach (which waits for the kernel's RCU grace
+ * periods, milliseconds) does not hold up a wrapper that is registering. */
+#define AGENT_SYSCALLS_LINGER_MS 1000
 /* What the agent keeps for one client whose socket is full, beyond the
  * socket's own buffer; past it that client's records are dropped (and
  * counted for it), never waited for. */
@@ -78,6 +84,10 @@ typedef struct agent {
 	client clients[AGENT_MAX_CLIENTS];
 	size_t nclients;
 	size_t nregistered; /* clients with a registration */
+	/* Nobody is registered but the syscall programs are attached,
+	 * since idle_since_ms (detached AGENT_SYSCALLS_LINGER_MS later). */
+	bool lingering;
+	int64_t idle_since_ms;
 	uint32_t next_owner;
 	int verbose;
 	FILE *err;
@@ -285,23 +295,45 @@ static bool same_start(pid_t pid, uint64_t start)
 
 /* ---- connections ---- */
 
-/* The syscall programs run only while someone is registered: an idle
- * agent costs the machine's other processes nothing. */
+/* The syscall programs run only while someone is registered, and for
+ * AGENT_SYSCALLS_LINGER_MS after: an agent idle longer costs the
+ * machine's other processes nothing. */
 static int set_registered(agent *a, client *c, bool on)
 {
 	if (c->registered == on)
 		return 0;
 	if (on && a->nregistered == 0) {
+		/* A no-op while they linger. */
 		int rc = wb_syscalls_attach(a->ld, true);
 		if (rc != 0)
 			return rc;
+		a->lingering = false;
 	}
 	c->registered = on;
 	if (on)
 		a->nregistered++;
-	else if (--a->nregistered == 0)
-		wb_syscalls_attach(a->ld, false);
+	else if (--a->nregistered == 0) {
+		a->lingering = true;
+		a->idle_since_ms = weft_mono_ms();
+	}
 	return 0;
+}
+
+/* Detach the syscall programs once nobody registered for the linger. */
+static void detach_when_idle(agent *a)
+{
+	if (!a->lingering ||
+	    weft_mono_ms() - a->idle_since_ms < AGENT_SYSCALLS_LINGER_MS)
+		return;
+	int64_t t0 = weft_mono_ns();
+	wb_syscalls_attach(a->ld, false);
+	a->lingering = false;
+	if (a->verbose)
+		fprintf(a->err,
+			"weft agent: nobody registered for %d ms; syscall "
+			"programs detached in %.1f ms\n",
+			AGENT_SYSCALLS_LINGER_MS,
+			(double)(weft_mono_ns() - t0) / 1e6);
 }
 
 static void client_close(agent *a, client *c)
@@ -487,6 +519,7 @@ static int serve(agent *a, int idle_ms)
 		if (wb_drain(a->ld) < 0)
 			return WEFT_EIO;
 		flush_all(a);
+		detach_when_idle(a);
 		for (int i = 0; i < n; i++) {
 			client *c = evs[i].data.ptr;
 			if (!c) {
@@ -554,8 +587,10 @@ int weft_agent_serve(const weft_agent_options *o, FILE *err)
 		return WEFT_EUNSUPPORTED;
 	}
 	/* Loaded and attached once, to know they work; the syscall ones
-	 * wait for the first registration. */
-	wb_syscalls_attach(a.ld, false);
+	 * stay for the linger (the wrapper that started this agent
+	 * registers within it), then wait for a registration. */
+	a.lingering = true;
+	a.idle_since_ms = weft_mono_ms();
 	if (o->verbose)
 		fprintf(err,
 			"weft agent: loaded in %.1f ms, %u programs attached "
