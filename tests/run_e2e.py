@@ -18,13 +18,19 @@ the command (exit 2, the variable named); `progress` that on
 a terminal the hashing and storing after the workload show a progress
 line; `store_synced` that a run is on disk (its write-ahead log synced
 after the last write) when `weft run` exits; `dag_output_whole`
-that `weft dag -o FILE` replaces FILE only with a whole document.
+that `weft dag -o FILE` replaces FILE only with a whole document;
+`killed_run_stored_later` that a run killed after its record was
+spooled, before it was stored, is stored by the next `weft run` in the
+project (its output with its content's hash), and that `weft flush`
+says so instead of waiting for a coordinator gone with that run.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
 
 Exit status: 0 pass, 1 fail, 77 skip (the reason is printed). Standard
-library only; skips without git, or when ptrace cannot trace here.
+library only; skips without git, or when ptrace cannot trace here
+(and `killed_run_stored_later` without gdb, which stops weft where a
+kill leaves its record spooled).
 """
 
 import json
@@ -353,6 +359,77 @@ def prehash(weft, d):
                        text=True)
     if r.returncode == 0 and "while the run ran" in r.stderr:
         raise Fail("hashing while ptrace traced: %r" % r.stderr)
+
+
+@case
+def killed_run_stored_later(weft, d):
+    """A `weft run` killed once its record is spooled but before it is
+    stored (gdb stops it where it starts to deliver the spool, then
+    kills it): `weft flush` says the next run stores it, the next
+    `weft run` in the project does, and the lineage of the killed run's
+    output is then its task, with the hash of what it wrote."""
+    if not shutil.which("gdb"):
+        raise Skip("gdb is not installed: it stops weft where a kill "
+                   "leaves its record spooled")
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    spool = os.path.join(os.path.realpath(d), ".weft", "spool")
+    out = os.path.join(os.path.realpath(d), "out.txt")
+    content = b"left behind\n"
+    script = "printf 'left behind\\n' > out.txt"
+    gdb = ["gdb", "-q", "-batch", "-ex", "set breakpoint pending on",
+           "-ex", "set detach-on-fork on", "-ex",
+           "set follow-fork-mode parent", "-ex",
+           "break weft_wrap_ship_writer", "-ex", "run", "-ex", "kill",
+           "--args", weft, "run", "--tracer", "preload", "--", "sh", "-c",
+           script]
+    r = subprocess.run(gdb, cwd=d, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    if "weft_wrap_ship_writer (" not in r.stdout:
+        if "preflight" in r.stdout + r.stderr:
+            raise Skip("the preload tracer cannot trace here")
+        raise Fail("gdb did not stop weft where it delivers: %s\n%s"
+                   % (r.stdout[-2000:], r.stderr[-2000:]))
+    left = [n for n in os.listdir(spool) if n.startswith("w-")]
+    frags = [f for n in left for f in os.listdir(os.path.join(spool, n))
+             if f.startswith("f-")]
+    if len(left) != 1 or not frags:
+        raise Fail("after the kill the spool holds %s, fragments %s: "
+                   "expected the killed run's writer and its fragment"
+                   % (left, frags))
+    r = subprocess.run([weft, "flush", "--spool", spool, "--timeout", "60"],
+                       cwd=d, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 1 or \
+            "the next 'weft run' in that project" not in r.stderr:
+        raise Fail("weft flush of the killed run's spool: exit %d, %r"
+                   % (r.returncode, r.stderr))
+    r = subprocess.run([weft, "run", "--tracer", "preload", "--", "true"],
+                       cwd=d, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode:
+        raise Fail("the next weft run exited %d: %s"
+                   % (r.returncode, r.stderr))
+    if not re.search(r"1 fragment that earlier runs of this project left "
+                     r"in .* is now stored", r.stderr):
+        raise Fail("the next run does not say it stored the killed run's "
+                   "record: %r" % r.stderr)
+    if [n for n in os.listdir(spool) if n.startswith("w-")]:
+        raise Fail("the spool still holds %s" % os.listdir(spool))
+    r = subprocess.run([weft, "lineage", "--json", out], cwd=d, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        raise Fail("weft lineage out.txt exited %d: %s"
+                   % (r.returncode, r.stderr))
+    lin = json.loads(r.stdout)
+    writers = [t["name"] for t in lin["tasks"]
+               if any(e["from"] == t["id"] and e["to"] == lin["root"]
+                      and e["kind"] == "write" for e in lin["edges"])]
+    root = [a for a in lin["artifacts"] if a["id"] == lin["root"]]
+    if writers != ["sh -c " + script] or not root or \
+            root[0]["hash"] != blake(content):
+        raise Fail("out.txt's lineage: written by %s, hash %s; expected "
+                   "the killed run's task and %s"
+                   % (writers, root and root[0]["hash"], blake(content)))
 
 
 @case

@@ -38,13 +38,20 @@ void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r)
 static void say_shipped(const weft_wrap_ship_opts *s,
 			const weft_wrap_ship_stats *st, size_t nfrag)
 {
-	if (st->left)
+	if (st->left && !s->local)
 		fprintf(stderr,
 			"weft: task %s: %zu of %zu fragment%s not yet "
 			"acknowledged by %s; kept in %s ('weft flush' sends "
 			"them)\n",
 			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
 			s->env->coordinator, s->env->spool);
+	else if (st->left && s->local)
+		fprintf(stderr,
+			"weft: task %s: %zu of %zu fragment%s not yet "
+			"stored; kept in %s (the next 'weft run' in this "
+			"project stores them)\n",
+			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
+			s->env->spool);
 	else if (s->verbose)
 		fprintf(stderr,
 			"weft: task %s: %zu fragment%s shipped to %s (%zu "
@@ -52,6 +59,25 @@ static void say_shipped(const weft_wrap_ship_opts *s,
 			s->id->task, nfrag, nfrag == 1 ? "" : "s",
 			s->env->coordinator, st->stored, st->duplicate,
 			st->rejected);
+}
+
+/* What earlier writers left in the spool, after this run's own. */
+static void ship_leftovers(const weft_wrap_ship_opts *s, weft_wrap_shipper *sh)
+{
+	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
+	size_t before = st->stored + st->duplicate;
+	weft_wrap_shipper_set_progress(sh, NULL, NULL, 0); /* this run's */
+	if (s->local)
+		weft_wrap_shipper_set_local(sh, s->env->coordinator);
+	weft_wrap_ship_spool(sh, s->env->spool);
+	size_t stored = st->stored + st->duplicate - before;
+	if (s->local && stored)
+		fprintf(stderr,
+			"weft: %zu fragment%s that earlier runs of this "
+			"project left in %s (they ended before storing them) "
+			"%s now stored\n",
+			stored, stored == 1 ? "" : "s", s->env->spool,
+			stored == 1 ? "is" : "are");
 }
 
 int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
@@ -96,10 +122,10 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
 	int rc = weft_wrap_ship_writer(sh, w);
 	weft_spool_writer_close(w, rc == WEFT_OK);
 	say_shipped(s, weft_wrap_shipper_stats(sh), nfrag);
-	/* Then what earlier wrappers on this node left behind, in what is
-	 * left of the time. */
-	if (rc == WEFT_OK && s->others)
-		weft_wrap_ship_spool(sh, s->env->spool);
+	/* Then what earlier wrappers on this node (or earlier runs of this
+	 * project) left behind, in what is left of the time. */
+	if (rc == WEFT_OK && (s->others || s->local))
+		ship_leftovers(s, sh);
 	weft_wrap_shipper_free(sh);
 	return rc == WEFT_OK ? 0 : 1;
 }

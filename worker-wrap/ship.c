@@ -50,6 +50,8 @@ struct weft_wrap_shipper {
 	weft_progress_fn progress;
 	void *progress_arg;
 	uint64_t bytes_sent, expected;
+	/* weft_wrap_shipper_set_local: this local run's coordinator. */
+	char local_url[WEFT_WRAP_MAX_URL_BYTES + 1];
 };
 
 static void say(weft_wrap_shipper *s, const char *fmt, ...)
@@ -347,10 +349,17 @@ static void count_left(weft_wrap_shipper *s, weft_spool_writer *w)
 	s->stats.writers_left++;
 }
 
-int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
+void weft_wrap_shipper_set_local(weft_wrap_shipper *s, const char *url)
+{
+	snprintf(s->local_url, sizeof(s->local_url), "%s", url);
+}
+
+/* Deliver w's requests to the coordinator at url. */
+static int ship_writer_to(weft_wrap_shipper *s, weft_spool_writer *w,
+			  const char *url)
 {
 	const weft_spool_state *st = weft_spool_writer_state(w);
-	weft_wrap_client *c = client_for(s, st->coordinator);
+	weft_wrap_client *c = client_for(s, url);
 	if (!c) {
 		count_left(s, w);
 		return WEFT_EIO;
@@ -372,10 +381,32 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
 	if (err == WEFT_EIO)
 		say(s,
 		    "the coordinator %s did not answer in time (%s); what "
-		    "is left stays in %s for 'weft flush'",
-		    st->coordinator, s->last_err[0] ? s->last_err : "timeout",
-		    weft_spool_writer_dir(w));
+		    "is left stays in %s for %s",
+		    url, s->last_err[0] ? s->last_err : "timeout",
+		    weft_spool_writer_dir(w),
+		    wrap_url_in_process(url)
+			    ? "the next 'weft run' in this project"
+			    : "'weft flush'");
 	return err;
+}
+
+int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
+{
+	return ship_writer_to(s, w, weft_spool_writer_state(w)->coordinator);
+}
+
+/* Where a writer found in the spool goes: its coordinator, unless that
+ * was in the process of the local run that spooled it (which ended
+ * before its fragments were stored: killed, or its store refused them
+ * for a while). Then only a later local run can store them, through its
+ * own coordinator over the same project store; the writer's enrolment,
+ * signed with its job's token, is as valid there. NULL: not from here. */
+static const char *leftover_url(const weft_wrap_shipper *s,
+				const weft_spool_state *st)
+{
+	if (!wrap_url_in_process(st->coordinator))
+		return st->coordinator;
+	return s->local_url[0] ? s->local_url : NULL;
 }
 
 void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
@@ -416,7 +447,19 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 			result = WEFT_EIO;
 			continue;
 		}
-		err = weft_wrap_ship_writer(s, w);
+		const char *url = leftover_url(s, weft_spool_writer_state(w));
+		if (!url) {
+			say(s,
+			    "spool %s/%s: left by a local 'weft run' that "
+			    "ended before storing it; the next 'weft run' in "
+			    "that project stores it",
+			    spool, names[i]);
+			count_left(s, w);
+			weft_spool_writer_close(w, false);
+			result = WEFT_EIO;
+			continue;
+		}
+		err = ship_writer_to(s, w, url);
 		weft_spool_writer_close(w, err == WEFT_OK);
 		if (err)
 			result = err == WEFT_ENOMEM ? err : WEFT_EIO;

@@ -203,7 +203,12 @@ static int fsync_dir(int dirfd)
 /* Whether a writer shipping to url fsyncs (see the top). */
 static bool spool_syncs(const char *url)
 {
-	return strncmp(url, "inproc://", 9) != 0;
+	return !wrap_url_in_process(url);
+}
+
+bool wrap_url_in_process(const char *url)
+{
+	return strncmp(url, "inproc://", 9) == 0;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)

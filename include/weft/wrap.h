@@ -271,8 +271,15 @@ int weft_wrap_shipper_new(const char *tls_ca, int timeout_ms, FILE *msgs,
  * it, WEFT_EIO when the deadline came first. */
 int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w);
 /* Deliver every writer of the spool that nobody else holds, oldest
- * first. WEFT_OK when all delivered, WEFT_EIO when some are left. */
+ * first. WEFT_OK when all delivered, WEFT_EIO when some are left. A
+ * writer a local `weft run` spooled for the coordinator in its own
+ * process (inproc://) goes to weft_wrap_shipper_set_local's coordinator,
+ * and without one is left, said on msgs. */
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
+/* This shipper's process is a local `weft run` whose coordinator, at
+ * url, stores into the project of the spool it delivers: writers that
+ * earlier local runs of the project left in it go there. */
+void weft_wrap_shipper_set_local(weft_wrap_shipper *s, const char *url);
 const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
 /* Each fragment settled (stored, already there, refused) reports how many
  * are settled and the bytes sent so far to fn, of expected (0: not
@@ -509,6 +516,10 @@ typedef struct weft_wrap_ship_opts {
 	int ship_timeout_ms;
 	size_t part_bytes; /* 0: the wire's limit */
 	bool others;       /* then also deliver what other writers left */
+	/* env->coordinator is this process's, over the store of the
+	 * project whose spool is env->spool (a local `weft run`): then also
+	 * deliver what earlier local runs of the project left there. */
+	bool local;
 	int verbose;
 	const char *name; /* the task for people; NULL: from the identity
 			     (engine, --task) or the command */
