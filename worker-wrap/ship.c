@@ -395,20 +395,6 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w)
 	return ship_writer_to(s, w, weft_spool_writer_state(w)->coordinator);
 }
 
-/* Where a writer found in the spool goes: its coordinator, unless that
- * was in the process of the local run that spooled it (which ended
- * before its fragments were stored: killed, or its store refused them
- * for a while). Then only a later local run can store them, through its
- * own coordinator over the same project store; the writer's enrolment,
- * signed with its job's token, is as valid there. NULL: not from here. */
-static const char *leftover_url(const weft_wrap_shipper *s,
-				const weft_spool_state *st)
-{
-	if (!wrap_url_in_process(st->coordinator))
-		return st->coordinator;
-	return s->local_url[0] ? s->local_url : NULL;
-}
-
 void weft_wrap_shipper_set_progress(weft_wrap_shipper *s, weft_progress_fn fn,
 				    void *arg, uint64_t expected)
 {
@@ -447,8 +433,20 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 			result = WEFT_EIO;
 			continue;
 		}
-		const char *url = leftover_url(s, weft_spool_writer_state(w));
-		if (!url) {
+		/* A writer spooled for the coordinator in the process of a
+		 * local run (which ended before its fragments were stored:
+		 * killed, or its store refused them for a while) can be
+		 * stored only by a later local run, through its own
+		 * coordinator over the same project store: the writer's
+		 * enrolment, signed with its job's token, is as valid there.
+		 * A local run delivers nothing else. */
+		const char *url = weft_spool_writer_state(w)->coordinator;
+		bool here = wrap_url_in_process(url);
+		if (s->local_url[0] && !here) {
+			weft_spool_writer_close(w, false);
+			continue;
+		}
+		if (here && !s->local_url[0]) {
 			say(s,
 			    "spool %s/%s: left by a local 'weft run' that "
 			    "ended before storing it; the next 'weft run' in "
@@ -459,7 +457,7 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 			result = WEFT_EIO;
 			continue;
 		}
-		err = ship_writer_to(s, w, url);
+		err = ship_writer_to(s, w, here ? s->local_url : url);
 		weft_spool_writer_close(w, err == WEFT_OK);
 		if (err)
 			result = err == WEFT_ENOMEM ? err : WEFT_EIO;

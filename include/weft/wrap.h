@@ -278,7 +278,8 @@ int weft_wrap_ship_writer(weft_wrap_shipper *s, weft_spool_writer *w);
 int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
 /* This shipper's process is a local `weft run` whose coordinator, at
  * url, stores into the project of the spool it delivers: writers that
- * earlier local runs of the project left in it go there. */
+ * earlier local runs of the project left in it go there, and
+ * weft_wrap_ship_spool delivers no other writer. */
 void weft_wrap_shipper_set_local(weft_wrap_shipper *s, const char *url);
 const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
 /* Each fragment settled (stored, already there, refused) reports how many
