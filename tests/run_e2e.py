@@ -22,7 +22,9 @@ that `weft dag -o FILE` replaces FILE only with a whole document;
 `killed_run_stored_later` that a run killed after its record was
 spooled, before it was stored, is stored by the next `weft run` in the
 project (its output with its content's hash), and that `weft flush`
-says so instead of waiting for a coordinator gone with that run.
+says so instead of waiting for a coordinator gone with that run;
+`local_run_leaves_others` that a local run leaves a network writer in its
+spool for `weft flush`.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -430,6 +432,57 @@ def killed_run_stored_later(weft, d):
         raise Fail("out.txt's lineage: written by %s, hash %s; expected "
                    "the killed run's task and %s"
                    % (writers, root and root[0]["hash"], blake(content)))
+
+
+@case
+def local_run_leaves_others(weft, d):
+    """A writer for a network coordinator in the project's spool (a `weft
+    wrap` pointed at it, its coordinator down) is not a local run's to
+    deliver: `weft run` leaves it, naming nothing of it, and `weft flush`
+    delivers it once its coordinator is back."""
+    from wraplib import Coordinator, Job, wrap_env
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    spool = os.path.join(os.path.realpath(d), ".weft", "spool")
+    cproj = os.path.join(d, "coordinated")
+    c = Coordinator(weft, cproj).start()
+    j = None
+    try:
+        j = Job(weft, c, cproj)
+        c.kill()
+        r = subprocess.run([weft, "wrap", "--ship-timeout", "1", "--",
+                            "true"], env=wrap_env(j.contract, spool),
+                           cwd=d, capture_output=True, text=True,
+                           timeout=300)
+        left = sorted(n for n in os.listdir(spool) if n.startswith("w-"))
+        if r.returncode or len(left) != 1:
+            raise Fail("weft wrap with its coordinator down: exit %d, "
+                       "spool %s: %s" % (r.returncode, left, r.stderr))
+        r = subprocess.run([weft, "run", "--tracer", "ptrace", "--",
+                            "true"], cwd=d, env=ENV, capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if r.returncode or c.url in r.stderr or "left in" in r.stderr:
+            raise Fail("weft run beside a network writer: exit %d, %r"
+                       % (r.returncode, r.stderr))
+        now = sorted(n for n in os.listdir(spool) if n.startswith("w-"))
+        if now != left:
+            raise Fail("weft run took the network writer: spool %s, "
+                       "was %s" % (now, left))
+        c.start()
+        r = subprocess.run([weft, "flush", "--spool", spool], cwd=d,
+                           env=ENV, capture_output=True, text=True,
+                           timeout=300)
+        now = [n for n in os.listdir(spool) if n.startswith("w-")]
+        if r.returncode or now:
+            raise Fail("weft flush with the coordinator back: exit %d, "
+                       "spool %s: %s" % (r.returncode, now, r.stderr))
+        j.end()
+    finally:
+        if j and j.proc:
+            j.proc.kill()
+            j.proc.wait()
+        c.kill()
 
 
 @case
