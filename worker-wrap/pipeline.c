@@ -45,7 +45,7 @@ static void say_shipped(const weft_wrap_ship_opts *s,
 			"them)\n",
 			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
 			s->env->coordinator, s->env->spool);
-	else if (st->left && s->local)
+	else if (st->left)
 		fprintf(stderr,
 			"weft: task %s: %zu of %zu fragment%s not yet "
 			"stored; kept in %s (the next 'weft run' in this "

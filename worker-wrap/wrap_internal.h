@@ -13,11 +13,11 @@
 
 #include <weft/wrap.h>
 
-/* Format a message for the user into err; returns WEFT_EINVAL. */
 /* Whether url names a coordinator in the sending process (inproc://: a
  * local `weft run`'s), which no other process can reach. */
 bool wrap_url_in_process(const char *url);
 
+/* Format a message for the user into err; returns WEFT_EINVAL. */
 int wrap_fail(char *err, size_t errsz, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
