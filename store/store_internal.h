@@ -153,9 +153,9 @@ int store_bind_bytes(sqlite3_stmt *st, int i, const char *s);
  * five parameters from first on, the order of the jobs table (jobs.c). */
 void store_bind_job_text(sqlite3_stmt *st, int first, const weft_job_info *j);
 /* The id of a row of a unique-valued table (paths, artifacts), inserting
- * it when absent. */
+ * it when absent; *added (when not NULL) says which. */
 int store_intern(weft_store *s, sqlite3_stmt *get, sqlite3_stmt *add,
-		 const void *value, int len, sqlite3_int64 *id);
+		 const void *value, int len, sqlite3_int64 *id, bool *added);
 /* WEFT_EINVAL when a report's strings are missing or unterminated. */
 int store_check_report(const weft_report *r);
 /* Step a bound insert and reset it: WEFT_EINVAL on a constraint. */
