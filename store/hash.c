@@ -185,15 +185,18 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		return WEFT_EINVAL;
 	bool stable = true, cached = false;
 	int fd = -1, err = WEFT_OK;
-	/* Read by this process while the run ran, stable then, and still
-	 * that identity: nothing to open. The cache learns it below as
-	 * from a read. (A hash that came from the cache is only given
-	 * once the file opens for this caller, as below.) */
+	/* Known to the run's prehash thread by this identity: nothing to
+	 * open. It read the file itself (stable then: the cache learns it
+	 * below as from a read), or found the identity in the cache when
+	 * the run opened the file (the open itself showed the caller may
+	 * read it). Any other cache entry is only given once the file
+	 * opens for this caller, as below. */
 	if (cache &&
-	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK &&
-	    !cached) {
+	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK) {
 		if (cache_hit)
 			*cache_hit = true;
+		if (cached)
+			return WEFT_OK;
 		goto learn;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -211,6 +214,7 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 	}
 	if (cache &&
 	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK) {
+		/* Replaced since the stat by a version the thread knew. */
 		if (cache_hit)
 			*cache_hit = true;
 		if (cached)

@@ -247,6 +247,16 @@ static void test_cached_not_read_and_offered_once(void **state)
 		weft_prehash_offer(p, k, &ek);
 	finish(p, 1);
 	assert_counts(p, 1, 0, 1, 0);
+
+	/* Still that file at the end: the cache's hash, nothing read. */
+	weft_report r;
+	weft_report_init(&r);
+	add_input(&r, k, false, &ek);
+	assert_int_equal(hash_at_end(t, p, &r), 0);
+	assert_hash(r.files[0].hash, "known");
+	assert_true(r.files[0].has_read_hash);
+	assert_hash(r.files[0].read_hash, "known");
+	weft_report_release(&r);
 	weft_prehash_free(p);
 }
 
