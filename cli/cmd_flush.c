@@ -4,8 +4,10 @@
  * their --ship-timeout; this sends them (each writer once, oldest first,
  * skipping writers another wrapper or flush is delivering right now).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include <weft/wrap.h>
@@ -57,6 +59,19 @@ int cmd_flush(int argc, char **argv)
 					       "--spool '%s': expected an "
 					       "absolute path",
 					       spool);
+		/* A spool named on the command line must be there: an
+		 * absent one would read as empty, hiding a mistyped path.
+		 * (The default spool may not exist yet: nothing to send.) */
+		struct stat st;
+		int bad = stat(spool, &st) != 0	 ? errno
+			  : !S_ISDIR(st.st_mode) ? ENOTDIR
+						 : 0;
+		if (bad)
+			return cli_usage_error("flush", "--spool '%s': %s",
+					       spool,
+					       bad == ENOENT
+						       ? "no such directory"
+						       : strerror(bad));
 		snprintf(env.spool, sizeof(env.spool), "%s", spool);
 	}
 	weft_wrap_shipper *s;

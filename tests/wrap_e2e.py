@@ -498,6 +498,18 @@ def case_late_delivery(weft):
         check("refused" in p.err or "rejected" in p.err, p.err)
         check("forged" not in tasks_by_name(dag(weft, s.dir, job)),
               "a task with a wrong token was stored")
+        # A spool named on the command line that is not there (a typo)
+        # is an error naming it, not an empty spool flushed.
+        missing = s.path("no-such-spool")
+        p = run([weft, "flush", "--spool", missing, "--timeout", "1"])
+        check(p.returncode == 2 and missing in p.err
+              and "no such directory" in p.err,
+              "flush of a missing spool: exit %d\n%s"
+              % (p.returncode, p.err))
+        p = run([weft, "flush", "--spool", "/etc/hostname"])
+        check(p.returncode == 2 and "Not a directory" in p.err,
+              "flush of a file as the spool: exit %d\n%s"
+              % (p.returncode, p.err))
 
 
 def status(weft, url):
