@@ -580,14 +580,8 @@ int weft_store_open(const char *db_path, weft_store **out)
 	if (!s)
 		return WEFT_ENOMEM;
 	store_make_private(db_path, true);
-	/* A weft_store is used by one thread at a time (a coordinator's
-	 * passes from the thread that opens it to its store writer and
-	 * back, by thread creation and join): no mutex of SQLite's around
-	 * every call (NOMUTEX), about 6% of a coordinator's CPU per
-	 * fragment. */
 	int rc = sqlite3_open_v2(db_path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					 SQLITE_OPEN_NOMUTEX,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 				 NULL);
 	if (rc != SQLITE_OK) {
 		int err = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;

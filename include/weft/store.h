@@ -34,8 +34,7 @@ int weft_store_find_dir(const char *start_dir, char *out, size_t outsz);
  * to the current version. A database from a newer weft is refused
  * (WEFT_EVERSION) and left untouched; one another process keeps locked
  * past WEFT_STORE_BUSY_TIMEOUT_MS (5 s) is WEFT_EBUSY, not a database
- * WEFT_EDB. A handle is used by one thread at a time (it may pass from
- * one thread to another); threads that work at once open one each. */
+ * WEFT_EDB. */
 int weft_store_open(const char *db_path, weft_store **out);
 void weft_store_close(weft_store *s);
 /* The last SQLite error message of this handle, for the user. */
