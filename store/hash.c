@@ -212,28 +212,19 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		err = WEFT_EINVAL;
 		goto out;
 	}
-	if (cache &&
-	    store_prehash_get(cache->prehash, &st, hash, &cached) == WEFT_OK) {
-		/* Replaced since the stat by a version the thread knew. */
-		if (cache_hit)
-			*cache_hit = true;
-		if (cached)
-			goto out;
-	} else if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
+	if (cache && store_cache_get(cache, &st, hash) == WEFT_OK) {
 		if (cache_hit)
 			*cache_hit = true;
 		goto out;
-	} else {
-		/* O_NONBLOCK kept a FIFO from blocking the open; regular
-		 * files ignore it, but clear it anyway for mandatory-lock
-		 * oddities. */
-		(void)fcntl(fd, F_SETFL, 0);
-		err = store_hash_fd(fd, &st, hash, &stable, NULL, NULL);
-		if (err)
-			goto out;
-		if (cache)
-			cache->hash_reads++;
 	}
+	/* O_NONBLOCK kept a FIFO from blocking the open; regular files
+	 * ignore it, but clear it anyway for mandatory-lock oddities. */
+	(void)fcntl(fd, F_SETFL, 0);
+	err = store_hash_fd(fd, &st, hash, &stable, NULL, NULL);
+	if (err)
+		goto out;
+	if (cache)
+		cache->hash_reads++;
 learn:
 	if (!cache || !stable)
 		goto out;
