@@ -1078,6 +1078,24 @@ def cli_not_executable(c):
 
 
 @case
+def cli_missing_interpreter(c):
+    """a script whose interpreter is missing: execve fails under the tracer
+    after the command was found. 127 as a shell gives, the reason named,
+    no run stored."""
+    c.write("script.sh", b"#!/weft-e2e/no/such/interp\n", mode=0o755)
+    r = c.weft_cmd(["run", "--tracer", c.tracer, "--", "./script.sh"])
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 127, "`weft run -- ./script.sh` exited %d, "
+            "expected 127; stderr: %s" % (r.returncode, err))
+    c.check("cannot execute ./script.sh" in err and "interpreter" in err,
+            "stderr should say the script cannot be executed and why, "
+            "found: %r" % err)
+    r = c.weft_cmd(["show", "--json"])
+    c.check(r.returncode != 0 or b"script.sh" not in r.stdout,
+            "a run that never started was stored: %r" % r.stdout[:300])
+
+
+@case
 def show_json(c):
     """weft show --json equals the --report file, for the latest run, by id
     and by id prefix; weft show prints the run for people."""

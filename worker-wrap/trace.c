@@ -256,6 +256,19 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 	sigaction(SIGHUP, &old_hup, NULL);
 	forward_to = NULL;
 	cmd[0] = saved_arg0;
+	if (err != WEFT_OK && launch.exec_errno) {
+		/* As a shell says it, with its status: nothing ran. */
+		struct stat st;
+		bool there =
+			launch.exec_errno == ENOENT && stat(t->exe, &st) == 0;
+		weft_say("cannot execute %s: %s%s", saved_arg0,
+			 strerror(launch.exec_errno),
+			 there ? " (its interpreter or a library it needs is "
+				 "missing)"
+			       : "");
+		weft_classifier_free(cls);
+		return launch.exit_code;
+	}
 	if (err != WEFT_OK) {
 		weft_say("could not start %s under the %s tracer: %s",
 			 saved_arg0, t->backend->name, weft_strerror(err));

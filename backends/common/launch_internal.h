@@ -7,6 +7,7 @@
 #ifndef WEFT_LAUNCH_INTERNAL_H
 #define WEFT_LAUNCH_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -29,6 +30,24 @@ void weft_child_wait_go(int fd);
  * would: 127 for a missing program, else 126. */
 _Noreturn void weft_child_exec(char *const argv[], char *const envp[],
 			       int failfd);
+
+/* Start argv with envp as a child that runs none of weft's code: glibc's
+ * posix_spawn, a vfork-like clone, so weft's page tables are not copied
+ * and its other threads do not fault on copies of their pages while the
+ * child execs (a fork and a wait for a go byte cost a short run up to a
+ * millisecond more). The child's signal mask is empty, handlers weft set
+ * are default in it (ignored signals stay ignored, as across execve). The
+ * calling thread's signals stay blocked on return, *old the mask to
+ * restore once the caller knows the pid (a signal weft forwards must find
+ * it). 0, or the errno of a failed spawn or execve (then no child and
+ * the mask is restored). */
+int weft_launch_spawn(char *const argv[], char *const envp[], pid_t *pid,
+		      sigset_t *old);
+/* The workload could not be executed (err: errno): l->exit_code is what a
+ * shell gives (127 for a missing program, else 126), l->exec_errno and
+ * errno are err, w warns "BACKEND: cannot execute ARGV0: why". */
+void weft_launch_exec_error(weft_launch *l, weft_report *w, const char *backend,
+			    int err);
 
 /* After the run, in the parent: true when the child could not exec (a
  * weft_exec_failure came on failfd). Then l->exit_code is what a shell

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -817,7 +818,7 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 	uint8_t *buf = malloc(PL_BATCH_MAX + 1);
 	char *owned[2] = {NULL, NULL};
 	char **env = NULL;
-	int err = WEFT_OK, fail[2] = {-1, -1}, go[2] = {-1, -1};
+	int err = WEFT_OK;
 	if (!buf)
 		return WEFT_ENOMEM;
 	r.sock = make_socket(dir, sizeof(dir), sock_path, sizeof(sock_path));
@@ -832,8 +833,8 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 	}
 	r.sock_path = sock_path;
 	env = workload_env(l->envp, lib, sock_path, owned, 2);
-	if (!env || pipe2(fail, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
-		err = env ? WEFT_EIO : WEFT_ENOMEM;
+	if (!env) {
+		err = WEFT_ENOMEM;
 		goto out;
 	}
 	pl_exec_blind(l->argv[0], why, sizeof(why));
@@ -851,29 +852,19 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 	int old_subreaper = 0;
 	prctl(PR_GET_CHILD_SUBREAPER, &old_subreaper, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	pid_t pid = fork();
-	if (pid < 0) {
-		err = WEFT_EIO;
+	pid_t pid;
+	sigset_t mask;
+	int e = weft_launch_spawn(l->argv, env, &pid, &mask);
+	if (e) {
 		prctl(PR_SET_CHILD_SUBREAPER, old_subreaper, 0, 0, 0);
+		weft_launch_exec_error(l, w, "preload", e);
+		err = WEFT_EIO;
 		goto out;
 	}
-	if (pid == 0) {
-		weft_child_unblock_signals();
-		/* Not before weft knows its pid (a signal weft forwards
-		 * must find it). */
-		weft_child_wait_go(go[0]);
-		weft_child_exec(l->argv, env, fail[1]);
-	}
-	close(fail[1]);
-	fail[1] = -1;
 	l->root_pid = pid;
 	l->exit_code = 0;
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	seed_root(l, pid, cwd);
-	if (write(go[1], "g", 1) != 1)
-		weft_report_warn(w, "preload: cannot start the workload: %s",
-				 strerror(errno));
-	close(go[1]);
-	go[1] = -1;
 
 	run_loop(&r, buf);
 	drain(&r, buf);
@@ -885,10 +876,7 @@ int pl_trace(weft_launch *l, weft_report *w, pl_stats *stats)
 		goto out;
 	}
 
-	if (weft_launch_failed(l, w, "preload", NULL, fail[0]))
-		err = WEFT_EIO;
-	else
-		warn_incomplete(&r);
+	warn_incomplete(&r);
 	if (l->verbose >= 1)
 		fprintf(stderr,
 			"weft preload: %llu batches, %llu records, %llu held, "
@@ -903,13 +891,6 @@ out:
 	if (stats)
 		*stats = r.stats;
 	streams_free(&r);
-	if (fail[0] >= 0)
-		close(fail[0]);
-	if (fail[1] >= 0)
-		close(fail[1]);
-	for (int i = 0; i < 2; i++)
-		if (go[i] >= 0)
-			close(go[i]);
 	close(r.sock);
 	unlink(sock_path);
 	rmdir(dir);

@@ -141,6 +141,8 @@ typedef struct weft_launch {
 	/* Filled by the backend: */
 	pid_t root_pid;
 	int exit_code;            /* the workload's: 0..255, 128+signal */
+	int exec_errno; /* set by run when the workload could not be executed
+			 * (then exit_code is a shell's 126 or 127) */
 	uint64_t dropped_events;
 	/* Set by run (or attach) when tracing was lost while the workload
 	 * lives on (ring buffer reader died, agent gone, transport broken):

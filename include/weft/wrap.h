@@ -498,7 +498,9 @@ int weft_wrap_trace_prepare(weft_wrap_trace *t, char **cmd,
  * fill report (initialized by the caller) with backend, node, times,
  * exit code, processes and files. Paths under ignore_dir (may be NULL)
  * are never records. 0 when the workload ran (t->status is its status),
- * or WEFT_EXIT_INTERNAL when it could not be started. */
+ * else the exit status to leave with after explaining: a shell's 127 or
+ * 126 when execve refused the program (a missing interpreter), or
+ * WEFT_EXIT_INTERNAL when it could not be started. */
 int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 			weft_report *report);
 /* After prepare: t->prehash for the run, with the hash cache at cache_path
