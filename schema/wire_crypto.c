@@ -412,15 +412,19 @@ int weft_envelope_sign_raw(const char *job, const weft_writer_key *key,
 		       : WEFT_OK;
 }
 
-int weft_envelope_verify(const weft_envelope *e)
+int weft_envelope_verify(weft_envelope *e)
 {
 	uint8_t m[SIGNED_BYTES];
+	e->payload_hashed = false;
 	if (weft_crypto_init())
 		return WEFT_EIO;
 	signed_message(e->job, e->writer, e->seq, e->payload, e->payload_len,
 		       m);
-	return crypto_sign_ed25519_verify_detached(e->sig, m, sizeof(m),
-						   e->writer)
-		       ? WEFT_ESIG
-		       : WEFT_OK;
+	if (crypto_sign_ed25519_verify_detached(e->sig, m, sizeof(m),
+						e->writer))
+		return WEFT_ESIG;
+	/* The hash is the signed message's last 32 bytes. */
+	memcpy(e->payload_hash, m + SIGNED_BYTES - 32, 32);
+	e->payload_hashed = true;
+	return WEFT_OK;
 }

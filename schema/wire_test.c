@@ -174,10 +174,21 @@ static void test_envelope_roundtrip_and_tamper(void **state)
 	assert_memory_equal(e.writer, k.pk, WEFT_PUBKEY_BYTES);
 	assert_int_equal(e.payload_len, sizeof(payload));
 	assert_memory_equal(e.payload, payload, sizeof(payload));
+	assert_false(e.payload_hashed);
 	assert_int_equal(weft_envelope_verify(&e), WEFT_OK);
+	/* The check keeps the payload's hash for what comes next. */
+	uint8_t h[32];
+	weft_payload_hash(payload, sizeof(payload), h);
+	assert_true(e.payload_hashed);
+	assert_memory_equal(e.payload_hash, h, 32);
 
 	weft_envelope t = e;
 	t.seq = 8;
+	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
+	assert_false(t.payload_hashed); /* a failed check keeps none */
+	/* A kept hash is never trusted: the payload is hashed again. */
+	t = e;
+	t.payload_len--;
 	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
 	t = e;
 	t.job[0] = '1';

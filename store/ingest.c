@@ -1060,6 +1060,16 @@ static int merge_records(weft_store_writer *w, const weft_report *r,
 	return err;
 }
 
+/* The payload's hash: the one its signature check computed (a 1.2 MB
+ * fragment takes about 1.5 ms to hash), else computed here. */
+static void envelope_hash(const weft_envelope *e, uint8_t out[32])
+{
+	if (e->payload_hashed)
+		memcpy(out, e->payload_hash, 32);
+	else
+		weft_payload_hash(e->payload, e->payload_len, out);
+}
+
 static int fragment(weft_store_writer *w, const void *arg, weft_verdict *v)
 {
 	const struct fragment_arg *a = arg;
@@ -1088,7 +1098,7 @@ static int fragment(weft_store_writer *w, const void *arg, weft_verdict *v)
 		return err;
 
 	uint8_t hash[32];
-	weft_payload_hash(e->payload, e->payload_len, hash);
+	envelope_hash(e, hash);
 	sqlite3_stmt *st = stmt(w, W_ENV_GET);
 	sqlite3_bind_int64(st, 1, job.num);
 	sqlite3_bind_int64(st, 2, writer);
@@ -1211,7 +1221,7 @@ static bool fragment_unguarded(weft_store_writer *w,
 		goto failed_clean;
 
 	uint8_t hash[32];
-	weft_payload_hash(e->payload, e->payload_len, hash);
+	envelope_hash(e, hash);
 	st = stmt(w, W_ENV_ADD);
 	sqlite3_bind_int64(st, 1, job.num);
 	sqlite3_bind_int64(st, 2, writer);

@@ -255,6 +255,11 @@ typedef struct weft_envelope {
 	const uint8_t *payload; /* decode: points into the decoded buffer */
 	size_t payload_len;
 	uint8_t sig[WEFT_SIG_BYTES];
+	/* Set by weft_envelope_verify when the signature holds: the
+	 * payload's hash it computed (weft_payload_hash), for what is
+	 * done with the envelope next, not hashed again. */
+	bool payload_hashed;
+	uint8_t payload_hash[32];
 } weft_envelope;
 
 /* Sign payload as (job, key->pk, seq) and append the encoded envelope to
@@ -266,9 +271,10 @@ int weft_envelope_seal(const char *job, const weft_writer_key *key,
  * to release). Checks shape and limits only, not the signature. A payload
  * over WEFT_MAX_PAYLOAD_BYTES is WEFT_ETOOBIG. */
 int weft_envelope_decode(const uint8_t *buf, size_t len, weft_envelope *e);
-/* WEFT_OK when e->sig is e->writer's signature of e's contents, WEFT_ESIG
- * otherwise. */
-int weft_envelope_verify(const weft_envelope *e);
+/* WEFT_OK when e->sig is e->writer's signature of e's contents (the
+ * payload hashed afresh, never the hash kept in e; then kept in
+ * e->payload_hash), WEFT_ESIG otherwise. */
+int weft_envelope_verify(weft_envelope *e);
 /* The BLAKE2b-256 of the payload (what the signature covers). */
 void weft_payload_hash(const uint8_t *payload, size_t len, uint8_t out[32]);
 
