@@ -263,8 +263,9 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 			launch.exec_errno == ENOENT && stat(t->exe, &st) == 0;
 		weft_say("cannot execute %s: %s%s", saved_arg0,
 			 strerror(launch.exec_errno),
-			 there ? " (its interpreter or a library it needs is "
-				 "missing)"
+			 there ? " (its interpreter is missing: the program "
+				 "its #! line names, or the dynamic loader it "
+				 "was linked for)"
 			       : "");
 		weft_classifier_free(cls);
 		return launch.exit_code;
