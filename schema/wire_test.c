@@ -186,17 +186,13 @@ static void test_envelope_roundtrip_and_tamper(void **state)
 	t.seq = 8;
 	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
 	assert_false(t.payload_hashed); /* a failed check keeps none */
-	/* A kept hash is never trusted: the payload is hashed again. */
-	t = e;
-	t.payload_len--;
-	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
 	t = e;
 	t.job[0] = '1';
 	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
 	t = e;
 	memcpy(t.writer, other.pk, WEFT_PUBKEY_BYTES);
 	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
-	t = e;
+	t = e; /* the hash e keeps is never trusted: hashed again */
 	t.payload_len--;
 	assert_int_equal(weft_envelope_verify(&t), WEFT_ESIG);
 	t = e;
