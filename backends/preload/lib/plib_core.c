@@ -604,8 +604,16 @@ static uint64_t statc_key(int dirfd, const char *path)
 		h = (h ^ w) * 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
 	}
+	/* The tail: the path's last eight bytes when it has eight (they
+	 * overlap the words above), else its bytes one by one. Not a
+	 * memcpy of n - i bytes into w: the word read back from the stack
+	 * right after the copy stalls (no store-to-load forwarding). */
 	uint64_t w = 0;
-	memcpy(&w, path + i, n - i);
+	if (n >= 8)
+		memcpy(&w, path + n - 8, 8);
+	else
+		for (size_t j = n; j-- > 0;)
+			w = w << 8 | (unsigned char)path[j];
 	h = (h ^ w ^ n) * 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 29;
 	return h ? h : 1;
