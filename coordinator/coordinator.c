@@ -180,6 +180,7 @@ static void coordinator_free(weft_coordinator *c)
 	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->reply_cv);
 	pthread_cond_destroy(&c->idle);
+	pthread_cond_destroy(&c->answered);
 	free(c->jrej);
 	sodium_memzero(c->submit_key, sizeof(c->submit_key));
 	free(c);
@@ -224,6 +225,7 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->reply_cv, NULL);
 	pthread_cond_init(&c->idle, NULL);
+	pthread_cond_init(&c->answered, NULL);
 	pthread_mutex_init(&c->conn_mu, NULL);
 	pthread_cond_init(&c->conn_cv, NULL);
 	c->log = o->log;
@@ -251,7 +253,9 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	}
 	/* Before listening: what is stored from now on is queued for it. */
 	e = coord_ol_start(c, o, err, errsz);
-	if (!e)
+	if (!e && o->in_process)
+		snprintf(c->url, sizeof(c->url), "%s", o->listen_url);
+	else if (!e)
 		e = start_listening(c, o, err, errsz);
 	if (e) {
 		coord_ol_stop(c);

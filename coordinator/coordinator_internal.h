@@ -44,6 +44,7 @@ struct weft_coordinator {
 	 * idle: queued or in_flight went down. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv, reply_cv, idle;
+	pthread_cond_t answered;    /* a direct call's reply is ready */
 	struct slot *head, *tail;   /* to the writer */
 	struct slot *rhead, *rtail; /* to the reply thread */
 	size_t rqueued;

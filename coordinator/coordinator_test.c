@@ -1,7 +1,8 @@
 /*
  * coordinator_test.c - unit tests of libweft_coordinator in one process,
- * the way `weft run` uses it: a coordinator on inproc:// over a scratch
- * store, requests through weft_coordinator_call, the status it answers,
+ * over a scratch store, on inproc:// and, the way `weft run` uses it, in
+ * process (no listener: requests through weft_coordinator_handle), the
+ * same requests and answers either way, the status it answers,
  * what is in the store after weft_coordinator_stop, a task's start
  * announced, and start errors that name what failed.
  */
@@ -28,6 +29,7 @@ static const uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES] = {1, 2, 3};
 struct fx {
 	char dir[64], db[96];
 	weft_coordinator *c;
+	bool direct; /* in_process: weft_coordinator_handle, not nng */
 	char job[WEFT_JOB_ID_BYTES + 1];
 };
 
@@ -53,20 +55,33 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Send req to the coordinator and decode its acknowledgement. */
-static weft_ack call(struct fx *f, weft_buf *req)
+/* Send req to the coordinator (over nng, or directly) and decode its
+ * reply. */
+static void call_reply(struct fx *f, weft_buf *req, weft_reply *r)
 {
 	uint8_t *reply;
 	size_t n;
 	char err[256];
-	assert_int_equal(weft_coordinator_call(weft_coordinator_url(f->c), NULL,
-					       req->data, req->len, 5000,
-					       &reply, &n, err, sizeof(err)),
-			 WEFT_OK);
+	if (f->direct)
+		assert_int_equal(weft_coordinator_handle(f->c, req->data,
+							 req->len, &reply, &n),
+				 WEFT_OK);
+	else
+		assert_int_equal(
+			weft_coordinator_call(weft_coordinator_url(f->c), NULL,
+					      req->data, req->len, 5000, &reply,
+					      &n, err, sizeof(err)),
+			WEFT_OK);
 	weft_buf_free(req);
-	weft_reply r;
-	assert_int_equal(weft_reply_decode(reply, n, &r), WEFT_OK);
+	assert_int_equal(weft_reply_decode(reply, n, r), WEFT_OK);
 	free(reply);
+}
+
+/* Send req and decode its acknowledgement. */
+static weft_ack call(struct fx *f, weft_buf *req)
+{
+	weft_reply r;
+	call_reply(f, req, &r);
 	assert_int_equal(r.kind, WEFT_REPLY_ACK);
 	return r.ack;
 }
@@ -74,6 +89,7 @@ static weft_ack call(struct fx *f, weft_buf *req)
 static void start(struct fx *f, const char *url)
 {
 	weft_coordinator_opts o = {.listen_url = url,
+				   .in_process = f->direct,
 				   .store_path = f->db,
 				   .submit_key = submit_key,
 				   .contexts = 4};
@@ -95,12 +111,12 @@ static void create_job(struct fx *f)
 	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
 }
 
-static void test_inproc_round_trip(void **state)
+/* A job created, a writer enrolled, a fragment stored (then a
+ * duplicate), the status, the job ended: all in the store after stop. */
+static void round_trip(struct fx *f, const char *url)
 {
-	struct fx *f = *state;
-	start(f, "inproc://weft-coordinator-test");
-	assert_string_equal(weft_coordinator_url(f->c),
-			    "inproc://weft-coordinator-test");
+	start(f, url);
+	assert_string_equal(weft_coordinator_url(f->c), url);
 	weft_buf req;
 	weft_buf_init(&req);
 	create_job(f);
@@ -138,17 +154,23 @@ static void test_inproc_round_trip(void **state)
 	weft_buf_free(&payload);
 	weft_buf_free(&env);
 
-	weft_status st;
-	char err[256];
-	assert_int_equal(weft_coordinator_query_status(
-				 weft_coordinator_url(f->c), NULL, NULL, 5000,
-				 &st, err, sizeof(err)),
-			 WEFT_OK);
-	assert_int_equal(st.njobs, 1);
-	assert_int_equal(st.jobs[0].fragments, 1);
-	assert_int_equal(st.jobs[0].nwriters, 1);
-	assert_true(st.requests >= 5);
-	weft_status_release(&st);
+	/* Bytes that are no request: refused as such. */
+	weft_buf_append(&req, "\xc1junk", 5);
+	weft_ack bad = call(f, &req);
+	assert_int_equal(bad.status, WEFT_ACK_REJECTED);
+	assert_int_equal(bad.reason, WEFT_REJECT_MALFORMED);
+
+	assert_int_equal(weft_req_status(NULL, &req), WEFT_OK);
+	weft_reply sr;
+	call_reply(f, &req, &sr);
+	assert_int_equal(sr.kind, WEFT_REPLY_STATUS);
+	weft_status *st = &sr.status;
+	assert_int_equal(st->njobs, 1);
+	assert_int_equal(st->jobs[0].fragments, 1);
+	assert_int_equal(st->jobs[0].nwriters, 1);
+	assert_true(st->requests >= 6);
+	assert_int_equal(st->rejects[WEFT_REJECT_MALFORMED], 1);
+	weft_reply_release(&sr);
 
 	assert_int_equal(weft_req_job_end(f->job, token, 0, 2, &req), WEFT_OK);
 	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
@@ -165,6 +187,35 @@ static void test_inproc_round_trip(void **state)
 	assert_int_equal(r.tasks, 1);
 	weft_job_record_release(&r);
 	weft_store_close(s);
+}
+
+static void test_inproc_round_trip(void **state)
+{
+	round_trip(*state, "inproc://weft-coordinator-test");
+}
+
+/* In process (a local `weft run`'s): the same answers through
+ * weft_coordinator_handle, and nothing listens on the URL, which only
+ * names the coordinator. */
+static void test_in_process(void **state)
+{
+	struct fx *f = *state;
+	f->direct = true;
+	round_trip(f, "inproc://weft-coordinator-test-direct");
+
+	start(f, "inproc://weft-coordinator-test-direct");
+	weft_buf req;
+	weft_buf_init(&req);
+	assert_int_equal(weft_req_status(NULL, &req), WEFT_OK);
+	uint8_t *reply = NULL;
+	size_t n;
+	char err[256];
+	assert_int_equal(weft_coordinator_call(weft_coordinator_url(f->c), NULL,
+					       req.data, req.len, 300, &reply,
+					       &n, err, sizeof(err)),
+			 WEFT_EIO);
+	assert_null(reply);
+	weft_buf_free(&req);
 }
 
 /* A task start: stored once (then a duplicate), refused when not signed
@@ -353,6 +404,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_task_start, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_inproc_round_trip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_in_process, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_error_clears, setup,
 						teardown),

@@ -62,6 +62,11 @@ struct slot {
 	bool refused;      /* signed, refused: v is final, the writer thread
 			      names it in the store (enrolled writers only) */
 	struct slot *next; /* writer queue */
+	/* A direct call's (weft_coordinator_call): no aio, no context; the
+	 * reply is left here and done set, under c->mu. */
+	bool direct, done;
+	uint8_t *reply;
+	size_t rlen;
 };
 
 struct job_rejects {
@@ -148,13 +153,20 @@ static void slot_clear(struct slot *s)
 	}
 }
 
-/* A request is answered (or cannot be): take the next one. */
+/* A request is answered (or cannot be): take the next one. A direct
+ * call's slot is its caller's again once done is set: not touched after. */
 static void slot_done(struct slot *s)
 {
 	weft_coordinator *c = s->c;
 	pthread_mutex_lock(&c->mu);
 	c->in_flight--;
 	pthread_cond_broadcast(&c->idle);
+	if (s->direct) {
+		s->done = true;
+		pthread_cond_broadcast(&c->answered);
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	pthread_mutex_unlock(&c->mu);
 	s->state = SLOT_RECV;
 	nng_ctx_recv(s->ctx, s->aio);
@@ -164,6 +176,16 @@ static void slot_send(struct slot *s, const weft_buf *b)
 {
 	nng_msg *m = NULL;
 	slot_clear(s);
+	if (s->direct) {
+		/* No memory: no reply, which the caller reports. */
+		s->reply = malloc(b->len ? b->len : 1);
+		if (s->reply) {
+			memcpy(s->reply, b->data, b->len);
+			s->rlen = b->len;
+		}
+		slot_done(s);
+		return;
+	}
 	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, b->data, b->len)) {
 		/* No memory for a reply: the sender times out and resends. */
 		if (m)
@@ -449,11 +471,12 @@ static void reject_now(struct slot *s, int reason, const char *fmt, ...)
 	reply_verdict(s, &v);
 }
 
-static void handle_request(struct slot *s, nng_msg *msg)
+/* The request body of len bytes: msg's (kept until the answer), or a
+ * direct caller's (who waits for the answer). */
+static void handle_request(struct slot *s, nng_msg *msg, const uint8_t *body,
+			   size_t len)
 {
 	weft_coordinator *c = s->c;
-	const uint8_t *body = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg);
 	pthread_mutex_lock(&c->mu);
 	c->requests++;
 	bool stopping = c->stopping;
@@ -550,8 +573,9 @@ static void slot_cb(void *arg)
 		pthread_mutex_lock(&c->mu);
 		c->in_flight++;
 		pthread_mutex_unlock(&c->mu);
-		coord_conn_active(c, nng_msg_get_pipe(nng_aio_get_msg(s->aio)));
-		handle_request(s, nng_aio_get_msg(s->aio));
+		nng_msg *m = nng_aio_get_msg(s->aio);
+		coord_conn_active(c, nng_msg_get_pipe(m));
+		handle_request(s, m, nng_msg_body(m), nng_msg_len(m));
 		return;
 	case SLOT_SEND:
 		if (rv != 0)
@@ -561,6 +585,38 @@ static void slot_cb(void *arg)
 	case SLOT_WAIT:
 		return; /* not reached: no aio runs while waiting */
 	}
+}
+
+int weft_coordinator_handle(weft_coordinator *c, const uint8_t *req, size_t len,
+			    uint8_t **reply, size_t *rlen)
+{
+	*reply = NULL;
+	*rlen = 0;
+	struct slot *s = calloc(1, sizeof(*s));
+	weft_fragment *f = malloc(sizeof(*f));
+	if (!s || !f) {
+		free(s);
+		free(f);
+		return WEFT_ENOMEM;
+	}
+	weft_fragment_init(f);
+	s->c = c;
+	s->frag = f;
+	s->direct = true;
+	pthread_mutex_lock(&c->mu);
+	c->in_flight++;
+	pthread_mutex_unlock(&c->mu);
+	handle_request(s, NULL, req, len);
+	pthread_mutex_lock(&c->mu);
+	while (!s->done)
+		pthread_cond_wait(&c->answered, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	/* Answered: slot_send cleared the request (the fragment released). */
+	free(f);
+	*reply = s->reply;
+	*rlen = s->rlen;
+	free(s);
+	return *reply ? WEFT_OK : WEFT_ENOMEM;
 }
 
 int coord_slots_start(weft_coordinator *c, int n)

@@ -1,16 +1,22 @@
 /*
  * local.c - `weft run`'s storing: the distributed path in one process (a
- * coordinator on inproc:// over the project's store, a job, the wrapper's
+ * coordinator over the project's store, a job, the wrapper's
  * record/spool/delivery, the job's end), and the run's live OpenLineage
  * START before launch.
+ *
+ * The coordinator listens on nothing: it is named inproc://weft-run-ID,
+ * and the wrapper's client of that URL hands each request to
+ * weft_coordinator_handle (the same bytes, handler, batch and reply as over
+ * nng). nng would start a dozen threads and a socket per request for one
+ * caller in the same process, about 2 ms of a short run.
  *
  * The coordinator's start and the job's creation (its first commit, with
  * the WAL's sync) do not wait for the workload: a thread does them while
  * the tracer launches it, so a short run does not pay them after its
- * end (unless an OpenLineage destination is set: see weft_local_begin). That thread and every thread it starts (nng's, the store writer's)
- * block all signals: the tracer's SIGCHLD and the SIGTERM it forwards go
- * to the thread that expects them. None of them forks, and the workload's
- * child only execs, so nng's threads may exist when the tracer forks.
+ * end (unless an OpenLineage destination is set: see weft_local_begin).
+ * That thread and every thread it starts (the store writer's, the
+ * replier's) block all signals: the tracer's SIGCHLD and the SIGTERM it
+ * forwards go to the thread that expects them. None of them forks.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -53,6 +59,12 @@ static void task_identity(weft_wrap_identity *id, const char *host)
 				       sizeof(err));
 }
 
+static int local_call(void *arg, const uint8_t *req, size_t len,
+		      uint8_t **reply, size_t *rlen)
+{
+	return weft_coordinator_handle(arg, req, len, reply, rlen);
+}
+
 /* A request to the in-process coordinator; 0 when accepted. */
 static int call(const char *url, int encoded, weft_buf *req, const char *what)
 {
@@ -71,6 +83,14 @@ static void *begin_main(void *arg)
 	if (weft_coordinator_start(&l->co, &l->c, err, sizeof(err)) !=
 	    WEFT_OK) {
 		weft_say("cannot start the local coordinator: %s", err);
+		l->c = NULL;
+		return NULL;
+	}
+	if (weft_wrap_local_endpoint_set(l->env.coordinator, local_call,
+					 l->c) != WEFT_OK) {
+		weft_say("cannot start the local coordinator: another one "
+			 "runs in this process");
+		weft_coordinator_stop(l->c);
 		l->c = NULL;
 		return NULL;
 	}
@@ -112,11 +132,9 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	weft_submit_key_new(l->submit_key);
 	l->co = *o->ol; /* OpenLineage settings */
 	l->co.listen_url = l->env.coordinator;
+	l->co.in_process = true;
 	l->co.store_path = l->db;
 	l->co.submit_key = l->submit_key;
-	/* One wrapper, this one, sends one request at a time: a couple of
-	 * contexts, not a cluster's 256. */
-	l->co.contexts = 2;
 	l->verbose = o->verbose;
 
 	/* With an OpenLineage destination the run's STARTs are the live
@@ -156,6 +174,8 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 			 &req, "ending the run's job") != 0)
 			rc = -1;
 	}
+	if (l->c)
+		weft_wrap_local_endpoint_clear();
 	if (weft_coordinator_stop(l->c) != WEFT_OK)
 		rc = -1;
 	sodium_memzero(l->submit_key, sizeof(l->submit_key));

@@ -24,7 +24,9 @@ spooled, before it was stored, is stored by the next `weft run` in the
 project (its output with its content's hash), and that `weft flush`
 says so instead of waiting for a coordinator gone with that run;
 `local_run_leaves_others` that a local run leaves a network writer in its
-spool for `weft flush`.
+spool for `weft flush`; `no_network_threads` that a local run's
+coordinator, running beside the workload, is called directly: weft's
+process has its store writer's thread and none of nng's.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -578,6 +580,39 @@ def dag_output_whole(weft, d):
     if not any(a["path"] == os.path.join(os.path.realpath(d), "out")
                for a in doc["artifacts"]):
         raise Fail("the DAG written to %s has no %s/out" % (target, d))
+
+
+@case
+def no_network_threads(weft, d):
+    """While the workload runs, the run's coordinator is up (its store
+    writer's thread is there) and nng, which a coordinator in the same
+    process does not need, has started none of its threads."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    # The coordinator starts beside the workload: by half a second it has
+    # long been up (as its writer's thread shows), nng's threads with it
+    # if it used nng.
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
+                        "sleep 0.5; cat /proc/$PPID/task/*/comm > threads"],
+                       cwd=d, env=ENV, capture_output=True, text=True)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the ptrace tracer cannot trace here")
+    if r.returncode:
+        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    with open(os.path.join(d, "threads")) as f:
+        names = f.read().split()
+    if "weft-store" not in names:
+        raise Fail("no store writer's thread in weft while the workload "
+                   "ran (threads: %s)" % names)
+    nng = [n for n in names if n.startswith("nng")]
+    if nng:
+        raise Fail("a local run started nng's threads %s" % nng)
+    r = subprocess.run([weft, "show", "--json"], cwd=d, env=ENV,
+                       capture_output=True, text=True)
+    if r.returncode or not any(
+            f["path"].endswith("/threads") and f["written"]
+            and f["hash"] for f in json.loads(r.stdout)["files"]):
+        raise Fail("the run is not stored with its output: %s %s"
+                   % (r.stdout[:400], r.stderr))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
  * server in this process: fragments are signed, spooled and deleted only
  * once acknowledged; "retry" and silence are retried with backoff within
  * the deadline; rejections are moved aside with their reason; a spool left
- * by a writer that gave up is delivered by the next shipper.
+ * by a writer that gave up is delivered by the next shipper; a
+ * coordinator in this process (a local endpoint) is called directly.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -36,6 +37,39 @@ struct server {
 	uint64_t seen[64]; /* seqs stored */
 };
 
+/* The scripted answer to one request, into out. */
+static void answer(struct server *s, const void *buf, size_t len, weft_buf *out)
+{
+	weft_request rq;
+	int status = WEFT_ACK_STORED, reason = WEFT_REJECT_NONE;
+	uint64_t seq = 0;
+	if (weft_request_decode(buf, len, &rq) != WEFT_OK) {
+		status = WEFT_ACK_REJECTED;
+		reason = WEFT_REJECT_MALFORMED;
+	} else if (rq.kind == WEFT_REQ_ENROL) {
+		s->enrols++;
+	} else if (rq.kind == WEFT_REQ_FRAGMENT) {
+		weft_envelope e;
+		assert_int_equal(weft_envelope_decode(rq.env, rq.env_len, &e),
+				 WEFT_OK);
+		assert_int_equal(weft_envelope_verify(&e), WEFT_OK);
+		seq = e.seq;
+		s->fragments++;
+		if (s->retry_first > 0) {
+			s->retry_first--;
+			status = WEFT_ACK_RETRY;
+		} else if (seq == s->reject_seq) {
+			status = WEFT_ACK_REJECTED;
+			reason = WEFT_REJECT_BAD_SIGNATURE;
+		} else if (seq < 64 && s->seen[seq]++) {
+			status = WEFT_ACK_DUPLICATE;
+		}
+	}
+	if (rq.kind)
+		weft_request_release(&rq);
+	weft_reply_ack(status, reason, reason ? "scripted" : "", seq, out);
+}
+
 static void *serve(void *arg)
 {
 	struct server *s = arg;
@@ -44,42 +78,25 @@ static void *serve(void *arg)
 		size_t len;
 		if (nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
 			return NULL;
-		weft_request rq;
 		weft_buf out;
 		weft_buf_init(&out);
-		int status = WEFT_ACK_STORED, reason = WEFT_REJECT_NONE;
-		uint64_t seq = 0;
-		if (weft_request_decode(buf, len, &rq) != WEFT_OK) {
-			status = WEFT_ACK_REJECTED;
-			reason = WEFT_REJECT_MALFORMED;
-		} else if (rq.kind == WEFT_REQ_ENROL) {
-			s->enrols++;
-		} else if (rq.kind == WEFT_REQ_FRAGMENT) {
-			weft_envelope e;
-			assert_int_equal(
-				weft_envelope_decode(rq.env, rq.env_len, &e),
-				WEFT_OK);
-			assert_int_equal(weft_envelope_verify(&e), WEFT_OK);
-			seq = e.seq;
-			s->fragments++;
-			if (s->retry_first > 0) {
-				s->retry_first--;
-				status = WEFT_ACK_RETRY;
-			} else if (seq == s->reject_seq) {
-				status = WEFT_ACK_REJECTED;
-				reason = WEFT_REJECT_BAD_SIGNATURE;
-			} else if (seq < 64 && s->seen[seq]++) {
-				status = WEFT_ACK_DUPLICATE;
-			}
-		}
-		if (rq.kind)
-			weft_request_release(&rq);
+		answer(s, buf, len, &out);
 		nng_free(buf, len);
-		weft_reply_ack(status, reason, reason ? "scripted" : "", seq,
-			       &out);
 		nng_send(s->sock, out.data, out.len, 0);
 		weft_buf_free(&out);
 	}
+}
+
+/* The same server as a local endpoint: called in the caller's thread. */
+static int answer_local(void *arg, const uint8_t *req, size_t len,
+			uint8_t **reply, size_t *rlen)
+{
+	weft_buf out;
+	weft_buf_init(&out);
+	answer(arg, req, len, &out);
+	*reply = out.data;
+	*rlen = out.len;
+	return WEFT_OK;
 }
 
 static void server_start(struct server *s, const char *url)
@@ -269,6 +286,17 @@ static size_t spooled(struct fixture *f)
 
 /* ---- Tests ---- */
 
+/* The fixture's report recorded by *w and shipped by a new *sh (10 s
+ * deadline), successfully; the number of fragments recorded. */
+static size_t record_and_ship(struct fixture *f, weft_spool_writer **w,
+			      weft_wrap_shipper **sh)
+{
+	size_t n = record(f, w);
+	assert_int_equal(weft_wrap_shipper_new(NULL, 10000, NULL, sh), WEFT_OK);
+	assert_int_equal(weft_wrap_ship_writer(*sh, *w), WEFT_OK);
+	return n;
+}
+
 static void test_all_acknowledged(void **state)
 {
 	struct fixture *f = *state;
@@ -301,11 +329,8 @@ static void test_retry_and_reject(void **state)
 	struct server s = {.retry_first = 2, .reject_seq = 2};
 	server_start(&s, f->env.coordinator);
 	weft_spool_writer *w;
-	size_t n = record(f, &w);
 	weft_wrap_shipper *sh;
-	assert_int_equal(weft_wrap_shipper_new(NULL, 10000, NULL, &sh),
-			 WEFT_OK);
-	assert_int_equal(weft_wrap_ship_writer(sh, w), WEFT_OK);
+	size_t n = record_and_ship(f, &w, &sh);
 	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
 	assert_int_equal(st->stored, n - 1);
 	assert_int_equal(st->rejected, 1);
@@ -348,6 +373,43 @@ static void test_down_then_flushed(void **state)
 	server_stop(&s);
 }
 
+/* A local endpoint's URL is served by its function, not nng: nothing
+ * listens on it, yet everything is stored; another URL cannot be set
+ * meanwhile; once cleared, the URL is nng's again (nobody there). */
+static void test_local_endpoint(void **state)
+{
+	struct fixture *f = *state;
+	struct server s = {0};
+	assert_int_equal(weft_wrap_local_endpoint_set(f->env.coordinator,
+						      answer_local, &s),
+			 WEFT_OK);
+	assert_int_equal(weft_wrap_local_endpoint_set("inproc://other",
+						      answer_local, &s),
+			 WEFT_EBUSY);
+	weft_spool_writer *w;
+	weft_wrap_shipper *sh;
+	size_t n = record_and_ship(f, &w, &sh);
+	assert_int_equal(weft_wrap_shipper_stats(sh)->stored, n);
+	assert_int_equal(s.enrols, 1);
+	assert_int_equal(s.fragments, (int)n);
+	weft_wrap_shipper_free(sh);
+	weft_spool_writer_close(w, true);
+
+	weft_wrap_local_endpoint_clear();
+	weft_wrap_client *c;
+	char err[256];
+	assert_int_equal(weft_wrap_client_open(f->env.coordinator, NULL, &c,
+					       err, sizeof(err)),
+			 WEFT_OK);
+	uint8_t *reply;
+	size_t rlen;
+	assert_int_equal(weft_wrap_client_call(c, (const uint8_t *)"x", 1, 200,
+					       &reply, &rlen, err, sizeof(err)),
+			 WEFT_EIO);
+	weft_wrap_client_close(c);
+	assert_int_equal(s.enrols, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +421,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_one_part_when_it_fits,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_endpoint, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@
  * Threads: nng's own, plus a pool of aio contexts (each decodes and
  * verifies on nng's worker threads) and ONE store writer thread that
  * commits batches. Requests are answered with a weft_reply (weft/wire.h).
+ * One started in_process listens on nothing and starts no nng thread:
+ * its requests come through weft_coordinator_handle (a local run's).
  *
  * nng must not be used before fork() in a process whose child uses nng
  * too: start an in-process coordinator only after forking any child that
@@ -39,6 +41,10 @@
 
 typedef struct weft_coordinator_opts {
 	const char *listen_url; /* tcp://, tls+tcp://, ipc://, inproc:// */
+	/* Listen on nothing: listen_url only names the coordinator, and
+	 * requests come through weft_coordinator_handle from this process
+	 * (a local `weft run`'s). No nng socket, no nng thread. */
+	bool in_process;
 	const char *store_path; /* the SQLite fragment store (created) */
 	/* Job creation needs a proof of the submit key: submit_key when
 	 * given (an in-process coordinator's, never written down), else
@@ -68,6 +74,12 @@ typedef struct weft_coordinator weft_coordinator;
  * what failed (the URL, the store path, the certificate) is in err. */
 int weft_coordinator_start(const weft_coordinator_opts *o,
 			   weft_coordinator **out, char *err, size_t errsz);
+/* One request from this process, decoded, checked, stored and answered
+ * as one that came over nng (the same handler, batch and reply bytes);
+ * returns once answered. On success *reply is malloc'ed (free()); else
+ * WEFT_ENOMEM. For an in_process coordinator, or any other. */
+int weft_coordinator_handle(weft_coordinator *c, const uint8_t *req, size_t len,
+			    uint8_t **reply, size_t *rlen);
 /* The URL it listens on, with the port filled in for ":0". */
 const char *weft_coordinator_url(const weft_coordinator *c);
 /* The submit key file it uses ("" for a key given in memory). */

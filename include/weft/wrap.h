@@ -224,7 +224,7 @@ void weft_spool_writer_close(weft_spool_writer *w, bool remove_if_empty);
 int weft_spool_writers(const char *spool, char ***names, size_t *n);
 void weft_spool_names_free(char **names, size_t n);
 
-/* ---- The nng REQ client ---- */
+/* ---- The client: an nng REQ socket, or a coordinator in this process ---- */
 
 typedef struct weft_wrap_client weft_wrap_client;
 
@@ -240,6 +240,16 @@ int weft_wrap_client_call(weft_wrap_client *c, const uint8_t *req, size_t len,
 			  int timeout_ms, uint8_t **reply, size_t *rlen,
 			  char *err, size_t errsz);
 void weft_wrap_client_close(weft_wrap_client *c);
+/* A coordinator in this process (a local run's): clients of url call
+ * fn(arg, ...) instead of opening an nng socket (which would start nng's
+ * threads for one caller). fn answers like weft_wrap_client_call, a
+ * malloc'ed reply on WEFT_OK. One at a time: WEFT_EBUSY when another url
+ * is set. Clear it only once every client of it is closed. */
+typedef int (*weft_wrap_local_fn)(void *arg, const uint8_t *req, size_t len,
+				  uint8_t **reply, size_t *rlen);
+int weft_wrap_local_endpoint_set(const char *url, weft_wrap_local_fn fn,
+				 void *arg);
+void weft_wrap_local_endpoint_clear(void);
 /* Stop nng's threads (nng_fini) after every client is closed, so that a
  * fork that follows copies none; nng starts again on next use. */
 void weft_wrap_quiesce(void);
