@@ -366,6 +366,14 @@ static void run_batch(weft_coordinator *c, struct slot *batch)
 				 "store error: %s",
 				 weft_store_errmsg(c->store));
 		}
+		if (s->direct) {
+			/* A caller in this process: answering is a copy, not
+			 * worth a hand-over to the reply thread. */
+			weft_verdict v = s->v;
+			reply_verdict(s, &v);
+			nstatus++;
+			continue;
+		}
 		if (last)
 			last->next = s;
 		else
@@ -374,7 +382,7 @@ static void run_batch(weft_coordinator *c, struct slot *batch)
 		nreplies++;
 	}
 	pthread_mutex_lock(&c->mu);
-	c->queued -= nstatus;
+	c->queued -= nstatus; /* and the direct calls answered */
 	if (replies) {
 		if (c->rtail)
 			c->rtail->next = replies;
