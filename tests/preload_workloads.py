@@ -4,7 +4,9 @@ the conformance suite: real programs that reach the kernel in ways a libc
 interposer must follow (Python's io, bash's stdio, cp -r, 16 threads, 1,000
 forked children), its blind spots said aloud (raw-syscall renames,
 set-ID programs, a broken channel), that reads and writes are aggregated,
-and that ptrace and preload record the same files for the same workloads.
+that ptrace and preload record the same files for the same workloads, and
+(as a second, unprivileged user) that an inherited output the user cannot
+look at is not said to have moved.
 
     preload_workloads.py --weft PATH --progs DIR CASE
     preload_workloads.py --list
@@ -13,6 +15,7 @@ Built on conformance.py (its Case, run and expect, and its main: exit 0
 pass, 1 fail, 77 skip). Standard library only.
 """
 
+import json
 import os
 import re
 import shutil
@@ -142,6 +145,56 @@ def raw_rename(c):
     warned = [w for w in rep.data["warnings"] if c.p("gone") in w]
     c.check(len(warned) == 1, "expected one warning naming %s, found %s"
             % (c.p("gone"), cf.jdump(rep.data["warnings"])))
+
+
+@case
+def inherited_output_out_of_sight(c):
+    """as a second, unprivileged user, a workload whose stdout is a file
+    in a directory the user cannot search (opened by root, as a root
+    shell's redirection is): no warning claims the file was moved or
+    removed, since nothing says it was."""
+    import unprivileged
+    try:
+        uid, gid = unprivileged.user()
+    except unprivileged.Unavailable as e:
+        raise Skip(str(e))
+    # A tree the user can work in, with weft's binaries in it.
+    top = os.path.join(c.root, "u")
+    proj, tmp = os.path.join(top, "proj"), os.path.join(top, "tmp")
+    os.chmod(c.root, 0o755)
+    for d in (top, proj, tmp):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, uid, gid)
+    weft = os.path.join(top, "weft")
+    shutil.copy2(c.weft, weft)
+    lib = os.path.join(os.path.dirname(c.weft), "libweft_preload.so")
+    if os.path.exists(lib):
+        shutil.copy2(lib, os.path.join(top, "libweft_preload.so"))
+    hidden = os.path.join(c.root, "root-only")
+    os.mkdir(hidden, 0o700)
+    env = dict(c.env, TMPDIR=tmp, HOME=top)
+    with open(os.path.join(hidden, "out"), "wb") as out:
+        r = subprocess.run(unprivileged.argv(
+            [weft, "run", "--tracer", "preload", "--", "sh", "-c",
+             "echo written"]), cwd=proj, env=env, stdout=out,
+            stderr=subprocess.PIPE)
+    if r.returncode == 3:
+        raise Skip("the preload tracer cannot trace here: %s"
+                   % r.stderr.decode(errors="replace"))
+    c.check(r.returncode == 0, "weft run as uid %d exited %d: %s"
+            % (uid, r.returncode, r.stderr.decode(errors="replace")))
+    with open(os.path.join(hidden, "out"), "rb") as f:
+        c.check(f.read() == b"written\n", "the workload's stdout is "
+                "not in the file opened for it")
+    r = subprocess.run(unprivileged.argv([weft, "show", "--json"]),
+                       cwd=proj, env=env, capture_output=True, text=True)
+    c.check(r.returncode == 0, "weft show exited %d: %s"
+            % (r.returncode, r.stderr))
+    if r.returncode == 0:
+        warnings = json.loads(r.stdout)["warnings"]
+        moved = [w for w in warnings if "moved or removed" in w]
+        c.check(not moved, "a warning claims a move nobody saw: %s"
+                % moved)
 
 
 def secure_exec_target(c):
