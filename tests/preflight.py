@@ -15,6 +15,7 @@ library only; conditions needing root, a backend not built into this weft,
 or a missing tool skip.
 """
 
+import glob
 import json
 import os
 import re
@@ -338,6 +339,11 @@ def run_vv(env, prefix=(), extra=None, cwd=None):
     return REUSED in err
 
 
+def kept_verdicts(directory, backend):
+    """The files of backend's kept verdicts in directory."""
+    return glob.glob(os.path.join(directory, "preflight-%s-*" % backend))
+
+
 def mounts():
     """This process's mount table: part of the state a verdict is kept
     for (other tests running beside this one mount and unmount)."""
@@ -356,9 +362,11 @@ def reuse_same_state(env):
     before = mounts()
     if run_vv(env):
         raise Fail("the first run reused a verdict nobody kept")
-    kept = os.path.join(env.root, "weft-preflight-%d" % os.geteuid(),
-                        "preflight-ptrace")
-    st = os.stat(kept)
+    kept = kept_verdicts(os.path.join(env.root, "weft-preflight-%d"
+                                      % os.geteuid()), "ptrace")
+    if len(kept) != 1:
+        raise Fail("expected one kept ptrace verdict, found %s" % kept)
+    st = os.stat(kept[0])
     if st.st_mode & 0o777 != 0o600 or st.st_uid != os.geteuid():
         raise Fail("the kept verdict is mode %o, owner %d"
                    % (st.st_mode & 0o777, st.st_uid))
@@ -381,6 +389,40 @@ def reuse_same_state(env):
 
 
 @case
+def reuse_per_executable(env):
+    """Two weft executables (two installs, or two builds compared) run
+    in turn on the same state each reuse their own verdict: neither
+    replaces the other's."""
+    copies = []
+    for name in ("a", "b"):
+        os.mkdir(os.path.join(env.root, name))
+        copies.append(os.path.join(env.root, name, "weft"))
+        shutil.copy2(env.weft, copies[-1])
+    for c in copies:  # each keeps one
+        env.weft = c
+        run_vv(env)
+    for attempt in range(5):
+        before = mounts()
+        reused = []
+        for c in copies:
+            env.weft = c
+            reused.append(run_vv(env))
+        if all(reused):
+            break
+        if mounts() == before:
+            raise Fail("runs alternating between %s probed again "
+                       "(reused: %s)" % (copies, reused))
+    else:
+        raise Fail("the mount table changed during each of 5 rounds; no "
+                   "verdict could be reused")
+    kept = kept_verdicts(os.path.join(env.root, "weft-preflight-%d"
+                                      % os.geteuid()), "ptrace")
+    if len(kept) != 2:
+        raise Fail("expected a kept verdict for each executable, found %s"
+                   % kept)
+
+
+@case
 def reuse_failed_probes_again(env):
     """A failed verdict is never kept: the same failing state refuses
     again, each time after a probe."""
@@ -393,8 +435,8 @@ def reuse_failed_probes_again(env):
         if "reused" in text(r.stderr):
             raise Fail("run %d reused a verdict: %s" % (i + 1,
                                                        text(r.stderr)))
-    if os.path.exists(os.path.join(env.root, "weft-preflight-%d"
-                                   % os.geteuid(), "preflight-preload")):
+    if kept_verdicts(os.path.join(env.root, "weft-preflight-%d"
+                                  % os.geteuid()), "preload"):
         raise Fail("a failed preload verdict was kept")
 
 
@@ -429,7 +471,10 @@ def reuse_refuses_foreign_verdicts(env):
     if not run_vv(env, prefix, cwd=proj):
         raise Fail("the user's own kept verdict was not reused")
     d = os.path.join(tmp, "weft-preflight-%d" % uid)
-    kept = os.path.join(d, "preflight-ptrace")
+    kept = kept_verdicts(d, "ptrace")
+    if len(kept) != 1:
+        raise Fail("expected one kept ptrace verdict, found %s" % kept)
+    kept = kept[0]
     os.chown(kept, 0, 0)  # another user's file, however it got there
     if run_vv(env, prefix, cwd=proj):
         raise Fail("a verdict owned by root was reused by uid %d" % uid)

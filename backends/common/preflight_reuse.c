@@ -23,13 +23,16 @@
  * A failed verdict is never kept: the next run probes again, so a fixed
  * machine is seen at once. The kept verdicts live in a directory only
  * their owner can write ($XDG_RUNTIME_DIR/weft, else
- * $TMPDIR/weft-preflight-UID), and a file found there is used only when
- * it is the owner's, mode 0600, of the exact size, with the key matching:
- * nobody else can hand weft a verdict.
+ * $TMPDIR/weft-preflight-UID), one file per backend and weft executable
+ * path (two installs, or two builds compared, would otherwise replace
+ * each other's verdict at every run), and a file found there is used
+ * only when it is the owner's, mode 0600, of the exact size, with the
+ * key matching: nobody else can hand weft a verdict.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,9 +196,17 @@ static int open_dir(bool create)
 	return fd;
 }
 
+/* "preflight-BACKEND-XXXXXXXX": the backend, and a digest of the path
+ * of weft's executable (only a name: the key inside is what must
+ * match). */
 static void file_name(const weft_backend *b, char *out, size_t outsz)
 {
-	snprintf(out, outsz, "preflight-%s", b->name);
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe));
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (ssize_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)exe[i]) * 16777619u;
+	snprintf(out, outsz, "preflight-%s-%08x", b->name, (unsigned)h);
 }
 
 /* b's kept verdict under key into *p, with the time it was probed. */
