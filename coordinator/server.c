@@ -62,7 +62,7 @@ struct slot {
 	bool refused;      /* signed, refused: v is final, the writer thread
 			      names it in the store (enrolled writers only) */
 	struct slot *next; /* writer queue */
-	/* A direct call's (weft_coordinator_call): no aio, no context; the
+	/* A direct call's (weft_coordinator_handle): no aio, no context; the
 	 * reply is left here and done set, under c->mu. */
 	bool direct, done;
 	uint8_t *reply;

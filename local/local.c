@@ -8,7 +8,7 @@
  * and the wrapper's client of that URL hands each request to
  * weft_coordinator_handle (the same bytes, handler, batch and reply as over
  * nng). nng would start a dozen threads and a socket per request for one
- * caller in the same process, about 2 ms of a short run.
+ * caller in the same process: 1.5-2 ms of a short run.
  *
  * The coordinator's start and the job's creation (its first commit, with
  * the WAL's sync) do not wait for the workload: a thread does them while
