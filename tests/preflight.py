@@ -5,7 +5,8 @@ for real (capabilities dropped with capsh, an unprivileged user namespace,
 tracefs hidden in a private mount namespace, the preload library missing, a
 preflight that cannot finish in time) each refusing to start the workload
 (a marker file it would have written proves it), auto picking the right
-backend in each, and `weft tracer enable`.
+backend in each (and, for a user without eBPF, not printing the rejected
+backend's checks unless asked), and `weft tracer enable`.
 
     preflight.py --weft PATH CASE
     preflight.py --list
@@ -440,6 +441,67 @@ def reuse_failed_probes_again(env):
         raise Fail("a failed preload verdict was kept")
 
 
+def user_tree(env, uid, gid):
+    """A tree the test user can work in: a project, its TMPDIR and HOME,
+    and weft's binaries (env.weft now names the copy); (project, TMPDIR,
+    the prefix that runs a command as the user)."""
+    import unprivileged
+    top = os.path.join(env.root, "u")
+    os.mkdir(top)
+    os.chmod(env.root, 0o755)
+    proj, tmp = os.path.join(top, "proj"), os.path.join(top, "tmp")
+    for d in (top, proj, tmp):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, uid, gid)
+    env.env.update(TMPDIR=tmp, HOME=top)
+    shutil.copy2(env.weft, os.path.join(top, "weft"))
+    lib = os.path.join(os.path.dirname(env.weft), "libweft_preload.so")
+    if os.path.exists(lib):
+        shutil.copy2(lib, os.path.join(top, "libweft_preload.so"))
+    env.weft = os.path.join(top, "weft")
+    return proj, tmp, unprivileged.argv([])
+
+
+@case
+def auto_rejected_said_once(env):
+    """As a second, unprivileged user (no eBPF for it), `weft run`
+    with auto picks a later backend and starts the command without
+    printing the rejected backend's failed checks; with -v one line names
+    what it picked and what it rejected, with -vv every check."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import unprivileged
+    try:
+        uid, gid = unprivileged.user()
+    except unprivileged.Unavailable as e:
+        raise Skip(str(e))
+    proj, _, prefix = user_tree(env, uid, gid)
+    errs = []
+    for flags in ([], ["-v"], ["-vv"]):
+        r = subprocess.run(prefix + [env.weft, "run", "--tracer", "auto"]
+                           + flags + env.workload(), cwd=proj, env=env.env,
+                           capture_output=True, timeout=120)
+        err = text(r.stderr)
+        if r.returncode == 3:
+            raise Skip("no backend passed for uid %d: %s" % (uid, err))
+        marker = os.path.join(proj, "marker")
+        if r.returncode != 0 or not os.path.exists(marker):
+            raise Fail("weft run %s as uid %d exited %d; stderr:\n%s"
+                       % (flags, uid, r.returncode, err))
+        os.unlink(marker)
+        errs.append(err)
+    quiet, one, every = errs
+    m = re.search(r"tracer auto: picked (\w+).*rejected: (.*)", one)
+    if not m or not m.group(2):
+        raise Skip("nothing was rejected before the backend picked for "
+                   "uid %d (stderr with -v:\n%s)" % (uid, one))
+    if "FAILED" in quiet:
+        raise Fail("without -v, the rejected backends' checks were "
+                   "printed:\n%s" % quiet)
+    if "FAILED" not in every:
+        raise Fail("with -vv, the rejected backends' failed checks were "
+                   "not printed:\n%s" % every)
+
+
 @case
 def reuse_refuses_foreign_verdicts(env):
     """As a second, unprivileged user: a verdict file that is not the
@@ -451,21 +513,7 @@ def reuse_refuses_foreign_verdicts(env):
         uid, gid = unprivileged.user()
     except unprivileged.Unavailable as e:
         raise Skip(str(e))
-    # A tree the user can work in: a project and its TMPDIR.
-    top = os.path.join(env.root, "u")
-    os.mkdir(top)
-    os.chmod(env.root, 0o755)
-    proj, tmp = os.path.join(top, "proj"), os.path.join(top, "tmp")
-    for d in (top, proj, tmp):
-        os.makedirs(d, exist_ok=True)
-        os.chown(d, uid, gid)
-    prefix = unprivileged.argv([])
-    env.env.update(TMPDIR=tmp, HOME=top)
-    shutil.copy2(env.weft, os.path.join(top, "weft"))
-    lib = os.path.join(os.path.dirname(env.weft), "libweft_preload.so")
-    if os.path.exists(lib):
-        shutil.copy2(lib, os.path.join(top, "libweft_preload.so"))
-    env.weft = os.path.join(top, "weft")
+    proj, tmp, prefix = user_tree(env, uid, gid)
     if run_vv(env, prefix, cwd=proj):
         raise Fail("the user's first run reused a verdict")
     if not run_vv(env, prefix, cwd=proj):

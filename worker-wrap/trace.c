@@ -125,8 +125,11 @@ static const weft_backend *preflight_auto(const char *command, int timeout_ms,
 		return NULL;
 	}
 	int sel = weft_preflight_auto(p, command, timeout_ms, true, true);
+	/* The failed checks when nothing passed (why the command did not
+	 * start); once a backend passed, the ones before it are rejected in
+	 * one line with -v, their checks with -vv. */
 	for (size_t i = 0; i < n; i++)
-		if (p[i].backend[0] && (!p[i].ok || verbose >= 2))
+		if (p[i].backend[0] && ((!p[i].ok && sel < 0) || verbose >= 2))
 			print_checks(&p[i], verbose);
 	char rejected[2048];
 	weft_preflight_rejected(p, sel, rejected, sizeof(rejected));
