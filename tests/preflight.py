@@ -441,11 +441,17 @@ def reuse_failed_probes_again(env):
         raise Fail("a failed preload verdict was kept")
 
 
-def user_tree(env, uid, gid):
-    """A tree the test user can work in: a project, its TMPDIR and HOME,
-    and weft's binaries (env.weft now names the copy); (project, TMPDIR,
-    the prefix that runs a command as the user)."""
+def user_tree(env):
+    """A tree the second, unprivileged user can work in: a project, its
+    TMPDIR and HOME, and weft's binaries (env.weft now names the copy);
+    (its uid, the project, TMPDIR, the prefix that runs a command as it).
+    Skips when there can be no such user here."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import unprivileged
+    try:
+        uid, gid = unprivileged.user()
+    except unprivileged.Unavailable as e:
+        raise Skip(str(e))
     top = os.path.join(env.root, "u")
     os.mkdir(top)
     os.chmod(env.root, 0o755)
@@ -459,7 +465,7 @@ def user_tree(env, uid, gid):
     if os.path.exists(lib):
         shutil.copy2(lib, os.path.join(top, "libweft_preload.so"))
     env.weft = os.path.join(top, "weft")
-    return proj, tmp, unprivileged.argv([])
+    return uid, proj, tmp, unprivileged.argv([])
 
 
 @case
@@ -468,13 +474,7 @@ def auto_rejected_said_once(env):
     with auto picks a later backend and starts the command without
     printing the rejected backend's failed checks; with -v one line names
     what it picked and what it rejected, with -vv every check."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import unprivileged
-    try:
-        uid, gid = unprivileged.user()
-    except unprivileged.Unavailable as e:
-        raise Skip(str(e))
-    proj, _, prefix = user_tree(env, uid, gid)
+    uid, proj, _, prefix = user_tree(env)
     errs = []
     for flags in ([], ["-v"], ["-vv"]):
         r = subprocess.run(prefix + [env.weft, "run", "--tracer", "auto"]
@@ -507,13 +507,7 @@ def reuse_refuses_foreign_verdicts(env):
     """As a second, unprivileged user: a verdict file that is not the
     user's alone (owned by another user, writable by others, in a
     directory others can write) is never reused."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import unprivileged
-    try:
-        uid, gid = unprivileged.user()
-    except unprivileged.Unavailable as e:
-        raise Skip(str(e))
-    proj, tmp, prefix = user_tree(env, uid, gid)
+    uid, proj, tmp, prefix = user_tree(env)
     if run_vv(env, prefix, cwd=proj):
         raise Fail("the user's first run reused a verdict")
     if not run_vv(env, prefix, cwd=proj):
