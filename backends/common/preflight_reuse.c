@@ -196,7 +196,7 @@ static int open_dir(bool create)
 	return fd;
 }
 
-/* "preflight-BACKEND-XXXXXXXX": the backend, and a digest of the path
+/* "preflight-BACKEND-DIGEST": the backend, and 8 hex digits naming the path
  * of weft's executable (only a name: the key inside is what must
  * match). */
 static void file_name(const weft_backend *b, char *out, size_t outsz)
