@@ -6,7 +6,8 @@
  *
  * Which version a read was of depends on every record at its location
  * (versions.c), so the walk loads whole locations, one indexed query each
- * (file_io_by_location; records older than locations by node and path),
+ * (file_io_by_location; records older than locations by node and path,
+ * file_io_by_path_not_loc),
  * resolves them as the DAG does, and follows only what the lineage
  * reaches: the cost follows the size of the lineage, not of the store.
  * Artifacts, ids and edges are the DAG's own (dag.c fills them), and
@@ -61,15 +62,22 @@ static const char *const fixed_sql[Q_NSTMT] = {
 		  "FROM file_io f JOIN runs r ON r.num = f.run "
 		  "JOIN paths p ON p.id = f.path WHERE f.run = ?1 "
 		  "AND (f.read OR f.written OR f.updated) ORDER BY p.path",
-	/* Two indexed lookups (file_io_by_path, file_io_by_used_path). */
-	[Q_PATH] = "SELECT " REF_COLUMNS
-		   "FROM file_io f JOIN runs r ON r.num = f.run "
-		   "JOIN paths p ON p.id = f.path "
-		   "WHERE (f.path = (SELECT id FROM paths WHERE path = ?1) "
-		   "OR f.used_path = (SELECT id FROM paths WHERE path = ?1)) "
-		   "AND (?9 IS NULL OR r.job = ?9) "
-		   "AND (f.read OR f.written OR f.updated) "
-		   "ORDER BY r.started_ns, r.num",
+	/* Three indexed lookups: a record whose location is its path by
+	 * file_io_by_location, the others by file_io_by_path_not_loc (its
+	 * WHERE written out, or SQLite would not use it), one reached by
+	 * a link by file_io_by_used_path. */
+	[Q_PATH] =
+		"SELECT " REF_COLUMNS
+		"FROM file_io f JOIN runs r ON r.num = f.run "
+		"JOIN paths p ON p.id = f.path "
+		"WHERE ((f.loc_path = (SELECT id FROM paths WHERE path = ?1) "
+		"AND f.path = f.loc_path) "
+		"OR (f.path = (SELECT id FROM paths WHERE path = ?1) "
+		"AND f.loc_path IS NOT f.path) "
+		"OR f.used_path = (SELECT id FROM paths WHERE path = ?1)) "
+		"AND (?9 IS NULL OR r.job = ?9) "
+		"AND (f.read OR f.written OR f.updated) "
+		"ORDER BY r.started_ns, r.num",
 	[Q_FS] = "SELECT name FROM filesystems WHERE id = ?1",
 };
 
@@ -521,9 +529,11 @@ static int prepare(struct walk *w)
 				 "SELECT %s FROM file_io f JOIN runs r ON "
 				 "r.num = f.run %s WHERE %s" ROWS_WHERE,
 				 store_vrow_sql_columns, store_vrow_sql_joins,
-				 i == Q_LOC ? "f.loc_path = ?1 AND f.loc_fs = ?2"
-					    : "f.loc_path IS NULL AND f.path = "
-					      "?1 AND r.node = ?2");
+				 i == Q_LOC
+					 ? "f.loc_path = ?1 AND f.loc_fs = ?2"
+					 : "f.loc_path IS NULL AND f.loc_path "
+					   "IS NOT f.path AND f.path = ?1 "
+					   "AND r.node = ?2");
 			text = sql;
 		}
 		err = store_prepare(w->s, text, &w->st[i]);

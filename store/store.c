@@ -269,7 +269,8 @@ static const char *const migrations[] = {
 	"  refused INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE (sink, kind, ref)"
 	");"
-	"CREATE INDEX IF NOT EXISTS ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
+	"CREATE INDEX IF NOT EXISTS ol_outbox_by_sink ON ol_outbox (sink, "
+	"refused, seq);"
 	"CREATE TRIGGER IF NOT EXISTS ol_job_start AFTER INSERT ON jobs BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, 0, NEW.num FROM ol_sinks;"
@@ -285,7 +286,8 @@ static const char *const migrations[] = {
 	"  SELECT id, k.kind, NEW.run FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;"
-	"CREATE TRIGGER IF NOT EXISTS ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
+	"CREATE TRIGGER IF NOT EXISTS ol_task_parts AFTER UPDATE OF "
+	"parts_stored ON tasks"
 	"  WHEN NEW.parts_stored >= NEW.nparts"
 	"  AND OLD.parts_stored < OLD.nparts BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
@@ -293,7 +295,8 @@ static const char *const migrations[] = {
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;"
 	/* A run stored outside any job (weft_store_put_run) is whole. */
-	"CREATE TRIGGER IF NOT EXISTS ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
+	"CREATE TRIGGER IF NOT EXISTS ol_run AFTER INSERT ON runs WHEN NEW.job "
+	"IS NULL BEGIN"
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
@@ -336,7 +339,8 @@ static const char *const migrations[] = {
 	"  sinks_seen INTEGER NOT NULL,"
 	"  UNIQUE (job, run_id)"
 	");"
-	"CREATE INDEX IF NOT EXISTS task_starts_by_task ON task_starts (job, task_id);"
+	"CREATE INDEX IF NOT EXISTS task_starts_by_task ON task_starts (job, "
+	"task_id);"
 	"DROP TRIGGER IF EXISTS ol_job_start;"
 	"DROP TRIGGER IF EXISTS ol_job_end;"
 	"DROP TRIGGER IF EXISTS ol_task_whole;"
@@ -371,8 +375,8 @@ static const char *const migrations[] = {
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
 	"  SELECT id, 4, NEW.num FROM ol_sinks WHERE id <= NEW.sinks_seen;"
 	"END;"
-	/* A whole task: its START unless it was announced (then only for
-	 * the sinks added since), then its end. */
+/* A whole task: its START unless it was announced (then only for
+ * the sinks added since), then its end. */
 #define OL_TASK_EVENTS                                                         \
 	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
 	"  SELECT k.id, CASE WHEN s.num IS NULL THEN 2 ELSE 4 END,"            \
@@ -393,6 +397,21 @@ static const char *const migrations[] = {
 	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
 	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
 	"END;",
+	/* 10: one index entry per file record that a path's history
+	 * scatters, not three. A run that touches the files of earlier
+	 * runs puts each record's entry beside that path's older ones, so
+	 * once a path has a page of them every index by path, location or
+	 * content costs a page per record in the commit and again in the
+	 * checkpoint: the store phase grew with the project's history.
+	 * file_io_by_artifact serves no query. file_io_by_path duplicated
+	 * file_io_by_location for every record whose location is its path
+	 * (all on the root filesystem): it now holds only the others (on
+	 * another filesystem, or stored before locations), and a lookup by
+	 * path asks both (lineage.c). The rows stay as they are. */
+	"DROP INDEX IF EXISTS file_io_by_artifact;"
+	"DROP INDEX IF EXISTS file_io_by_path;"
+	"CREATE INDEX IF NOT EXISTS file_io_by_path_not_loc ON file_io (path)"
+	"  WHERE loc_path IS NOT path;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

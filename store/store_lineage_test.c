@@ -187,12 +187,13 @@ static int oracle_lineage(weft_store *s, const char *path, const char *job,
 	return err;
 }
 
-
-/* Store a run from a spec: space-separated "<flags><path>[=<hex byte>]",
- * flags r and/or w, no "=" meaning no hash: the hash of the version
- * written (w), else of the version read (r). Files are opened when the run
- * starts and written then, on the filesystem "local test". The run is
- * named by id, its command is the id too. */
+/* Store a run from a spec: space-separated
+ * "<flags><path>[@<location>][=<hex byte>]", flags r and/or w, no "="
+ * meaning no hash: the hash of the version written (w), else of the
+ * version read (r). Files are opened when the run starts and written
+ * then, on the filesystem "local test", or at the path location of the
+ * filesystem "shared test" (a mount elsewhere). The run is named by id,
+ * its command is the id too. */
 static void run(weft_store *s, const char *id, int64_t started,
 		const char *spec)
 {
@@ -205,11 +206,14 @@ static void run(weft_store *s, const char *id, int64_t started,
 		char *eq = strchr(path, '=');
 		if (eq)
 			*eq = '\0';
+		char *at = strchr(path, '@');
+		if (at)
+			*at = '\0';
 		bool rd = memchr(tok, 'r', (size_t)(path - tok)) != NULL;
 		bool wr = memchr(tok, 'w', (size_t)(path - tok)) != NULL;
 		weft_file_rec *f = add_file(&r, path, rd, wr);
-		f->loc_fs = xstrdup("local test");
-		f->loc_path = xstrdup(path);
+		f->loc_fs = xstrdup(at ? "shared test" : "local test");
+		f->loc_path = xstrdup(at ? at + 1 : path);
 		f->first_open_ns = started;
 		f->last_write_ns = wr ? started : 0;
 		if (eq && wr) {
@@ -395,6 +399,10 @@ static void test_same_as_the_whole_dag(void **state)
 	run(s, "F", 700, "rw/p/log=13 r/p/w r/p/q=44");
 	run(s, "G", 800, "w/p/w=90 r/p/z=33");
 	run(s, "H", 900, "r/p/x=11 r/p/w w/p/out=91");
+	/* Records whose location is not their path (a shared filesystem
+	 * mounted at /mnt/s), one named like a local file's location. */
+	run(s, "I", 1000, "r/mnt/s/d@/d=44 w/mnt/s/e@/e=45 r/p/out=91");
+	run(s, "J", 1100, "r/mnt/s/e@/e=45 w/mnt/s/p/x@/p/x=46");
 	/* Records an older weft stored: no location, no version read. */
 	sqlite3 *h;
 	assert_int_equal(sqlite3_open(t->db, &h), SQLITE_OK);
@@ -406,9 +414,10 @@ static void test_same_as_the_whole_dag(void **state)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(h);
-	const char *paths[] = {"/p/x",	 "/p/y",   "/p/z",	   "/p/w",
-			       "/p/log", "/p/q",   "/p/r",	   "/p/out",
-			       "/usr/lib/libc"};
+	const char *paths[] = {"/p/x",     "/p/y",     "/p/z",
+			       "/p/w",     "/p/log",   "/p/q",
+			       "/p/r",     "/p/out",   "/usr/lib/libc",
+			       "/mnt/s/d", "/mnt/s/e", "/mnt/s/p/x"};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
 		for (int down = 0; down < 2; down++) {
 			weft_dag a, b;

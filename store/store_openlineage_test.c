@@ -480,7 +480,7 @@ static void test_step_9(void **state)
 	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
 	assert_int_equal(weft_store_open_sibling(fx->s, &fx->reader), WEFT_OK);
 	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
-	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 9);
+	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 10);
 	assert_int_equal(sql_int(fx->t.db, "SELECT group_concat(seq || ':' || "
 					   "kind || ':' || attempts || ':' || "
 					   "refused, ' ') = '3:3:0:1 5:0:2:0' "

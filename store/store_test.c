@@ -221,6 +221,42 @@ static void test_open_creates_and_migrates(void **state)
 	weft_store_close(s);
 }
 
+/* A store of schema 9 had three indexes on file_io that a path's
+ * history scatters (by path, by content, by location); step 10 keeps
+ * the one by location, drops the one by content and narrows the one by
+ * path to the records whose location is not their path. The records
+ * stay. */
+static void test_file_io_indexes_narrowed(void **state)
+{
+	struct scratch *t = *state;
+	weft_store *s;
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	weft_report r;
+	full_report(&r, "run-a", 2);
+	assert_int_equal(weft_store_put_run(s, &r), WEFT_OK);
+	weft_report_release(&r);
+	weft_store_close(s);
+	int64_t rows = sql_count(t->db, "file_io");
+	assert_true(rows > 0);
+	sql_exec(t->db, "DROP INDEX file_io_by_path_not_loc;"
+			"CREATE INDEX file_io_by_path ON file_io (path);"
+			"CREATE INDEX file_io_by_artifact ON file_io (artifact)"
+			"  WHERE artifact IS NOT NULL;"
+			"PRAGMA user_version = 9;");
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	weft_store_close(s);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 10);
+	assert_int_equal(sql_int(t->db,
+				 "SELECT group_concat(name, ' ') = "
+				 "'file_io_by_location file_io_by_path_not_loc "
+				 "file_io_by_used_path' FROM (SELECT name FROM "
+				 "sqlite_schema WHERE type = 'index' AND "
+				 "tbl_name = 'file_io' AND sql IS NOT NULL "
+				 "ORDER BY name)"),
+			 1);
+	assert_int_equal(sql_count(t->db, "file_io"), rows);
+}
+
 /* weft_store_open(path) fails with want and leaves the file's bytes as
  * they were. */
 static void assert_open_refused_untouched(const char *path, int want)
@@ -647,6 +683,9 @@ static void test_errmsg(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_io_indexes_narrowed,
+						scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_open_creates_and_migrates,
 						scratch_setup,
 						scratch_teardown),
@@ -682,7 +721,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_large_report, scratch_setup, scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_readers_write_nothing,
-						scratch_setup, scratch_teardown),
+						scratch_setup,
+						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_errmsg, scratch_setup,
