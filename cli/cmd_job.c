@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include <weft/local.h>
 
 static const char job_help[] =
 	"usage: weft job list [--json]\n"
@@ -19,7 +20,15 @@ static const char job_help[] =
 	"  --json   machine-readable: list prints an array of the objects\n"
 	"           show prints one of\n";
 
-static void json_job(FILE *out, const weft_job_record *r)
+/* Whether r is a local run's job whose `weft run` stopped before its end
+ * (weft_local_job_state_of in weft_dir, the project's .weft). */
+static bool interrupted(const char *weft_dir, const weft_job_record *r)
+{
+	return !r->ended && weft_local_job_state_of(weft_dir, r->info.id) ==
+				    WEFT_LOCAL_JOB_INTERRUPTED;
+}
+
+static void json_job(FILE *out, const weft_job_record *r, bool intr)
 {
 	char t[40];
 	fputs("{\"id\": ", out);
@@ -41,6 +50,7 @@ static void json_job(FILE *out, const weft_job_record *r)
 	} else {
 		fputs("null, \"exit_code\": null", out);
 	}
+	fprintf(out, ", \"interrupted\": %s", intr ? "true" : "false");
 	fprintf(out,
 		", \"writers\": %llu, \"fragments\": %llu, \"tasks\": %llu, "
 		"\"tasks_incomplete\": %llu",
@@ -65,15 +75,15 @@ static void json_incomplete_tasks(weft_store *s, const char *job)
 	weft_status_release(&st);
 }
 
-static void text_state(FILE *out, const weft_job_record *r)
+static void text_state(FILE *out, const weft_job_record *r, bool intr)
 {
 	if (r->ended)
 		fprintf(out, "exit %d", r->exit_code);
 	else
-		fputs("open", out);
+		fputs(intr ? "INTERRUPTED" : "open", out);
 }
 
-static int job_list(weft_store *s, bool json)
+static int job_list(weft_store *s, const char *dir, bool json)
 {
 	weft_job_record *jobs;
 	size_t n;
@@ -88,7 +98,7 @@ static int job_list(weft_store *s, bool json)
 		const weft_job_record *r = &jobs[i];
 		if (json) {
 			fputs(i ? ",\n " : "", stdout);
-			json_job(stdout, r);
+			json_job(stdout, r, interrupted(dir, r));
 			fputc('}', stdout);
 			continue;
 		}
@@ -98,7 +108,7 @@ static int job_list(weft_store *s, bool json)
 		text_escaped(stdout, r->info.user);
 		printf("  %4llu task%s  ", (unsigned long long)r->tasks,
 		       r->tasks == 1 ? " " : "s");
-		text_state(stdout, r);
+		text_state(stdout, r, interrupted(dir, r));
 		fputs("  ", stdout);
 		text_escaped(stdout, r->info.command ? r->info.command : "");
 		fputc('\n', stdout);
@@ -133,7 +143,7 @@ static void text_tasks(weft_store *s, const char *job)
 	weft_dag_release(&d);
 }
 
-static int job_show(weft_store *s, const char *id, bool json)
+static int job_show(weft_store *s, const char *dir, const char *id, bool json)
 {
 	weft_job_record r;
 	int err = weft_store_get_job(s, id, &r);
@@ -151,7 +161,7 @@ static int job_show(weft_store *s, const char *id, bool json)
 		return 1;
 	}
 	if (json) {
-		json_job(stdout, &r);
+		json_job(stdout, &r, interrupted(dir, &r));
 		json_incomplete_tasks(s, r.info.id);
 		fputs("}\n", stdout);
 		weft_job_record_release(&r);
@@ -176,7 +186,12 @@ static int job_show(weft_store *s, const char *id, bool json)
 		weft_rfc3339(r.ended_ns, t);
 		printf("%s, ", t);
 	}
-	text_state(stdout, &r);
+	if (interrupted(dir, &r))
+		fputs("never: INTERRUPTED (its weft run stopped before the "
+		      "job's end)",
+		      stdout);
+	else
+		text_state(stdout, &r, false);
 	printf("\n  recorded  %llu task%s, %llu writer%s, %llu fragment%s\n",
 	       (unsigned long long)r.tasks, r.tasks == 1 ? "" : "s",
 	       (unsigned long long)r.writers, r.writers == 1 ? "" : "s",
@@ -221,11 +236,13 @@ int cmd_job(int argc, char **argv)
 		return cli_usage_error("job", "'show' takes one job id");
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
 		return cli_usage_error("job", "unknown subcommand '%s'", sub);
-	weft_store *s = cli_open_store(false, NULL, 0);
+	char dir[WEFT_MAX_PATH_BYTES + 16];
+	weft_store *s = cli_open_store(false, dir, sizeof(dir));
 	if (!s)
 		return 1;
-	int rc = strcmp(sub, "list") == 0 ? job_list(s, json)
-					  : job_show(s, argv[optind + 1], json);
+	int rc = strcmp(sub, "list") == 0
+			 ? job_list(s, dir, json)
+			 : job_show(s, dir, argv[optind + 1], json);
 	weft_store_close(s);
 	return rc;
 }

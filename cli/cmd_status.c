@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include <weft/coordinator.h>
+#include <weft/local.h>
 
 static const char status_help[] =
 	"usage: weft status [--coordinator URL [--tls-ca FILE] | --store "
@@ -220,8 +221,17 @@ void json_status_tasks(FILE *out, const weft_status_job *j)
 	fputc(']', out);
 }
 
+/* What an open job's mark says (weft_local_job_state_of), per job of st;
+ * NULL: not known (a coordinator's answer). */
+typedef const weft_local_job_state *job_marks;
+
+static bool interrupted(job_marks m, size_t i)
+{
+	return m && m[i] == WEFT_LOCAL_JOB_INTERRUPTED;
+}
+
 static void json_status(FILE *out, const weft_status *st, const char *url,
-			const char *store)
+			const char *store, job_marks marks)
 {
 	fputs("{\"weft\": 1, \"source\": ", out);
 	weft_json_string(out, url ? "coordinator" : "store");
@@ -252,6 +262,10 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 			fprintf(out, ", \"exit_code\": %d", j->exit_code);
 		else
 			fputs(", \"exit_code\": null", out);
+		fprintf(out, ", \"interrupted\": %s",
+			!marks                  ? "null"
+			: interrupted(marks, i) ? "true"
+						: "false");
 		json_key_string(out, "command", j->command);
 		fprintf(out,
 			", \"fragments\": %llu, \"bytes\": %llu, \"gaps\": "
@@ -288,7 +302,7 @@ static void json_status(FILE *out, const weft_status *st, const char *url,
 }
 
 static void text_status(FILE *out, const weft_status *st, const char *url,
-			const char *store)
+			const char *store, job_marks marks)
 {
 	if (url) {
 		fputs("coordinator ", out);
@@ -322,6 +336,12 @@ static void text_status(FILE *out, const weft_status *st, const char *url,
 			j->ended ? "ended" : "open");
 		if (j->ended)
 			fprintf(out, " (exit %d)", j->exit_code);
+		else if (marks && marks[i] == WEFT_LOCAL_JOB_RUNNING)
+			fputs(" (its weft run is running)", out);
+		else if (interrupted(marks, i))
+			fputs(" (INTERRUPTED: its weft run stopped before the "
+			      "job's end)",
+			      out);
 		fputs("  ", out);
 		text_escaped(out, j->command);
 		fprintf(out,
@@ -402,15 +422,15 @@ static void text_status_ol(FILE *out, const weft_ol_sink_status *k, size_t n)
 
 /* json_status with an "openlineage" array after its last field. */
 static int json_status_ol(const weft_status *st, const char *url,
-			  const char *store, const weft_ol_sink_status *k,
-			  size_t n)
+			  const char *store, job_marks marks,
+			  const weft_ol_sink_status *k, size_t n)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&buf, &len);
 	if (!mem)
 		return 1;
-	json_status(mem, st, url, store);
+	json_status(mem, st, url, store, marks);
 	if (fclose(mem) || len < 2 || memcmp(buf + len - 2, "}\n", 2)) {
 		free(buf);
 		return 1;
@@ -442,6 +462,34 @@ static const cli_cmd status_cmd = {
 	.help = status_help,
 };
 
+/* The marks of st's open jobs, from the .weft directory of the store at
+ * store_path (NULL: the project's); NULL when that cannot be found. */
+static weft_local_job_state *read_marks(const char *store_path,
+					const weft_status *st)
+{
+	char dir[WEFT_MAX_PATH_BYTES + 16];
+	if (store_path) {
+		const char *slash = strrchr(store_path, '/');
+		size_t n = slash ? (size_t)(slash - store_path) : 1;
+		if (n >= sizeof(dir))
+			return NULL;
+		memcpy(dir, slash ? store_path : ".", n);
+		dir[n] = '\0';
+		if (slash && n == 0)
+			strcpy(dir, "/");
+	} else {
+		char cwd[WEFT_MAX_PATH_BYTES + 1];
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    weft_store_find_dir(cwd, dir, sizeof(dir)) != WEFT_OK)
+			return NULL;
+	}
+	weft_local_job_state *m = calloc(st->njobs ? st->njobs : 1, sizeof(*m));
+	for (size_t i = 0; m && i < st->njobs; i++)
+		if (!st->jobs[i].ended)
+			m[i] = weft_local_job_state_of(dir, st->jobs[i].id);
+	return m;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	const char *url = NULL, *ca = NULL;
@@ -464,6 +512,7 @@ int cmd_status(int argc, char **argv)
 	char err[1024];
 	weft_ol_sink_status *sinks = NULL;
 	size_t nsinks = 0;
+	weft_local_job_state *marks = NULL;
 	if (url) {
 		if (so.job && weft_job_id_check(so.job))
 			return cli_usage_error("status",
@@ -493,14 +542,16 @@ int cmd_status(int argc, char **argv)
 			cli_error("cannot read the OpenLineage outbox: %s",
 				  weft_store_errmsg(s));
 		weft_store_close(s);
+		marks = read_marks(so.path, &st);
 	}
 	int rc = 0;
 	if (json)
 		rc = json_status_ol(&st, url,
-				    so.path ? so.path : ".weft/weft.db",
+				    so.path ? so.path : ".weft/weft.db", marks,
 				    sinks, nsinks);
 	else
-		text_status(stdout, &st, url, so.path);
+		text_status(stdout, &st, url, so.path, marks);
+	free(marks);
 	if (!json)
 		text_status_ol(stdout, sinks, nsinks);
 	weft_ol_sink_status_free(sinks, nsinks);

@@ -18,12 +18,16 @@
  * replier's) block all signals: the tracer's SIGCHLD and the SIGTERM it
  * forwards go to the thread that expects them. None of them forks.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -33,6 +37,8 @@
 /* The coordinator is in this process: a delivery that takes longer than
  * this is a bug or a full disk, not a network. */
 #define LOCAL_SHIP_TIMEOUT_MS 60000
+/* The directory of the marks of jobs whose run is live (local.h). */
+#define LOCAL_LIVE_DIR "live"
 
 struct weft_local {
 	pthread_t thread;
@@ -46,7 +52,69 @@ struct weft_local {
 	/* Set by begin_main: */
 	weft_coordinator *c; /* NULL when it could not start */
 	int job_rc;          /* 0: the job is stored */
+	/* The job's mark (weft_local_job_state_of), locked while fd >= 0. */
+	char live[WEFT_MAX_PATH_BYTES + 64];
+	int live_fd;
 };
+
+/* Mark l's job as running (local.h): its file, locked by this process
+ * until end. Without it (a read-only directory) a killed run's job
+ * shows only as open. The lock file is close-on-exec: the workload does
+ * not hold it, so it marks weft's own life. */
+static void live_mark(weft_local *l, const char *weft_dir)
+{
+	char dir[sizeof(l->live)];
+	l->live_fd = -1;
+	if (snprintf(dir, sizeof(dir), "%s/" LOCAL_LIVE_DIR, weft_dir) >=
+		    (int)sizeof(dir) ||
+	    snprintf(l->live, sizeof(l->live), "%s/%s", dir, l->job.id) >=
+		    (int)sizeof(l->live))
+		return;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return;
+	int fd = open(l->live, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	/* Blocking: a `weft status` holds it shared for a moment. */
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			unlink(l->live);
+			return;
+		}
+	l->live_fd = fd;
+}
+
+/* The job ended (or was never stored): no mark; else the mark stays,
+ * unlocked, and says the job was interrupted. */
+static void live_unmark(weft_local *l, bool job_open)
+{
+	if (l->live_fd < 0)
+		return;
+	if (!job_open)
+		unlink(l->live);
+	close(l->live_fd);
+	l->live_fd = -1;
+}
+
+weft_local_job_state weft_local_job_state_of(const char *weft_dir,
+					     const char *job_id)
+{
+	char path[WEFT_MAX_PATH_BYTES + 64];
+	if (weft_job_id_check(job_id) != WEFT_OK ||
+	    snprintf(path, sizeof(path), "%s/" LOCAL_LIVE_DIR "/%s", weft_dir,
+		     job_id) >= (int)sizeof(path))
+		return WEFT_LOCAL_JOB_UNMARKED;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return WEFT_LOCAL_JOB_UNMARKED;
+	weft_local_job_state st = WEFT_LOCAL_JOB_INTERRUPTED;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+		st = errno == EWOULDBLOCK ? WEFT_LOCAL_JOB_RUNNING
+					  : WEFT_LOCAL_JOB_UNMARKED;
+	close(fd); /* and the shared lock with it */
+	return st;
+}
 
 /* The run's task identity: the engine's when its variables say so, else
  * (also when they are malformed) this host's. */
@@ -136,6 +204,7 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	l->co.store_path = l->db;
 	l->co.submit_key = l->submit_key;
 	l->verbose = o->verbose;
+	live_mark(l, o->weft_dir);
 
 	/* With an OpenLineage destination the run's STARTs are the live
 	 * sender's (weft_local_live_start) until the workload ends: a
@@ -153,6 +222,7 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	if (e != 0) {
 		weft_say("cannot start the local coordinator: %s",
 			 strerror(e));
+		live_unmark(l, false);
 		free(l);
 		return -1;
 	}
@@ -165,7 +235,8 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
  * failed. */
 static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 {
-	if (l->c && l->job_rc == 0) {
+	bool job_open = l->c && l->job_rc == 0;
+	if (job_open) {
 		weft_buf req;
 		weft_buf_init(&req);
 		if (call(l->env.coordinator,
@@ -173,7 +244,10 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 					  ended_ns, &req),
 			 &req, "ending the run's job") != 0)
 			rc = -1;
+		else
+			job_open = false;
 	}
+	live_unmark(l, job_open);
 	if (l->c)
 		weft_wrap_local_endpoint_clear();
 	if (weft_coordinator_stop(l->c) != WEFT_OK)

@@ -26,7 +26,9 @@ says so instead of waiting for a coordinator gone with that run;
 `local_run_leaves_others` that a local run leaves a network writer in its
 spool for `weft flush`; `no_network_threads` that a local run's
 coordinator, running beside the workload, is called directly: weft's
-process has its store writer's thread and none of nng's.
+process has its store writer's thread and none of nng's;
+`killed_run_interrupted` that `weft status` marks the job of a killed
+`weft run` as interrupted, and no other.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -41,9 +43,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wraplib import Fail, Skip, main, run_tty  # noqa: E402
@@ -613,6 +617,98 @@ def no_network_threads(weft, d):
             and f["hash"] for f in json.loads(r.stdout)["files"]):
         raise Fail("the run is not stored with its output: %s %s"
                    % (r.stdout[:400], r.stderr))
+
+
+def status_jobs(weft, d):
+    r = subprocess.run([weft, "status", "--json"], cwd=d, env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        raise Fail("weft status --json exited %d: %s"
+                   % (r.returncode, r.stderr))
+    return {j["id"]: j for j in json.loads(r.stdout)["jobs"]}
+
+
+@case
+def killed_run_interrupted(weft, d):
+    """`weft status` tells a local run's job whose `weft run` was killed
+    (it stays open in the store: nobody else holds its token to end it)
+    from one whose run is still running: "interrupted" true in --json,
+    INTERRUPTED on its line, and so does `weft job list --json`; a run
+    that ends leaves no mark."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    pidfile = os.path.join(d, "pid")
+    p = subprocess.Popen([weft, "run", "--tracer", "ptrace", "--", "sh",
+                          "-c", "echo $$ > pid.tmp && mv pid.tmp pid && "
+                          "exec sleep 60"],
+                         cwd=d, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    sleeper = None
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(pidfile):
+            if p.poll() is not None:
+                err = p.stderr.read().decode(errors="replace")
+                if p.returncode == PREFLIGHT_EXIT:
+                    raise Skip("the ptrace tracer cannot trace here")
+                raise Fail("weft run exited %d: %s" % (p.returncode, err))
+            if time.monotonic() > deadline:
+                raise Fail("the workload did not start within 60 s")
+            time.sleep(0.05)
+        with open(pidfile) as f:
+            sleeper = int(f.read())
+        jobs = status_jobs(weft, d)
+        if len(jobs) != 1:
+            raise Fail("while the run runs, status shows %d jobs, expected "
+                       "its one: %s" % (len(jobs), jobs))
+        (killed,) = jobs
+        if jobs[killed]["state"] != "open" or \
+                jobs[killed].get("interrupted") is not False:
+            raise Fail("the running run's job: %s" % jobs[killed])
+        p.kill()
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
+        if sleeper:
+            try:
+                os.kill(sleeper, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    jobs = status_jobs(weft, d)
+    if jobs.get(killed, {}).get("state") != "open" or \
+            jobs[killed].get("interrupted") is not True:
+        raise Fail("after weft run was killed, its job: %s" % jobs.get(killed))
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
+                       cwd=d, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode:
+        raise Fail("the next weft run exited %d: %s" % (r.returncode, r.stderr))
+    jobs = status_jobs(weft, d)
+    ended = [j for j in jobs.values() if j["id"] != killed]
+    if len(ended) != 1 or ended[0]["state"] != "ended" or \
+            ended[0].get("interrupted") is not False:
+        raise Fail("the run after: %s" % ended)
+    if jobs[killed].get("interrupted") is not True:
+        raise Fail("the killed run's job after another run: %s"
+                   % jobs[killed])
+    marks = os.listdir(os.path.join(d, ".weft", "live"))
+    if marks != [killed]:
+        raise Fail("marks left in .weft/live: %s, expected only the killed "
+                   "run's job %s" % (marks, killed))
+    r = subprocess.run([weft, "job", "list", "--json"], cwd=d, env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    listed = {j["id"]: j.get("interrupted") for j in json.loads(r.stdout)}
+    if listed != {killed: True, ended[0]["id"]: False}:
+        raise Fail("weft job list --json: interrupted %s" % listed)
+    r = subprocess.run([weft, "status"], cwd=d, env=ENV, capture_output=True,
+                       text=True, timeout=60)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("job ")]
+    if not any(killed in ln and "INTERRUPTED" in ln for ln in lines) or \
+            any("INTERRUPTED" in ln for ln in lines if killed not in ln):
+        raise Fail("weft status does not mark the killed run's job alone "
+                   "as interrupted:\n%s" % r.stdout)
 
 
 if __name__ == "__main__":

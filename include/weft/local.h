@@ -49,6 +49,23 @@ int weft_local_finish(weft_local *l, const weft_report *r,
  * own exit status; the job then has no run), stop, free l (NULL: no-op). */
 void weft_local_abandon(weft_local *l, int exit_code);
 
+/* While a local run's job is open, its `weft run` holds a lock on the
+ * file live/JOB_ID in the project's .weft directory, and removes the
+ * file once the job has ended. The job of a run killed before its end
+ * stays open in the store (nobody else holds its token to end it): the
+ * file, no longer locked, says so. */
+typedef enum weft_local_job_state {
+	WEFT_LOCAL_JOB_UNMARKED,   /* no such file: not a local run's job,
+				      or its run could not mark it */
+	WEFT_LOCAL_JOB_RUNNING,    /* its weft run is still running */
+	WEFT_LOCAL_JOB_INTERRUPTED /* its weft run stopped before the
+				      job's end: nothing after is recorded */
+} weft_local_job_state;
+
+/* The state of job job_id's mark in weft_dir (an open job's). */
+weft_local_job_state weft_local_job_state_of(const char *weft_dir,
+					     const char *job_id);
+
 /* Before launch: store the run's job and task start and send their
  * OpenLineage STARTs while the workload runs (weft_ol_live_start), for
  * the command of t about to be traced as run_id. NULL when no destination
