@@ -107,6 +107,9 @@ typedef struct cli_store_opts {
 	const char *path, *job; /* as given, NULL when not */
 	const char *id;		/* the job's whole id once opened, or NULL */
 	char job_id[WEFT_JOB_ID_BYTES + 1];
+	/* Once opened: the store's directory (the project's .weft, or the
+	 * one --store names). */
+	char dir[WEFT_MAX_PATH_BYTES + 16];
 } cli_store_opts;
 
 /* Their rows in a command's option table. */

@@ -75,9 +75,27 @@ int cli_resolve_job(weft_store *s, const char *text,
 	return 0;
 }
 
+/* The directory of the store file at path into dir. */
+static void dir_of(const char *path, char *dir, size_t dirsz)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, dirsz, ".");
+	else if (slash == path)
+		snprintf(dir, dirsz, "/");
+	else
+		snprintf(dir, dirsz, "%.*s", (int)(slash - path), path);
+}
+
 weft_store *cli_store_open(cli_store_opts *so)
 {
-	weft_store *s = cli_open_store_at(so->path, false);
+	weft_store *s;
+	if (so->path) {
+		s = cli_open_store_at(so->path, false);
+		dir_of(so->path, so->dir, sizeof(so->dir));
+	} else {
+		s = cli_open_store(false, so->dir, sizeof(so->dir));
+	}
 	so->id = NULL;
 	if (s && so->job) {
 		if (cli_resolve_job(s, so->job, so->job_id)) {
@@ -462,27 +480,10 @@ static const cli_cmd status_cmd = {
 	.help = status_help,
 };
 
-/* The marks of st's open jobs, from the .weft directory of the store at
- * store_path (NULL: the project's); NULL when that cannot be found. */
-static weft_local_job_state *read_marks(const char *store_path,
-					const weft_status *st)
+/* The marks of st's open jobs (weft_local_job_state_of) in the store's
+ * directory dir. */
+static weft_local_job_state *read_marks(const char *dir, const weft_status *st)
 {
-	char dir[WEFT_MAX_PATH_BYTES + 16];
-	if (store_path) {
-		const char *slash = strrchr(store_path, '/');
-		size_t n = slash ? (size_t)(slash - store_path) : 1;
-		if (n >= sizeof(dir))
-			return NULL;
-		memcpy(dir, slash ? store_path : ".", n);
-		dir[n] = '\0';
-		if (slash && n == 0)
-			strcpy(dir, "/");
-	} else {
-		char cwd[WEFT_MAX_PATH_BYTES + 1];
-		if (!getcwd(cwd, sizeof(cwd)) ||
-		    weft_store_find_dir(cwd, dir, sizeof(dir)) != WEFT_OK)
-			return NULL;
-	}
 	weft_local_job_state *m = calloc(st->njobs ? st->njobs : 1, sizeof(*m));
 	for (size_t i = 0; m && i < st->njobs; i++)
 		if (!st->jobs[i].ended)
@@ -542,7 +543,7 @@ int cmd_status(int argc, char **argv)
 			cli_error("cannot read the OpenLineage outbox: %s",
 				  weft_store_errmsg(s));
 		weft_store_close(s);
-		marks = read_marks(so.path, &st);
+		marks = read_marks(so.dir, &st);
 	}
 	int rc = 0;
 	if (json)
