@@ -986,7 +986,7 @@ int weft_store_open_sibling(weft_store *s, weft_store **out)
 	/* Not weft_store_open: its files are open in this process already,
 	 * and closing any descriptor of them (as making them private does)
 	 * drops the process's POSIX locks on them, SQLite's included. */
-	int rc = sqlite3_open_v2(path, &o->db, SQLITE_OPEN_READWRITE, NULL);
+	int rc = store_sqlite_open(path, &o->db, SQLITE_OPEN_READWRITE);
 	if (rc == SQLITE_OK) {
 		sqlite3_extended_result_codes(o->db, 1);
 		sqlite3_busy_timeout(o->db, WEFT_STORE_BUSY_TIMEOUT_MS);
@@ -1005,20 +1005,32 @@ int weft_ol_sink_add(weft_store *s, const char *dest, int64_t now_ns,
 		     int64_t *sink)
 {
 	sqlite3_stmt *st;
-	int err = store_prepare(s,
-				"INSERT INTO ol_sinks (dest, added_ns) VALUES "
-				"(?1, ?2) ON CONFLICT (dest) DO UPDATE SET "
-				"dest = dest RETURNING id",
-				&st);
+	/* The sink and the triggers that queue its events in one
+	 * transaction: whatever another connection stores is queued for it
+	 * from here on, and nothing before. */
+	if (store_exec(s, "BEGIN IMMEDIATE"))
+		return WEFT_EDB;
+	int err =
+		store_exec(s, store_ol_triggers)
+			? WEFT_EDB
+			: store_prepare(s,
+					"INSERT INTO ol_sinks (dest, added_ns) "
+					"VALUES (?1, ?2) ON CONFLICT (dest) DO "
+					"UPDATE SET dest = dest RETURNING id",
+					&st);
+	if (!err) {
+		store_bind_bytes(st, 1, dest);
+		sqlite3_bind_int64(st, 2, now_ns);
+		err = step_one(st) ? WEFT_EDB : WEFT_OK;
+		if (!err)
+			*sink = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (!err && store_exec(s, "COMMIT"))
+		err = WEFT_EDB;
 	if (err)
-		return err;
-	store_bind_bytes(st, 1, dest);
-	sqlite3_bind_int64(st, 2, now_ns);
-	err = step_one(st);
-	if (!err)
-		*sink = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return err ? WEFT_EDB : WEFT_OK;
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
 }
 
 /* The next row of the sink that is ready. A task whose parent task is

@@ -589,8 +589,8 @@ int weft_hash_cache_open(const char *path, weft_store **out, char *err,
 		snprintf(err, errsz, "%s", weft_strerror(WEFT_ENOMEM));
 		return WEFT_ENOMEM;
 	}
-	int rc = sqlite3_open_v2(
-		path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	int rc = store_sqlite_open(path, &s->db,
+				   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	int e = WEFT_OK;
 	if (rc != SQLITE_OK) {
 		e = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;

@@ -209,7 +209,7 @@ static void *checkpointer_main(void *arg)
 	struct checkpointer *k = arg;
 	pthread_setname_np(pthread_self(), "weft-checkpoint");
 	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	if (store_sqlite_open(k->path, &db, SQLITE_OPEN_READWRITE) !=
 	    SQLITE_OK) {
 		sqlite3_close(db);
 		pthread_mutex_lock(&k->mu);

@@ -196,7 +196,7 @@ static weft_store *open_cache(const char *path)
 	weft_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) !=
+	if (store_sqlite_open(path, &s->db, SQLITE_OPEN_READONLY) !=
 	    SQLITE_OK) {
 		weft_store_close(s);
 		return NULL;

@@ -581,7 +581,7 @@ int weft_store_open_readonly(const char *db_path, weft_store **out)
 	weft_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return WEFT_ENOMEM;
-	int rc = sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READONLY, NULL);
+	int rc = store_sqlite_open(db_path, &s->db, SQLITE_OPEN_READONLY);
 	int version = 0, err = WEFT_OK;
 	if (rc != SQLITE_OK)
 		err = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;

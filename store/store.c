@@ -14,6 +14,7 @@
  * signed integer with the same bits.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,50 @@
  * tables and reference runs.num). Children reference runs by the integer
  * runs.num, not the text id, to keep the large tables small.
  */
+/* The outbox's triggers (from step 9 on): a job's start and end, a task's
+ * announcement, a whole task (its START unless it was announced, then only
+ * for the sinks added since, then its end), a run stored outside any job.
+ * Since step 11 a store has them only once it has a sink
+ * (store_ol_triggers): run over no sink, they cost a coordinator about a
+ * tenth of its store time per fragment, to queue nothing. */
+#define OL_TASK_EVENTS                                                         \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT k.id, CASE WHEN s.num IS NULL THEN 2 ELSE 4 END,"            \
+	"  coalesce(s.num, NEW.run) FROM ol_sinks k LEFT JOIN task_starts s"   \
+	"  ON s.job = NEW.job AND s.run_id = (SELECT id FROM runs"             \
+	"  WHERE num = NEW.run) WHERE s.num IS NULL OR k.id > s.sinks_seen"    \
+	"  ORDER BY k.id;"                                                     \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, 3, NEW.run FROM ol_sinks ORDER BY id;"
+#define OL_TRIGGERS                                                            \
+	"CREATE TRIGGER IF NOT EXISTS ol_job_start AFTER INSERT ON jobs BEGIN" \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, 0, NEW.num FROM ol_sinks;"                               \
+	"END;"                                                                 \
+	"CREATE TRIGGER IF NOT EXISTS ol_job_end AFTER UPDATE OF state ON "    \
+	"jobs"                                                                 \
+	"  WHEN NEW.state = 'ended' AND OLD.state <> 'ended' BEGIN"            \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, 1, NEW.num FROM ol_sinks;"                               \
+	"END;"                                                                 \
+	"CREATE TRIGGER IF NOT EXISTS ol_task_start AFTER INSERT ON "          \
+	"task_starts"                                                          \
+	"  BEGIN"                                                              \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, 4, NEW.num FROM ol_sinks WHERE id <= NEW.sinks_seen;"    \
+	"END;"                                                                 \
+	"CREATE TRIGGER IF NOT EXISTS ol_task_whole AFTER INSERT ON tasks"     \
+	"  WHEN NEW.parts_stored >= NEW.nparts BEGIN" OL_TASK_EVENTS "END;"    \
+	"CREATE TRIGGER IF NOT EXISTS ol_task_parts AFTER UPDATE OF"           \
+	"  parts_stored ON tasks WHEN NEW.parts_stored >= NEW.nparts"          \
+	"  AND OLD.parts_stored < OLD.nparts BEGIN" OL_TASK_EVENTS "END;"      \
+	"CREATE TRIGGER IF NOT EXISTS ol_run AFTER INSERT ON runs"             \
+	"  WHEN NEW.job IS NULL BEGIN"                                         \
+	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
+	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"                          \
+	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"           \
+	"END;"
+
 static const char *const migrations[] = {
 	/* 1: runs, processes, paths, artifacts, file I/O, warnings, the hash
 	 * cache. */
@@ -361,42 +406,8 @@ static const char *const migrations[] = {
 	"INSERT INTO ol_outbox SELECT seq, sink, kind, ref, attempts, refused "
 	"  FROM ol_outbox_old ORDER BY seq;"
 	"DROP TABLE ol_outbox_old;"
-	"CREATE INDEX ol_outbox_by_sink ON ol_outbox (sink, refused, seq);"
-	"CREATE TRIGGER ol_job_start AFTER INSERT ON jobs BEGIN"
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
-	"  SELECT id, 0, NEW.num FROM ol_sinks;"
-	"END;"
-	"CREATE TRIGGER ol_job_end AFTER UPDATE OF state ON jobs"
-	"  WHEN NEW.state = 'ended' AND OLD.state <> 'ended' BEGIN"
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
-	"  SELECT id, 1, NEW.num FROM ol_sinks;"
-	"END;"
-	"CREATE TRIGGER ol_task_start AFTER INSERT ON task_starts BEGIN"
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
-	"  SELECT id, 4, NEW.num FROM ol_sinks WHERE id <= NEW.sinks_seen;"
-	"END;"
-/* A whole task: its START unless it was announced (then only for
- * the sinks added since), then its end. */
-#define OL_TASK_EVENTS                                                         \
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
-	"  SELECT k.id, CASE WHEN s.num IS NULL THEN 2 ELSE 4 END,"            \
-	"  coalesce(s.num, NEW.run) FROM ol_sinks k LEFT JOIN task_starts s"   \
-	"  ON s.job = NEW.job AND s.run_id = (SELECT id FROM runs"             \
-	"  WHERE num = NEW.run) WHERE s.num IS NULL OR k.id > s.sinks_seen"    \
-	"  ORDER BY k.id;"                                                     \
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"                  \
-	"  SELECT id, 3, NEW.run FROM ol_sinks ORDER BY id;"
-	"CREATE TRIGGER ol_task_whole AFTER INSERT ON tasks"
-	"  WHEN NEW.parts_stored >= NEW.nparts BEGIN" OL_TASK_EVENTS "END;"
-	"CREATE TRIGGER ol_task_parts AFTER UPDATE OF parts_stored ON tasks"
-	"  WHEN NEW.parts_stored >= NEW.nparts"
-	"  AND OLD.parts_stored < OLD.nparts BEGIN" OL_TASK_EVENTS "END;"
-#undef OL_TASK_EVENTS
-	"CREATE TRIGGER ol_run AFTER INSERT ON runs WHEN NEW.job IS NULL BEGIN"
-	"  INSERT OR IGNORE INTO ol_outbox (sink, kind, ref)"
-	"  SELECT id, k.kind, NEW.num FROM ol_sinks,"
-	"  (SELECT 2 AS kind UNION ALL SELECT 3) k ORDER BY k.kind;"
-	"END;",
+	"CREATE INDEX ol_outbox_by_sink ON ol_outbox (sink, refused, "
+	"seq);" OL_TRIGGERS,
 	/* 10: one index entry per file record that a path's history
 	 * scatters, not three. A run that touches the files of earlier
 	 * runs puts each record's entry beside that path's older ones, so
@@ -412,9 +423,38 @@ static const char *const migrations[] = {
 	"DROP INDEX IF EXISTS file_io_by_path;"
 	"CREATE INDEX IF NOT EXISTS file_io_by_path_not_loc ON file_io (path)"
 	"  WHERE loc_path IS NOT path;",
+	/* 11: the outbox's triggers only in a store with a sink. Every
+	 * task and run stored ran them, and their bodies cost as much over
+	 * no sink as over one. Dropped here; a store that has a sink gets
+	 * them back in the same transaction (restore_ol_triggers), a store
+	 * without one when its first sink is registered (weft_ol_sink_add).
+	 * What they queue is unchanged: nothing without a sink. */
+	"DROP TRIGGER IF EXISTS ol_job_start;"
+	"DROP TRIGGER IF EXISTS ol_job_end;"
+	"DROP TRIGGER IF EXISTS ol_task_start;"
+	"DROP TRIGGER IF EXISTS ol_task_whole;"
+	"DROP TRIGGER IF EXISTS ol_task_parts;"
+	"DROP TRIGGER IF EXISTS ol_run;",
 };
 
+const char store_ol_triggers[] = OL_TRIGGERS;
+#undef OL_TRIGGERS
+#undef OL_TASK_EVENTS
+
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static void sqlite_setup(void)
+{
+	/* Refused (harmlessly) when SQLite was initialised already. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+int store_sqlite_open(const char *path, sqlite3 **db, int flags)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_setup);
+	return sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+}
 
 int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt)
 {
@@ -481,6 +521,22 @@ static int busy_or(const weft_store *s, int err)
 /* Apply the steps the database lacks, each in its own transaction. The
  * version is read again inside the transaction because another process may
  * have migrated the database since we looked. */
+/* Step 11 dropped the outbox's triggers: a store with a sink keeps them. */
+static int restore_ol_triggers(weft_store *s)
+{
+	sqlite3_stmt *st;
+	int err = store_prepare(s, "SELECT 1 FROM ol_sinks LIMIT 1", &st);
+	if (err)
+		return err;
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return WEFT_OK;
+	if (rc != SQLITE_ROW)
+		return WEFT_EDB;
+	return store_exec(s, store_ol_triggers) ? WEFT_EDB : WEFT_OK;
+}
+
 static int migrate(weft_store *s)
 {
 	for (;;) {
@@ -499,8 +555,9 @@ static int migrate(weft_store *s)
 		char bump[64];
 		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d",
 			 version + 1);
-		if (store_exec(s, migrations[version]) || store_exec(s, bump) ||
-		    store_exec(s, "COMMIT")) {
+		if (store_exec(s, migrations[version]) ||
+		    (version + 1 == 11 && restore_ol_triggers(s)) ||
+		    store_exec(s, bump) || store_exec(s, "COMMIT")) {
 			err = WEFT_EDB;
 			goto fail;
 		}
@@ -599,9 +656,8 @@ int weft_store_open(const char *db_path, weft_store **out)
 	if (!s)
 		return WEFT_ENOMEM;
 	store_make_private(db_path, true);
-	int rc = sqlite3_open_v2(db_path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-				 NULL);
+	int rc = store_sqlite_open(db_path, &s->db,
+				   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	if (rc != SQLITE_OK) {
 		int err = rc == SQLITE_NOMEM ? WEFT_ENOMEM : WEFT_EDB;
 		weft_store_close(s);

@@ -96,6 +96,14 @@ void store_save_errmsg(weft_store *s);
 /* Make the database at db_path (created when create) and its -wal, -shm
  * and -journal readable by their owner only (store.c). */
 void store_make_private(const char *db_path, bool create);
+/* sqlite3_open_v2 for every connection weft makes: a connection is used
+ * by one thread at a time (SQLITE_OPEN_NOMUTEX: no lock per call), and
+ * SQLite keeps no memory statistics (a lock per allocation otherwise).
+ * Together about a tenth of a coordinator's store time per fragment. */
+int store_sqlite_open(const char *path, sqlite3 **db, int flags);
+/* The outbox's triggers, CREATE ... IF NOT EXISTS: a store has them once
+ * it has a sink (store.c, step 11; weft_ol_sink_add). */
+extern const char store_ol_triggers[];
 /* sqlite3_prepare_v2 wrapped to return a weft_err. */
 int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt);
 /* store_prepare, and job (borrowed: it must outlive the statement)

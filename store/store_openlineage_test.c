@@ -11,6 +11,8 @@
 #include "store_testutil.h"
 
 static const char token[] = "0123456789abcdef0123456789abcdef";
+static const char triggers_sql[] =
+	"SELECT count(*) FROM sqlite_master WHERE type = 'trigger'";
 
 struct fixture {
 	struct scratch t;
@@ -445,42 +447,46 @@ static void test_announce_sinks_parents(void **state)
 	free(end);
 }
 
-/* Store step 9 on a store from before it: the queue and its order kept,
- * announcements queue their START. */
-static void test_step_9(void **state)
+/* Close the fixture's handles, change the database with sql (a store as
+ * an older weft left it), and open them again: the store's steps run. */
+static void reopen_after(struct fixture *fx, const char *sql)
 {
-	struct fixture *fx = *state;
 	weft_store_writer_free(fx->w);
 	weft_store_close(fx->s);
 	weft_store_close(fx->reader);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(fx->t.db, &db), SQLITE_OK);
-	/* The outbox as step 7 made it, holding the job's START and two
-	 * rows out of insertion order. */
-	assert_int_equal(
-		sqlite3_exec(db,
-			     "DROP TABLE task_starts;"
-			     "DROP TABLE ol_outbox;"
-			     "CREATE TABLE ol_outbox ("
-			     "  seq INTEGER PRIMARY KEY,"
-			     "  sink INTEGER NOT NULL REFERENCES ol_sinks (id)"
-			     "  ON DELETE CASCADE,"
-			     "  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND "
-			     "3),"
-			     "  ref INTEGER NOT NULL,"
-			     "  attempts INTEGER NOT NULL DEFAULT 0,"
-			     "  refused INTEGER NOT NULL DEFAULT 0,"
-			     "  UNIQUE (sink, kind, ref));"
-			     "INSERT INTO ol_outbox VALUES (5, 1, 0, 1, 2, 0);"
-			     "INSERT INTO ol_outbox VALUES (3, 1, 3, 9, 0, 1);"
-			     "PRAGMA user_version = 8;",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
 	assert_int_equal(weft_store_open_sibling(fx->s, &fx->reader), WEFT_OK);
 	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
-	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 10);
+	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 11);
+}
+
+/* Store step 9 on a store from before it: the queue and its order kept,
+ * announcements queue their START. */
+static void test_step_9(void **state)
+{
+	struct fixture *fx = *state;
+	/* The outbox as step 7 made it, holding the job's START and two
+	 * rows out of insertion order. */
+	reopen_after(fx, "DROP TABLE task_starts;"
+			 "DROP TABLE ol_outbox;"
+			 "CREATE TABLE ol_outbox ("
+			 "  seq INTEGER PRIMARY KEY,"
+			 "  sink INTEGER NOT NULL REFERENCES ol_sinks (id)"
+			 "  ON DELETE CASCADE,"
+			 "  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+			 "  ref INTEGER NOT NULL,"
+			 "  attempts INTEGER NOT NULL DEFAULT 0,"
+			 "  refused INTEGER NOT NULL DEFAULT 0,"
+			 "  UNIQUE (sink, kind, ref));"
+			 "INSERT INTO ol_outbox VALUES (5, 1, 0, 1, 2, 0);"
+			 "INSERT INTO ol_outbox VALUES (3, 1, 3, 9, 0, 1);"
+			 "PRAGMA user_version = 8;");
+	/* Step 11 kept the outbox's triggers: the store has a sink. */
+	assert_int_equal(sql_int(fx->t.db, triggers_sql), 6);
 	assert_int_equal(sql_int(fx->t.db, "SELECT group_concat(seq || ':' || "
 					   "kind || ':' || attempts || ':' || "
 					   "refused, ' ') = '3:3:0:1 5:0:2:0' "
@@ -500,6 +506,49 @@ static void test_step_9(void **state)
 	free(start);
 }
 
+/* The outbox's triggers exist only in a store with a sink (step 11): a
+ * store from before the step without one loses them, stores a task
+ * without queueing anything, and its first sink brings them back for
+ * what is stored from then on. */
+static void test_triggers_need_a_sink(void **state)
+{
+	struct fixture *fx = *state;
+	assert_int_equal(sql_int(fx->t.db, triggers_sql), 6);
+	reopen_after(fx, "DELETE FROM ol_outbox;"
+			 "DELETE FROM ol_sinks;"
+			 "PRAGMA user_version = 10;");
+	assert_int_equal(sql_int(fx->t.db, triggers_sql), 0);
+	struct frag_spec sp = {.run = "r1",
+			       .task = "t1",
+			       .node = "n1",
+			       .path = "/data/out",
+			       .h = 7,
+			       .write = true};
+	ingest(fx, 1, &sp);
+	assert_int_equal(sql_count(fx->t.db, "ol_outbox"), 0);
+
+	assert_int_equal(weft_ol_sink_add(fx->reader, "file:/z", 3, &fx->sink),
+			 WEFT_OK);
+	assert_int_equal(sql_int(fx->t.db, triggers_sql), 6);
+	/* Registering it again changes nothing. */
+	int64_t again;
+	assert_int_equal(weft_ol_sink_add(fx->reader, "file:/z", 4, &again),
+			 WEFT_OK);
+	assert_int_equal(again, fx->sink);
+	sp.run = "r2";
+	sp.task = "t2";
+	sp.path = "/data/out2";
+	ingest(fx, 2, &sp);
+	assert_int_equal(sql_count(fx->t.db, "ol_outbox"), 2);
+	char *start = next_event(fx), *end = next_event(fx);
+	assert_non_null(strstr(start, "\"START\""));
+	assert_non_null(strstr(start, "\"name\": \"sbatch job.sh.t2\""));
+	assert_non_null(strstr(end, "\"COMPLETE\""));
+	assert_null(next_event(fx));
+	free(start);
+	free(end);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +566,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_announce_sinks_parents,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_9, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_triggers_need_a_sink,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_name, setup,
 						teardown),
 	};

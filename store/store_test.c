@@ -245,7 +245,7 @@ static void test_file_io_indexes_narrowed(void **state)
 			"PRAGMA user_version = 9;");
 	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
 	weft_store_close(s);
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 10);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 11);
 	assert_int_equal(sql_int(t->db,
 				 "SELECT group_concat(name, ' ') = "
 				 "'file_io_by_location file_io_by_path_not_loc "

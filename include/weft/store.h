@@ -34,7 +34,8 @@ int weft_store_find_dir(const char *start_dir, char *out, size_t outsz);
  * to the current version. A database from a newer weft is refused
  * (WEFT_EVERSION) and left untouched; one another process keeps locked
  * past WEFT_STORE_BUSY_TIMEOUT_MS (5 s) is WEFT_EBUSY, not a database
- * WEFT_EDB. */
+ * WEFT_EDB. A handle (like every handle of this library) is used by one
+ * thread at a time; another thread opens its own (weft_store_open_sibling). */
 int weft_store_open(const char *db_path, weft_store **out);
 void weft_store_close(weft_store *s);
 /* The last SQLite error message of this handle, for the user. */
