@@ -1,13 +1,14 @@
 /*
  * ingest.c - coordinator ingest throughput: M writers x K signed fragments
- * against one coordinator (in this process, over tcp:// on loopback), and
- * the same envelopes through a bare single-thread loop (check: decode,
- * verify, decode the fragment; then the store insert, batched the same
- * way) in the same run, as the ratio.
+ * against one coordinator (in this process, over tcp:// on loopback; the
+ * writers in a process of their own, as wrappers are, or with
+ * --writers-process 0 in this one), and the same envelopes through a bare
+ * single-thread loop (check: decode, verify, decode the fragment; then the
+ * store insert, batched the same way) in the same run, as the ratio.
  *
  *   ingest [--writers M] [--fragments K] [--payload BYTES] [--dir DIR]
  *          [--contexts N] [--listen URL] [--bare-only 1] [--bare-batch N]
- *          [--null 1]
+ *          [--null 1] [--writers-process 0|1]
  *
  * Fragments are signed before the clock starts (signing is the workers'
  * cost, not the coordinator's). Each writer is one nng REQ context with one
@@ -18,6 +19,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,11 @@ static double cpu_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 /* A fragment of about payload bytes: one process and enough file records
@@ -242,10 +250,41 @@ static void cpu_by_thread(struct cpu_groups *g)
 	closedir(d);
 }
 
-static void print_cpu(const struct cpu_groups *a, const struct cpu_groups *b,
-		      size_t n, double wall)
+/* The machine's CPU time by state (/proc/stat's first line, in seconds):
+ * user nice system idle iowait irq softirq steal. */
+struct sys_cpu {
+	double t[8];
+};
+
+static void sys_cpu(struct sys_cpu *c)
 {
-	double total = 0;
+	memset(c, 0, sizeof(*c));
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long v[8] = {0};
+	if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+			&v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8)
+		for (int i = 0; i < 8; i++)
+			c->t[i] = (double)v[i] / (double)sysconf(_SC_CLK_TCK);
+	if (f)
+		fclose(f);
+}
+
+static void print_sys(const struct sys_cpu *a, const struct sys_cpu *b,
+		      double wall)
+{
+	static const char *const names[] = {"user",    "nice",   "system",
+					    "idle",    "iowait", "irq",
+					    "softirq", "steal"};
+	printf("machine, CPUs by state over the timed part:");
+	for (int i = 0; i < 8; i++)
+		printf(" %s %.2f", names[i], (b->t[i] - a->t[i]) / wall);
+	printf("\n");
+}
+
+static void print_cpu(const struct cpu_groups *a, const struct cpu_groups *b,
+		      size_t n, double wall, double writers_cpu)
+{
+	double total = writers_cpu > 0 ? writers_cpu : 0;
 	printf("CPU per fragment by thread (us):");
 	for (size_t i = 0; i < b->n; i++) {
 		double before = 0;
@@ -257,8 +296,161 @@ static void print_cpu(const struct cpu_groups *a, const struct cpu_groups *b,
 		if (d > 0)
 			printf(" %s %.0f", b->name[i], d / (double)n * 1e6);
 	}
+	if (writers_cpu >= 0)
+		printf("; writers' process %.0f",
+		       writers_cpu / (double)n * 1e6);
 	printf("; total %.0f us = %.2f CPUs busy\n", total / (double)n * 1e6,
 	       total / wall);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* What a writers' run measured (wall time from the first send to the last
+ * acknowledgement; cpu_s: the writers' process's, when it is their own). */
+struct writers_result {
+	double dt, p50, p99, cpu_s;
+	size_t failures;
+};
+
+/* The writers against url: m REQ contexts on CONNECTIONS connections,
+ * each sending its k requests one after the other. cpu0 and cpu1 take
+ * this process's CPU by thread right before the first send and after the
+ * last answer. With go_fd >= 0 (their own process), ready_fd is told once
+ * connected, and the clock starts when a byte arrives on go_fd. */
+struct go {
+	int ready_fd, go_fd;
+};
+
+static int run_writers(const char *url, size_t m, size_t k, weft_buf **reqs,
+		       const struct go *go, struct cpu_groups *cpu0,
+		       struct cpu_groups *cpu1, struct writers_result *res)
+{
+	nng_socket socks[CONNECTIONS];
+	for (int i = 0; i < CONNECTIONS; i++) {
+		nng_req0_open(&socks[i]);
+		nng_socket_set_ms(socks[i], NNG_OPT_REQ_RESENDTIME,
+				  NNG_DURATION_INFINITE);
+		if (nng_dial(socks[i], url, NULL, 0)) {
+			fprintf(stderr, "ingest: cannot dial %s\n", url);
+			return 1;
+		}
+	}
+	struct bench b = {.active = m};
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_cond_init(&b.cv, NULL);
+	struct writer *ws = calloc(m, sizeof(*ws));
+	double *lat = calloc(m * k, sizeof(double));
+	for (size_t i = 0; i < m; i++) {
+		ws[i].b = &b;
+		ws[i].reqs = reqs[i];
+		ws[i].k = k;
+		ws[i].lat = lat + i * k;
+		nng_ctx_open(&ws[i].ctx, socks[i % CONNECTIONS]);
+		nng_aio_alloc(&ws[i].aio, writer_cb, &ws[i]);
+	}
+	char byte = 'r';
+	if (go && (write(go->ready_fd, &byte, 1) != 1 ||
+		   read(go->go_fd, &byte, 1) != 1))
+		return 1;
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
+	cpu_by_thread(cpu0);
+	double t0 = weft_mono_s();
+	for (size_t i = 0; i < m; i++)
+		writer_send(&ws[i]);
+	pthread_mutex_lock(&b.mu);
+	while (b.active)
+		pthread_cond_wait(&b.cv, &b.mu);
+	pthread_mutex_unlock(&b.mu);
+	res->dt = weft_mono_s() - t0;
+	cpu_by_thread(cpu1);
+	getrusage(RUSAGE_SELF, &ru1);
+	res->cpu_s = tv_s(ru1.ru_utime) + tv_s(ru1.ru_stime) -
+		     tv_s(ru0.ru_utime) - tv_s(ru0.ru_stime);
+	for (size_t i = 0; i < m; i++) {
+		nng_aio_free(ws[i].aio);
+		nng_ctx_close(ws[i].ctx);
+	}
+	for (int i = 0; i < CONNECTIONS; i++)
+		nng_close(socks[i]);
+	size_t n = m * k;
+	qsort(lat, n, sizeof(double), cmp_double);
+	res->p50 = lat[n / 2];
+	res->p99 = lat[n * 99 / 100];
+	res->failures = b.failures;
+	free(ws);
+	free(lat);
+	return 0;
+}
+
+/* The writers' process, forked before this process used nng (nng must not
+ * be used on both sides of a fork): it reads the coordinator's URL, runs
+ * the writers and writes back what they measured. */
+struct writers_proc {
+	pid_t pid;
+	int to, from; /* pipes to and from it */
+};
+
+static int writers_fork(struct writers_proc *wp, size_t m, size_t k,
+			weft_buf **reqs)
+{
+	int down[2], up[2];
+	if (pipe(down) || pipe(up))
+		return 1;
+	fflush(NULL);
+	wp->pid = fork();
+	if (wp->pid < 0)
+		return 1;
+	if (wp->pid > 0) {
+		close(down[0]);
+		close(up[1]);
+		wp->to = down[1];
+		wp->from = up[0];
+		return 0;
+	}
+	close(down[1]);
+	close(up[0]);
+	char url[256];
+	size_t len = 0;
+	/* The URL, then a newline. */
+	while (len + 1 < sizeof(url) && read(down[0], url + len, 1) == 1 &&
+	       url[len] != '\n')
+		len++;
+	url[len] = '\0';
+	struct go go = {up[1], down[0]};
+	struct cpu_groups c0, c1;
+	struct writers_result res = {0};
+	int rc = len ? run_writers(url, m, k, reqs, &go, &c0, &c1, &res) : 1;
+	if (rc || write(up[1], &res, sizeof(res)) != (ssize_t)sizeof(res))
+		_exit(1);
+	_exit(0);
+}
+
+/* Run the forked writers against url; cpu0 and cpu1: this process's CPU
+ * by thread around their timed part. */
+static int writers_remote(struct writers_proc *wp, const char *url,
+			  struct cpu_groups *cpu0, struct cpu_groups *cpu1,
+			  struct writers_result *res)
+{
+	char byte = 'g';
+	int status;
+	if (dprintf(wp->to, "%s\n", url) < 0 || read(wp->from, &byte, 1) != 1)
+		goto failed;
+	cpu_by_thread(cpu0);
+	if (write(wp->to, &byte, 1) != 1 ||
+	    read(wp->from, res, sizeof(*res)) != (ssize_t)sizeof(*res))
+		goto failed;
+	cpu_by_thread(cpu1);
+	waitpid(wp->pid, &status, 0);
+	return 0;
+failed:
+	fprintf(stderr, "ingest: the writers' process failed\n");
+	waitpid(wp->pid, &status, 0);
+	return 1;
 }
 
 /* --null 1: a REP server that answers every request "stored" at once,
@@ -313,12 +505,6 @@ static int null_server(const char *listen, int contexts, char *url,
 		nng_ctx_recv(n[i].ctx, n[i].aio);
 	}
 	return 0; /* n lives until exit */
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 static int call_ok(const char *url, weft_buf *req)
@@ -443,7 +629,7 @@ int main(int argc, char **argv)
 {
 	size_t m = 256, k = 60, payload = 1024;
 	int contexts = 0;
-	int bare_only = 0, null = 0;
+	int bare_only = 0, null = 0, writers_process = 0;
 	const char *dir = "/tmp", *listen = "tcp://127.0.0.1:0";
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--writers"))
@@ -464,6 +650,8 @@ int main(int argc, char **argv)
 			bare_batch = strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--null"))
 			null = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--writers-process"))
+			writers_process = atoi(argv[i + 1]);
 		else {
 			fprintf(stderr, "ingest: unknown option %s\n", argv[i]);
 			return 2;
@@ -491,6 +679,13 @@ int main(int argc, char **argv)
 		}
 	}
 
+	struct writers_proc wp = {0};
+	if (bare_only == 1)
+		writers_process = 0;
+	if (writers_process && writers_fork(&wp, m, k, reqs)) {
+		fprintf(stderr, "ingest: cannot start the writers' process\n");
+		return 1;
+	}
 	if (bare_only == 1) {
 		/* The store stays, for measuring what reads it. */
 		printf("bare loop (1 thread, check + insert): %.0f "
@@ -535,66 +730,41 @@ int main(int argc, char **argv)
 			return 1;
 	}
 
-	nng_socket socks[CONNECTIONS];
-	for (int i = 0; i < CONNECTIONS; i++) {
-		nng_req0_open(&socks[i]);
-		nng_socket_set_ms(socks[i], NNG_OPT_REQ_RESENDTIME,
-				  NNG_DURATION_INFINITE);
-		if (nng_dial(socks[i], url, NULL, 0)) {
-			fprintf(stderr, "ingest: cannot dial %s\n", url);
-			return 1;
-		}
-	}
-	struct bench b = {.active = m};
-	pthread_mutex_init(&b.mu, NULL);
-	pthread_cond_init(&b.cv, NULL);
-	struct writer *ws = calloc(m, sizeof(*ws));
-	double *lat = calloc(m * k, sizeof(double));
-	for (size_t i = 0; i < m; i++) {
-		ws[i].b = &b;
-		ws[i].reqs = reqs[i];
-		ws[i].k = k;
-		ws[i].lat = lat + i * k;
-		nng_ctx_open(&ws[i].ctx, socks[i % CONNECTIONS]);
-		nng_aio_alloc(&ws[i].aio, writer_cb, &ws[i]);
-	}
+	struct writers_result res;
 	struct cpu_groups cpu0, cpu1;
-	cpu_by_thread(&cpu0);
-	double t0 = weft_mono_s();
-	for (size_t i = 0; i < m; i++)
-		writer_send(&ws[i]);
-	pthread_mutex_lock(&b.mu);
-	while (b.active)
-		pthread_cond_wait(&b.cv, &b.mu);
-	pthread_mutex_unlock(&b.mu);
-	double dt = weft_mono_s() - t0;
-	cpu_by_thread(&cpu1);
-	for (size_t i = 0; i < m; i++) {
-		nng_aio_free(ws[i].aio);
-		nng_ctx_close(ws[i].ctx);
+	struct sys_cpu sys0, sys1;
+	double writers_cpu = -1;
+	sys_cpu(&sys0);
+	if (writers_process) {
+		if (writers_remote(&wp, url, &cpu0, &cpu1, &res))
+			return 1;
+		writers_cpu = res.cpu_s;
+	} else if (run_writers(url, m, k, reqs, NULL, &cpu0, &cpu1, &res)) {
+		return 1;
 	}
-	for (int i = 0; i < CONNECTIONS; i++)
-		nng_close(socks[i]);
+	sys_cpu(&sys1);
 	if (c)
 		weft_coordinator_stop(c);
 	else
 		nng_close(null_sock);
-
+	double dt = res.dt;
 	size_t n = m * k;
-	qsort(lat, n, sizeof(double), cmp_double);
 	double rate = (double)n / dt;
 	double bare = null ? 1 : bare_loop(bare_db, job, keys, m, reqs, k);
-	printf("writers %zu, fragments %zu x %zu = %zu, request ~%zu bytes, "
-	       "failures %zu\n",
-	       m, m, k, n, bytes / n, b.failures);
+	printf("writers %zu (%s), fragments %zu x %zu = %zu, request ~%zu "
+	       "bytes, failures %zu\n",
+	       m,
+	       writers_process ? "in a process of their own"
+			       : "in this process",
+	       m, k, n, bytes / n, res.failures);
 	printf("coordinator: %.0f fragments/s, %.1f MB/s, ack latency p50 "
 	       "%.1f ms, p99 %.1f ms\n",
-	       rate, (double)bytes / dt / 1e6, lat[n / 2] * 1e3,
-	       lat[n * 99 / 100] * 1e3);
+	       rate, (double)bytes / dt / 1e6, res.p50 * 1e3, res.p99 * 1e3);
 	printf("bare loop (1 thread, check + insert): %.0f fragments/s; "
 	       "coordinator / bare = %.2f\n",
 	       bare, rate / bare);
-	print_cpu(&cpu0, &cpu1, n, dt);
+	print_cpu(&cpu0, &cpu1, n, dt, writers_cpu);
+	print_sys(&sys0, &sys1, dt);
 	for (size_t i = 0; i < m; i++) {
 		for (size_t s = 0; s < k; s++)
 			weft_buf_free(&reqs[i][s]);
@@ -602,8 +772,6 @@ int main(int argc, char **argv)
 	}
 	free(reqs);
 	free(keys);
-	free(ws);
-	free(lat);
 	const char *const sfx[] = {"", "-wal", "-shm"};
 	for (int i = 0; i < 3; i++) {
 		char path[600];
@@ -612,5 +780,5 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s%s", bare_db, sfx[i]);
 		unlink(path);
 	}
-	return b.failures ? 1 : 0;
+	return res.failures ? 1 : 0;
 }
