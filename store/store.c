@@ -32,6 +32,7 @@
  * tables and reference runs.num). Children reference runs by the integer
  * runs.num, not the text id, to keep the large tables small.
  */
+
 /* The outbox's triggers (from step 9 on): a job's start and end, a task's
  * announcement, a whole task (its START unless it was announced, then only
  * for the sinks added since, then its end), a run stored outside any job.
