@@ -1079,19 +1079,30 @@ def cli_not_executable(c):
 
 @case
 def cli_missing_interpreter(c):
-    """a script whose interpreter is missing: execve fails under the tracer
-    after the command was found. 127 as a shell gives, the reason named,
-    no run stored."""
+    """a script whose interpreter is missing, and a program whose dynamic
+    loader is: execve fails under the tracer after the command was found.
+    127 as a shell gives, the missing path named, no run stored."""
     c.write("script.sh", b"#!/weft-e2e/no/such/interp\n", mode=0o755)
     r = c.weft_cmd(["run", "--tracer", c.tracer, "--", "./script.sh"])
     err = r.stderr.decode("utf-8", "replace")
     c.check(r.returncode == 127, "`weft run -- ./script.sh` exited %d, "
             "expected 127; stderr: %s" % (r.returncode, err))
-    c.check("cannot execute ./script.sh" in err and "interpreter" in err,
-            "stderr should say the script cannot be executed and why, "
-            "found: %r" % err)
+    c.check("cannot execute ./script.sh" in err and
+            "its #! line names /weft-e2e/no/such/interp, which is missing"
+            in err,
+            "stderr should say the script cannot be executed and name its "
+            "missing interpreter, found: %r" % err)
+    # A program linked for a dynamic loader that is not there.
+    prog = c.prog("no_loader")
+    r = c.weft_cmd(["run", "--tracer", c.tracer, "--", prog])
+    err = r.stderr.decode("utf-8", "replace")
+    c.check(r.returncode == 127 and "cannot execute %s" % prog in err and
+            "its dynamic loader /weft-e2e/no/such/ld.so is missing" in err,
+            "`weft run -- no_loader` exited %d, expected 127 and the loader "
+            "named; stderr: %r" % (r.returncode, err))
     r = c.weft_cmd(["show", "--json"])
-    c.check(r.returncode != 0 or b"script.sh" not in r.stdout,
+    c.check(r.returncode != 0 or (b"script.sh" not in r.stdout and
+                                  b"no_loader" not in r.stdout),
             "a run that never started was stored: %r" % r.stdout[:300])
 
 

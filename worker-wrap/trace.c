@@ -6,7 +6,9 @@
  * What goes wrong is said on stderr here, in the words the user acts on:
  * the executable is a library of the one weft executable.
  */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +205,62 @@ int weft_wrap_trace_prepare(weft_wrap_trace *t, char **cmd,
 	return 0;
 }
 
+/* The interpreter exe names, when it is one that is missing: the program
+ * its #! line names, or the dynamic loader (PT_INTERP) it was linked for.
+ * Writes what to say about it to out ("its #! line names PATH, which is
+ * missing"); false when exe names none or the one it names exists (then
+ * what is missing is not known here). */
+static bool missing_interpreter(const char *exe, char *out, size_t outsz)
+{
+	char buf[512], path[256] = "";
+	bool script = true;
+	int fd = open(exe, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 2 && buf[0] == '#' && buf[1] == '!') {
+		buf[n] = '\0';
+		const char *p = buf + 2;
+		p += strspn(p, " \t");
+		size_t len = strcspn(p, " \t\r\n");
+		if (len < sizeof(path)) {
+			memcpy(path, p, len);
+			path[len] = '\0';
+		}
+	} else if (n >= (ssize_t)sizeof(Elf64_Ehdr) &&
+		   !memcmp(buf, ELFMAG, SELFMAG) &&
+		   buf[EI_CLASS] == ELFCLASS64) {
+		/* 64-bit only: what this machine runs. */
+		Elf64_Ehdr eh;
+		memcpy(&eh, buf, sizeof(eh));
+		script = false;
+		for (unsigned i = 0; i < eh.e_phnum && i < 64; i++) {
+			Elf64_Phdr ph;
+			off_t at =
+				(off_t)eh.e_phoff + (off_t)i * eh.e_phentsize;
+			if (pread(fd, &ph, sizeof(ph), at) !=
+			    (ssize_t)sizeof(ph))
+				break;
+			if (ph.p_type != PT_INTERP)
+				continue;
+			if (ph.p_filesz > 0 && ph.p_filesz < sizeof(path) &&
+			    pread(fd, path, ph.p_filesz, (off_t)ph.p_offset) ==
+				    (ssize_t)ph.p_filesz)
+				path[ph.p_filesz - 1] = '\0';
+			break;
+		}
+	}
+	close(fd);
+	struct stat st;
+	if (!path[0] || stat(path, &st) == 0)
+		return false;
+	snprintf(out, outsz,
+		 script ? "its #! line names %s, which is missing"
+			: "its dynamic loader %s is missing",
+		 path);
+	return true;
+}
+
 int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 			weft_report *report)
 {
@@ -262,14 +320,20 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 	if (err != WEFT_OK && launch.exec_errno) {
 		/* As a shell says it, with its status: nothing ran. */
 		struct stat st;
+		char interp[320];
 		bool there =
 			launch.exec_errno == ENOENT && stat(t->exe, &st) == 0;
-		weft_say("cannot execute %s: %s%s", saved_arg0,
-			 strerror(launch.exec_errno),
-			 there ? " (its interpreter is missing: the program "
-				 "its #! line names, or the dynamic loader it "
-				 "was linked for)"
-			       : "");
+		if (there &&
+		    missing_interpreter(t->exe, interp, sizeof(interp)))
+			weft_say("cannot execute %s: %s (%s)", saved_arg0,
+				 strerror(launch.exec_errno), interp);
+		else
+			weft_say("cannot execute %s: %s%s", saved_arg0,
+				 strerror(launch.exec_errno),
+				 there ? " (its interpreter is missing: the "
+					 "program its #! line names, or the "
+					 "dynamic loader it was linked for)"
+				       : "");
 		weft_classifier_free(cls);
 		return launch.exit_code;
 	}
