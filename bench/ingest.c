@@ -1,8 +1,8 @@
 /*
  * ingest.c - coordinator ingest throughput: M writers x K signed fragments
  * against one coordinator (in this process, over tcp:// on loopback; the
- * writers in a process of their own, as wrappers are, or with
- * --writers-process 0 in this one), and the same envelopes through a bare
+ * writers in this process too, or with --writers-process 1 in one of their
+ * own, as wrappers are), and the same envelopes through a bare
  * single-thread loop (check: decode, verify, decode the fragment; then the
  * store insert, batched the same way) in the same run, as the ratio.
  *
@@ -316,14 +316,16 @@ struct writers_result {
 	size_t failures;
 };
 
-/* The writers against url: m REQ contexts on CONNECTIONS connections,
- * each sending its k requests one after the other. cpu0 and cpu1 take
- * this process's CPU by thread right before the first send and after the
- * last answer. With go_fd >= 0 (their own process), ready_fd is told once
- * connected, and the clock starts when a byte arrives on go_fd. */
+/* In the writers' own process: ready_fd is told once they are connected,
+ * and the clock starts when a byte arrives on go_fd. */
 struct go {
 	int ready_fd, go_fd;
 };
+
+/* The writers against url: m REQ contexts on CONNECTIONS connections,
+ * each sending its k requests one after the other. cpu0 and cpu1 take
+ * this process's CPU by thread right before the first send and after the
+ * last answer; go is NULL in the coordinator's process. */
 
 static int run_writers(const char *url, size_t m, size_t k, weft_buf **reqs,
 		       const struct go *go, struct cpu_groups *cpu0,

@@ -11,6 +11,13 @@
 #include "store_testutil.h"
 
 static const char token[] = "0123456789abcdef0123456789abcdef";
+/* A task of one part writing one file. */
+static const struct frag_spec task_one = {.run = "r1",
+					  .task = "t1",
+					  .node = "n1",
+					  .path = "/data/out",
+					  .h = 7,
+					  .write = true};
 static const char triggers_sql[] =
 	"SELECT count(*) FROM sqlite_master WHERE type = 'trigger'";
 
@@ -129,12 +136,7 @@ static void test_outbox_order(void **state)
 	free(e);
 	assert_null(next_event(fx));
 	/* Stored after the reader last looked. */
-	struct frag_spec sp = {.run = "r1",
-			       .task = "t1",
-			       .node = "n1",
-			       .path = "/data/out",
-			       .h = 7,
-			       .write = true};
+	struct frag_spec sp = task_one;
 	ingest(fx, 1, &sp);
 	e = next_event(fx);
 	assert_non_null(e);
@@ -323,12 +325,8 @@ static void test_announced(void **state)
 	char *early_start = lines_with(early, want);
 	assert_int_equal(strlen(early_start), strlen(start) + 1);
 	assert_memory_equal(early_start, start, strlen(start));
-	struct frag_spec sp = {.run = run_a,
-			       .task = "t1",
-			       .node = "n1",
-			       .path = "/data/out",
-			       .h = 7,
-			       .write = true};
+	struct frag_spec sp = task_one;
+	sp.run = run_a;
 	ingest(fx, 1, &sp);
 	char *end = next_event(fx);
 	assert_non_null(strstr(end, "\"COMPLETE\""));
@@ -518,12 +516,7 @@ static void test_triggers_need_a_sink(void **state)
 			 "DELETE FROM ol_sinks;"
 			 "PRAGMA user_version = 10;");
 	assert_int_equal(sql_int(fx->t.db, triggers_sql), 0);
-	struct frag_spec sp = {.run = "r1",
-			       .task = "t1",
-			       .node = "n1",
-			       .path = "/data/out",
-			       .h = 7,
-			       .write = true};
+	struct frag_spec sp = task_one;
 	ingest(fx, 1, &sp);
 	assert_int_equal(sql_count(fx->t.db, "ol_outbox"), 0);
 
