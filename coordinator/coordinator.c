@@ -175,6 +175,8 @@ static void coordinator_free(weft_coordinator *c)
 	pthread_mutex_destroy(&c->conn_mu);
 	pthread_cond_destroy(&c->conn_cv);
 	weft_store_writer_free(c->writer);
+	if (c->keep_wal)
+		weft_store_keep_wal(c->store);
 	weft_store_close(c->store);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
@@ -229,6 +231,7 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	pthread_mutex_init(&c->conn_mu, NULL);
 	pthread_cond_init(&c->conn_cv, NULL);
 	c->log = o->log;
+	c->keep_wal = o->keep_wal;
 	snprintf(c->store_path, sizeof(c->store_path), "%s", o->store_path);
 	int e = weft_store_open(o->store_path, &c->store);
 	if (e == WEFT_OK && (e = load_submit_key(c, o, err, errsz)) != 0) {

@@ -32,6 +32,7 @@ struct weft_coordinator {
 	char submit_key_path[WEFT_MAX_PATH_BYTES + 32]; /* "": in memory */
 
 	weft_store *store;
+	bool keep_wal; /* weft_coordinator_opts' */
 	weft_store_writer *writer;
 	pthread_t writer_thread, replier_thread;
 	bool writer_running, replier_running;

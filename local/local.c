@@ -17,6 +17,10 @@
  * That thread and every thread it starts (the store writer's, the
  * replier's) block all signals: the tracer's SIGCHLD and the SIGTERM it
  * forwards go to the thread that expects them. None of them forks.
+ *
+ * The store's checkpoint at the end is not waited for: the coordinator
+ * closes its connection with the log kept, and weft_store_checkpoint_behind
+ * syncs the log and leaves the copy into weft.db to a process of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -202,6 +206,7 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	l->co.listen_url = l->env.coordinator;
 	l->co.in_process = true;
 	l->co.store_path = l->db;
+	l->co.keep_wal = true; /* end: weft_store_checkpoint_behind */
 	l->co.submit_key = l->submit_key;
 	l->verbose = o->verbose;
 	live_mark(l, o->weft_dir);
@@ -252,6 +257,15 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 		weft_wrap_local_endpoint_clear();
 	if (weft_coordinator_stop(l->c) != WEFT_OK)
 		rc = -1;
+	/* The run is on disk when weft exits; the store's checkpoint
+	 * happens after, in a process nobody waits for. */
+	int err = l->c ? weft_store_checkpoint_behind(l->db) : WEFT_OK;
+	if (err) {
+		weft_say("cannot %s the store %s: %s",
+			 err == WEFT_EIO ? "sync" : "checkpoint", l->db,
+			 weft_strerror(err));
+		rc = -1;
+	}
 	sodium_memzero(l->submit_key, sizeof(l->submit_key));
 	free(l);
 	return rc;

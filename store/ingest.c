@@ -211,7 +211,7 @@ static void *checkpointer_main(void *arg)
 	sqlite3 *db = NULL;
 	if (store_sqlite_open(k->path, &db, SQLITE_OPEN_READWRITE) !=
 	    SQLITE_OK) {
-		sqlite3_close(db);
+		store_sqlite_close(db);
 		pthread_mutex_lock(&k->mu);
 		k->failed = true; /* the writer checkpoints itself then */
 		pthread_mutex_unlock(&k->mu);
@@ -232,7 +232,7 @@ static void *checkpointer_main(void *arg)
 		pthread_mutex_lock(&k->mu);
 	}
 	pthread_mutex_unlock(&k->mu);
-	sqlite3_close(db);
+	store_sqlite_close(db);
 	return NULL;
 }
 
@@ -336,8 +336,8 @@ int weft_store_writer_new(weft_store *s, weft_store_writer **out)
 	 * connection, and weft_store_writer_free restores what matters. */
 	int err = store_exec(s, "PRAGMA cache_size = -65536") ||
 				  store_exec(s, "PRAGMA temp_store = MEMORY") ||
-				  store_exec(s, "PRAGMA journal_size_limit = "
-						"67108864") ||
+				  store_exec(s, "PRAGMA journal_size_limit "
+						"= " STORE_WAL_LIMIT) ||
 				  store_exec(s, "PRAGMA foreign_keys = OFF")
 			  ? WEFT_EDB
 			  : WEFT_OK;

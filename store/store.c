@@ -15,6 +15,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,11 +451,30 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+static atomic_int open_connections;
+
 int store_sqlite_open(const char *path, sqlite3 **db, int flags)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, sqlite_setup);
-	return sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (*db) /* made even when the open failed; closed all the same */
+		atomic_fetch_add(&open_connections, 1);
+	return rc;
+}
+
+int store_sqlite_close(sqlite3 *db)
+{
+	/* SQLITE_BUSY (a statement left unfinalized) leaves it open. */
+	int rc = sqlite3_close(db);
+	if (db && rc == SQLITE_OK)
+		atomic_fetch_sub(&open_connections, 1);
+	return rc;
+}
+
+int store_sqlite_open_count(void)
+{
+	return atomic_load(&open_connections);
 }
 
 int store_prepare(weft_store *s, const char *sql, sqlite3_stmt **stmt)
@@ -635,7 +655,7 @@ static int open_schema(weft_store *s)
 	if (store_exec(s, "PRAGMA journal_mode = WAL") ||
 	    store_exec(s, "PRAGMA synchronous = NORMAL") ||
 	    store_exec(s, "PRAGMA foreign_keys = ON") ||
-	    store_exec(s, "PRAGMA journal_size_limit = 67108864"))
+	    store_exec(s, "PRAGMA journal_size_limit = " STORE_WAL_LIMIT))
 		return busy_or(s, WEFT_EDB);
 	/* The -wal and -shm files stay when the last connection closes
 	 * (after its checkpoint, which leaves weft.db complete on its own,
@@ -690,7 +710,7 @@ void weft_store_close(weft_store *s)
 		return;
 	sqlite3_finalize(s->cache_get);
 	sqlite3_finalize(s->cache_put);
-	sqlite3_close(s->db);
+	store_sqlite_close(s->db);
 	free(s);
 }
 

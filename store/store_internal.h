@@ -101,6 +101,16 @@ void store_make_private(const char *db_path, bool create);
  * SQLite keeps no memory statistics (a lock per allocation otherwise).
  * Together about a tenth of a coordinator's store time per fragment. */
 int store_sqlite_open(const char *path, sqlite3 **db, int flags);
+/* sqlite3_close for a connection store_sqlite_open made: this process's
+ * open connections are counted (weft_store_checkpoint_behind forks only
+ * when there are none). */
+int store_sqlite_close(sqlite3 *db);
+/* The connections store_sqlite_open made and store_sqlite_close did not
+ * close yet. */
+int store_sqlite_open_count(void);
+/* The -wal file's size limit after a checkpoint (PRAGMA
+ * journal_size_limit): a log cut to nothing once a checkpoint caught up. */
+#define STORE_WAL_LIMIT "67108864"
 /* The outbox's triggers, CREATE ... IF NOT EXISTS: a store has them once
  * it has a sink (store.c, step 11; weft_ol_sink_add). */
 extern const char store_ol_triggers[];

@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -549,6 +550,44 @@ def store_synced(weft, d):
                    % (show.returncode, show.stdout[:300] + show.stderr))
     if contents() != before:
         raise Fail("weft show changed weft.db or its -wal")
+
+
+@case
+def store_whole_after_run(weft, d):
+    """After `weft run` exits, the store's checkpoint (its write-ahead log
+    copied into weft.db) is done by a process of its own that weft does
+    not wait for: shortly after, weft.db alone holds the run, and the log
+    is cut to nothing. Neither output stream of weft is held open by it."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    p = subprocess.Popen([weft, "run", "--tracer", "preload", "--", "sh",
+                          "-c", "echo x > out"], cwd=d, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # EOF on both pipes: no process kept weft's end of them.
+    out, err = p.communicate(timeout=60)
+    if p.returncode == PREFLIGHT_EXIT:
+        raise Skip("the preload tracer cannot trace here")
+    if p.returncode:
+        raise Fail("weft run exited %d: %s" % (p.returncode, err))
+    db = os.path.join(d, ".weft", "weft.db")
+    deadline = time.time() + 60
+    while os.path.getsize(db + "-wal") and time.time() < deadline:
+        time.sleep(0.05)
+    if os.path.getsize(db + "-wal"):
+        raise Fail("the store's write-ahead log still holds %d bytes a "
+                   "minute after weft run" % os.path.getsize(db + "-wal"))
+    alone = os.path.join(d, "alone.db")
+    shutil.copy(db, alone)
+    con = sqlite3.connect("file:%s?mode=ro" % alone, uri=True)
+    try:
+        paths = [bytes(r[0]) if isinstance(r[0], bytes) else
+                 r[0].encode() for r in con.execute(
+                     "SELECT p.path FROM file_io f JOIN paths p ON "
+                     "p.id = f.path WHERE f.written")]
+    finally:
+        con.close()
+    if not any(x.endswith(b"/out") for x in paths):
+        raise Fail("weft.db alone does not hold the run's output: %r"
+                   % paths)
 
 
 @case

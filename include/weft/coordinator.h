@@ -46,6 +46,9 @@ typedef struct weft_coordinator_opts {
 	 * (a local `weft run`'s). No nng socket, no nng thread. */
 	bool in_process;
 	const char *store_path; /* the SQLite fragment store (created) */
+	/* Stop leaves the store's write-ahead log unsynced and not
+	 * checkpointed, for weft_store_checkpoint_behind (a local run's). */
+	bool keep_wal;
 	/* Job creation needs a proof of the submit key: submit_key when
 	 * given (an in-process coordinator's, never written down), else
 	 * the key in submit_key_file (NULL: WEFT_SUBMIT_KEY_FILE_NAME

@@ -38,6 +38,18 @@ int weft_store_find_dir(const char *start_dir, char *out, size_t outsz);
  * thread at a time; another thread opens its own (weft_store_open_sibling). */
 int weft_store_open(const char *db_path, weft_store **out);
 void weft_store_close(weft_store *s);
+/* s's close leaves the write-ahead log as it is, even as the last
+ * connection: no checkpoint (weft_store_checkpoint_behind does it). */
+void weft_store_keep_wal(weft_store *s);
+/* After the last write through connections closed with
+ * weft_store_keep_wal: the log of the database at db_path synced (what
+ * was committed is on disk when this returns), and its checkpoint (the
+ * log copied into the database and cut to nothing) left to a process of
+ * its own, which this one does not wait for. Done here, waiting, when
+ * this process has another thread or an open connection of this library
+ * (a fork would copy them half-way), or the fork fails. WEFT_EIO when
+ * the sync failed; WEFT_EDB when a checkpoint done here failed. */
+int weft_store_checkpoint_behind(const char *db_path);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
 /* Long operations of this handle (weft_store_verify, a relay pulling from
