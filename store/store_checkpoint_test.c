@@ -43,24 +43,31 @@ static void commit_kept(const char *db)
  * its log. -1 when the copy has no such table. */
 static int probe_rows_alone(const struct scratch *t)
 {
-	char copy[sizeof(t->dir) + 16], cmd[2 * sizeof(copy) + 16];
+	char copy[sizeof(t->dir) + 16], buf[65536];
 	snprintf(copy, sizeof(copy), "%s/alone.db", t->dir);
-	snprintf(cmd, sizeof(cmd), "cp %s %s", t->db, copy);
-	assert_int_equal(system(cmd), 0);
+	int in = open(t->db, O_RDONLY | O_CLOEXEC);
+	int out = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(in >= 0 && out >= 0);
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	close(out);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open_v2(copy, &db, SQLITE_OPEN_READONLY, NULL),
 			 SQLITE_OK);
 	sqlite3_stmt *st;
-	int n = -1;
+	int rows = -1;
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM probe", -1, &st,
 			       NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int(st, 0);
+			rows = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
 	unlink(copy);
-	return n;
+	return rows;
 }
 
 static void checkpointed_by_a_child(void **state)
