@@ -591,6 +591,41 @@ def store_whole_after_run(weft, d):
 
 
 @case
+def ptrace_pins_one_runnable_task(weft, d):
+    """Under ptrace (WEFT_PTRACE_PIN unset: auto) the workload shares the
+    tracer's CPU while one of its tasks can run: a shell waiting for its
+    command does not count, so the command runs on one CPU. While two can
+    run (a background sleep beside it), every CPU is the workload's
+    again. The tasks say it themselves (their affinity)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        raise Skip("one CPU here: nothing to pin to")
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    env = {k: v for k, v in ENV.items() if k != "WEFT_PTRACE_PIN"}
+    # After a pause, so that the shell is in its wait by then.
+    probe = ("/usr/bin/python3 -c 'import os, time; time.sleep(0.5); "
+             "print(len(os.sched_getaffinity(0)))'")
+    cpus = {}
+    for name, script in (("alone", "%s > alone" % probe),
+                         ("beside", "sleep 2 & %s > beside; wait" % probe)):
+        r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh",
+                            "-c", script], cwd=d, env=env,
+                           capture_output=True, text=True)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if r.returncode:
+            raise Fail("weft run (%s) exited %d: %s"
+                       % (name, r.returncode, r.stderr))
+        with open(os.path.join(d, name)) as f:
+            cpus[name] = int(f.read())
+    if cpus["alone"] != 1:
+        raise Fail("a command its shell waits for ran on %d CPUs, not the "
+                   "tracer's one" % cpus["alone"])
+    if cpus["beside"] != len(os.sched_getaffinity(0)):
+        raise Fail("a command beside a running task ran on %d CPUs of %d"
+                   % (cpus["beside"], len(os.sched_getaffinity(0))))
+
+
+@case
 def dag_output_whole(weft, d):
     """`weft dag -o FILE` replaces FILE only with a whole document: a
     failed dag leaves the old file as it was and no temporary beside it."""

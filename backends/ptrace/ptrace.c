@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -173,6 +174,8 @@ static void on_exit_status(pt_run *r, pid_t tid, int status)
 	pid_t tgid = t->tgid;
 	bool group = tid == tgid;
 	feed_exit(r, tid, tgid, code, group);
+	if (t->waiting)
+		r->waiting--;
 	pt_threads_remove(&r->threads, tid);
 	r->live--;
 	if (group && r->held > 0)
@@ -259,6 +262,8 @@ static void on_exec(pt_run *r, pt_thread *t)
 		pt_thread *old = pt_threads_get(&r->threads, (pid_t)former);
 		if (old && old->announced) {
 			feed_exit(r, old->tid, old->tgid, 0, false);
+			if (old->waiting)
+				r->waiting--;
 			pt_threads_remove(&r->threads, old->tid);
 			r->live--;
 		}
@@ -313,6 +318,16 @@ static void on_seccomp(pt_run *r, pt_thread *t)
 		return;
 	}
 	r->stats.seccomp_stops++;
+	if (info.seccomp.nr == SYS_wait4 || info.seccomp.nr == SYS_waitid) {
+		/* A blocking wait (the filter lets WNOHANG through): its
+		 * exit stop says when the task can run again. */
+		if (!t->waiting) {
+			t->waiting = true;
+			r->waiting++;
+		}
+		resume(r, t->tid, PTRACE_SYSCALL, 0);
+		return;
+	}
 	int how = pt_decode_entry(r, t, &info);
 	if (how < 0) {
 		degrade(r, "decoding a syscall", ENOMEM);
@@ -327,6 +342,10 @@ static void on_seccomp(pt_run *r, pt_thread *t)
 static void on_syscall_exit(pt_run *r, pt_thread *t,
 			    const struct pt_syscall_info *info, long n)
 {
+	if (t->waiting) { /* its wait returned (or was interrupted) */
+		t->waiting = false;
+		r->waiting--;
+	}
 	if (n < 0 || info->op != PT_SYSCALL_INFO_EXIT) {
 		r->stats.info_errors++;
 		if (t->pending.nr >= 0)
@@ -516,21 +535,26 @@ static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
 	return 0;
 }
 
-/* Pinned while the workload is one task (where a stop costs a context
- * switch instead of a cross-CPU wakeup); once it runs a second thread or
- * process, every task and the tracer get their CPUs back, so a parallel
- * workload keeps its parallelism. Children created later inherit the
- * restored mask. */
-static void unpin_all(pt_run *r)
+/* Pinned while one task of the workload can run (where a stop costs a
+ * context switch instead of a cross-CPU wakeup); while more can, every
+ * task and the tracer get their CPUs back, so a parallel workload keeps
+ * its parallelism. A task blocked in a wait for its children competes
+ * for nothing: a shell running one command after another (`sh -c 'a &&
+ * b'`), make waiting for its one job, Python's subprocess.run are one
+ * running task. Children inherit the mask of their parent. */
+static void pin_update(pt_run *r)
 {
-	r->unpin_pending = false;
+	bool one = r->live - r->waiting <= 1;
+	if (!r->pin_auto || one == r->pinned_now)
+		return;
+	r->pinned_now = one;
+	const cpu_set_t *mask = one ? &r->pin_mask : &r->free_mask;
 	for (size_t i = 0; i < r->threads.cap; i++) {
 		pt_thread *t = r->threads.slots[i];
 		if (t && !t->dead)
-			sched_setaffinity(t->tid, sizeof(r->free_mask),
-					  &r->free_mask);
+			sched_setaffinity(t->tid, sizeof(*mask), mask);
 	}
-	sched_setaffinity(0, sizeof(r->free_mask), &r->free_mask);
+	sched_setaffinity(0, sizeof(*mask), mask);
 }
 
 void pt_loop(pt_run *r)
@@ -551,10 +575,9 @@ void pt_loop(pt_run *r)
 		}
 		if (WIFSTOPPED(status))
 			on_stop(r, pid, status);
-		if (r->unpin_pending && r->live > 1)
-			unpin_all(r);
 		else if (WIFEXITED(status) || WIFSIGNALED(status))
 			on_exit_status(r, pid, status);
+		pin_update(r);
 		if (r->degraded && r->held > 0) {
 			release_held(r, 0);
 			r->held = 0;
@@ -594,10 +617,10 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 	bool pinned = false;
 	if (o && o->pin_cpu >= 0 &&
 	    sched_getaffinity(0, sizeof(old_mask), &old_mask) == 0) {
-		cpu_set_t one;
-		CPU_ZERO(&one);
-		CPU_SET(o->pin_cpu, &one);
-		pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
+		CPU_ZERO(&r.pin_mask);
+		CPU_SET(o->pin_cpu, &r.pin_mask);
+		pinned = sched_setaffinity(0, sizeof(r.pin_mask),
+					   &r.pin_mask) == 0;
 	}
 
 	bool nnp = !has_cap_sys_admin();
@@ -616,7 +639,7 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 	if (pinned && !o->pin_workload)
 		sched_setaffinity(pid, sizeof(old_mask), &old_mask);
 	if (pinned && o->pin_workload && o->unpin_when_parallel) {
-		r.unpin_pending = true;
+		r.pin_auto = r.pinned_now = true;
 		r.free_mask = old_mask;
 	}
 	root = pt_threads_add(&r.threads, pid);
@@ -670,8 +693,9 @@ out:
  * 20 us in some runs and 263 us in others (nothing keeps the tracee on the
  * tracer's CPU); unpinned 18..133 us. So:
  *   "auto" (default): the tracer and the workload on the tracer's CPU
- *          while the workload is a single task; both unpinned as soon as
- *          it has a second thread or process;
+ *          while one task of the workload can run (the others, if any,
+ *          blocked waiting for their children); both unpinned while more
+ *          can (pin_update);
  *   "on":  pinned for the whole run (a CPU-bound parallel workload loses
  *          its parallelism); N: the same on CPU N;
  *   "tracer": only the tracer pinned, the workload free;

@@ -101,6 +101,7 @@ typedef struct pt_thread {
 			     syscall this thread is in */
 	uint64_t clone_flags;
 	pt_pending pending;
+	bool waiting; /* in a blocking wait4/waitid: it competes for no CPU */
 } pt_thread;
 
 typedef struct pt_threads {
@@ -150,8 +151,8 @@ typedef struct pt_stats {
 typedef struct pt_options {
 	int pin_cpu;       /* -1: no pinning; else the tracer runs on it */
 	bool pin_workload; /* and the root tracee (and what it starts) too */
-	bool unpin_when_parallel; /* undo both once the workload has a
-				     second thread or process */
+	bool unpin_when_parallel; /* undo both while more than one task
+				     of the workload can run */
 } pt_options;
 
 typedef struct pt_run {
@@ -165,8 +166,11 @@ typedef struct pt_run {
 			    running, feed nothing */
 	bool warned_abi; /* a program of another ABI was reported */
 	bool syscall_mode; /* attached mid-run: PTRACE_SYSCALL, no filter */
-	bool unpin_pending;  /* pinned until a second task appears */
-	cpu_set_t free_mask; /* the affinity to give back then */
+	size_t waiting;    /* of the live threads, those t->waiting */
+	bool pin_auto;     /* pinned while one task can run (ptrace.c) */
+	bool pinned_now;   /* every task and the tracer on pin_mask */
+	cpu_set_t pin_mask;  /* the tracer's CPU */
+	cpu_set_t free_mask; /* the affinity to give back */
 } pt_run;
 
 /* What to do with a thread after its seccomp stop. */

@@ -4,6 +4,7 @@
  * runs every other syscall at full speed. mmap and fcntl are narrowed in
  * the filter itself (anonymous maps and fcntl commands that do not touch
  * the fd table never stop), because malloc and stdio call them often.
+ * A wait for a child stops only when it blocks (no WNOHANG).
  *
  * Only the native ABI is traced. Syscalls of another ABI (i386 programs,
  * x32) are allowed untraced: a tracer that misread their numbers would be
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/seccomp.h>
 
@@ -96,7 +98,7 @@ static const int tracked[] = {
 
 /* Jump targets are resolved once the program length is known: forward-only
  * classic BPF cannot jump back to a shared "return" instruction. */
-enum { L_NONE, L_ALLOW, L_TRACE, L_MMAP, L_FCNTL };
+enum { L_NONE, L_ALLOW, L_TRACE, L_MMAP, L_FCNTL, L_WAIT4, L_WAITID, L_N };
 
 struct asm_state {
 	pt_filter *f;
@@ -117,12 +119,19 @@ static void emit(struct asm_state *a, unsigned short code, unsigned k, int jt,
 	a->f->insns[a->f->len++] = in;
 }
 
+/* Allowed when argument arg has a bit of flags set, else traced. */
+static void allow_if_set(struct asm_state *a, int arg, unsigned flags)
+{
+	emit(a, BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg), 0, 0);
+	emit(a, BPF_JMP | BPF_JSET | BPF_K, flags, L_ALLOW, L_TRACE);
+}
+
 int pt_filter_build(pt_filter *f)
 {
 	if (PT_AUDIT_ARCH == 0)
 		return WEFT_EUNSUPPORTED;
 	struct asm_state a = {.f = f};
-	unsigned short at[5] = {0};
+	unsigned short at[L_N] = {0};
 	f->len = 0;
 
 	emit(&a, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch),
@@ -136,17 +145,25 @@ int pt_filter_build(pt_filter *f)
 		     L_TRACE, L_NONE);
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, L_MMAP, L_NONE);
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, L_FCNTL, L_NONE);
+	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, SYS_wait4, L_WAIT4, L_NONE);
+	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, SYS_waitid, L_WAITID, L_NONE);
 	emit(&a, BPF_JMP | BPF_JA, 0, L_ALLOW, 0); /* k patched below */
 
 	at[L_MMAP] = f->len;
-	emit(&a, BPF_LD | BPF_W | BPF_ABS, ARG_LO(3), 0, 0);
-	emit(&a, BPF_JMP | BPF_JSET | BPF_K, MAP_ANONYMOUS, L_ALLOW, L_TRACE);
+	allow_if_set(&a, 3, MAP_ANONYMOUS);
 
 	at[L_FCNTL] = f->len;
 	emit(&a, BPF_LD | BPF_W | BPF_ABS, ARG_LO(1), 0, 0);
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, L_TRACE, L_NONE);
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, L_TRACE, L_NONE);
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, F_SETFD, L_TRACE, L_ALLOW);
+
+	/* A wait that blocks: the task stops competing for a CPU until it
+	 * returns (where the workload runs, ptrace.c). WNOHANG polls run. */
+	at[L_WAIT4] = f->len;
+	allow_if_set(&a, 2, WNOHANG);
+	at[L_WAITID] = f->len;
+	allow_if_set(&a, 3, WNOHANG);
 
 	at[L_ALLOW] = f->len;
 	emit(&a, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
