@@ -261,8 +261,7 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 	 * happens after, in a process nobody waits for. */
 	int err = l->c ? weft_store_checkpoint_behind(l->db) : WEFT_OK;
 	if (err) {
-		weft_say("cannot %s the store %s: %s",
-			 err == WEFT_EIO ? "sync" : "checkpoint", l->db,
+		weft_say("cannot sync the store %s to disk: %s", l->db,
 			 weft_strerror(err));
 		rc = -1;
 	}

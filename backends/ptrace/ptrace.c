@@ -544,7 +544,7 @@ static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
  * running task. Children inherit the mask of their parent. */
 static void pin_update(pt_run *r)
 {
-	bool one = r->live - r->waiting <= 1;
+	bool one = r->live <= r->waiting + 1; /* live - waiting <= 1 */
 	if (!r->pin_auto || one == r->pinned_now)
 		return;
 	r->pinned_now = one;

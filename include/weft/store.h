@@ -48,7 +48,9 @@ void weft_store_keep_wal(weft_store *s);
  * its own, which this one does not wait for. Done here, waiting, when
  * this process has another thread or an open connection of this library
  * (a fork would copy them half-way), or the fork fails. WEFT_EIO when
- * the sync failed; WEFT_EDB when a checkpoint done here failed. */
+ * the sync failed (what was committed may not be on disk); a checkpoint
+ * that fails only leaves the log to the next connection that closes
+ * last, and is not an error. */
 int weft_store_checkpoint_behind(const char *db_path);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
