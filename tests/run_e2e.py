@@ -596,7 +596,8 @@ def ptrace_pins_one_runnable_task(weft, d):
     tracer's CPU while one of its tasks can run: a shell waiting for its
     command does not count, so the command runs on one CPU. While two can
     run (a background sleep beside it), every CPU is the workload's
-    again. The tasks say it themselves (their affinity)."""
+    again. The tasks say it themselves (their affinity). A value weft
+    does not know is named on stderr."""
     if len(os.sched_getaffinity(0)) < 2:
         raise Skip("one CPU here: nothing to pin to")
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
@@ -623,6 +624,13 @@ def ptrace_pins_one_runnable_task(weft, d):
     if cpus["beside"] != len(os.sched_getaffinity(0)):
         raise Fail("a command beside a running task ran on %d CPUs of %d"
                    % (cpus["beside"], len(os.sched_getaffinity(0))))
+    # A value it does not know is named, and the run goes on.
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
+                       cwd=d, env=dict(env, WEFT_PTRACE_PIN="atuo"),
+                       capture_output=True, text=True)
+    if r.returncode or "WEFT_PTRACE_PIN=atuo" not in r.stderr:
+        raise Fail("WEFT_PTRACE_PIN=atuo: exit %d, %r"
+                   % (r.returncode, r.stderr))
 
 
 @case

@@ -724,7 +724,11 @@ static void options_from_env(pt_options *o)
 	if (!*end && cpu >= 0 && cpu < CPU_SETSIZE) {
 		o->pin_cpu = (int)cpu;
 		o->pin_workload = true;
+		return;
 	}
+	weft_say("WEFT_PTRACE_PIN=%s is not auto, on, tracer, off or a CPU "
+		 "number: the workload runs unpinned",
+		 v);
 }
 
 static int ptrace_run(weft_launch *l, weft_report *warnings_to)
