@@ -42,7 +42,7 @@ struct weft_coordinator {
 
 	/* Guards everything below. cv: the writer queue has work or quit;
 	 * reply_cv: committed requests to answer, or the writer is done;
-	 * idle: queued or in_flight went down. */
+	 * idle: queued, admitted or in_flight went down. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv, reply_cv, idle;
 	pthread_cond_t answered;    /* a direct call's reply is ready */
@@ -51,6 +51,9 @@ struct weft_coordinator {
 	size_t rqueued;
 	size_t queued;  /* requests queued, being stored or being answered */
 	size_t wqueued; /* requests in the writer's queue (head..tail) */
+	/* Requests taken before stopping that are still being decoded and
+	 * checked: not queued yet, but stop waits for them too. */
+	size_t admitted;
 	bool writer_done;
 	size_t held_bytes; /* request bytes received and not yet answered */
 	int in_flight;     /* requests received and not yet answered */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <weft/coordinator.h>
 #include <weft/store.h>
@@ -111,6 +113,26 @@ static void create_job(struct fx *f)
 	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
 }
 
+/* A new writer key *k enrolled in the fixture's job, and *fr the first
+ * fragment of its task (a run with no id and no records yet). */
+static void enrol_for_fragment(struct fx *f, weft_writer_key *k,
+			       weft_fragment *fr)
+{
+	weft_buf req;
+	weft_buf_init(&req);
+	weft_writer_key_new(k);
+	assert_int_equal(weft_req_enrol(f->job, token, k->pk, &req), WEFT_OK);
+	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
+	weft_fragment_init(fr);
+	memcpy(fr->job, f->job, sizeof(fr->job));
+	memcpy(fr->writer, k->pk, 32);
+	fr->seq = 1;
+	strcpy(fr->task.id, "local");
+	fr->nparts = 1;
+	strcpy(fr->report.backend, "ptrace");
+	strcpy(fr->report.node, "here");
+}
+
 /* A job created, a writer enrolled, a fragment stored (then a
  * duplicate), the status, the job ended: all in the store after stop. */
 static void round_trip(struct fx *f, const char *url)
@@ -122,20 +144,9 @@ static void round_trip(struct fx *f, const char *url)
 	create_job(f);
 
 	weft_writer_key k;
-	weft_writer_key_new(&k);
-	assert_int_equal(weft_req_enrol(f->job, token, k.pk, &req), WEFT_OK);
-	assert_int_equal(call(f, &req).status, WEFT_ACK_STORED);
-
 	weft_fragment fr;
-	weft_fragment_init(&fr);
-	memcpy(fr.job, f->job, sizeof(fr.job));
-	memcpy(fr.writer, k.pk, 32);
-	fr.seq = 1;
-	strcpy(fr.task.id, "local");
-	fr.nparts = 1;
+	enrol_for_fragment(f, &k, &fr);
 	strcpy(fr.report.run_id, "run-local-1");
-	strcpy(fr.report.backend, "ptrace");
-	strcpy(fr.report.node, "here");
 	weft_buf payload, env;
 	weft_buf_init(&payload);
 	weft_buf_init(&env);
@@ -267,6 +278,106 @@ static void test_task_start(void **state)
 			   "\"jobType\": \"TASK\""));
 	assert_non_null(strstr(buf, "make all"));
 	free(buf);
+	weft_store_close(s);
+}
+
+/* A request sent on its own thread: what the call returned. */
+struct sender {
+	const char *url;
+	weft_buf req;
+	int rc;
+	weft_reply reply;
+};
+
+static void *send_main(void *arg)
+{
+	struct sender *x = arg;
+	uint8_t *reply = NULL;
+	size_t n = 0;
+	char err[256];
+	x->rc = weft_coordinator_call(x->url, NULL, x->req.data, x->req.len,
+				      20000, &reply, &n, err, sizeof(err));
+	if (x->rc == WEFT_OK)
+		x->rc = weft_reply_decode(reply, n, &x->reply);
+	free(reply);
+	return NULL;
+}
+
+/* The coordinator's count of requests taken, by a status request (which
+ * counts itself). */
+static uint64_t requests_taken(struct fx *f)
+{
+	weft_buf req;
+	weft_buf_init(&req);
+	assert_int_equal(weft_req_status(NULL, &req), WEFT_OK);
+	weft_reply r;
+	call_reply(f, &req, &r);
+	assert_int_equal(r.kind, WEFT_REPLY_STATUS);
+	uint64_t n = r.status.requests;
+	weft_reply_release(&r);
+	return n;
+}
+
+/* Stop while a large fragment is still being decoded and checked (taken
+ * before the stop, not queued yet): it is stored and answered, not left
+ * for a writer thread that has already quit. */
+static void test_stop_waits_for_checking(void **state)
+{
+	struct fx *f = *state;
+	start(f, "inproc://weft-coordinator-test-stop");
+	create_job(f);
+	weft_writer_key k;
+	weft_fragment fr;
+	enrol_for_fragment(f, &k, &fr);
+	weft_uuid_new(fr.report.run_id);
+	/* About 3 MB of file records: milliseconds to decode and check. */
+	for (int i = 0; i < 40000; i++) {
+		weft_file_rec *r = weft_report_add_file(&fr.report);
+		assert_non_null(r);
+		char p[64];
+		snprintf(p, sizeof(p), "/data/set-%03d/part-%06d.csv", i / 1000,
+			 i);
+		r->path = strdup(p);
+		r->read = true;
+	}
+	weft_buf payload, env;
+	weft_buf_init(&payload);
+	weft_buf_init(&env);
+	assert_int_equal(weft_fragment_encode(&fr, &payload), WEFT_OK);
+	assert_true(payload.len > 1000000);
+	assert_int_equal(weft_envelope_seal(f->job, &k, 1, payload.data,
+					    payload.len, &env),
+			 WEFT_OK);
+	struct sender x = {.url = weft_coordinator_url(f->c)};
+	weft_buf_init(&x.req);
+	assert_int_equal(weft_req_fragment(env.data, env.len, &x.req), WEFT_OK);
+	weft_buf_free(&payload);
+	weft_buf_free(&env);
+	weft_fragment_release(&fr);
+
+	uint64_t before = requests_taken(f), polls = 0;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, send_main, &x), 0);
+	/* Each poll counts itself; the fragment counts once taken. */
+	while (requests_taken(f) < before + ++polls + 1) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(weft_coordinator_stop(f->c), WEFT_OK);
+	f->c = NULL;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	weft_buf_free(&x.req);
+	assert_int_equal(x.rc, WEFT_OK);
+	assert_int_equal(x.reply.kind, WEFT_REPLY_ACK);
+	assert_int_equal(x.reply.ack.status, WEFT_ACK_STORED);
+	weft_reply_release(&x.reply);
+
+	weft_store *s;
+	assert_int_equal(weft_store_open(f->db, &s), WEFT_OK);
+	weft_job_record r;
+	assert_int_equal(weft_store_get_job(s, f->job, &r), WEFT_OK);
+	assert_int_equal(r.fragments, 1);
+	weft_job_record_release(&r);
 	weft_store_close(s);
 }
 
@@ -409,6 +520,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_error_clears, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_stop_waits_for_checking,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_job_create_needs_submit_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup,

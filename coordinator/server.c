@@ -17,8 +17,9 @@
  *
  * Shutdown (weft_coordinator_stop): new requests get WEFT_ACK_RETRY
  * ("shutting down": the sender tries again later, elsewhere or after the
- * restart), requests already queued are committed and answered, then the
- * socket closes.
+ * restart), requests already taken (queued, or still being decoded and
+ * checked: c->admitted) are committed and answered, then the socket
+ * closes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -61,6 +62,7 @@ struct slot {
 	weft_verdict v;
 	bool refused;      /* signed, refused: v is final, the writer thread
 			      names it in the store (enrolled writers only) */
+	bool admitted;     /* counted in c->admitted (under c->mu) */
 	struct slot *next; /* writer queue */
 	/* A direct call's (weft_coordinator_handle): no aio, no context; the
 	 * reply is left here and done set, under c->mu. */
@@ -160,6 +162,10 @@ static void slot_done(struct slot *s)
 	weft_coordinator *c = s->c;
 	pthread_mutex_lock(&c->mu);
 	c->in_flight--;
+	if (s->admitted) { /* answered without the writer */
+		c->admitted--;
+		s->admitted = false;
+	}
 	pthread_cond_broadcast(&c->idle);
 	if (s->direct) {
 		s->done = true;
@@ -254,6 +260,10 @@ static void enqueue(struct slot *s)
 		c->head = s;
 	c->tail = s;
 	c->queued++;
+	if (s->admitted) {
+		c->admitted--;
+		s->admitted = false;
+	}
 	/* Wake the writer when the queue was empty: a busy writer takes
 	 * the whole queue when it is done anyway. */
 	if (++c->wqueued == 1)
@@ -494,6 +504,9 @@ static void handle_request(struct slot *s, nng_msg *msg, const uint8_t *body,
 	if (!stopping && !busy) {
 		c->held_bytes += len;
 		s->held = len;
+		/* Stop waits for it from now on (coord_drain). */
+		c->admitted++;
+		s->admitted = true;
 	}
 	pthread_mutex_unlock(&c->mu);
 	s->msg = msg;
@@ -671,8 +684,10 @@ void coord_drain(weft_coordinator *c)
 	deadline.tv_sec += COORD_STOP_WAIT_S;
 	pthread_mutex_lock(&c->mu);
 	c->stopping = true;
-	/* Everything queued gets committed and answered. */
-	while (c->queued > 0 &&
+	/* Everything taken before now gets committed and answered: what is
+	 * queued, and what is still being checked (it would otherwise reach
+	 * the queue after the writer quit, and never be answered). */
+	while ((c->queued > 0 || c->admitted > 0) &&
 	       pthread_cond_timedwait(&c->idle, &c->mu, &deadline) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&c->mu);
