@@ -597,7 +597,7 @@ def ptrace_pins_one_runnable_task(weft, d):
     command does not count, so the command runs on one CPU. While two can
     run (a background sleep beside it), every CPU is the workload's
     again. The tasks say it themselves (their affinity). A value weft
-    does not know is named on stderr."""
+    does not know, or a CPU it may not use, is named on stderr."""
     if len(os.sched_getaffinity(0)) < 2:
         raise Skip("one CPU here: nothing to pin to")
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
@@ -631,6 +631,14 @@ def ptrace_pins_one_runnable_task(weft, d):
     if r.returncode or "WEFT_PTRACE_PIN=atuo" not in r.stderr:
         raise Fail("WEFT_PTRACE_PIN=atuo: exit %d, %r"
                    % (r.returncode, r.stderr))
+    # So is a CPU it may not use.
+    cpu = str(max(os.sched_getaffinity(0)) + 1)
+    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
+                       cwd=d, env=dict(env, WEFT_PTRACE_PIN=cpu),
+                       capture_output=True, text=True)
+    if r.returncode or "cannot run on CPU " + cpu not in r.stderr:
+        raise Fail("WEFT_PTRACE_PIN=%s: exit %d, %r"
+                   % (cpu, r.returncode, r.stderr))
 
 
 @case

@@ -621,6 +621,10 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 		CPU_SET(o->pin_cpu, &r.pin_mask);
 		pinned = sched_setaffinity(0, sizeof(r.pin_mask),
 					   &r.pin_mask) == 0;
+		if (!pinned)
+			weft_say("cannot run on CPU %d (WEFT_PTRACE_PIN): %s: "
+				 "the workload runs unpinned",
+				 o->pin_cpu, strerror(errno));
 	}
 
 	bool nnp = !has_cap_sys_admin();
