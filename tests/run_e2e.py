@@ -595,8 +595,10 @@ def ptrace_pins_one_runnable_task(weft, d):
     """Under ptrace (WEFT_PTRACE_PIN unset: auto) the workload shares the
     tracer's CPU while one of its tasks can run: a shell waiting for its
     command does not count, so the command runs on one CPU. While two can
-    run (a background sleep beside it), every CPU is the workload's
-    again. The tasks say it themselves (their affinity). A value weft
+    run and they mostly compute or sleep (a background sleep beside it),
+    every CPU is the workload's again; while two can and they stop all
+    the time (both ends of a pipe, a byte at a time), one CPU still. The
+    tasks say it themselves (their affinity). A value weft
     does not know, or a CPU it may not use, is named on stderr."""
     if len(os.sched_getaffinity(0)) < 2:
         raise Skip("one CPU here: nothing to pin to")
@@ -605,9 +607,16 @@ def ptrace_pins_one_runnable_task(weft, d):
     # After a pause, so that the shell is in its wait by then.
     probe = ("/usr/bin/python3 -c 'import os, time; time.sleep(0.5); "
              "print(len(os.sched_getaffinity(0)))'")
+    # Two tasks that stop at every byte through a pipe between them.
+    writer = ("/usr/bin/python3 -c 'import os\nfor i in range(20000): "
+              "os.write(1, b\"x\")\nopen(\"piped\", \"w\").write("
+              "str(len(os.sched_getaffinity(0))))'")
+    reader = ("/usr/bin/python3 -c 'import os\n"
+              "while os.read(0, 1): pass'")
     cpus = {}
     for name, script in (("alone", "%s > alone" % probe),
-                         ("beside", "sleep 2 & %s > beside; wait" % probe)):
+                         ("beside", "sleep 2 & %s > beside; wait" % probe),
+                         ("piped", "%s | %s" % (writer, reader))):
         r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh",
                             "-c", script], cwd=d, env=env,
                            capture_output=True, text=True)
@@ -624,6 +633,9 @@ def ptrace_pins_one_runnable_task(weft, d):
     if cpus["beside"] != len(os.sched_getaffinity(0)):
         raise Fail("a command beside a running task ran on %d CPUs of %d"
                    % (cpus["beside"], len(os.sched_getaffinity(0))))
+    if cpus["piped"] != 1:
+        raise Fail("a pipeline stopping at every byte ran on %d CPUs, not "
+                   "the tracer's one" % cpus["piped"])
     # A value it does not know is named, and the run goes on.
     r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
                        cwd=d, env=dict(env, WEFT_PTRACE_PIN="atuo"),

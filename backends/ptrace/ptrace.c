@@ -535,26 +535,135 @@ static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
 	return 0;
 }
 
-/* Pinned while one task of the workload can run (where a stop costs a
- * context switch instead of a cross-CPU wakeup); while more can, every
- * task and the tracer get their CPUs back, so a parallel workload keeps
- * its parallelism. A task blocked in a wait for its children competes
- * for nothing: a shell running one command after another (`sh -c 'a &&
- * b'`), make waiting for its one job, Python's subprocess.run are one
- * running task. Children inherit the mask of their parent. */
-static void pin_update(pt_run *r)
+/* Where the workload runs (WEFT_PTRACE_PIN=auto). Each stop wakes the
+ * tracer and then the task: on one CPU two context switches, about 7 us a
+ * stop here; across CPUs two wakeups, about 68 us. So the tracer and
+ * every task share the tracer's CPU while one task can run. While more
+ * can, one CPU costs their parallelism and more cost the wakeups, so the
+ * task that stops most decides, by the time between its stops in each
+ * PIN_WINDOW_NS less what a stop costs: the work c it does between two.
+ * Pinned, c over PIN_UNPIN_NS gives every task its CPUs back; unpinned,
+ * c under PIN_PIN_NS pins them again (a task that stops after every
+ * 93 us of work or less loses more to wakeups than one CPU takes from
+ * the others). So a pipeline whose end stops at every file (tar czf
+ * into gzip) stays on one CPU, and tasks that compute get every CPU. A
+ * task blocked in a wait for its children competes for nothing: a shell
+ * running one command after another (`sh -c 'a && b'`), make waiting for
+ * its one job, Python's subprocess.run count as one task. Children
+ * inherit the mask of their parent. */
+#define PIN_WINDOW_NS (10 * 1000 * 1000)
+#define PIN_STOP_NS (7 * 1000)     /* a stop on one CPU */
+#define PIN_WAKEUPS_NS (68 * 1000) /* a stop across CPUs */
+#define PIN_UNPIN_NS (150 * 1000)
+#define PIN_PIN_NS (93 * 1000)
+
+static void pin_set(pt_run *r, bool pin)
 {
-	bool one = r->live <= r->waiting + 1; /* live - waiting <= 1 */
-	if (!r->pin_auto || one == r->pinned_now)
+	if (pin == r->pinned_now)
 		return;
-	r->pinned_now = one;
-	const cpu_set_t *mask = one ? &r->pin_mask : &r->free_mask;
+	r->pinned_now = pin;
+	const cpu_set_t *mask = pin ? &r->pin_mask : &r->free_mask;
 	for (size_t i = 0; i < r->threads.cap; i++) {
 		pt_thread *t = r->threads.slots[i];
 		if (t && !t->dead)
 			sched_setaffinity(t->tid, sizeof(*mask), mask);
 	}
 	sched_setaffinity(0, sizeof(*mask), mask);
+}
+
+/* While on: the tracer's wait is interrupted every PIN_WINDOW_NS, so that
+ * a window ends even when no task stops (they compute). Periodic: one
+ * that fires outside the wait is not the last. */
+static void pin_timer(pt_run *r, bool on)
+{
+	if (!r->has_timer || on == r->timer_on)
+		return;
+	r->timer_on = on;
+	struct timespec w = {0, on ? PIN_WINDOW_NS : 0};
+	struct itimerspec it = {.it_interval = w, .it_value = w};
+	timer_settime(r->timer, 0, &it, NULL);
+}
+
+/* The window timer's signal, for this thread alone: it only ends the
+ * tracer's wait (no SA_RESTART). */
+#define PIN_TICK_SIGNAL (SIGRTMIN + 1)
+
+static void pin_tick(int sig)
+{
+	(void)sig;
+}
+
+static void tick_start(pt_run *r, struct sigaction *old, sigset_t *old_sigs)
+{
+	struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID,
+			      .sigev_signo = PIN_TICK_SIGNAL};
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	struct sigaction sa = {.sa_handler = pin_tick};
+	sigemptyset(&sa.sa_mask);
+	sigset_t tick;
+	sigemptyset(&tick);
+	sigaddset(&tick, PIN_TICK_SIGNAL);
+	if (sigaction(PIN_TICK_SIGNAL, &sa, old) != 0)
+		return;
+	pthread_sigmask(SIG_UNBLOCK, &tick, old_sigs);
+	if (timer_create(CLOCK_MONOTONIC, &ev, &r->timer) == 0) {
+		r->has_timer = true;
+		return;
+	}
+	/* No timer: windows end at stops only. */
+	pthread_sigmask(SIG_SETMASK, old_sigs, NULL);
+	sigaction(PIN_TICK_SIGNAL, old, NULL);
+}
+
+static void tick_stop(pt_run *r, const struct sigaction *old,
+		      const sigset_t *old_sigs)
+{
+	timer_delete(r->timer);
+	r->has_timer = r->timer_on = false;
+	pthread_sigmask(SIG_SETMASK, old_sigs, NULL);
+	sigaction(PIN_TICK_SIGNAL, old, NULL);
+}
+
+/* After each event of the workload (t: the task it stopped, or NULL),
+ * and when the timer ended a wait. */
+static void pin_update(pt_run *r, pt_thread *t)
+{
+	if (!r->pin_auto)
+		return;
+	if (r->live <= r->waiting + 1) { /* live - waiting <= 1 */
+		pin_timer(r, false);
+		r->contended = false;
+		pin_set(r, true);
+		return;
+	}
+	int64_t now = weft_mono_ns();
+	if (!r->contended) { /* a second task can run: watch the stops */
+		r->contended = true;
+		r->window++;
+		r->window_ns = now;
+		r->window_most = 0;
+		pin_timer(r, r->pinned_now);
+		return;
+	}
+	if (t) {
+		if (t->window != r->window) {
+			t->window = r->window;
+			t->window_stops = 0;
+		}
+		if (++t->window_stops > r->window_most)
+			r->window_most = t->window_stops;
+	}
+	int64_t took = now - r->window_ns;
+	if (took < PIN_WINDOW_NS)
+		return;
+	/* The work between two stops of the task that stopped most. */
+	int64_t cost = r->pinned_now ? PIN_STOP_NS : PIN_WAKEUPS_NS;
+	int64_t work = r->window_most ? took / r->window_most - cost : took;
+	pin_set(r, r->pinned_now ? work <= PIN_UNPIN_NS : work < PIN_PIN_NS);
+	r->window++;
+	r->window_ns = now;
+	r->window_most = 0;
+	pin_timer(r, r->pinned_now);
 }
 
 void pt_loop(pt_run *r)
@@ -567,8 +676,11 @@ void pt_loop(pt_run *r)
 		int status;
 		pid_t pid = waitpid(-1, &status, __WALL);
 		if (pid < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR) {
+				/* The window's end, or a signal. */
+				pin_update(r, NULL);
 				continue;
+			}
 			if (errno != ECHILD)
 				degrade(r, "waitpid", errno);
 			return;
@@ -577,7 +689,9 @@ void pt_loop(pt_run *r)
 			on_stop(r, pid, status);
 		else if (WIFEXITED(status) || WIFSIGNALED(status))
 			on_exit_status(r, pid, status);
-		pin_update(r);
+		/* Which task stopped counts only while several can run. */
+		pin_update(r, r->contended ? pt_threads_get(&r->threads, pid)
+					   : NULL);
 		if (r->degraded && r->held > 0) {
 			release_held(r, 0);
 			r->held = 0;
@@ -642,9 +756,12 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 	l->exit_code = 0;
 	if (pinned && !o->pin_workload)
 		sched_setaffinity(pid, sizeof(old_mask), &old_mask);
+	struct sigaction old_tick;
+	sigset_t old_sigs;
 	if (pinned && o->pin_workload && o->unpin_when_parallel) {
 		r.pin_auto = r.pinned_now = true;
 		r.free_mask = old_mask;
+		tick_start(&r, &old_tick, &old_sigs);
 	}
 	root = pt_threads_add(&r.threads, pid);
 	if (!root) {
@@ -680,6 +797,8 @@ int pt_trace(weft_launch *l, weft_report *w, const pt_options *o,
 			(unsigned long long)r.stats.signals,
 			(unsigned long long)r.stats.info_errors);
 out:
+	if (r.has_timer)
+		tick_stop(&r, &old_tick, &old_sigs);
 	if (pinned)
 		sched_setaffinity(0, sizeof(old_mask), &old_mask);
 	prctl(PR_SET_CHILD_SUBREAPER, old_subreaper, 0, 0, 0);

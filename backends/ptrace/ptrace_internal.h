@@ -9,6 +9,7 @@
 #define WEFT_PTRACE_INTERNAL_H
 
 #include <sched.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +103,8 @@ typedef struct pt_thread {
 	uint64_t clone_flags;
 	pt_pending pending;
 	bool waiting; /* in a blocking wait4/waitid: it competes for no CPU */
+	uint32_t window;       /* pt_run.window when window_stops counted */
+	uint32_t window_stops; /* its stops in that window */
 } pt_thread;
 
 typedef struct pt_threads {
@@ -167,10 +170,20 @@ typedef struct pt_run {
 	bool warned_abi; /* a program of another ABI was reported */
 	bool syscall_mode; /* attached mid-run: PTRACE_SYSCALL, no filter */
 	size_t waiting;    /* of the live threads, those t->waiting */
-	bool pin_auto;     /* pinned while one task can run (ptrace.c) */
+	bool pin_auto;     /* pinned while one task can run, or while the
+			      tasks that can stop often (ptrace.c) */
 	bool pinned_now;   /* every task and the tracer on pin_mask */
 	cpu_set_t pin_mask;  /* the tracer's CPU */
 	cpu_set_t free_mask; /* the affinity to give back */
+	/* While more than one task can run: the current window (its
+	 * number, start, and the most stops one task made in it), and a
+	 * timer that ends windows while pinned (pin_update). */
+	bool contended;
+	uint32_t window;
+	int64_t window_ns;
+	uint32_t window_most;
+	bool has_timer, timer_on;
+	timer_t timer;
 } pt_run;
 
 /* What to do with a thread after its seccomp stop. */
