@@ -155,6 +155,16 @@ static void slot_clear(struct slot *s)
 	}
 }
 
+/* s is queued or answered: stop no longer waits for it as one being
+ * checked (coord_drain). Under c->mu. */
+static void unadmit(weft_coordinator *c, struct slot *s)
+{
+	if (s->admitted) {
+		c->admitted--;
+		s->admitted = false;
+	}
+}
+
 /* A request is answered (or cannot be): take the next one. A direct
  * call's slot is its caller's again once done is set: not touched after. */
 static void slot_done(struct slot *s)
@@ -162,10 +172,7 @@ static void slot_done(struct slot *s)
 	weft_coordinator *c = s->c;
 	pthread_mutex_lock(&c->mu);
 	c->in_flight--;
-	if (s->admitted) { /* answered without the writer */
-		c->admitted--;
-		s->admitted = false;
-	}
+	unadmit(c, s); /* answered without the writer */
 	pthread_cond_broadcast(&c->idle);
 	if (s->direct) {
 		s->done = true;
@@ -260,10 +267,7 @@ static void enqueue(struct slot *s)
 		c->head = s;
 	c->tail = s;
 	c->queued++;
-	if (s->admitted) {
-		c->admitted--;
-		s->admitted = false;
-	}
+	unadmit(c, s);
 	/* Wake the writer when the queue was empty: a busy writer takes
 	 * the whole queue when it is done anyway. */
 	if (++c->wqueued == 1)

@@ -61,6 +61,15 @@ struct weft_local {
 	int live_fd;
 };
 
+/* The mark of job_id in weft_dir (local.h) into path (for "", their
+ * directory); false when too long. */
+static bool live_path(const char *weft_dir, const char *job_id, char *path,
+		      size_t size)
+{
+	return snprintf(path, size, "%s/" LOCAL_LIVE_DIR "/%s", weft_dir,
+			job_id) < (int)size;
+}
+
 /* Mark l's job as running (local.h): its file, locked by this process
  * until end. Without it (a read-only directory) a killed run's job
  * shows only as open. The lock file is close-on-exec: the workload does
@@ -69,10 +78,8 @@ static void live_mark(weft_local *l, const char *weft_dir)
 {
 	char dir[sizeof(l->live)];
 	l->live_fd = -1;
-	if (snprintf(dir, sizeof(dir), "%s/" LOCAL_LIVE_DIR, weft_dir) >=
-		    (int)sizeof(dir) ||
-	    snprintf(l->live, sizeof(l->live), "%s/%s", dir, l->job.id) >=
-		    (int)sizeof(l->live))
+	if (!live_path(weft_dir, "", dir, sizeof(dir)) ||
+	    !live_path(weft_dir, l->job.id, l->live, sizeof(l->live)))
 		return;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return;
@@ -106,8 +113,7 @@ weft_local_job_state weft_local_job_state_of(const char *weft_dir,
 {
 	char path[WEFT_MAX_PATH_BYTES + 64];
 	if (weft_job_id_check(job_id) != WEFT_OK ||
-	    snprintf(path, sizeof(path), "%s/" LOCAL_LIVE_DIR "/%s", weft_dir,
-		     job_id) >= (int)sizeof(path))
+	    !live_path(weft_dir, job_id, path, sizeof(path)))
 		return WEFT_LOCAL_JOB_UNMARKED;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
