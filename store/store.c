@@ -445,10 +445,13 @@ const char store_ol_triggers[] = OL_TRIGGERS;
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+static const char *vfs_name;
+
 static void sqlite_setup(void)
 {
 	/* Refused (harmlessly) when SQLite was initialised already. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	vfs_name = store_vfs_register();
 }
 
 static atomic_int open_connections;
@@ -457,7 +460,8 @@ int store_sqlite_open(const char *path, sqlite3 **db, int flags)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, sqlite_setup);
-	int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX,
+				 vfs_name);
 	if (*db) /* made even when the open failed; closed all the same */
 		atomic_fetch_add(&open_connections, 1);
 	return rc;

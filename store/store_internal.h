@@ -99,12 +99,17 @@ void store_make_private(const char *db_path, bool create);
 /* sqlite3_open_v2 for every connection weft makes: a connection is used
  * by one thread at a time (SQLITE_OPEN_NOMUTEX: no lock per call), and
  * SQLite keeps no memory statistics (a lock per allocation otherwise).
- * Together about a tenth of a coordinator's store time per fragment. */
+ * Together about a tenth of a coordinator's store time per fragment.
+ * The files are those of store_vfs_register's VFS. */
 int store_sqlite_open(const char *path, sqlite3 **db, int flags);
 /* sqlite3_close for a connection store_sqlite_open made: this process's
  * open connections are counted (weft_store_checkpoint_behind forks only
  * when there are none). */
 int store_sqlite_close(sqlite3 *db);
+/* Register the VFS whose write-ahead logs are written in large writes
+ * (wal_vfs.c) and return its name; NULL (SQLite's default VFS then) when
+ * SQLite has no "unix" VFS. Called once, by store_sqlite_open. */
+const char *store_vfs_register(void);
 /* The connections store_sqlite_open made and store_sqlite_close did not
  * close yet. */
 int store_sqlite_open_count(void);
