@@ -262,6 +262,72 @@ static void failed_write_fails_the_commit(void **state)
 	store_sqlite_close(db);
 }
 
+/* Another process's transaction, committed with SQLite's own VFS: ROWS
+ * rows of 4 KB, twice what the rolled-back one spilled. */
+static int commit_elsewhere(const char *path)
+{
+	sqlite3 *db;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK)
+		return 2;
+	sqlite3_busy_timeout(db, 5000);
+	int rc =
+		sqlite3_exec(db,
+			     "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL "
+			     "SELECT i + 1 FROM k WHERE i < 600) "
+			     "INSERT INTO t (b) SELECT randomblob(4000) FROM k",
+			     NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : 1;
+}
+
+static void rolled_back_frames_stay_unwritten(void **state)
+{
+	struct scratch *t = *state;
+	sqlite3 *db = open_store(t->db);
+	/* Kept open: the log is not checkpointed away meanwhile. */
+	exec_ok(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);"
+		    "PRAGMA wal_checkpoint(TRUNCATE)");
+	/* (Nothing in the log: the rollback below reads none of it.)
+	 * A transaction that spills pages to the log (a 20-page cache),
+	 * then rolls back: its frames are past the log's end as SQLite
+	 * sees it, where the next writer writes. */
+	exec_ok(db, "PRAGMA cache_size = 20");
+	exec_ok(db, "BEGIN IMMEDIATE;"
+		    "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL "
+		    "SELECT i + 1 FROM k WHERE i < 300) "
+		    "INSERT INTO t (b) SELECT randomblob(4000) FROM k;"
+		    "ROLLBACK");
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(commit_elsewhere(t->db));
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* This connection reads the log again: the other transaction is
+	 * there, whole, and the file is sound. */
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT count(*), sum(length(b)) "
+					    "FROM t",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 600);
+	assert_int_equal(sqlite3_column_int64(st, 1), 600 * 4000);
+	sqlite3_finalize(st);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	store_sqlite_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +336,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(readers_see_whole_transactions,
 						scratch_setup,
 						scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			rolled_back_frames_stay_unwritten, scratch_setup,
+			scratch_teardown),
 		cmocka_unit_test_setup_teardown(failed_write_fails_the_commit,
 						scratch_setup,
 						scratch_teardown),

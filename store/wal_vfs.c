@@ -20,10 +20,18 @@
  * other write (the log's own header, a frame rewritten in place, the
  * checksums rewritten) and every other call on the log (read, sync,
  * truncate, size, close) writes the buffer out first, so the file is
- * exactly what SQLite wrote whenever SQLite looks. A crash loses at most
- * frames of a transaction that had not committed: the ones SQLite's own
- * recovery drops.
+ * exactly what SQLite wrote whenever SQLite looks. A transaction that
+ * spilled frames and then rolled back leaves them gathered: another
+ * writer may then write the log where they were to go, so they are
+ * written out (as SQLite would have written them, while the write lock is
+ * still held) when the connection releases any lock on the log's index:
+ * the database file is this VFS's too, and knows its log (a log's name
+ * leads to its database's, sqlite3_filename_database). A log whose
+ * database is not known gathers nothing. A crash loses at most frames of
+ * a transaction that had not committed: the ones SQLite's own recovery
+ * drops.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,18 +47,30 @@
 /* A frame's header (wal.c: WAL_FRAME_HDRSIZE). */
 #define WAL_FRAME_HEADER 24
 
+/* A database or a log, over the unix VFS's file. */
 struct wal_file {
-	sqlite3_file base;  /* pMethods: wal_methods */
+	sqlite3_file base;  /* pMethods: file_methods */
 	sqlite3_file *real; /* the unix VFS's file, after this struct */
-	unsigned char *buf; /* gathered bytes, file offset start; NULL: none */
+	/* A log: its database's file (NULL: not known, nothing gathered),
+	 * and the bytes gathered, at file offset start. */
+	struct wal_file *db;
+	unsigned char *buf;
 	size_t len;
 	sqlite3_int64 start;
 	bool page_next; /* the last bytes gathered are a frame's header */
+	/* A database: its name as SQLite passed it, its log while open,
+	 * the next open database (dbs). */
+	const char *name;
+	struct wal_file *wal;
+	struct wal_file *next;
 };
 
 static sqlite3_vfs *unix_vfs;
 static sqlite3_vfs wal_vfs;
-static sqlite3_io_methods wal_methods;
+static sqlite3_io_methods file_methods;
+/* The open databases, by name pointer; and their links to their logs. */
+static pthread_mutex_t dbs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wal_file *dbs;
 
 static int flush(struct wal_file *w)
 {
@@ -84,7 +104,7 @@ static int wal_write(sqlite3_file *f, const void *data, int amt,
 		     sqlite3_int64 off)
 {
 	struct wal_file *w = (struct wal_file *)f;
-	if (amt <= 0 || !can_wait(w, data, amt, off)) {
+	if (!w->db || amt <= 0 || !can_wait(w, data, amt, off)) {
 		int rc = flush(w);
 		return rc ? rc
 			  : w->real->pMethods->xWrite(w->real, data, amt, off);
@@ -120,6 +140,19 @@ static int wal_close(sqlite3_file *f)
 	int rc = flush(w);
 	free(w->buf);
 	w->buf = NULL;
+	pthread_mutex_lock(&dbs_lock);
+	if (w->db) /* a log */
+		w->db->wal = NULL;
+	if (w->name) { /* a database */
+		struct wal_file **p = &dbs;
+		while (*p && *p != w)
+			p = &(*p)->next;
+		if (*p)
+			*p = w->next;
+		if (w->wal)
+			w->wal->db = NULL;
+	}
+	pthread_mutex_unlock(&dbs_lock);
 	int rc2 = w->real->pMethods->xClose(w->real);
 	return rc ? rc : rc2;
 }
@@ -195,6 +228,12 @@ static int wal_shm_map(sqlite3_file *f, int page, int size, int extend,
 
 static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
+	struct wal_file *db = (struct wal_file *)f;
+	/* A database's: frames its log still gathers when a lock goes are
+	 * of no transaction (a commit wrote its own); written out while
+	 * the lock is still held, as SQLite would have. */
+	if ((flags & SQLITE_SHM_UNLOCK) && db->wal)
+		(void)flush(db->wal);
 	FLUSHED(f);
 	if (!HAS(f, 2))
 		return SQLITE_IOERR_SHMLOCK;
@@ -203,8 +242,13 @@ static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 
 static void wal_shm_barrier(sqlite3_file *f)
 {
-	/* (not called on a log; written out on the way all the same) */
-	(void)flush((struct wal_file *)f);
+	/* A database's, before SQLite publishes a transaction in the
+	 * log's index: its frames are all written by then (the commit
+	 * frame wrote them); should any be gathered, out they go. */
+	struct wal_file *db = (struct wal_file *)f;
+	if (db->wal)
+		(void)flush(db->wal);
+	(void)flush(db);
 	if (HAS(f, 2))
 		REAL(f)->pMethods->xShmBarrier(REAL(f));
 }
@@ -230,15 +274,26 @@ static int wal_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 			 : SQLITE_OK;
 }
 
-/* Where the unix VFS's file of a log goes: after the wrapper, aligned. */
+/* Where the unix VFS's file goes: after the wrapper, aligned. */
 #define REAL_OFFSET ((sizeof(struct wal_file) + 15) & ~(size_t)15)
+
+/* A log's database file among the open ones (dbs_lock held). */
+static struct wal_file *db_of(sqlite3_filename log)
+{
+	const char *name = sqlite3_filename_database(log);
+	for (struct wal_file *d = dbs; d && name; d = d->next)
+		if (d->name == name)
+			return d;
+	return NULL;
+}
 
 static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 		    int flags, int *out_flags)
 {
 	(void)vfs;
-	if (!(flags & SQLITE_OPEN_WAL))
-		/* Any other file is the unix VFS's own, in place. */
+	bool log = flags & SQLITE_OPEN_WAL;
+	if (!log && !(flags & SQLITE_OPEN_MAIN_DB))
+		/* Journals, temporary files: the unix VFS's own, in place. */
 		return unix_vfs->xOpen(unix_vfs, name, f, flags, out_flags);
 	struct wal_file *w = (struct wal_file *)f;
 	memset(w, 0, sizeof(*w));
@@ -248,11 +303,24 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 		w->base.pMethods = NULL; /* nothing to close */
 		return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
 	}
-	w->base.pMethods = &wal_methods;
+	w->base.pMethods = &file_methods;
+	pthread_mutex_lock(&dbs_lock);
+	if (log) {
+		struct wal_file *db = name ? db_of(name) : NULL;
+		if (db && !db->wal) {
+			db->wal = w;
+			w->db = db;
+		}
+	} else if (name) {
+		w->name = name;
+		w->next = dbs;
+		dbs = w;
+	}
+	pthread_mutex_unlock(&dbs_lock);
 	return SQLITE_OK;
 }
 
-static sqlite3_io_methods wal_methods = {
+static sqlite3_io_methods file_methods = {
 	.iVersion = 3,
 	.xClose = wal_close,
 	.xRead = wal_read,
