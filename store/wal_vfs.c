@@ -48,12 +48,12 @@
 #define WAL_FRAME_HEADER 24
 
 /* A database or a log, over the unix VFS's file. */
-struct wal_file {
+struct store_file {
 	sqlite3_file base;  /* pMethods: file_methods */
 	sqlite3_file *real; /* the unix VFS's file, after this struct */
 	/* A log: its database's file (NULL: not known, nothing gathered),
 	 * and the bytes gathered, at file offset start. */
-	struct wal_file *db;
+	struct store_file *db;
 	unsigned char *buf;
 	size_t len;
 	sqlite3_int64 start;
@@ -61,8 +61,8 @@ struct wal_file {
 	/* A database: its name as SQLite passed it, its log while open,
 	 * the next open database (dbs). */
 	const char *name;
-	struct wal_file *wal;
-	struct wal_file *next;
+	struct store_file *wal;
+	struct store_file *next;
 };
 
 static sqlite3_vfs *unix_vfs;
@@ -70,9 +70,9 @@ static sqlite3_vfs wal_vfs;
 static sqlite3_io_methods file_methods;
 /* The open databases, by name pointer; and their links to their logs. */
 static pthread_mutex_t dbs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct wal_file *dbs;
+static struct store_file *dbs;
 
-static int flush(struct wal_file *w)
+static int flush(struct store_file *w)
 {
 	w->page_next = false;
 	if (!w->len)
@@ -90,7 +90,7 @@ static uint32_t be32(const unsigned char *p)
 
 /* Whether a write can wait in the buffer: a header of a frame that does
  * not commit, or the page right after such a header. */
-static bool can_wait(const struct wal_file *w, const void *data, int amt,
+static bool can_wait(const struct store_file *w, const void *data, int amt,
 		     sqlite3_int64 off)
 {
 	bool follows = !w->len || off == w->start + (sqlite3_int64)w->len;
@@ -100,10 +100,10 @@ static bool can_wait(const struct wal_file *w, const void *data, int amt,
 	       (size_t)amt <= STORE_WAL_BUFFER;
 }
 
-static int wal_write(sqlite3_file *f, const void *data, int amt,
-		     sqlite3_int64 off)
+static int file_write(sqlite3_file *f, const void *data, int amt,
+		      sqlite3_int64 off)
 {
-	struct wal_file *w = (struct wal_file *)f;
+	struct store_file *w = (struct store_file *)f;
 	if (!w->db || amt <= 0 || !can_wait(w, data, amt, off)) {
 		int rc = flush(w);
 		return rc ? rc
@@ -126,17 +126,17 @@ static int wal_write(sqlite3_file *f, const void *data, int amt,
 }
 
 /* Every other call sees the file as SQLite wrote it. */
-#define REAL(f) (((struct wal_file *)(f))->real)
+#define REAL(f) (((struct store_file *)(f))->real)
 #define FLUSHED(f)                                                             \
 	do {                                                                   \
-		int rc_ = flush((struct wal_file *)(f));                       \
+		int rc_ = flush((struct store_file *)(f));                     \
 		if (rc_)                                                       \
 			return rc_;                                            \
 	} while (0)
 
-static int wal_close(sqlite3_file *f)
+static int file_close(sqlite3_file *f)
 {
-	struct wal_file *w = (struct wal_file *)f;
+	struct store_file *w = (struct store_file *)f;
 	int rc = flush(w);
 	free(w->buf);
 	w->buf = NULL;
@@ -144,7 +144,7 @@ static int wal_close(sqlite3_file *f)
 	if (w->db) /* a log */
 		w->db->wal = NULL;
 	if (w->name) { /* a database */
-		struct wal_file **p = &dbs;
+		struct store_file **p = &dbs;
 		while (*p && *p != w)
 			p = &(*p)->next;
 		if (*p)
@@ -157,59 +157,59 @@ static int wal_close(sqlite3_file *f)
 	return rc ? rc : rc2;
 }
 
-static int wal_read(sqlite3_file *f, void *data, int amt, sqlite3_int64 off)
+static int file_read(sqlite3_file *f, void *data, int amt, sqlite3_int64 off)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xRead(REAL(f), data, amt, off);
 }
 
-static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
+static int file_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
-static int wal_sync(sqlite3_file *f, int flags)
+static int file_sync(sqlite3_file *f, int flags)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
-static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
+static int file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
-static int wal_lock(sqlite3_file *f, int level)
+static int file_lock(sqlite3_file *f, int level)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
-static int wal_unlock(sqlite3_file *f, int level)
+static int file_unlock(sqlite3_file *f, int level)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xUnlock(REAL(f), level);
 }
 
-static int wal_check_reserved(sqlite3_file *f, int *out)
+static int file_check_reserved(sqlite3_file *f, int *out)
 {
 	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
-static int wal_file_control(sqlite3_file *f, int op, void *arg)
+static int file_control(sqlite3_file *f, int op, void *arg)
 {
 	FLUSHED(f);
 	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
 
-static int wal_sector_size(sqlite3_file *f)
+static int file_sector_size(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xSectorSize(REAL(f));
 }
 
-static int wal_device_characteristics(sqlite3_file *f)
+static int file_device_characteristics(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
 }
@@ -217,8 +217,8 @@ static int wal_device_characteristics(sqlite3_file *f)
 /* The unix VFS's methods are of version 3; any older lack these. */
 #define HAS(f, version) (REAL(f)->pMethods->iVersion >= (version))
 
-static int wal_shm_map(sqlite3_file *f, int page, int size, int extend,
-		       void volatile **out)
+static int file_shm_map(sqlite3_file *f, int page, int size, int extend,
+			void volatile **out)
 {
 	FLUSHED(f);
 	if (!HAS(f, 2))
@@ -226,9 +226,9 @@ static int wal_shm_map(sqlite3_file *f, int page, int size, int extend,
 	return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
 }
 
-static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+static int file_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
-	struct wal_file *db = (struct wal_file *)f;
+	struct store_file *db = (struct store_file *)f;
 	/* A database's: frames its log still gathers when a lock goes are
 	 * of no transaction (a commit wrote its own); written out while
 	 * the lock is still held, as SQLite would have. */
@@ -240,12 +240,12 @@ static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
 }
 
-static void wal_shm_barrier(sqlite3_file *f)
+static void file_shm_barrier(sqlite3_file *f)
 {
 	/* A database's, before SQLite publishes a transaction in the
 	 * log's index: its frames are all written by then (the commit
 	 * frame wrote them); should any be gathered, out they go. */
-	struct wal_file *db = (struct wal_file *)f;
+	struct store_file *db = (struct store_file *)f;
 	if (db->wal)
 		(void)flush(db->wal);
 	(void)flush(db);
@@ -253,14 +253,14 @@ static void wal_shm_barrier(sqlite3_file *f)
 		REAL(f)->pMethods->xShmBarrier(REAL(f));
 }
 
-static int wal_shm_unmap(sqlite3_file *f, int delete_flag)
+static int file_shm_unmap(sqlite3_file *f, int delete_flag)
 {
 	FLUSHED(f);
 	return HAS(f, 2) ? REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag)
 			 : SQLITE_OK;
 }
 
-static int wal_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **out)
+static int file_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **out)
 {
 	FLUSHED(f);
 	*out = NULL; /* no mapping: SQLite reads instead */
@@ -268,20 +268,20 @@ static int wal_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **out)
 			 : SQLITE_OK;
 }
 
-static int wal_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+static int file_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 {
 	return HAS(f, 3) ? REAL(f)->pMethods->xUnfetch(REAL(f), off, p)
 			 : SQLITE_OK;
 }
 
 /* Where the unix VFS's file goes: after the wrapper, aligned. */
-#define REAL_OFFSET ((sizeof(struct wal_file) + 15) & ~(size_t)15)
+#define REAL_OFFSET ((sizeof(struct store_file) + 15) & ~(size_t)15)
 
 /* A log's database file among the open ones (dbs_lock held). */
-static struct wal_file *db_of(sqlite3_filename log)
+static struct store_file *db_of(sqlite3_filename log)
 {
 	const char *name = sqlite3_filename_database(log);
-	for (struct wal_file *d = dbs; d && name; d = d->next)
+	for (struct store_file *d = dbs; d && name; d = d->next)
 		if (d->name == name)
 			return d;
 	return NULL;
@@ -295,7 +295,7 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 	if (!log && !(flags & SQLITE_OPEN_MAIN_DB))
 		/* Journals, temporary files: the unix VFS's own, in place. */
 		return unix_vfs->xOpen(unix_vfs, name, f, flags, out_flags);
-	struct wal_file *w = (struct wal_file *)f;
+	struct store_file *w = (struct store_file *)f;
 	memset(w, 0, sizeof(*w));
 	w->real = (sqlite3_file *)((char *)f + REAL_OFFSET);
 	int rc = unix_vfs->xOpen(unix_vfs, name, w->real, flags, out_flags);
@@ -306,7 +306,7 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 	w->base.pMethods = &file_methods;
 	pthread_mutex_lock(&dbs_lock);
 	if (log) {
-		struct wal_file *db = name ? db_of(name) : NULL;
+		struct store_file *db = name ? db_of(name) : NULL;
 		if (db && !db->wal) {
 			db->wal = w;
 			w->db = db;
@@ -322,24 +322,24 @@ static int vfs_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
 
 static sqlite3_io_methods file_methods = {
 	.iVersion = 3,
-	.xClose = wal_close,
-	.xRead = wal_read,
-	.xWrite = wal_write,
-	.xTruncate = wal_truncate,
-	.xSync = wal_sync,
-	.xFileSize = wal_file_size,
-	.xLock = wal_lock,
-	.xUnlock = wal_unlock,
-	.xCheckReservedLock = wal_check_reserved,
-	.xFileControl = wal_file_control,
-	.xSectorSize = wal_sector_size,
-	.xDeviceCharacteristics = wal_device_characteristics,
-	.xShmMap = wal_shm_map,
-	.xShmLock = wal_shm_lock,
-	.xShmBarrier = wal_shm_barrier,
-	.xShmUnmap = wal_shm_unmap,
-	.xFetch = wal_fetch,
-	.xUnfetch = wal_unfetch,
+	.xClose = file_close,
+	.xRead = file_read,
+	.xWrite = file_write,
+	.xTruncate = file_truncate,
+	.xSync = file_sync,
+	.xFileSize = file_size,
+	.xLock = file_lock,
+	.xUnlock = file_unlock,
+	.xCheckReservedLock = file_check_reserved,
+	.xFileControl = file_control,
+	.xSectorSize = file_sector_size,
+	.xDeviceCharacteristics = file_device_characteristics,
+	.xShmMap = file_shm_map,
+	.xShmLock = file_shm_lock,
+	.xShmBarrier = file_shm_barrier,
+	.xShmUnmap = file_shm_unmap,
+	.xFetch = file_fetch,
+	.xUnfetch = file_unfetch,
 };
 
 const char *store_vfs_register(void)
