@@ -3,9 +3,10 @@
  * (wal_vfs.c): every connection weft opens uses that VFS; a reader in
  * another process, with SQLite's own VFS, only ever sees whole
  * transactions, also when a transaction's pages spill to the log before
- * it commits and are rewritten there; a write that fails fails the commit
- * and keeps everything committed before; the file is sound after all of
- * it.
+ * it commits and are rewritten there; frames of a transaction that spilled
+ * and rolled back never land on another process's transaction written
+ * after it; a write that fails fails the commit and keeps everything
+ * committed before; the file is sound after all of it.
  */
 #include <errno.h>
 #include <setjmp.h>
