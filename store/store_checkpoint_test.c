@@ -18,12 +18,6 @@
 #include "store_internal.h"
 #include "store_testutil.h"
 
-static off_t size_of(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? st.st_size : -1;
-}
-
 /* A row committed in a new table of the store at db, which is closed
  * with its log kept. */
 static void commit_kept(const char *db)

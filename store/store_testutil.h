@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -78,6 +79,13 @@ static inline char *scratch_path(const struct scratch *t, const char *name,
 {
 	snprintf(out, outsz, "%s/%s", t->dir, name);
 	return out;
+}
+
+/* A file's size, -1 when it is not there. */
+static inline off_t size_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
 static inline void write_file(const char *path, const void *data, size_t len)
@@ -202,17 +210,24 @@ static inline void hash_of(uint8_t h[32], uint8_t byte)
 	memset(h, byte, 32);
 }
 
+/* One integer a query returns on the connection h. */
+static inline int64_t sql_int_on(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 /* One integer a query returns, read on a separate connection (so it sees
  * only what was committed). */
 static inline int64_t sql_int(const char *db, const char *sql)
 {
 	sqlite3 *h;
 	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	int64_t v = sql_int_on(h, sql);
 	sqlite3_close(h);
 	return v;
 }

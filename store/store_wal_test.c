@@ -50,6 +50,27 @@ static sqlite3 *open_store(const char *path)
 	return db;
 }
 
+/* SQLite finds nothing wrong in the file. */
+static void assert_sound(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+}
+
+/* The forked child pid exited 0. */
+static void assert_child_ok(pid_t pid)
+{
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void uses_the_store_vfs(void **state)
 {
 	struct scratch *t = *state;
@@ -161,10 +182,7 @@ static void readers_see_whole_transactions(void **state)
 	close(done[0]);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_child_ok(pid);
 	store_sqlite_close(db);
 
 	/* And the file as a new connection finds it, log and all. */
@@ -172,26 +190,10 @@ static void readers_see_whole_transactions(void **state)
 	assert_int_equal(
 		sqlite3_open_v2(t->db, &check, SQLITE_OPEN_READONLY, NULL),
 		SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1,
-					    &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(check, "SELECT count(*) FROM t", -1,
-					    &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), TXNS * ROWS);
-	sqlite3_finalize(st);
+	assert_sound(check);
+	assert_int_equal(sql_int_on(check, "SELECT count(*) FROM t"),
+			 TXNS * ROWS);
 	sqlite3_close(check);
-}
-
-static off_t size_of(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
 /* In a child whose files may not grow past the log's size plus 300 KB: a
@@ -238,26 +240,12 @@ static void failed_write_fails_the_commit(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(commit_past_the_limit(t->db, wal));
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_child_ok(pid);
 
 	/* What was committed before is there, nothing of the failed one,
 	 * and the file is sound. */
-	sqlite3_stmt *st;
-	assert_int_equal(
-		sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, NULL),
-		SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 2);
-	sqlite3_finalize(st);
-	assert_int_equal(
-		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
-		SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_int_equal(sql_int_on(db, "SELECT count(*) FROM t"), 2);
+	assert_sound(db);
 	/* And the log takes a transaction again. */
 	exec_ok(db, "INSERT INTO t (b) VALUES (x'03')");
 	store_sqlite_close(db);
@@ -304,28 +292,13 @@ static void rolled_back_frames_stay_unwritten(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(commit_elsewhere(t->db));
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_child_ok(pid);
 	/* This connection reads the log again: the other transaction is
 	 * there, whole, and the file is sound. */
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT count(*), sum(length(b)) "
-					    "FROM t",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 600);
-	assert_int_equal(sqlite3_column_int64(st, 1), 600 * 4000);
-	sqlite3_finalize(st);
-	assert_int_equal(
-		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
-		SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_int_equal(sql_int_on(db, "SELECT count(*) FROM t"), 600);
+	assert_int_equal(sql_int_on(db, "SELECT sum(length(b)) FROM t"),
+			 600 * 4000);
+	assert_sound(db);
 	store_sqlite_close(db);
 }
 
