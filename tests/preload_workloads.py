@@ -2,7 +2,7 @@
 """preload_workloads.py - end-to-end tests of the preload backend beyond
 the conformance suite: real programs that reach the kernel in ways a libc
 interposer must follow (Python's io, bash's stdio, cp -r, 16 threads, 1,000
-forked children), its blind spots said aloud (raw-syscall renames,
+forked children, POSIX shared memory opened inside libc), its blind spots said aloud (raw-syscall renames,
 set-ID programs, a broken channel), that reads and writes are aggregated,
 that ptrace and preload record the same files for the same workloads, and
 (as a second, unprivileged user) that an inherited output the user cannot
@@ -324,6 +324,66 @@ def library_missing(c):
 
 # Workloads both backends must record identically (files under the
 # project, every field the report has).
+SHM = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def shm(name, flags):
+    fd = libc.shm_open(name.encode(), flags, 0o600)
+    if fd < 0:
+        sys.exit("shm_open %s: %s" % (name, os.strerror(ctypes.get_errno())))
+    return fd
+fd = shm(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_RDWR)
+os.write(fd, b"kept in shared memory\n")
+os.close(fd)
+fd = shm(sys.argv[2], os.O_CREAT | os.O_EXCL | os.O_RDWR)
+os.write(fd, b"gone\n")
+os.close(fd)
+fd = shm(sys.argv[1], os.O_RDONLY)
+open("copy.txt", "wb").write(os.read(fd, 100))
+os.close(fd)
+if libc.shm_unlink(sys.argv[2].encode()) != 0:
+    sys.exit("shm_unlink: %s" % os.strerror(ctypes.get_errno()))
+"""
+
+
+@case
+def shm_objects(c):
+    """POSIX shared memory objects are files under /dev/shm that glibc's
+    shm_open and shm_unlink open and unlink inside libc: under preload as
+    under ptrace, an object kept after the run is an output with its
+    content's hash, one unlinked is deleted."""
+    py = "/usr/bin/python3"
+    if not os.access(py, os.X_OK):
+        raise Skip("%s is not installed" % py)
+    if not os.path.isdir("/dev/shm"):
+        raise Skip("/dev/shm is not there")
+    tracers = ["preload"]
+    if c.weft_cmd(["tracer", "check", "ptrace"]).returncode == 0:
+        tracers.append("ptrace")
+    else:
+        print("ptrace is not usable here: the preload run alone is checked")
+    data = b"kept in shared memory\n"
+    c.write("prog.py", SHM.encode())
+    for tracer in tracers:
+        keep = "weft-test-keep-%d-%s" % (os.getpid(), tracer)
+        gone = "weft-test-gone-%d-%s" % (os.getpid(), tracer)
+        c.tracer = tracer
+        if os.path.exists(c.p("copy.txt")):
+            os.unlink(c.p("copy.txt"))
+        try:
+            rep = c.run([py, "prog.py", "/" + keep, gone])
+        finally:
+            for n in (keep, gone):
+                if os.path.exists("/dev/shm/" + n):
+                    os.unlink("/dev/shm/" + n)
+        c.expect(rep, "/dev/shm/" + keep, data, written=True, created=True,
+                 deleted=False)
+        c.expect(rep, "/dev/shm/" + gone, None, written=True, created=True,
+                 deleted=True)
+        c.expect(rep, "copy.txt", data, written=True, created=True)
+    c.tracer = "preload"
+
+
 CROSS = [
     ("cp", lambda c: ["cp", "a", "b"]),
     ("redirect", lambda c: ["sh", "-c", "cat a > r; echo more >> r"]),

@@ -28,7 +28,8 @@ spool for `weft flush`; `no_network_threads` that a local run's
 coordinator, running beside the workload, is called directly: weft's
 process has its store writer's thread and none of nng's;
 `killed_run_interrupted` that `weft status` marks the job of a killed
-`weft run` as interrupted, and no other.
+`weft run` as interrupted, and no other; `project_in_dev_shm` that a
+project under /dev/shm records its files and their lineage.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -719,6 +720,55 @@ def no_network_threads(weft, d):
             and f["hash"] for f in json.loads(r.stdout)["files"]):
         raise Fail("the run is not stored with its output: %s %s"
                    % (r.stdout[:400], r.stderr))
+
+
+@case
+def project_in_dev_shm(weft, d):
+    """A project under /dev/shm (a tmpfs clusters use as scratch): a run
+    there records its input and output, and `weft lineage` of the output
+    names the run's task and the input with their hashes."""
+    del d
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        raise Skip("/dev/shm is not there or not writable")
+    p = tempfile.mkdtemp(prefix="weft-run-", dir="/dev/shm")
+    try:
+        with open(os.path.join(p, "in.txt"), "wb") as f:
+            f.write(b"scratch input\n")
+        script = "tr a-z A-Z < in.txt > out.txt"
+        r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh",
+                            "-c", script], cwd=p, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if r.returncode or "1 input " not in r.stderr or \
+                "1 output," not in r.stderr:
+            raise Fail("weft run in %s: exit %d, %r" % (p, r.returncode,
+                                                        r.stderr))
+        r = subprocess.run([weft, "lineage", "--json", "out.txt"], cwd=p,
+                           env=ENV, capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode:
+            raise Fail("weft lineage out.txt exited %d: %s"
+                       % (r.returncode, r.stderr))
+        lin = json.loads(r.stdout)
+        arts = {a["id"]: a for a in lin["artifacts"]}
+        root = arts.get(lin["root"], {})
+        writers = [t["name"] for t in lin["tasks"]
+                   if any(e["from"] == t["id"] and e["to"] == lin["root"]
+                          and e["kind"] == "write" for e in lin["edges"])]
+        inputs = [arts[e["from"]] for e in lin["edges"]
+                  if e["kind"] == "read" and e["from"] in arts]
+        want_in = os.path.join(os.path.realpath(p), "in.txt")
+        if writers != ["sh -c " + script] or \
+                root.get("hash") != blake(b"SCRATCH INPUT\n") or \
+                [(a.get("path"), a.get("hash")) for a in inputs
+                 if not a.get("path", "").startswith(("/usr", "/lib",
+                                                      "/etc"))] != \
+                [(want_in, blake(b"scratch input\n"))]:
+            raise Fail("lineage of out.txt under /dev/shm: %s"
+                       % json.dumps(lin)[:1500])
+    finally:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def status_jobs(weft, d):

@@ -309,13 +309,22 @@ weft_classifier *weft_classifier_new(void)
 		weft_classifier_free(c);
 		return NULL;
 	}
-	/* Kernel interfaces, not artifacts. */
+	/* Kernel interfaces, not artifacts; but /dev/shm is a tmpfs like
+	 * /tmp, where clusters put scratch data and jobs pass files (POSIX
+	 * shared memory objects are files there too, and their reads and
+	 * writes are as true as any other's). */
 	static const char *const pseudo[] = {"/proc", "/sys", "/dev"};
+	path_id shm;
 	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
 		if (weft_classifier_ignore_prefix(c, pseudo[i]) != WEFT_OK) {
 			weft_classifier_free(c);
 			return NULL;
 		}
+	if (intern_abs(c, "/dev/shm", &shm) != WEFT_OK) {
+		weft_classifier_free(c);
+		return NULL;
+	}
+	path_set_ignored(&c->paths, shm, false);
 	return c;
 }
 
@@ -350,7 +359,7 @@ int weft_classifier_ignore_prefix(weft_classifier *c, const char *abs_prefix)
 	int err = intern_abs(c, abs_prefix, &id);
 	if (err)
 		return err;
-	path_mark_ignored(&c->paths, id);
+	path_set_ignored(&c->paths, id, true);
 	return WEFT_OK;
 }
 

@@ -245,8 +245,8 @@ int path_normalize_len(const char *base, size_t blen, const char *path,
 		       size_t plen, char *out, size_t outsz, uint32_t *len);
 /* Intern an absolute normalized path (and its ancestors). */
 int path_intern(struct path_table *t, const char *s, uint32_t len, path_id *id);
-/* Mark an interned path and everything below it ignored. */
-void path_mark_ignored(struct path_table *t, path_id id);
+/* Mark an interned path and everything below it ignored, or tracked. */
+void path_set_ignored(struct path_table *t, path_id id, bool ignored);
 
 static inline struct path_ent *path_get(const struct path_table *t, path_id id)
 {

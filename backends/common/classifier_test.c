@@ -518,11 +518,36 @@ static void test_pseudo_and_ignored_paths(void **state)
 	/* A sibling that only shares a prefix of bytes is not ignored. */
 	open_f(c, ROOT, "/w/.weftx", O_RDONLY, 20);
 	rd(c, ROOT, 20, 1);
-	path_ev(c, WEFT_EV_UNLINK, ROOT, "/dev/shm/x", 0);
+	path_ev(c, WEFT_EV_UNLINK, ROOT, "/dev/mqueue/x", 0);
 	weft_report r;
 	finish(c, &r);
 	assert_int_equal(r.nfiles, 1);
 	expect_file(&r, "/w/.weftx", "r");
+	weft_report_release(&r);
+}
+
+/* /dev/shm is a tmpfs of ordinary files (scratch space, files passed
+ * between tasks): recorded like /tmp, though the rest of /dev is not. */
+static void test_dev_shm_is_tracked(void **state)
+{
+	(void)state;
+	weft_classifier *c = setup();
+	openat_ex(c, ROOT, AT_FDCWD, "/dev/shm/job/part.bin",
+		  O_WRONLY | O_CREAT, 3, WEFT_CREATED_YES);
+	wr(c, ROOT, 3, 100);
+	cl(c, ROOT, 3);
+	/* Only the first is under /dev/shm. */
+	const char *reads[] = {"/dev/shm/in.csv", "/dev/shmx",
+			       "/dev/shm/../zero"};
+	for (int i = 0; i < 3; i++) {
+		open_f(c, ROOT, reads[i], O_RDONLY, 4 + i);
+		rd(c, ROOT, 4 + i, 10);
+	}
+	weft_report r;
+	finish(c, &r);
+	assert_int_equal(r.nfiles, 2);
+	expect_file(&r, "/dev/shm/job/part.bin", "wc");
+	expect_file(&r, "/dev/shm/in.csv", "r");
 	weft_report_release(&r);
 }
 
@@ -1585,6 +1610,7 @@ int main(void)
 		cmocka_unit_test(test_creat_hints),
 		cmocka_unit_test(test_non_regular_files_are_not_artifacts),
 		cmocka_unit_test(test_pseudo_and_ignored_paths),
+		cmocka_unit_test(test_dev_shm_is_tracked),
 		cmocka_unit_test(test_unknown_fds_and_seeded_fds),
 		cmocka_unit_test(test_relative_paths_dirfd_and_cwd),
 		cmocka_unit_test(test_too_long_path_is_dropped_and_counted),

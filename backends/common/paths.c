@@ -319,18 +319,21 @@ int path_intern(struct path_table *t, const char *s, uint32_t len, path_id *id)
 	return WEFT_OK;
 }
 
-void path_mark_ignored(struct path_table *t, path_id id)
+void path_set_ignored(struct path_table *t, path_id id, bool ignored)
 {
 	struct path_ent *root = &t->ents[id];
-	root->flags |= PATH_IGNORED;
 	/* Usually called before any event, when this loop is short; paths
 	 * interned later inherit the bit from their parent. */
 	for (path_id i = 0; i < t->n; i++) {
 		struct path_ent *e = &t->ents[i];
-		if (e->len > root->len &&
-		    memcmp(e->s, root->s, root->len) == 0 &&
-		    (root->len == 1 || e->s[root->len] == '/'))
-			e->flags |= PATH_IGNORED;
+		if (i == id || (e->len > root->len &&
+				memcmp(e->s, root->s, root->len) == 0 &&
+				(root->len == 1 || e->s[root->len] == '/'))) {
+			if (ignored)
+				e->flags |= PATH_IGNORED;
+			else
+				e->flags &= ~PATH_IGNORED;
+		}
 	}
 }
 

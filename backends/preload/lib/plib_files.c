@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -529,6 +530,53 @@ PL_EXPORT int remove(const char *path)
 		unlinking(AT_FDCWD, path);
 	int r = real_fn(path);
 	if (r == 0 && !dir)
+		path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0, -1);
+	return r;
+}
+
+/* ---- POSIX shared memory (libc opens and unlinks inside) ---- */
+
+/* The file glibc's shm_open and shm_unlink act on: /dev/shm/ and the name
+ * without its leading slashes. False for a name glibc refuses (empty, too
+ * long, another slash), which then opens or unlinks nothing. */
+static bool shm_path(const char *name, char *out, size_t n)
+{
+	if (!name)
+		return false;
+	while (*name == '/')
+		name++;
+	size_t len = strlen(name);
+	if (!len || len + 1 >= NAME_MAX || strchr(name, '/') ||
+	    len + sizeof("/dev/shm/") > n)
+		return false;
+	memcpy(out, "/dev/shm/", sizeof("/dev/shm/") - 1);
+	memcpy(out + sizeof("/dev/shm/") - 1, name, len + 1);
+	return true;
+}
+
+PL_EXPORT int shm_open(const char *name, int flags, mode_t mode)
+{
+	PL_REAL(shm_open);
+	char path[NAME_MAX + sizeof("/dev/shm/")];
+	bool seen = pl_active && shm_path(name, path, sizeof(path));
+	/* The flags glibc adds to the caller's. */
+	flags |= O_NOFOLLOW | O_CLOEXEC;
+	int8_t created = seen ? pl_created_hint(AT_FDCWD, path, flags) : -1;
+	int fd = real_fn(name, flags, mode);
+	if (fd >= 0 && seen)
+		pl_opened(fd, AT_FDCWD, path, flags, (int)mode, created);
+	return fd;
+}
+
+PL_EXPORT int shm_unlink(const char *name)
+{
+	PL_REAL(shm_unlink);
+	char path[NAME_MAX + sizeof("/dev/shm/")];
+	bool seen = pl_active && shm_path(name, path, sizeof(path));
+	if (seen)
+		unlinking(AT_FDCWD, path);
+	int r = real_fn(name);
+	if (r == 0 && seen)
 		path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0, -1);
 	return r;
 }
