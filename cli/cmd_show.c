@@ -11,8 +11,10 @@ static const char show_help[] =
 	"Show a recorded run: its command, processes, the files it read\n"
 	"(inputs) and wrote (outputs) with hashes, and warnings. RUN is a run\n"
 	"id or a unique prefix of one; the latest run by default.\n\n"
-	"  --json   the run report as JSON (the format of 'weft run --report')\n"
-	"  --all    list system inputs (/usr, /lib, /etc...) too; by default\n"
+	"  --json   the run report as JSON (the format of 'weft run "
+	"--report')\n"
+	"  --all    list system inputs (/usr, /lib, /etc...) and temporary\n"
+	"           files (created and deleted by the run) too; by default\n"
 	"           they are counted, not listed\n";
 
 static void print_hash(FILE *out, const weft_file_rec *f)
@@ -46,7 +48,11 @@ static void print_files(FILE *out, const weft_report *r, const char *title,
 					 : f->deleted || f->renamed_to;
 		if (!pick)
 			continue;
-		if (which == 0 && !all && cli_is_system_path(f->path)) {
+		/* Folded unless --all: system inputs, and files that lived
+		 * only within the run (temporaries, shared memory objects). */
+		if (!all &&
+		    (which == 0 ? cli_is_system_path(f->path)
+				: which == 2 && f->created && f->deleted)) {
 			folded++;
 			continue;
 		}
@@ -68,9 +74,15 @@ static void print_files(FILE *out, const weft_report *r, const char *title,
 		}
 		fputc('\n', out);
 	}
-	if (folded)
+	if (folded && which == 0)
 		fprintf(out, "%s  (+%zu system input%s; --all lists them)\n",
 			n ? "" : "inputs:\n", folded, folded == 1 ? "" : "s");
+	else if (folded)
+		fprintf(out,
+			"%s  (+%zu temporary file%s, created and deleted by "
+			"the run; --all lists them)\n",
+			n ? "" : "removed or moved:\n", folded,
+			folded == 1 ? "" : "s");
 }
 
 static void print_report(FILE *out, const weft_report *r, bool all)

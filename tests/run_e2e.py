@@ -29,7 +29,9 @@ coordinator, running beside the workload, is called directly: weft's
 process has its store writer's thread and none of nng's;
 `killed_run_interrupted` that `weft status` marks the job of a killed
 `weft run` as interrupted, and no other; `project_in_dev_shm` that a
-project under /dev/shm records its files and their lineage.
+project under /dev/shm records its files and their lineage;
+`show_folds_temporaries` that `weft show` counts the files a run created
+and deleted instead of listing them.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -95,6 +97,21 @@ def repo(path, commits=1):
         git(path, "add", "f")
         if git(path, "commit", "-qm", "c%d" % i).returncode:
             raise Fail("git commit failed in %s" % path)
+
+
+def traced(weft, cwd, script, tracer="ptrace", args=(), env=None):
+    """`weft run --tracer TRACER ARGS -- sh -c SCRIPT` in cwd: skips when
+    the tracer cannot trace here, fails when weft exits non-zero; the
+    finished process (text output)."""
+    r = subprocess.run([weft, "run", "--tracer", tracer] + list(args) +
+                       ["--", "sh", "-c", script], cwd=cwd, env=env or ENV,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the %s tracer cannot trace here" % tracer)
+    if r.returncode:
+        raise Fail("weft run -- sh -c %r exited %d: %s"
+                   % (script, r.returncode, r.stderr))
+    return r
 
 
 def truth(cwd, env=None):
@@ -206,14 +223,7 @@ def git_dir_env(weft, d):
 @case
 def timings(weft, d):
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
-    r = subprocess.run([weft, "run", "--timings", "--tracer", "ptrace",
-                        "--", "sh", "-c", "echo x > out"],
-                       cwd=d, env=ENV, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
-    if r.returncode == PREFLIGHT_EXIT:
-        raise Skip("the ptrace tracer cannot trace here")
-    if r.returncode:
-        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    r = traced(weft, d, "echo x > out", args=["--timings"])
     if not re.search(r"^weft: timings: preflight [\d.]+ ms, trace [\d.]+ "
                      r"ms, hash [\d.]+ ms, store [\d.]+ ms$", r.stderr,
                      re.M):
@@ -618,14 +628,7 @@ def ptrace_pins_one_runnable_task(weft, d):
     for name, script in (("alone", "%s > alone" % probe),
                          ("beside", "sleep 2 & %s > beside; wait" % probe),
                          ("piped", "%s | %s" % (writer, reader))):
-        r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh",
-                            "-c", script], cwd=d, env=env,
-                           capture_output=True, text=True)
-        if r.returncode == PREFLIGHT_EXIT:
-            raise Skip("the ptrace tracer cannot trace here")
-        if r.returncode:
-            raise Fail("weft run (%s) exited %d: %s"
-                       % (name, r.returncode, r.stderr))
+        traced(weft, d, script, env=env)
         with open(os.path.join(d, name)) as f:
             cpus[name] = int(f.read())
     if cpus["alone"] != 1:
@@ -659,11 +662,7 @@ def dag_output_whole(weft, d):
     """`weft dag -o FILE` replaces FILE only with a whole document: a
     failed dag leaves the old file as it was and no temporary beside it."""
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
-    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
-                        "echo x > out"], cwd=d, env=ENV,
-                       capture_output=True, text=True)
-    if r.returncode == PREFLIGHT_EXIT:
-        raise Skip("the ptrace tracer cannot trace here")
+    traced(weft, d, "echo x > out")
     target = os.path.join(d, "dag.txt")
     with open(target, "w") as f:
         f.write("the old picture\n")
@@ -698,13 +697,7 @@ def no_network_threads(weft, d):
     # The coordinator starts beside the workload: by half a second it has
     # long been up (as its writer's thread shows), nng's threads with it
     # if it used nng.
-    r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
-                        "sleep 0.5; cat /proc/$PPID/task/*/comm > threads"],
-                       cwd=d, env=ENV, capture_output=True, text=True)
-    if r.returncode == PREFLIGHT_EXIT:
-        raise Skip("the ptrace tracer cannot trace here")
-    if r.returncode:
-        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    traced(weft, d, "sleep 0.5; cat /proc/$PPID/task/*/comm > threads")
     with open(os.path.join(d, "threads")) as f:
         names = f.read().split()
     if "weft-store" not in names:
@@ -735,15 +728,9 @@ def project_in_dev_shm(weft, d):
         with open(os.path.join(p, "in.txt"), "wb") as f:
             f.write(b"scratch input\n")
         script = "tr a-z A-Z < in.txt > out.txt"
-        r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "sh",
-                            "-c", script], cwd=p, env=ENV,
-                           capture_output=True, text=True, timeout=120)
-        if r.returncode == PREFLIGHT_EXIT:
-            raise Skip("the ptrace tracer cannot trace here")
-        if r.returncode or "1 input " not in r.stderr or \
-                "1 output," not in r.stderr:
-            raise Fail("weft run in %s: exit %d, %r" % (p, r.returncode,
-                                                        r.stderr))
+        r = traced(weft, p, script)
+        if "1 input " not in r.stderr or "1 output," not in r.stderr:
+            raise Fail("weft run in %s: %r" % (p, r.stderr))
         r = subprocess.run([weft, "lineage", "--json", "out.txt"], cwd=p,
                            env=ENV, capture_output=True, text=True,
                            timeout=120)
@@ -769,6 +756,42 @@ def project_in_dev_shm(weft, d):
                        % json.dumps(lin)[:1500])
     finally:
         shutil.rmtree(p, ignore_errors=True)
+
+
+@case
+def show_folds_temporaries(weft, d):
+    """`weft show` lists a file the run deleted that was there before it,
+    and counts, not lists, a file the run created and deleted (`--all`
+    and `--json` have both)."""
+    d = os.path.realpath(d)
+    with open(os.path.join(d, "old.txt"), "w") as f:
+        f.write("there before\n")
+    traced(weft, d, "echo t > tmp.txt; cat tmp.txt > out.txt; "
+           "rm tmp.txt old.txt")
+    old, tmp = os.path.join(d, "old.txt"), os.path.join(d, "tmp.txt")
+    want = {False: ["removed or moved:", "  %s  deleted" % old,
+                    "  (+1 temporary file, created and deleted by the run; "
+                    "--all lists them)"],
+            True: ["removed or moved:", "  %s  deleted" % old,
+                   "  %s  deleted" % tmp]}
+    for all_ in (False, True):
+        r = subprocess.run([weft, "show"] + (["--all"] if all_ else []),
+                           cwd=d, env=ENV, capture_output=True, text=True)
+        lines = r.stdout.splitlines()
+        at = lines.index("removed or moved:") \
+            if "removed or moved:" in lines else len(lines)
+        got = [ln for ln in lines[at:at + 3]]
+        if r.returncode or got != want[all_]:
+            raise Fail("weft show%s: %r, expected %r\n%s"
+                       % (" --all" if all_ else "", got, want[all_],
+                          r.stdout))
+    r = subprocess.run([weft, "show", "--json"], cwd=d, env=ENV,
+                       capture_output=True, text=True)
+    gone = sorted(f["path"] for f in json.loads(r.stdout)["files"]
+                  if f["deleted"])
+    if gone != [old, tmp]:
+        raise Fail("weft show --json: deleted %s, expected %s"
+                   % (gone, [old, tmp]))
 
 
 def status_jobs(weft, d):
