@@ -2,7 +2,8 @@
 """preload_workloads.py - end-to-end tests of the preload backend beyond
 the conformance suite: real programs that reach the kernel in ways a libc
 interposer must follow (Python's io, bash's stdio, cp -r, 16 threads, 1,000
-forked children, POSIX shared memory opened inside libc), its blind spots said aloud (raw-syscall renames,
+forked children, POSIX shared memory opened inside libc), its blind spots
+said aloud (raw-syscall renames, also among 3,000 outputs of one process,
 set-ID programs, a broken channel), that reads and writes are aggregated,
 that ptrace and preload record the same files for the same workloads, and
 (as a second, unprivileged user) that an inherited output the user cannot
@@ -145,6 +146,44 @@ def raw_rename(c):
     warned = [w for w in rep.data["warnings"] if c.p("gone") in w]
     c.check(len(warned) == 1, "expected one warning naming %s, found %s"
             % (c.p("gone"), cf.jdump(rep.data["warnings"])))
+
+
+MANY_OUTPUTS = r"""
+import ctypes, os, sys
+n = int(sys.argv[1])
+for i in range(n):
+    with open("out/f%d" % i, "w") as f:
+        f.write("file %d\n" % i)
+libc = ctypes.CDLL(None, use_errno=True)
+# renameat2(AT_FDCWD, ...) as a raw syscall: no wrapper sees it.
+if libc.syscall(316, -100, b"out/f%d" % (n - 7), -100, b"out/moved",
+                0) != 0:
+    sys.exit("renameat2: %s" % os.strerror(ctypes.get_errno()))
+"""
+
+
+@case
+def many_outputs_raw_rename(c):
+    """one process writes 3,000 files, then moves one of the last within
+    their directory by a raw renameat2: the library still follows it
+    (found by inode: the new name written with its hash, the old one
+    renamed to it) and says nothing of outputs it could not follow."""
+    py = "/usr/bin/python3"
+    if not os.access(py, os.X_OK):
+        raise Skip("%s is not installed" % py)
+    n = 3000
+    os.mkdir(c.p("out"))
+    c.write("prog.py", MANY_OUTPUTS.encode())
+    rep = c.run([py, "prog.py", str(n)])
+    moved = n - 7
+    c.expect(rep, "out/moved", b"file %d\n" % moved, written=True,
+             created=True)
+    c.expect(rep, "out/f%d" % moved, None, written=True,
+             renamed_to=c.p("out/moved"))
+    c.expect(rep, "out/f%d" % (n - 1), b"file %d\n" % (n - 1),
+             written=True, created=True)
+    c.check(not rep.data["warnings"], "unexpected warnings: %s"
+            % cf.jdump(rep.data["warnings"]))
 
 
 @case

@@ -10,7 +10,9 @@
  * found, a warning names it.
  *
  * Not on the hot path: this runs when a written fd closes, and at renames
- * and unlinks.
+ * and unlinks. Up to PL_MOVES_MAX outputs a process image are followed
+ * (a warning says when more were written); at exit, a directory of many
+ * of them is read once rather than each looked at.
  */
 #include "plib.h"
 
@@ -23,32 +25,154 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Outputs followed per process image; beyond, no recovery (said once). */
-#define PL_MOVES_MAX 256
+/* Outputs followed per process image; beyond, no recovery (said once).
+ * An entry is about 100 bytes; a process that writes this many files
+ * spends far more on writing them. */
+#define PL_MOVES_MAX 65536
 
 struct pl_written {
 	uint64_t dev, ino;
 	char *path;
+	uint32_t path_hash;
+	/* The next entry in the same bucket of by_inode and by_path, or
+	 * -1. */
+	int next_inode, next_path;
 };
 
-static struct pl_written moves[PL_MOVES_MAX];
-static int nmoves;
+/* Dense: entries 0..nmoves-1 are live (a dropped one is replaced by the
+ * last). Two chained hash tables index them, by (dev, ino) and by path:
+ * a `cp -r` of 4,000 files looks up and checks every one. */
+static struct pl_written *moves;
+static int nmoves, cap;
+static int *by_inode, *by_path; /* nbuckets heads each, -1 when empty */
+static int nbuckets;            /* a power of two, 0 before the first */
 static bool moves_full;
 
-/* Under the lock (every caller holds it). */
-static struct pl_written *find_path(const char *path)
+static uint32_t inode_hash(uint64_t dev, uint64_t ino)
 {
-	for (int i = 0; i < nmoves; i++)
-		if (moves[i].path && strcmp(moves[i].path, path) == 0)
-			return &moves[i];
-	return NULL;
+	uint64_t h = (ino ^ (dev << 32 | dev >> 32)) * 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(h >> 32);
 }
 
-static void drop(struct pl_written *w)
+static uint32_t path_hash(const char *s)
 {
-	free(w->path);
-	*w = moves[--nmoves];
-	moves[nmoves].path = NULL;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static int *inode_head(uint64_t dev, uint64_t ino)
+{
+	return &by_inode[inode_hash(dev, ino) & (uint32_t)(nbuckets - 1)];
+}
+
+static int *path_head(uint32_t h)
+{
+	return &by_path[h & (uint32_t)(nbuckets - 1)];
+}
+
+static void link_entry(int i)
+{
+	struct pl_written *w = &moves[i];
+	int *hi = inode_head(w->dev, w->ino), *hp = path_head(w->path_hash);
+	w->next_inode = *hi;
+	*hi = i;
+	w->next_path = *hp;
+	*hp = i;
+}
+
+static void unlink_entry(int i)
+{
+	struct pl_written *w = &moves[i];
+	int *l = inode_head(w->dev, w->ino);
+	while (*l != i)
+		l = &moves[*l].next_inode;
+	*l = w->next_inode;
+	l = path_head(w->path_hash);
+	while (*l != i)
+		l = &moves[*l].next_path;
+	*l = w->next_path;
+}
+
+/* Room for one more entry; false when there is none (a full table, or
+ * no memory: either way that output is not followed). */
+static bool reserve(void)
+{
+	if (nmoves == PL_MOVES_MAX)
+		return false;
+	if (nmoves == cap) {
+		int ncap = cap ? cap * 2 : 64;
+		struct pl_written *m =
+			realloc(moves, sizeof(*m) * (size_t)ncap);
+		if (!m)
+			return false;
+		moves = m;
+		cap = ncap;
+	}
+	if (nmoves < nbuckets)
+		return true;
+	int nb = nbuckets ? nbuckets * 2 : 128;
+	int *bi = malloc(sizeof(int) * (size_t)nb);
+	int *bp = malloc(sizeof(int) * (size_t)nb);
+	if (!bi || !bp) {
+		free(bi);
+		free(bp);
+		return nmoves < nbuckets * 2; /* chains a little longer */
+	}
+	free(by_inode);
+	free(by_path);
+	by_inode = bi;
+	by_path = bp;
+	nbuckets = nb;
+	for (int i = 0; i < nb; i++)
+		by_inode[i] = by_path[i] = -1;
+	for (int i = 0; i < nmoves; i++)
+		link_entry(i);
+	return true;
+}
+
+static int find_inode_entry(uint64_t dev, uint64_t ino)
+{
+	if (!nmoves)
+		return -1;
+	for (int i = *inode_head(dev, ino); i >= 0; i = moves[i].next_inode)
+		if (moves[i].dev == dev && moves[i].ino == ino)
+			return i;
+	return -1;
+}
+
+/* Under the lock (every caller holds it). */
+static int find_path(const char *path)
+{
+	if (!nmoves)
+		return -1;
+	uint32_t h = path_hash(path);
+	for (int i = *path_head(h); i >= 0; i = moves[i].next_path)
+		if (moves[i].path_hash == h && strcmp(moves[i].path, path) == 0)
+			return i;
+	return -1;
+}
+
+static void set_path(int i, char *p)
+{
+	unlink_entry(i);
+	free(moves[i].path);
+	moves[i].path = p;
+	moves[i].path_hash = path_hash(p);
+	link_entry(i);
+}
+
+static void drop(int i)
+{
+	unlink_entry(i);
+	free(moves[i].path);
+	int last = --nmoves;
+	if (i != last) {
+		unlink_entry(last);
+		moves[i] = moves[last];
+		link_entry(i);
+	}
 }
 
 void pl_moves_note_written(int fd)
@@ -62,25 +186,27 @@ void pl_moves_note_written(int fd)
 	path[n] = '\0';
 	if (path[0] != '/')
 		return; /* deleted already, or not a path */
-	for (int i = 0; i < nmoves; i++)
-		if (moves[i].dev == st.st_dev && moves[i].ino == st.st_ino) {
-			if (strcmp(moves[i].path, path) != 0) {
-				char *p = strdup(path);
-				if (p) {
-					free(moves[i].path);
-					moves[i].path = p;
-				}
-			}
-			return;
+	int i = find_inode_entry(st.st_dev, st.st_ino);
+	if (i >= 0) {
+		if (strcmp(moves[i].path, path) != 0) {
+			char *p = strdup(path);
+			if (p)
+				set_path(i, p);
 		}
-	if (nmoves == PL_MOVES_MAX) {
-		moves_full = true;
 		return;
 	}
 	char *p = strdup(path);
 	if (!p)
 		return;
-	moves[nmoves++] = (struct pl_written){st.st_dev, st.st_ino, p};
+	if (!reserve()) {
+		free(p);
+		moves_full = true;
+		return;
+	}
+	i = nmoves++;
+	moves[i] = (struct pl_written){st.st_dev,    st.st_ino, p,
+				       path_hash(p), -1,        -1};
+	link_entry(i);
 }
 
 /* dirfd/path made absolute, its directory resolved through symlinks as
@@ -123,15 +249,13 @@ void pl_moves_renamed(int od, const char *old, int nd, const char *new)
 	/* What was at the new name is gone (replaced), whatever inode
 	 * number it had: forget it, or a later file reusing its inode
 	 * would look like it. */
-	struct pl_written *w;
-	while ((w = find_path(b)))
-		drop(w);
-	w = find_path(a);
-	char *p = w ? strdup(b) : NULL;
-	if (p) {
-		free(w->path);
-		w->path = p;
-	}
+	int i;
+	while ((i = find_path(b)) >= 0)
+		drop(i);
+	i = find_path(a);
+	char *p = i >= 0 ? strdup(b) : NULL;
+	if (p)
+		set_path(i, p);
 }
 
 void pl_moves_unlinked(int dirfd, const char *path)
@@ -139,9 +263,9 @@ void pl_moves_unlinked(int dirfd, const char *path)
 	char a[PATH_MAX];
 	if (!nmoves || !absolute(dirfd, path, a, sizeof(a)))
 		return;
-	struct pl_written *w;
-	while ((w = find_path(a)))
-		drop(w);
+	int i;
+	while ((i = find_path(a)) >= 0)
+		drop(i);
 }
 
 static void close_dir(DIR *d)
@@ -171,11 +295,101 @@ static bool find_inode(const char *dir, uint64_t dev, uint64_t ino, char *out,
 	return found;
 }
 
+/* The entries' paths by directory, then name. */
+static int by_dir_then_name(const void *x, const void *y)
+{
+	const char *a = moves[*(const int *)x].path;
+	const char *b = moves[*(const int *)y].path;
+	size_t da = (size_t)(strrchr(a, '/') - a);
+	size_t db = (size_t)(strrchr(b, '/') - b);
+	int r = memcmp(a, b, da < db ? da : db);
+	if (r || da != db)
+		return r ? r : da < db ? -1 : 1;
+	return strcmp(a + da + 1, b + db + 1);
+}
+
+/* A directory holding this many followed outputs is read once rather
+ * than each looked at with lstat. */
+#define PL_MOVES_SCAN_MIN 16
+
+/* ok[i] for the entries ix[0..n) of one directory that its listing
+ * shows still in place: their name, with their inode number. What it
+ * does not show (another inode number: a moved file, or a filesystem
+ * whose listing numbers differ from stat's, as overlayfs's may) is left
+ * to lstat. */
+static void mark_listed(const int *ix, int n, bool *ok)
+{
+	const char *first = moves[ix[0]].path;
+	size_t dlen = (size_t)(strrchr(first, '/') - first);
+	char dir[PATH_MAX];
+	if (dlen >= sizeof(dir))
+		return;
+	memcpy(dir, first, dlen);
+	dir[dlen ? dlen : 1] = '\0';
+	if (!dlen)
+		dir[0] = '/';
+	PL_REAL(opendir);
+	DIR *d = real_fn(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int lo = 0, hi = n;
+		while (lo < hi) {
+			int mid = (lo + hi) / 2;
+			int r = strcmp(moves[ix[mid]].path + dlen + 1,
+				       e->d_name);
+			if (r == 0) {
+				ok[ix[mid]] = moves[ix[mid]].ino == e->d_ino;
+				break;
+			}
+			if (r < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	close_dir(d);
+}
+
+/* Which entries are in place, found with a listing per directory of
+ * many; NULL when there is no memory for it (lstat each, then). */
+static bool *listed_in_place(void)
+{
+	int *ix = malloc(sizeof(int) * (size_t)nmoves);
+	bool *ok = calloc((size_t)nmoves, sizeof(bool));
+	if (!ix || !ok) {
+		free(ix);
+		free(ok);
+		return NULL;
+	}
+	for (int i = 0; i < nmoves; i++)
+		ix[i] = i;
+	qsort(ix, (size_t)nmoves, sizeof(int), by_dir_then_name);
+	for (int g = 0, end; g < nmoves; g = end) {
+		const char *p = moves[ix[g]].path;
+		size_t dlen = (size_t)(strrchr(p, '/') - p);
+		for (end = g + 1; end < nmoves; end++) {
+			const char *q = moves[ix[end]].path;
+			if ((size_t)(strrchr(q, '/') - q) != dlen ||
+			    memcmp(p, q, dlen) != 0)
+				break;
+		}
+		if (end - g >= PL_MOVES_SCAN_MIN)
+			mark_listed(ix + g, end - g, ok);
+	}
+	free(ix);
+	return ok;
+}
+
 void pl_moves_check_locked(void)
 {
+	bool *ok = nmoves >= PL_MOVES_SCAN_MIN ? listed_in_place() : NULL;
 	for (int i = 0; i < nmoves; i++) {
 		struct pl_written *w = &moves[i];
 		struct stat st;
+		if (ok && ok[i])
+			continue;
 		int e = lstat(w->path, &st) == 0 ? 0 : errno;
 		if (e == 0 && st.st_dev == w->dev && st.st_ino == w->ino)
 			continue;
@@ -201,10 +415,8 @@ void pl_moves_check_locked(void)
 			o.strs[o.nstr++] = found;
 			pl_append_locked(&o);
 			char *p = strdup(found);
-			if (p) {
-				free(w->path);
-				w->path = p;
-			}
+			if (p)
+				set_path(i, p);
 			continue;
 		}
 		char text[PATH_MAX + 200];
@@ -217,6 +429,7 @@ void pl_moves_check_locked(void)
 		o.strs[o.nstr++] = text;
 		pl_append_locked(&o);
 	}
+	free(ok);
 	if (moves_full) {
 		pl_out o;
 		pl_out_init(&o, PL_R_WARN);
@@ -233,6 +446,8 @@ void pl_moves_forget(void)
 {
 	for (int i = 0; i < nmoves; i++)
 		free(moves[i].path);
+	for (int i = 0; i < nbuckets; i++)
+		by_inode[i] = by_path[i] = -1;
 	nmoves = 0;
 	moves_full = false;
 }
