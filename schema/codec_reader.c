@@ -350,7 +350,13 @@ int weft_rd_key(struct weft_rd *rd, const struct weft_rd_keys *keys,
 	int rc = read_key(rd, &key, &klen);
 	if (rc)
 		return rc;
-	for (unsigned i = 0; i < keys->n; i++) {
+	/* Encoders write keys in the table's order: start after the last
+	 * one seen, so the next key is mostly the first tried. Names are
+	 * unique, so the order of the search changes nothing else. */
+	unsigned n = keys->n;
+	unsigned start = *seen ? 32u - (unsigned)__builtin_clz(*seen) : 0;
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = start + j < n ? start + j : start + j - n;
 		const char *name = keys->names[i];
 		if (strlen(name) == klen && memcmp(name, key, klen) == 0) {
 			if (*seen & (UINT32_C(1) << i))

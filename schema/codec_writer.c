@@ -17,7 +17,16 @@ static int write_cb(void *data, const char *buf, size_t len)
 	struct weft_wr *w = data;
 	if (w->err)
 		return -1;
-	int rc = weft_buf_append(w->out, buf, len);
+	/* Nearly every write is a few bytes into room the buffer has: no
+	 * call (weft_buf_append does the same with growth). */
+	weft_buf *b = w->out;
+	if (len && len <= b->cap - b->len &&
+	    len <= WEFT_MAX_MESSAGE_BYTES - b->len) {
+		memcpy(b->data + b->len, buf, len);
+		b->len += len;
+		return 0;
+	}
+	int rc = weft_buf_append(b, buf, len);
 	if (rc) {
 		w->err = rc;
 		return -1;

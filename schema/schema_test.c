@@ -1153,6 +1153,40 @@ static void test_missing_keys(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* Keys in any order after "v" (reversed, and rotated by each amount)
+ * decode as in the encoders' order; a key repeated after later ones is
+ * still a duplicate. */
+static void test_key_order(void **state)
+{
+	(void)state;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	struct fv tmp[18];
+	for (size_t s = 0; s < 4; s++) {
+		const struct schema *sc = &schemas[s];
+		size_t n = sc->n - 1; /* after "v" */
+		const struct fv *f = sc->fields + 1;
+		tmp[0] = sc->fields[0];
+		for (size_t i = 0; i < n; i++)
+			tmp[1 + i] = f[n - 1 - i];
+		pack_map(&sb, tmp, sc->n);
+		assert_int_equal(decode_rc(sc->t, sb.data, sb.size), WEFT_OK);
+		for (size_t r = 1; r < n; r++) {
+			for (size_t i = 0; i < n; i++)
+				tmp[1 + i] = f[(i + r) % n];
+			pack_map(&sb, tmp, sc->n);
+			assert_int_equal(decode_rc(sc->t, sb.data, sb.size),
+					 WEFT_OK);
+			/* The first key of the rotation again, at the end. */
+			tmp[sc->n] = f[r];
+			pack_map(&sb, tmp, sc->n + 1);
+			assert_int_equal(decode_rc(sc->t, sb.data, sb.size),
+					 WEFT_EINVAL);
+		}
+	}
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* Each key twice: WEFT_EINVAL, also when both values are nil. */
 static void test_duplicate_keys(void **state)
 {
@@ -1626,6 +1660,7 @@ int main(void)
 		cmocka_unit_test(test_wire_format_with_msgpack_c),
 		cmocka_unit_test(test_handbuilt_valid),
 		cmocka_unit_test(test_missing_keys),
+		cmocka_unit_test(test_key_order),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_version),
