@@ -554,17 +554,30 @@ static bool shm_path(const char *name, char *out, size_t n)
 	return true;
 }
 
+/* Whether path names the file open at fd (a libc that put its shared
+ * memory elsewhere than /dev/shm: then nothing is said of the path). */
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+	int saved = errno;
+	bool same = fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	errno = saved;
+	return same;
+}
+
 PL_EXPORT int shm_open(const char *name, int flags, mode_t mode)
 {
 	PL_REAL(shm_open);
 	char path[NAME_MAX + sizeof("/dev/shm/")];
 	bool seen = pl_active && shm_path(name, path, sizeof(path));
-	/* The flags glibc adds to the caller's. */
-	flags |= O_NOFOLLOW | O_CLOEXEC;
-	int8_t created = seen ? pl_created_hint(AT_FDCWD, path, flags) : -1;
+	/* The flags glibc opens with: the caller's, not following a link,
+	 * closed on exec. */
+	int opened = flags | O_NOFOLLOW | O_CLOEXEC;
+	int8_t created = seen ? pl_created_hint(AT_FDCWD, path, opened) : -1;
 	int fd = real_fn(name, flags, mode);
-	if (fd >= 0 && seen)
-		pl_opened(fd, AT_FDCWD, path, flags, (int)mode, created);
+	if (fd >= 0 && seen && same_file(fd, path))
+		pl_opened(fd, AT_FDCWD, path, opened, (int)mode, created);
 	return fd;
 }
 
@@ -572,12 +585,23 @@ PL_EXPORT int shm_unlink(const char *name)
 {
 	PL_REAL(shm_unlink);
 	char path[NAME_MAX + sizeof("/dev/shm/")];
-	bool seen = pl_active && shm_path(name, path, sizeof(path));
+	struct stat st;
+	int saved = errno;
+	/* Said only of a file that was there and is gone after. */
+	bool seen = pl_active && shm_path(name, path, sizeof(path)) &&
+		    lstat(path, &st) == 0;
+	errno = saved;
 	if (seen)
 		unlinking(AT_FDCWD, path);
 	int r = real_fn(name);
-	if (r == 0 && seen)
-		path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0, -1);
+	if (r == 0 && seen) {
+		saved = errno;
+		bool gone = lstat(path, &st) != 0 && errno == ENOENT;
+		errno = saved;
+		if (gone)
+			path_record(PL_R_UNLINK, AT_FDCWD, path, 0, NULL, 0,
+				    -1);
+	}
 	return r;
 }
 
