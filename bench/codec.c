@@ -143,18 +143,25 @@ int main(int argc, char **argv)
 	size_t nfiles = 4000;
 	int rounds = 15;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--files") && i + 1 < argc)
-			nfiles = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
-			rounds = atoi(argv[++i]);
-		else {
+		bool files = !strcmp(argv[i], "--files");
+		const char *opt = argv[i];
+		char *end = NULL;
+		long v = 0;
+		if ((files || !strcmp(opt, "--rounds")) && i + 1 < argc)
+			v = strtol(argv[++i], &end, 10);
+		if (!end || *end || v < 1 || v > 1000000) {
 			fprintf(stderr,
-				"usage: codec [--files N] [--rounds R]\n");
+				"codec: %s%s%s: expected --files N or --rounds "
+				"R, a number from 1 to 1000000\n"
+				"usage: codec [--files N] [--rounds R]\n",
+				opt, end ? " " : "", end ? argv[i] : "");
 			return 2;
 		}
+		if (files)
+			nfiles = (size_t)v;
+		else
+			rounds = (int)v;
 	}
-	if (!nfiles || rounds < 1)
-		return 2;
 	weft_fragment *f = malloc(sizeof(*f));
 	make_fragment(f, nfiles);
 	size_t nrec = f->report.nfiles;
@@ -168,8 +175,11 @@ int main(int argc, char **argv)
 		double t0 = cpu_s();
 		int rc = weft_fragment_encode(f, &buf);
 		if (rc) {
-			fprintf(stderr, "codec: encode: %s\n",
-				weft_strerror(rc));
+			fprintf(stderr,
+				"codec: encoding %zu file records: %s (a "
+				"fragment holds at most 4 MiB: --files up to "
+				"about 5,000)\n",
+				nrec, weft_strerror(rc));
 			return 1;
 		}
 		double t1 = cpu_s();

@@ -121,6 +121,10 @@ typedef struct cli_store_opts {
  * job --job resolves to. NULL after saying why. */
 weft_store *cli_store_open(cli_store_opts *so);
 
+/* The directory path is in ("." for a bare name, "/" for one in the root)
+ * into dir: the project of a .weft, the store directory of a store file. */
+void cli_dir_of(const char *path, char *dir, size_t dirsz);
+
 /* Open the store of the project around the working directory. With
  * create, make ./.weft when no project is found. On failure prints why and
  * returns NULL. weft_dir (may be NULL) receives the .weft path. */

@@ -154,15 +154,11 @@ int cmd_stale(int argc, char **argv)
 		rc = 3;
 	if (!rc) {
 		/* The project is the directory holding .weft. */
-		char *slash = strrchr(weft_dir, '/');
-		if (slash && slash != weft_dir)
-			*slash = '\0';
-		else
-			snprintf(weft_dir, sizeof(weft_dir), "/");
+		char project[sizeof(weft_dir)];
+		cli_dir_of(weft_dir, project, sizeof(project));
 		weft_stale_result r;
-		int err = weft_store_stale(store, weft_dir,
-					   (const char *const *)paths, npaths,
-					   &r);
+		int err = weft_store_stale(
+			store, project, (const char *const *)paths, npaths, &r);
 		if (err) {
 			cli_error("cannot tell what is out of date: %s",
 				  err == WEFT_EDB ? weft_store_errmsg(store)

@@ -75,24 +75,12 @@ int cli_resolve_job(weft_store *s, const char *text,
 	return 0;
 }
 
-/* The directory of the store file at path into dir. */
-static void dir_of(const char *path, char *dir, size_t dirsz)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, dirsz, ".");
-	else if (slash == path)
-		snprintf(dir, dirsz, "/");
-	else
-		snprintf(dir, dirsz, "%.*s", (int)(slash - path), path);
-}
-
 weft_store *cli_store_open(cli_store_opts *so)
 {
 	weft_store *s;
 	if (so->path) {
 		s = cli_open_store_at(so->path, false);
-		dir_of(so->path, so->dir, sizeof(so->dir));
+		cli_dir_of(so->path, so->dir, sizeof(so->dir));
 	} else {
 		s = cli_open_store(false, so->dir, sizeof(so->dir));
 	}

@@ -84,6 +84,17 @@ bool cli_is_system_path(const char *p)
 	return false;
 }
 
+void cli_dir_of(const char *path, char *dir, size_t dirsz)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, dirsz, ".");
+	else if (slash == path)
+		snprintf(dir, dirsz, "/");
+	else
+		snprintf(dir, dirsz, "%.*s", (int)(slash - path), path);
+}
+
 weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 {
 	char cwd[WEFT_MAX_PATH_BYTES + 1], dir[WEFT_MAX_PATH_BYTES + 16];

@@ -543,9 +543,6 @@ static int busy_or(const weft_store *s, int err)
 		       : err;
 }
 
-/* Apply the steps the database lacks, each in its own transaction. The
- * version is read again inside the transaction because another process may
- * have migrated the database since we looked. */
 /* Step 11 dropped the outbox's triggers: a store with a sink keeps them. */
 static int restore_ol_triggers(weft_store *s)
 {
@@ -562,6 +559,9 @@ static int restore_ol_triggers(weft_store *s)
 	return store_exec(s, store_ol_triggers) ? WEFT_EDB : WEFT_OK;
 }
 
+/* Apply the steps the database lacks, each in its own transaction. The
+ * version is read again inside the transaction because another process may
+ * have migrated the database since we looked. */
 static int migrate(weft_store *s)
 {
 	for (;;) {
