@@ -5,9 +5,9 @@
  * the versions they wrote...).
  *
  * Which version a read was of depends on every record at its location
- * (versions.c), so the walk loads whole locations, one indexed query each
- * (file_io_by_location; records older than locations by node and path,
- * file_io_by_path_not_loc),
+ * (versions.c), so the walk loads whole locations, one query each
+ * (a location's chain from loc_heads, schema step 12; records older than
+ * locations by node and path, file_io_by_path_not_loc),
  * resolves them as the DAG does, and follows only what the lineage
  * reaches: the cost follows the size of the lineage, not of the store.
  * Artifacts, ids and edges are the DAG's own (dag.c fills them), and
@@ -52,6 +52,35 @@ struct ref {
 	"f.run, f.path, f.loc_fs, f.loc_path, r.node, p.path, "                \
 	"f.read OR f.updated, "                                                \
 	"f.written AND NOT f.deleted AND f.renamed_to IS NULL "
+/* chain: the file_io records (columns `cols` of f, at least its key,
+ * location and predecessor) of the locations whose heads `seed` (a FROM
+ * and WHERE ending in f, the head's record) selects, and each record's
+ * predecessor at the same location. A chain runs down file_io's key
+ * (store.c keeps it so), and the walk takes only steps down: a damaged
+ * store whose chain loops ends it all the same. */
+#define CHAIN_SQL(cols, seed)                                                  \
+	"chain AS (SELECT " cols " FROM " seed " UNION ALL SELECT " cols       \
+	" FROM chain c CROSS JOIN file_io f ON f.run = c.prev_run "            \
+	"AND f.path = c.prev_path WHERE (c.prev_run, c.prev_path) < "          \
+	"(c.run, c.path) AND f.loc_path = c.loc_path "                         \
+	"AND f.loc_fs = c.loc_fs) "
+/* Every record at the location (?1, ?2), all columns: each record is
+ * looked up once, by its key. */
+#define LOC_CHAIN_SQL                                                          \
+	"WITH RECURSIVE " CHAIN_SQL(                                           \
+		"f.*", "loc_heads h CROSS JOIN file_io f ON f.run = h.run "    \
+		       "AND f.path = h.path WHERE h.loc_path = ?1 AND "        \
+		       "h.loc_fs = ?2 AND f.loc_path = ?1 AND f.loc_fs = ?2")
+/* here: the id of the path ?1; chain: the records at every location of
+ * that path (on any filesystem), keys only. */
+#define PATH_CHAIN_SQL                                                         \
+	"WITH RECURSIVE here(id) AS (SELECT id FROM paths WHERE path = "       \
+	"?1), " CHAIN_SQL(                                                     \
+		"f.run, f.path, f.loc_path, f.loc_fs, f.prev_run, "            \
+		"f.prev_path",                                                 \
+		"here CROSS JOIN loc_heads h ON h.loc_path = here.id "         \
+		"CROSS JOIN file_io f ON f.run = h.run AND f.path = h.path "   \
+		"WHERE f.loc_path = h.loc_path AND f.loc_fs = h.loc_fs")
 #define ROWS_WHERE " AND (?9 IS NULL OR r.job = ?9) "                          \
 	"AND (f.read OR f.written OR f.updated) "                              \
 	"ORDER BY r.started_ns, r.num, p.path"
@@ -62,22 +91,21 @@ static const char *const fixed_sql[Q_NSTMT] = {
 		  "FROM file_io f JOIN runs r ON r.num = f.run "
 		  "JOIN paths p ON p.id = f.path WHERE f.run = ?1 "
 		  "AND (f.read OR f.written OR f.updated) ORDER BY p.path",
-	/* Three indexed lookups: a record whose location is its path by
-	 * file_io_by_location, the others by file_io_by_path_not_loc (its
-	 * WHERE written out, or SQLite would not use it), one reached by
-	 * a link by file_io_by_used_path. */
-	[Q_PATH] =
-		"SELECT " REF_COLUMNS
-		"FROM file_io f JOIN runs r ON r.num = f.run "
-		"JOIN paths p ON p.id = f.path "
-		"WHERE ((f.loc_path = (SELECT id FROM paths WHERE path = ?1) "
-		"AND f.path = f.loc_path) "
-		"OR (f.path = (SELECT id FROM paths WHERE path = ?1) "
-		"AND f.loc_path IS NOT f.path) "
-		"OR f.used_path = (SELECT id FROM paths WHERE path = ?1)) "
-		"AND (?9 IS NULL OR r.job = ?9) "
-		"AND (f.read OR f.written OR f.updated) "
-		"ORDER BY r.started_ns, r.num",
+	/* A record whose location is its path by its location's chain
+	 * (loc_heads, then each record's predecessor), the others by
+	 * file_io_by_path_not_loc (its WHERE written out, or SQLite would
+	 * not use it), one reached by a link by file_io_by_used_path. */
+	[Q_PATH] = PATH_CHAIN_SQL
+	"SELECT " REF_COLUMNS "FROM file_io f JOIN runs r ON r.num = f.run "
+	"JOIN paths p ON p.id = f.path "
+	"WHERE ((f.run, f.path) IN (SELECT run, path FROM chain "
+	"WHERE path = loc_path) "
+	"OR (f.path = (SELECT id FROM here) "
+	"AND f.loc_path IS NOT f.path) "
+	"OR f.used_path = (SELECT id FROM here)) "
+	"AND (?9 IS NULL OR r.job = ?9) "
+	"AND (f.read OR f.written OR f.updated) "
+	"ORDER BY r.started_ns, r.num",
 	[Q_FS] = "SELECT name FROM filesystems WHERE id = ?1",
 };
 
@@ -394,15 +422,24 @@ static int edge_add(struct walk *w, size_t task, size_t art, size_t gi,
 	weft_dag *d = w->d;
 	const weft_dag_task *t = &d->tasks[w->out[task]];
 	const char *aid = d->artifacts[art].id;
-	for (size_t i = 0; i < d->nedges; i++)
-		if (d->edges[i].write == write &&
-		    !strcmp(d->edges[i].from, write ? t->id : aid) &&
-		    !strcmp(d->edges[i].to, write ? aid : t->id))
+	const struct vrow *r = &w->groups[gi].rows[row];
+	/* One edge per record, as dag.c makes them: a task that reached a
+	 * version by two names has an edge for each (the name it used where
+	 * that is not the artifact's, as store_edge_fill labels it). */
+	const char *used = r->used ? r->used : r->path;
+	const char *label = strcmp(used, d->artifacts[art].path) ? used : NULL;
+	for (size_t i = 0; i < d->nedges; i++) {
+		const weft_dag_edge *e = &d->edges[i];
+		if (e->write == write &&
+		    !strcmp(e->from, write ? t->id : aid) &&
+		    !strcmp(e->to, write ? aid : t->id) &&
+		    (e->path && label ? !strcmp(e->path, label)
+				      : e->path == label))
 			return WEFT_OK;
+	}
 	if ((err = store_grow((void **)&d->edges, &w->edges_cap, d->nedges,
 			      sizeof(*d->edges))))
 		return err;
-	const struct vrow *r = &w->groups[gi].rows[row];
 	weft_dag_edge *e = &d->edges[d->nedges++];
 	memset(e, 0, sizeof(*e));
 	/* As dag.c: a write of no hash, a likely source, an unknown
@@ -524,18 +561,22 @@ static int prepare(struct walk *w)
 	int err = WEFT_OK;
 	for (int i = 0; !err && i < Q_NSTMT; i++) {
 		const char *text = fixed_sql[i];
-		if (i == Q_LOC || i == Q_LEGACY) {
+		if (i == Q_LOC)
+			snprintf(sql, sizeof(sql),
+				 LOC_CHAIN_SQL
+				 "SELECT %s FROM chain f JOIN runs "
+				 "r ON r.num = f.run %s WHERE "
+				 "1" ROWS_WHERE,
+				 store_vrow_sql_columns, store_vrow_sql_joins);
+		else if (i == Q_LEGACY)
 			snprintf(sql, sizeof(sql),
 				 "SELECT %s FROM file_io f JOIN runs r ON "
-				 "r.num = f.run %s WHERE %s" ROWS_WHERE,
-				 store_vrow_sql_columns, store_vrow_sql_joins,
-				 i == Q_LOC
-					 ? "f.loc_path = ?1 AND f.loc_fs = ?2"
-					 : "f.loc_path IS NULL AND f.loc_path "
-					   "IS NOT f.path AND f.path = ?1 "
-					   "AND r.node = ?2");
+				 "r.num = f.run %s WHERE f.loc_path IS NULL "
+				 "AND f.loc_path IS NOT f.path AND f.path = ?1 "
+				 "AND r.node = ?2" ROWS_WHERE,
+				 store_vrow_sql_columns, store_vrow_sql_joins);
+		if (i == Q_LOC || i == Q_LEGACY)
 			text = sql;
-		}
 		err = store_prepare(w->s, text, &w->st[i]);
 	}
 	return err;

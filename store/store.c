@@ -437,6 +437,25 @@ static const char *const migrations[] = {
 	"DROP TRIGGER IF EXISTS ol_task_whole;"
 	"DROP TRIGGER IF EXISTS ol_task_parts;"
 	"DROP TRIGGER IF EXISTS ol_run;",
+	/* 12: a location's records chained, not indexed. file_io_by_location
+	 * put every record beside its location's older ones, so once a
+	 * location had a page of them (about 300 runs of the same files)
+	 * each record cost a page of its own in the commit and again in
+	 * the checkpoint. Now each located record names the one below it
+	 * at its location in file_io's key order (prev_run, prev_path), and
+	 * loc_heads the highest: a run writes only its own rows (at the end
+	 * of file_io) and the few pages of loc_heads (chain_find). weft
+	 * lineage walks a location's chain down from its head (lineage.c). */
+	"CREATE TABLE loc_heads ("
+	"  loc_path INTEGER NOT NULL,"
+	"  loc_fs INTEGER NOT NULL,"
+	"  run INTEGER NOT NULL,"
+	"  path INTEGER NOT NULL,"
+	"  PRIMARY KEY (loc_path, loc_fs)"
+	") WITHOUT ROWID;"
+	"ALTER TABLE file_io ADD COLUMN prev_run INTEGER;"
+	"ALTER TABLE file_io ADD COLUMN prev_path INTEGER;" STORE_CHAIN_SQL
+	"DROP INDEX IF EXISTS file_io_by_location;",
 };
 
 const char store_ol_triggers[] = OL_TRIGGERS;
@@ -882,9 +901,19 @@ const char *const store_put_sql[PUT_NSTMT] = {
 		     "first_ctime_ns, first_size, loc_fs, loc_path, "
 		     "used_path, updated, read_artifact, read_hash_missing, "
 		     "final_dev, final_ino, final_mtime_ns, final_ctime_ns, "
-		     "first_open_ns, last_write_ns) VALUES (?1, ?2, ?3, ?4, "
-		     "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-		     "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+		     "first_open_ns, last_write_ns, prev_run, prev_path) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+		     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+		     "?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+	[PUT_HEAD_GET] = "SELECT run, path FROM loc_heads "
+			 "WHERE loc_path = ?1 AND loc_fs = ?2",
+	[PUT_HEAD_SET] = "INSERT INTO loc_heads (loc_path, loc_fs, run, path) "
+			 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (loc_path, "
+			 "loc_fs) DO UPDATE SET run = ?3, path = ?4",
+	[PUT_PREV_GET] = "SELECT prev_run, prev_path FROM file_io "
+			 "WHERE run = ?1 AND path = ?2",
+	[PUT_PREV_SET] = "UPDATE file_io SET prev_run = ?3, prev_path = ?4 "
+			 "WHERE run = ?1 AND path = ?2",
 	[PUT_WARNING] =
 		"INSERT INTO warnings (run, seq, text) VALUES (?1, ?2, ?3)",
 };
@@ -1098,6 +1127,84 @@ static int put_touches(sqlite3_stmt *st, sqlite3_int64 run,
 	return err;
 }
 
+/* A record's key in file_io, the order of a location's chain. */
+struct io_key {
+	sqlite3_int64 run, path;
+};
+
+static bool key_below(struct io_key a, struct io_key b)
+{
+	return a.run < b.run || (a.run == b.run && a.path < b.path);
+}
+
+/* One row's two integers from get (bound with two), *found false when
+ * there is none or they are NULL. */
+static int get_key(sqlite3_stmt *get, sqlite3_int64 a, sqlite3_int64 b,
+		   struct io_key *out, bool *found)
+{
+	sqlite3_bind_int64(get, 1, a);
+	sqlite3_bind_int64(get, 2, b);
+	int rc = sqlite3_step(get);
+	*found = rc == SQLITE_ROW && sqlite3_column_type(get, 0) != SQLITE_NULL;
+	if (*found)
+		*out = (struct io_key){sqlite3_column_int64(get, 0),
+				       sqlite3_column_int64(get, 1)};
+	sqlite3_reset(get);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? WEFT_OK : WEFT_EDB;
+}
+
+/* Where a record goes in its location's chain (schema step 12): every
+ * record at a location names the one below it in file_io's key order
+ * (its predecessor, bound to the insert's ?28 and ?29), loc_heads the
+ * highest. Records nearly always come in key order (a new run's number
+ * is the highest), so the new one is the head; one that comes late (a
+ * task's later part, a location reached by two paths in one run) is put
+ * after the first record below it, and *succ is the one above it, whose
+ * predecessor it becomes. */
+static int chain_find(sqlite3_stmt *const *put, sqlite3_stmt *file,
+		      sqlite3_int64 loc, sqlite3_int64 fs, struct io_key key,
+		      bool *head, struct io_key *succ)
+{
+	struct io_key at, below;
+	bool found;
+	int err = get_key(put[PUT_HEAD_GET], loc, fs, &at, &found);
+	*head = !err && (!found || key_below(at, key));
+	if (err || !found)
+		return err;
+	while (!*head) {
+		if ((err = get_key(put[PUT_PREV_GET], at.run, at.path, &below,
+				   &found)))
+			return err;
+		if (!found || key_below(below, key))
+			break;
+		if (!key_below(below, at))
+			return WEFT_EDB; /* a damaged chain: not down */
+		at = below;
+	}
+	if (*head)
+		below = at;
+	else
+		*succ = at;
+	if (*head || found) {
+		sqlite3_bind_int64(file, 28, below.run);
+		sqlite3_bind_int64(file, 29, below.path);
+	}
+	return WEFT_OK;
+}
+
+/* The record just stored made the head or its successor's predecessor. */
+static int chain_link(sqlite3_stmt *const *put, sqlite3_int64 loc,
+		      sqlite3_int64 fs, struct io_key key, bool head,
+		      struct io_key succ)
+{
+	sqlite3_stmt *st = put[head ? PUT_HEAD_SET : PUT_PREV_SET];
+	sqlite3_bind_int64(st, 1, head ? loc : succ.run);
+	sqlite3_bind_int64(st, 2, head ? fs : succ.path);
+	sqlite3_bind_int64(st, 3, key.run);
+	sqlite3_bind_int64(st, 4, key.path);
+	return store_step_insert(st) ? WEFT_EDB : WEFT_OK;
+}
+
 int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
 			void *ctx, sqlite3_int64 run, const weft_file_rec *f)
 {
@@ -1164,7 +1271,17 @@ int store_put_file_with(sqlite3_stmt *const *put, store_intern_fn intern,
 			      f->final_mtime_ns, f->final_ctime_ns);
 	bind_known_ns(st, 26, f->first_open_ns);
 	bind_known_ns(st, 27, f->last_write_ns);
+	bool located = f->loc_fs && f->loc_path, head = false;
+	struct io_key key = {run, path}, succ = {0, 0};
+	if (located &&
+	    (err = chain_find(put, st, loc, fs, key, &head, &succ))) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return err;
+	}
 	err = store_step_insert(st);
+	if (!err && located)
+		err = chain_link(put, loc, fs, key, head, succ);
 	return err ? err : put_touches(put[PUT_TOUCH], run, path, f);
 }
 

@@ -266,6 +266,38 @@ static void test_parts_and_gaps(void **state)
 	assert_int_equal(weft_store_status(fx->s, other, &st), WEFT_ENOTFOUND);
 }
 
+/* A task's later part stored after another run's record at the same
+ * location: it goes into the location's chain below that record (file_io
+ * key order), and the walk finds both. */
+static void test_late_part_chained(void **state)
+{
+	struct fixture *fx = *state;
+	weft_verdict v;
+	job_create(fx, token, WEFT_ACK_STORED);
+	enrol(fx, &fx->k1, token, &v);
+	struct frag_spec p0 = {"run-p", "task-p", NULL, "node1", "/p/a",
+			       1,       true,     0,    2,       "/a"};
+	struct frag_spec q = {"run-q", "task-q", NULL, "node1", "/p/b",
+			      2,       true,     0,    1,       "/b"};
+	struct frag_spec p1 = {"run-p", "task-p", NULL, "node1", "/p/b",
+			       2,       false,    1,    2,       "/b"};
+	assert_int_equal(ingest_spec(fx, &fx->k1, 1, &p0), WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 2, &q), WEFT_ACK_STORED);
+	assert_int_equal(ingest_spec(fx, &fx->k1, 3, &p1), WEFT_ACK_STORED);
+	assert_int_equal(sql_int(fx->t.db, STORE_CHAINS_WHOLE_SQL), 1);
+	assert_int_equal(sql_int(fx->t.db,
+				 "SELECT r.id = 'run-q' FROM loc_heads h "
+				 "JOIN runs r ON r.num = h.run "
+				 "JOIN paths p ON p.id = h.loc_path "
+				 "WHERE p.path = CAST('/b' AS BLOB)"),
+			 1);
+	weft_dag d;
+	assert_int_equal(weft_store_lineage(fx->s, "/p/b", NULL, true, &d),
+			 WEFT_OK);
+	assert_int_equal(d.ntasks, 1); /* run-p read what run-q wrote */
+	weft_dag_release(&d);
+}
+
 /* A fragment (seq) of run naming paths[0..n), each written, with content
  * hash byte hashes[i] (NULL: the first 0x11, the others none), ingested
  * by k1: its status. */
@@ -682,6 +714,7 @@ static void test_store_from_older_weft(void **state)
 	for (int i = 0; i < WEFT_MAC_BYTES; i++)
 		sprintf(hex + 2 * i, "%02x", key[i]);
 	snprintf(sql, sizeof(sql),
+		 STORE_BEFORE_STEP_12
 		 "ALTER TABLE jobs DROP COLUMN verifier;"
 		 "DROP TABLE refusals;" /* step 5 */
 		 "DROP TABLE touches;"  /* step 6 */
@@ -741,6 +774,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_known_and_new_values,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts_and_gaps, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_late_part_chained, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dag_across_writers, setup,
 						teardown),

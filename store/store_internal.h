@@ -151,6 +151,22 @@ char *store_join_argv(const void *blob, size_t len);
 	"(SELECT argv FROM processes p WHERE p.run = r.num "                   \
 	"ORDER BY p.ppid <> 0, p.seq LIMIT 1)"
 
+/* Schema step 12's chains built for every located record of file_io,
+ * in (run, path) order, loc_heads empty and no record chained before. */
+#define STORE_CHAIN_SQL                                                        \
+	"CREATE TEMP TABLE loc_chain AS SELECT run, path, "                    \
+	"  lag(run) OVER w AS prev_run, lag(path) OVER w AS prev_path, "       \
+	"  row_number() OVER w = count(*) OVER (PARTITION BY loc_path, "       \
+	"  loc_fs) AS head, loc_path, loc_fs "                                 \
+	"  FROM file_io WHERE loc_path IS NOT NULL AND loc_fs IS NOT NULL "    \
+	"  WINDOW w AS (PARTITION BY loc_path, loc_fs ORDER BY run, path);"    \
+	"UPDATE file_io SET prev_run = c.prev_run, prev_path = c.prev_path "   \
+	"  FROM temp.loc_chain c WHERE c.prev_run IS NOT NULL "                \
+	"  AND file_io.run = c.run AND file_io.path = c.path;"                 \
+	"INSERT INTO loc_heads (loc_path, loc_fs, run, path) "                 \
+	"  SELECT loc_path, loc_fs, run, path FROM temp.loc_chain WHERE head;" \
+	"DROP TABLE temp.loc_chain;"
+
 /* ---- Storing report records (store.c), shared with ingest.c ---- */
 
 /* The statements a report's rows are written with (store_put_sql). */
@@ -164,6 +180,10 @@ enum {
 	PUT_FS_GET,
 	PUT_FS_ADD,
 	PUT_FILE,
+	PUT_HEAD_GET,
+	PUT_HEAD_SET,
+	PUT_PREV_GET,
+	PUT_PREV_SET,
 	PUT_TOUCH,
 	PUT_WARNING,
 	PUT_NSTMT
@@ -193,7 +213,8 @@ int store_put_process(sqlite3_stmt *st, sqlite3_int64 run, size_t seq,
 		      const weft_process_rec *p);
 /* One file_io row and its touches, with the path and artifact ids found
  * by intern(ctx, kind, value, len, &id) (the coordinator's writer caches
- * them); put: the PUT_* statements (PUT_FILE and PUT_TOUCH are used). */
+ * them); put: the PUT_* statements (all but PUT_RUN,
+ * PUT_PROCESS and PUT_WARNING are used). */
 enum { STORE_INTERN_PATH, STORE_INTERN_ARTIFACT, STORE_INTERN_FS };
 typedef int (*store_intern_fn)(void *ctx, int kind, const void *value, int len,
 			       sqlite3_int64 *id);

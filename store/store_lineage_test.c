@@ -385,40 +385,10 @@ static char *flatten(const weft_dag *d)
 	return out;
 }
 
-/* The walk gives what the whole DAG gives, for every path, both ways:
- * versions, updates, symlink names, deletions, renames, weak reads,
- * records without locations, another job's records left out. */
-static void test_same_as_the_whole_dag(void **state)
+/* The walk gives what the whole DAG gives for each of paths, both ways. */
+static void same_as_whole(weft_store *s, const char *const *paths, size_t n)
 {
-	struct scratch *t = *state;
-	weft_store *s;
-	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
-	three_runs(s);
-	run(s, "D", 500, "r/p/z=33 w/p/x=77");
-	run(s, "E", 600, "r/p/x=77 rw/p/log=12");
-	run(s, "F", 700, "rw/p/log=13 r/p/w r/p/q=44");
-	run(s, "G", 800, "w/p/w=90 r/p/z=33");
-	run(s, "H", 900, "r/p/x=11 r/p/w w/p/out=91");
-	/* Records whose location is not their path (a shared filesystem
-	 * mounted at /mnt/s), one named like a local file's location. */
-	run(s, "I", 1000, "r/mnt/s/d@/d=44 w/mnt/s/e@/e=45 r/p/out=91");
-	run(s, "J", 1100, "r/mnt/s/e@/e=45 w/mnt/s/p/x@/p/x=46");
-	/* Records an older weft stored: no location, no version read. */
-	sqlite3 *h;
-	assert_int_equal(sqlite3_open(t->db, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h,
-				      "UPDATE file_io SET loc_fs = NULL, "
-				      "loc_path = NULL, read_artifact = NULL "
-				      "WHERE run IN (SELECT num FROM runs "
-				      "WHERE id IN ('F', 'G'))",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(h);
-	const char *paths[] = {"/p/x",     "/p/y",     "/p/z",
-			       "/p/w",     "/p/log",   "/p/q",
-			       "/p/r",     "/p/out",   "/usr/lib/libc",
-			       "/mnt/s/d", "/mnt/s/e", "/mnt/s/p/x"};
-	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+	for (size_t i = 0; i < n; i++)
 		for (int down = 0; down < 2; down++) {
 			weft_dag a, b;
 			assert_int_equal(
@@ -439,6 +409,89 @@ static void test_same_as_the_whole_dag(void **state)
 			weft_dag_release(&a);
 			weft_dag_release(&b);
 		}
+}
+
+/* The walk gives what the whole DAG gives, for every path, both ways:
+ * versions, updates, symlink names, deletions, renames, weak reads,
+ * records without locations, another job's records left out. */
+static void test_same_as_the_whole_dag(void **state)
+{
+	struct scratch *t = *state;
+	weft_store *s;
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	three_runs(s);
+	run(s, "D", 500, "r/p/z=33 w/p/x=77");
+	run(s, "E", 600, "r/p/x=77 rw/p/log=12");
+	run(s, "F", 700, "rw/p/log=13 r/p/w r/p/q=44");
+	run(s, "G", 800, "w/p/w=90 r/p/z=33");
+	run(s, "H", 900, "r/p/x=11 r/p/w w/p/out=91");
+	/* Records whose location is not their path (a shared filesystem
+	 * mounted at /mnt/s), one named like a local file's location. */
+	run(s, "I", 1000, "r/mnt/s/d@/d=44 w/mnt/s/e@/e=45 r/p/out=91");
+	run(s, "J", 1100, "r/mnt/s/e@/e=45 w/mnt/s/p/x@/p/x=46");
+	/* One location by two paths in one run (the filesystem mounted at
+	 * /mnt/t too), the second path known from before: its record comes
+	 * below the first in file_io's key and goes into the chain behind
+	 * it. */
+	run(s, "K", 1200, "r/mnt/t/d@/d=44 r/mnt/s/d@/d=44 w/mnt/t/k@/k=47");
+	assert_int_equal(sql_int(t->db, STORE_CHAINS_WHOLE_SQL), 1);
+	/* Records an older weft stored: no location, no version read (and
+	 * so on no location's chain: the chains are built again). */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(t->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h,
+				      "UPDATE file_io SET loc_fs = NULL, "
+				      "loc_path = NULL, read_artifact = NULL "
+				      "WHERE run IN (SELECT num FROM runs "
+				      "WHERE id IN ('F', 'G'));"
+				      "DELETE FROM loc_heads;"
+				      "UPDATE file_io SET prev_run = NULL, "
+				      "prev_path = NULL;" STORE_CHAIN_SQL,
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(sql_int(t->db, STORE_CHAINS_WHOLE_SQL), 1);
+	const char *paths[] = {"/p/x",     "/p/y",     "/p/z",
+			       "/p/w",     "/p/log",   "/p/q",
+			       "/p/r",     "/p/out",   "/usr/lib/libc",
+			       "/mnt/s/d", "/mnt/s/e", "/mnt/s/p/x",
+			       "/mnt/t/d", "/mnt/t/k"};
+	same_as_whole(s, paths, sizeof(paths) / sizeof(*paths));
+	weft_store_close(s);
+}
+
+/* A store from before schema step 12 (records by location in an index):
+ * its records are chained when it is opened, and the walk finds them
+ * and what is stored after. */
+static void test_chains_of_an_older_store(void **state)
+{
+	struct scratch *t = *state;
+	weft_store *s;
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	three_runs(s);
+	run(s, "D", 500, "r/p/z=33 w/p/x=77");
+	run(s, "E", 600, "r/p/x=77 rw/p/log=12");
+	run(s, "F", 700, "rw/p/log=13 r/mnt/s/e@/e=45 r/mnt/t/e@/e=45");
+	weft_store_close(s);
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(t->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h,
+				      STORE_BEFORE_STEP_12
+				      "PRAGMA user_version = 11;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(weft_store_open(t->db, &s), WEFT_OK);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 12);
+	assert_int_equal(sql_int(t->db, STORE_CHAINS_WHOLE_SQL), 1);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM sqlite_schema "
+					"WHERE name = 'file_io_by_location'"),
+			 0);
+	run(s, "G", 800, "r/p/x=77 w/p/z=34 r/mnt/t/e@/e=45");
+	assert_int_equal(sql_int(t->db, STORE_CHAINS_WHOLE_SQL), 1);
+	const char *paths[] = {"/p/x",   "/p/y",     "/p/z",
+			       "/p/log", "/mnt/s/e", "/mnt/t/e"};
+	same_as_whole(s, paths, sizeof(paths) / sizeof(*paths));
 	weft_store_close(s);
 }
 
@@ -470,6 +523,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cycle_ends, scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_same_as_the_whole_dag,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_chains_of_an_older_store,
 						scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_path_and_job,

@@ -459,7 +459,7 @@ static void reopen_after(struct fixture *fx, const char *sql)
 	assert_int_equal(weft_store_open(fx->t.db, &fx->s), WEFT_OK);
 	assert_int_equal(weft_store_open_sibling(fx->s, &fx->reader), WEFT_OK);
 	assert_int_equal(weft_store_writer_new(fx->s, &fx->w), WEFT_OK);
-	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 11);
+	assert_int_equal(sql_int(fx->t.db, "PRAGMA user_version"), 12);
 }
 
 /* Store step 9 on a store from before it: the queue and its order kept,
@@ -469,20 +469,21 @@ static void test_step_9(void **state)
 	struct fixture *fx = *state;
 	/* The outbox as step 7 made it, holding the job's START and two
 	 * rows out of insertion order. */
-	reopen_after(fx, "DROP TABLE task_starts;"
-			 "DROP TABLE ol_outbox;"
-			 "CREATE TABLE ol_outbox ("
-			 "  seq INTEGER PRIMARY KEY,"
-			 "  sink INTEGER NOT NULL REFERENCES ol_sinks (id)"
-			 "  ON DELETE CASCADE,"
-			 "  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
-			 "  ref INTEGER NOT NULL,"
-			 "  attempts INTEGER NOT NULL DEFAULT 0,"
-			 "  refused INTEGER NOT NULL DEFAULT 0,"
-			 "  UNIQUE (sink, kind, ref));"
-			 "INSERT INTO ol_outbox VALUES (5, 1, 0, 1, 2, 0);"
-			 "INSERT INTO ol_outbox VALUES (3, 1, 3, 9, 0, 1);"
-			 "PRAGMA user_version = 8;");
+	reopen_after(fx, STORE_BEFORE_STEP_12
+		     "DROP TABLE task_starts;"
+		     "DROP TABLE ol_outbox;"
+		     "CREATE TABLE ol_outbox ("
+		     "  seq INTEGER PRIMARY KEY,"
+		     "  sink INTEGER NOT NULL REFERENCES ol_sinks (id)"
+		     "  ON DELETE CASCADE,"
+		     "  kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),"
+		     "  ref INTEGER NOT NULL,"
+		     "  attempts INTEGER NOT NULL DEFAULT 0,"
+		     "  refused INTEGER NOT NULL DEFAULT 0,"
+		     "  UNIQUE (sink, kind, ref));"
+		     "INSERT INTO ol_outbox VALUES (5, 1, 0, 1, 2, 0);"
+		     "INSERT INTO ol_outbox VALUES (3, 1, 3, 9, 0, 1);"
+		     "PRAGMA user_version = 8;");
 	/* Step 11 kept the outbox's triggers: the store has a sink. */
 	assert_int_equal(sql_int(fx->t.db, triggers_sql), 6);
 	assert_int_equal(sql_int(fx->t.db, "SELECT group_concat(seq || ':' || "
@@ -512,9 +513,9 @@ static void test_triggers_need_a_sink(void **state)
 {
 	struct fixture *fx = *state;
 	assert_int_equal(sql_int(fx->t.db, triggers_sql), 6);
-	reopen_after(fx, "DELETE FROM ol_outbox;"
-			 "DELETE FROM ol_sinks;"
-			 "PRAGMA user_version = 10;");
+	reopen_after(fx, STORE_BEFORE_STEP_12 "DELETE FROM ol_outbox;"
+					      "DELETE FROM ol_sinks;"
+					      "PRAGMA user_version = 10;");
 	assert_int_equal(sql_int(fx->t.db, triggers_sql), 0);
 	struct frag_spec sp = task_one;
 	ingest(fx, 1, &sp);

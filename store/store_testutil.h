@@ -24,6 +24,34 @@
 
 #include <weft/store.h>
 
+/* A store as builds before schema step 12 left it (no chains, the index
+ * by location): to put before a test's SQL that makes an older store. */
+#define STORE_BEFORE_STEP_12                                                   \
+	"DROP TABLE loc_heads;"                                                \
+	"ALTER TABLE file_io DROP COLUMN prev_run;"                            \
+	"ALTER TABLE file_io DROP COLUMN prev_path;"                           \
+	"CREATE INDEX file_io_by_location ON file_io (loc_path, loc_fs)"       \
+	"  WHERE loc_path IS NOT NULL;"
+
+/* 1 when every located record of file_io is on its location's chain
+ * (step 12) exactly once, each chain going down file_io's key from its
+ * head; else 0. */
+#define STORE_CHAINS_WHOLE_SQL                                                 \
+	"WITH RECURSIVE c AS (SELECT f.run, f.path, f.loc_path, f.loc_fs, "    \
+	"f.prev_run, f.prev_path FROM loc_heads h JOIN file_io f "             \
+	"ON f.run = h.run AND f.path = h.path AND f.loc_path = h.loc_path "    \
+	"AND f.loc_fs = h.loc_fs UNION ALL SELECT f.run, f.path, f.loc_path, " \
+	"f.loc_fs, f.prev_run, f.prev_path FROM c JOIN file_io f "             \
+	"ON f.run = c.prev_run AND f.path = c.prev_path "                      \
+	"WHERE (c.prev_run, c.prev_path) < (c.run, c.path) "                   \
+	"AND f.loc_path = c.loc_path AND f.loc_fs = c.loc_fs) "                \
+	"SELECT (SELECT count(*) FROM c) = (SELECT count(*) FROM file_io "     \
+	"WHERE loc_path IS NOT NULL AND loc_fs IS NOT NULL) "                  \
+	"AND (SELECT count(*) FROM (SELECT DISTINCT run, path FROM c)) = "     \
+	"(SELECT count(*) FROM c) "                                            \
+	"AND NOT EXISTS (SELECT 1 FROM c WHERE prev_run IS NOT NULL AND "      \
+	"(prev_run, prev_path) NOT IN (SELECT run, path FROM c))"
+
 struct scratch {
 	char dir[256];
 	char db[300];
