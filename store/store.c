@@ -1168,27 +1168,29 @@ static int chain_find(sqlite3_stmt *const *put, sqlite3_stmt *file,
 	struct io_key at, below;
 	bool found;
 	int err = get_key(put[PUT_HEAD_GET], loc, fs, &at, &found);
-	*head = !err && (!found || key_below(at, key));
+	*head = true;
 	if (err || !found)
-		return err;
-	while (!*head) {
-		if ((err = get_key(put[PUT_PREV_GET], at.run, at.path, &below,
-				   &found)))
-			return err;
-		if (!found || key_below(below, key))
-			break;
-		if (!key_below(below, at))
-			return WEFT_EDB; /* a damaged chain: not down */
-		at = below;
-	}
-	if (*head)
-		below = at;
-	else
+		return err; /* the location's first record */
+	if (key_below(at, key)) {
+		below = at; /* the usual case: above the head */
+	} else {
+		*head = false;
+		for (;;) {
+			if ((err = get_key(put[PUT_PREV_GET], at.run, at.path,
+					   &below, &found)))
+				return err;
+			if (!found || key_below(below, key))
+				break;
+			if (!key_below(below, at))
+				return WEFT_EDB; /* a damaged chain: not down */
+			at = below;
+		}
 		*succ = at;
-	if (*head || found) {
-		sqlite3_bind_int64(file, 28, below.run);
-		sqlite3_bind_int64(file, 29, below.path);
+		if (!found)
+			return WEFT_OK; /* the lowest now */
 	}
+	sqlite3_bind_int64(file, 28, below.run);
+	sqlite3_bind_int64(file, 29, below.path);
 	return WEFT_OK;
 }
 
