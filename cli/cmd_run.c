@@ -17,11 +17,11 @@
 #include <weft/local.h>
 #include <weft/ray.h>
 
-
 static const char run_help[] =
 	"usage: weft run [--tracer MODE] [--no-tracer-fallback]\n"
 	"                [--report FILE] [--ray | --no-ray] [--listen URL]\n"
-	"                [--timings] [-v|-vv] -- CMD [ARGS...]\n\n"
+	"                [--wait-stored] [--timings] [-v|-vv] -- CMD "
+	"[ARGS...]\n\n"
 	"Run CMD traced, record every file it and its descendants read and\n"
 	"wrote (with BLAKE2b-256 hashes) in the project's .weft/weft.db, and\n"
 	"exit with CMD's exit status (128+N when a signal N killed it).\n\n"
@@ -38,11 +38,17 @@ static const char run_help[] =
 	"                  same as 'weft submit --mode in-cluster'\n"
 	"  --listen URL    with --ray: where that coordinator listens\n"
 	"                  (default tcp://0.0.0.0:0, any free port)\n"
+	"  --wait-stored   exit only once the run is stored (default: once\n"
+	"                  it is safe in .weft/spool; the store is written\n"
+	"                  after weft exits, and every weft command that\n"
+	"                  reads the store waits for it)\n"
 	"  --timings       say on stderr where weft's time went: preflight,\n"
 	"                  tracing (the command's own run), hashing, storing\n"
 	"  -v, -vv         more diagnostics on stderr\n\n"
-	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 when\n"
-	"weft failed otherwise before starting CMD (CMD did not run); 126 when\n"
+	"Exit status: CMD's; 3 when the tracer's preflight failed and 125 "
+	"when\n"
+	"weft failed otherwise before starting CMD (CMD did not run); 126 "
+	"when\n"
 	"CMD is not executable; 127 when it is not found; 2 for bad arguments\n"
 	"or a bad config (docs/config.md).\n";
 
@@ -138,7 +144,7 @@ static const cli_cmd run_cmd = {
 int cmd_run(int argc, char **argv)
 {
 	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
-	bool no_fallback = false, timings = false;
+	bool no_fallback = false, timings = false, wait_stored = false;
 	int ray = -1; /* -1: detect */
 	int verbose = 0;
 	const cli_opt opts[] = {
@@ -148,6 +154,7 @@ int cmd_run(int argc, char **argv)
 		{"ray", 0, CLI_SET, &ray, .value = 1},
 		{"no-ray", 0, CLI_SET, &ray, .value = 0},
 		{"listen", 0, CLI_STRING, &listen},
+		{"wait-stored", 0, CLI_FLAG, &wait_stored},
 		{"timings", 0, CLI_FLAG, &timings},
 		{"verbose", 'v', CLI_COUNT, &verbose},
 		{NULL},
@@ -170,12 +177,14 @@ int cmd_run(int argc, char **argv)
 	if (listen && !ray)
 		return cli_usage_error("run", "--listen is for a Ray driver "
 					      "(--ray)");
-	if (ray && (report_path || no_fallback || timings))
-		return cli_usage_error("run", "%s is not supported for a Ray "
-					      "driver (%s; --no-ray to trace "
-					      "only this command)",
+	if (ray && (report_path || no_fallback || timings || wait_stored))
+		return cli_usage_error("run",
+				       "%s is not supported for a Ray "
+				       "driver (%s; --no-ray to trace "
+				       "only this command)",
 				       report_path   ? "--report"
 				       : timings     ? "--timings"
+				       : wait_stored ? "--wait-stored"
 						     : "--no-tracer-fallback",
 				       why);
 	if (ray) {
@@ -223,6 +232,8 @@ int cmd_run(int argc, char **argv)
 		.job = &job,
 		.ol = &ol,
 		.verbose = verbose,
+		/* -v says how delivery went: it has to wait to see it. */
+		.behind = !wait_stored && !verbose,
 	};
 	weft_local *local;
 	rc = weft_local_begin(&lo, report.run_id, &local) == 0
@@ -263,7 +274,7 @@ int cmd_run(int argc, char **argv)
 					&progress);
 	free(job.command);
 	cli_progress_end(&progress);
-	if (shipped != 0) {
+	if (shipped < 0) {
 		cli_error("could not store the run in %s (the workload exited "
 			  "%d)",
 			  weft_dir, status);
@@ -275,9 +286,11 @@ int cmd_run(int argc, char **argv)
 	if (timings)
 		fprintf(stderr,
 			"weft: timings: preflight %.1f ms, trace %.1f ms, hash "
-			"%.1f ms, store %.1f ms\n",
+			"%.1f ms, store %.1f ms%s\n",
 			(at[1] - at[0]) / 1e6, (at[2] - at[1]) / 1e6,
-			(at[3] - at[2]) / 1e6, (at[4] - at[3]) / 1e6);
+			(at[3] - at[2]) / 1e6, (at[4] - at[3]) / 1e6,
+			shipped > 0 ? " (spooled; stored after weft exits)"
+				    : "");
 	for (size_t i = 0; i < report.nwarnings; i++)
 		if (verbose >= 1)
 			fprintf(stderr, "weft: warning: %s\n",

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include <weft/base.h>
+#include <weft/local.h>
 
 static const struct command {
 	const char *name;
@@ -123,6 +124,10 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 			  WEFT_DIR_NAME, cwd, weft_strerror(err));
 		return NULL;
 	}
+	/* A reader sees every run whose weft has exited, also one still
+	 * being stored after it (weft run --wait-stored). */
+	if (!create)
+		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
 	char db[sizeof(dir) + 16];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, dir);
 	weft_store *s = NULL;

@@ -43,6 +43,12 @@
 #define LOCAL_SHIP_TIMEOUT_MS 60000
 /* The directory of the marks of jobs whose run is live (local.h). */
 #define LOCAL_LIVE_DIR "live"
+/* The lock held (shared) by every process storing a run after its `weft
+ * run` exited (local.h, weft_local_wait_stored). */
+#define LOCAL_STORING_NAME "storing"
+/* How long weft_local_wait_stored waits, and when it says so. */
+#define LOCAL_STORING_WAIT_MS 120000
+#define LOCAL_STORING_SAY_MS 1000
 
 struct weft_local {
 	pthread_t thread;
@@ -53,6 +59,8 @@ struct weft_local {
 	uint8_t submit_key[WEFT_SUBMIT_KEY_BYTES];
 	int verbose;
 	bool threaded; /* begin_main runs beside the workload */
+	bool behind;   /* weft_local_opts.behind, and threaded */
+	char dir[WEFT_MAX_PATH_BYTES + 16]; /* the project's .weft */
 	/* Set by begin_main: */
 	weft_coordinator *c; /* NULL when it could not start */
 	int job_rc;          /* 0: the job is stored */
@@ -153,16 +161,16 @@ static int call(const char *url, int encoded, weft_buf *req, const char *what)
 	return rc;
 }
 
-static void *begin_main(void *arg)
+/* Start l's coordinator and make it this process's local endpoint; 0, or
+ * -1 after saying why (l->c NULL then). */
+static int start(weft_local *l)
 {
-	weft_local *l = arg;
 	char err[1024];
-	l->job_rc = -1;
 	if (weft_coordinator_start(&l->co, &l->c, err, sizeof(err)) !=
 	    WEFT_OK) {
 		weft_say("cannot start the local coordinator: %s", err);
 		l->c = NULL;
-		return NULL;
+		return -1;
 	}
 	if (weft_wrap_local_endpoint_set(l->env.coordinator, local_call,
 					 l->c) != WEFT_OK) {
@@ -170,13 +178,37 @@ static void *begin_main(void *arg)
 			 "runs in this process");
 		weft_coordinator_stop(l->c);
 		l->c = NULL;
-		return NULL;
+		return -1;
 	}
+	return 0;
+}
+
+/* Stop l's coordinator (its threads and its store connection). */
+static int stop(weft_local *l)
+{
+	if (!l->c)
+		return 0;
+	weft_wrap_local_endpoint_clear();
+	int rc = weft_coordinator_stop(l->c) == WEFT_OK ? 0 : -1;
+	l->c = NULL;
+	return rc;
+}
+
+static void *begin_main(void *arg)
+{
+	weft_local *l = arg;
+	l->job_rc = -1;
+	if (start(l) != 0)
+		return NULL;
 	weft_buf req;
 	weft_buf_init(&req);
 	l->job_rc = call(l->env.coordinator,
 			 weft_req_job_create(&l->job, l->submit_key, &req),
 			 &req, "recording the run");
+	/* To store the run after weft exits, the end forks: no thread and
+	 * no store connection may be left then (weft_store_fork_safe). */
+	if (l->behind && stop(l) != 0)
+		l->behind = false; /* the end starts it again */
 	return NULL;
 }
 
@@ -190,6 +222,7 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 		return -1;
 	}
 	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, o->weft_dir);
+	snprintf(l->dir, sizeof(l->dir), "%s", o->weft_dir);
 	snprintf(l->env.coordinator, sizeof(l->env.coordinator),
 		 "inproc://weft-run-%s", run_id);
 	if (snprintf(l->env.spool, sizeof(l->env.spool), "%s/spool",
@@ -221,6 +254,7 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	 * sender's (weft_local_live_start) until the workload ends: a
 	 * coordinator running meanwhile would send them a second time. */
 	l->threaded = !o->ol->ol_url && !o->ol->ol_file;
+	l->behind = o->behind && l->threaded;
 	if (!l->threaded) {
 		*out = l;
 		return 0;
@@ -246,6 +280,9 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
  * failed. */
 static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 {
+	/* Stopped after the job's creation (behind): started again. */
+	if (!l->c && l->job_rc == 0 && start(l) != 0)
+		rc = -1;
 	bool job_open = l->c && l->job_rc == 0;
 	if (job_open) {
 		weft_buf req;
@@ -259,13 +296,12 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 			job_open = false;
 	}
 	live_unmark(l, job_open);
-	if (l->c)
-		weft_wrap_local_endpoint_clear();
-	if (weft_coordinator_stop(l->c) != WEFT_OK)
+	bool started = l->c != NULL;
+	if (stop(l) != 0)
 		rc = -1;
 	/* The run is on disk when weft exits; the store's checkpoint
 	 * happens after, in a process nobody waits for. */
-	int err = l->c ? weft_store_checkpoint_behind(l->db) : WEFT_OK;
+	int err = started ? weft_store_checkpoint_behind(l->db) : WEFT_OK;
 	if (err) {
 		weft_say("cannot sync the store %s to disk: %s", l->db,
 			 weft_strerror(err));
@@ -285,26 +321,173 @@ static void begun(weft_local *l)
 		begin_main(l);
 }
 
+/* The lock every process storing a run after its weft exited holds
+ * shared (local.h): an fd holding it, or -1. */
+static int storing_lock(const char *dir)
+{
+	char path[WEFT_MAX_PATH_BYTES + 32];
+	if (snprintf(path, sizeof(path), "%s/" LOCAL_STORING_NAME, dir) >=
+	    (int)sizeof(path))
+		return -1;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	/* A reader holds it exclusively only for a moment. */
+	while (flock(fd, LOCK_SH) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* Test hook (tests/run_e2e.py): the storing process waits until the file
+ * WEFT_STORE_BEHIND_HOLD names exists (60 s at most). */
+static void hold_for_tests(void)
+{
+	const char *hold = getenv("WEFT_STORE_BEHIND_HOLD");
+	for (int i = 0; hold && *hold && i < 6000 && access(hold, F_OK) != 0;
+	     i++)
+		usleep(10000);
+}
+
+/* The forked child of behind (weft_detach: nothing of weft's caller
+ * kept), holding the storing lock, the spool writer's lock and the job's
+ * mark (descriptors it shares with its parent, weft's own): the run
+ * stored as weft_local_finish would have, then gone. */
+static void behind_child(weft_local *l, const weft_wrap_ship_opts *ship,
+			 weft_spool_writer *w, size_t nfrag, int exit_code,
+			 int64_t ended_ns, int ready)
+{
+	weft_detach(ready);
+	hold_for_tests();
+	weft_wrap_ship_opts s = *ship;
+	s.progress = NULL;
+	int rc = -1;
+	if (start(l) == 0)
+		rc = weft_wrap_ship_task(&s, w, nfrag) == 0 ? 0 : -1;
+	else
+		weft_spool_writer_close(w, false); /* the next run stores it */
+	_exit(end(l, rc, exit_code, ended_ns) == 0 ? 0 : 1);
+}
+
+/* Store the recorded run w after weft exits, in a forked process: 0 when
+ * that process took it over (l freed), -1 when it cannot (l and w are
+ * the caller's still). */
+static int behind(weft_local *l, const weft_wrap_ship_opts *ship,
+		  weft_spool_writer *w, size_t nfrag, int exit_code,
+		  int64_t ended_ns)
+{
+	int ready[2];
+	if (l->c || !weft_store_fork_safe())
+		return -1;
+	int lock = storing_lock(l->dir);
+	if (lock < 0)
+		return -1;
+	if (pipe2(ready, O_CLOEXEC) != 0) {
+		close(lock);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		behind_child(l, ship, w, nfrag, exit_code, ended_ns, ready[1]);
+	}
+	close(ready[1]);
+	char c;
+	/* Its end of the pipe closes once it is in its session. */
+	while (pid > 0 && read(ready[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	close(lock); /* the child's copy holds it */
+	if (pid < 0)
+		return -1;
+	/* The child holds the writer's lock and the job's mark now. */
+	weft_spool_writer_close(w, false);
+	if (l->live_fd >= 0)
+		close(l->live_fd);
+	sodium_memzero(l->submit_key, sizeof(l->submit_key));
+	free(l);
+	return 0;
+}
+
+/* Whether the spool holds this run's writer alone: what earlier runs
+ * left there is stored with it, and said on stderr (weft_wrap_ship_task),
+ * so not after weft exits, where nobody would read it. */
+static bool spool_alone(const weft_local *l)
+{
+	char **names;
+	size_t n;
+	if (weft_spool_writers(l->env.spool, &names, &n) != WEFT_OK)
+		return false;
+	weft_spool_names_free(names, n);
+	return n == 1;
+}
+
 int weft_local_finish(weft_local *l, const weft_report *r,
 		      weft_progress_fn progress, void *progress_arg)
 {
 	begun(l);
-	int rc = l->c && l->job_rc == 0 ? 0 : -1;
-	if (rc == 0) {
-		weft_wrap_identity id;
-		task_identity(&id, r->node);
-		weft_wrap_ship_opts ship = {
-			.env = &l->env,
-			.id = &id,
-			.ship_timeout_ms = LOCAL_SHIP_TIMEOUT_MS,
-			.local = true,
-			.verbose = l->verbose,
-			.progress = progress,
-			.progress_arg = progress_arg,
-		};
-		rc = weft_wrap_ship_report(&ship, r) == 0 ? 0 : -1;
-	}
+	if (l->job_rc != 0)
+		return end(l, -1, r->exit_code, r->ended_ns);
+	weft_wrap_identity id;
+	task_identity(&id, r->node);
+	weft_wrap_ship_opts ship = {
+		.env = &l->env,
+		.id = &id,
+		.ship_timeout_ms = LOCAL_SHIP_TIMEOUT_MS,
+		.local = true,
+		.verbose = l->verbose,
+		.progress = progress,
+		.progress_arg = progress_arg,
+	};
+	weft_spool_writer *w;
+	size_t nfrag;
+	int rc = -1;
+	if (weft_wrap_record_task(&ship, r, &w, &nfrag) != 0)
+		return end(l, -1, r->exit_code, r->ended_ns);
+	/* The run is in the spool, synced: nothing is lost if weft stops
+	 * now. */
+	if (l->behind && spool_alone(l) &&
+	    behind(l, &ship, w, nfrag, r->exit_code, r->ended_ns) == 0)
+		return 1;
+	if (l->c || start(l) == 0)
+		rc = weft_wrap_ship_task(&ship, w, nfrag) == 0 ? 0 : -1;
+	else
+		weft_spool_writer_close(w, false); /* the next run stores it */
 	return end(l, rc, r->exit_code, r->ended_ns);
+}
+
+int weft_local_wait_stored(const char *weft_dir, bool say)
+{
+	char path[WEFT_MAX_PATH_BYTES + 32];
+	if (snprintf(path, sizeof(path), "%s/" LOCAL_STORING_NAME, weft_dir) >=
+	    (int)sizeof(path))
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0; /* no run was ever stored behind */
+	int rc = -1;
+	for (int waited = 0; waited <= LOCAL_STORING_WAIT_MS; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			rc = 0;
+			break;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = 0; /* not a lock anyone can hold */
+			break;
+		}
+		if (say && waited == LOCAL_STORING_SAY_MS)
+			weft_say("waiting for an earlier 'weft run' to finish "
+				 "storing its run");
+		usleep(10000);
+	}
+	close(fd); /* and the lock with it */
+	if (rc != 0)
+		weft_say("an earlier 'weft run' is still storing its run "
+			 "after %d s; what follows may not show it",
+			 LOCAL_STORING_WAIT_MS / 1000);
+	return rc;
 }
 
 void weft_local_abandon(weft_local *l, int exit_code)

@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,25 +99,15 @@ static long threads(void)
 	return p ? strtol(p + 1, NULL, 10) : 0;
 }
 
-/* The forked child: nothing of weft's caller kept (its terminal, its
- * pipes: a `weft run | tee` must see its end when weft exits; its signal
- * handlers, which name the workload), the checkpoint, then gone. */
+bool weft_store_fork_safe(void)
+{
+	return store_sqlite_open_count() == 0 && threads() == 1;
+}
+
+/* The forked child (weft_detach), the checkpoint, then gone. */
 static void child(const char *db_path, int ready)
 {
-	static const int caught[] = {SIGHUP,  SIGINT,  SIGQUIT,
-				     SIGTERM, SIGPIPE, SIGCHLD};
-	sigset_t none;
-	sigemptyset(&none);
-	for (size_t i = 0; i < sizeof(caught) / sizeof(*caught); i++)
-		signal(caught[i], SIG_DFL);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* A session of its own before weft exits: whoever kills weft's
-	 * process group once weft is done (a job's end) leaves it be. */
-	setsid();
-	close(ready);
-	int null = open("/dev/null", O_RDWR);
-	for (int fd = 0; fd < 3 && null >= 0; fd++)
-		dup2(null, fd);
+	weft_detach(ready);
 	closefrom(3);
 	_exit(checkpoint(db_path) == WEFT_OK ? 0 : 1);
 }
@@ -129,8 +118,7 @@ int weft_store_checkpoint_behind(const char *db_path)
 	if (err)
 		return err;
 	int ready[2];
-	if (store_sqlite_open_count() == 0 && threads() == 1 &&
-	    pipe2(ready, O_CLOEXEC) == 0) {
+	if (weft_store_fork_safe() && pipe2(ready, O_CLOEXEC) == 0) {
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(ready[0]);

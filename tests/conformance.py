@@ -26,6 +26,7 @@ Standard library only.
 
 import argparse
 import hashlib
+import fcntl
 import json
 import os
 import re
@@ -43,6 +44,28 @@ SKIP = 77
 RUN_TIMEOUT = 60  # seconds for one weft invocation
 
 ANY = object()  # "do not check this" for expect()
+
+
+def wait_stored(start):
+    """Until no run of the project at or above start is being stored after
+    its `weft run` exited (what a reader of the store waits for: the
+    lock .weft/storing, exclusive for a moment)."""
+    d = os.path.abspath(start)
+    while True:
+        lock = os.path.join(d, ".weft", "storing")
+        if os.path.exists(os.path.join(d, ".weft")):
+            break
+        if d == "/":
+            return
+        d = os.path.dirname(d)
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
 
 
 class Fail(Exception):
@@ -208,6 +231,9 @@ class Case:
                           cwd=cwd, stdin=stdin, stdout=stdout)
         self.last_stdout = r.stdout or b""
         self.last_stderr = r.stderr.decode("utf-8", "replace")
+        # The run is stored after weft exits: what a case does to the
+        # project next (remove it) must not meet its storing.
+        wait_stored(cwd or self.proj)
         if skip_on is not None and r.returncode == skip_on:
             raise Skip("workload `%s` says it cannot run here:\n%s"
                        % (cmdline, self.last_stderr))

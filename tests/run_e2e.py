@@ -31,7 +31,11 @@ process has its store writer's thread and none of nng's;
 `weft run` as interrupted, and no other; `project_in_dev_shm` that a
 project under /dev/shm records its files and their lineage;
 `show_folds_temporaries` that `weft show` counts the files a run created
-and deleted instead of listing them.
+and deleted instead of listing them; `stored_behind` that `weft run`
+exits once its run is spooled, a process of its own storing it after,
+and that a reader (`weft show`) waits for it; `stored_behind_killed`
+that a run whose storing process is killed is stored by the project's
+next `weft run`.
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -223,11 +227,17 @@ def git_dir_env(weft, d):
 @case
 def timings(weft, d):
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
-    r = traced(weft, d, "echo x > out", args=["--timings"])
-    if not re.search(r"^weft: timings: preflight [\d.]+ ms, trace [\d.]+ "
-                     r"ms, hash [\d.]+ ms, store [\d.]+ ms$", r.stderr,
-                     re.M):
-        raise Fail("no timings line on stderr: %r" % r.stderr)
+    # The store phase is the record (spooled) and the store is written
+    # after weft exits; with --wait-stored, before.
+    for args, after in ((["--timings"], True),
+                        (["--timings", "--wait-stored"], False)):
+        r = traced(weft, d, "echo x > out", args=args)
+        if not re.search(r"^weft: timings: preflight [\d.]+ ms, trace "
+                         r"[\d.]+ ms, hash [\d.]+ ms, store [\d.]+ ms%s$"
+                         % (r" \(spooled; stored after weft exits\)"
+                            if after else ""), r.stderr, re.M):
+            raise Fail("no timings line on stderr (%s): %r"
+                       % (" ".join(args), r.stderr))
     r = subprocess.run([weft, "run", "--tracer", "ptrace", "--", "true"],
                        cwd=d, env=ENV, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
@@ -278,11 +288,13 @@ def env_bad(weft, d):
 @case
 def progress(weft, d):
     """On a terminal, what is left to wait for after the workload
-    (hashing, storing) is a progress line on stderr, taken away before
-    the run's summary; on a pipe stderr is as it was."""
+    (hashing, storing: --wait-stored stores before weft exits) is a
+    progress line on stderr, taken away before the run's summary; on a
+    pipe stderr is as it was."""
     os.makedirs(os.path.join(d, ".weft"), mode=0o700)
     n = 40
-    cmd = [weft, "run", "--tracer", "ptrace", "--", "sh", "-c",
+    cmd = [weft, "run", "--wait-stored", "--tracer", "ptrace", "--", "sh",
+           "-c",
            "for i in $(seq 1 %d); do echo $i > f$i; done" % n]
     # At once instead of after a second: this run is short.
     env = dict(ENV, WEFT_PROGRESS_DELAY_MS="0")
@@ -381,6 +393,21 @@ def prehash(weft, d):
         raise Fail("hashing while ptrace traced: %r" % r.stderr)
 
 
+def next_run_stores_leftover(weft, d):
+    """The project's next `weft run` stores the one fragment an earlier
+    run left in the spool, and says so."""
+    r = subprocess.run([weft, "run", "--tracer", "preload", "--", "true"],
+                       cwd=d, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode:
+        raise Fail("the next weft run exited %d: %s"
+                   % (r.returncode, r.stderr))
+    if not re.search(r"1 fragment that earlier runs of this project left "
+                     r"in .* is now stored", r.stderr):
+        raise Fail("the next run does not say it stored what the earlier "
+                   "run left: %r" % r.stderr)
+
+
 @case
 def killed_run_stored_later(weft, d):
     """A `weft run` killed once its record is spooled but before it is
@@ -400,8 +427,8 @@ def killed_run_stored_later(weft, d):
            "-ex", "set detach-on-fork on", "-ex",
            "set follow-fork-mode parent", "-ex",
            "break weft_wrap_ship_writer", "-ex", "run", "-ex", "kill",
-           "--args", weft, "run", "--tracer", "preload", "--", "sh", "-c",
-           script]
+           "--args", weft, "run", "--wait-stored", "--tracer", "preload",
+           "--", "sh", "-c", script]
     r = subprocess.run(gdb, cwd=d, env=ENV, capture_output=True, text=True,
                        timeout=300)
     if "weft_wrap_ship_writer (" not in r.stdout:
@@ -423,16 +450,7 @@ def killed_run_stored_later(weft, d):
             "the next 'weft run' in that project" not in r.stderr:
         raise Fail("weft flush of the killed run's spool: exit %d, %r"
                    % (r.returncode, r.stderr))
-    r = subprocess.run([weft, "run", "--tracer", "preload", "--", "true"],
-                       cwd=d, env=ENV, capture_output=True, text=True,
-                       timeout=300)
-    if r.returncode:
-        raise Fail("the next weft run exited %d: %s"
-                   % (r.returncode, r.stderr))
-    if not re.search(r"1 fragment that earlier runs of this project left "
-                     r"in .* is now stored", r.stderr):
-        raise Fail("the next run does not say it stored the killed run's "
-                   "record: %r" % r.stderr)
+    next_run_stores_leftover(weft, d)
     if [n for n in os.listdir(spool) if n.startswith("w-")]:
         raise Fail("the spool still holds %s" % os.listdir(spool))
     r = subprocess.run([weft, "lineage", "--json", out], cwd=d, env=ENV,
@@ -580,6 +598,9 @@ def store_whole_after_run(weft, d):
     if p.returncode:
         raise Fail("weft run exited %d: %s" % (p.returncode, err))
     db = os.path.join(d, ".weft", "weft.db")
+    # A reader waits until the run is stored (after weft run exited).
+    subprocess.run([weft, "show"], cwd=d, env=ENV, capture_output=True,
+                   timeout=300)
     deadline = time.time() + 60
     while os.path.getsize(db + "-wal") and time.time() < deadline:
         time.sleep(0.05)
@@ -697,7 +718,11 @@ def no_network_threads(weft, d):
     # The coordinator starts beside the workload: by half a second it has
     # long been up (as its writer's thread shows), nng's threads with it
     # if it used nng.
-    traced(weft, d, "sleep 0.5; cat /proc/$PPID/task/*/comm > threads")
+    # --wait-stored: the coordinator stays up until the run is stored
+    # (without it, it stops once the job is made: the store is written
+    # after weft exits, by a fork that may have no other thread).
+    traced(weft, d, "sleep 0.5; cat /proc/$PPID/task/*/comm > threads",
+           args=("--wait-stored",))
     with open(os.path.join(d, "threads")) as f:
         names = f.read().split()
     if "weft-store" not in names:
@@ -884,6 +909,160 @@ def killed_run_interrupted(weft, d):
             any("INTERRUPTED" in ln for ln in lines if killed not in ln):
         raise Fail("weft status does not mark the killed run's job alone "
                    "as interrupted:\n%s" % r.stdout)
+
+
+def spool_fragments(spool):
+    """{writer directory: [fragment files]} of the spool."""
+    if not os.path.isdir(spool):
+        return {}
+    return {n: sorted(f for f in os.listdir(os.path.join(spool, n))
+                      if f.startswith("f-"))
+            for n in os.listdir(spool) if n.startswith("w-")}
+
+
+def storing_pids(d):
+    """The processes that hold the project's .weft/storing open."""
+    lock = os.path.realpath(os.path.join(d, ".weft", "storing"))
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == lock:
+                    pids.append(int(pid))
+                    break
+            except OSError:
+                pass
+    return pids
+
+
+def stored_output(weft, d, name, content):
+    """`weft show --json` lists name as written with content's hash."""
+    r = subprocess.run([weft, "show", "--json"], cwd=d, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        raise Fail("weft show exited %d: %s" % (r.returncode, r.stderr))
+    return any(f["path"].endswith("/" + name) and f["written"] and
+               f["hash"] == blake(content)
+               for f in json.loads(r.stdout)["files"])
+
+
+def held_project(d):
+    """A project in d whose runs' storing waits for the file hold (the
+    test hook WEFT_STORE_BEHIND_HOLD): (its spool, hold, the env)."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    hold = os.path.join(d, "hold")
+    return (os.path.join(d, ".weft", "spool"), hold,
+            dict(ENV, WEFT_STORE_BEHIND_HOLD=hold))
+
+
+@case
+def stored_behind(weft, d):
+    """`weft run` exits once the run is spooled (synced); a process of its
+    own stores it after (held here by WEFT_STORE_BEHIND_HOLD until the
+    test lets it go). Meanwhile the spool holds the run and the store
+    does not; weft's output pipes are closed; `weft show` waits for the
+    store and then shows the run, its output with its hash; the spool is
+    empty and the job ended."""
+    spool, hold, env = held_project(d)
+    p = subprocess.Popen([weft, "run", "--tracer", "preload", "--", "sh",
+                          "-c", "echo behind > out"], cwd=d, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    show = None
+    try:
+        # EOF on both pipes: the storing process kept neither.
+        out, err = p.communicate(timeout=60)
+        if p.returncode == PREFLIGHT_EXIT:
+            raise Skip("the preload tracer cannot trace here")
+        if p.returncode:
+            raise Fail("weft run exited %d: %s" % (p.returncode, err))
+        frags = spool_fragments(spool)
+        if len(frags) != 1 or not list(frags.values())[0]:
+            raise Fail("while the store is held, the spool holds %s: "
+                       "expected the run's writer and its fragment" % frags)
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            d, ".weft", "weft.db"), uri=True)
+        try:
+            n = con.execute("SELECT count(*) FROM file_io").fetchone()[0]
+        finally:
+            con.close()
+        if n:
+            raise Fail("the store holds %d file records before the run "
+                       "was let go to be stored" % n)
+        if not storing_pids(d):
+            raise Fail("no process holds .weft/storing while the run "
+                       "is being stored")
+        show = subprocess.Popen([weft, "show", "--json"], cwd=d, env=ENV,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        if show.poll() is not None:
+            raise Fail("weft show did not wait for the run being stored: "
+                       "exit %d, %s" % (show.returncode,
+                                        show.stdout.read()[:300]))
+    finally:
+        with open(hold, "w"):
+            pass
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    sout, serr = show.communicate(timeout=120)
+    if show.returncode or not any(
+            f["path"].endswith("/out") and f["written"] and
+            f["hash"] == blake(b"behind\n")
+            for f in json.loads(sout)["files"]):
+        raise Fail("weft show after the wait (exit %d) does not show the "
+                   "run's output: %s %s" % (show.returncode, sout[:400],
+                                            serr))
+    if any(spool_fragments(spool).values()):
+        raise Fail("the spool still holds %s" % spool_fragments(spool))
+    jobs = status_jobs(weft, d)
+    if [j["state"] for j in jobs.values()] != ["ended"]:
+        raise Fail("the run's job: %s" % jobs)
+
+
+@case
+def stored_behind_killed(weft, d):
+    """The process storing a run after `weft run` exited is killed before
+    it stored anything: the run stays in the spool, and the project's
+    next `weft run` stores it (saying so): its output with its hash."""
+    spool, hold, env = held_project(d)
+    r = subprocess.run([weft, "run", "--tracer", "preload", "--", "sh",
+                        "-c", "echo killed > out"], cwd=d, env=env,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode == PREFLIGHT_EXIT:
+        raise Skip("the preload tracer cannot trace here")
+    if r.returncode:
+        raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+    pids = storing_pids(d)
+    if len(pids) != 1:
+        with open(hold, "w"):
+            pass
+        raise Fail("processes holding .weft/storing: %s, expected one"
+                   % pids)
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while storing_pids(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not any(spool_fragments(spool).values()):
+        raise Fail("the killed storing process left nothing in the spool")
+    next_run_stores_leftover(weft, d)
+    r2 = subprocess.run([weft, "lineage", "--json", "out"], cwd=d, env=ENV,
+                        capture_output=True, text=True, timeout=300)
+    if r2.returncode:
+        raise Fail("weft lineage out exited %d: %s"
+                   % (r2.returncode, r2.stderr))
+    lin = json.loads(r2.stdout)
+    root = [a for a in lin["artifacts"] if a["id"] == lin["root"]]
+    if not root or root[0]["hash"] != blake(b"killed\n"):
+        raise Fail("out's lineage after the next run: %s" % lin)
+    if any(spool_fragments(spool).values()):
+        raise Fail("the spool still holds %s" % spool_fragments(spool))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ static void ship_leftovers(const weft_wrap_ship_opts *s, weft_wrap_shipper *sh)
 			stored == 1 ? "is" : "are");
 }
 
-int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
+int weft_wrap_record_task(const weft_wrap_ship_opts *s, const weft_report *r,
+			  weft_spool_writer **w, size_t *nfrag)
 {
 	char name[WEFT_MAX_TASK_BYTES + 1], preflight[128], err[1024];
 	/* The DAG shows a task by the name the engine or the user gave it
@@ -101,13 +102,16 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
 		.preflight = preflight,
 		.part_bytes = s->part_bytes,
 	};
-	weft_spool_writer *w;
-	size_t nfrag;
-	if (weft_wrap_record(&run, r, &w, &nfrag, err, sizeof(err)) !=
-	    WEFT_OK) {
+	if (weft_wrap_record(&run, r, w, nfrag, err, sizeof(err)) != WEFT_OK) {
 		weft_say("task %s: not recorded: %s", s->id->task, err);
 		return 1;
 	}
+	return 0;
+}
+
+int weft_wrap_ship_task(const weft_wrap_ship_opts *s, weft_spool_writer *w,
+			size_t nfrag)
+{
 	weft_wrap_shipper *sh;
 	if (weft_wrap_shipper_new(s->env->tls_ca, s->ship_timeout_ms, stderr,
 				  &sh) != WEFT_OK) {
@@ -128,6 +132,15 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
 		ship_leftovers(s, sh);
 	weft_wrap_shipper_free(sh);
 	return rc == WEFT_OK ? 0 : 1;
+}
+
+int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
+{
+	weft_spool_writer *w;
+	size_t nfrag;
+	if (weft_wrap_record_task(s, r, &w, &nfrag) != 0)
+		return 1;
+	return weft_wrap_ship_task(s, w, nfrag);
 }
 
 void weft_wrap_hash_files(weft_store **cache, const char *task,

@@ -49,6 +49,15 @@ void weft_say_to(FILE *out, const char *fmt, ...)
 void weft_vsay_to(FILE *out, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* ---- A forked child that goes on after weft exits (detach.c) ---- */
+
+/* In a child just forked to go on after weft has exited: default handlers
+ * for the signals weft catches and none blocked, a session of its own,
+ * ready closed (the parent waits for that: by then the child is out of
+ * weft's process group), /dev/null as 0, 1 and 2, and every descriptor
+ * weft inherited from its caller (not close-on-exec) closed. */
+void weft_detach(int ready);
+
 /* ---- Progress ---- */
 
 /* How far a long operation has come: done of total units (total 0 when not

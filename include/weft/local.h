@@ -27,6 +27,8 @@ typedef struct weft_local_opts {
 	/* OpenLineage destination settings, or all zero for none. */
 	const weft_coordinator_opts *ol;
 	int verbose;
+	/* Store the run after weft exits (weft_local_finish). */
+	bool behind;
 } weft_local_opts;
 
 typedef struct weft_local weft_local;
@@ -42,13 +44,28 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 /* After the workload (and hashing): the traced run r recorded, spooled
  * and delivered as one task of the job, the job ended with the run's exit
  * code, the coordinator stopped, l freed. Fragments delivered go to
- * progress (may be NULL). 0 when stored; -1 after saying why. */
+ * progress (may be NULL). 0 when stored; -1 after saying why.
+ *
+ * With o->behind (and no OpenLineage destination), once r is recorded in
+ * the spool (synced: a run whose weft then stops is stored by the
+ * project's next `weft run`), the delivery and the job's end are left to
+ * a forked process in a session of its own, and this returns 1 without
+ * waiting for them: the user's prompt is back while the store is
+ * written. That process holds the project's lock .weft/storing shared
+ * until the run is stored; weft_local_wait_stored waits for it. Done
+ * here as without behind when the fork is not safe (another thread, an
+ * open store connection) or fails. */
 int weft_local_finish(weft_local *l, const weft_report *r,
 		      weft_progress_fn progress, void *progress_arg);
 /* The workload could not be traced: end the job with exit_code (weft's
  * own exit status; the job then has no run), stop, free l (NULL: no-op). */
 void weft_local_abandon(weft_local *l, int exit_code);
 
+/* Before reading the project's store at weft_dir: wait until every run
+ * being stored after its `weft run` exited is stored (120 s at most),
+ * saying so on stderr after a second when say. 0, or -1 after saying
+ * that some run is still being stored. */
+int weft_local_wait_stored(const char *weft_dir, bool say);
 /* While a local run's job is open, its `weft run` holds a lock on the
  * file live/JOB_ID in the project's .weft directory, and removes the
  * file once the job has ended. The job of a run killed before its end

@@ -52,6 +52,12 @@ void weft_store_keep_wal(weft_store *s);
  * that fails only leaves the log to the next connection that closes
  * last, and is not an error. */
 int weft_store_checkpoint_behind(const char *db_path);
+/* True when this process may fork and go on using this library in the
+ * child: it has no other thread (a lock one holds would stay held in the
+ * child) and no connection of this library open (SQLite keeps one list
+ * of open files per process, and the child's copy would name locks the
+ * child does not hold). */
+bool weft_store_fork_safe(void);
 /* The last SQLite error message of this handle, for the user. */
 const char *weft_store_errmsg(const weft_store *s);
 /* Long operations of this handle (weft_store_verify, a relay pulling from

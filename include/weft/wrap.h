@@ -545,6 +545,14 @@ typedef struct weft_wrap_ship_opts {
  * ship them within s->ship_timeout_ms. 0 when all were acknowledged, 1
  * when some stay spooled (said on stderr). */
 int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r);
+/* weft_wrap_ship_report in its two halves. Record: sign r as fragments
+ * and spool them durably; 0 with *w the writer (still locked) and *nfrag
+ * the fragments, or 1 after saying why. Ship: deliver w's fragments (then
+ * close w) as weft_wrap_ship_report does; 0 or 1 as it returns. */
+int weft_wrap_record_task(const weft_wrap_ship_opts *s, const weft_report *r,
+			  weft_spool_writer **w, size_t *nfrag);
+int weft_wrap_ship_task(const weft_wrap_ship_opts *s, weft_spool_writer *w,
+			size_t nfrag);
 /* The command line of r's root for people, cut to outsz: the name of a
  * task nobody named. */
 void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r);
