@@ -125,9 +125,13 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 		return NULL;
 	}
 	/* A reader sees every run whose weft has exited, also one still
-	 * being stored after it (weft run --wait-stored). */
-	if (!create)
+	 * being stored after it (weft run --wait-stored), and one whose
+	 * storing was cut short (its record left in the spool). */
+	if (!create) {
 		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
+		/* And every run whose storing was cut short. */
+		weft_local_store_left(dir);
+	}
 	char db[sizeof(dir) + 16];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, dir);
 	weft_store *s = NULL;

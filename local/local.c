@@ -458,6 +458,62 @@ int weft_local_finish(weft_local *l, const weft_report *r,
 	return end(l, rc, r->exit_code, r->ended_ns);
 }
 
+int weft_local_store_left(const char *weft_dir)
+{
+	char **names;
+	size_t n;
+	weft_local *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -1;
+	l->live_fd = -1;
+	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, weft_dir);
+	if (snprintf(l->env.spool, sizeof(l->env.spool), "%s/spool",
+		     weft_dir) >= (int)sizeof(l->env.spool) ||
+	    weft_spool_writers(l->env.spool, &names, &n) != WEFT_OK) {
+		free(l);
+		return -1;
+	}
+	weft_spool_names_free(names, n);
+	if (n == 0) {
+		free(l);
+		return 0;
+	}
+	/* A coordinator of this process's over the project's store, as a
+	 * `weft run` starts: a leftover writer's enrolment is signed with
+	 * its job's token, which the store knows. */
+	snprintf(l->env.coordinator, sizeof(l->env.coordinator),
+		 "inproc://weft-left-%ld", (long)getpid());
+	weft_submit_key_new(l->submit_key);
+	l->co.listen_url = l->env.coordinator;
+	l->co.in_process = true;
+	l->co.store_path = l->db;
+	l->co.keep_wal = true;
+	l->co.submit_key = l->submit_key;
+	weft_wrap_shipper *sh = NULL;
+	int rc = -1;
+	if (start(l) == 0 && weft_wrap_shipper_new(NULL, LOCAL_SHIP_TIMEOUT_MS,
+						   stderr, &sh) == WEFT_OK) {
+		weft_wrap_shipper_set_local(sh, l->env.coordinator);
+		rc = weft_wrap_ship_spool(sh, l->env.spool) == WEFT_OK ? 0 : -1;
+		const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
+		size_t stored = st->stored + st->duplicate;
+		if (stored)
+			weft_say("%zu fragment%s that earlier runs of this "
+				 "project left in %s (not stored when they "
+				 "ended) %s now stored",
+				 stored, stored == 1 ? "" : "s", l->env.spool,
+				 stored == 1 ? "is" : "are");
+	}
+	weft_wrap_shipper_free(sh);
+	bool started = l->c != NULL;
+	if (stop(l) != 0 ||
+	    (started && weft_store_checkpoint_behind(l->db) != WEFT_OK))
+		rc = -1;
+	sodium_memzero(l->submit_key, sizeof(l->submit_key));
+	free(l);
+	return rc;
+}
+
 int weft_local_wait_stored(const char *weft_dir, bool say)
 {
 	char path[WEFT_MAX_PATH_BYTES + 32];

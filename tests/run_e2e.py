@@ -35,7 +35,7 @@ and deleted instead of listing them; `stored_behind` that `weft run`
 exits once its run is spooled, a process of its own storing it after,
 and that a reader (`weft show`) waits for it; `stored_behind_killed`
 that a run whose storing process is killed is stored by the project's
-next `weft run`.
+next reading command (or `weft run`).
 
     run_e2e.py --weft PATH CASE
     run_e2e.py --list
@@ -1029,8 +1029,9 @@ def stored_behind(weft, d):
 @case
 def stored_behind_killed(weft, d):
     """The process storing a run after `weft run` exited is killed before
-    it stored anything: the run stays in the spool, and the project's
-    next `weft run` stores it (saying so): its output with its hash."""
+    it stored anything: the run stays in the spool, and the next weft
+    command in the project that reads the store (`weft lineage`) stores
+    it first, saying so: its output with its hash."""
     spool, hold, env = held_project(d)
     r = subprocess.run([weft, "run", "--tracer", "preload", "--", "sh",
                         "-c", "echo killed > out"], cwd=d, env=env,
@@ -1051,13 +1052,17 @@ def stored_behind_killed(weft, d):
         time.sleep(0.05)
     if not any(spool_fragments(spool).values()):
         raise Fail("the killed storing process left nothing in the spool")
-    next_run_stores_leftover(weft, d)
-    r2 = subprocess.run([weft, "lineage", "--json", "out"], cwd=d, env=ENV,
-                        capture_output=True, text=True, timeout=300)
-    if r2.returncode:
+    # A reader stores it before it reads, and says so.
+    r = subprocess.run([weft, "lineage", "--json", "out"], cwd=d, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
         raise Fail("weft lineage out exited %d: %s"
-                   % (r2.returncode, r2.stderr))
-    lin = json.loads(r2.stdout)
+                   % (r.returncode, r.stderr))
+    if not re.search(r"1 fragment that earlier runs of this project left "
+                     r"in .* now stored", r.stderr):
+        raise Fail("weft lineage does not say it stored the run left in "
+                   "the spool: %r" % r.stderr)
+    lin = json.loads(r.stdout)
     root = [a for a in lin["artifacts"] if a["id"] == lin["root"]]
     if not root or root[0]["hash"] != blake(b"killed\n"):
         raise Fail("out's lineage after the next run: %s" % lin)

@@ -66,6 +66,14 @@ void weft_local_abandon(weft_local *l, int exit_code);
  * saying so on stderr after a second when say. 0, or -1 after saying
  * that some run is still being stored. */
 int weft_local_wait_stored(const char *weft_dir, bool say);
+/* Then: store what runs of the project left in its spool, unstored when
+ * they ended (a `weft run` killed after recording, or the process that
+ * stored its run after it exited killed first), through a coordinator
+ * of this process's over the project's store, as the next `weft run`
+ * would; say how many fragments on stderr. Writers another process
+ * holds, and writers for network coordinators, are left. 0 when nothing
+ * is left (or nothing was there), -1 otherwise. */
+int weft_local_store_left(const char *weft_dir);
 /* While a local run's job is open, its `weft run` holds a lock on the
  * file live/JOB_ID in the project's .weft directory, and removes the
  * file once the job has ended. The job of a run killed before its end
