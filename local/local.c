@@ -212,41 +212,56 @@ static void *begin_main(void *arg)
 	return NULL;
 }
 
-int weft_local_begin(const weft_local_opts *o, const char *run_id,
-		     weft_local **out)
+/* A local coordinator's settings: the project's store at weft_dir, on
+ * inproc://weft-NAME, with a submit key of its own (nobody else reaches
+ * an inproc:// coordinator: a key of this process alone, never written
+ * down), ol's OpenLineage settings (NULL: none). NULL after saying why. */
+static weft_local *local_new(const char *weft_dir, const char *name,
+			     const weft_coordinator_opts *ol)
 {
-	*out = NULL;
 	weft_local *l = calloc(1, sizeof(*l));
 	if (!l) {
 		weft_say("out of memory");
-		return -1;
+		return NULL;
 	}
-	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, o->weft_dir);
-	snprintf(l->dir, sizeof(l->dir), "%s", o->weft_dir);
+	l->live_fd = -1;
+	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, weft_dir);
+	snprintf(l->dir, sizeof(l->dir), "%s", weft_dir);
 	snprintf(l->env.coordinator, sizeof(l->env.coordinator),
-		 "inproc://weft-run-%s", run_id);
+		 "inproc://weft-%s", name);
 	if (snprintf(l->env.spool, sizeof(l->env.spool), "%s/spool",
-		     o->weft_dir) >= (int)sizeof(l->env.spool)) {
+		     weft_dir) >= (int)sizeof(l->env.spool)) {
 		weft_say("the project path %s is too long for its spool "
 			 "directory",
-			 o->weft_dir);
+			 weft_dir);
 		free(l);
-		return -1;
+		return NULL;
 	}
-	l->job = *o->job;
-	/* The run's job begins with the run, now. */
-	l->job.created_ns = weft_real_ns();
-	memcpy(l->env.job, l->job.id, sizeof(l->env.job));
-	snprintf(l->env.token, sizeof(l->env.token), "%s", l->job.token);
-	/* Nobody else reaches an inproc:// coordinator: a key of this run
-	 * alone, never written down. */
 	weft_submit_key_new(l->submit_key);
-	l->co = *o->ol; /* OpenLineage settings */
+	if (ol)
+		l->co = *ol;
 	l->co.listen_url = l->env.coordinator;
 	l->co.in_process = true;
 	l->co.store_path = l->db;
 	l->co.keep_wal = true; /* end: weft_store_checkpoint_behind */
 	l->co.submit_key = l->submit_key;
+	return l;
+}
+
+int weft_local_begin(const weft_local_opts *o, const char *run_id,
+		     weft_local **out)
+{
+	*out = NULL;
+	char name[WEFT_MAX_NAME_BYTES + 8];
+	snprintf(name, sizeof(name), "run-%s", run_id);
+	weft_local *l = local_new(o->weft_dir, name, o->ol);
+	if (!l)
+		return -1;
+	l->job = *o->job;
+	/* The run's job begins with the run, now. */
+	l->job.created_ns = weft_real_ns();
+	memcpy(l->env.job, l->job.id, sizeof(l->env.job));
+	snprintf(l->env.token, sizeof(l->env.token), "%s", l->job.token);
 	l->verbose = o->verbose;
 	live_mark(l, o->weft_dir);
 
@@ -460,50 +475,31 @@ int weft_local_finish(weft_local *l, const weft_report *r,
 
 int weft_local_store_left(const char *weft_dir)
 {
-	char **names;
+	char **names, name[32];
 	size_t n;
-	weft_local *l = calloc(1, sizeof(*l));
-	if (!l)
+	char spool[WEFT_MAX_PATH_BYTES + 16];
+	if (snprintf(spool, sizeof(spool), "%s/spool", weft_dir) >=
+		    (int)sizeof(spool) ||
+	    weft_spool_writers(spool, &names, &n) != WEFT_OK)
 		return -1;
-	l->live_fd = -1;
-	snprintf(l->db, sizeof(l->db), "%s/" WEFT_DB_NAME, weft_dir);
-	if (snprintf(l->env.spool, sizeof(l->env.spool), "%s/spool",
-		     weft_dir) >= (int)sizeof(l->env.spool) ||
-	    weft_spool_writers(l->env.spool, &names, &n) != WEFT_OK) {
-		free(l);
-		return -1;
-	}
 	weft_spool_names_free(names, n);
-	if (n == 0) {
-		free(l);
+	if (n == 0)
 		return 0;
-	}
 	/* A coordinator of this process's over the project's store, as a
 	 * `weft run` starts: a leftover writer's enrolment is signed with
 	 * its job's token, which the store knows. */
-	snprintf(l->env.coordinator, sizeof(l->env.coordinator),
-		 "inproc://weft-left-%ld", (long)getpid());
-	weft_submit_key_new(l->submit_key);
-	l->co.listen_url = l->env.coordinator;
-	l->co.in_process = true;
-	l->co.store_path = l->db;
-	l->co.keep_wal = true;
-	l->co.submit_key = l->submit_key;
+	snprintf(name, sizeof(name), "left-%ld", (long)getpid());
+	weft_local *l = local_new(weft_dir, name, NULL);
+	if (!l)
+		return -1;
 	weft_wrap_shipper *sh = NULL;
 	int rc = -1;
 	if (start(l) == 0 && weft_wrap_shipper_new(NULL, LOCAL_SHIP_TIMEOUT_MS,
-						   stderr, &sh) == WEFT_OK) {
-		weft_wrap_shipper_set_local(sh, l->env.coordinator);
-		rc = weft_wrap_ship_spool(sh, l->env.spool) == WEFT_OK ? 0 : -1;
-		const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
-		size_t stored = st->stored + st->duplicate;
-		if (stored)
-			weft_say("%zu fragment%s that earlier runs of this "
-				 "project left in %s (not stored when they "
-				 "ended) %s now stored",
-				 stored, stored == 1 ? "" : "s", l->env.spool,
-				 stored == 1 ? "is" : "are");
-	}
+						   stderr, &sh) == WEFT_OK)
+		rc = weft_wrap_ship_left(sh, l->env.spool,
+					 l->env.coordinator) == WEFT_OK
+			     ? 0
+			     : -1;
 	weft_wrap_shipper_free(sh);
 	bool started = l->c != NULL;
 	if (stop(l) != 0 ||

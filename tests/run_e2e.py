@@ -393,19 +393,19 @@ def prehash(weft, d):
         raise Fail("hashing while ptrace traced: %r" % r.stderr)
 
 
-def next_run_stores_leftover(weft, d):
-    """The project's next `weft run` stores the one fragment an earlier
-    run left in the spool, and says so."""
-    r = subprocess.run([weft, "run", "--tracer", "preload", "--", "true"],
-                       cwd=d, env=ENV, capture_output=True, text=True,
-                       timeout=300)
+def stores_leftover(weft, d, argv):
+    """`weft ARGV` in the project d stores the one fragment an earlier run
+    left in the spool, and says so; the finished process."""
+    r = subprocess.run([weft] + argv, cwd=d, env=ENV, capture_output=True,
+                       text=True, timeout=300)
     if r.returncode:
-        raise Fail("the next weft run exited %d: %s"
-                   % (r.returncode, r.stderr))
+        raise Fail("weft %s exited %d: %s"
+                   % (" ".join(argv), r.returncode, r.stderr))
     if not re.search(r"1 fragment that earlier runs of this project left "
                      r"in .* is now stored", r.stderr):
-        raise Fail("the next run does not say it stored what the earlier "
-                   "run left: %r" % r.stderr)
+        raise Fail("weft %s does not say it stored what the earlier run "
+                   "left: %r" % (" ".join(argv), r.stderr))
+    return r
 
 
 @case
@@ -450,7 +450,7 @@ def killed_run_stored_later(weft, d):
             "the next 'weft run' in that project" not in r.stderr:
         raise Fail("weft flush of the killed run's spool: exit %d, %r"
                    % (r.returncode, r.stderr))
-    next_run_stores_leftover(weft, d)
+    stores_leftover(weft, d, ["run", "--tracer", "preload", "--", "true"])
     if [n for n in os.listdir(spool) if n.startswith("w-")]:
         raise Fail("the spool still holds %s" % os.listdir(spool))
     r = subprocess.run([weft, "lineage", "--json", out], cwd=d, env=ENV,
@@ -1053,15 +1053,7 @@ def stored_behind_killed(weft, d):
     if not any(spool_fragments(spool).values()):
         raise Fail("the killed storing process left nothing in the spool")
     # A reader stores it before it reads, and says so.
-    r = subprocess.run([weft, "lineage", "--json", "out"], cwd=d, env=ENV,
-                       capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        raise Fail("weft lineage out exited %d: %s"
-                   % (r.returncode, r.stderr))
-    if not re.search(r"1 fragment that earlier runs of this project left "
-                     r"in .* now stored", r.stderr):
-        raise Fail("weft lineage does not say it stored the run left in "
-                   "the spool: %r" % r.stderr)
+    r = stores_leftover(weft, d, ["lineage", "--json", "out"])
     lin = json.loads(r.stdout)
     root = [a for a in lin["artifacts"] if a["id"] == lin["root"]]
     if not root or root[0]["hash"] != blake(b"killed\n"):

@@ -61,23 +61,32 @@ static void say_shipped(const weft_wrap_ship_opts *s,
 			st->rejected);
 }
 
-/* What earlier writers left in the spool, after this run's own. */
-static void ship_leftovers(const weft_wrap_ship_opts *s, weft_wrap_shipper *sh)
+int weft_wrap_ship_left(weft_wrap_shipper *sh, const char *spool,
+			const char *url)
 {
 	const weft_wrap_ship_stats *st = weft_wrap_shipper_stats(sh);
 	size_t before = st->stored + st->duplicate;
-	weft_wrap_shipper_set_progress(sh, NULL, NULL, 0); /* this run's */
-	if (s->local)
-		weft_wrap_shipper_set_local(sh, s->env->coordinator);
-	weft_wrap_ship_spool(sh, s->env->spool);
+	weft_wrap_shipper_set_local(sh, url);
+	int rc = weft_wrap_ship_spool(sh, spool);
 	size_t stored = st->stored + st->duplicate - before;
-	if (s->local && stored)
+	if (stored)
 		fprintf(stderr,
 			"weft: %zu fragment%s that earlier runs of this "
 			"project left in %s (they ended before storing them) "
 			"%s now stored\n",
-			stored, stored == 1 ? "" : "s", s->env->spool,
+			stored, stored == 1 ? "" : "s", spool,
 			stored == 1 ? "is" : "are");
+	return rc;
+}
+
+/* What earlier writers left in the spool, after this run's own. */
+static void ship_leftovers(const weft_wrap_ship_opts *s, weft_wrap_shipper *sh)
+{
+	weft_wrap_shipper_set_progress(sh, NULL, NULL, 0); /* this run's */
+	if (s->local)
+		weft_wrap_ship_left(sh, s->env->spool, s->env->coordinator);
+	else
+		weft_wrap_ship_spool(sh, s->env->spool);
 }
 
 int weft_wrap_record_task(const weft_wrap_ship_opts *s, const weft_report *r,

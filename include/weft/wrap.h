@@ -291,6 +291,11 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool);
  * earlier local runs of the project left in it go there, and
  * weft_wrap_ship_spool delivers no other writer. */
 void weft_wrap_shipper_set_local(weft_wrap_shipper *s, const char *url);
+/* weft_wrap_shipper_set_local(s, url), then weft_wrap_ship_spool(s,
+ * spool), saying on stderr how many fragments earlier local runs had left
+ * there that are now stored. */
+int weft_wrap_ship_left(weft_wrap_shipper *s, const char *spool,
+			const char *url);
 const weft_wrap_ship_stats *weft_wrap_shipper_stats(const weft_wrap_shipper *s);
 /* Each fragment settled (stored, already there, refused) reports how many
  * are settled and the bytes sent so far to fn, of expected (0: not
