@@ -44,6 +44,14 @@
  * from the reported ppid. */
 #define PL_HOLD_MS 500
 #define PL_POLL_MS 20
+/* While the workload sends, the collector sleeps this long between drains
+ * instead of waiting on the socket: a batch sent to a reader waiting on
+ * it wakes that reader, which costs the sender a cross-CPU wakeup per
+ * batch (measured: cp -r of 4,000 files, one batch a created file,
+ * 168 ms traced against 130-140 with the pause). A sender that fills the
+ * socket's queue (net.unix.max_dgram_qlen, 10 by default) meanwhile
+ * waits at most this long. */
+#define PL_BUSY_PAUSE_NS 100000
 /* FORKs in one batch whose children are released after it. */
 #define PL_RELEASE_MAX 64
 
@@ -478,10 +486,11 @@ static void release_stale(pl_run *r, bool all)
 				release(r, s);
 }
 
-/* Receive every queued datagram. */
-static void drain(pl_run *r, uint8_t *buf)
+/* Receive every queued datagram; returns how many. */
+static size_t drain(pl_run *r, uint8_t *buf)
 {
-	for (;;) {
+	size_t got = 0;
+	for (;; got++) {
 		struct iovec iov = {buf, PL_BATCH_MAX + 1};
 		union {
 			struct cmsghdr align;
@@ -495,7 +504,7 @@ static void drain(pl_run *r, uint8_t *buf)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return;
+			return got;
 		}
 		pid_t sender = 0;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
@@ -755,7 +764,7 @@ static void run_loop(pl_run *r, uint8_t *buf)
 	int root_pidfd = (int)syscall(SYS_pidfd_open, r->l->root_pid, 0);
 	bool root_reaped = false;
 	for (;;) {
-		drain(r, buf);
+		bool busy = drain(r, buf) > 0;
 		if (socket_gone(r)) {
 			weft_launch *l = r->l;
 			l->lost = true;
@@ -792,11 +801,18 @@ static void run_loop(pl_run *r, uint8_t *buf)
 				goto done;
 			break;
 		}
+		/* Busy: a pause, the socket left out (see PL_BUSY_PAUSE_NS);
+		 * idle: wait for the next batch. */
 		struct pollfd pfd[2] = {
-			{.fd = r->sock, .events = POLLIN},
+			{.fd = busy ? -1 : r->sock, .events = POLLIN},
 			{.fd = root_reaped ? -1 : root_pidfd, .events = POLLIN},
 		};
-		poll(pfd, 2, PL_POLL_MS);
+		struct timespec wait = {
+			.tv_sec = busy ? 0 : PL_POLL_MS / 1000,
+			.tv_nsec = busy ? PL_BUSY_PAUSE_NS
+					: PL_POLL_MS % 1000 * 1000000L,
+		};
+		ppoll(pfd, 2, &wait, NULL);
 	}
 done:
 	if (root_pidfd >= 0)
