@@ -48,6 +48,11 @@
  * PREHASH_POLL_MS. */
 #define PREHASH_BATCH 64
 #define PREHASH_POLL_MS 5
+/* Cache lookups made in one read transaction of the hash cache (ended
+ * sooner when the queue is empty): each transaction of its own took two
+ * fcntl locks, a third of a lookup's cost; a transaction held longer
+ * would keep the log from being checkpointed past it. */
+#define PREHASH_CACHE_TXN 256
 /* Hashes kept (80 bytes each, in a table up to twice as large); more
  * are left to the end. */
 #define PREHASH_MEMO_MAX (1u << 19)
@@ -97,6 +102,7 @@ struct weft_prehash {
 	weft_store *cache;
 	uint8_t *buf; /* WEFT_HASH_BUFFER_BYTES, the thread's, reused */
 	bool cache_tried;
+	unsigned cache_reads; /* lookups in the open read transaction */
 	/* Counted by both threads, read by either: weft_prehash_stats. */
 	atomic_uint_fast64_t offered, known, hashed, missed, dropped, bytes;
 };
@@ -231,6 +237,16 @@ static bool tick_passed(weft_prehash *p, const struct stat *st)
 	return false;
 }
 
+/* Ends the read transaction of the hash cache, if one is open: the
+ * lookups made in it saw the cache as it was at its first. */
+static void cache_rest(weft_prehash *p)
+{
+	if (p->cache_reads) {
+		(void)store_exec(p->cache, "COMMIT");
+		p->cache_reads = 0;
+	}
+}
+
 static void hash_one(weft_prehash *p, const struct prehash_item *it)
 {
 	uint8_t hash[32];
@@ -242,6 +258,11 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 			p->cache_tried = true;
 			p->cache = open_cache(p->cache_path);
 		}
+		if (p->cache && !p->cache_reads &&
+		    store_exec(p->cache, "BEGIN") == WEFT_OK)
+			p->cache_reads = 1;
+		else if (p->cache_reads && ++p->cache_reads > PREHASH_CACHE_TXN)
+			cache_rest(p);
 		/* Known already: kept (when there is room), so that the
 		 * end need not look it up. */
 		if (p->cache &&
@@ -300,6 +321,13 @@ static bool next_item(weft_prehash *p, struct prehash_item *it)
 {
 	pthread_mutex_lock(&p->mu);
 	while (!p->quit && !p->n) {
+		if (p->cache_reads) {
+			/* Nothing queued: no snapshot held while idle. */
+			pthread_mutex_unlock(&p->mu);
+			cache_rest(p);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
 		/* Woken by a batch, else it looks every PREHASH_POLL_MS. */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -333,6 +361,7 @@ static void *prehash_main(void *arg)
 		hash_one(p, &it);
 		free(it.path);
 	}
+	cache_rest(p);
 	weft_store_close(p->cache);
 	p->cache = NULL;
 	return NULL;
