@@ -447,7 +447,7 @@ def killed_run_stored_later(weft, d):
                        cwd=d, env=ENV, capture_output=True, text=True,
                        timeout=300)
     if r.returncode != 1 or \
-            "the next 'weft run' in that project" not in r.stderr:
+            "that project's next weft command" not in r.stderr:
         raise Fail("weft flush of the killed run's spool: exit %d, %r"
                    % (r.returncode, r.stderr))
     stores_leftover(weft, d, ["run", "--tracer", "preload", "--", "true"])

@@ -48,8 +48,9 @@ static void say_shipped(const weft_wrap_ship_opts *s,
 	else if (st->left)
 		fprintf(stderr,
 			"weft: task %s: %zu of %zu fragment%s not yet "
-			"stored; kept in %s (the next 'weft run' in this "
-			"project stores them)\n",
+			"stored; kept in %s (the project's next weft "
+			"command, 'weft run' or a reader such as 'weft "
+			"show', stores them)\n",
 			s->id->task, st->left, nfrag, nfrag == 1 ? "" : "s",
 			s->env->spool);
 	else if (s->verbose)

@@ -385,7 +385,8 @@ static int ship_writer_to(weft_wrap_shipper *s, weft_spool_writer *w,
 		    url, s->last_err[0] ? s->last_err : "timeout",
 		    weft_spool_writer_dir(w),
 		    wrap_url_in_process(url)
-			    ? "the next 'weft run' in this project"
+			    ? "the project's next weft command ('weft run' "
+			      "or a reader such as 'weft show')"
 			    : "'weft flush'");
 	return err;
 }
@@ -449,8 +450,9 @@ int weft_wrap_ship_spool(weft_wrap_shipper *s, const char *spool)
 		if (here && !s->local_url[0]) {
 			say(s,
 			    "spool %s/%s: left by a local 'weft run' that "
-			    "ended before storing it; the next 'weft run' in "
-			    "that project stores it",
+			    "ended before storing it; that project's next "
+			    "weft command ('weft run' or a reader such as "
+			    "'weft show') stores it",
 			    spool, names[i]);
 			count_left(s, w);
 			weft_spool_writer_close(w, false);
