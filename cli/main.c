@@ -129,8 +129,11 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 	 * storing was cut short (its record left in the spool). */
 	if (!create) {
 		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
-		/* And every run whose storing was cut short. */
+		/* And every run whose storing was cut short; then, once
+		 * more, for another reader that was storing them (this one
+		 * left the writers it found held). */
 		weft_local_store_left(dir);
+		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
 	}
 	char db[sizeof(dir) + 16];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, dir);

@@ -356,8 +356,9 @@ static int storing_lock(const char *dir)
 	return fd;
 }
 
-/* Test hook (tests/run_e2e.py): the storing process waits until the file
- * WEFT_STORE_BEHIND_HOLD names exists (60 s at most). */
+/* Test hook (tests/run_e2e.py): the storing process, and a reader
+ * storing leftovers, wait until the file WEFT_STORE_BEHIND_HOLD names
+ * exists (60 s at most), holding the storing lock. */
 static void hold_for_tests(void)
 {
 	const char *hold = getenv("WEFT_STORE_BEHIND_HOLD");
@@ -485,15 +486,23 @@ int weft_local_store_left(const char *weft_dir)
 	weft_spool_names_free(names, n);
 	if (n == 0)
 		return 0;
+	/* Held shared while storing, as a run's storing process holds it:
+	 * another reader waits for this one (weft_local_wait_stored)
+	 * rather than read before the leftovers are stored. */
+	int lock = storing_lock(weft_dir);
 	/* A coordinator of this process's over the project's store, as a
 	 * `weft run` starts: a leftover writer's enrolment is signed with
 	 * its job's token, which the store knows. */
 	snprintf(name, sizeof(name), "left-%ld", (long)getpid());
 	weft_local *l = local_new(weft_dir, name, NULL);
-	if (!l)
+	if (!l) {
+		if (lock >= 0)
+			close(lock);
 		return -1;
+	}
 	weft_wrap_shipper *sh = NULL;
 	int rc = -1;
+	hold_for_tests();
 	if (start(l) == 0 && weft_wrap_shipper_new(NULL, LOCAL_SHIP_TIMEOUT_MS,
 						   stderr, &sh) == WEFT_OK)
 		rc = weft_wrap_ship_left(sh, l->env.spool,
@@ -507,6 +516,8 @@ int weft_local_store_left(const char *weft_dir)
 		rc = -1;
 	sodium_memzero(l->submit_key, sizeof(l->submit_key));
 	free(l);
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 

@@ -46,6 +46,7 @@ library only; skips without git, or when ptrace cannot trace here
 kill leaves its record spooled).
 """
 
+import fcntl
 import json
 import os
 import re
@@ -952,6 +953,14 @@ def stored_output(weft, d, name, content):
                for f in json.loads(r.stdout)["files"])
 
 
+def shows_out(show_json, content):
+    """Whether `weft show --json` output names the file out as written,
+    with the hash of content."""
+    return any(f["path"].endswith("/out") and f["written"] and
+               f["hash"] == blake(content)
+               for f in json.loads(show_json)["files"])
+
+
 def held_project(d):
     """A project in d whose runs' storing waits for the file hold (the
     test hook WEFT_STORE_BEHIND_HOLD): (its spool, hold, the env)."""
@@ -1012,10 +1021,7 @@ def stored_behind(weft, d):
             p.kill()
             p.wait()
     sout, serr = show.communicate(timeout=120)
-    if show.returncode or not any(
-            f["path"].endswith("/out") and f["written"] and
-            f["hash"] == blake(b"behind\n")
-            for f in json.loads(sout)["files"]):
+    if show.returncode or not shows_out(sout, b"behind\n"):
         raise Fail("weft show after the wait (exit %d) does not show the "
                    "run's output: %s %s" % (show.returncode, sout[:400],
                                             serr))
@@ -1026,15 +1032,13 @@ def stored_behind(weft, d):
         raise Fail("the run's job: %s" % jobs)
 
 
-@case
-def stored_behind_killed(weft, d):
-    """The process storing a run after `weft run` exited is killed before
-    it stored anything: the run stays in the spool, and the next weft
-    command in the project that reads the store (`weft lineage`) stores
-    it first, saying so: its output with its hash."""
+def left_in_spool(weft, d, text):
+    """A run of `echo TEXT > out` in the project d whose storing process
+    is killed before it stored anything: its fragment stays in the
+    spool. The spool."""
     spool, hold, env = held_project(d)
     r = subprocess.run([weft, "run", "--tracer", "preload", "--", "sh",
-                        "-c", "echo killed > out"], cwd=d, env=env,
+                        "-c", "echo %s > out" % text], cwd=d, env=env,
                        capture_output=True, text=True, timeout=300)
     if r.returncode == PREFLIGHT_EXIT:
         raise Skip("the preload tracer cannot trace here")
@@ -1052,6 +1056,79 @@ def stored_behind_killed(weft, d):
         time.sleep(0.05)
     if not any(spool_fragments(spool).values()):
         raise Fail("the killed storing process left nothing in the spool")
+    return spool
+
+
+def storing_held(d):
+    """Whether some process holds the project's .weft/storing locked."""
+    fd = os.open(os.path.join(d, ".weft", "storing"), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@case
+def readers_wait_for_one_storing(weft, d):
+    """Two readers at once in a project whose spool holds a run that was
+    never stored: the first stores it (held by WEFT_STORE_BEHIND_HOLD
+    while it does, the storing lock taken), the second waits for it
+    instead of reading without the run; both show the run's output with
+    its hash, and only the first says it stored the leftover."""
+    spool = left_in_spool(weft, d, "two")
+    hold = os.path.join(d, "hold-reader")
+    first = subprocess.Popen([weft, "show", "--json"], cwd=d,
+                             env=dict(ENV, WEFT_STORE_BEHIND_HOLD=hold),
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        # Held for three looks in a row: past the first reader's moment
+        # of exclusive lock, in its storing.
+        deadline, seen = time.monotonic() + 60, 0
+        while seen < 3 and time.monotonic() < deadline:
+            seen = seen + 1 if storing_held(d) else 0
+            time.sleep(0.05)
+        if seen < 3:
+            raise Fail("the first reader never held .weft/storing while "
+                       "storing what the run left")
+        second = subprocess.Popen([weft, "show", "--json"], cwd=d,
+                                  env=ENV, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        if second.poll() is not None:
+            raise Fail("the second reader did not wait for the first to "
+                       "store what the run left: exit %d, %s"
+                       % (second.returncode, second.stderr.read()[:300]))
+    finally:
+        with open(hold, "w"):
+            pass
+    outs = {}
+    for name, p in (("first", first), ("second", second)):
+        out, err = p.communicate(timeout=120)
+        if p.returncode or not shows_out(out, b"two\n"):
+            raise Fail("the %s reader (exit %d) does not show the run's "
+                       "output: %s %s" % (name, p.returncode, out[:400],
+                                          err))
+        outs[name] = err
+    if "is now stored" not in outs["first"] or \
+            "is now stored" in outs["second"]:
+        raise Fail("who says it stored the leftover: first %r, second %r"
+                   % (outs["first"], outs["second"]))
+    if any(spool_fragments(spool).values()):
+        raise Fail("the spool still holds %s" % spool_fragments(spool))
+
+
+@case
+def stored_behind_killed(weft, d):
+    """The process storing a run after `weft run` exited is killed before
+    it stored anything: the run stays in the spool, and the next weft
+    command in the project that reads the store (`weft lineage`) stores
+    it first, saying so: its output with its hash."""
+    spool = left_in_spool(weft, d, "killed")
     # A reader stores it before it reads, and says so.
     r = stores_leftover(weft, d, ["lineage", "--json", "out"])
     lin = json.loads(r.stdout)

@@ -71,8 +71,11 @@ int weft_local_wait_stored(const char *weft_dir, bool say);
  * stored its run after it exited killed first), through a coordinator
  * of this process's over the project's store, as the next `weft run`
  * would; say how many fragments on stderr. Writers another process
- * holds, and writers for network coordinators, are left. 0 when nothing
- * is left (or nothing was there), -1 otherwise. */
+ * holds, and writers for network coordinators, are left. Holds the
+ * storing lock shared meanwhile, so that other readers wait for it; a
+ * reader calls weft_local_wait_stored again after it (a writer it found
+ * held may be another reader's to store). 0 when nothing is left (or
+ * nothing was there), -1 otherwise. */
 int weft_local_store_left(const char *weft_dir);
 /* While a local run's job is open, its `weft run` holds a lock on the
  * file live/JOB_ID in the project's .weft directory, and removes the
