@@ -337,14 +337,19 @@ static void begun(weft_local *l)
 }
 
 /* The lock every process storing a run after its weft exited holds
- * shared (local.h): an fd holding it, or -1. */
-static int storing_lock(const char *dir)
+ * shared (local.h): an fd holding it, or -1. Made when missing only
+ * with create: a reader (root, say, in another user's project) makes
+ * no file there. */
+static int storing_lock(const char *dir, bool create)
 {
 	char path[WEFT_MAX_PATH_BYTES + 32];
 	if (snprintf(path, sizeof(path), "%s/" LOCAL_STORING_NAME, dir) >=
 	    (int)sizeof(path))
 		return -1;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = open(path,
+		      (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC |
+			      O_NOFOLLOW,
+		      0600);
 	if (fd < 0)
 		return -1;
 	/* A reader holds it exclusively only for a moment. */
@@ -397,7 +402,7 @@ static int behind(weft_local *l, const weft_wrap_ship_opts *ship,
 	int ready[2];
 	if (l->c || !weft_store_fork_safe())
 		return -1;
-	int lock = storing_lock(l->dir);
+	int lock = storing_lock(l->dir, true);
 	if (lock < 0)
 		return -1;
 	if (pipe2(ready, O_CLOEXEC) != 0) {
@@ -488,8 +493,10 @@ int weft_local_store_left(const char *weft_dir)
 		return 0;
 	/* Held shared while storing, as a run's storing process holds it:
 	 * another reader waits for this one (weft_local_wait_stored)
-	 * rather than read before the leftovers are stored. */
-	int lock = storing_lock(weft_dir);
+	 * rather than read before the leftovers are stored. (A project
+	 * whose runs never stored after exiting has no such file: then
+	 * two readers may still race.) */
+	int lock = storing_lock(weft_dir, false);
 	/* A coordinator of this process's over the project's store, as a
 	 * `weft run` starts: a leftover writer's enrolment is signed with
 	 * its job's token, which the store knows. */
