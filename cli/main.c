@@ -128,12 +128,13 @@ weft_store *cli_open_store(bool create, char *weft_dir, size_t weft_dir_sz)
 	 * being stored after it (weft run --wait-stored), and one whose
 	 * storing was cut short (its record left in the spool). */
 	if (!create) {
-		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
+		int waited = weft_local_wait_stored(dir, isatty(STDERR_FILENO));
 		/* And every run whose storing was cut short; then, once
 		 * more, for another reader that was storing them (this one
-		 * left the writers it found held). */
+		 * left the writers it found held), unless it gave up. */
 		weft_local_store_left(dir);
-		weft_local_wait_stored(dir, isatty(STDERR_FILENO));
+		if (waited == 0)
+			weft_local_wait_stored(dir, isatty(STDERR_FILENO));
 	}
 	char db[sizeof(dir) + 16];
 	snprintf(db, sizeof(db), "%s/" WEFT_DB_NAME, dir);
