@@ -357,6 +357,10 @@ static pid_t launch(weft_launch *l, bool hints, int *go, int *failfd,
 	if (pid == 0) {
 		/* Async-signal-safe only: the parent may have threads. */
 		weft_child_unblock_signals();
+		/* The parent's ends: a parent killed before the byte must
+		 * leave this child an end of file, not a wait forever. */
+		close(sync[1]);
+		close(fail[0]);
 		int lfd = hints ? wb_hints_install() : -1;
 		if (lfd >= 0 ? wb_hints_send_fd(sync[0], lfd) != 0
 			     : write(sync[0], "-", 1) != 1)

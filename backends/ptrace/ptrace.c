@@ -510,6 +510,11 @@ static int launch(pt_run *r, const pt_filter *f, bool nnp, pid_t *pid_out,
 		 * threads). Untraced until the byte arrives, so no tracked
 		 * syscall may run before it. */
 		weft_child_unblock_signals();
+		/* The parent's ends: with sync[1] held here too, a parent
+		 * killed before the byte (a preflight's helper at its
+		 * deadline) would leave this child waiting forever. */
+		close(sync[1]);
+		close(fail[0]);
 		weft_child_wait_go(sync[0]);
 		int e = pt_filter_install(f, nnp);
 		if (e == 0)
