@@ -290,6 +290,31 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
 	return 0;
 }
 
+/* The lock every process storing a run after its weft exited holds
+ * shared (local.h): an fd holding it, or -1. Made when missing only
+ * with create: a reader (root, say, in another user's project) makes
+ * no file there. */
+static int storing_lock(const char *dir, bool create)
+{
+	char path[WEFT_MAX_PATH_BYTES + 32];
+	if (snprintf(path, sizeof(path), "%s/" LOCAL_STORING_NAME, dir) >=
+	    (int)sizeof(path))
+		return -1;
+	int fd = open(path,
+		      (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC |
+			      O_NOFOLLOW,
+		      0600);
+	if (fd < 0)
+		return -1;
+	/* A reader holds it exclusively only for a moment. */
+	while (flock(fd, LOCK_SH) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
 /* After begin_main's work: end the job (when it was created) with
  * exit_code, stop the coordinator, free l; rc, or -1 when any of it
  * failed. */
@@ -315,8 +340,15 @@ static int end(weft_local *l, int rc, int exit_code, int64_t ended_ns)
 	if (stop(l) != 0)
 		rc = -1;
 	/* The run is on disk when weft exits; the store's checkpoint
-	 * happens after, in a process nobody waits for. */
-	int err = started ? weft_store_checkpoint_behind(l->db) : WEFT_OK;
+	 * happens after, in a process only readers of the storing lock
+	 * wait for (one who removes .weft, say). */
+	int err = WEFT_OK;
+	if (started) {
+		int hold = storing_lock(l->dir, true);
+		err = weft_store_checkpoint_behind(l->db, hold);
+		if (hold >= 0)
+			close(hold);
+	}
 	if (err) {
 		weft_say("cannot sync the store %s to disk: %s", l->db,
 			 weft_strerror(err));
@@ -334,31 +366,6 @@ static void begun(weft_local *l)
 		pthread_join(l->thread, NULL);
 	else
 		begin_main(l);
-}
-
-/* The lock every process storing a run after its weft exited holds
- * shared (local.h): an fd holding it, or -1. Made when missing only
- * with create: a reader (root, say, in another user's project) makes
- * no file there. */
-static int storing_lock(const char *dir, bool create)
-{
-	char path[WEFT_MAX_PATH_BYTES + 32];
-	if (snprintf(path, sizeof(path), "%s/" LOCAL_STORING_NAME, dir) >=
-	    (int)sizeof(path))
-		return -1;
-	int fd = open(path,
-		      (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC |
-			      O_NOFOLLOW,
-		      0600);
-	if (fd < 0)
-		return -1;
-	/* A reader holds it exclusively only for a moment. */
-	while (flock(fd, LOCK_SH) != 0)
-		if (errno != EINTR) {
-			close(fd);
-			return -1;
-		}
-	return fd;
 }
 
 /* Test hook (tests/run_e2e.py): the storing process, and a reader
@@ -519,7 +526,7 @@ int weft_local_store_left(const char *weft_dir)
 	weft_wrap_shipper_free(sh);
 	bool started = l->c != NULL;
 	if (stop(l) != 0 ||
-	    (started && weft_store_checkpoint_behind(l->db) != WEFT_OK))
+	    (started && weft_store_checkpoint_behind(l->db, lock) != WEFT_OK))
 		rc = -1;
 	sodium_memzero(l->submit_key, sizeof(l->submit_key));
 	free(l);

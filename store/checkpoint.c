@@ -104,15 +104,18 @@ bool weft_store_fork_safe(void)
 	return store_sqlite_open_count() == 0 && threads() == 1;
 }
 
-/* The forked child (weft_detach), the checkpoint, then gone. */
-static void child(const char *db_path, int ready)
+/* The forked child (weft_detach), the checkpoint, then gone: of what it
+ * inherited only hold (as its descriptor 3) stays open until then. */
+static void child(const char *db_path, int hold, int ready)
 {
 	weft_detach(ready);
-	closefrom(3);
+	if (hold >= 0 && hold != 3 && dup2(hold, 3) != 3)
+		hold = -1; /* the checkpoint without it, not none */
+	closefrom(hold >= 0 ? 4 : 3);
 	_exit(checkpoint(db_path) == WEFT_OK ? 0 : 1);
 }
 
-int weft_store_checkpoint_behind(const char *db_path)
+int weft_store_checkpoint_behind(const char *db_path, int hold)
 {
 	int err = sync_wal(db_path);
 	if (err)
@@ -122,7 +125,7 @@ int weft_store_checkpoint_behind(const char *db_path)
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(ready[0]);
-			child(db_path, ready[1]); /* does not return */
+			child(db_path, hold, ready[1]); /* does not return */
 		}
 		close(ready[1]);
 		char c;

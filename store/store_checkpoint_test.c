@@ -4,6 +4,8 @@
  * closed with weft_store_keep_wal is only in the write-ahead log; a forked
  * process of its own copies it into the database, which then holds it on
  * its own, and none is forked while this process still has a connection.
+ * The descriptor the caller names (a lock) stays open in that process
+ * until the checkpoint is done.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -75,7 +78,7 @@ static void checkpointed_by_a_child(void **state)
 	assert_int_equal(probe_rows_alone(t), -1);
 
 	assert_int_equal(store_sqlite_open_count(), 0);
-	assert_int_equal(weft_store_checkpoint_behind(t->db), WEFT_OK);
+	assert_int_equal(weft_store_checkpoint_behind(t->db, -1), WEFT_OK);
 	/* A child did it, and succeeded. */
 	int status;
 	pid_t pid = waitpid(-1, &status, 0);
@@ -87,6 +90,28 @@ static void checkpointed_by_a_child(void **state)
 	assert_int_equal(probe_rows_alone(t), 1);
 }
 
+static void held_until_checkpointed(void **state)
+{
+	struct scratch *t = *state;
+	char wal[sizeof(t->db) + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", t->db);
+	commit_kept(t->db);
+	assert_true(size_of(wal) > 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(weft_store_checkpoint_behind(t->db, p[1]), WEFT_OK);
+	close(p[1]);
+	/* End of file: the child closed its copy, after the checkpoint. */
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 0);
+	close(p[0]);
+	assert_int_equal(size_of(wal), 0);
+	assert_int_equal(probe_rows_alone(t), 1);
+	int status;
+	assert_true(waitpid(-1, &status, 0) > 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void done_here_with_a_connection_open(void **state)
 {
 	struct scratch *t = *state;
@@ -94,7 +119,7 @@ static void done_here_with_a_connection_open(void **state)
 	assert_int_equal(weft_store_open(t->db, &other), WEFT_OK);
 	commit_kept(t->db);
 	assert_int_equal(store_sqlite_open_count(), 1);
-	assert_int_equal(weft_store_checkpoint_behind(t->db), WEFT_OK);
+	assert_int_equal(weft_store_checkpoint_behind(t->db, -1), WEFT_OK);
 	/* No fork: SQLite's files of this process would be the child's. */
 	errno = 0;
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -110,6 +135,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(checkpointed_by_a_child,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(held_until_checkpointed,
 						scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(

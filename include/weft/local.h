@@ -52,7 +52,9 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
  * a forked process in a session of its own, and this returns 1 without
  * waiting for them: the user's prompt is back while the store is
  * written. That process holds the project's lock .weft/storing shared
- * until the run is stored; weft_local_wait_stored waits for it. Done
+ * until the run is stored; weft_local_wait_stored waits for it. So does
+ * the process that checkpoints the store after (behind or not), until
+ * nothing of weft's writes in .weft any more. Done
  * here as without behind when the fork is not safe (another thread, an
  * open store connection) or fails. */
 int weft_local_finish(weft_local *l, const weft_report *r,
