@@ -4,6 +4,7 @@
  * it acknowledged.
  */
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,29 +163,105 @@ static int start_listening(weft_coordinator *c, const weft_coordinator_opts *o,
 	return WEFT_OK;
 }
 
+/* nng 1.5 (Debian 12's) can wait forever in a socket's close: a TCP pipe
+ * whose peer keeps sending may never finish closing (nng fixed it in
+ * 1.6: "tcp: finish receive aio on close"; seen here as
+ * dist.sigterm_in_flight's coordinator never exiting, 2 of 27 runs
+ * beside another test). So the close runs on a thread of its own and is
+ * waited for this long at most. */
+#define COORD_CLOSE_WAIT_S 5
+
+struct closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	nng_socket sock;
+	bool done;
+};
+
+static void *closer_main(void *arg)
+{
+	struct closer *k = arg;
+	nng_close(k->sock);
+	pthread_mutex_lock(&k->mu);
+	k->done = true;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+/* Close c's socket: true when closed, false when the close did not end
+ * in time (or no thread could run it): then the socket, and whatever its
+ * close may still touch (the slots, c), are left to the process's end. */
+static bool close_socket(weft_coordinator *c)
+{
+	struct closer *k = calloc(1, sizeof(*k));
+	pthread_condattr_t ca;
+	if (!k || pthread_condattr_init(&ca) != 0) {
+		free(k);
+		nng_close(c->sock); /* no thread: waited for here */
+		return true;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	k->sock = c->sock;
+	pthread_t t;
+	if (pthread_create(&t, NULL, closer_main, k) != 0) {
+		closer_main(k);
+	} else {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += COORD_CLOSE_WAIT_S;
+		pthread_mutex_lock(&k->mu);
+		while (!k->done &&
+		       pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
+			;
+		bool done = k->done;
+		pthread_mutex_unlock(&k->mu);
+		if (!done) {
+			pthread_detach(t); /* k is its, for good */
+			return false;
+		}
+		pthread_join(t, NULL);
+	}
+	pthread_mutex_destroy(&k->mu);
+	pthread_cond_destroy(&k->cv);
+	free(k);
+	return true;
+}
+
 static void coordinator_free(weft_coordinator *c)
 {
-	/* Closing the socket ends every receive; the writer thread then
-	 * answers what it still holds (into closed contexts) before the
-	 * contexts go. */
-	if (c->sock_open)
-		nng_close(c->sock);
+	/* The writer thread answers what it still holds (through the
+	 * slots' contexts: nothing new is taken since the drain, a request
+	 * that comes is answered RETRY); then every slot's operation is
+	 * stopped, so that no callback uses a context while the socket
+	 * closes (close_socket: bounded). */
 	coord_writer_stop(c);
-	coord_slots_stop(c);
-	coord_conns_stop(c);
-	pthread_mutex_destroy(&c->conn_mu);
-	pthread_cond_destroy(&c->conn_cv);
+	coord_slots_quiet(c);
+	bool closed = !c->sock_open || close_socket(c);
+	if (closed)
+		coord_slots_stop(c);
+	coord_thread_stop(&c->conn_mu, &c->conn_cv, &c->conn_quit, &c->reaper,
+			  &c->reaper_running);
+	/* What was acknowledged is committed: the store closes either way. */
 	weft_store_writer_free(c->writer);
 	if (c->keep_wal)
 		weft_store_keep_wal(c->store);
 	weft_store_close(c->store);
+	sodium_memzero(c->submit_key, sizeof(c->submit_key));
+	if (!closed)
+		return; /* the rest may still be used by the close */
+	coord_conns_stop(c);
+	pthread_mutex_destroy(&c->conn_mu);
+	pthread_cond_destroy(&c->conn_cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->reply_cv);
 	pthread_cond_destroy(&c->idle);
 	pthread_cond_destroy(&c->answered);
 	free(c->jrej);
-	sodium_memzero(c->submit_key, sizeof(c->submit_key));
 	free(c);
 }
 

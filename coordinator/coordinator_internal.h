@@ -83,6 +83,10 @@ int coord_slots_start(weft_coordinator *c, int n);
 int coord_writer_start(weft_coordinator *c);
 /* Refuse new requests (RETRY) and wait until the queue is committed. */
 void coord_drain(weft_coordinator *c);
+/* Stop every slot's operation (a receive, or a reply being sent), each
+ * callback done: no context is used after this, before the socket
+ * closes. */
+void coord_slots_quiet(weft_coordinator *c);
 void coord_slots_stop(weft_coordinator *c);
 void coord_writer_stop(weft_coordinator *c);
 /* Set *stop under mu and wake the thread waiting on cv for it; then join
@@ -144,8 +148,7 @@ struct ol_curl_api {
 	CURLcode (*easy_perform)(CURL *h);
 	CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
 	const char *(*easy_strerror)(CURLcode rc);
-	struct curl_slist *(*slist_append)(struct curl_slist *l,
-					   const char *s);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
 	void (*slist_free_all)(struct curl_slist *l);
 };
 const struct ol_curl_api *ol_curl(char *err, size_t errsz);

@@ -126,8 +126,8 @@ static void add_counters(weft_coordinator *c, weft_status *st)
 /* ---- Replies ---- */
 
 static const char *const kind_names[] = {
-	"request", "job create", "job end", "enrolment",
-	"fragment", "status", "export", "task start",
+	"request",  "job create", "job end", "enrolment",
+	"fragment", "status",     "export",  "task start",
 };
 
 static const char *kind_name(int kind)
@@ -697,11 +697,18 @@ void coord_drain(weft_coordinator *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void coord_slots_stop(weft_coordinator *c)
+void coord_slots_quiet(weft_coordinator *c)
 {
+	/* A callback that takes the next request meanwhile (slot_done)
+	 * is refused by the stopped aio, without a callback. */
 	for (int i = 0; i < c->nslots; i++)
 		if (c->slots[i].aio)
 			nng_aio_stop(c->slots[i].aio);
+}
+
+void coord_slots_stop(weft_coordinator *c)
+{
+	coord_slots_quiet(c);
 	for (int i = 0; i < c->nslots; i++) {
 		struct slot *s = &c->slots[i];
 		if (s->frag)
