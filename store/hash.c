@@ -160,10 +160,13 @@ int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
 
 /* weft_hash_file, with the cache write either done at once (pending NULL)
  * or left in *pending, with *queued set, for the caller to write in one
- * transaction with others. */
+ * transaction with others; known, when not NULL, is path's state (its
+ * mode and identity) as a stat of it found a moment ago, taken instead
+ * of one more. */
 static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
-		     struct stat *st_out, bool *cache_hit,
-		     struct weft_hash_cache_entry *pending, bool *queued)
+		     const struct stat *known, struct stat *st_out,
+		     bool *cache_hit, struct weft_hash_cache_entry *pending,
+		     bool *queued)
 {
 	if (cache_hit)
 		*cache_hit = false;
@@ -177,7 +180,9 @@ static int hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 	 * Opening a device or FIFO can block or have side effects, so refuse
 	 * those before opening; the fstat below has the final word. */
 	struct stat st;
-	if (stat(path, &st) != 0)
+	if (known)
+		st = *known;
+	else if (stat(path, &st) != 0)
 		return WEFT_EIO;
 	if (st_out)
 		*st_out = st;
@@ -273,7 +278,7 @@ void weft_store_use_prehash(weft_store *cache, const weft_prehash *p)
 int weft_hash_file(weft_store *cache, const char *path, uint8_t hash[32],
 		   struct stat *st, bool *cache_hit)
 {
-	return hash_file(cache, path, hash, st, cache_hit, NULL, NULL);
+	return hash_file(cache, path, hash, NULL, st, cache_hit, NULL, NULL);
 }
 
 /* Why a hash is missing, into *why (replacing it), *has cleared. */
@@ -452,7 +457,7 @@ static int hash_executables(weft_store *cache, weft_report *r,
 		struct stat st;
 		bool queued = false;
 		if ((!f || !f->written) &&
-		    hash_file(cache, exe, h, &st, NULL,
+		    hash_file(cache, exe, h, NULL, &st, NULL,
 			      cache ? &pending[*npending] : NULL,
 			      &queued) == WEFT_OK) {
 			for (size_t k = i; k < j; k++) {
@@ -494,9 +499,18 @@ int weft_report_hash_files(weft_store *cache, weft_report *r)
 			err = set_missing(f, "deleted by the run");
 		} else if (f->read || f->written) {
 			bool queued = false;
-			int rc = hash_file(cache, f->path, f->hash, &st, NULL,
-					   cache ? &pending[npending] : NULL,
-					   &queued);
+			struct stat end;
+			if (f->has_end_stat) {
+				store_identity_stat(&end, f->end_dev,
+						    f->end_ino, f->end_size,
+						    f->end_mtime_ns,
+						    f->end_ctime_ns);
+				end.st_mode = (mode_t)f->end_mode;
+			}
+			int rc = hash_file(
+				cache, f->path, f->hash,
+				f->has_end_stat ? &end : NULL, &st, NULL,
+				cache ? &pending[npending] : NULL, &queued);
 			/* st is valid on success and for a non-regular
 			 * file. */
 			have_stat = rc == WEFT_OK || rc == WEFT_EINVAL;

@@ -1475,6 +1475,69 @@ static void test_finish_resolves_symlinked_dirs_and_merges(void **state)
 	rmdir(dir);
 }
 
+/* The record of a file that is no symlink at the end carries the state
+ * an lstat found then (the hashing's, instead of a stat of its own);
+ * one reached through a link, or gone, carries none. */
+static void test_finish_keeps_end_state(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/weft-cls-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *rdir = realpath(dir, NULL); /* /tmp may itself be a link */
+	assert_non_null(rdir);
+	char f[PATH_MAX + 8], t[PATH_MAX + 8], l[PATH_MAX + 8],
+		gone[PATH_MAX + 8];
+	snprintf(f, sizeof(f), "%s/f", rdir);
+	snprintf(t, sizeof(t), "%s/t", rdir);
+	snprintf(l, sizeof(l), "%s/l", rdir);
+	snprintf(gone, sizeof(gone), "%s/gone", rdir);
+	FILE *fp = fopen(f, "w");
+	assert_non_null(fp);
+	assert_int_equal(fputs("abc", fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	fp = fopen(t, "w");
+	assert_non_null(fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(symlink("t", l), 0);
+
+	weft_classifier *c = setup();
+	open_f(c, ROOT, f, O_RDONLY, 3);
+	rd(c, ROOT, 3, 1);
+	open_f(c, ROOT, l, O_RDONLY, 4);
+	rd(c, ROOT, 4, 1);
+	open_f(c, ROOT, gone, O_RDONLY, 5);
+	rd(c, ROOT, 5, 1);
+	weft_report r;
+	finish(c, &r);
+
+	struct stat st;
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(r.nfiles, 3);
+	for (size_t i = 0; i < r.nfiles; i++) {
+		const weft_file_rec *x = &r.files[i];
+		if (strcmp(x->path, f) == 0) {
+			assert_true(x->has_end_stat);
+			assert_true(S_ISREG(x->end_mode));
+			assert_int_equal(x->end_dev, (uint64_t)st.st_dev);
+			assert_int_equal(x->end_ino, (uint64_t)st.st_ino);
+			assert_int_equal(x->end_size, 3);
+			assert_int_equal(x->end_mtime_ns,
+					 (int64_t)st.st_mtim.tv_sec *
+							 1000000000 +
+						 st.st_mtim.tv_nsec);
+		} else {
+			/* t (through l) and gone */
+			assert_false(x->has_end_stat);
+		}
+	}
+	weft_report_release(&r);
+	unlink(l);
+	unlink(t);
+	unlink(f);
+	rmdir(dir);
+	free(rdir);
+}
+
 static void test_finish_twice_and_unknown_kind(void **state)
 {
 	(void)state;
@@ -1645,6 +1708,7 @@ int main(void)
 		cmocka_unit_test(test_finish_sorts_by_bytes),
 		cmocka_unit_test(
 			test_finish_resolves_symlinked_dirs_and_merges),
+		cmocka_unit_test(test_finish_keeps_end_state),
 		cmocka_unit_test(test_finish_twice_and_unknown_kind),
 		cmocka_unit_test(test_many_fds_and_processes),
 		cmocka_unit_test(test_bench_open_read_close),

@@ -26,6 +26,8 @@ struct pending {
 	char *renamed_to; /* owned, or NULL */
 	path_id src;      /* for the first stat */
 	uint32_t flags;
+	bool have_st; /* st: an lstat of path, which was no symlink */
+	struct stat st;
 };
 
 /* Per directory id: its resolved spelling (malloc'd), or the marker for
@@ -91,8 +93,14 @@ static char *final_path(struct dir_cache *dc, const struct path_table *t,
 static int resolve_last(struct pending *p)
 {
 	struct stat st;
-	if (lstat(p->path, &st) != 0 || !S_ISLNK(st.st_mode))
+	if (lstat(p->path, &st) != 0)
 		return WEFT_OK;
+	if (!S_ISLNK(st.st_mode)) {
+		/* What the hashing would stat again (weft_file_rec). */
+		p->st = st;
+		p->have_st = true;
+		return WEFT_OK;
+	}
 	char *real = realpath(p->path, NULL);
 	if (!real)
 		return errno == ENOMEM ? WEFT_ENOMEM : WEFT_OK;
@@ -104,6 +112,11 @@ static int resolve_last(struct pending *p)
 	p->path = real;
 	p->len = strlen(real);
 	return WEFT_OK;
+}
+
+static int64_t ts_ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 static int pending_cmp(const void *a, const void *b)
@@ -355,6 +368,10 @@ static int add_files(struct weft_classifier *c, weft_report *out,
 			if (o->last_write_ns > last_write)
 				last_write = o->last_write_ns;
 			used_direct |= !pend[j].used;
+			if (!p->have_st && pend[j].have_st) {
+				p->st = pend[j].st;
+				p->have_st = true;
+			}
 			if (!p->used) {
 				p->used = pend[j].used;
 				pend[j].used = NULL;
@@ -386,6 +403,15 @@ static int add_files(struct weft_classifier *c, weft_report *out,
 		rec->written = p->flags & PATH_WRITTEN;
 		rec->created = p->flags & PATH_CREATED;
 		rec->deleted = p->flags & PATH_DELETED;
+		if (p->have_st) {
+			rec->has_end_stat = true;
+			rec->end_mode = p->st.st_mode;
+			rec->end_dev = (uint64_t)p->st.st_dev;
+			rec->end_ino = (uint64_t)p->st.st_ino;
+			rec->end_size = p->st.st_size;
+			rec->end_mtime_ns = ts_ns(p->st.st_mtim);
+			rec->end_ctime_ns = ts_ns(p->st.st_ctim);
+		}
 		if (stat_src != PATH_NONE) {
 			const struct path_ent *s = path_get(t, stat_src);
 			rec->has_first_stat = true;

@@ -334,6 +334,14 @@ typedef struct weft_file_rec {
 	 * schema 3 or cut from a long-running process (Ray tasks). */
 	weft_file_touch *touches;
 	uint32_t ntouches;
+	/* Never encoded: the file as the classifier found it when it made
+	 * the report after the run (an lstat of path, no symlink then),
+	 * which the hashing takes instead of a stat of its own, for that is
+	 * the same moment's state: after the run ended. */
+	bool has_end_stat;
+	uint32_t end_mode;
+	uint64_t end_dev, end_ino;
+	int64_t end_size, end_mtime_ns, end_ctime_ns;
 } weft_file_rec;
 
 typedef struct weft_report {
