@@ -50,9 +50,11 @@ void weft_store_keep_wal(weft_store *s);
  * (a fork would copy them half-way), or the fork fails. WEFT_EIO when
  * the sync failed (what was committed may not be on disk); a checkpoint
  * that fails only leaves the log to the next connection that closes
- * last, and is not an error. hold, when not -1, is a descriptor (a lock)
- * that process keeps open until the checkpoint is done: who waits for
- * the lock waits for the checkpoint too (the caller closes its own). */
+ * last, and is not an error. hold, when not -1, is a close-on-exec
+ * descriptor (a lock) that process keeps open until the checkpoint is
+ * done: who waits for the lock waits for the checkpoint too (the caller
+ * closes its own; one without close-on-exec is closed with what the
+ * process inherited from weft's caller). */
 int weft_store_checkpoint_behind(const char *db_path, int hold);
 /* True when this process may fork and go on using this library in the
  * child: it has no other thread (a lock one holds would stay held in the
