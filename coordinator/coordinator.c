@@ -171,6 +171,13 @@ static int start_listening(weft_coordinator *c, const weft_coordinator_opts *o,
  * waited for this long at most. */
 #define COORD_CLOSE_WAIT_S 5
 
+static _Atomic unsigned closes_left;
+
+unsigned weft_coordinator_closes_left(void)
+{
+	return closes_left;
+}
+
 struct closer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -221,6 +228,7 @@ static bool close_socket(weft_coordinator *c)
 		pthread_mutex_unlock(&k->mu);
 		if (!done) {
 			pthread_detach(t); /* k is its, for good */
+			closes_left++;
 			return false;
 		}
 		pthread_join(t, NULL);

@@ -77,6 +77,11 @@ int weft_coordinator_serve(const weft_coordinator_opts *o, int ready_fd,
 	fprintf(msgs, "weft coordinator: %s: finishing requests in flight\n",
 		strsignal(sig));
 	rc = weft_coordinator_stop(c);
+	if (weft_coordinator_closes_left())
+		fprintf(msgs,
+			"weft coordinator: its socket did not close within "
+			"5 s (a client still sending; nng 1.5): stopped "
+			"without waiting for it\n");
 	if (rc) {
 		fprintf(msgs, "weft coordinator: the last commit failed: %s\n",
 			weft_strerror(rc));

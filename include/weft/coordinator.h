@@ -91,6 +91,11 @@ const char *weft_coordinator_submit_key_file(const weft_coordinator *c);
  * free. WEFT_OK, or the store's error from the last commit that wrote
  * (an earlier failure is forgotten once a later commit succeeded). */
 int weft_coordinator_stop(weft_coordinator *c);
+/* How many coordinators of this process stopped without waiting for their
+ * socket's close, which had not ended within 5 s (Debian 12's nng 1.5 can
+ * wait forever closing a connection whose peer keeps sending): what they
+ * acknowledged is committed, their socket is left to the process's end. */
+unsigned weft_coordinator_closes_left(void);
 
 /* The default submit key file of a coordinator over store_path. */
 void weft_submit_key_default_path(const char *store_path, char *out,
