@@ -1143,7 +1143,11 @@ def removable_once_stored(weft, d):
             raise Skip("the preload tracer cannot trace here")
         if r.returncode:
             raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
-        fd = os.open(os.path.join(weft_dir, "storing"), os.O_RDONLY)
+        try:
+            fd = os.open(os.path.join(weft_dir, "storing"), os.O_RDONLY)
+        except FileNotFoundError:
+            raise Fail("run %d%s: no .weft/storing to wait for"
+                       % (i, " " + args[0] if args else ""))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         finally:
