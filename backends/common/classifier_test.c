@@ -1538,6 +1538,59 @@ static void test_finish_keeps_end_state(void **state)
 	free(rdir);
 }
 
+/* Enough paths that the links are resolved on two threads: every file
+ * keeps its state, the links (even and odd places) reach their targets. */
+static void test_finish_resolves_many(void **state)
+{
+	(void)state;
+	enum { N = 700 };
+	char dir[] = "/tmp/weft-cls-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *rdir = realpath(dir, NULL);
+	assert_non_null(rdir);
+	char p[PATH_MAX + 16], l[PATH_MAX + 16];
+	weft_classifier *c = setup();
+	for (int i = 0; i < N; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", rdir, i);
+		FILE *fp = fopen(p, "w");
+		assert_non_null(fp);
+		assert_int_equal(fclose(fp), 0);
+		open_f(c, ROOT, p, O_RDONLY, 3);
+		rd(c, ROOT, 3, 1);
+		cl(c, ROOT, 3);
+	}
+	for (int i = 0; i < 2; i++) {
+		snprintf(l, sizeof(l), "%s/link%d", rdir, i);
+		snprintf(p, sizeof(p), "f%d", i);
+		assert_int_equal(symlink(p, l), 0);
+		open_f(c, ROOT, l, O_RDONLY, 3);
+		rd(c, ROOT, 3, 1);
+		cl(c, ROOT, 3);
+	}
+	weft_report r;
+	finish(c, &r);
+	assert_int_equal(r.nfiles, N); /* the links merged into f0, f1 */
+	for (size_t i = 0; i < r.nfiles; i++)
+		assert_true(r.files[i].has_end_stat);
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", rdir, i);
+		snprintf(l, sizeof(l), "%s/link%d", rdir, i);
+		const weft_file_rec *f = find_file(&r, p);
+		assert_non_null(f);
+		/* Read by both names: the link's is not the only one. */
+		assert_null(f->used_path);
+		expect_no_file(&r, l);
+		unlink(l);
+	}
+	weft_report_release(&r);
+	for (int i = 0; i < N; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", rdir, i);
+		unlink(p);
+	}
+	rmdir(dir);
+	free(rdir);
+}
+
 static void test_finish_twice_and_unknown_kind(void **state)
 {
 	(void)state;
@@ -1709,6 +1762,7 @@ int main(void)
 		cmocka_unit_test(
 			test_finish_resolves_symlinked_dirs_and_merges),
 		cmocka_unit_test(test_finish_keeps_end_state),
+		cmocka_unit_test(test_finish_resolves_many),
 		cmocka_unit_test(test_finish_twice_and_unknown_kind),
 		cmocka_unit_test(test_many_fds_and_processes),
 		cmocka_unit_test(test_bench_open_read_close),

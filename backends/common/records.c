@@ -12,10 +12,13 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "classifier_internal.h"
 
@@ -112,6 +115,52 @@ static int resolve_last(struct pending *p)
 	p->path = real;
 	p->len = strlen(real);
 	return WEFT_OK;
+}
+
+/* resolve_last over many paths: one lstat each, about 2.5 us on this
+ * machine's tmpfs, 20 ms for a run of 8,000 files, so on a second CPU
+ * (idle by now: the run ended) half of them. */
+#define RESOLVE_PARALLEL_MIN 512
+
+struct resolve_part {
+	struct pending *pend;
+	size_t n, first, step;
+	int err;
+};
+
+static void *resolve_part(void *arg)
+{
+	struct resolve_part *r = arg;
+	for (size_t i = r->first; i < r->n && !r->err; i += r->step)
+		if (!(r->pend[i].flags & PATH_SYMLINK))
+			r->err = resolve_last(&r->pend[i]);
+	return NULL;
+}
+
+/* resolve_last for every pending path but the run's own symlinks. */
+static int resolve_all(struct pending *pend, size_t n)
+{
+	struct resolve_part a = {pend, n, 0, 1, WEFT_OK}, b = a;
+	pthread_t t;
+	bool two =
+		n >= RESOLVE_PARALLEL_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	if (two) {
+		a.step = b.step = 2;
+		b.first = 1;
+		/* No signal of the tracer's (a forwarded SIGTERM, a
+		 * window's timer) goes to the helper instead. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		two = pthread_create(&t, NULL, resolve_part, &b) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (!two)
+			a.step = 1; /* all here */
+	}
+	resolve_part(&a);
+	if (two)
+		pthread_join(t, NULL);
+	return a.err ? a.err : b.err;
 }
 
 static int64_t ts_ns(struct timespec t)
@@ -326,9 +375,7 @@ static int add_files(struct weft_classifier *c, weft_report *out,
 			err = WEFT_ENOMEM;
 			break;
 		}
-		if (!(e->flags & PATH_SYMLINK))
-			err = resolve_last(p);
-		if (!err && e->renamed_to != PATH_NONE) {
+		if (e->renamed_to != PATH_NONE) {
 			size_t rlen;
 			p->renamed_to =
 				final_path(&dc, t, e->renamed_to, &rlen);
@@ -336,6 +383,8 @@ static int add_files(struct weft_classifier *c, weft_report *out,
 				err = WEFT_ENOMEM;
 		}
 	}
+	if (!err)
+		err = resolve_all(pend, np);
 	if (!err)
 		qsort(pend, np, sizeof(*pend), pending_cmp);
 	for (size_t i = 0; !err && i < np;) {
