@@ -1475,6 +1475,15 @@ static void test_finish_resolves_symlinked_dirs_and_merges(void **state)
 	rmdir(dir);
 }
 
+/* A file at path holding text. */
+static void make_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
 /* The record of a file that is no symlink at the end carries the state
  * an lstat found then (the hashing's, instead of a stat of its own);
  * one reached through a link, or gone, carries none. */
@@ -1491,13 +1500,8 @@ static void test_finish_keeps_end_state(void **state)
 	snprintf(t, sizeof(t), "%s/t", rdir);
 	snprintf(l, sizeof(l), "%s/l", rdir);
 	snprintf(gone, sizeof(gone), "%s/gone", rdir);
-	FILE *fp = fopen(f, "w");
-	assert_non_null(fp);
-	assert_int_equal(fputs("abc", fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-	fp = fopen(t, "w");
-	assert_non_null(fp);
-	assert_int_equal(fclose(fp), 0);
+	make_file(f, "abc");
+	make_file(t, "");
 	assert_int_equal(symlink("t", l), 0);
 
 	weft_classifier *c = setup();
@@ -1552,9 +1556,7 @@ static void test_finish_resolves_many(void **state)
 	weft_classifier *c = setup();
 	for (int i = 0; i < N; i++) {
 		snprintf(p, sizeof(p), "%s/f%d", rdir, i);
-		FILE *fp = fopen(p, "w");
-		assert_non_null(fp);
-		assert_int_equal(fclose(fp), 0);
+		make_file(p, "");
 		open_f(c, ROOT, p, O_RDONLY, 3);
 		rd(c, ROOT, 3, 1);
 		cl(c, ROOT, 3);
