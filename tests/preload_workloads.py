@@ -148,6 +148,44 @@ def raw_rename(c):
             % (c.p("gone"), cf.jdump(rep.data["warnings"])))
 
 
+UNLINKED_WHILE_OPEN = r"""
+import os, tempfile
+with tempfile.TemporaryFile(dir=".") as t:  # O_TMPFILE: never named
+    t.write(b"scratch\n")
+f = open("gone.txt", "w")
+# Held open to the end: the unlinked inode stays allocated, so the files
+# made after it cannot take its number (ext4 gives a freed one again).
+keep = os.dup(f.fileno())
+os.unlink("gone.txt")
+f.write("written after its unlink\n")
+f.close()
+g = open("before.txt", "w")
+g.write("renamed ")
+os.rename("before.txt", "after.txt")
+g.write("while open\n")
+g.close()
+os.close(keep)
+"""
+
+
+@case
+def unlinked_while_open(c):
+    """a file written after its unlink (the scratch-file idiom), and one
+    renamed while open, by calls the library sees: no warning says a call
+    it cannot see moved or removed them; the renamed one is recorded at
+    its new name."""
+    py = "/usr/bin/python3"
+    if not os.access(py, os.X_OK):
+        raise Skip("%s is not installed" % py)
+    c.write("prog.py", UNLINKED_WHILE_OPEN.encode())
+    rep = c.run([py, "prog.py"])
+    c.expect(rep, "after.txt", b"renamed while open\n", written=True,
+             created=True)
+    moved = [w for w in rep.data["warnings"] if "cannot see" in w]
+    c.check(not moved, "a warning claims a move nobody made: %s"
+            % cf.jdump(moved))
+
+
 MANY_OUTPUTS = r"""
 import ctypes, os, sys
 n = int(sys.argv[1])

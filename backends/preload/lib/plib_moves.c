@@ -183,6 +183,11 @@ void pl_moves_note_written(int fd)
 	ssize_t n = readlink(proc, path, sizeof(path) - 1);
 	if (n <= 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		return;
+	/* No name left (unlinked while open, or an O_TMPFILE never linked):
+	 * no path can name it wrongly, and the kernel's "PATH (deleted)"
+	 * is no place to look for it. */
+	if (st.st_nlink == 0)
+		return;
 	path[n] = '\0';
 	if (path[0] != '/')
 		return; /* deleted already, or not a path */
