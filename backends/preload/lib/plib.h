@@ -65,13 +65,21 @@ enum {
  * mtime changed on a writable one. */
 struct pl_snap {
 	int64_t size, mtime_ns, off;
-	uint64_t key; /* stat-cache key of the path it was opened by */
+	uint64_t key;      /* stat-cache key of the path it was opened by */
+	uint64_t dev, ino; /* the file's, when pl_names[fd] is a name */
 };
 
 extern int pl_active;
 extern _Atomic uint32_t *pl_slots;
 extern struct pl_snap *pl_snaps;
 extern _Atomic int pl_max_fd;
+/* Per fd, under the lock: the absolute name a writable file or a
+ * directory was opened by (the open's path joined to the cwd or to its
+ * directory fd's name; malloc'd), PL_NAME_GONE when that name was
+ * unlinked while the fd was open, NULL when not known (the kernel's
+ * name is asked for when one is needed). plib_moves.c keeps them. */
+extern char **pl_names;
+#define PL_NAME_GONE ((char *)1)
 extern _Atomic uint32_t pl_cwd_gen;
 
 /* ---- real functions ---- */
@@ -107,6 +115,8 @@ void pl_emit(pl_out *o, bool send_now);
 /* The lock, for sequences that must stay together (fork). */
 void pl_lock(void);
 void pl_unlock(void);
+/* Whether this thread holds it (a signal handler that interrupted it). */
+bool pl_lock_held_here(void);
 /* Under the lock: append, send. */
 void pl_append_locked(pl_out *o);
 void pl_send_locked(void);
@@ -169,8 +179,21 @@ int pl_own_fd(void);
 /* ---- plib_moves.c: outputs moved by calls not seen (all locked) ---- */
 
 void pl_moves_note_written(int fd);
-void pl_moves_renamed(int od, const char *old, int nd, const char *new);
+/* The rename of old (its lstat before: moved) to new (what was there
+ * before, or NULL: replaced) succeeded. */
+void pl_moves_renamed(int od, const char *old, int nd, const char *new,
+		      unsigned flags, const struct stat *moved,
+		      const struct stat *replaced);
+/* Before the unlink of dirfd/path. */
 void pl_moves_unlinked(int dirfd, const char *path);
+/* Whether a rename needs its old name's lstat for pl_moves_renamed. */
+bool pl_moves_following(void);
+/* fd (a writable file or a directory) was opened by dirfd/path. */
+void pl_name_opened_locked(int fd, int dirfd, const char *path);
+/* fd is closing: its name goes. */
+void pl_name_closed_locked(int fd);
+/* new is a copy of old. */
+void pl_name_duped_locked(int old, int new);
 void pl_moves_check_locked(void);
 void pl_moves_forget(void);
 

@@ -29,9 +29,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+
 int pl_active;
 _Atomic uint32_t *pl_slots;
 struct pl_snap *pl_snaps;
+char **pl_names;
 _Atomic int pl_max_fd = -1;
 _Atomic uint32_t pl_cwd_gen;
 int pl_exit_code;
@@ -166,6 +171,11 @@ void pl_unlock(void)
 {
 	pl_lock_held = 0;
 	atomic_store_explicit(&pl_lock_word, 0, memory_order_release);
+}
+
+bool pl_lock_held_here(void)
+{
+	return pl_lock_held;
 }
 
 /* ---- batches ---- */
@@ -406,8 +416,15 @@ void pl_note_io_slow(int fd, uint32_t bit)
 		v = PL_S_KNOWN | bit | (fl >= 0 ? access_bits(fl) : 0);
 	}
 	uint32_t zero = 0;
-	if (!atomic_compare_exchange_strong(&pl_slots[fd], &zero, v))
+	if (!atomic_compare_exchange_strong(&pl_slots[fd], &zero, v)) {
 		atomic_fetch_or(&pl_slots[fd], v & (PL_B_READ | PL_B_WRITE));
+	} else if (pl_names[fd] && !pl_lock_held) {
+		/* The name of an fd closed by a call not seen: not this
+		 * one's. */
+		pl_lock();
+		pl_name_closed_locked(fd);
+		pl_unlock();
+	}
 	bump_max_fd(fd);
 }
 
@@ -713,6 +730,8 @@ void pl_opened(int fd, int dirfd, const char *path, int flags, int mode,
 			if (publishes(flags, created))
 				v |= PL_S_PUB;
 			pl_snaps[fd].off = 0;
+			pl_snaps[fd].dev = ps.dev;
+			pl_snaps[fd].ino = ps.ino;
 			if (c && c->key == key) {
 				pl_snaps[fd].key = key;
 				v |= PL_S_CACHED | (uint32_t)(c - pl_statc)
@@ -732,10 +751,19 @@ void pl_opened(int fd, int dirfd, const char *path, int flags, int mode,
 	o.st = have ? &ps : NULL;
 	bool pub = publishes(flags, created);
 	bool mark = is_marker(path);
+	/* The name the moves check follows it by: a written file's (not
+	 * an O_TMPFILE's: path is its directory), a directory's (for files
+	 * opened under it). */
+	bool dir = have && S_ISDIR(ps.mode);
+	bool named = path && (unsigned)fd < PL_SLOTS &&
+		     (dir || (have && S_ISREG(ps.mode) && writable &&
+			      (flags & O_TMPFILE) != O_TMPFILE));
 	if (pl_lock_held) {
 		emit_alone(&o);
 	} else {
 		pl_lock();
+		if (named)
+			pl_name_opened_locked(fd, dirfd, path);
 		if (mark)
 			task_boundary_locked();
 		/* Reads before this publication were of the old content. */
@@ -773,11 +801,12 @@ void pl_closing(int fd)
 	note_reported(fd, s, o.r.bits);
 	bool written = (o.r.bits & PL_B_WRITE) || (s & (PL_S_WREP | PL_S_PUB));
 	if (pl_lock_held) {
-		emit_alone(&o);
+		emit_alone(&o); /* its name, if any, goes at the next open */
 	} else {
 		pl_lock();
 		if (written)
 			pl_moves_note_written(fd);
+		pl_name_closed_locked(fd);
 		pl_append_locked(&o);
 		pl_unlock();
 	}
@@ -845,12 +874,15 @@ __attribute__((constructor)) static void pl_init(int argc, char **argv,
 		return;
 	size_t slot_bytes = PL_SLOTS * sizeof(*pl_slots);
 	size_t snap_bytes = PL_SLOTS * sizeof(*pl_snaps);
-	void *m = mmap(NULL, slot_bytes + snap_bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t name_bytes = PL_SLOTS * sizeof(*pl_names);
+	void *m = mmap(NULL, slot_bytes + snap_bytes + name_bytes,
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
 	if (m == MAP_FAILED)
 		return;
 	pl_slots = m;
 	pl_snaps = (struct pl_snap *)((char *)m + slot_bytes);
+	pl_names = (char **)((char *)m + slot_bytes + snap_bytes);
 	pl_addr.sun_family = AF_UNIX;
 	snprintf(pl_sock_path, sizeof(pl_sock_path), "%s", sock);
 	memcpy(pl_addr.sun_path, sock, strlen(sock) + 1);

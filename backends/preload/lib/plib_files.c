@@ -394,30 +394,48 @@ PL_EXPORT int truncate64(const char *path, off64_t len)
 
 /* ---- renames, links, unlinks ---- */
 
-/* Whether the new name of a rename existed before it (look now). */
-static int8_t exists_hint(int dirfd, const char *path)
+/* What a rename's two names held before it: whether the new one existed
+ * (the created hint), and for the moves check (when it follows any
+ * written file) the lstat of both. */
+struct rename_look {
+	int8_t created;
+	bool have_old, have_new;
+	struct stat old, new;
+};
+
+static void look_before_rename(int od, const char *old, int nd, const char *new,
+			       struct rename_look *l)
 {
-	struct stat st;
-	if (!pl_active || !path)
-		return -1;
+	l->created = -1;
+	l->have_old = l->have_new = false;
+	if (!pl_active || !new)
+		return;
 	int saved = errno;
-	int8_t h = fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0
-		   : errno == ENOENT					 ? 1
-									 : -1;
+	if (fstatat(nd, new, &l->new, AT_SYMLINK_NOFOLLOW) == 0) {
+		l->created = 0;
+		l->have_new = true;
+	} else if (errno == ENOENT) {
+		l->created = 1;
+	}
+	l->have_old = old && pl_moves_following() &&
+		      fstatat(od, old, &l->old, AT_SYMLINK_NOFOLLOW) == 0;
 	errno = saved;
-	return h;
 }
 
 static int renamed(int r, int od, const char *old, int nd, const char *new,
-		   unsigned flags, int8_t created)
+		   unsigned flags, const struct rename_look *l)
 {
 	if (r == 0 && pl_active) {
 		int saved = errno;
-		pl_lock();
-		pl_moves_renamed(od, old, nd, new);
-		pl_unlock();
+		if (l->have_old) {
+			pl_lock();
+			pl_moves_renamed(od, old, nd, new, flags, &l->old,
+					 l->have_new ? &l->new : NULL);
+			pl_unlock();
+		}
 		errno = saved;
-		path_record(PL_R_RENAME, od, old, nd, new, (int)flags, created);
+		path_record(PL_R_RENAME, od, old, nd, new, (int)flags,
+			    l->created);
 	}
 	return r;
 }
@@ -437,27 +455,30 @@ static void unlinking(int dirfd, const char *path)
 PL_EXPORT int rename(const char *old, const char *new)
 {
 	PL_REAL(rename);
-	int8_t c = exists_hint(AT_FDCWD, new);
+	struct rename_look l;
+	look_before_rename(AT_FDCWD, old, AT_FDCWD, new, &l);
 	before_publish();
-	return renamed(real_fn(old, new), AT_FDCWD, old, AT_FDCWD, new, 0, c);
+	return renamed(real_fn(old, new), AT_FDCWD, old, AT_FDCWD, new, 0, &l);
 }
 
 PL_EXPORT int renameat(int od, const char *old, int nd, const char *new)
 {
 	PL_REAL(renameat);
-	int8_t c = exists_hint(nd, new);
+	struct rename_look l;
+	look_before_rename(od, old, nd, new, &l);
 	before_publish();
-	return renamed(real_fn(od, old, nd, new), od, old, nd, new, 0, c);
+	return renamed(real_fn(od, old, nd, new), od, old, nd, new, 0, &l);
 }
 
 PL_EXPORT int renameat2(int od, const char *old, int nd, const char *new,
 			unsigned int flags)
 {
 	PL_REAL(renameat2);
-	int8_t c = exists_hint(nd, new);
+	struct rename_look l;
+	look_before_rename(od, old, nd, new, &l);
 	before_publish();
 	return renamed(real_fn(od, old, nd, new, flags), od, old, nd, new,
-		       flags, c);
+		       flags, &l);
 }
 
 PL_EXPORT int link(const char *old, const char *new)
@@ -619,6 +640,11 @@ static void duped(int old, int new, int cloexec)
 	    (atomic_load(&pl_slots[old]) & PL_S_DEFERRED)) {
 		pl_lock();
 		pl_materialize_locked(old);
+		pl_unlock();
+	}
+	if (!pl_lock_held_here()) {
+		pl_lock();
+		pl_name_duped_locked(old, new);
 		pl_unlock();
 	}
 	if ((unsigned)old < PL_SLOTS && (unsigned)new < PL_SLOTS) {

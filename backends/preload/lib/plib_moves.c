@@ -3,16 +3,23 @@
  * renameat2 issued as a raw syscall (or by a static helper) moves a file
  * without a record, and the report would name a path that no longer holds
  * the output. So the library remembers, for every file this process wrote,
- * its (device, inode) and where it was at close (the kernel's own name for
- * the fd); the renames and unlinks it does see keep that list current. At
- * exit and before exec, an output that is no longer where it was is looked
- * for by inode in its directory: found, it becomes a RENAME record; not
- * found, a warning names it.
+ * its (device, inode) and where it was at close; the renames and unlinks
+ * it does see keep that list current (matched by inode, looked at before
+ * the call). At exit and before exec, an output that is no longer where
+ * it was is looked for by inode in its directory: found, it becomes a
+ * RENAME record; not found, a warning names it.
  *
- * Not on the hot path: this runs when a written fd closes, and at renames
- * and unlinks. Up to PL_MOVES_MAX outputs a process image are followed
- * (a warning says when more were written); at exit, a directory of many
- * of them is read once rather than each looked at.
+ * Where it was is the name the collector knows it by: the open's path,
+ * made absolute with the cwd (cached until a chdir) or its directory
+ * fd's name, as written (symlinks and ".." are the kernel's to resolve
+ * when the name is used), moved along by the renames seen while the fd
+ * was open. So a written file's close costs no system call here. Only an
+ * fd opened by an unknown directory fd, or not through an open the
+ * library saw, asks the kernel (/proc/self/fd) at close.
+ *
+ * Up to PL_MOVES_MAX outputs a process image are followed (a warning
+ * says when more were written); at exit, a directory of many of them is
+ * read once rather than each looked at.
  */
 #include "plib.h"
 
@@ -33,19 +40,16 @@
 struct pl_written {
 	uint64_t dev, ino;
 	char *path;
-	uint32_t path_hash;
-	/* The next entry in the same bucket of by_inode and by_path, or
-	 * -1. */
-	int next_inode, next_path;
+	int next_inode; /* the next entry in its bucket of by_inode, or -1 */
 };
 
 /* Dense: entries 0..nmoves-1 are live (a dropped one is replaced by the
- * last). Two chained hash tables index them, by (dev, ino) and by path:
- * a `cp -r` of 4,000 files looks up and checks every one. */
+ * last), one per (dev, ino), indexed by a chained hash table: a `cp -r`
+ * of 4,000 files looks up and checks every one. */
 static struct pl_written *moves;
 static int nmoves, cap;
-static int *by_inode, *by_path; /* nbuckets heads each, -1 when empty */
-static int nbuckets;            /* a power of two, 0 before the first */
+static int *by_inode; /* nbuckets heads, -1 when empty */
+static int nbuckets;  /* a power of two, 0 before the first */
 static bool moves_full;
 
 static uint32_t inode_hash(uint64_t dev, uint64_t ino)
@@ -54,32 +58,17 @@ static uint32_t inode_hash(uint64_t dev, uint64_t ino)
 	return (uint32_t)(h >> 32);
 }
 
-static uint32_t path_hash(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static int *inode_head(uint64_t dev, uint64_t ino)
 {
 	return &by_inode[inode_hash(dev, ino) & (uint32_t)(nbuckets - 1)];
 }
 
-static int *path_head(uint32_t h)
-{
-	return &by_path[h & (uint32_t)(nbuckets - 1)];
-}
-
 static void link_entry(int i)
 {
 	struct pl_written *w = &moves[i];
-	int *hi = inode_head(w->dev, w->ino), *hp = path_head(w->path_hash);
+	int *hi = inode_head(w->dev, w->ino);
 	w->next_inode = *hi;
 	*hi = i;
-	w->next_path = *hp;
-	*hp = i;
 }
 
 static void unlink_entry(int i)
@@ -89,10 +78,6 @@ static void unlink_entry(int i)
 	while (*l != i)
 		l = &moves[*l].next_inode;
 	*l = w->next_inode;
-	l = path_head(w->path_hash);
-	while (*l != i)
-		l = &moves[*l].next_path;
-	*l = w->next_path;
 }
 
 /* Room for one more entry; false when there is none (a full table, or
@@ -114,19 +99,13 @@ static bool reserve(void)
 		return true;
 	int nb = nbuckets ? nbuckets * 2 : 128;
 	int *bi = malloc(sizeof(int) * (size_t)nb);
-	int *bp = malloc(sizeof(int) * (size_t)nb);
-	if (!bi || !bp) {
-		free(bi);
-		free(bp);
+	if (!bi)
 		return nmoves < nbuckets * 2; /* chains a little longer */
-	}
 	free(by_inode);
-	free(by_path);
 	by_inode = bi;
-	by_path = bp;
 	nbuckets = nb;
 	for (int i = 0; i < nb; i++)
-		by_inode[i] = by_path[i] = -1;
+		by_inode[i] = -1;
 	for (int i = 0; i < nmoves; i++)
 		link_entry(i);
 	return true;
@@ -142,25 +121,10 @@ static int find_inode_entry(uint64_t dev, uint64_t ino)
 	return -1;
 }
 
-/* Under the lock (every caller holds it). */
-static int find_path(const char *path)
-{
-	if (!nmoves)
-		return -1;
-	uint32_t h = path_hash(path);
-	for (int i = *path_head(h); i >= 0; i = moves[i].next_path)
-		if (moves[i].path_hash == h && strcmp(moves[i].path, path) == 0)
-			return i;
-	return -1;
-}
-
 static void set_path(int i, char *p)
 {
-	unlink_entry(i);
 	free(moves[i].path);
 	moves[i].path = p;
-	moves[i].path_hash = path_hash(p);
-	link_entry(i);
 }
 
 static void drop(int i)
@@ -175,23 +139,153 @@ static void drop(int i)
 	}
 }
 
+/* ---- the names fds were opened by ---- */
+
+static char pl_cwd[PATH_MAX];
+static bool pl_cwd_ok;
+static uint32_t pl_cwd_at; /* pl_cwd_gen when pl_cwd was read */
+
+static const char *cwd_locked(void)
+{
+	uint32_t gen = atomic_load(&pl_cwd_gen);
+	if (!pl_cwd_ok || pl_cwd_at != gen) {
+		pl_cwd_ok = getcwd(pl_cwd, sizeof(pl_cwd)) && pl_cwd[0] == '/';
+		pl_cwd_at = gen;
+	}
+	return pl_cwd_ok ? pl_cwd : NULL;
+}
+
+/* dirfd/path as an absolute name (malloc'd), as written: nothing
+ * resolved or removed. NULL when the directory is not known. */
+static char *name_of(int dirfd, const char *path)
+{
+	const char *base = NULL;
+	if (!path[0])
+		return NULL;
+	if (path[0] == '/')
+		return strdup(path);
+	if (dirfd == AT_FDCWD)
+		base = cwd_locked();
+	else if ((unsigned)dirfd < PL_SLOTS && pl_names[dirfd] != PL_NAME_GONE)
+		base = pl_names[dirfd];
+	if (!base)
+		return NULL;
+	size_t b = strlen(base), n = strlen(path);
+	if (b == 1)
+		b = 0; /* "/" */
+	if (b + 1 + n >= PATH_MAX)
+		return NULL;
+	char *s = malloc(b + n + 2);
+	if (s) {
+		memcpy(s, base, b);
+		s[b] = '/';
+		memcpy(s + b + 1, path, n + 1);
+	}
+	return s;
+}
+
+void pl_name_closed_locked(int fd)
+{
+	if ((unsigned)fd >= PL_SLOTS)
+		return;
+	char *n = pl_names[fd];
+	pl_names[fd] = NULL;
+	if (n != PL_NAME_GONE)
+		free(n);
+}
+
+void pl_name_opened_locked(int fd, int dirfd, const char *path)
+{
+	if ((unsigned)fd >= PL_SLOTS)
+		return;
+	pl_name_closed_locked(fd); /* one left by a close not seen */
+	pl_names[fd] = name_of(dirfd, path);
+}
+
+void pl_name_duped_locked(int old, int new)
+{
+	pl_name_closed_locked(new);
+	if ((unsigned)old >= PL_SLOTS || (unsigned)new >= PL_SLOTS)
+		return;
+	char *n = pl_names[old];
+	pl_names[new] = n && n != PL_NAME_GONE ? strdup(n) : n;
+}
+
+/* An open file's name (not a directory's). */
+static bool output_name(int fd)
+{
+	char *n = pl_names[fd];
+	return n && n != PL_NAME_GONE &&
+	       (atomic_load_explicit(&pl_slots[fd], memory_order_relaxed) &
+		PL_S_KNOWN);
+}
+
+/* The open files (dev, ino), known by name from: now known as to, or
+ * (to PL_NAME_GONE) by no name, not followed when they close. from NULL:
+ * whatever their name. */
+static void rename_open(uint64_t dev, uint64_t ino, const char *from,
+			const char *to)
+{
+	int max = atomic_load(&pl_max_fd);
+	for (int fd = 0; fd <= max && fd < PL_SLOTS; fd++) {
+		if (!output_name(fd) || pl_snaps[fd].dev != dev ||
+		    pl_snaps[fd].ino != ino ||
+		    (from && strcmp(pl_names[fd], from) != 0))
+			continue;
+		char *n = to == PL_NAME_GONE ? PL_NAME_GONE
+			  : to               ? strdup(to)
+					     : NULL;
+		free(pl_names[fd]);
+		pl_names[fd] = n; /* NULL, out of memory: asked at close */
+	}
+}
+
+/* A hint, read without the lock: whether renames must be looked at. */
+bool pl_moves_following(void)
+{
+	if (nmoves)
+		return true;
+	int max = atomic_load(&pl_max_fd);
+	for (int fd = 0; fd <= max && fd < PL_SLOTS; fd++)
+		if (output_name(fd))
+			return true;
+	return false;
+}
+
+/* ---- the outputs followed ---- */
+
 void pl_moves_note_written(int fd)
 {
-	char proc[64], path[PATH_MAX];
-	struct stat st;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, path, sizeof(path) - 1);
-	if (n <= 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		return;
-	/* No name left (unlinked while open, or an O_TMPFILE never linked):
-	 * no path can name it wrongly, and the kernel's "PATH (deleted)"
-	 * is no place to look for it. */
-	if (st.st_nlink == 0)
-		return;
-	path[n] = '\0';
-	if (path[0] != '/')
-		return; /* deleted already, or not a path */
-	int i = find_inode_entry(st.st_dev, st.st_ino);
+	char kname[PATH_MAX];
+	const char *path;
+	uint64_t dev, ino;
+	char *name = (unsigned)fd < PL_SLOTS ? pl_names[fd] : NULL;
+	if (name == PL_NAME_GONE)
+		return; /* its name was unlinked while it was open */
+	if (name) {
+		path = name;
+		dev = pl_snaps[fd].dev;
+		ino = pl_snaps[fd].ino;
+	} else {
+		char proc[64];
+		struct stat st;
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(proc, kname, sizeof(kname) - 1);
+		if (n <= 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+			return;
+		/* No name left (unlinked while open, or an O_TMPFILE never
+		 * linked): no path can name it wrongly, and the kernel's
+		 * "PATH (deleted)" is no place to look for it. */
+		if (st.st_nlink == 0)
+			return;
+		kname[n] = '\0';
+		if (kname[0] != '/')
+			return; /* not a path */
+		path = kname;
+		dev = st.st_dev;
+		ino = st.st_ino;
+	}
+	int i = find_inode_entry(dev, ino);
 	if (i >= 0) {
 		if (strcmp(moves[i].path, path) != 0) {
 			char *p = strdup(path);
@@ -209,8 +303,7 @@ void pl_moves_note_written(int fd)
 		return;
 	}
 	i = nmoves++;
-	moves[i] = (struct pl_written){st.st_dev,    st.st_ino, p,
-				       path_hash(p), -1,        -1};
+	moves[i] = (struct pl_written){dev, ino, p, -1};
 	link_entry(i);
 }
 
@@ -245,32 +338,87 @@ static bool absolute(int dirfd, const char *path, char *out, size_t outsz)
 	return n > 0 && (size_t)n < outsz;
 }
 
-void pl_moves_renamed(int od, const char *old, int nd, const char *new)
+/* dirfd/path's name for an entry: as written, else made absolute with
+ * the kernel's name of its directory fd. NULL: none. */
+static char *entry_name(int dirfd, const char *path)
 {
-	char a[PATH_MAX], b[PATH_MAX];
-	if (!nmoves || !absolute(od, old, a, sizeof(a)) ||
-	    !absolute(nd, new, b, sizeof(b)))
-		return;
-	/* What was at the new name is gone (replaced), whatever inode
-	 * number it had: forget it, or a later file reusing its inode
-	 * would look like it. */
-	int i;
-	while ((i = find_path(b)) >= 0)
+	char a[PATH_MAX];
+	char *n = name_of(dirfd, path);
+	if (n || !path[0])
+		return n;
+	return absolute(dirfd, path, a, sizeof(a)) ? strdup(a) : NULL;
+}
+
+/* Forget the entry of (dev, ino); with name, only when by that name. */
+static void forget(uint64_t dev, uint64_t ino, const char *name)
+{
+	int i = find_inode_entry(dev, ino);
+	if (i >= 0 && (!name || strcmp(moves[i].path, name) == 0))
 		drop(i);
-	i = find_path(a);
-	char *p = i >= 0 ? strdup(b) : NULL;
+}
+
+/* The file st is now called to (NULL: not known; then not followed). */
+static void move_to(const struct stat *st, const char *to)
+{
+	int i = find_inode_entry(st->st_dev, st->st_ino);
+	char *p = i >= 0 && to ? strdup(to) : NULL;
 	if (p)
 		set_path(i, p);
+	else if (i >= 0)
+		drop(i);
+	rename_open(st->st_dev, st->st_ino, NULL, to);
+}
+
+void pl_moves_renamed(int od, const char *old, int nd, const char *new,
+		      unsigned flags, const struct stat *moved,
+		      const struct stat *replaced)
+{
+	/* Two names of one file: the rename did nothing. */
+	if (replaced && replaced->st_dev == moved->st_dev &&
+	    replaced->st_ino == moved->st_ino)
+		return;
+	char *to = entry_name(nd, new);
+	if (replaced && S_ISREG(replaced->st_mode)) {
+		uint64_t dev = replaced->st_dev, ino = replaced->st_ino;
+		if (flags & RENAME_EXCHANGE) {
+			char *from = entry_name(od, old);
+			move_to(replaced, from);
+			free(from);
+		} else if (replaced->st_nlink <= 1) {
+			/* Gone: forgotten, or a later file reusing its
+			 * inode would look like it. */
+			forget(dev, ino, NULL);
+			rename_open(dev, ino, NULL, PL_NAME_GONE);
+		} else if (to) {
+			/* Another name of it stays: only this one went. */
+			forget(dev, ino, to);
+			rename_open(dev, ino, to, PL_NAME_GONE);
+		}
+	}
+	if (S_ISREG(moved->st_mode))
+		move_to(moved, to);
+	free(to);
 }
 
 void pl_moves_unlinked(int dirfd, const char *path)
 {
-	char a[PATH_MAX];
-	if (!nmoves || !absolute(dirfd, path, a, sizeof(a)))
+	struct stat st;
+	if (!pl_moves_following() ||
+	    fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISREG(st.st_mode))
 		return;
-	int i;
-	while ((i = find_path(a)) >= 0)
-		drop(i);
+	if (st.st_nlink <= 1) {
+		forget(st.st_dev, st.st_ino, NULL);
+		rename_open(st.st_dev, st.st_ino, NULL, PL_NAME_GONE);
+		return;
+	}
+	/* Another name of it stays: only what went by this one. */
+	char *n = entry_name(dirfd, path);
+	if (n) {
+		forget(st.st_dev, st.st_ino, n);
+		rename_open(st.st_dev, st.st_ino, n, PL_NAME_GONE);
+	}
+	free(n);
 }
 
 static void close_dir(DIR *d)
@@ -398,6 +546,10 @@ void pl_moves_check_locked(void)
 		int e = lstat(w->path, &st) == 0 ? 0 : errno;
 		if (e == 0 && st.st_dev == w->dev && st.st_ino == w->ino)
 			continue;
+		/* Opened through a symlink: the name still reaches it. */
+		if (e == 0 && S_ISLNK(st.st_mode) && stat(w->path, &st) == 0 &&
+		    st.st_dev == w->dev && st.st_ino == w->ino)
+			continue;
 		/* A path this process may not look at (a file it inherited
 		 * open, in a directory it cannot search): nothing says it
 		 * moved, and the end's hashing of the path says what it
@@ -452,7 +604,7 @@ void pl_moves_forget(void)
 	for (int i = 0; i < nmoves; i++)
 		free(moves[i].path);
 	for (int i = 0; i < nbuckets; i++)
-		by_inode[i] = by_path[i] = -1;
+		by_inode[i] = -1;
 	nmoves = 0;
 	moves_full = false;
 }
