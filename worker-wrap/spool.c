@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -59,17 +60,26 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-int weft_spool_encode(int kind, const uint8_t *payload, size_t len,
-		      weft_buf *out)
+/* The container's header for payload. */
+static int spool_header(int kind, const uint8_t *payload, size_t len,
+			uint8_t h[WEFT_SPOOL_HEADER_BYTES])
 {
 	if (len > WEFT_WRAP_MAX_SPOOL_BYTES)
 		return WEFT_ETOOBIG;
-	uint8_t h[WEFT_SPOOL_HEADER_BYTES];
 	memcpy(h, WEFT_SPOOL_MAGIC, 8);
 	h[8] = (uint8_t)kind;
 	put_be32(h + 9, (uint32_t)len);
 	crypto_generichash(h + 13, 16, payload, len, NULL, 0);
-	int err = weft_buf_append(out, h, sizeof(h));
+	return WEFT_OK;
+}
+
+int weft_spool_encode(int kind, const uint8_t *payload, size_t len,
+		      weft_buf *out)
+{
+	uint8_t h[WEFT_SPOOL_HEADER_BYTES];
+	int err = spool_header(kind, payload, len, h);
+	if (!err)
+		err = weft_buf_append(out, h, sizeof(h));
 	return err ? err : weft_buf_append(out, payload, len);
 }
 
@@ -211,16 +221,26 @@ bool wrap_url_in_process(const char *url)
 	return strncmp(url, "inproc://", 9) == 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* The two pieces a then b, written whole. */
+static int write_two(int fd, const uint8_t *a, size_t na, const uint8_t *b,
+		     size_t nb)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
+	struct iovec v[2] = {{(void *)a, na}, {(void *)b, nb}};
+	struct iovec *p = v;
+	int left = 2;
+	while (left) {
+		ssize_t w = writev(fd, p, left);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return WEFT_EIO;
-		p += w;
-		n -= (size_t)w;
+		size_t done = (size_t)w;
+		for (; left && done >= p->iov_len; p++, left--)
+			done -= p->iov_len;
+		if (left) {
+			p->iov_base = (uint8_t *)p->iov_base + done;
+			p->iov_len -= done;
+		}
 	}
 	return WEFT_OK;
 }
@@ -230,23 +250,19 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 static int write_durable(int dirfd, const char *name, int kind,
 			 const uint8_t *payload, size_t len, bool sync)
 {
-	weft_buf b;
-	weft_buf_init(&b);
-	int err = weft_spool_encode(kind, payload, len, &b);
-	if (err) {
-		weft_buf_free(&b);
+	/* The header and the payload written as they are: no copy of a
+	 * payload of megabytes. */
+	uint8_t h[WEFT_SPOOL_HEADER_BYTES];
+	int err = spool_header(kind, payload, len, h);
+	if (err)
 		return err;
-	}
 	char tmp[128];
 	snprintf(tmp, sizeof(tmp), ".tmp-%s", name);
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0600);
-	if (fd < 0) {
-		weft_buf_free(&b);
+	if (fd < 0)
 		return WEFT_EIO;
-	}
-	err = write_all(fd, b.data, b.len);
-	weft_buf_free(&b);
+	err = write_two(fd, h, sizeof(h), payload, len);
 	if (!err && sync && fsync(fd) != 0)
 		err = WEFT_EIO;
 	int saved = errno;
