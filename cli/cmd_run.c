@@ -240,7 +240,6 @@ int cmd_run(int argc, char **argv)
 		     ? weft_wrap_trace_run(&t, weft_dir, &report)
 		     : WEFT_EXIT_INTERNAL;
 	weft_ol_live_stop(live);
-	weft_prehash_stop(t.prehash);
 	at[2] = weft_mono_ns();
 	if (rc != 0) {
 		weft_prehash_free(t.prehash);
@@ -254,6 +253,7 @@ int cmd_run(int argc, char **argv)
 	/* What is left to wait for, on a terminal past a second. */
 	cli_progress progress;
 	cli_progress_begin(&progress, "hashing", "files", false);
+	weft_prehash_finish(t.prehash, cli_progress_fn, &progress);
 	weft_store_set_progress(store, cli_progress_fn, &progress);
 	weft_store_use_prehash(store, t.prehash);
 	int err = weft_report_hash_files(store, &report);

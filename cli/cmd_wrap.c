@@ -338,7 +338,10 @@ int cmd_wrap(int argc, char **argv)
 		weft_wrap_prehash_start(&t, cache_at);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
 	rc = weft_wrap_trace_run(&t, env.spool, &report);
-	weft_prehash_stop(t.prehash);
+	if (rc == 0)
+		weft_prehash_finish(t.prehash, NULL, NULL);
+	else
+		weft_prehash_stop(t.prehash);
 	prehashed = t.prehash;
 	if (o.verbose)
 		cli_print_prehash(t.prehash);

@@ -23,6 +23,11 @@
  * the offer (the end reads that file), a seen identity is not offered
  * twice (a loop that opens one file a million times queues it once), and
  * it wakes the hasher only for a batch.
+ *
+ * When the run has ended (weft_prehash_finish), what is still queued is
+ * hashed by a second thread beside the first (the CPUs the workload used
+ * are free then, and the end would read those files anyway, on one), and
+ * the file being read is finished rather than given up.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -83,26 +88,36 @@ struct memo_ent {
 	bool cached; /* found in the hash cache, not read */
 };
 
-struct weft_prehash {
+/* A hashing thread's own: its hash cache connection and read buffer. */
+struct prehash_worker {
+	weft_prehash *p;
 	pthread_t thread;
 	bool started;
+	weft_store *cache;
+	uint8_t *buf; /* WEFT_HASH_BUFFER_BYTES, reused */
+	bool cache_tried;
+	unsigned cache_reads; /* lookups in the open read transaction */
+};
+
+struct weft_prehash {
+	struct prehash_worker w[2]; /* the second only to finish */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool quit;         /* under mu */
+	bool finishing;    /* under mu: the queue's end ends the threads */
+	int running;       /* under mu: threads started and not ended */
 	atomic_bool abort; /* quit, for the file being read */
 	struct prehash_item q[PREHASH_QUEUE];
 	size_t head, n; /* under mu */
 	/* The feeding thread's alone: hashes of identities offered. */
 	uint64_t *seen;
 	size_t nseen, seen_slots;
-	/* The thread's alone until weft_prehash_stop, read-only after. */
+	/* The threads', under memo_mu, until weft_prehash_stop; read-only
+	 * after. */
+	pthread_mutex_t memo_mu;
 	struct memo_ent *memo;
 	size_t nmemo, memo_slots;
 	char *cache_path;
-	weft_store *cache;
-	uint8_t *buf; /* WEFT_HASH_BUFFER_BYTES, the thread's, reused */
-	bool cache_tried;
-	unsigned cache_reads; /* lookups in the open read transaction */
 	/* Counted by both threads, read by either: weft_prehash_stats. */
 	atomic_uint_fast64_t offered, known, hashed, missed, dropped, bytes;
 };
@@ -150,8 +165,8 @@ static struct memo_ent *memo_slot(struct memo_ent *m, size_t slots,
 
 /* Keep hash under id; false when there is no room (the end reads the
  * file). */
-static bool memo_put(weft_prehash *p, const struct prehash_id *id,
-		     const uint8_t hash[32], bool cached)
+static bool memo_put_locked(weft_prehash *p, const struct prehash_id *id,
+			    const uint8_t hash[32], bool cached)
 {
 	if (p->nmemo >= PREHASH_MEMO_MAX)
 		return false;
@@ -176,6 +191,15 @@ static bool memo_put(weft_prehash *p, const struct prehash_id *id,
 	e->used = true;
 	e->cached = cached;
 	return true;
+}
+
+static bool memo_put(weft_prehash *p, const struct prehash_id *id,
+		     const uint8_t hash[32], bool cached)
+{
+	pthread_mutex_lock(&p->memo_mu);
+	bool kept = memo_put_locked(p, id, hash, cached);
+	pthread_mutex_unlock(&p->memo_mu);
+	return kept;
 }
 
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
@@ -239,34 +263,35 @@ static bool tick_passed(weft_prehash *p, const struct stat *st)
 
 /* Ends the read transaction of the hash cache, if one is open: the
  * lookups made in it saw the cache as it was at its first. */
-static void cache_rest(weft_prehash *p)
+static void cache_rest(struct prehash_worker *w)
 {
-	if (p->cache_reads) {
-		(void)store_exec(p->cache, "COMMIT");
-		p->cache_reads = 0;
+	if (w->cache_reads) {
+		(void)store_exec(w->cache, "COMMIT");
+		w->cache_reads = 0;
 	}
 }
 
-static void hash_one(weft_prehash *p, const struct prehash_item *it)
+static void hash_one(struct prehash_worker *w, const struct prehash_item *it)
 {
+	weft_prehash *p = w->p;
 	uint8_t hash[32];
 	if (!it->output) {
 		struct stat st;
 		store_identity_stat(&st, it->id.dev, it->id.ino, it->id.size,
 				    it->id.mtime_ns, it->id.ctime_ns);
-		if (!p->cache_tried && p->cache_path) {
-			p->cache_tried = true;
-			p->cache = open_cache(p->cache_path);
+		if (!w->cache_tried && p->cache_path) {
+			w->cache_tried = true;
+			w->cache = open_cache(p->cache_path);
 		}
-		if (p->cache && !p->cache_reads &&
-		    store_exec(p->cache, "BEGIN") == WEFT_OK)
-			p->cache_reads = 1;
-		else if (p->cache_reads && ++p->cache_reads > PREHASH_CACHE_TXN)
-			cache_rest(p);
+		if (w->cache && !w->cache_reads &&
+		    store_exec(w->cache, "BEGIN") == WEFT_OK)
+			w->cache_reads = 1;
+		else if (w->cache_reads && ++w->cache_reads > PREHASH_CACHE_TXN)
+			cache_rest(w);
 		/* Known already: kept (when there is room), so that the
 		 * end need not look it up. */
-		if (p->cache &&
-		    store_cache_get(p->cache, &st, hash) == WEFT_OK) {
+		if (w->cache &&
+		    store_cache_get(w->cache, &st, hash) == WEFT_OK) {
 			(void)memo_put(p, &it->id, hash, true);
 			atomic_fetch_add(&p->known, 1);
 			return;
@@ -301,7 +326,7 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	}
 	bool stable = false;
 	if (ok && fcntl(fd, F_SETFL, 0) == 0 &&
-	    store_hash_fd(fd, &now, hash, &stable, &p->abort, p->buf) ==
+	    store_hash_fd(fd, &now, hash, &stable, &p->abort, w->buf) ==
 		    WEFT_OK &&
 	    stable) {
 		if (memo_put(p, &id, hash, false)) {
@@ -316,15 +341,17 @@ static void hash_one(weft_prehash *p, const struct prehash_item *it)
 	close(fd);
 }
 
-/* The next file to hash, waited for; false when told to quit. */
-static bool next_item(weft_prehash *p, struct prehash_item *it)
+/* The next file to hash, waited for; false when told to quit, or when
+ * finishing and nothing is left. */
+static bool next_item(struct prehash_worker *w, struct prehash_item *it)
 {
+	weft_prehash *p = w->p;
 	pthread_mutex_lock(&p->mu);
-	while (!p->quit && !p->n) {
-		if (p->cache_reads) {
+	while (!p->quit && !p->n && !p->finishing) {
+		if (w->cache_reads) {
 			/* Nothing queued: no snapshot held while idle. */
 			pthread_mutex_unlock(&p->mu);
-			cache_rest(p);
+			cache_rest(w);
 			pthread_mutex_lock(&p->mu);
 			continue;
 		}
@@ -338,7 +365,7 @@ static bool next_item(weft_prehash *p, struct prehash_item *it)
 		}
 		pthread_cond_timedwait(&p->cv, &p->mu, &until);
 	}
-	bool got = !p->quit;
+	bool got = !p->quit && p->n;
 	if (got) {
 		*it = p->q[p->head];
 		p->head = (p->head + 1) % PREHASH_QUEUE;
@@ -350,21 +377,48 @@ static bool next_item(weft_prehash *p, struct prehash_item *it)
 
 static void *prehash_main(void *arg)
 {
-	weft_prehash *p = arg;
+	struct prehash_worker *w = arg;
 	/* The workload, and the tracer that waits on its every stop, come
-	 * first: this thread gets what CPU they leave (nice 19; not
+	 * first: the first thread gets what CPU they leave (nice 19; not
 	 * SCHED_IDLE, which could starve it while it holds a lock of
-	 * malloc's or SQLite's that they need). */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	 * malloc's or SQLite's that they need). The second starts when the
+	 * workload has ended. */
+	if (w == &w->p->w[0])
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	struct prehash_item it;
-	while (next_item(p, &it)) {
-		hash_one(p, &it);
+	while (next_item(w, &it)) {
+		hash_one(w, &it);
 		free(it.path);
 	}
-	cache_rest(p);
-	weft_store_close(p->cache);
-	p->cache = NULL;
+	cache_rest(w);
+	weft_store_close(w->cache);
+	w->cache = NULL;
+	weft_prehash *p = w->p;
+	pthread_mutex_lock(&p->mu);
+	p->running--;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
+}
+
+/* A thread for w (all signals blocked: they are the tracer's business),
+ * on cpus when given. */
+static bool worker_start(struct prehash_worker *w, const cpu_set_t *cpus)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	if (cpus)
+		pthread_attr_setaffinity_np(&attr, sizeof(*cpus), cpus);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&w->p->mu);
+	w->started = pthread_create(&w->thread, &attr, prehash_main, w) == 0;
+	w->p->running += w->started;
+	pthread_mutex_unlock(&w->p->mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return w->started;
 }
 
 weft_prehash *weft_prehash_start(const char *cache_path)
@@ -376,6 +430,7 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	if (!p)
 		return NULL;
 	p->mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	p->memo_mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -384,33 +439,27 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	atomic_init(&p->abort, false);
 	p->seen_slots = PREHASH_SEEN_FIRST;
 	p->seen = calloc(p->seen_slots, sizeof(*p->seen));
-	p->buf = malloc(WEFT_HASH_BUFFER_BYTES);
+	for (int i = 0; i < 2; i++)
+		p->w[i].p = p;
+	p->w[0].buf = malloc(WEFT_HASH_BUFFER_BYTES);
 	p->cache_path = cache_path ? strdup(cache_path) : NULL;
-	if (!p->seen || !p->buf || (cache_path && !p->cache_path)) {
+	if (!p->seen || !p->w[0].buf || (cache_path && !p->cache_path)) {
 		weft_prehash_free(p);
 		return NULL;
 	}
-	/* Signals are the tracer's business, not this thread's. And it
-	 * keeps off the CPU this thread is on, where the ptrace backend
-	 * pins itself and a single-task workload: every stop there is a
-	 * switch between the two, and a third runnable thread on that CPU
-	 * slows each one (bench/realistic: ptrace 2.2x -> 2.8x on pycsv). */
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
+	/* The thread keeps off the CPU this thread is on, where the ptrace
+	 * backend pins itself and a single-task workload: every stop there
+	 * is a switch between the two, and a third runnable thread on that
+	 * CPU slows each one (bench/realistic: ptrace 2.2x -> 2.8x on
+	 * pycsv). */
 	cpu_set_t cpus;
 	int here = sched_getcpu();
-	if (here >= 0 && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
-	    CPU_COUNT(&cpus) > 1) {
+	bool away = here >= 0 &&
+		    sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+		    CPU_COUNT(&cpus) > 1;
+	if (away)
 		CPU_CLR(here, &cpus);
-		pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
-	}
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	p->started = pthread_create(&p->thread, &attr, prehash_main, p) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (!p->started) {
+	if (!worker_start(&p->w[0], away ? &cpus : NULL)) {
 		weft_prehash_free(p);
 		return NULL;
 	}
@@ -487,17 +536,66 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	atomic_fetch_add(&p->offered, 1);
 }
 
+static void join_workers(weft_prehash *p)
+{
+	for (int i = 0; i < 2; i++) {
+		if (p->w[i].started)
+			pthread_join(p->w[i].thread, NULL);
+		p->w[i].started = false;
+	}
+}
+
+void weft_prehash_finish(weft_prehash *p,
+			 void (*progress)(void *arg, uint64_t done,
+					  uint64_t total, uint64_t bytes),
+			 void *arg)
+{
+	if (!p || !p->w[0].started)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->finishing = true;
+	size_t total = p->n;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	/* A second thread when there is more than the first's next file;
+	 * without one (no memory, no thread) the first does it all. */
+	if (total > 1 && (p->w[1].buf = malloc(WEFT_HASH_BUFFER_BYTES)))
+		(void)worker_start(&p->w[1], NULL);
+	uint64_t bytes0 = atomic_load(&p->bytes);
+	pthread_mutex_lock(&p->mu);
+	while (p->running) {
+		if (progress) {
+			size_t left = p->n;
+			pthread_mutex_unlock(&p->mu);
+			progress(arg, total - left, total,
+				 atomic_load(&p->bytes) - bytes0);
+			pthread_mutex_lock(&p->mu);
+			if (!p->running)
+				break;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cv, &p->mu, &until);
+	}
+	pthread_mutex_unlock(&p->mu);
+	join_workers(p);
+}
+
 void weft_prehash_stop(weft_prehash *p)
 {
-	if (!p || !p->started)
+	if (!p || !p->w[0].started)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->quit = true;
 	atomic_store(&p->abort, true);
-	pthread_cond_signal(&p->cv);
+	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	pthread_join(p->thread, NULL);
-	p->started = false;
+	join_workers(p);
 	for (; p->n; p->n--, p->head = (p->head + 1) % PREHASH_QUEUE) {
 		free(p->q[p->head].path);
 		atomic_fetch_add(&p->dropped, 1);
@@ -524,9 +622,11 @@ void weft_prehash_free(weft_prehash *p)
 		return;
 	weft_prehash_stop(p);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->memo_mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->seen);
-	free(p->buf);
+	free(p->w[0].buf);
+	free(p->w[1].buf);
 	free(p->memo);
 	free(p->cache_path);
 	free(p);

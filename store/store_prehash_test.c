@@ -4,7 +4,8 @@
  * content's true hash; a file that changed after it was hashed is read at
  * the end, and the version the run read is still known; a file that is
  * not the one the run opened is never taken for it; outputs at their
- * close; what the hash cache knows is not read; one offer per identity.
+ * close; what the hash cache knows is not read; one offer per identity;
+ * what is still queued when the run ends is hashed by finishing.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -153,6 +154,65 @@ static void test_inputs_taken_unread(void **state)
 	weft_store_close(s);
 }
 
+struct progress_seen {
+	int calls;
+	uint64_t last_total;
+};
+
+static void on_progress(void *arg, uint64_t done, uint64_t total,
+			uint64_t bytes)
+{
+	struct progress_seen *ps = arg;
+	(void)bytes;
+	assert_true(done <= total);
+	ps->calls++;
+	ps->last_total = total;
+}
+
+/* The run ends with files still queued: finishing hashes every one (none
+ * dropped, nothing read at the end), each with its true hash. */
+static void test_finish_hashes_the_queue(void **state)
+{
+	struct scratch *t = *state;
+	enum { N = 300 };
+	static char paths[N][400];
+	weft_event ev[N];
+	for (int i = 0; i < N; i++) {
+		char name[32], text[32];
+		snprintf(name, sizeof(name), "q%d", i);
+		snprintf(text, sizeof(text), "queued file %d", i);
+		write_file(scratch_path(t, name, paths[i], sizeof(paths[i])),
+			   text, strlen(text));
+	}
+	settle();
+	for (int i = 0; i < N; i++)
+		ev[i] = open_event(paths[i]);
+	weft_prehash *p = weft_prehash_start(NULL);
+	assert_non_null(p);
+	for (int i = 0; i < N; i++)
+		weft_prehash_offer(p, paths[i], &ev[i]);
+	struct progress_seen ps = {0};
+	weft_prehash_finish(p, on_progress, &ps);
+	assert_counts(p, N, N, 0, 0);
+	assert_int_equal(weft_prehash_get_stats(p).dropped, 0);
+	if (ps.calls)
+		assert_true(ps.last_total <= N);
+
+	weft_report r;
+	weft_report_init(&r);
+	for (int i = 0; i < N; i++)
+		add_input(&r, paths[i], false, &ev[i]);
+	assert_int_equal(hash_at_end(t, p, &r), 0); /* nothing read then */
+	for (int i = 0; i < N; i += 37) {
+		char text[32];
+		snprintf(text, sizeof(text), "queued file %d", i);
+		assert_true(r.files[i].has_hash);
+		assert_hash(r.files[i].hash, text);
+	}
+	weft_report_release(&r);
+	weft_prehash_free(p);
+}
+
 static void test_changed_after_hashing(void **state)
 {
 	struct scratch *t = *state;
@@ -274,6 +334,8 @@ static void test_off(void **state)
 WEFT_TEST_MAIN(
 	cmocka_unit_test_setup_teardown(test_inputs_taken_unread, scratch_setup,
 					scratch_teardown),
+	cmocka_unit_test_setup_teardown(test_finish_hashes_the_queue,
+					scratch_setup, scratch_teardown),
 	cmocka_unit_test_setup_teardown(test_changed_after_hashing,
 					scratch_setup, scratch_teardown),
 	cmocka_unit_test_setup_teardown(test_other_file_never_taken,

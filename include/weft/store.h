@@ -136,6 +136,15 @@ void weft_prehash_offer(weft_prehash *p, const char *path,
 /* End the thread: a file being read is abandoned, the queue dropped.
  * What was hashed stays for weft_store_use_prehash. */
 void weft_prehash_stop(weft_prehash *p);
+/* The run has ended: hash what is queued (the file being read too), on a
+ * second thread beside the first when more than one file waits, then end
+ * them, as weft_prehash_stop. progress (may be NULL) is called about every
+ * 100 ms meanwhile with the files of the queue done, their count, and the
+ * bytes read. */
+void weft_prehash_finish(weft_prehash *p,
+			 void (*progress)(void *arg, uint64_t done,
+					  uint64_t total, uint64_t bytes),
+			 void *arg);
 weft_prehash_stats weft_prehash_get_stats(const weft_prehash *p);
 void weft_prehash_free(weft_prehash *p);
 /* weft_hash_file and weft_report_hash_files through cache take a file's
