@@ -107,6 +107,7 @@ struct weft_prehash {
 	bool finishing;    /* under mu: the queue's end ends the threads */
 	int running;       /* under mu: threads started and not ended */
 	atomic_bool abort; /* quit, for the file being read */
+	atomic_bool ended; /* finishing: no waiting for a clock tick */
 	struct prehash_item q[PREHASH_QUEUE];
 	size_t head, n; /* under mu */
 	/* The feeding thread's alone: hashes of identities offered. */
@@ -245,7 +246,9 @@ static weft_store *open_cache(const char *path)
 
 /* Whether st's ctime is older than the coarse clock's current tick (the
  * hash cache's rule: a write later in that tick would change nothing a
- * stat shows), after waiting a few ticks for it if need be. */
+ * stat shows), after waiting a few ticks for it if need be; not waited
+ * for once the run has ended (the end reads such a file at once, without
+ * waiting: it keeps no hash by identity for it). */
 static bool tick_passed(weft_prehash *p, const struct stat *st)
 {
 	struct timespec res, now;
@@ -256,6 +259,8 @@ static bool tick_passed(weft_prehash *p, const struct stat *st)
 			return false;
 		if (ts_ns(st->st_ctim) < ts_ns(now))
 			return true;
+		if (atomic_load(&p->ended))
+			return false;
 		nanosleep(&res, NULL);
 	}
 	return false;
@@ -437,6 +442,7 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&p->abort, false);
+	atomic_init(&p->ended, false);
 	p->seen_slots = PREHASH_SEEN_FIRST;
 	p->seen = calloc(p->seen_slots, sizeof(*p->seen));
 	for (int i = 0; i < 2; i++)
@@ -552,6 +558,7 @@ void weft_prehash_finish(weft_prehash *p,
 {
 	if (!p || !p->w[0].started)
 		return;
+	atomic_store(&p->ended, true);
 	pthread_mutex_lock(&p->mu);
 	p->finishing = true;
 	size_t total = p->n;
