@@ -642,7 +642,10 @@ static void duped(int old, int new, int cloexec)
 		pl_materialize_locked(old);
 		pl_unlock();
 	}
-	if (!pl_lock_held_here()) {
+	/* Names only where one is kept (a pipe's dup takes no lock). */
+	bool named = ((unsigned)old < PL_SLOTS && pl_names[old]) ||
+		     ((unsigned)new < PL_SLOTS &&pl_names[new]);
+	if (named && !pl_lock_held_here()) {
 		pl_lock();
 		pl_name_duped_locked(old, new);
 		pl_unlock();
