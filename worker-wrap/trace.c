@@ -70,13 +70,12 @@ int weft_wrap_resolve_command(const char *cmd, char *out, size_t outsz)
 
 void weft_wrap_prehash_start(weft_wrap_trace *t, const char *cache_path)
 {
-	/* Not under ptrace: every syscall stop of the workload waits for the
-	 * tracer, and a hashing thread in the CPU time between the stops
-	 * slowed them more than the hashing it saved (300 files of 200 KB
-	 * read by `cat`: 1.22x the whole command; preload 0.89x). */
-	t->prehash = strcmp(t->backend->name, "ptrace") != 0
-			     ? weft_prehash_start(cache_path)
-			     : NULL;
+	/* Every backend, ptrace too: it pins itself and a single-task
+	 * workload to one CPU while it stops often, and the thread keeps off
+	 * that CPU (bench/realistic, 9 rounds against no thread under
+	 * ptrace: cp -r 0.92x, tar 0.94x, postmark 0.92x, the rest even;
+	 * 300 fresh files of 200 KB read by cat 0.59x). */
+	t->prehash = weft_prehash_start(cache_path);
 }
 
 static void offer_file(void *arg, const char *path, const weft_event *ev)

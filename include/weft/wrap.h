@@ -519,7 +519,7 @@ int weft_wrap_trace_prepare(weft_wrap_trace *t, char **cmd,
 int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 			weft_report *report);
 /* After prepare: t->prehash for the run, with the hash cache at cache_path
- * (weft_prehash_start), unless the backend is ptrace; NULL when none. The
+ * (weft_prehash_start), whatever the backend; NULL when none. The
  * caller stops and frees it. */
 void weft_wrap_prehash_start(weft_wrap_trace *t, const char *cache_path);
 /* -v/-vv: the tracer log WEFT_DIR/tracer.log (appended) at that level;
