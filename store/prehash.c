@@ -426,7 +426,7 @@ static bool worker_start(struct prehash_worker *w, const cpu_set_t *cpus)
 	return w->started;
 }
 
-weft_prehash *weft_prehash_start(const char *cache_path)
+weft_prehash *weft_prehash_start(const char *cache_path, int away_from_cpu)
 {
 	const char *off = getenv("WEFT_PREHASH");
 	if (off && (!strcmp(off, "off") || !strcmp(off, "0")))
@@ -453,18 +453,16 @@ weft_prehash *weft_prehash_start(const char *cache_path)
 		weft_prehash_free(p);
 		return NULL;
 	}
-	/* The thread keeps off the CPU this thread is on, where the ptrace
-	 * backend pins itself and a single-task workload: every stop there
-	 * is a switch between the two, and a third runnable thread on that
-	 * CPU slows each one (bench/realistic: ptrace 2.2x -> 2.8x on
-	 * pycsv). */
+	/* The thread keeps off the tracer's CPU, where the ptrace backend
+	 * pins itself and a single-task workload: every stop there is a
+	 * switch between the two, and a third runnable thread on that CPU
+	 * slows each one (bench/realistic: ptrace 2.2x -> 2.8x on pycsv). */
 	cpu_set_t cpus;
-	int here = sched_getcpu();
-	bool away = here >= 0 &&
+	bool away = away_from_cpu >= 0 && away_from_cpu < CPU_SETSIZE &&
 		    sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
-		    CPU_COUNT(&cpus) > 1;
+		    CPU_ISSET(away_from_cpu, &cpus) && CPU_COUNT(&cpus) > 1;
 	if (away)
-		CPU_CLR(here, &cpus);
+		CPU_CLR(away_from_cpu, &cpus);
 	if (!worker_start(&p->w[0], away ? &cpus : NULL)) {
 		weft_prehash_free(p);
 		return NULL;

@@ -122,7 +122,7 @@ static void test_inputs_taken_unread(void **state)
 	write_file(scratch_path(t, "a", a, sizeof(a)), "alpha", 5);
 	write_file(scratch_path(t, "b", b, sizeof(b)), "bravo!", 6);
 	settle();
-	weft_prehash *p = weft_prehash_start(NULL);
+	weft_prehash *p = weft_prehash_start(NULL, -1);
 	assert_non_null(p);
 	weft_event ea = open_event(a), eb = open_event(b);
 	weft_prehash_offer(p, a, &ea);
@@ -187,7 +187,7 @@ static void test_finish_hashes_the_queue(void **state)
 	settle();
 	for (int i = 0; i < N; i++)
 		ev[i] = open_event(paths[i]);
-	weft_prehash *p = weft_prehash_start(NULL);
+	weft_prehash *p = weft_prehash_start(NULL, -1);
 	assert_non_null(p);
 	for (int i = 0; i < N; i++)
 		weft_prehash_offer(p, paths[i], &ev[i]);
@@ -219,7 +219,7 @@ static void test_changed_after_hashing(void **state)
 	char c[400];
 	write_file(scratch_path(t, "c", c, sizeof(c)), "first", 5);
 	settle();
-	weft_prehash *p = weft_prehash_start(NULL);
+	weft_prehash *p = weft_prehash_start(NULL, -1);
 	weft_event ec = open_event(c);
 	weft_prehash_offer(p, c, &ec);
 	finish(p, 1);
@@ -242,7 +242,7 @@ static void test_changed_after_hashing(void **state)
 
 static void test_other_file_never_taken(void **state)
 {
-	weft_prehash *p = weft_prehash_start(NULL);
+	weft_prehash *p = weft_prehash_start(NULL, -1);
 	struct scratch *t = *state;
 	char x[400], y[400];
 	write_file(scratch_path(t, "x", x, sizeof(x)), "the one opened", 14);
@@ -270,7 +270,7 @@ static void test_other_file_never_taken(void **state)
 
 static void test_outputs_at_close(void **state)
 {
-	weft_prehash *p = weft_prehash_start(NULL);
+	weft_prehash *p = weft_prehash_start(NULL, -1);
 	struct scratch *t = *state;
 	char o[400];
 	write_file(scratch_path(t, "o", o, sizeof(o)), "made by the run", 15);
@@ -301,7 +301,7 @@ static void test_cached_not_read_and_offered_once(void **state)
 	assert_int_equal(weft_hash_file(s, k, h, NULL, NULL), WEFT_OK);
 	weft_store_close(s);
 
-	weft_prehash *p = weft_prehash_start(t->db);
+	weft_prehash *p = weft_prehash_start(t->db, -1);
 	weft_event ek = open_event(k);
 	for (int i = 0; i < 100000; i++) /* a loop opening one file */
 		weft_prehash_offer(p, k, &ek);
@@ -324,7 +324,7 @@ static void test_off(void **state)
 {
 	(void)state;
 	setenv("WEFT_PREHASH", "off", 1);
-	assert_null(weft_prehash_start(NULL));
+	assert_null(weft_prehash_start(NULL, -1));
 	unsetenv("WEFT_PREHASH");
 	weft_prehash_offer(NULL, "/x", NULL); /* NULL: nothing */
 	weft_prehash_stop(NULL);

@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,11 @@ void weft_wrap_prehash_start(weft_wrap_trace *t, const char *cache_path)
 	 * workload to one CPU while it stops often, and the thread keeps off
 	 * that CPU (bench/realistic, 9 rounds against no thread under
 	 * ptrace: cp -r 0.92x, tar 0.94x, postmark 0.92x, the rest even;
-	 * 300 fresh files of 200 KB read by cat 0.59x). */
-	t->prehash = weft_prehash_start(cache_path);
+	 * 300 fresh files of 200 KB read by cat 0.59x). The CPU is chosen
+	 * once, here, and given to the backend (weft_launch.cpu): asked
+	 * twice, the answers differed in about one run of thirty. */
+	t->cpu = sched_getcpu();
+	t->prehash = weft_prehash_start(cache_path, t->cpu);
 }
 
 static void offer_file(void *arg, const char *path, const weft_event *ev)
@@ -291,6 +295,8 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 		.envp = environ,
 		.verbose = t->verbose,
 		.classifier = cls,
+		.has_cpu = t->prehash && t->cpu >= 0,
+		.cpu = t->cpu,
 		.observe = t->observe,
 		.observe_arg = t->observe_arg,
 	};

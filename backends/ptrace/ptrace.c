@@ -828,22 +828,23 @@ out:
  *          its parallelism); N: the same on CPU N;
  *   "tracer": only the tracer pinned, the workload free;
  *   "off": no pinning. */
-static void options_from_env(pt_options *o)
+static void options_from_env(pt_options *o, const weft_launch *l)
 {
 	const char *v = getenv("WEFT_PTRACE_PIN");
+	int here = l->has_cpu ? l->cpu : sched_getcpu();
 	o->pin_cpu = -1;
 	o->pin_workload = false;
 	o->unpin_when_parallel = false;
 	if (v && strcmp(v, "off") == 0)
 		return;
 	if (!v || !*v || strcmp(v, "auto") == 0) {
-		o->pin_cpu = sched_getcpu();
+		o->pin_cpu = here;
 		o->pin_workload = true;
 		o->unpin_when_parallel = true;
 		return;
 	}
 	if (strcmp(v, "tracer") == 0 || strcmp(v, "on") == 0) {
-		o->pin_cpu = sched_getcpu();
+		o->pin_cpu = here;
 		o->pin_workload = strcmp(v, "on") == 0;
 		return;
 	}
@@ -862,7 +863,7 @@ static void options_from_env(pt_options *o)
 static int ptrace_run(weft_launch *l, weft_report *warnings_to)
 {
 	pt_options o;
-	options_from_env(&o);
+	options_from_env(&o, l);
 	return pt_trace(l, warnings_to, &o, NULL);
 }
 

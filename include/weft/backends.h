@@ -138,6 +138,12 @@ typedef struct weft_launch {
 	char *const *envp;        /* its environment */
 	int verbose;              /* 0, 1 (-v), 2 (-vv): diagnostics to stderr */
 	weft_classifier *classifier; /* where events go */
+	/* The CPU the caller chose for tracing (has_cpu): a backend that
+	 * pins its tracing thread (ptrace) pins it there, and the caller's
+	 * own helper threads keep off it. Else the backend takes the CPU
+	 * it is on. */
+	bool has_cpu;
+	int cpu;
 	/* Filled by the backend: */
 	pid_t root_pid;
 	int exit_code;            /* the workload's: 0..255, 128+signal */

@@ -125,9 +125,11 @@ typedef struct weft_prehash_stats {
 } weft_prehash_stats;
 /* Start the thread. cache_path (may be NULL): a hash cache (a store or a
  * wrapper's cache) whose entries need no reading, looked at read-only.
+ * away_from_cpu: a CPU the thread keeps off when there is another (the
+ * tracer's, weft_launch.cpu); -1: none.
  * NULL when it cannot start, or when WEFT_PREHASH is "off" or "0" in the
  * environment: hashing then all happens after the run. */
-weft_prehash *weft_prehash_start(const char *cache_path);
+weft_prehash *weft_prehash_start(const char *cache_path, int away_from_cpu);
 /* Offer a file the run opened for reading: path absolute, ev the open with
  * its stat (the classifier's weft_classifier_on_input). Queued once per
  * identity; never waits for the hashing. p may be NULL. */
