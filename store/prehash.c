@@ -218,6 +218,16 @@ int store_prehash_get(const weft_prehash *p, const struct stat *st,
 	return WEFT_OK;
 }
 
+/* store_prehash_get while a thread may still change the memo: the
+ * second thread of weft_prehash_finish can grow (move) it meanwhile. */
+static bool memo_get(weft_prehash *p, const struct stat *st, uint8_t hash[32])
+{
+	pthread_mutex_lock(&p->memo_mu);
+	bool got = store_prehash_get(p, st, hash, NULL) == WEFT_OK;
+	pthread_mutex_unlock(&p->memo_mu);
+	return got;
+}
+
 /* ---- The thread ---- */
 
 /* The hash cache at path, read-only, for store_cache_get; NULL when it
@@ -317,8 +327,7 @@ static void hash_one(struct prehash_worker *w, const struct prehash_item *it)
 	struct prehash_id id;
 	bool ok =
 		fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_size > 0;
-	if (ok && it->output &&
-	    store_prehash_get(p, &now, hash, NULL) == WEFT_OK) {
+	if (ok && it->output && memo_get(p, &now, hash)) {
 		/* Closed again unchanged: not read twice. */
 		atomic_fetch_add(&p->known, 1);
 		close(fd);
