@@ -141,6 +141,13 @@ static const cli_cmd run_cmd = {
 	.missing = "missing the command to run",
 };
 
+/* weft_local_beside's work: the hash cache's new entries, then closed. */
+static void write_hash_cache(void *store)
+{
+	(void)weft_store_write_deferred(store);
+	weft_store_close(store);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	const char *tracer = NULL, *report_path = NULL, *listen = NULL;
@@ -256,6 +263,7 @@ int cmd_run(int argc, char **argv)
 	weft_prehash_finish(t.prehash, cli_progress_fn, &progress);
 	weft_store_set_progress(store, cli_progress_fn, &progress);
 	weft_store_use_prehash(store, t.prehash);
+	weft_store_defer_cache_writes(store);
 	int err = weft_report_hash_files(store, &report);
 	if (verbose)
 		cli_print_prehash(t.prehash);
@@ -267,8 +275,11 @@ int cmd_run(int argc, char **argv)
 
 	at[3] = weft_mono_ns();
 	int status = t.status;
-	/* The hash cache is done with; the coordinator writes the store. */
-	weft_store_close(store);
+	/* The hash cache is done with: its new entries are written while
+	 * the run is recorded, on the CPU the workload left, and it is
+	 * closed; the coordinator writes the store. */
+	weft_store_set_progress(store, NULL, NULL);
+	weft_local_beside(local, write_hash_cache, store);
 	cli_progress_then(&progress, "storing", "fragments");
 	int shipped = weft_local_finish(local, &report, cli_progress_fn,
 					&progress);

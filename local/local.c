@@ -67,6 +67,11 @@ struct weft_local {
 	/* The job's mark (weft_local_job_state_of), locked while fd >= 0. */
 	char live[WEFT_MAX_PATH_BYTES + 64];
 	int live_fd;
+	/* weft_local_beside's work, and its thread while it runs. */
+	void (*beside)(void *);
+	void *beside_arg;
+	pthread_t beside_thread;
+	bool beside_started;
 };
 
 /* The mark of job_id in weft_dir (local.h) into path (for "", their
@@ -452,12 +457,54 @@ static bool spool_alone(const weft_local *l)
 	return n == 1;
 }
 
+void weft_local_beside(weft_local *l, void (*fn)(void *), void *arg)
+{
+	l->beside = fn;
+	l->beside_arg = arg;
+}
+
+static void *beside_main(void *arg)
+{
+	weft_local *l = arg;
+	l->beside(l->beside_arg);
+	return NULL;
+}
+
+/* weft_local_beside's work started (every signal blocked in its thread:
+ * they are the workload's and weft's main thread's), or done now. */
+static void beside_start(weft_local *l)
+{
+	if (!l->beside)
+		return;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	l->beside_started =
+		pthread_create(&l->beside_thread, NULL, beside_main, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!l->beside_started)
+		l->beside(l->beside_arg);
+}
+
+/* And ended. */
+static void beside_end(weft_local *l)
+{
+	if (l->beside_started)
+		pthread_join(l->beside_thread, NULL);
+	else if (l->beside)
+		l->beside(l->beside_arg);
+	l->beside = NULL;
+	l->beside_started = false;
+}
+
 int weft_local_finish(weft_local *l, const weft_report *r,
 		      weft_progress_fn progress, void *progress_arg)
 {
 	begun(l);
-	if (l->job_rc != 0)
+	if (l->job_rc != 0) {
+		beside_end(l);
 		return end(l, -1, r->exit_code, r->ended_ns);
+	}
 	weft_wrap_identity id;
 	task_identity(&id, r->node);
 	weft_wrap_ship_opts ship = {
@@ -472,7 +519,10 @@ int weft_local_finish(weft_local *l, const weft_report *r,
 	weft_spool_writer *w;
 	size_t nfrag;
 	int rc = -1;
-	if (weft_wrap_record_task(&ship, r, &w, &nfrag) != 0)
+	beside_start(l);
+	int recorded = weft_wrap_record_task(&ship, r, &w, &nfrag);
+	beside_end(l);
+	if (recorded != 0)
 		return end(l, -1, r->exit_code, r->ended_ns);
 	/* The run is in the spool, synced: nothing is lost if weft stops
 	 * now. */
@@ -573,6 +623,7 @@ void weft_local_abandon(weft_local *l, int exit_code)
 		return;
 	if (l->threaded)
 		pthread_join(l->thread, NULL);
+	beside_end(l);
 	end(l, 0, exit_code, weft_real_ns());
 }
 

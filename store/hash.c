@@ -340,12 +340,48 @@ static int warn_changed(weft_report *r, const char *path)
 	return err == WEFT_ENOMEM ? err : WEFT_OK;
 }
 
+/* Kept for weft_store_write_deferred; false when there is no room. */
+static bool defer_pending(weft_store *cache,
+			  const struct weft_hash_cache_entry *pending, size_t n)
+{
+	if (cache->deferred_cap - cache->ndeferred < n) {
+		size_t cap = cache->deferred_cap ? cache->deferred_cap : 1024;
+		while (cap - cache->ndeferred < n)
+			cap *= 2;
+		struct weft_hash_cache_entry *d =
+			realloc(cache->deferred, cap * sizeof(*d));
+		if (!d)
+			return false;
+		cache->deferred = d;
+		cache->deferred_cap = cap;
+	}
+	memcpy(cache->deferred + cache->ndeferred, pending,
+	       n * sizeof(*pending));
+	cache->ndeferred += n;
+	return true;
+}
+
 static void flush_pending(weft_store *cache,
 			  struct weft_hash_cache_entry *pending, size_t *n)
 {
-	if (*n)
+	if (*n && !(cache->defer && defer_pending(cache, pending, *n)))
 		(void)store_cache_put(cache, pending, *n); /* see hash_file */
 	*n = 0;
+}
+
+void weft_store_defer_cache_writes(weft_store *cache)
+{
+	if (cache)
+		cache->defer = true;
+}
+
+int weft_store_write_deferred(weft_store *cache)
+{
+	if (!cache || !cache->ndeferred)
+		return WEFT_OK;
+	int err = store_cache_put(cache, cache->deferred, cache->ndeferred);
+	cache->ndeferred = 0;
+	return err;
 }
 
 /* Whether st is the file as it was at the run's first open of it. */

@@ -734,6 +734,7 @@ void weft_store_close(weft_store *s)
 	sqlite3_finalize(s->cache_get);
 	sqlite3_finalize(s->cache_put);
 	store_sqlite_close(s->db);
+	free(s->deferred);
 	free(s);
 }
 

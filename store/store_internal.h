@@ -42,6 +42,11 @@ struct weft_store {
 	void *progress_arg;
 	/* weft_store_use_prehash: hashes found while the run ran. */
 	const weft_prehash *prehash;
+	/* weft_store_defer_cache_writes: the hash cache entries kept for
+	 * weft_store_write_deferred instead of written. */
+	bool defer;
+	struct weft_hash_cache_entry *deferred;
+	size_t ndeferred, deferred_cap;
 };
 
 /* The hash cache's columns and the end of its CREATE TABLE: the table

@@ -11,7 +11,8 @@ packed by `git pack-refs`, a linked worktree (a .git file), a detached
 HEAD, a branch with no commit yet, a directory in no repository, and
 GIT_DIR naming a repository elsewhere. `prehash` checks the hashes of
 a run whose inputs and outputs are hashed while it runs against
-hashlib's, with and without it. `timings` checks that
+hashlib's, with and without it; `hash_cache_written` that the hash
+cache has each output's hash when `weft run` exits. `timings` checks that
 `weft run --timings` names its four phases on stderr; `env_bad` that a
 setting in the environment weft does not understand stops the run before
 the command (exit 2, the variable named); `progress` that on
@@ -399,6 +400,51 @@ def prehash(weft, d):
     if not traced:
         raise Skip("neither the preload nor the ptrace tracer can trace "
                    "here")
+
+
+@case
+def hash_cache_written(weft, d):
+    """The hash cache entries of a run's outputs are in the store when
+    `weft run` exits (written while the run is recorded): one for each
+    output, under its identity, with its content's hash; hashed while
+    the run ran and after it (WEFT_PREHASH=off)."""
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    for env in (ENV, dict(ENV, WEFT_PREHASH="off")):
+        outd = os.path.join(os.path.realpath(d), "out")
+        shutil.rmtree(outd, ignore_errors=True)
+        os.mkdir(outd)
+        # The sleep ages the last ctimes past the clock's tick: a file
+        # changed within the tick its hash was taken in is not cached.
+        script = ("for i in $(seq 1 40); do seq 1 $((i * 50)) > out/f$i; "
+                  "done; sleep 0.1")
+        r = subprocess.run([weft, "run", "--tracer", "preload", "--", "sh",
+                            "-c", script], cwd=d, env=env,
+                           capture_output=True, text=True)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the preload tracer cannot trace here")
+        if r.returncode:
+            raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+        truth = {}
+        for n in os.listdir(outd):
+            st = os.stat(os.path.join(outd, n))
+            with open(os.path.join(outd, n), "rb") as f:
+                truth[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                       st.st_ctime_ns)] = blake(f.read())
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            d, ".weft", "weft.db"), uri=True, timeout=10)
+        try:
+            rows = {tuple(x[:5]): "blake2b-256:" + x[5].hex()
+                    for x in con.execute(
+                        "SELECT dev, ino, size, mtime_ns, ctime_ns, hash "
+                        "FROM hash_cache")}
+        finally:
+            con.close()
+        for ident, want in truth.items():
+            if rows.get(ident) != want:
+                raise Fail("WEFT_PREHASH=%s: output %r: the hash cache "
+                           "has %s, its content is %s"
+                           % (env.get("WEFT_PREHASH"), ident,
+                              rows.get(ident), want))
 
 
 def stores_leftover(weft, d, argv):

@@ -59,6 +59,12 @@ int weft_local_begin(const weft_local_opts *o, const char *run_id,
  * open store connection) or fails. */
 int weft_local_finish(weft_local *l, const weft_report *r,
 		      weft_progress_fn progress, void *progress_arg);
+/* Before weft_local_finish: fn(arg) is run on a thread of its own while
+ * the run is recorded, and has returned before it is stored (so it may
+ * use and must close any store connection of the caller's: the storing
+ * process is forked only when none is open). Run at once when no thread
+ * can start, and by weft_local_abandon. */
+void weft_local_beside(weft_local *l, void (*fn)(void *), void *arg);
 /* The workload could not be traced: end the job with exit_code (weft's
  * own exit status; the job then has no run), stop, free l (NULL: no-op). */
 void weft_local_abandon(weft_local *l, int exit_code);

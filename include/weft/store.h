@@ -153,6 +153,14 @@ void weft_prehash_free(weft_prehash *p);
  * hash from p (stopped) when its identity is one p hashed, and record it
  * in the cache as a read would. p must outlive that use; NULL: none. */
 void weft_store_use_prehash(weft_store *cache, const weft_prehash *p);
+/* From now on the new hash cache entries of weft_report_hash_files
+ * through cache are kept in memory, not written, until
+ * weft_store_write_deferred (on another thread, while the caller does
+ * something else; weft_store_close drops what is left: a cache entry
+ * lost costs only a read later). cache may be NULL. */
+void weft_store_defer_cache_writes(weft_store *cache);
+/* Write the entries kept, in one transaction, and keep none. */
+int weft_store_write_deferred(weft_store *cache);
 
 /* ---- A hash cache of its own (wrappers on a worker node) ----
  *
