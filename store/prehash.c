@@ -47,6 +47,14 @@
 
 /* Offers waiting for the thread; more are dropped. */
 #define PREHASH_QUEUE 8192
+/* At the run's end, a queue of at most this many inputs of at most
+ * PREHASH_LEAVE_BYTES together is left to the end's hashing, whose store
+ * connection is open already: the thread would first open one of its own
+ * (and read the store's schema) to look them up, 0.4-0.7 ms that a
+ * `weft run -- true` under ptrace or eBPF (the loader's and libc's
+ * opens) waited for. */
+#define PREHASH_LEAVE_FILES 16
+#define PREHASH_LEAVE_BYTES (16 << 20)
 /* The feeding thread wakes the hasher only when this many offers wait
  * (a wakeup on another CPU costs the tracer tens of microseconds, paid by
  * the workload under ptrace); otherwise the hasher looks every
@@ -549,6 +557,41 @@ void weft_prehash_offer(weft_prehash *p, const char *path, const weft_event *ev)
 	atomic_fetch_add(&p->offered, 1);
 }
 
+/* Drop what is queued (the end reads it). Under mu, or with the
+ * threads joined. */
+static void drop_queued_locked(weft_prehash *p)
+{
+	for (; p->n; p->n--, p->head = (p->head + 1) % PREHASH_QUEUE) {
+		free(p->q[p->head].path);
+		atomic_fetch_add(&p->dropped, 1);
+	}
+}
+
+/* Whether the queue is a few small inputs (PREHASH_LEAVE_FILES). Under
+ * mu. */
+static bool few_small_inputs_locked(const weft_prehash *p)
+{
+	if (p->n > PREHASH_LEAVE_FILES)
+		return false;
+	int64_t bytes = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct prehash_item *it =
+			&p->q[(p->head + i) % PREHASH_QUEUE];
+		if (it->output)
+			return false;
+		bytes += it->id.size;
+	}
+	return bytes <= PREHASH_LEAVE_BYTES;
+}
+
+size_t store_prehash_queued(weft_prehash *p)
+{
+	pthread_mutex_lock(&p->mu);
+	size_t n = p->n;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
 static void join_workers(weft_prehash *p)
 {
 	for (int i = 0; i < 2; i++) {
@@ -568,6 +611,9 @@ void weft_prehash_finish(weft_prehash *p,
 	atomic_store(&p->ended, true);
 	pthread_mutex_lock(&p->mu);
 	p->finishing = true;
+	/* The file being read, if any, is finished all the same. */
+	if (few_small_inputs_locked(p))
+		drop_queued_locked(p);
 	size_t total = p->n;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -610,10 +656,7 @@ void weft_prehash_stop(weft_prehash *p)
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	join_workers(p);
-	for (; p->n; p->n--, p->head = (p->head + 1) % PREHASH_QUEUE) {
-		free(p->q[p->head].path);
-		atomic_fetch_add(&p->dropped, 1);
-	}
+	drop_queued_locked(p);
 }
 
 weft_prehash_stats weft_prehash_get_stats(const weft_prehash *p)

@@ -90,6 +90,8 @@ int store_hash_fd(int fd, const struct stat *before, uint8_t hash[32],
  * weft_prehash_stop. */
 int store_prehash_get(const weft_prehash *p, const struct stat *st,
 		      uint8_t hash[32], bool *cached);
+/* Offers p's threads have not taken yet (tests). */
+size_t store_prehash_queued(weft_prehash *p);
 
 /* A stat holding only an identity (device, inode, size, mtime, ctime),
  * to look it up with store_cache_get or store_prehash_get (hash.c). */

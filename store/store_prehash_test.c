@@ -213,6 +213,70 @@ static void test_finish_hashes_the_queue(void **state)
 	weft_prehash_free(p);
 }
 
+/* A file of n MiB at path, made by the run. */
+static void write_big(const char *path, int mib)
+{
+	static char block[1 << 20];
+	memset(block, 'b', sizeof(block));
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	for (int i = 0; i < mib; i++)
+		assert_int_equal(fwrite(block, 1, sizeof(block), f),
+				 sizeof(block));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The run ends while the thread reads a large output: that one is
+ * finished; a few small inputs still queued are left to the end (whose
+ * store connection is open), unless an output is among them. */
+static void test_few_inputs_left_to_the_end(void **state)
+{
+	struct scratch *t = *state;
+	char big[400], in[3][400], out[400];
+	write_big(scratch_path(t, "big", big, sizeof(big)), 64);
+	for (int i = 0; i < 3; i++) {
+		char name[8] = {'i', (char)('0' + i), 0};
+		write_file(scratch_path(t, name, in[i], sizeof(in[i])), name,
+			   2);
+	}
+	write_file(scratch_path(t, "o", out, sizeof(out)), "out", 3);
+	settle();
+	weft_event ev[3];
+	for (int i = 0; i < 3; i++)
+		ev[i] = open_event(in[i]);
+	for (int with_output = 0; with_output < 2; with_output++) {
+		weft_prehash *p = weft_prehash_start(NULL, -1);
+		assert_non_null(p);
+		weft_prehash_offer(p, big, NULL);
+		/* Taken: the thread reads 64 MiB from now on. */
+		for (int i = 0; i < 6000 && store_prehash_queued(p); i++)
+			settle();
+		assert_int_equal(store_prehash_queued(p), 0);
+		for (int i = 0; i < 3; i++)
+			weft_prehash_offer(p, in[i], &ev[i]);
+		if (with_output)
+			weft_prehash_offer(p, out, NULL);
+		weft_prehash_finish(p, NULL, NULL);
+		weft_prehash_stats s = weft_prehash_get_stats(p);
+		assert_int_equal(s.dropped, with_output ? 0 : 3);
+		assert_int_equal(s.hashed, with_output ? 5 : 1);
+
+		weft_report r;
+		weft_report_init(&r);
+		for (int i = 0; i < 3; i++)
+			add_input(&r, in[i], false, &ev[i]);
+		add_file(&r, big, false, true);
+		assert_int_equal(hash_at_end(t, p, &r), with_output ? 0 : 3);
+		for (int i = 0; i < 3; i++) {
+			char name[8] = {'i', (char)('0' + i), 0};
+			assert_hash(r.files[i].hash, name);
+		}
+		assert_true(r.files[3].has_hash);
+		weft_report_release(&r);
+		weft_prehash_free(p);
+	}
+}
+
 static void test_changed_after_hashing(void **state)
 {
 	struct scratch *t = *state;
@@ -335,6 +399,8 @@ WEFT_TEST_MAIN(
 	cmocka_unit_test_setup_teardown(test_inputs_taken_unread, scratch_setup,
 					scratch_teardown),
 	cmocka_unit_test_setup_teardown(test_finish_hashes_the_queue,
+					scratch_setup, scratch_teardown),
+	cmocka_unit_test_setup_teardown(test_few_inputs_left_to_the_end,
 					scratch_setup, scratch_teardown),
 	cmocka_unit_test_setup_teardown(test_changed_after_hashing,
 					scratch_setup, scratch_teardown),
