@@ -265,8 +265,10 @@ int cmd_run(int argc, char **argv)
 	weft_store_use_prehash(store, t.prehash);
 	weft_store_defer_cache_writes(store);
 	int err = weft_report_hash_files(store, &report);
-	if (verbose)
+	if (verbose) {
+		cli_progress_erase(&progress);
 		cli_print_prehash(t.prehash);
+	}
 	weft_store_use_prehash(store, NULL);
 	weft_prehash_free(t.prehash);
 	if (err != WEFT_OK)

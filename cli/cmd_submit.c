@@ -287,8 +287,8 @@ static int run_driver(weft_wrap_trace *t, const struct submit_opts *o,
 	if (rc == 0) {
 		snprintf(report.node, sizeof(report.node), "%s", id.node);
 		weft_store *cache = NULL;
-		weft_wrap_hash_files(&cache, id.task, NULL, &report,
-				     o->verbose);
+		weft_wrap_hash_files(&cache, id.task, NULL, &report, o->verbose,
+				     NULL, NULL);
 		weft_store_close(cache);
 		weft_wrap_ship_opts ship = {
 			.env = env,

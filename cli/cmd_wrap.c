@@ -146,14 +146,28 @@ static int parse_args(int argc, char **argv, struct wrap_opts *o)
 
 /* The node's hash cache (WEFT_HASH_CACHE, docs/distributed.md), opened
  * at the first hashing and kept for the records after it; the hashes made
- * while the workload ran (none under ptrace or without a cache). */
+ * while the workload ran (none without a cache). */
 static weft_store *hash_cache;
 static const weft_prehash *prehashed;
 
 static int hash_and_ship(const weft_wrap_ship_opts *ship, weft_report *r)
 {
 	weft_wrap_hash_files(&hash_cache, ship->id->task, prehashed, r,
-			     ship->verbose);
+			     ship->verbose, NULL, NULL);
+	return weft_wrap_ship_report(ship, r);
+}
+
+/* The task's files hashed and its record shipped, with what is left to
+ * wait for on a terminal past a second (cli_progress): the files hashed,
+ * then the fragments delivered. */
+static int hash_and_ship_shown(weft_wrap_ship_opts *ship, weft_report *r,
+			       cli_progress *progress)
+{
+	weft_wrap_hash_files(&hash_cache, ship->id->task, prehashed, r,
+			     ship->verbose, cli_progress_fn, progress);
+	cli_progress_then(progress, "shipping", "fragments");
+	ship->progress = cli_progress_fn;
+	ship->progress_arg = progress;
 	return weft_wrap_ship_report(ship, r);
 }
 
@@ -338,18 +352,26 @@ int cmd_wrap(int argc, char **argv)
 		weft_wrap_prehash_start(&t, cache_at);
 	/* The spool is weft's own business, even for a wrapped wrapper. */
 	rc = weft_wrap_trace_run(&t, env.spool, &report);
+	/* What is left to wait for, on a terminal past a second; not for a
+	 * Ray worker's wrapper (its tasks were shipped as they ended). */
+	cli_progress progress;
+	cli_progress_begin(&progress, "hashing", "files", false);
 	if (rc == 0)
-		weft_prehash_finish(t.prehash, NULL, NULL);
+		weft_prehash_finish(t.prehash, ray ? NULL : cli_progress_fn,
+				    &progress);
 	else
 		weft_prehash_stop(t.prehash);
 	prehashed = t.prehash;
-	if (o.verbose)
+	if (o.verbose) {
+		cli_progress_erase(&progress);
 		cli_print_prehash(t.prehash);
+	}
 	/* The worker exited: from here, --ship-timeout for what is left. */
 	int64_t deadline_ms = weft_mono_ms() + o.ship_timeout_ms;
 	if (ray)
 		weft_ray_wrapper_ship_deadline(ray, o.ship_timeout_ms);
 	if (rc != 0) {
+		cli_progress_end(&progress);
 		weft_report_release(&report);
 		weft_ray_wrapper_free(ray);
 		weft_prehash_free(t.prehash);
@@ -362,8 +384,9 @@ int cmd_wrap(int argc, char **argv)
 		ship_ray(ray, &ship, &id, &report, deadline_ms);
 		weft_ray_wrapper_free(ray);
 	} else {
-		hash_and_ship(&ship, &report);
+		hash_and_ship_shown(&ship, &report, &progress);
 	}
+	cli_progress_end(&progress);
 	weft_store_close(hash_cache);
 	hash_cache = NULL;
 	prehashed = NULL;

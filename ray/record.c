@@ -32,8 +32,8 @@ static void prepare(weft_ray_wrapper *w, const char *parent, weft_ray_task *t,
 		    struct rec *rec, const char *preflight, weft_wrap_run *run,
 		    weft_store **cache, const char *cache_path)
 {
-	int e = weft_report_hash_files_cached(cache, cache_path, NULL,
-					      &t->report, NULL, NULL);
+	int e = weft_report_hash_files_cached(
+		cache, cache_path, NULL, &t->report, NULL, NULL, NULL, NULL);
 	if (e != WEFT_OK)
 		weft_report_warn(&t->report, "hashing incomplete: %s",
 				 weft_strerror(e));

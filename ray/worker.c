@@ -339,8 +339,8 @@ int weft_ray_wrapper_record(weft_ray_wrapper *w, const weft_wrap_identity *id,
 	char cache_buf[WEFT_MAX_PATH_BYTES];
 	const char *cache_path = weft_wrap_hash_cache(cache_buf, r, w->diag);
 	weft_store *cache = NULL;
-	int e = weft_report_hash_files_cached(&cache, cache_path, NULL, r,
-					      NULL, NULL);
+	int e = weft_report_hash_files_cached(&cache, cache_path, NULL, r, NULL,
+					      NULL, NULL, NULL);
 	weft_store_close(cache);
 	if (e != WEFT_OK)
 		weft_report_warn(r, "hashing incomplete: %s", weft_strerror(e));

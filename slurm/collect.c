@@ -407,7 +407,8 @@ int weft_slurm_collect(const weft_slurm_collect_opts *o)
 	/* The node's hash cache: the node's other tasks often read the
 	 * same inputs (docs/distributed.md, WEFT_HASH_CACHE). */
 	weft_store *cache = NULL;
-	weft_wrap_hash_files(&cache, id.task, NULL, &report, o->verbose);
+	weft_wrap_hash_files(&cache, id.task, NULL, &report, o->verbose, NULL,
+			     NULL);
 	weft_store_close(cache);
 	weft_wrap_ship_opts ship = {
 		.env = &env,

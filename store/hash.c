@@ -697,7 +697,8 @@ static size_t count_hashed(const weft_report *r)
 
 int weft_report_hash_files_cached(weft_store **cache, const char *path,
 				  const weft_prehash *pre, weft_report *r,
-				  size_t *hashed, size_t *nread)
+				  size_t *hashed, size_t *nread,
+				  weft_progress_fn progress, void *progress_arg)
 {
 	if (path && !*cache) {
 		char why[256];
@@ -712,11 +713,15 @@ int weft_report_hash_files_cached(weft_store **cache, const char *path,
 			return WEFT_ENOMEM;
 	}
 	uint64_t before = weft_hash_cache_reads(*cache);
-	if (*cache)
+	if (*cache) {
 		weft_store_use_prehash(*cache, pre);
+		weft_store_set_progress(*cache, progress, progress_arg);
+	}
 	int err = weft_report_hash_files(*cache, r);
-	if (*cache) /* pre may be freed before the cache is closed */
+	if (*cache) { /* pre and progress may end before the cache */
 		weft_store_use_prehash(*cache, NULL);
+		weft_store_set_progress(*cache, NULL, NULL);
+	}
 	size_t n = count_hashed(r);
 	if (hashed)
 		*hashed = n;

@@ -38,6 +38,9 @@ Cases:
                 (wrap -v's counts), both record the same hash; a rewrite
                 that keeps size and mtime gets a new one; a corrupt cache
                 file and WEFT_HASH_CACHE=off hash without it, exit 0.
+  progress      on a terminal a wrapper shows the hashing and shipping
+                after its task as a progress line, taken away at the
+                end; on a pipe, nothing.
   prehash       a wrapper traced with preload hashes its files while the
                 task runs (wrap -v says how many), with WEFT_PREHASH=off
                 it does not; the DAG has the contents' hashes either way
@@ -310,6 +313,35 @@ def case_prehash(weft):
                    arts[e["to"]]["path"] == out]
             check(got == [want], "task %s wrote %s as %r, expected %s"
                   % (task, out, got, want))
+
+
+@case
+def case_progress(weft):
+    """On a terminal, what a wrapper has left to do after its task (the
+    files hashed, the fragments shipped) is a progress line on stderr,
+    taken away before it exits; on a pipe stderr has none of it."""
+    with started_job(weft, "progress") as (s, c, j):
+        n = 40
+        # Nothing hashed while the task runs: every file is left to the
+        # hashing after it; progress at once (the task is short).
+        env = wrap_env(j.contract, s.path("spool"), WEFT_PREHASH="off",
+                       WEFT_PROGRESS_DELAY_MS="0")
+        cmd = [weft, "wrap", "--task", "shown", "--", "sh", "-c",
+               "for i in $(seq 1 %d); do echo $i > f$i; done" % n]
+        p = run_tty(cmd, env=env, cwd=s.dir)
+        check(p.returncode == 0, "wrap on a terminal exited %d:\n%s"
+              % (p.returncode, p.err))
+        m = re.search(r"\rweft: hashing: [0-9,]+ of ([0-9,]+) files", p.err)
+        check(m is not None and int(m.group(1).replace(",", "")) >= n,
+              "no hashing progress of at least %d files: %r" % (n, p.err))
+        check(re.search(r"\rweft: shipping: 1 of 1 fragments", p.err)
+              is not None, "no shipping progress: %r" % p.err)
+        check(p.err.endswith("\r\x1b[K"),
+              "the progress line was not taken away at the end: %r" % p.err)
+        q = run(cmd[:3] + ["piped"] + cmd[4:], env=env, cwd=s.dir)
+        check(q.returncode == 0 and "\r" not in q.err
+              and "hashing" not in q.err,
+              "progress on a pipe: exit %d, %r" % (q.returncode, q.err))
 
 
 def stage_script(out_dir, i):

@@ -154,13 +154,14 @@ int weft_wrap_ship_report(const weft_wrap_ship_opts *s, const weft_report *r)
 }
 
 void weft_wrap_hash_files(weft_store **cache, const char *task,
-			  const weft_prehash *pre, weft_report *r, int verbose)
+			  const weft_prehash *pre, weft_report *r, int verbose,
+			  weft_progress_fn progress, void *progress_arg)
 {
 	char path[WEFT_MAX_PATH_BYTES];
 	const char *at = weft_wrap_hash_cache(path, r, stderr);
 	size_t hashed = 0, nread = 0;
-	int err =
-		weft_report_hash_files_cached(cache, at, pre, r, &hashed, &nread);
+	int err = weft_report_hash_files_cached(cache, at, pre, r, &hashed,
+						&nread, progress, progress_arg);
 	if (err != WEFT_OK)
 		weft_report_warn(r, "hashing incomplete: %s",
 				 weft_strerror(err));

@@ -183,10 +183,13 @@ uint64_t weft_hash_cache_reads(const weft_store *cache);
  * without it. *hashed and *nread (may be NULL) receive the files hashed
  * and how many of them were read rather than found in the cache. pre
  * (may be NULL): hashes made while the run ran (weft_prehash_start),
- * used through the cache when there is one. */
+ * used through the cache when there is one. progress (may be NULL):
+ * called as weft_store_set_progress says, when there is a cache. */
 int weft_report_hash_files_cached(weft_store **cache, const char *path,
 				  const weft_prehash *pre, weft_report *r,
-				  size_t *hashed, size_t *nread);
+				  size_t *hashed, size_t *nread,
+				  weft_progress_fn progress,
+				  void *progress_arg);
 
 /* ---- The lineage DAG ---- */
 

@@ -567,11 +567,13 @@ void weft_wrap_task_name(char *out, size_t outsz, const weft_report *r);
  * into *cache at the first call, kept for later ones: weft_store_close it
  * at the end) and pre (may be NULL: weft_wrap_prehash_start's). A
  * failure is a warning in r; with verbose, one line on stderr says how
- * many files were read and how many came from the cache. */
+ * many files were read and how many came from the cache. progress (may
+ * be NULL): files hashed so far (weft_store_set_progress). */
 struct weft_store;
 void weft_wrap_hash_files(struct weft_store **cache, const char *task,
 			  const struct weft_prehash *pre, weft_report *r,
-			  int verbose);
+			  int verbose, weft_progress_fn progress,
+			  void *progress_arg);
 
 /* A new job record for cmd: fresh id and token, the command joined, user,
  * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
