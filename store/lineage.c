@@ -56,7 +56,7 @@ struct ref {
  * location and predecessor) of the locations whose heads `seed` (a FROM
  * and WHERE ending in f, the head's record) selects, and each record's
  * predecessor at the same location. A chain runs down file_io's key
- * (store.c keeps it so), and the walk takes only steps down: a damaged
+ * (put.c keeps it so), and the walk takes only steps down: a damaged
  * store whose chain loops ends it all the same. */
 #define CHAIN_SQL(cols, seed)                                                  \
 	"chain AS (SELECT " cols " FROM " seed " UNION ALL SELECT " cols       \

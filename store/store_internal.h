@@ -174,7 +174,7 @@ char *store_join_argv(const void *blob, size_t len);
 	"  SELECT loc_path, loc_fs, run, path FROM temp.loc_chain WHERE head;" \
 	"DROP TABLE temp.loc_chain;"
 
-/* ---- Storing report records (store.c), shared with ingest.c ---- */
+/* ---- Storing report records (put.c), shared with ingest.c ---- */
 
 /* The statements a report's rows are written with (store_put_sql). */
 enum {
