@@ -76,9 +76,11 @@ void weft_wrap_prehash_start(weft_wrap_trace *t, const char *cache_path)
 	 * that CPU (bench/realistic, 9 rounds against no thread under
 	 * ptrace: cp -r 0.92x, tar 0.94x, postmark 0.92x, the rest even;
 	 * 300 fresh files of 200 KB read by cat 0.59x). The CPU is chosen
-	 * once, here, and given to the backend (weft_launch.cpu): asked
-	 * twice, the answers differed in about one run of thirty. */
-	t->cpu = sched_getcpu();
+	 * once, here, by the backend that pins (WEFT_PTRACE_PIN), and given
+	 * back to it (weft_launch.cpu): asked twice, the answers differed in
+	 * about one run of thirty. Else the thread keeps off this thread's
+	 * CPU. */
+	t->cpu = t->backend->pin_cpu ? t->backend->pin_cpu() : sched_getcpu();
 	t->prehash = weft_prehash_start(cache_path, t->cpu);
 }
 

@@ -860,6 +860,21 @@ static void options_from_env(pt_options *o, const weft_launch *l)
 		 v);
 }
 
+/* The CPU options_from_env will pin the tracer to, chosen now (an
+ * explicit one as it is: run says what is wrong with it); -1 for "off"
+ * or what options_from_env will refuse. */
+static int ptrace_pin_cpu(void)
+{
+	const char *v = getenv("WEFT_PTRACE_PIN");
+	if (!v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "tracer") == 0 ||
+	    strcmp(v, "on") == 0)
+		return sched_getcpu();
+	char *end;
+	long cpu = strtol(v, &end, 10);
+	return end != v && !*end && cpu >= 0 && cpu < CPU_SETSIZE ? (int)cpu
+								  : -1;
+}
+
 static int ptrace_run(weft_launch *l, weft_report *warnings_to)
 {
 	pt_options o;
@@ -872,6 +887,7 @@ const weft_backend weft_backend_ptrace = {
 	.preflight = pt_preflight,
 	.check_command = pt_check_command,
 	.run = ptrace_run,
+	.pin_cpu = ptrace_pin_cpu,
 	.attach = pt_attach,
 	.collect_open = pt_collect_open,
 	.collect_wait = pt_collect_wait,

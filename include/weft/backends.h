@@ -138,10 +138,9 @@ typedef struct weft_launch {
 	char *const *envp;        /* its environment */
 	int verbose;              /* 0, 1 (-v), 2 (-vv): diagnostics to stderr */
 	weft_classifier *classifier; /* where events go */
-	/* The CPU the caller chose for tracing (has_cpu): a backend that
-	 * pins its tracing thread (ptrace) pins it there, and the caller's
-	 * own helper threads keep off it. Else the backend takes the CPU
-	 * it is on. */
+	/* The CPU the backend's pin_cpu chose (has_cpu), where run pins
+	 * its tracing thread; the caller's own helper threads keep off it.
+	 * Else the backend takes the CPU it is on. */
 	bool has_cpu;
 	int cpu;
 	/* Filled by the backend: */
@@ -206,6 +205,10 @@ typedef struct weft_backend {
 	 * launch never kills the workload; it becomes a warning, or sets
 	 * l->lost (above). */
 	int (*run)(weft_launch *l, weft_report *warnings_to);
+	/* The CPU run will pin its tracing thread to, chosen now, given back
+	 * in weft_launch.cpu (the caller's helper threads keep off it); -1
+	 * when it will not pin. NULL: it never pins. */
+	int (*pin_cpu)(void);
 	/* Attach to the live tree rooted at l->root_pid (a child of this
 	 * process) and trace it as run does, to its end. NULL when this
 	 * backend cannot attach to live processes. */

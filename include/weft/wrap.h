@@ -497,7 +497,8 @@ typedef struct weft_wrap_trace {
 	 * its outputs as they are closed, to hash them while it runs
 	 * (weft_prehash_start, <weft/store.h>). */
 	struct weft_prehash *prehash;
-	int cpu; /* the one prehash keeps off, where ptrace pins itself */
+	int cpu; /* the one prehash keeps off, where ptrace pins itself;
+		    -1: none */
 } weft_wrap_trace;
 
 /* Find the executable CMD names the way a shell does (a name with a slash
@@ -521,8 +522,9 @@ int weft_wrap_trace_run(weft_wrap_trace *t, const char *ignore_dir,
 			weft_report *report);
 /* After prepare: t->prehash for the run, with the hash cache at cache_path
  * (weft_prehash_start), whatever the backend; NULL when none. Its thread
- * keeps off t->cpu, the CPU this thread is on, where the run's tracer
- * pins itself if it does. The caller stops and frees it. */
+ * keeps off t->cpu: where the run's tracer will pin itself
+ * (weft_backend.pin_cpu), else the CPU this thread is on. The caller
+ * stops and frees it. */
 void weft_wrap_prehash_start(weft_wrap_trace *t, const char *cache_path);
 /* -v/-vv: the tracer log WEFT_DIR/tracer.log (appended) at that level;
  * NULL (after a message) when it cannot be written. */
