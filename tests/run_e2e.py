@@ -12,7 +12,8 @@ HEAD, a branch with no commit yet, a directory in no repository, and
 GIT_DIR naming a repository elsewhere. `prehash` checks the hashes of
 a run whose inputs and outputs are hashed while it runs against
 hashlib's, with and without it; `hash_cache_written` that the hash
-cache has each output's hash when `weft run` exits. `timings` checks that
+cache has each output's hash when `weft run` exits; `ptrace_pin_apart`
+that the ptrace tracer and the hashing thread keep to different CPUs. `timings` checks that
 `weft run --timings` names its four phases on stderr; `env_bad` that a
 setting in the environment weft does not understand stops the run before
 the command (exit 2, the variable named); `progress` that on
@@ -400,6 +401,71 @@ def prehash(weft, d):
     if not traced:
         raise Skip("neither the preload nor the ptrace tracer can trace "
                    "here")
+
+
+def thread_cpus(pid):
+    """{tid: (nice, allowed CPUs as a string)} of pid's threads now."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                nice = int(f.read().rsplit(")", 1)[1].split()[16])
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                cpus = [x.split()[1] for x in f
+                        if x.startswith("Cpus_allowed_list:")][0]
+        except (OSError, IndexError, ValueError):
+            continue
+        out[int(tid)] = (nice, cpus)
+    return out
+
+
+@case
+def ptrace_pin_apart(weft, d):
+    """Under ptrace the tracer pins itself to the CPU WEFT_PTRACE_PIN
+    names, and the thread that hashes while the run runs (weft's one at
+    nice 19) keeps off that CPU; with WEFT_PTRACE_PIN=off neither is
+    pinned."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        raise Skip("one CPU: nothing to keep apart")
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    for pin in (str(allowed[-1]), str(allowed[0]), "off"):
+        env = dict(ENV, WEFT_PTRACE_PIN=pin)
+        p = subprocess.Popen([weft, "run", "--tracer", "ptrace", "--",
+                              "sleep", "1"], cwd=d, env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        seen = {}
+        try:
+            for _ in range(200):
+                seen = thread_cpus(p.pid)
+                hashing = [v for v in seen.values() if v[0] == 19]
+                if hashing and p.pid in seen:
+                    break
+                time.sleep(0.01)
+        finally:
+            _, err = p.communicate(timeout=60)
+        if p.returncode == PREFLIGHT_EXIT:
+            raise Skip("the ptrace tracer cannot trace here")
+        if p.returncode:
+            raise Fail("weft run exited %d: %s" % (p.returncode, err))
+        hashing = [v[1] for v in seen.values() if v[0] == 19]
+        if len(hashing) != 1 or p.pid not in seen:
+            raise Fail("WEFT_PTRACE_PIN=%s: no tracer and hashing thread "
+                       "seen: %r" % (pin, seen))
+        tracer = seen[p.pid][1]
+        if pin == "off":
+            if tracer != hashing[0] or "-" not in tracer:
+                raise Fail("WEFT_PTRACE_PIN=off: tracer on %s, hashing "
+                           "on %s" % (tracer, hashing[0]))
+            continue
+        cpus = set()
+        for part in hashing[0].split(","):
+            a, _, b = part.partition("-")
+            cpus.update(range(int(a), int(b or a) + 1))
+        if tracer != pin or int(pin) in cpus:
+            raise Fail("WEFT_PTRACE_PIN=%s: tracer on %s, hashing on %s"
+                       % (pin, tracer, hashing[0]))
 
 
 @case
