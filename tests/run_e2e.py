@@ -432,7 +432,7 @@ def ptrace_pin_apart(weft, d):
     for pin in (str(allowed[-1]), str(allowed[0]), "off"):
         env = dict(ENV, WEFT_PTRACE_PIN=pin)
         p = subprocess.Popen([weft, "run", "--tracer", "ptrace", "--",
-                              "sleep", "1"], cwd=d, env=env,
+                              "sleep", "1.5"], cwd=d, env=env,
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         seen = {}
