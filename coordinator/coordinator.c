@@ -309,7 +309,12 @@ int weft_coordinator_start(const weft_coordinator_opts *o,
 	if (!c)
 		return WEFT_ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	/* The writer's gathering waits on it with a monotonic deadline. */
+	pthread_condattr_t mono;
+	pthread_condattr_init(&mono);
+	pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &mono);
+	pthread_condattr_destroy(&mono);
 	pthread_cond_init(&c->reply_cv, NULL);
 	pthread_cond_init(&c->idle, NULL);
 	pthread_cond_init(&c->answered, NULL);

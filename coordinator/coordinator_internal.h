@@ -54,6 +54,7 @@ struct weft_coordinator {
 	/* Requests taken before stopping that are still being decoded and
 	 * checked: not queued yet, but stop waits for them too. */
 	size_t admitted;
+	bool gathering; /* the writer waits for more of admitted (server.c) */
 	bool writer_done;
 	size_t held_bytes; /* request bytes received and not yet answered */
 	int in_flight;     /* requests received and not yet answered */
