@@ -1,6 +1,7 @@
 /*
  * base_test.c - libweft_base: the RFC 3339 formats every caller prints
- * (checked against times worked out by hand), and the clocks' directions.
+ * (checked against times worked out by hand), the clocks' directions, and
+ * the deadlines made from the monotonic one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,6 +55,26 @@ static void test_clocks(void **state)
 	assert_true(weft_real_ns() > 1577836800LL * 1000000000);
 }
 
+static int64_t ts_ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void test_mono_deadline(void **state)
+{
+	(void)state;
+	/* Past a second boundary or not, a valid timespec that far ahead
+	 * of the clock read around it. */
+	for (int64_t ns = 0; ns <= 3500000000LL; ns += 700000001LL) {
+		int64_t before = weft_mono_ns();
+		struct timespec d = weft_mono_deadline(ns);
+		int64_t after = weft_mono_ns();
+		assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000);
+		assert_true(ts_ns(d) >= before + ns && ts_ns(d) <= after + ns);
+	}
+}
+
 WEFT_TEST_MAIN(cmocka_unit_test(test_rfc3339_microseconds),
 	       cmocka_unit_test(test_rfc3339_digits),
-	       cmocka_unit_test(test_clocks))
+	       cmocka_unit_test(test_clocks),
+	       cmocka_unit_test(test_mono_deadline))

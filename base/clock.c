@@ -30,6 +30,13 @@ double weft_mono_s(void)
 	return (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
 }
 
+struct timespec weft_mono_deadline(int64_t ns)
+{
+	int64_t at = clock_ns(CLOCK_MONOTONIC) + ns;
+	return (struct timespec){.tv_sec = at / 1000000000,
+				 .tv_nsec = at % 1000000000};
+}
+
 int64_t weft_real_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);

@@ -217,9 +217,8 @@ static bool close_socket(weft_coordinator *c)
 	if (pthread_create(&t, NULL, closer_main, k) != 0) {
 		closer_main(k);
 	} else {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += COORD_CLOSE_WAIT_S;
+		struct timespec until =
+			weft_mono_deadline(COORD_CLOSE_WAIT_S * 1000000000LL);
 		pthread_mutex_lock(&k->mu);
 		while (!k->done &&
 		       pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)

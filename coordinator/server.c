@@ -294,13 +294,7 @@ static void gather(weft_coordinator *c)
 {
 	if (c->wqueued >= COORD_GATHER_WANT || !c->admitted || c->quit)
 		return;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += COORD_GATHER_US * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = weft_mono_deadline(COORD_GATHER_US * 1000L);
 	c->gathering = true;
 	while (c->wqueued < COORD_GATHER_WANT && c->admitted && !c->quit)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0)

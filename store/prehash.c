@@ -378,13 +378,8 @@ static bool next_item(struct prehash_worker *w, struct prehash_item *it)
 			continue;
 		}
 		/* Woken by a batch, else it looks every PREHASH_POLL_MS. */
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += PREHASH_POLL_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until =
+			weft_mono_deadline(PREHASH_POLL_MS * 1000000L);
 		pthread_cond_timedwait(&p->cv, &p->mu, &until);
 	}
 	bool got = !p->quit && p->n;
@@ -633,13 +628,7 @@ void weft_prehash_finish(weft_prehash *p,
 			if (!p->running)
 				break;
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += 100 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = weft_mono_deadline(100 * 1000000L);
 		pthread_cond_timedwait(&p->cv, &p->mu, &until);
 	}
 	pthread_mutex_unlock(&p->mu);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 /* ---- The clock (clock.c) ---- */
 
@@ -19,6 +20,9 @@ int64_t weft_mono_ns(void);
 int64_t weft_mono_ms(void);
 /* The same in seconds, for the ratios benchmarks and tests print. */
 double weft_mono_s(void);
+/* The monotonic time ns from now: a deadline for pthread_cond_timedwait
+ * on a condition variable made with CLOCK_MONOTONIC. */
+struct timespec weft_mono_deadline(int64_t ns);
 /* CLOCK_REALTIME, nanoseconds since the epoch: start and end times that
  * records carry and people read. */
 int64_t weft_real_ns(void);
