@@ -482,8 +482,10 @@ static void beside_start(weft_local *l)
 	l->beside_started =
 		pthread_create(&l->beside_thread, NULL, beside_main, l) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!l->beside_started)
+	if (!l->beside_started) {
 		l->beside(l->beside_arg);
+		l->beside = NULL; /* done: not again at beside_end */
+	}
 }
 
 /* And ended. */
