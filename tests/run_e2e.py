@@ -437,10 +437,13 @@ def ptrace_pin_apart(weft, d):
                              stderr=subprocess.PIPE, text=True)
         seen = {}
         try:
-            for _ in range(200):
+            # Until the tracer has pinned itself (it does as the run
+            # starts, after the hashing thread began), or a second.
+            for _ in range(100):
                 seen = thread_cpus(p.pid)
                 hashing = [v for v in seen.values() if v[0] == 19]
-                if hashing and p.pid in seen:
+                if hashing and p.pid in seen and (
+                        pin == "off" or seen[p.pid][1] == pin):
                     break
                 time.sleep(0.01)
         finally:
