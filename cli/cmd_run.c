@@ -225,7 +225,7 @@ int cmd_run(int argc, char **argv)
 	weft_log(1, "run %s: %s", report.run_id, t.exe);
 	weft_job_info job;
 	/* May run git: before any thread of weft's exists. */
-	weft_wrap_job_info(&job, t.cmd);
+	weft_wrap_job_info_sans_user(&job, t.cmd);
 	/* The run's files hashed as it opens and closes them, the store's
 	 * hash cache consulted first. */
 	char db[sizeof(weft_dir) + 16];

@@ -203,6 +203,10 @@ static void *begin_main(void *arg)
 {
 	weft_local *l = arg;
 	l->job_rc = -1;
+	/* Looked up here, beside the workload (weft_wrap_job_info_sans_user).
+	 */
+	if (!l->job.user[0])
+		weft_wrap_job_user(&l->job);
 	if (start(l) != 0)
 		return NULL;
 	weft_buf req;
@@ -639,12 +643,18 @@ weft_ol_live *weft_local_live_start(const weft_coordinator_opts *ol,
 	weft_wrap_identity id;
 	weft_task_start ts;
 	weft_ol_live *live = NULL;
+	if (!ol->ol_url && !ol->ol_file)
+		return NULL;
+	/* The job is stored now, with its user. */
+	weft_job_info j = *job;
+	if (!j.user[0])
+		weft_wrap_job_user(&j);
 	gethostname(host, sizeof(host) - 1);
 	task_identity(&id, host);
-	if (weft_wrap_task_start(job->id, job->token, "", &id, t->cmd,
+	if (weft_wrap_task_start(j.id, j.token, "", &id, t->cmd,
 				 t->backend->name, run_id, &ts) == WEFT_OK &&
-	    weft_ol_live_start(ol, store, job, &ts, &live, err,
-			       sizeof(err)) != WEFT_OK)
+	    weft_ol_live_start(ol, store, &j, &ts, &live, err, sizeof(err)) !=
+		    WEFT_OK)
 		weft_say("%s (the run's events go once it is stored)", err);
 	return live;
 }

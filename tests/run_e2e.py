@@ -13,7 +13,8 @@ GIT_DIR naming a repository elsewhere. `prehash` checks the hashes of
 a run whose inputs and outputs are hashed while it runs against
 hashlib's, with and without it; `hash_cache_written` that the hash
 cache has each output's hash when `weft run` exits; `ptrace_pin_apart`
-that the ptrace tracer and the hashing thread keep to different CPUs. `timings` checks that
+that the ptrace tracer and the hashing thread keep to different CPUs;
+`job_user` that a run's job names its user. `timings` checks that
 `weft run --timings` names its four phases on stderr; `env_bad` that a
 setting in the environment weft does not understand stops the run before
 the command (exit 2, the variable named); `progress` that on
@@ -401,6 +402,33 @@ def prehash(weft, d):
     if not traced:
         raise Skip("neither the preload nor the ptrace tracer can trace "
                    "here")
+
+
+@case
+def job_user(weft, d):
+    """The job of a `weft run` names the user who ran it (looked up
+    beside the workload), also when the run's OpenLineage events are
+    stored as it starts (openlineage.file)."""
+    import pwd
+    want = pwd.getpwuid(os.getuid()).pw_name
+    os.makedirs(os.path.join(d, ".weft"), mode=0o700)
+    events = os.path.join(os.path.realpath(d), "events.jsonl")
+    for config in ("", '[openlineage]\nfile = "%s"\n' % events):
+        with open(os.path.join(d, ".weft", "config.toml"), "w") as f:
+            f.write(config)
+        r = subprocess.run([weft, "run", "--tracer", "preload", "--",
+                            "true"], cwd=d, env=ENV, capture_output=True,
+                           text=True)
+        if r.returncode == PREFLIGHT_EXIT:
+            raise Skip("the preload tracer cannot trace here")
+        if r.returncode:
+            raise Fail("weft run exited %d: %s" % (r.returncode, r.stderr))
+        r = subprocess.run([weft, "job", "list", "--json"], cwd=d, env=ENV,
+                           capture_output=True, text=True)
+        jobs = json.loads(r.stdout) if r.returncode == 0 else None
+        if not jobs or jobs[-1].get("user") != want:
+            raise Fail("config %r: the job's user is %r, not %r"
+                       % (config, jobs and jobs[-1].get("user"), want))
 
 
 def thread_cpus(pid):

@@ -200,15 +200,32 @@ static char *join_argv(char **argv)
 	return s;
 }
 
+void weft_wrap_job_user(weft_job_info *j)
+{
+	/* The reentrant lookup: weft run makes it on the thread that
+	 * records its job beside the workload. */
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	const char *user =
+		getpwuid_r(getuid(), &pw, buf, sizeof(buf), &found) == 0 &&
+				found
+			? pw.pw_name
+			: getenv("USER");
+	snprintf(j->user, sizeof(j->user), "%s", user ? user : "");
+}
+
 void weft_wrap_job_info(weft_job_info *j, char **cmd)
+{
+	weft_wrap_job_info_sans_user(j, cmd);
+	weft_wrap_job_user(j);
+}
+
+void weft_wrap_job_info_sans_user(weft_job_info *j, char **cmd)
 {
 	memset(j, 0, sizeof(*j));
 	weft_uuid_new(j->id);
 	weft_token_new(j->token);
 	j->command = join_argv(cmd);
-	struct passwd *pw = getpwuid(getuid());
-	const char *user = pw ? pw->pw_name : getenv("USER");
-	snprintf(j->user, sizeof(j->user), "%s", user ? user : "");
 	if (gethostname(j->host, sizeof(j->host) - 1) != 0)
 		j->host[0] = '\0';
 	if (!getcwd(j->cwd, sizeof(j->cwd)))

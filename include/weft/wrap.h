@@ -581,6 +581,12 @@ void weft_wrap_hash_files(struct weft_store **cache, const char *task,
  * host, cwd, git commit of cwd's repository, now. j->command is malloc'ed
  * (free it). */
 void weft_wrap_job_info(weft_job_info *j, char **cmd);
+/* The same with j->user left empty, for weft_wrap_job_user later: the
+ * user database's lookup (0.1-0.2 ms from files here, more from a
+ * directory service) made off the path to the workload's start. */
+void weft_wrap_job_info_sans_user(weft_job_info *j, char **cmd);
+/* j->user: the name of this process's user, else $USER. Thread-safe. */
+void weft_wrap_job_user(weft_job_info *j);
 /* Send one request (job create or end) to the coordinator at url,
  * retrying with backoff for up to WEFT_WRAP_CALL_TIMEOUT_MS: 0 when
  * stored (or already), -1 after saying why not, prefixed with what. */
