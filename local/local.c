@@ -203,8 +203,8 @@ static void *begin_main(void *arg)
 {
 	weft_local *l = arg;
 	l->job_rc = -1;
-	/* Looked up here, beside the workload (weft_wrap_job_info_sans_user).
-	 */
+	/* The user, looked up here beside the workload
+	 * (weft_wrap_job_info_sans_user). */
 	if (!l->job.user[0])
 		weft_wrap_job_user(&l->job);
 	if (start(l) != 0)
